@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Command 2 of the README (and CI): installs what is missing, then builds and
+# runs the whole suite twice: with gcc and warnings as errors, then with
+# clang under AddressSanitizer and UndefinedBehaviorSanitizer, where the
+# libFuzzer targets are also built and run briefly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+(cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+
+jobs=$(nproc)
+echo "== build 1: gcc, -Werror"
+cmake -S . -B build-test -DRTM_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-test -j"$jobs"
+(cd build-test && ctest --output-on-failure -j"$jobs" --timeout 600)
+
+echo "== build 2: clang, AddressSanitizer + UndefinedBehaviorSanitizer, libFuzzer"
+CC=clang cmake -S . -B build-asan -DRTM_WERROR=ON -DRTM_SANITIZE=ON -DRTM_FUZZ=ON \
+  -DRTM_FUZZ_SECONDS="${RTM_FUZZ_SECONDS:-20}" -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$jobs"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900)

@@ -1,0 +1,27 @@
+/* A growable byte buffer with a read offset: the input and output staging
+ * area of connections, and the scratch space of encoders. */
+#ifndef RTM_BUF_H
+#define RTM_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rtm_buf {
+    uint8_t *data;
+    size_t len;   /* bytes written */
+    size_t off;   /* bytes already consumed from the front */
+    size_t cap;
+} rtm_buf;
+
+/* Makes room for n more bytes; returns 0, or -1 when out of memory. */
+int rtm_buf_reserve(rtm_buf *b, size_t n);
+int rtm_buf_append(rtm_buf *b, const void *p, size_t n);
+/* Pointer to the unread bytes and their count. */
+static inline uint8_t *rtm_buf_head(const rtm_buf *b) { return b->data + b->off; }
+static inline size_t rtm_buf_pending(const rtm_buf *b) { return b->len - b->off; }
+/* Marks n unread bytes as consumed; moves the rest to the front when worthwhile. */
+void rtm_buf_consume(rtm_buf *b, size_t n);
+void rtm_buf_reset(rtm_buf *b);
+void rtm_buf_free(rtm_buf *b);
+
+#endif

@@ -1,0 +1,755 @@
+/* rtmd configuration (see config.h): the defaults, the strict parser of the
+ * configuration file format documented in etc/rtmd.conf.example, the
+ * validation of every setting, the cross-field rules, and command-line
+ * overrides. All settings are described once, in the tables below. */
+#include "config.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* load_file refuses larger files */
+#define VALUE_MAX 1024                /* longest value any setting accepts, plus one */
+#define ECHO_MAX 48                   /* bytes of a value or key quoted in a message */
+#define MSG_MAX 512
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void set_msg(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_msg(char *msg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, MSG_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies at most ECHO_MAX bytes of s (already known to be valid UTF-8) into
+ * buf, cutting on a character boundary and marking the cut with "...". */
+static const char *echo(const char *s, char buf[ECHO_MAX + 4])
+{
+    size_t n = strlen(s);
+    if (n <= ECHO_MAX)
+        return s;
+    n = ECHO_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    memcpy(buf, s, n);
+    memcpy(buf + n, "...", 4);
+    return buf;
+}
+
+/* ---- text checks ------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0 if
+ * it is malformed (overlong, surrogate, above U+10FFFF, truncated). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/* 0 if [s, s+n) is valid UTF-8 without control characters other than tab;
+ * otherwise -1 with a message in msg. */
+static int check_text(const char *s, size_t n, char *msg)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] == '\t') {
+            i++;
+            continue;
+        }
+        if (p[i] < 0x20 || p[i] == 0x7F) {
+            set_msg(msg, "control character 0x%02X is not allowed", p[i]);
+            return -1;
+        }
+        size_t len = utf8_seq(p + i, n - i);
+        if (len == 0) {
+            set_msg(msg, "invalid UTF-8");
+            return -1;
+        }
+        i += len;
+    }
+    return 0;
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* ---- settings ---------------------------------------------------------- */
+
+enum kind {
+    K_PORT,   /* int, -1..65535 */
+    K_U32,    /* uint32_t, min..max */
+    K_STR,    /* char array of size bytes, checked by check_str */
+    K_LEVEL,  /* int, a log level name */
+    K_PID,    /* int64_t, 1..INT64_MAX */
+    K_SECRET, /* char array, 8..127 printable ASCII without spaces */
+};
+
+enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH };
+
+typedef struct setting {
+    const char *name;
+    enum kind kind;
+    size_t offset;
+    size_t size;
+    int64_t min, max;
+    enum str_rule rule;
+} setting;
+
+#define TOP(field) offsetof(rtmd_config, field), sizeof(((rtmd_config *)0)->field)
+#define PRJ(field) offsetof(rtmd_project_config, field), sizeof(((rtmd_project_config *)0)->field)
+
+static const setting top_settings[] = {
+    {"data_dir", K_STR, TOP(data_dir), 0, 0, S_NONEMPTY},
+    {"listen_host", K_STR, TOP(listen_host), 0, 0, S_HOST},
+    {"client_tcp_port", K_PORT, TOP(client_tcp_port), -1, 65535, S_ANY},
+    {"client_ws_port", K_PORT, TOP(client_ws_port), -1, 65535, S_ANY},
+    {"ws_path", K_STR, TOP(ws_path), 0, 0, S_PATH},
+    {"server_tcp_port", K_PORT, TOP(server_tcp_port), -1, 65535, S_ANY},
+    {"http_port", K_PORT, TOP(http_port), -1, 65535, S_ANY},
+    {"key_pem", K_STR, TOP(key_pem), 0, 0, S_ANY},
+    {"max_packet", K_U32, TOP(max_packet), 1024, 64 * 1024 * 1024, S_ANY},
+    {"max_connections", K_U32, TOP(max_connections), 1, 16777216, S_ANY},
+    {"max_output_queue", K_U32, TOP(max_output_queue), 1024, 1024 * 1024 * 1024, S_ANY},
+    {"idle_timeout", K_U32, TOP(idle_timeout), 2, 86400, S_ANY},
+    {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY},
+    {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY},
+    {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
+    {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
+};
+enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
+
+static const setting project_settings[] = {
+    {"pid", K_PID, PRJ(pid), 1, INT64_MAX, S_ANY},
+    {"secret", K_SECRET, PRJ(secret), 0, 0, S_ANY},
+    {"max_connections", K_U32, PRJ(max_connections), 0, 16777216, S_ANY},
+    {"token_ttl", K_U32, PRJ(token_ttl_seconds), 1, 31536000, S_ANY},
+};
+enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
+
+/* Indexes into top_settings used by the cross-field rules. */
+static int top_index(const char *name)
+{
+    for (int i = 0; i < NTOP; i++)
+        if (strcmp(top_settings[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static const setting *find_setting(const setting *table, int n, const char *name, int *index)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0) {
+            *index = i;
+            return &table[i];
+        }
+    return NULL;
+}
+
+void rtmd_config_defaults(rtmd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", "./data");
+    snprintf(cfg->listen_host, sizeof cfg->listen_host, "%s", "0.0.0.0");
+    cfg->client_tcp_port = 13325;
+    cfg->client_ws_port = 13321;
+    snprintf(cfg->ws_path, sizeof cfg->ws_path, "%s", "/service/websocket");
+    cfg->server_tcp_port = 13315;
+    cfg->http_port = 8080;
+    cfg->key_pem[0] = '\0';
+    cfg->max_packet = 2 * 1024 * 1024;
+    cfg->max_connections = 100000;
+    cfg->max_output_queue = 4 * 1024 * 1024;
+    cfg->idle_timeout = 120;
+    cfg->handshake_timeout = 10;
+    cfg->ping_interval = 20;
+    cfg->store_batch_max = 512;
+    cfg->log_level = RTM_LOG_INFO;
+    cfg->nprojects = 0;
+}
+
+static void project_defaults(rtmd_project_config *p)
+{
+    memset(p, 0, sizeof *p);
+    p->max_connections = 0;
+    p->token_ttl_seconds = 86400;
+}
+
+/* Parses a decimal integer: an optional '-' and one or more digits, nothing
+ * else. Returns 0, or -1 if it is not a number, or -2 if it is a number
+ * outside min..max (including one too large for 64 bits). */
+static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    int neg = 0;
+    if (*s == '-') {
+        neg = 1;
+        s++;
+    }
+    if (*s == '\0')
+        return -1;
+    uint64_t mag = 0;
+    int overflow = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (mag > (UINT64_MAX - d) / 10)
+            overflow = 1;
+        else
+            mag = mag * 10 + d;
+    }
+    if (overflow)
+        return -2;
+    int64_t v;
+    if (neg) {
+        if (mag > (uint64_t)INT64_MAX + 1)
+            return -2;
+        v = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+    } else {
+        if (mag > (uint64_t)INT64_MAX)
+            return -2;
+        v = (int64_t)mag;
+    }
+    if (v < min || v > max)
+        return -2;
+    *out = v;
+    return 0;
+}
+
+static int check_str(const setting *st, const char *value, char *msg)
+{
+    char eb[ECHO_MAX + 4];
+    size_t len = strlen(value);
+    if (len >= st->size) {
+        set_msg(msg, "%s: value is too long (at most %zu bytes)", st->name, st->size - 1);
+        return -1;
+    }
+    switch (st->rule) {
+    case S_ANY:
+        return 0;
+    case S_NONEMPTY:
+        if (len == 0) {
+            set_msg(msg, "%s: must not be empty", st->name);
+            return -1;
+        }
+        return 0;
+    case S_HOST: {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, value, addr) != 1 && inet_pton(AF_INET6, value, addr) != 1) {
+            set_msg(msg, "%s: '%s' is not a numeric IPv4 or IPv6 address", st->name, echo(value, eb));
+            return -1;
+        }
+        return 0;
+    }
+    case S_PATH:
+        if (value[0] != '/') {
+            set_msg(msg, "%s: '%s' must start with '/'", st->name, echo(value, eb));
+            return -1;
+        }
+        for (const char *c = value; *c; c++)
+            if (*c <= ' ' || *c >= 0x7F || *c == '?' || *c == '#') {
+                set_msg(msg, "%s: '%s' may contain only printable ASCII without spaces, '?' or '#'", st->name,
+                        echo(value, eb));
+                return -1;
+            }
+        return 0;
+    }
+    return 0;
+}
+
+/* Validates value for st and stores it into base (an rtmd_config or an
+ * rtmd_project_config). On error returns -1 with a message that starts with
+ * the setting's name. value is valid UTF-8 without control characters. */
+static int apply(const setting *st, void *base, const char *value, char *msg)
+{
+    char *field = (char *)base + st->offset;
+    char eb[ECHO_MAX + 4];
+    int64_t v = 0;
+    switch (st->kind) {
+    case K_PORT:
+        if (parse_int(value, -1, 65535, &v) != 0) {
+            set_msg(msg, "%s: '%s' is not a port (0..65535, or -1 to disable)", st->name, echo(value, eb));
+            return -1;
+        }
+        *(int *)(void *)field = (int)v;
+        return 0;
+    case K_U32:
+    case K_PID: {
+        int rc = parse_int(value, st->min, st->max, &v);
+        if (rc == -1) {
+            set_msg(msg, "%s: '%s' is not a whole number", st->name, echo(value, eb));
+            return -1;
+        }
+        if (rc == -2) {
+            if (st->kind == K_PID)
+                set_msg(msg, "%s: '%s' is out of range (a positive 64-bit integer)", st->name, echo(value, eb));
+            else
+                set_msg(msg, "%s: '%s' is out of range (%lld..%lld)", st->name, echo(value, eb),
+                        (long long)st->min, (long long)st->max);
+            return -1;
+        }
+        if (st->kind == K_PID)
+            *(int64_t *)(void *)field = v;
+        else
+            *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    }
+    case K_STR:
+        if (check_str(st, value, msg) != 0)
+            return -1;
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    case K_LEVEL: {
+        int level = rtm_log_parse_level(value);
+        if (level < 0) {
+            set_msg(msg, "%s: '%s' is not a log level (debug, info, warn, error or off)", st->name,
+                    echo(value, eb));
+            return -1;
+        }
+        *(int *)(void *)field = level;
+        return 0;
+    }
+    case K_SECRET: {
+        /* The secret itself never appears in a message. */
+        size_t len = strlen(value);
+        int ok = len >= 8 && len < st->size;
+        for (size_t i = 0; ok && i < len; i++)
+            if (value[i] <= ' ' || value[i] >= 0x7F)
+                ok = 0;
+        if (!ok) {
+            set_msg(msg, "%s: must be 8..%zu printable ASCII characters without spaces", st->name, st->size - 1);
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* ---- cross-field rules ------------------------------------------------- */
+
+/* Checks the rules that involve more than one setting. lines, if not NULL,
+ * gives for each top-level setting the line that set it (0 if none), and
+ * the message names the latest line involved. */
+static int check_cross(const rtmd_config *cfg, const size_t *lines, size_t *line_out, char *msg)
+{
+    *line_out = 0;
+    int ping = top_index("ping_interval"), idle = top_index("idle_timeout");
+    if (cfg->ping_interval >= cfg->idle_timeout) {
+        if (lines)
+            *line_out = lines[ping] > lines[idle] ? lines[ping] : lines[idle];
+        set_msg(msg, "ping_interval (%u) must be less than idle_timeout (%u)", (unsigned)cfg->ping_interval,
+                (unsigned)cfg->idle_timeout);
+        return -1;
+    }
+    if (cfg->ping_interval >= 60) {
+        if (lines)
+            *line_out = lines[ping];
+        set_msg(msg, "ping_interval (%u) must be less than 60", (unsigned)cfg->ping_interval);
+        return -1;
+    }
+    /* Listeners that are enabled on a fixed port must not share it. */
+    static const char *const ports[] = {"client_tcp_port", "client_ws_port", "server_tcp_port", "http_port"};
+    for (size_t i = 0; i < 4; i++) {
+        const setting *a = &top_settings[top_index(ports[i])];
+        int pa = *(const int *)(const void *)((const char *)cfg + a->offset);
+        for (size_t j = i + 1; j < 4; j++) {
+            const setting *b = &top_settings[top_index(ports[j])];
+            int pb = *(const int *)(const void *)((const char *)cfg + b->offset);
+            if (pa > 0 && pa == pb) {
+                if (lines) {
+                    size_t la = lines[a - top_settings], lb = lines[b - top_settings];
+                    *line_out = la > lb ? la : lb;
+                }
+                set_msg(msg, "%s and %s both use port %d", a->name, b->name, pa);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+int rtmd_config_check(const rtmd_config *cfg, const char *source, char *err, size_t errlen)
+{
+    char msg[MSG_MAX];
+    size_t line;
+    if (check_cross(cfg, NULL, &line, msg) != 0) {
+        set_err(err, errlen, "%s: %s", source ? source : "configuration", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the file format --------------------------------------------------- */
+
+typedef struct parser {
+    rtmd_config cfg; /* working copy, committed only on success */
+    const char *source;
+    size_t line;
+    size_t top_lines[NTOP];         /* line that set each top-level setting */
+    int in_project;                 /* a [project] section is open */
+    size_t section_line;            /* line of its header */
+    size_t project_lines[NPROJECT]; /* line that set each of its settings */
+    char msg[MSG_MAX];
+} parser;
+
+/* Ends the open [project] section, if any, checking its required keys. */
+static int end_section(parser *ps, size_t *line_out)
+{
+    if (!ps->in_project)
+        return 0;
+    ps->in_project = 0;
+    *line_out = ps->section_line;
+    if (ps->project_lines[0] == 0) {
+        set_msg(ps->msg, "[project] section has no pid");
+        return -1;
+    }
+    if (ps->project_lines[1] == 0) {
+        set_msg(ps->msg, "[project] section has no secret");
+        return -1;
+    }
+    return 0;
+}
+
+static int begin_section(parser *ps)
+{
+    size_t at;
+    if (end_section(ps, &at) != 0) {
+        ps->line = at;
+        return -1;
+    }
+    if (ps->cfg.nprojects >= RTMD_MAX_PROJECTS) {
+        set_msg(ps->msg, "too many projects (at most %d)", RTMD_MAX_PROJECTS);
+        return -1;
+    }
+    project_defaults(&ps->cfg.projects[ps->cfg.nprojects]);
+    ps->cfg.nprojects++;
+    ps->in_project = 1;
+    ps->section_line = ps->line;
+    memset(ps->project_lines, 0, sizeof ps->project_lines);
+    return 0;
+}
+
+static int set_key(parser *ps, const char *key, const char *value)
+{
+    char eb[ECHO_MAX + 4];
+    int idx;
+    if (ps->in_project) {
+        const setting *st = find_setting(project_settings, NPROJECT, key, &idx);
+        if (st == NULL) {
+            if (find_setting(top_settings, NTOP, key, &idx) != NULL)
+                set_msg(ps->msg, "'%s' is a top-level setting; it must come before the first [project]", key);
+            else
+                set_msg(ps->msg, "unknown project setting '%s'", echo(key, eb));
+            return -1;
+        }
+        if (ps->project_lines[idx] != 0) {
+            set_msg(ps->msg, "%s is set twice in this section (first on line %zu)", key, ps->project_lines[idx]);
+            return -1;
+        }
+        rtmd_project_config *p = &ps->cfg.projects[ps->cfg.nprojects - 1];
+        if (apply(st, p, value, ps->msg) != 0)
+            return -1;
+        if (st->kind == K_PID)
+            for (size_t i = 0; i + 1 < ps->cfg.nprojects; i++)
+                if (ps->cfg.projects[i].pid == p->pid) {
+                    set_msg(ps->msg, "pid: project %lld is already defined", (long long)p->pid);
+                    return -1;
+                }
+        ps->project_lines[idx] = ps->line;
+        return 0;
+    }
+    const setting *st = find_setting(top_settings, NTOP, key, &idx);
+    if (st == NULL) {
+        if (find_setting(project_settings, NPROJECT, key, &idx) != NULL)
+            set_msg(ps->msg, "'%s' belongs in a [project] section", key);
+        else
+            set_msg(ps->msg, "unknown setting '%s'", echo(key, eb));
+        return -1;
+    }
+    if (ps->top_lines[idx] != 0) {
+        set_msg(ps->msg, "%s is set twice (first on line %zu)", key, ps->top_lines[idx]);
+        return -1;
+    }
+    if (apply(st, &ps->cfg, value, ps->msg) != 0)
+        return -1;
+    ps->top_lines[idx] = ps->line;
+    return 0;
+}
+
+/* After a value or a section header: only whitespace and a comment may
+ * follow. */
+static int rest_is_empty(const char *p, const char *end)
+{
+    while (p < end && is_ws(*p))
+        p++;
+    return p == end || *p == '#';
+}
+
+/* Parses one line (without its line ending), already checked by check_text. */
+static int parse_line(parser *ps, const char *p, const char *end)
+{
+    while (p < end && is_ws(*p))
+        p++;
+    if (p == end || *p == '#')
+        return 0;
+
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close != NULL && close - p == 8 && memcmp(p, "[project]", 9) == 0) {
+            if (!rest_is_empty(close + 1, end)) {
+                set_msg(ps->msg, "unexpected text after [project]");
+                return -1;
+            }
+            return begin_section(ps);
+        }
+        set_msg(ps->msg, "unknown section (the only section is [project])");
+        return -1;
+    }
+
+    char key[VALUE_MAX];
+    const char *k = p;
+    while (p < end && !is_ws(*p) && *p != '=' && *p != '#')
+        p++;
+    size_t klen = (size_t)(p - k);
+    if (klen == 0) {
+        set_msg(ps->msg, "missing setting name before '='");
+        return -1;
+    }
+    if (klen >= sizeof key) {
+        set_msg(ps->msg, "setting name is too long");
+        return -1;
+    }
+    memcpy(key, k, klen);
+    key[klen] = '\0';
+    while (p < end && is_ws(*p))
+        p++;
+    if (p == end || *p != '=') {
+        char eb[ECHO_MAX + 4];
+        set_msg(ps->msg, "expected '=' after '%s' (lines are 'key = value')", echo(key, eb));
+        return -1;
+    }
+    p++;
+    int after_ws = 0;
+    while (p < end && is_ws(*p)) {
+        p++;
+        after_ws = 1;
+    }
+
+    char value[VALUE_MAX];
+    size_t vlen = 0;
+    if (p < end && *p == '"') {
+        p++;
+        for (;;) {
+            if (p == end) {
+                set_msg(ps->msg, "%s: missing closing '\"'", key);
+                return -1;
+            }
+            char c = *p++;
+            if (c == '"')
+                break;
+            if (c == '\\') {
+                if (p == end || (*p != '"' && *p != '\\')) {
+                    set_msg(ps->msg, "%s: inside quotes '\\' may only be followed by '\"' or '\\'", key);
+                    return -1;
+                }
+                c = *p++;
+            }
+            if (vlen + 1 >= sizeof value) {
+                set_msg(ps->msg, "%s: value is too long", key);
+                return -1;
+            }
+            value[vlen++] = c;
+        }
+        if (!rest_is_empty(p, end)) {
+            set_msg(ps->msg, "%s: unexpected text after the closing '\"'", key);
+            return -1;
+        }
+    } else if (p < end && *p == '#' && after_ws) {
+        /* "key = # comment": an empty value. */
+    } else {
+        while (p < end && !is_ws(*p)) {
+            if (*p == '#') {
+                set_msg(ps->msg, "%s: a value containing '#' must be double-quoted", key);
+                return -1;
+            }
+            if (*p == '"') {
+                set_msg(ps->msg, "%s: stray '\"' (double-quote the whole value)", key);
+                return -1;
+            }
+            if (vlen + 1 >= sizeof value) {
+                set_msg(ps->msg, "%s: value is too long", key);
+                return -1;
+            }
+            value[vlen++] = *p++;
+        }
+        if (!rest_is_empty(p, end)) {
+            set_msg(ps->msg, "%s: a value containing spaces must be double-quoted", key);
+            return -1;
+        }
+    }
+    value[vlen] = '\0';
+    return set_key(ps, key, value);
+}
+
+int rtmd_config_parse(rtmd_config *cfg, const char *text, size_t len, const char *source, char *err,
+                      size_t errlen)
+{
+    parser *ps = calloc(1, sizeof *ps);
+    if (ps == NULL) {
+        set_err(err, errlen, "%s: out of memory", source ? source : "configuration");
+        return -1;
+    }
+    ps->cfg = *cfg;
+    ps->source = source ? source : "configuration";
+    int rc = -1;
+
+    const char *p = text, *end = text + len;
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) /* a byte order mark */
+        p += 3;
+    while (p < end) {
+        ps->line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        if (eol > p && eol[-1] == '\r')
+            eol--;
+        if (check_text(p, (size_t)(eol - p), ps->msg) != 0 || parse_line(ps, p, eol) != 0)
+            goto fail;
+        p = nl ? nl + 1 : end;
+    }
+    size_t at;
+    if (end_section(ps, &at) != 0) {
+        ps->line = at;
+        goto fail;
+    }
+    if (check_cross(&ps->cfg, ps->top_lines, &at, ps->msg) != 0) {
+        if (at == 0)
+            set_err(err, errlen, "%s: %s", ps->source, ps->msg);
+        else
+            set_err(err, errlen, "%s:%zu: %s", ps->source, at, ps->msg);
+        goto out;
+    }
+    *cfg = ps->cfg;
+    rc = 0;
+    goto out;
+fail:
+    set_err(err, errlen, "%s:%zu: %s", ps->source, ps->line, ps->msg);
+out:
+    free(ps);
+    return rc;
+}
+
+int rtmd_config_load_file(rtmd_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (buf == NULL) {
+        fclose(f);
+        set_err(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    int rc = -1;
+    if (ferror(f)) {
+        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    } else if (n > CONFIG_FILE_MAX) {
+        set_err(err, errlen, "%s: file is larger than %d bytes", path, CONFIG_FILE_MAX);
+    } else {
+        rc = rtmd_config_parse(cfg, buf, n, path, err, errlen);
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+int rtmd_config_set(rtmd_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+    char msg[MSG_MAX];
+    int idx;
+    const setting *st = find_setting(top_settings, NTOP, key, &idx);
+    if (st == NULL) {
+        char eb[ECHO_MAX + 4];
+        if (check_text(key, strlen(key), msg) != 0)
+            set_err(err, errlen, "--?: unknown setting");
+        else
+            set_err(err, errlen, "--%s: unknown setting", echo(key, eb));
+        return -1;
+    }
+    if (check_text(value, strlen(value), msg) != 0) {
+        set_err(err, errlen, "--%s: %s", key, msg);
+        return -1;
+    }
+    if (strlen(value) >= VALUE_MAX) {
+        set_err(err, errlen, "--%s: value is too long", key);
+        return -1;
+    }
+    rtmd_config work = *cfg;
+    if (apply(st, &work, value, msg) != 0) {
+        set_err(err, errlen, "--%s", msg);
+        return -1;
+    }
+    *cfg = work;
+    return 0;
+}
+
+const rtmd_project_config *rtmd_config_project(const rtmd_config *cfg, int64_t pid)
+{
+    for (size_t i = 0; i < cfg->nprojects; i++)
+        if (cfg->projects[i].pid == pid)
+            return &cfg->projects[i];
+    return NULL;
+}

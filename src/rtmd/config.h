@@ -1,0 +1,68 @@
+/* rtmd configuration: defaults, the configuration file format (see
+ * etc/rtmd.conf.example), and command-line overrides. Everything tunable
+ * about listeners, limits, storage and projects is named here once. */
+#ifndef RTMD_CONFIG_H
+#define RTMD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RTMD_MAX_PROJECTS 64
+#define RTMD_SECRET_MAX 128
+
+typedef struct rtmd_project_config {
+    int64_t pid;
+    char secret[RTMD_SECRET_MAX];
+    /* Per-project limits. */
+    uint32_t max_connections;     /* authenticated connections, 0 = server limit */
+    uint32_t token_ttl_seconds;   /* lifetime of tokens minted by gettoken */
+} rtmd_project_config;
+
+typedef struct rtmd_config {
+    char data_dir[512];
+    char listen_host[64];
+    int client_tcp_port;          /* 13325 */
+    int client_ws_port;           /* 13321 */
+    char ws_path[128];            /* "/service/websocket" */
+    int server_tcp_port;          /* 13315 */
+    int http_port;                /* 8080 */
+    char key_pem[512];            /* secp256k1 private key for encrypted links; empty = off */
+
+    uint32_t max_packet;          /* bytes, header included */
+    uint32_t max_connections;
+    uint32_t max_output_queue;    /* bytes queued to one connection before it is dropped */
+    uint32_t idle_timeout;        /* seconds without any received byte */
+    uint32_t handshake_timeout;   /* seconds to send a first packet / finish the upgrade */
+    uint32_t ping_interval;       /* seconds between server pings to clients */
+    uint32_t store_batch_max;     /* writes per group commit */
+    int log_level;                /* enum rtm_log_level */
+
+    size_t nprojects;
+    rtmd_project_config projects[RTMD_MAX_PROJECTS];
+} rtmd_config;
+
+void rtmd_config_defaults(rtmd_config *cfg);
+
+/* Parses configuration text. On error returns -1, leaves cfg unchanged and
+ * writes a message that names source and line into err. Projects given in
+ * the text replace none of the defaults but are appended (a repeated pid is
+ * an error). The cross-field rules (see rtmd_config_check) are checked once
+ * the whole text is parsed. */
+int rtmd_config_parse(rtmd_config *cfg, const char *text, size_t len, const char *source, char *err,
+                      size_t errlen);
+/* Reads and parses a file of at most 1 MiB; messages name the path. */
+int rtmd_config_load_file(rtmd_config *cfg, const char *path, char *err, size_t errlen);
+/* Applies one "key=value" setting as given on the command line (same keys
+ * as the file's top-level settings); on error leaves cfg unchanged and the
+ * message starts with "--key: ". Cross-field rules are not checked here:
+ * call rtmd_config_check once all overrides are applied. */
+int rtmd_config_set(rtmd_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+/* Checks the rules that involve several settings (ping_interval below both
+ * idle_timeout and 60; enabled listeners on distinct fixed ports). On error
+ * returns -1 with a message "source: ...". */
+int rtmd_config_check(const rtmd_config *cfg, const char *source, char *err, size_t errlen);
+/* The project with this pid, or NULL. */
+const rtmd_project_config *rtmd_config_project(const rtmd_config *cfg, int64_t pid);
+
+#endif

@@ -1,0 +1,601 @@
+/* Connections of rtmd: accepting, reading and framing (plain FPNN,
+ * encrypted FPNN in package or stream mode, WebSocket, HTTP), the `*key`
+ * handshake, the bounded output queue flushed with one write per loop turn,
+ * and closing. Everything above framing is handed to methods.c (FPNN
+ * packets) or http.c (HTTP requests). */
+#include "log.h"
+#include "methods.h"
+#include "payload.h"
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void on_closed(uv_handle_t *h);
+static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed);
+
+static void conn_free(rtmd_conn *c)
+{
+    rtm_buf_free(&c->in);
+    rtm_buf_free(&c->out);
+    rtm_buf_free(&c->inflight);
+    free(c->scratch);
+    fpnn_crypto_free(c->crypto);
+    ws_conn_free(c->ws);
+    free(c);
+}
+
+void conn_ref(rtmd_conn *c)
+{
+    c->refs++;
+}
+
+void conn_unref(rtmd_conn *c)
+{
+    if (--c->refs == 0)
+        conn_free(c);
+}
+
+static void mark_dirty(rtmd_conn *c)
+{
+    if (c->dirty || c->closing)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+void conn_close(rtmd_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    rtmd_server *srv = c->srv;
+    LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), c->peer,
+              reason);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    srv->nconns--;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+void conn_close_after_flush(rtmd_conn *c)
+{
+    c->close_after_flush = true;
+    if (!c->writing && rtm_buf_pending(&c->out) == 0)
+        conn_close(c, "finished");
+    else
+        mark_dirty(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    rtmd_conn *c = (rtmd_conn *)h;
+    c->srv->metrics.closed[c->gate]++;
+    c->srv->metrics.current[c->gate]--;
+    conn_unref(c);
+}
+
+static void start_write(rtmd_conn *c);
+
+/* The limit applies to bytes the kernel would not take: past it, output is
+ * first written out at once, and only a reader that still lags is dropped. */
+static bool over_output_limit(rtmd_conn *c)
+{
+    size_t queued = rtm_buf_pending(&c->out) + rtm_buf_pending(&c->inflight);
+    if (queued <= c->srv->cfg.max_output_queue)
+        return false;
+    if (!c->writing) {
+        start_write(c);
+        if (c->closing)
+            return true;
+        queued = rtm_buf_pending(&c->out) + rtm_buf_pending(&c->inflight);
+        if (queued <= c->srv->cfg.max_output_queue)
+            return false;
+    }
+    c->srv->metrics.slow_consumers++;
+    LOG_WARN("conn %llu %s: output queue over %u bytes, dropping a slow reader", (unsigned long long)c->id,
+             c->peer, c->srv->cfg.max_output_queue);
+    conn_close(c, "slow consumer");
+    return true;
+}
+
+int conn_send_raw(rtmd_conn *c, const void *data, size_t len)
+{
+    if (c->closing)
+        return -1;
+    if (rtm_buf_append(&c->out, data, len) != 0) {
+        conn_close(c, "out of memory");
+        return -1;
+    }
+    if (over_output_limit(c))
+        return -1;
+    mark_dirty(c);
+    return 0;
+}
+
+int conn_send_packet(rtmd_conn *c, const uint8_t *packet, size_t len)
+{
+    if (c->closing)
+        return -1;
+    c->srv->metrics.packets_out++;
+    switch (c->framing) {
+    case FRAMING_WS:
+        if (ws_send_binary(c->ws, packet, len) != 0) {
+            conn_close(c, "websocket send failed");
+            return -1;
+        }
+        return c->closing ? -1 : 0;
+    case FRAMING_FPNN_PACKAGE:
+    case FRAMING_FPNN_STREAM:
+        if (fpnn_crypto_encrypt(c->crypto, packet, len, &c->out) != 0) {
+            conn_close(c, "encryption failed");
+            return -1;
+        }
+        if (over_output_limit(c))
+            return -1;
+        mark_dirty(c);
+        return 0;
+    default:
+        return conn_send_raw(c, packet, len);
+    }
+}
+
+int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, size_t len)
+{
+    rtm_buf *b = &c->srv->scratch;
+    size_t mlen = strlen(method);
+    size_t size = fpnn_encoded_size(FPNN_MT_TWOWAY, mlen, len);
+    rtm_buf_reset(b);
+    if (rtm_buf_reserve(b, size) != 0)
+        return -1;
+    uint32_t seq = ++c->next_seq;
+    b->len = fpnn_encode(b->data, FPNN_FLAG_MSGPACK, FPNN_MT_TWOWAY, 0, seq, method, mlen, payload, len);
+    return conn_send_packet(c, b->data, b->len);
+}
+
+/* ---- output flushing: one write per connection per loop turn ---- */
+
+static void start_write(rtmd_conn *c);
+
+static void on_written(uv_write_t *req, int status)
+{
+    rtmd_conn *c = req->data;
+    c->writing = false;
+    rtm_buf_reset(&c->inflight);
+    if (status < 0) {
+        if (!c->closing)
+            conn_close(c, uv_strerror(status));
+    } else if (!c->closing) {
+        if (rtm_buf_pending(&c->out) > 0)
+            start_write(c);
+        else if (c->close_after_flush)
+            conn_close(c, "finished");
+    }
+    conn_unref(c);
+}
+
+/* Writes what the kernel takes now, and hands the rest to uv_write. */
+static void start_write(rtmd_conn *c)
+{
+    rtm_buf tmp = c->inflight;
+    c->inflight = c->out;
+    c->out = tmp;
+    rtm_buf_reset(&c->out);
+    uv_buf_t buf = uv_buf_init((char *)rtm_buf_head(&c->inflight), (unsigned)rtm_buf_pending(&c->inflight));
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_close(c, uv_strerror(n));
+        return;
+    }
+    if (n > 0) {
+        c->srv->metrics.bytes_out += (uint64_t)n;
+        rtm_buf_consume(&c->inflight, (size_t)n);
+        if (rtm_buf_pending(&c->inflight) == 0) {
+            if (c->close_after_flush)
+                conn_close(c, "finished");
+            return;
+        }
+        buf = uv_buf_init((char *)rtm_buf_head(&c->inflight), (unsigned)rtm_buf_pending(&c->inflight));
+    }
+    c->srv->metrics.bytes_out += buf.len;
+    c->write_req.data = c;
+    int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+    if (rc < 0) {
+        conn_close(c, uv_strerror(rc));
+        return;
+    }
+    c->writing = true;
+    conn_ref(c);
+}
+
+void rtmd_flush_dirty(rtmd_server *srv)
+{
+    while (srv->dirty) {
+        rtmd_conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->closing || c->writing)
+            continue;
+        if (rtm_buf_pending(&c->out) > 0)
+            start_write(c);
+        else if (c->close_after_flush)
+            conn_close(c, "finished");
+    }
+}
+
+/* ---- input ---- */
+
+static void protocol_error(rtmd_conn *c, const char *what)
+{
+    if (c->closing)
+        return;
+    c->srv->metrics.protocol_errors++;
+    LOG_INFO("conn %llu %s %s: %s, closing", (unsigned long long)c->id, rtmd_gate_name(c->gate), c->peer, what);
+    conn_close(c, what);
+}
+
+/* The `*key` quest that opens an encrypted link: answered (if twoway)
+ * already encrypted, and every later byte in both directions is encrypted. */
+static int handle_key_exchange(rtmd_conn *c, const fpnn_packet *pkt)
+{
+    rtmd_server *srv = c->srv;
+    if (!srv->key || c->framing != FRAMING_FPNN || c->handshaken ||
+        (c->gate != GATE_CLIENT_TCP && c->gate != GATE_SERVER_TCP)) {
+        protocol_error(c, srv->key ? "*key not allowed here" : "*key but encryption is not configured");
+        return -1;
+    }
+    msgpack_unpacked args;
+    if (rtm_payload_decode(pkt->flag, pkt->payload, pkt->payload_len, &args) != 0) {
+        protocol_error(c, "bad *key payload");
+        return -1;
+    }
+    const char *pub = NULL;
+    size_t publen = 0;
+    bool stream = false;
+    int64_t bits = 128;
+    mp_get_str(&args.data, "publicKey", &pub, &publen);
+    mp_get_bool(&args.data, "streamMode", &stream);
+    mp_get_int64(&args.data, "bits", &bits);
+    fpnn_crypto *crypto = NULL;
+    if (pub && (bits == 128 || bits == 256))
+        crypto = fpnn_crypto_new(srv->key, (const uint8_t *)pub, publen, (int)bits, stream);
+    msgpack_unpacked_destroy(&args);
+    if (!crypto) {
+        protocol_error(c, "bad *key public key or bits");
+        return -1;
+    }
+    c->crypto = crypto;
+    c->framing = stream ? FRAMING_FPNN_STREAM : FRAMING_FPNN_PACKAGE;
+    c->handshaken = true;
+    if (pkt->mtype == FPNN_MT_TWOWAY) {
+        /* An empty map: 0x80 in msgpack, "{}" in JSON. */
+        bool json = pkt->flag == FPNN_FLAG_JSON;
+        const uint8_t *body = json ? (const uint8_t *)"{}" : (const uint8_t *)"\x80";
+        uint8_t answer[FPNN_TWOWAY_HEADER + 2];
+        size_t n = fpnn_encode(answer, pkt->flag, FPNN_MT_ANSWER, 0, pkt->seq, NULL, 0, body, json ? 2 : 1);
+        conn_send_packet(c, answer, n);
+    }
+    return 0;
+}
+
+static int handle_packet(rtmd_conn *c, const fpnn_packet *pkt)
+{
+    c->srv->metrics.packets_in++;
+    if (pkt->mtype != FPNN_MT_ANSWER && pkt->method_len == 4 && memcmp(pkt->method, "*key", 4) == 0)
+        return handle_key_exchange(c, pkt);
+    c->handshaken = true;
+    return rtmd_dispatch_packet(c, pkt);
+}
+
+/* Parses plain or stream-decrypted FPNN packets in data[0..len). */
+static int process_fpnn(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
+{
+    size_t pos = 0;
+    uint32_t max_packet = c->srv->cfg.max_packet;
+    while (pos < len && !c->closing) {
+        if (c->framing == FRAMING_FPNN_PACKAGE) {
+            if (len - pos < 4)
+                break;
+            uint32_t plen = (uint32_t)data[pos] | (uint32_t)data[pos + 1] << 8 | (uint32_t)data[pos + 2] << 16 |
+                            (uint32_t)data[pos + 3] << 24;
+            if (plen < FPNN_ONEWAY_HEADER || plen > max_packet) {
+                protocol_error(c, plen > max_packet ? "packet over the size limit" : "bad encrypted package");
+                return -1;
+            }
+            if (len - pos - 4 < plen)
+                break;
+            if (c->scratch_cap < plen) {
+                uint8_t *p = realloc(c->scratch, plen);
+                if (!p) {
+                    conn_close(c, "out of memory");
+                    return -1;
+                }
+                c->scratch = p;
+                c->scratch_cap = plen;
+            }
+            if (fpnn_crypto_decrypt_package(c->crypto, data + pos + 4, plen, c->scratch) != 0) {
+                protocol_error(c, "decryption failed");
+                return -1;
+            }
+            fpnn_packet pkt;
+            long r = fpnn_parse(c->scratch, plen, max_packet, &pkt);
+            if (r != (long)plen) {
+                protocol_error(c, "bad packet in encrypted package");
+                return -1;
+            }
+            pos += 4 + plen;
+            if (handle_packet(c, &pkt) != 0) {
+                protocol_error(c, "malformed packet");
+                return -1;
+            }
+            continue;
+        }
+        fpnn_packet pkt;
+        long r = fpnn_parse(data + pos, len - pos, max_packet, &pkt);
+        if (r == FPNN_PARSE_MORE)
+            break;
+        if (r < 0) {
+            protocol_error(c, r == FPNN_PARSE_TOO_LARGE ? "packet over the size limit" : "not an FPNN packet");
+            return -1;
+        }
+        conn_framing before = c->framing;
+        pos += (size_t)r;
+        if (handle_packet(c, &pkt) != 0) {
+            protocol_error(c, "malformed packet");
+            return -1;
+        }
+        /* Bytes that followed `*key` in the same read are ciphertext. */
+        if (before == FRAMING_FPNN && c->framing == FRAMING_FPNN_STREAM && pos < len)
+            fpnn_crypto_decrypt_stream(c->crypto, data + pos, len - pos);
+    }
+    *consumed = pos;
+    return 0;
+}
+
+static void on_ws_message(void *ud, const uint8_t *data, size_t len, bool binary)
+{
+    rtmd_conn *c = ud;
+    if (c->closing)
+        return;
+    if (!binary) {
+        protocol_error(c, "text WebSocket message");
+        return;
+    }
+    fpnn_packet pkt;
+    long r = fpnn_parse(data, len, c->srv->cfg.max_packet, &pkt);
+    if (r != (long)len) {
+        protocol_error(c, r == FPNN_PARSE_TOO_LARGE ? "packet over the size limit"
+                                                    : "WebSocket message is not one FPNN packet");
+        return;
+    }
+    if (handle_packet(c, &pkt) != 0)
+        protocol_error(c, "malformed packet");
+}
+
+static int on_ws_send(void *ud, const uint8_t *data, size_t len)
+{
+    rtmd_conn *c = ud;
+    return conn_send_raw(c, data, len);
+}
+
+static const ws_callbacks ws_cb = {on_ws_message, on_ws_send};
+
+static void send_http_error(rtmd_conn *c, int status)
+{
+    const char *text = status == 404 ? "404 Not Found" : status == 426 ? "426 Upgrade Required"
+                       : status == 413 ? "413 Payload Too Large" : "400 Bad Request";
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close%s\r\n\r\n", text,
+                     status == 426 ? "\r\nSec-WebSocket-Version: 13" : "");
+    conn_send_raw(c, resp, (size_t)n);
+    conn_close_after_flush(c);
+}
+
+static int process_ws_handshake(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
+{
+    http_request req;
+    long r = http_request_parse((const char *)data, len, 0, &req);
+    if (r == HTTP_PARSE_MORE) {
+        *consumed = 0;
+        return 0;
+    }
+    if (r < 0) {
+        c->srv->metrics.protocol_errors++;
+        send_http_error(c, r == HTTP_PARSE_TOO_LARGE ? 413 : 400);
+        return -1;
+    }
+    char resp[512];
+    int status = 400;
+    int n = ws_handshake_response(&req, c->srv->cfg.ws_path, resp, sizeof resp, &status);
+    if (n < 0) {
+        c->srv->metrics.protocol_errors++;
+        send_http_error(c, status);
+        return -1;
+    }
+    c->ws = ws_conn_new(&ws_cb, c, c->srv->cfg.max_packet);
+    if (!c->ws) {
+        conn_close(c, "out of memory");
+        return -1;
+    }
+    conn_send_raw(c, resp, (size_t)n);
+    c->framing = FRAMING_WS;
+    c->handshaken = true;
+    *consumed = (size_t)r;
+    return 0;
+}
+
+static int process_http(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
+{
+    size_t pos = 0;
+    while (pos < len && !c->closing && !c->close_after_flush) {
+        http_request req;
+        long r = http_request_parse((const char *)data + pos, len - pos, 65536, &req);
+        if (r == HTTP_PARSE_MORE)
+            break;
+        if (r < 0) {
+            send_http_error(c, r == HTTP_PARSE_TOO_LARGE ? 413 : 400);
+            return -1;
+        }
+        pos += (size_t)r;
+        c->handshaken = true;
+        c->srv->metrics.packets_in++;
+        rtmd_http_handle(c, &req);
+        if (!req.keep_alive)
+            conn_close_after_flush(c);
+    }
+    *consumed = pos;
+    return 0;
+}
+
+/* Feeds received bytes to the framing of the connection; *consumed tells
+ * how many were used (the rest waits for more). */
+static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
+{
+    *consumed = 0;
+    for (;;) {
+        conn_framing framing = c->framing;
+        size_t used = 0;
+        int rc;
+        switch (framing) {
+        case FRAMING_WS_HANDSHAKE:
+            rc = process_ws_handshake(c, data, len, &used);
+            break;
+        case FRAMING_WS:
+            rc = ws_feed(c->ws, data, len);
+            if (rc != 0 && !c->closing)
+                conn_close_after_flush(c);
+            used = len;
+            break;
+        case FRAMING_HTTP:
+            rc = process_http(c, data, len, &used);
+            break;
+        default:
+            rc = process_fpnn(c, data, len, &used);
+            break;
+        }
+        *consumed += used;
+        data += used;
+        len -= used;
+        /* The WebSocket upgrade may be followed by frames in the same read. */
+        if (rc != 0 || c->closing || len == 0 || c->framing == framing)
+            return rc;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    rtmd_conn *c = (rtmd_conn *)h;
+    buf->base = (char *)c->srv->readbuf;
+    buf->len = sizeof c->srv->readbuf;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    rtmd_conn *c = (rtmd_conn *)stream;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "peer closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->closing)
+        return;
+    rtmd_server *srv = c->srv;
+    srv->metrics.bytes_in += (uint64_t)nread;
+    c->last_recv_ms = uv_now(srv->loop);
+    uint8_t *data = (uint8_t *)buf->base;
+    size_t len = (size_t)nread;
+    if (c->framing == FRAMING_FPNN_STREAM)
+        fpnn_crypto_decrypt_stream(c->crypto, data, len);
+
+    conn_ref(c);
+    size_t consumed = 0;
+    if (rtm_buf_pending(&c->in) == 0) {
+        /* Common case: parse straight from the loop's read buffer and keep
+         * only an incomplete tail, so idle connections hold no buffer. */
+        if (process_input(c, data, len, &consumed) == 0 && !c->closing && consumed < len &&
+            rtm_buf_append(&c->in, data + consumed, len - consumed) != 0)
+            conn_close(c, "out of memory");
+    } else if (rtm_buf_append(&c->in, data, len) != 0) {
+        conn_close(c, "out of memory");
+    } else if (process_input(c, rtm_buf_head(&c->in), rtm_buf_pending(&c->in), &consumed) == 0) {
+        rtm_buf_consume(&c->in, consumed);
+    }
+    if (!c->closing) {
+        if (rtm_buf_pending(&c->in) == 0 && c->in.cap > 0)
+            rtm_buf_free(&c->in);
+        /* The unparsed tail is bounded by the largest acceptable packet, or
+         * the HTTP head limit. */
+        size_t bound = srv->cfg.max_packet + 4;
+        if (c->framing == FRAMING_WS_HANDSHAKE || c->framing == FRAMING_HTTP)
+            bound = HTTP_MAX_HEAD + 65536;
+        if (rtm_buf_pending(&c->in) > bound)
+            protocol_error(c, "unparsed input over the limit");
+    }
+    conn_unref(c);
+}
+
+void rtmd_on_connection(uv_stream_t *server_stream, int status)
+{
+    rtmd_listener *l = (rtmd_listener *)server_stream;
+    rtmd_server *srv = l->srv;
+    if (status < 0) {
+        LOG_WARN("accept on %s failed: %s", rtmd_gate_name(l->gate), uv_strerror(status));
+        return;
+    }
+    rtmd_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->srv = srv;
+    c->gate = l->gate;
+    c->refs = 1;
+    c->id = ++srv->next_conn_id;
+    c->created_ms = c->last_recv_ms = c->last_ping_ms = uv_now(srv->loop);
+    c->framing = l->gate == GATE_CLIENT_WS ? FRAMING_WS_HANDSHAKE : l->gate == GATE_HTTP ? FRAMING_HTTP : FRAMING_FPNN;
+    uv_tcp_init(srv->loop, &c->tcp);
+    srv->metrics.current[c->gate]++;
+    if (uv_accept(server_stream, (uv_stream_t *)&c->tcp) != 0) {
+        srv->metrics.accepted[c->gate]++;
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    srv->metrics.accepted[c->gate]++;
+    if (srv->nconns >= srv->cfg.max_connections || srv->stopping) {
+        srv->metrics.refused[c->gate]++;
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (c->gate == GATE_SERVER_TCP)
+        uv_tcp_keepalive(&c->tcp, 1, 60);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}

@@ -1,0 +1,50 @@
+/* The method table and the request/answer API that every quest handler
+ * uses. Later features register their methods here (methods_register) and
+ * never touch the transports: a handler sees the decoded arguments and the
+ * calling gate, and answers now or later (after a store commit). */
+#ifndef RTMD_METHODS_H
+#define RTMD_METHODS_H
+
+#include "rtm/fpnn.h"
+#include "server.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct rtmd_request {
+    rtmd_server *srv;
+    rtmd_conn *conn;          /* referenced until the request is answered */
+    rtmd_gate gate;
+    bool twoway;
+    uint8_t flag;             /* FPNN flag of the quest: answers use the same */
+    uint32_t seq;
+    char method[FPNN_MAX_METHOD + 1];
+    msgpack_unpacked payload;
+    const msgpack_object *args; /* the payload map */
+} rtmd_request;
+
+typedef void (*rtmd_handler)(rtmd_request *req);
+
+typedef struct rtmd_method {
+    const char *name;
+    unsigned gates;           /* GATE_BIT mask of gates that accept it */
+    rtmd_handler handler;
+} rtmd_method;
+
+struct rtmd_methods *methods_new(void);
+void methods_free(struct rtmd_methods *m);
+/* Adds n methods; a name already present is replaced. Returns 0 or -1. */
+int methods_register(struct rtmd_methods *m, const rtmd_method *table, size_t n);
+const rtmd_method *methods_find(const struct rtmd_methods *m, const char *name, size_t len);
+
+/* Every request is finished by exactly one of these; they free it. For a
+ * oneway quest the answer is discarded. */
+void request_answer(rtmd_request *req, const msgpack_sbuffer *body);
+void request_answer_empty(rtmd_request *req);
+void request_error(rtmd_request *req, int64_t code, const char *ex);
+
+/* Built-in methods (ping, bye, *ping, *echo, *infos). */
+void builtin_methods_register(struct rtmd_methods *m);
+
+#endif

@@ -1,0 +1,330 @@
+/* The rtmd server object: start-up (store, encryption key, projects,
+ * method table, listeners), the once-a-second housekeeping tick (handshake
+ * and idle timeouts, keepalive pings), the ready banner, and the graceful
+ * stop driven by SIGTERM/SIGINT. One event loop owns all of this state, so
+ * running several loops later means one rtmd_server-like shard per loop. */
+#include "server.h"
+
+#include "log.h"
+#include "methods.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEMO_PROJECT_PID 1000001
+#define STOP_DRAIN_LIMIT_MS 5000
+#define STOP_POLL_MS 20
+
+static const char *const gate_names[GATE_COUNT] = {"client_tcp", "client_ws", "server_tcp", "http"};
+
+const char *rtmd_gate_name(rtmd_gate gate)
+{
+    return gate < GATE_COUNT ? gate_names[gate] : "?";
+}
+
+uint64_t rtmd_now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+const rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
+{
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (srv->projects[i].pid == pid)
+            return &srv->projects[i];
+    return NULL;
+}
+
+/* ---- projects ---- */
+
+static int random_secret(char *out, size_t cap)
+{
+    uint8_t r[16];
+    if (RAND_bytes(r, sizeof r) != 1 || cap < 37)
+        return -1;
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
+             r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    return 0;
+}
+
+/* Projects come from the configuration when it names any (and are recorded
+ * in the store); otherwise from the store, where the first start creates a
+ * demo project that later starts keep. */
+static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
+{
+    const rtmd_config *cfg = &srv->cfg;
+    if (cfg->nprojects > 0) {
+        srv->projects = calloc(cfg->nprojects, sizeof *srv->projects);
+        if (!srv->projects)
+            return -1;
+        for (size_t i = 0; i < cfg->nprojects; i++) {
+            rtmd_project *p = &srv->projects[i];
+            p->pid = cfg->projects[i].pid;
+            snprintf(p->secret, sizeof p->secret, "%s", cfg->projects[i].secret);
+            p->limits = cfg->projects[i];
+            if (store_ensure_project(srv->store, p->pid, p->secret) != 0) {
+                snprintf(err, errlen, "cannot record project %lld in the store", (long long)p->pid);
+                return -1;
+            }
+        }
+        srv->nprojects = cfg->nprojects;
+        return 0;
+    }
+    store_project stored[RTMD_MAX_PROJECTS];
+    size_t count = 0;
+    if (store_load_projects(srv->store, stored, RTMD_MAX_PROJECTS, &count) != 0) {
+        snprintf(err, errlen, "cannot read projects from the store");
+        return -1;
+    }
+    if (count == 0) {
+        char secret[64];
+        if (random_secret(secret, sizeof secret) != 0 ||
+            store_ensure_project(srv->store, DEMO_PROJECT_PID, secret) != 0 ||
+            store_load_projects(srv->store, stored, RTMD_MAX_PROJECTS, &count) != 0 || count == 0) {
+            snprintf(err, errlen, "cannot create the demo project");
+            return -1;
+        }
+        LOG_INFO("created demo project %d", DEMO_PROJECT_PID);
+    }
+    srv->projects = calloc(count, sizeof *srv->projects);
+    if (!srv->projects)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        rtmd_project *p = &srv->projects[i];
+        p->pid = stored[i].pid;
+        snprintf(p->secret, sizeof p->secret, "%s", stored[i].secret);
+        p->limits.pid = p->pid;
+        p->limits.token_ttl_seconds = 86400;
+    }
+    srv->nprojects = count;
+    return 0;
+}
+
+/* ---- listeners ---- */
+
+static int start_listener(rtmd_server *srv, rtmd_gate gate, int port, char *err, size_t errlen)
+{
+    rtmd_listener *l = &srv->listeners[gate];
+    l->srv = srv;
+    l->gate = gate;
+    if (port < 0)
+        return 0;
+    struct sockaddr_storage addr;
+    const char *host = srv->cfg.listen_host;
+    int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                               : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc == 0)
+        rc = uv_tcp_init(srv->loop, &l->tcp);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen_host '%s': %s", host, uv_strerror(rc));
+        return -1;
+    }
+    l->active = true;
+    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 1024, rtmd_on_connection);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d for %s: %s", host, port, rtmd_gate_name(gate), uv_strerror(rc));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+    l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+static void close_listeners(rtmd_server *srv)
+{
+    for (int g = 0; g < GATE_COUNT; g++) {
+        rtmd_listener *l = &srv->listeners[g];
+        if (l->active && !uv_is_closing((uv_handle_t *)&l->tcp))
+            uv_close((uv_handle_t *)&l->tcp, NULL);
+        l->active = false;
+    }
+}
+
+/* ---- housekeeping ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    rtmd_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    const rtmd_config *cfg = &srv->cfg;
+    rtmd_conn *next;
+    for (rtmd_conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (!c->handshaken) {
+            if (now - c->created_ms > (uint64_t)cfg->handshake_timeout * 1000) {
+                srv->metrics.timeouts++;
+                conn_close(c, "handshake timeout");
+            }
+            continue;
+        }
+        if (c->gate == GATE_SERVER_TCP)
+            continue; /* app servers keep quiet links; TCP keepalive watches them */
+        if (now - c->last_recv_ms > (uint64_t)cfg->idle_timeout * 1000) {
+            srv->metrics.timeouts++;
+            conn_close(c, "idle timeout");
+            continue;
+        }
+        if (c->gate != GATE_HTTP && now - c->last_ping_ms >= (uint64_t)cfg->ping_interval * 1000) {
+            c->last_ping_ms = now;
+            conn_send_quest(c, "ping", (const uint8_t *)"\x80", 1);
+        }
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    rtmd_flush_dirty(h->data);
+}
+
+/* ---- graceful stop ---- */
+
+static bool output_drained(rtmd_server *srv)
+{
+    for (rtmd_conn *c = srv->conns; c; c = c->next)
+        if (c->writing || rtm_buf_pending(&c->out) > 0)
+            return false;
+    return true;
+}
+
+static void finish_stop(rtmd_server *srv)
+{
+    srv->stopping = 2;
+    uv_timer_stop(&srv->stop_timer);
+    while (srv->conns)
+        conn_close(srv->conns, "server stopping");
+    if (srv->store) {
+        store_close(srv->store);
+        srv->store = NULL;
+    }
+    uv_close((uv_handle_t *)&srv->tick, NULL);
+    uv_close((uv_handle_t *)&srv->flusher, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+    LOG_INFO("stopped");
+}
+
+static void on_stop_poll(uv_timer_t *t)
+{
+    rtmd_server *srv = t->data;
+    bool store_idle = !srv->store || store_pending(srv->store) == 0;
+    bool late = uv_now(srv->loop) - srv->stop_started_ms > STOP_DRAIN_LIMIT_MS;
+    if (late)
+        LOG_WARN("stopping with output still queued after %d ms", STOP_DRAIN_LIMIT_MS);
+    if ((store_idle && output_drained(srv)) || late)
+        finish_stop(srv);
+}
+
+void rtmd_server_stop(rtmd_server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    srv->stop_started_ms = uv_now(srv->loop);
+    LOG_INFO("stopping: no new connections or quests, finishing writes in flight");
+    close_listeners(srv);
+    for (rtmd_conn *c = srv->conns; c; c = c->next)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&srv->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    rtmd_server *srv = h->data;
+    if (srv->stopping) {
+        LOG_WARN("second signal %d: exiting at once", signum);
+        _exit(1);
+    }
+    LOG_INFO("signal %d received", signum);
+    rtmd_server_stop(srv);
+}
+
+/* ---- life cycle ---- */
+
+int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, char *err, size_t errlen)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    if (cfg->key_pem[0]) {
+        srv->key = fpnn_crypto_load_private_key(cfg->key_pem, err, errlen);
+        if (!srv->key)
+            return -1;
+    }
+    srv->store = store_open(loop, cfg->data_dir, cfg->store_batch_max, err, errlen);
+    if (!srv->store)
+        return -1;
+    if (setup_projects(srv, err, errlen) != 0)
+        return -1;
+    srv->methods = methods_new();
+    if (!srv->methods)
+        return -1;
+    builtin_methods_register(srv->methods);
+
+    const int ports[GATE_COUNT] = {cfg->client_tcp_port, cfg->client_ws_port, cfg->server_tcp_port, cfg->http_port};
+    for (int g = 0; g < GATE_COUNT; g++)
+        if (start_listener(srv, (rtmd_gate)g, ports[g], err, errlen) != 0)
+            return -1;
+
+    uv_timer_init(loop, &srv->tick);
+    srv->tick.data = srv;
+    uv_timer_start(&srv->tick, on_tick, 1000, 1000);
+    uv_check_init(loop, &srv->flusher);
+    srv->flusher.data = srv;
+    uv_check_start(&srv->flusher, on_check);
+    uv_timer_init(loop, &srv->stop_timer);
+    srv->stop_timer.data = srv;
+    uv_signal_init(loop, &srv->sigterm);
+    uv_signal_init(loop, &srv->sigint);
+    srv->sigterm.data = srv->sigint.data = srv;
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    return 0;
+}
+
+void rtmd_server_print_ready(rtmd_server *srv)
+{
+    const char *host = srv->cfg.listen_host;
+    for (int g = 0; g < GATE_COUNT; g++) {
+        const rtmd_listener *l = &srv->listeners[g];
+        if (!l->active)
+            continue;
+        printf("listen %s %s:%d", rtmd_gate_name((rtmd_gate)g), host, l->port);
+        if (g == GATE_CLIENT_WS)
+            printf(" path=%s", srv->cfg.ws_path);
+        printf("\n");
+    }
+    for (size_t i = 0; i < srv->nprojects; i++)
+        printf("project pid=%lld secret=%s\n", (long long)srv->projects[i].pid, srv->projects[i].secret);
+    printf("rtmd %s ready\n", RTMD_VERSION);
+    fflush(stdout);
+}
+
+int rtmd_server_run(rtmd_server *srv)
+{
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    return srv->exit_code;
+}
+
+void rtmd_server_free(rtmd_server *srv)
+{
+    if (srv->store) {
+        store_close(srv->store);
+        srv->store = NULL;
+    }
+    methods_free(srv->methods);
+    free(srv->projects);
+    rtm_buf_free(&srv->scratch);
+    EVP_PKEY_free(srv->key);
+}

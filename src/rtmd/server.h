@@ -1,0 +1,178 @@
+/* The rtmd server: its event loop, listeners, connections and their
+ * lifecycle (handshake and idle timeouts, keepalive pings, output limits),
+ * metrics, projects and graceful stop. Transport details live in conn.c,
+ * method dispatch in methods.c, HTTP in http.c. */
+#ifndef RTMD_SERVER_H
+#define RTMD_SERVER_H
+
+#include "buf.h"
+#include "config.h"
+#include "fpnn_crypto.h"
+#include "store.h"
+#include "ws.h"
+#include "rtm/fpnn.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef enum rtmd_gate {
+    GATE_CLIENT_TCP = 0,
+    GATE_CLIENT_WS,
+    GATE_SERVER_TCP,
+    GATE_HTTP,
+    GATE_COUNT
+} rtmd_gate;
+
+#define GATE_BIT(g) (1u << (g))
+#define GATES_CLIENT (GATE_BIT(GATE_CLIENT_TCP) | GATE_BIT(GATE_CLIENT_WS))
+#define GATES_SERVER GATE_BIT(GATE_SERVER_TCP)
+#define GATES_FPNN (GATES_CLIENT | GATES_SERVER)
+
+const char *rtmd_gate_name(rtmd_gate gate);
+
+struct rtmd_server;
+struct rtmd_methods;
+
+typedef struct rtmd_listener {
+    uv_tcp_t tcp;
+    struct rtmd_server *srv;
+    rtmd_gate gate;
+    int port;       /* bound port (resolved when configured as 0) */
+    bool active;
+} rtmd_listener;
+
+/* How the bytes of a connection are framed on the wire. */
+typedef enum conn_framing {
+    FRAMING_FPNN = 0,      /* plain FPNN packets over TCP */
+    FRAMING_FPNN_PACKAGE,  /* encrypted, package mode */
+    FRAMING_FPNN_STREAM,   /* encrypted, stream mode */
+    FRAMING_WS_HANDSHAKE,  /* waiting for the HTTP upgrade */
+    FRAMING_WS,            /* one FPNN packet per binary WebSocket message */
+    FRAMING_HTTP,          /* plain HTTP requests */
+} conn_framing;
+
+typedef struct rtmd_conn {
+    uv_tcp_t tcp;                  /* first: handles cast back to the conn */
+    struct rtmd_server *srv;
+    struct rtmd_conn *prev, *next; /* all live connections */
+    struct rtmd_conn *dirty_next;  /* connections with output to flush */
+    uint64_t id;
+    rtmd_gate gate;
+    conn_framing framing;
+    unsigned refs;                 /* the socket + requests still in progress */
+    bool closing;                  /* uv_close called or requested */
+    bool dirty;                    /* on the flush list */
+    bool writing;                  /* a uv_write is in flight */
+    bool close_after_flush;        /* close once the output is written */
+    bool handshaken;               /* a valid first packet / upgrade was seen */
+
+    rtm_buf in;                    /* received, not yet parsed bytes */
+    rtm_buf out;                   /* encoded bytes waiting for the next write */
+    rtm_buf inflight;              /* bytes of the write in flight */
+    uv_write_t write_req;
+    uint8_t *scratch;              /* package-mode decryption buffer */
+    size_t scratch_cap;
+
+    fpnn_crypto *crypto;
+    ws_conn *ws;
+
+    uint64_t created_ms;
+    uint64_t last_recv_ms;
+    uint64_t last_ping_ms;
+    uint32_t next_seq;             /* seq of server quests */
+    char peer[64];                 /* "ip:port" for logs */
+} rtmd_conn;
+
+typedef struct rtmd_metrics {
+    uint64_t accepted[GATE_COUNT];
+    uint64_t closed[GATE_COUNT];
+    uint64_t refused[GATE_COUNT];   /* over max_connections */
+    uint64_t current[GATE_COUNT];
+    uint64_t packets_in;
+    uint64_t packets_out;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t protocol_errors;
+    uint64_t slow_consumers;        /* dropped for an output queue over the limit */
+    uint64_t timeouts;              /* closed by handshake or idle timeout */
+} rtmd_metrics;
+
+typedef struct rtmd_project {
+    int64_t pid;
+    char secret[RTMD_SECRET_MAX];
+    rtmd_project_config limits;
+} rtmd_project;
+
+typedef struct rtmd_server {
+    uv_loop_t *loop;
+    rtmd_config cfg;
+    store *store;
+    EVP_PKEY *key;                  /* private key of encrypted links, or NULL */
+    struct rtmd_methods *methods;
+
+    rtmd_listener listeners[GATE_COUNT];
+    uv_timer_t tick;
+    uv_check_t flusher;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t stop_timer;
+
+    rtmd_conn *conns;
+    rtmd_conn *dirty;
+    uint64_t nconns;
+    uint64_t next_conn_id;
+    rtmd_metrics metrics;
+
+    rtmd_project *projects;
+    size_t nprojects;
+
+    uint8_t readbuf[65536];         /* shared by all reads of this loop */
+    rtm_buf scratch;                /* encoding space for answers and quests */
+
+    int stopping;                   /* 0 running, 1 draining, 2 closing */
+    uint64_t stop_started_ms;
+    int exit_code;
+} rtmd_server;
+
+/* Sets up everything from cfg (store, key, projects, listeners). Returns 0,
+ * or -1 with a message in err. */
+int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, char *err, size_t errlen);
+/* Prints the listen, project and ready lines on stdout. */
+void rtmd_server_print_ready(rtmd_server *srv);
+/* Runs the loop until a graceful stop finished; returns the exit code. */
+int rtmd_server_run(rtmd_server *srv);
+/* Starts a graceful stop (as SIGTERM does). */
+void rtmd_server_stop(rtmd_server *srv);
+void rtmd_server_free(rtmd_server *srv);
+
+const rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
+uint64_t rtmd_now_ms(void);
+
+/* Connection API used by the dispatcher and HTTP. */
+void conn_ref(rtmd_conn *c);
+void conn_unref(rtmd_conn *c);
+/* Queues an encoded FPNN packet (framing, encryption applied here). */
+int conn_send_packet(rtmd_conn *c, const uint8_t *packet, size_t len);
+/* Queues raw bytes as they are (HTTP responses, the WebSocket upgrade). */
+int conn_send_raw(rtmd_conn *c, const void *data, size_t len);
+/* Closes at once (drops queued output). */
+void conn_close(rtmd_conn *c, const char *reason);
+/* Closes once queued output is written. */
+void conn_close_after_flush(rtmd_conn *c);
+/* Sends a twoway quest from the server (e.g. ping); the answer is ignored
+ * beyond marking the link alive. */
+int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, size_t len);
+
+/* Listener callback accepting a connection (conn.c). */
+void rtmd_on_connection(uv_stream_t *server_stream, int status);
+/* Writes the queued output of every connection that has some (conn.c). */
+void rtmd_flush_dirty(rtmd_server *srv);
+
+/* Called by conn.c for each complete FPNN packet. Returns 0, or -1 when the
+ * connection must be closed. */
+int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt);
+/* Called by conn.c for each complete HTTP request on the HTTP listener. */
+void rtmd_http_handle(rtmd_conn *c, const struct http_request *req);
+
+#endif

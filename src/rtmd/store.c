@@ -1,0 +1,651 @@
+/* The SQLite store of rtmd (see store.h): creating the data directory,
+ * opening the database with its pragmas and migrations (store_schema.c), the
+ * writer thread with its queue and group commit, handing completions back to
+ * the event loop, the start-up project helpers and the orderly close.
+ *
+ * Durability: the database runs in WAL mode with synchronous=FULL, so every
+ * COMMIT fsyncs the WAL before the writer reports the batch. A write whose
+ * done callback saw SQLITE_OK therefore survives kill -9 and power loss.
+ * (synchronous=NORMAL would survive kill -9 but could lose the last commits
+ * on power loss.) Group commit pays that fsync once per batch, not per write.
+ *
+ * Threads: the writer connection is used by store_open, then only by the
+ * writer thread, then by store_close after the thread is joined. The reader
+ * connection is used on the loop thread only. The queue, the completed list
+ * and the counters are guarded by s->mu. */
+#include "store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "store_schema.h"
+
+#define STORE_FILE "rtmd.sqlite3"
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_DEFAULT_BATCH 256
+
+typedef struct store_op {
+    store_apply_fn apply;
+    store_done_fn done;
+    void *arg;
+    int status;
+    struct store_op *next;
+} store_op;
+
+typedef struct op_list {
+    store_op *head;
+    store_op *tail;
+} op_list;
+
+struct store {
+    uv_loop_t *loop;
+    uv_async_t *async;   /* own allocation: freed by its close callback */
+    sqlite3 *wdb;        /* writer connection */
+    sqlite3 *rdb;        /* reader connection (loop thread, start-up) */
+    unsigned batch_max;
+    int schema_version;
+    int migrations_applied;
+
+    uv_thread_t thread;
+    int thread_started;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    int sync_ready;      /* mu and cv initialised */
+
+    /* Guarded by mu. */
+    op_list queue;       /* submitted, not yet taken by the writer */
+    op_list completed;   /* applied (or failed), done not yet run */
+    size_t pending;      /* submitted and not yet reported */
+    uint64_t commits;
+    int stopping;        /* the writer exits once the queue is empty */
+
+    /* Loop thread only. */
+    int closing;         /* store_close has begun: no more submits */
+    int dispatching;     /* depth of done-callback dispatch */
+    int free_deferred;   /* store_close ran inside a dispatch: free after it */
+    int referenced;      /* the async handle holds the loop alive */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- op lists ---- */
+
+static void list_push(op_list *l, store_op *op)
+{
+    op->next = NULL;
+    if (l->tail)
+        l->tail->next = op;
+    else
+        l->head = op;
+    l->tail = op;
+}
+
+static store_op *list_pop(op_list *l)
+{
+    store_op *op = l->head;
+    if (op) {
+        l->head = op->next;
+        if (!l->head)
+            l->tail = NULL;
+        op->next = NULL;
+    }
+    return op;
+}
+
+/* Detaches up to max ops from the front of l. */
+static op_list list_take(op_list *l, unsigned max)
+{
+    op_list out = {l->head, l->head};
+    unsigned n = 1;
+    while (n < max && out.tail->next) {
+        out.tail = out.tail->next;
+        n++;
+    }
+    l->head = out.tail->next;
+    if (!l->head)
+        l->tail = NULL;
+    out.tail->next = NULL;
+    return out;
+}
+
+static void list_append(op_list *l, op_list *more)
+{
+    if (!more->head)
+        return;
+    if (l->tail)
+        l->tail->next = more->head;
+    else
+        l->head = more->head;
+    l->tail = more->tail;
+}
+
+/* ---- writer thread ---- */
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* Marks every op of [from, to] whose status is OK as failed with rc. */
+static void fail_range(store_op *from, store_op *to, int rc)
+{
+    for (store_op *p = from; p; p = p->next) {
+        if (p->status == SQLITE_OK)
+            p->status = rc;
+        if (p == to)
+            break;
+    }
+}
+
+/* Applies one batch, normally in one transaction with a savepoint per op.
+ * Sets every op's status; returns the number of transactions committed. */
+static unsigned run_batch(sqlite3 *db, op_list *batch)
+{
+    unsigned commits = 0;
+    int in_txn = 0;
+    store_op *txn_first = NULL;
+    store_op *last = NULL;
+
+    for (store_op *op = batch->head; op; op = op->next) {
+        last = op;
+        op->status = SQLITE_OK;
+        if (!in_txn) {
+            int rc = exec_sql(db, "BEGIN IMMEDIATE");
+            if (rc != SQLITE_OK) {
+                LOG_ERROR("store: BEGIN failed: %s", sqlite3_errmsg(db));
+                op->status = rc;
+                continue;
+            }
+            in_txn = 1;
+            txn_first = op;
+        }
+        int rc = exec_sql(db, "SAVEPOINT store_op");
+        if (rc != SQLITE_OK) {
+            op->status = rc;
+        } else {
+            int st = op->apply(db, op->arg);
+            if (st == SQLITE_DONE)
+                st = SQLITE_OK;
+            op->status = st;
+            if (sqlite3_get_autocommit(db)) {
+                /* The transaction is gone (an I/O error, a full disk or an
+                 * apply that ended it): everything since BEGIN is undone. */
+                int e = st != SQLITE_OK ? st : SQLITE_MISUSE;
+                LOG_ERROR("store: batch transaction aborted by a write: %s", sqlite3_errstr(e));
+                fail_range(txn_first, op, e);
+                in_txn = 0;
+                continue;
+            }
+            if (st == SQLITE_OK) {
+                rc = exec_sql(db, "RELEASE store_op");
+            } else {
+                rc = exec_sql(db, "ROLLBACK TO store_op");
+                if (rc == SQLITE_OK)
+                    rc = exec_sql(db, "RELEASE store_op");
+            }
+            if (rc != SQLITE_OK && op->status == SQLITE_OK)
+                op->status = rc;
+        }
+        if (rc != SQLITE_OK && sqlite3_get_autocommit(db)) {
+            fail_range(txn_first, op, rc);
+            in_txn = 0;
+        }
+    }
+
+    if (in_txn) {
+        int rc = exec_sql(db, "COMMIT");
+        if (rc == SQLITE_OK) {
+            commits++;
+        } else {
+            LOG_ERROR("store: COMMIT failed: %s", sqlite3_errmsg(db));
+            fail_range(txn_first, last, rc);
+            if (!sqlite3_get_autocommit(db))
+                exec_sql(db, "ROLLBACK");
+        }
+    }
+    return commits;
+}
+
+static void writer_main(void *arg)
+{
+    store *s = arg;
+    uv_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->queue.head && !s->stopping)
+            uv_cond_wait(&s->cv, &s->mu);
+        if (!s->queue.head)
+            break;
+        op_list batch = list_take(&s->queue, s->batch_max);
+        uv_mutex_unlock(&s->mu);
+
+        unsigned commits = run_batch(s->wdb, &batch);
+
+        uv_mutex_lock(&s->mu);
+        s->commits += commits;
+        list_append(&s->completed, &batch);
+        uv_mutex_unlock(&s->mu);
+        uv_async_send(s->async);
+        uv_mutex_lock(&s->mu);
+    }
+    uv_mutex_unlock(&s->mu);
+}
+
+/* ---- completions on the loop ---- */
+
+/* Keeps the loop alive exactly while writes are pending. */
+static void update_ref(store *s)
+{
+    if (!s->async || s->closing)
+        return;
+    uv_mutex_lock(&s->mu);
+    size_t pending = s->pending;
+    uv_mutex_unlock(&s->mu);
+    if (pending > 0 && !s->referenced) {
+        uv_ref((uv_handle_t *)s->async);
+        s->referenced = 1;
+    } else if (pending == 0 && s->referenced) {
+        uv_unref((uv_handle_t *)s->async);
+        s->referenced = 0;
+    }
+}
+
+/* Runs the done callbacks of completed ops, one at a time so that a callback
+ * may call store_close (which drains the rest itself). */
+static void dispatch(store *s)
+{
+    s->dispatching++;
+    while (!s->free_deferred) {
+        uv_mutex_lock(&s->mu);
+        store_op *op = list_pop(&s->completed);
+        if (op)
+            s->pending--;
+        uv_mutex_unlock(&s->mu);
+        if (!op)
+            break;
+        if (op->done)
+            op->done(op->arg, op->status);
+        free(op);
+    }
+    s->dispatching--;
+}
+
+static void store_free(store *s)
+{
+    if (s->sync_ready) {
+        uv_cond_destroy(&s->cv);
+        uv_mutex_destroy(&s->mu);
+    }
+    free(s);
+}
+
+static void on_async(uv_async_t *h)
+{
+    store *s = h->data;
+    dispatch(s);
+    if (s->free_deferred) {
+        if (s->dispatching == 0)
+            store_free(s);
+        return;
+    }
+    update_ref(s);
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* ---- open ---- */
+
+/* mkdir -p: parents with 0755 (less the umask), the leaf with 0700. */
+static int make_dirs(const char *dir, char *err, size_t errlen)
+{
+    size_t n = strlen(dir);
+    if (n == 0) {
+        set_err(err, errlen, "data directory is empty");
+        return -1;
+    }
+    char *p = strdup(dir);
+    if (!p) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = '\0';
+    for (char *c = p + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            set_err(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            free(p);
+            return -1;
+        }
+        *c = '/';
+    }
+    if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+        set_err(err, errlen, "cannot create %s: %s", p, strerror(errno));
+        free(p);
+        return -1;
+    }
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        set_err(err, errlen, "%s is not a directory", p);
+        free(p);
+        return -1;
+    }
+    free(p);
+    return 0;
+}
+
+/* Opens a connection with the pragmas every connection of the store uses. */
+static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    const char *pragmas = "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+    rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static int enable_wal(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *mode = sqlite3_column_text(st, 0);
+        ok = mode && strcmp((const char *)mode, "wal") == 0;
+    }
+    if (!ok)
+        set_err(err, errlen, "cannot switch %s to WAL mode: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, char *err, size_t errlen)
+{
+    if (!loop || !data_dir) {
+        set_err(err, errlen, "store_open: no loop or data directory");
+        return NULL;
+    }
+    if (make_dirs(data_dir, err, errlen) != 0)
+        return NULL;
+
+    size_t plen = strlen(data_dir) + sizeof("/" STORE_FILE);
+    char *path = malloc(plen);
+    store *s = calloc(1, sizeof *s);
+    if (!path || !s) {
+        set_err(err, errlen, "out of memory");
+        free(path);
+        free(s);
+        return NULL;
+    }
+    snprintf(path, plen, "%s/%s", data_dir, STORE_FILE);
+    s->loop = loop;
+    s->batch_max = batch_max ? batch_max : STORE_DEFAULT_BATCH;
+
+    s->wdb = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
+    if (!s->wdb)
+        goto fail;
+    /* Migrate first, so that a database this build refuses is left as it
+     * was; WAL mode is then recorded in the file for every connection. */
+    char merr[256];
+    if (store_schema_migrate(s->wdb, &s->schema_version, &s->migrations_applied, merr, sizeof merr) != 0) {
+        set_err(err, errlen, "%s: %s", path, merr);
+        goto fail;
+    }
+    if (enable_wal(s->wdb, path, err, errlen) != 0)
+        goto fail;
+    s->rdb = open_conn(path, SQLITE_OPEN_READWRITE, err, errlen);
+    if (!s->rdb)
+        goto fail;
+
+    if (uv_mutex_init(&s->mu) != 0) {
+        set_err(err, errlen, "cannot create the store mutex");
+        goto fail;
+    }
+    if (uv_cond_init(&s->cv) != 0) {
+        uv_mutex_destroy(&s->mu);
+        set_err(err, errlen, "cannot create the store condition variable");
+        goto fail;
+    }
+    s->sync_ready = 1;
+
+    s->async = malloc(sizeof *s->async);
+    if (!s->async) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    int rc = uv_async_init(loop, s->async, on_async);
+    if (rc != 0) {
+        free(s->async);
+        s->async = NULL;
+        set_err(err, errlen, "uv_async_init: %s", uv_strerror(rc));
+        goto fail;
+    }
+    s->async->data = s;
+    uv_unref((uv_handle_t *)s->async);
+
+    rc = uv_thread_create(&s->thread, writer_main, s);
+    if (rc != 0) {
+        set_err(err, errlen, "cannot start the writer thread: %s", uv_strerror(rc));
+        /* The handle is closed asynchronously; its callback frees it. */
+        uv_close((uv_handle_t *)s->async, on_async_closed);
+        s->async = NULL;
+        goto fail;
+    }
+    s->thread_started = 1;
+
+    if (s->migrations_applied > 0)
+        LOG_INFO("store: %s at schema version %d (%d migration%s applied)", path, s->schema_version,
+                 s->migrations_applied, s->migrations_applied == 1 ? "" : "s");
+    else
+        LOG_INFO("store: %s at schema version %d", path, s->schema_version);
+    free(path);
+    return s;
+
+fail:
+    sqlite3_close(s->rdb);
+    sqlite3_close(s->wdb);
+    free(path);
+    store_free(s);
+    return NULL;
+}
+
+int store_schema_version(store *s)
+{
+    return s->schema_version;
+}
+
+int store_migrations_applied(store *s)
+{
+    return s->migrations_applied;
+}
+
+/* ---- start-up helpers (reader connection) ---- */
+
+int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
+{
+    *count = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->rdb, "SELECT pid, secret, created_at FROM projects ORDER BY pid", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK) {
+        LOG_ERROR("store: cannot load projects: %s", sqlite3_errmsg(s->rdb));
+        return -1;
+    }
+    size_t n = 0;
+    int ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            LOG_ERROR("store: the database holds more than %zu projects", cap);
+            ret = -1;
+            break;
+        }
+        int64_t pid = sqlite3_column_int64(st, 0);
+        const unsigned char *secret = sqlite3_column_text(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        if (!secret || (size_t)len >= sizeof out[n].secret) {
+            LOG_ERROR("store: project %lld has an invalid secret", (long long)pid);
+            ret = -1;
+            break;
+        }
+        out[n].pid = pid;
+        memcpy(out[n].secret, secret, (size_t)len + 1);
+        out[n].created_at = sqlite3_column_int64(st, 2);
+        n++;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        LOG_ERROR("store: cannot load projects: %s", sqlite3_errmsg(s->rdb));
+        ret = -1;
+    }
+    sqlite3_finalize(st);
+    *count = n;
+    return ret;
+}
+
+int store_ensure_project(store *s, int64_t pid, const char *secret)
+{
+    if (!secret || strlen(secret) >= sizeof(((store_project *)0)->secret)) {
+        LOG_ERROR("store: project %lld: missing or too long secret", (long long)pid);
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->rdb,
+                                "INSERT INTO projects(pid, secret, created_at) VALUES(?1, ?2, ?3) "
+                                "ON CONFLICT(pid) DO NOTHING",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, pid);
+        sqlite3_bind_text(st, 2, secret, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        LOG_ERROR("store: cannot add project %lld: %s", (long long)pid, sqlite3_errmsg(s->rdb));
+        return -1;
+    }
+    if (sqlite3_changes(s->rdb) > 0) {
+        LOG_INFO("store: added project %lld", (long long)pid);
+        return 0;
+    }
+
+    /* Already known: keep it, but say so if the secret differs. */
+    rc = sqlite3_prepare_v2(s->rdb, "SELECT secret FROM projects WHERE pid = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, pid);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const unsigned char *stored = sqlite3_column_text(st, 0);
+            if (!stored || strcmp((const char *)stored, secret) != 0)
+                LOG_WARN("store: project %lld already exists with another secret; keeping the stored one",
+                         (long long)pid);
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* ---- writes ---- */
+
+int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg)
+{
+    if (!s || s->closing || !apply)
+        return -1;
+    store_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return -1;
+    op->apply = apply;
+    op->done = done;
+    op->arg = arg;
+    uv_mutex_lock(&s->mu);
+    list_push(&s->queue, op);
+    s->pending++;
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    update_ref(s);
+    return 0;
+}
+
+size_t store_pending(store *s)
+{
+    uv_mutex_lock(&s->mu);
+    size_t n = s->pending;
+    uv_mutex_unlock(&s->mu);
+    return n;
+}
+
+uint64_t store_commit_count(store *s)
+{
+    uv_mutex_lock(&s->mu);
+    uint64_t n = s->commits;
+    uv_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- close ---- */
+
+void store_close(store *s)
+{
+    if (!s || s->closing)
+        return;
+    s->closing = 1;
+
+    uv_mutex_lock(&s->mu);
+    s->stopping = 1;
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    if (s->thread_started)
+        uv_thread_join(&s->thread);
+
+    /* Every op is in the completed list now; report them here. */
+    dispatch(s);
+
+    s->async->data = NULL;
+    uv_close((uv_handle_t *)s->async, on_async_closed);
+    s->async = NULL;
+
+    sqlite3_close(s->rdb);
+    s->rdb = NULL;
+    int rc = exec_sql(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)");
+    if (rc != SQLITE_OK)
+        LOG_WARN("store: WAL checkpoint failed: %s", sqlite3_errmsg(s->wdb));
+    rc = sqlite3_close(s->wdb);
+    if (rc != SQLITE_OK)
+        LOG_ERROR("store: closing the database failed: %s", sqlite3_errstr(rc));
+    s->wdb = NULL;
+    LOG_INFO("store: closed");
+
+    if (s->dispatching > 0)
+        s->free_deferred = 1;   /* called from a done callback: on_async frees */
+    else
+        store_free(s);
+}

@@ -1,0 +1,68 @@
+/* Storage interface of rtmd with its SQLite backend: the database in the
+ * data directory (WAL), the schema version and migrations applied on open,
+ * and a writer thread that applies writes with group commit (many writes,
+ * one transaction) and reports completion back on the event loop, so the
+ * loop never waits for the disk. Knows nothing about connections. */
+#ifndef RTMD_STORE_H
+#define RTMD_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct store store;
+
+/* Runs on the writer thread inside the batch transaction; returns SQLITE_OK
+ * or an SQLite error code (the batch goes on, this write reports failure). */
+typedef int (*store_apply_fn)(sqlite3 *db, void *arg);
+/* Runs on the event loop after the batch holding the write committed
+ * (status SQLITE_OK) or failed. */
+typedef void (*store_done_fn)(void *arg, int status);
+
+typedef struct store_project {
+    int64_t pid;
+    char secret[128];
+    int64_t created_at;  /* unix seconds */
+} store_project;
+
+/* Opens (creating if needed) <data_dir>/rtmd.sqlite3, applies migrations
+ * and starts the writer thread. batch_max bounds the writes of one commit
+ * (0 means a default of 256). data_dir is created like mkdir -p, the last
+ * component with mode 0700. On failure returns NULL with a message in err
+ * (a database newer than this build is refused, naming both versions).
+ * The store's uv_async handle keeps the loop alive only while writes are
+ * pending, so uv_run(loop, UV_RUN_DEFAULT) returns once all are reported. */
+store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, char *err, size_t errlen);
+int store_schema_version(store *s);
+/* Migrations applied by this store_open (0 when the schema was current). */
+int store_migrations_applied(store *s);
+
+/* Start-up helpers, called on the loop thread before serving. Both return
+ * 0 on success and -1 on error (logged). */
+/* Stores the projects ordered by pid into out; *count receives how many were
+ * stored (never more than cap). Fails if the database holds more than cap. */
+int store_load_projects(store *s, store_project *out, size_t cap, size_t *count);
+/* Inserts the project if its pid is unknown; an existing one is kept (a
+ * different secret is logged as a warning). The secret must fit in
+ * store_project.secret. */
+int store_ensure_project(store *s, int64_t pid, const char *secret);
+
+/* Queues a write for the writer thread; done (may be NULL) runs on the loop,
+ * in submission order. Loop thread only. Returns 0, or -1 if the store is
+ * closing or memory ran out (then neither callback will run). */
+int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg);
+/* Number of writes queued and not yet reported. */
+size_t store_pending(store *s);
+/* Transactions committed by the writer thread since store_open: with group
+ * commit this stays below the number of writes (tests and statistics). */
+uint64_t store_commit_count(store *s);
+/* Finishes every queued write (their done callbacks run synchronously on
+ * this, the loop's, thread before it returns), stops the thread, checkpoints
+ * the WAL and closes the database. Loop thread only; may be called from a
+ * done callback. The uv_async handle is closed with uv_close: the loop must
+ * run once more (e.g. uv_run(loop, UV_RUN_NOWAIT)) to release it before
+ * uv_loop_close. */
+void store_close(store *s);
+
+#endif

@@ -1,0 +1,140 @@
+/* Schema migrations of the rtmd database (see store_schema.h): an ordered
+ * list of SQL scripts, migration N taking user_version from N-1 to N. A
+ * migration that shipped is never edited; changes go into a new one. */
+#include "store_schema.h"
+
+#include <stdio.h>
+
+/*
+ * Migration 1: projects known to the server.
+ *
+ * Migration 2: users, tokens and messages, ready for the next features.
+ *   users     a user of a project, with an optional string id unique within
+ *             the project (SQLite treats NULLs as distinct in the index).
+ *   tokens    login tokens; expires_at in unix seconds.
+ *   messages  the history of every conversation. A conversation is
+ *             (conv_type, conv_a, conv_b) with the RTM types 1 = P2P
+ *             (conv_a < conv_b: the two uids, smaller first), 2 = group
+ *             (conv_a = gid), 3 = room (conv_a = rid), 4 = broadcast
+ *             (conv_a = 0); conv_b is 0 unless P2P. id increases within a
+ *             conversation and is assigned by the server. mtime is in unix
+ *             milliseconds. (pid, from_uid, mid) is unique so that a message
+ *             resent by a client is recognised as a duplicate.
+ */
+static const char *const migrations[] = {
+    /* 1 */
+    "CREATE TABLE projects ("
+    "  pid INTEGER PRIMARY KEY,"
+    "  secret TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");",
+
+    /* 2 */
+    "CREATE TABLE users ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  string_id TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, uid)"
+    ");"
+    "CREATE UNIQUE INDEX users_string_id ON users(pid, string_id);"
+    "CREATE TABLE tokens ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  token TEXT NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, token)"
+    ");"
+    "CREATE INDEX tokens_uid ON tokens(pid, uid);"
+    "CREATE INDEX tokens_expiry ON tokens(expires_at);"
+    "CREATE TABLE messages ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  conv_type INTEGER NOT NULL CHECK (conv_type BETWEEN 1 AND 4),"
+    "  conv_a INTEGER NOT NULL,"
+    "  conv_b INTEGER NOT NULL DEFAULT 0,"
+    "  id INTEGER NOT NULL,"
+    "  from_uid INTEGER NOT NULL,"
+    "  mid INTEGER NOT NULL,"
+    "  mtype INTEGER NOT NULL,"
+    "  msg BLOB NOT NULL,"
+    "  attrs TEXT NOT NULL DEFAULT '',"
+    "  mtime INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (pid, conv_type, conv_a, conv_b, id)"
+    ");"
+    "CREATE UNIQUE INDEX messages_dedup ON messages(pid, from_uid, mid);",
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store_schema_latest(void)
+{
+    return NMIGRATIONS;
+}
+
+static int read_version(sqlite3 *db, int *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *version = sqlite3_column_int(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int apply_one(sqlite3 *db, int to, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d", to);
+
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, migrations[to - 1], NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, bump, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "schema migration %d failed: %s", to, msg ? msg : sqlite3_errstr(rc));
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int store_schema_migrate(sqlite3 *db, int *version, int *applied, char *err, size_t errlen)
+{
+    int cur = 0;
+    *applied = 0;
+    int rc = read_version(db, &cur);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (cur > NMIGRATIONS) {
+        snprintf(err, errlen,
+                 "database schema version %d is newer than this rtmd supports (%d); upgrade rtmd",
+                 cur, NMIGRATIONS);
+        return -1;
+    }
+    if (cur < 0) {
+        snprintf(err, errlen, "database schema version %d is invalid (this rtmd supports 0 to %d)", cur,
+                 NMIGRATIONS);
+        return -1;
+    }
+    while (cur < NMIGRATIONS) {
+        if (apply_one(db, cur + 1, err, errlen) != 0)
+            break;
+        cur++;
+        (*applied)++;
+    }
+    *version = cur;
+    return cur == NMIGRATIONS ? 0 : -1;
+}

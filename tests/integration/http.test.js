@@ -1,0 +1,134 @@
+'use strict';
+// The HTTP listener: health check, Prometheus metrics that follow the
+// traffic, and 404 for unknown paths.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const fpnn = require('./lib/fpnn');
+const { sanitizerReports, startRtmd, withLogs, waitFor } = require('./lib/rtmd');
+
+function get(port, path, { method = 'GET', timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// Sum of every sample of a metric (with or without labels) whose labels
+// contain all of `labels`.
+function metric(text, name, labels = {}) {
+  let found = false;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line.trim()) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = {};
+    for (const kv of (m[3] || '').split(',')) {
+      const e = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*$/.exec(kv);
+      if (e) have[e[1]] = e[2];
+    }
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) {
+      found = true;
+      sum += Number(m[4]);
+    }
+  }
+  return found ? sum : undefined;
+}
+
+describe('HTTP listener', () => {
+  let srv;
+  const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(() => srv, fn));
+
+  before(async () => {
+    srv = await startRtmd();
+  });
+
+  after(async () => {
+    if (srv) {
+      const alive = srv.alive;
+      const code = await srv.stop('SIGTERM');
+      await srv.cleanup();
+      assert.ok(alive, `rtmd died during the tests\n${srv.diagnostics()}`);
+      assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
+    }
+    const reports = sanitizerReports();
+    assert.equal(reports.length, 0, `sanitizer reports from rtmd:\n${reports.join('\n')}`);
+  });
+
+  it('GET /healthz answers 200 with JSON {status: "ok"}', async () => {
+    const r = await get(srv.ports.http, '/healthz');
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'] || '', /^application\/json/);
+    const body = JSON.parse(r.body);
+    assert.equal(body.status, 'ok');
+  });
+
+  it('GET /metrics answers Prometheus text', async () => {
+    const r = await get(srv.ports.http, '/metrics');
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'] || '', /^text\/plain/);
+    assert.notEqual(metric(r.body, 'rtmd_connections', { gate: 'client_tcp' }), undefined, 'rtmd_connections{gate="client_tcp"} present');
+    for (const name of ['rtmd_packets_received_total', 'rtmd_packets_sent_total', 'rtmd_connections_accepted_total']) {
+      const v = metric(r.body, name);
+      assert.notEqual(v, undefined, `${name} present`);
+      assert.ok(Number.isFinite(v) && v >= 0, `${name} is a number`);
+    }
+  });
+
+  it('metrics follow connections and packets', async () => {
+    const scrape = async () => (await get(srv.ports.http, '/metrics')).body;
+    const before = await scrape();
+    const conn0 = metric(before, 'rtmd_connections', { gate: 'client_tcp' });
+    const recv0 = metric(before, 'rtmd_packets_received_total');
+    const sent0 = metric(before, 'rtmd_packets_sent_total');
+    const acc0 = metric(before, 'rtmd_connections_accepted_total');
+
+    const clients = [];
+    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: srv.ports.client_tcp }));
+    for (const c of clients) for (let k = 0; k < 10; k++) await c.quest('*echo', { k });
+    // One scrape only: HTTP requests may count as received packets too, so
+    // polling here would hide a server that does not count FPNN packets.
+    const during = await scrape();
+    assert.ok(metric(during, 'rtmd_packets_received_total') >= recv0 + 30, `packets received counted: ${recv0} -> ${metric(during, 'rtmd_packets_received_total')} after 30 quests`);
+    assert.ok(metric(during, 'rtmd_packets_sent_total') >= sent0 + 30, `packets sent counted: ${sent0} -> ${metric(during, 'rtmd_packets_sent_total')} after 30 answers`);
+    assert.ok(metric(during, 'rtmd_connections_accepted_total') >= acc0 + 3, 'accepted connections counted');
+    assert.equal(metric(during, 'rtmd_connections', { gate: 'client_tcp' }), conn0 + 3, 'rtmd_connections{gate="client_tcp"} counts the 3 open clients');
+    assert.equal(
+      metric(during, 'rtmd_connections_accepted_total', { gate: 'client_tcp' }) ?? acc0 + 3,
+      (metric(before, 'rtmd_connections_accepted_total', { gate: 'client_tcp' }) ?? acc0) + 3,
+      'accepted client_tcp connections counted per gate',
+    );
+
+    for (const c of clients) await c.close();
+    let after;
+    const back = await waitFor(async () => {
+      after = await scrape();
+      return metric(after, 'rtmd_connections', { gate: 'client_tcp' }) === conn0;
+    }, 3000);
+    assert.ok(back, `the gauge goes back down to ${conn0} after the clients left (got ${metric(after, 'rtmd_connections', { gate: 'client_tcp' })})`);
+    // Counters never go down.
+    assert.ok(metric(after, 'rtmd_connections_accepted_total') >= acc0 + 3);
+    assert.ok(metric(after, 'rtmd_packets_received_total') >= recv0 + 15);
+  });
+
+  it('an unknown path answers 404', async () => {
+    const r = await get(srv.ports.http, '/no/such/path');
+    assert.equal(r.status, 404);
+  });
+
+  it('serves many requests in a row', async () => {
+    for (let i = 0; i < 50; i++) {
+      const r = await get(srv.ports.http, '/healthz');
+      assert.equal(r.status, 200);
+    }
+  });
+});

@@ -1,0 +1,318 @@
+'use strict';
+// Starts a real rtmd for a test file: a fresh temporary data directory, every
+// listener on 127.0.0.1 and port 0 (the server picks free ports), and the
+// ready banner parsed from stdout:
+//
+//   listen client_tcp 127.0.0.1:PORT
+//   listen client_ws 127.0.0.1:PORT path=/service/websocket
+//   listen server_tcp 127.0.0.1:PORT
+//   listen http 127.0.0.1:PORT
+//   project pid=PID secret=SECRET
+//   rtmd VERSION ready
+//
+// Every process started here is killed when the test process exits, and the
+// temporary directories it created are removed.
+
+const fs = require('node:fs');
+const fsp = require('node:fs/promises');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, spawnSync } = require('node:child_process');
+
+const READY_TIMEOUT_MS = 15000;
+const STOP_TIMEOUT_MS = 10000;
+const LOG_TAIL = 8192;
+const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer)|runtime error: |WARNING: ThreadSanitizer/;
+
+const live = new Set();
+const tempDirs = new Set();
+const started = []; // every server of this test process, for sanitizer checks
+
+process.on('exit', () => {
+  for (const s of live) {
+    try {
+      s.proc.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const d of tempDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+});
+
+function rtmdBin() {
+  const bin = process.env.RTMD_BIN;
+  if (!bin) throw new Error('RTMD_BIN is not set (path of the rtmd binary)');
+  return bin;
+}
+
+function rtmctlBin() {
+  const bin = process.env.RTMCTL_BIN;
+  if (!bin) throw new Error('RTMCTL_BIN is not set (path of the rtmctl binary)');
+  return bin;
+}
+
+async function makeTempDir(prefix = 'rtmd-it-') {
+  const d = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+async function removeTempDir(d) {
+  tempDirs.delete(d);
+  await fsp.rm(d, { recursive: true, force: true });
+}
+
+function tail(s, n = LOG_TAIL) {
+  return s.length > n ? `...${s.slice(s.length - n)}` : s;
+}
+
+class Rtmd {
+  constructor() {
+    this.stdout = '';
+    this.stderr = '';
+    this.ports = {};
+    this.listens = {};
+    this.projects = [];
+    this.version = null;
+    this.exitCode = undefined;
+    this.exitSignal = undefined;
+    this.ownDataDir = false;
+  }
+
+  get alive() {
+    return this.exitCode === undefined && this.exitSignal === undefined;
+  }
+
+  // Text to print when a test fails.
+  diagnostics() {
+    const status = this.alive ? 'running' : `exited code=${this.exitCode} signal=${this.exitSignal}`;
+    return `rtmd ${this.args.join(' ')}\n(${status})\n--- stdout ---\n${tail(this.stdout)}\n--- stderr ---\n${tail(this.stderr)}`;
+  }
+
+  // Sends signal (default SIGTERM) and resolves with the exit code (a number,
+  // or the signal name when it died of a signal). SIGKILLs it after timeoutMs
+  // and resolves with 'timeout' then.
+  stop(signal = 'SIGTERM', timeoutMs = STOP_TIMEOUT_MS) {
+    if (!this.alive) return Promise.resolve(this.exitCode !== null ? this.exitCode : this.exitSignal);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.proc.kill('SIGKILL');
+        this.timedOut = true;
+      }, timeoutMs);
+      this.exited.then(() => {
+        clearTimeout(timer);
+        if (this.timedOut) resolve('timeout');
+        else resolve(this.exitCode !== null ? this.exitCode : this.exitSignal);
+      });
+      this.proc.kill(signal);
+    });
+  }
+
+  // Stops the server (SIGKILL if SIGTERM does not work) and removes its data
+  // directory when start() created it.
+  async cleanup() {
+    if (this.alive) await this.stop('SIGTERM', 5000);
+    if (this.ownDataDir) await removeTempDir(this.dataDir);
+  }
+
+  url(gate, p = '') {
+    return `http://127.0.0.1:${this.ports[gate]}${p}`;
+  }
+}
+
+// Starts rtmd and resolves once it printed its ready line.
+//   args: extra arguments, e.g. ['--ping_interval=1']
+//   config: path of a configuration file (passed as --config FILE)
+//   dataDir: reuse a data directory (not removed by cleanup())
+async function startRtmd({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env } = {}) {
+  const s = new Rtmd();
+  if (dataDir) {
+    s.dataDir = dataDir;
+  } else {
+    s.dataDir = await makeTempDir();
+    s.ownDataDir = true;
+  }
+  s.args = [
+    `--data_dir=${s.dataDir}`,
+    '--listen_host=127.0.0.1',
+    '--client_tcp_port=0',
+    '--client_ws_port=0',
+    '--server_tcp_port=0',
+    '--http_port=0',
+    ...(config ? ['--config', config] : []),
+    ...args,
+  ];
+  s.proc = spawn(rtmdBin(), s.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  live.add(s);
+  started.push(s);
+  s.exited = new Promise((resolve) => {
+    // 'close' rather than 'exit': stderr is complete then (leak reports).
+    s.proc.once('close', (code, signal) => {
+      s.exitCode = code;
+      s.exitSignal = signal;
+      live.delete(s);
+      resolve();
+    });
+    s.proc.once('error', (e) => {
+      s.stderr += `\n[spawn error: ${e.message}]`;
+      s.exitCode = null;
+      s.exitSignal = 'spawn-error';
+      live.delete(s);
+      resolve();
+    });
+  });
+  s.proc.stderr.setEncoding('utf8');
+  s.proc.stderr.on('data', (d) => {
+    if (SANITIZER_RE.test(s.stderr.slice(-200) + d)) s.sanitizerHit = true;
+    s.stderr += d;
+    if (s.stderr.length > 4 * LOG_TAIL * 16) s.stderr = s.stderr.slice(-LOG_TAIL * 16);
+  });
+  s.proc.stdout.setEncoding('utf8');
+
+  await new Promise((resolve, reject) => {
+    let buffered = '';
+    let ready = false;
+    const timer = setTimeout(() => {
+      reject(new Error(`rtmd not ready within ${readyTimeoutMs} ms\n${s.diagnostics()}`));
+      s.proc.kill('SIGKILL');
+    }, readyTimeoutMs);
+    s.proc.stdout.on('data', (d) => {
+      s.stdout += d;
+      if (ready) return;
+      buffered += d;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl).replace(/\r$/, '');
+        buffered = buffered.slice(nl + 1);
+        let m;
+        if ((m = /^listen (\S+) (\S+):(\d+)(?:\s+(.*))?$/.exec(line))) {
+          const [, gate, host, port, extra] = m;
+          s.ports[gate] = Number(port);
+          s.listens[gate] = { host, port: Number(port), extra: extra || '' };
+          const pm = /path=(\S+)/.exec(extra || '');
+          if (pm) s.listens[gate].path = pm[1];
+        } else if ((m = /^project pid=(\d+) secret=(\S+)/.exec(line))) {
+          s.projects.push({ pid: m[1], secret: m[2] });
+        } else if ((m = /^rtmd (\S+) ready\b/.exec(line))) {
+          s.version = m[1];
+          ready = true;
+          clearTimeout(timer);
+          resolve();
+          return;
+        }
+      }
+    });
+    s.exited.then(() => {
+      if (ready) return;
+      clearTimeout(timer);
+      reject(new Error(`rtmd exited before it was ready\n${s.diagnostics()}`));
+    });
+  }).catch(async (e) => {
+    if (s.ownDataDir) await removeTempDir(s.dataDir).catch(() => {});
+    throw e;
+  });
+  return s;
+}
+
+// Reports of AddressSanitizer/UBSan/LeakSanitizer in the stderr of every rtmd
+// this test process started (empty when the build has no sanitizers). Call it
+// after the servers stopped, so that leak reports are complete.
+function sanitizerReports() {
+  const out = [];
+  for (const s of started) {
+    if (s.sanitizerHit || SANITIZER_RE.test(s.stderr)) out.push(s.diagnostics());
+  }
+  return out;
+}
+
+// Wraps a test body so that a failure prints the diagnostics of the servers
+// returned by getServers() (a function, since servers are usually started in
+// a before() hook).
+function withLogs(getServers, fn) {
+  return async function wrapped(t) {
+    try {
+      return await fn(t);
+    } catch (e) {
+      let servers = getServers();
+      if (!Array.isArray(servers)) servers = [servers];
+      for (const s of servers) {
+        if (!s) continue;
+        const text = s.diagnostics();
+        if (t && typeof t.diagnostic === 'function') t.diagnostic(text);
+        process.stderr.write(`\n===== rtmd diagnostics for failed test${t && t.name ? ` "${t.name}"` : ''} =====\n${text}\n`);
+      }
+      throw e;
+    }
+  };
+}
+
+// Runs a program to completion with a time limit; resolves {code, signal,
+// stdout, stderr}.
+function run(bin, args, { timeoutMs = 15000, input, env, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    p.stdout.setEncoding('utf8');
+    p.stderr.setEncoding('utf8');
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      p.kill('SIGKILL');
+    }, timeoutMs);
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+    p.stdin.on('error', () => {});
+    if (input !== undefined) p.stdin.end(input);
+    else p.stdin.end();
+  });
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// Polls fn until it returns a truthy value or ms elapse; returns the last value.
+async function waitFor(fn, ms, stepMs = 50) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() >= end) return v;
+    await sleep(stepMs);
+  }
+}
+
+function haveOpenssl() {
+  const r = spawnSync('openssl', ['version'], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+module.exports = {
+  startRtmd,
+  sanitizerReports,
+  SANITIZER_RE,
+  withLogs,
+  run,
+  sleep,
+  waitFor,
+  makeTempDir,
+  removeTempDir,
+  rtmdBin,
+  rtmctlBin,
+  haveOpenssl,
+  Rtmd,
+};

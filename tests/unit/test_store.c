@@ -1,0 +1,548 @@
+/* Unit tests of the SQLite store (src/rtmd/store.c, store_schema.c): schema
+ * creation and migrations, start-up project helpers, the writer thread's
+ * group commit, per-write failure isolation, durability across reopen and
+ * the draining close. Each test uses a fresh directory under /tmp and a real
+ * libuv loop. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define SCHEMA_VERSION 2
+
+typedef struct fixture {
+    char dir[64];
+    char data[128];
+    uv_loop_t loop;
+} fixture;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/rtmd-test-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    /* Closing the loop fails if a handle (the store's async) leaked. */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static store *open_store(fixture *f, unsigned batch_max)
+{
+    char err[256] = "";
+    store *s = store_open(&f->loop, f->data, batch_max, err, sizeof err);
+    if (!s)
+        fail_msg("store_open: %s", err);
+    return s;
+}
+
+static void close_store(fixture *f, store *s)
+{
+    store_close(s);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+static sqlite3 *open_raw(fixture *f)
+{
+    char path[192];
+    snprintf(path, sizeof path, "%s/rtmd.sqlite3", f->data);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    return db;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static size_t count_projects(fixture *f)
+{
+    sqlite3 *db = open_raw(f);
+    size_t n = (size_t)query_int(db, "SELECT count(*) FROM projects");
+    sqlite3_close(db);
+    return n;
+}
+
+/* ---- writes used by the tests ---- */
+
+typedef struct twrite {
+    int64_t pid;        /* project row to insert */
+    int bad;            /* insert, then run invalid SQL */
+    int index;          /* submission order */
+    int *next_done;     /* shared counter checking the done order */
+    int status;
+    int done;
+} twrite;
+
+static int apply_insert(sqlite3 *db, void *arg)
+{
+    twrite *w = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "INSERT INTO projects(pid, secret, created_at) VALUES(?1, 'x', 0)", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, w->pid);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return rc;
+    if (w->bad)
+        return sqlite3_exec(db, "INSERT INTO no_such_table VALUES (1)", NULL, NULL, NULL);
+    return SQLITE_OK;
+}
+
+static void done_record(void *arg, int status)
+{
+    twrite *w = arg;
+    assert_false(w->done);
+    w->done = 1;
+    w->status = status;
+    if (w->next_done) {
+        assert_int_equal(w->index, *w->next_done);
+        (*w->next_done)++;
+    }
+}
+
+/* A write that holds the writer thread until released, so that the test
+ * decides what is queued behind it. */
+typedef struct gate {
+    uv_sem_t started;
+    uv_sem_t release;
+    int done;
+} gate;
+
+static int apply_gate(sqlite3 *db, void *arg)
+{
+    (void)db;
+    gate *g = arg;
+    uv_sem_post(&g->started);
+    uv_sem_wait(&g->release);
+    return SQLITE_OK;
+}
+
+static void done_gate(void *arg, int status)
+{
+    gate *g = arg;
+    assert_int_equal(status, SQLITE_OK);
+    g->done = 1;
+}
+
+static void gate_init(gate *g)
+{
+    assert_int_equal(uv_sem_init(&g->started, 0), 0);
+    assert_int_equal(uv_sem_init(&g->release, 0), 0);
+    g->done = 0;
+}
+
+static void gate_destroy(gate *g)
+{
+    uv_sem_destroy(&g->started);
+    uv_sem_destroy(&g->release);
+}
+
+/* Submits the gate and waits until the writer thread is inside it. */
+static void gate_hold(store *s, gate *g)
+{
+    assert_int_equal(store_submit(s, apply_gate, done_gate, g), 0);
+    uv_sem_wait(&g->started);
+}
+
+/* ---- tests ---- */
+
+static void test_open_creates_schema(void **state)
+{
+    fixture *f = *state;
+    /* A nested data directory is created, the leaf private. */
+    snprintf(f->data, sizeof f->data, "%s/a/b/data", f->dir);
+    store *s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION);
+    assert_int_equal(store_pending(s), 0);
+    assert_int_equal(store_commit_count(s), 0);
+
+    struct stat st;
+    assert_int_equal(stat(f->data, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    char path[192];
+    snprintf(path, sizeof path, "%s/rtmd.sqlite3", f->data);
+    assert_int_equal(stat(path, &st), 0);
+
+    sqlite3 *db = open_raw(f);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                                   "('projects', 'users', 'tokens', 'messages')"),
+                     4);
+    assert_int_equal(query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    /* The unique indexes are there: string ids per project, message dedup. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO projects VALUES (1, 's', 0);"
+                                  "INSERT INTO users VALUES (1, 10, 'alice', 0);"
+                                  "INSERT INTO users VALUES (1, 11, NULL, 0);"
+                                  "INSERT INTO users VALUES (1, 12, NULL, 0);"
+                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 777, 30, x'00', 0);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO users VALUES (1, 13, 'alice', 0)", NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, mtime) VALUES (1, 1, 10, 11, 2, 10, 777, 30, x'00', 0)",
+                                  NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT);
+    sqlite3_close(db);
+    close_store(f, s);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    assert_int_equal(store_ensure_project(s, 42, "secret-42"), 0);
+    close_store(f, s);
+
+    /* After a clean close the WAL has been checkpointed and truncated. */
+    char wal[192];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s/rtmd.sqlite3-wal", f->data);
+    assert_true(stat(wal, &st) != 0 || st.st_size == 0);
+
+    s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), 0);
+    store_project p[4];
+    size_t n = 0;
+    assert_int_equal(store_load_projects(s, p, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(p[0].pid, 42);
+    assert_string_equal(p[0].secret, "secret-42");
+    close_store(f, s);
+}
+
+static void test_newer_version_refused(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mkdir(f->data, 0700), 0);
+    sqlite3 *db = open_raw(f);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 7", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    char err[256] = "";
+    store *s = store_open(&f->loop, f->data, 0, err, sizeof err);
+    assert_null(s);
+    assert_non_null(strstr(err, "7"));
+    assert_non_null(strstr(err, "newer"));
+    char known[16];
+    snprintf(known, sizeof known, "(%d)", SCHEMA_VERSION);
+    assert_non_null(strstr(err, known));
+
+    /* The database was left as it was. */
+    db = open_raw(f);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), 7);
+    assert_int_equal(query_int(db, "SELECT journal_mode = 'delete' FROM pragma_journal_mode"), 1);
+    sqlite3_close(db);
+}
+
+static void test_ensure_and_load_projects(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    store_project p[8];
+    size_t n = 99;
+    assert_int_equal(store_load_projects(s, p, 8, &n), 0);
+    assert_int_equal(n, 0);
+
+    assert_int_equal(store_ensure_project(s, 30, "thirty"), 0);
+    assert_int_equal(store_ensure_project(s, 10, "ten"), 0);
+    assert_int_equal(store_ensure_project(s, 20, "twenty"), 0);
+    /* An existing project keeps its secret. */
+    assert_int_equal(store_ensure_project(s, 10, "other"), 0);
+
+    assert_int_equal(store_load_projects(s, p, 8, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(p[0].pid, 10);
+    assert_string_equal(p[0].secret, "ten");
+    assert_int_equal(p[1].pid, 20);
+    assert_string_equal(p[1].secret, "twenty");
+    assert_int_equal(p[2].pid, 30);
+    assert_string_equal(p[2].secret, "thirty");
+    assert_true(p[0].created_at > 1600000000);
+
+    /* Too small an array is an error, never an overrun. */
+    assert_int_equal(store_load_projects(s, p, 2, &n), -1);
+    assert_int_equal(n, 2);
+
+    /* A secret that could not be loaded back is refused. */
+    char longsecret[200];
+    memset(longsecret, 'k', sizeof longsecret - 1);
+    longsecret[sizeof longsecret - 1] = '\0';
+    assert_int_equal(store_ensure_project(s, 40, longsecret), -1);
+    assert_int_equal(store_ensure_project(s, 40, NULL), -1);
+    close_store(f, s);
+}
+
+#define NWRITES 1000
+#define BATCH 64
+
+typedef struct burst {
+    store *s;
+    gate g;
+    twrite w[NWRITES];
+    int next_done;
+} burst;
+
+/* Submits from a loop callback, as the server does. */
+static void on_burst_timer(uv_timer_t *t)
+{
+    burst *b = t->data;
+    gate_hold(b->s, &b->g);
+    for (int i = 0; i < NWRITES; i++) {
+        b->w[i] = (twrite){.pid = 1000 + i, .index = i, .next_done = &b->next_done, .status = -1};
+        assert_int_equal(store_submit(b->s, apply_insert, done_record, &b->w[i]), 0);
+    }
+    assert_int_equal(store_pending(b->s), NWRITES + 1);
+    uv_sem_post(&b->g.release);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_group_commit_in_order(void **state)
+{
+    fixture *f = *state;
+    burst *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    gate_init(&b->g);
+    b->s = open_store(f, BATCH);
+
+    uv_timer_t t;
+    assert_int_equal(uv_timer_init(&f->loop, &t), 0);
+    t.data = b;
+    assert_int_equal(uv_timer_start(&t, on_burst_timer, 0, 0), 0);
+    /* Returns once the timer is closed and every write is reported. */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+
+    assert_true(b->g.done);
+    assert_int_equal(b->next_done, NWRITES);
+    for (int i = 0; i < NWRITES; i++) {
+        assert_true(b->w[i].done);
+        assert_int_equal(b->w[i].status, SQLITE_OK);
+    }
+    assert_int_equal(store_pending(b->s), 0);
+    /* The gate alone, then the 1000 writes in batches of at most 64. */
+    assert_int_equal(store_commit_count(b->s), 1 + (NWRITES + BATCH - 1) / BATCH);
+    assert_true(store_commit_count(b->s) < NWRITES);
+    close_store(f, b->s);
+    assert_int_equal(count_projects(f), NWRITES);
+    gate_destroy(&b->g);
+    free(b);
+}
+
+static void test_failing_write_isolated(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    gate g;
+    gate_init(&g);
+    int next = 0;
+    /* 0 ok, 1 bad SQL after an insert, 2 ok, 3 duplicate of 0, 4 ok */
+    twrite w[5] = {
+        {.pid = 1, .index = 0},
+        {.pid = 2, .index = 1, .bad = 1},
+        {.pid = 3, .index = 2},
+        {.pid = 1, .index = 3},
+        {.pid = 5, .index = 4},
+    };
+    gate_hold(s, &g);
+    for (int i = 0; i < 5; i++) {
+        w[i].next_done = &next;
+        assert_int_equal(store_submit(s, apply_insert, done_record, &w[i]), 0);
+    }
+    uv_sem_post(&g.release);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+
+    assert_int_equal(next, 5);
+    assert_int_equal(w[0].status, SQLITE_OK);
+    assert_int_equal(w[1].status, SQLITE_ERROR);
+    assert_int_equal(w[2].status, SQLITE_OK);
+    assert_int_equal(w[3].status, SQLITE_CONSTRAINT);
+    assert_int_equal(w[4].status, SQLITE_OK);
+    /* The gate's transaction, then the five writes in one. */
+    assert_int_equal(store_commit_count(s), 2);
+    close_store(f, s);
+
+    s = open_store(f, 0);
+    store_project p[8];
+    size_t n = 0;
+    assert_int_equal(store_load_projects(s, p, 8, &n), 0);
+    /* The failed write's own insert (pid 2) was rolled back. */
+    assert_int_equal(n, 3);
+    assert_int_equal(p[0].pid, 1);
+    assert_int_equal(p[1].pid, 3);
+    assert_int_equal(p[2].pid, 5);
+    close_store(f, s);
+    gate_destroy(&g);
+}
+
+#define NQUEUED 200
+
+typedef struct closing {
+    store *s;
+    twrite w[NQUEUED];
+    int next_done;
+    int resubmit_refused;
+} closing;
+
+static closing *the_closing;
+
+static void done_while_closing(void *arg, int status)
+{
+    done_record(arg, status);
+    /* The store no longer takes writes once closing. */
+    if (store_submit(the_closing->s, apply_insert, NULL, arg) == -1)
+        the_closing->resubmit_refused++;
+}
+
+static void release_later(void *arg)
+{
+    uv_sleep(50);
+    uv_sem_post(&((gate *)arg)->release);
+}
+
+static void test_close_drains_queue(void **state)
+{
+    fixture *f = *state;
+    closing *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    the_closing = c;
+    c->s = open_store(f, 16);
+    gate g;
+    gate_init(&g);
+    gate_hold(c->s, &g);
+    for (int i = 0; i < NQUEUED; i++) {
+        c->w[i] = (twrite){.pid = 500 + i, .index = i, .next_done = &c->next_done, .status = -1};
+        assert_int_equal(store_submit(c->s, apply_insert, done_while_closing, &c->w[i]), 0);
+    }
+    assert_int_equal(store_pending(c->s), NQUEUED + 1);
+
+    /* The writer is still held when store_close starts, so every write is
+     * queued at that moment. */
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, release_later, &g), 0);
+    store_close(c->s);
+    uv_thread_join(&t);
+
+    /* Every callback ran before store_close returned. */
+    assert_true(g.done);
+    assert_int_equal(c->next_done, NQUEUED);
+    for (int i = 0; i < NQUEUED; i++)
+        assert_int_equal(c->w[i].status, SQLITE_OK);
+    assert_int_equal(c->resubmit_refused, NQUEUED);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+
+    assert_int_equal(count_projects(f), NQUEUED);
+    gate_destroy(&g);
+    free(c);
+}
+
+/* A done callback may submit the next write, and the last one may close
+ * the store from inside the completion dispatch. */
+typedef struct chain {
+    store *s;
+    twrite w[5];
+    int n;
+    int closed;
+} chain;
+
+static int apply_chain(sqlite3 *db, void *arg)
+{
+    chain *c = arg;
+    return apply_insert(db, &c->w[c->n]);
+}
+
+static void done_chain(void *arg, int status);
+
+static void submit_chain(chain *c)
+{
+    c->w[c->n].pid = 900 + c->n;
+    assert_int_equal(store_submit(c->s, apply_chain, done_chain, c), 0);
+}
+
+static void done_chain(void *arg, int status)
+{
+    chain *c = arg;
+    assert_int_equal(status, SQLITE_OK);
+    c->n++;
+    if (c->n < 5)
+        submit_chain(c);
+    else {
+        store_close(c->s);
+        c->closed = 1;
+    }
+}
+
+static void test_done_may_submit_and_close(void **state)
+{
+    fixture *f = *state;
+    chain c = {0};
+    c.s = open_store(f, 0);
+    submit_chain(&c);
+    /* Runs until the last callback closed the store and its handle. */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(c.n, 5);
+    assert_true(c.closed);
+    assert_int_equal(count_projects(f), 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_done_may_submit_and_close, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
