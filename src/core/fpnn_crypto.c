@@ -129,6 +129,34 @@ int fpnn_crypto_public_key(EVP_PKEY *key, uint8_t out[FPNN_CRYPTO_PUBKEY_LEN])
     return rc;
 }
 
+int fpnn_crypto_load_public_key(const char *pem_path, uint8_t out[FPNN_CRYPTO_PUBKEY_LEN], char *err, size_t errlen)
+{
+    ERR_clear_error();
+    BIO *bio = BIO_new_file(pem_path, "r");
+    if (!bio) {
+        snprintf(err, errlen, "cannot open key file %s", pem_path);
+        ERR_clear_error();
+        return -1;
+    }
+    EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+    BIO_free(bio);
+    ERR_clear_error();
+    if (!key) {
+        /* A private key file also carries the public key. */
+        key = fpnn_crypto_load_private_key(pem_path, err, errlen);
+        if (!key) {
+            snprintf(err, errlen, "%s: no secp256k1 key (expected a PEM public key or EC private key)", pem_path);
+            return -1;
+        }
+    }
+    int rc = is_secp256k1(key) ? fpnn_crypto_public_key(key, out) : -1;
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    if (rc != 0)
+        snprintf(err, errlen, "%s: not a secp256k1 key", pem_path);
+    return rc == 0 ? 0 : -1;
+}
+
 EVP_PKEY *fpnn_crypto_generate_key(void)
 {
     EVP_PKEY *key = EVP_EC_gen(FPNN_CURVE);

@@ -22,6 +22,9 @@ typedef struct fpnn_crypto fpnn_crypto;
 EVP_PKEY *fpnn_crypto_load_private_key(const char *pem_path, char *err, size_t errlen);
 /* Writes the 64-byte public key of a private key. Returns 0 or -1. */
 int fpnn_crypto_public_key(EVP_PKEY *key, uint8_t out[FPNN_CRYPTO_PUBKEY_LEN]);
+/* Reads the 64-byte public key from a PEM public key or private key file
+ * (what a client is given to reach an encrypted server). Returns 0 or -1. */
+int fpnn_crypto_load_public_key(const char *pem_path, uint8_t out[FPNN_CRYPTO_PUBKEY_LEN], char *err, size_t errlen);
 /* Generates a fresh secp256k1 key pair (client side, and tests). */
 EVP_PKEY *fpnn_crypto_generate_key(void);
 

@@ -55,51 +55,18 @@ void rtm_free(void *p)
     free(p);
 }
 
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
-
 int rtm_load_public_key(const char *pem_path, uint8_t out[RTM_PUBKEY_LEN], char *err, size_t errlen)
 {
-    if (err && errlen)
-        err[0] = '\0';
+    char buf[256];
     if (!pem_path || !out) {
         if (err && errlen)
             snprintf(err, errlen, "no key file given");
         return -1;
     }
-    ERR_clear_error();
-    BIO *bio = BIO_new_file(pem_path, "r");
-    if (!bio) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot open key file %s", pem_path);
-        ERR_clear_error();
-        return -1;
-    }
-    EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
-    BIO_free(bio);
-    ERR_clear_error();
-    if (!key) {
-        /* A private key file also carries the public key. */
-        char perr[256];
-        key = fpnn_crypto_load_private_key(pem_path, perr, sizeof perr);
-        if (!key) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: no secp256k1 key (expected a PEM public key or EC private key)", pem_path);
-            return -1;
-        }
-    }
-    int rc = fpnn_crypto_public_key(key, out);
-    EVP_PKEY_free(key);
-    ERR_clear_error();
-    if (rc != 0 && err && errlen)
-        snprintf(err, errlen, "%s: not a secp256k1 key", pem_path);
-    return rc == 0 ? 0 : -1;
+    int rc = fpnn_crypto_load_public_key(pem_path, out, buf, sizeof buf);
+    if (err && errlen)
+        snprintf(err, errlen, "%s", rc == 0 ? "" : buf);
+    return rc;
 }
 
 int rtm_set_log_level(const char *name)

@@ -4,6 +4,7 @@
  * their routes here. */
 #include "server.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,59 +19,57 @@ static void respond(rtmd_conn *c, int status, const char *reason, const char *ty
         conn_send_raw(c, body, len);
 }
 
-static size_t format_metrics(const rtmd_server *srv, char *out, size_t cap)
+/* Appends printf-style text to a bounded buffer. */
+typedef struct text_out {
+    char *buf;
+    size_t cap, len;
+} text_out;
+
+__attribute__((format(printf, 2, 3))) static void emit(text_out *o, const char *fmt, ...)
+{
+    if (o->len >= o->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n;
+}
+
+static void emit_per_gate(text_out *o, const char *name, const char *type, const char *help, const uint64_t *values)
+{
+    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (int g = 0; g < GATE_COUNT; g++)
+        emit(o, "%s{gate=\"%s\"} %llu\n", name, rtmd_gate_name((rtmd_gate)g), (unsigned long long)values[g]);
+}
+
+static void emit_one(text_out *o, const char *name, const char *type, const char *help, uint64_t value)
+{
+    emit(o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, (unsigned long long)value);
+}
+
+static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
 {
     const rtmd_metrics *m = &srv->metrics;
-    size_t n = 0;
-#define EMIT(...)                                                                                                  \
-    do {                                                                                                           \
-        if (n < cap)                                                                                               \
-            n += (size_t)snprintf(out + n, cap - n, __VA_ARGS__);                                                  \
-    } while (0)
-    EMIT("# HELP rtmd_connections Open connections per gate.\n# TYPE rtmd_connections gauge\n");
-    for (int g = 0; g < GATE_COUNT; g++)
-        EMIT("rtmd_connections{gate=\"%s\"} %llu\n", rtmd_gate_name((rtmd_gate)g), (unsigned long long)m->current[g]);
-    EMIT("# HELP rtmd_connections_accepted_total Connections accepted per gate.\n"
-         "# TYPE rtmd_connections_accepted_total counter\n");
-    for (int g = 0; g < GATE_COUNT; g++)
-        EMIT("rtmd_connections_accepted_total{gate=\"%s\"} %llu\n", rtmd_gate_name((rtmd_gate)g),
-             (unsigned long long)m->accepted[g]);
-    EMIT("# HELP rtmd_connections_closed_total Connections closed per gate.\n"
-         "# TYPE rtmd_connections_closed_total counter\n");
-    for (int g = 0; g < GATE_COUNT; g++)
-        EMIT("rtmd_connections_closed_total{gate=\"%s\"} %llu\n", rtmd_gate_name((rtmd_gate)g),
-             (unsigned long long)m->closed[g]);
-    EMIT("# HELP rtmd_connections_refused_total Connections refused over max_connections.\n"
-         "# TYPE rtmd_connections_refused_total counter\n");
-    for (int g = 0; g < GATE_COUNT; g++)
-        EMIT("rtmd_connections_refused_total{gate=\"%s\"} %llu\n", rtmd_gate_name((rtmd_gate)g),
-             (unsigned long long)m->refused[g]);
-    EMIT("# HELP rtmd_packets_received_total Packets (and HTTP requests) received.\n"
-         "# TYPE rtmd_packets_received_total counter\nrtmd_packets_received_total %llu\n",
-         (unsigned long long)m->packets_in);
-    EMIT("# HELP rtmd_packets_sent_total FPNN packets sent.\n"
-         "# TYPE rtmd_packets_sent_total counter\nrtmd_packets_sent_total %llu\n",
-         (unsigned long long)m->packets_out);
-    EMIT("# HELP rtmd_bytes_received_total Bytes read from sockets.\n"
-         "# TYPE rtmd_bytes_received_total counter\nrtmd_bytes_received_total %llu\n",
-         (unsigned long long)m->bytes_in);
-    EMIT("# HELP rtmd_bytes_sent_total Bytes handed to sockets.\n"
-         "# TYPE rtmd_bytes_sent_total counter\nrtmd_bytes_sent_total %llu\n",
-         (unsigned long long)m->bytes_out);
-    EMIT("# HELP rtmd_protocol_errors_total Connections closed for malformed input.\n"
-         "# TYPE rtmd_protocol_errors_total counter\nrtmd_protocol_errors_total %llu\n",
-         (unsigned long long)m->protocol_errors);
-    EMIT("# HELP rtmd_slow_consumers_total Connections dropped for an output queue over the limit.\n"
-         "# TYPE rtmd_slow_consumers_total counter\nrtmd_slow_consumers_total %llu\n",
-         (unsigned long long)m->slow_consumers);
-    EMIT("# HELP rtmd_timeouts_total Connections closed by handshake or idle timeout.\n"
-         "# TYPE rtmd_timeouts_total counter\nrtmd_timeouts_total %llu\n",
-         (unsigned long long)m->timeouts);
-    EMIT("# HELP rtmd_store_pending Writes queued for the store.\n"
-         "# TYPE rtmd_store_pending gauge\nrtmd_store_pending %zu\n",
-         srv->store ? store_pending(srv->store) : (size_t)0);
-#undef EMIT
-    return n < cap ? n : cap;
+    text_out o = {buf, cap, 0};
+    emit_per_gate(&o, "rtmd_connections", "gauge", "Open connections per gate.", m->current);
+    emit_per_gate(&o, "rtmd_connections_accepted_total", "counter", "Connections accepted per gate.", m->accepted);
+    emit_per_gate(&o, "rtmd_connections_closed_total", "counter", "Connections closed per gate.", m->closed);
+    emit_per_gate(&o, "rtmd_connections_refused_total", "counter", "Connections refused over max_connections.",
+                  m->refused);
+    emit_one(&o, "rtmd_packets_received_total", "counter", "Packets (and HTTP requests) received.", m->packets_in);
+    emit_one(&o, "rtmd_packets_sent_total", "counter", "FPNN packets sent.", m->packets_out);
+    emit_one(&o, "rtmd_bytes_received_total", "counter", "Bytes read from sockets.", m->bytes_in);
+    emit_one(&o, "rtmd_bytes_sent_total", "counter", "Bytes handed to sockets.", m->bytes_out);
+    emit_one(&o, "rtmd_protocol_errors_total", "counter", "Connections closed for malformed input.",
+             m->protocol_errors);
+    emit_one(&o, "rtmd_slow_consumers_total", "counter", "Connections dropped for an output queue over the limit.",
+             m->slow_consumers);
+    emit_one(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake or idle timeout.", m->timeouts);
+    emit_one(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
+             srv->store ? store_pending(srv->store) : 0);
+    return o.len < cap ? o.len : cap;
 }
 
 void rtmd_http_handle(rtmd_conn *c, const http_request *req)
