@@ -48,11 +48,11 @@ static void method_infos(rtmd_request *req)
 void builtin_methods_register(struct rtmd_methods *m)
 {
     static const rtmd_method table[] = {
-        {"ping", GATES_FPNN, method_ping},
-        {"*ping", GATES_FPNN, method_ping},
-        {"bye", GATES_FPNN, method_bye},
-        {"*echo", GATES_FPNN, method_echo},
-        {"*infos", GATES_FPNN, method_infos},
+        {"ping", GATES_FPNN, method_ping, RTMD_M_OPEN},
+        {"*ping", GATES_FPNN, method_ping, RTMD_M_OPEN},
+        {"bye", GATES_FPNN, method_bye, RTMD_M_OPEN},
+        {"*echo", GATES_FPNN, method_echo, RTMD_M_OPEN},
+        {"*infos", GATES_FPNN, method_infos, RTMD_M_OPEN},
     };
     methods_register(m, table, sizeof table / sizeof table[0]);
 }

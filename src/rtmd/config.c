@@ -164,6 +164,7 @@ static const setting top_settings[] = {
     {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY},
     {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY},
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
+    {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
     {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
 };
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
@@ -173,6 +174,15 @@ static const setting project_settings[] = {
     {"secret", K_SECRET, PRJ(secret), 0, 0, S_ANY},
     {"max_connections", K_U32, PRJ(max_connections), 0, 16777216, S_ANY},
     {"token_ttl", K_U32, PRJ(token_ttl_seconds), 1, 31536000, S_ANY},
+    {"multi_login", K_U32, PRJ(multi_login), 0, 1, S_ANY},
+    {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
+    {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
+    {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY},
+    {"max_receivers", K_U32, PRJ(max_receivers), 1, 100000, S_ANY},
+    {"user_msg_rate", K_U32, PRJ(user_msg_rate), 0, 1000000, S_ANY},
+    {"user_msg_burst", K_U32, PRJ(user_msg_burst), 1, 1000000, S_ANY},
+    {"history_days", K_U32, PRJ(history_days), 0, 36500, S_ANY},
+    {"history_max_per_conversation", K_U32, PRJ(history_max_per_conversation), 0, 100000000, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -213,15 +223,25 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->handshake_timeout = 10;
     cfg->ping_interval = 20;
     cfg->store_batch_max = 512;
+    cfg->sign_window = 300;
     cfg->log_level = RTM_LOG_INFO;
     cfg->nprojects = 0;
 }
 
-static void project_defaults(rtmd_project_config *p)
+void rtmd_project_config_defaults(rtmd_project_config *p)
 {
     memset(p, 0, sizeof *p);
     p->max_connections = 0;
     p->token_ttl_seconds = 86400;
+    p->multi_login = 1;
+    p->max_rooms_per_user = 10;
+    p->max_msg_bytes = 20480;
+    p->max_attrs_bytes = 2048;
+    p->max_receivers = 2000;
+    p->user_msg_rate = 100;
+    p->user_msg_burst = 200;
+    p->history_days = 7;
+    p->history_max_per_conversation = 500;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing
@@ -472,7 +492,7 @@ static int begin_section(parser *ps)
         set_msg(ps->msg, "too many projects (at most %d)", RTMD_MAX_PROJECTS);
         return -1;
     }
-    project_defaults(&ps->cfg.projects[ps->cfg.nprojects]);
+    rtmd_project_config_defaults(&ps->cfg.projects[ps->cfg.nprojects]);
     ps->cfg.nprojects++;
     ps->in_project = 1;
     ps->section_line = ps->line;

@@ -17,6 +17,15 @@ typedef struct rtmd_project_config {
     /* Per-project limits. */
     uint32_t max_connections;     /* authenticated connections, 0 = server limit */
     uint32_t token_ttl_seconds;   /* lifetime of tokens minted by gettoken */
+    uint32_t multi_login;         /* 1: several connections per user; 0: a new login kicks the older */
+    uint32_t max_rooms_per_user;  /* rooms one user may be in at once */
+    uint32_t max_msg_bytes;       /* size of msg */
+    uint32_t max_attrs_bytes;     /* size of attrs */
+    uint32_t max_receivers;       /* receivers of one sendmsgs */
+    uint32_t user_msg_rate;       /* messages per second one user may send, 0 = no limit */
+    uint32_t user_msg_burst;      /* messages one user may send at once above the rate */
+    uint32_t history_days;        /* days a message is kept, 0 = for ever */
+    uint32_t history_max_per_conversation; /* messages kept per conversation, 0 = no limit */
 } rtmd_project_config;
 
 typedef struct rtmd_config {
@@ -36,6 +45,7 @@ typedef struct rtmd_config {
     uint32_t handshake_timeout;   /* seconds to send a first packet / finish the upgrade */
     uint32_t ping_interval;       /* seconds between server pings to clients */
     uint32_t store_batch_max;     /* writes per group commit */
+    uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
     int log_level;                /* enum rtm_log_level */
 
     size_t nprojects;
@@ -43,6 +53,8 @@ typedef struct rtmd_config {
 } rtmd_config;
 
 void rtmd_config_defaults(rtmd_config *cfg);
+/* The limits of a project that the configuration does not name. */
+void rtmd_project_config_defaults(rtmd_project_config *p);
 
 /* Parses configuration text. On error returns -1, leaves cfg unchanged and
  * writes a message that names source and line into err. Projects given in

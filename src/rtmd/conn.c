@@ -7,6 +7,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "server.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,8 @@ void conn_close(rtmd_conn *c, const char *reason)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     srv->nconns--;
+    users_logout(c);
+    listen_conn_closed(c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -156,6 +159,34 @@ int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, si
         return -1;
     uint32_t seq = ++c->next_seq;
     b->len = fpnn_encode(b->data, FPNN_FLAG_MSGPACK, FPNN_MT_TWOWAY, 0, seq, method, mlen, payload, len);
+    return conn_send_packet(c, b->data, b->len);
+}
+
+int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len)
+{
+    if (c->closing)
+        return -1;
+    if (packet[6] != FPNN_MT_TWOWAY)
+        return conn_send_packet(c, packet, len);
+    uint32_t seq = ++c->next_seq;
+    if (c->framing == FRAMING_FPNN) {
+        /* Plain links: copy once into the output and patch it there. */
+        c->srv->metrics.packets_out++;
+        if (rtm_buf_append(&c->out, packet, len) != 0) {
+            conn_close(c, "out of memory");
+            return -1;
+        }
+        fpnn_patch_seq(c->out.data + c->out.len - len, seq);
+        if (over_output_limit(c))
+            return -1;
+        mark_dirty(c);
+        return 0;
+    }
+    rtm_buf *b = &c->srv->push_scratch;
+    rtm_buf_reset(b);
+    if (rtm_buf_append(b, packet, len) != 0)
+        return -1;
+    fpnn_patch_seq(b->data, seq);
     return conn_send_packet(c, b->data, b->len);
 }
 

@@ -5,6 +5,8 @@
 
 #include "log.h"
 #include "payload.h"
+#include "rtm_errors.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +151,21 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
     if (!m || !(m->gates & GATE_BIT(c->gate))) {
         request_error(req, FPNN_EC_CORE_UNKNOWN_METHOD, "unknown method");
         return 0;
+    }
+    if (!(m->flags & RTMD_M_OPEN)) {
+        if (c->gate == GATE_SERVER_TCP) {
+            int code = auth_verify_signed(req);
+            if (code != 0) {
+                request_error(req, code, "invalid pid or sign");
+                return 0;
+            }
+        } else if (!c->session) {
+            request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
+            return 0;
+        } else {
+            req->project = rtmd_server_project(c->srv, c->session->user->pid);
+            req->uid = c->session->user->uid;
+        }
     }
     m->handler(req);
     return 0;

@@ -16,6 +16,10 @@ typedef struct rtmd_request {
     rtmd_server *srv;
     rtmd_conn *conn;          /* referenced until the request is answered */
     rtmd_gate gate;
+    /* Who is calling, set before the handler runs (except for RTMD_M_OPEN
+     * methods): the project, and on the client gates the logged-in user. */
+    rtmd_project *project;
+    int64_t uid;
     bool twoway;
     uint8_t flag;             /* FPNN flag of the quest: answers use the same */
     uint32_t seq;
@@ -26,10 +30,15 @@ typedef struct rtmd_request {
 
 typedef void (*rtmd_handler)(rtmd_request *req);
 
+/* Method flags. By default a method needs an identity: a logged-in
+ * session on the client gates, a valid signature on the server gate. */
+#define RTMD_M_OPEN 1u        /* callable before login / without signature */
+
 typedef struct rtmd_method {
     const char *name;
     unsigned gates;           /* GATE_BIT mask of gates that accept it */
     rtmd_handler handler;
+    unsigned flags;
 } rtmd_method;
 
 struct rtmd_methods *methods_new(void);
@@ -46,5 +55,9 @@ void request_error(rtmd_request *req, int64_t code, const char *ex);
 
 /* Built-in methods (ping, bye, *ping, *echo, *infos). */
 void builtin_methods_register(struct rtmd_methods *m);
+
+/* Identity checks (auth.c): verifies the signature of a server-gate
+ * request and sets req->project. Returns 0, or an RTM error code. */
+int auth_verify_signed(rtmd_request *req);
 
 #endif

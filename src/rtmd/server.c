@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "methods.h"
+#include "services.h"
 
 #include <openssl/rand.h>
 #include <signal.h>
@@ -31,7 +32,7 @@ uint64_t rtmd_now_ms(void)
     return uv_hrtime() / 1000000u;
 }
 
-const rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
+rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
 {
     for (size_t i = 0; i < srv->nprojects; i++)
         if (srv->projects[i].pid == pid)
@@ -99,8 +100,8 @@ static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
         rtmd_project *p = &srv->projects[i];
         p->pid = stored[i].pid;
         snprintf(p->secret, sizeof p->secret, "%s", stored[i].secret);
+        rtmd_project_config_defaults(&p->limits);
         p->limits.pid = p->pid;
-        p->limits.token_ttl_seconds = 86400;
     }
     srv->nprojects = count;
     return 0;
@@ -271,6 +272,8 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     if (!srv->methods)
         return -1;
     builtin_methods_register(srv->methods);
+    if (services_init(srv, err, errlen) != 0)
+        return -1;
 
     const int ports[GATE_COUNT] = {cfg->client_tcp_port, cfg->client_ws_port, cfg->server_tcp_port, cfg->http_port};
     for (int g = 0; g < GATE_COUNT; g++)
@@ -319,6 +322,7 @@ int rtmd_server_run(rtmd_server *srv)
 
 void rtmd_server_free(rtmd_server *srv)
 {
+    services_free(srv);
     if (srv->store) {
         store_close(srv->store);
         srv->store = NULL;
@@ -326,5 +330,6 @@ void rtmd_server_free(rtmd_server *srv)
     methods_free(srv->methods);
     free(srv->projects);
     rtm_buf_free(&srv->scratch);
+    rtm_buf_free(&srv->push_scratch);
     EVP_PKEY_free(srv->key);
 }

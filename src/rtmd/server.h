@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "pairmap.h"
 #include "fpnn_crypto.h"
 #include "store.h"
 #include "ws.h"
@@ -78,6 +79,9 @@ typedef struct rtmd_conn {
     fpnn_crypto *crypto;
     ws_conn *ws;
 
+    struct rtmd_session *session;  /* client gates: set once `auth` succeeded */
+    struct rtmd_listener_state *listen; /* server gate: what this app server listens to */
+
     uint64_t created_ms;
     uint64_t last_recv_ms;
     uint64_t last_ping_ms;
@@ -103,6 +107,7 @@ typedef struct rtmd_project {
     int64_t pid;
     char secret[RTMD_SECRET_MAX];
     rtmd_project_config limits;
+    uint32_t nsessions;             /* authenticated connections now */
 } rtmd_project;
 
 typedef struct rtmd_server {
@@ -127,6 +132,11 @@ typedef struct rtmd_server {
     rtmd_project *projects;
     size_t nprojects;
 
+    /* Service state, all owned by this loop. */
+    pairmap users;                  /* (pid, uid) -> rtmd_user, online users */
+    struct rtmd_services *svc;      /* tokens, groups, rooms, bans, listeners, ... */
+    rtm_buf push_scratch;           /* per-connection copy of a push being sent */
+
     uint8_t readbuf[65536];         /* shared by all reads of this loop */
     rtm_buf scratch;                /* encoding space for answers and quests */
 
@@ -146,7 +156,7 @@ int rtmd_server_run(rtmd_server *srv);
 void rtmd_server_stop(rtmd_server *srv);
 void rtmd_server_free(rtmd_server *srv);
 
-const rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
+rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
 uint64_t rtmd_now_ms(void);
 
 /* Connection API used by the dispatcher and HTTP. */
@@ -163,6 +173,9 @@ void conn_close_after_flush(rtmd_conn *c);
 /* Sends a twoway quest from the server (e.g. ping); the answer is ignored
  * beyond marking the link alive. */
 int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, size_t len);
+/* Sends a quest packet encoded once for many connections (push.h): a
+ * twoway one gets this connection's next seq. */
+int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len);
 
 /* Listener callback accepting a connection (conn.c). */
 void rtmd_on_connection(uv_stream_t *server_stream, int status);

@@ -30,6 +30,8 @@
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_BATCH 256
 
+#define STORE_MAX_IDLE_READERS 8
+
 typedef struct store_op {
     store_apply_fn apply;
     store_done_fn done;
@@ -70,6 +72,14 @@ struct store {
     int dispatching;     /* depth of done-callback dispatch */
     int free_deferred;   /* store_close ran inside a dispatch: free after it */
     int referenced;      /* the async handle holds the loop alive */
+
+    /* Reads (store_read) run on libuv's thread pool with pooled read-only
+     * connections; WAL lets them run beside the writer. */
+    char path[1024];
+    uv_mutex_t rmu;      /* guards idle_readers */
+    sqlite3 *idle_readers[STORE_MAX_IDLE_READERS];
+    int nidle;
+    size_t reads_inflight; /* loop thread only */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -287,9 +297,14 @@ static void dispatch(store *s)
 
 static void store_free(store *s)
 {
+    if (s->reads_inflight > 0)
+        return; /* the last read to finish frees the store */
     if (s->sync_ready) {
+        for (int i = 0; i < s->nidle; i++)
+            sqlite3_close(s->idle_readers[i]);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
+        uv_mutex_destroy(&s->rmu);
     }
     free(s);
 }
@@ -437,7 +452,14 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, cha
         set_err(err, errlen, "cannot create the store condition variable");
         goto fail;
     }
+    if (uv_mutex_init(&s->rmu) != 0) {
+        uv_cond_destroy(&s->cv);
+        uv_mutex_destroy(&s->mu);
+        set_err(err, errlen, "cannot create the store reader mutex");
+        goto fail;
+    }
     s->sync_ready = 1;
+    snprintf(s->path, sizeof s->path, "%s", path);
 
     s->async = malloc(sizeof *s->async);
     if (!s->async) {
@@ -574,6 +596,11 @@ int store_ensure_project(store *s, int64_t pid, const char *secret)
     return 0;
 }
 
+int store_run_startup(store *s, store_apply_fn fn, void *arg)
+{
+    return fn(s->rdb, arg);
+}
+
 /* ---- writes ---- */
 
 int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg)
@@ -600,7 +627,78 @@ size_t store_pending(store *s)
     uv_mutex_lock(&s->mu);
     size_t n = s->pending;
     uv_mutex_unlock(&s->mu);
-    return n;
+    return n + s->reads_inflight;
+}
+
+/* ---- reads ---- */
+
+typedef struct read_op {
+    uv_work_t work;
+    store *s;
+    store_apply_fn fn;
+    store_done_fn done;
+    void *arg;
+    int status;
+} read_op;
+
+static void read_work(uv_work_t *w)
+{
+    read_op *op = w->data;
+    store *s = op->s;
+    sqlite3 *db = NULL;
+    uv_mutex_lock(&s->rmu);
+    if (s->nidle > 0)
+        db = s->idle_readers[--s->nidle];
+    uv_mutex_unlock(&s->rmu);
+    if (!db) {
+        char err[256];
+        db = open_conn(s->path, SQLITE_OPEN_READONLY, err, sizeof err);
+        if (!db) {
+            LOG_ERROR("store: %s", err);
+            op->status = SQLITE_CANTOPEN;
+            return;
+        }
+    }
+    op->status = op->fn(db, op->arg);
+    uv_mutex_lock(&s->rmu);
+    if (s->nidle < STORE_MAX_IDLE_READERS) {
+        s->idle_readers[s->nidle++] = db;
+        db = NULL;
+    }
+    uv_mutex_unlock(&s->rmu);
+    sqlite3_close(db);
+}
+
+static void read_after(uv_work_t *w, int status)
+{
+    read_op *op = w->data;
+    store *s = op->s;
+    s->reads_inflight--;
+    if (op->done)
+        op->done(op->arg, status == UV_ECANCELED ? SQLITE_ABORT : op->status);
+    free(op);
+    if (s->closing && s->reads_inflight == 0 && s->dispatching == 0)
+        store_free(s);
+}
+
+int store_read(store *s, store_apply_fn fn, store_done_fn done, void *arg)
+{
+    if (!s || s->closing || !fn)
+        return -1;
+    read_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return -1;
+    op->work.data = op;
+    op->s = s;
+    op->fn = fn;
+    op->done = done;
+    op->arg = arg;
+    if (uv_queue_work(s->loop, &op->work, read_work, read_after) != 0) {
+        free(op);
+        return -1;
+    }
+    s->reads_inflight++;
+    return 0;
 }
 
 uint64_t store_commit_count(store *s)

@@ -48,11 +48,20 @@ int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
  * store_project.secret. */
 int store_ensure_project(store *s, int64_t pid, const char *secret);
 
+/* Runs fn with the reader connection on the calling (loop) thread; for
+ * start-up loads only, before serving. Returns fn's status. */
+int store_run_startup(store *s, store_apply_fn fn, void *arg);
+
 /* Queues a write for the writer thread; done (may be NULL) runs on the loop,
  * in submission order. Loop thread only. Returns 0, or -1 if the store is
  * closing or memory ran out (then neither callback will run). */
 int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg);
-/* Number of writes queued and not yet reported. */
+/* Runs fn on a thread of libuv's pool with a read-only connection of its
+ * own (WAL: reads see every committed write and never wait for the
+ * writer); done runs on the loop with fn's status. Everything fn reads must
+ * be copied into arg before it returns. */
+int store_read(store *s, store_apply_fn fn, store_done_fn done, void *arg);
+/* Number of writes and reads queued and not yet reported. */
 size_t store_pending(store *s);
 /* Transactions committed by the writer thread since store_open: with group
  * commit this stays below the number of writes (tests and statistics). */

@@ -20,6 +20,17 @@
  *             conversation and is assigned by the server. mtime is in unix
  *             milliseconds. (pid, from_uid, mid) is unique so that a message
  *             resent by a client is recognised as a duplicate.
+ *
+ * Migration 3: the messaging core.
+ *   messages     gains is_binary (msg arrived as msgpack bin and is given
+ *                back as bin); id is one server-wide increasing sequence,
+ *                so it increases within every conversation; the duplicate
+ *                check becomes per conversation, since one sendmsgs stores
+ *                the same (from_uid, mid) in each receiver's conversation.
+ *   group_members persistent group membership.
+ *   bans         kind 1 = group ban (target = gid), 2 = room ban (target =
+ *                rid), 3 = project blacklist (target = 0); until is unix
+ *                seconds, 0 for ever.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -63,6 +74,28 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (pid, conv_type, conv_a, conv_b, id)"
     ");"
     "CREATE UNIQUE INDEX messages_dedup ON messages(pid, from_uid, mid);",
+
+    /* 3 */
+    "DROP INDEX messages_dedup;"
+    "ALTER TABLE messages ADD COLUMN is_binary INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX messages_dedup ON messages(pid, conv_type, conv_a, conv_b, from_uid, mid);"
+    "CREATE INDEX messages_mtime ON messages(pid, mtime);"
+    "CREATE TABLE group_members ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  gid INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  joined_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, gid, uid)"
+    ");"
+    "CREATE INDEX group_members_uid ON group_members(pid, uid);"
+    "CREATE TABLE bans ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),"
+    "  target INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  until INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, kind, target, uid)"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

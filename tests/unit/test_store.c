@@ -19,7 +19,7 @@
 
 #include "store.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 typedef struct fixture {
     char dir[64];
@@ -229,6 +229,12 @@ static void test_open_creates_schema(void **state)
                                   " msg, mtime) VALUES (1, 1, 10, 11, 2, 10, 777, 30, x'00', 0)",
                                   NULL, NULL, NULL),
                      SQLITE_CONSTRAINT);
+    /* The same (from, mid) in another conversation: one sendmsgs to two users. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, mtime) VALUES (1, 1, 10, 12, 3, 10, 777, 30, x'00', 0)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     close_store(f, s);
 }

@@ -1,0 +1,87 @@
+/* Pair-keyed hash map (see pairmap.h). */
+#include "pairmap.h"
+
+#include <stdlib.h>
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+    uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static size_t find(const pairmap *m, uint64_t a, uint64_t b)
+{
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)mix(a, b) & mask;
+    while (m->slots[i].value && (m->slots[i].a != a || m->slots[i].b != b))
+        i = (i + 1) & mask;
+    return i;
+}
+
+void *pairmap_get(const pairmap *m, uint64_t a, uint64_t b)
+{
+    if (m->cap == 0)
+        return NULL;
+    return m->slots[find(m, a, b)].value;
+}
+
+static int grow(pairmap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    pairmap_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -1;
+    pairmap old = *m;
+    m->slots = slots;
+    m->cap = cap;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].value)
+            m->slots[find(m, old.slots[i].a, old.slots[i].b)] = old.slots[i];
+    free(old.slots);
+    return 0;
+}
+
+int pairmap_put(pairmap *m, uint64_t a, uint64_t b, void *value)
+{
+    if ((m->count + 1) * 4 > m->cap * 3 && grow(m) != 0)
+        return -1;
+    size_t i = find(m, a, b);
+    if (!m->slots[i].value)
+        m->count++;
+    m->slots[i] = (pairmap_slot){a, b, value};
+    return 0;
+}
+
+void *pairmap_del(pairmap *m, uint64_t a, uint64_t b)
+{
+    if (m->cap == 0)
+        return NULL;
+    size_t mask = m->cap - 1;
+    size_t i = find(m, a, b);
+    void *value = m->slots[i].value;
+    if (!value)
+        return NULL;
+    m->count--;
+    /* Backward-shift: move later entries of the probe run into the hole. */
+    size_t hole = i;
+    for (size_t j = (i + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
+        size_t home = (size_t)mix(m->slots[j].a, m->slots[j].b) & mask;
+        /* Entry j may fill the hole if its home is not in (hole, j]. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
+        }
+    }
+    m->slots[hole].value = NULL;
+    return value;
+}
+
+void pairmap_free(pairmap *m)
+{
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = m->count = 0;
+}

@@ -1,0 +1,615 @@
+/* Identity: login tokens (minted by gettoken, revoked by removetoken, kept
+ * in the store and in memory), the signature of app-server requests (md5
+ * of pid:secret:salt:method:ts, or pid:secret:salt from older SDKs, with
+ * stale ts and replayed salts refused), the client `auth` quest with the
+ * multi-login policy, kicking users out, presence queries, and session
+ * attributes. */
+#include "bans.h"
+#include "log.h"
+#include "methods.h"
+#include "payload.h"
+#include "rtm_errors.h"
+#include "services.h"
+#include "users.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#define TOKEN_HEX 32
+#define SALT_CACHE_MAX (1u << 20)
+#define ONLINE_QUERY_MAX 200
+
+typedef struct token_rec {
+    int64_t pid, uid;
+    int64_t expires_at;           /* unix seconds */
+    char token[TOKEN_HEX + 1];
+    struct token_rec *next_same_key; /* tokens whose first 64 bits collide */
+    struct token_rec *next_of_user, *prev_of_user;
+} token_rec;
+
+typedef struct salt_entry {
+    int64_t pid, salt;
+    uint64_t expires_ms;
+} salt_entry;
+
+struct auth_state {
+    pairmap by_token;  /* (pid, token key) -> token_rec chain */
+    pairmap by_user;   /* (pid, uid) -> token_rec list */
+    /* Salts seen within the signature window: a FIFO ring ordered by
+     * arrival (and so by expiry), mirrored in a set for lookups. */
+    pairmap salts;
+    salt_entry *ring;
+    size_t ring_head, ring_count;
+};
+
+static struct auth_state *state(rtmd_server *srv)
+{
+    return srv->svc->auth;
+}
+
+static int64_t unix_seconds(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec;
+}
+
+/* ---- tokens ---- */
+
+static uint64_t token_key(const char *token, size_t len)
+{
+    uint64_t k = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        k ^= (uint8_t)token[i];
+        k *= 1099511628211ull;
+    }
+    return k;
+}
+
+static void token_index(struct auth_state *a, token_rec *t)
+{
+    uint64_t key = token_key(t->token, strlen(t->token));
+    t->next_same_key = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
+    pairmap_put(&a->by_token, (uint64_t)t->pid, key, t);
+    token_rec *head = pairmap_get(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid);
+    t->next_of_user = head;
+    t->prev_of_user = NULL;
+    if (head)
+        head->prev_of_user = t;
+    pairmap_put(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid, t);
+}
+
+static void token_unindex(struct auth_state *a, token_rec *t)
+{
+    uint64_t key = token_key(t->token, strlen(t->token));
+    token_rec *head = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
+    if (head == t) {
+        if (t->next_same_key)
+            pairmap_put(&a->by_token, (uint64_t)t->pid, key, t->next_same_key);
+        else
+            pairmap_del(&a->by_token, (uint64_t)t->pid, key);
+    } else {
+        for (token_rec *p = head; p; p = p->next_same_key)
+            if (p->next_same_key == t) {
+                p->next_same_key = t->next_same_key;
+                break;
+            }
+    }
+    if (t->prev_of_user)
+        t->prev_of_user->next_of_user = t->next_of_user;
+    else if (t->next_of_user)
+        pairmap_put(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid, t->next_of_user);
+    else
+        pairmap_del(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid);
+    if (t->next_of_user)
+        t->next_of_user->prev_of_user = t->prev_of_user;
+}
+
+static token_rec *token_find(struct auth_state *a, int64_t pid, const char *token, size_t len)
+{
+    for (token_rec *t = pairmap_get(&a->by_token, (uint64_t)pid, token_key(token, len)); t; t = t->next_same_key)
+        if (strlen(t->token) == len && memcmp(t->token, token, len) == 0)
+            return t;
+    return NULL;
+}
+
+typedef struct token_write {
+    rtmd_request *req;  /* answered once the write committed */
+    int64_t pid, uid, expires_at;
+    char token[TOKEN_HEX + 1];
+    bool remove_all;    /* removetoken: delete every token of uid */
+} token_write;
+
+static int apply_token_write(sqlite3 *db, void *arg)
+{
+    token_write *w = arg;
+    sqlite3_stmt *st;
+    const char *sql = w->remove_all ? "DELETE FROM tokens WHERE pid = ?1 AND uid = ?2"
+                                    : "INSERT INTO tokens(pid, uid, token, expires_at) VALUES (?1, ?2, ?3, ?4)";
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, w->pid);
+    sqlite3_bind_int64(st, 2, w->uid);
+    if (!w->remove_all) {
+        sqlite3_bind_text(st, 3, w->token, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, w->expires_at);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void token_write_done(void *arg, int status)
+{
+    token_write *w = arg;
+    rtmd_request *req = w->req;
+    if (status != SQLITE_OK) {
+        LOG_ERROR("token write for uid %lld failed: %s", (long long)w->uid, sqlite3_errstr(status));
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+    } else if (w->remove_all) {
+        request_answer_empty(req);
+    } else {
+        /* Usable from now on: the token is durable. */
+        token_rec *t = calloc(1, sizeof *t);
+        if (!t) {
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        } else {
+            t->pid = w->pid;
+            t->uid = w->uid;
+            t->expires_at = w->expires_at;
+            memcpy(t->token, w->token, sizeof t->token);
+            token_index(state(req->srv), t);
+            msgpack_sbuffer body;
+            msgpack_sbuffer_init(&body);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, 1);
+            mp_pack_kv_str(&pk, "token", w->token);
+            request_answer(req, &body);
+            msgpack_sbuffer_destroy(&body);
+        }
+    }
+    free(w);
+}
+
+static bool get_uid(rtmd_request *req, const char *key, int64_t *uid)
+{
+    if (mp_get_int64(req->args, key, uid))
+        return true;
+    char ex[64];
+    snprintf(ex, sizeof ex, "missing or invalid '%s'", key);
+    request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, ex);
+    return false;
+}
+
+static void submit_token_write(rtmd_request *req, token_write *w)
+{
+    w->req = req;
+    if (store_submit(req->srv->store, apply_token_write, token_write_done, w) != 0) {
+        free(w);
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    }
+}
+
+/* server: gettoken {uid} -> {token} */
+static void method_gettoken(rtmd_request *req)
+{
+    int64_t uid;
+    if (!get_uid(req, "uid", &uid))
+        return;
+    token_write *w = calloc(1, sizeof *w);
+    uint8_t r[TOKEN_HEX / 2];
+    if (!w || RAND_bytes(r, sizeof r) != 1) {
+        free(w);
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "cannot make a token");
+        return;
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(w->token + 2 * i, 3, "%02x", r[i]);
+    w->pid = req->project->pid;
+    w->uid = uid;
+    w->expires_at = unix_seconds() + req->project->limits.token_ttl_seconds;
+    submit_token_write(req, w);
+}
+
+/* server: removetoken {uid} -> {}; the user's tokens stop working at once. */
+static void method_removetoken(rtmd_request *req)
+{
+    int64_t uid;
+    if (!get_uid(req, "uid", &uid))
+        return;
+    struct auth_state *a = state(req->srv);
+    token_rec *t;
+    while ((t = pairmap_get(&a->by_user, (uint64_t)req->project->pid, (uint64_t)uid))) {
+        token_unindex(a, t);
+        free(t);
+    }
+    token_write *w = calloc(1, sizeof *w);
+    if (!w) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    w->pid = req->project->pid;
+    w->uid = uid;
+    w->remove_all = true;
+    submit_token_write(req, w);
+}
+
+typedef struct token_load {
+    struct auth_state *a;
+    int64_t now;
+    size_t count;
+} token_load;
+
+static int load_tokens(sqlite3 *db, void *arg)
+{
+    token_load *l = arg;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT pid, uid, token, expires_at FROM tokens WHERE expires_at > ?1", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, l->now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 2);
+        if (!text || strlen(text) != TOKEN_HEX)
+            continue;
+        token_rec *t = calloc(1, sizeof *t);
+        if (!t) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        t->pid = sqlite3_column_int64(st, 0);
+        t->uid = sqlite3_column_int64(st, 1);
+        t->expires_at = sqlite3_column_int64(st, 3);
+        memcpy(t->token, text, TOKEN_HEX + 1);
+        token_index(l->a, t);
+        l->count++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- app-server signatures ---- */
+
+static void md5_upper_hex(const char *text, char out[33])
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(text, strlen(text), digest, &len, EVP_md5(), NULL);
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02X", digest[i]);
+}
+
+static bool salt_seen(struct auth_state *a, int64_t pid, int64_t salt, uint64_t now_ms, uint64_t window_ms)
+{
+    /* Forget salts whose window has passed. */
+    while (a->ring_count > 0 && a->ring[a->ring_head].expires_ms <= now_ms) {
+        salt_entry *e = &a->ring[a->ring_head];
+        pairmap_del(&a->salts, (uint64_t)e->pid, (uint64_t)e->salt);
+        a->ring_head = (a->ring_head + 1) % SALT_CACHE_MAX;
+        a->ring_count--;
+    }
+    if (pairmap_get(&a->salts, (uint64_t)pid, (uint64_t)salt))
+        return true;
+    if (a->ring_count == SALT_CACHE_MAX) {
+        /* Full: the oldest salt goes early. */
+        salt_entry *e = &a->ring[a->ring_head];
+        pairmap_del(&a->salts, (uint64_t)e->pid, (uint64_t)e->salt);
+        a->ring_head = (a->ring_head + 1) % SALT_CACHE_MAX;
+        a->ring_count--;
+    }
+    size_t at = (a->ring_head + a->ring_count) % SALT_CACHE_MAX;
+    a->ring[at] = (salt_entry){pid, salt, now_ms + window_ms};
+    a->ring_count++;
+    pairmap_put(&a->salts, (uint64_t)pid, (uint64_t)salt, &a->ring[at]);
+    return false;
+}
+
+int auth_verify_signed(rtmd_request *req)
+{
+    rtmd_server *srv = req->srv;
+    int64_t pid, salt, ts = 0;
+    const char *sign;
+    size_t sign_len;
+    if (!mp_get_int64(req->args, "pid", &pid) || !mp_get_int64(req->args, "salt", &salt) ||
+        !mp_get_str(req->args, "sign", &sign, &sign_len) || sign_len != 32)
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    rtmd_project *p = rtmd_server_project(srv, pid);
+    if (!p)
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    bool has_ts = mp_get_int64(req->args, "ts", &ts);
+    char text[512], expected[33];
+    bool ok = false;
+    if (has_ts) {
+        snprintf(text, sizeof text, "%lld:%s:%lld:%s:%lld", (long long)pid, p->secret, (long long)salt, req->method,
+                 (long long)ts);
+        md5_upper_hex(text, expected);
+        ok = strncasecmp(expected, sign, 32) == 0;
+    }
+    if (!ok) {
+        snprintf(text, sizeof text, "%lld:%s:%lld", (long long)pid, p->secret, (long long)salt);
+        md5_upper_hex(text, expected);
+        ok = strncasecmp(expected, sign, 32) == 0;
+    }
+    if (!ok)
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    int64_t now = unix_seconds();
+    int64_t window = srv->cfg.sign_window;
+    if (has_ts && (ts < now - window || ts > now + window))
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    if (salt_seen(state(srv), pid, salt, (uint64_t)now * 1000u, (uint64_t)window * 1000u))
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    req->project = p;
+    return 0;
+}
+
+/* ---- client login ---- */
+
+static void answer_ok(rtmd_request *req, bool ok)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "ok");
+    if (ok)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+static void set_string_attrs(rtmd_session *s, const msgpack_object *attrs)
+{
+    if (!attrs || attrs->type != MSGPACK_OBJECT_MAP)
+        return;
+    for (uint32_t i = 0; i < attrs->via.map.size; i++) {
+        const msgpack_object *k = &attrs->via.map.ptr[i].key, *v = &attrs->via.map.ptr[i].val;
+        if (k->type == MSGPACK_OBJECT_STR && (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN))
+            session_set_attr(s, k->via.str.ptr, k->via.str.size, v->via.str.ptr, v->via.str.size);
+    }
+}
+
+/* client: auth {pid, uid, token, version, attrs?, lang?} -> {ok} */
+static void method_auth(rtmd_request *req)
+{
+    rtmd_server *srv = req->srv;
+    rtmd_conn *c = req->conn;
+    if (c->session) {
+        request_error(req, RTM_EC_DUPLICATED_AUTH, "auth already");
+        return;
+    }
+    int64_t pid, uid;
+    const char *token;
+    size_t token_len;
+    if (!mp_get_int64(req->args, "pid", &pid) || !mp_get_int64(req->args, "uid", &uid)) {
+        request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid pid or uid");
+        return;
+    }
+    rtmd_project *p = rtmd_server_project(srv, pid);
+    if (!p) {
+        request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid pid or uid");
+        return;
+    }
+    if (bans_blacklisted(srv, pid, uid)) {
+        request_error(req, RTM_EC_AUTH_DENIED, "auth denied");
+        return;
+    }
+    if (!mp_get_str(req->args, "token", &token, &token_len)) {
+        answer_ok(req, false);
+        return;
+    }
+    token_rec *t = token_find(state(srv), pid, token, token_len);
+    if (t && t->expires_at <= unix_seconds()) {
+        token_unindex(state(srv), t);
+        free(t);
+        t = NULL;
+    }
+    if (!t || t->uid != uid) {
+        answer_ok(req, false);
+        return;
+    }
+    if (p->limits.max_connections && p->nsessions >= p->limits.max_connections) {
+        request_error(req, FPNN_EC_CORE_FORBIDDEN, "project connection limit reached");
+        return;
+    }
+    if (!p->limits.multi_login)
+        users_kickout(srv, pid, uid, c);
+    rtmd_session *s = users_login(srv, c, pid, uid);
+    if (!s) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    p->nsessions++;
+    const char *lang;
+    size_t lang_len;
+    if (mp_get_str(req->args, "lang", &lang, &lang_len) && lang_len < sizeof s->lang) {
+        memcpy(s->lang, lang, lang_len);
+        s->lang[lang_len] = '\0';
+    }
+    set_string_attrs(s, mp_map_get(req->args, "attrs"));
+    answer_ok(req, true);
+}
+
+void auth_session_ended(rtmd_server *srv, int64_t pid)
+{
+    rtmd_project *p = rtmd_server_project(srv, pid);
+    if (p && p->nsessions > 0)
+        p->nsessions--;
+}
+
+/* client: addattrs {attrs: {string: string}} -> {} */
+static void method_addattrs(rtmd_request *req)
+{
+    const msgpack_object *attrs = mp_map_get(req->args, "attrs");
+    if (!attrs || attrs->type != MSGPACK_OBJECT_MAP) {
+        request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, "missing or invalid 'attrs'");
+        return;
+    }
+    if (req->conn->session->nattrs + attrs->via.map.size > RTMD_SESSION_MAX_ATTRS) {
+        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "too many attrs");
+        return;
+    }
+    set_string_attrs(req->conn->session, attrs);
+    request_answer_empty(req);
+}
+
+/* client: getattrs {} -> {attrs: [{ce, login, my, ...}]}, one map per
+ * connection of the calling user; my is "1" for the calling connection. */
+static void method_getattrs(rtmd_request *req)
+{
+    rtmd_user *u = req->conn->session->user;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "attrs");
+    msgpack_pack_array(&pk, u->nsessions);
+    for (rtmd_session *s = u->sessions; s; s = s->next) {
+        char ce[32], login[32];
+        snprintf(ce, sizeof ce, "%llu", (unsigned long long)s->conn->id);
+        snprintf(login, sizeof login, "%llu", (unsigned long long)(s->login_ms / 1000u));
+        msgpack_pack_map(&pk, 3 + s->nattrs);
+        mp_pack_kv_str(&pk, "ce", ce);
+        mp_pack_kv_str(&pk, "login", login);
+        mp_pack_kv_str(&pk, "my", s->conn == req->conn ? "1" : "0");
+        for (unsigned i = 0; i < s->nattrs; i++)
+            mp_pack_kv_str(&pk, s->attrs[i].key, s->attrs[i].value);
+    }
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* server: kickout {uid} -> {}; client: kickout {ce} -> {} closes one of the
+ * caller's other connections. */
+static void method_kickout(rtmd_request *req)
+{
+    if (req->gate == GATE_SERVER_TCP) {
+        int64_t uid;
+        if (!get_uid(req, "uid", &uid))
+            return;
+        users_kickout(req->srv, req->project->pid, uid, NULL);
+        request_answer_empty(req);
+        return;
+    }
+    const msgpack_object *ce = mp_map_get(req->args, "ce");
+    uint64_t id = 0;
+    if (ce && (ce->type == MSGPACK_OBJECT_STR || ce->type == MSGPACK_OBJECT_BIN)) {
+        char text[32];
+        size_t n = ce->via.str.size < sizeof text - 1 ? ce->via.str.size : sizeof text - 1;
+        memcpy(text, ce->via.str.ptr, n);
+        text[n] = '\0';
+        id = strtoull(text, NULL, 10);
+    } else if (ce && ce->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        id = ce->via.u64;
+    } else {
+        request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, "missing or invalid 'ce'");
+        return;
+    }
+    for (rtmd_session *s = req->conn->session->user->sessions; s; s = s->next) {
+        if (s->conn->id == id && s->conn != req->conn) {
+            rtmd_conn *victim = s->conn;
+            users_logout(victim);
+            conn_close_after_flush(victim);
+            break;
+        }
+    }
+    request_answer_empty(req);
+}
+
+/* both gates: getonlineusers {uids} -> {uids}: the online ones, at most 200 asked */
+static void method_getonlineusers(rtmd_request *req)
+{
+    const msgpack_object *uids = mp_map_get(req->args, "uids");
+    if (!uids || uids->type != MSGPACK_OBJECT_ARRAY) {
+        request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, "missing or invalid 'uids'");
+        return;
+    }
+    if (uids->via.array.size > ONLINE_QUERY_MAX) {
+        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "at most 200 uids");
+        return;
+    }
+    int64_t online[ONLINE_QUERY_MAX];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < uids->via.array.size; i++) {
+        int64_t uid;
+        if (mp_obj_int64(&uids->via.array.ptr[i], &uid) && users_online(req->srv, req->project->pid, uid))
+            online[n++] = uid;
+    }
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "uids");
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        msgpack_pack_int64(&pk, online[i]);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* ---- module life cycle ---- */
+
+int auth_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct auth_state *a = calloc(1, sizeof *a);
+    if (!a || !(a->ring = calloc(SALT_CACHE_MAX, sizeof *a->ring))) {
+        free(a);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->auth = a;
+    token_load l = {a, unix_seconds(), 0};
+    if (services_load(srv, load_tokens, &l) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot load tokens from the store");
+        return -1;
+    }
+    LOG_INFO("auth: %zu live tokens loaded", l.count);
+    return 0;
+}
+
+void auth_register(struct rtmd_methods *m)
+{
+    static const rtmd_method table[] = {
+        {"auth", GATES_CLIENT, method_auth, RTMD_M_OPEN},
+        {"gettoken", GATES_SERVER, method_gettoken, 0},
+        {"removetoken", GATES_SERVER, method_removetoken, 0},
+        {"kickout", GATES_SERVER | GATES_CLIENT, method_kickout, 0},
+        {"getonlineusers", GATES_SERVER | GATES_CLIENT, method_getonlineusers, 0},
+        {"addattrs", GATES_CLIENT, method_addattrs, 0},
+        {"getattrs", GATES_CLIENT, method_getattrs, 0},
+    };
+    methods_register(m, table, sizeof table / sizeof table[0]);
+}
+
+void auth_free(rtmd_server *srv)
+{
+    struct auth_state *a = srv->svc->auth;
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->by_user.cap; i++) {
+        token_rec *t = a->by_user.slots[i].value;
+        while (t) {
+            token_rec *next = t->next_of_user;
+            free(t);
+            t = next;
+        }
+    }
+    pairmap_free(&a->by_user);
+    pairmap_free(&a->by_token);
+    pairmap_free(&a->salts);
+    free(a->ring);
+    free(a);
+    srv->svc->auth = NULL;
+}

@@ -1,0 +1,10 @@
+/* PLACEHOLDER: being written. */
+#include "services.h"
+#include "users.h"
+#include "bans.h"
+#include "groups.h"
+#include "rooms.h"
+
+int groups_init(rtmd_server *srv, char *err, size_t errlen) { return 0; }
+void groups_register(struct rtmd_methods *m) {}
+void groups_free(rtmd_server *srv) {}

@@ -1,0 +1,18 @@
+/* Live rooms: who is in which room right now (in memory only). A user
+ * leaves a room by leaveroom, by delroommember from the app server (with a
+ * kickoutroom push), or by going offline. */
+#ifndef RTMD_ROOMS_H
+#define RTMD_ROOMS_H
+
+#include "server.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+bool rooms_is_member(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid);
+/* The members of a room (NULL and 0 if empty). The array is owned by
+ * rooms.c and valid until the next change of that room. */
+const int64_t *rooms_members(rtmd_server *srv, int64_t pid, int64_t rid, size_t *count);
+
+#endif

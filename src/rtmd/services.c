@@ -1,0 +1,50 @@
+/* Starting and stopping the service modules (see services.h). */
+#include "services.h"
+
+#include "methods.h"
+#include "users.h"
+
+#include <stdlib.h>
+
+typedef struct module {
+    const char *name;
+    int (*init)(rtmd_server *, char *, size_t);
+    void (*reg)(struct rtmd_methods *);
+    void (*free)(rtmd_server *);
+} module;
+
+#define MODULE(n) {#n, n##_init, n##_register, n##_free}
+static const module modules[] = {
+    MODULE(auth), MODULE(bans), MODULE(groups), MODULE(rooms), MODULE(listen), MODULE(messages), MODULE(history),
+};
+#undef MODULE
+#define NMODULES (sizeof modules / sizeof modules[0])
+
+int services_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    srv->svc = calloc(1, sizeof *srv->svc);
+    if (!srv->svc)
+        return -1;
+    for (size_t i = 0; i < NMODULES; i++) {
+        if (modules[i].init(srv, err, errlen) != 0)
+            return -1;
+        modules[i].reg(srv->methods);
+    }
+    return 0;
+}
+
+void services_free(rtmd_server *srv)
+{
+    if (!srv->svc)
+        return;
+    users_free_all(srv);
+    for (size_t i = NMODULES; i-- > 0;)
+        modules[i].free(srv);
+    free(srv->svc);
+    srv->svc = NULL;
+}
+
+int services_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg)
+{
+    return store_run_startup(srv->store, fn, arg);
+}

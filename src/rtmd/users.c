@@ -1,0 +1,200 @@
+/* Online users and their sessions (see users.h). */
+#include "users.h"
+
+#include "log.h"
+#include "payload.h"
+#include "push.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+static uint64_t unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+rtmd_user *users_get(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    return pairmap_get(&srv->users, (uint64_t)pid, (uint64_t)uid);
+}
+
+bool users_online(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    return users_get(srv, pid, uid) != NULL;
+}
+
+rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    bool first = u == NULL;
+    if (first) {
+        u = calloc(1, sizeof *u);
+        if (!u || pairmap_put(&srv->users, (uint64_t)pid, (uint64_t)uid, u) != 0) {
+            free(u);
+            return NULL;
+        }
+        u->pid = pid;
+        u->uid = uid;
+        u->online_since_ms = unix_ms();
+    }
+    rtmd_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (first) {
+            pairmap_del(&srv->users, (uint64_t)pid, (uint64_t)uid);
+            free(u);
+        }
+        return NULL;
+    }
+    s->conn = conn;
+    s->user = u;
+    s->login_ms = unix_ms();
+    s->next = u->sessions;
+    if (u->sessions)
+        u->sessions->prev = s;
+    u->sessions = s;
+    u->nsessions++;
+    conn->session = s;
+    if (first)
+        listen_user_event(srv, pid, uid, "login", s->login_ms);
+    return s;
+}
+
+static void free_session(rtmd_session *s)
+{
+    for (unsigned i = 0; i < s->nattrs; i++) {
+        free(s->attrs[i].key);
+        free(s->attrs[i].value);
+    }
+    free(s);
+}
+
+static void user_offline(rtmd_server *srv, rtmd_user *u)
+{
+    pairmap_del(&srv->users, (uint64_t)u->pid, (uint64_t)u->uid);
+    rooms_user_offline(srv, u);
+    if (srv->stopping < 2)
+        listen_user_event(srv, u->pid, u->uid, "logout", unix_ms());
+    free(u->rids);
+    free(u);
+}
+
+void users_logout(rtmd_conn *conn)
+{
+    rtmd_session *s = conn->session;
+    if (!s)
+        return;
+    conn->session = NULL;
+    rtmd_user *u = s->user;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        u->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    u->nsessions--;
+    free_session(s);
+    auth_session_ended(conn->srv, u->pid);
+    if (u->nsessions == 0)
+        user_offline(conn->srv, u);
+}
+
+unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    if (!u)
+        return 0;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 0);
+    rtm_buf packet = {0};
+    unsigned n = 0;
+    if (push_encode(&packet, "kickout", &body, false) == 0) {
+        /* Closing ends sessions and may free the user: collect first. */
+        rtmd_conn *victims[64];
+        unsigned count = 0;
+        for (rtmd_session *s = u->sessions; s && count < 64; s = s->next)
+            if (s->conn != except)
+                victims[count++] = s->conn;
+        for (unsigned i = 0; i < count; i++) {
+            conn_send_push(victims[i], packet.data, packet.len);
+            users_logout(victims[i]);
+            conn_close_after_flush(victims[i]);
+            n++;
+        }
+    }
+    rtm_buf_free(&packet);
+    msgpack_sbuffer_destroy(&body);
+    return n;
+}
+
+unsigned users_push(rtmd_server *srv, int64_t pid, int64_t uid, const uint8_t *packet, size_t len)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    unsigned n = 0;
+    if (!u)
+        return 0;
+    rtmd_session *next;
+    for (rtmd_session *s = u->sessions; s; s = next) {
+        next = s->next; /* a slow reader may be dropped, ending its session */
+        if (conn_send_push(s->conn, packet, len) == 0)
+            n++;
+    }
+    return n;
+}
+
+static char *dup_n(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+int session_set_attr(rtmd_session *s, const char *key, size_t klen, const char *value, size_t vlen)
+{
+    for (unsigned i = 0; i < s->nattrs; i++) {
+        if (strlen(s->attrs[i].key) == klen && memcmp(s->attrs[i].key, key, klen) == 0) {
+            char *v = dup_n(value, vlen);
+            if (!v)
+                return -1;
+            free(s->attrs[i].value);
+            s->attrs[i].value = v;
+            return 0;
+        }
+    }
+    if (s->nattrs >= RTMD_SESSION_MAX_ATTRS)
+        return -1;
+    char *k = dup_n(key, klen), *v = dup_n(value, vlen);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    s->attrs[s->nattrs++] = (rtmd_session_attr){k, v};
+    return 0;
+}
+
+void users_free_all(rtmd_server *srv)
+{
+    for (size_t i = 0; i < srv->users.cap; i++) {
+        rtmd_user *u = srv->users.slots[i].value;
+        if (!u)
+            continue;
+        for (rtmd_session *s = u->sessions, *next; s; s = next) {
+            next = s->next;
+            s->conn->session = NULL;
+            free_session(s);
+        }
+        free(u->rids);
+        free(u);
+    }
+    pairmap_free(&srv->users);
+}

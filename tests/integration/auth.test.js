@@ -1,0 +1,194 @@
+'use strict';
+// Identity: signed app-server requests (both signature forms, stale ts and
+// replayed salts refused), tokens (gettoken, removetoken, expiry), client
+// login (auth) with its error codes, multi-login policy, kickout, presence,
+// session attributes.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fpnn = require('./lib/fpnn');
+const { appServer, login, sign, expectCode, answerPushes } = require('./lib/rtm');
+const { sanitizerReports, startRtmd, withLogs, sleep, makeTempDir } = require('./lib/rtmd');
+const fs = require('node:fs');
+const path = require('node:path');
+
+describe('identity and sessions', () => {
+  let srv, single, app;
+  const logs = () => [srv, single];
+  const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(logs, fn));
+  const client = (s = srv) => fpnn.connect({ port: s.ports.client_tcp });
+
+  before(async () => {
+    const dir = await makeTempDir();
+    const conf = path.join(dir, 'rtmd.conf');
+    fs.writeFileSync(conf, '[project]\npid = 70001\nsecret = "secret-one-70001"\nmulti_login = 0\ntoken_ttl = 2\n' +
+      '[project]\npid = 70002\nsecret = "secret-two-70002"\n');
+    srv = await startRtmd({ args: ['--sign_window=60'] });
+    single = await startRtmd({ args: [`--config=${conf}`] });
+    app = await appServer(srv);
+  });
+
+  after(async () => {
+    if (app.client && !app.client.isClosed) await app.close();
+    for (const s of [srv, single]) {
+      const code = await s.stop('SIGTERM');
+      await s.cleanup();
+      assert.equal(code, 0, `rtmd exit code after SIGTERM\n${s.diagnostics()}`);
+    }
+    assert.deepEqual(sanitizerReports(), []);
+  });
+
+  it('server requests need a valid signature: new and old forms pass, others get 200002', async () => {
+    const p = app.project;
+    const ok = await app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }));
+    assert.deepEqual(ok.uids, []);
+    await app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { oldStyle: true }));
+    await expectCode(app.client.quest('getonlineusers', { uids: [], pid: fpnn.int64(p.pid) }), 200002);
+    await expectCode(app.client.quest('getonlineusers', sign({ ...p, secret: 'wrong-secret' }, 'getonlineusers', { uids: [] })), 200002);
+    // signed for another method
+    const other = sign(p, 'gettoken', { uids: [] });
+    await expectCode(app.client.quest('getonlineusers', other), 200002);
+    // unknown project
+    await expectCode(app.client.quest('getonlineusers', sign({ pid: 999, secret: p.secret }, 'getonlineusers', { uids: [] })), 200002);
+  });
+
+  it('a stale ts and a replayed salt are refused with 200002', async () => {
+    const p = app.project;
+    const stale = Math.floor(Date.now() / 1000) - 120;
+    await expectCode(app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { ts: stale })), 200002);
+    const future = Math.floor(Date.now() / 1000) + 120;
+    await expectCode(app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { ts: future })), 200002);
+    const once = sign(p, 'getonlineusers', { uids: [] });
+    await app.client.quest('getonlineusers', once);
+    await expectCode(app.client.quest('getonlineusers', once), 200002);
+  });
+
+  it('gettoken mints a token that logs the user in; a wrong token answers ok:false', async () => {
+    const token = await app.token(1001);
+    assert.equal(typeof token, 'string');
+    assert.ok(token.length >= 16);
+    const c = await client();
+    const bad = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(1001), token: 'nope', version: 't' });
+    assert.equal(bad.ok, false);
+    const other = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(1002), token, version: 't' });
+    assert.equal(other.ok, false, 'a token is bound to its uid');
+    const good = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(1001), token, version: 't' });
+    assert.equal(good.ok, true);
+    await expectCode(c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(1001), token, version: 't' }), 200023);
+    await c.close();
+  });
+
+  it('methods before auth get 200022; an unknown pid gets 200001', async () => {
+    const c = await client();
+    await expectCode(c.quest('getonlineusers', { uids: [] }), 200022);
+    await expectCode(c.quest('auth', { pid: fpnn.int64(424242), uid: fpnn.int64(1), token: 'x', version: 't' }), 200001);
+    await c.quest('ping', {});
+    await c.close();
+  });
+
+  it('removetoken revokes; presence follows connections; getonlineusers caps at 200', async () => {
+    const u = await login(srv, app, 2001);
+    const online = await app.call('getonlineusers', { uids: [fpnn.int64(2001), fpnn.int64(2002)] });
+    assert.deepEqual(online.uids.map(fpnn.toNumber), [2001]);
+    const fromClient = await u.call('getonlineusers', { uids: [fpnn.int64(2001), fpnn.int64(2002)] });
+    assert.deepEqual(fromClient.uids.map(fpnn.toNumber), [2001]);
+    const tooMany = Array.from({ length: 201 }, (_, i) => fpnn.int64(i + 1));
+    await expectCode(app.call('getonlineusers', { uids: tooMany }), 200032);
+    const token = await app.token(2002);
+    await app.call('removetoken', { uid: fpnn.int64(2002) });
+    const c = await client();
+    const refused = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(2002), token, version: 't' });
+    assert.equal(refused.ok, false);
+    await c.close();
+    await u.close();
+    await sleep(100);
+    const after = await app.call('getonlineusers', { uids: [fpnn.int64(2001)] });
+    assert.deepEqual(after.uids, []);
+  });
+
+  it('server kickout closes every connection of the user after a kickout push', async () => {
+    const a = await login(srv, app, 3001);
+    const b = await login(srv, app, 3001, { transport: 'ws' });
+    const pushA = a.client.waitQuest('kickout', 3000);
+    await app.call('kickout', { uid: fpnn.int64(3001) });
+    await pushA;
+    assert.equal(await a.client.waitClose(3000), true);
+    assert.equal(await b.client.waitClose(3000), true);
+    const online = await app.call('getonlineusers', { uids: [fpnn.int64(3001)] });
+    assert.deepEqual(online.uids, []);
+  });
+
+  it('addattrs/getattrs list the user connections; client kickout closes one by ce', async () => {
+    const a = await login(srv, app, 4001, { attrs: { device: 'phone' } });
+    const b = await login(srv, app, 4001, { transport: 'ws' });
+    await b.call('addattrs', { attrs: { device: 'browser', v: '2' } });
+    const got = await a.call('getattrs', {});
+    assert.equal(got.attrs.length, 2);
+    const mine = got.attrs.find((m) => m.my === '1');
+    const other = got.attrs.find((m) => m.my === '0');
+    assert.equal(mine.device, 'phone');
+    assert.equal(other.device, 'browser');
+    assert.equal(other.v, '2');
+    assert.match(mine.login, /^\d+$/);
+    await a.call('kickout', { ce: other.ce });
+    assert.equal(await b.client.waitClose(3000), true);
+    const left = await a.call('getattrs', {});
+    assert.equal(left.attrs.length, 1);
+    await a.close();
+  });
+
+  it('single-login projects: a new login kicks the older connection', async () => {
+    const p1 = single.projects.find((p) => p.pid === '70001');
+    const app1 = await appServer(single, { project: p1 });
+    const first = await login(single, app1, 5001);
+    const kicked = first.client.waitQuest('kickout', 3000);
+    const second = await login(single, app1, 5001, { transport: 'ws' });
+    await kicked;
+    assert.equal(await first.client.waitClose(3000), true);
+    const online = await app1.call('getonlineusers', { uids: [fpnn.int64(5001)] });
+    assert.deepEqual(online.uids.map(fpnn.toNumber), [5001]);
+    await second.close();
+    await app1.close();
+  });
+
+  it('tokens expire after token_ttl; projects do not see each other', async () => {
+    const p1 = single.projects.find((p) => p.pid === '70001');
+    const p2 = single.projects.find((p) => p.pid === '70002');
+    const app1 = await appServer(single, { project: p1 });
+    const app2 = await appServer(single, { project: p2 });
+    const token = await app1.token(6001);
+    // A token of project 1 does not log in to project 2.
+    const c = await client(single);
+    const cross = await c.quest('auth', { pid: fpnn.int64(p2.pid), uid: fpnn.int64(6001), token, version: 't' });
+    assert.equal(cross.ok, false);
+    // A signature made with project 1's secret does not pass for project 2.
+    await expectCode(app2.client.quest('gettoken', sign({ pid: p2.pid, secret: p1.secret }, 'gettoken', { uid: fpnn.int64(1) })), 200002);
+    const u = await login(single, app1, 6002);
+    const seen = await app2.call('getonlineusers', { uids: [fpnn.int64(6002)] });
+    assert.deepEqual(seen.uids, [], 'project 2 does not see project 1 users');
+    await sleep(3100);
+    const late = await c.quest('auth', { pid: fpnn.int64(p1.pid), uid: fpnn.int64(6001), token, version: 't' });
+    assert.equal(late.ok, false, 'expired token');
+    await c.close();
+    await u.close();
+    await app1.close();
+    await app2.close();
+  });
+
+  it('tokens survive a restart', async () => {
+    const token = await app.token(7001);
+    await app.close();
+    const code = await srv.stop('SIGTERM');
+    assert.equal(code, 0);
+    const again = await startRtmd({ dataDir: srv.dataDir });
+    try {
+      const c = await client(again);
+      const ok = await c.quest('auth', { pid: fpnn.int64(again.projects[0].pid), uid: fpnn.int64(7001), token, version: 't' });
+      assert.equal(ok.ok, true);
+      await c.close();
+    } finally {
+      assert.equal(await again.stop('SIGTERM'), 0);
+      await again.cleanup();
+    }
+  });
+});

@@ -1,0 +1,141 @@
+'use strict';
+// RTM on top of the independent FPNN client: an app-server connection that
+// signs every quest as the server SDKs do (md5 of pid:secret:salt:method:ts,
+// upper-case hex), and RTM users that log in with a token minted through the
+// server gate. Pushes that reach a user are recorded for the tests to check.
+
+const crypto = require('node:crypto');
+const fpnn = require('./fpnn');
+
+let saltCounter = 0n;
+
+// A fresh 64-bit salt: random high bits, a counter in the low ones, so that
+// two requests of one test never share a salt.
+function newSalt() {
+  saltCounter += 1n;
+  const high = BigInt(crypto.randomInt(1, 2 ** 30)) << 32n;
+  return fpnn.int64((high | (saltCounter & 0xffffffffn)).toString());
+}
+
+function md5Upper(text) {
+  return crypto.createHash('md5').update(text, 'utf8').digest('hex').toUpperCase();
+}
+
+// Signs a payload for method: returns a new payload with pid, salt, ts, sign.
+function sign(project, method, payload = {}, { ts = Math.floor(Date.now() / 1000), salt = newSalt(), oldStyle = false } = {}) {
+  const saltText = fpnn.toBigInt(salt).toString();
+  const text = oldStyle ? `${project.pid}:${project.secret}:${saltText}` : `${project.pid}:${project.secret}:${saltText}:${method}:${ts}`;
+  const signed = { ...payload, pid: fpnn.int64(project.pid), salt, sign: md5Upper(text) };
+  if (!oldStyle) signed.ts = ts;
+  return signed;
+}
+
+// An app-server connection on the server gate.
+class AppServer {
+  constructor(client, project) {
+    this.client = client;
+    this.project = project;
+  }
+
+  // Sends a signed quest; resolves with the answer payload.
+  call(method, payload = {}, opts = {}) {
+    return this.client.quest(method, sign(this.project, method, payload, opts.sign), opts);
+  }
+
+  async token(uid) {
+    const answer = await this.call('gettoken', { uid: fpnn.int64(uid) });
+    return answer.token;
+  }
+
+  close() {
+    return this.client.close();
+  }
+}
+
+async function appServer(srv, { project = srv.projects[0], ...opts } = {}) {
+  const client = await fpnn.connect({ port: srv.ports.server_tcp, ...opts });
+  return new AppServer(client, project);
+}
+
+// A logged-in RTM user on the client gate (TCP or WebSocket). Every push
+// quest is answered with {} (as the RTM SDKs do, except kickout and
+// kickoutroom, which they never answer) and recorded in `pushes`.
+class User {
+  constructor(client, uid) {
+    this.client = client;
+    this.uid = uid;
+    this.pushes = [];
+    this.waiters = [];
+    client.on('quest', (p) => {
+      if (p.method === 'ping') return;
+      this.pushes.push(p);
+      for (const w of [...this.waiters]) w(p);
+    });
+  }
+
+  call(method, payload = {}, opts = {}) {
+    return this.client.quest(method, payload, opts);
+  }
+
+  // Resolves with the first recorded or future push matching pred(packet).
+  waitPush(pred, ms = 5000) {
+    const found = this.pushes.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`user ${this.uid}: no matching push within ${ms} ms (got ${this.pushes.map((p) => p.method).join(', ') || 'none'})`));
+      }, ms);
+      const check = (p) => {
+        if (!pred(p)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve(p);
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  close() {
+    return this.client.close();
+  }
+}
+
+function answerPushes(client) {
+  const answer = (payload, packet) => (packet.method === 'kickout' || packet.method === 'kickoutroom' ? undefined : {});
+  for (const m of ['pushmsg', 'pushgroupmsg', 'pushroommsg', 'pushbroadcastmsg', 'pushchat', 'pushaudio', 'pushcmd',
+    'pushgroupchat', 'pushgroupaudio', 'pushgroupcmd', 'pushroomchat', 'pushroomaudio', 'pushroomcmd',
+    'pushbroadcastchat', 'pushbroadcastaudio', 'pushbroadcastcmd', 'pushfile', 'pushgroupfile', 'pushroomfile',
+    'pushbroadcastfile', 'kickout', 'kickoutroom', 'pushevent']) {
+    client.onQuest(m, answer);
+  }
+}
+
+// Mints a token through app and logs uid in; transport 'tcp' or 'ws'.
+async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project } = {}) {
+  const token = await app.token(uid);
+  const port = transport === 'ws' ? srv.ports.client_ws : srv.ports.client_tcp;
+  const client = await fpnn.connect({ port, transport });
+  answerPushes(client);
+  const payload = { pid: fpnn.int64(project.pid), uid: fpnn.int64(uid), token, version: 'rtmd-tests' };
+  if (attrs) payload.attrs = attrs;
+  const answer = await client.quest('auth', payload);
+  if (!answer.ok) {
+    client.destroy();
+    throw new Error(`login of ${uid} refused`);
+  }
+  return new User(client, uid);
+}
+
+// Asserts that promise rejects with an FPNN/RTM error of the given code.
+async function expectCode(promise, code) {
+  try {
+    await promise;
+  } catch (e) {
+    if (e.code === code) return e;
+    throw new Error(`expected error ${code}, got ${e.code}: ${e.message}`);
+  }
+  throw new Error(`expected error ${code}, got a successful answer`);
+}
+
+module.exports = { AppServer, User, appServer, login, sign, newSalt, md5Upper, answerPushes, expectCode };
