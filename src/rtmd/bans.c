@@ -1,13 +1,379 @@
-/* PLACEHOLDER: being written. */
+/* Bans and the project blacklist (see bans.h): the bans table mirrored in
+ * memory as, per (pid, uid), the user's short list of bans {kind, target,
+ * until}; and the ban methods of the server gate.
+ *
+ * kind 1 = group ban (target gid), 2 = room ban (target rid), 3 = project
+ * blacklist (target 0). btime is in seconds; btime <= 0 bans for ever
+ * (until 0). A timed ban is stored with until rounded up to the next whole
+ * second, so it lasts at least btime seconds, and stops counting once that
+ * second has passed: lookups check expiry and drop expired entries on the
+ * way (lazily); expired rows are not loaded at start-up and are deleted
+ * from the store then.
+ *
+ * As in groups.c, memory follows the store: a change is applied in the
+ * store's done callback after its commit, then answered. Adding a user to
+ * the blacklist kicks out its connections once the ban is durable; auth.c
+ * refuses the login of a blacklisted user with 200024. Group and room bans
+ * only forbid sending (checked by messages.c). */
+#include "bans.h"
+
+#include "log.h"
+#include "methods.h"
+#include "payload.h"
+#include "rtm_errors.h"
 #include "services.h"
 #include "users.h"
-#include "bans.h"
-#include "groups.h"
-#include "rooms.h"
 
-int bans_init(rtmd_server *srv, char *err, size_t errlen) { return 0; }
-void bans_register(struct rtmd_methods *m) {}
-void bans_free(rtmd_server *srv) {}
-bool bans_group_banned(rtmd_server *srv, int64_t pid, int64_t gid, int64_t uid) { return false; }
-bool bans_room_banned(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid) { return false; }
-bool bans_blacklisted(rtmd_server *srv, int64_t pid, int64_t uid) { return false; }
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+enum { BAN_GROUP = 1, BAN_ROOM = 2, BAN_PROJECT = 3 };
+
+typedef struct ban {
+    int64_t target;
+    int64_t until; /* unix seconds, 0 = for ever */
+    int kind;
+} ban;
+
+typedef struct user_bans {
+    ban *v;
+    uint32_t n, cap;
+} user_bans;
+
+struct bans_state {
+    pairmap users; /* (pid, uid) -> user_bans */
+};
+
+static struct bans_state *state(rtmd_server *srv)
+{
+    return srv->svc ? srv->svc->bans : NULL;
+}
+
+static uint64_t unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static bool expired(const ban *b, uint64_t now_ms)
+{
+    return b->until != 0 && (uint64_t)b->until * 1000u <= now_ms;
+}
+
+static void user_bans_drop_if_empty(struct bans_state *st, int64_t pid, int64_t uid, user_bans *u)
+{
+    if (u->n == 0) {
+        pairmap_del(&st->users, (uint64_t)pid, (uint64_t)uid);
+        free(u->v);
+        free(u);
+    }
+}
+
+/* Whether (kind, target) bans the user now; drops expired entries. */
+static bool banned(rtmd_server *srv, int64_t pid, int64_t uid, int kind, int64_t target)
+{
+    struct bans_state *st = state(srv);
+    user_bans *u = st ? pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid) : NULL;
+    if (!u)
+        return false;
+    uint64_t now = unix_ms();
+    bool hit = false;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < u->n; i++) {
+        if (expired(&u->v[i], now))
+            continue;
+        if (u->v[i].kind == kind && u->v[i].target == target)
+            hit = true;
+        u->v[m++] = u->v[i];
+    }
+    u->n = m;
+    user_bans_drop_if_empty(st, pid, uid, u);
+    return hit;
+}
+
+static int ban_set(struct bans_state *st, int64_t pid, int64_t uid, int kind, int64_t target, int64_t until)
+{
+    user_bans *u = pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid);
+    if (!u) {
+        u = calloc(1, sizeof *u);
+        if (!u || pairmap_put(&st->users, (uint64_t)pid, (uint64_t)uid, u) != 0) {
+            free(u);
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i < u->n; i++) {
+        if (u->v[i].kind == kind && u->v[i].target == target) {
+            u->v[i].until = until;
+            return 0;
+        }
+    }
+    if (u->n == u->cap) {
+        uint32_t cap = u->cap ? u->cap * 2 : 2;
+        ban *v = realloc(u->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            user_bans_drop_if_empty(st, pid, uid, u);
+            return -1;
+        }
+        u->v = v;
+        u->cap = cap;
+    }
+    u->v[u->n++] = (ban){target, until, kind};
+    return 0;
+}
+
+static void ban_clear(struct bans_state *st, int64_t pid, int64_t uid, int kind, int64_t target)
+{
+    user_bans *u = pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid);
+    if (!u)
+        return;
+    for (uint32_t i = 0; i < u->n; i++) {
+        if (u->v[i].kind == kind && u->v[i].target == target) {
+            u->v[i] = u->v[--u->n];
+            break;
+        }
+    }
+    user_bans_drop_if_empty(st, pid, uid, u);
+}
+
+bool bans_group_banned(rtmd_server *srv, int64_t pid, int64_t gid, int64_t uid)
+{
+    return banned(srv, pid, uid, BAN_GROUP, gid);
+}
+
+bool bans_room_banned(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid)
+{
+    return banned(srv, pid, uid, BAN_ROOM, rid);
+}
+
+bool bans_blacklisted(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    return banned(srv, pid, uid, BAN_PROJECT, 0);
+}
+
+/* ---- writes ---- */
+
+typedef struct ban_write {
+    rtmd_request *req;
+    bool add;
+    int kind;
+    int64_t pid, uid, target, until;
+} ban_write;
+
+static int apply_ban_write(sqlite3 *db, void *arg)
+{
+    ban_write *w = arg;
+    const char *sql = w->add ? "INSERT OR REPLACE INTO bans(pid, kind, target, uid, until) VALUES (?1, ?2, ?3, ?4, ?5)"
+                             : "DELETE FROM bans WHERE pid = ?1 AND kind = ?2 AND target = ?3 AND uid = ?4";
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, w->pid);
+    sqlite3_bind_int(st, 2, w->kind);
+    sqlite3_bind_int64(st, 3, w->target);
+    sqlite3_bind_int64(st, 4, w->uid);
+    if (w->add)
+        sqlite3_bind_int64(st, 5, w->until);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void ban_write_done(void *arg, int status)
+{
+    ban_write *w = arg;
+    rtmd_request *req = w->req;
+    struct bans_state *st = state(req->srv);
+    if (!st) {
+        /* The module is gone (exit): nothing to update. */
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    } else if (status != SQLITE_OK) {
+        LOG_ERROR("ban write for uid %lld failed: %s", (long long)w->uid, sqlite3_errstr(status));
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+    } else if (!w->add) {
+        ban_clear(st, w->pid, w->uid, w->kind, w->target);
+        request_answer_empty(req);
+    } else if (ban_set(st, w->pid, w->uid, w->kind, w->target, w->until) != 0) {
+        LOG_ERROR("out of memory recording a ban of uid %lld (stored, effective after a restart)", (long long)w->uid);
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    } else {
+        rtmd_server *srv = req->srv;
+        request_answer_empty(req);
+        if (w->kind == BAN_PROJECT)
+            users_kickout(srv, w->pid, w->uid, NULL);
+    }
+    free(w);
+}
+
+/* The target key of each kind: "gid", "rid", or none for the blacklist. */
+static const char *target_key(int kind)
+{
+    return kind == BAN_GROUP ? "gid" : kind == BAN_ROOM ? "rid" : NULL;
+}
+
+static void ban_request(rtmd_request *req, int kind, bool add)
+{
+    int64_t target = 0, uid, btime = 0;
+    const char *tk = target_key(kind);
+    if ((tk && !req_arg_int64(req, tk, &target)) || !req_arg_int64(req, "uid", &uid) || (add && !req_arg_int64(req, "btime", &btime)))
+        return;
+    ban_write *w = calloc(1, sizeof *w);
+    if (!w) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    w->req = req;
+    w->add = add;
+    w->kind = kind;
+    w->pid = req->project->pid;
+    w->uid = uid;
+    w->target = target;
+    if (add && btime > 0) {
+        /* At least btime seconds: round the end up to a whole second. */
+        if (btime > INT64_MAX / 2000)
+            btime = INT64_MAX / 2000;
+        w->until = (int64_t)((unix_ms() + (uint64_t)btime * 1000u + 999u) / 1000u);
+    }
+    if (store_submit(req->srv->store, apply_ban_write, ban_write_done, w) != 0) {
+        free(w);
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    }
+}
+
+static void ban_query(rtmd_request *req, int kind)
+{
+    int64_t target = 0, uid;
+    const char *tk = target_key(kind);
+    if ((tk && !req_arg_int64(req, tk, &target)) || !req_arg_int64(req, "uid", &uid))
+        return;
+    request_answer_bool(req, "ok", banned(req->srv, req->project->pid, uid, kind, target));
+}
+
+/* server: addgroupban {gid, uid, btime} -> {} */
+static void method_addgroupban(rtmd_request *req) { ban_request(req, BAN_GROUP, true); }
+/* server: removegroupban {gid, uid} -> {} */
+static void method_removegroupban(rtmd_request *req) { ban_request(req, BAN_GROUP, false); }
+/* server: isbanofgroup {gid, uid} -> {ok} */
+static void method_isbanofgroup(rtmd_request *req) { ban_query(req, BAN_GROUP); }
+/* server: addroomban {rid, uid, btime} -> {} */
+static void method_addroomban(rtmd_request *req) { ban_request(req, BAN_ROOM, true); }
+/* server: removeroomban {rid, uid} -> {} */
+static void method_removeroomban(rtmd_request *req) { ban_request(req, BAN_ROOM, false); }
+/* server: isbanofroom {rid, uid} -> {ok} */
+static void method_isbanofroom(rtmd_request *req) { ban_query(req, BAN_ROOM); }
+/* server: addprojectblack {uid, btime} -> {}; kicks the user out */
+static void method_addprojectblack(rtmd_request *req) { ban_request(req, BAN_PROJECT, true); }
+/* server: removeprojectblack {uid} -> {} */
+static void method_removeprojectblack(rtmd_request *req) { ban_request(req, BAN_PROJECT, false); }
+/* server: isprojectblack {uid} -> {ok} */
+static void method_isprojectblack(rtmd_request *req) { ban_query(req, BAN_PROJECT); }
+
+/* ---- start-up ---- */
+
+typedef struct ban_load {
+    struct bans_state *st;
+    int64_t now;
+    size_t count;
+} ban_load;
+
+static int load_bans(sqlite3 *db, void *arg)
+{
+    ban_load *l = arg;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT pid, kind, target, uid, until FROM bans WHERE until = 0 OR until > ?1", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, l->now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (ban_set(l->st, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 3), sqlite3_column_int(st, 1),
+                    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 4)) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        l->count++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int apply_purge(sqlite3 *db, void *arg)
+{
+    const int64_t *now = arg;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "DELETE FROM bans WHERE until != 0 AND until <= ?1", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, *now);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void purge_done(void *arg, int status)
+{
+    if (status != SQLITE_OK)
+        LOG_WARN("purging expired bans failed: %s", sqlite3_errstr(status));
+    free(arg);
+}
+
+/* ---- module life cycle ---- */
+
+int bans_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct bans_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->bans = st;
+    ban_load l = {st, (int64_t)(unix_ms() / 1000u), 0};
+    if (services_load(srv, load_bans, &l) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot load bans from the store");
+        return -1;
+    }
+    int64_t *now = malloc(sizeof *now);
+    if (now) {
+        *now = l.now;
+        if (store_submit(srv->store, apply_purge, purge_done, now) != 0)
+            free(now);
+    }
+    LOG_INFO("bans: %zu bans loaded", l.count);
+    return 0;
+}
+
+void bans_register(struct rtmd_methods *m)
+{
+    static const rtmd_method table[] = {
+        {"addgroupban", GATES_SERVER, method_addgroupban, 0},
+        {"removegroupban", GATES_SERVER, method_removegroupban, 0},
+        {"isbanofgroup", GATES_SERVER, method_isbanofgroup, 0},
+        {"addroomban", GATES_SERVER, method_addroomban, 0},
+        {"removeroomban", GATES_SERVER, method_removeroomban, 0},
+        {"isbanofroom", GATES_SERVER, method_isbanofroom, 0},
+        {"addprojectblack", GATES_SERVER, method_addprojectblack, 0},
+        {"removeprojectblack", GATES_SERVER, method_removeprojectblack, 0},
+        {"isprojectblack", GATES_SERVER, method_isprojectblack, 0},
+    };
+    methods_register(m, table, sizeof table / sizeof table[0]);
+}
+
+void bans_free(rtmd_server *srv)
+{
+    struct bans_state *st = state(srv);
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->users.cap; i++) {
+        user_bans *u = st->users.slots[i].value;
+        if (u) {
+            free(u->v);
+            free(u);
+        }
+    }
+    pairmap_free(&st->users);
+    free(st);
+    srv->svc->bans = NULL;
+}

@@ -1,10 +1,538 @@
-/* PLACEHOLDER: being written. */
+/* Persistent groups (see groups.h): the group_members table mirrored in
+ * memory as, per (pid, gid), the sorted member set and, per (pid, uid), the
+ * sorted set of the user's groups; and the group methods of both gates.
+ *
+ * Memory follows the store: a change is applied to memory in the store's
+ * done callback, once its transaction committed, and only then answered.
+ * Writes are applied and reported in submission order, so memory always
+ * equals the committed table. To keep the member limit exact while adds are
+ * in flight, each group counts the uids reserved by uncommitted adds.
+ *
+ * Rights: the app server may do anything. A client may add or remove
+ * members only in a group it belongs to (200041 otherwise), so a client
+ * cannot create a group: groups mirror the application's own groups and are
+ * created by the app server (addgroupmembers on the server gate). A client
+ * may remove itself (leave). getgroupmembers and getgroupcount need
+ * membership on the client gate; getusergroups lists the caller's groups. */
+#include "groups.h"
+#include "idset.h"
+
+#include "log.h"
+#include "methods.h"
+#include "payload.h"
+#include "rtm_errors.h"
 #include "services.h"
 #include "users.h"
-#include "bans.h"
-#include "groups.h"
-#include "rooms.h"
 
-int groups_init(rtmd_server *srv, char *err, size_t errlen) { return 0; }
-void groups_register(struct rtmd_methods *m) {}
-void groups_free(rtmd_server *srv) {}
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+typedef struct group {
+    idset members;
+    uint32_t reserved; /* uids of adds accepted but not yet committed */
+} group;
+
+struct groups_state {
+    pairmap groups; /* (pid, gid) -> group */
+    pairmap users;  /* (pid, uid) -> idset of gids */
+};
+
+static struct groups_state *state(rtmd_server *srv)
+{
+    return srv->svc ? srv->svc->groups : NULL;
+}
+
+static int64_t unix_seconds(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec;
+}
+
+/* ---- memory ---- */
+
+static group *group_get(struct groups_state *st, int64_t pid, int64_t gid, bool create)
+{
+    group *g = pairmap_get(&st->groups, (uint64_t)pid, (uint64_t)gid);
+    if (!g && create) {
+        g = calloc(1, sizeof *g);
+        if (g && pairmap_put(&st->groups, (uint64_t)pid, (uint64_t)gid, g) != 0) {
+            free(g);
+            g = NULL;
+        }
+    }
+    return g;
+}
+
+static void group_maybe_drop(struct groups_state *st, int64_t pid, int64_t gid, group *g)
+{
+    if (g && g->members.n == 0 && g->reserved == 0) {
+        pairmap_del(&st->groups, (uint64_t)pid, (uint64_t)gid);
+        idset_free(&g->members);
+        free(g);
+    }
+}
+
+static int member_add(struct groups_state *st, int64_t pid, int64_t gid, int64_t uid)
+{
+    group *g = group_get(st, pid, gid, true);
+    if (!g)
+        return -1;
+    idset *u = pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid);
+    if (!u) {
+        u = calloc(1, sizeof *u);
+        if (!u || pairmap_put(&st->users, (uint64_t)pid, (uint64_t)uid, u) != 0) {
+            free(u);
+            group_maybe_drop(st, pid, gid, g);
+            return -1;
+        }
+    }
+    if (idset_add(&g->members, uid) < 0 || idset_add(u, gid) < 0) {
+        idset_del(&g->members, uid);
+        if (u->n == 0) {
+            pairmap_del(&st->users, (uint64_t)pid, (uint64_t)uid);
+            idset_free(u);
+            free(u);
+        }
+        group_maybe_drop(st, pid, gid, g);
+        return -1;
+    }
+    return 0;
+}
+
+static void user_forget_group(struct groups_state *st, int64_t pid, int64_t uid, int64_t gid)
+{
+    idset *u = pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid);
+    if (u && idset_del(u, gid) && u->n == 0) {
+        pairmap_del(&st->users, (uint64_t)pid, (uint64_t)uid);
+        idset_free(u);
+        free(u);
+    }
+}
+
+static void member_del(struct groups_state *st, int64_t pid, int64_t gid, int64_t uid)
+{
+    group *g = group_get(st, pid, gid, false);
+    if (!g || !idset_del(&g->members, uid))
+        return;
+    user_forget_group(st, pid, uid, gid);
+    group_maybe_drop(st, pid, gid, g);
+}
+
+static void group_drop_all(struct groups_state *st, int64_t pid, int64_t gid)
+{
+    group *g = group_get(st, pid, gid, false);
+    if (!g)
+        return;
+    for (uint32_t i = 0; i < g->members.n; i++)
+        user_forget_group(st, pid, g->members.v[i], gid);
+    g->members.n = 0;
+    group_maybe_drop(st, pid, gid, g);
+}
+
+bool groups_is_member(rtmd_server *srv, int64_t pid, int64_t gid, int64_t uid)
+{
+    struct groups_state *st = state(srv);
+    group *g = st ? group_get(st, pid, gid, false) : NULL;
+    return g && idset_has(&g->members, uid);
+}
+
+const int64_t *groups_members(rtmd_server *srv, int64_t pid, int64_t gid, size_t *count)
+{
+    struct groups_state *st = state(srv);
+    group *g = st ? group_get(st, pid, gid, false) : NULL;
+    *count = g ? g->members.n : 0;
+    return g && g->members.n ? g->members.v : NULL;
+}
+
+const int64_t *groups_of_user(rtmd_server *srv, int64_t pid, int64_t uid, size_t *count)
+{
+    struct groups_state *st = state(srv);
+    idset *u = st ? pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid) : NULL;
+    *count = u ? u->n : 0;
+    return u && u->n ? u->v : NULL;
+}
+
+/* ---- request helpers ---- */
+
+static void pack_ids(msgpack_packer *pk, const int64_t *v, size_t n)
+{
+    msgpack_pack_array(pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_int64(pk, v[i]);
+}
+
+static bool caller_is_client(const rtmd_request *req)
+{
+    return req->gate != GATE_SERVER_TCP;
+}
+
+/* ---- writes ---- */
+
+typedef enum { GW_ADD, GW_DEL, GW_DROP } group_write_op;
+
+typedef struct group_write {
+    rtmd_request *req;
+    group_write_op op;
+    int64_t pid, gid, joined_at;
+    uint32_t reserved; /* GW_ADD: reservation to release when done */
+    uint32_t n;
+    int64_t uids[];
+} group_write;
+
+static int apply_group_write(sqlite3 *db, void *arg)
+{
+    group_write *w = arg;
+    const char *sql = w->op == GW_ADD ? "INSERT OR IGNORE INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
+                      : w->op == GW_DEL ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
+                                        : "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2";
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    uint32_t rounds = w->op == GW_DROP ? 1 : w->n;
+    for (uint32_t i = 0; i < rounds && rc == SQLITE_OK; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, w->pid);
+        sqlite3_bind_int64(st, 2, w->gid);
+        if (w->op != GW_DROP)
+            sqlite3_bind_int64(st, 3, w->uids[i]);
+        if (w->op == GW_ADD)
+            sqlite3_bind_int64(st, 4, w->joined_at);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void group_write_done(void *arg, int status)
+{
+    group_write *w = arg;
+    rtmd_request *req = w->req;
+    struct groups_state *st = state(req->srv);
+    if (!st) {
+        /* The module is gone (exit): nothing to update. */
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+        free(w);
+        return;
+    }
+    group *g = group_get(st, w->pid, w->gid, false);
+    if (w->op == GW_ADD && g) {
+        g->reserved -= w->reserved;
+        group_maybe_drop(st, w->pid, w->gid, g);
+    }
+    if (status != SQLITE_OK) {
+        LOG_ERROR("group write for gid %lld failed: %s", (long long)w->gid, sqlite3_errstr(status));
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        free(w);
+        return;
+    }
+    bool oom = false;
+    switch (w->op) {
+    case GW_ADD:
+        for (uint32_t i = 0; i < w->n; i++)
+            if (member_add(st, w->pid, w->gid, w->uids[i]) != 0)
+                oom = true;
+        break;
+    case GW_DEL:
+        for (uint32_t i = 0; i < w->n; i++)
+            member_del(st, w->pid, w->gid, w->uids[i]);
+        break;
+    case GW_DROP:
+        group_drop_all(st, w->pid, w->gid);
+        break;
+    }
+    if (oom) {
+        LOG_ERROR("out of memory adding members to gid %lld (stored, visible after a restart)", (long long)w->gid);
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    } else {
+        request_answer_empty(req);
+    }
+    free(w);
+}
+
+static void submit(rtmd_request *req, group_write *w)
+{
+    w->req = req;
+    if (store_submit(req->srv->store, apply_group_write, group_write_done, w) != 0) {
+        if (w->op == GW_ADD) {
+            struct groups_state *st = state(req->srv);
+            group *g = group_get(st, w->pid, w->gid, false);
+            if (g) {
+                g->reserved -= w->reserved;
+                group_maybe_drop(st, w->pid, w->gid, g);
+            }
+        }
+        free(w);
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    }
+}
+
+static group_write *new_write(group_write_op op, int64_t pid, int64_t gid, const int64_t *uids, uint32_t n)
+{
+    group_write *w = calloc(1, sizeof *w + (size_t)n * sizeof w->uids[0]);
+    if (!w)
+        return NULL;
+    w->op = op;
+    w->pid = pid;
+    w->gid = gid;
+    w->joined_at = unix_seconds();
+    w->n = n;
+    if (n)
+        memcpy(w->uids, uids, (size_t)n * sizeof uids[0]);
+    return w;
+}
+
+/* ---- methods ---- */
+
+/* both gates: addgroupmembers {gid, uids} -> {} */
+static void method_addgroupmembers(rtmd_request *req)
+{
+    int64_t gid, *uids;
+    uint32_t n;
+    if (!req_arg_int64(req, "gid", &gid))
+        return;
+    int64_t pid = req->project->pid;
+    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
+        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
+        return;
+    }
+    if (!req_arg_ids(req, "uids", RTMD_GROUP_MAX_UIDS_PER_CALL, false, &uids, &n))
+        return;
+    struct groups_state *st = state(req->srv);
+    group *g = group_get(st, pid, gid, false);
+    uint32_t fresh = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!g || !idset_has(&g->members, uids[i]))
+            fresh++;
+    uint64_t total = (uint64_t)(g ? g->members.n + g->reserved : 0) + fresh;
+    if (total > RTMD_GROUP_MAX_MEMBERS) {
+        free(uids);
+        request_error(req, RTM_EC_MAX_GROUP_MEMBER_COUNT, "exceed max group members");
+        return;
+    }
+    group_write *w = new_write(GW_ADD, pid, gid, uids, n);
+    free(uids);
+    if (!w || !(g = group_get(st, pid, gid, true))) {
+        free(w);
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    g->reserved += fresh;
+    w->reserved = fresh;
+    submit(req, w);
+}
+
+/* both gates: delgroupmembers {gid, uids} -> {} */
+static void method_delgroupmembers(rtmd_request *req)
+{
+    int64_t gid, *uids;
+    uint32_t n;
+    if (!req_arg_int64(req, "gid", &gid))
+        return;
+    int64_t pid = req->project->pid;
+    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
+        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
+        return;
+    }
+    if (!req_arg_ids(req, "uids", RTMD_GROUP_MAX_UIDS_PER_CALL, false, &uids, &n))
+        return;
+    group_write *w = new_write(GW_DEL, pid, gid, uids, n);
+    free(uids);
+    if (!w) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    submit(req, w);
+}
+
+/* server: delgroup {gid} -> {} */
+static void method_delgroup(rtmd_request *req)
+{
+    int64_t gid;
+    if (!req_arg_int64(req, "gid", &gid))
+        return;
+    group_write *w = new_write(GW_DROP, req->project->pid, gid, NULL, 0);
+    if (!w) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    submit(req, w);
+}
+
+/* both gates: getgroupmembers {gid, online?} -> {uids, onlines?} */
+static void method_getgroupmembers(rtmd_request *req)
+{
+    int64_t gid;
+    bool online = false;
+    if (!req_arg_int64(req, "gid", &gid))
+        return;
+    int64_t pid = req->project->pid;
+    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
+        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
+        return;
+    }
+    mp_get_bool(req->args, "online", &online);
+    size_t n;
+    const int64_t *members = groups_members(req->srv, pid, gid, &n);
+    if (!online) {
+        request_answer_ids(req, "uids", members, n);
+        return;
+    }
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    mp_pack_cstr(&pk, "uids");
+    pack_ids(&pk, members, n);
+    size_t on = 0;
+    for (size_t i = 0; i < n; i++)
+        on += users_online(req->srv, pid, members[i]);
+    mp_pack_cstr(&pk, "onlines");
+    msgpack_pack_array(&pk, (uint32_t)on);
+    for (size_t i = 0; i < n; i++)
+        if (users_online(req->srv, pid, members[i]))
+            msgpack_pack_int64(&pk, members[i]);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* both gates: getgroupcount {gid, online?} -> {cn, online?} */
+static void method_getgroupcount(rtmd_request *req)
+{
+    int64_t gid;
+    bool online = false;
+    if (!req_arg_int64(req, "gid", &gid))
+        return;
+    int64_t pid = req->project->pid;
+    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
+        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
+        return;
+    }
+    mp_get_bool(req->args, "online", &online);
+    size_t n;
+    const int64_t *members = groups_members(req->srv, pid, gid, &n);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, online ? 2 : 1);
+    mp_pack_kv_int(&pk, "cn", (int64_t)n);
+    if (online) {
+        int64_t on = 0;
+        for (size_t i = 0; i < n; i++)
+            on += users_online(req->srv, pid, members[i]);
+        mp_pack_kv_int(&pk, "online", on);
+    }
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* server: isgroupmember {gid, uid} -> {ok} */
+static void method_isgroupmember(rtmd_request *req)
+{
+    int64_t gid, uid;
+    if (!req_arg_int64(req, "gid", &gid) || !req_arg_int64(req, "uid", &uid))
+        return;
+    request_answer_bool(req, "ok", groups_is_member(req->srv, req->project->pid, gid, uid));
+}
+
+/* server: getusergroups {uid} -> {gids}; client: getusergroups {} -> {gids}
+ * of the caller. */
+static void method_getusergroups(rtmd_request *req)
+{
+    int64_t uid = req->uid;
+    if (!caller_is_client(req) && !req_arg_int64(req, "uid", &uid))
+        return;
+    size_t n;
+    const int64_t *gids = groups_of_user(req->srv, req->project->pid, uid, &n);
+    request_answer_ids(req, "gids", gids, n);
+}
+
+/* ---- start-up load ---- */
+
+typedef struct group_load {
+    struct groups_state *st;
+    size_t rows;
+} group_load;
+
+static int load_groups(sqlite3 *db, void *arg)
+{
+    group_load *l = arg;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT pid, gid, uid FROM group_members ORDER BY pid, gid, uid", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (member_add(l->st, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)) !=
+            0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        l->rows++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- module life cycle ---- */
+
+int groups_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct groups_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->groups = st;
+    group_load l = {st, 0};
+    if (services_load(srv, load_groups, &l) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot load groups from the store");
+        return -1;
+    }
+    LOG_INFO("groups: %zu groups, %zu memberships loaded", st->groups.count, l.rows);
+    return 0;
+}
+
+void groups_register(struct rtmd_methods *m)
+{
+    static const rtmd_method table[] = {
+        {"addgroupmembers", GATES_SERVER | GATES_CLIENT, method_addgroupmembers, 0},
+        {"delgroupmembers", GATES_SERVER | GATES_CLIENT, method_delgroupmembers, 0},
+        {"delgroup", GATES_SERVER, method_delgroup, 0},
+        {"getgroupmembers", GATES_SERVER | GATES_CLIENT, method_getgroupmembers, 0},
+        {"getgroupcount", GATES_SERVER | GATES_CLIENT, method_getgroupcount, 0},
+        {"isgroupmember", GATES_SERVER, method_isgroupmember, 0},
+        {"getusergroups", GATES_SERVER | GATES_CLIENT, method_getusergroups, 0},
+    };
+    methods_register(m, table, sizeof table / sizeof table[0]);
+}
+
+void groups_free(rtmd_server *srv)
+{
+    struct groups_state *st = state(srv);
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->groups.cap; i++) {
+        group *g = st->groups.slots[i].value;
+        if (g) {
+            idset_free(&g->members);
+            free(g);
+        }
+    }
+    for (size_t i = 0; i < st->users.cap; i++) {
+        idset *u = st->users.slots[i].value;
+        if (u) {
+            idset_free(u);
+            free(u);
+        }
+    }
+    pairmap_free(&st->groups);
+    pairmap_free(&st->users);
+    free(st);
+    srv->svc->groups = NULL;
+}

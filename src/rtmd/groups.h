@@ -9,9 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Most members one group may hold, and most uids one add/del call names. */
+#define RTMD_GROUP_MAX_MEMBERS 10000
+#define RTMD_GROUP_MAX_UIDS_PER_CALL 100
+
 bool groups_is_member(rtmd_server *srv, int64_t pid, int64_t gid, int64_t uid);
-/* The members of a group (NULL and 0 if the group has none). The array is
- * owned by groups.c and valid until the next change of that group. */
+/* The members of a group (NULL and 0 if the group has none), ascending. The
+ * array is owned by groups.c and valid until the next change of that group. */
 const int64_t *groups_members(rtmd_server *srv, int64_t pid, int64_t gid, size_t *count);
+/* The groups of a user (NULL and 0 if none), ascending; valid until the next
+ * change of that user's groups. */
+const int64_t *groups_of_user(rtmd_server *srv, int64_t pid, int64_t uid, size_t *count);
 
 #endif

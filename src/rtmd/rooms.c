@@ -1,11 +1,323 @@
-/* PLACEHOLDER: being written. */
-#include "services.h"
-#include "users.h"
-#include "bans.h"
-#include "groups.h"
+/* Live rooms (see rooms.h): per (pid, rid) the sorted set of members, and
+ * per online user the rooms it is in (rtmd_user.rids, which users.c frees
+ * with the user). Nothing is stored: a room exists while someone is in it.
+ *
+ * Only online users are in rooms. enterroom and the app server's
+ * addroommember are idempotent and bounded by the project's
+ * max_rooms_per_user (200047); addroommember for a user who is not online
+ * is refused with 200001 (there is no session to put in the room, and a
+ * silent success would hide that from the app server). A user leaves by
+ * leaveroom (idempotent), by delroommember (a oneway `kickoutroom` {rid}
+ * push to each of its connections, which the SDKs do not answer), or when
+ * its last connection ends (rooms_user_offline). */
 #include "rooms.h"
 
-int rooms_init(rtmd_server *srv, char *err, size_t errlen) { return 0; }
-void rooms_register(struct rtmd_methods *m) {}
-void rooms_free(rtmd_server *srv) {}
-void rooms_user_offline(rtmd_server *srv, rtmd_user *user) {}
+#include "idset.h"
+#include "log.h"
+#include "methods.h"
+#include "payload.h"
+#include "push.h"
+#include "rtm_errors.h"
+#include "services.h"
+#include "users.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Most rooms one getroomcount call may name. */
+#define ROOMCOUNT_MAX_RIDS 100
+
+typedef struct room {
+    idset members;
+} room;
+
+struct rooms_state {
+    pairmap rooms; /* (pid, rid) -> room */
+};
+
+static struct rooms_state *state(rtmd_server *srv)
+{
+    return srv->svc ? srv->svc->rooms : NULL;
+}
+
+static room *room_get(struct rooms_state *st, int64_t pid, int64_t rid)
+{
+    return st ? pairmap_get(&st->rooms, (uint64_t)pid, (uint64_t)rid) : NULL;
+}
+
+static int user_room_index(const rtmd_user *u, int64_t rid)
+{
+    for (uint32_t i = 0; i < u->nrooms; i++)
+        if (u->rids[i] == rid)
+            return (int)i;
+    return -1;
+}
+
+/* Puts the online user in the room. Returns 0 (also when already there),
+ * RTM_EC_ENTER_TOO_MANY_ROOMS, or -1 when out of memory. */
+static int room_join(rtmd_server *srv, rtmd_user *u, int64_t rid, uint32_t max_rooms)
+{
+    struct rooms_state *st = state(srv);
+    if (user_room_index(u, rid) >= 0)
+        return 0;
+    if (u->nrooms >= max_rooms)
+        return RTM_EC_ENTER_TOO_MANY_ROOMS;
+    int64_t *rids = realloc(u->rids, ((size_t)u->nrooms + 1) * sizeof *rids);
+    if (!rids)
+        return -1;
+    u->rids = rids;
+    room *r = room_get(st, u->pid, rid);
+    bool created = false;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r || pairmap_put(&st->rooms, (uint64_t)u->pid, (uint64_t)rid, r) != 0) {
+            free(r);
+            return -1;
+        }
+        created = true;
+    }
+    if (idset_add(&r->members, u->uid) < 0) {
+        if (created) {
+            pairmap_del(&st->rooms, (uint64_t)u->pid, (uint64_t)rid);
+            free(r);
+        }
+        return -1;
+    }
+    u->rids[u->nrooms++] = rid;
+    return 0;
+}
+
+/* Removes uid from the room's member set, dropping the room when empty. */
+static void room_remove_member(struct rooms_state *st, int64_t pid, int64_t rid, int64_t uid)
+{
+    room *r = room_get(st, pid, rid);
+    if (r && idset_del(&r->members, uid) && r->members.n == 0) {
+        pairmap_del(&st->rooms, (uint64_t)pid, (uint64_t)rid);
+        idset_free(&r->members);
+        free(r);
+    }
+}
+
+/* Takes the user out of the room; returns whether it was in. */
+static bool room_leave(rtmd_server *srv, rtmd_user *u, int64_t rid)
+{
+    int i = user_room_index(u, rid);
+    if (i < 0)
+        return false;
+    memmove(u->rids + i, u->rids + i + 1, (size_t)(u->nrooms - (uint32_t)i - 1) * sizeof *u->rids);
+    u->nrooms--;
+    room_remove_member(state(srv), u->pid, rid, u->uid);
+    return true;
+}
+
+void rooms_user_offline(rtmd_server *srv, rtmd_user *user)
+{
+    struct rooms_state *st = state(srv);
+    for (uint32_t i = 0; st && i < user->nrooms; i++)
+        room_remove_member(st, user->pid, user->rids[i], user->uid);
+    user->nrooms = 0;
+}
+
+bool rooms_is_member(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid)
+{
+    room *r = room_get(state(srv), pid, rid);
+    return r && idset_has(&r->members, uid);
+}
+
+const int64_t *rooms_members(rtmd_server *srv, int64_t pid, int64_t rid, size_t *count)
+{
+    room *r = room_get(state(srv), pid, rid);
+    *count = r ? r->members.n : 0;
+    return r && r->members.n ? r->members.v : NULL;
+}
+
+/* ---- methods ---- */
+
+static void answer_join(rtmd_request *req, int rc)
+{
+    if (rc == 0)
+        request_answer_empty(req);
+    else if (rc == RTM_EC_ENTER_TOO_MANY_ROOMS)
+        request_error(req, RTM_EC_ENTER_TOO_MANY_ROOMS, "enter too many rooms");
+    else
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+}
+
+/* client: enterroom {rid} -> {} */
+static void method_enterroom(rtmd_request *req)
+{
+    int64_t rid;
+    if (!req_arg_int64(req, "rid", &rid))
+        return;
+    rtmd_user *u = req->conn->session->user;
+    answer_join(req, room_join(req->srv, u, rid, req->project->limits.max_rooms_per_user));
+}
+
+/* client: leaveroom {rid} -> {} (also when not in the room) */
+static void method_leaveroom(rtmd_request *req)
+{
+    int64_t rid;
+    if (!req_arg_int64(req, "rid", &rid))
+        return;
+    room_leave(req->srv, req->conn->session->user, rid);
+    request_answer_empty(req);
+}
+
+/* client: getuserrooms {} -> {rooms: [rid]} */
+static void method_getuserrooms(rtmd_request *req)
+{
+    rtmd_user *u = req->conn->session->user;
+    request_answer_ids(req, "rooms", u->rids, u->nrooms);
+}
+
+/* both gates: getroommembers {rid} -> {uids} */
+static void method_getroommembers(rtmd_request *req)
+{
+    int64_t rid;
+    if (!req_arg_int64(req, "rid", &rid))
+        return;
+    size_t n;
+    const int64_t *uids = rooms_members(req->srv, req->project->pid, rid, &n);
+    request_answer_ids(req, "uids", uids, n);
+}
+
+/* both gates: getroomcount {rids} (or {rid}) -> {cn: {"<rid>": count}} */
+static void method_getroomcount(rtmd_request *req)
+{
+    int64_t single;
+    const msgpack_object *rids = mp_map_get(req->args, "rids");
+    bool one = false;
+    if (!rids || rids->type != MSGPACK_OBJECT_ARRAY) {
+        if (!mp_get_int64(req->args, "rid", &single)) {
+            /* About rids, unless only a mistyped rid was given. */
+            const msgpack_object *r = mp_map_get(req->args, "rid");
+            bool rid_only = (!rids || rids->type == MSGPACK_OBJECT_NIL) && r && r->type != MSGPACK_OBJECT_NIL;
+            req_arg_error(req, rid_only ? "rid" : "rids");
+            return;
+        }
+        one = true;
+    } else if (rids->via.array.size > ROOMCOUNT_MAX_RIDS) {
+        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "at most 100 rids");
+        return;
+    }
+    uint32_t n = one ? 1 : rids->via.array.size;
+    int64_t ids[ROOMCOUNT_MAX_RIDS];
+    for (uint32_t i = 0; i < n; i++) {
+        if (one) {
+            ids[i] = single;
+        } else if (!mp_obj_int64(&rids->via.array.ptr[i], &ids[i])) {
+            request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, "rids must be integers");
+            return;
+        }
+    }
+    /* Repeated rids would repeat map keys: count each once. */
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (uint32_t j = 0; j < m && !seen; j++)
+            seen = ids[j] == ids[i];
+        if (!seen)
+            ids[m++] = ids[i];
+    }
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "cn");
+    msgpack_pack_map(&pk, m);
+    for (uint32_t i = 0; i < m; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%" PRId64, ids[i]);
+        size_t count;
+        rooms_members(req->srv, req->project->pid, ids[i], &count);
+        mp_pack_cstr(&pk, key);
+        msgpack_pack_int64(&pk, (int64_t)count);
+    }
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* server: addroommember {rid, uid} -> {}; the user must be online. */
+static void method_addroommember(rtmd_request *req)
+{
+    int64_t rid, uid;
+    if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
+        return;
+    rtmd_user *u = users_get(req->srv, req->project->pid, uid);
+    if (!u) {
+        request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
+        return;
+    }
+    answer_join(req, room_join(req->srv, u, rid, req->project->limits.max_rooms_per_user));
+}
+
+/* server: delroommember {rid, uid} -> {}; the user gets a kickoutroom push. */
+static void method_delroommember(rtmd_request *req)
+{
+    int64_t rid, uid;
+    if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
+        return;
+    int64_t pid = req->project->pid;
+    rtmd_user *u = users_get(req->srv, pid, uid);
+    if (u && room_leave(req->srv, u, rid)) {
+        msgpack_sbuffer body;
+        msgpack_sbuffer_init(&body);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 1);
+        mp_pack_kv_int(&pk, "rid", rid);
+        rtm_buf packet = {0};
+        if (push_encode(&packet, "kickoutroom", &body, false) == 0)
+            users_push(req->srv, pid, uid, packet.data, packet.len);
+        rtm_buf_free(&packet);
+        msgpack_sbuffer_destroy(&body);
+    }
+    request_answer_empty(req);
+}
+
+/* ---- module life cycle ---- */
+
+int rooms_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct rooms_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->rooms = st;
+    return 0;
+}
+
+void rooms_register(struct rtmd_methods *m)
+{
+    static const rtmd_method table[] = {
+        {"enterroom", GATES_CLIENT, method_enterroom, 0},
+        {"leaveroom", GATES_CLIENT, method_leaveroom, 0},
+        {"getuserrooms", GATES_CLIENT, method_getuserrooms, 0},
+        {"getroommembers", GATES_CLIENT | GATES_SERVER, method_getroommembers, 0},
+        {"getroomcount", GATES_CLIENT | GATES_SERVER, method_getroomcount, 0},
+        {"addroommember", GATES_SERVER, method_addroommember, 0},
+        {"delroommember", GATES_SERVER, method_delroommember, 0},
+    };
+    methods_register(m, table, sizeof table / sizeof table[0]);
+}
+
+void rooms_free(rtmd_server *srv)
+{
+    struct rooms_state *st = state(srv);
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->rooms.cap; i++) {
+        room *r = st->rooms.slots[i].value;
+        if (r) {
+            idset_free(&r->members);
+            free(r);
+        }
+    }
+    pairmap_free(&st->rooms);
+    free(st);
+    srv->svc->rooms = NULL;
+}

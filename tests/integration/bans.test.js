@@ -1,0 +1,192 @@
+'use strict';
+// Bans and the project blacklist on the server gate: addgroupban /
+// removegroupban / isbanofgroup, addroomban / removeroomban / isbanofroom,
+// addprojectblack / removeprojectblack / isprojectblack; btime in seconds
+// (<= 0 for ever), expiry, the blacklist refusing logins (200024) and
+// kicking the user out when added, persistence across a restart, and
+// project isolation.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fpnn = require('./lib/fpnn');
+const { appServer, login, expectCode, writeProjectsConfig } = require('./lib/rtm');
+const { sanitizerReports, startRtmd, withLogs, makeTempDir, sleep } = require('./lib/rtmd');
+
+describe('bans and blacklist', () => {
+  let srv, app, app2, p1, p2, conf;
+  const logs = () => [srv];
+  const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(logs, fn));
+  const I = fpnn.int64;
+  const isGroupBan = async (gid, uid, a = app) => (await a.call('isbanofgroup', { gid: I(gid), uid: I(uid) })).ok;
+  const isRoomBan = async (rid, uid, a = app) => (await a.call('isbanofroom', { rid: I(rid), uid: I(uid) })).ok;
+  const isBlack = async (uid, a = app) => (await a.call('isprojectblack', { uid: I(uid) })).ok;
+
+  // Logs uid in with a fresh token; resolves with the auth answer or rejects.
+  async function rawAuth(uid, transport = 'tcp', a = app) {
+    const token = await a.token(uid);
+    const port = transport === 'ws' ? srv.ports.client_ws : srv.ports.client_tcp;
+    const c = await fpnn.connect({ port, transport });
+    try {
+      return await c.quest('auth', { pid: I(a.project.pid), uid: I(uid), token, version: 'rtmd-tests' });
+    } finally {
+      await c.close();
+    }
+  }
+
+  before(async () => {
+    const dir = await makeTempDir();
+    conf = writeProjectsConfig(dir, [
+      { pid: 83001, secret: 'bans-secret-one' },
+      { pid: 83002, secret: 'bans-secret-two' },
+    ]);
+    srv = await startRtmd({ config: conf });
+    p1 = srv.projects.find((p) => p.pid === '83001');
+    p2 = srv.projects.find((p) => p.pid === '83002');
+    app = await appServer(srv, { project: p1 });
+    app2 = await appServer(srv, { project: p2 });
+  });
+
+  after(async () => {
+    for (const a of [app, app2]) if (a && !a.client.isClosed) await a.close();
+    const code = await srv.stop('SIGTERM');
+    await srv.cleanup();
+    assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
+    assert.deepEqual(sanitizerReports(), []);
+  });
+
+  it('group bans: add, check, remove; per group and per user', async () => {
+    assert.equal(await isGroupBan(10, 1), false);
+    await app.call('addgroupban', { gid: I(10), uid: I(1), btime: 0 });
+    assert.equal(await isGroupBan(10, 1), true);
+    assert.equal(await isGroupBan(11, 1), false);
+    assert.equal(await isGroupBan(10, 2), false);
+    assert.equal(await isRoomBan(10, 1), false, 'a group ban is not a room ban');
+    await app.call('removegroupban', { gid: I(10), uid: I(1) });
+    assert.equal(await isGroupBan(10, 1), false);
+    await app.call('removegroupban', { gid: I(10), uid: I(1) }); // absent: fine
+    await expectCode(app.call('addgroupban', { gid: I(10), uid: I(1) }), 10009);
+    await expectCode(app.call('addgroupban', { uid: I(1), btime: 10 }), 10009);
+    await expectCode(app.call('isbanofgroup', { gid: I(10) }), 10009);
+  });
+
+  it('room bans: add, check, remove; a negative btime bans for ever', async () => {
+    await app.call('addroomban', { rid: I(20), uid: I(1), btime: -5 });
+    assert.equal(await isRoomBan(20, 1), true);
+    assert.equal(await isGroupBan(20, 1), false);
+    await app.call('addroomban', { rid: I(21), uid: I(1), btime: 3600 });
+    assert.equal(await isRoomBan(21, 1), true);
+    await app.call('removeroomban', { rid: I(20), uid: I(1) });
+    assert.equal(await isRoomBan(20, 1), false);
+    assert.equal(await isRoomBan(21, 1), true);
+    await expectCode(app.call('removeroomban', { uid: I(1) }), 10009);
+  });
+
+  it('bans with btime 1 expire after a second; a new add replaces the old duration', async () => {
+    await app.call('addgroupban', { gid: I(30), uid: I(3), btime: 1 });
+    await app.call('addroomban', { rid: I(30), uid: I(3), btime: 1 });
+    await app.call('addgroupban', { gid: I(31), uid: I(3), btime: 1 });
+    await app.call('addgroupban', { gid: I(31), uid: I(3), btime: 0 }); // now for ever
+    assert.equal(await isGroupBan(30, 3), true);
+    assert.equal(await isRoomBan(30, 3), true);
+    await sleep(2100);
+    assert.equal(await isGroupBan(30, 3), false);
+    assert.equal(await isRoomBan(30, 3), false);
+    assert.equal(await isGroupBan(31, 3), true);
+  });
+
+  for (const transport of ['tcp', 'ws']) {
+    it(`blacklist over ${transport}: adding kicks the user out, login is refused with 200024, removing lets it back`, async () => {
+      const uid = transport === 'tcp' ? 4001 : 4002;
+      const u = await login(srv, app, uid, { transport });
+      const second = await login(srv, app, uid, { transport: transport === 'tcp' ? 'ws' : 'tcp' });
+      const kicked = u.client.waitQuest('kickout', 3000);
+      await app.call('addprojectblack', { uid: I(uid), btime: 0 });
+      await kicked;
+      assert.equal(await u.client.waitClose(3000), true);
+      assert.equal(await second.client.waitClose(3000), true);
+      assert.equal(await isBlack(uid), true);
+      assert.deepEqual((await app.call('getonlineusers', { uids: [I(uid)] })).uids, []);
+      await expectCode(rawAuth(uid, transport), 200024);
+      await app.call('removeprojectblack', { uid: I(uid) });
+      assert.equal(await isBlack(uid), false);
+      assert.equal((await rawAuth(uid, transport)).ok, true);
+    });
+  }
+
+  it('a blacklisting with btime 1 ends after a second; offline users can be blacklisted', async () => {
+    await app.call('addprojectblack', { uid: I(5001), btime: 1 });
+    assert.equal(await isBlack(5001), true);
+    await expectCode(rawAuth(5001), 200024);
+    await sleep(2100);
+    assert.equal(await isBlack(5001), false);
+    assert.equal((await rawAuth(5001)).ok, true);
+    await expectCode(app.call('addprojectblack', { uid: I(5001) }), 10009);
+    await expectCode(app.call('isprojectblack', {}), 10009);
+  });
+
+  it('group and room bans forbid sending there (200044, 200045) until removed', async (t) => {
+    const u = await login(srv, app, 9001, { transport: 'ws' });
+    await app.call('addgroupmembers', { gid: I(90), uids: [I(9001), I(9002)] });
+    await u.call('enterroom', { rid: I(90) });
+    const send = (method, key, mid) => u.call(method, { [key]: I(90), mid: I(mid), mtype: 8, msg: 'hi', attrs: '' });
+    try {
+      await send('sendgroupmsg', 'gid', 1);
+    } catch (e) {
+      if (e.code !== 20004) throw e;
+      t.skip('sending is not implemented yet');
+      await u.close();
+      return;
+    }
+    await app.call('addgroupban', { gid: I(90), uid: I(9001), btime: 0 });
+    await app.call('addroomban', { rid: I(90), uid: I(9001), btime: 0 });
+    await expectCode(send('sendgroupmsg', 'gid', 2), 200044);
+    await expectCode(send('sendroommsg', 'rid', 3), 200045);
+    await app.call('removegroupban', { gid: I(90), uid: I(9001) });
+    await app.call('removeroomban', { rid: I(90), uid: I(9001) });
+    await send('sendgroupmsg', 'gid', 4);
+    await send('sendroommsg', 'rid', 5);
+    await u.close();
+  });
+
+  it('ban methods are not on the client gate', async () => {
+    const u = await login(srv, app, 6001);
+    await expectCode(u.call('addgroupban', { gid: I(1), uid: I(6002), btime: 0 }), 20004);
+    await expectCode(u.call('isprojectblack', { uid: I(6001) }), 20004);
+    await u.close();
+  });
+
+  it('projects are isolated', async () => {
+    await app.call('addprojectblack', { uid: I(7001), btime: 0 });
+    await app.call('addgroupban', { gid: I(70), uid: I(7001), btime: 0 });
+    await app.call('addroomban', { rid: I(70), uid: I(7001), btime: 0 });
+    assert.equal(await isBlack(7001, app2), false);
+    assert.equal(await isGroupBan(70, 7001, app2), false);
+    assert.equal(await isRoomBan(70, 7001, app2), false);
+    assert.equal((await rawAuth(7001, 'tcp', app2)).ok, true);
+    await app2.call('removeprojectblack', { uid: I(7001) });
+    assert.equal(await isBlack(7001), true);
+  });
+
+  it('bans survive a restart; expired ones do not come back', async () => {
+    await app.call('addprojectblack', { uid: I(8001), btime: 0 });
+    await app.call('addgroupban', { gid: I(80), uid: I(8001), btime: 3600 });
+    await app.call('addroomban', { rid: I(80), uid: I(8001), btime: 0 });
+    await app.call('addroomban', { rid: I(81), uid: I(8001), btime: 1 });
+    await app2.call('addgroupban', { gid: I(80), uid: I(8002), btime: 0 });
+    await app.close();
+    await app2.close();
+    assert.equal(await srv.stop('SIGTERM'), 0);
+    await sleep(2100);
+    srv = await startRtmd({ dataDir: srv.dataDir, config: conf });
+    app = await appServer(srv, { project: p1 });
+    app2 = await appServer(srv, { project: p2 });
+    assert.equal(await isBlack(8001), true);
+    assert.equal(await isGroupBan(80, 8001), true);
+    assert.equal(await isRoomBan(80, 8001), true);
+    assert.equal(await isRoomBan(81, 8001), false);
+    assert.equal(await isGroupBan(80, 8002, app2), true);
+    assert.equal(await isGroupBan(80, 8002), false);
+    assert.equal(await isBlack(7001), true);
+    await expectCode(rawAuth(8001, 'ws'), 200024);
+  });
+});
