@@ -1,12 +1,430 @@
-/* PLACEHOLDER: being written. */
+/* App-server monitoring (see listen.h): the listen methods of the server
+ * gate and the delivery of messages and login/logout events to listening
+ * connections.
+ *
+ * Each listening connection carries an rtmd_listener_state on conn->listen:
+ * "all" flags per kind (p2p, group, room, events) and a set of the uids,
+ * gids and rids it named. All states hang in one list; deliveries walk the
+ * states of the sender's project. App-server connections are few, so a
+ * list is the simplest structure that is fast enough.
+ *
+ * Methods (payloads as the RTM server SDKs send them):
+ *   addlisten    {gids?, rids?, uids?, events?, p2p?, group?, room?, ev?}
+ *                adds to what the connection listens to; a true flag turns
+ *                on the whole kind (older SDKs send p2p: true).
+ *   removelisten the same fields, taken away; a true flag turns the whole
+ *                kind off.
+ *   setlisten    replaces everything: the lists given (missing = none) and
+ *                the flags given (missing = false); {all: bool} sets or
+ *                clears every flag at once.
+ * Listeners get the pushes the server SDKs handle: pushmsg, pushgroupmsg,
+ * pushroommsg (every mtype, as the SDKs dispatch chat and file types by
+ * mtype themselves) and pushevent {pid, event, uid, time (unix seconds),
+ * endpoint ("ip:port" of the user's connection, "" for logout), data}. */
+#include "listen.h"
+
+#include "log.h"
+#include "messages.h"
+#include "methods.h"
+#include "pairmap.h"
+#include "payload.h"
+#include "push.h"
+#include "rtm_errors.h"
 #include "services.h"
 #include "users.h"
-#include "bans.h"
-#include "groups.h"
-#include "rooms.h"
 
-int listen_init(rtmd_server *srv, char *err, size_t errlen) { return 0; }
-void listen_register(struct rtmd_methods *m) {}
-void listen_free(rtmd_server *srv) {}
-void listen_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *event, uint64_t ms) {}
-void listen_conn_closed(rtmd_conn *conn) {}
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Kinds of named ids (first half of the pairmap key). */
+enum { ID_UID = 1, ID_GID = 2, ID_RID = 3 };
+
+/* Events by bit. */
+#define EV_LOGIN 1u
+#define EV_LOGOUT 2u
+
+/* At most this many named ids per connection. */
+#define LISTEN_MAX_IDS 100000
+
+typedef struct rtmd_listener_state {
+    rtmd_conn *conn;
+    int64_t pid;
+    bool all_p2p, all_group, all_room, all_events;
+    unsigned events;                  /* EV_* named one by one */
+    pairmap ids;                      /* (ID_*, id) -> marker */
+    struct rtmd_listener_state *prev, *next;
+} rtmd_listener_state;
+
+struct listen_state {
+    rtmd_listener_state *head;
+};
+
+static struct listen_state *state(rtmd_server *srv)
+{
+    return srv->svc->listen;
+}
+
+static void *const MARK = (void *)1;
+
+/* ---- listener states ---- */
+
+static rtmd_listener_state *listener_of(rtmd_request *req)
+{
+    rtmd_conn *c = req->conn;
+    if (c->listen) {
+        c->listen->pid = req->project->pid; /* the project it last signed for */
+        return c->listen;
+    }
+    rtmd_listener_state *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    struct listen_state *s = state(req->srv);
+    l->conn = c;
+    l->pid = req->project->pid;
+    l->next = s->head;
+    if (s->head)
+        s->head->prev = l;
+    s->head = l;
+    c->listen = l;
+    return l;
+}
+
+static void listener_free(struct listen_state *s, rtmd_listener_state *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        s->head = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pairmap_free(&l->ids);
+    free(l);
+}
+
+static void listener_clear(rtmd_listener_state *l)
+{
+    pairmap_free(&l->ids);
+    l->all_p2p = l->all_group = l->all_room = l->all_events = false;
+    l->events = 0;
+}
+
+static bool listens_id(const rtmd_listener_state *l, int kind, int64_t id)
+{
+    return l->ids.count && pairmap_get(&l->ids, (uint64_t)kind, (uint64_t)id) != NULL;
+}
+
+static unsigned event_bit(const char *name, size_t len)
+{
+    if (len == 5 && memcmp(name, "login", 5) == 0)
+        return EV_LOGIN;
+    if (len == 6 && memcmp(name, "logout", 6) == 0)
+        return EV_LOGOUT;
+    return 0; /* events rtmd never sends are accepted and ignored */
+}
+
+/* ---- parsing a listen request ---- */
+
+typedef struct listen_args {
+    const msgpack_object *lists[3]; /* uids, gids, rids (arrays) or NULL */
+    const msgpack_object *events;   /* array of strings or NULL */
+    /* Flags: -1 absent, 0 false, 1 true. */
+    int p2p, group, room, ev, all;
+} listen_args;
+
+static const char *const list_keys[3] = {"uids", "gids", "rids"};
+static const int list_kinds[3] = {ID_UID, ID_GID, ID_RID};
+
+static bool get_array(rtmd_request *req, const char *key, const msgpack_object **out)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    *out = NULL;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return false;
+    *out = o;
+    return true;
+}
+
+static bool get_flag(rtmd_request *req, const char *key, int *out)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    *out = -1;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return false;
+    *out = o->via.boolean ? 1 : 0;
+    return true;
+}
+
+static bool ids_valid(const msgpack_object *arr)
+{
+    int64_t id;
+    for (uint32_t i = 0; arr && i < arr->via.array.size; i++)
+        if (!mp_obj_int64(&arr->via.array.ptr[i], &id))
+            return false;
+    return true;
+}
+
+static bool events_valid(const msgpack_object *arr)
+{
+    for (uint32_t i = 0; arr && i < arr->via.array.size; i++) {
+        msgpack_object_type t = arr->via.array.ptr[i].type;
+        if (t != MSGPACK_OBJECT_STR && t != MSGPACK_OBJECT_BIN)
+            return false;
+    }
+    return true;
+}
+
+/* Reads the request's fields (each optional: missing or nil is absent);
+ * answers 10010 and returns false if one is of the wrong type. */
+static bool parse_listen_args(rtmd_request *req, listen_args *a)
+{
+    const char *bad = NULL;
+    for (int k = 0; k < 3 && !bad; k++)
+        if (!get_array(req, list_keys[k], &a->lists[k]) || !ids_valid(a->lists[k]))
+            bad = list_keys[k];
+    if (!bad && (!get_array(req, "events", &a->events) || !events_valid(a->events)))
+        bad = "events";
+    if (!bad && !get_flag(req, "p2p", &a->p2p))
+        bad = "p2p";
+    if (!bad && !get_flag(req, "group", &a->group))
+        bad = "group";
+    if (!bad && !get_flag(req, "room", &a->room))
+        bad = "room";
+    if (!bad && !get_flag(req, "ev", &a->ev))
+        bad = "ev";
+    if (!bad && !get_flag(req, "all", &a->all))
+        bad = "all";
+    if (bad) {
+        char ex[64];
+        snprintf(ex, sizeof ex, "invalid '%s'", bad);
+        request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, ex);
+        return false;
+    }
+    return true;
+}
+
+/* Adds (add = true) or removes the listed ids and events. Returns 0, or -1
+ * when the connection would name too many ids or memory ran out. */
+static int apply_lists(rtmd_listener_state *l, const listen_args *a, bool add)
+{
+    for (int k = 0; k < 3; k++) {
+        const msgpack_object *arr = a->lists[k];
+        for (uint32_t i = 0; arr && i < arr->via.array.size; i++) {
+            int64_t id;
+            mp_obj_int64(&arr->via.array.ptr[i], &id);
+            if (!add) {
+                pairmap_del(&l->ids, (uint64_t)list_kinds[k], (uint64_t)id);
+                continue;
+            }
+            if (l->ids.count >= LISTEN_MAX_IDS ||
+                pairmap_put(&l->ids, (uint64_t)list_kinds[k], (uint64_t)id, MARK) != 0)
+                return -1;
+        }
+    }
+    for (uint32_t i = 0; a->events && i < a->events->via.array.size; i++) {
+        const msgpack_object *e = &a->events->via.array.ptr[i];
+        unsigned bit = event_bit(e->via.str.ptr, e->via.str.size);
+        l->events = add ? (l->events | bit) : (l->events & ~bit);
+    }
+    return 0;
+}
+
+/* addlisten/removelisten: a true flag turns the kind on (add) or off. */
+static void apply_flags_incremental(rtmd_listener_state *l, const listen_args *a, bool add)
+{
+    if (a->p2p == 1)
+        l->all_p2p = add;
+    if (a->group == 1)
+        l->all_group = add;
+    if (a->room == 1)
+        l->all_room = add;
+    if (a->ev == 1)
+        l->all_events = add;
+    if (a->all == 1)
+        l->all_p2p = l->all_group = l->all_room = l->all_events = add;
+}
+
+/* setlisten: every flag takes the value given, false when absent. */
+static void apply_flags_absolute(rtmd_listener_state *l, const listen_args *a)
+{
+    l->all_p2p = a->p2p == 1;
+    l->all_group = a->group == 1;
+    l->all_room = a->room == 1;
+    l->all_events = a->ev == 1;
+    if (a->all != -1)
+        l->all_p2p = l->all_group = l->all_room = l->all_events = a->all == 1;
+}
+
+enum listen_op { OP_ADD, OP_REMOVE, OP_SET };
+
+static void handle_listen(rtmd_request *req, enum listen_op op)
+{
+    listen_args a;
+    if (!parse_listen_args(req, &a))
+        return;
+    rtmd_listener_state *l = listener_of(req);
+    if (!l) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    if (op == OP_SET)
+        listener_clear(l);
+    if (op == OP_SET)
+        apply_flags_absolute(l, &a);
+    else
+        apply_flags_incremental(l, &a, op == OP_ADD);
+    if (apply_lists(l, &a, op != OP_REMOVE) != 0) {
+        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "too many listened ids");
+        return;
+    }
+    request_answer_empty(req);
+}
+
+static void method_addlisten(rtmd_request *req)
+{
+    handle_listen(req, OP_ADD);
+}
+
+static void method_removelisten(rtmd_request *req)
+{
+    handle_listen(req, OP_REMOVE);
+}
+
+static void method_setlisten(rtmd_request *req)
+{
+    handle_listen(req, OP_SET);
+}
+
+/* ---- delivery ---- */
+
+static bool wants_message(const rtmd_listener_state *l, int conv_type, int64_t from, int64_t to)
+{
+    switch (conv_type) {
+    case CONV_P2P:
+        return l->all_p2p || listens_id(l, ID_UID, from) || listens_id(l, ID_UID, to);
+    case CONV_GROUP:
+        return l->all_group || listens_id(l, ID_GID, to);
+    case CONV_ROOM:
+        return l->all_room || listens_id(l, ID_RID, to);
+    default:
+        return false;
+    }
+}
+
+void listen_push_message(rtmd_server *srv, int64_t pid, int conv_type, int64_t from, int64_t to,
+                         const uint8_t *packet, size_t len)
+{
+    rtmd_listener_state *next;
+    for (rtmd_listener_state *l = state(srv)->head; l; l = next) {
+        next = l->next; /* a slow listener is dropped, freeing its state */
+        if (l->pid == pid && wants_message(l, conv_type, from, to))
+            conn_send_push(l->conn, packet, len);
+    }
+}
+
+static bool wants_event(const rtmd_listener_state *l, int64_t pid, unsigned bit)
+{
+    return l->pid == pid && (l->all_events || (l->events & bit));
+}
+
+static bool anyone_wants_event(rtmd_server *srv, int64_t pid, unsigned bit)
+{
+    for (rtmd_listener_state *l = state(srv)->head; l; l = l->next)
+        if (wants_event(l, pid, bit))
+            return true;
+    return false;
+}
+
+/* "ip:port" of the user's newest connection, or "" once it is offline. */
+static const char *user_endpoint(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    return u && u->sessions ? u->sessions->conn->peer : "";
+}
+
+static int encode_event(rtm_buf *out, int64_t pid, int64_t uid, const char *event, uint64_t ms,
+                        const char *endpoint)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    mp_pack_kv_int(&pk, "pid", pid);
+    mp_pack_kv_str(&pk, "event", event);
+    mp_pack_kv_int(&pk, "uid", uid);
+    mp_pack_kv_int(&pk, "time", (int64_t)(ms / 1000u));
+    mp_pack_kv_str(&pk, "endpoint", endpoint);
+    mp_pack_kv_str(&pk, "data", "");
+    int rc = push_encode(out, "pushevent", &body, true);
+    msgpack_sbuffer_destroy(&body);
+    return rc;
+}
+
+void listen_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *event, uint64_t ms)
+{
+    if (!srv->svc || !state(srv))
+        return;
+    unsigned bit = event_bit(event, strlen(event));
+    if (!bit || !anyone_wants_event(srv, pid, bit))
+        return;
+    rtm_buf packet = {0};
+    if (encode_event(&packet, pid, uid, event, ms, user_endpoint(srv, pid, uid)) == 0) {
+        rtmd_listener_state *next;
+        for (rtmd_listener_state *l = state(srv)->head; l; l = next) {
+            next = l->next;
+            if (wants_event(l, pid, bit))
+                conn_send_push(l->conn, packet.data, packet.len);
+        }
+    }
+    rtm_buf_free(&packet);
+}
+
+void listen_conn_closed(rtmd_conn *conn)
+{
+    rtmd_listener_state *l = conn->listen;
+    if (!l)
+        return;
+    conn->listen = NULL;
+    listener_free(state(conn->srv), l);
+}
+
+/* ---- module life cycle ---- */
+
+int listen_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    srv->svc->listen = calloc(1, sizeof *srv->svc->listen);
+    if (!srv->svc->listen) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void listen_register(struct rtmd_methods *m)
+{
+    static const rtmd_method table[] = {
+        {"addlisten", GATES_SERVER, method_addlisten, 0},
+        {"removelisten", GATES_SERVER, method_removelisten, 0},
+        {"setlisten", GATES_SERVER, method_setlisten, 0},
+    };
+    methods_register(m, table, sizeof table / sizeof table[0]);
+}
+
+void listen_free(rtmd_server *srv)
+{
+    struct listen_state *s = srv->svc->listen;
+    if (!s)
+        return;
+    while (s->head) {
+        rtmd_listener_state *l = s->head;
+        l->conn->listen = NULL;
+        listener_free(s, l);
+    }
+    free(s);
+    srv->svc->listen = NULL;
+}

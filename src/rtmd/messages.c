@@ -1,10 +1,818 @@
-/* PLACEHOLDER: being written. */
-#include "services.h"
-#include "users.h"
+/* Sending messages: sendmsg, sendmsgs, sendgroupmsg, sendroommsg and
+ * broadcastmsg on the server gate (sender `from`) and sendmsg, sendmsgs,
+ * sendgroupmsg, sendroommsg on the client gate (sender: the logged-in
+ * user); their rules and RTM error codes, the per-user rate limit, storage
+ * in table `messages`, duplicate detection, and the pushes to receivers and
+ * to listening app servers (listen.h).
+ *
+ * Life of a message. A request is checked, its target conversations are
+ * computed (one, or one per receiver for sendmsgs), each gets a message id
+ * from one server-wide counter and the message one mtime, and the whole job
+ * goes to the store's writer thread (store_submit). Once the batch holding
+ * it committed, the done callback pushes the message and answers {mtime}.
+ * Since the loop is single and the store reports completions in submission
+ * order, messages are stored and pushed in the order they were accepted,
+ * and an answered message is durable. Pushing after the commit also means
+ * that nobody ever sees a message the store then lost.
+ *
+ * Duplicates. A retry (same project, sender, conversation and mid) must be
+ * answered with the first mtime and neither stored nor pushed again:
+ *  - the writer inserts with INSERT OR IGNORE against the unique index
+ *    messages_dedup and, when the row already exists, reads its mtime back
+ *    and marks the target as a duplicate. This is the authority: it covers
+ *    retries after a restart or after the memory table forgot, and a retry
+ *    that arrives while the first is still being committed, since the
+ *    writer applies writes in submission order: the retry's INSERT runs
+ *    after the first one's (same transaction or a later one), finds its row
+ *    and is answered, after it, with its mtime (the retry "waits" by
+ *    queueing behind it);
+ *  - a bounded memory table of recently committed messages answers most
+ *    retries at once, without a store round trip.
+ *
+ * Push methods. Every message is pushed as pushmsg, pushgroupmsg,
+ * pushroommsg or pushbroadcastmsg, whatever its mtype: the RTM client SDKs
+ * (websocket RTMProcessor, Android RTMQuestProcessor) and server SDKs only
+ * implement those four quests and turn mtype 30/31/32 and 40-50 into their
+ * chat/audio/cmd/file events themselves; the names pushchat, pushgroupcmd,
+ * ... in RTMConfig.SERVER_PUSH are those local event names, and an SDK that
+ * received a quest by that name would fail to dispatch it (see push_method).
+ *
+ * Other rules: p2p messages to oneself are refused (200052); sendmsgs
+ * ignores the sender among its receivers (and repeated receivers), and is
+ * refused with 200052 only when nobody else is left. The sender's own other
+ * connections get no copy of a p2p message; group and room messages go to
+ * every online member but the sender; broadcast to every online user of the
+ * project but the sender. Membership and bans apply on both gates (the RTM
+ * server command list says "the user must be in the group/room"); the rate
+ * limit applies to client-gate senders only. */
+#include "messages.h"
+
 #include "bans.h"
 #include "groups.h"
+#include "listen.h"
+#include "log.h"
+#include "methods.h"
+#include "pairmap.h"
+#include "payload.h"
+#include "push.h"
 #include "rooms.h"
+#include "rtm_errors.h"
+#include "services.h"
+#include "users.h"
 
-int messages_init(rtmd_server *srv, char *err, size_t errlen) { return 0; }
-void messages_register(struct rtmd_methods *m) {}
-void messages_free(rtmd_server *srv) {}
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define DEDUP_CAPACITY (1u << 16)
+
+/* ---- conversation keys ---- */
+
+conv_key conv_p2p(int64_t uid1, int64_t uid2)
+{
+    return uid1 < uid2 ? (conv_key){CONV_P2P, uid1, uid2} : (conv_key){CONV_P2P, uid2, uid1};
+}
+
+conv_key conv_group(int64_t gid)
+{
+    return (conv_key){CONV_GROUP, gid, 0};
+}
+
+conv_key conv_room(int64_t rid)
+{
+    return (conv_key){CONV_ROOM, rid, 0};
+}
+
+conv_key conv_broadcast(void)
+{
+    return (conv_key){CONV_BROADCAST, 0, 0};
+}
+
+/* ---- the duplicate table ---- */
+
+typedef struct dedup_entry {
+    int64_t pid, a, b, from, mid, mtime;
+    int conv_type;
+    uint64_t h1, h2;
+} dedup_entry;
+
+struct msg_dedup {
+    dedup_entry *ring;   /* FIFO of entries, oldest at head */
+    size_t cap, head, count;
+    pairmap index;       /* (h1, h2) -> entry */
+};
+
+static uint64_t mix64(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static void dedup_hash(int64_t pid, conv_key c, int64_t from, int64_t mid, uint64_t *h1, uint64_t *h2)
+{
+    *h1 = mix64(mix64(mix64(mix64(1, (uint64_t)pid), (uint64_t)c.conv_type), (uint64_t)c.a), (uint64_t)c.b);
+    *h2 = mix64(mix64(*h1, (uint64_t)from), (uint64_t)mid);
+}
+
+static bool dedup_same(const dedup_entry *e, int64_t pid, conv_key c, int64_t from, int64_t mid)
+{
+    return e->pid == pid && e->conv_type == c.conv_type && e->a == c.a && e->b == c.b && e->from == from &&
+           e->mid == mid;
+}
+
+msg_dedup *msg_dedup_new(size_t capacity)
+{
+    msg_dedup *d = calloc(1, sizeof *d);
+    if (!d || capacity == 0 || !(d->ring = calloc(capacity, sizeof *d->ring))) {
+        free(d);
+        return NULL;
+    }
+    d->cap = capacity;
+    return d;
+}
+
+void msg_dedup_free(msg_dedup *d)
+{
+    if (!d)
+        return;
+    pairmap_free(&d->index);
+    free(d->ring);
+    free(d);
+}
+
+static dedup_entry *dedup_lookup(const msg_dedup *d, int64_t pid, conv_key c, int64_t from, int64_t mid)
+{
+    uint64_t h1, h2;
+    dedup_hash(pid, c, from, mid, &h1, &h2);
+    dedup_entry *e = pairmap_get(&d->index, h1, h2);
+    return e && dedup_same(e, pid, c, from, mid) ? e : NULL;
+}
+
+bool msg_dedup_find(const msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t *mtime)
+{
+    const dedup_entry *e = dedup_lookup(d, pid, conv, from, mid);
+    if (e)
+        *mtime = e->mtime;
+    return e != NULL;
+}
+
+static void dedup_evict_oldest(msg_dedup *d)
+{
+    dedup_entry *old = &d->ring[d->head];
+    if (pairmap_get(&d->index, old->h1, old->h2) == old)
+        pairmap_del(&d->index, old->h1, old->h2);
+    d->head = (d->head + 1) % d->cap;
+    d->count--;
+}
+
+int msg_dedup_add(msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t mtime)
+{
+    dedup_entry *e = dedup_lookup(d, pid, conv, from, mid);
+    if (e) {
+        e->mtime = mtime;
+        return 0;
+    }
+    if (d->count == d->cap)
+        dedup_evict_oldest(d);
+    e = &d->ring[(d->head + d->count) % d->cap];
+    *e = (dedup_entry){pid, conv.a, conv.b, from, mid, mtime, conv.conv_type, 0, 0};
+    dedup_hash(pid, conv, from, mid, &e->h1, &e->h2);
+    /* A colliding hash pair simply takes the slot over: the older message
+     * is then found by the store's check instead. */
+    if (pairmap_put(&d->index, e->h1, e->h2, e) != 0)
+        return -1;
+    d->count++;
+    return 0;
+}
+
+size_t msg_dedup_count(const msg_dedup *d)
+{
+    return d->count;
+}
+
+/* ---- module state ---- */
+
+struct messages_state {
+    int64_t next_id;          /* next message id (server-wide) */
+    int64_t last_mtime;       /* mtimes never go backwards */
+    msg_dedup *dedup;
+    msgpack_sbuffer body;     /* push body being encoded */
+    rtm_buf packet;           /* push packet being sent */
+    int64_t *uids;            /* receivers of the fan-out being sent */
+    size_t uids_cap;
+};
+
+static struct messages_state *state(rtmd_server *srv)
+{
+    return srv->svc->messages;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int64_t next_mtime(struct messages_state *s)
+{
+    int64_t now = unix_ms();
+    if (now < s->last_mtime)
+        now = s->last_mtime;
+    s->last_mtime = now;
+    return now;
+}
+
+/* ---- a message being sent ---- */
+
+typedef struct msg_target {
+    conv_key conv;
+    int64_t to;               /* receiver (p2p), gid, rid, or 0 (broadcast) */
+    int64_t id;
+    int64_t mtime;            /* of the stored row: the first one's for a duplicate */
+    bool dup;                 /* stored before: neither stored nor pushed again */
+} msg_target;
+
+typedef struct msg_job {
+    rtmd_request *req;
+    int64_t pid, from, mid, mtime;
+    int mtype;
+    bool is_binary;
+    size_t ntargets;
+    msg_target *targets;
+    uint8_t *msg;
+    size_t msg_len;
+    char *attrs;
+    size_t attrs_len;
+} msg_job;
+
+/* The fields every send method has. */
+typedef struct msg_fields {
+    int64_t from, mid;
+    int mtype;
+    bool is_binary;
+    const char *msg, *attrs;
+    size_t msg_len, attrs_len;
+} msg_fields;
+
+/* msg: str or bin (remembered, and delivered the same way). attrs: str or
+ * bin, missing or nil meaning "". */
+static bool get_body(rtmd_request *req, msg_fields *f)
+{
+    const msgpack_object *m = mp_map_get(req->args, "msg");
+    if (!m || (m->type != MSGPACK_OBJECT_STR && m->type != MSGPACK_OBJECT_BIN)) {
+        req_arg_error(req, "msg");
+        return false;
+    }
+    f->is_binary = m->type == MSGPACK_OBJECT_BIN;
+    f->msg = m->type == MSGPACK_OBJECT_BIN ? m->via.bin.ptr : m->via.str.ptr;
+    f->msg_len = m->type == MSGPACK_OBJECT_BIN ? m->via.bin.size : m->via.str.size;
+    const msgpack_object *a = mp_map_get(req->args, "attrs");
+    f->attrs = "";
+    f->attrs_len = 0;
+    if (!a || a->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (a->type != MSGPACK_OBJECT_STR && a->type != MSGPACK_OBJECT_BIN) {
+        req_arg_error(req, "attrs");
+        return false;
+    }
+    f->attrs = a->type == MSGPACK_OBJECT_BIN ? a->via.bin.ptr : a->via.str.ptr;
+    f->attrs_len = a->type == MSGPACK_OBJECT_BIN ? a->via.bin.size : a->via.str.size;
+    return true;
+}
+
+/* Reads and checks the common fields; answers an error and returns false
+ * on the first problem. */
+static bool get_fields(rtmd_request *req, msg_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    if (req->gate == GATE_SERVER_TCP) {
+        if (!req_arg_int64(req, "from", &f->from))
+            return false;
+    } else {
+        f->from = req->uid;
+    }
+    int64_t mtype;
+    if (!req_arg_int64(req, "mid", &f->mid) || !req_arg_int64(req, "mtype", &mtype) || !get_body(req, f))
+        return false;
+    if (mtype < MTYPE_MIN || mtype > MTYPE_MAX) {
+        request_error(req, RTM_EC_INVALID_MTYPE, "invalid mtype, should be in [1-127]");
+        return false;
+    }
+    f->mtype = (int)mtype;
+    const rtmd_project_config *lim = &req->project->limits;
+    if (f->msg_len > lim->max_msg_bytes || f->attrs_len > lim->max_attrs_bytes) {
+        request_error(req, RTM_EC_LARGE_MESSAGE_OR_ATTRS, "too large msg or attrs");
+        return false;
+    }
+    return true;
+}
+
+/* Token bucket of a client-gate sender: user_msg_rate per second, at most
+ * user_msg_burst at once; a rate of 0 means no limit. */
+static bool rate_allows(const rtmd_project_config *lim, rtmd_user *u, uint64_t now_ms)
+{
+    if (lim->user_msg_rate == 0)
+        return true;
+    double burst = lim->user_msg_burst ? lim->user_msg_burst : 1;
+    if (u->send_refill_ms == 0) {
+        u->send_tokens = burst;
+    } else if (now_ms > u->send_refill_ms) {
+        u->send_tokens += (double)(now_ms - u->send_refill_ms) * lim->user_msg_rate / 1000.0;
+        if (u->send_tokens > burst)
+            u->send_tokens = burst;
+    }
+    u->send_refill_ms = now_ms;
+    if (u->send_tokens < 1.0)
+        return false;
+    u->send_tokens -= 1.0;
+    return true;
+}
+
+static bool check_rate(rtmd_request *req)
+{
+    if (req->gate == GATE_SERVER_TCP || !req->conn->session)
+        return true;
+    if (rate_allows(&req->project->limits, req->conn->session->user, rtmd_now_ms()))
+        return true;
+    request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "frequency limited");
+    return false;
+}
+
+static msg_job *job_new(rtmd_request *req, const msg_fields *f, size_t ntargets)
+{
+    size_t size = sizeof(msg_job) + ntargets * sizeof(msg_target) + f->msg_len + f->attrs_len + 1;
+    msg_job *j = calloc(1, size);
+    if (!j)
+        return NULL;
+    j->req = req;
+    j->pid = req->project->pid;
+    j->from = f->from;
+    j->mid = f->mid;
+    j->mtype = f->mtype;
+    j->is_binary = f->is_binary;
+    j->ntargets = ntargets;
+    j->targets = (msg_target *)(j + 1);
+    j->msg = (uint8_t *)(j->targets + ntargets);
+    j->msg_len = f->msg_len;
+    if (f->msg_len)
+        memcpy(j->msg, f->msg, f->msg_len);
+    j->attrs = (char *)j->msg + f->msg_len;
+    j->attrs_len = f->attrs_len;
+    if (f->attrs_len)
+        memcpy(j->attrs, f->attrs, f->attrs_len);
+    j->attrs[f->attrs_len] = '\0';
+    return j;
+}
+
+/* ---- storage (writer thread) ---- */
+
+static const char *const INSERT_SQL =
+    "INSERT OR IGNORE INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
+    " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+static const char *const FIND_SQL =
+    "SELECT mtime FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
+    " AND from_uid = ?5 AND mid = ?6";
+
+static void bind_conv(sqlite3_stmt *st, const msg_job *j, const msg_target *t)
+{
+    sqlite3_bind_int64(st, 1, j->pid);
+    sqlite3_bind_int(st, 2, t->conv.conv_type);
+    sqlite3_bind_int64(st, 3, t->conv.a);
+    sqlite3_bind_int64(st, 4, t->conv.b);
+}
+
+/* The mtime of the row that made the insert of t a duplicate. */
+static int find_stored(sqlite3_stmt *find, const msg_job *j, msg_target *t)
+{
+    sqlite3_reset(find);
+    bind_conv(find, j, t);
+    sqlite3_bind_int64(find, 5, j->from);
+    sqlite3_bind_int64(find, 6, j->mid);
+    int rc = sqlite3_step(find);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+    t->mtime = sqlite3_column_int64(find, 0);
+    t->dup = true;
+    return SQLITE_OK;
+}
+
+static int insert_target(sqlite3 *db, sqlite3_stmt *ins, sqlite3_stmt *find, const msg_job *j, msg_target *t)
+{
+    sqlite3_reset(ins);
+    bind_conv(ins, j, t);
+    sqlite3_bind_int64(ins, 5, t->id);
+    sqlite3_bind_int64(ins, 6, j->from);
+    sqlite3_bind_int64(ins, 7, j->mid);
+    sqlite3_bind_int(ins, 8, j->mtype);
+    sqlite3_bind_blob(ins, 9, j->msg_len ? (const void *)j->msg : "", (int)j->msg_len, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 10, j->is_binary);
+    sqlite3_bind_text(ins, 11, j->attrs, (int)j->attrs_len, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 12, t->mtime);
+    int rc = sqlite3_step(ins);
+    if (rc != SQLITE_DONE)
+        return rc;
+    return sqlite3_changes(db) == 0 ? find_stored(find, j, t) : SQLITE_OK;
+}
+
+static int apply_job(sqlite3 *db, void *arg)
+{
+    msg_job *j = arg;
+    sqlite3_stmt *ins = NULL, *find = NULL;
+    int rc = sqlite3_prepare_v2(db, INSERT_SQL, -1, &ins, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, FIND_SQL, -1, &find, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < j->ntargets; i++)
+        if (!j->targets[i].dup)
+            rc = insert_target(db, ins, find, j, &j->targets[i]);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(find);
+    return rc;
+}
+
+/* ---- pushes (loop thread) ---- */
+
+/* The quest a message is pushed as (see the file comment on chat types). */
+static const char *push_method(int conv_type)
+{
+    switch (conv_type) {
+    case CONV_P2P:
+        return "pushmsg";
+    case CONV_GROUP:
+        return "pushgroupmsg";
+    case CONV_ROOM:
+        return "pushroommsg";
+    default:
+        return "pushbroadcastmsg";
+    }
+}
+
+/* The key naming the conversation in a push: to, gid, rid, or none. */
+static const char *push_target_key(int conv_type)
+{
+    switch (conv_type) {
+    case CONV_P2P:
+        return "to";
+    case CONV_GROUP:
+        return "gid";
+    case CONV_ROOM:
+        return "rid";
+    default:
+        return NULL;
+    }
+}
+
+/* Encodes the push of target t into s->packet. */
+static int encode_push(struct messages_state *s, const msg_job *j, const msg_target *t)
+{
+    const char *key = push_target_key(t->conv.conv_type);
+    msgpack_sbuffer_clear(&s->body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, key ? 7 : 6);
+    mp_pack_kv_int(&pk, "from", j->from);
+    if (key)
+        mp_pack_kv_int(&pk, key, t->to);
+    mp_pack_kv_int(&pk, "mtype", j->mtype);
+    mp_pack_kv_int(&pk, "mid", j->mid);
+    mp_pack_cstr(&pk, "msg");
+    if (j->is_binary) {
+        msgpack_pack_bin(&pk, j->msg_len);
+        msgpack_pack_bin_body(&pk, j->msg, j->msg_len);
+    } else {
+        msgpack_pack_str(&pk, j->msg_len);
+        msgpack_pack_str_body(&pk, j->msg, j->msg_len);
+    }
+    mp_pack_cstr(&pk, "attrs");
+    msgpack_pack_str(&pk, j->attrs_len);
+    msgpack_pack_str_body(&pk, j->attrs, j->attrs_len);
+    mp_pack_kv_int(&pk, "mtime", t->mtime);
+    return push_encode(&s->packet, push_method(t->conv.conv_type), &s->body, true);
+}
+
+static int64_t *uids_reserve(struct messages_state *s, size_t n)
+{
+    if (n > s->uids_cap) {
+        int64_t *p = realloc(s->uids, n * sizeof *p);
+        if (!p)
+            return NULL;
+        s->uids = p;
+        s->uids_cap = n;
+    }
+    return s->uids;
+}
+
+/* Copies the receivers of a group, room or broadcast into s->uids: pushing
+ * may drop a slow reader, which may leave rooms and change the users map. */
+static size_t collect_receivers(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    struct messages_state *s = state(srv);
+    const int64_t *members = NULL;
+    size_t n = 0;
+    if (t->conv.conv_type == CONV_GROUP)
+        members = groups_members(srv, j->pid, t->to, &n);
+    else if (t->conv.conv_type == CONV_ROOM)
+        members = rooms_members(srv, j->pid, t->to, &n);
+    else
+        n = srv->users.count;
+    if (n == 0 || !uids_reserve(s, n))
+        return 0;
+    if (members) {
+        memcpy(s->uids, members, n * sizeof *members);
+        return n;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < srv->users.cap && count < n; i++) {
+        const rtmd_user *u = srv->users.slots[i].value;
+        if (u && u->pid == j->pid)
+            s->uids[count++] = u->uid;
+    }
+    return count;
+}
+
+static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    struct messages_state *s = state(srv);
+    if (encode_push(s, j, t) != 0) {
+        LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
+        return;
+    }
+    if (t->conv.conv_type == CONV_P2P) {
+        users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
+    } else {
+        size_t n = collect_receivers(srv, j, t);
+        for (size_t i = 0; i < n; i++)
+            if (s->uids[i] != j->from)
+                users_push(srv, j->pid, s->uids[i], s->packet.data, s->packet.len);
+    }
+    listen_push_message(srv, j->pid, t->conv.conv_type, j->from, t->to, s->packet.data, s->packet.len);
+}
+
+static void answer_mtime(rtmd_request *req, int64_t mtime)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_int(&pk, "mtime", mtime);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* The mtime a job is answered with: its own if any target was new, else
+ * the first one's. */
+static int64_t job_answer_mtime(const msg_job *j)
+{
+    for (size_t i = 0; i < j->ntargets; i++)
+        if (!j->targets[i].dup)
+            return j->mtime;
+    return j->targets[0].mtime;
+}
+
+static void job_done(void *arg, int status)
+{
+    msg_job *j = arg;
+    rtmd_server *srv = j->req->srv;
+    if (status != SQLITE_OK) {
+        LOG_ERROR("storing message %lld from %lld failed: %s", (long long)j->mid, (long long)j->from,
+                  sqlite3_errstr(status));
+        request_error(j->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        free(j);
+        return;
+    }
+    struct messages_state *s = state(srv);
+    for (size_t i = 0; i < j->ntargets; i++) {
+        const msg_target *t = &j->targets[i];
+        msg_dedup_add(s->dedup, j->pid, t->conv, j->from, j->mid, t->mtime);
+        if (!t->dup)
+            deliver(srv, j, t);
+    }
+    answer_mtime(j->req, job_answer_mtime(j));
+    free(j);
+}
+
+/* Marks targets known to the memory table as duplicates, gives the others
+ * an id and the job's mtime, and submits the job; answers at once when
+ * every target is a known duplicate. Takes ownership of j. */
+static void job_submit(msg_job *j)
+{
+    rtmd_request *req = j->req;
+    struct messages_state *s = state(req->srv);
+    size_t fresh = 0;
+    for (size_t i = 0; i < j->ntargets; i++) {
+        msg_target *t = &j->targets[i];
+        t->dup = msg_dedup_find(s->dedup, j->pid, t->conv, j->from, j->mid, &t->mtime);
+        fresh += !t->dup;
+    }
+    if (fresh == 0) {
+        answer_mtime(req, j->targets[0].mtime);
+        free(j);
+        return;
+    }
+    j->mtime = next_mtime(s);
+    for (size_t i = 0; i < j->ntargets; i++) {
+        if (!j->targets[i].dup) {
+            j->targets[i].id = s->next_id++;
+            j->targets[i].mtime = j->mtime;
+        }
+    }
+    if (store_submit(req->srv->store, apply_job, job_done, j) != 0) {
+        free(j);
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    }
+}
+
+/* Builds a one-target job and submits it. */
+static void send_one(rtmd_request *req, const msg_fields *f, conv_key conv, int64_t to)
+{
+    msg_job *j = job_new(req, f, 1);
+    if (!j) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    j->targets[0] = (msg_target){.conv = conv, .to = to};
+    job_submit(j);
+}
+
+/* ---- methods ---- */
+
+/* sendmsg {from (server gate), to, mid, mtype, msg, attrs} -> {mtime} */
+static void method_sendmsg(rtmd_request *req)
+{
+    msg_fields f;
+    int64_t to;
+    if (!get_fields(req, &f) || !req_arg_int64(req, "to", &to))
+        return;
+    if (to == f.from) {
+        request_error(req, RTM_EC_SEND_TO_SELF, "can not send to myself");
+        return;
+    }
+    if (!check_rate(req))
+        return;
+    send_one(req, &f, conv_p2p(f.from, to), to);
+}
+
+/* The receivers of sendmsgs, sorted, without repeats and without the
+ * sender, into *out (malloc'd). Answers an error and returns -1, or
+ * returns how many. */
+static long get_receivers(rtmd_request *req, int64_t from, int64_t **out)
+{
+    int64_t *uids;
+    uint32_t n;
+    if (!req_arg_ids(req, "tos", req->project->limits.max_receivers, false, &uids, &n))
+        return -1;
+    uint32_t unique = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (uids[i] != from)
+            uids[unique++] = uids[i];
+    if (unique == 0) {
+        free(uids);
+        request_error(req, RTM_EC_SEND_TO_SELF, "can not send to myself");
+        return -1;
+    }
+    *out = uids;
+    return (long)unique;
+}
+
+/* sendmsgs {from (server gate), tos, mid, mtype, msg, attrs} -> {mtime};
+ * one stored row and one push per receiver. */
+static void method_sendmsgs(rtmd_request *req)
+{
+    msg_fields f;
+    int64_t *tos = NULL;
+    if (!get_fields(req, &f))
+        return;
+    long n = get_receivers(req, f.from, &tos);
+    if (n < 0)
+        return;
+    if (check_rate(req)) {
+        msg_job *j = job_new(req, &f, (size_t)n);
+        if (j) {
+            for (long i = 0; i < n; i++)
+                j->targets[i] = (msg_target){.conv = conv_p2p(f.from, tos[i]), .to = tos[i]};
+            job_submit(j);
+        } else {
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        }
+    }
+    free(tos);
+}
+
+/* sendgroupmsg {from (server gate), gid, mid, mtype, msg, attrs} -> {mtime} */
+static void method_sendgroupmsg(rtmd_request *req)
+{
+    msg_fields f;
+    int64_t gid;
+    if (!get_fields(req, &f) || !req_arg_int64(req, "gid", &gid))
+        return;
+    int64_t pid = req->project->pid;
+    if (!groups_is_member(req->srv, pid, gid, f.from)) {
+        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
+        return;
+    }
+    if (bans_group_banned(req->srv, pid, gid, f.from)) {
+        request_error(req, RTM_EC_BANNED_IN_GROUP, "banned in group");
+        return;
+    }
+    if (!check_rate(req))
+        return;
+    send_one(req, &f, conv_group(gid), gid);
+}
+
+/* sendroommsg {from (server gate), rid, mid, mtype, msg, attrs} -> {mtime} */
+static void method_sendroommsg(rtmd_request *req)
+{
+    msg_fields f;
+    int64_t rid;
+    if (!get_fields(req, &f) || !req_arg_int64(req, "rid", &rid))
+        return;
+    int64_t pid = req->project->pid;
+    if (!rooms_is_member(req->srv, pid, rid, f.from)) {
+        request_error(req, RTM_EC_NOT_IN_ROOM, "not in room");
+        return;
+    }
+    if (bans_room_banned(req->srv, pid, rid, f.from)) {
+        request_error(req, RTM_EC_BANNED_IN_ROOM, "banned in room");
+        return;
+    }
+    if (!check_rate(req))
+        return;
+    send_one(req, &f, conv_room(rid), rid);
+}
+
+/* server: broadcastmsg {from, mid, mtype, msg, attrs} -> {mtime} */
+static void method_broadcastmsg(rtmd_request *req)
+{
+    msg_fields f;
+    if (!get_fields(req, &f))
+        return;
+    send_one(req, &f, conv_broadcast(), 0);
+}
+
+/* ---- module life cycle ---- */
+
+static int load_max_id(sqlite3 *db, void *arg)
+{
+    int64_t *max = arg;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT max(id) FROM messages", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *max = sqlite3_column_int64(st, 0); /* NULL (no rows) reads as 0 */
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int messages_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct messages_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->dedup = msg_dedup_new(DEDUP_CAPACITY))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    msgpack_sbuffer_init(&s->body);
+    srv->svc->messages = s;
+    int64_t max = 0;
+    if (services_load(srv, load_max_id, &max) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read the last message id from the store");
+        return -1;
+    }
+    s->next_id = max + 1;
+    LOG_INFO("messages: next message id %lld", (long long)s->next_id);
+    return 0;
+}
+
+void messages_register(struct rtmd_methods *m)
+{
+    static const rtmd_method table[] = {
+        {"sendmsg", GATES_SERVER | GATES_CLIENT, method_sendmsg, 0},
+        {"sendmsgs", GATES_SERVER | GATES_CLIENT, method_sendmsgs, 0},
+        {"sendgroupmsg", GATES_SERVER | GATES_CLIENT, method_sendgroupmsg, 0},
+        {"sendroommsg", GATES_SERVER | GATES_CLIENT, method_sendroommsg, 0},
+        {"broadcastmsg", GATES_SERVER, method_broadcastmsg, 0},
+    };
+    methods_register(m, table, sizeof table / sizeof table[0]);
+}
+
+void messages_free(rtmd_server *srv)
+{
+    struct messages_state *s = srv->svc->messages;
+    if (!s)
+        return;
+    msg_dedup_free(s->dedup);
+    msgpack_sbuffer_destroy(&s->body);
+    rtm_buf_free(&s->packet);
+    free(s->uids);
+    free(s);
+    srv->svc->messages = NULL;
+}
