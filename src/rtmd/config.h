@@ -46,6 +46,7 @@ typedef struct rtmd_config {
     uint32_t ping_interval;       /* seconds between server pings to clients */
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
+    uint32_t retention_interval;  /* seconds between runs of the history retention job */
     int log_level;                /* enum rtm_log_level */
 
     size_t nprojects;

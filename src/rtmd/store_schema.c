@@ -31,6 +31,20 @@
  *   bans         kind 1 = group ban (target = gid), 2 = room ban (target =
  *                rid), 3 = project blacklist (target = 0); until is unix
  *                seconds, 0 for ever.
+ *
+ * Migration 4: history reads, unread state and retention (history.c).
+ *   messages_id        (pid, id): the newest id of a project (unread
+ *                      markers) and the conversations touched since the
+ *                      last retention run.
+ *   messages_p2p_peer  (pid, conv_type, conv_b, conv_a, id): a user's p2p
+ *                      conversations where the user is conv_b (the primary
+ *                      key serves those where the user is conv_a).
+ *   conversation_marks per user and conversation (conv_type 1 = p2p with xid
+ *                      the peer uid, 2 = group with xid the gid, 0 with xid 0
+ *                      = all conversations of the user): read_id, messages
+ *                      with an id up to it are read; removed_id, the p2p
+ *                      conversation is hidden (removesession) until a
+ *                      message with a larger id arrives.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -96,6 +110,19 @@ static const char *const migrations[] = {
     "  until INTEGER NOT NULL,"
     "  PRIMARY KEY (pid, kind, target, uid)"
     ");",
+
+    /* 4 */
+    "CREATE INDEX messages_id ON messages(pid, id);"
+    "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a, id);"
+    "CREATE TABLE conversation_marks ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  conv_type INTEGER NOT NULL CHECK (conv_type BETWEEN 0 AND 2),"
+    "  xid INTEGER NOT NULL,"
+    "  read_id INTEGER NOT NULL DEFAULT 0,"
+    "  removed_id INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (pid, uid, conv_type, xid)"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

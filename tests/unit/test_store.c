@@ -19,7 +19,7 @@
 
 #include "store.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 typedef struct fixture {
     char dir[64];
