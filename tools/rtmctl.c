@@ -1,17 +1,26 @@
 /* rtmctl: command-line tool for operators and app developers, built on
- * librtm. It owns argument parsing, output formats and exit codes:
+ * librtm: raw quests (ping, call), and the app-server and client commands
+ * of a first session (token, send, listen, history), which sign their
+ * server-gate requests themselves. It owns argument parsing, output formats
+ * and exit codes:
  *   0  success
  *   1  usage error, bad input, connection failure or timeout
- *   2  the server answered with an error (its {"code","ex"} on stderr) */
+ *   2  the server answered with an error (its {"code","ex"} on stderr), or
+ *      refused a login token */
 #include "rtm/client.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define EXIT_USAGE 1
@@ -24,6 +33,16 @@ typedef struct ctl_opts {
     bool stream;
 } ctl_opts;
 
+/* Options of the session commands (token, send, listen, history). */
+typedef struct cmd_opts {
+    unsigned given;             /* bit per option (1u << (OPT_x - OPT_FIRST_CMD)) */
+    int64_t pid, uid, from, to, gid, rid, ouid, mtype, mid, num, count;
+    double seconds;
+    const char *secret;
+    const char *token;
+    bool desc;
+} cmd_opts;
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -34,18 +53,42 @@ static void usage(FILE *f)
             "  call HOST:PORT METHOD JSON   send quest METHOD with the JSON object as payload;\n"
             "                               print the answer as one line of JSON\n"
             "\n"
+            "  app-server commands (server gate, default port 13315; signed with --pid and --secret):\n"
+            "  token HOST:PORT --uid UID    mint a login token for UID (gettoken); print it\n"
+            "  send HOST:PORT --from UID (--to UID | --group GID | --room RID) [--mtype N] [--mid N] MESSAGE\n"
+            "                               send MESSAGE (sendmsg, sendgroupmsg, sendroommsg);\n"
+            "                               print {\"mid\":...,\"mtime\":...}\n"
+            "  history HOST:PORT --uid UID (--ouid UID | --group GID | --room RID) [--num N] [--desc]\n"
+            "                               read a conversation as UID (getp2pmsg, getgroupmsg,\n"
+            "                               getroommsg); print the answer as JSON\n"
+            "\n"
+            "  client command (client gate, default port 13325):\n"
+            "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
+            "                               log in and print every push as one line of JSON,\n"
+            "                               {\"method\":...,\"payload\":{...}}, answering each with {};\n"
+            "                               stop on SIGINT/SIGTERM, after N pushes or S seconds\n"
+            "\n"
             "options:\n"
             "  --timeout SECONDS   connect and answer timeout (default 10)\n"
             "  --key PEM           server public key (or a key file holding it): encrypt the link\n"
             "  --bits 128|256      AES key size for --key (default 128)\n"
             "  --stream            stream mode encryption instead of package mode\n"
+            "  --pid PID           project id (default: $RTM_PID)\n"
+            "  --secret SECRET     project secret (default: $RTM_SECRET; prefer the variable,\n"
+            "                      command lines are visible to other users)\n"
+            "  --mtype N           message type 1-127 (default 30, chat text)\n"
+            "  --mid N             message id (default: random); a resend with the same mid\n"
+            "                      is recognised as a duplicate\n"
+            "  --num N             messages to fetch (default 10)\n"
+            "  --desc              newest first\n"
             "  --verbose           log the connection life cycle on stderr\n"
             "  --help              show this help\n"
             "  --version           show the version\n"
             "\n"
+            "Environment: RTM_PID and RTM_SECRET give --pid and --secret.\n"
             "HOST may be a name, an IPv4 address or an IPv6 address in brackets ([::1]:13325).\n"
             "Exit status: 0 ok, 1 usage or connection error or timeout, 2 error answer\n"
-            "(printed on stderr as {\"code\":...,\"ex\":...}).\n");
+            "(printed on stderr as {\"code\":...,\"ex\":...}) or a refused login token.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -227,10 +270,423 @@ static int cmd_call(const ctl_opts *o, const char *endpoint, const char *method,
     return exit_code;
 }
 
+/* ---- session commands ---- */
+
+enum {
+    OPT_TIMEOUT = 1,
+    OPT_KEY,
+    OPT_BITS,
+    OPT_STREAM,
+    OPT_VERBOSE,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_FIRST_CMD,
+    OPT_PID = OPT_FIRST_CMD,
+    OPT_SECRET,
+    OPT_UID,
+    OPT_FROM,
+    OPT_TO,
+    OPT_GROUP,
+    OPT_ROOM,
+    OPT_OUID,
+    OPT_MTYPE,
+    OPT_MID,
+    OPT_NUM,
+    OPT_DESC,
+    OPT_TOKEN,
+    OPT_COUNT,
+    OPT_SECONDS,
+    OPT_LAST
+};
+
+#define GIVEN(opt) (1u << ((opt) - OPT_FIRST_CMD))
+
+static const char *const cmd_opt_names[] = {"--pid",  "--secret", "--uid",  "--from",  "--to",    "--group",
+                                            "--room", "--ouid",   "--mtype", "--mid",  "--num",   "--desc",
+                                            "--token", "--count",  "--seconds"};
+
+/* Refuses options that the command does not take. */
+static int check_allowed(const cmd_opts *c, const char *cmd, unsigned allowed)
+{
+    for (int opt = OPT_FIRST_CMD; opt < OPT_LAST; opt++)
+        if ((c->given & GIVEN(opt)) && !(allowed & GIVEN(opt)))
+            return usage_error("%s is not an option of '%s'", cmd_opt_names[opt - OPT_FIRST_CMD], cmd);
+    return 0;
+}
+
+static int parse_int64(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || errno == ERANGE)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* --pid and --secret, from the command line or the environment. */
+static int need_project(cmd_opts *c, bool secret)
+{
+    if (!(c->given & GIVEN(OPT_PID))) {
+        const char *env = getenv("RTM_PID");
+        if (!env || !env[0])
+            return usage_error("%s", "--pid is required (or set RTM_PID)");
+        if (parse_int64(env, &c->pid) != 0 || c->pid <= 0)
+            return usage_error("RTM_PID must be a positive integer, not '%s'", env);
+    }
+    if (secret && !c->secret) {
+        const char *env = getenv("RTM_SECRET");
+        if (!env || !env[0])
+            return usage_error("%s", "--secret is required (or set RTM_SECRET)");
+        c->secret = env;
+    }
+    return 0;
+}
+
+static int64_t random_mid(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    r &= (uint64_t)INT64_MAX;
+    return r ? (int64_t)r : 1;
+}
+
+/* Sends a signed server-gate quest with a JSON payload (taken over) and
+ * returns the answer parsed as JSON in *answer (exit code 0), or reports
+ * the failure and returns the exit code. */
+static int server_call(const ctl_opts *o, const cmd_opts *c, const char *endpoint, const char *method,
+                       json_t *payload, json_t **answer)
+{
+    *answer = NULL;
+    char *text = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    if (!text) {
+        fprintf(stderr, "rtmctl: cannot encode the request\n");
+        return EXIT_USAGE;
+    }
+    int exit_code = 0;
+    rtm_client *cl = open_client(o, endpoint, &exit_code);
+    if (!cl) {
+        free(text);
+        return exit_code;
+    }
+    rtm_result r;
+    rtm_server_call_json(cl, c->pid, c->secret, method, text, timeout_ms(o), &r);
+    free(text);
+    if (r.code == 0) {
+        char *json = rtm_payload_to_json(r.payload, r.payload_len);
+        json_error_t jerr;
+        *answer = json ? json_loads(json, JSON_DECODE_ANY, &jerr) : NULL;
+        rtm_free(json);
+        if (!*answer) {
+            fprintf(stderr, "rtmctl: cannot convert the answer to JSON\n");
+            exit_code = EXIT_USAGE;
+        }
+    } else {
+        exit_code = report_failure(&r, method);
+    }
+    rtm_result_free(&r);
+    rtm_client_free(cl);
+    return exit_code;
+}
+
+static void print_json_line(json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    printf("%s\n", text ? text : "null");
+    fflush(stdout);
+    free(text);
+}
+
+static int cmd_token(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    int rc = check_allowed(c, "token", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_UID));
+    if (rc)
+        return rc;
+    if (nargs != 1)
+        return usage_error("%s", "usage: rtmctl token HOST:PORT --pid PID --secret SECRET --uid UID");
+    if ((rc = need_project(c, true)))
+        return rc;
+    if (!(c->given & GIVEN(OPT_UID)))
+        return usage_error("%s", "token needs --uid");
+    json_t *payload = json_pack("{sI}", "uid", (json_int_t)c->uid);
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], "gettoken", payload, &answer)))
+        return rc;
+    const char *token = json_string_value(json_object_get(answer, "token"));
+    if (!token) {
+        fprintf(stderr, "rtmctl: the answer has no token\n");
+        rc = EXIT_USAGE;
+    } else {
+        printf("%s\n", token);
+    }
+    json_decref(answer);
+    return rc;
+}
+
+/* The conversation target of send and history: exactly one of peer, group
+ * and room. Sets *key and *id. */
+static int pick_target(const cmd_opts *c, const char *cmd, int peer_opt, const char *peer_key, const char **key,
+                       int64_t *id)
+{
+    int n = 0;
+    if (c->given & GIVEN(peer_opt)) {
+        n++;
+        *key = peer_key;
+        *id = peer_opt == OPT_TO ? c->to : c->ouid;
+    }
+    if (c->given & GIVEN(OPT_GROUP)) {
+        n++;
+        *key = "gid";
+        *id = c->gid;
+    }
+    if (c->given & GIVEN(OPT_ROOM)) {
+        n++;
+        *key = "rid";
+        *id = c->rid;
+    }
+    if (n != 1)
+        return usage_error("%s needs exactly one of %s, --group and --room", cmd,
+                           cmd_opt_names[peer_opt - OPT_FIRST_CMD]);
+    return 0;
+}
+
+static int cmd_send(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    int rc = check_allowed(c, "send", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_FROM) | GIVEN(OPT_TO) |
+                                          GIVEN(OPT_GROUP) | GIVEN(OPT_ROOM) | GIVEN(OPT_MTYPE) | GIVEN(OPT_MID));
+    if (rc)
+        return rc;
+    if (nargs != 2)
+        return usage_error("%s", "usage: rtmctl send HOST:PORT --from UID (--to UID | --group GID | --room RID) "
+                                 "[--mtype N] MESSAGE");
+    if ((rc = need_project(c, true)))
+        return rc;
+    if (!(c->given & GIVEN(OPT_FROM)))
+        return usage_error("%s", "send needs --from");
+    const char *key = NULL;
+    int64_t target = 0;
+    if ((rc = pick_target(c, "send", OPT_TO, "to", &key, &target)))
+        return rc;
+    int64_t mtype = (c->given & GIVEN(OPT_MTYPE)) ? c->mtype : 30;
+    if (mtype < 1 || mtype > 127)
+        return usage_error("--mtype must be 1-127, not %lld", (long long)mtype);
+    int64_t mid = (c->given & GIVEN(OPT_MID)) ? c->mid : random_mid();
+    json_t *msg = json_string(args[1]);
+    if (!msg)
+        return usage_error("%s", "MESSAGE must be UTF-8 text");
+    const char *method = key[0] == 'g' ? "sendgroupmsg" : key[0] == 'r' ? "sendroommsg" : "sendmsg";
+    json_t *payload = json_pack("{sIsIsIsIsoss}", "from", (json_int_t)c->from, key, (json_int_t)target, "mid",
+                                (json_int_t)mid, "mtype", (json_int_t)mtype, "msg", msg, "attrs", "");
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], method, payload, &answer)))
+        return rc;
+    json_t *out = json_pack("{sI}", "mid", (json_int_t)mid);
+    json_object_update(out, answer);
+    print_json_line(out);
+    json_decref(out);
+    json_decref(answer);
+    return 0;
+}
+
+static int cmd_history(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    int rc = check_allowed(c, "history", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_UID) | GIVEN(OPT_OUID) |
+                                             GIVEN(OPT_GROUP) | GIVEN(OPT_ROOM) | GIVEN(OPT_NUM) | GIVEN(OPT_DESC));
+    if (rc)
+        return rc;
+    if (nargs != 1)
+        return usage_error("%s", "usage: rtmctl history HOST:PORT --uid UID (--ouid UID | --group GID | --room RID) "
+                                 "[--num N] [--desc]");
+    if ((rc = need_project(c, true)))
+        return rc;
+    if (!(c->given & GIVEN(OPT_UID)))
+        return usage_error("%s", "history needs --uid");
+    const char *key = NULL;
+    int64_t target = 0;
+    if ((rc = pick_target(c, "history", OPT_OUID, "ouid", &key, &target)))
+        return rc;
+    int64_t num = (c->given & GIVEN(OPT_NUM)) ? c->num : 10;
+    if (num < 1)
+        return usage_error("--num must be positive, not %lld", (long long)num);
+    const char *method = key[0] == 'g' ? "getgroupmsg" : key[0] == 'r' ? "getroommsg" : "getp2pmsg";
+    json_t *payload = json_pack("{sIsIsbsI}", "uid", (json_int_t)c->uid, key, (json_int_t)target, "desc",
+                                (int)c->desc, "num", (json_int_t)num);
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], method, payload, &answer)))
+        return rc;
+    print_json_line(answer);
+    json_decref(answer);
+    return 0;
+}
+
+/* listen: pushes arrive on librtm's I/O thread; the main thread waits for
+ * a signal, the push count, the time limit or the end of the link. */
+typedef struct listen_state {
+    atomic_llong printed;
+    long long count;            /* 0: no limit */
+    atomic_bool done;           /* count reached */
+    atomic_bool closed;         /* the link closed */
+} listen_state;
+
+static void listen_on_quest(rtm_client *cl, const rtm_quest *q, void *arg)
+{
+    listen_state *ls = arg;
+    if (q->twoway)
+        rtm_client_answer(cl, q->id, NULL, 0);
+    long long n = atomic_fetch_add(&ls->printed, 1) + 1;
+    if (ls->count && n > ls->count)
+        return;
+    char *payload = rtm_payload_to_json(q->payload, q->payload_len);
+    json_error_t jerr;
+    json_t *p = payload ? json_loads(payload, JSON_DECODE_ANY, &jerr) : NULL;
+    rtm_free(payload);
+    json_t *method = json_string(q->method);
+    json_t *line = json_pack("{soso}", "method", method ? method : json_null(), "payload", p ? p : json_null());
+    print_json_line(line);
+    json_decref(line);
+    if (ls->count && n == ls->count)
+        atomic_store(&ls->done, true);
+}
+
+static void listen_on_event(rtm_client *cl, enum rtm_event ev, const char *reason, void *arg)
+{
+    listen_state *ls = arg;
+    if (ev == RTM_EVENT_CLOSED)
+        atomic_store(&ls->closed, true);
+}
+
+static int cmd_listen(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    int rc = check_allowed(c, "listen",
+                           GIVEN(OPT_PID) | GIVEN(OPT_UID) | GIVEN(OPT_TOKEN) | GIVEN(OPT_COUNT) | GIVEN(OPT_SECONDS));
+    if (rc)
+        return rc;
+    if (nargs != 1)
+        return usage_error("%s", "usage: rtmctl listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] "
+                                 "[--seconds S]");
+    if ((rc = need_project(c, false)))
+        return rc;
+    if (!(c->given & GIVEN(OPT_UID)) || !c->token)
+        return usage_error("%s", "listen needs --uid and --token");
+    if ((c->given & GIVEN(OPT_COUNT)) && c->count < 1)
+        return usage_error("--count must be positive, not %lld", (long long)c->count);
+
+    /* SIGINT and SIGTERM are taken with sigtimedwait below; blocked before
+     * librtm starts its thread, so that it inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    listen_state ls = {.count = (c->given & GIVEN(OPT_COUNT)) ? c->count : 0};
+    atomic_init(&ls.printed, 0);
+    atomic_init(&ls.done, false);
+    atomic_init(&ls.closed, false);
+    char *host = NULL;
+    uint16_t port = 0;
+    if (parse_endpoint(args[0], &host, &port) != 0)
+        return usage_error("bad address '%s' (expected HOST:PORT)", args[0]);
+    rtm_options opt;
+    rtm_options_init(&opt);
+    opt.host = host;
+    opt.port = port;
+    opt.server_key_pem = o->key_pem;
+    opt.bits = o->bits;
+    opt.stream_mode = o->stream;
+    opt.connect_timeout_ms = timeout_ms(o);
+    opt.quest_timeout_ms = timeout_ms(o);
+    opt.on_quest = listen_on_quest;
+    opt.on_event = listen_on_event;
+    opt.arg = &ls;
+    char err[256];
+    rtm_client *cl = rtm_client_new(&opt, err, sizeof err);
+    free(host);
+    if (!cl) {
+        fprintf(stderr, "rtmctl: %s\n", err);
+        return EXIT_USAGE;
+    }
+    rc = rtm_client_wait_connected(cl, timeout_ms(o));
+    if (rc != 0) {
+        rtm_client_last_error(cl, err, sizeof err);
+        if (rc == FPNN_EC_CORE_TIMEOUT)
+            snprintf(err, sizeof err, "connect to %s: timed out", args[0]);
+        fprintf(stderr, "rtmctl: %s\n", err[0] ? err : "cannot connect");
+        rtm_client_free(cl);
+        return EXIT_USAGE;
+    }
+
+    char version[64];
+    snprintf(version, sizeof version, "rtmctl-%s", rtm_version());
+    json_t *auth = json_pack("{sIsIssss}", "pid", (json_int_t)c->pid, "uid", (json_int_t)c->uid, "token", c->token,
+                             "version", version);
+    char *text = auth ? json_dumps(auth, JSON_COMPACT) : NULL;
+    json_decref(auth);
+    rtm_result r;
+    rtm_call_json(cl, "auth", text ? text : "{}", timeout_ms(o), &r);
+    free(text);
+    int exit_code = 0;
+    if (r.code != 0) {
+        exit_code = report_failure(&r, "auth");
+    } else {
+        char *answer = rtm_payload_to_json(r.payload, r.payload_len);
+        json_error_t jerr;
+        json_t *a = answer ? json_loads(answer, JSON_DECODE_ANY, &jerr) : NULL;
+        rtm_free(answer);
+        if (!json_is_true(json_object_get(a, "ok"))) {
+            fprintf(stderr, "rtmctl: login refused: bad or expired token for uid %lld of project %lld\n",
+                    (long long)c->uid, (long long)c->pid);
+            exit_code = EXIT_ANSWER_ERROR;
+        }
+        json_decref(a);
+    }
+    rtm_result_free(&r);
+    if (exit_code) {
+        rtm_client_free(cl);
+        return exit_code;
+    }
+    fprintf(stderr, "rtmctl: listening as uid %lld of project %lld\n", (long long)c->uid, (long long)c->pid);
+
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (atomic_load(&ls.done))
+            break;
+        if (atomic_load(&ls.closed)) {
+            rtm_client_last_error(cl, err, sizeof err);
+            fprintf(stderr, "rtmctl: connection closed%s%s\n", err[0] ? ": " : "", err);
+            exit_code = EXIT_USAGE;
+            break;
+        }
+        long wait_ns = 100 * 1000000L;
+        if (c->given & GIVEN(OPT_SECONDS)) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double elapsed = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+            double left = c->seconds - elapsed;
+            if (left <= 0)
+                break;
+            if (left < 0.1)
+                wait_ns = (long)(left * 1e9) + 1;
+        }
+        struct timespec ts = {0, wait_ns};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+    }
+    rtm_client_free(cl);
+    return exit_code;
+}
+
 int main(int argc, char **argv)
 {
     ctl_opts o = {.timeout_s = 10, .bits = 128};
-    enum { OPT_TIMEOUT = 1, OPT_KEY, OPT_BITS, OPT_STREAM, OPT_VERBOSE, OPT_HELP, OPT_VERSION };
+    cmd_opts c = {0};
     static const struct option longopts[] = {
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"key", required_argument, NULL, OPT_KEY},
@@ -239,6 +695,21 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"pid", required_argument, NULL, OPT_PID},
+        {"secret", required_argument, NULL, OPT_SECRET},
+        {"uid", required_argument, NULL, OPT_UID},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"to", required_argument, NULL, OPT_TO},
+        {"group", required_argument, NULL, OPT_GROUP},
+        {"room", required_argument, NULL, OPT_ROOM},
+        {"ouid", required_argument, NULL, OPT_OUID},
+        {"mtype", required_argument, NULL, OPT_MTYPE},
+        {"mid", required_argument, NULL, OPT_MID},
+        {"num", required_argument, NULL, OPT_NUM},
+        {"desc", no_argument, NULL, OPT_DESC},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"seconds", required_argument, NULL, OPT_SECONDS},
         {NULL, 0, NULL, 0},
     };
     bool verbose = false;
@@ -246,6 +717,9 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
+        int64_t *int_target = NULL;
+        if (ch >= OPT_FIRST_CMD && ch < OPT_LAST)
+            c.given |= GIVEN(ch);
         switch (ch) {
         case OPT_TIMEOUT:
             o.timeout_s = strtod(optarg, &end);
@@ -276,11 +750,60 @@ int main(int argc, char **argv)
         case OPT_VERSION:
             printf("rtmctl %s\n", rtm_version());
             return 0;
+        case OPT_PID:
+            int_target = &c.pid;
+            break;
+        case OPT_SECRET:
+            c.secret = optarg;
+            break;
+        case OPT_UID:
+            int_target = &c.uid;
+            break;
+        case OPT_FROM:
+            int_target = &c.from;
+            break;
+        case OPT_TO:
+            int_target = &c.to;
+            break;
+        case OPT_GROUP:
+            int_target = &c.gid;
+            break;
+        case OPT_ROOM:
+            int_target = &c.rid;
+            break;
+        case OPT_OUID:
+            int_target = &c.ouid;
+            break;
+        case OPT_MTYPE:
+            int_target = &c.mtype;
+            break;
+        case OPT_MID:
+            int_target = &c.mid;
+            break;
+        case OPT_NUM:
+            int_target = &c.num;
+            break;
+        case OPT_COUNT:
+            int_target = &c.count;
+            break;
+        case OPT_DESC:
+            c.desc = true;
+            break;
+        case OPT_TOKEN:
+            c.token = optarg;
+            break;
+        case OPT_SECONDS:
+            c.seconds = strtod(optarg, &end);
+            if (*end != '\0' || end == optarg || !isfinite(c.seconds) || c.seconds <= 0)
+                return usage_error("--seconds needs a positive number, not '%s'", optarg);
+            break;
         default:
-            if (optopt >= OPT_TIMEOUT && optopt <= OPT_BITS)
+            if (optopt >= OPT_TIMEOUT && optopt < OPT_LAST)
                 return usage_error("%s needs a value", argv[optind - 1]);
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
+        if (int_target && parse_int64(optarg, int_target) != 0)
+            return usage_error("%s needs an integer, not '%s'", argv[optind - 1], optarg);
     }
     /* rtmctl reports failures itself; the SDK's own lines only on request. */
     rtm_set_log_level(verbose ? "debug" : "off");
@@ -292,6 +815,16 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(&o, &c, nargs, args);
+    if (strcmp(cmd, "send") == 0)
+        return cmd_send(&o, &c, nargs, args);
+    if (strcmp(cmd, "listen") == 0)
+        return cmd_listen(&o, &c, nargs, args);
+    if (strcmp(cmd, "history") == 0)
+        return cmd_history(&o, &c, nargs, args);
+    if (c.given)
+        return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {
         if (nargs != 1)
             return usage_error("%s", "usage: rtmctl ping HOST:PORT");

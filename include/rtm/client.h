@@ -1,6 +1,7 @@
 /* librtm public API: one FPNN connection to an rtmd gate (client or server
  * gate), optionally encrypted, with twoway and oneway quests, a blocking
- * call helper, server-pushed quests and automatic reconnection.
+ * call helper, server-pushed quests and automatic reconnection, and the
+ * signing of app-server requests (rtm_server_call).
  *
  * Threading. Each rtm_client owns one I/O thread running its own libuv loop.
  * Every function below may be called from any thread: requests are handed to
@@ -190,6 +191,28 @@ RTM_EXPORT int64_t rtm_call(rtm_client *c, const char *method, const void *paylo
 RTM_EXPORT int64_t rtm_call_json(rtm_client *c, const char *method, const char *json, unsigned timeout_ms,
                                  rtm_result *out);
 RTM_EXPORT void rtm_result_free(rtm_result *r);
+
+/* App-server requests (server gate). Each carries pid, salt (a random
+ * 64-bit integer never reused within the server's window), ts (unix
+ * seconds) and sign = upper-case hex md5 of "pid:secret:salt:method:ts".
+ *
+ * rtm_server_sign writes that signature (32 hex digits and a NUL) into
+ * sign; returns 0, or -1 for bad arguments. */
+RTM_EXPORT int rtm_server_sign(int64_t pid, const char *secret, int64_t salt, const char *method, int64_t ts,
+                               char sign[33]);
+/* Copies the msgpack map payload (NULL/0: empty) into *out (malloc'd, free
+ * with rtm_free) with pid, a fresh salt, the current ts and sign added
+ * (replacing keys of those names). Returns 0, or -1 when payload is not
+ * one msgpack map. */
+RTM_EXPORT int rtm_server_sign_payload(int64_t pid, const char *secret, const char *method, const void *payload,
+                                       size_t len, uint8_t **out, size_t *out_len);
+/* rtm_call and rtm_call_json for the server gate: the payload is signed
+ * for (pid, secret, method) first. A payload that is not a map (or JSON
+ * object) is reported as a local FPNN_EC_PROTO_JSON_CONVERT. */
+RTM_EXPORT int64_t rtm_server_call(rtm_client *c, int64_t pid, const char *secret, const char *method,
+                                   const void *payload, size_t len, unsigned timeout_ms, rtm_result *out);
+RTM_EXPORT int64_t rtm_server_call_json(rtm_client *c, int64_t pid, const char *secret, const char *method,
+                                        const char *json, unsigned timeout_ms, rtm_result *out);
 
 /* Payload helpers. rtm_payload_from_json converts a JSON object to msgpack
  * (malloc'd into *out; returns 0, or -1 if the text is not a JSON object).

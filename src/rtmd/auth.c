@@ -178,16 +178,6 @@ static void token_write_done(void *arg, int status)
     free(w);
 }
 
-static bool get_uid(rtmd_request *req, const char *key, int64_t *uid)
-{
-    if (mp_get_int64(req->args, key, uid))
-        return true;
-    char ex[64];
-    snprintf(ex, sizeof ex, "missing or invalid '%s'", key);
-    request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, ex);
-    return false;
-}
-
 static void submit_token_write(rtmd_request *req, token_write *w)
 {
     w->req = req;
@@ -201,7 +191,7 @@ static void submit_token_write(rtmd_request *req, token_write *w)
 static void method_gettoken(rtmd_request *req)
 {
     int64_t uid;
-    if (!get_uid(req, "uid", &uid))
+    if (!req_arg_int64(req, "uid", &uid))
         return;
     token_write *w = calloc(1, sizeof *w);
     uint8_t r[TOKEN_HEX / 2];
@@ -222,7 +212,7 @@ static void method_gettoken(rtmd_request *req)
 static void method_removetoken(rtmd_request *req)
 {
     int64_t uid;
-    if (!get_uid(req, "uid", &uid))
+    if (!req_arg_int64(req, "uid", &uid))
         return;
     struct auth_state *a = state(req->srv);
     token_rec *t;
@@ -352,22 +342,6 @@ int auth_verify_signed(rtmd_request *req)
 
 /* ---- client login ---- */
 
-static void answer_ok(rtmd_request *req, bool ok)
-{
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    mp_pack_cstr(&pk, "ok");
-    if (ok)
-        msgpack_pack_true(&pk);
-    else
-        msgpack_pack_false(&pk);
-    request_answer(req, &body);
-    msgpack_sbuffer_destroy(&body);
-}
-
 static void set_string_attrs(rtmd_session *s, const msgpack_object *attrs)
 {
     if (!attrs || attrs->type != MSGPACK_OBJECT_MAP)
@@ -405,7 +379,7 @@ static void method_auth(rtmd_request *req)
         return;
     }
     if (!mp_get_str(req->args, "token", &token, &token_len)) {
-        answer_ok(req, false);
+        request_answer_bool(req, "ok", false);
         return;
     }
     token_rec *t = token_find(state(srv), pid, token, token_len);
@@ -415,7 +389,7 @@ static void method_auth(rtmd_request *req)
         t = NULL;
     }
     if (!t || t->uid != uid) {
-        answer_ok(req, false);
+        request_answer_bool(req, "ok", false);
         return;
     }
     if (p->limits.max_connections && p->nsessions >= p->limits.max_connections) {
@@ -437,7 +411,7 @@ static void method_auth(rtmd_request *req)
         s->lang[lang_len] = '\0';
     }
     set_string_attrs(s, mp_map_get(req->args, "attrs"));
-    answer_ok(req, true);
+    request_answer_bool(req, "ok", true);
 }
 
 void auth_session_ended(rtmd_server *srv, int64_t pid)
@@ -452,7 +426,7 @@ static void method_addattrs(rtmd_request *req)
 {
     const msgpack_object *attrs = mp_map_get(req->args, "attrs");
     if (!attrs || attrs->type != MSGPACK_OBJECT_MAP) {
-        request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, "missing or invalid 'attrs'");
+        req_arg_error(req, "attrs");
         return;
     }
     if (req->conn->session->nattrs + attrs->via.map.size > RTMD_SESSION_MAX_ATTRS) {
@@ -496,7 +470,7 @@ static void method_kickout(rtmd_request *req)
 {
     if (req->gate == GATE_SERVER_TCP) {
         int64_t uid;
-        if (!get_uid(req, "uid", &uid))
+        if (!req_arg_int64(req, "uid", &uid))
             return;
         users_kickout(req->srv, req->project->pid, uid, NULL);
         request_answer_empty(req);
@@ -513,7 +487,7 @@ static void method_kickout(rtmd_request *req)
     } else if (ce && ce->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         id = ce->via.u64;
     } else {
-        request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, "missing or invalid 'ce'");
+        req_arg_error(req, "ce");
         return;
     }
     for (rtmd_session *s = req->conn->session->user->sessions; s; s = s->next) {
@@ -532,7 +506,7 @@ static void method_getonlineusers(rtmd_request *req)
 {
     const msgpack_object *uids = mp_map_get(req->args, "uids");
     if (!uids || uids->type != MSGPACK_OBJECT_ARRAY) {
-        request_error(req, FPNN_EC_PROTO_KEY_NOT_FOUND, "missing or invalid 'uids'");
+        req_arg_error(req, "uids");
         return;
     }
     if (uids->via.array.size > ONLINE_QUERY_MAX) {
@@ -546,17 +520,7 @@ static void method_getonlineusers(rtmd_request *req)
         if (mp_obj_int64(&uids->via.array.ptr[i], &uid) && users_online(req->srv, req->project->pid, uid))
             online[n++] = uid;
     }
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    mp_pack_cstr(&pk, "uids");
-    msgpack_pack_array(&pk, n);
-    for (uint32_t i = 0; i < n; i++)
-        msgpack_pack_int64(&pk, online[i]);
-    request_answer(req, &body);
-    msgpack_sbuffer_destroy(&body);
+    request_answer_ids(req, "uids", online, n);
 }
 
 /* ---- module life cycle ---- */

@@ -8,6 +8,7 @@
 #include "rtm_errors.h"
 #include "users.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,112 @@ void request_error(rtmd_request *req, int64_t code, const char *ex)
     send_answer(req, 1, body.data, body.size);
     msgpack_sbuffer_destroy(&body);
     request_free(req);
+}
+
+/* Starts an answer {key: ...}; the caller packs the value, then calls
+ * answer_one_end. */
+static void answer_one_begin(msgpack_sbuffer *body, msgpack_packer *pk, const char *key)
+{
+    msgpack_sbuffer_init(body);
+    msgpack_packer_init(pk, body, msgpack_sbuffer_write);
+    msgpack_pack_map(pk, 1);
+    mp_pack_cstr(pk, key);
+}
+
+static void answer_one_end(rtmd_request *req, msgpack_sbuffer *body)
+{
+    request_answer(req, body);
+    msgpack_sbuffer_destroy(body);
+}
+
+void request_answer_bool(rtmd_request *req, const char *key, bool value)
+{
+    msgpack_sbuffer body;
+    msgpack_packer pk;
+    answer_one_begin(&body, &pk, key);
+    if (value)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+    answer_one_end(req, &body);
+}
+
+void request_answer_ids(rtmd_request *req, const char *key, const int64_t *ids, size_t n)
+{
+    msgpack_sbuffer body;
+    msgpack_packer pk;
+    answer_one_begin(&body, &pk, key);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_int64(&pk, ids[i]);
+    answer_one_end(req, &body);
+}
+
+/* ---- argument helpers ---- */
+
+void req_arg_error(rtmd_request *req, const char *key)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    bool missing = !o || o->type == MSGPACK_OBJECT_NIL;
+    char ex[96];
+    snprintf(ex, sizeof ex, "missing or invalid '%s'", key);
+    request_error(req, missing ? FPNN_EC_PROTO_KEY_NOT_FOUND : FPNN_EC_PROTO_TYPE_CONVERT, ex);
+}
+
+bool req_arg_int64(rtmd_request *req, const char *key, int64_t *out)
+{
+    if (mp_get_int64(req->args, key, out))
+        return true;
+    req_arg_error(req, key);
+    return false;
+}
+
+static int cmp_int64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_empty, int64_t **out, uint32_t *n)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    if (!o || o->type != MSGPACK_OBJECT_ARRAY) {
+        req_arg_error(req, key);
+        return false;
+    }
+    uint32_t size = o->via.array.size;
+    char ex[96];
+    if (size == 0 && !allow_empty) {
+        snprintf(ex, sizeof ex, "'%s' is empty", key);
+        request_error(req, RTM_EC_EMPTY_PARAMETER, ex);
+        return false;
+    }
+    if (size > max) {
+        snprintf(ex, sizeof ex, "at most %u '%s' per call", max, key);
+        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, ex);
+        return false;
+    }
+    int64_t *v = malloc((size ? (size_t)size : 1) * sizeof *v);
+    if (!v) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return false;
+    }
+    for (uint32_t i = 0; i < size; i++) {
+        if (!mp_obj_int64(&o->via.array.ptr[i], &v[i])) {
+            free(v);
+            snprintf(ex, sizeof ex, "'%s' must be integers", key);
+            request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, ex);
+            return false;
+        }
+    }
+    qsort(v, size, sizeof *v, cmp_int64);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < size; i++)
+        if (m == 0 || v[m - 1] != v[i])
+            v[m++] = v[i];
+    *out = v;
+    *n = m;
+    return true;
 }
 
 int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)

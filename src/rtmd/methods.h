@@ -10,6 +10,7 @@
 
 #include <msgpack.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct rtmd_request {
@@ -52,6 +53,33 @@ const rtmd_method *methods_find(const struct rtmd_methods *m, const char *name, 
 void request_answer(rtmd_request *req, const msgpack_sbuffer *body);
 void request_answer_empty(rtmd_request *req);
 void request_error(rtmd_request *req, int64_t code, const char *ex);
+
+/* Answers {key: value}. */
+void request_answer_bool(rtmd_request *req, const char *key, bool value);
+/* Answers {key: [ids]}, the n ids in the order given (ids may be NULL when
+ * n is 0). */
+void request_answer_ids(rtmd_request *req, const char *key, const int64_t *ids, size_t n);
+
+/* Argument helpers. Each reads one field of req->args; on failure it
+ * answers the request (so the handler must not touch req again) and
+ * returns false. The rule for a bad field, everywhere: missing or nil is
+ * FPNN 10009 (FPNN_EC_PROTO_KEY_NOT_FOUND), present with another type is
+ * 10010 (FPNN_EC_PROTO_TYPE_CONVERT). */
+
+/* Answers the error of a missing or mistyped field by that rule (10009 if
+ * args[key] is missing or nil, else 10010), ex "missing or invalid '<key>'",
+ * for handlers that check a field of another kind themselves. */
+void req_arg_error(rtmd_request *req, const char *key);
+/* A required integer field (any msgpack integer form within int64). */
+bool req_arg_int64(rtmd_request *req, const char *key, int64_t *out);
+/* A required array of integer ids: missing or nil is 10009; not an array,
+ * or an element that is not an integer, 10010; an empty array 200033
+ * (RTM_EC_EMPTY_PARAMETER) unless allow_empty; more than max elements
+ * 200032 (RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS), ex naming the limit. On
+ * success *out is a malloc'd array (also when *n is 0; the caller frees
+ * it) of the *n distinct ids, sorted ascending: the caller's order and
+ * repeats are not kept. Out of memory answers 200999. */
+bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_empty, int64_t **out, uint32_t *n);
 
 /* Built-in methods (ping, bye, *ping, *echo, *infos). */
 void builtin_methods_register(struct rtmd_methods *m);

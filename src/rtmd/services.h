@@ -11,6 +11,7 @@
 struct rtmd_methods;
 
 typedef struct rtmd_services {
+    struct identity_state *identity; /* identity.c: string ids <-> uids */
     struct auth_state *auth;         /* auth.c: tokens, signatures, salts */
     struct groups_state *groups;     /* groups.c */
     struct rooms_state *rooms;       /* rooms.c */
@@ -30,6 +31,7 @@ void services_free(rtmd_server *srv);
     int name##_init(rtmd_server *srv, char *err, size_t errlen);                                                   \
     void name##_register(struct rtmd_methods *m);                                                                  \
     void name##_free(rtmd_server *srv);
+RTMD_SERVICE(identity)
 RTMD_SERVICE(auth)
 RTMD_SERVICE(bans)
 RTMD_SERVICE(groups)

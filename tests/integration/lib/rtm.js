@@ -138,4 +138,22 @@ async function expectCode(promise, code) {
   throw new Error(`expected error ${code}, got a successful answer`);
 }
 
-module.exports = { AppServer, User, appServer, login, sign, newSalt, md5Upper, answerPushes, expectCode };
+// A list of ids as msgpack int64 values, and back as sorted numbers.
+function int64s(list) {
+  return list.map((v) => fpnn.int64(v));
+}
+
+function ids(list) {
+  return (list || []).map(fpnn.toNumber).sort((a, b) => a - b);
+}
+
+// Writes an rtmd configuration file declaring the given projects (objects
+// of pid, secret and any per-project settings) and returns its path.
+function writeProjectsConfig(dir, projects) {
+  const text = projects.map((p) => `[project]\n${Object.entries(p).map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`).join('\n')}\n`).join('');
+  const file = require('node:path').join(dir, 'rtmd.conf');
+  require('node:fs').writeFileSync(file, text);
+  return file;
+}
+
+module.exports = { AppServer, User, appServer, login, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids, writeProjectsConfig };
