@@ -423,14 +423,16 @@ static int apply_job(sqlite3 *db, void *arg)
 {
     msg_job *j = arg;
     sqlite3_stmt *ins = NULL, *find = NULL;
-    int rc = sqlite3_prepare_v2(db, INSERT_SQL, -1, &ins, NULL);
+    int rc = store_stmt(db, INSERT_SQL, &ins);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, FIND_SQL, -1, &find, NULL);
+        rc = store_stmt(db, FIND_SQL, &find);
     for (size_t i = 0; rc == SQLITE_OK && i < j->ntargets; i++)
         if (!j->targets[i].dup)
             rc = insert_target(db, ins, find, j, &j->targets[i]);
-    sqlite3_finalize(ins);
-    sqlite3_finalize(find);
+    if (ins)
+        store_stmt_release(ins);
+    if (find)
+        store_stmt_release(find);
     return rc;
 }
 

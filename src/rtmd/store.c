@@ -31,6 +31,21 @@
 #define STORE_DEFAULT_BATCH 256
 
 #define STORE_MAX_IDLE_READERS 8
+#define STORE_STMT_CACHE 16
+
+/* Prepared statements of the writer connection, kept across writes: the
+ * statements run for every message are parsed once, not per message. Only
+ * the writer thread touches it (through tls_cache). */
+typedef struct stmt_cache {
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } e[STORE_STMT_CACHE];
+    unsigned n, next_evict;
+} stmt_cache;
+
+static _Thread_local stmt_cache *tls_cache;
 
 typedef struct store_op {
     store_apply_fn apply;
@@ -72,6 +87,7 @@ struct store {
     int dispatching;     /* depth of done-callback dispatch */
     int free_deferred;   /* store_close ran inside a dispatch: free after it */
     int referenced;      /* the async handle holds the loop alive */
+    stmt_cache wcache;   /* writer thread only */
 
     /* Reads (store_read) run on libuv's thread pool with pooled read-only
      * connections; WAL lets them run beside the writer. */
@@ -232,9 +248,58 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
     return commits;
 }
 
+static void stmt_cache_clear(stmt_cache *c)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        sqlite3_finalize(c->e[i].st);
+    c->n = 0;
+}
+
+int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    stmt_cache *c = tls_cache;
+    if (!c || c->db != db)
+        return sqlite3_prepare_v2(db, sql, -1, out, NULL);
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->e[i].sql == sql || strcmp(c->e[i].sql, sql) == 0) {
+            *out = c->e[i].st;
+            return SQLITE_OK;
+        }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    unsigned slot = c->n;
+    if (c->n == STORE_STMT_CACHE) {
+        slot = c->next_evict;
+        c->next_evict = (c->next_evict + 1) % STORE_STMT_CACHE;
+        sqlite3_finalize(c->e[slot].st);
+    } else {
+        c->n++;
+    }
+    c->e[slot].sql = sql;
+    c->e[slot].st = st;
+    *out = st;
+    return SQLITE_OK;
+}
+
+void store_stmt_release(sqlite3_stmt *st)
+{
+    stmt_cache *c = tls_cache;
+    for (unsigned i = 0; c && i < c->n; i++)
+        if (c->e[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
 static void writer_main(void *arg)
 {
     store *s = arg;
+    s->wcache.db = s->wdb;
+    tls_cache = &s->wcache;
     uv_mutex_lock(&s->mu);
     for (;;) {
         while (!s->queue.head && !s->stopping)
@@ -254,6 +319,8 @@ static void writer_main(void *arg)
         uv_mutex_lock(&s->mu);
     }
     uv_mutex_unlock(&s->mu);
+    stmt_cache_clear(&s->wcache);
+    tls_cache = NULL;
 }
 
 /* ---- completions on the loop ---- */

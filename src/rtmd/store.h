@@ -48,6 +48,14 @@ int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
  * store_project.secret. */
 int store_ensure_project(store *s, int64_t pid, const char *secret);
 
+/* A prepared statement for sql. Inside a write (store_submit's apply) the
+ * statement is cached on the writer connection and reused by later writes,
+ * so statements run per message are parsed once; elsewhere it is freshly
+ * prepared. Hand it back with store_stmt_release (reset, or finalized when
+ * not cached); never finalize it yourself. */
+int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+void store_stmt_release(sqlite3_stmt *st);
+
 /* Runs fn with the reader connection on the calling (loop) thread; for
  * start-up loads only, before serving. Returns fn's status. */
 int store_run_startup(store *s, store_apply_fn fn, void *arg);
