@@ -68,6 +68,7 @@ static void free_session(rtmd_session *s)
         free(s->attrs[i].key);
         free(s->attrs[i].value);
     }
+    free(s->attrs);
     free(s);
 }
 
@@ -172,6 +173,10 @@ int session_set_attr(rtmd_session *s, const char *key, size_t klen, const char *
     }
     if (s->nattrs >= RTMD_SESSION_MAX_ATTRS)
         return -1;
+    rtmd_session_attr *grown = realloc(s->attrs, (s->nattrs + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    s->attrs = grown;
     char *k = dup_n(key, klen), *v = dup_n(value, vlen);
     if (!k || !v) {
         free(k);

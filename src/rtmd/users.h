@@ -41,7 +41,7 @@ struct rtmd_session {
     rtmd_session *prev, *next;  /* the user's sessions */
     uint64_t login_ms;           /* unix milliseconds */
     char lang[16];
-    rtmd_session_attr attrs[RTMD_SESSION_MAX_ATTRS];
+    rtmd_session_attr *attrs;    /* grown on demand: most sessions have none */
     unsigned nattrs;
 };
 
