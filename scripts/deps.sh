@@ -7,7 +7,6 @@ packages=(
   cmake make gcc pkg-config          # build
   clang libclang-rt-14-dev           # libFuzzer targets and sanitizer runtime
   libuv1-dev                         # event loop
-  libwslay-dev                       # WebSocket framing
   libmsgpack-dev                     # msgpack payloads
   libhttp-parser-dev                 # HTTP requests and the WebSocket upgrade
   libssl-dev openssl                 # ECDH/AES for encrypted links, md5 signatures

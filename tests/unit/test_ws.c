@@ -643,6 +643,336 @@ static void test_send_failure(void **state)
     harness_free(&h);
 }
 
+/* Feeds one client frame to a fresh connection (in each chunk size) and
+ * expects the link to fail with a close carrying code. */
+static void expect_failure(const uint8_t *frames, size_t n, uint16_t code)
+{
+    for (size_t c = 0; c < NCHUNKS; c++) {
+        harness h;
+        harness_init(&h, 1024);
+        assert_int_equal(feed(&h, frames, n, chunks[c]), -1);
+        assert_int_equal(h.nmsgs, 0);
+        assert_true(ws_closed(h.ws));
+        assert_int_equal(ws_conn_buffered(h.ws), 0);
+        server_frame f[4];
+        assert_int_equal(decode_frames(h.sent, h.sent_len, f, 4), 1);
+        assert_close_frame(&f[0], code);
+        /* the link stays failed */
+        assert_int_equal(ws_feed(h.ws, frames, n), -1);
+        assert_int_equal(ws_send_binary(h.ws, (const uint8_t *)"x", 1), -1);
+        harness_free(&h);
+    }
+}
+
+static void test_text_utf8_valid(void **state)
+{
+    /* 2-, 3- and 4-byte sequences, the extremes of each range */
+    static const char *const valid[] = {
+        "",
+        "plain ascii",
+        "\xc2\x80 \xdf\xbf",                      /* U+0080, U+07FF */
+        "\xe0\xa0\x80 \xed\x9f\xbf \xee\x80\x80", /* U+0800, U+D7FF, U+E000 */
+        "\xef\xbf\xbf \xf0\x90\x80\x80",          /* U+FFFF, U+10000 */
+        "\xf4\x8f\xbf\xbf",                       /* U+10FFFF */
+        "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5",
+    };
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
+        for (size_t c = 0; c < NCHUNKS; c++) {
+            harness h;
+            harness_init(&h, 1024);
+            uint8_t buf[64];
+            size_t len = strlen(valid[i]);
+            size_t n = client_frame(buf, true, OP_TEXT, valid[i], len, true);
+            assert_int_equal(feed(&h, buf, n, chunks[c]), 0);
+            assert_int_equal(h.nmsgs, 1);
+            assert_false(h.msgs[0].binary);
+            assert_int_equal(h.msgs[0].len, len);
+            assert_memory_equal(h.msgs[0].data, valid[i], len);
+            assert_int_equal(h.sent_len, 0);
+            harness_free(&h);
+        }
+    }
+
+    /* a code point split across fragments, with a ping in between */
+    for (size_t c = 0; c < NCHUNKS; c++) {
+        harness h;
+        harness_init(&h, 1024);
+        uint8_t buf[64];
+        size_t n = client_frame(buf, false, OP_TEXT, "a\xf0\x9f", 3, true);
+        n += client_frame(buf + n, true, OP_PING, "", 0, true);
+        n += client_frame(buf + n, true, OP_CONT, "\x98\x80z", 3, true);
+        assert_int_equal(feed(&h, buf, n, chunks[c]), 0);
+        assert_int_equal(h.nmsgs, 1);
+        assert_false(h.msgs[0].binary);
+        assert_int_equal(h.msgs[0].len, 6);
+        assert_memory_equal(h.msgs[0].data, "a\xf0\x9f\x98\x80z", 6);
+        harness_free(&h);
+    }
+}
+
+static void test_text_utf8_invalid(void **state)
+{
+    static const char *const invalid[] = {
+        "\x80",                 /* continuation byte first */
+        "ab\xbf",
+        "\xc0\x80",             /* overlong NUL */
+        "\xc1\xbf",             /* overlong */
+        "\xe0\x9f\xbf",         /* overlong 3-byte */
+        "\xf0\x8f\xbf\xbf",     /* overlong 4-byte */
+        "\xed\xa0\x80",         /* surrogate U+D800 */
+        "\xed\xbf\xbf",         /* surrogate U+DFFF */
+        "\xf4\x90\x80\x80",     /* above U+10FFFF */
+        "\xf5\x80\x80\x80",
+        "\xff",
+        "\xc3",                 /* truncated at the end */
+        "x\xe2\x82",
+        "\xf0\x9f\x98",
+        "\xc3(",                /* bad continuation */
+        "\xe2\x28\xa1",
+        "\xf0\x9f\x28\x80",
+    };
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        uint8_t buf[64];
+        size_t n = client_frame(buf, true, OP_TEXT, invalid[i], strlen(invalid[i]), true);
+        expect_failure(buf, n, 1007);
+    }
+    /* the fault in a later fragment; binary messages are not checked */
+    uint8_t buf[64];
+    size_t n = client_frame(buf, false, OP_TEXT, "valid ", 6, true);
+    n += client_frame(buf + n, true, OP_CONT, "\xed\xa0\x80", 3, true);
+    expect_failure(buf, n, 1007);
+
+    harness h;
+    harness_init(&h, 1024);
+    n = client_frame(buf, true, OP_BINARY, "\xff\xc0\x80", 3, true);
+    assert_int_equal(feed(&h, buf, n, 0), 0);
+    assert_int_equal(h.nmsgs, 1);
+    assert_true(h.msgs[0].binary);
+    harness_free(&h);
+}
+
+static void test_protocol_errors(void **state)
+{
+    uint8_t buf[512];
+    uint8_t big[200];
+    memset(big, 'p', sizeof big);
+    size_t n;
+
+    /* opcodes 3-7 and 0xb-0xf are reserved */
+    static const uint8_t bad_ops[] = { 3, 7, 0xb, 0xf };
+    for (size_t i = 0; i < sizeof bad_ops; i++) {
+        n = client_frame(buf, true, bad_ops[i], "x", 1, true);
+        expect_failure(buf, n, 1002);
+    }
+    /* control frames: more than 125 bytes, or fragmented */
+    n = client_frame(buf, true, OP_PING, big, 126, true);
+    expect_failure(buf, n, 1002);
+    n = client_frame(buf, false, OP_PING, "p", 1, true);
+    expect_failure(buf, n, 1002);
+    n = client_frame(buf, false, OP_PONG, "p", 1, true);
+    expect_failure(buf, n, 1002);
+    /* a continuation with nothing to continue */
+    n = client_frame(buf, true, OP_CONT, "x", 1, true);
+    expect_failure(buf, n, 1002);
+    n = client_frame(buf, false, OP_BINARY, "x", 1, true);
+    n += client_frame(buf + n, true, OP_CONT, "y", 1, true);
+    n += client_frame(buf + n, true, OP_CONT, "z", 1, true);
+    for (size_t c = 0; c < NCHUNKS; c++) {
+        harness h;
+        harness_init(&h, 1024);
+        assert_int_equal(feed(&h, buf, n, chunks[c]), -1);
+        assert_int_equal(h.nmsgs, 1);
+        server_frame f[4];
+        assert_int_equal(decode_frames(h.sent, h.sent_len, f, 4), 1);
+        assert_close_frame(&f[0], 1002);
+        harness_free(&h);
+    }
+    /* a new data message while a fragmented one is open */
+    n = client_frame(buf, false, OP_BINARY, "one", 3, true);
+    n += client_frame(buf + n, true, OP_TEXT, "two", 3, true);
+    expect_failure(buf, n, 1002);
+    /* other reserved bits */
+    n = client_frame(buf, true, OP_TEXT, "r", 1, true);
+    buf[0] |= 0x10;
+    expect_failure(buf, n, 1002);
+    n = client_frame(buf, true, OP_PING, "r", 1, true);
+    buf[0] |= 0x20;
+    expect_failure(buf, n, 1002);
+    /* a 64-bit length with its top bit set */
+    n = 0;
+    buf[n++] = 0x80 | OP_BINARY;
+    buf[n++] = 0x80 | 127;
+    buf[n++] = 0x80;
+    for (int i = 0; i < 7; i++)
+        buf[n++] = 0;
+    for (int i = 0; i < 4; i++)
+        buf[n++] = 0x11;
+    expect_failure(buf, n, 1002);
+    /* a 64-bit length above max_message: 1009 as soon as the header is in */
+    buf[2] = 0x00;
+    buf[5] = 0x01;
+    expect_failure(buf, n, 1009);
+}
+
+static void test_close_payloads(void **state)
+{
+    uint8_t buf[256];
+    size_t n;
+
+    /* one byte, or a code that may not be sent */
+    n = client_frame(buf, true, OP_CLOSE, "\x03", 1, true);
+    expect_failure(buf, n, 1002);
+    static const uint16_t bad_codes[] = { 0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535 };
+    for (size_t i = 0; i < sizeof bad_codes / sizeof bad_codes[0]; i++) {
+        uint8_t p[2] = { (uint8_t)(bad_codes[i] >> 8), (uint8_t)bad_codes[i] };
+        n = client_frame(buf, true, OP_CLOSE, p, 2, true);
+        expect_failure(buf, n, 1002);
+    }
+    /* a reason that is not UTF-8 */
+    n = client_frame(buf, true, OP_CLOSE, "\x03\xe8\xc0\x80", 4, true);
+    expect_failure(buf, n, 1007);
+
+    /* valid codes are echoed */
+    static const uint16_t good_codes[] = { 1000, 1001, 1003, 1007, 1011, 1014, 3000, 4999 };
+    for (size_t i = 0; i < sizeof good_codes / sizeof good_codes[0]; i++) {
+        harness h;
+        harness_init(&h, 1024);
+        uint8_t p[] = { (uint8_t)(good_codes[i] >> 8), (uint8_t)good_codes[i], 0xc3, 0xa9 };
+        n = client_frame(buf, true, OP_CLOSE, p, sizeof p, true);
+        assert_int_equal(feed(&h, buf, n, 1), -1);
+        server_frame f[4];
+        assert_int_equal(decode_frames(h.sent, h.sent_len, f, 4), 1);
+        assert_close_frame(&f[0], good_codes[i]);
+        harness_free(&h);
+    }
+
+    /* an empty close is answered with an empty close; what follows it is
+     * not read */
+    for (size_t c = 0; c < NCHUNKS; c++) {
+        harness h;
+        harness_init(&h, 1024);
+        n = client_frame(buf, true, OP_CLOSE, "", 0, true);
+        n += client_frame(buf + n, true, OP_BINARY, "after", 5, true);
+        assert_int_equal(feed(&h, buf, n, chunks[c]), -1);
+        assert_int_equal(h.nmsgs, 0);
+        assert_true(ws_closed(h.ws));
+        server_frame f[4];
+        assert_int_equal(decode_frames(h.sent, h.sent_len, f, 4), 1);
+        assert_true(f[0].fin);
+        assert_int_equal(f[0].opcode, OP_CLOSE);
+        assert_int_equal(f[0].len, 0);
+        assert_int_equal(ws_feed(h.ws, buf, n), -1);
+        assert_int_equal(ws_close(h.ws, 1000), -1);
+        harness_free(&h);
+    }
+}
+
+/* A large message is reassembled in a buffer that is gone once it has been
+ * delivered; an idle connection holds no buffer at all. */
+static void test_message_buffer_released(void **state)
+{
+    enum { BIG = 200000 };
+    static const size_t big_chunks[] = { 0, 1000, 4093 };
+    uint8_t *payload = malloc(BIG);
+    uint8_t *buf = malloc(BIG + 64);
+    assert_non_null(payload);
+    assert_non_null(buf);
+    for (size_t i = 0; i < BIG; i++)
+        payload[i] = (uint8_t)(i * 13 + 1);
+
+    for (size_t c = 0; c < sizeof big_chunks / sizeof big_chunks[0]; c++) {
+        harness h;
+        harness_init(&h, BIG);
+        assert_int_equal(ws_conn_buffered(h.ws), 0);
+
+        /* one frame */
+        size_t n = client_frame(buf, true, OP_BINARY, payload, BIG, true);
+        assert_int_equal(feed(&h, buf, n, big_chunks[c]), 0);
+        assert_int_equal(h.nmsgs, 1);
+        assert_int_equal(h.msgs[0].len, BIG);
+        assert_memory_equal(h.msgs[0].data, payload, BIG);
+        assert_int_equal(ws_conn_buffered(h.ws), 0);
+
+        /* three fragments */
+        n = client_frame(buf, false, OP_BINARY, payload, 1000, true);
+        n += client_frame(buf + n, false, OP_CONT, payload + 1000, 50000, true);
+        n += client_frame(buf + n, true, OP_CONT, payload + 51000, BIG - 51000, true);
+        assert_int_equal(feed(&h, buf, n, big_chunks[c]), 0);
+        assert_int_equal(h.nmsgs, 2);
+        assert_int_equal(h.msgs[1].len, BIG);
+        assert_memory_equal(h.msgs[1].data, payload, BIG);
+        assert_int_equal(ws_conn_buffered(h.ws), 0);
+        harness_free(&h);
+    }
+
+    /* while a message is incomplete its bytes are held, no more than it has
+     * announced */
+    harness h;
+    harness_init(&h, BIG);
+    size_t n = client_frame(buf, true, OP_BINARY, payload, 5000, true);
+    assert_int_equal(ws_feed(h.ws, buf, 3000), 0);
+    assert_true(ws_conn_buffered(h.ws) > 0);
+    assert_true(ws_conn_buffered(h.ws) <= 5000);
+    assert_int_equal(ws_feed(h.ws, buf + 3000, n - 3000), 0);
+    assert_int_equal(h.nmsgs, 1);
+    assert_int_equal(ws_conn_buffered(h.ws), 0);
+
+    /* a ping split across calls: its payload is held until answered */
+    n = client_frame(buf, true, OP_PING, "split ping", 10, true);
+    assert_int_equal(ws_feed(h.ws, buf, n - 4), 0);
+    assert_int_equal(ws_conn_buffered(h.ws), 10);
+    assert_int_equal(ws_feed(h.ws, buf + n - 4, 4), 0);
+    assert_int_equal(ws_conn_buffered(h.ws), 0);
+    server_frame f[4];
+    assert_int_equal(decode_frames(h.sent, h.sent_len, f, 4), 1);
+    assert_int_equal(f[0].opcode, OP_PONG);
+    assert_memory_equal(f[0].payload, "split ping", 10);
+    harness_free(&h);
+
+    free(buf);
+    free(payload);
+}
+
+static bool close_in_on_message; /* on_message of the next test closes */
+
+static void on_message_close(void *ud, const uint8_t *data, size_t len, bool binary)
+{
+    harness *h = ud;
+    on_message(ud, data, len, binary);
+    if (close_in_on_message)
+        assert_int_equal(ws_close(h->ws, 1000), 0);
+}
+
+/* ws_close from inside on_message: the close goes out at once, later
+ * messages are still delivered, pings are no longer answered, and the
+ * peer's close ends the link without a second close from us. */
+static void test_close_from_on_message(void **state)
+{
+    static const ws_callbacks cb = { .on_message = on_message_close, .send = on_send };
+    for (size_t c = 0; c < NCHUNKS; c++) {
+        harness h;
+        memset(&h, 0, sizeof h);
+        h.ws = ws_conn_new(&cb, &h, 1024);
+        assert_non_null(h.ws);
+        close_in_on_message = true;
+        uint8_t buf[128];
+        size_t n = client_frame(buf, true, OP_BINARY, "first", 5, true);
+        assert_int_equal(feed(&h, buf, n, chunks[c]), 0);
+        close_in_on_message = false;
+        assert_true(ws_closed(h.ws));
+        n = client_frame(buf, true, OP_BINARY, "second", 6, true);
+        n += client_frame(buf + n, true, OP_PING, "p", 1, true);
+        n += client_frame(buf + n, true, OP_CLOSE, "\x03\xe8", 2, true);
+        assert_int_equal(feed(&h, buf, n, chunks[c]), -1);
+        assert_int_equal(h.nmsgs, 2);
+        assert_memory_equal(h.msgs[1].data, "second", 6);
+        server_frame f[4];
+        assert_int_equal(decode_frames(h.sent, h.sent_len, f, 4), 1);
+        assert_close_frame(&f[0], 1000);
+        harness_free(&h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +997,12 @@ int main(void)
         cmocka_unit_test(test_server_close),
         cmocka_unit_test(test_reply_from_on_message),
         cmocka_unit_test(test_send_failure),
+        cmocka_unit_test(test_text_utf8_valid),
+        cmocka_unit_test(test_text_utf8_invalid),
+        cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_close_payloads),
+        cmocka_unit_test(test_message_buffer_released),
+        cmocka_unit_test(test_close_from_on_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
