@@ -255,36 +255,42 @@ int rtm_payload_decode(uint8_t flag, const uint8_t *data, size_t len, msgpack_un
         data = &empty_map;
         len = 1;
     }
+    msgpack_sbuffer converted;
+    msgpack_sbuffer_init(&converted);
+    if (flag == FPNN_FLAG_JSON) {
+        if (rtm_json_to_msgpack((const char *)data, len, &converted) != 0) {
+            msgpack_sbuffer_destroy(&converted);
+            return -1;
+        }
+        data = (const uint8_t *)converted.data;
+        len = converted.size;
+    }
+    int rc = -1;
     /* Unpacked strings point into the bytes they were unpacked from, so the
-     * result owns a copy of the body (JSON converted to msgpack, or the
-     * msgpack bytes): a request may outlive the connection's read buffer. */
-    msgpack_sbuffer owned;
-    msgpack_sbuffer_init(&owned);
-    int rc = flag == FPNN_FLAG_JSON ? rtm_json_to_msgpack((const char *)data, len, &owned)
-                                    : msgpack_sbuffer_write(&owned, (const char *)data, len);
-    if (rc == 0 && rtm_msgpack_check((const uint8_t *)owned.data, owned.size) != 0)
-        rc = -1;
-    if (rc != 0 || owned.size == 0) {
-        msgpack_sbuffer_destroy(&owned);
-        return -1;
+     * body is copied into the zone that holds the objects: the result owns
+     * it, a request may outlive the connection's read buffer, and one zone
+     * sized after the body is usually one allocation instead of msgpack's
+     * default 8 KiB chunk. */
+    msgpack_zone *zone = NULL;
+    if (rtm_msgpack_check(data, len) == 0 && (zone = msgpack_zone_new(2 * len + 256))) {
+        char *copy = msgpack_zone_malloc_no_align(zone, len);
+        size_t off = 0;
+        msgpack_object obj;
+        if (copy) {
+            memcpy(copy, data, len);
+            if (msgpack_unpack(copy, len, &off, zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == len &&
+                obj.type == MSGPACK_OBJECT_MAP) {
+                out->zone = zone;
+                out->data = obj;
+                zone = NULL;
+                rc = 0;
+            }
+        }
     }
-    size_t off = 0, total = owned.size;
-    msgpack_unpack_return urc = msgpack_unpack_next(out, owned.data, owned.size, &off);
-    if (urc == MSGPACK_UNPACK_SUCCESS && (off != total || out->data.type != MSGPACK_OBJECT_MAP))
-        urc = MSGPACK_UNPACK_PARSE_ERROR;
-    if (urc == MSGPACK_UNPACK_SUCCESS) {
-        if (out->zone && msgpack_zone_push_finalizer(out->zone, free, owned.data))
-            msgpack_sbuffer_release(&owned);
-        else
-            urc = MSGPACK_UNPACK_NOMEM_ERROR;
-    }
-    msgpack_sbuffer_destroy(&owned);
-    if (urc != MSGPACK_UNPACK_SUCCESS) {
-        msgpack_unpacked_destroy(out);
-        msgpack_unpacked_init(out);
-        return -1;
-    }
-    return 0;
+    if (zone)
+        msgpack_zone_free(zone);
+    msgpack_sbuffer_destroy(&converted);
+    return rc;
 }
 
 const msgpack_object *mp_map_get(const msgpack_object *map, const char *key)

@@ -31,7 +31,7 @@
 #define STORE_DEFAULT_BATCH 256
 
 #define STORE_MAX_IDLE_READERS 8
-#define STORE_STMT_CACHE 16
+#define STORE_STMT_CACHE 32
 
 /* Prepared statements of the writer connection, kept across writes: the
  * statements run for every message are parsed once, not per message. Only
@@ -181,6 +181,23 @@ static void fail_range(store_op *from, store_op *to, int rc)
 
 /* Applies one batch, normally in one transaction with a savepoint per op.
  * Sets every op's status; returns the number of transactions committed. */
+int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+void store_stmt_release(sqlite3_stmt *st);
+
+/* Runs one statement of the batch machinery (BEGIN, SAVEPOINT, RELEASE,
+ * COMMIT, ...) through the statement cache: they run several times per
+ * message, and parsing them each time cost as much as the insert. */
+static int exec_cached(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    store_stmt_release(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 static unsigned run_batch(sqlite3 *db, op_list *batch)
 {
     unsigned commits = 0;
@@ -192,7 +209,7 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
         last = op;
         op->status = SQLITE_OK;
         if (!in_txn) {
-            int rc = exec_sql(db, "BEGIN IMMEDIATE");
+            int rc = exec_cached(db, "BEGIN IMMEDIATE");
             if (rc != SQLITE_OK) {
                 LOG_ERROR("store: BEGIN failed: %s", sqlite3_errmsg(db));
                 op->status = rc;
@@ -201,7 +218,7 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
             in_txn = 1;
             txn_first = op;
         }
-        int rc = exec_sql(db, "SAVEPOINT store_op");
+        int rc = exec_cached(db, "SAVEPOINT store_op");
         if (rc != SQLITE_OK) {
             op->status = rc;
         } else {
@@ -219,11 +236,11 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
                 continue;
             }
             if (st == SQLITE_OK) {
-                rc = exec_sql(db, "RELEASE store_op");
+                rc = exec_cached(db, "RELEASE store_op");
             } else {
-                rc = exec_sql(db, "ROLLBACK TO store_op");
+                rc = exec_cached(db, "ROLLBACK TO store_op");
                 if (rc == SQLITE_OK)
-                    rc = exec_sql(db, "RELEASE store_op");
+                    rc = exec_cached(db, "RELEASE store_op");
             }
             if (rc != SQLITE_OK && op->status == SQLITE_OK)
                 op->status = rc;
@@ -235,14 +252,14 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
     }
 
     if (in_txn) {
-        int rc = exec_sql(db, "COMMIT");
+        int rc = exec_cached(db, "COMMIT");
         if (rc == SQLITE_OK) {
             commits++;
         } else {
             LOG_ERROR("store: COMMIT failed: %s", sqlite3_errmsg(db));
             fail_range(txn_first, last, rc);
             if (!sqlite3_get_autocommit(db))
-                exec_sql(db, "ROLLBACK");
+                exec_cached(db, "ROLLBACK");
         }
     }
     return commits;
