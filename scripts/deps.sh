@@ -13,6 +13,7 @@ packages=(
   libsqlite3-dev                     # embedded store
   libjansson-dev                     # JSON payloads
   libcmocka-dev                      # unit tests
+  libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries)
   curl ca-certificates               # used by scripts and tests
 )
 

@@ -1,0 +1,358 @@
+#!/usr/bin/python3
+"""bench/report.py — writes BENCHMARKS.md from one run of bench/run.sh: the
+machine, the command, each server's settings, and per scenario a table with
+rtmd and every peer side by side and the ratio rtmd/peer. Input: the JSON
+lines rtm-bench appended (--results), the lines run.sh wrote per run (server
+CPU, exit code, the exact rtm-bench command: --runs), and the settings files
+(--settings DIR). Standard library only (Debian's /usr/bin/python3)."""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+
+PEERS = ["mosquitto", "nats", "redis"]
+TARGETS = ["rtmd"] + PEERS
+
+
+def load_jsonl(path):
+    out = []
+    if not path or not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def machine():
+    info = {}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in lscpu.splitlines():
+            k, _, v = line.partition(":")
+            info[k.strip()] = v.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    debian = ""
+    try:
+        with open("/etc/debian_version") as f:
+            debian = f.read().strip()
+    except OSError:
+        pass
+    rows = [
+        ("CPU", info.get("Model name", platform.processor() or "unknown")),
+        ("CPUs (lscpu)", "%s (%s thread(s) per core, %s core(s) per socket)" % (
+            info.get("CPU(s)", os.cpu_count()), info.get("Thread(s) per core", "?"),
+            info.get("Core(s) per socket", "?"))),
+        ("Memory", "%.1f GiB" % (mem_kb / 1048576.0)),
+        ("Kernel", platform.release()),
+        ("OS", "Debian %s" % debian if debian else platform.platform()),
+    ]
+    if info.get("Hypervisor vendor"):
+        rows.append(("Virtualisation", info["Hypervisor vendor"]))
+    return rows
+
+
+def fmt_num(v, unit=""):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and v != int(v) and abs(v) < 100:
+        s = "%.2f" % v if abs(v) < 10 else "%.1f" % v
+    else:
+        s = "{:,}".format(int(round(v)))
+    return s + unit
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return "–"
+    return "%.2fx" % (a / b)
+
+
+# (label, function(result, run) -> number or None, lower_is_better)
+def g(*keys):
+    def f(r, run):
+        v = r
+        for k in keys:
+            if not isinstance(v, dict) or k not in v or v[k] is None:
+                return None
+            v = v[k]
+        return v
+    return f
+
+
+def lat(name, pct):
+    """A latency percentile, or nothing when no sample fell in the window
+    (open loop overload: every publish left before the window opened)."""
+    def f(r, run):
+        h = r.get(name) or {}
+        return h.get(pct) if h.get("count") else None
+    return f
+
+
+def per_conn(r, run):
+    return r.get("server_rss_bytes_per_conn")
+
+
+def rss_mb(r, run):
+    v = r.get("server_rss_kb_after")
+    return v / 1024.0 if v is not None and v >= 0 else None
+
+
+def cpu(r, run):
+    return run.get("server_cpu_s") if run else None
+
+
+def completeness(r, run):
+    e = r.get("expected") or 0
+    return 100.0 * r.get("delivered", 0) / e if e else None
+
+
+METRICS = {
+    "fanout": [
+        ("delivered messages/s", g("delivered_per_s"), False),
+        ("published messages/s (acked)", g("acked_per_s"), False),
+        ("delivery latency p50 (us)", lat("latency_us", "p50"), True),
+        ("delivery latency p99 (us)", lat("latency_us", "p99"), True),
+        ("delivery latency p99.9 (us)", lat("latency_us", "p999"), True),
+        ("delivered of expected (%)", completeness, False),
+        ("server RSS after (MiB)", rss_mb, True),
+        ("server CPU during the run (s)", cpu, True),
+    ],
+    "rooms": [
+        ("delivered messages/s", g("delivered_per_s"), False),
+        ("published messages/s (acked)", g("acked_per_s"), False),
+        ("delivery latency p50 (us)", lat("latency_us", "p50"), True),
+        ("delivery latency p99 (us)", lat("latency_us", "p99"), True),
+        ("delivery latency p99.9 (us)", lat("latency_us", "p999"), True),
+        ("delivered of expected (%)", completeness, False),
+        ("server RSS after (MiB)", rss_mb, True),
+        ("server CPU during the run (s)", cpu, True),
+    ],
+    "idle": [
+        ("connections held", g("connected"), False),
+        ("server memory per connection (bytes)", per_conn, True),
+        ("server RSS with all connected (MiB)", rss_mb, True),
+    ],
+    "churn": [
+        ("logins/s (connect + login + close)", g("logins_per_s"), False),
+        ("login latency p50 (us)", lat("login_latency_us", "p50"), True),
+        ("login latency p99 (us)", lat("login_latency_us", "p99"), True),
+        ("login errors", g("login_errors"), True),
+        ("server CPU during the run (s)", cpu, True),
+    ],
+}
+
+P2P_METRICS = [
+    ("answered sendmsg/s", g("acked_per_s")),
+    ("delivered pushes/s", g("delivered_per_s")),
+    ("answer latency p50 (us)", lat("ack_latency_us", "p50")),
+    ("answer latency p99 (us)", lat("ack_latency_us", "p99")),
+    ("answer latency p99.9 (us)", lat("ack_latency_us", "p999")),
+    ("delivery latency p50 (us)", lat("latency_us", "p50")),
+    ("delivery latency p99 (us)", lat("latency_us", "p99")),
+    ("server CPU during the run (s)", cpu),
+]
+
+NOTES = {
+    "fanout": "One topic (rtmd: a room, with history stored); {senders} publishers, "
+              "{connections} receivers, open loop with {window} publishes in flight per publisher "
+              "(peers without a publish answer count a publish as acked once written to the socket). "
+              "Latency under saturation is mostly queueing: the throughput row is the figure that counts here.",
+    "rooms": "{connections} users in rooms of {room_size}, every user publishing {rate} message(s)/s to its own room.",
+    "idle": "{connections} connected, authenticated (rtmd: logged in over WebSocket) idle clients spread over "
+            "{source_addrs} source addresses; memory is the server's VmRSS growth divided by the connections.",
+    "churn": "{connections} concurrent slots, each connecting, logging in (rtmd: auth with a token; peers: "
+             "CONNECT/handshake) and closing, again and again.",
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--runs")
+    ap.add_argument("--settings")
+    ap.add_argument("--command", default="bench/run.sh")
+    ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--quick", default="0")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    results = load_jsonl(a.results)
+    runs = load_jsonl(a.runs)
+
+    def find(target, scenario, label="main"):
+        res = [r for r in results if r.get("target") == target and r.get("scenario") == scenario
+               and r.get("label") == label]
+        run = [r for r in runs if r.get("target") == target and r.get("scenario") == scenario
+               and r.get("label") == label]
+        return (res[-1] if res else None), (run[-1] if run else None)
+
+    L = []
+    L.append("# Benchmarks")
+    L.append("")
+    L.append("rtmd and the brokers people would otherwise pick — Mosquitto (MQTT), NATS and Redis "
+             "pub/sub — driven by the same load generator (`rtm-bench`, one process, one libuv loop, "
+             "each peer through its own C client library from Debian) on the same machine, in the same "
+             "run, with the same message size, one server at a time. Ratios within one run are what "
+             "count; absolute figures vary between machines. Generated by `bench/report.py` on %s."
+             % time.strftime("%Y-%m-%d %H:%M %Z"))
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    for k, v in machine():
+        L.append("| %s | %s |" % (k, v))
+    L.append("")
+    L.append("Server and load generator share these CPUs: every figure is what one machine does with "
+             "both on it.")
+    L.append("")
+    L.append("## Command")
+    L.append("")
+    L.append("```sh")
+    L.append(a.command)
+    L.append("```")
+    L.append("")
+    L.append("%s; the runs took %d s. Each rtm-bench invocation is listed under its scenario."
+             % ("`--quick`: small sizes and short windows" if a.quick == "1" else "Default sizes",
+                a.elapsed))
+    L.append("")
+    L.append("## Server settings")
+    L.append("")
+    L.append("Every server listens on 127.0.0.1 only, starts fresh for each scenario from an empty "
+             "temporary directory, and is stopped before the next one starts. Equal footing: no peer "
+             "persists anything (they have no history), rtmd stores every message.")
+    L.append("")
+    for t in TARGETS:
+        path = os.path.join(a.settings or "", t + ".txt")
+        if a.settings and os.path.exists(path):
+            with open(path) as f:
+                lines = f.read().rstrip().splitlines()
+            L.append("**%s**: %s" % (t, lines[0] if lines else ""))
+            L.append("")
+            if len(lines) > 1:
+                L.append("```")
+                L.extend(lines[1:])
+                L.append("```")
+                L.append("")
+    L.append("Client side (rtm-bench): rtmd over its own lean FPNN client; Mosquitto through libmosquitto "
+             "(MQTT v5, QoS 0, no-local, each socket in the loop with mosquitto_loop_read/write); NATS "
+             "through libnats with its libuv adapter (NoEcho, SendAsap; libnats hands every received "
+             "message to its delivery thread, which passes it back to the loop); Redis through hiredis' "
+             "async API and libuv adapter (SUBSCRIBE and PUBLISH on separate connections). Redis has no "
+             "way to skip the publisher's own subscription, so in `rooms` it also delivers each message "
+             "back to its sender (counted as echoes, not as deliveries). Publisher sockets of the peers "
+             "without publish answers (Mosquitto, NATS) have a 64 KiB send buffer so that \"sent\" is a "
+             "bounded backlog.")
+    L.append("")
+
+    for scen in ["fanout", "rooms", "idle", "churn"]:
+        rr = {t: find(t, scen) for t in TARGETS}
+        if not any(v[0] for v in rr.values()):
+            continue
+        L.append("## %s" % scen)
+        L.append("")
+        any_r = next(v[0] for v in rr.values() if v[0])
+        p = dict(any_r.get("params", {}))
+        p.setdefault("connections", "?")
+        try:
+            L.append(NOTES[scen].format(**p))
+        except (KeyError, IndexError):
+            pass
+        L.append("")
+        head = "| | rtmd |"
+        sep = "|---|---:|"
+        present = [t for t in PEERS if rr[t][0]]
+        for t in present:
+            head += " %s | rtmd/%s |" % (t, t)
+            sep += "---:|---:|"
+        L.append(head)
+        L.append(sep)
+        for name, fn, lower in METRICS[scen]:
+            rv = fn(*rr["rtmd"]) if rr["rtmd"][0] else None
+            row = "| %s%s | %s |" % (name, " ↓" if lower else "", fmt_num(rv))
+            for t in present:
+                pv = fn(*rr[t])
+                row += " %s | %s |" % (fmt_num(pv), ratio(rv, pv))
+            L.append(row)
+        L.append("")
+        L.append("↓: lower is better (a ratio below 1 favours rtmd); otherwise higher is better.")
+        L.append("")
+        issues = []
+        for t in TARGETS:
+            r, run = rr[t]
+            if run and run.get("rc"):
+                issues.append("%s: rtm-bench exited with %s" % (t, run["rc"]))
+            if r:
+                if r.get("setup_timed_out"):
+                    issues.append("%s: setup timed out (%s of %s clients connected)"
+                                  % (t, r.get("connected"), r.get("clients")))
+                if scen in ("fanout", "rooms") and not r.get("drain_complete"):
+                    issues.append("%s: not every expected delivery arrived before the drain deadline" % t)
+                if r.get("connect_errors") or r.get("disconnects") or r.get("errors"):
+                    issues.append("%s: %s connect errors, %s disconnects, %s errors" % (
+                        t, r.get("connect_errors"), r.get("disconnects"), r.get("errors")))
+            elif run is not None or t == "rtmd":
+                issues.append("%s: no result" % t)
+        if issues:
+            L.append("Notes: " + "; ".join(issues) + ".")
+            L.append("")
+        L.append("<details><summary>commands</summary>")
+        L.append("")
+        L.append("```")
+        for t in TARGETS:
+            if rr[t][1]:
+                L.append(rr[t][1].get("command", ""))
+        L.append("```")
+        L.append("</details>")
+        L.append("")
+
+    po, pr = find("rtmd", "p2p", "open")
+    ho, hr = find("rtmd", "p2p", "half-rate")
+    if po or ho:
+        L.append("## p2p (rtmd only)")
+        L.append("")
+        L.append("`sendmsg` quest/answer between pairs of users, history on: an answer means the message "
+                 "is durable. Open loop (%s in flight per sender), then at half the open-loop answer rate "
+                 "for latency. The peers have no counterpart." % ((po or ho).get("params", {}).get("window")))
+        L.append("")
+        L.append("| | open loop | half rate |")
+        L.append("|---|---:|---:|")
+        for name, fn in P2P_METRICS:
+            L.append("| %s | %s | %s |" % (name, fmt_num(fn(po, pr)) if po else "–",
+                                           fmt_num(fn(ho, hr)) if ho else "–"))
+        L.append("")
+        L.append("<details><summary>commands</summary>")
+        L.append("")
+        L.append("```")
+        for run in (pr, hr):
+            if run:
+                L.append(run.get("command", ""))
+        L.append("```")
+        L.append("</details>")
+        L.append("")
+
+    with open(a.out, "w") as f:
+        f.write("\n".join(L).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# bench/run.sh — the one benchmark command: installs the peers (Mosquitto,
+# NATS, Redis and their C client libraries) from Debian, builds rtmd and
+# rtm-bench (build-bench-release, RelWithDebInfo), then for every target and
+# scenario starts that one server on loopback from a fresh temporary
+# directory, runs rtm-bench against it with --server-pid, stops it, and at
+# the end writes BENCHMARKS.md (bench/report.py) from the collected JSON
+# lines. One server at a time; every server is stopped on exit, failure or
+# Ctrl-C (trap). All traffic stays on 127.0.0.0/8.
+#
+#   bench/run.sh            default sizes (a few minutes)
+#   bench/run.sh --quick    small sizes, short windows (about two minutes)
+#   options: --targets "rtmd nats" --scenarios "fanout idle" --out FILE
+#            --no-install --keep (keep the temporary directory)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+QUICK=0
+INSTALL=1
+KEEP=0
+TARGETS="rtmd mosquitto nats redis"
+SCENARIOS="fanout rooms idle churn p2p"
+OUT="$ROOT/BENCHMARKS.md"
+ORIG_CMD="bench/run.sh${*:+ $*}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --no-install) INSTALL=0 ;;
+    --keep) KEEP=1 ;;
+    --targets) TARGETS="$2"; shift ;;
+    --scenarios) SCENARIOS="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# ---- sizes: the same message size for every target -------------------------
+SIZE=64
+if [ "$QUICK" = 1 ]; then
+  WARMUP=0.5; DURATION=2; DRAIN=3
+  FANOUT_RECEIVERS=1000; FANOUT_SENDERS=4
+  ROOMS_USERS=1000; ROOMS_RATE=2
+  IDLE_CONNS=2000
+  CHURN_SLOTS=64
+  P2P_PAIRS=50
+else
+  WARMUP=1; DURATION=5; DRAIN=5
+  FANOUT_RECEIVERS=1000; FANOUT_SENDERS=4
+  ROOMS_USERS=2000; ROOMS_RATE=2
+  IDLE_CONNS=6000      # libmosquitto holds 3 descriptors per client: 6000 fit in 20000
+  CHURN_SLOTS=64
+  P2P_PAIRS=100
+fi
+# idle and churn spread client sockets over 8 source addresses; every run
+# gets its own 127.B.K.2-9 (B random per invocation, K the run's number) so
+# that no run binds ports still in TIME_WAIT from an earlier one.
+SRC_B=$(( (RANDOM % 250) + 1 ))
+SRC_K=0
+sources() { local k=$((SRC_K % 250 + 1)); echo "127.$SRC_B.$k.2,127.$SRC_B.$k.3,127.$SRC_B.$k.4,127.$SRC_B.$k.5,127.$SRC_B.$k.6,127.$SRC_B.$k.7,127.$SRC_B.$k.8,127.$SRC_B.$k.9"; }
+
+# ---- peers from Debian, idempotent like scripts/deps.sh --------------------
+if [ "$INSTALL" = 1 ]; then
+  scripts/deps.sh
+  peers=(mosquitto nats-server redis-server libmosquitto-dev libnats-dev libhiredis-dev)
+  missing=()
+  for p in "${peers[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "run.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -q
+    $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # linux-perf is optional (profiles), never required for a run
+    $sudo_cmd apt-get install -y -q --no-install-recommends linux-perf >/dev/null 2>&1 || true
+  fi
+  # Debian starts the packaged daemons as services: they are not ours to
+  # stop, and use other ports than ours.
+fi
+
+# ---- build -----------------------------------------------------------------
+BUILD="$ROOT/build-bench-release"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target rtmd rtm-bench >/dev/null
+BENCH="$BUILD/tools/rtm-bench/rtm-bench"
+RTMD="$BUILD/rtmd"
+for t in $TARGETS; do
+  case "$t" in rtmd|mosquitto|nats|redis) ;; *) echo "run.sh: unknown target $t" >&2; exit 2 ;; esac
+done
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d /tmp/rtm-bench-run.XXXXXX)
+RESULTS="$WORK/results.jsonl"
+: > "$RESULTS"
+mkdir -p "$WORK/settings"
+SERVER_PID=""
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+cleanup() {
+  stop_server
+  if [ "$KEEP" = 1 ]; then echo "run.sh: kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits (bounded) until 127.0.0.1:$1 accepts connections.
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+RTM_PID=4242001
+RTM_SECRET="bench-secret-$(date +%s)"
+
+# start_server TARGET DIR: starts it on free ports, sets SERVER_PID, PORT
+# (and GATE_PORT for rtmd), records its settings once.
+start_server() {
+  local t=$1 dir=$2
+  mkdir -p "$dir"
+  PORT=$(free_port)
+  case "$t" in
+    rtmd)
+      GATE_PORT=$(free_port)
+      local ws_port; ws_port=$(free_port)
+      WS_PORT=$ws_port
+      cat > "$dir/rtmd.conf" <<EOF
+data_dir = $dir/data
+listen_host = 127.0.0.1
+client_tcp_port = $PORT
+client_ws_port = $ws_port
+server_tcp_port = $GATE_PORT
+http_port = -1
+log_level = warn
+retention_interval = 86400
+
+[project]
+pid = $RTM_PID
+secret = "$RTM_SECRET"
+user_msg_rate = 0
+history_days = 7
+history_max_per_conversation = 0
+EOF
+      "$RTMD" --config "$dir/rtmd.conf" > "$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      for _ in $(seq 1 100); do grep -q " ready" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
+      grep -q " ready" "$dir/server.log" || { cat "$dir/server.log" >&2; return 1; }
+      [ -f "$WORK/settings/rtmd.txt" ] || {
+        echo "$("$RTMD" --version 2>&1 | head -n1), embedded SQLite store in a fresh data directory (history stored: every room message and answered sendmsg is durable), configuration:"
+        sed -e "s/^secret = .*/secret = \"...\"/" -e "s|$WORK|\$TMP|g" -e "s/_port = [0-9][0-9]*/_port = PORT/" "$dir/rtmd.conf"
+      } > "$WORK/settings/rtmd.txt"
+      ;;
+    mosquitto)
+      cat > "$dir/mosquitto.conf" <<EOF
+listener $PORT 127.0.0.1
+allow_anonymous true
+persistence false
+max_connections -1
+set_tcp_nodelay true
+log_dest none
+EOF
+      mosquitto -c "$dir/mosquitto.conf" > "$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      wait_port "$PORT" || { cat "$dir/server.log" >&2; return 1; }
+      [ -f "$WORK/settings/mosquitto.txt" ] || {
+        echo "$(mosquitto -h 2>&1 | head -n1), configuration (QoS 0 publishes, MQTT v5, no-local subscriptions):"
+        sed "s/listener [0-9]*/listener PORT/" "$dir/mosquitto.conf"
+      } > "$WORK/settings/mosquitto.txt"
+      ;;
+    nats)
+      nats-server -a 127.0.0.1 -p "$PORT" > "$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      wait_port "$PORT" || { cat "$dir/server.log" >&2; return 1; }
+      [ -f "$WORK/settings/nats.txt" ] || {
+        echo "$(nats-server --version 2>&1 | head -n1), defaults (no JetStream, max_payload 1 MB), command line:"
+        echo "nats-server -a 127.0.0.1 -p PORT"
+      } > "$WORK/settings/nats.txt"
+      ;;
+    redis)
+      redis-server --bind 127.0.0.1 --port "$PORT" --protected-mode no --save '' --appendonly no \
+        --maxclients 100000 --daemonize no --logfile "" --dir "$dir" > "$dir/server.log" 2>&1 &
+      SERVER_PID=$!
+      wait_port "$PORT" || { cat "$dir/server.log" >&2; return 1; }
+      [ -f "$WORK/settings/redis.txt" ] || {
+        echo "$(redis-server --version 2>&1 | head -n1), persistence off, command line:"
+        echo "redis-server --bind 127.0.0.1 --port PORT --protected-mode no --save '' --appendonly no --maxclients 100000"
+        echo "(protected-mode no: it refuses clients from 127.0.0.2 and up otherwise; the listener is bound to 127.0.0.1 only.)"
+        echo "(Redis lowers maxclients to what the descriptor limit allows.)"
+      } > "$WORK/settings/redis.txt"
+      ;;
+  esac
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+
+scenario_args() {
+  local t=$1 s=$2
+  case "$s" in
+    fanout) echo "--connections $FANOUT_RECEIVERS --senders $FANOUT_SENDERS --window 64 --rate 0" ;;
+    rooms)  echo "--connections $ROOMS_USERS --room-size 10 --rate $ROOMS_RATE" ;;
+    idle)   echo "--connections $IDLE_CONNS --source-addrs $(sources)$([ "$t" = rtmd ] && echo " --ws")" ;;
+    churn)  echo "--connections $CHURN_SLOTS --rate 0 --source-addrs $(sources)" ;;
+    p2p)    echo "--connections $P2P_PAIRS --window 64 --rate 0" ;;
+  esac
+}
+
+UID_BASE=10000000
+# run_one TARGET SCENARIO LABEL EXTRA...: a fresh server, one rtm-bench run.
+run_one() {
+  local t=$1 s=$2 label=$3; shift 3
+  local dir="$WORK/$t-$s-$label"
+  SRC_K=$((SRC_K + 1))
+  echo "== $t $s ($label)"
+  if ! start_server "$t" "$dir"; then
+    echo "run.sh: $t did not start" >&2
+    stop_server
+    return 0
+  fi
+  local args
+  args="--target $t --scenario $s --size $SIZE --warmup $WARMUP --duration $DURATION --drain $DRAIN"
+  args="$args --server-pid $SERVER_PID --json $RESULTS --label $label $(scenario_args "$t" "$s") $*"
+  if [ "$t" = rtmd ]; then
+    local port=$PORT
+    case " $args " in *" --ws "*) port=$WS_PORT ;; esac
+    UID_BASE=$((UID_BASE + 1000000))
+    args="$args --port $port --gate-port $GATE_PORT --pid $RTM_PID --secret $RTM_SECRET"
+    args="$args --uid-base $UID_BASE --rid-base $UID_BASE"
+  else
+    args="$args --port $PORT"
+  fi
+  local c0 t0 c1 t1 rc=0
+  c0=$(cpu_ticks "$SERVER_PID")
+  t0=$(date +%s.%N)
+  # bounded: rtm-bench stops by itself; timeout is the last resort
+  timeout -k 5 600 "$BENCH" $args > "$dir/bench.out" 2> "$dir/bench.err" || rc=$?
+  t1=$(date +%s.%N)
+  c1=$(cpu_ticks "$SERVER_PID")
+  sed -n '1,12p' "$dir/bench.out"
+  [ "$rc" = 0 ] || { echo "run.sh: rtm-bench exited with $rc"; tail -n 5 "$dir/bench.err"; }
+  printf '{"target":"%s","scenario":"%s","label":"%s","rc":%d,"server_cpu_s":%.2f,"wall_s":%.2f,"command":"rtm-bench %s"}\n' \
+    "$t" "$s" "$label" "$rc" "$(awk "BEGIN { print ($c1 - $c0) / $HZ }")" \
+    "$(awk "BEGIN { print $t1 - $t0 }")" \
+    "$(echo "$args" | sed -e "s/--secret [^ ]*/--secret .../" -e "s|$WORK|\$TMP|g")" >> "$WORK/runs.jsonl"
+  stop_server
+}
+
+START=$(date +%s)
+for s in $SCENARIOS; do
+  for t in $TARGETS; do
+    if [ "$s" = p2p ]; then
+      [ "$t" = rtmd ] || continue
+      run_one rtmd p2p open
+      # the same at half the open-loop answer rate, for latency
+      rate=$(/usr/bin/python3 - "$RESULTS" <<'EOF'
+import json, sys
+best = 0
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("target") == "rtmd" and r.get("scenario") == "p2p" and r.get("label") == "open":
+        best = r.get("acked_per_s") or 0
+print(int(best / 2))
+EOF
+)
+      if [ "${rate:-0}" -gt 0 ]; then run_one rtmd p2p half-rate --rate "$rate"; fi
+      continue
+    fi
+    run_one "$t" "$s" main
+  done
+done
+END=$(date +%s)
+
+/usr/bin/python3 "$ROOT/bench/report.py" --results "$RESULTS" --runs "$WORK/runs.jsonl" \
+  --settings "$WORK/settings" --command "$ORIG_CMD" --elapsed $((END - START)) \
+  --quick "$QUICK" --out "$OUT"
+echo "run.sh: wrote $OUT ($((END - START)) s of runs)"
