@@ -52,7 +52,8 @@ void conn_close(rtmd_conn *c, const char *reason)
         return;
     c->closing = true;
     rtmd_server *srv = c->srv;
-    LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), c->peer,
+    char peer[RTMD_PEER_LEN];
+    LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
               reason);
     if (c->prev)
         c->prev->next = c->next;
@@ -102,8 +103,9 @@ static bool over_output_limit(rtmd_conn *c)
             return false;
     }
     c->srv->metrics.slow_consumers++;
+    char peer[RTMD_PEER_LEN];
     LOG_WARN("conn %llu %s: output queue over %u bytes, dropping a slow reader", (unsigned long long)c->id,
-             c->peer, c->srv->cfg.max_output_queue);
+             conn_peer(c, peer), c->srv->cfg.max_output_queue);
     conn_close(c, "slow consumer");
     return true;
 }
@@ -197,6 +199,7 @@ static void start_write(rtmd_conn *c);
 static void on_written(uv_write_t *req, int status)
 {
     rtmd_conn *c = req->data;
+    free(req);
     c->writing = false;
     rtm_buf_reset(&c->inflight);
     if (status < 0) {
@@ -234,15 +237,36 @@ static void start_write(rtmd_conn *c)
         }
         buf = uv_buf_init((char *)rtm_buf_head(&c->inflight), (unsigned)rtm_buf_pending(&c->inflight));
     }
+    /* The kernel did not take everything: the rest goes out through a write
+     * request, allocated only for as long as such a write is in flight. */
+    uv_write_t *req = malloc(sizeof *req);
+    if (!req) {
+        conn_close(c, "out of memory");
+        return;
+    }
     c->srv->metrics.bytes_out += buf.len;
-    c->write_req.data = c;
-    int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+    req->data = c;
+    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
     if (rc < 0) {
+        free(req);
         conn_close(c, uv_strerror(rc));
         return;
     }
     c->writing = true;
     conn_ref(c);
+}
+
+void conn_release_idle_buffers(rtmd_conn *c)
+{
+    if (c->writing || c->closing)
+        return;
+    if (rtm_buf_pending(&c->out) == 0 && c->out.cap)
+        rtm_buf_free(&c->out);
+    if (c->inflight.cap)
+        rtm_buf_free(&c->inflight);
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_cap = 0;
 }
 
 void rtmd_flush_dirty(rtmd_server *srv)
@@ -268,7 +292,9 @@ static void protocol_error(rtmd_conn *c, const char *what)
     if (c->closing)
         return;
     c->srv->metrics.protocol_errors++;
-    LOG_INFO("conn %llu %s %s: %s, closing", (unsigned long long)c->id, rtmd_gate_name(c->gate), c->peer, what);
+    char peer[RTMD_PEER_LEN];
+    LOG_INFO("conn %llu %s %s: %s, closing", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
+             what);
     conn_close(c, what);
 }
 
@@ -574,6 +600,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     conn_unref(c);
 }
 
+const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN])
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    snprintf(buf, RTMD_PEER_LEN, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0)
+        return buf;
+    char ip[48] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    snprintf(buf, RTMD_PEER_LEN, "%s:%d", ip, port);
+    return buf;
+}
+
 void rtmd_on_connection(uv_stream_t *server_stream, int status)
 {
     rtmd_listener *l = (rtmd_listener *)server_stream;
@@ -605,20 +651,6 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status)
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
-    }
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        char ip[48] = "?";
-        int port = 0;
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
     }
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->gate == GATE_SERVER_TCP)

@@ -340,10 +340,10 @@ static bool anyone_wants_event(rtmd_server *srv, int64_t pid, unsigned bit)
 }
 
 /* "ip:port" of the user's newest connection, or "" once it is offline. */
-static const char *user_endpoint(rtmd_server *srv, int64_t pid, int64_t uid)
+static const char *user_endpoint(rtmd_server *srv, int64_t pid, int64_t uid, char buf[RTMD_PEER_LEN])
 {
     rtmd_user *u = users_get(srv, pid, uid);
-    return u && u->sessions ? u->sessions->conn->peer : "";
+    return u && u->sessions ? conn_peer(u->sessions->conn, buf) : "";
 }
 
 static int encode_event(rtm_buf *out, int64_t pid, int64_t uid, const char *event, uint64_t ms,
@@ -373,7 +373,8 @@ void listen_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *e
     if (!bit || !anyone_wants_event(srv, pid, bit))
         return;
     rtm_buf packet = {0};
-    if (encode_event(&packet, pid, uid, event, ms, user_endpoint(srv, pid, uid)) == 0) {
+    char peer[RTMD_PEER_LEN];
+    if (encode_event(&packet, pid, uid, event, ms, user_endpoint(srv, pid, uid, peer)) == 0) {
         rtmd_listener_state *next;
         for (rtmd_listener_state *l = state(srv)->head; l; l = next) {
             next = l->next;

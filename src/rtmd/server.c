@@ -179,6 +179,10 @@ static void on_tick(uv_timer_t *t)
         if (c->gate != GATE_HTTP && now - c->last_ping_ms >= (uint64_t)cfg->ping_interval * 1000) {
             c->last_ping_ms = now;
             conn_send_quest(c, "ping", (const uint8_t *)"\x80", 1);
+        } else if (now - c->last_recv_ms >= 1000) {
+            /* Quiet for a second: give its buffers back (most connections
+             * of a chat server are quiet most of the time). */
+            conn_release_idle_buffers(c);
         }
     }
 }

@@ -72,7 +72,6 @@ typedef struct rtmd_conn {
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */
     rtm_buf inflight;              /* bytes of the write in flight */
-    uv_write_t write_req;
     uint8_t *scratch;              /* package-mode decryption buffer */
     size_t scratch_cap;
 
@@ -86,7 +85,6 @@ typedef struct rtmd_conn {
     uint64_t last_recv_ms;
     uint64_t last_ping_ms;
     uint32_t next_seq;             /* seq of server quests */
-    char peer[64];                 /* "ip:port" for logs */
 } rtmd_conn;
 
 typedef struct rtmd_metrics {
@@ -166,6 +164,12 @@ void conn_unref(rtmd_conn *c);
 int conn_send_packet(rtmd_conn *c, const uint8_t *packet, size_t len);
 /* Queues raw bytes as they are (HTTP responses, the WebSocket upgrade). */
 int conn_send_raw(rtmd_conn *c, const void *data, size_t len);
+/* "ip:port" of the peer, for logs and events, written into buf. */
+#define RTMD_PEER_LEN 64
+const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN]);
+/* Frees the output and scratch buffers of a connection with nothing to
+ * write (the housekeeping tick calls it for idle connections). */
+void conn_release_idle_buffers(rtmd_conn *c);
 /* Closes at once (drops queued output). */
 void conn_close(rtmd_conn *c, const char *reason);
 /* Closes once queued output is written. */
