@@ -169,17 +169,18 @@ static uint64_t read_be(const uint8_t *p, size_t n)
     return v;
 }
 
-/* Walks a msgpack document without allocating and checks that it is one
- * complete object whose containers announce no more elements than bytes
- * remain. msgpack-c sizes its allocations from those announcements, so an
- * unchecked five-byte header could make it ask for gigabytes. */
-int rtm_msgpack_check(const uint8_t *p, size_t len)
+/* Walks one msgpack object at p without allocating and returns its length,
+ * or 0 when it is malformed or truncated, or when a container announces
+ * more elements than bytes remain. msgpack-c sizes its allocations from
+ * those announcements, so an unchecked five-byte header could make it ask
+ * for gigabytes. */
+size_t rtm_msgpack_skip(const uint8_t *p, size_t len)
 {
     size_t pos = 0;
     uint64_t pending = 1; /* objects still to read; never above the bytes left */
     while (pending > 0) {
         if (pos >= len)
-            return -1;
+            return 0;
         uint8_t b = p[pos++];
         pending--;
         uint64_t count = 0; /* elements of a container */
@@ -219,11 +220,11 @@ int rtm_msgpack_check(const uint8_t *p, size_t len)
             case 0xdd: container = true; lenbytes = 4; break;    /* array32 */
             case 0xde: container = map = true; lenbytes = 2; break; /* map16 */
             case 0xdf: container = map = true; lenbytes = 4; break; /* map32 */
-            default: return -1;                                  /* 0xc1: never used */
+            default: return 0;                                   /* 0xc1: never used */
             }
             if (lenbytes) {
                 if (len - pos < lenbytes)
-                    return -1;
+                    return 0;
                 uint64_t n = read_be(p + pos, lenbytes);
                 pos += lenbytes;
                 if (container)
@@ -236,15 +237,93 @@ int rtm_msgpack_check(const uint8_t *p, size_t len)
             if (map)
                 count *= 2;
             if (count > len - pos || pending + count > len - pos)
-                return -1;
+                return 0;
             pending += count;
         } else {
             if (skip > len - pos)
-                return -1;
+                return 0;
             pos += (size_t)skip;
         }
     }
-    return pos == len ? 0 : -1;
+    return pos;
+}
+
+int rtm_msgpack_check(const uint8_t *p, size_t len)
+{
+    return len > 0 && rtm_msgpack_skip(p, len) == len ? 0 : -1;
+}
+
+/* Reads a str or bin header at p; returns the header length or 0. */
+static size_t str_header(const uint8_t *p, size_t len, size_t *body)
+{
+    if (len == 0)
+        return 0;
+    uint8_t b = p[0];
+    size_t lenbytes;
+    if (b >= 0xa0 && b <= 0xbf) {
+        *body = b & 0x1f;
+        return 1;
+    }
+    if (b == 0xc4 || b == 0xd9)
+        lenbytes = 1;
+    else if (b == 0xc5 || b == 0xda)
+        lenbytes = 2;
+    else if (b == 0xc6 || b == 0xdb)
+        lenbytes = 4;
+    else
+        return 0;
+    if (len < 1 + lenbytes)
+        return 0;
+    *body = (size_t)read_be(p + 1, lenbytes);
+    return 1 + lenbytes;
+}
+
+int rtm_msgpack_map_find(const uint8_t *p, size_t len, const char *key, const uint8_t **value, size_t *value_len)
+{
+    size_t pos, n;
+    if (len == 0)
+        return -1;
+    if (p[0] >= 0x80 && p[0] <= 0x8f) {
+        n = p[0] & 0x0f;
+        pos = 1;
+    } else if (p[0] == 0xde && len >= 3) {
+        n = (size_t)read_be(p + 1, 2);
+        pos = 3;
+    } else if (p[0] == 0xdf && len >= 5) {
+        n = (size_t)read_be(p + 1, 4);
+        pos = 5;
+    } else {
+        return -1;
+    }
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        size_t body = 0, h = str_header(p + pos, len - pos, &body);
+        bool match = h && body == klen && len - pos - h >= body && memcmp(p + pos + h, key, klen) == 0;
+        size_t k = rtm_msgpack_skip(p + pos, len - pos);
+        if (k == 0)
+            return -1;
+        pos += k;
+        size_t v = rtm_msgpack_skip(p + pos, len - pos);
+        if (v == 0)
+            return -1;
+        if (match) {
+            *value = p + pos;
+            *value_len = v;
+            return 0;
+        }
+        pos += v;
+    }
+    return -1;
+}
+
+int rtm_msgpack_bytes(const uint8_t *p, size_t len, const uint8_t **body, size_t *body_len)
+{
+    size_t n = 0, h = str_header(p, len, &n);
+    if (!h || len - h < n)
+        return -1;
+    *body = p + h;
+    *body_len = n;
+    return 0;
 }
 
 int rtm_payload_decode(uint8_t flag, const uint8_t *data, size_t len, msgpack_unpacked *out)

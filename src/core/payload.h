@@ -19,6 +19,14 @@ int rtm_payload_decode(uint8_t flag, const uint8_t *data, size_t len, msgpack_un
 /* Checks that bytes hold exactly one msgpack object whose containers do not
  * announce more elements than bytes remain. Returns 0 or -1. */
 int rtm_msgpack_check(const uint8_t *data, size_t len);
+/* The length of the one msgpack object at data, or 0 if it is malformed
+ * (same checks as rtm_msgpack_check). */
+size_t rtm_msgpack_skip(const uint8_t *data, size_t len);
+/* Without decoding the whole map at data: finds the value of a string key
+ * and gives its encoded bytes. Returns 0, or -1 if absent or malformed. */
+int rtm_msgpack_map_find(const uint8_t *data, size_t len, const char *key, const uint8_t **value, size_t *value_len);
+/* The body of an encoded str or bin. Returns 0, or -1 for another type. */
+int rtm_msgpack_bytes(const uint8_t *data, size_t len, const uint8_t **body, size_t *body_len);
 
 /* Converts a JSON document to msgpack (integers stay exact up to 64 bits). */
 int rtm_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out);

@@ -192,6 +192,31 @@ static void error_body(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void find_without_decoding(void **state)
+{
+    /* {"from": 5, "list": [1, {"x": 2}], "msg": bin(3), "s": "hey"} */
+    const uint8_t buf[] = {0x84, 0xa4, 'f', 'r', 'o', 'm', 0x05, 0xa4, 'l', 'i', 's', 't', 0x92, 0x01, 0x81, 0xa1, 'x',
+                           0x02, 0xa3, 'm', 's', 'g', 0xc4, 0x03, 0xaa, 0xbb, 0xcc, 0xa1, 's', 0xa3, 'h', 'e', 'y'};
+    assert_int_equal(rtm_msgpack_skip(buf, sizeof buf), sizeof buf);
+    assert_int_equal(rtm_msgpack_skip(buf, sizeof buf - 1), 0);
+    const uint8_t *v, *body;
+    size_t vlen, blen;
+    assert_int_equal(rtm_msgpack_map_find(buf, sizeof buf, "msg", &v, &vlen), 0);
+    assert_int_equal(vlen, 5);
+    assert_int_equal(rtm_msgpack_bytes(v, vlen, &body, &blen), 0);
+    assert_int_equal(blen, 3);
+    assert_int_equal(body[2], 0xcc);
+    assert_int_equal(rtm_msgpack_map_find(buf, sizeof buf, "s", &v, &vlen), 0);
+    assert_int_equal(rtm_msgpack_bytes(v, vlen, &body, &blen), 0);
+    assert_memory_equal(body, "hey", 3);
+    assert_int_equal(rtm_msgpack_map_find(buf, sizeof buf, "from", &v, &vlen), 0);
+    assert_int_equal(rtm_msgpack_bytes(v, vlen, &body, &blen), -1); /* an integer */
+    assert_int_equal(rtm_msgpack_map_find(buf, sizeof buf, "x", &v, &vlen), -1); /* only top-level keys */
+    assert_int_equal(rtm_msgpack_map_find(buf, sizeof buf, "nope", &v, &vlen), -1);
+    assert_int_equal(rtm_msgpack_map_find(buf, 20, "msg", &v, &vlen), -1); /* truncated */
+    assert_int_equal(rtm_msgpack_map_find((const uint8_t *)"\x91\x01", 2, "msg", &v, &vlen), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +227,7 @@ int main(void)
         cmocka_unit_test(json_round_trip_keeps_int64),
         cmocka_unit_test(malformed_bodies),
         cmocka_unit_test(error_body),
+        cmocka_unit_test(find_without_decoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,7 +38,6 @@ static struct {
     fc_ctx *fc;
     struct sockaddr_in addr, gate_addr;
     msgpack_sbuffer sb;
-    msgpack_zone zone;
     uint64_t mid;
     /* token minting */
     fc_conn *gate[GATE_LINKS];
@@ -240,21 +239,16 @@ static void on_quest(fc_conn *c, const fpnn_packet *q)
         bench_error(i, FPNN_EC_CORE_DECODING, "push is not msgpack");
         return;
     }
-    size_t off = 0;
-    msgpack_object o;
-    if (msgpack_unpack((const char *)q->payload, q->payload_len, &off, &R.zone, &o) != MSGPACK_UNPACK_SUCCESS) {
-        bench_error(i, FPNN_EC_CORE_DECODING, "bad push payload");
-        msgpack_zone_clear(&R.zone);
+    /* Only `msg` is needed: found in place, as the peers' clients hand over
+     * their payload bytes without decoding anything. */
+    const uint8_t *v, *body;
+    size_t vlen, blen;
+    if (rtm_msgpack_map_find(q->payload, q->payload_len, "msg", &v, &vlen) != 0 ||
+        rtm_msgpack_bytes(v, vlen, &body, &blen) != 0) {
+        bench_error(i, FPNN_EC_CORE_DECODING, "push without msg");
         return;
     }
-    const msgpack_object *m = mp_map_get(&o, "msg");
-    if (m && m->type == MSGPACK_OBJECT_BIN)
-        bench_delivered(i, m->via.bin.ptr, m->via.bin.size);
-    else if (m && m->type == MSGPACK_OBJECT_STR)
-        bench_delivered(i, m->via.str.ptr, m->via.str.size);
-    else
-        bench_error(i, FPNN_EC_CORE_DECODING, "push without msg");
-    msgpack_zone_clear(&R.zone);
+    bench_delivered(i, body, blen);
 }
 
 /* ---- the target interface ---- */
@@ -269,7 +263,6 @@ static int r_init(uv_loop_t *loop, const bench_opts *o, int nclients)
     if (!R.cl || !R.tokens)
         return -1;
     msgpack_sbuffer_init(&R.sb);
-    msgpack_zone_init(&R.zone, 4096);
     fc_callbacks cb = {on_open, on_quest, on_close};
     R.fc = fc_ctx_new(loop, &cb, 16u << 20);
     if (!R.fc)
@@ -389,7 +382,6 @@ static void r_shutdown(void)
     free(R.cl);
     free(R.tokens);
     msgpack_sbuffer_destroy(&R.sb);
-    msgpack_zone_destroy(&R.zone);
 }
 
 const bench_target bench_target_rtmd = {
