@@ -29,9 +29,14 @@
 #define CHAT_MTYPES_SQL " AND mtype BETWEEN 30 AND 50"
 #define MTYPES_SQL_MAX (HISTORY_MTYPES_MAX * 22 + 32)
 #define SWEEP_TICK_MS 500
-/* The newest message id of a project, from index messages_id (pid, id). */
-#define NEWEST_ID_SQL "SELECT id FROM messages WHERE pid = ?1 ORDER BY id DESC LIMIT 1"
+/* The newest message id of the server, the last row in rowid order. Ids are
+ * server-wide and increasing, so it bounds every project's ids: "read up to
+ * it" marks every message of a project that the snapshot holds. */
+#define NEWEST_ID_SQL "SELECT MAX(id) FROM messages"
 #define SWEEP_TASKS_MAX 100000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define HISTORY_SWEEP_BATCH_SQL STR(HISTORY_SWEEP_BATCH)
 
 enum conv_type { CONV_P2P = 1, CONV_GROUP = 2, CONV_ROOM = 3, CONV_BROADCAST = 4 };
 
@@ -46,6 +51,12 @@ struct history_state {
     struct sweep *sweep;       /* the run in progress, or NULL */
     int64_t swept_id;          /* conversations with no message above this were trimmed */
     uint64_t deleted;
+    /* per project with history_days: the rows of that project below id were
+     * examined by a completed days task (the next run starts there) */
+    size_t ndays_done;
+    struct {
+        int64_t pid, id;
+    } days_done[RTMD_MAX_PROJECTS];
 };
 
 uint64_t history_retention_deleted(rtmd_server *srv)
@@ -1353,12 +1364,25 @@ static void method_mark(rtmd_request *req)
 
 enum { TASK_DAYS = 1, TASK_CONV = 2 };
 
+/* TASK_DAYS deletes the rows of a project older than a date without an
+ * index on mtime. messages.c never lets mtime decrease as id grows, so the
+ * old rows are a prefix of the rowid order, whose end (the first row not
+ * older, done_id) a bisection over rowid probes finds. The task walks ids
+ * [from_id, to_id) in rowid windows of at most HISTORY_SWEEP_BATCH rows
+ * each, whatever their project (so a batch stays bounded among rows that
+ * other projects keep), deleting the project's rows with mtime < cutoff.
+ * A project's first run since start walks every row (to_id past the newest)
+ * so that rows out of mtime order (written before this rule, or edited
+ * while rtmd was down) go too; later runs walk from where the previous one
+ * ended (done_id) to the new prefix end. */
 typedef struct sweep_task {
     int64_t pid;
     int kind;
     int conv_type;
     int64_t a, b;
     int64_t cutoff;            /* TASK_DAYS: mtime below; TASK_CONV: id up to */
+    int64_t from_id, to_id;    /* TASK_DAYS: ids left to examine */
+    int64_t done_id;           /* TASK_DAYS: the next run starts here */
 } sweep_task;
 
 typedef struct sweep {
@@ -1375,8 +1399,33 @@ typedef struct sweep {
     bool complete;
     size_t cur;
     int64_t batch_deleted;
+    int64_t batch_end;         /* TASK_DAYS: the batch examined ids below this */
     uint64_t total;
 } sweep;
+
+static int64_t days_done_get(const struct history_state *h, int64_t pid, bool *seen)
+{
+    for (size_t i = 0; i < h->ndays_done; i++)
+        if (h->days_done[i].pid == pid) {
+            *seen = true;
+            return h->days_done[i].id;
+        }
+    return 0;
+}
+
+static void days_done_set(struct history_state *h, int64_t pid, int64_t id)
+{
+    size_t i = 0;
+    while (i < h->ndays_done && h->days_done[i].pid != pid)
+        i++;
+    if (i == h->ndays_done) {
+        if (i == RTMD_MAX_PROJECTS)
+            return;
+        h->ndays_done++;
+        h->days_done[i].pid = pid;
+    }
+    h->days_done[i].id = id;
+}
 
 static int sweep_add(sweep *sw, sweep_task t)
 {
@@ -1396,26 +1445,69 @@ static int sweep_add(sweep *sw, sweep_task t)
     return SQLITE_OK;
 }
 
-static int sweep_scan_project(sqlite3 *db, sweep *sw, size_t p)
+/* The first id (in [lo, hi], hi meaning none) from which on no row is
+ * older than cutoff, assuming mtime does not decrease as id grows: a
+ * bisection with one rowid probe per step. */
+static int first_id_not_older(sqlite3 *db, int64_t lo, int64_t hi, int64_t cutoff, int64_t *out)
+{
+    sqlite3_stmt *probe;
+    int rc = prep(db, "SELECT id, mtime FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1", &probe);
+    if (rc != SQLITE_OK)
+        return rc;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_reset(probe);
+        sqlite3_bind_int64(probe, 1, mid);
+        rc = sqlite3_step(probe);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(probe, 1) < cutoff) {
+            lo = sqlite3_column_int64(probe, 0) + 1;  /* old rows up to this one */
+        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+            hi = mid;
+        } else {
+            break;
+        }
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(probe);
+    *out = lo;
+    return rc;
+}
+
+/* The days task of project p: ids from where its last completed task
+ * stopped (or the first row) up to the first row that is not too old. */
+static int sweep_scan_days(sqlite3 *db, sweep *sw, size_t p, int64_t first_id)
 {
     int64_t pid = sw->proj[p].pid;
-    int rc = SQLITE_OK;
-    if (sw->proj[p].days) {
-        int64_t cutoff = sw->now_ms - (int64_t)sw->proj[p].days * 86400000;
-        int64_t any = query_i64(db, "SELECT EXISTS (SELECT 1 FROM messages WHERE pid = ?1 AND mtime < ?2)", pid,
-                                cutoff, &rc);
-        if (rc != SQLITE_OK)
-            return rc;
-        if (any && (rc = sweep_add(sw, (sweep_task){pid, TASK_DAYS, 0, 0, 0, cutoff})) != SQLITE_OK)
-            return rc;
-    }
-    if (!sw->proj[p].max)
-        return SQLITE_OK;
+    int64_t cutoff = sw->now_ms - (int64_t)sw->proj[p].days * 86400000;
+    bool seen = false;
+    int64_t from = days_done_get(sw->h, pid, &seen), end = 0;
+    if (from < first_id)
+        from = first_id;
+    int rc = first_id_not_older(db, from, sw->high_id + 1, cutoff, &end);
+    int64_t to = seen ? end : sw->high_id + 1;
+    if (rc != SQLITE_OK || from >= to)
+        return rc;
+    return sweep_add(sw, (sweep_task){pid, TASK_DAYS, 0, 0, 0, cutoff, from, to, end});
+}
+
+static size_t sweep_find_project(const sweep *sw, int64_t pid)
+{
+    for (size_t p = 0; p < sw->nproj; p++)
+        if (sw->proj[p].pid == pid)
+            return p;
+    return sw->nproj;
+}
+
+/* The conversations with a message since the last complete run (a rowid
+ * range, every project at once) that hold more than their project's
+ * history_max_per_conversation messages. */
+static int sweep_scan_convs(sqlite3 *db, sweep *sw)
+{
     sqlite3_stmt *convs, *nth;
+    int rc;
     if ((rc = prep(db,
-                   "SELECT conv_type, conv_a, conv_b FROM messages INDEXED BY messages_id"
-                   " WHERE pid = ?1 AND id > ?2 AND id <= ?3"
-                   " GROUP BY conv_type, conv_a, conv_b",
+                   "SELECT pid, conv_type, conv_a, conv_b FROM messages WHERE id > ?1 AND id <= ?2"
+                   " GROUP BY pid, conv_type, conv_a, conv_b",
                    &convs)) != SQLITE_OK)
         return rc;
     if ((rc = prep(db,
@@ -1425,12 +1517,15 @@ static int sweep_scan_project(sqlite3 *db, sweep *sw, size_t p)
         sqlite3_finalize(convs);
         return rc;
     }
-    sqlite3_bind_int64(convs, 1, pid);
-    sqlite3_bind_int64(convs, 2, sw->since_id);
-    sqlite3_bind_int64(convs, 3, sw->high_id);
+    sqlite3_bind_int64(convs, 1, sw->since_id);
+    sqlite3_bind_int64(convs, 2, sw->high_id);
     while ((rc = sqlite3_step(convs)) == SQLITE_ROW) {
-        int type = sqlite3_column_int(convs, 0);
-        int64_t a = sqlite3_column_int64(convs, 1), b = sqlite3_column_int64(convs, 2);
+        int64_t pid = sqlite3_column_int64(convs, 0);
+        size_t p = sweep_find_project(sw, pid);
+        if (p == sw->nproj || !sw->proj[p].max)
+            continue;
+        int type = sqlite3_column_int(convs, 1);
+        int64_t a = sqlite3_column_int64(convs, 2), b = sqlite3_column_int64(convs, 3);
         sqlite3_reset(nth);
         sqlite3_bind_int64(nth, 1, pid);
         sqlite3_bind_int(nth, 2, type);
@@ -1439,7 +1534,7 @@ static int sweep_scan_project(sqlite3 *db, sweep *sw, size_t p)
         sqlite3_bind_int64(nth, 5, sw->proj[p].max);
         int s = sqlite3_step(nth);
         if (s == SQLITE_ROW) {
-            rc = sweep_add(sw, (sweep_task){pid, TASK_CONV, type, a, b, sqlite3_column_int64(nth, 0)});
+            rc = sweep_add(sw, (sweep_task){pid, TASK_CONV, type, a, b, sqlite3_column_int64(nth, 0), 0, 0, 0});
             if (rc != SQLITE_OK)
                 break;
         } else if (s != SQLITE_DONE) {
@@ -1458,17 +1553,19 @@ static int sweep_scan(sqlite3 *db, void *arg)
     int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    /* Ids are server-wide: the newest of the projects swept bounds what
-     * this snapshot holds for each of them. */
-    sw->high_id = 0;
-    for (size_t p = 0; p < sw->nproj && rc == SQLITE_OK; p++) {
-        int64_t id = query_i64(db, NEWEST_ID_SQL, sw->proj[p].pid, 0, &rc);
-        if (id > sw->high_id)
-            sw->high_id = id;
-    }
+    /* Ids are server-wide: the newest bounds what this snapshot holds for
+     * every project. */
+    sw->high_id = query_i64(db, NEWEST_ID_SQL, 0, 0, &rc);
+    int64_t first_id = rc == SQLITE_OK ? query_i64(db, "SELECT MIN(id) FROM messages", 0, 0, &rc) : 0;
     sw->complete = true;
-    for (size_t p = 0; p < sw->nproj && rc == SQLITE_OK; p++)
-        rc = sweep_scan_project(db, sw, p);
+    bool any_max = false;
+    for (size_t p = 0; p < sw->nproj && rc == SQLITE_OK; p++) {
+        any_max |= sw->proj[p].max != 0;
+        if (sw->proj[p].days && sw->high_id)
+            rc = sweep_scan_days(db, sw, p, first_id);
+    }
+    if (rc == SQLITE_OK && any_max)
+        rc = sweep_scan_convs(db, sw);
     sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -1480,19 +1577,27 @@ static int sweep_apply(sqlite3 *db, void *arg)
     sqlite3_stmt *st;
     int rc;
     if (t->kind == TASK_DAYS) {
-        rc = prep(db,
-                  "DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE pid = ?1 AND mtime < ?2"
-                  " LIMIT ?3)",
-                  &st);
+        /* The window: from from_id up to the id of the row HISTORY_SWEEP_BATCH
+         * rows on (any project), or to to_id. Reads t, writes only
+         * sw->batch_*: the done callback moves the task on. */
+        sw->batch_end = query_i64(db,
+                                  "SELECT COALESCE((SELECT id FROM messages WHERE id >= ?1 AND id < ?2"
+                                  " ORDER BY id LIMIT 1 OFFSET " HISTORY_SWEEP_BATCH_SQL "), ?2)",
+                                  t->from_id, t->to_id, &rc);
         if (rc != SQLITE_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, t->pid);
-        sqlite3_bind_int64(st, 2, t->cutoff);
-        sqlite3_bind_int(st, 3, HISTORY_SWEEP_BATCH);
+        /* +pid: by rowid range, never by an index on pid. */
+        rc = prep(db, "DELETE FROM messages WHERE id >= ?1 AND id < ?2 AND +pid = ?3 AND mtime < ?4", &st);
+        if (rc != SQLITE_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, t->from_id);
+        sqlite3_bind_int64(st, 2, sw->batch_end);
+        sqlite3_bind_int64(st, 3, t->pid);
+        sqlite3_bind_int64(st, 4, t->cutoff);
     } else {
         rc = prep(db,
-                  "DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE pid = ?1 AND conv_type = ?2"
-                  " AND conv_a = ?3 AND conv_b = ?4 AND id <= ?5 LIMIT ?6)",
+                  "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2"
+                  " AND conv_a = ?3 AND conv_b = ?4 AND id <= ?5 ORDER BY id LIMIT ?6)",
                   &st);
         if (rc != SQLITE_OK)
             return rc;
@@ -1534,8 +1639,16 @@ static void sweep_batch_done(void *arg, int status)
         return;
     }
     sw->total += (uint64_t)sw->batch_deleted;
-    if (sw->batch_deleted < HISTORY_SWEEP_BATCH)
+    sweep_task *t = &sw->tasks[sw->cur];
+    if (t->kind == TASK_DAYS) {
+        t->from_id = sw->batch_end;
+        if (t->from_id >= t->to_id) {
+            days_done_set(sw->h, t->pid, t->done_id);
+            sw->cur++;
+        }
+    } else if (sw->batch_deleted < HISTORY_SWEEP_BATCH) {
         sw->cur++;
+    }
     sweep_step(sw);
 }
 

@@ -198,7 +198,8 @@ size_t msg_dedup_count(const msg_dedup *d)
 
 struct messages_state {
     int64_t next_id;          /* next message id (server-wide) */
-    int64_t last_mtime;       /* mtimes never go backwards */
+    int64_t last_mtime;       /* mtimes never go backwards, across restarts too:
+                               * mtime order is id order (history retention) */
     msg_dedup *dedup;
     msgpack_sbuffer body;     /* push body being encoded */
     rtm_buf packet;           /* push packet being sent */
@@ -758,17 +759,27 @@ static void method_broadcastmsg(rtmd_request *req)
 
 /* ---- module life cycle ---- */
 
-static int load_max_id(sqlite3 *db, void *arg)
+/* The newest stored message: the next id follows it, and mtimes continue
+ * from its mtime even if the clock went back while rtmd was down. */
+typedef struct newest_msg {
+    int64_t id, mtime;
+} newest_msg;
+
+static int load_newest(sqlite3 *db, void *arg)
 {
-    int64_t *max = arg;
+    newest_msg *max = arg;
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT max(id) FROM messages", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db, "SELECT id, mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)", -1,
+                                &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *max = sqlite3_column_int64(st, 0); /* NULL (no rows) reads as 0 */
+        max->id = sqlite3_column_int64(st, 0);
+        max->mtime = sqlite3_column_int64(st, 1);
         rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK; /* no message yet */
     }
     sqlite3_finalize(st);
     return rc;
@@ -784,12 +795,13 @@ int messages_init(rtmd_server *srv, char *err, size_t errlen)
     }
     msgpack_sbuffer_init(&s->body);
     srv->svc->messages = s;
-    int64_t max = 0;
-    if (services_load(srv, load_max_id, &max) != SQLITE_OK) {
+    newest_msg max = {0, 0};
+    if (services_load(srv, load_newest, &max) != SQLITE_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
         return -1;
     }
-    s->next_id = max + 1;
+    s->next_id = max.id + 1;
+    s->last_mtime = max.mtime;
     LOG_INFO("messages: next message id %lld", (long long)s->next_id);
     return 0;
 }

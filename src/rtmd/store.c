@@ -179,8 +179,6 @@ static void fail_range(store_op *from, store_op *to, int rc)
     }
 }
 
-/* Applies one batch, normally in one transaction with a savepoint per op.
- * Sets every op's status; returns the number of transactions committed. */
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 void store_stmt_release(sqlite3_stmt *st);
 
@@ -198,14 +196,33 @@ static int exec_cached(sqlite3 *db, const char *sql)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* Runs op's apply; SQLITE_DONE counts as success. */
+static int apply_op(sqlite3 *db, store_op *op)
+{
+    int st = op->apply(db, op->arg);
+    return st == SQLITE_DONE ? SQLITE_OK : st;
+}
+
+/* Applies one batch in one transaction. Ops first run bare: a savepoint
+ * around every op cost about a sixth of the p2p throughput, and ops rarely
+ * fail. When one fails (or ends the transaction), everything since BEGIN is
+ * rolled back and applied again from the transaction's first op, each op
+ * now in a savepoint, so that only the failing op fails, as if savepoints
+ * had been used from the start; the rest of the batch keeps them. Ops
+ * before the failing one thus run twice: an apply must take its results
+ * from the database and its arguments (every apply of rtmd does), since a
+ * first run's writes may be undone. Sets every op's status; returns the
+ * number of transactions committed. */
 static unsigned run_batch(sqlite3 *db, op_list *batch)
 {
     unsigned commits = 0;
     int in_txn = 0;
+    int guarded = 0;   /* a savepoint per op: an op of this batch failed */
     store_op *txn_first = NULL;
     store_op *last = NULL;
 
-    for (store_op *op = batch->head; op; op = op->next) {
+    store_op *op = batch->head;
+    while (op) {
         last = op;
         op->status = SQLITE_OK;
         if (!in_txn) {
@@ -213,18 +230,31 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
             if (rc != SQLITE_OK) {
                 LOG_ERROR("store: BEGIN failed: %s", sqlite3_errmsg(db));
                 op->status = rc;
+                op = op->next;
                 continue;
             }
             in_txn = 1;
             txn_first = op;
         }
+        if (!guarded) {
+            int st = apply_op(db, op);
+            if (st == SQLITE_OK && !sqlite3_get_autocommit(db)) {
+                op = op->next;
+                continue;
+            }
+            /* Undo the transaction and apply it again with savepoints. */
+            if (!sqlite3_get_autocommit(db) && exec_cached(db, "ROLLBACK") != SQLITE_OK)
+                LOG_ERROR("store: ROLLBACK failed: %s", sqlite3_errmsg(db));
+            in_txn = 0;
+            guarded = 1;
+            op = txn_first;
+            continue;
+        }
         int rc = exec_cached(db, "SAVEPOINT store_op");
         if (rc != SQLITE_OK) {
             op->status = rc;
         } else {
-            int st = op->apply(db, op->arg);
-            if (st == SQLITE_DONE)
-                st = SQLITE_OK;
+            int st = apply_op(db, op);
             op->status = st;
             if (sqlite3_get_autocommit(db)) {
                 /* The transaction is gone (an I/O error, a full disk or an
@@ -233,6 +263,7 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
                 LOG_ERROR("store: batch transaction aborted by a write: %s", sqlite3_errstr(e));
                 fail_range(txn_first, op, e);
                 in_txn = 0;
+                op = op->next;
                 continue;
             }
             if (st == SQLITE_OK) {
@@ -249,6 +280,7 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
             fail_range(txn_first, op, rc);
             in_txn = 0;
         }
+        op = op->next;
     }
 
     if (in_txn) {

@@ -14,7 +14,10 @@
 typedef struct store store;
 
 /* Runs on the writer thread inside the batch transaction; returns SQLITE_OK
- * or an SQLite error code (the batch goes on, this write reports failure). */
+ * or an SQLite error code (the batch goes on, this write reports failure).
+ * When a write of its batch fails, the batch is rolled back and replayed
+ * with a savepoint per write, so an apply may run twice: it must take all
+ * it needs from arg and the database, and write its results only to arg. */
 typedef int (*store_apply_fn)(sqlite3 *db, void *arg);
 /* Runs on the event loop after the batch holding the write committed
  * (status SQLITE_OK) or failed. */

@@ -45,6 +45,26 @@
  *                      with an id up to it are read; removed_id, the p2p
  *                      conversation is hidden (removesession) until a
  *                      message with a larger id arrives.
+ *
+ * Migration 5: messages keyed by the server-wide message id. The table is
+ *   rebuilt with id INTEGER PRIMARY KEY: the row is stored in the rowid
+ *   b-tree under its id, and since messages.c hands ids out increasing, a
+ *   new message is appended at the end of that b-tree instead of being
+ *   placed in the conversation primary key. Indexes kept:
+ *   messages_conv      (pid, conv_type, conv_a, conv_b), rowid (= id)
+ *                      implied: history pages, a conversation's newest
+ *                      message, counts, the per-conversation retention.
+ *   messages_dedup     unique (pid, conv_type, conv_a, conv_b, from_uid,
+ *                      mid), as in migration 3.
+ *   messages_p2p_peer  (pid, conv_type, conv_b, conv_a), id implied, as in
+ *                      migration 4.
+ *   A rowid table appends the rowid to every index entry, so id is not
+ *   named in messages_conv and messages_p2p_peer (it would be stored twice)
+ *   and the planner still uses it for `id < ?` and `ORDER BY id`.
+ *   messages_mtime and messages_id are gone: mtime never decreases as id
+ *   grows (messages.c), so the rows older than a date are a prefix of the
+ *   rowid order and the retention deletes by rowid ranges; the rows above
+ *   an id are a rowid range too.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -123,6 +143,32 @@ static const char *const migrations[] = {
     "  removed_id INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (pid, uid, conv_type, xid)"
     ") WITHOUT ROWID;",
+
+    /* 5 */
+    "CREATE TABLE messages_new ("
+    "  id INTEGER PRIMARY KEY,"
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  conv_type INTEGER NOT NULL CHECK (conv_type BETWEEN 1 AND 4),"
+    "  conv_a INTEGER NOT NULL,"
+    "  conv_b INTEGER NOT NULL DEFAULT 0,"
+    "  from_uid INTEGER NOT NULL,"
+    "  mid INTEGER NOT NULL,"
+    "  mtype INTEGER NOT NULL,"
+    "  msg BLOB NOT NULL,"
+    "  is_binary INTEGER NOT NULL DEFAULT 0,"
+    "  attrs TEXT NOT NULL DEFAULT '',"
+    "  mtime INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO messages_new(id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, is_binary, attrs,"
+    " mtime, deleted)"
+    " SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, is_binary, attrs, mtime, deleted"
+    " FROM messages ORDER BY id;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_new RENAME TO messages;"
+    "CREATE INDEX messages_conv ON messages(pid, conv_type, conv_a, conv_b);"
+    "CREATE UNIQUE INDEX messages_dedup ON messages(pid, conv_type, conv_a, conv_b, from_uid, mid);"
+    "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

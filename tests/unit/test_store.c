@@ -19,7 +19,7 @@
 
 #include "store.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 typedef struct fixture {
     char dir[64];
@@ -212,6 +212,13 @@ static void test_open_creates_schema(void **state)
                                    "('projects', 'users', 'tokens', 'messages')"),
                      4);
     assert_int_equal(query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    /* Migration 5: messages keyed by id, three indexes left. */
+    assert_int_equal(query_int(db, "SELECT pk FROM pragma_table_info('messages') WHERE name = 'id'"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'messages'"),
+                     3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
+                                   "('messages_conv', 'messages_dedup', 'messages_p2p_peer')"),
+                     3);
     /* The unique indexes are there: string ids per project, message dedup. */
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO projects VALUES (1, 's', 0);"
