@@ -164,6 +164,7 @@ static const setting top_settings[] = {
     {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY},
     {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY},
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
+    {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY},
     {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
     {"retention_interval", K_U32, TOP(retention_interval), 1, 86400, S_ANY},
     {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
@@ -224,6 +225,7 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->handshake_timeout = 10;
     cfg->ping_interval = 20;
     cfg->store_batch_max = 512;
+    cfg->store_fsync = 1;
     cfg->sign_window = 300;
     cfg->retention_interval = 60;
     cfg->log_level = RTM_LOG_INFO;

@@ -45,6 +45,7 @@ typedef struct rtmd_config {
     uint32_t handshake_timeout;   /* seconds to send a first packet / finish the upgrade */
     uint32_t ping_interval;       /* seconds between server pings to clients */
     uint32_t store_batch_max;     /* writes per group commit */
+    uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
     uint32_t retention_interval;  /* seconds between runs of the history retention job */
     int log_level;                /* enum rtm_log_level */

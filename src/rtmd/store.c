@@ -3,11 +3,13 @@
  * writer thread with its queue and group commit, handing completions back to
  * the event loop, the start-up project helpers and the orderly close.
  *
- * Durability: the database runs in WAL mode with synchronous=FULL, so every
- * COMMIT fsyncs the WAL before the writer reports the batch. A write whose
- * done callback saw SQLITE_OK therefore survives kill -9 and power loss.
- * (synchronous=NORMAL would survive kill -9 but could lose the last commits
- * on power loss.) Group commit pays that fsync once per batch, not per write.
+ * Durability: the database runs in WAL mode. With fsync on (the default,
+ * synchronous=FULL) every COMMIT fsyncs the WAL before the writer reports
+ * the batch, so a write whose done callback saw SQLITE_OK survives kill -9
+ * and power loss; group commit pays that fsync once per batch. With fsync
+ * off (synchronous=NORMAL) a reported write is in the OS and survives kill
+ * -9 of rtmd, but the last commits may be lost if the machine loses power;
+ * it saves the fsync wait on every answer.
  *
  * Threads: the writer connection is used by store_open, then only by the
  * writer thread, then by store_close after the thread is joined. The reader
@@ -521,7 +523,8 @@ static int enable_wal(sqlite3 *db, const char *path, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, char *err, size_t errlen)
+store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, bool fsync, char *err,
+                  size_t errlen)
 {
     if (!loop || !data_dir) {
         set_err(err, errlen, "store_open: no loop or data directory");
@@ -546,6 +549,10 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, cha
     s->wdb = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
     if (!s->wdb)
         goto fail;
+    if (!fsync && exec_sql(s->wdb, "PRAGMA synchronous = NORMAL") != SQLITE_OK) {
+        set_err(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
     /* Migrate first, so that a database this build refuses is left as it
      * was; WAL mode is then recorded in the file for every connection. */
     char merr[256];

@@ -7,6 +7,7 @@
 #define RTMD_STORE_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -31,12 +32,15 @@ typedef struct store_project {
 
 /* Opens (creating if needed) <data_dir>/rtmd.sqlite3, applies migrations
  * and starts the writer thread. batch_max bounds the writes of one commit
- * (0 means a default of 256). data_dir is created like mkdir -p, the last
+ * (0 means a default of 256). fsync: every commit waits for the disk
+ * (survives power loss) or only for the OS (survives kill -9 of rtmd, not a
+ * power cut); see the file comment of store.c. data_dir is created like mkdir -p, the last
  * component with mode 0700. On failure returns NULL with a message in err
  * (a database newer than this build is refused, naming both versions).
  * The store's uv_async handle keeps the loop alive only while writes are
  * pending, so uv_run(loop, UV_RUN_DEFAULT) returns once all are reported. */
-store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, char *err, size_t errlen);
+store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, bool fsync, char *err,
+                  size_t errlen);
 int store_schema_version(store *s);
 /* Migrations applied by this store_open (0 when the schema was current). */
 int store_migrations_applied(store *s);

@@ -42,7 +42,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static void open_all(fixture *f)
 {
     char err[256] = "";
-    f->st = store_open(&f->loop, f->data, 0, err, sizeof err);
+    f->st = store_open(&f->loop, f->data, 0, true, err, sizeof err);
     if (!f->st)
         fail_msg("store_open: %s", err);
     assert_int_equal(store_ensure_project(f->st, PID, "secret-1"), 0);

@@ -61,7 +61,7 @@ static int teardown(void **state)
 static store *open_store(fixture *f, unsigned batch_max)
 {
     char err[256] = "";
-    store *s = store_open(&f->loop, f->data, batch_max, err, sizeof err);
+    store *s = store_open(&f->loop, f->data, batch_max, true, err, sizeof err);
     if (!s)
         fail_msg("store_open: %s", err);
     return s;
@@ -281,7 +281,7 @@ static void test_newer_version_refused(void **state)
     sqlite3_close(db);
 
     char err[256] = "";
-    store *s = store_open(&f->loop, f->data, 0, err, sizeof err);
+    store *s = store_open(&f->loop, f->data, 0, true, err, sizeof err);
     assert_null(s);
     assert_non_null(strstr(err, "7"));
     assert_non_null(strstr(err, "newer"));

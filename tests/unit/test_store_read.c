@@ -74,7 +74,7 @@ static store *open_tmp(uv_loop_t *loop, char *dir)
     strcpy(dir, "/tmp/rtmd-store-read-XXXXXX");
     assert_non_null(mkdtemp(dir));
     char err[256];
-    store *s = store_open(loop, dir, 16, err, sizeof err);
+    store *s = store_open(loop, dir, 16, true, err, sizeof err);
     assert_non_null(s);
     return s;
 }

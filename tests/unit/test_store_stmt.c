@@ -1,7 +1,8 @@
 /* Unit tests of the writer connection's statement cache (store_stmt): a
  * statement prepared in one write is the one handed out in the next, comes
  * back reset and unbound, and outside the writer a statement is prepared
- * afresh and finalized on release (LeakSanitizer checks that). */
+ * afresh and finalized on release (LeakSanitizer checks that); and the
+ * writer's synchronous mode follows store_open's fsync flag. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,7 +63,7 @@ static void writer_reuses_statements(void **state)
     char dir[] = "/tmp/rtmd-store-stmt-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char err[256];
-    store *s = store_open(&loop, dir, 1, err, sizeof err); /* one write per batch */
+    store *s = store_open(&loop, dir, 1, true, err, sizeof err); /* one write per batch */
     assert_non_null(s);
     ctx c = {0};
     for (int i = 0; i < 3; i++)
@@ -77,10 +78,45 @@ static void writer_reuses_statements(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static int read_synchronous(sqlite3 *db, void *arg)
+{
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, "PRAGMA synchronous", &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *(int *)arg = sqlite3_column_int(st, 0);
+    store_stmt_release(st);
+    return SQLITE_OK;
+}
+
+/* store_open's fsync flag sets the writer's synchronous mode: FULL (2)
+ * waits for the disk on every commit, NORMAL (1) for the OS only. */
+static void fsync_flag_sets_synchronous(void **state)
+{
+    for (int fsync = 0; fsync <= 1; fsync++) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        char dir[] = "/tmp/rtmd-store-sync-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char err[256];
+        store *s = store_open(&loop, dir, 0, fsync == 1, err, sizeof err);
+        assert_non_null(s);
+        int mode = -1;
+        assert_int_equal(store_submit(s, read_synchronous, NULL, &mode), 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(mode, fsync ? 2 : 1);
+        store_close(s);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writer_reuses_statements),
+        cmocka_unit_test(fsync_flag_sets_synchronous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
