@@ -44,26 +44,32 @@ static int grow(pairmap *m)
     return 0;
 }
 
-int pairmap_put(pairmap *m, uint64_t a, uint64_t b, void *value)
+void **pairmap_reserve(pairmap *m, uint64_t a, uint64_t b)
 {
     if ((m->count + 1) * 4 > m->cap * 3 && grow(m) != 0)
-        return -1;
+        return NULL;
     size_t i = find(m, a, b);
-    if (!m->slots[i].value)
+    if (!m->slots[i].value) {
         m->count++;
-    m->slots[i] = (pairmap_slot){a, b, value};
+        m->slots[i].a = a;
+        m->slots[i].b = b;
+    }
+    return &m->slots[i].value;
+}
+
+int pairmap_put(pairmap *m, uint64_t a, uint64_t b, void *value)
+{
+    void **slot = pairmap_reserve(m, a, b);
+    if (!slot)
+        return -1;
+    *slot = value;
     return 0;
 }
 
-void *pairmap_del(pairmap *m, uint64_t a, uint64_t b)
+/* Removes the entry at slot i (which holds a value) by backward shift. */
+static void remove_at(pairmap *m, size_t i)
 {
-    if (m->cap == 0)
-        return NULL;
     size_t mask = m->cap - 1;
-    size_t i = find(m, a, b);
-    void *value = m->slots[i].value;
-    if (!value)
-        return NULL;
     m->count--;
     /* Backward-shift: move later entries of the probe run into the hole. */
     size_t hole = i;
@@ -76,7 +82,28 @@ void *pairmap_del(pairmap *m, uint64_t a, uint64_t b)
         }
     }
     m->slots[hole].value = NULL;
+}
+
+void *pairmap_del(pairmap *m, uint64_t a, uint64_t b)
+{
+    if (m->cap == 0)
+        return NULL;
+    size_t i = find(m, a, b);
+    void *value = m->slots[i].value;
+    if (value)
+        remove_at(m, i);
     return value;
+}
+
+bool pairmap_del_value(pairmap *m, uint64_t a, uint64_t b, const void *value)
+{
+    if (m->cap == 0)
+        return false;
+    size_t i = find(m, a, b);
+    if (!m->slots[i].value || m->slots[i].value != value)
+        return false;
+    remove_at(m, i);
+    return true;
 }
 
 void pairmap_free(pairmap *m)

@@ -163,28 +163,32 @@ bool msg_dedup_find(const msg_dedup *d, int64_t pid, conv_key conv, int64_t from
 static void dedup_evict_oldest(msg_dedup *d)
 {
     dedup_entry *old = &d->ring[d->head];
-    if (pairmap_get(&d->index, old->h1, old->h2) == old)
-        pairmap_del(&d->index, old->h1, old->h2);
+    pairmap_del_value(&d->index, old->h1, old->h2, old);
     d->head = (d->head + 1) % d->cap;
     d->count--;
 }
 
+/* One probe sequence to find or place the entry, one to evict: the table is
+ * touched on every message, and each probe is a likely cache miss. */
 int msg_dedup_add(msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t mtime)
 {
-    dedup_entry *e = dedup_lookup(d, pid, conv, from, mid);
-    if (e) {
+    uint64_t h1, h2;
+    dedup_hash(pid, conv, from, mid, &h1, &h2);
+    if (d->count == d->cap)
+        dedup_evict_oldest(d);
+    void **slot = pairmap_reserve(&d->index, h1, h2);
+    if (!slot)
+        return -1;
+    dedup_entry *e = *slot;
+    if (e && dedup_same(e, pid, conv, from, mid)) {
         e->mtime = mtime;
         return 0;
     }
-    if (d->count == d->cap)
-        dedup_evict_oldest(d);
+    /* New, or a colliding hash pair, which simply takes the slot over: the
+     * older message is then found by the store's check instead. */
     e = &d->ring[(d->head + d->count) % d->cap];
-    *e = (dedup_entry){pid, conv.a, conv.b, from, mid, mtime, conv.conv_type, 0, 0};
-    dedup_hash(pid, conv, from, mid, &e->h1, &e->h2);
-    /* A colliding hash pair simply takes the slot over: the older message
-     * is then found by the store's check instead. */
-    if (pairmap_put(&d->index, e->h1, e->h2, e) != 0)
-        return -1;
+    *e = (dedup_entry){pid, conv.a, conv.b, from, mid, mtime, conv.conv_type, h1, h2};
+    *slot = e;
     d->count++;
     return 0;
 }
