@@ -140,9 +140,7 @@ static int apply_token_write(sqlite3 *db, void *arg)
         sqlite3_bind_text(st, 3, w->token, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, w->expires_at);
     }
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return store_step_finalize(st);
 }
 
 static void token_write_done(void *arg, int status)

@@ -177,9 +177,7 @@ static int apply_ban_write(sqlite3 *db, void *arg)
     sqlite3_bind_int64(st, 4, w->uid);
     if (w->add)
         sqlite3_bind_int64(st, 5, w->until);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return store_step_finalize(st);
 }
 
 static void ban_write_done(void *arg, int status)
@@ -308,9 +306,7 @@ static int apply_purge(sqlite3 *db, void *arg)
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, *now);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return store_step_finalize(st);
 }
 
 static void purge_done(void *arg, int status)

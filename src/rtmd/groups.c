@@ -363,21 +363,42 @@ static void method_delgroup(rtmd_request *req)
     submit(req, w);
 }
 
-/* both gates: getgroupmembers {gid, online?} -> {uids, onlines?} */
-static void method_getgroupmembers(rtmd_request *req)
+static size_t count_online(rtmd_server *srv, int64_t pid, const int64_t *members, size_t n)
+{
+    size_t on = 0;
+    for (size_t i = 0; i < n; i++)
+        on += users_online(srv, pid, members[i]);
+    return on;
+}
+
+/* The opening of getgroupmembers and getgroupcount: {gid, online?}, and on
+ * the client gate only for a group the caller belongs to. Answers the
+ * request and returns false on a bad request. */
+static bool read_members(rtmd_request *req, const int64_t **members, size_t *n, bool *online)
 {
     int64_t gid;
-    bool online = false;
     if (!req_arg_int64(req, "gid", &gid))
-        return;
+        return false;
     int64_t pid = req->project->pid;
     if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
         request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
-        return;
+        return false;
     }
-    mp_get_bool(req->args, "online", &online);
+    *online = false;
+    mp_get_bool(req->args, "online", online);
+    *members = groups_members(req->srv, pid, gid, n);
+    return true;
+}
+
+/* both gates: getgroupmembers {gid, online?} -> {uids, onlines?} */
+static void method_getgroupmembers(rtmd_request *req)
+{
+    const int64_t *members;
     size_t n;
-    const int64_t *members = groups_members(req->srv, pid, gid, &n);
+    bool online;
+    if (!read_members(req, &members, &n, &online))
+        return;
+    int64_t pid = req->project->pid;
     if (!online) {
         request_answer_ids(req, "uids", members, n);
         return;
@@ -389,9 +410,7 @@ static void method_getgroupmembers(rtmd_request *req)
     msgpack_pack_map(&pk, 2);
     mp_pack_cstr(&pk, "uids");
     pack_ids(&pk, members, n);
-    size_t on = 0;
-    for (size_t i = 0; i < n; i++)
-        on += users_online(req->srv, pid, members[i]);
+    size_t on = count_online(req->srv, pid, members, n);
     mp_pack_cstr(&pk, "onlines");
     msgpack_pack_array(&pk, (uint32_t)on);
     for (size_t i = 0; i < n; i++)
@@ -404,30 +423,20 @@ static void method_getgroupmembers(rtmd_request *req)
 /* both gates: getgroupcount {gid, online?} -> {cn, online?} */
 static void method_getgroupcount(rtmd_request *req)
 {
-    int64_t gid;
-    bool online = false;
-    if (!req_arg_int64(req, "gid", &gid))
+    const int64_t *members;
+    size_t n;
+    bool online;
+    if (!read_members(req, &members, &n, &online))
         return;
     int64_t pid = req->project->pid;
-    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
-        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
-        return;
-    }
-    mp_get_bool(req->args, "online", &online);
-    size_t n;
-    const int64_t *members = groups_members(req->srv, pid, gid, &n);
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, online ? 2 : 1);
     mp_pack_kv_int(&pk, "cn", (int64_t)n);
-    if (online) {
-        int64_t on = 0;
-        for (size_t i = 0; i < n; i++)
-            on += users_online(req->srv, pid, members[i]);
-        mp_pack_kv_int(&pk, "online", on);
-    }
+    if (online)
+        mp_pack_kv_int(&pk, "online", (int64_t)count_online(req->srv, pid, members, n));
     request_answer(req, &body);
     msgpack_sbuffer_destroy(&body);
 }

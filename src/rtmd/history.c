@@ -477,12 +477,12 @@ static int apply_mark(sqlite3 *db, void *arg)
     sqlite3_bind_int(st, 3, j->mark_type);
     sqlite3_bind_int64(st, 4, j->mark_xid);
     sqlite3_bind_int64(st, 5, j->mark_id);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return store_step_finalize(st);
 }
 
-static void mark_done(void *arg, int status)
+/* A history write (read marker, delmsg) committed: answers what the job
+ * prepared, or {}. */
+static void write_done(void *arg, int status)
 {
     hjob *j = arg;
     if (status != SQLITE_OK) {
@@ -503,7 +503,7 @@ static void finish_with_mark(hjob *j)
         job_answer(j);
         return;
     }
-    if (store_submit(j->req->srv->store, apply_mark, mark_done, j) != 0) {
+    if (store_submit(j->req->srv->store, apply_mark, write_done, j) != 0) {
         request_error(j->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
         job_free(j);
     }
@@ -681,20 +681,7 @@ static int apply_delmsg(sqlite3 *db, void *arg)
     sqlite3_bind_int64(st, 4, j->conv_b);
     sqlite3_bind_int64(st, 5, j->from);
     sqlite3_bind_int64(st, 6, j->mid);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static void delmsg_done(void *arg, int status)
-{
-    hjob *j = arg;
-    if (status != SQLITE_OK) {
-        job_fail(j, status);
-        return;
-    }
-    msgpack_sbuffer_write(&j->answer, "\x80", 1);
-    job_answer(j);
+    return store_step_finalize(st);
 }
 
 /* getmsg / delmsg {mid, from, xid, type} on both gates. A client may read a
@@ -736,7 +723,7 @@ static void method_getmsg_delmsg(rtmd_request *req)
     set_conv(j, (int)type, type == CONV_P2P ? from : xid, xid);
     j->from = from;
     j->mid = mid;
-    int rc = del ? store_submit(req->srv->store, apply_delmsg, delmsg_done, j)
+    int rc = del ? store_submit(req->srv->store, apply_delmsg, write_done, j)
                  : store_read(req->srv->store, read_getmsg, getmsg_done, j);
     if (rc != 0) {
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
@@ -1354,7 +1341,7 @@ static void method_mark(rtmd_request *req)
     j->mark_type = remove ? CONV_P2P : 0;
     j->mark_xid = to;
     j->mark_removed = remove;
-    if (store_submit(req->srv->store, remove ? apply_removesession : apply_clean, mark_done, j) != 0) {
+    if (store_submit(req->srv->store, remove ? apply_removesession : apply_clean, write_done, j) != 0) {
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
         job_free(j);
     }

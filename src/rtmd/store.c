@@ -719,6 +719,13 @@ int store_ensure_project(store *s, int64_t pid, const char *secret)
     return 0;
 }
 
+int store_step_finalize(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int store_run_startup(store *s, store_apply_fn fn, void *arg)
 {
     return fn(s->rdb, arg);

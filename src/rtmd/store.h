@@ -63,6 +63,10 @@ int store_ensure_project(store *s, int64_t pid, const char *secret);
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 void store_stmt_release(sqlite3_stmt *st);
 
+/* Steps a statement that returns no rows (INSERT, UPDATE, DELETE) to its
+ * end and finalizes it: SQLITE_OK when it ran, else the SQLite error. */
+int store_step_finalize(sqlite3_stmt *st);
+
 /* Runs fn with the reader connection on the calling (loop) thread; for
  * start-up loads only, before serving. Returns fn's status. */
 int store_run_startup(store *s, store_apply_fn fn, void *arg);
