@@ -95,17 +95,6 @@ void *pairmap_del(pairmap *m, uint64_t a, uint64_t b)
     return value;
 }
 
-bool pairmap_del_value(pairmap *m, uint64_t a, uint64_t b, const void *value)
-{
-    if (m->cap == 0)
-        return false;
-    size_t i = find(m, a, b);
-    if (!m->slots[i].value || m->slots[i].value != value)
-        return false;
-    remove_at(m, i);
-    return true;
-}
-
 void pairmap_free(pairmap *m)
 {
     free(m->slots);

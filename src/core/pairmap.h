@@ -5,7 +5,6 @@
 #ifndef RTM_PAIRMAP_H
 #define RTM_PAIRMAP_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,9 +24,6 @@ void *pairmap_get(const pairmap *m, uint64_t a, uint64_t b);
 int pairmap_put(pairmap *m, uint64_t a, uint64_t b, void *value);
 /* Removes the entry and returns its value, or NULL if absent. */
 void *pairmap_del(pairmap *m, uint64_t a, uint64_t b);
-/* Removes the entry only if it holds value (one probe sequence). Returns
- * whether it did. */
-bool pairmap_del_value(pairmap *m, uint64_t a, uint64_t b, const void *value);
 /* The value slot of (a, b), inserted empty (*slot == NULL) if absent, in one
  * probe sequence: the caller stores a non-NULL value in it before any other
  * call on the map. Returns NULL when out of memory. */

@@ -16,18 +16,18 @@
  * that nobody ever sees a message the store then lost.
  *
  * Duplicates. A retry (same project, sender, conversation and mid) must be
- * answered with the first mtime and neither stored nor pushed again:
- *  - the writer inserts with INSERT OR IGNORE against the unique index
- *    messages_dedup and, when the row already exists, reads its mtime back
- *    and marks the target as a duplicate. This is the authority: it covers
- *    retries after a restart or after the memory table forgot, and a retry
- *    that arrives while the first is still being committed, since the
- *    writer applies writes in submission order: the retry's INSERT runs
- *    after the first one's (same transaction or a later one), finds its row
- *    and is answered, after it, with its mtime (the retry "waits" by
- *    queueing behind it);
- *  - a bounded memory table of recently committed messages answers most
- *    retries at once, without a store round trip.
+ * answered with the first mtime and neither stored nor pushed again. The
+ * writer inserts with INSERT OR IGNORE against the unique index
+ * messages_dedup and, when the row already exists, reads its mtime back and
+ * marks the target as a duplicate. That covers retries after a restart and
+ * a retry that arrives while the first is still being committed, since the
+ * writer applies writes in submission order: the retry's INSERT runs after
+ * the first one's (same transaction or a later one), finds its row and is
+ * answered, after it, with its mtime (the retry "waits" by queueing behind
+ * it). A retry costs one store round trip; there is no table of recent
+ * messages in memory in front of the index: probing one cost about a tenth
+ * of the loop's time on every message, for the rare retry
+ * (docs/performance.md).
  *
  * Push methods. Every message is pushed as pushmsg, pushgroupmsg,
  * pushroommsg or pushbroadcastmsg, whatever its mtype: the RTM client SDKs
@@ -52,7 +52,6 @@
 #include "listen.h"
 #include "log.h"
 #include "methods.h"
-#include "pairmap.h"
 #include "payload.h"
 #include "push.h"
 #include "rooms.h"
@@ -64,8 +63,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-
-#define DEDUP_CAPACITY (1u << 16)
 
 /* ---- conversation keys ---- */
 
@@ -89,122 +86,12 @@ conv_key conv_broadcast(void)
     return (conv_key){CONV_BROADCAST, 0, 0};
 }
 
-/* ---- the duplicate table ---- */
-
-typedef struct dedup_entry {
-    int64_t pid, a, b, from, mid, mtime;
-    int conv_type;
-    uint64_t h1, h2;
-} dedup_entry;
-
-struct msg_dedup {
-    dedup_entry *ring;   /* FIFO of entries, oldest at head */
-    size_t cap, head, count;
-    pairmap index;       /* (h1, h2) -> entry */
-};
-
-static uint64_t mix64(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
-
-static void dedup_hash(int64_t pid, conv_key c, int64_t from, int64_t mid, uint64_t *h1, uint64_t *h2)
-{
-    *h1 = mix64(mix64(mix64(mix64(1, (uint64_t)pid), (uint64_t)c.conv_type), (uint64_t)c.a), (uint64_t)c.b);
-    *h2 = mix64(mix64(*h1, (uint64_t)from), (uint64_t)mid);
-}
-
-static bool dedup_same(const dedup_entry *e, int64_t pid, conv_key c, int64_t from, int64_t mid)
-{
-    return e->pid == pid && e->conv_type == c.conv_type && e->a == c.a && e->b == c.b && e->from == from &&
-           e->mid == mid;
-}
-
-msg_dedup *msg_dedup_new(size_t capacity)
-{
-    msg_dedup *d = calloc(1, sizeof *d);
-    if (!d || capacity == 0 || !(d->ring = calloc(capacity, sizeof *d->ring))) {
-        free(d);
-        return NULL;
-    }
-    d->cap = capacity;
-    return d;
-}
-
-void msg_dedup_free(msg_dedup *d)
-{
-    if (!d)
-        return;
-    pairmap_free(&d->index);
-    free(d->ring);
-    free(d);
-}
-
-static dedup_entry *dedup_lookup(const msg_dedup *d, int64_t pid, conv_key c, int64_t from, int64_t mid)
-{
-    uint64_t h1, h2;
-    dedup_hash(pid, c, from, mid, &h1, &h2);
-    dedup_entry *e = pairmap_get(&d->index, h1, h2);
-    return e && dedup_same(e, pid, c, from, mid) ? e : NULL;
-}
-
-bool msg_dedup_find(const msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t *mtime)
-{
-    const dedup_entry *e = dedup_lookup(d, pid, conv, from, mid);
-    if (e)
-        *mtime = e->mtime;
-    return e != NULL;
-}
-
-static void dedup_evict_oldest(msg_dedup *d)
-{
-    dedup_entry *old = &d->ring[d->head];
-    pairmap_del_value(&d->index, old->h1, old->h2, old);
-    d->head = (d->head + 1) % d->cap;
-    d->count--;
-}
-
-/* One probe sequence to find or place the entry, one to evict: the table is
- * touched on every message, and each probe is a likely cache miss. */
-int msg_dedup_add(msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t mtime)
-{
-    uint64_t h1, h2;
-    dedup_hash(pid, conv, from, mid, &h1, &h2);
-    if (d->count == d->cap)
-        dedup_evict_oldest(d);
-    void **slot = pairmap_reserve(&d->index, h1, h2);
-    if (!slot)
-        return -1;
-    dedup_entry *e = *slot;
-    if (e && dedup_same(e, pid, conv, from, mid)) {
-        e->mtime = mtime;
-        return 0;
-    }
-    /* New, or a colliding hash pair, which simply takes the slot over: the
-     * older message is then found by the store's check instead. */
-    e = &d->ring[(d->head + d->count) % d->cap];
-    *e = (dedup_entry){pid, conv.a, conv.b, from, mid, mtime, conv.conv_type, h1, h2};
-    *slot = e;
-    d->count++;
-    return 0;
-}
-
-size_t msg_dedup_count(const msg_dedup *d)
-{
-    return d->count;
-}
-
 /* ---- module state ---- */
 
 struct messages_state {
     int64_t next_id;          /* next message id (server-wide) */
     int64_t last_mtime;       /* mtimes never go backwards, across restarts too:
                                * mtime order is id order (history retention) */
-    msg_dedup *dedup;
     msgpack_sbuffer body;     /* push body being encoded */
     rtm_buf packet;           /* push packet being sent */
     int64_t *uids;            /* receivers of the fan-out being sent */
@@ -592,10 +479,8 @@ static void job_done(void *arg, int status)
         free(j);
         return;
     }
-    struct messages_state *s = state(srv);
     for (size_t i = 0; i < j->ntargets; i++) {
         const msg_target *t = &j->targets[i];
-        msg_dedup_add(s->dedup, j->pid, t->conv, j->from, j->mid, t->mtime);
         if (!t->dup)
             deliver(srv, j, t);
     }
@@ -603,30 +488,16 @@ static void job_done(void *arg, int status)
     free(j);
 }
 
-/* Marks targets known to the memory table as duplicates, gives the others
- * an id and the job's mtime, and submits the job; answers at once when
- * every target is a known duplicate. Takes ownership of j. */
+/* Gives every target an id and the job's mtime and submits the job; the
+ * writer tells duplicates apart. Takes ownership of j. */
 static void job_submit(msg_job *j)
 {
     rtmd_request *req = j->req;
     struct messages_state *s = state(req->srv);
-    size_t fresh = 0;
-    for (size_t i = 0; i < j->ntargets; i++) {
-        msg_target *t = &j->targets[i];
-        t->dup = msg_dedup_find(s->dedup, j->pid, t->conv, j->from, j->mid, &t->mtime);
-        fresh += !t->dup;
-    }
-    if (fresh == 0) {
-        answer_mtime(req, j->targets[0].mtime);
-        free(j);
-        return;
-    }
     j->mtime = next_mtime(s);
     for (size_t i = 0; i < j->ntargets; i++) {
-        if (!j->targets[i].dup) {
-            j->targets[i].id = s->next_id++;
-            j->targets[i].mtime = j->mtime;
-        }
+        j->targets[i].id = s->next_id++;
+        j->targets[i].mtime = j->mtime;
     }
     if (store_submit(req->srv->store, apply_job, job_done, j) != 0) {
         free(j);
@@ -792,8 +663,7 @@ static int load_newest(sqlite3 *db, void *arg)
 int messages_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct messages_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->dedup = msg_dedup_new(DEDUP_CAPACITY))) {
-        free(s);
+    if (!s) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -827,7 +697,6 @@ void messages_free(rtmd_server *srv)
     struct messages_state *s = srv->svc->messages;
     if (!s)
         return;
-    msg_dedup_free(s->dedup);
     msgpack_sbuffer_destroy(&s->body);
     rtm_buf_free(&s->packet);
     free(s->uids);

@@ -1,6 +1,5 @@
 /* Messages: how a conversation is named in the store (conv_type and the
- * conv_a/conv_b key of table `messages`), and the duplicate table of
- * recently accepted (sender, mid) pairs. The sending methods themselves live
+ * conv_a/conv_b key of table `messages`). The sending methods themselves live
  * in messages.c; history reads (history.c) use the conversation helpers so
  * that both agree on how rows are keyed. */
 #ifndef RTMD_MESSAGES_H
@@ -34,19 +33,5 @@ conv_key conv_p2p(int64_t uid1, int64_t uid2);
 conv_key conv_group(int64_t gid);
 conv_key conv_room(int64_t rid);
 conv_key conv_broadcast(void);
-
-/* Recently accepted messages: (pid, conversation, from, mid) -> mtime, a
- * bounded FIFO (the oldest entry goes when it is full). It only speeds up
- * retries; the store's unique index messages_dedup is the authority. */
-typedef struct msg_dedup msg_dedup;
-
-msg_dedup *msg_dedup_new(size_t capacity);
-void msg_dedup_free(msg_dedup *d);
-/* True and *mtime set if the message is known. */
-bool msg_dedup_find(const msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t *mtime);
-/* Remembers a message (replacing an entry with the same key). Returns 0, or
- * -1 when out of memory (the message is then simply not remembered). */
-int msg_dedup_add(msg_dedup *d, int64_t pid, conv_key conv, int64_t from, int64_t mid, int64_t mtime);
-size_t msg_dedup_count(const msg_dedup *d);
 
 #endif
