@@ -945,11 +945,9 @@ static int list_convs(sqlite3 *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
         sqlite3_stmt *st;
         rc = prep(db,
                   "SELECT peer, last FROM ("
-                  " SELECT conv_b AS peer, MAX(id) AS last FROM messages WHERE pid = ?1 AND conv_type = 1"
-                  " AND conv_a = ?2 GROUP BY conv_b"
-                  " UNION ALL"
-                  " SELECT conv_a AS peer, MAX(id) AS last FROM messages WHERE pid = ?1 AND conv_type = 1"
-                  " AND conv_b = ?2 GROUP BY conv_a) ORDER BY last DESC",
+                  " SELECT peer, (SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = 1"
+                  " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)) AS last"
+                  " FROM p2p_peers WHERE pid = ?1 AND uid = ?2) WHERE last IS NOT NULL ORDER BY last DESC",
                   &st);
         if (rc != SQLITE_OK)
             return rc;

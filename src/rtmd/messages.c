@@ -266,6 +266,8 @@ static msg_job *job_new(rtmd_request *req, const msg_fields *f, size_t ntargets)
 static const char *const INSERT_SQL =
     "INSERT OR IGNORE INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
     " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+static const char *const PEERS_SQL =
+    "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)";
 static const char *const FIND_SQL =
     "SELECT mtime FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
     " AND from_uid = ?5 AND mid = ?6";
@@ -293,8 +295,26 @@ static int find_stored(sqlite3_stmt *find, const msg_job *j, msg_target *t)
     return SQLITE_OK;
 }
 
-static int insert_target(sqlite3 *db, sqlite3_stmt *ins, sqlite3_stmt *find, const msg_job *j, msg_target *t)
+/* The writer's statements for one job. */
+typedef struct msg_stmts {
+    sqlite3_stmt *ins, *find, *peers;
+} msg_stmts;
+
+/* Records both users of a new p2p conversation in p2p_peers; for a known
+ * conversation the INSERT only reads. */
+static int note_peers(sqlite3_stmt *peers, const msg_job *j, const msg_target *t)
 {
+    sqlite3_reset(peers);
+    sqlite3_bind_int64(peers, 1, j->pid);
+    sqlite3_bind_int64(peers, 2, t->conv.a);
+    sqlite3_bind_int64(peers, 3, t->conv.b);
+    int rc = sqlite3_step(peers);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int insert_target(sqlite3 *db, const msg_stmts *q, const msg_job *j, msg_target *t)
+{
+    sqlite3_stmt *ins = q->ins;
     sqlite3_reset(ins);
     bind_conv(ins, j, t);
     sqlite3_bind_int64(ins, 5, t->id);
@@ -308,23 +328,27 @@ static int insert_target(sqlite3 *db, sqlite3_stmt *ins, sqlite3_stmt *find, con
     int rc = sqlite3_step(ins);
     if (rc != SQLITE_DONE)
         return rc;
-    return sqlite3_changes(db) == 0 ? find_stored(find, j, t) : SQLITE_OK;
+    if (sqlite3_changes(db) == 0)
+        return find_stored(q->find, j, t);
+    return t->conv.conv_type == CONV_P2P ? note_peers(q->peers, j, t) : SQLITE_OK;
 }
 
 static int apply_job(sqlite3 *db, void *arg)
 {
     msg_job *j = arg;
-    sqlite3_stmt *ins = NULL, *find = NULL;
-    int rc = store_stmt(db, INSERT_SQL, &ins);
+    msg_stmts q = {NULL, NULL, NULL};
+    int rc = store_stmt(db, INSERT_SQL, &q.ins);
     if (rc == SQLITE_OK)
-        rc = store_stmt(db, FIND_SQL, &find);
+        rc = store_stmt(db, FIND_SQL, &q.find);
+    if (rc == SQLITE_OK)
+        rc = store_stmt(db, PEERS_SQL, &q.peers);
     for (size_t i = 0; rc == SQLITE_OK && i < j->ntargets; i++)
         if (!j->targets[i].dup)
-            rc = insert_target(db, ins, find, j, &j->targets[i]);
-    if (ins)
-        store_stmt_release(ins);
-    if (find)
-        store_stmt_release(find);
+            rc = insert_target(db, &q, j, &j->targets[i]);
+    sqlite3_stmt *all[] = {q.ins, q.find, q.peers};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i])
+            store_stmt_release(all[i]);
     return rc;
 }
 

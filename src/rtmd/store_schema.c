@@ -65,6 +65,16 @@
  *   grows (messages.c), so the rows older than a date are a prefix of the
  *   rowid order and the retention deletes by rowid ranges; the rows above
  *   an id are a rowid range too.
+ *
+ * Migration 6: messages_p2p_peer becomes table p2p_peers (pid, uid, peer):
+ *   both users of every p2p conversation, each as uid with the other as
+ *   peer, so that a user's conversations are found peer by peer. The index
+ *   took a new entry for every message, groups and rooms included, in the
+ *   leaf page of its conversation, which made one more page for the WAL
+ *   per message; the table is written once per conversation, and a message
+ *   of a known conversation only reads it (docs/performance.md). Rows
+ *   outlive the messages that retention deletes; readers skip peers whose
+ *   conversation is empty.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -169,6 +179,18 @@ static const char *const migrations[] = {
     "CREATE INDEX messages_conv ON messages(pid, conv_type, conv_a, conv_b);"
     "CREATE UNIQUE INDEX messages_dedup ON messages(pid, conv_type, conv_a, conv_b, from_uid, mid);"
     "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);",
+
+    /* 6 */
+    "CREATE TABLE p2p_peers ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  peer INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, uid, peer)"
+    ") WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer)"
+    " SELECT pid, conv_a, conv_b FROM messages WHERE conv_type = 1"
+    " UNION SELECT pid, conv_b, conv_a FROM messages WHERE conv_type = 1;"
+    "DROP INDEX messages_p2p_peer;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

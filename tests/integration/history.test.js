@@ -382,8 +382,9 @@ describe('history retention', () => {
     let srv = await startRtmd({ config: conf, dataDir });
     servers.push(srv);
     let app = await appServer(srv, { project: P });
-    const a = freshUid(), b = freshUid(), gid = freshUid();
+    const a = freshUid(), b = freshUid(), c = freshUid(), gid = freshUid();
     for (let i = 0; i < 6; i++) await sendP2P(app, a, b, { msg: `p${i}` });
+    for (let i = 0; i < 2; i++) await sendP2P(app, c, a, { msg: `q${i}` });
     await app.call('addgroupmembers', { gid: I(gid), uids: [I(a)] });
     for (let i = 0; i < 4; i++) await app.call('sendgroupmsg', { from: I(a), gid: I(gid), mid: freshMid(), mtype: 30, msg: `g${i}`, attrs: '' });
     await app.close();
@@ -391,7 +392,7 @@ describe('history retention', () => {
     // Age the first half of each conversation by 4 days (the protocol
     // cannot send messages in the past).
     const db = path.join(dataDir, 'rtmd.sqlite3');
-    const sql = `UPDATE messages SET mtime = mtime - 4*86400000 WHERE pid = ${P.pid} AND CAST(msg AS TEXT) IN ('p0','p1','p2','g0','g1')`;
+    const sql = `UPDATE messages SET mtime = mtime - 4*86400000 WHERE pid = ${P.pid} AND CAST(msg AS TEXT) IN ('p0','p1','p2','g0','g1','q0','q1')`;
     const r = await run('sqlite3', [db, sql]);
     assert.equal(r.code, 0, r.stderr);
     srv = await startRtmd({ config: conf, dataDir });
@@ -406,6 +407,14 @@ describe('history retention', () => {
       assert.deepEqual(p2p.msgs.map((m) => m[5]), ['p3', 'p4', 'p5']);
       const g = await app.call('getgroupmsg', { gid: I(gid), desc: false, num: 20 });
       assert.deepEqual(g.msgs.map((m) => m[5]), ['g2', 'g3']);
+      // a's conversation with c lost every message: it is no longer listed.
+      const u = await login(srv, app, a, { project: P });
+      try {
+        const r = await u.call('getsession', {});
+        assert.deepEqual(r.p2p.map((v) => BigInt(v)), [BigInt(b)]);
+      } finally {
+        await u.close();
+      }
     } finally {
       await app.close();
     }

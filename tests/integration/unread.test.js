@@ -50,7 +50,8 @@ async function sendGroup(app, from, gid, { mtype = 30, msg = 'g' } = {}) {
 // p2 wrote 2 chats and one message of mtype 5 (not a chat type), p1 wrote 2
 // chats in the group. Sent in this order, so p2's conversation is newest.
 async function scenario(app) {
-  const u = freshUid(), p1 = freshUid(), p2 = freshUid(), p3 = freshUid(), gid = freshUid();
+  // p1 < u < p2: u is the larger uid of one conversation, the smaller of the other.
+  const p1 = freshUid(), u = freshUid(), p2 = freshUid(), p3 = freshUid(), gid = freshUid();
   await app.call('addgroupmembers', { gid: I(gid), uids: [I(u), I(p1)] });
   const s = { u, p1, p2, p3, gid, p1msgs: [], p2msgs: [], gmsgs: [] };
   for (let i = 0; i < 3; i++) s.p1msgs.push(await sendP2P(app, p1, u, { msg: `p1-${i}` }));

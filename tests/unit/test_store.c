@@ -19,7 +19,7 @@
 
 #include "store.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 typedef struct fixture {
     char dir[64];
@@ -212,13 +212,16 @@ static void test_open_creates_schema(void **state)
                                    "('projects', 'users', 'tokens', 'messages')"),
                      4);
     assert_int_equal(query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    /* Migration 5: messages keyed by id, three indexes left. */
+    /* Migration 5: messages keyed by id; migration 6: two indexes left,
+     * the p2p peers in their own table. */
     assert_int_equal(query_int(db, "SELECT pk FROM pragma_table_info('messages') WHERE name = 'id'"), 1);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'messages'"),
-                     3);
+                     2);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
-                                   "('messages_conv', 'messages_dedup', 'messages_p2p_peer')"),
-                     3);
+                                   "('messages_conv', 'messages_dedup')"),
+                     2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'p2p_peers'"),
+                     1);
     /* The unique indexes are there: string ids per project, message dedup. */
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO projects VALUES (1, 's', 0);"
@@ -269,6 +272,39 @@ static void test_reopen_keeps_data(void **state)
     assert_int_equal(p[0].pid, 42);
     assert_string_equal(p[0].secret, "secret-42");
     close_store(f, s);
+}
+
+/* Migration 6 on a database of version 5: p2p_peers gets both users of
+ * every p2p conversation, and the index it replaces is gone. */
+static void test_migration_6_fills_p2p_peers(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    sqlite3 *db = open_raw(f);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE p2p_peers;"
+                                  "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
+                                  "INSERT INTO projects VALUES (1, 's', 0);"
+                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 1, 30, x'00', 0),"
+                                  " (1, 1, 10, 11, 2, 11, 2, 30, x'00', 0), (1, 1, 10, 12, 3, 12, 3, 30, x'00', 0),"
+                                  " (1, 2, 500, 0, 4, 10, 4, 30, x'00', 0);"
+                                  "PRAGMA user_version = 5;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    store *s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), 1);
+    close_store(f, s);
+    db = open_raw(f);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_p2p_peer'"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers"), 4);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers WHERE pid = 1 AND ((uid = 10 AND peer IN (11, 12))"
+                                   " OR (uid = 11 AND peer = 10) OR (uid = 12 AND peer = 10))"),
+                     4);
+    sqlite3_close(db);
 }
 
 static void test_newer_version_refused(void **state)
@@ -550,6 +586,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_6_fills_p2p_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
