@@ -3,27 +3,35 @@
  * writer thread with its queue and group commit, handing completions back to
  * the event loop, the start-up project helpers and the orderly close.
  *
- * Durability: the database runs in WAL mode. With fsync on (the default,
- * synchronous=FULL) every COMMIT fsyncs the WAL before the writer reports
- * the batch, so a write whose done callback saw SQLITE_OK survives kill -9
- * and power loss; group commit pays that fsync once per batch. With fsync
- * off (synchronous=NORMAL) a reported write is in the OS and survives kill
- * -9 of rtmd, but the last commits may be lost if the machine loses power;
- * it saves the fsync wait on every answer.
+ * Durability: the database runs in WAL mode with synchronous=NORMAL, so a
+ * COMMIT hands the WAL pages to the OS without waiting for the disk (SQLite
+ * still syncs the WAL before each checkpoint and the database after it).
+ * With fsync on (the default) the commit is made durable by the syncer
+ * thread: it fdatasyncs the WAL file after the commit and only then are the
+ * batch's writes reported, so a write whose done callback saw SQLITE_OK
+ * survives kill -9 and power loss. The syncer runs beside the writer: while
+ * the disk flushes one commit the writer already applies the next batch,
+ * instead of waiting for the disk inside COMMIT (synchronous=FULL); one
+ * fdatasync covers every commit made before it started. With fsync off a
+ * reported write is in the OS and survives kill -9 of rtmd, but the last
+ * commits may be lost if the machine loses power.
  *
  * Threads: the writer connection is used by store_open, then only by the
  * writer thread, then by store_close after the thread is joined. The reader
- * connection is used on the loop thread only. The queue, the completed list
- * and the counters are guarded by s->mu. */
+ * connection is used on the loop thread only. The syncer only syncs the WAL
+ * file through a descriptor of its own. The queue, the committed and
+ * completed lists and the counters are guarded by s->mu. */
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store_schema.h"
@@ -73,16 +81,25 @@ struct store {
 
     uv_thread_t thread;
     int thread_started;
+    uv_thread_t syncer;
+    int syncer_started;
     uv_mutex_t mu;
-    uv_cond_t cv;
-    int sync_ready;      /* mu and cv initialised */
+    uv_cond_t cv;        /* the writer waits for submissions */
+    uv_cond_t sync_cv;   /* the syncer waits for commits */
+    int sync_ready;      /* mu and both condition variables initialised */
+    bool fsync;          /* writes are reported after the syncer's fdatasync */
+    char wal_path[1040];
+    int wal_fd;          /* syncer thread only; -1 until opened */
 
     /* Guarded by mu. */
     op_list queue;       /* submitted, not yet taken by the writer */
+    op_list committed;   /* applied (or failed), waiting for the syncer */
     op_list completed;   /* applied (or failed), done not yet run */
     size_t pending;      /* submitted and not yet reported */
     uint64_t commits;
+    uint64_t syncs;      /* fdatasyncs of the WAL done by the syncer */
     int stopping;        /* the writer exits once the queue is empty */
+    int writer_done;     /* the syncer exits once committed is empty */
 
     /* Loop thread only. */
     int closing;         /* store_close has begun: no more submits */
@@ -364,14 +381,86 @@ static void writer_main(void *arg)
 
         uv_mutex_lock(&s->mu);
         s->commits += commits;
-        list_append(&s->completed, &batch);
+        if (s->fsync) {
+            list_append(&s->committed, &batch);
+            uv_cond_signal(&s->sync_cv);
+        } else {
+            list_append(&s->completed, &batch);
+            uv_mutex_unlock(&s->mu);
+            uv_async_send(s->async);
+            uv_mutex_lock(&s->mu);
+        }
+    }
+    s->writer_done = 1;
+    uv_cond_signal(&s->sync_cv);
+    uv_mutex_unlock(&s->mu);
+    stmt_cache_clear(&s->wcache);
+    tls_cache = NULL;
+}
+
+/* ---- syncer thread ---- */
+
+/* fdatasync of the WAL file through the syncer's own descriptor (fsync
+ * works on the file, whichever descriptor names it). The descriptor is
+ * opened again if the path now names another file. Returns 0 or an errno. */
+static int sync_wal(store *s)
+{
+    struct stat by_path, by_fd;
+    if (stat(s->wal_path, &by_path) != 0)
+        return errno;
+    if (s->wal_fd >= 0 && (fstat(s->wal_fd, &by_fd) != 0 || by_fd.st_ino != by_path.st_ino ||
+                           by_fd.st_dev != by_path.st_dev)) {
+        close(s->wal_fd);
+        s->wal_fd = -1;
+    }
+    if (s->wal_fd < 0 && (s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return errno;
+    return fdatasync(s->wal_fd) == 0 ? 0 : errno;
+}
+
+static void syncer_main(void *arg)
+{
+    store *s = arg;
+    uv_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->committed.head && !s->writer_done)
+            uv_cond_wait(&s->sync_cv, &s->mu);
+        if (!s->committed.head)
+            break;
+        op_list synced = s->committed;
+        s->committed = (op_list){NULL, NULL};
+        uv_mutex_unlock(&s->mu);
+
+        int err = sync_wal(s);
+        if (err != 0) {
+            LOG_ERROR("store: fdatasync of %s failed: %s", s->wal_path, strerror(err));
+            fail_range(synced.head, synced.tail, SQLITE_IOERR_FSYNC);
+        }
+
+        uv_mutex_lock(&s->mu);
+        s->syncs += err == 0;
+        list_append(&s->completed, &synced);
         uv_mutex_unlock(&s->mu);
         uv_async_send(s->async);
         uv_mutex_lock(&s->mu);
     }
     uv_mutex_unlock(&s->mu);
-    stmt_cache_clear(&s->wcache);
-    tls_cache = NULL;
+}
+
+/* Lets the writer finish the queue and the syncer the commits, and joins
+ * both. */
+static void store_stop_threads(store *s)
+{
+    uv_mutex_lock(&s->mu);
+    s->stopping = 1;
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    if (s->thread_started)
+        uv_thread_join(&s->thread);
+    s->thread_started = 0;
+    if (s->syncer_started)
+        uv_thread_join(&s->syncer);
+    s->syncer_started = 0;
 }
 
 /* ---- completions on the loop ---- */
@@ -417,9 +506,12 @@ static void store_free(store *s)
 {
     if (s->reads_inflight > 0)
         return; /* the last read to finish frees the store */
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     if (s->sync_ready) {
         for (int i = 0; i < s->nidle; i++)
             sqlite3_close(s->idle_readers[i]);
+        uv_cond_destroy(&s->sync_cv);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
         uv_mutex_destroy(&s->rmu);
@@ -498,7 +590,7 @@ static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
         return NULL;
     }
     sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
-    const char *pragmas = "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+    const char *pragmas = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
     rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         set_err(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
@@ -545,14 +637,16 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
     snprintf(path, plen, "%s/%s", data_dir, STORE_FILE);
     s->loop = loop;
     s->batch_max = batch_max ? batch_max : STORE_DEFAULT_BATCH;
+    s->fsync = fsync;
+    s->wal_fd = -1;
+    if ((size_t)snprintf(s->wal_path, sizeof s->wal_path, "%s-wal", path) >= sizeof s->wal_path) {
+        set_err(err, errlen, "data directory path too long: %s", data_dir);
+        goto fail;
+    }
 
     s->wdb = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
     if (!s->wdb)
         goto fail;
-    if (!fsync && exec_sql(s->wdb, "PRAGMA synchronous = NORMAL") != SQLITE_OK) {
-        set_err(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(s->wdb));
-        goto fail;
-    }
     /* Migrate first, so that a database this build refuses is left as it
      * was; WAL mode is then recorded in the file for every connection. */
     char merr[256];
@@ -575,7 +669,14 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
         set_err(err, errlen, "cannot create the store condition variable");
         goto fail;
     }
+    if (uv_cond_init(&s->sync_cv) != 0) {
+        uv_cond_destroy(&s->cv);
+        uv_mutex_destroy(&s->mu);
+        set_err(err, errlen, "cannot create the store condition variable");
+        goto fail;
+    }
     if (uv_mutex_init(&s->rmu) != 0) {
+        uv_cond_destroy(&s->sync_cv);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
         set_err(err, errlen, "cannot create the store reader mutex");
@@ -608,6 +709,17 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
         goto fail;
     }
     s->thread_started = 1;
+    if (fsync) {
+        rc = uv_thread_create(&s->syncer, syncer_main, s);
+        if (rc != 0) {
+            set_err(err, errlen, "cannot start the syncer thread: %s", uv_strerror(rc));
+            store_stop_threads(s);
+            uv_close((uv_handle_t *)s->async, on_async_closed);
+            s->async = NULL;
+            goto fail;
+        }
+        s->syncer_started = 1;
+    }
 
     if (s->migrations_applied > 0)
         LOG_INFO("store: %s at schema version %d (%d migration%s applied)", path, s->schema_version,
@@ -839,6 +951,14 @@ uint64_t store_commit_count(store *s)
     return n;
 }
 
+uint64_t store_sync_count(store *s)
+{
+    uv_mutex_lock(&s->mu);
+    uint64_t n = s->syncs;
+    uv_mutex_unlock(&s->mu);
+    return n;
+}
+
 /* ---- close ---- */
 
 void store_close(store *s)
@@ -847,12 +967,7 @@ void store_close(store *s)
         return;
     s->closing = 1;
 
-    uv_mutex_lock(&s->mu);
-    s->stopping = 1;
-    uv_cond_signal(&s->cv);
-    uv_mutex_unlock(&s->mu);
-    if (s->thread_started)
-        uv_thread_join(&s->thread);
+    store_stop_threads(s);
 
     /* Every op is in the completed list now; report them here. */
     dispatch(s);

@@ -32,10 +32,10 @@ typedef struct store_project {
 
 /* Opens (creating if needed) <data_dir>/rtmd.sqlite3, applies migrations
  * and starts the writer thread. batch_max bounds the writes of one commit
- * (0 means a default of 256). fsync: every commit waits for the disk
- * (survives power loss) or only for the OS (survives kill -9 of rtmd, not a
- * power cut); see the file comment of store.c. data_dir is created like mkdir -p, the last
- * component with mode 0700. On failure returns NULL with a message in err
+ * (0 means a default of 256). fsync: a write is reported once the disk has
+ * it (survives power loss) or once the OS has it (survives kill -9 of rtmd,
+ * not a power cut); see the file comment of store.c. data_dir is created
+ * like mkdir -p, the last component with mode 0700. On failure returns NULL with a message in err
  * (a database newer than this build is refused, naming both versions).
  * The store's uv_async handle keeps the loop alive only while writes are
  * pending, so uv_run(loop, UV_RUN_DEFAULT) returns once all are reported. */
@@ -85,6 +85,9 @@ size_t store_pending(store *s);
 /* Transactions committed by the writer thread since store_open: with group
  * commit this stays below the number of writes (tests and statistics). */
 uint64_t store_commit_count(store *s);
+/* fdatasyncs of the WAL done so far (fsync on): every write reported with
+ * SQLITE_OK was committed before one of them began. */
+uint64_t store_sync_count(store *s);
 /* Finishes every queued write (their done callbacks run synchronously on
  * this, the loop's, thread before it returns), stops the thread, checkpoints
  * the WAL and closes the database. Loop thread only; may be called from a

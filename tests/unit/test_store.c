@@ -425,6 +425,43 @@ static void test_group_commit_in_order(void **state)
     free(b);
 }
 
+/* With fsync on, a write is reported only after the syncer's fdatasync of
+ * the WAL; with fsync off nothing waits for one. */
+typedef struct synced_write {
+    twrite w;
+    store *s;
+    uint64_t syncs_seen;
+} synced_write;
+
+static void done_note_syncs(void *arg, int status)
+{
+    synced_write *sw = arg;
+    done_record(&sw->w, status);
+    sw->syncs_seen = store_sync_count(sw->s);
+}
+
+static void test_reported_after_wal_sync(void **state)
+{
+    fixture *f = *state;
+    for (int fsync = 1; fsync >= 0; fsync--) {
+        char err[256] = "";
+        synced_write sw = {.w = {.pid = 900 + fsync}};
+        sw.s = store_open(&f->loop, f->data, 0, fsync, err, sizeof err);
+        assert_non_null(sw.s);
+        assert_int_equal(store_sync_count(sw.s), 0);
+        assert_int_equal(store_submit(sw.s, apply_insert, done_note_syncs, &sw), 0);
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+        assert_true(sw.w.done);
+        assert_int_equal(sw.w.status, SQLITE_OK);
+        if (fsync)
+            assert_true(sw.syncs_seen >= 1);
+        else
+            assert_int_equal(sw.syncs_seen, 0);
+        close_store(f, sw.s);
+    }
+    assert_int_equal(count_projects(f), 2);
+}
+
 static void test_failing_write_isolated(void **state)
 {
     fixture *f = *state;
@@ -590,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_may_submit_and_close, setup, teardown),
