@@ -15,7 +15,7 @@ int rtm_buf_reserve(rtm_buf *b, size_t n)
         if (b->cap - b->len >= n)
             return 0;
     }
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : RTM_BUF_MIN_CAP;
     while (cap - b->len < n)
         cap *= 2;
     uint8_t *p = realloc(b->data, cap);

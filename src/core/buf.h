@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The capacity a buffer starts with when it first needs room. */
+#define RTM_BUF_MIN_CAP 256
+
 typedef struct rtm_buf {
     uint8_t *data;
     size_t len;   /* bytes written */

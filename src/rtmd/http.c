@@ -69,6 +69,12 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
     emit_one(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake or idle timeout.", m->timeouts);
     emit_one(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
              srv->store ? store_pending(srv->store) : 0);
+    uint64_t buffered = 0;
+    for (const rtmd_conn *c = srv->conns; c; c = c->next)
+        if (c->gate != GATE_HTTP)
+            buffered += conn_buffer_bytes(c);
+    emit_one(&o, "rtmd_connection_buffer_bytes", "gauge",
+             "Heap bytes held in buffers by client and server gate connections.", buffered);
     return o.len < cap ? o.len : cap;
 }
 

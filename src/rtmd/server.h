@@ -170,6 +170,9 @@ const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN]);
 /* Frees the output and scratch buffers of a connection with nothing to
  * write (the housekeeping tick calls it for idle connections). */
 void conn_release_idle_buffers(rtmd_conn *c);
+/* Heap bytes the connection holds in buffers (input, output, decryption,
+ * WebSocket message being received). */
+size_t conn_buffer_bytes(const rtmd_conn *c);
 /* Closes at once (drops queued output). */
 void conn_close(rtmd_conn *c, const char *reason);
 /* Closes once queued output is written. */

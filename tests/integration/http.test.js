@@ -120,6 +120,26 @@ describe('HTTP listener', () => {
     assert.ok(metric(after, 'rtmd_packets_received_total') >= recv0 + 15);
   });
 
+  it('connections that went quiet after small answers hold no buffers', async () => {
+    const scrape = async () => (await get(srv.ports.http, '/metrics')).body;
+    const clients = [];
+    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: srv.ports.client_tcp }));
+    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: srv.ports.client_ws, transport: 'ws' }));
+    try {
+      for (const c of clients) for (let k = 0; k < 5; k++) await c.quest('*echo', { k });
+      // Scraped right away, well before the idle release of a quiet second:
+      // every answer was written whole, and its buffer freed with it.
+      const body = await scrape();
+      assert.equal(metric(body, 'rtmd_connection_buffer_bytes'), 0, 'buffer bytes held by six quiet connections');
+      // A large answer grows the buffer past its first size: it stays while
+      // the connection is busy, and is counted.
+      await clients[0].quest('*echo', { big: 'x'.repeat(4000) });
+      assert.ok(metric(await scrape(), 'rtmd_connection_buffer_bytes') >= 4000, 'a large buffer is counted');
+    } finally {
+      for (const c of clients) await c.close();
+    }
+  });
+
   it('an unknown path answers 404', async () => {
     const r = await get(srv.ports.http, '/no/such/path');
     assert.equal(r.status, 404);
