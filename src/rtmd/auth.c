@@ -24,12 +24,14 @@
 #define SALT_CACHE_MAX (1u << 20)
 #define ONLINE_QUERY_MAX 200
 
+/* One live token: 80 bytes of heap with malloc's header, kept for every
+ * token minted and not yet expired or removed. There is no index by user:
+ * only removetoken needs one, and it is rare enough to scan. */
 typedef struct token_rec {
     int64_t pid, uid;
     int64_t expires_at;           /* unix seconds */
+    struct token_rec *next_same_key; /* tokens whose 64-bit key collides */
     char token[TOKEN_HEX + 1];
-    struct token_rec *next_same_key; /* tokens whose first 64 bits collide */
-    struct token_rec *next_of_user, *prev_of_user;
 } token_rec;
 
 typedef struct salt_entry {
@@ -39,7 +41,6 @@ typedef struct salt_entry {
 
 struct auth_state {
     pairmap by_token;  /* (pid, token key) -> token_rec chain */
-    pairmap by_user;   /* (pid, uid) -> token_rec list */
     /* Salts seen within the signature window: a FIFO ring ordered by
      * arrival (and so by expiry), mirrored in a set for lookups. */
     pairmap salts;
@@ -76,12 +77,6 @@ static void token_index(struct auth_state *a, token_rec *t)
     uint64_t key = token_key(t->token, strlen(t->token));
     t->next_same_key = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
     pairmap_put(&a->by_token, (uint64_t)t->pid, key, t);
-    token_rec *head = pairmap_get(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid);
-    t->next_of_user = head;
-    t->prev_of_user = NULL;
-    if (head)
-        head->prev_of_user = t;
-    pairmap_put(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid, t);
 }
 
 static void token_unindex(struct auth_state *a, token_rec *t)
@@ -100,14 +95,36 @@ static void token_unindex(struct auth_state *a, token_rec *t)
                 break;
             }
     }
-    if (t->prev_of_user)
-        t->prev_of_user->next_of_user = t->next_of_user;
-    else if (t->next_of_user)
-        pairmap_put(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid, t->next_of_user);
-    else
-        pairmap_del(&a->by_user, (uint64_t)t->pid, (uint64_t)t->uid);
-    if (t->next_of_user)
-        t->next_of_user->prev_of_user = t->prev_of_user;
+}
+
+/* Unindexes and frees every token of (pid, uid): a scan of all tokens,
+ * collected first since unindexing moves entries of the map. */
+static int tokens_remove_user(struct auth_state *a, int64_t pid, int64_t uid)
+{
+    size_t n = 0, cap = 0;
+    token_rec **found = NULL;
+    for (size_t i = 0; i < a->by_token.cap; i++)
+        for (token_rec *t = a->by_token.slots[i].value; t; t = t->next_same_key) {
+            if (t->pid != pid || t->uid != uid)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? 2 * cap : 8;
+                token_rec **p = realloc(found, ncap * sizeof *p);
+                if (!p) {
+                    free(found);
+                    return -1;
+                }
+                found = p;
+                cap = ncap;
+            }
+            found[n++] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        token_unindex(a, found[i]);
+        free(found[i]);
+    }
+    free(found);
+    return 0;
 }
 
 static token_rec *token_find(struct auth_state *a, int64_t pid, const char *token, size_t len)
@@ -212,14 +229,9 @@ static void method_removetoken(rtmd_request *req)
     int64_t uid;
     if (!req_arg_int64(req, "uid", &uid))
         return;
-    struct auth_state *a = state(req->srv);
-    token_rec *t;
-    while ((t = pairmap_get(&a->by_user, (uint64_t)req->project->pid, (uint64_t)uid))) {
-        token_unindex(a, t);
-        free(t);
-    }
     token_write *w = calloc(1, sizeof *w);
-    if (!w) {
+    if (!w || tokens_remove_user(state(req->srv), req->project->pid, uid) != 0) {
+        free(w);
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
@@ -560,15 +572,14 @@ void auth_free(rtmd_server *srv)
     struct auth_state *a = srv->svc->auth;
     if (!a)
         return;
-    for (size_t i = 0; i < a->by_user.cap; i++) {
-        token_rec *t = a->by_user.slots[i].value;
+    for (size_t i = 0; i < a->by_token.cap; i++) {
+        token_rec *t = a->by_token.slots[i].value;
         while (t) {
-            token_rec *next = t->next_of_user;
+            token_rec *next = t->next_same_key;
             free(t);
             t = next;
         }
     }
-    pairmap_free(&a->by_user);
     pairmap_free(&a->by_token);
     pairmap_free(&a->salts);
     free(a->ring);

@@ -94,11 +94,19 @@ describe('identity and sessions', () => {
     assert.deepEqual(fromClient.uids.map(fpnn.toNumber), [2001]);
     const tooMany = Array.from({ length: 201 }, (_, i) => fpnn.int64(i + 1));
     await expectCode(app.call('getonlineusers', { uids: tooMany }), 200032);
-    const token = await app.token(2002);
+    // Every token of the user goes, and only the user's.
+    const tokens = [await app.token(2002), await app.token(2002)];
+    const other = await app.token(2003);
     await app.call('removetoken', { uid: fpnn.int64(2002) });
+    for (const token of tokens) {
+      const c = await client();
+      const refused = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(2002), token, version: 't' });
+      assert.equal(refused.ok, false);
+      await c.close();
+    }
     const c = await client();
-    const refused = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(2002), token, version: 't' });
-    assert.equal(refused.ok, false);
+    const kept = await c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(2003), token: other, version: 't' });
+    assert.equal(kept.ok, true, "another user's token still works");
     await c.close();
     await u.close();
     await sleep(100);
