@@ -192,16 +192,18 @@ int ws_handshake_response(const http_request *req, const char *path, char *resp,
 #define WS_GO_ON 0
 #define WS_STOP (-1)
 
+/* 80 bytes: one per WebSocket connection of rtmd, so sizes are 32-bit
+ * (messages are bounded by max_message) and the callbacks are shared. */
 struct ws_conn {
-    ws_callbacks cb;
+    const ws_callbacks *cb;
     void *ud;
-    size_t max_message;
     /* the data message being reassembled: NULL/0 when none is open */
     uint8_t *msg;
-    size_t msg_len, msg_cap;
     /* payload of the control frame being received, NULL when none */
     uint8_t *ctrl;
-    size_t remaining;                  /* payload bytes of the frame still to come */
+    uint32_t max_message;
+    uint32_t msg_len, msg_cap;
+    uint32_t remaining;                /* payload bytes of the frame still to come */
     uint8_t hdr[WS_MAX_CLIENT_HEADER]; /* the frame header gathered so far */
     uint8_t hdr_len, hdr_need;         /* bytes in hdr, bytes the header has */
     uint8_t mask[WS_MASK_SIZE];
@@ -247,9 +249,9 @@ ws_conn *ws_conn_new(const ws_callbacks *cb, void *ud, size_t max_message)
     ws_conn *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
-    ws->cb = *cb;
+    ws->cb = cb;
     ws->ud = ud;
-    ws->max_message = max_message;
+    ws->max_message = max_message < UINT32_MAX ? (uint32_t)max_message : UINT32_MAX;
     reset_frame(ws);
     return ws;
 }
@@ -296,15 +298,15 @@ static int send_frame(ws_conn *ws, uint8_t opcode, const uint8_t *payload, size_
     uint8_t frame[WS_MAX_SERVER_HEADER + WS_SMALL_FRAME];
     size_t n = encode_header(frame, opcode, len);
     int rc = -1;
-    if (ws->cb.send) {
+    if (ws->cb->send) {
         if (len <= WS_SMALL_FRAME) {
             if (len)
                 memcpy(frame + n, payload, len);
-            rc = ws->cb.send(ws->ud, frame, n + len);
+            rc = ws->cb->send(ws->ud, frame, n + len);
         } else {
-            rc = ws->cb.send(ws->ud, frame, n);
+            rc = ws->cb->send(ws->ud, frame, n);
             if (rc == 0)
-                rc = ws->cb.send(ws->ud, payload, len);
+                rc = ws->cb->send(ws->ud, payload, len);
         }
     }
     if (rc != 0) {
@@ -474,7 +476,7 @@ static uint16_t parse_header(ws_conn *ws)
         if (ws->opcode != WS_OP_CONT)
             ws->msg_opcode = ws->opcode;
     }
-    ws->remaining = (size_t)len;
+    ws->remaining = (uint32_t)len; /* at most max_message or 125: checked above */
     ws->in_payload = true;
     return 0;
 }
@@ -505,19 +507,19 @@ static int read_header(ws_conn *ws, const uint8_t *data, size_t len, size_t *use
  * but never beyond max_message, nor beyond the end of the final frame. */
 static bool reserve_message(ws_conn *ws, size_t add)
 {
-    size_t need = ws->msg_len + add;
+    size_t need = (size_t)ws->msg_len + add;
     if (need <= ws->msg_cap)
         return true;
-    size_t cap = ws->msg_cap * 2 > need ? ws->msg_cap * 2 : need;
+    size_t cap = (size_t)ws->msg_cap * 2 > need ? (size_t)ws->msg_cap * 2 : need;
     if (cap > ws->max_message)
         cap = ws->max_message;
-    if (ws->fin && cap > ws->msg_len + ws->remaining)
-        cap = ws->msg_len + ws->remaining;
+    if (ws->fin && cap > (size_t)ws->msg_len + ws->remaining)
+        cap = (size_t)ws->msg_len + ws->remaining;
     uint8_t *p = realloc(ws->msg, cap);
     if (!p)
         return false;
     ws->msg = p;
-    ws->msg_cap = cap;
+    ws->msg_cap = (uint32_t)cap;
     return true;
 }
 
@@ -560,8 +562,8 @@ static int deliver_message(ws_conn *ws)
     ws->msg = NULL;
     ws->msg_len = ws->msg_cap = 0;
     ws->msg_opcode = 0;
-    if (ws->cb.on_message)
-        ws->cb.on_message(ws->ud, data ? data : empty, len, binary);
+    if (ws->cb->on_message)
+        ws->cb->on_message(ws->ud, data ? data : empty, len, binary);
     free(data);
     return ws->failed ? WS_STOP : WS_GO_ON;
 }

@@ -34,7 +34,8 @@ typedef struct ws_callbacks {
     int (*send)(void *ud, const uint8_t *data, size_t len);
 } ws_callbacks;
 
-/* max_message bounds one reassembled message. */
+/* max_message bounds one reassembled message (at most UINT32_MAX). cb is
+ * kept, not copied: it must outlive the connection (a static table). */
 ws_conn *ws_conn_new(const ws_callbacks *cb, void *ud, size_t max_message);
 void ws_conn_free(ws_conn *ws);
 /* Feeds received bytes (frames may be split anywhere). Pings are answered

@@ -20,7 +20,6 @@ static void conn_free(rtmd_conn *c)
     rtm_buf_free(&c->in);
     rtm_buf_free(&c->out);
     rtm_buf_free(&c->inflight);
-    free(c->scratch);
     fpnn_crypto_free(c->crypto);
     ws_conn_free(c->ws);
     free(c);
@@ -278,7 +277,7 @@ static void start_write(rtmd_conn *c)
 
 size_t conn_buffer_bytes(const rtmd_conn *c)
 {
-    return c->in.cap + c->out.cap + c->inflight.cap + c->scratch_cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
+    return c->in.cap + c->out.cap + c->inflight.cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
 }
 
 void conn_release_idle_buffers(rtmd_conn *c)
@@ -289,9 +288,6 @@ void conn_release_idle_buffers(rtmd_conn *c)
         rtm_buf_free(&c->out);
     if (c->inflight.cap)
         rtm_buf_free(&c->inflight);
-    free(c->scratch);
-    c->scratch = NULL;
-    c->scratch_cap = 0;
 }
 
 void rtmd_flush_dirty(rtmd_server *srv)
@@ -393,21 +389,18 @@ static int process_fpnn(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
             }
             if (len - pos - 4 < plen)
                 break;
-            if (c->scratch_cap < plen) {
-                uint8_t *p = realloc(c->scratch, plen);
-                if (!p) {
-                    conn_close(c, "out of memory");
-                    return -1;
-                }
-                c->scratch = p;
-                c->scratch_cap = plen;
+            rtm_buf *plain = &c->srv->decrypted;
+            rtm_buf_reset(plain);
+            if (rtm_buf_reserve(plain, plen) != 0) {
+                conn_close(c, "out of memory");
+                return -1;
             }
-            if (fpnn_crypto_decrypt_package(c->crypto, data + pos + 4, plen, c->scratch) != 0) {
+            if (fpnn_crypto_decrypt_package(c->crypto, data + pos + 4, plen, plain->data) != 0) {
                 protocol_error(c, "decryption failed");
                 return -1;
             }
             fpnn_packet pkt;
-            long r = fpnn_parse(c->scratch, plen, max_packet, &pkt);
+            long r = fpnn_parse(plain->data, plen, max_packet, &pkt);
             if (r != (long)plen) {
                 protocol_error(c, "bad packet in encrypted package");
                 return -1;

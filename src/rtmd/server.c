@@ -335,5 +335,6 @@ void rtmd_server_free(rtmd_server *srv)
     free(srv->projects);
     rtm_buf_free(&srv->scratch);
     rtm_buf_free(&srv->push_scratch);
+    rtm_buf_free(&srv->decrypted);
     EVP_PKEY_free(srv->key);
 }

@@ -60,9 +60,11 @@ typedef struct rtmd_conn {
     struct rtmd_conn *prev, *next; /* all live connections */
     struct rtmd_conn *dirty_next;  /* connections with output to flush */
     uint64_t id;
-    rtmd_gate gate;
-    conn_framing framing;
     unsigned refs;                 /* the socket + requests still in progress */
+    uint32_t next_seq;             /* seq of server quests */
+    uint8_t gate;                  /* rtmd_gate; one byte, like the flags below:
+                                    * every byte of an idle connection counts */
+    uint8_t framing;               /* conn_framing */
     bool closing;                  /* uv_close called or requested */
     bool dirty;                    /* on the flush list */
     bool writing;                  /* a uv_write is in flight */
@@ -72,8 +74,6 @@ typedef struct rtmd_conn {
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */
     rtm_buf inflight;              /* bytes of the write in flight */
-    uint8_t *scratch;              /* package-mode decryption buffer */
-    size_t scratch_cap;
 
     fpnn_crypto *crypto;
     ws_conn *ws;
@@ -84,7 +84,6 @@ typedef struct rtmd_conn {
     uint64_t created_ms;
     uint64_t last_recv_ms;
     uint64_t last_ping_ms;
-    uint32_t next_seq;             /* seq of server quests */
 } rtmd_conn;
 
 typedef struct rtmd_metrics {
@@ -134,6 +133,8 @@ typedef struct rtmd_server {
     pairmap users;                  /* (pid, uid) -> rtmd_user, online users */
     struct rtmd_services *svc;      /* tokens, groups, rooms, bans, listeners, ... */
     rtm_buf push_scratch;           /* per-connection copy of a push being sent */
+    rtm_buf decrypted;              /* package-mode decryption space: one packet is
+                                     * decrypted and handled at a time */
 
     uint8_t readbuf[65536];         /* shared by all reads of this loop */
     rtm_buf scratch;                /* encoding space for answers and quests */
@@ -167,11 +168,11 @@ int conn_send_raw(rtmd_conn *c, const void *data, size_t len);
 /* "ip:port" of the peer, for logs and events, written into buf. */
 #define RTMD_PEER_LEN 64
 const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN]);
-/* Frees the output and scratch buffers of a connection with nothing to
- * write (the housekeeping tick calls it for idle connections). */
+/* Frees the output buffers of a connection with nothing to write (the
+ * housekeeping tick calls it for idle connections). */
 void conn_release_idle_buffers(rtmd_conn *c);
-/* Heap bytes the connection holds in buffers (input, output, decryption,
- * WebSocket message being received). */
+/* Heap bytes the connection holds in buffers (input, output, WebSocket
+ * message being received). */
 size_t conn_buffer_bytes(const rtmd_conn *c);
 /* Closes at once (drops queued output). */
 void conn_close(rtmd_conn *c, const char *reason);
