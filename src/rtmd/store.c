@@ -363,6 +363,16 @@ void store_stmt_release(sqlite3_stmt *st)
     sqlite3_finalize(st);
 }
 
+/* Hands applied (and, with fsync on, synced) ops to the loop. Called with
+ * s->mu held, which is released while the loop is woken. */
+static void report_locked(store *s, op_list *ops)
+{
+    list_append(&s->completed, ops);
+    uv_mutex_unlock(&s->mu);
+    uv_async_send(s->async);
+    uv_mutex_lock(&s->mu);
+}
+
 static void writer_main(void *arg)
 {
     store *s = arg;
@@ -385,10 +395,7 @@ static void writer_main(void *arg)
             list_append(&s->committed, &batch);
             uv_cond_signal(&s->sync_cv);
         } else {
-            list_append(&s->completed, &batch);
-            uv_mutex_unlock(&s->mu);
-            uv_async_send(s->async);
-            uv_mutex_lock(&s->mu);
+            report_locked(s, &batch);
         }
     }
     s->writer_done = 1;
@@ -439,10 +446,7 @@ static void syncer_main(void *arg)
 
         uv_mutex_lock(&s->mu);
         s->syncs += err == 0;
-        list_append(&s->completed, &synced);
-        uv_mutex_unlock(&s->mu);
-        uv_async_send(s->async);
-        uv_mutex_lock(&s->mu);
+        report_locked(s, &synced);
     }
     uv_mutex_unlock(&s->mu);
 }
