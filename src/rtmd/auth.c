@@ -1,5 +1,5 @@
 /* Identity: login tokens (minted by gettoken, revoked by removetoken, kept
- * in the store and in memory), the signature of app-server requests (md5
+ * in the store and in memory, swept once expired), the signature of app-server requests (md5
  * of pid:secret:salt:method:ts, or pid:secret:salt from older SDKs, with
  * stale ts and replayed salts refused), the client `auth` quest with the
  * multi-login policy, kicking users out, presence queries, and session
@@ -40,7 +40,16 @@ typedef struct salt_entry {
 } salt_entry;
 
 struct auth_state {
+    rtmd_server *srv;
     pairmap by_token;  /* (pid, token key) -> token_rec chain */
+    size_t ntokens;    /* records in by_token */
+    /* Expiry sweep: each tick looks at a slice of by_token, so that one
+     * pass over all tokens takes retention_interval seconds; each pass
+     * also deletes the expired rows of the store. */
+    uv_timer_t timer;
+    bool timer_closed;
+    size_t sweep_slot;
+    uint64_t last_purge_ms;
     /* Salts seen within the signature window: a FIFO ring ordered by
      * arrival (and so by expiry), mirrored in a set for lookups. */
     pairmap salts;
@@ -77,10 +86,12 @@ static void token_index(struct auth_state *a, token_rec *t)
     uint64_t key = token_key(t->token, strlen(t->token));
     t->next_same_key = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
     pairmap_put(&a->by_token, (uint64_t)t->pid, key, t);
+    a->ntokens++;
 }
 
 static void token_unindex(struct auth_state *a, token_rec *t)
 {
+    a->ntokens--;
     uint64_t key = token_key(t->token, strlen(t->token));
     token_rec *head = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
     if (head == t) {
@@ -97,15 +108,28 @@ static void token_unindex(struct auth_state *a, token_rec *t)
     }
 }
 
-/* Unindexes and frees every token of (pid, uid): a scan of all tokens,
+/* Which tokens a scan removes. */
+typedef struct token_match {
+    int64_t pid, uid;    /* a user's tokens, or */
+    int64_t expired_at;  /* (when not 0) the tokens expired at that time */
+} token_match;
+
+static bool token_matches(const token_rec *t, const token_match *m)
+{
+    if (m->expired_at)
+        return t->expires_at <= m->expired_at;
+    return t->pid == m->pid && t->uid == m->uid;
+}
+
+/* Unindexes and frees the matching tokens of slots [from, to) of by_token,
  * collected first since unindexing moves entries of the map. */
-static int tokens_remove_user(struct auth_state *a, int64_t pid, int64_t uid)
+static int tokens_remove(struct auth_state *a, const token_match *m, size_t from, size_t to)
 {
     size_t n = 0, cap = 0;
     token_rec **found = NULL;
-    for (size_t i = 0; i < a->by_token.cap; i++)
+    for (size_t i = from; i < to && i < a->by_token.cap; i++)
         for (token_rec *t = a->by_token.slots[i].value; t; t = t->next_same_key) {
-            if (t->pid != pid || t->uid != uid)
+            if (!token_matches(t, m))
                 continue;
             if (n == cap) {
                 size_t ncap = cap ? 2 * cap : 8;
@@ -230,7 +254,9 @@ static void method_removetoken(rtmd_request *req)
     if (!req_arg_int64(req, "uid", &uid))
         return;
     token_write *w = calloc(1, sizeof *w);
-    if (!w || tokens_remove_user(state(req->srv), req->project->pid, uid) != 0) {
+    struct auth_state *a = state(req->srv);
+    token_match user = {req->project->pid, uid, 0};
+    if (!w || tokens_remove(a, &user, 0, a->by_token.cap) != 0) {
         free(w);
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
@@ -535,6 +561,65 @@ static void method_getonlineusers(rtmd_request *req)
 
 /* ---- module life cycle ---- */
 
+/* ---- token expiry ---- */
+
+static int apply_token_purge(sqlite3 *db, void *arg)
+{
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, "DELETE FROM tokens WHERE expires_at <= ?1", &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, *(const int64_t *)arg);
+    rc = sqlite3_step(st);
+    store_stmt_release(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void token_purge_done(void *arg, int status)
+{
+    if (status != SQLITE_OK)
+        LOG_WARN("auth: deleting expired tokens failed: %s", sqlite3_errstr(status));
+    free(arg);
+}
+
+static void on_token_tick(uv_timer_t *t)
+{
+    struct auth_state *a = t->data;
+    rtmd_server *srv = a->srv;
+    if (srv->stopping) {
+        uv_timer_stop(t);
+        uv_close((uv_handle_t *)t, NULL);
+        a->timer_closed = true;
+        return;
+    }
+    int64_t now = unix_seconds();
+    uint32_t interval = srv->cfg.retention_interval;
+    size_t slice = a->by_token.cap / interval + 1;
+    token_match expired = {0, 0, now};
+    if (a->by_token.cap > 0 && tokens_remove(a, &expired, a->sweep_slot, a->sweep_slot + slice) != 0)
+        return; /* out of memory: the next tick tries again */
+    a->sweep_slot += slice;
+    if (a->sweep_slot >= a->by_token.cap)
+        a->sweep_slot = 0;
+    uint64_t now_ms = uv_now(srv->loop);
+    if (srv->store && now_ms - a->last_purge_ms >= (uint64_t)interval * 1000u) {
+        a->last_purge_ms = now_ms;
+        int64_t *at = malloc(sizeof *at);
+        if (at) {
+            *at = now;
+            if (store_submit(srv->store, apply_token_purge, token_purge_done, at) != 0)
+                free(at);
+        }
+    }
+}
+
+size_t auth_token_count(const rtmd_server *srv)
+{
+    return srv->svc->auth ? srv->svc->auth->ntokens : 0;
+}
+
+/* ---- module life cycle ---- */
+
 int auth_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct auth_state *a = calloc(1, sizeof *a);
@@ -543,7 +628,12 @@ int auth_init(rtmd_server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    a->srv = srv;
     srv->svc->auth = a;
+    uv_timer_init(srv->loop, &a->timer);
+    a->timer.data = a;
+    uv_timer_start(&a->timer, on_token_tick, 1000, 1000);
+    a->last_purge_ms = uv_now(srv->loop);
     token_load l = {a, unix_seconds(), 0};
     if (services_load(srv, load_tokens, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load tokens from the store");
@@ -583,6 +673,12 @@ void auth_free(rtmd_server *srv)
     pairmap_free(&a->by_token);
     pairmap_free(&a->salts);
     free(a->ring);
-    free(a);
     srv->svc->auth = NULL;
+    if (!a->timer_closed) {
+        /* The loop never ran to a graceful stop: the handle is closed but
+         * stays allocated, since libuv still links it. */
+        uv_close((uv_handle_t *)&a->timer, NULL);
+        return;
+    }
+    free(a);
 }

@@ -47,7 +47,7 @@ typedef struct rtmd_config {
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
-    uint32_t retention_interval;  /* seconds between runs of the history retention job */
+    uint32_t retention_interval;  /* seconds between history retention runs and token expiry passes */
     int log_level;                /* enum rtm_log_level */
 
     size_t nprojects;

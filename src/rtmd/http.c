@@ -3,6 +3,7 @@
  * bytes, drops). Later features (REST API, demo endpoints, web pages) add
  * their routes here. */
 #include "server.h"
+#include "services.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +76,8 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
             buffered += conn_buffer_bytes(c);
     emit_one(&o, "rtmd_connection_buffer_bytes", "gauge",
              "Heap bytes held in buffers by client and server gate connections.", buffered);
+    emit_one(&o, "rtmd_tokens", "gauge", "Login tokens minted and not yet expired, removed or swept.",
+             srv->svc ? auth_token_count(srv) : 0);
     return o.len < cap ? o.len : cap;
 }
 

@@ -41,6 +41,9 @@ RTMD_SERVICE(messages)
 RTMD_SERVICE(history)
 #undef RTMD_SERVICE
 
+/* Figures for /metrics: live login tokens kept in memory (auth.c). */
+size_t auth_token_count(const rtmd_server *srv);
+
 /* Start-up reads on the loop thread (before serving): runs fn with the
  * store's reader connection. */
 int services_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg);

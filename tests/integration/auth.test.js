@@ -8,13 +8,15 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, sign, expectCode, answerPushes } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, sleep, makeTempDir } = require('./lib/rtmd');
+const { sanitizerReports, startRtmd, withLogs, sleep, makeTempDir, removeTempDir, waitFor, run } = require('./lib/rtmd');
+const { scrapeMetric } = require('./lib/http');
 const fs = require('node:fs');
 const path = require('node:path');
 
 describe('identity and sessions', () => {
   let srv, single, app;
-  const logs = () => [srv, single];
+  const extra = [];
+  const logs = () => [srv, single, ...extra];
   const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(logs, fn));
   const client = (s = srv) => fpnn.connect({ port: s.ports.client_tcp });
 
@@ -35,6 +37,7 @@ describe('identity and sessions', () => {
       await s.cleanup();
       assert.equal(code, 0, `rtmd exit code after SIGTERM\n${s.diagnostics()}`);
     }
+    for (const s of extra) await s.cleanup();
     assert.deepEqual(sanitizerReports(), []);
   });
 
@@ -181,6 +184,29 @@ describe('identity and sessions', () => {
     await u.close();
     await app1.close();
     await app2.close();
+  });
+
+  it('expired tokens are swept from memory and deleted from the store', async () => {
+    const dir = await makeTempDir();
+    const conf = path.join(dir, 'rtmd.conf');
+    const p = { pid: 70003, secret: 'secret-three-70003' };
+    fs.writeFileSync(conf, `[project]\npid = ${p.pid}\nsecret = "${p.secret}"\ntoken_ttl = 1\n`);
+    const dataDir = path.join(dir, 'data');
+    const s = await startRtmd({ config: conf, dataDir, args: ['--retention_interval=1'] });
+    extra.push(s);
+    const a = await appServer(s, { project: s.projects.find((x) => x.pid === String(p.pid)) });
+    for (const uid of [8001, 8002, 8003]) await a.token(uid);
+    assert.equal(await scrapeMetric(s.ports.http, 'rtmd_tokens'), 3);
+    // Nobody tries them: the sweep alone forgets them once expired.
+    const swept = await waitFor(async () => (await scrapeMetric(s.ports.http, 'rtmd_tokens')) === 0, 6000, 100);
+    assert.ok(swept, `rtmd_tokens is ${await scrapeMetric(s.ports.http, 'rtmd_tokens')} 6 s after the tokens expired`);
+    await sleep(1500); // the store's purge runs once per retention_interval
+    await a.close();
+    assert.equal(await s.stop('SIGTERM'), 0);
+    const r = await run('sqlite3', [path.join(dataDir, 'rtmd.sqlite3'), 'SELECT count(*) FROM tokens']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '0', 'expired rows deleted from the store');
+    await removeTempDir(dir);
   });
 
   it('tokens survive a restart', async () => {
