@@ -9,8 +9,8 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, writeProjectsConfig } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, makeTempDir, sleep } = require('./lib/rtmd');
+const { appServer, login, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
+const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 describe('bans and blacklist', () => {
   let srv, app, app2, p1, p2, conf;
@@ -34,25 +34,13 @@ describe('bans and blacklist', () => {
   }
 
   before(async () => {
-    const dir = await makeTempDir();
-    conf = writeProjectsConfig(dir, [
+    ({ srv, conf, projects: [p1, p2], apps: [app, app2] } = await startWithProjects([
       { pid: 83001, secret: 'bans-secret-one' },
       { pid: 83002, secret: 'bans-secret-two' },
-    ]);
-    srv = await startRtmd({ config: conf });
-    p1 = srv.projects.find((p) => p.pid === '83001');
-    p2 = srv.projects.find((p) => p.pid === '83002');
-    app = await appServer(srv, { project: p1 });
-    app2 = await appServer(srv, { project: p2 });
+    ]));
   });
 
-  after(async () => {
-    for (const a of [app, app2]) if (a && !a.client.isClosed) await a.close();
-    const code = await srv.stop('SIGTERM');
-    await srv.cleanup();
-    assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
-    assert.deepEqual(sanitizerReports(), []);
-  });
+  after(() => stopChecked(srv, [app, app2]));
 
   it('group bans: add, check, remove; per group and per user', async () => {
     assert.equal(await isGroupBan(10, 1), false);

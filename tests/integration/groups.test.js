@@ -9,8 +9,8 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, int64s, ids, writeProjectsConfig } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, makeTempDir, sleep } = require('./lib/rtmd');
+const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecked } = require('./lib/rtm');
+const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 describe('groups', () => {
   let srv, app, app2, p1, p2, conf;
@@ -19,25 +19,13 @@ describe('groups', () => {
   const I = fpnn.int64;
 
   before(async () => {
-    const dir = await makeTempDir();
-    conf = writeProjectsConfig(dir, [
+    ({ srv, conf, projects: [p1, p2], apps: [app, app2] } = await startWithProjects([
       { pid: 81001, secret: 'groups-secret-one' },
       { pid: 81002, secret: 'groups-secret-two' },
-    ]);
-    srv = await startRtmd({ config: conf });
-    p1 = srv.projects.find((p) => p.pid === '81001');
-    p2 = srv.projects.find((p) => p.pid === '81002');
-    app = await appServer(srv, { project: p1 });
-    app2 = await appServer(srv, { project: p2 });
+    ]));
   });
 
-  after(async () => {
-    for (const a of [app, app2]) if (a && !a.client.isClosed) await a.close();
-    const code = await srv.stop('SIGTERM');
-    await srv.cleanup();
-    assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
-    assert.deepEqual(sanitizerReports(), []);
-  });
+  after(() => stopChecked(srv, [app, app2]));
 
   it('server gate: add, list, check, count, remove members; delete a group', async () => {
     await app.call('addgroupmembers', { gid: I(100), uids: int64s([11, 12, 13]) });

@@ -8,8 +8,8 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, int64s, ids, writeProjectsConfig } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, makeTempDir, waitFor, sleep } = require('./lib/rtmd');
+const { login, expectCode, int64s, ids, startWithProjects, stopChecked } = require('./lib/rtm');
+const { withLogs, waitFor, sleep } = require('./lib/rtmd');
 
 describe('rooms', () => {
   let srv, app, app2;
@@ -20,23 +20,13 @@ describe('rooms', () => {
   const count = async (rid, a = app) => fpnn.toNumber((await a.call('getroomcount', { rids: int64s([rid]) })).cn[String(rid)]);
 
   before(async () => {
-    const dir = await makeTempDir();
-    const conf = writeProjectsConfig(dir, [
+    ({ srv, apps: [app, app2] } = await startWithProjects([
       { pid: 82001, secret: 'rooms-secret-one', max_rooms_per_user: 3 },
       { pid: 82002, secret: 'rooms-secret-two' },
-    ]);
-    srv = await startRtmd({ config: conf });
-    app = await appServer(srv, { project: srv.projects.find((p) => p.pid === '82001') });
-    app2 = await appServer(srv, { project: srv.projects.find((p) => p.pid === '82002') });
+    ]));
   });
 
-  after(async () => {
-    for (const a of [app, app2]) if (a && !a.client.isClosed) await a.close();
-    const code = await srv.stop('SIGTERM');
-    await srv.cleanup();
-    assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
-    assert.deepEqual(sanitizerReports(), []);
-  });
+  after(() => stopChecked(srv, [app, app2]));
 
   for (const transport of ['tcp', 'ws']) {
     it(`client gate over ${transport}: enter, list, count, leave`, async () => {

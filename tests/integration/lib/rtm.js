@@ -156,4 +156,31 @@ function writeProjectsConfig(dir, projects) {
   return file;
 }
 
-module.exports = { AppServer, User, appServer, login, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids, writeProjectsConfig };
+// Starts rtmd with the given projects ([{pid, secret, ...settings}]) and
+// one app-server link per project, in that order.
+async function startWithProjects(projects) {
+  const { startRtmd, makeTempDir } = require('./rtmd');
+  const conf = writeProjectsConfig(await makeTempDir(), projects);
+  const srv = await startRtmd({ config: conf });
+  const found = projects.map((p) => srv.projects.find((x) => x.pid === String(p.pid)));
+  const apps = [];
+  for (const project of found) apps.push(await appServer(srv, { project }));
+  return { srv, conf, projects: found, apps };
+}
+
+// Closes the app-server links, stops rtmd, expects exit code 0 and no
+// sanitizer report: the end of every suite that starts one server.
+async function stopChecked(srv, apps = []) {
+  const assert = require('node:assert/strict');
+  const { sanitizerReports } = require('./rtmd');
+  for (const a of apps) if (a && !a.client.isClosed) await a.close();
+  const code = await srv.stop('SIGTERM');
+  await srv.cleanup();
+  assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
+  assert.deepEqual(sanitizerReports(), []);
+}
+
+module.exports = {
+  AppServer, User, appServer, login, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
+  writeProjectsConfig, startWithProjects, stopChecked,
+};
