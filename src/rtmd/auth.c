@@ -570,9 +570,7 @@ static int apply_token_purge(sqlite3 *db, void *arg)
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, *(const int64_t *)arg);
-    rc = sqlite3_step(st);
-    store_stmt_release(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return store_step_release(st);
 }
 
 static void token_purge_done(void *arg, int status)

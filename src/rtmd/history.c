@@ -14,6 +14,7 @@
 
 #include "groups.h"
 #include "log.h"
+#include "messages.h"
 #include "methods.h"
 #include "payload.h"
 #include "rooms.h"
@@ -37,8 +38,6 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define HISTORY_SWEEP_BATCH_SQL STR(HISTORY_SWEEP_BATCH)
-
-enum conv_type { CONV_P2P = 1, CONV_GROUP = 2, CONV_ROOM = 3, CONV_BROADCAST = 4 };
 
 struct sweep;
 
@@ -863,15 +862,10 @@ static void bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b)
     sqlite3_bind_int64(st, 4, b);
 }
 
-static void conv_key(hjob *j, int type, int64_t xid, int64_t *a, int64_t *b)
+/* The conversation of the calling user with xid (a peer or a gid). */
+static conv_key user_conv(const hjob *j, int type, int64_t xid)
 {
-    if (type == CONV_P2P) {
-        *a = j->uid < xid ? j->uid : xid;
-        *b = j->uid < xid ? xid : j->uid;
-    } else {
-        *a = xid;
-        *b = 0;
-    }
+    return type == CONV_P2P ? conv_p2p(j->uid, xid) : (conv_key){type, xid, 0};
 }
 
 /* The conversation's markers: read (the effective one) and removed. */
@@ -901,8 +895,9 @@ static int conv_marks(conv_q *q, hjob *j, int type, int64_t xid, int64_t *read, 
 /* Fills unread (and the last message when with_last) of one conversation. */
 static int conv_stats(conv_q *q, hjob *j, int type, int64_t xid, conv_item *c, bool with_last)
 {
-    int64_t a, b, read, removed;
-    conv_key(j, type, xid, &a, &b);
+    int64_t read, removed;
+    conv_key k = user_conv(j, type, xid);
+    int64_t a = k.a, b = k.b;
     int rc = conv_marks(q, j, type, xid, &read, &removed);
     if (rc != SQLITE_OK)
         return rc;
@@ -1560,7 +1555,9 @@ static int sweep_apply(sqlite3 *db, void *arg)
     sweep *sw = arg;
     const sweep_task *t = &sw->tasks[sw->cur];
     sqlite3_stmt *st;
-    int rc;
+    int rc = messages_note_id_floor(db);
+    if (rc != SQLITE_OK)
+        return rc;
     if (t->kind == TASK_DAYS) {
         /* The window: from from_id up to the id of the row HISTORY_SWEEP_BATCH
          * rows on (any project), or to to_id. Reads t, writes only

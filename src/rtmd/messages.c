@@ -664,12 +664,30 @@ typedef struct newest_msg {
     int64_t id, mtime;
 } newest_msg;
 
+#define ID_FLOOR_COUNTER "'message_id_floor'"
+
+int messages_note_id_floor(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int rc = store_stmt(db,
+                        "INSERT INTO counters(name, value) SELECT " ID_FLOOR_COUNTER ", COALESCE(MAX(id), 0)"
+                        " FROM messages WHERE true ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+                        &st);
+    return rc == SQLITE_OK ? store_step_release(st) : rc;
+}
+
+/* The newest row's id and mtime; the id is raised to the recorded floor,
+ * so that no id is handed out twice when retention deleted the newest
+ * messages. */
 static int load_newest(sqlite3 *db, void *arg)
 {
     newest_msg *max = arg;
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT id, mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)", -1,
-                                &st, NULL);
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0),"
+                                " COALESCE((SELECT value FROM counters WHERE name = " ID_FLOOR_COUNTER "), 0)),"
+                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0)",
+                                -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
     rc = sqlite3_step(st);
@@ -677,8 +695,6 @@ static int load_newest(sqlite3 *db, void *arg)
         max->id = sqlite3_column_int64(st, 0);
         max->mtime = sqlite3_column_int64(st, 1);
         rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK; /* no message yet */
     }
     sqlite3_finalize(st);
     return rc;

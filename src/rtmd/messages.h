@@ -5,6 +5,7 @@
 #ifndef RTMD_MESSAGES_H
 #define RTMD_MESSAGES_H
 
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,5 +34,11 @@ conv_key conv_p2p(int64_t uid1, int64_t uid2);
 conv_key conv_group(int64_t gid);
 conv_key conv_room(int64_t rid);
 conv_key conv_broadcast(void);
+
+/* Writer thread, before rows of `messages` are deleted: records the newest
+ * message id in table counters, so that ids are never handed out twice
+ * (the next start begins above it even if the newest rows are gone).
+ * Returns an SQLite code. */
+int messages_note_id_floor(sqlite3 *db);
 
 #endif

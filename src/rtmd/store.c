@@ -201,6 +201,13 @@ static void fail_range(store_op *from, store_op *to, int rc)
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 void store_stmt_release(sqlite3_stmt *st);
 
+int store_step_release(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    store_stmt_release(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 /* Runs one statement of the batch machinery (BEGIN, SAVEPOINT, RELEASE,
  * COMMIT, ...) through the statement cache: they run several times per
  * message, and parsing them each time cost as much as the insert. */
@@ -208,11 +215,7 @@ static int exec_cached(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
     int rc = store_stmt(db, sql, &st);
-    if (rc != SQLITE_OK)
-        return rc;
-    rc = sqlite3_step(st);
-    store_stmt_release(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+    return rc == SQLITE_OK ? store_step_release(st) : rc;
 }
 
 /* Runs op's apply; SQLITE_DONE counts as success. */

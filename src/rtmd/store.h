@@ -62,6 +62,10 @@ int store_ensure_project(store *s, int64_t pid, const char *secret);
  * not cached); never finalize it yourself. */
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 void store_stmt_release(sqlite3_stmt *st);
+/* Steps a statement of store_stmt once (a write, or a statement whose first
+ * row is not needed) and hands it back: SQLITE_OK when it ran, else the
+ * SQLite error. */
+int store_step_release(sqlite3_stmt *st);
 
 /* Steps a statement that returns no rows (INSERT, UPDATE, DELETE) to its
  * end and finalizes it: SQLITE_OK when it ran, else the SQLite error. */

@@ -75,6 +75,11 @@
  *   of a known conversation only reads it (docs/performance.md). Rows
  *   outlive the messages that retention deletes; readers skip peers whose
  *   conversation is empty.
+ *
+ * Migration 7: table counters (name, value), values the server must never
+ *   hand out again though the rows that held them are gone:
+ *   message_id_floor, the newest message id seen before retention deleted
+ *   messages (messages.c starts ids above both it and the newest row).
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -191,6 +196,13 @@ static const char *const migrations[] = {
     " SELECT pid, conv_a, conv_b FROM messages WHERE conv_type = 1"
     " UNION SELECT pid, conv_b, conv_a FROM messages WHERE conv_type = 1;"
     "DROP INDEX messages_p2p_peer;",
+
+    /* 7 */
+    "CREATE TABLE counters ("
+    "  name TEXT PRIMARY KEY,"
+    "  value INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO counters(name, value) SELECT 'message_id_floor', COALESCE(MAX(id), 0) FROM messages;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -370,6 +370,43 @@ describe('history retention', () => {
     }
   });
 
+  it('message ids are not handed out again after retention deleted the newest messages', async () => {
+    const dir = await makeTempDir();
+    const dataDir = path.join(dir, 'data');
+    const conf = writeConfig(dir, 'history_days = 3\n');
+    const db = path.join(dataDir, 'rtmd.sqlite3');
+    const a = freshUid(), b = freshUid();
+    const newestOf = async (app) => (await app.call('getp2pmsg', { uid: I(a), ouid: I(b), desc: true, num: 10 })).msgs;
+    const restart = async () => {
+      const srv = await startRtmd({ config: conf, dataDir });
+      servers.push(srv);
+      return { srv, app: await appServer(srv, { project: P }) };
+    };
+    let { srv, app } = await restart();
+    for (let i = 0; i < 3; i++) await sendP2P(app, a, b, { msg: `old${i}` });
+    const deletedId = big((await newestOf(app))[0][0]);
+    await app.close();
+    assert.equal(await srv.stop('SIGTERM'), 0);
+    // Every message ages past history_days: the next start deletes them all.
+    const r = await run('sqlite3', [db, 'UPDATE messages SET mtime = mtime - 4*86400000']);
+    assert.equal(r.code, 0, r.stderr);
+    ({ srv, app } = await restart());
+    const gone = await waitFor(async () => ((await newestOf(app)).length === 0 ? true : null), 10000, 100);
+    assert.ok(gone, 'retention deleted every message');
+    await app.close();
+    assert.equal(await srv.stop('SIGTERM'), 0);
+    // The start after that finds no message row to begin ids above.
+    ({ srv, app } = await restart());
+    try {
+      await sendP2P(app, a, b, { msg: 'new' });
+      const msgs = await newestOf(app);
+      assert.equal(msgs.length, 1);
+      assert.ok(big(msgs[0][0]) > deletedId, `new id ${msgs[0][0]} above the deleted ${deletedId}`);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('history_days deletes older messages at start and keeps newer ones', async (t) => {
     const probe = await run('sqlite3', ['-version']).catch(() => ({ code: 1 }));
     if (probe.code !== 0) {

@@ -19,7 +19,7 @@
 
 #include "store.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 typedef struct fixture {
     char dir[64];
@@ -274,15 +274,17 @@ static void test_reopen_keeps_data(void **state)
     close_store(f, s);
 }
 
-/* Migration 6 on a database of version 5: p2p_peers gets both users of
- * every p2p conversation, and the index it replaces is gone. */
-static void test_migration_6_fills_p2p_peers(void **state)
+/* Migrations 6 and 7 on a database of version 5: p2p_peers gets both
+ * users of every p2p conversation, the index it replaces is gone, and the
+ * message id floor starts at the newest message. */
+static void test_migrations_6_7_on_version_5(void **state)
 {
     fixture *f = *state;
     close_store(f, open_store(f, 0));
     sqlite3 *db = open_raw(f);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE p2p_peers;"
+                                  "DROP TABLE counters;"
                                   "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
@@ -296,9 +298,10 @@ static void test_migration_6_fills_p2p_peers(void **state)
 
     store *s = open_store(f, 0);
     assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), 1);
+    assert_int_equal(store_migrations_applied(s), 2);
     close_store(f, s);
     db = open_raw(f);
+    assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'message_id_floor'"), 4);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_p2p_peer'"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers"), 4);
     assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers WHERE pid = 1 AND ((uid = 10 AND peer IN (11, 12))"
@@ -312,14 +315,14 @@ static void test_newer_version_refused(void **state)
     fixture *f = *state;
     assert_int_equal(mkdir(f->data, 0700), 0);
     sqlite3 *db = open_raw(f);
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 7", NULL, NULL, NULL),
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 99", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
 
     char err[256] = "";
     store *s = store_open(&f->loop, f->data, 0, true, err, sizeof err);
     assert_null(s);
-    assert_non_null(strstr(err, "7"));
+    assert_non_null(strstr(err, "99"));
     assert_non_null(strstr(err, "newer"));
     char known[16];
     snprintf(known, sizeof known, "(%d)", SCHEMA_VERSION);
@@ -327,7 +330,7 @@ static void test_newer_version_refused(void **state)
 
     /* The database was left as it was. */
     db = open_raw(f);
-    assert_int_equal(query_int(db, "PRAGMA user_version"), 7);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), 99);
     assert_int_equal(query_int(db, "SELECT journal_mode = 'delete' FROM pragma_journal_mode"), 1);
     sqlite3_close(db);
 }
@@ -623,7 +626,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_6_fills_p2p_peers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_6_7_on_version_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
