@@ -384,6 +384,17 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return rc;
 }
 
+/* Binds ?1..?4 to the job's project and a conversation (pid, conv_type,
+ * conv_a, conv_b), as every per-conversation query of this file names them. */
+static void bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, j->pid);
+    sqlite3_bind_int(st, 2, type);
+    sqlite3_bind_int64(st, 3, a);
+    sqlite3_bind_int64(st, 4, b);
+}
+
 static int64_t query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int *rc)
 {
     sqlite3_stmt *st;
@@ -429,10 +440,7 @@ static int read_history_txn(sqlite3 *db, hjob *j)
     int rc = prep(db, sql, &st);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, j->conv_type);
-    sqlite3_bind_int64(st, 3, j->conv_a);
-    sqlite3_bind_int64(st, 4, j->conv_b);
+    bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
     sqlite3_bind_int64(st, 5, j->begin > 0 ? j->begin : INT64_MIN);
     sqlite3_bind_int64(st, 6, j->end > 0 ? j->end : INT64_MAX);
     sqlite3_bind_int64(st, 7, j->lastid > 0 ? j->lastid : (j->desc ? INT64_MAX : INT64_MIN));
@@ -622,10 +630,7 @@ static int read_getmsg(sqlite3 *db, void *arg)
                   &st);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, j->conv_type);
-    sqlite3_bind_int64(st, 3, j->conv_a);
-    sqlite3_bind_int64(st, 4, j->conv_b);
+    bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
     sqlite3_bind_int64(st, 5, j->from);
     sqlite3_bind_int64(st, 6, j->mid);
     rc = sqlite3_step(st);
@@ -674,10 +679,7 @@ static int apply_delmsg(sqlite3 *db, void *arg)
                   &st);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, j->conv_type);
-    sqlite3_bind_int64(st, 3, j->conv_a);
-    sqlite3_bind_int64(st, 4, j->conv_b);
+    bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
     sqlite3_bind_int64(st, 5, j->from);
     sqlite3_bind_int64(st, 6, j->mid);
     return store_step_finalize(st);
@@ -742,10 +744,7 @@ static int read_msgnum(sqlite3 *db, void *arg)
     int rc = prep(db, sql, &st);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, j->conv_type);
-    sqlite3_bind_int64(st, 3, j->conv_a);
-    sqlite3_bind_int64(st, 4, j->conv_b);
+    bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
     sqlite3_bind_int64(st, 5, j->begin > 0 ? j->begin : INT64_MIN);
     sqlite3_bind_int64(st, 6, j->end > 0 ? j->end : INT64_MAX);
     rc = sqlite3_step(st);
@@ -851,15 +850,6 @@ static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
     return prep(db,
                 "SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4",
                 &q->any);
-}
-
-static void bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b)
-{
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, type);
-    sqlite3_bind_int64(st, 3, a);
-    sqlite3_bind_int64(st, 4, b);
 }
 
 /* The conversation of the calling user with xid (a peer or a gid). */
