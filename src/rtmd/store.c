@@ -88,7 +88,6 @@ struct store {
     uv_cond_t sync_cv;   /* the syncer waits for commits */
     int sync_ready;      /* mu and both condition variables initialised */
     bool fsync;          /* writes are reported after the syncer's fdatasync */
-    char wal_path[1040];
     int wal_fd;          /* syncer thread only; -1 until opened */
 
     /* Guarded by mu. */
@@ -413,17 +412,17 @@ static void writer_main(void *arg)
 /* fdatasync of the WAL file through the syncer's own descriptor (fsync
  * works on the file, whichever descriptor names it). The descriptor is
  * opened again if the path now names another file. Returns 0 or an errno. */
-static int sync_wal(store *s)
+static int sync_wal(store *s, const char *wal_path)
 {
     struct stat by_path, by_fd;
-    if (stat(s->wal_path, &by_path) != 0)
+    if (stat(wal_path, &by_path) != 0)
         return errno;
     if (s->wal_fd >= 0 && (fstat(s->wal_fd, &by_fd) != 0 || by_fd.st_ino != by_path.st_ino ||
                            by_fd.st_dev != by_path.st_dev)) {
         close(s->wal_fd);
         s->wal_fd = -1;
     }
-    if (s->wal_fd < 0 && (s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
+    if (s->wal_fd < 0 && (s->wal_fd = open(wal_path, O_RDONLY | O_CLOEXEC)) < 0)
         return errno;
     return fdatasync(s->wal_fd) == 0 ? 0 : errno;
 }
@@ -431,6 +430,8 @@ static int sync_wal(store *s)
 static void syncer_main(void *arg)
 {
     store *s = arg;
+    char wal_path[sizeof s->path + 4];
+    snprintf(wal_path, sizeof wal_path, "%s-wal", s->path);
     uv_mutex_lock(&s->mu);
     for (;;) {
         while (!s->committed.head && !s->writer_done)
@@ -441,9 +442,9 @@ static void syncer_main(void *arg)
         s->committed = (op_list){NULL, NULL};
         uv_mutex_unlock(&s->mu);
 
-        int err = sync_wal(s);
+        int err = sync_wal(s, wal_path);
         if (err != 0) {
-            LOG_ERROR("store: fdatasync of %s failed: %s", s->wal_path, strerror(err));
+            LOG_ERROR("store: fdatasync of %s failed: %s", wal_path, strerror(err));
             fail_range(synced.head, synced.tail, SQLITE_IOERR_FSYNC);
         }
 
@@ -646,7 +647,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
     s->batch_max = batch_max ? batch_max : STORE_DEFAULT_BATCH;
     s->fsync = fsync;
     s->wal_fd = -1;
-    if ((size_t)snprintf(s->wal_path, sizeof s->wal_path, "%s-wal", path) >= sizeof s->wal_path) {
+    if ((size_t)snprintf(s->path, sizeof s->path, "%s", path) >= sizeof s->path) {
         set_err(err, errlen, "data directory path too long: %s", data_dir);
         goto fail;
     }
@@ -690,7 +691,6 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
         goto fail;
     }
     s->sync_ready = 1;
-    snprintf(s->path, sizeof s->path, "%s", path);
 
     s->async = malloc(sizeof *s->async);
     if (!s->async) {
