@@ -559,8 +559,6 @@ static void method_getonlineusers(rtmd_request *req)
     request_answer_ids(req, "uids", online, n);
 }
 
-/* ---- module life cycle ---- */
-
 /* ---- token expiry ---- */
 
 static int apply_token_purge(sqlite3 *db, void *arg)
@@ -584,12 +582,8 @@ static void on_token_tick(uv_timer_t *t)
 {
     struct auth_state *a = t->data;
     rtmd_server *srv = a->srv;
-    if (srv->stopping) {
-        uv_timer_stop(t);
-        uv_close((uv_handle_t *)t, NULL);
-        a->timer_closed = true;
+    if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
         return;
-    }
     int64_t now = unix_seconds();
     uint32_t interval = srv->cfg.retention_interval;
     size_t slice = a->by_token.cap / interval + 1;
@@ -672,11 +666,6 @@ void auth_free(rtmd_server *srv)
     pairmap_free(&a->salts);
     free(a->ring);
     srv->svc->auth = NULL;
-    if (!a->timer_closed) {
-        /* The loop never ran to a graceful stop: the handle is closed but
-         * stays allocated, since libuv still links it. */
-        uv_close((uv_handle_t *)&a->timer, NULL);
-        return;
-    }
-    free(a);
+    if (rtmd_timer_release(&a->timer, a->timer_closed))
+        free(a);
 }

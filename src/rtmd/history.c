@@ -1685,14 +1685,9 @@ static void on_sweep_tick(uv_timer_t *t)
 {
     struct history_state *h = t->data;
     rtmd_server *srv = h->srv;
-    if (srv->stopping) {
-        /* Let the loop end: the graceful stop waits for writes in flight,
-         * and a sweep in progress gives up at its next step. */
-        uv_timer_stop(t);
-        uv_close((uv_handle_t *)t, NULL);
-        h->timer_closed = true;
+    /* On stop, a sweep in progress gives up at its next step. */
+    if (rtmd_timer_end_on_stop(srv, t, &h->timer_closed))
         return;
-    }
     uint64_t now = uv_now(srv->loop);
     if (h->sweep || !srv->store)
         return;
@@ -1755,11 +1750,6 @@ void history_free(rtmd_server *srv)
         free(h->sweep);
     }
     srv->svc->history = NULL;
-    if (!h->timer_closed) {
-        /* The loop never ran to a graceful stop: the handle is closed but
-         * stays allocated, since libuv still links it. */
-        uv_close((uv_handle_t *)&h->timer, NULL);
-        return;
-    }
-    free(h);
+    if (rtmd_timer_release(&h->timer, h->timer_closed))
+        free(h);
 }

@@ -187,6 +187,23 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed)
+{
+    if (!srv->stopping)
+        return false;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    *closed = true;
+    return true;
+}
+
+bool rtmd_timer_release(uv_timer_t *t, bool closed)
+{
+    if (!closed)
+        uv_close((uv_handle_t *)t, NULL);
+    return closed;
+}
+
 static void on_check(uv_check_t *h)
 {
     rtmd_flush_dirty(h->data);

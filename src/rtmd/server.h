@@ -158,6 +158,15 @@ void rtmd_server_free(rtmd_server *srv);
 rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
 uint64_t rtmd_now_ms(void);
 
+/* Periodic timers of service modules (history retention, token expiry).
+ * Each tick first calls rtmd_timer_end_on_stop: once the server stops, it
+ * closes the timer so that the loop can end (*closed becomes true) and the
+ * tick returns at once. At module free, rtmd_timer_release tells whether
+ * the module's memory may go: a timer the loop never closed (no graceful
+ * stop) is closed then but stays linked by libuv, so its memory must stay. */
+bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed);
+bool rtmd_timer_release(uv_timer_t *t, bool closed);
+
 /* Connection API used by the dispatcher and HTTP. */
 void conn_ref(rtmd_conn *c);
 void conn_unref(rtmd_conn *c);
