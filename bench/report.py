@@ -125,27 +125,21 @@ def completeness(r, run):
     return 100.0 * r.get("delivered", 0) / e if e else None
 
 
+# Rows of the publish/deliver scenarios (fanout and rooms alike).
+DELIVERY_ROWS = [
+    ("delivered messages/s", g("delivered_per_s"), False),
+    ("published messages/s (acked)", g("acked_per_s"), False),
+    ("delivery latency p50 (us)", lat("latency_us", "p50"), True),
+    ("delivery latency p99 (us)", lat("latency_us", "p99"), True),
+    ("delivery latency p99.9 (us)", lat("latency_us", "p999"), True),
+    ("delivered of expected (%)", completeness, False),
+    ("server RSS after (MiB)", rss_mb, True),
+    ("server CPU during the run (s)", cpu, True),
+]
+
 METRICS = {
-    "fanout": [
-        ("delivered messages/s", g("delivered_per_s"), False),
-        ("published messages/s (acked)", g("acked_per_s"), False),
-        ("delivery latency p50 (us)", lat("latency_us", "p50"), True),
-        ("delivery latency p99 (us)", lat("latency_us", "p99"), True),
-        ("delivery latency p99.9 (us)", lat("latency_us", "p999"), True),
-        ("delivered of expected (%)", completeness, False),
-        ("server RSS after (MiB)", rss_mb, True),
-        ("server CPU during the run (s)", cpu, True),
-    ],
-    "rooms": [
-        ("delivered messages/s", g("delivered_per_s"), False),
-        ("published messages/s (acked)", g("acked_per_s"), False),
-        ("delivery latency p50 (us)", lat("latency_us", "p50"), True),
-        ("delivery latency p99 (us)", lat("latency_us", "p99"), True),
-        ("delivery latency p99.9 (us)", lat("latency_us", "p999"), True),
-        ("delivered of expected (%)", completeness, False),
-        ("server RSS after (MiB)", rss_mb, True),
-        ("server CPU during the run (s)", cpu, True),
-    ],
+    "fanout": DELIVERY_ROWS,
+    "rooms": DELIVERY_ROWS,
     "idle": [
         ("connections held", g("connected"), False),
         ("server memory per connection (bytes)", per_conn, True),
