@@ -288,18 +288,28 @@ static group_write *new_write(group_write_op op, int64_t pid, int64_t gid, const
 
 /* ---- methods ---- */
 
+/* The gid of a request that works on one group: on the client gate only a
+ * member may name it (200041). Answers the request and returns false on a
+ * bad request. */
+static bool group_arg(rtmd_request *req, int64_t *gid)
+{
+    if (!req_arg_int64(req, "gid", gid))
+        return false;
+    if (caller_is_client(req) && !groups_is_member(req->srv, req->project->pid, *gid, req->uid)) {
+        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
+        return false;
+    }
+    return true;
+}
+
 /* both gates: addgroupmembers {gid, uids} -> {} */
 static void method_addgroupmembers(rtmd_request *req)
 {
     int64_t gid, *uids;
     uint32_t n;
-    if (!req_arg_int64(req, "gid", &gid))
+    if (!group_arg(req, &gid))
         return;
     int64_t pid = req->project->pid;
-    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
-        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
-        return;
-    }
     if (!req_arg_ids(req, "uids", RTMD_GROUP_MAX_UIDS_PER_CALL, false, &uids, &n))
         return;
     struct groups_state *st = state(req->srv);
@@ -331,13 +341,9 @@ static void method_delgroupmembers(rtmd_request *req)
 {
     int64_t gid, *uids;
     uint32_t n;
-    if (!req_arg_int64(req, "gid", &gid))
+    if (!group_arg(req, &gid))
         return;
     int64_t pid = req->project->pid;
-    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
-        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
-        return;
-    }
     if (!req_arg_ids(req, "uids", RTMD_GROUP_MAX_UIDS_PER_CALL, false, &uids, &n))
         return;
     group_write *w = new_write(GW_DEL, pid, gid, uids, n);
@@ -377,13 +383,9 @@ static size_t count_online(rtmd_server *srv, int64_t pid, const int64_t *members
 static bool read_members(rtmd_request *req, const int64_t **members, size_t *n, bool *online)
 {
     int64_t gid;
-    if (!req_arg_int64(req, "gid", &gid))
+    if (!group_arg(req, &gid))
         return false;
     int64_t pid = req->project->pid;
-    if (caller_is_client(req) && !groups_is_member(req->srv, pid, gid, req->uid)) {
-        request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
-        return false;
-    }
     *online = false;
     mp_get_bool(req->args, "online", online);
     *members = groups_members(req->srv, pid, gid, n);
