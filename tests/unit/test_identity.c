@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 
 #include "identity.h"
 #include "store.h"
+#include "tmpdir.h"
 
 #define PID 1000001
 #define PID2 1000002
@@ -30,14 +30,6 @@ typedef struct fixture {
     store *st;
     identity_state *id;
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void open_all(fixture *f)
 {
@@ -81,7 +73,7 @@ static int teardown(void **state)
         close_all(f);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(f->dir);
     free(f);
     return 0;
 }

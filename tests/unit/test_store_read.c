@@ -1,6 +1,7 @@
 /* Unit tests of store_read: reads run off the loop on pooled read-only
  * connections, see every write whose done callback has run, report SQLite
  * errors, and keep the store alive until they finish. */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "tmpdir.h"
 
 typedef struct ctx {
     store *s;
@@ -97,6 +99,7 @@ static void reads_see_committed_writes(void **state)
     store_close(c.s);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(remove_tree(dir), 0);
 }
 
 static void errors_and_read_only(void **state)
@@ -116,6 +119,7 @@ static void errors_and_read_only(void **state)
     store_close(c.s);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(remove_tree(dir), 0);
 }
 
 static void close_with_reads_in_flight(void **state)
@@ -132,6 +136,7 @@ static void close_with_reads_in_flight(void **state)
     assert_int_equal(c.reads_done, 50);
     assert_int_equal(c.status, SQLITE_OK);
     assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(remove_tree(dir), 0);
 }
 
 int main(void)

@@ -4,6 +4,7 @@
  * afresh and finalized on release (LeakSanitizer checks that); and the
  * writer's COMMIT never waits for the disk, whatever the fsync flag (the
  * syncer thread does: test_store.c). */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "tmpdir.h"
 
 static const char *const INSERT =
     "INSERT INTO projects(pid, secret, created_at) VALUES (?1, 'secret-stmt', 0)";
@@ -77,6 +79,7 @@ static void writer_reuses_statements(void **state)
     store_close(s);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(remove_tree(dir), 0);
 }
 
 static int read_synchronous(sqlite3 *db, void *arg)
@@ -111,6 +114,7 @@ static void writer_commit_does_not_wait_for_disk(void **state)
         store_close(s);
         uv_run(&loop, UV_RUN_DEFAULT);
         assert_int_equal(uv_loop_close(&loop), 0);
+        assert_int_equal(remove_tree(dir), 0);
     }
 }
 
