@@ -61,23 +61,15 @@ SRC_B=$(( (RANDOM % 250) + 1 ))
 SRC_K=0
 sources() { local k=$((SRC_K % 250 + 1)); echo "127.$SRC_B.$k.2,127.$SRC_B.$k.3,127.$SRC_B.$k.4,127.$SRC_B.$k.5,127.$SRC_B.$k.6,127.$SRC_B.$k.7,127.$SRC_B.$k.8,127.$SRC_B.$k.9"; }
 
-# ---- peers from Debian, idempotent like scripts/deps.sh --------------------
+# ---- peers from Debian, through scripts/deps.sh ----------------------------
 if [ "$INSTALL" = 1 ]; then
-  scripts/deps.sh
-  peers=(mosquitto nats-server redis-server libmosquitto-dev libnats-dev libhiredis-dev)
-  missing=()
-  for p in "${peers[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "run.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
+  scripts/deps.sh mosquitto nats-server redis-server
+  # linux-perf is optional (profiles), never required for a run
+  if ! command -v perf >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get update -q
-    $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
-    # linux-perf is optional (profiles), never required for a run
-    $sudo_cmd apt-get install -y -q --no-install-recommends linux-perf >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends linux-perf \
+      >/dev/null 2>&1 || true
   fi
   # Debian starts the packaged daemons as services: they are not ours to
   # stop, and use other ports than ours.

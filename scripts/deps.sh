@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing rtmd needs on Debian 12, from Debian's
-# packages only. Idempotent: installs nothing when everything is present.
+# packages only, and any further Debian packages named as arguments (the
+# brokers of bench/run.sh). Idempotent: installs nothing when everything is
+# present.
 set -euo pipefail
 
 packages=(
@@ -15,6 +17,7 @@ packages=(
   libcmocka-dev                      # unit tests
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries)
   curl ca-certificates               # used by scripts and tests
+  "$@"                               # asked for by the caller
 )
 
 missing=()
