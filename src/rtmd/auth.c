@@ -1,9 +1,7 @@
 /* Identity: login tokens (minted by gettoken, revoked by removetoken, kept
- * in the store and in memory, swept once expired), the signature of app-server requests (md5
- * of pid:secret:salt:method:ts, or pid:secret:salt from older SDKs, with
- * stale ts and replayed salts refused), the client `auth` quest with the
- * multi-login policy, kicking users out, presence queries, and session
- * attributes. */
+ * in the store and in memory, swept once expired), the client `auth` quest
+ * with the multi-login policy, kicking users out, presence queries, and
+ * session attributes. App-server signatures are sign.c's. */
 #include "bans.h"
 #include "log.h"
 #include "methods.h"
@@ -12,16 +10,13 @@
 #include "services.h"
 #include "users.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
 
 #define TOKEN_HEX 32
-#define SALT_CACHE_MAX (1u << 20)
 #define ONLINE_QUERY_MAX 200
 
 /* One live token: 80 bytes of heap with malloc's header, kept for every
@@ -34,11 +29,6 @@ typedef struct token_rec {
     char token[TOKEN_HEX + 1];
 } token_rec;
 
-typedef struct salt_entry {
-    int64_t pid, salt;
-    uint64_t expires_ms;
-} salt_entry;
-
 struct auth_state {
     rtmd_server *srv;
     pairmap by_token;  /* (pid, token key) -> token_rec chain */
@@ -50,11 +40,6 @@ struct auth_state {
     bool timer_closed;
     size_t sweep_slot;
     uint64_t last_purge_ms;
-    /* Salts seen within the signature window: a FIFO ring ordered by
-     * arrival (and so by expiry), mirrored in a set for lookups. */
-    pairmap salts;
-    salt_entry *ring;
-    size_t ring_head, ring_count;
 };
 
 static struct auth_state *state(rtmd_server *srv)
@@ -302,80 +287,6 @@ static int load_tokens(sqlite3 *db, void *arg)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* ---- app-server signatures ---- */
-
-static void md5_upper_hex(const char *text, char out[33])
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(text, strlen(text), digest, &len, EVP_md5(), NULL);
-    for (unsigned i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02X", digest[i]);
-}
-
-static bool salt_seen(struct auth_state *a, int64_t pid, int64_t salt, uint64_t now_ms, uint64_t window_ms)
-{
-    /* Forget salts whose window has passed. */
-    while (a->ring_count > 0 && a->ring[a->ring_head].expires_ms <= now_ms) {
-        salt_entry *e = &a->ring[a->ring_head];
-        pairmap_del(&a->salts, (uint64_t)e->pid, (uint64_t)e->salt);
-        a->ring_head = (a->ring_head + 1) % SALT_CACHE_MAX;
-        a->ring_count--;
-    }
-    if (pairmap_get(&a->salts, (uint64_t)pid, (uint64_t)salt))
-        return true;
-    if (a->ring_count == SALT_CACHE_MAX) {
-        /* Full: the oldest salt goes early. */
-        salt_entry *e = &a->ring[a->ring_head];
-        pairmap_del(&a->salts, (uint64_t)e->pid, (uint64_t)e->salt);
-        a->ring_head = (a->ring_head + 1) % SALT_CACHE_MAX;
-        a->ring_count--;
-    }
-    size_t at = (a->ring_head + a->ring_count) % SALT_CACHE_MAX;
-    a->ring[at] = (salt_entry){pid, salt, now_ms + window_ms};
-    a->ring_count++;
-    pairmap_put(&a->salts, (uint64_t)pid, (uint64_t)salt, &a->ring[at]);
-    return false;
-}
-
-int auth_verify_signed(rtmd_request *req)
-{
-    rtmd_server *srv = req->srv;
-    int64_t pid, salt, ts = 0;
-    const char *sign;
-    size_t sign_len;
-    if (!mp_get_int64(req->args, "pid", &pid) || !mp_get_int64(req->args, "salt", &salt) ||
-        !mp_get_str(req->args, "sign", &sign, &sign_len) || sign_len != 32)
-        return RTM_EC_INVALID_PID_OR_SIGN;
-    rtmd_project *p = rtmd_server_project(srv, pid);
-    if (!p)
-        return RTM_EC_INVALID_PID_OR_SIGN;
-    bool has_ts = mp_get_int64(req->args, "ts", &ts);
-    char text[512], expected[33];
-    bool ok = false;
-    if (has_ts) {
-        snprintf(text, sizeof text, "%lld:%s:%lld:%s:%lld", (long long)pid, p->secret, (long long)salt, req->method,
-                 (long long)ts);
-        md5_upper_hex(text, expected);
-        ok = strncasecmp(expected, sign, 32) == 0;
-    }
-    if (!ok) {
-        snprintf(text, sizeof text, "%lld:%s:%lld", (long long)pid, p->secret, (long long)salt);
-        md5_upper_hex(text, expected);
-        ok = strncasecmp(expected, sign, 32) == 0;
-    }
-    if (!ok)
-        return RTM_EC_INVALID_PID_OR_SIGN;
-    int64_t now = unix_seconds();
-    int64_t window = srv->cfg.sign_window;
-    if (has_ts && (ts < now - window || ts > now + window))
-        return RTM_EC_INVALID_PID_OR_SIGN;
-    if (salt_seen(state(srv), pid, salt, (uint64_t)now * 1000u, (uint64_t)window * 1000u))
-        return RTM_EC_INVALID_PID_OR_SIGN;
-    req->project = p;
-    return 0;
-}
-
 /* ---- client login ---- */
 
 static void set_string_attrs(rtmd_session *s, const msgpack_object *attrs)
@@ -615,8 +526,7 @@ size_t auth_token_count(const rtmd_server *srv)
 int auth_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct auth_state *a = calloc(1, sizeof *a);
-    if (!a || !(a->ring = calloc(SALT_CACHE_MAX, sizeof *a->ring))) {
-        free(a);
+    if (!a) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -663,8 +573,6 @@ void auth_free(rtmd_server *srv)
         }
     }
     pairmap_free(&a->by_token);
-    pairmap_free(&a->salts);
-    free(a->ring);
     srv->svc->auth = NULL;
     if (rtmd_timer_release(&a->timer, a->timer_closed))
         free(a);

@@ -166,6 +166,8 @@ static const setting top_settings[] = {
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
     {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY},
     {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
+    {"sign_salts_max", K_U32, TOP(sign_salts_max), 16, 16777216, S_ANY},
+    {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY},
     {"retention_interval", K_U32, TOP(retention_interval), 1, 86400, S_ANY},
     {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
 };
@@ -177,6 +179,7 @@ static const setting project_settings[] = {
     {"max_connections", K_U32, PRJ(max_connections), 0, 16777216, S_ANY},
     {"token_ttl", K_U32, PRJ(token_ttl_seconds), 1, 31536000, S_ANY},
     {"multi_login", K_U32, PRJ(multi_login), 0, 1, S_ANY},
+    {"legacy_sign", K_U32, PRJ(legacy_sign), 0, 1, S_ANY},
     {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
     {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
     {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY},
@@ -227,6 +230,8 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->store_batch_max = 512;
     cfg->store_fsync = 1;
     cfg->sign_window = 300;
+    cfg->sign_salts_max = 1048576;
+    cfg->sign_fail_max = 5;
     cfg->retention_interval = 60;
     cfg->log_level = RTM_LOG_INFO;
     cfg->nprojects = 0;

@@ -18,6 +18,7 @@ typedef struct rtmd_project_config {
     uint32_t max_connections;     /* authenticated connections, 0 = server limit */
     uint32_t token_ttl_seconds;   /* lifetime of tokens minted by gettoken */
     uint32_t multi_login;         /* 1: several connections per user; 0: a new login kicks the older */
+    uint32_t legacy_sign;         /* 1: also accept the older signature md5(pid:secret:salt) (see sign.c) */
     uint32_t max_rooms_per_user;  /* rooms one user may be in at once */
     uint32_t max_msg_bytes;       /* size of msg */
     uint32_t max_attrs_bytes;     /* size of attrs */
@@ -47,6 +48,8 @@ typedef struct rtmd_config {
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
+    uint32_t sign_salts_max;      /* salts the replay guard keeps in memory (sign.c) */
+    uint32_t sign_fail_max;       /* failed signatures in a row before a server-gate link is closed, 0 = never */
     uint32_t retention_interval;  /* seconds between history retention runs and token expiry passes */
     int log_level;                /* enum rtm_log_level */
 

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "payload.h"
 #include "rtm_errors.h"
+#include "sign.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -75,6 +76,7 @@ const rtmd_method *methods_find(const struct rtmd_methods *m, const char *name, 
 
 static void request_free(rtmd_request *req)
 {
+    free(req->held_body);
     msgpack_unpacked_destroy(&req->payload);
     conn_unref(req->conn);
     free(req);
@@ -105,16 +107,49 @@ static void send_answer(rtmd_request *req, uint8_t status, const char *body, siz
     free(json);
 }
 
+/* Sends the answer and frees the request, or keeps the answer while the
+ * request is held. */
+static void finish(rtmd_request *req, uint8_t status, const char *body, size_t len)
+{
+    if (req->holds > 0) {
+        req->answered = true;
+        if (!req->twoway)
+            return;
+        req->held_body = malloc(len ? len : 1);
+        if (req->held_body) {
+            memcpy(req->held_body, body, len);
+            req->held_len = (uint32_t)len;
+            req->held_status = status;
+            return;
+        }
+        /* Out of memory: answer now rather than never. */
+    }
+    send_answer(req, status, body, len);
+    request_free(req);
+}
+
+void request_hold(rtmd_request *req)
+{
+    req->holds++;
+}
+
+void request_release(rtmd_request *req)
+{
+    if (--req->holds > 0 || !req->answered)
+        return;
+    if (req->held_body)
+        send_answer(req, req->held_status, req->held_body, req->held_len);
+    request_free(req);
+}
+
 void request_answer(rtmd_request *req, const msgpack_sbuffer *body)
 {
-    send_answer(req, 0, body->data, body->size);
-    request_free(req);
+    finish(req, 0, body->data, body->size);
 }
 
 void request_answer_empty(rtmd_request *req)
 {
-    send_answer(req, 0, "\x80", 1);
-    request_free(req);
+    finish(req, 0, "\x80", 1);
 }
 
 void request_error(rtmd_request *req, int64_t code, const char *ex)
@@ -122,9 +157,8 @@ void request_error(rtmd_request *req, int64_t code, const char *ex)
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     rtm_pack_error(&body, code, ex, req->method);
-    send_answer(req, 1, body.data, body.size);
+    finish(req, 1, body.data, body.size);
     msgpack_sbuffer_destroy(&body);
-    request_free(req);
 }
 
 /* Starts an answer {key: ...}; the caller packs the value, then calls
@@ -261,9 +295,9 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
     }
     if (!(m->flags & RTMD_M_OPEN)) {
         if (c->gate == GATE_SERVER_TCP) {
-            int code = auth_verify_signed(req);
+            int code = sign_verify(req);
             if (code != 0) {
-                request_error(req, code, "invalid pid or sign");
+                sign_refuse(req, code);
                 return 0;
             }
         } else if (!c->session) {

@@ -27,6 +27,12 @@ typedef struct rtmd_request {
     char method[FPNN_MAX_METHOD + 1];
     msgpack_unpacked payload;
     const msgpack_object *args; /* the payload map */
+    /* An answer given while the request is held waits here (request_hold). */
+    uint8_t holds;
+    bool answered;
+    uint8_t held_status;
+    uint32_t held_len;
+    char *held_body;
 } rtmd_request;
 
 typedef void (*rtmd_handler)(rtmd_request *req);
@@ -53,6 +59,12 @@ const rtmd_method *methods_find(const struct rtmd_methods *m, const char *name, 
 void request_answer(rtmd_request *req, const msgpack_sbuffer *body);
 void request_answer_empty(rtmd_request *req);
 void request_error(rtmd_request *req, int64_t code, const char *ex);
+
+/* Holding: while a request is held, an answer given to it is kept (and
+ * the request stays alive); it goes out when the last hold is released.
+ * A signed request is held until its salt is durable (sign.c). */
+void request_hold(rtmd_request *req);
+void request_release(rtmd_request *req);
 
 /* Answers {key: value}. */
 void request_answer_bool(rtmd_request *req, const char *key, bool value);
@@ -84,8 +96,5 @@ bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_em
 /* Built-in methods (ping, bye, *ping, *echo, *infos). */
 void builtin_methods_register(struct rtmd_methods *m);
 
-/* Identity checks (auth.c): verifies the signature of a server-gate
- * request and sets req->project. Returns 0, or an RTM error code. */
-int auth_verify_signed(rtmd_request *req);
 
 #endif

@@ -8,6 +8,8 @@ enum rtm_error {
     RTM_EC_INVALID_PID_OR_UID = 200001,
     RTM_EC_INVALID_PID_OR_SIGN = 200002,
     RTM_EC_INVALID_MTYPE = 200005,
+    RTM_EC_SAME_SIGN = 200006,             /* salt already used: sign again with a new one */
+    RTM_EC_INVALID_SERVER_TIME = 200008,   /* ts (or salt time) outside sign_window */
     RTM_EC_API_FREQUENCY_LIMITED = 200010,
     RTM_EC_MESSAGE_FREQUENCY_LIMITED = 200011,
     RTM_EC_FORBIDDEN_METHOD = 200020,

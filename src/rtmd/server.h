@@ -70,6 +70,7 @@ typedef struct rtmd_conn {
     bool writing;                  /* a uv_write is in flight */
     bool close_after_flush;        /* close once the output is written */
     bool handshaken;               /* a valid first packet / upgrade was seen */
+    uint8_t sign_failures;         /* server gate: failed signatures in a row (sign.c) */
 
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */

@@ -12,7 +12,8 @@ struct rtmd_methods;
 
 typedef struct rtmd_services {
     struct identity_state *identity; /* identity.c: string ids <-> uids */
-    struct auth_state *auth;         /* auth.c: tokens, signatures, salts */
+    struct sign_state *sign;         /* sign.c: app-server signatures, replay guard */
+    struct auth_state *auth;         /* auth.c: tokens, logins, presence, attributes */
     struct groups_state *groups;     /* groups.c */
     struct rooms_state *rooms;       /* rooms.c */
     struct bans_state *bans;         /* bans.c: group/room bans, project blacklist */
@@ -32,6 +33,7 @@ void services_free(rtmd_server *srv);
     void name##_register(struct rtmd_methods *m);                                                                  \
     void name##_free(rtmd_server *srv);
 RTMD_SERVICE(identity)
+RTMD_SERVICE(sign)
 RTMD_SERVICE(auth)
 RTMD_SERVICE(bans)
 RTMD_SERVICE(groups)

@@ -80,6 +80,11 @@
  *   hand out again though the rows that held them are gone:
  *   message_id_floor, the newest message id seen before retention deleted
  *   messages (messages.c starts ids above both it and the newest row).
+ *
+ * Migration 8: table signed_salts (pid, salt, expires_at), the salts of
+ *   app-server requests accepted within the signature window, kept until
+ *   the request's time has left the window (sign.c), so that a captured
+ *   request cannot be replayed after a restart.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -203,6 +208,15 @@ static const char *const migrations[] = {
     "  value INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "INSERT INTO counters(name, value) SELECT 'message_id_floor', COALESCE(MAX(id), 0) FROM messages;",
+
+    /* 8 */
+    "CREATE TABLE signed_salts ("
+    "  pid INTEGER NOT NULL,"
+    "  salt INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, salt)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX signed_salts_expiry ON signed_salts(expires_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1,8 +1,8 @@
 'use strict';
-// Identity: signed app-server requests (both signature forms, stale ts and
-// replayed salts refused), tokens (gettoken, removetoken, expiry), client
-// login (auth) with its error codes, multi-login policy, kickout, presence,
-// session attributes.
+// Identity: signed app-server requests (the current form; ts outside the
+// window and replayed salts refused; tests/raw/sign-* cover the rest),
+// tokens (gettoken, removetoken, expiry), client login (auth) with its error
+// codes, multi-login policy, kickout, presence, session attributes.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -41,11 +41,10 @@ describe('identity and sessions', () => {
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  it('server requests need a valid signature: new and old forms pass, others get 200002', async () => {
+  it('server requests need a valid signature of the current form; others get 200002', async () => {
     const p = app.project;
     const ok = await app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }));
     assert.deepEqual(ok.uids, []);
-    await app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { oldStyle: true }));
     await expectCode(app.client.quest('getonlineusers', { uids: [], pid: fpnn.int64(p.pid) }), 200002);
     await expectCode(app.client.quest('getonlineusers', sign({ ...p, secret: 'wrong-secret' }, 'getonlineusers', { uids: [] })), 200002);
     // signed for another method
@@ -55,15 +54,15 @@ describe('identity and sessions', () => {
     await expectCode(app.client.quest('getonlineusers', sign({ pid: 999, secret: p.secret }, 'getonlineusers', { uids: [] })), 200002);
   });
 
-  it('a stale ts and a replayed salt are refused with 200002', async () => {
+  it('a ts outside the window is refused with 200008, a replayed salt with 200006', async () => {
     const p = app.project;
-    const stale = Math.floor(Date.now() / 1000) - 120;
-    await expectCode(app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { ts: stale })), 200002);
-    const future = Math.floor(Date.now() / 1000) + 120;
-    await expectCode(app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { ts: future })), 200002);
     const once = sign(p, 'getonlineusers', { uids: [] });
     await app.client.quest('getonlineusers', once);
-    await expectCode(app.client.quest('getonlineusers', once), 200002);
+    await expectCode(app.client.quest('getonlineusers', once), 200006);
+    const stale = Math.floor(Date.now() / 1000) - 120;
+    await expectCode(app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { ts: stale })), 200008);
+    const future = Math.floor(Date.now() / 1000) + 120;
+    await expectCode(app.client.quest('getonlineusers', sign(p, 'getonlineusers', { uids: [] }, { ts: future })), 200008);
   });
 
   it('gettoken mints a token that logs the user in; a wrong token answers ok:false', async () => {

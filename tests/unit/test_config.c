@@ -80,6 +80,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.handshake_timeout, 10);
     assert_int_equal(cfg.ping_interval, 20);
     assert_int_equal(cfg.store_batch_max, 512);
+    assert_int_equal(cfg.sign_window, 300);
+    assert_int_equal(cfg.sign_salts_max, 1048576);
+    assert_int_equal(cfg.sign_fail_max, 5);
     assert_int_equal(cfg.log_level, RTM_LOG_INFO);
     assert_int_equal(cfg.nprojects, 0);
     char err[256];
@@ -134,13 +137,17 @@ static void test_full_file(void **state)
                     "handshake_timeout = 2\n"
                     "ping_interval = 1\n"
                     "store_batch_max = 7\n"
+                    "sign_window = 30\n"
+                    "sign_salts_max = 16\n"
+                    "sign_fail_max = 0\n"
                     "log_level = debug\n"
                     "\n"
                     "[project]\n"
                     "pid = 9223372036854775807\n"
                     "secret = s3cr3t!!\n"
                     "max_connections = 10\n"
-                    "token_ttl = 1\n");
+                    "token_ttl = 1\n"
+                    "legacy_sign = 1\n");
     assert_string_equal(cfg.data_dir, "/var/lib/rtmd");
     assert_string_equal(cfg.listen_host, "::1");
     assert_int_equal(cfg.client_tcp_port, 0);
@@ -156,12 +163,16 @@ static void test_full_file(void **state)
     assert_int_equal(cfg.handshake_timeout, 2);
     assert_int_equal(cfg.ping_interval, 1);
     assert_int_equal(cfg.store_batch_max, 7);
+    assert_int_equal(cfg.sign_window, 30);
+    assert_int_equal(cfg.sign_salts_max, 16);
+    assert_int_equal(cfg.sign_fail_max, 0);
     assert_int_equal(cfg.log_level, RTM_LOG_DEBUG);
     assert_int_equal(cfg.nprojects, 1);
     assert_true(cfg.projects[0].pid == INT64_MAX);
     assert_string_equal(cfg.projects[0].secret, "s3cr3t!!");
     assert_int_equal(cfg.projects[0].max_connections, 10);
     assert_int_equal(cfg.projects[0].token_ttl_seconds, 1);
+    assert_int_equal(cfg.projects[0].legacy_sign, 1);
 
     /* Whitespace around '=' is optional; tabs count as whitespace. */
     expect_ok(&cfg, "http_port=81\n\tlog_level\t=\toff\t\n  max_packet   =   4096   # bytes\n");

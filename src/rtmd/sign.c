@@ -1,0 +1,361 @@
+/* Signatures of app-server requests (server gate): the current form
+ * md5(pid:secret:salt:method:ts), and the older md5(pid:secret:salt) of old
+ * server SDKs behind a per-project switch (legacy_sign, off by default); the
+ * time window; the replay guard; and closing links that keep failing.
+ *
+ * Replays. Every accepted request has a time: its signed ts, or for the
+ * older form the time in its salt (those SDKs make salts as milliseconds
+ * since 1970 x 1000 + a counter), and must lie within sign_window of now
+ * (200008 otherwise). Its salt is then remembered until that time has left
+ * the window, in memory (a FIFO ring of sign_salts_max in arrival order
+ * with a set for lookups) and in the store (table signed_salts, loaded again at start), so
+ * neither a restart nor a flood of requests makes a captured request valid
+ * again: a salt seen is answered 200006, which tells the server SDKs to sign
+ * again with a new salt and makes an identical resend after a lost
+ * connection come back as "already done". When the ring is full its oldest
+ * salt is forgotten early, and the project's floor rises to that salt's
+ * time: from then on nothing at or before that time is accepted (200006),
+ * since its salt can no longer be checked.
+ *
+ * The salt's write goes to the store before the handler's own writes, so
+ * whatever the handler stores commits with or after it; the answer of a
+ * request that stores nothing is held until the salt is durable. */
+#include "sign.h"
+
+#include "log.h"
+#include "payload.h"
+#include "rtm_errors.h"
+#include "services.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#define SIGN_HEX 32
+
+typedef struct salt_entry {
+    int64_t pid, salt;
+    int64_t expires_at; /* unix seconds: the request's time + window + 1 */
+} salt_entry;
+
+/* The time before which a project's salts may have been forgotten. */
+typedef struct salt_floor {
+    int64_t pid, floor;
+} salt_floor;
+
+struct sign_state {
+    rtmd_server *srv;
+    pairmap salts;      /* (pid, salt) -> its ring entry */
+    salt_entry *ring;   /* sign_salts_max entries */
+    size_t ring_cap, ring_head, ring_count;
+    salt_floor floors[RTMD_MAX_PROJECTS];
+    size_t nfloors;
+    uv_timer_t timer;   /* deletes expired salts from the store */
+    bool timer_closed;
+    uint64_t last_purge_ms;
+};
+
+static struct sign_state *state(rtmd_server *srv)
+{
+    return srv->svc->sign;
+}
+
+static int64_t unix_seconds(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec;
+}
+
+/* ---- the replay guard ---- */
+
+static int64_t *floor_of(struct sign_state *a, int64_t pid)
+{
+    for (size_t i = 0; i < a->nfloors; i++)
+        if (a->floors[i].pid == pid)
+            return &a->floors[i].floor;
+    if (a->nfloors == RTMD_MAX_PROJECTS)
+        return NULL;
+    a->floors[a->nfloors] = (salt_floor){pid, 0};
+    return &a->floors[a->nfloors++].floor;
+}
+
+static void ring_pop(struct sign_state *a)
+{
+    salt_entry *e = &a->ring[a->ring_head];
+    pairmap_del(&a->salts, (uint64_t)e->pid, (uint64_t)e->salt);
+    a->ring_head = (a->ring_head + 1) % a->ring_cap;
+    a->ring_count--;
+}
+
+static void forget_expired(struct sign_state *a, int64_t now)
+{
+    while (a->ring_count > 0 && a->ring[a->ring_head].expires_at <= now)
+        ring_pop(a);
+}
+
+/* Remembers a salt; a full ring forgets its oldest salt and raises that
+ * project's floor. Returns 0, or -1 when out of memory. */
+static int remember(struct sign_state *a, int64_t pid, int64_t salt, int64_t expires_at)
+{
+    if (a->ring_count == a->ring_cap) {
+        salt_entry *old = &a->ring[a->ring_head];
+        int64_t *floor = floor_of(a, old->pid);
+        int64_t when = old->expires_at - a->srv->cfg.sign_window - 1;
+        if (floor && *floor < when)
+            *floor = when;
+        ring_pop(a);
+    }
+    size_t at = (a->ring_head + a->ring_count) % a->ring_cap;
+    if (pairmap_put(&a->salts, (uint64_t)pid, (uint64_t)salt, &a->ring[at]) != 0)
+        return -1;
+    a->ring[at] = (salt_entry){pid, salt, expires_at};
+    a->ring_count++;
+    return 0;
+}
+
+static bool seen(struct sign_state *a, int64_t pid, int64_t salt, int64_t when)
+{
+    int64_t *floor = floor_of(a, pid);
+    if (floor && when <= *floor)
+        return true;
+    return pairmap_get(&a->salts, (uint64_t)pid, (uint64_t)salt) != NULL;
+}
+
+/* ---- salts in the store ---- */
+
+typedef struct salt_write {
+    rtmd_request *req; /* held until the write is done */
+    int64_t pid, salt, expires_at;
+} salt_write;
+
+static int apply_salt_write(sqlite3 *db, void *arg)
+{
+    salt_write *w = arg;
+    sqlite3_stmt *st;
+    int rc = store_stmt(db,
+                        "INSERT INTO signed_salts(pid, salt, expires_at) VALUES (?1, ?2, ?3)"
+                        " ON CONFLICT(pid, salt) DO UPDATE SET expires_at = excluded.expires_at",
+                        &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, w->pid);
+    sqlite3_bind_int64(st, 2, w->salt);
+    sqlite3_bind_int64(st, 3, w->expires_at);
+    return store_step_release(st);
+}
+
+static void salt_write_done(void *arg, int status)
+{
+    salt_write *w = arg;
+    if (status != SQLITE_OK)
+        LOG_ERROR("sign: storing a salt of project %lld failed: %s", (long long)w->pid, sqlite3_errstr(status));
+    request_release(w->req);
+    free(w);
+}
+
+static int apply_salt_purge(sqlite3 *db, void *arg)
+{
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, "DELETE FROM signed_salts WHERE expires_at <= ?1", &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, *(const int64_t *)arg);
+    return store_step_release(st);
+}
+
+static void salt_purge_done(void *arg, int status)
+{
+    if (status != SQLITE_OK)
+        LOG_WARN("sign: deleting expired salts failed: %s", sqlite3_errstr(status));
+    free(arg);
+}
+
+static void on_purge_tick(uv_timer_t *t)
+{
+    struct sign_state *a = t->data;
+    rtmd_server *srv = a->srv;
+    if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
+        return;
+    forget_expired(a, unix_seconds());
+    uint64_t now_ms = uv_now(srv->loop);
+    if (!srv->store || now_ms - a->last_purge_ms < (uint64_t)srv->cfg.retention_interval * 1000u)
+        return;
+    a->last_purge_ms = now_ms;
+    int64_t *at = malloc(sizeof *at);
+    if (!at)
+        return;
+    *at = unix_seconds();
+    if (store_submit(srv->store, apply_salt_purge, salt_purge_done, at) != 0)
+        free(at);
+}
+
+typedef struct salt_load {
+    struct sign_state *a;
+    int64_t now;
+    size_t count;
+} salt_load;
+
+static int load_salts(sqlite3 *db, void *arg)
+{
+    salt_load *l = arg;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT pid, salt, expires_at FROM signed_salts WHERE expires_at > ?1 ORDER BY expires_at", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, l->now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (remember(l->a, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)) !=
+            0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        l->count++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- verification ---- */
+
+static bool sign_matches(const char *text, const char *sign)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char hex[SIGN_HEX + 1];
+    EVP_Digest(text, strlen(text), digest, &len, EVP_md5(), NULL);
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02X", digest[i]);
+    return strncasecmp(hex, sign, SIGN_HEX) == 0;
+}
+
+int sign_verify(rtmd_request *req)
+{
+    rtmd_server *srv = req->srv;
+    int64_t pid, salt, ts = 0;
+    const char *sign;
+    size_t sign_len;
+    if (!mp_get_int64(req->args, "pid", &pid) || !mp_get_int64(req->args, "salt", &salt) ||
+        !mp_get_str(req->args, "sign", &sign, &sign_len) || sign_len != SIGN_HEX)
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    rtmd_project *p = rtmd_server_project(srv, pid);
+    if (!p)
+        return RTM_EC_INVALID_PID_OR_SIGN;
+
+    /* The request's time, in unix seconds, as its signature covers it. */
+    char text[512];
+    int64_t when;
+    if (mp_get_int64(req->args, "ts", &ts) &&
+        (snprintf(text, sizeof text, "%lld:%s:%lld:%s:%lld", (long long)pid, p->secret, (long long)salt, req->method,
+                  (long long)ts),
+         sign_matches(text, sign))) {
+        when = ts;
+    } else if (p->limits.legacy_sign &&
+               (snprintf(text, sizeof text, "%lld:%s:%lld", (long long)pid, p->secret, (long long)salt),
+                sign_matches(text, sign))) {
+        when = salt / 1000000; /* milliseconds x 1000 + counter */
+    } else {
+        return RTM_EC_INVALID_PID_OR_SIGN;
+    }
+
+    int64_t now = unix_seconds();
+    int64_t window = srv->cfg.sign_window;
+    if (when < now - window || when > now + window)
+        return RTM_EC_INVALID_SERVER_TIME;
+    struct sign_state *a = state(srv);
+    forget_expired(a, now);
+    if (seen(a, pid, salt, when))
+        return RTM_EC_SAME_SIGN;
+    salt_write *w = malloc(sizeof *w);
+    if (!w || remember(a, pid, salt, when + window + 1) != 0) {
+        free(w);
+        return RTM_EC_UNKNOWN_ERROR;
+    }
+    *w = (salt_write){req, pid, salt, when + window + 1};
+    if (store_submit(srv->store, apply_salt_write, salt_write_done, w) != 0) {
+        free(w);
+        return FPNN_EC_CORE_SERVER_STOPPING;
+    }
+    request_hold(req);
+    req->conn->sign_failures = 0;
+    req->project = p;
+    return 0;
+}
+
+static const char *refusal_text(int code)
+{
+    switch (code) {
+    case RTM_EC_SAME_SIGN:
+        return "salt already used: sign again with a new salt";
+    case RTM_EC_INVALID_SERVER_TIME:
+        return "request time outside the signature window";
+    case RTM_EC_INVALID_PID_OR_SIGN:
+        return "invalid pid or sign";
+    default:
+        return "cannot check the signature now";
+    }
+}
+
+void sign_refuse(rtmd_request *req, int code)
+{
+    rtmd_conn *c = req->conn;
+    bool failed = code == RTM_EC_INVALID_PID_OR_SIGN || code == RTM_EC_INVALID_SERVER_TIME;
+    request_error(req, code, refusal_text(code));
+    if (!failed || c->sign_failures == UINT8_MAX)
+        return;
+    c->sign_failures++;
+    uint32_t max = c->srv->cfg.sign_fail_max;
+    if (max != 0 && c->sign_failures >= max && !c->closing) {
+        char peer[RTMD_PEER_LEN];
+        LOG_WARN("conn %llu %s: %u failed signatures in a row, closing the link", (unsigned long long)c->id,
+                 conn_peer(c, peer), (unsigned)c->sign_failures);
+        conn_close_after_flush(c);
+    }
+}
+
+/* ---- module life cycle ---- */
+
+int sign_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct sign_state *a = calloc(1, sizeof *a);
+    if (!a || !(a->ring = calloc(srv->cfg.sign_salts_max, sizeof *a->ring))) {
+        free(a);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    a->srv = srv;
+    a->ring_cap = srv->cfg.sign_salts_max;
+    srv->svc->sign = a;
+    uv_timer_init(srv->loop, &a->timer);
+    a->timer.data = a;
+    uv_timer_start(&a->timer, on_purge_tick, 1000, 1000);
+    a->last_purge_ms = uv_now(srv->loop);
+    salt_load l = {a, unix_seconds(), 0};
+    if (services_load(srv, load_salts, &l) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot load signature salts from the store");
+        return -1;
+    }
+    LOG_INFO("sign: %zu salts within the signature window loaded", l.count);
+    return 0;
+}
+
+void sign_register(struct rtmd_methods *m)
+{
+    (void)m; /* no methods: the dispatcher calls sign_verify */
+}
+
+void sign_free(rtmd_server *srv)
+{
+    struct sign_state *a = srv->svc->sign;
+    if (!a)
+        return;
+    pairmap_free(&a->salts);
+    free(a->ring);
+    srv->svc->sign = NULL;
+    if (rtmd_timer_release(&a->timer, a->timer_closed))
+        free(a);
+}
