@@ -180,6 +180,8 @@ static const setting project_settings[] = {
     {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
     {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
     {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY},
+    {"max_session_attrs", K_U32, PRJ(max_session_attrs), 1, 1024, S_ANY},
+    {"max_session_attrs_bytes", K_U32, PRJ(max_session_attrs_bytes), 1, 1024 * 1024, S_ANY},
     {"max_receivers", K_U32, PRJ(max_receivers), 1, 100000, S_ANY},
     {"user_msg_rate", K_U32, PRJ(user_msg_rate), 0, 1000000, S_ANY},
     {"user_msg_burst", K_U32, PRJ(user_msg_burst), 1, 1000000, S_ANY},
@@ -241,6 +243,8 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->max_rooms_per_user = 10;
     p->max_msg_bytes = 20480;
     p->max_attrs_bytes = 2048;
+    p->max_session_attrs = 32;
+    p->max_session_attrs_bytes = 16384;
     p->max_receivers = 2000;
     p->user_msg_rate = 100;
     p->user_msg_burst = 200;

@@ -20,7 +20,9 @@ typedef struct rtmd_project_config {
     uint32_t multi_login;         /* 1: several connections per user; 0: a new login kicks the older */
     uint32_t max_rooms_per_user;  /* rooms one user may be in at once */
     uint32_t max_msg_bytes;       /* size of msg */
-    uint32_t max_attrs_bytes;     /* size of attrs */
+    uint32_t max_attrs_bytes;     /* size of attrs of a message, and of one session attribute value */
+    uint32_t max_session_attrs;   /* attributes one connection may hold (addattrs, auth) */
+    uint32_t max_session_attrs_bytes; /* key and value bytes of one connection's attributes */
     uint32_t max_receivers;       /* receivers of one sendmsgs */
     uint32_t user_msg_rate;       /* messages per second one user may send, 0 = no limit */
     uint32_t user_msg_burst;      /* messages one user may send at once above the rate */

@@ -360,6 +360,26 @@ static void test_cross_field(void **state)
     assert_string_equal(err, "command line: ping_interval (60) must be less than 60");
 }
 
+/* Per-project limits: their defaults, a section that sets them, their
+ * ranges. */
+static void test_project_limits(void **state)
+{
+    (void)state;
+    rtmd_config cfg;
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n");
+    assert_int_equal(cfg.projects[0].max_attrs_bytes, 2048);
+    assert_int_equal(cfg.projects[0].max_session_attrs, 32);
+    assert_int_equal(cfg.projects[0].max_session_attrs_bytes, 16384);
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n"
+                    "max_session_attrs = 1024\nmax_session_attrs_bytes = 1\n");
+    assert_int_equal(cfg.projects[0].max_session_attrs, 1024);
+    assert_int_equal(cfg.projects[0].max_session_attrs_bytes, 1);
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_session_attrs = 0\n",
+                 "rtmd.conf:4: max_session_attrs: '0' is out of range (1..1024)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_session_attrs_bytes = 1048577\n",
+                 "rtmd.conf:4: max_session_attrs_bytes: '1048577' is out of range (1..1048576)");
+}
+
 static void test_projects(void **state)
 {
     rtmd_config cfg;
@@ -573,7 +593,7 @@ int main(void)
         cmocka_unit_test(test_full_file),      cmocka_unit_test(test_quoted_values),
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
-        cmocka_unit_test(test_projects), cmocka_unit_test(test_set),
+        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_set),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
