@@ -80,6 +80,13 @@
  *   hand out again though the rows that held them are gone:
  *   message_id_floor, the newest message id seen before retention deleted
  *   messages (messages.c starts ids above both it and the newest row).
+ *
+ * Migration 8: table storage_usage (pid, bytes), the bytes of msg and attrs
+ *   of each project's stored messages (the storage quota, quota.h), kept
+ *   by triggers on messages: an insert adds its row's bytes (an INSERT OR
+ *   IGNORE that finds a duplicate inserts nothing and fires nothing), a
+ *   delete (retention) takes them off. Filled from the messages already
+ *   stored when the migration runs.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -203,6 +210,22 @@ static const char *const migrations[] = {
     "  value INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "INSERT INTO counters(name, value) SELECT 'message_id_floor', COALESCE(MAX(id), 0) FROM messages;",
+    /* 8 */
+    "CREATE TABLE storage_usage ("
+    "  pid INTEGER PRIMARY KEY,"
+    "  bytes INTEGER NOT NULL"
+    ");"
+    "INSERT INTO storage_usage(pid, bytes)"
+    "  SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages GROUP BY pid;"
+    "CREATE TRIGGER storage_usage_insert AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO storage_usage(pid, bytes)"
+    "    VALUES (new.pid, length(CAST(new.msg AS BLOB)) + length(CAST(new.attrs AS BLOB)))"
+    "    ON CONFLICT(pid) DO UPDATE SET bytes = bytes + excluded.bytes;"
+    "END;"
+    "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages BEGIN"
+    "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
+    "    WHERE pid = old.pid;"
+    "END;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

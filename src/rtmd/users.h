@@ -6,6 +6,7 @@
 #ifndef RTMD_USERS_H
 #define RTMD_USERS_H
 
+#include "quota.h"
 #include "server.h"
 
 #include <msgpack.h>
@@ -29,9 +30,8 @@ typedef struct rtmd_user {
     int64_t *rids;
     uint32_t nrooms;
 
-    /* Message rate limit (messages.c): a token bucket. */
-    double send_tokens;
-    uint64_t send_refill_ms;
+    /* Write rates (quota.c): stored messages and bytes sent. */
+    rate_bucket sent_rows, sent_bytes;
 } rtmd_user;
 
 typedef struct rtmd_session_attr {

@@ -374,6 +374,29 @@ static void test_project_limits(void **state)
                     "max_session_attrs = 1024\nmax_session_attrs_bytes = 1\n");
     assert_int_equal(cfg.projects[0].max_session_attrs, 1024);
     assert_int_equal(cfg.projects[0].max_session_attrs_bytes, 1);
+    assert_int_equal(cfg.projects[0].user_msg_rate, 100);
+    assert_int_equal(cfg.projects[0].user_msg_burst, 200);
+    assert_int_equal(cfg.projects[0].user_byte_rate, 1048576);
+    assert_int_equal(cfg.projects[0].user_byte_burst, 4194304);
+    assert_int_equal(cfg.projects[0].project_msg_rate, 10000);
+    assert_int_equal(cfg.projects[0].project_msg_burst, 20000);
+    assert_int_equal(cfg.projects[0].project_byte_rate, 33554432);
+    assert_int_equal(cfg.projects[0].project_byte_burst, 134217728);
+    assert_int_equal(cfg.projects[0].storage_quota_mb, 10240);
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n"
+                    "user_byte_rate = 0\nuser_byte_burst = 5\nproject_msg_rate = 0\nproject_msg_burst = 6\n"
+                    "project_byte_rate = 4000000000\nproject_byte_burst = 7\nstorage_quota_mb = 0\n");
+    assert_int_equal(cfg.projects[0].user_byte_rate, 0);
+    assert_int_equal(cfg.projects[0].user_byte_burst, 5);
+    assert_int_equal(cfg.projects[0].project_msg_rate, 0);
+    assert_int_equal(cfg.projects[0].project_msg_burst, 6);
+    assert_true(cfg.projects[0].project_byte_rate == 4000000000u);
+    assert_int_equal(cfg.projects[0].project_byte_burst, 7);
+    assert_int_equal(cfg.projects[0].storage_quota_mb, 0);
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nproject_msg_burst = 0\n",
+                 "rtmd.conf:4: project_msg_burst: '0' is out of range (1..100000000)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nstorage_quota_mb = 1073741825\n",
+                 "rtmd.conf:4: storage_quota_mb: '1073741825' is out of range (0..1073741824)");
     expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_session_attrs = 0\n",
                  "rtmd.conf:4: max_session_attrs: '0' is out of range (1..1024)");
     expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_session_attrs_bytes = 1048577\n",
