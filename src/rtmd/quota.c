@@ -116,12 +116,6 @@ void quota_release(rtmd_server *srv, int64_t pid, uint64_t reserved, uint64_t st
     pq->stored += stored;
 }
 
-uint64_t quota_stored_bytes(rtmd_server *srv, int64_t pid)
-{
-    project_quota *pq = project_of(srv, pid);
-    return pq ? pq->stored + pq->reserved : 0;
-}
-
 /* ---- storage_usage ---- */
 
 typedef struct usage_read {

@@ -45,7 +45,4 @@ int quota_admit(struct rtmd_request *req, uint64_t rows, uint64_t bytes);
  * the store now (0 when it failed; less for duplicates). */
 void quota_release(struct rtmd_server *srv, int64_t pid, uint64_t reserved, uint64_t stored);
 
-/* Bytes of stored messages of the project (with those being written). */
-uint64_t quota_stored_bytes(struct rtmd_server *srv, int64_t pid);
-
 #endif
