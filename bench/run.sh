@@ -152,6 +152,9 @@ retention_interval = 86400
 pid = $RTM_PID
 secret = "$RTM_SECRET"
 user_msg_rate = 0
+user_byte_rate = 0
+project_msg_rate = 0
+project_byte_rate = 0
 history_days = 7
 history_max_per_conversation = 0
 EOF

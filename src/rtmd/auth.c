@@ -289,15 +289,28 @@ static int load_tokens(sqlite3 *db, void *arg)
 
 /* ---- client login ---- */
 
-static void set_string_attrs(rtmd_session *s, const msgpack_object *attrs)
+/* The attrs of an auth or addattrs quest, checked against the project's
+ * limits: true with *out (NULL when absent and may_be_absent), or false
+ * once the request is answered with the error. */
+static bool get_session_attrs(rtmd_request *req, const rtmd_project *p, const rtmd_session *s, bool may_be_absent,
+                              const msgpack_object **out)
 {
-    if (!attrs || attrs->type != MSGPACK_OBJECT_MAP)
-        return;
-    for (uint32_t i = 0; i < attrs->via.map.size; i++) {
-        const msgpack_object *k = &attrs->via.map.ptr[i].key, *v = &attrs->via.map.ptr[i].val;
-        if (k->type == MSGPACK_OBJECT_STR && (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN))
-            session_set_attr(s, k->via.str.ptr, k->via.str.size, v->via.str.ptr, v->via.str.size);
+    const msgpack_object *attrs = mp_map_get(req->args, "attrs");
+    *out = NULL;
+    if (may_be_absent && (!attrs || attrs->type == MSGPACK_OBJECT_NIL))
+        return true;
+    if (!attrs || attrs->type != MSGPACK_OBJECT_MAP) {
+        req_arg_error(req, "attrs");
+        return false;
     }
+    const char *ex = NULL;
+    int code = session_attrs_check(s, attrs, &p->limits, &ex);
+    if (code != 0) {
+        request_error(req, code, ex);
+        return false;
+    }
+    *out = attrs;
+    return true;
 }
 
 /* client: auth {pid, uid, token, version, attrs?, lang?} -> {ok} */
@@ -343,6 +356,9 @@ static void method_auth(rtmd_request *req)
         request_error(req, FPNN_EC_CORE_FORBIDDEN, "project connection limit reached");
         return;
     }
+    const msgpack_object *attrs;
+    if (!get_session_attrs(req, p, NULL, true, &attrs))
+        return;
     if (!p->limits.multi_login)
         users_kickout(srv, pid, uid, c);
     rtmd_session *s = users_login(srv, c, pid, uid);
@@ -357,7 +373,10 @@ static void method_auth(rtmd_request *req)
         memcpy(s->lang, lang, lang_len);
         s->lang[lang_len] = '\0';
     }
-    set_string_attrs(s, mp_map_get(req->args, "attrs"));
+    if (attrs && session_attrs_set(s, attrs) != 0) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
     request_answer_bool(req, "ok", true);
 }
 
@@ -368,19 +387,17 @@ void auth_session_ended(rtmd_server *srv, int64_t pid)
         p->nsessions--;
 }
 
-/* client: addattrs {attrs: {string: string}} -> {} */
+/* client: addattrs {attrs: {string: string}} -> {}; all pairs or none,
+ * within the project's limits (see session_attrs_check). */
 static void method_addattrs(rtmd_request *req)
 {
-    const msgpack_object *attrs = mp_map_get(req->args, "attrs");
-    if (!attrs || attrs->type != MSGPACK_OBJECT_MAP) {
-        req_arg_error(req, "attrs");
+    const msgpack_object *attrs;
+    if (!get_session_attrs(req, req->project, req->conn->session, false, &attrs))
+        return;
+    if (session_attrs_set(req->conn->session, attrs) != 0) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
-    if (req->conn->session->nattrs + attrs->via.map.size > RTMD_SESSION_MAX_ATTRS) {
-        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "too many attrs");
-        return;
-    }
-    set_string_attrs(req->conn->session, attrs);
     request_answer_empty(req);
 }
 
@@ -404,8 +421,11 @@ static void method_getattrs(rtmd_request *req)
         mp_pack_kv_str(&pk, "ce", ce);
         mp_pack_kv_str(&pk, "login", login);
         mp_pack_kv_str(&pk, "my", s->conn == req->conn ? "1" : "0");
-        for (unsigned i = 0; i < s->nattrs; i++)
-            mp_pack_kv_str(&pk, s->attrs[i].key, s->attrs[i].value);
+        for (unsigned i = 0; i < s->nattrs; i++) {
+            mp_pack_cstr(&pk, s->attrs[i].key);
+            msgpack_pack_str(&pk, s->attrs[i].value_len);
+            msgpack_pack_str_body(&pk, s->attrs[i].value, s->attrs[i].value_len);
+        }
     }
     request_answer(req, &body);
     msgpack_sbuffer_destroy(&body);

@@ -183,9 +183,18 @@ static const setting project_settings[] = {
     {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
     {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
     {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY},
+    {"max_session_attrs", K_U32, PRJ(max_session_attrs), 1, 1024, S_ANY},
+    {"max_session_attrs_bytes", K_U32, PRJ(max_session_attrs_bytes), 1, 1024 * 1024, S_ANY},
     {"max_receivers", K_U32, PRJ(max_receivers), 1, 100000, S_ANY},
     {"user_msg_rate", K_U32, PRJ(user_msg_rate), 0, 1000000, S_ANY},
     {"user_msg_burst", K_U32, PRJ(user_msg_burst), 1, 1000000, S_ANY},
+    {"user_byte_rate", K_U32, PRJ(user_byte_rate), 0, 1024 * 1024 * 1024, S_ANY},
+    {"user_byte_burst", K_U32, PRJ(user_byte_burst), 1, 1024 * 1024 * 1024, S_ANY},
+    {"project_msg_rate", K_U32, PRJ(project_msg_rate), 0, 100000000, S_ANY},
+    {"project_msg_burst", K_U32, PRJ(project_msg_burst), 1, 100000000, S_ANY},
+    {"project_byte_rate", K_U32, PRJ(project_byte_rate), 0, 4000000000u, S_ANY},
+    {"project_byte_burst", K_U32, PRJ(project_byte_burst), 1, 4000000000u, S_ANY},
+    {"storage_quota_mb", K_U32, PRJ(storage_quota_mb), 0, 1073741824, S_ANY},
     {"history_days", K_U32, PRJ(history_days), 0, 36500, S_ANY},
     {"history_max_per_conversation", K_U32, PRJ(history_max_per_conversation), 0, 100000000, S_ANY},
 };
@@ -246,9 +255,18 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->max_rooms_per_user = 10;
     p->max_msg_bytes = 20480;
     p->max_attrs_bytes = 2048;
+    p->max_session_attrs = 32;
+    p->max_session_attrs_bytes = 16384;
     p->max_receivers = 2000;
     p->user_msg_rate = 100;
     p->user_msg_burst = 200;
+    p->user_byte_rate = 1024 * 1024;
+    p->user_byte_burst = 4 * 1024 * 1024;
+    p->project_msg_rate = 10000;
+    p->project_msg_burst = 20000;
+    p->project_byte_rate = 32 * 1024 * 1024;
+    p->project_byte_burst = 128 * 1024 * 1024;
+    p->storage_quota_mb = 10240;
     p->history_days = 7;
     p->history_max_per_conversation = 500;
 }

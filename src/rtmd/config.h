@@ -21,10 +21,22 @@ typedef struct rtmd_project_config {
     uint32_t legacy_sign;         /* 1: also accept the older signature md5(pid:secret:salt) (see sign.c) */
     uint32_t max_rooms_per_user;  /* rooms one user may be in at once */
     uint32_t max_msg_bytes;       /* size of msg */
-    uint32_t max_attrs_bytes;     /* size of attrs */
+    uint32_t max_attrs_bytes;     /* size of attrs of a message, and of one session attribute value */
+    uint32_t max_session_attrs;   /* attributes one connection may hold (addattrs, auth) */
+    uint32_t max_session_attrs_bytes; /* key and value bytes of one connection's attributes */
     uint32_t max_receivers;       /* receivers of one sendmsgs */
-    uint32_t user_msg_rate;       /* messages per second one user may send, 0 = no limit */
-    uint32_t user_msg_burst;      /* messages one user may send at once above the rate */
+    /* Write rates of client-gate senders (quota.h), token buckets of stored
+     * messages (a sendmsgs to N receivers is N) and of their bytes (msg
+     * and attrs, times the messages); rate 0 = no limit. */
+    uint32_t user_msg_rate;       /* stored messages per second of one user */
+    uint32_t user_msg_burst;      /* ... at most this many at once */
+    uint32_t user_byte_rate;      /* stored bytes per second of one user */
+    uint32_t user_byte_burst;
+    uint32_t project_msg_rate;    /* stored messages per second of all users of the project */
+    uint32_t project_msg_burst;
+    uint32_t project_byte_rate;   /* stored bytes per second of all users of the project */
+    uint32_t project_byte_burst;
+    uint32_t storage_quota_mb;    /* MiB of msg and attrs the project's stored messages may hold, 0 = no quota */
     uint32_t history_days;        /* days a message is kept, 0 = for ever */
     uint32_t history_max_per_conversation; /* messages kept per conversation, 0 = no limit */
 } rtmd_project_config;

@@ -219,7 +219,16 @@ typedef struct hjob {
     bool mark_removed;
     msgpack_sbuffer answer;
     bool answer_ready;
+    size_t answer_budget;      /* bytes of messages one answer may carry */
 } hjob;
+
+/* What one message adds to an answer, a generous bound of its packing. */
+#define MSG_OVERHEAD 64
+
+static size_t msg_cost(const hmsg *m)
+{
+    return m->msg_len + m->attrs_len + MSG_OVERHEAD;
+}
 
 static void conv_list_free(conv_list *l)
 {
@@ -257,6 +266,10 @@ static hjob *job_new(rtmd_request *req, enum job_kind kind)
     j->pid = req->project->pid;
     j->client = req->gate != GATE_SERVER_TCP;
     j->uid = j->client ? req->uid : 0;
+    /* Answers stay within max_packet: a page of history or a conversation
+     * list carries the messages that fit, at least one. */
+    uint32_t max_packet = req->srv->cfg.max_packet;
+    j->answer_budget = max_packet > 2 * 1024 ? max_packet - 1024 : max_packet / 2;
     msgpack_sbuffer_init(&j->answer);
     return j;
 }
@@ -450,10 +463,18 @@ static int read_history_txn(sqlite3 *db, hjob *j)
         sqlite3_finalize(st);
         return SQLITE_NOMEM;
     }
+    size_t bytes = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && j->nmsgs < (size_t)j->num) {
-        rc = row_to_msg(st, &j->msgs[j->nmsgs]);
+        hmsg *m = &j->msgs[j->nmsgs];
+        rc = row_to_msg(st, m);
         if (rc != SQLITE_OK)
             break;
+        bytes += msg_cost(m);
+        if (j->nmsgs > 0 && bytes > j->answer_budget) {
+            /* The page ends here; lastid lets the caller go on. */
+            hmsg_free(m);
+            break;
+        }
         j->nmsgs++;
     }
     sqlite3_finalize(st);
@@ -1113,6 +1134,21 @@ static void pack_unread_counts(msgpack_packer *pk, const char *key, const conv_l
         }
 }
 
+/* Keeps the newest conversations of l whose last messages fit in budget
+ * bytes (at least one). */
+static void conv_list_fit(conv_list *l, size_t budget)
+{
+    size_t bytes = 0, keep = 0;
+    for (; keep < l->n; keep++) {
+        bytes += msg_cost(&l->v[keep].last) + 2 * sizeof(int64_t) + 2;
+        if (keep > 0 && bytes > budget)
+            break;
+    }
+    for (size_t i = keep; i < l->n; i++)
+        hmsg_free(&l->v[i].last);
+    l->n = keep;
+}
+
 static void convs_done(void *arg, int status)
 {
     hjob *j = arg;
@@ -1137,6 +1173,8 @@ static void convs_done(void *arg, int status)
         break;
     case J_CONVLIST:
         if (j->both_lists) {
+            conv_list_fit(&j->p2p, j->answer_budget / 2);
+            conv_list_fit(&j->group, j->answer_budget / 2);
             msgpack_pack_map(&pk, 6);
             pack_ids(&pk, "p2pConversations", &j->p2p);
             pack_unreads(&pk, "p2pUnreads", &j->p2p);
@@ -1145,7 +1183,8 @@ static void convs_done(void *arg, int status)
             pack_unreads(&pk, "groupUnreads", &j->group);
             pack_lasts(&pk, "groupMsgs", &j->group, false, 0);
         } else {
-            const conv_list *l = j->want_p2p ? &j->p2p : &j->group;
+            conv_list *l = j->want_p2p ? &j->p2p : &j->group;
+            conv_list_fit(l, j->answer_budget);
             msgpack_pack_map(&pk, 3);
             pack_ids(&pk, "conversations", l);
             pack_unreads(&pk, "unreads", l);

@@ -21,7 +21,9 @@
  *                   end to the mtime of the last message returned, asc moves
  *                   begin to it. Next page: id < lastid (desc) or > lastid
  *                   (asc), begin <= mtime <= end (0 = no bound). num above
- *                   20 is clamped to 20.
+ *                   20 is clamped to 20, and a page ends early (after at
+ *                   least one message) where the next message would take
+ *                   the answer over max_packet.
  *   getmsg          {id, mtype, msg, attrs, mtime}, or {} when the message
  *                   does not exist or was deleted (the server SDKs read {}
  *                   as "no message").
@@ -30,7 +32,9 @@
  *                   with message in the history form above (p2p: direction);
  *                   getunreadconversationlist answers p2pConversations,
  *                   p2pUnreads, p2pMsgs, groupConversations, groupUnreads,
- *                   groupMsgs. Newest conversation first, at most 500.
+ *                   groupMsgs. Newest conversation first, at most 500,
+ *                   and only those whose last messages fit in max_packet
+ *                   (half of it for each list of getunreadconversationlist).
  *
  * Unread. A message of conversation C is unread for user U when another
  * user sent it, it is not deleted, and its id is above U's read marker of C.

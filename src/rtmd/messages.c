@@ -1,7 +1,8 @@
 /* Sending messages: sendmsg, sendmsgs, sendgroupmsg, sendroommsg and
  * broadcastmsg on the server gate (sender `from`) and sendmsg, sendmsgs,
  * sendgroupmsg, sendroommsg on the client gate (sender: the logged-in
- * user); their rules and RTM error codes, the per-user rate limit, storage
+ * user); their rules and RTM error codes, admission by the write rates and
+ * the storage quota (quota.h), storage
  * in table `messages`, duplicate detection, and the pushes to receivers and
  * to listening app servers (listen.h).
  *
@@ -43,8 +44,9 @@
  * connections get no copy of a p2p message; group and room messages go to
  * every online member but the sender; broadcast to every online user of the
  * project but the sender. Membership and bans apply on both gates (the RTM
- * server command list says "the user must be in the group/room"); the rate
- * limit applies to client-gate senders only. */
+ * server command list says "the user must be in the group/room"); the
+ * write rates apply to client-gate senders only, the storage quota to
+ * both gates (quota.h). */
 #include "messages.h"
 
 #include "bans.h"
@@ -54,6 +56,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "push.h"
+#include "quota.h"
 #include "rooms.h"
 #include "rtm_errors.h"
 #include "services.h"
@@ -140,6 +143,7 @@ typedef struct msg_job {
     size_t msg_len;
     char *attrs;
     size_t attrs_len;
+    uint64_t reserved;        /* bytes admitted by quota_admit */
 } msg_job;
 
 /* The fields every send method has. */
@@ -204,37 +208,6 @@ static bool get_fields(rtmd_request *req, msg_fields *f)
     return true;
 }
 
-/* Token bucket of a client-gate sender: user_msg_rate per second, at most
- * user_msg_burst at once; a rate of 0 means no limit. */
-static bool rate_allows(const rtmd_project_config *lim, rtmd_user *u, uint64_t now_ms)
-{
-    if (lim->user_msg_rate == 0)
-        return true;
-    double burst = lim->user_msg_burst ? lim->user_msg_burst : 1;
-    if (u->send_refill_ms == 0) {
-        u->send_tokens = burst;
-    } else if (now_ms > u->send_refill_ms) {
-        u->send_tokens += (double)(now_ms - u->send_refill_ms) * lim->user_msg_rate / 1000.0;
-        if (u->send_tokens > burst)
-            u->send_tokens = burst;
-    }
-    u->send_refill_ms = now_ms;
-    if (u->send_tokens < 1.0)
-        return false;
-    u->send_tokens -= 1.0;
-    return true;
-}
-
-static bool check_rate(rtmd_request *req)
-{
-    if (req->gate == GATE_SERVER_TCP || !req->conn->session)
-        return true;
-    if (rate_allows(&req->project->limits, req->conn->session->user, rtmd_now_ms()))
-        return true;
-    request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "frequency limited");
-    return false;
-}
-
 static msg_job *job_new(rtmd_request *req, const msg_fields *f, size_t ntargets)
 {
     size_t size = sizeof(msg_job) + ntargets * sizeof(msg_target) + f->msg_len + f->attrs_len + 1;
@@ -259,6 +232,12 @@ static msg_job *job_new(rtmd_request *req, const msg_fields *f, size_t ntargets)
         memcpy(j->attrs, f->attrs, f->attrs_len);
     j->attrs[f->attrs_len] = '\0';
     return j;
+}
+
+/* Bytes one stored row of the job holds (what storage_usage counts). */
+static uint64_t row_bytes(const msg_job *j)
+{
+    return (uint64_t)j->msg_len + j->attrs_len;
 }
 
 /* ---- storage (writer thread) ---- */
@@ -500,30 +479,43 @@ static void job_done(void *arg, int status)
         LOG_ERROR("storing message %lld from %lld failed: %s", (long long)j->mid, (long long)j->from,
                   sqlite3_errstr(status));
         request_error(j->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        quota_release(srv, j->pid, j->reserved, 0);
         free(j);
         return;
     }
+    uint64_t stored = 0;
     for (size_t i = 0; i < j->ntargets; i++) {
         const msg_target *t = &j->targets[i];
-        if (!t->dup)
+        if (!t->dup) {
+            stored += row_bytes(j);
             deliver(srv, j, t);
+        }
     }
+    quota_release(srv, j->pid, j->reserved, stored);
     answer_mtime(j->req, job_answer_mtime(j));
     free(j);
 }
 
-/* Gives every target an id and the job's mtime and submits the job; the
- * writer tells duplicates apart. Takes ownership of j. */
+/* Admits the job by the write rates and the storage quota (quota.h), gives
+ * every target an id and the job's mtime and submits the job; the writer
+ * tells duplicates apart. Takes ownership of j. */
 static void job_submit(msg_job *j)
 {
     rtmd_request *req = j->req;
     struct messages_state *s = state(req->srv);
+    uint64_t bytes = j->ntargets * row_bytes(j);
+    if (quota_admit(req, j->ntargets, bytes) != 0) {
+        free(j);
+        return;
+    }
+    j->reserved = bytes;
     j->mtime = next_mtime(s);
     for (size_t i = 0; i < j->ntargets; i++) {
         j->targets[i].id = s->next_id++;
         j->targets[i].mtime = j->mtime;
     }
     if (store_submit(req->srv->store, apply_job, job_done, j) != 0) {
+        quota_release(req->srv, j->pid, j->reserved, 0);
         free(j);
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
     }
@@ -554,8 +546,6 @@ static void method_sendmsg(rtmd_request *req)
         request_error(req, RTM_EC_SEND_TO_SELF, "can not send to myself");
         return;
     }
-    if (!check_rate(req))
-        return;
     send_one(req, &f, conv_p2p(f.from, to), to);
 }
 
@@ -592,15 +582,13 @@ static void method_sendmsgs(rtmd_request *req)
     long n = get_receivers(req, f.from, &tos);
     if (n < 0)
         return;
-    if (check_rate(req)) {
-        msg_job *j = job_new(req, &f, (size_t)n);
-        if (j) {
-            for (long i = 0; i < n; i++)
-                j->targets[i] = (msg_target){.conv = conv_p2p(f.from, tos[i]), .to = tos[i]};
-            job_submit(j);
-        } else {
-            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-        }
+    msg_job *j = job_new(req, &f, (size_t)n);
+    if (j) {
+        for (long i = 0; i < n; i++)
+            j->targets[i] = (msg_target){.conv = conv_p2p(f.from, tos[i]), .to = tos[i]};
+        job_submit(j);
+    } else {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
     }
     free(tos);
 }
@@ -621,8 +609,6 @@ static void method_sendgroupmsg(rtmd_request *req)
         request_error(req, RTM_EC_BANNED_IN_GROUP, "banned in group");
         return;
     }
-    if (!check_rate(req))
-        return;
     send_one(req, &f, conv_group(gid), gid);
 }
 
@@ -642,8 +628,6 @@ static void method_sendroommsg(rtmd_request *req)
         request_error(req, RTM_EC_BANNED_IN_ROOM, "banned in room");
         return;
     }
-    if (!check_rate(req))
-        return;
     send_one(req, &f, conv_room(rid), rid);
 }
 

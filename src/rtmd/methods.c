@@ -99,6 +99,17 @@ static void send_answer(rtmd_request *req, uint8_t status, const char *body, siz
     }
     rtm_buf *b = &req->srv->scratch;
     size_t size = fpnn_encoded_size(FPNN_MT_ANSWER, 0, len);
+    if (size > req->srv->cfg.max_packet && status == 0) {
+        /* The peer would drop it (and rtmd its link): a clear error
+         * instead, small enough to go out. */
+        free(json);
+        msgpack_sbuffer err;
+        msgpack_sbuffer_init(&err);
+        rtm_pack_error(&err, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "answer larger than max_packet", req->method);
+        send_answer(req, 1, err.data, err.size);
+        msgpack_sbuffer_destroy(&err);
+        return;
+    }
     rtm_buf_reset(b);
     if (rtm_buf_reserve(b, size) == 0) {
         b->len = fpnn_encode(b->data, req->flag, FPNN_MT_ANSWER, status, req->seq, NULL, 0, (const uint8_t *)body, len);

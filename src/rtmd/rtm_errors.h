@@ -29,6 +29,8 @@ enum rtm_error {
     RTM_EC_ENTER_TOO_MANY_ROOMS = 200047,
     RTM_EC_SEND_TO_SELF = 200052,
     RTM_EC_DUPLICATED_MID = 200053,
+    /* rtmd's own: not in the SDKs' tables, which report it as code and ex. */
+    RTM_EC_STORAGE_QUOTA_EXCEEDED = 200080,
     RTM_EC_UNKNOWN_ERROR = 200999,
 };
 

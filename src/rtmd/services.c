@@ -16,7 +16,8 @@ typedef struct module {
 #define MODULE(n) {#n, n##_init, n##_register, n##_free}
 static const module modules[] = {
     MODULE(identity), /* first: the others may resolve string ids */
-    MODULE(sign), MODULE(auth), MODULE(bans), MODULE(groups), MODULE(rooms), MODULE(listen), MODULE(messages), MODULE(history),
+    MODULE(sign), MODULE(auth), MODULE(bans), MODULE(groups), MODULE(rooms), MODULE(listen), MODULE(quota),
+    MODULE(messages), MODULE(history),
 };
 #undef MODULE
 #define NMODULES (sizeof modules / sizeof modules[0])

@@ -17,6 +17,7 @@ typedef struct rtmd_services {
     struct groups_state *groups;     /* groups.c */
     struct rooms_state *rooms;       /* rooms.c */
     struct bans_state *bans;         /* bans.c: group/room bans, project blacklist */
+    struct quota_state *quota;       /* quota.c: write rates, storage quota */
     struct messages_state *messages; /* messages.c: sending, pushes, dedup */
     struct history_state *history;   /* history.c: history, unread, conversations */
     struct listen_state *listen;     /* listen.c: app-server monitoring */
@@ -39,6 +40,7 @@ RTMD_SERVICE(bans)
 RTMD_SERVICE(groups)
 RTMD_SERVICE(rooms)
 RTMD_SERVICE(listen)
+RTMD_SERVICE(quota)
 RTMD_SERVICE(messages)
 RTMD_SERVICE(history)
 #undef RTMD_SERVICE

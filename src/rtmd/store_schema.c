@@ -85,6 +85,13 @@
  *   app-server requests accepted within the signature window, kept until
  *   the request's time has left the window (sign.c), so that a captured
  *   request cannot be replayed after a restart.
+ *
+ * Migration 9: table storage_usage (pid, bytes), the bytes of msg and attrs
+ *   of each project's stored messages (the storage quota, quota.h), kept
+ *   by triggers on messages: an insert adds its row's bytes (an INSERT OR
+ *   IGNORE that finds a duplicate inserts nothing and fires nothing), a
+ *   delete (retention) takes them off. Filled from the messages already
+ *   stored when the migration runs.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -217,6 +224,23 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (pid, salt)"
     ") WITHOUT ROWID;"
     "CREATE INDEX signed_salts_expiry ON signed_salts(expires_at);",
+
+    /* 9 */
+    "CREATE TABLE storage_usage ("
+    "  pid INTEGER PRIMARY KEY,"
+    "  bytes INTEGER NOT NULL"
+    ");"
+    "INSERT INTO storage_usage(pid, bytes)"
+    "  SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages GROUP BY pid;"
+    "CREATE TRIGGER storage_usage_insert AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO storage_usage(pid, bytes)"
+    "    VALUES (new.pid, length(CAST(new.msg AS BLOB)) + length(CAST(new.attrs AS BLOB)))"
+    "    ON CONFLICT(pid) DO UPDATE SET bytes = bytes + excluded.bytes;"
+    "END;"
+    "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages BEGIN"
+    "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
+    "    WHERE pid = old.pid;"
+    "END;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "payload.h"
 #include "push.h"
+#include "rtm_errors.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -159,31 +160,129 @@ static char *dup_n(const char *p, size_t n)
     return s;
 }
 
-int session_set_attr(rtmd_session *s, const char *key, size_t klen, const char *value, size_t vlen)
+static bool attr_text(const msgpack_object *o, const char **p, size_t *n)
 {
-    for (unsigned i = 0; i < s->nattrs; i++) {
-        if (strlen(s->attrs[i].key) == klen && memcmp(s->attrs[i].key, key, klen) == 0) {
-            char *v = dup_n(value, vlen);
-            if (!v)
-                return -1;
-            free(s->attrs[i].value);
-            s->attrs[i].value = v;
-            return 0;
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *p = o->via.str.ptr;
+        *n = o->via.str.size;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = o->via.bin.ptr;
+        *n = o->via.bin.size;
+        return true;
+    }
+    return false;
+}
+
+static const rtmd_session_attr *attr_find(const rtmd_session *s, const char *key, size_t klen)
+{
+    for (unsigned i = 0; s && i < s->nattrs; i++)
+        if (strlen(s->attrs[i].key) == klen && memcmp(s->attrs[i].key, key, klen) == 0)
+            return &s->attrs[i];
+    return NULL;
+}
+
+/* True if pair i of the map is given again later (the later one wins). */
+static bool attr_given_again(const msgpack_object *attrs, uint32_t i)
+{
+    const msgpack_object *k = &attrs->via.map.ptr[i].key;
+    for (uint32_t j = i + 1; j < attrs->via.map.size; j++) {
+        const msgpack_object *o = &attrs->via.map.ptr[j].key;
+        const char *a, *b;
+        size_t an, bn;
+        if (attr_text(k, &a, &an) && attr_text(o, &b, &bn) && an == bn && memcmp(a, b, an) == 0)
+            return true;
+    }
+    return false;
+}
+
+int session_attrs_check(const rtmd_session *s, const msgpack_object *attrs, const rtmd_project_config *lim,
+                        const char **ex)
+{
+    uint32_t n = attrs->via.map.size;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k, *v;
+        size_t klen, vlen;
+        if (!attr_text(&attrs->via.map.ptr[i].key, &k, &klen) || !attr_text(&attrs->via.map.ptr[i].val, &v, &vlen)) {
+            *ex = "attrs: keys and values must be strings";
+            return FPNN_EC_PROTO_TYPE_CONVERT;
         }
     }
-    if (s->nattrs >= RTMD_SESSION_MAX_ATTRS)
+    /* The map itself is bounded first: the walk below is quadratic in it. */
+    if (n > lim->max_session_attrs) {
+        *ex = "too many attrs";
+        return RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS;
+    }
+    uint64_t count = s ? s->nattrs : 0, bytes = s ? s->attrs_bytes : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k = NULL, *v = NULL;
+        size_t klen = 0, vlen = 0;
+        attr_text(&attrs->via.map.ptr[i].key, &k, &klen);
+        attr_text(&attrs->via.map.ptr[i].val, &v, &vlen);
+        if (klen > RTMD_SESSION_ATTR_KEY_MAX || vlen > lim->max_attrs_bytes) {
+            *ex = klen > RTMD_SESSION_ATTR_KEY_MAX ? "too large attrs key" : "too large attrs value";
+            return RTM_EC_LARGE_MESSAGE_OR_ATTRS;
+        }
+        if (attr_given_again(attrs, i))
+            continue;
+        const rtmd_session_attr *old = attr_find(s, k, klen);
+        if (old) {
+            bytes -= old->value_len;
+        } else {
+            count++;
+            bytes += klen;
+        }
+        bytes += vlen;
+    }
+    if (count > lim->max_session_attrs) {
+        *ex = "too many attrs";
+        return RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS;
+    }
+    if (bytes > lim->max_session_attrs_bytes) {
+        *ex = "too large attrs";
+        return RTM_EC_LARGE_MESSAGE_OR_ATTRS;
+    }
+    return 0;
+}
+
+/* Adds or replaces one attribute. */
+static int attr_set(rtmd_session *s, const char *key, size_t klen, const char *value, size_t vlen)
+{
+    rtmd_session_attr *old = (rtmd_session_attr *)attr_find(s, key, klen);
+    char *v = dup_n(value, vlen);
+    if (!v)
         return -1;
+    if (old) {
+        s->attrs_bytes = s->attrs_bytes - old->value_len + vlen;
+        free(old->value);
+        old->value = v;
+        old->value_len = vlen;
+        return 0;
+    }
     rtmd_session_attr *grown = realloc(s->attrs, (s->nattrs + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    s->attrs = grown;
-    char *k = dup_n(key, klen), *v = dup_n(value, vlen);
-    if (!k || !v) {
-        free(k);
+    char *k = grown ? dup_n(key, klen) : NULL;
+    if (!k) {
+        if (grown)
+            s->attrs = grown;
         free(v);
         return -1;
     }
-    s->attrs[s->nattrs++] = (rtmd_session_attr){k, v};
+    s->attrs = grown;
+    s->attrs[s->nattrs++] = (rtmd_session_attr){k, v, vlen};
+    s->attrs_bytes += klen + vlen;
+    return 0;
+}
+
+int session_attrs_set(rtmd_session *s, const msgpack_object *attrs)
+{
+    for (uint32_t i = 0; i < attrs->via.map.size; i++) {
+        const char *k, *v;
+        size_t klen, vlen;
+        if (attr_text(&attrs->via.map.ptr[i].key, &k, &klen) && attr_text(&attrs->via.map.ptr[i].val, &v, &vlen) &&
+            attr_set(s, k, klen, v, vlen) != 0)
+            return -1;
+    }
     return 0;
 }
 

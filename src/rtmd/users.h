@@ -6,13 +6,17 @@
 #ifndef RTMD_USERS_H
 #define RTMD_USERS_H
 
+#include "quota.h"
 #include "server.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RTMD_SESSION_MAX_ATTRS 32
+/* Longest key of a session attribute, in bytes. The other attribute limits
+ * are per project (max_session_attrs, max_session_attrs_bytes, and
+ * max_attrs_bytes for one value). */
+#define RTMD_SESSION_ATTR_KEY_MAX 128
 
 typedef struct rtmd_session rtmd_session;
 
@@ -26,13 +30,13 @@ typedef struct rtmd_user {
     int64_t *rids;
     uint32_t nrooms;
 
-    /* Message rate limit (messages.c): a token bucket. */
-    double send_tokens;
-    uint64_t send_refill_ms;
+    /* Write rates (quota.c): stored messages and bytes sent. */
+    rate_bucket sent_rows, sent_bytes;
 } rtmd_user;
 
 typedef struct rtmd_session_attr {
-    char *key, *value;
+    char *key, *value;  /* NUL-terminated copies */
+    size_t value_len;   /* bytes of value (a bin value may hold NULs) */
 } rtmd_session_attr;
 
 struct rtmd_session {
@@ -43,6 +47,7 @@ struct rtmd_session {
     char lang[16];
     rtmd_session_attr *attrs;    /* grown on demand: most sessions have none */
     unsigned nattrs;
+    size_t attrs_bytes;          /* key and value bytes of all attrs */
 };
 
 /* The online user, or NULL. */
@@ -66,9 +71,19 @@ unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *ex
  * many connections it was queued to. */
 unsigned users_push(rtmd_server *srv, int64_t pid, int64_t uid, const uint8_t *packet, size_t len);
 
-/* Adds or replaces string attributes of a session. Returns 0, or -1 when
- * the session would hold more than RTMD_SESSION_MAX_ATTRS. */
-int session_set_attr(rtmd_session *s, const char *key, size_t klen, const char *value, size_t vlen);
+/* Session attributes: a msgpack map of str (or bin) keys to str (or bin)
+ * values, as addattrs and auth carry them. session_attrs_check tells
+ * whether setting `attrs` on s (NULL: a session not made yet) keeps it
+ * within the project's limits, all pairs or none: returns 0, or the code
+ * to answer with *ex set: 10010 a key or value of another type, 200032
+ * more attributes than max_session_attrs, 200030 a key over
+ * RTMD_SESSION_ATTR_KEY_MAX, a value over max_attrs_bytes, or keys and
+ * values of the session over max_session_attrs_bytes. A key given again
+ * replaces its value. */
+int session_attrs_check(const rtmd_session *s, const msgpack_object *attrs, const rtmd_project_config *lim,
+                        const char **ex);
+/* Sets the pairs of a checked map. Returns 0, or -1 when out of memory. */
+int session_attrs_set(rtmd_session *s, const msgpack_object *attrs);
 
 /* Hooks run by users.c; each service that keeps per-user state implements
  * its own (rooms.c leaves every room, listen.c sends the events). */

@@ -30,7 +30,7 @@ describe('rtm-bench', () => {
     assert.ok(BIN && fs.existsSync(BIN), `RTM_BENCH_BIN does not name the rtm-bench binary: ${BIN}`);
     dir = await makeTempDir('rtm-bench-it-');
     const conf = writeProjectsConfig(dir, [
-      { pid: PID, secret: SECRET, user_msg_rate: 0, max_rooms_per_user: 4 },
+      { pid: PID, secret: SECRET, user_msg_rate: 0, user_byte_rate: 0, project_msg_rate: 0, project_byte_rate: 0, max_rooms_per_user: 4 },
     ]);
     srv = await startRtmd({ config: conf });
     jsonFile = path.join(dir, 'results.jsonl');

@@ -19,7 +19,10 @@ const { startRtmd, makeTempDir, removeTempDir, run, sleep, sanitizerReports } = 
 
 const CYCLES = Number(process.env.RTM_KILL9_CYCLES || 4);
 const WINDOW = 32; // sends in flight per sender
-const P = { pid: 82001, secret: 'kill9-loop-82001', user_msg_rate: 0, history_days: 0, history_max_per_conversation: 0 };
+const P = {
+  pid: 82001, secret: 'kill9-loop-82001', history_days: 0, history_max_per_conversation: 0,
+  user_msg_rate: 0, user_byte_rate: 0, project_msg_rate: 0, project_byte_rate: 0,
+};
 
 let dir;
 const servers = [];

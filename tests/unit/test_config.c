@@ -371,6 +371,49 @@ static void test_cross_field(void **state)
     assert_string_equal(err, "command line: ping_interval (60) must be less than 60");
 }
 
+/* Per-project limits: their defaults, a section that sets them, their
+ * ranges. */
+static void test_project_limits(void **state)
+{
+    (void)state;
+    rtmd_config cfg;
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n");
+    assert_int_equal(cfg.projects[0].max_attrs_bytes, 2048);
+    assert_int_equal(cfg.projects[0].max_session_attrs, 32);
+    assert_int_equal(cfg.projects[0].max_session_attrs_bytes, 16384);
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n"
+                    "max_session_attrs = 1024\nmax_session_attrs_bytes = 1\n");
+    assert_int_equal(cfg.projects[0].max_session_attrs, 1024);
+    assert_int_equal(cfg.projects[0].max_session_attrs_bytes, 1);
+    assert_int_equal(cfg.projects[0].user_msg_rate, 100);
+    assert_int_equal(cfg.projects[0].user_msg_burst, 200);
+    assert_int_equal(cfg.projects[0].user_byte_rate, 1048576);
+    assert_int_equal(cfg.projects[0].user_byte_burst, 4194304);
+    assert_int_equal(cfg.projects[0].project_msg_rate, 10000);
+    assert_int_equal(cfg.projects[0].project_msg_burst, 20000);
+    assert_int_equal(cfg.projects[0].project_byte_rate, 33554432);
+    assert_int_equal(cfg.projects[0].project_byte_burst, 134217728);
+    assert_int_equal(cfg.projects[0].storage_quota_mb, 10240);
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n"
+                    "user_byte_rate = 0\nuser_byte_burst = 5\nproject_msg_rate = 0\nproject_msg_burst = 6\n"
+                    "project_byte_rate = 4000000000\nproject_byte_burst = 7\nstorage_quota_mb = 0\n");
+    assert_int_equal(cfg.projects[0].user_byte_rate, 0);
+    assert_int_equal(cfg.projects[0].user_byte_burst, 5);
+    assert_int_equal(cfg.projects[0].project_msg_rate, 0);
+    assert_int_equal(cfg.projects[0].project_msg_burst, 6);
+    assert_true(cfg.projects[0].project_byte_rate == 4000000000u);
+    assert_int_equal(cfg.projects[0].project_byte_burst, 7);
+    assert_int_equal(cfg.projects[0].storage_quota_mb, 0);
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nproject_msg_burst = 0\n",
+                 "rtmd.conf:4: project_msg_burst: '0' is out of range (1..100000000)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nstorage_quota_mb = 1073741825\n",
+                 "rtmd.conf:4: storage_quota_mb: '1073741825' is out of range (0..1073741824)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_session_attrs = 0\n",
+                 "rtmd.conf:4: max_session_attrs: '0' is out of range (1..1024)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_session_attrs_bytes = 1048577\n",
+                 "rtmd.conf:4: max_session_attrs_bytes: '1048577' is out of range (1..1048576)");
+}
+
 static void test_projects(void **state)
 {
     rtmd_config cfg;
@@ -584,7 +627,7 @@ int main(void)
         cmocka_unit_test(test_full_file),      cmocka_unit_test(test_quoted_values),
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
-        cmocka_unit_test(test_projects), cmocka_unit_test(test_set),
+        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_set),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,7 +19,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 9
 
 typedef struct fixture {
     char dir[64];
@@ -266,10 +266,11 @@ static void test_reopen_keeps_data(void **state)
     close_store(f, s);
 }
 
-/* Migrations 6 and 7 on a database of version 5: p2p_peers gets both
- * users of every p2p conversation, the index it replaces is gone, and the
- * message id floor starts at the newest message. */
-static void test_migrations_6_7_on_version_5(void **state)
+/* Migrations 6 to 9 on a database of version 5: p2p_peers gets both
+ * users of every p2p conversation, the index it replaces is gone, the
+ * message id floor starts at the newest message, and the storage count
+ * covers the messages already stored. */
+static void test_migrations_6_to_9_on_version_5(void **state)
 {
     fixture *f = *state;
     close_store(f, open_store(f, 0));
@@ -277,6 +278,10 @@ static void test_migrations_6_7_on_version_5(void **state)
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE p2p_peers;"
                                   "DROP TABLE counters;"
+                                  "DROP TRIGGER storage_usage_insert;"
+                                  "DROP TRIGGER storage_usage_delete;"
+                                  "DROP TABLE storage_usage;"
+                                  "DROP TABLE signed_salts;"
                                   "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
@@ -290,15 +295,28 @@ static void test_migrations_6_7_on_version_5(void **state)
 
     store *s = open_store(f, 0);
     assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), 2);
+    assert_int_equal(store_migrations_applied(s), 4);
     close_store(f, s);
     db = open_raw(f);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM signed_salts"), 0);
     assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'message_id_floor'"), 4);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_p2p_peer'"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers"), 4);
     assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers WHERE pid = 1 AND ((uid = 10 AND peer IN (11, 12))"
                                    " OR (uid = 11 AND peer = 10) OR (uid = 12 AND peer = 10))"),
                      4);
+    /* Migration 8 counted the bytes stored; the triggers keep counting. */
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, attrs, mtime) VALUES (1, 1, 10, 11, 5, 10, 5, 30, 'abc', 'é', 0);"
+                                  "INSERT OR IGNORE INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid,"
+                                  " mtype, msg, attrs, mtime) VALUES (1, 1, 10, 11, 6, 10, 5, 30, 'abc', 'é', 0);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4 + 3 + 2);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM messages WHERE id IN (1, 5)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 3);
     sqlite3_close(db);
 }
 
@@ -618,7 +636,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrations_6_7_on_version_5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_6_to_9_on_version_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),

@@ -1,0 +1,252 @@
+/* Write rates and the storage quota (see quota.h). */
+#include "quota.h"
+
+#include "log.h"
+#include "methods.h"
+#include "rtm_errors.h"
+#include "services.h"
+#include "users.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REFRESH_MS 1000
+
+typedef struct project_quota {
+    uint64_t stored;     /* bytes in the store, as last read or added */
+    uint64_t reserved;   /* bytes of admitted writes not done yet */
+    rate_bucket rows, bytes;
+} project_quota;
+
+struct quota_state {
+    rtmd_server *srv;
+    project_quota *projects; /* parallel to srv->projects */
+    uv_timer_t timer;
+    bool timer_closed;
+    bool refreshing;         /* a read of storage_usage is queued */
+};
+
+/* ---- buckets ---- */
+
+/* Refills b for now_ms and tells whether it allows a charge of cost. A
+ * rate of 0 allows everything. */
+static bool bucket_allows(rate_bucket *b, uint32_t rate, uint32_t burst, uint64_t cost, uint64_t now_ms)
+{
+    if (rate == 0)
+        return true;
+    double cap = burst ? burst : 1;
+    if (b->refill_ms == 0) {
+        b->tokens = cap;
+    } else if (now_ms > b->refill_ms) {
+        b->tokens += (double)(now_ms - b->refill_ms) * rate / 1000.0;
+        if (b->tokens > cap)
+            b->tokens = cap;
+    }
+    b->refill_ms = now_ms;
+    double need = (double)cost < cap ? (double)cost : cap;
+    return b->tokens >= need;
+}
+
+static void bucket_take(rate_bucket *b, uint32_t rate, uint64_t cost)
+{
+    if (rate)
+        b->tokens -= (double)cost;
+}
+
+/* ---- state ---- */
+
+static struct quota_state *state(rtmd_server *srv)
+{
+    return srv->svc->quota;
+}
+
+static project_quota *project_of(rtmd_server *srv, int64_t pid)
+{
+    rtmd_project *p = rtmd_server_project(srv, pid);
+    struct quota_state *q = state(srv);
+    return p && q ? &q->projects[p - srv->projects] : NULL;
+}
+
+static uint64_t quota_bytes(const rtmd_project_config *lim)
+{
+    return (uint64_t)lim->storage_quota_mb * 1024u * 1024u;
+}
+
+int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
+{
+    rtmd_project *p = req->project;
+    const rtmd_project_config *lim = &p->limits;
+    project_quota *pq = project_of(req->srv, p->pid);
+    if (!pq) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "no quota state");
+        return -1;
+    }
+    if (lim->storage_quota_mb && pq->stored + pq->reserved + bytes > quota_bytes(lim)) {
+        request_error(req, RTM_EC_STORAGE_QUOTA_EXCEEDED, "storage quota of the project exceeded");
+        return -1;
+    }
+    rtmd_user *u = req->gate != GATE_SERVER_TCP && req->conn->session ? req->conn->session->user : NULL;
+    if (u) {
+        uint64_t now = rtmd_now_ms();
+        /* Every bucket is refilled and asked before any is charged. */
+        bool ok = bucket_allows(&u->sent_rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
+        ok = bucket_allows(&u->sent_bytes, lim->user_byte_rate, lim->user_byte_burst, bytes, now) && ok;
+        ok = bucket_allows(&pq->rows, lim->project_msg_rate, lim->project_msg_burst, rows, now) && ok;
+        ok = bucket_allows(&pq->bytes, lim->project_byte_rate, lim->project_byte_burst, bytes, now) && ok;
+        if (!ok) {
+            request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "frequency limited");
+            return -1;
+        }
+        bucket_take(&u->sent_rows, lim->user_msg_rate, rows);
+        bucket_take(&u->sent_bytes, lim->user_byte_rate, bytes);
+        bucket_take(&pq->rows, lim->project_msg_rate, rows);
+        bucket_take(&pq->bytes, lim->project_byte_rate, bytes);
+    }
+    pq->reserved += bytes;
+    return 0;
+}
+
+void quota_release(rtmd_server *srv, int64_t pid, uint64_t reserved, uint64_t stored)
+{
+    project_quota *pq = project_of(srv, pid);
+    if (!pq)
+        return;
+    pq->reserved = pq->reserved > reserved ? pq->reserved - reserved : 0;
+    pq->stored += stored;
+}
+
+/* ---- storage_usage ---- */
+
+typedef struct usage_read {
+    rtmd_server *srv;
+    size_t n;
+    int64_t *pids;
+    uint64_t *bytes;         /* per entry of srv->projects */
+} usage_read;
+
+static int read_usage(sqlite3 *db, usage_read *r)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store_stmt(db, "SELECT bytes FROM storage_usage WHERE pid = ?1", &st);
+    for (size_t i = 0; rc == SQLITE_OK && i < r->n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, r->pids[i]);
+        rc = sqlite3_step(st);
+        int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        r->bytes[i] = v > 0 ? (uint64_t)v : 0;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    if (st)
+        store_stmt_release(st);
+    return rc;
+}
+
+static int apply_read_usage(sqlite3 *db, void *arg)
+{
+    return read_usage(db, arg);
+}
+
+static usage_read *usage_read_new(rtmd_server *srv)
+{
+    usage_read *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = srv;
+    r->n = srv->nprojects;
+    r->pids = calloc(r->n + 1, sizeof *r->pids);
+    r->bytes = calloc(r->n + 1, sizeof *r->bytes);
+    if (!r->pids || !r->bytes) {
+        free(r->pids);
+        free(r->bytes);
+        free(r);
+        return NULL;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        r->pids[i] = srv->projects[i].pid;
+    return r;
+}
+
+static void usage_read_free(usage_read *r)
+{
+    free(r->pids);
+    free(r->bytes);
+    free(r);
+}
+
+static void usage_read_done(void *arg, int status)
+{
+    usage_read *r = arg;
+    struct quota_state *q = state(r->srv);
+    if (q) {
+        q->refreshing = false;
+        if (status == SQLITE_OK)
+            for (size_t i = 0; i < r->n; i++)
+                q->projects[i].stored = r->bytes[i];
+        else
+            LOG_WARN("quota: reading storage_usage failed: %s", sqlite3_errstr(status));
+    }
+    usage_read_free(r);
+}
+
+static void on_refresh_tick(uv_timer_t *t)
+{
+    struct quota_state *q = t->data;
+    if (rtmd_timer_end_on_stop(q->srv, t, &q->timer_closed) || q->refreshing || !q->srv->store)
+        return;
+    usage_read *r = usage_read_new(q->srv);
+    if (!r)
+        return;
+    q->refreshing = true;
+    if (store_submit(q->srv->store, apply_read_usage, usage_read_done, r) != 0) {
+        q->refreshing = false;
+        usage_read_free(r);
+    }
+}
+
+/* ---- module life cycle ---- */
+
+int quota_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct quota_state *q = calloc(1, sizeof *q);
+    if (!q || !(q->projects = calloc(srv->nprojects + 1, sizeof *q->projects))) {
+        free(q);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    q->srv = srv;
+    srv->svc->quota = q;
+    uv_timer_init(srv->loop, &q->timer);
+    q->timer.data = q;
+    uv_timer_start(&q->timer, on_refresh_tick, REFRESH_MS, REFRESH_MS);
+    usage_read *r = usage_read_new(srv);
+    if (!r || services_load(srv, apply_read_usage, r) != SQLITE_OK) {
+        if (r)
+            usage_read_free(r);
+        snprintf(err, errlen, "cannot read storage_usage from the store");
+        return -1;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        q->projects[i].stored = r->bytes[i];
+        LOG_INFO("quota: project %lld stores %llu bytes of messages", (long long)r->pids[i],
+                 (unsigned long long)r->bytes[i]);
+    }
+    usage_read_free(r);
+    return 0;
+}
+
+void quota_register(struct rtmd_methods *m)
+{
+    (void)m;
+}
+
+void quota_free(rtmd_server *srv)
+{
+    struct quota_state *q = srv->svc->quota;
+    if (!q)
+        return;
+    free(q->projects);
+    srv->svc->quota = NULL;
+    if (rtmd_timer_release(&q->timer, q->timer_closed))
+        free(q);
+}

@@ -1,0 +1,48 @@
+/* What one project and one user may write: rate limits counted in stored
+ * messages (rows: a sendmsgs to N receivers is N, a group, room or
+ * broadcast message 1) and in stored bytes (msg and attrs of each row),
+ * per user and per project, as token buckets; and the project's storage
+ * quota, the bytes of msg and attrs of its stored messages.
+ *
+ * Rates apply to client-gate senders only: the app server holds the
+ * project secret and speaks for many users, so throttling it by its users'
+ * limits would let them starve it. The storage quota applies to every
+ * write, both gates.
+ *
+ * The stored bytes of each project are kept by the store itself (table
+ * storage_usage, maintained by triggers on messages, migration 8), so they
+ * survive restarts and go down when retention deletes messages. This
+ * module loads them at start, adds what it admits (reserved until the
+ * write is done), and reads the table again through the writer once a
+ * second: since the writer applies writes in order, that value includes
+ * every write admitted before it, and the writes admitted after it are
+ * still reserved, so usage + reserved is what the store will hold. */
+#ifndef RTMD_QUOTA_H
+#define RTMD_QUOTA_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rtmd_request;
+struct rtmd_server;
+
+/* A token bucket: `rate` tokens a second, at most `burst` kept. A charge
+ * of n is allowed when the bucket holds min(n, burst) tokens, and takes n:
+ * the bucket may go below zero, so a write larger than the burst waits
+ * for a full bucket and then leaves the sender in debt for its size. */
+typedef struct rate_bucket {
+    double tokens;
+    uint64_t refill_ms;       /* 0: never used (full) */
+} rate_bucket;
+
+/* Admits a write of `rows` stored messages and `bytes` bytes in all for
+ * the sender of req. Returns 0 with the bytes reserved in the project's
+ * quota, or answers the request (200010 over a rate, 200080 over the
+ * storage quota) and returns -1. */
+int quota_admit(struct rtmd_request *req, uint64_t rows, uint64_t bytes);
+/* An admitted write of `reserved` bytes is done; `stored` of them are in
+ * the store now (0 when it failed; less for duplicates). */
+void quota_release(struct rtmd_server *srv, int64_t pid, uint64_t reserved, uint64_t stored);
+
+#endif
