@@ -1,7 +1,7 @@
 /* The rtmd server object: start-up (store, encryption key, projects,
- * method table, listeners), the once-a-second housekeeping tick (handshake
- * and idle timeouts, keepalive pings), the ready banner, and the graceful
- * stop driven by SIGTERM/SIGINT. One event loop owns all of this state, so
+ * method table, listeners), the once-a-second housekeeping tick (handshake,
+ * login and idle timeouts, keepalive pings), the ready banner, and the
+ * graceful stop driven by SIGTERM/SIGINT. One event loop owns all of this state, so
  * running several loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
 
@@ -162,6 +162,13 @@ static void on_tick(uv_timer_t *t)
     rtmd_conn *next;
     for (rtmd_conn *c = srv->conns; c; c = next) {
         next = c->next;
+        /* Client links must log in, app-server links sign a request, in time. */
+        if (!c->authenticated && c->gate != GATE_HTTP && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
+            srv->metrics.timeouts++;
+            conn_close(c, c->gate == GATE_SERVER_TCP ? "no signed request within login_timeout"
+                                                     : "no login within login_timeout");
+            continue;
+        }
         if (!c->handshaken) {
             if (now - c->created_ms > (uint64_t)cfg->handshake_timeout * 1000) {
                 srv->metrics.timeouts++;
@@ -344,6 +351,7 @@ int rtmd_server_run(rtmd_server *srv)
 void rtmd_server_free(rtmd_server *srv)
 {
     services_free(srv);
+    conn_free_address_counts(srv);
     if (srv->store) {
         store_close(srv->store);
         srv->store = NULL;
