@@ -453,6 +453,14 @@ size_t conn_buffer_bytes(const rtmd_conn *c)
     return c->in.cap + c->out.cap + c->inflight.cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
 }
 
+size_t conn_undelivered_bytes(rtmd_conn *c)
+{
+    size_t n = rtm_buf_pending(&c->out);
+    if (c->writing)
+        n += uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    return n;
+}
+
 void conn_release_idle_buffers(rtmd_conn *c)
 {
     release_output_buffers(c, SIZE_MAX);

@@ -148,6 +148,8 @@ typedef struct rtmd_server {
 
     int stopping;                   /* 0 running, 1 draining, 2 closing */
     uint64_t stop_started_ms;
+    uint64_t stop_undelivered;      /* output bytes not yet written, at the last poll */
+    uint64_t stop_progress_ms;      /* when that last changed */
     int exit_code;
 } rtmd_server;
 
@@ -208,6 +210,8 @@ int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len);
 
 /* Frees the per-address connection counts (conn.c), at server free. */
 void conn_free_address_counts(rtmd_server *srv);
+/* Bytes queued on c that the kernel has not taken yet (conn.c). */
+size_t conn_undelivered_bytes(rtmd_conn *c);
 /* Listener callback accepting a connection (conn.c). */
 void rtmd_on_connection(uv_stream_t *server_stream, int status);
 /* Writes the queued output of every connection that has some (conn.c). */
