@@ -5,10 +5,10 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
 const { startRtmd, withLogs, waitFor } = require('../integration/lib/rtmd');
 const { stopChecked } = require('../integration/lib/rtm');
 const { get, scrapeMetric } = require('../integration/lib/http');
+const { rawConnect } = require('../integration/lib/rawsock');
 
 const PER_ADDRESS = 3;
 let srv;
@@ -19,20 +19,7 @@ before(async () => {
 
 after(() => stopChecked(srv));
 
-// A raw link from localAddress; .closedByServer becomes true when it closes.
-function link(port, localAddress = '127.0.0.1') {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => {
-      s.removeListener('error', reject);
-      s.on('error', () => {});
-      s.on('close', () => (s.closedByServer = true));
-      s.resume();
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
-
+const link = (port, localAddress = '127.0.0.1') => rawConnect(port, { localAddress });
 const open = (links) => links.filter((s) => !s.closedByServer).length;
 
 test('the connection over the per-address budget is refused; other addresses and gates are not', { timeout: 20000 }, withLogs(() => srv, async () => {

@@ -7,13 +7,12 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const fpnn = require('../integration/lib/fpnn');
 const { startRtmd, withLogs, sleep, waitFor } = require('../integration/lib/rtmd');
 const { stopChecked } = require('../integration/lib/rtm');
 const { scrapeMetric } = require('../integration/lib/http');
+const { rawConnect, wsUpgrade, wsBinaryHeader } = require('../integration/lib/rawsock');
 
 const BUDGET = 256 * 1024;
 const PRELOGIN_MAX = 64 * 1024;
@@ -27,19 +26,6 @@ before(async () => {
 
 after(() => stopChecked(srv));
 
-function rawConnect(port) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.removeListener('error', reject);
-      s.on('error', () => {});
-      s.on('close', () => (s.closedByServer = true));
-      s.resume();
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
-
 // A TCP link holding most of a 60 KB quest: under prelogin_max_packet.
 async function partialQuest() {
   const s = await rawConnect(srv.ports.client_tcp);
@@ -51,15 +37,8 @@ async function partialQuest() {
 // A WebSocket link holding most of a 60 KB binary message.
 async function partialMessage() {
   const s = await rawConnect(srv.ports.client_ws);
-  const key = crypto.randomBytes(16).toString('base64');
-  s.write(`GET ${srv.listens.client_ws.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  const head = Buffer.alloc(8);
-  head[0] = 0x82;
-  head[1] = 0x80 | 126;
-  head.writeUInt16BE(60000, 2);
-  crypto.randomBytes(4).copy(head, 4);
-  s.write(Buffer.concat([head, Buffer.alloc(56000, 1)]));
+  s.write(wsUpgrade(srv.listens.client_ws.path));
+  s.write(Buffer.concat([wsBinaryHeader(60000), Buffer.alloc(56000, 1)]));
   return s;
 }
 

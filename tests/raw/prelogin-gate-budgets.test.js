@@ -7,11 +7,11 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
 const fpnn = require('../integration/lib/fpnn');
 const { startRtmd, withLogs, waitFor } = require('../integration/lib/rtmd');
 const { appServer, stopChecked } = require('../integration/lib/rtm');
 const { get, scrapeMetric } = require('../integration/lib/http');
+const { rawConnect } = require('../integration/lib/rawsock');
 
 const CLIENT_BUDGET = 12;
 const WS_BUDGET = 4;
@@ -73,12 +73,7 @@ test('a flood of client links leaves HTTP and the server gate usable', { timeout
 
     // HTTP's budget is its own too: idle links beyond it are refused.
     const idle = [];
-    for (let i = 0; i < 4; i++) {
-      const s = net.connect({ host: '127.0.0.1', port: srv.ports.http });
-      s.on('error', () => {});
-      s.on('close', () => (s.closedByServer = true));
-      idle.push(s);
-    }
+    for (let i = 0; i < 4; i++) idle.push(await rawConnect(srv.ports.http));
     assert.ok(await waitFor(() => idle.filter((s) => s.closedByServer).length === 1, 3000), 'the 4th idle HTTP link is refused');
     for (const s of idle) s.destroy();
     assert.ok(await waitFor(async () => (await refused('http')) === 1, 2000));

@@ -8,10 +8,10 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const net = require('node:net');
 const fpnn = require('../integration/lib/fpnn');
 const { startRtmd, withLogs } = require('../integration/lib/rtmd');
 const { appServer, login, stopChecked } = require('../integration/lib/rtm');
+const { rawConnect, closedWithin, wsUpgrade, wsBinaryHeader } = require('../integration/lib/rawsock');
 
 const BIG = 1024 * 1024; // under max_packet (2 MiB), over prelogin_max_packet
 const ABOVE_PRELOGIN = 200 * 1024;
@@ -24,27 +24,6 @@ before(async () => {
 });
 
 after(() => stopChecked(srv, [app]));
-
-// Resolves true if the socket is closed by the server within ms.
-function closedWithin(socket, ms) {
-  return new Promise((resolve) => {
-    if (socket.destroyed) return resolve(true);
-    const timer = setTimeout(() => resolve(false), ms);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-    socket.on('error', () => {});
-    socket.resume();
-  });
-}
-
-function rawConnect(port) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
-    s.once('error', reject);
-  });
-}
 
 // The first bytes of a quest whose header announces a BIG payload.
 function bigQuestHead() {
@@ -62,21 +41,11 @@ for (const gate of ['client_tcp', 'server_tcp']) {
 
 test('client_ws: a message announced over prelogin_max_packet closes the link at once', { timeout: 10000 }, withLogs(() => srv, async () => {
   const s = await rawConnect(srv.ports.client_ws);
-  const key = crypto.randomBytes(16).toString('base64');
-  s.write(`GET ${srv.listens.client_ws.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  let got = Buffer.alloc(0);
-  s.on('data', (d) => (got = Buffer.concat([got, d])));
-  // A binary frame with FIN, masked, 64-bit length BIG, then some payload.
-  const head = Buffer.alloc(14);
-  head[0] = 0x82;
-  head[1] = 0x80 | 127;
-  head.writeBigUInt64BE(BigInt(BIG), 2);
-  crypto.randomBytes(4).copy(head, 10);
-  s.write(Buffer.concat([head, Buffer.alloc(4096, 1)]));
+  s.write(wsUpgrade(srv.listens.client_ws.path));
+  s.write(Buffer.concat([wsBinaryHeader(BIG), Buffer.alloc(4096, 1)]));
   assert.ok(await closedWithin(s, 1500), 'link announcing a 1 MiB message before login is closed');
-  const text = got.toString('latin1');
-  assert.match(text, /^HTTP\/1\.1 101 /, 'the upgrade itself was accepted');
+  const got = s.received;
+  assert.match(got.toString('latin1'), /^HTTP\/1\.1 101 /, 'the upgrade itself was accepted');
   const close = got.subarray(got.indexOf('\r\n\r\n') + 4);
   assert.equal(close[0], 0x88, 'a close frame follows');
   assert.equal(close.readUInt16BE(2), 1009, 'with status 1009 (message too big)');

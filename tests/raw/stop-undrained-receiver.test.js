@@ -7,7 +7,7 @@
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('../integration/lib/fpnn');
-const { startRtmd, makeTempDir, withLogs, waitFor } = require('../integration/lib/rtmd');
+const { startRtmd, makeTempDir, sanitizerReports, withLogs, waitFor } = require('../integration/lib/rtmd');
 const { appServer, login, writeProjectsConfig } = require('../integration/lib/rtm');
 const { scrapeMetric } = require('../integration/lib/http');
 
@@ -18,6 +18,7 @@ let srv;
 
 after(async () => {
   if (srv) await srv.cleanup();
+  assert.deepEqual(sanitizerReports(), []);
 });
 
 test('SIGTERM with a receiver that never reads: exit 0 within the limit, the drop is logged', { timeout: 60000 }, withLogs(() => srv, async () => {
