@@ -244,6 +244,12 @@ static void free_control(ws_conn *ws)
     ws->ctrl_len = 0;
 }
 
+void ws_set_max_message(ws_conn *ws, size_t max_message)
+{
+    uint32_t bound = max_message < UINT32_MAX ? (uint32_t)max_message : UINT32_MAX;
+    ws->max_message = bound > ws->msg_len ? bound : ws->msg_len; /* the open message's bytes stay valid */
+}
+
 ws_conn *ws_conn_new(const ws_callbacks *cb, void *ud, size_t max_message)
 {
     ws_conn *ws = calloc(1, sizeof *ws);
@@ -251,7 +257,7 @@ ws_conn *ws_conn_new(const ws_callbacks *cb, void *ud, size_t max_message)
         return NULL;
     ws->cb = cb;
     ws->ud = ud;
-    ws->max_message = max_message < UINT32_MAX ? (uint32_t)max_message : UINT32_MAX;
+    ws_set_max_message(ws, max_message);
     reset_frame(ws);
     return ws;
 }

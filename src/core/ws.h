@@ -38,6 +38,9 @@ typedef struct ws_callbacks {
  * kept, not copied: it must outlive the connection (a static table). */
 ws_conn *ws_conn_new(const ws_callbacks *cb, void *ud, size_t max_message);
 void ws_conn_free(ws_conn *ws);
+/* Changes the bound of one reassembled message (rtmd raises it once the
+ * peer logged in); never below the bytes of the message already open. */
+void ws_set_max_message(ws_conn *ws, size_t max_message);
 /* Feeds received bytes (frames may be split anywhere). Pings are answered
  * with a pong carrying the same payload, a close with a close. Returns 0,
  * or -1 when the link must be closed: the close handshake finished, or a

@@ -367,6 +367,7 @@ static void method_auth(rtmd_request *req)
         return;
     }
     p->nsessions++;
+    conn_authenticated(c);
     const char *lang;
     size_t lang_len;
     if (mp_get_str(req->args, "lang", &lang, &lang_len) && lang_len < sizeof s->lang) {

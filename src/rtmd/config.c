@@ -159,6 +159,14 @@ static const setting top_settings[] = {
     {"key_pem", K_STR, TOP(key_pem), 0, 0, S_ANY},
     {"max_packet", K_U32, TOP(max_packet), 1024, 64 * 1024 * 1024, S_ANY},
     {"max_connections", K_U32, TOP(max_connections), 1, 16777216, S_ANY},
+    {"max_client_tcp_connections", K_U32, TOP(max_client_tcp_connections), 0, 16777216, S_ANY},
+    {"max_client_ws_connections", K_U32, TOP(max_client_ws_connections), 0, 16777216, S_ANY},
+    {"max_server_connections", K_U32, TOP(max_server_connections), 1, 16777216, S_ANY},
+    {"max_http_connections", K_U32, TOP(max_http_connections), 1, 16777216, S_ANY},
+    {"max_connections_per_address", K_U32, TOP(max_connections_per_address), 0, 16777216, S_ANY},
+    {"login_timeout", K_U32, TOP(login_timeout), 1, 3600, S_ANY},
+    {"prelogin_max_packet", K_U32, TOP(prelogin_max_packet), 4096, 64 * 1024 * 1024, S_ANY},
+    {"prelogin_buffer_budget", K_U32, TOP(prelogin_buffer_budget), 65536, 1024 * 1024 * 1024, S_ANY},
     {"max_output_queue", K_U32, TOP(max_output_queue), 1024, 1024 * 1024 * 1024, S_ANY},
     {"idle_timeout", K_U32, TOP(idle_timeout), 2, 86400, S_ANY},
     {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY},
@@ -232,6 +240,14 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->key_pem[0] = '\0';
     cfg->max_packet = 2 * 1024 * 1024;
     cfg->max_connections = 100000;
+    cfg->max_client_tcp_connections = 0;
+    cfg->max_client_ws_connections = 0;
+    cfg->max_server_connections = 1000;
+    cfg->max_http_connections = 256;
+    cfg->max_connections_per_address = 1000;
+    cfg->login_timeout = 10;
+    cfg->prelogin_max_packet = 64 * 1024;
+    cfg->prelogin_buffer_budget = 64 * 1024 * 1024;
     cfg->max_output_queue = 4 * 1024 * 1024;
     cfg->idle_timeout = 120;
     cfg->handshake_timeout = 10;

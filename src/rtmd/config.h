@@ -52,7 +52,19 @@ typedef struct rtmd_config {
     char key_pem[512];            /* secp256k1 private key for encrypted links; empty = off */
 
     uint32_t max_packet;          /* bytes, header included */
-    uint32_t max_connections;
+    /* Connection budgets: a connection over one is closed on accept and
+     * counted in rtmd_connections_refused_total of its gate. */
+    uint32_t max_connections;     /* client connections, TCP and WebSocket gates together */
+    uint32_t max_client_tcp_connections; /* of those, on the TCP gate; 0 = max_connections */
+    uint32_t max_client_ws_connections;  /* of those, on the WebSocket gate; 0 = max_connections */
+    uint32_t max_server_connections;     /* app-server links on the server gate */
+    uint32_t max_http_connections;       /* links to the HTTP listener */
+    uint32_t max_connections_per_address; /* from one source address on one gate; 0 = no limit */
+    /* Links that have not authenticated: client links before a successful
+     * `auth`, server-gate links before their first validly signed request. */
+    uint32_t login_timeout;       /* seconds such a link may live */
+    uint32_t prelogin_max_packet; /* largest packet, WebSocket message or unparsed input it may send */
+    uint32_t prelogin_buffer_budget; /* bytes of unparsed input all such links hold together */
     uint32_t max_output_queue;    /* bytes queued to one connection before it is dropped */
     uint32_t idle_timeout;        /* seconds without any received byte */
     uint32_t handshake_timeout;   /* seconds to send a first packet / finish the upgrade */

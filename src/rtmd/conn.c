@@ -1,8 +1,11 @@
-/* Connections of rtmd: accepting, reading and framing (plain FPNN,
- * encrypted FPNN in package or stream mode, WebSocket, HTTP), the `*key`
- * handshake, the bounded output queue flushed with one write per loop turn,
- * and closing. Everything above framing is handed to methods.c (FPNN
- * packets) or http.c (HTTP requests). */
+/* Connections of rtmd: accepting within the connection budgets (per gate
+ * and per source address), reading and framing (plain FPNN, encrypted FPNN
+ * in package or stream mode, WebSocket, HTTP), the `*key` handshake, the
+ * tighter bounds of links that have not authenticated (packet size, output,
+ * and their input buffers' share of the pre-login budget), the bounded
+ * output queue flushed with one write per loop turn, and closing.
+ * Everything above framing is handed to methods.c (FPNN packets) or http.c
+ * (HTTP requests). */
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -14,6 +17,13 @@
 
 static void on_closed(uv_handle_t *h);
 static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed);
+static void protocol_error(rtmd_conn *c, const char *what);
+
+/* What one source address has open on one gate (max_connections_per_address). */
+typedef struct rtmd_address_count {
+    uint64_t hi, lo; /* the address, its key in srv->address_counts[gate] */
+    uint32_t count;
+} rtmd_address_count;
 
 static void conn_free(rtmd_conn *c)
 {
@@ -45,6 +55,156 @@ static void mark_dirty(rtmd_conn *c)
     c->srv->dirty = c;
 }
 
+/* ---- links that have not authenticated ---- */
+
+/* The largest packet (or WebSocket message) the link may send now. */
+static uint32_t conn_max_packet(const rtmd_conn *c)
+{
+    const rtmd_config *cfg = &c->srv->cfg;
+    if (c->authenticated || c->gate == GATE_HTTP || cfg->prelogin_max_packet > cfg->max_packet)
+        return cfg->max_packet;
+    return cfg->prelogin_max_packet;
+}
+
+/* Output bytes the kernel did not take that the link may have queued: a
+ * link that has not authenticated gets room for two of its largest
+ * answers, not max_output_queue. */
+static size_t conn_output_limit(const rtmd_conn *c)
+{
+    size_t limit = c->srv->cfg.max_output_queue;
+    if (!c->authenticated && c->gate != GATE_HTTP && 2 * (size_t)conn_max_packet(c) < limit)
+        limit = 2 * (size_t)conn_max_packet(c);
+    return limit;
+}
+
+/* Brings the link's share of srv->prelogin_bytes up to date: its input
+ * buffers (unparsed tail, WebSocket message and control frame) while it
+ * has not authenticated, nothing once it has or is closing. A link whose
+ * share grew while the total is over prelogin_buffer_budget is closed. */
+static void account_prelogin(rtmd_conn *c)
+{
+    rtmd_server *srv = c->srv;
+    size_t held = 0;
+    if (!c->authenticated && !c->closing && c->gate != GATE_HTTP)
+        held = c->in.cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
+    bool grew = held > c->prelogin_held;
+    srv->prelogin_bytes = srv->prelogin_bytes - c->prelogin_held + held;
+    c->prelogin_held = (uint32_t)held;
+    if (grew && srv->prelogin_bytes > srv->cfg.prelogin_buffer_budget)
+        protocol_error(c, "pre-login input over prelogin_buffer_budget");
+}
+
+void conn_authenticated(rtmd_conn *c)
+{
+    if (c->authenticated)
+        return;
+    c->authenticated = true;
+    if (c->ws)
+        ws_set_max_message(c->ws, c->srv->cfg.max_packet);
+    account_prelogin(c);
+}
+
+/* ---- connection budgets ---- */
+
+/* The budget a new connection on gate would exceed, or NULL. */
+static const char *over_gate_budget(const rtmd_server *srv, rtmd_gate gate)
+{
+    const rtmd_config *cfg = &srv->cfg;
+    const uint32_t *open = srv->gate_conns;
+    switch (gate) {
+    case GATE_CLIENT_TCP:
+    case GATE_CLIENT_WS:
+        if (open[GATE_CLIENT_TCP] + open[GATE_CLIENT_WS] >= cfg->max_connections)
+            return "max_connections";
+        if (gate == GATE_CLIENT_TCP && cfg->max_client_tcp_connections &&
+            open[gate] >= cfg->max_client_tcp_connections)
+            return "max_client_tcp_connections";
+        if (gate == GATE_CLIENT_WS && cfg->max_client_ws_connections && open[gate] >= cfg->max_client_ws_connections)
+            return "max_client_ws_connections";
+        return NULL;
+    case GATE_SERVER_TCP:
+        return open[gate] >= cfg->max_server_connections ? "max_server_connections" : NULL;
+    default:
+        return open[gate] >= cfg->max_http_connections ? "max_http_connections" : NULL;
+    }
+}
+
+/* The peer's address as a map key: an IPv4 address (as its IPv4-mapped
+ * IPv6 form), or the /64 prefix of an IPv6 address, the block one host
+ * usually holds. */
+static bool address_key(rtmd_conn *c, uint64_t *hi, uint64_t *lo)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0)
+        return false;
+    uint8_t a[16] = {0};
+    if (ss.ss_family == AF_INET) {
+        a[10] = a[11] = 0xff;
+        memcpy(a + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        memcpy(a, &((struct sockaddr_in6 *)&ss)->sin6_addr, 8);
+        if (memcmp(a, "\0\0\0\0\0\0\0\0", 8) == 0) /* IPv4-mapped and the like: the whole address */
+            memcpy(a, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else {
+        return false;
+    }
+    memcpy(hi, a, 8);
+    memcpy(lo, a + 8, 8);
+    return true;
+}
+
+/* Counts c against its source address on its gate; false when the address
+ * already has max_connections_per_address there (or memory ran out). */
+static bool take_address_place(rtmd_conn *c)
+{
+    rtmd_server *srv = c->srv;
+    uint32_t limit = srv->cfg.max_connections_per_address;
+    uint64_t hi, lo;
+    if (limit == 0 || !address_key(c, &hi, &lo))
+        return limit == 0;
+    pairmap *map = &srv->address_counts[c->gate];
+    rtmd_address_count *a = pairmap_get(map, hi, lo);
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        if (!a || pairmap_put(map, hi, lo, a) != 0) {
+            free(a);
+            return false;
+        }
+        a->hi = hi;
+        a->lo = lo;
+    }
+    if (a->count >= limit)
+        return false;
+    a->count++;
+    c->address = a;
+    return true;
+}
+
+static void release_address_place(rtmd_conn *c)
+{
+    rtmd_address_count *a = c->address;
+    if (!a)
+        return;
+    c->address = NULL;
+    if (--a->count == 0) {
+        pairmap_del(&c->srv->address_counts[c->gate], a->hi, a->lo);
+        free(a);
+    }
+}
+
+void conn_free_address_counts(rtmd_server *srv)
+{
+    for (int g = 0; g < GATE_COUNT; g++) {
+        pairmap *map = &srv->address_counts[g];
+        for (size_t i = 0; i < map->cap; i++)
+            free(map->slots[i].value);
+        pairmap_free(map);
+    }
+}
+
+/* ---- closing ---- */
+
 void conn_close(rtmd_conn *c, const char *reason)
 {
     if (c->closing)
@@ -62,6 +222,9 @@ void conn_close(rtmd_conn *c, const char *reason)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     srv->nconns--;
+    srv->gate_conns[c->gate]--;
+    release_address_place(c);
+    account_prelogin(c);
     users_logout(c);
     listen_conn_closed(c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -90,21 +253,22 @@ static void start_write(rtmd_conn *c);
  * first written out at once, and only a reader that still lags is dropped. */
 static bool over_output_limit(rtmd_conn *c)
 {
+    size_t limit = conn_output_limit(c);
     size_t queued = rtm_buf_pending(&c->out) + rtm_buf_pending(&c->inflight);
-    if (queued <= c->srv->cfg.max_output_queue)
+    if (queued <= limit)
         return false;
     if (!c->writing) {
         start_write(c);
         if (c->closing)
             return true;
         queued = rtm_buf_pending(&c->out) + rtm_buf_pending(&c->inflight);
-        if (queued <= c->srv->cfg.max_output_queue)
+        if (queued <= limit)
             return false;
     }
     c->srv->metrics.slow_consumers++;
     char peer[RTMD_PEER_LEN];
-    LOG_WARN("conn %llu %s: output queue over %u bytes, dropping a slow reader", (unsigned long long)c->id,
-             conn_peer(c, peer), c->srv->cfg.max_output_queue);
+    LOG_WARN("conn %llu %s: output queue over %zu bytes, dropping a slow reader", (unsigned long long)c->id,
+             conn_peer(c, peer), limit);
     conn_close(c, "slow consumer");
     return true;
 }
@@ -289,6 +453,14 @@ size_t conn_buffer_bytes(const rtmd_conn *c)
     return c->in.cap + c->out.cap + c->inflight.cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
 }
 
+size_t conn_undelivered_bytes(rtmd_conn *c)
+{
+    size_t n = rtm_buf_pending(&c->out);
+    if (c->writing)
+        n += uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    return n;
+}
+
 void conn_release_idle_buffers(rtmd_conn *c)
 {
     release_output_buffers(c, SIZE_MAX);
@@ -380,8 +552,8 @@ static int handle_packet(rtmd_conn *c, const fpnn_packet *pkt)
 static int process_fpnn(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
 {
     size_t pos = 0;
-    uint32_t max_packet = c->srv->cfg.max_packet;
     while (pos < len && !c->closing) {
+        uint32_t max_packet = conn_max_packet(c); /* grows once the link authenticated */
         if (c->framing == FRAMING_FPNN_PACKAGE) {
             if (len - pos < 4)
                 break;
@@ -448,7 +620,7 @@ static void on_ws_message(void *ud, const uint8_t *data, size_t len, bool binary
         return;
     }
     fpnn_packet pkt;
-    long r = fpnn_parse(data, len, c->srv->cfg.max_packet, &pkt);
+    long r = fpnn_parse(data, len, conn_max_packet(c), &pkt);
     if (r != (long)len) {
         protocol_error(c, r == FPNN_PARSE_TOO_LARGE ? "packet over the size limit"
                                                     : "WebSocket message is not one FPNN packet");
@@ -499,7 +671,7 @@ static int process_ws_handshake(rtmd_conn *c, uint8_t *data, size_t len, size_t 
         send_http_error(c, status);
         return -1;
     }
-    c->ws = ws_conn_new(&ws_cb, c, c->srv->cfg.max_packet);
+    c->ws = ws_conn_new(&ws_cb, c, conn_max_packet(c));
     if (!c->ws) {
         conn_close(c, "out of memory");
         return -1;
@@ -611,13 +783,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (!c->closing) {
         if (rtm_buf_pending(&c->in) == 0 && c->in.cap > 0)
             rtm_buf_free(&c->in);
-        /* The unparsed tail is bounded by the largest acceptable packet, or
-         * the HTTP head limit. */
-        size_t bound = srv->cfg.max_packet + 4;
-        if (c->framing == FRAMING_WS_HANDSHAKE || c->framing == FRAMING_HTTP)
+        /* The unparsed tail is bounded by the largest packet the link may
+         * send now, the upgrade by the HTTP head limit, an HTTP request by
+         * its head and body limits. */
+        size_t bound = (size_t)conn_max_packet(c) + 4;
+        if (c->framing == FRAMING_WS_HANDSHAKE)
+            bound = HTTP_MAX_HEAD;
+        else if (c->framing == FRAMING_HTTP)
             bound = HTTP_MAX_HEAD + 65536;
         if (rtm_buf_pending(&c->in) > bound)
             protocol_error(c, "unparsed input over the limit");
+        else
+            account_prelogin(c);
     }
     conn_unref(c);
 }
@@ -668,12 +845,18 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status)
         return;
     }
     srv->metrics.accepted[c->gate]++;
-    if (srv->nconns >= srv->cfg.max_connections || srv->stopping) {
+    const char *refused = srv->stopping ? "stopping" : over_gate_budget(srv, c->gate);
+    if (!refused && !take_address_place(c))
+        refused = "max_connections_per_address";
+    if (refused) {
         srv->metrics.refused[c->gate]++;
+        char peer[RTMD_PEER_LEN];
+        LOG_DEBUG("conn %s %s refused: %s", rtmd_gate_name(c->gate), conn_peer(c, peer), refused);
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
+    srv->gate_conns[c->gate]++;
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->gate == GATE_SERVER_TCP)
         uv_tcp_keepalive(&c->tcp, 1, 60);

@@ -57,7 +57,7 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
     emit_per_gate(&o, "rtmd_connections", "gauge", "Open connections per gate.", m->current);
     emit_per_gate(&o, "rtmd_connections_accepted_total", "counter", "Connections accepted per gate.", m->accepted);
     emit_per_gate(&o, "rtmd_connections_closed_total", "counter", "Connections closed per gate.", m->closed);
-    emit_per_gate(&o, "rtmd_connections_refused_total", "counter", "Connections refused over max_connections.",
+    emit_per_gate(&o, "rtmd_connections_refused_total", "counter", "Connections refused over a connection budget (per gate, per address) or while stopping.",
                   m->refused);
     emit_one(&o, "rtmd_packets_received_total", "counter", "Packets (and HTTP requests) received.", m->packets_in);
     emit_one(&o, "rtmd_packets_sent_total", "counter", "FPNN packets sent.", m->packets_out);
@@ -67,7 +67,7 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
              m->protocol_errors);
     emit_one(&o, "rtmd_slow_consumers_total", "counter", "Connections dropped for an output queue over the limit.",
              m->slow_consumers);
-    emit_one(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake or idle timeout.", m->timeouts);
+    emit_one(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake, login or idle timeout.", m->timeouts);
     emit_one(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
              srv->store ? store_pending(srv->store) : 0);
     uint64_t buffered = 0;
@@ -76,6 +76,9 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
             buffered += conn_buffer_bytes(c);
     emit_one(&o, "rtmd_connection_buffer_bytes", "gauge",
              "Heap bytes held in buffers by client and server gate connections.", buffered);
+    emit_one(&o, "rtmd_prelogin_buffer_bytes", "gauge",
+             "Input buffer bytes of links not logged in or signed yet (bounded by prelogin_buffer_budget).",
+             srv->prelogin_bytes);
     emit_one(&o, "rtmd_tokens", "gauge", "Login tokens minted and not yet expired, removed or swept.",
              srv->svc ? auth_token_count(srv) : 0);
     return o.len < cap ? o.len : cap;

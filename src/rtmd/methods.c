@@ -311,6 +311,7 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
                 sign_refuse(req, code);
                 return 0;
             }
+            conn_authenticated(c);
         } else if (!c->session) {
             request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
             return 0;

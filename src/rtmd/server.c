@@ -1,7 +1,7 @@
 /* The rtmd server object: start-up (store, encryption key, projects,
- * method table, listeners), the once-a-second housekeeping tick (handshake
- * and idle timeouts, keepalive pings), the ready banner, and the graceful
- * stop driven by SIGTERM/SIGINT. One event loop owns all of this state, so
+ * method table, listeners), the once-a-second housekeeping tick (handshake,
+ * login and idle timeouts, keepalive pings), the ready banner, and the
+ * graceful stop driven by SIGTERM/SIGINT. One event loop owns all of this state, so
  * running several loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
 
@@ -19,6 +19,9 @@
 #define DEMO_PROJECT_PID 1000001
 #define STOP_DRAIN_LIMIT_MS 5000
 #define STOP_POLL_MS 20
+/* Output that did not move for this long will not: its readers stopped
+ * reading (the kernel's send buffers are full), so the stop drops it. */
+#define STOP_STALL_MS 1000
 
 static const char *const gate_names[GATE_COUNT] = {"client_tcp", "client_ws", "server_tcp", "http"};
 
@@ -160,8 +163,17 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(srv->loop);
     const rtmd_config *cfg = &srv->cfg;
     rtmd_conn *next;
+    if (srv->stopping)
+        return; /* no pings or timeouts while the output drains */
     for (rtmd_conn *c = srv->conns; c; c = next) {
         next = c->next;
+        /* Client links must log in, app-server links sign a request, in time. */
+        if (!c->authenticated && c->gate != GATE_HTTP && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
+            srv->metrics.timeouts++;
+            conn_close(c, c->gate == GATE_SERVER_TCP ? "no signed request within login_timeout"
+                                                     : "no login within login_timeout");
+            continue;
+        }
         if (!c->handshaken) {
             if (now - c->created_ms > (uint64_t)cfg->handshake_timeout * 1000) {
                 srv->metrics.timeouts++;
@@ -211,12 +223,19 @@ static void on_check(uv_check_t *h)
 
 /* ---- graceful stop ---- */
 
-static bool output_drained(rtmd_server *srv)
+/* Output bytes not yet taken by the kernel, over all connections; *undrained
+ * counts the connections that hold some. */
+static uint64_t undelivered_output(rtmd_server *srv, size_t *undrained)
 {
-    for (rtmd_conn *c = srv->conns; c; c = c->next)
-        if (c->writing || rtm_buf_pending(&c->out) > 0)
-            return false;
-    return true;
+    uint64_t total = 0;
+    *undrained = 0;
+    for (rtmd_conn *c = srv->conns; c; c = c->next) {
+        size_t n = conn_undelivered_bytes(c);
+        if (n > 0 || c->writing)
+            (*undrained)++;
+        total += n;
+    }
+    return total;
 }
 
 static void finish_stop(rtmd_server *srv)
@@ -237,15 +256,34 @@ static void finish_stop(rtmd_server *srv)
     LOG_INFO("stopped");
 }
 
+/* Waits until the store has written everything queued and every
+ * connection's output is written, or until the output stopped moving for
+ * STOP_STALL_MS (readers that do not read), or until the drain limit; then
+ * closes everything, naming what was dropped. */
 static void on_stop_poll(uv_timer_t *t)
 {
     rtmd_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
     bool store_idle = !srv->store || store_pending(srv->store) == 0;
-    bool late = uv_now(srv->loop) - srv->stop_started_ms > STOP_DRAIN_LIMIT_MS;
-    if (late)
-        LOG_WARN("stopping with output still queued after %d ms", STOP_DRAIN_LIMIT_MS);
-    if ((store_idle && output_drained(srv)) || late)
-        finish_stop(srv);
+    size_t undrained;
+    uint64_t undelivered = undelivered_output(srv, &undrained);
+    if (undelivered != srv->stop_undelivered) {
+        srv->stop_undelivered = undelivered;
+        srv->stop_progress_ms = now;
+    }
+    /* The last poll that still ends before the limit is the last one. */
+    bool late = now + STOP_POLL_MS - srv->stop_started_ms >= STOP_DRAIN_LIMIT_MS;
+    bool stalled = now - srv->stop_progress_ms >= STOP_STALL_MS;
+    if (!late && !(store_idle && (undrained == 0 || stalled)))
+        return;
+    if (!store_idle)
+        LOG_WARN("stopping with %zu store writes still queued after %d ms", store_pending(srv->store),
+                 STOP_DRAIN_LIMIT_MS);
+    if (undrained > 0)
+        LOG_WARN("stopping: dropped %zu connection(s) that could not drain, %llu bytes undelivered (%s after %llu ms)",
+                 undrained, (unsigned long long)undelivered, late ? "drain limit reached" : "no output moved",
+                 (unsigned long long)(now - srv->stop_started_ms));
+    finish_stop(srv);
 }
 
 void rtmd_server_stop(rtmd_server *srv)
@@ -253,7 +291,8 @@ void rtmd_server_stop(rtmd_server *srv)
     if (srv->stopping)
         return;
     srv->stopping = 1;
-    srv->stop_started_ms = uv_now(srv->loop);
+    srv->stop_started_ms = srv->stop_progress_ms = uv_now(srv->loop);
+    srv->stop_undelivered = 0;
     LOG_INFO("stopping: no new connections or quests, finishing writes in flight");
     close_listeners(srv);
     for (rtmd_conn *c = srv->conns; c; c = c->next)
@@ -344,6 +383,7 @@ int rtmd_server_run(rtmd_server *srv)
 void rtmd_server_free(rtmd_server *srv)
 {
     services_free(srv);
+    conn_free_address_counts(srv);
     if (srv->store) {
         store_close(srv->store);
         srv->store = NULL;

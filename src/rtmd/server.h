@@ -65,11 +65,15 @@ typedef struct rtmd_conn {
     uint8_t gate;                  /* rtmd_gate; one byte, like the flags below:
                                     * every byte of an idle connection counts */
     uint8_t framing;               /* conn_framing */
-    bool closing;                  /* uv_close called or requested */
-    bool dirty;                    /* on the flush list */
-    bool writing;                  /* a uv_write is in flight */
-    bool close_after_flush;        /* close once the output is written */
-    bool handshaken;               /* a valid first packet / upgrade was seen */
+    /* Flags in bits, so that the connection's bytes before its buffers
+     * stay at eight. */
+    bool closing : 1;              /* uv_close called or requested */
+    bool dirty : 1;                /* on the flush list */
+    bool writing : 1;              /* a uv_write is in flight */
+    bool close_after_flush : 1;    /* close once the output is written */
+    bool handshaken : 1;           /* a valid first packet / upgrade was seen */
+    bool authenticated : 1;        /* logged in (client gates) or signed once (server
+                                    * gate): see conn_authenticated */
     uint8_t sign_failures;         /* server gate: failed signatures in a row (sign.c) */
 
     rtm_buf in;                    /* received, not yet parsed bytes */
@@ -81,6 +85,8 @@ typedef struct rtmd_conn {
 
     struct rtmd_session *session;  /* client gates: set once `auth` succeeded */
     struct rtmd_listener_state *listen; /* server gate: what this app server listens to */
+    struct rtmd_address_count *address; /* its source address's count, when that is limited */
+    uint32_t prelogin_held;        /* input buffer bytes counted in srv->prelogin_bytes */
 
     uint64_t created_ms;
     uint64_t last_recv_ms;
@@ -90,7 +96,7 @@ typedef struct rtmd_conn {
 typedef struct rtmd_metrics {
     uint64_t accepted[GATE_COUNT];
     uint64_t closed[GATE_COUNT];
-    uint64_t refused[GATE_COUNT];   /* over max_connections */
+    uint64_t refused[GATE_COUNT];   /* over a connection budget (max_*connections*) */
     uint64_t current[GATE_COUNT];
     uint64_t packets_in;
     uint64_t packets_out;
@@ -98,7 +104,7 @@ typedef struct rtmd_metrics {
     uint64_t bytes_out;
     uint64_t protocol_errors;
     uint64_t slow_consumers;        /* dropped for an output queue over the limit */
-    uint64_t timeouts;              /* closed by handshake or idle timeout */
+    uint64_t timeouts;              /* closed by handshake, login or idle timeout */
 } rtmd_metrics;
 
 typedef struct rtmd_project {
@@ -124,6 +130,9 @@ typedef struct rtmd_server {
     rtmd_conn *conns;
     rtmd_conn *dirty;
     uint64_t nconns;
+    uint32_t gate_conns[GATE_COUNT]; /* open connections per gate, for the budgets */
+    pairmap address_counts[GATE_COUNT]; /* source address -> rtmd_address_count */
+    uint64_t prelogin_bytes;        /* input buffers of links not authenticated yet */
     uint64_t next_conn_id;
     rtmd_metrics metrics;
 
@@ -142,6 +151,8 @@ typedef struct rtmd_server {
 
     int stopping;                   /* 0 running, 1 draining, 2 closing */
     uint64_t stop_started_ms;
+    uint64_t stop_undelivered;      /* output bytes not yet written, at the last poll */
+    uint64_t stop_progress_ms;      /* when that last changed */
     int exit_code;
 } rtmd_server;
 
@@ -181,6 +192,11 @@ const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN]);
 /* Frees the output buffers of a connection with nothing to write (the
  * housekeeping tick calls it for idle connections). */
 void conn_release_idle_buffers(rtmd_conn *c);
+/* The link proved who it is: a client logged in (auth.c), or an app
+ * server made a validly signed request (methods.c). From then on it is
+ * bound by max_packet instead of prelogin_max_packet, has no login
+ * deadline, and its buffers leave the pre-login budget. */
+void conn_authenticated(rtmd_conn *c);
 /* Heap bytes the connection holds in buffers (input, output, WebSocket
  * message being received). */
 size_t conn_buffer_bytes(const rtmd_conn *c);
@@ -195,6 +211,10 @@ int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, si
  * twoway one gets this connection's next seq. */
 int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len);
 
+/* Frees the per-address connection counts (conn.c), at server free. */
+void conn_free_address_counts(rtmd_server *srv);
+/* Bytes queued on c that the kernel has not taken yet (conn.c). */
+size_t conn_undelivered_bytes(rtmd_conn *c);
 /* Listener callback accepting a connection (conn.c). */
 void rtmd_on_connection(uv_stream_t *server_stream, int status);
 /* Writes the queued output of every connection that has some (conn.c). */

@@ -28,7 +28,9 @@ describe('encrypted FPNN over TCP', () => {
     r = await run('openssl', ['ec', '-in', keyPem, '-pubout']);
     assert.equal(r.code, 0, `openssl ec -pubout failed: ${r.stderr}`);
     pubPem = r.stdout;
-    srv = await startRtmd({ args: [`--key_pem=${keyPem}`, '--ping_interval=1'] });
+    // Large quests without logging in: the pre-login packet bound is raised
+    // to max_packet (tests/raw/prelogin-* test it).
+    srv = await startRtmd({ args: [`--key_pem=${keyPem}`, '--ping_interval=1', '--prelogin_max_packet=2097152'] });
   });
 
   after(async () => {

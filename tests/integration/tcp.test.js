@@ -21,7 +21,9 @@ describe('FPNN over TCP (client gate)', () => {
   const conn = (opts = {}) => fpnn.connect({ port: srv.ports.client_tcp, ...opts });
 
   before(async () => {
-    srv = await startRtmd({ args: [`--max_packet=${MAX_PACKET}`] });
+    // Large packets without logging in: the pre-login packet bound is raised
+    // to max_packet (tests/raw/prelogin-* test it).
+    srv = await startRtmd({ args: [`--max_packet=${MAX_PACKET}`, `--prelogin_max_packet=${MAX_PACKET}`] });
   });
 
   after(async () => {

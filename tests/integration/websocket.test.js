@@ -18,7 +18,9 @@ describe('FPNN over WebSocket (client gate)', () => {
   const conn = (opts = {}) => fpnn.connect({ port: srv.ports.client_ws, transport: 'ws', ...opts });
 
   before(async () => {
-    srv = await startRtmd({ args: ['--ping_interval=1', '--idle_timeout=30'] });
+    // These tests send large packets without logging in: the pre-login
+    // packet bound is raised to max_packet (tests/raw/prelogin-* test it).
+    srv = await startRtmd({ args: ['--ping_interval=1', '--idle_timeout=30', '--prelogin_max_packet=2097152'] });
   });
 
   after(async () => {

@@ -75,6 +75,14 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.key_pem, "");
     assert_int_equal(cfg.max_packet, 2097152);
     assert_int_equal(cfg.max_connections, 100000);
+    assert_int_equal(cfg.max_client_tcp_connections, 0);
+    assert_int_equal(cfg.max_client_ws_connections, 0);
+    assert_int_equal(cfg.max_server_connections, 1000);
+    assert_int_equal(cfg.max_http_connections, 256);
+    assert_int_equal(cfg.max_connections_per_address, 1000);
+    assert_int_equal(cfg.login_timeout, 10);
+    assert_int_equal(cfg.prelogin_max_packet, 65536);
+    assert_int_equal(cfg.prelogin_buffer_budget, 67108864);
     assert_int_equal(cfg.max_output_queue, 4194304);
     assert_int_equal(cfg.idle_timeout, 120);
     assert_int_equal(cfg.handshake_timeout, 10);
@@ -132,6 +140,14 @@ static void test_full_file(void **state)
                     "key_pem = /etc/rtmd/key.pem\n"
                     "max_packet = 1024\n"
                     "max_connections = 5\n"
+                    "max_client_tcp_connections = 4\n"
+                    "max_client_ws_connections = 3\n"
+                    "max_server_connections = 2\n"
+                    "max_http_connections = 1\n"
+                    "max_connections_per_address = 0\n"
+                    "login_timeout = 3600\n"
+                    "prelogin_max_packet = 4096\n"
+                    "prelogin_buffer_budget = 1073741824\n"
                     "max_output_queue = 67108864\n"
                     "idle_timeout = 3\n"
                     "handshake_timeout = 2\n"
@@ -158,6 +174,14 @@ static void test_full_file(void **state)
     assert_string_equal(cfg.key_pem, "/etc/rtmd/key.pem");
     assert_int_equal(cfg.max_packet, 1024);
     assert_int_equal(cfg.max_connections, 5);
+    assert_int_equal(cfg.max_client_tcp_connections, 4);
+    assert_int_equal(cfg.max_client_ws_connections, 3);
+    assert_int_equal(cfg.max_server_connections, 2);
+    assert_int_equal(cfg.max_http_connections, 1);
+    assert_int_equal(cfg.max_connections_per_address, 0);
+    assert_int_equal(cfg.login_timeout, 3600);
+    assert_int_equal(cfg.prelogin_max_packet, 4096);
+    assert_int_equal(cfg.prelogin_buffer_budget, 1073741824);
     assert_int_equal(cfg.max_output_queue, 67108864);
     assert_int_equal(cfg.idle_timeout, 3);
     assert_int_equal(cfg.handshake_timeout, 2);
@@ -327,6 +351,17 @@ static void test_number_errors(void **state)
                  "rtmd.conf:1: max_connections: '0' is out of range (1..16777216)");
     expect_error("handshake_timeout = 0\n",
                  "rtmd.conf:1: handshake_timeout: '0' is out of range (1..3600)");
+    expect_error("max_server_connections = 0\n",
+                 "rtmd.conf:1: max_server_connections: '0' is out of range (1..16777216)");
+    expect_error("max_http_connections = 0\n",
+                 "rtmd.conf:1: max_http_connections: '0' is out of range (1..16777216)");
+    expect_error("max_connections_per_address = -1\n",
+                 "rtmd.conf:1: max_connections_per_address: '-1' is out of range (0..16777216)");
+    expect_error("login_timeout = 0\n", "rtmd.conf:1: login_timeout: '0' is out of range (1..3600)");
+    expect_error("prelogin_max_packet = 4095\n",
+                 "rtmd.conf:1: prelogin_max_packet: '4095' is out of range (4096..67108864)");
+    expect_error("prelogin_buffer_budget = 65535\n",
+                 "rtmd.conf:1: prelogin_buffer_budget: '65535' is out of range (65536..1073741824)");
     expect_error("store_batch_max = 65537\n",
                  "rtmd.conf:1: store_batch_max: '65537' is out of range (1..65536)");
     expect_error("max_output_queue = 1000\n",
