@@ -157,6 +157,10 @@ static const setting top_settings[] = {
     {"server_tcp_port", K_PORT, TOP(server_tcp_port), -1, 65535, S_ANY},
     {"http_port", K_PORT, TOP(http_port), -1, 65535, S_ANY},
     {"key_pem", K_STR, TOP(key_pem), 0, 0, S_ANY},
+    {"tls_cert", K_STR, TOP(tls_cert), 0, 0, S_ANY},
+    {"tls_key", K_STR, TOP(tls_key), 0, 0, S_ANY},
+    {"client_wss_port", K_PORT, TOP(client_wss_port), -1, 65535, S_ANY},
+    {"https_port", K_PORT, TOP(https_port), -1, 65535, S_ANY},
     {"max_packet", K_U32, TOP(max_packet), 1024, 64 * 1024 * 1024, S_ANY},
     {"max_connections", K_U32, TOP(max_connections), 1, 16777216, S_ANY},
     {"max_client_tcp_connections", K_U32, TOP(max_client_tcp_connections), 0, 16777216, S_ANY},
@@ -238,6 +242,8 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->server_tcp_port = 13315;
     cfg->http_port = 8080;
     cfg->key_pem[0] = '\0';
+    cfg->client_wss_port = 13322;
+    cfg->https_port = 8443;
     cfg->max_packet = 2 * 1024 * 1024;
     cfg->max_connections = 100000;
     cfg->max_client_tcp_connections = 0;
@@ -461,12 +467,23 @@ static int check_cross(const rtmd_config *cfg, const size_t *lines, size_t *line
         set_msg(msg, "ping_interval (%u) must be less than 60", (unsigned)cfg->ping_interval);
         return -1;
     }
-    /* Listeners that are enabled on a fixed port must not share it. */
-    static const char *const ports[] = {"client_tcp_port", "client_ws_port", "server_tcp_port", "http_port"};
-    for (size_t i = 0; i < 4; i++) {
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        int given = top_index(cfg->tls_cert[0] ? "tls_cert" : "tls_key");
+        if (lines)
+            *line_out = lines[given];
+        set_msg(msg, "tls_cert and tls_key go together: %s is set, %s is not", top_settings[given].name,
+                cfg->tls_cert[0] ? "tls_key" : "tls_cert");
+        return -1;
+    }
+    /* Listeners that are enabled on a fixed port must not share it; the
+     * TLS ones are enabled only with a certificate. */
+    static const char *const ports[] = {"client_tcp_port", "client_ws_port", "server_tcp_port", "http_port",
+                                        "client_wss_port", "https_port"};
+    size_t nports = cfg->tls_cert[0] ? 6 : 4;
+    for (size_t i = 0; i < nports; i++) {
         const setting *a = &top_settings[top_index(ports[i])];
         int pa = *(const int *)(const void *)((const char *)cfg + a->offset);
-        for (size_t j = i + 1; j < 4; j++) {
+        for (size_t j = i + 1; j < nports; j++) {
             const setting *b = &top_settings[top_index(ports[j])];
             int pb = *(const int *)(const void *)((const char *)cfg + b->offset);
             if (pa > 0 && pa == pb) {

@@ -50,6 +50,10 @@ typedef struct rtmd_config {
     int server_tcp_port;          /* 13315 */
     int http_port;                /* 8080 */
     char key_pem[512];            /* secp256k1 private key for encrypted links; empty = off */
+    char tls_cert[512];           /* PEM certificate chain for wss and https; empty = TLS off */
+    char tls_key[512];            /* PEM private key of tls_cert */
+    int client_wss_port;          /* 13322: WebSocket over TLS, when TLS is on */
+    int https_port;               /* 8443: HTTP over TLS, when TLS is on */
 
     uint32_t max_packet;          /* bytes, header included */
     /* Connection budgets: a connection over one is closed on accept and

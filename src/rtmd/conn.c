@@ -18,6 +18,7 @@
 static void on_closed(uv_handle_t *h);
 static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed);
 static void protocol_error(rtmd_conn *c, const char *what);
+static void protocol_error_after_flush(rtmd_conn *c, const char *what);
 
 /* What one source address has open on one gate (max_connections_per_address). */
 typedef struct rtmd_address_count {
@@ -30,7 +31,10 @@ static void conn_free(rtmd_conn *c)
     rtm_buf_free(&c->in);
     rtm_buf_free(&c->out);
     rtm_buf_free(&c->inflight);
-    fpnn_crypto_free(c->crypto);
+    if (c->tls)
+        tls_conn_free(c->tls_state);
+    else
+        fpnn_crypto_free(c->crypto);
     ws_conn_free(c->ws);
     free(c);
 }
@@ -277,8 +281,9 @@ int conn_send_raw(rtmd_conn *c, const void *data, size_t len)
 {
     if (c->closing)
         return -1;
-    if (rtm_buf_append(&c->out, data, len) != 0) {
-        conn_close(c, "out of memory");
+    int rc = c->tls ? tls_conn_seal(c->tls_state, data, len, &c->out) : rtm_buf_append(&c->out, data, len);
+    if (rc != 0) {
+        conn_close(c, c->tls ? "TLS encryption failed" : "out of memory");
         return -1;
     }
     if (over_output_limit(c))
@@ -484,15 +489,31 @@ void rtmd_flush_dirty(rtmd_server *srv)
 
 /* ---- input ---- */
 
-static void protocol_error(rtmd_conn *c, const char *what)
+static void log_protocol_error(rtmd_conn *c, const char *what)
 {
-    if (c->closing)
-        return;
     c->srv->metrics.protocol_errors++;
     char peer[RTMD_PEER_LEN];
     LOG_INFO("conn %llu %s %s: %s, closing", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
              what);
+}
+
+static void protocol_error(rtmd_conn *c, const char *what)
+{
+    if (c->closing)
+        return;
+    log_protocol_error(c, what);
     conn_close(c, what);
+}
+
+/* As protocol_error, but what is queued (a TLS alert) goes out first and
+ * nothing more is read. */
+static void protocol_error_after_flush(rtmd_conn *c, const char *what)
+{
+    if (c->closing)
+        return;
+    log_protocol_error(c, what);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    conn_close_after_flush(c);
 }
 
 /* The `*key` quest that opens an encrypted link: answered (if twoway)
@@ -764,8 +785,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->last_recv_ms = uv_now(srv->loop);
     uint8_t *data = (uint8_t *)buf->base;
     size_t len = (size_t)nread;
-    if (c->framing == FRAMING_FPNN_STREAM)
+    if (c->tls) {
+        /* TLS links go on with the plaintext (and send what the handshake
+         * answers); the TLS records themselves are OpenSSL's to buffer. */
+        rtm_buf *plain = &srv->tls_plain;
+        rtm_buf_reset(plain);
+        size_t queued = rtm_buf_pending(&c->out);
+        int rc = tls_conn_feed(c->tls_state, data, len, plain, &c->out);
+        if (rtm_buf_pending(&c->out) != queued)
+            mark_dirty(c);
+        if (rc != 0) {
+            protocol_error_after_flush(c, "TLS handshake or record failed");
+            return;
+        }
+        data = plain->data;
+        len = plain->len;
+        if (len == 0)
+            return;
+    } else if (c->framing == FRAMING_FPNN_STREAM) {
         fpnn_crypto_decrypt_stream(c->crypto, data, len);
+    }
 
     conn_ref(c);
     size_t consumed = 0;
@@ -836,6 +875,14 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status)
     c->id = ++srv->next_conn_id;
     c->created_ms = c->last_recv_ms = c->last_ping_ms = uv_now(srv->loop);
     c->framing = l->gate == GATE_CLIENT_WS ? FRAMING_WS_HANDSHAKE : l->gate == GATE_HTTP ? FRAMING_HTTP : FRAMING_FPNN;
+    if (l->tls) {
+        c->tls = true;
+        c->tls_state = tls_conn_new(srv->tls);
+        if (!c->tls_state) {
+            free(c);
+            return;
+        }
+    }
     uv_tcp_init(srv->loop, &c->tcp);
     srv->metrics.current[c->gate]++;
     if (uv_accept(server_stream, (uv_stream_t *)&c->tcp) != 0) {

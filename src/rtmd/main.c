@@ -28,12 +28,17 @@ static void usage(FILE *out)
             "  --server_tcp_port=N     server gate for app servers (13315)\n"
             "  --http_port=N           health, metrics (8080)\n"
             "  --key_pem=FILE          secp256k1 private key enabling encrypted links\n"
+            "  --tls_cert=FILE         PEM certificate chain enabling wss and https\n"
+            "  --tls_key=FILE          its PEM private key\n"
+            "  --client_wss_port=N     client gate, FPNN over WebSocket over TLS (13322)\n"
+            "  --https_port=N          health, metrics over TLS (8443)\n"
             "  --log_level=LEVEL       debug, info, warn, error or off (info)\n"
             "A port of 0 picks a free port; -1 disables the listener.\n"
             "\n"
             "When ready, rtmd prints one 'listen GATE HOST:PORT' line per listener,\n"
             "one 'project pid=.. secret=..' line per project, then 'rtmd VERSION ready'.\n"
-            "SIGTERM or SIGINT stop it gracefully; a second signal exits at once.\n");
+            "SIGTERM or SIGINT stop it gracefully; a second signal exits at once.\n"
+            "SIGHUP loads the TLS certificate and key again.\n");
 }
 
 /* Splits "--key=value" or "--key value"; returns the number of argv entries used. */

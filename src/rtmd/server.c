@@ -112,12 +112,28 @@ static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
 
 /* ---- listeners ---- */
 
-static int start_listener(rtmd_server *srv, rtmd_gate gate, int port, char *err, size_t errlen)
+/* What each endpoint is: its name on the listen line, its gate, TLS. */
+static const struct endpoint_kind {
+    const char *name;
+    rtmd_gate gate;
+    bool tls;
+} endpoint_kinds[ENDPOINT_COUNT] = {
+    [ENDPOINT_CLIENT_TCP] = {"client_tcp", GATE_CLIENT_TCP, false},
+    [ENDPOINT_CLIENT_WS] = {"client_ws", GATE_CLIENT_WS, false},
+    [ENDPOINT_CLIENT_WSS] = {"client_wss", GATE_CLIENT_WS, true},
+    [ENDPOINT_SERVER_TCP] = {"server_tcp", GATE_SERVER_TCP, false},
+    [ENDPOINT_HTTP] = {"http", GATE_HTTP, false},
+    [ENDPOINT_HTTPS] = {"https", GATE_HTTP, true},
+};
+
+static int start_listener(rtmd_server *srv, rtmd_endpoint e, int port, char *err, size_t errlen)
 {
-    rtmd_listener *l = &srv->listeners[gate];
+    rtmd_listener *l = &srv->listeners[e];
     l->srv = srv;
-    l->gate = gate;
-    if (port < 0)
+    l->name = endpoint_kinds[e].name;
+    l->gate = endpoint_kinds[e].gate;
+    l->tls = endpoint_kinds[e].tls;
+    if (port < 0 || (l->tls && !srv->tls))
         return 0;
     struct sockaddr_storage addr;
     const char *host = srv->cfg.listen_host;
@@ -134,7 +150,7 @@ static int start_listener(rtmd_server *srv, rtmd_gate gate, int port, char *err,
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, 1024, rtmd_on_connection);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d for %s: %s", host, port, rtmd_gate_name(gate), uv_strerror(rc));
+        snprintf(err, errlen, "cannot listen on %s:%d for %s: %s", host, port, l->name, uv_strerror(rc));
         return -1;
     }
     struct sockaddr_storage bound;
@@ -147,8 +163,8 @@ static int start_listener(rtmd_server *srv, rtmd_gate gate, int port, char *err,
 
 static void close_listeners(rtmd_server *srv)
 {
-    for (int g = 0; g < GATE_COUNT; g++) {
-        rtmd_listener *l = &srv->listeners[g];
+    for (int e = 0; e < ENDPOINT_COUNT; e++) {
+        rtmd_listener *l = &srv->listeners[e];
         if (l->active && !uv_is_closing((uv_handle_t *)&l->tcp))
             uv_close((uv_handle_t *)&l->tcp, NULL);
         l->active = false;
@@ -252,6 +268,7 @@ static void finish_stop(rtmd_server *srv)
     uv_close((uv_handle_t *)&srv->flusher, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->stop_timer, NULL);
     LOG_INFO("stopped");
 }
@@ -300,6 +317,27 @@ void rtmd_server_stop(rtmd_server *srv)
     uv_timer_start(&srv->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
 }
 
+/* SIGHUP: loads the TLS certificate and key again. New connections get
+ * the new context; open ones keep the one they started with. */
+static void on_reload(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    rtmd_server *srv = h->data;
+    if (!srv->tls) {
+        LOG_INFO("SIGHUP: no TLS certificate configured, nothing to reload");
+        return;
+    }
+    char err[512];
+    tls_context *fresh = tls_context_load(srv->cfg.tls_cert, srv->cfg.tls_key, err, sizeof err);
+    if (!fresh) {
+        LOG_ERROR("SIGHUP: keeping the current TLS certificate: %s", err);
+        return;
+    }
+    tls_context_free(srv->tls);
+    srv->tls = fresh;
+    LOG_INFO("SIGHUP: TLS certificate reloaded from %s", srv->cfg.tls_cert);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     rtmd_server *srv = h->data;
@@ -335,9 +373,18 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     if (services_init(srv, err, errlen) != 0)
         return -1;
 
-    const int ports[GATE_COUNT] = {cfg->client_tcp_port, cfg->client_ws_port, cfg->server_tcp_port, cfg->http_port};
-    for (int g = 0; g < GATE_COUNT; g++)
-        if (start_listener(srv, (rtmd_gate)g, ports[g], err, errlen) != 0)
+    if (cfg->tls_cert[0]) {
+        srv->tls = tls_context_load(cfg->tls_cert, cfg->tls_key, err, errlen);
+        if (!srv->tls)
+            return -1;
+    }
+    const int ports[ENDPOINT_COUNT] = {
+        [ENDPOINT_CLIENT_TCP] = cfg->client_tcp_port, [ENDPOINT_CLIENT_WS] = cfg->client_ws_port,
+        [ENDPOINT_CLIENT_WSS] = cfg->client_wss_port, [ENDPOINT_SERVER_TCP] = cfg->server_tcp_port,
+        [ENDPOINT_HTTP] = cfg->http_port,             [ENDPOINT_HTTPS] = cfg->https_port,
+    };
+    for (int e = 0; e < ENDPOINT_COUNT; e++)
+        if (start_listener(srv, (rtmd_endpoint)e, ports[e], err, errlen) != 0)
             return -1;
 
     uv_timer_init(loop, &srv->tick);
@@ -353,18 +400,21 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     srv->sigterm.data = srv->sigint.data = srv;
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_init(loop, &srv->sighup);
+    srv->sighup.data = srv;
+    uv_signal_start(&srv->sighup, on_reload, SIGHUP);
     return 0;
 }
 
 void rtmd_server_print_ready(rtmd_server *srv)
 {
     const char *host = srv->cfg.listen_host;
-    for (int g = 0; g < GATE_COUNT; g++) {
-        const rtmd_listener *l = &srv->listeners[g];
+    for (int e = 0; e < ENDPOINT_COUNT; e++) {
+        const rtmd_listener *l = &srv->listeners[e];
         if (!l->active)
             continue;
-        printf("listen %s %s:%d", rtmd_gate_name((rtmd_gate)g), host, l->port);
-        if (g == GATE_CLIENT_WS)
+        printf("listen %s %s:%d", l->name, host, l->port);
+        if (l->gate == GATE_CLIENT_WS)
             printf(" path=%s", srv->cfg.ws_path);
         printf("\n");
     }
@@ -393,5 +443,7 @@ void rtmd_server_free(rtmd_server *srv)
     rtm_buf_free(&srv->scratch);
     rtm_buf_free(&srv->push_scratch);
     rtm_buf_free(&srv->decrypted);
+    rtm_buf_free(&srv->tls_plain);
     EVP_PKEY_free(srv->key);
+    tls_context_free(srv->tls);
 }

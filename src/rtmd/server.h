@@ -10,6 +10,7 @@
 #include "pairmap.h"
 #include "fpnn_crypto.h"
 #include "store.h"
+#include "tls.h"
 #include "ws.h"
 #include "rtm/fpnn.h"
 
@@ -36,12 +37,26 @@ const char *rtmd_gate_name(rtmd_gate gate);
 struct rtmd_server;
 struct rtmd_methods;
 
+/* One listening socket. A gate may have two: plain and over TLS (the
+ * client WebSocket gate, and HTTP). */
+typedef enum rtmd_endpoint {
+    ENDPOINT_CLIENT_TCP = 0,
+    ENDPOINT_CLIENT_WS,
+    ENDPOINT_CLIENT_WSS,
+    ENDPOINT_SERVER_TCP,
+    ENDPOINT_HTTP,
+    ENDPOINT_HTTPS,
+    ENDPOINT_COUNT
+} rtmd_endpoint;
+
 typedef struct rtmd_listener {
     uv_tcp_t tcp;
     struct rtmd_server *srv;
+    const char *name; /* as printed on the listen line */
     rtmd_gate gate;
-    int port;       /* bound port (resolved when configured as 0) */
+    int port;         /* bound port (resolved when configured as 0) */
     bool active;
+    bool tls;
 } rtmd_listener;
 
 /* How the bytes of a connection are framed on the wire. */
@@ -74,13 +89,17 @@ typedef struct rtmd_conn {
     bool handshaken : 1;           /* a valid first packet / upgrade was seen */
     bool authenticated : 1;        /* logged in (client gates) or signed once (server
                                     * gate): see conn_authenticated */
+    bool tls : 1;                  /* accepted on a TLS listener: tls_state, not crypto */
     uint8_t sign_failures;         /* server gate: failed signatures in a row (sign.c) */
 
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */
     rtm_buf inflight;              /* bytes of the write in flight */
 
-    fpnn_crypto *crypto;
+    union {
+        fpnn_crypto *crypto;       /* FPNN encryption after `*key` (TCP gates) */
+        tls_conn *tls_state;       /* TLS (wss and https) */
+    };
     ws_conn *ws;
 
     struct rtmd_session *session;  /* client gates: set once `auth` succeeded */
@@ -121,7 +140,9 @@ typedef struct rtmd_server {
     EVP_PKEY *key;                  /* private key of encrypted links, or NULL */
     struct rtmd_methods *methods;
 
-    rtmd_listener listeners[GATE_COUNT];
+    rtmd_listener listeners[ENDPOINT_COUNT];
+    tls_context *tls;               /* certificate of the TLS listeners, or NULL */
+    uv_signal_t sighup;             /* reloads the certificate */
     uv_timer_t tick;
     uv_check_t flusher;
     uv_signal_t sigterm, sigint;
@@ -143,6 +164,7 @@ typedef struct rtmd_server {
     pairmap users;                  /* (pid, uid) -> rtmd_user, online users */
     struct rtmd_services *svc;      /* tokens, groups, rooms, bans, listeners, ... */
     rtm_buf push_scratch;           /* per-connection copy of a push being sent */
+    rtm_buf tls_plain;              /* plaintext of one TLS read, parsed at once */
     rtm_buf decrypted;              /* package-mode decryption space: one packet is
                                      * decrypted and handled at a time */
 

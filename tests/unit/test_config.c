@@ -73,6 +73,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.server_tcp_port, 13315);
     assert_int_equal(cfg.http_port, 8080);
     assert_string_equal(cfg.key_pem, "");
+    assert_string_equal(cfg.tls_cert, "");
+    assert_string_equal(cfg.tls_key, "");
+    assert_int_equal(cfg.client_wss_port, 13322);
+    assert_int_equal(cfg.https_port, 8443);
     assert_int_equal(cfg.max_packet, 2097152);
     assert_int_equal(cfg.max_connections, 100000);
     assert_int_equal(cfg.max_client_tcp_connections, 0);
@@ -138,6 +142,10 @@ static void test_full_file(void **state)
                     "server_tcp_port = 23315\n"
                     "http_port = 65535\n"
                     "key_pem = /etc/rtmd/key.pem\n"
+                    "tls_cert = /etc/rtmd/chain.pem\n"
+                    "tls_key = /etc/rtmd/tls.key\n"
+                    "client_wss_port = 443\n"
+                    "https_port = -1\n"
                     "max_packet = 1024\n"
                     "max_connections = 5\n"
                     "max_client_tcp_connections = 4\n"
@@ -172,6 +180,10 @@ static void test_full_file(void **state)
     assert_int_equal(cfg.server_tcp_port, 23315);
     assert_int_equal(cfg.http_port, 65535);
     assert_string_equal(cfg.key_pem, "/etc/rtmd/key.pem");
+    assert_string_equal(cfg.tls_cert, "/etc/rtmd/chain.pem");
+    assert_string_equal(cfg.tls_key, "/etc/rtmd/tls.key");
+    assert_int_equal(cfg.client_wss_port, 443);
+    assert_int_equal(cfg.https_port, -1);
     assert_int_equal(cfg.max_packet, 1024);
     assert_int_equal(cfg.max_connections, 5);
     assert_int_equal(cfg.max_client_tcp_connections, 4);
@@ -392,6 +404,13 @@ static void test_cross_field(void **state)
     rtmd_config cfg;
     expect_ok(&cfg, "client_tcp_port = 0\nclient_ws_port = 0\nserver_tcp_port = -1\nhttp_port = -1\n");
     expect_ok(&cfg, "idle_timeout = 21\n");
+
+    /* TLS: certificate and key together; its ports count only with them. */
+    expect_error("tls_cert = /c.pem\n", "rtmd.conf:1: tls_cert and tls_key go together: tls_cert is set, tls_key is not");
+    expect_error("\ntls_key = /k.pem\n", "rtmd.conf:2: tls_cert and tls_key go together: tls_key is set, tls_cert is not");
+    expect_ok(&cfg, "https_port = 8080\n");
+    expect_error("tls_cert = /c.pem\ntls_key = /k.pem\nhttps_port = 8080\n",
+                 "rtmd.conf:3: http_port and https_port both use port 8080");
 
     /* rtmd_config_check on a configuration built in code. */
     char err[256];

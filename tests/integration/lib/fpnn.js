@@ -590,9 +590,9 @@ function connectTcp(host, port, timeoutMs) {
   });
 }
 
-function connectWs(url, timeoutMs) {
+function connectWs(url, timeoutMs, tlsOptions = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+    const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false, ...tlsOptions });
     ws.binaryType = 'nodebuffer';
     const fail = (e) => {
       ws.removeAllListeners('open');
@@ -648,8 +648,10 @@ function wsTransport(client, ws) {
 }
 
 // Connects and returns an FpnnClient.
-//   transport: 'tcp' | 'ws' | 'tls-key' (encrypted TCP with the `*key` handshake)
-//   wsPath: for 'ws', default '/service/websocket'
+//   transport: 'tcp' | 'ws' | 'wss' (WebSocket over TLS) | 'tls-key' (encrypted
+//              TCP with the `*key` handshake)
+//   wsPath: for 'ws' and 'wss', default '/service/websocket'
+//   ca, servername: for 'wss', the CA to trust and the name to check
 //   serverPublicKey, streamMode, bits, keyOneway: for 'tls-key'
 //   timeoutMs: default timeout of quests (and of connecting)
 //   firstSeq, autoAnswer: see FpnnClient
@@ -667,8 +669,9 @@ async function connect(opts = {}) {
   } = opts;
   if (!port) throw new Error('connect: port is required');
   const client = new FpnnClient({ timeoutMs, firstSeq: opts.firstSeq, autoAnswer: opts.autoAnswer });
-  if (transport === 'ws') {
-    const ws = await connectWs(`ws://${host}:${port}${wsPath}`, timeoutMs);
+  if (transport === 'ws' || transport === 'wss') {
+    const tlsOptions = transport === 'wss' ? { ca: opts.ca, servername: opts.servername } : {};
+    const ws = await connectWs(`${transport}://${host}:${port}${wsPath}`, timeoutMs, tlsOptions);
     client.transport = wsTransport(client, ws);
     return client;
   }

@@ -111,11 +111,13 @@ function answerPushes(client) {
   }
 }
 
-// Mints a token through app and logs uid in; transport 'tcp' or 'ws'.
-async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project } = {}) {
+// Mints a token through app and logs uid in; transport 'tcp', 'ws', or
+// 'wss' (then ca is the CA to trust, and the link goes to localhost).
+async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca } = {}) {
   const token = await app.token(uid);
-  const port = transport === 'ws' ? srv.ports.client_ws : srv.ports.client_tcp;
-  const client = await fpnn.connect({ port, transport });
+  const ports = { tcp: srv.ports.client_tcp, ws: srv.ports.client_ws, wss: srv.ports.client_wss };
+  const host = transport === 'wss' ? 'localhost' : '127.0.0.1';
+  const client = await fpnn.connect({ host, port: ports[transport], transport, ca });
   answerPushes(client);
   const payload = { pid: fpnn.int64(project.pid), uid: fpnn.int64(uid), token, version: 'rtmd-tests' };
   if (attrs) payload.attrs = attrs;
