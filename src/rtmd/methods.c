@@ -307,6 +307,9 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
     req->args = &req->payload.data;
     const rtmd_method *m = methods_find(c->srv->methods, pkt->method, pkt->method_len);
     if (!m || !(m->gates & GATE_BIT(c->gate))) {
+        char name[RTM_LOG_STR_SIZE];
+        LOG_DEBUG("conn %llu %s: unknown method \"%s\"", (unsigned long long)c->id, rtmd_gate_name(c->gate),
+                  rtm_log_str(name, pkt->method, pkt->method_len));
         request_error(req, FPNN_EC_CORE_UNKNOWN_METHOD, "unknown method");
         return 0;
     }
