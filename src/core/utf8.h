@@ -1,6 +1,7 @@
 /* UTF-8 validation (RFC 3629: no overlong forms, no surrogates, nothing
- * above U+10FFFF), shared by the JSON answer conversion and the log
- * escaping of peer strings, so that both agree on what valid text is. */
+ * above U+10FFFF), shared by the JSON answer conversion, the log escaping
+ * of peer strings and the WebSocket text checks, so that all agree on what
+ * valid text is. */
 #ifndef RTM_UTF8_H
 #define RTM_UTF8_H
 

@@ -7,13 +7,9 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('../integration/lib/fpnn');
-const { sanitizerReports, startRtmd, withLogs } = require('../integration/lib/rtmd');
+const rtm = require('../integration/lib/rtm');
+const { FPNN_GATES, startRtmd, withLogs } = require('../integration/lib/rtmd');
 
-const GATES = [
-  ['client_tcp', 'tcp'],
-  ['client_ws', 'ws'],
-  ['server_tcp', 'tcp'],
-];
 
 describe('FPNN version byte', () => {
   let srv;
@@ -24,20 +20,12 @@ describe('FPNN version byte', () => {
   });
 
   after(async () => {
-    if (srv) {
-      const alive = srv.alive;
-      const code = await srv.stop('SIGTERM');
-      await srv.cleanup();
-      assert.ok(alive, `rtmd died during the tests\n${srv.diagnostics()}`);
-      assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
-    }
-    const reports = sanitizerReports();
-    assert.equal(reports.length, 0, `sanitizer reports from rtmd:\n${reports.join('\n')}`);
+    if (srv) await rtm.stopChecked(srv);
   });
 
   const ping = (version, seq) => fpnn.encodePacket({ mtype: fpnn.MTYPE_TWOWAY, method: '*ping', seq, payload: {}, version });
 
-  for (const [gate, transport] of GATES) {
+  for (const [gate, transport] of FPNN_GATES) {
     it(`${gate}: version 1 is answered with version 1`, async () => {
       const c = await fpnn.connect({ port: srv.ports[gate], transport });
       try {

@@ -6,16 +6,12 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('../integration/lib/fpnn');
-const { sanitizerReports, startRtmd, withLogs, waitFor } = require('../integration/lib/rtmd');
+const rtm = require('../integration/lib/rtm');
+const { FPNN_GATES, startRtmd, withLogs, waitFor } = require('../integration/lib/rtmd');
 
 const FORGED = '2026-01-01T00:00:00.000Z error FORGED';
 const METHOD = Buffer.concat([Buffer.from(`evil\n${FORGED}\r`), Buffer.from([0xff, 0xc3, 0x5c])]);
 const ESCAPED = `evil\\n${FORGED}\\r\\xff\\xc3\\\\`;
-const GATES = [
-  ['client_tcp', 'tcp'],
-  ['client_ws', 'ws'],
-  ['server_tcp', 'tcp'],
-];
 
 describe('peer strings in the log', () => {
   let srv;
@@ -26,18 +22,10 @@ describe('peer strings in the log', () => {
   });
 
   after(async () => {
-    if (srv) {
-      const alive = srv.alive;
-      const code = await srv.stop('SIGTERM');
-      await srv.cleanup();
-      assert.ok(alive, `rtmd died during the tests\n${srv.diagnostics()}`);
-      assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
-    }
-    const reports = sanitizerReports();
-    assert.equal(reports.length, 0, `sanitizer reports from rtmd:\n${reports.join('\n')}`);
+    if (srv) await rtm.stopChecked(srv);
   });
 
-  for (const [gate, transport] of GATES) {
+  for (const [gate, transport] of FPNN_GATES) {
     for (const json of [false, true]) {
       it(`${gate}${json ? ' (JSON)' : ''}: a method name with a newline and invalid UTF-8 is logged escaped`, async () => {
         const before = srv.stderr.length;
