@@ -12,6 +12,10 @@ extern "C" {
 #endif
 
 #define FPNN_MAGIC "FPNN"
+/* The one protocol version there is: every FPNN SDK sends 1, and the
+ * reference server declares 1 as the oldest it supports. A packet of any
+ * other version (0 included) is not parsed. */
+#define FPNN_VERSION 1
 #define FPNN_ONEWAY_HEADER 12u
 #define FPNN_TWOWAY_HEADER 16u
 #define FPNN_MAX_METHOD 255u

@@ -24,7 +24,7 @@ long fpnn_parse(const uint8_t *buf, size_t len, size_t max_packet, fpnn_packet *
     size_t check = len < 4 ? len : 4;
     if (memcmp(buf, FPNN_MAGIC, check) != 0)
         return FPNN_PARSE_BAD;
-    if (len >= 5 && buf[4] > 1)
+    if (len >= 5 && buf[4] != FPNN_VERSION)
         return FPNN_PARSE_BAD;
     if (len >= 6 && buf[5] != FPNN_FLAG_JSON && buf[5] != FPNN_FLAG_MSGPACK)
         return FPNN_PARSE_BAD;
@@ -73,7 +73,7 @@ size_t fpnn_encode(uint8_t *out, uint8_t flag, uint8_t mtype, uint8_t status, ui
     if (mtype == FPNN_MT_ANSWER)
         method_len = 0;
     memcpy(out, FPNN_MAGIC, 4);
-    out[4] = 1;
+    out[4] = FPNN_VERSION;
     out[5] = flag;
     out[6] = mtype;
     out[7] = mtype == FPNN_MT_ANSWER ? status : (uint8_t)method_len;

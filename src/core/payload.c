@@ -1,11 +1,15 @@
 /* FPNN payload decoding, JSON <-> msgpack conversion and typed field access
  * (see payload.h). JSON conversion goes through jansson, whose integers are
- * 64-bit, so ids survive both directions exactly. */
+ * 64-bit, so ids survive both directions exactly; byte strings that are not
+ * UTF-8 text cross into JSON as base64 objects (rule in payload.h). */
 #include "payload.h"
 
 #include "rtm/fpnn.h"
+#include "utf8.h"
 
 #include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +60,7 @@ static int pack_json(msgpack_packer *pk, const json_t *v, int depth)
 int rtm_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out)
 {
     json_error_t err;
-    json_t *root = json_loadb(json, len, JSON_DECODE_ANY, &err);
+    json_t *root = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!root)
         return -1;
     msgpack_packer pk;
@@ -64,6 +68,57 @@ int rtm_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out)
     int rc = pack_json(&pk, root, 0);
     json_decref(root);
     return rc;
+}
+
+/* A byte string (msgpack str or bin) as JSON: a string when the bytes are
+ * valid UTF-8, else {"$base64": "<RFC 4648 base64 of the bytes>"}. */
+static json_t *bytes_to_json(const char *p, size_t n)
+{
+    if (rtm_utf8_valid(p, n))
+        return json_stringn_nocheck(n ? p : "", n);
+    if (n > (size_t)INT_MAX / 4 * 3)
+        return NULL;
+    size_t b64len = 4 * ((n + 2) / 3);
+    char *b64 = malloc(b64len + 1);
+    if (!b64)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)p, (int)n);
+    json_t *s = json_stringn_nocheck(b64, b64len);
+    free(b64);
+    json_t *o = s ? json_object() : NULL;
+    if (!o || json_object_set_new_nocheck(o, RTM_JSON_BYTES_KEY, s) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Writes the JSON name of a map key into buf (or a malloc'd *heap when
+ * longer); returns it, or NULL when the key has no JSON name: only text
+ * keys (valid UTF-8 without NUL) and integers have one. */
+static const char *json_key(const msgpack_object *k, char buf[64], char **heap)
+{
+    *heap = NULL;
+    if (k->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        snprintf(buf, 64, "%llu", (unsigned long long)k->via.u64);
+        return buf;
+    }
+    if (k->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        snprintf(buf, 64, "%lld", (long long)k->via.i64);
+        return buf;
+    }
+    if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_BIN)
+        return NULL;
+    size_t n = k->via.str.size;
+    if ((n && memchr(k->via.str.ptr, '\0', n)) || !rtm_utf8_valid(k->via.str.ptr, n))
+        return NULL;
+    char *key = buf;
+    if (n >= 64 && !(key = *heap = malloc(n + 1)))
+        return NULL;
+    if (n)
+        memcpy(key, k->via.str.ptr, n);
+    key[n] = '\0';
+    return key;
 }
 
 static json_t *object_to_json(const msgpack_object *o, int depth)
@@ -76,65 +131,42 @@ static json_t *object_to_json(const msgpack_object *o, int depth)
     case MSGPACK_OBJECT_BOOLEAN:
         return json_boolean(o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        /* JSON cannot carry uint64 above INT64_MAX exactly through jansson;
-         * such values are out of range for every RTM field anyway. */
-        return json_integer((json_int_t)o->via.u64);
+        /* jansson's integers are int64: a larger one would change value. */
+        return o->via.u64 <= (uint64_t)INT64_MAX ? json_integer((json_int_t)o->via.u64) : NULL;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
         return json_integer(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        return json_real(o->via.f64);
+        return json_real(o->via.f64); /* NULL for NaN and infinities */
     case MSGPACK_OBJECT_STR:
     case MSGPACK_OBJECT_BIN: /* str and bin share the layout of via.str */
-        return json_stringn_nocheck(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
+        return bytes_to_json(o->via.str.ptr, o->via.str.size);
     case MSGPACK_OBJECT_EXT:
-        return json_null();
+        return NULL;
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
+        for (uint32_t i = 0; a && i < o->via.array.size; i++) {
             json_t *e = object_to_json(&o->via.array.ptr[i], depth + 1);
-            if (!e) {
+            if (!e || json_array_append_new(a, e) != 0) {
                 json_decref(a);
                 return NULL;
             }
-            json_array_append_new(a, e);
         }
         return a;
     }
     case MSGPACK_OBJECT_MAP: {
         json_t *m = json_object();
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
+        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            char keybuf[64];
-            char *key = keybuf;
-            char *heap = NULL;
-            if (kv->key.type == MSGPACK_OBJECT_STR || kv->key.type == MSGPACK_OBJECT_BIN) {
-                size_t n = kv->key.via.str.size;
-                if (n >= sizeof keybuf)
-                    key = heap = malloc(n + 1);
-                if (!key) {
-                    json_decref(m);
-                    return NULL;
-                }
-                if (n)
-                    memcpy(key, kv->key.via.str.ptr, n);
-                key[n] = '\0';
-            } else if (kv->key.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                snprintf(keybuf, sizeof keybuf, "%llu", (unsigned long long)kv->key.via.u64);
-            } else if (kv->key.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-                snprintf(keybuf, sizeof keybuf, "%lld", (long long)kv->key.via.i64);
-            } else {
-                json_decref(m);
-                return NULL;
-            }
-            json_t *e = object_to_json(&kv->val, depth + 1);
-            if (!e) {
-                free(heap);
-                json_decref(m);
-                return NULL;
-            }
-            json_object_set_new_nocheck(m, key, e);
+            char keybuf[64], *heap;
+            const char *key = json_key(&kv->key, keybuf, &heap);
+            json_t *e = key ? object_to_json(&kv->val, depth + 1) : NULL;
+            int rc = e ? json_object_set_new_nocheck(m, key, e) : -1;
             free(heap);
+            if (rc != 0) {
+                json_decref(m);
+                return NULL;
+            }
         }
         return m;
     }
@@ -144,6 +176,8 @@ static json_t *object_to_json(const msgpack_object *o, int depth)
 
 char *rtm_msgpack_to_json(const uint8_t *data, size_t len, size_t *out_len)
 {
+    if (rtm_msgpack_check(data, len) != 0)
+        return NULL;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;

@@ -28,10 +28,23 @@ int rtm_msgpack_map_find(const uint8_t *data, size_t len, const char *key, const
 /* The body of an encoded str or bin. Returns 0, or -1 for another type. */
 int rtm_msgpack_bytes(const uint8_t *data, size_t len, const uint8_t **body, size_t *body_len);
 
-/* Converts a JSON document to msgpack (integers stay exact up to 64 bits). */
+/* Converts a JSON document to msgpack: strings (NUL included) become str,
+ * integers stay exact up to 64 bits. */
 int rtm_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out);
-/* Converts a msgpack document to compact JSON; bin becomes a string.
- * Returns a malloc'd NUL-terminated string, or NULL. */
+
+/* The member name of the JSON object that carries bytes which are not
+ * UTF-8 text: {"$base64": "<RFC 4648 base64, padded>"}. */
+#define RTM_JSON_BYTES_KEY "$base64"
+
+/* Converts the one msgpack object at data (exactly len bytes) to compact
+ * JSON, without loss or not at all:
+ *  - str and bin: a JSON string when the bytes are valid UTF-8 (NUL is
+ *    written \u0000), else an object {"$base64": "..."} holding them;
+ *  - map keys: text (valid UTF-8 without NUL) or integers (as decimal);
+ *  - integers within int64, finite floats, nil, booleans, arrays as such.
+ * Anything else (another key, ext, an integer above INT64_MAX, NaN or an
+ * infinity, nesting deeper than 64) fails the conversion. Returns a
+ * malloc'd NUL-terminated string, or NULL. */
 char *rtm_msgpack_to_json(const uint8_t *data, size_t len, size_t *out_len);
 
 /* Field access on a map object; each returns false if the key is missing

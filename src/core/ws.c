@@ -36,6 +36,8 @@
  * in flight are delivered until the peer's close arrives. */
 #include "ws.h"
 
+#include "utf8.h"
+
 #include <openssl/evp.h>
 
 #include <stdio.h>
@@ -362,47 +364,6 @@ bool ws_closed(const ws_conn *ws)
 
 /* ---- validation --- */
 
-/* True if s is well-formed UTF-8 (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF). */
-static bool utf8_valid(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t extra;             /* continuation bytes that follow */
-        uint8_t lo = 0x80, hi = 0xbf; /* range of the first of them */
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong */
-            else if (c == 0xed)
-                hi = 0x9f; /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xf4)
-                hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return false;
-        }
-        if (len - i - 1 < extra || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k <= extra; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-        }
-        i += 1 + extra;
-    }
-    return true;
-}
-
 /* Status codes a peer may send (RFC 6455 section 7.4 and the IANA
  * registry): not 1004-1006 or 1015, which never go on the wire. */
 static bool close_code_valid(unsigned code)
@@ -562,7 +523,7 @@ static int deliver_message(ws_conn *ws)
     uint8_t *data = ws->msg;
     size_t len = ws->msg_len;
     bool binary = ws->msg_opcode == WS_OP_BINARY;
-    if (!binary && !utf8_valid(data, len))
+    if (!binary && !rtm_utf8_valid(data, len))
         return fail_link(ws, WS_CLOSE_INVALID_DATA);
     /* detached first: on_message may send, and the next frame starts clean */
     ws->msg = NULL;
@@ -585,7 +546,7 @@ static int handle_close(ws_conn *ws, const uint8_t *payload, size_t len)
         code = (uint16_t)((payload[0] << 8) | payload[1]);
         if (!close_code_valid(code))
             return fail_link(ws, WS_CLOSE_PROTOCOL_ERROR);
-        if (!utf8_valid(payload + 2, len - 2))
+        if (!rtm_utf8_valid(payload + 2, len - 2))
             return fail_link(ws, WS_CLOSE_INVALID_DATA);
     }
     ws->close_received = true;

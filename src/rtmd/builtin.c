@@ -1,6 +1,7 @@
 /* Built-in FPNN methods every gate answers: keepalive (`ping`, `*ping`),
  * the orderly goodbye (`bye`), and diagnostics (`*echo` returns its
- * arguments unchanged, `*infos` describes the server). */
+ * arguments unchanged, `*infos` describes the server: version,
+ * connections per gate and the methods each gate serves). */
 #include "methods.h"
 #include "payload.h"
 
@@ -34,13 +35,15 @@ static void method_infos(rtmd_request *req)
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, 4);
     mp_pack_kv_str(&pk, "server", "rtmd");
     mp_pack_kv_str(&pk, "version", RTMD_VERSION);
     mp_pack_cstr(&pk, "connections");
     msgpack_pack_map(&pk, GATE_COUNT);
     for (int g = 0; g < GATE_COUNT; g++)
         mp_pack_kv_int(&pk, rtmd_gate_name((rtmd_gate)g), (int64_t)srv->metrics.current[g]);
+    mp_pack_cstr(&pk, "methods");
+    methods_pack_list(srv->methods, &pk);
     request_answer(req, &body);
     msgpack_sbuffer_destroy(&body);
 }

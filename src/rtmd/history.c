@@ -293,7 +293,9 @@ static void job_fail(hjob *j, int status)
     if (status == SQLITE_ABORT) {
         request_error(j->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
     } else {
-        LOG_ERROR("history: %s failed: %s", j->req->method, sqlite3_errstr(status));
+        char m[RTM_LOG_STR_SIZE];
+        LOG_ERROR("history: %s failed: %s", rtm_log_str(m, j->req->method, strlen(j->req->method)),
+                  sqlite3_errstr(status));
         request_error(j->req, RTM_EC_UNKNOWN_ERROR, "storage error");
     }
     job_free(j);

@@ -380,9 +380,11 @@ static void resolve_done(void *arg, int status)
     pending_remove(id, op);
     if (status == SQLITE_OK)
         cache_add(id, op->pid, op->uid, op->sid, op->len);
-    else
-        LOG_ERROR("identity: resolving '%s' of project %lld failed: %s", op->sid, (long long)op->pid,
-                  sqlite3_errstr(status));
+    else {
+        char sid[RTM_LOG_STR_SIZE];
+        LOG_ERROR("identity: resolving '%s' of project %lld failed: %s", rtm_log_str(sid, op->sid, op->len),
+                  (long long)op->pid, sqlite3_errstr(status));
+    }
     int64_t uid = status == SQLITE_OK ? op->uid : 0;
     free(op);
     /* The waiters may resolve again: the op is gone from every index. */

@@ -74,6 +74,24 @@ const rtmd_method *methods_find(const struct rtmd_methods *m, const char *name, 
     return slot->name ? slot : NULL;
 }
 
+void methods_pack_list(const struct rtmd_methods *m, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, (uint32_t)m->count);
+    for (size_t i = 0; i < METHOD_SLOTS; i++) {
+        const rtmd_method *slot = &m->slots[i];
+        if (!slot->name)
+            continue;
+        mp_pack_cstr(pk, slot->name);
+        uint32_t n = 0;
+        for (int g = 0; g < GATE_COUNT; g++)
+            n += (slot->gates & GATE_BIT(g)) != 0;
+        msgpack_pack_array(pk, n);
+        for (int g = 0; g < GATE_COUNT; g++)
+            if (slot->gates & GATE_BIT(g))
+                mp_pack_cstr(pk, rtmd_gate_name((rtmd_gate)g));
+    }
+}
+
 static void request_free(rtmd_request *req)
 {
     free(req->held_body);
@@ -82,7 +100,31 @@ static void request_free(rtmd_request *req)
     free(req);
 }
 
-/* Encodes and queues an answer with the given msgpack body. */
+/* The answer of a JSON quest whose answer has no JSON form (see
+ * rtm_msgpack_to_json): an error that always converts, since its only peer
+ * string, the method name, is written as text or base64. Should even that
+ * fail (out of memory), a fixed text without the method. */
+#define JSON_UNENCODABLE_EX "answer cannot be expressed in JSON, ask with msgpack"
+static char *json_unencodable_error(const rtmd_request *req, size_t *len)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    rtm_pack_error(&body, FPNN_EC_CORE_ENCODING, JSON_UNENCODABLE_EX, req->method);
+    char *json = rtm_msgpack_to_json((const uint8_t *)body.data, body.size, len);
+    msgpack_sbuffer_destroy(&body);
+    if (json)
+        return json;
+    static const char fixed[] = "{\"code\":20005,\"ex\":\"" JSON_UNENCODABLE_EX "\",\"raised\":\"\"}";
+    json = malloc(sizeof fixed);
+    if (json) {
+        memcpy(json, fixed, sizeof fixed);
+        *len = sizeof fixed - 1;
+    }
+    return json;
+}
+
+/* Encodes and queues an answer with the given msgpack body, converted to
+ * JSON for a JSON quest. Every twoway quest gets an answer packet. */
 static void send_answer(rtmd_request *req, uint8_t status, const char *body, size_t len)
 {
     rtmd_conn *c = req->conn;
@@ -92,8 +134,15 @@ static void send_answer(rtmd_request *req, uint8_t status, const char *body, siz
     if (req->flag == FPNN_FLAG_JSON) {
         json = rtm_msgpack_to_json((const uint8_t *)body, len, &len);
         if (!json) {
-            LOG_ERROR("answer of %s could not be converted to JSON", req->method);
-            return;
+            char m[RTM_LOG_STR_SIZE];
+            LOG_WARN("answer of %s has no JSON form: answering error %d", rtm_log_str(m, req->method, strlen(req->method)),
+                     FPNN_EC_CORE_ENCODING);
+            status = 1;
+            json = json_unencodable_error(req, &len);
+            if (!json) {
+                conn_close(c, "out of memory");
+                return;
+            }
         }
         body = json;
     }
@@ -114,6 +163,8 @@ static void send_answer(rtmd_request *req, uint8_t status, const char *body, siz
     if (rtm_buf_reserve(b, size) == 0) {
         b->len = fpnn_encode(b->data, req->flag, FPNN_MT_ANSWER, status, req->seq, NULL, 0, (const uint8_t *)body, len);
         conn_send_packet(c, b->data, b->len);
+    } else {
+        conn_close(c, "out of memory");
     }
     free(json);
 }
@@ -301,6 +352,9 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
     req->args = &req->payload.data;
     const rtmd_method *m = methods_find(c->srv->methods, pkt->method, pkt->method_len);
     if (!m || !(m->gates & GATE_BIT(c->gate))) {
+        char name[RTM_LOG_STR_SIZE];
+        LOG_DEBUG("conn %llu %s: unknown method \"%s\"", (unsigned long long)c->id, rtmd_gate_name(c->gate),
+                  rtm_log_str(name, pkt->method, pkt->method_len));
         request_error(req, FPNN_EC_CORE_UNKNOWN_METHOD, "unknown method");
         return 0;
     }

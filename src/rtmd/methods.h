@@ -53,6 +53,8 @@ void methods_free(struct rtmd_methods *m);
 /* Adds n methods; a name already present is replaced. Returns 0 or -1. */
 int methods_register(struct rtmd_methods *m, const rtmd_method *table, size_t n);
 const rtmd_method *methods_find(const struct rtmd_methods *m, const char *name, size_t len);
+/* Packs {name: [gate names]} of every registered method (for `*infos`). */
+void methods_pack_list(const struct rtmd_methods *m, msgpack_packer *pk);
 
 /* Every request is finished by exactly one of these; they free it. For a
  * oneway quest the answer is discarded. */

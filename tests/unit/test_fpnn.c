@@ -80,6 +80,9 @@ static void garbage_is_refused_early(void **state)
     size_t n = fpnn_encode(buf, FPNN_FLAG_MSGPACK, FPNN_MT_TWOWAY, 0, 1, "ping", 4, (const uint8_t *)"\x80", 1);
     buf[4] = 2; /* version */
     assert_int_equal(fpnn_parse(buf, n, 1024, &p), FPNN_PARSE_BAD);
+    buf[4] = 0; /* version 0 is not FPNN 1 either */
+    assert_int_equal(fpnn_parse(buf, n, 1024, &p), FPNN_PARSE_BAD);
+    assert_int_equal(fpnn_parse(buf, 5, 1024, &p), FPNN_PARSE_BAD); /* refused from its fifth byte */
     buf[4] = 1;
     buf[5] = 0x20; /* flag */
     assert_int_equal(fpnn_parse(buf, n, 1024, &p), FPNN_PARSE_BAD);

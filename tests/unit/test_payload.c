@@ -217,6 +217,83 @@ static void find_without_decoding(void **state)
     assert_int_equal(rtm_msgpack_map_find((const uint8_t *)"\x91\x01", 2, "msg", &v, &vlen), -1);
 }
 
+/* msgpack bytes -> JSON text (NULL when there is no JSON form). */
+static char *to_json(const uint8_t *mp, size_t n)
+{
+    return rtm_msgpack_to_json(mp, n, NULL);
+}
+
+static void json_of_byte_strings(void **state)
+{
+    char *j;
+    /* {"s": str "hé", "b": bin "ok"}: UTF-8 text is a string whatever its type */
+    const uint8_t text[] = {0x82, 0xa1, 's', 0xa3, 'h', 0xc3, 0xa9, 0xa1, 'b', 0xc4, 0x02, 'o', 'k'};
+    j = to_json(text, sizeof text);
+    assert_string_equal(j, "{\"s\":\"h\xc3\xa9\",\"b\":\"ok\"}");
+    free(j);
+    /* NUL inside text is text */
+    const uint8_t nul[] = {0x81, 0xa1, 'z', 0xa3, 'a', 0x00, 'b'};
+    j = to_json(nul, sizeof nul);
+    assert_string_equal(j, "{\"z\":\"a\\u0000b\"}");
+    free(j);
+    /* bin and str that are not UTF-8: base64 objects, losslessly */
+    const uint8_t bytes[] = {0x82, 0xa1, 'b', 0xc4, 0x04, 0xff, 0x00, 0xfe, 0x80, 0xa1, 's', 0xa2, 'a', 0xc3};
+    j = to_json(bytes, sizeof bytes);
+    assert_string_equal(j, "{\"b\":{\"$base64\":\"/wD+gA==\"},\"s\":{\"$base64\":\"YcM=\"}}");
+    free(j);
+    /* an empty bin is an empty string; bytes in an array too */
+    const uint8_t arr[] = {0x92, 0xc4, 0x00, 0xc4, 0x01, 0xed};
+    j = to_json(arr, sizeof arr);
+    assert_string_equal(j, "[\"\",{\"$base64\":\"7Q==\"}]");
+    free(j);
+}
+
+static void json_keys_and_what_has_no_json_form(void **state)
+{
+    char *j;
+    /* integer keys become decimal names */
+    const uint8_t ints[] = {0x82, 0x07, 0xc3, 0xff, 0xc2};
+    j = to_json(ints, sizeof ints);
+    assert_string_equal(j, "{\"7\":true,\"-1\":false}");
+    free(j);
+    const uint8_t bad_key[] = {0x81, 0xa2, 'k', 0xff, 0x01};      /* key not UTF-8 */
+    const uint8_t nul_key[] = {0x81, 0xa2, 'k', 0x00, 0x01};      /* key with NUL */
+    const uint8_t nil_key[] = {0x81, 0xc0, 0x01};                 /* key of another type */
+    const uint8_t ext[] = {0x81, 0xa1, 'e', 0xd4, 0x01, 0x00};    /* fixext 1 */
+    const uint8_t huge[] = {0x91, 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0}; /* 2^63 */
+    const uint8_t nan[] = {0x91, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
+    const uint8_t truncated[] = {0x82, 0xa1, 'a'};
+    assert_null(to_json(bad_key, sizeof bad_key));
+    assert_null(to_json(nul_key, sizeof nul_key));
+    assert_null(to_json(nil_key, sizeof nil_key));
+    assert_null(to_json(ext, sizeof ext));
+    assert_null(to_json(huge, sizeof huge));
+    assert_null(to_json(nan, sizeof nan));
+    assert_null(to_json(truncated, sizeof truncated));
+    /* nesting deeper than 64 */
+    uint8_t deep[80];
+    memset(deep, 0x91, sizeof deep);
+    deep[sizeof deep - 1] = 0x01;
+    assert_null(to_json(deep, sizeof deep));
+}
+
+static void json_strings_with_nul_decode(void **state)
+{
+    const char *text = "{\"m\":\"a\\u0000b\"}";
+    msgpack_unpacked u;
+    assert_int_equal(rtm_payload_decode(FPNN_FLAG_JSON, (const uint8_t *)text, strlen(text), &u), 0);
+    const char *m;
+    size_t n;
+    assert_true(mp_get_str(&u.data, "m", &m, &n));
+    assert_int_equal(n, 3);
+    assert_memory_equal(m, "a\0b", 3);
+    msgpack_unpacked_destroy(&u);
+    /* not JSON, or JSON that is not an object: refused */
+    assert_int_equal(rtm_payload_decode(FPNN_FLAG_JSON, (const uint8_t *)"{\"a\":", 5, &u), -1);
+    assert_int_equal(rtm_payload_decode(FPNN_FLAG_JSON, (const uint8_t *)"[1]", 3, &u), -1);
+    assert_int_equal(rtm_payload_decode(FPNN_FLAG_JSON, (const uint8_t *)"{\"\\u0000\":1}", 12, &u), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +305,9 @@ int main(void)
         cmocka_unit_test(malformed_bodies),
         cmocka_unit_test(error_body),
         cmocka_unit_test(find_without_decoding),
+        cmocka_unit_test(json_of_byte_strings),
+        cmocka_unit_test(json_keys_and_what_has_no_json_form),
+        cmocka_unit_test(json_strings_with_nul_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

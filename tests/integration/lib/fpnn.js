@@ -73,10 +73,12 @@ function payloadBytes(payload, json) {
 
 // Encodes one packet. Fields: mtype, method (quests), seq (twoway/answer),
 // status (answers), payload (object, or a Buffer taken as already encoded),
-// json (bool) or flag (raw byte), version (raw byte, default 1).
+// json (bool) or flag (raw byte), version (raw byte, default 1); method may
+// be a Buffer of raw bytes.
 function encodePacket({ mtype, method = '', seq = 0, status = 0, payload, json = false, flag, version = VERSION }) {
   const body = payloadBytes(payload, json);
-  const methodBuf = mtype === MTYPE_ANSWER ? Buffer.alloc(0) : Buffer.from(method, 'utf8');
+  // A Buffer method is sent as its bytes (e.g. a name that is not UTF-8).
+  const methodBuf = mtype === MTYPE_ANSWER ? Buffer.alloc(0) : Buffer.isBuffer(method) ? method : Buffer.from(method, 'utf8');
   if (methodBuf.length > 255) throw new RangeError('method name longer than 255 bytes');
   const hasSeq = mtype !== MTYPE_ONEWAY;
   const head = Buffer.alloc(hasSeq ? 16 : 12);

@@ -296,6 +296,14 @@ async function waitFor(fn, ms, stepMs = 50) {
   }
 }
 
+// The FPNN gates of rtmd and the transport each speaks, for tests that
+// check one behaviour on every gate: [[gate, transport], ...].
+const FPNN_GATES = [
+  ['client_tcp', 'tcp'],
+  ['client_ws', 'ws'],
+  ['server_tcp', 'tcp'],
+];
+
 function haveOpenssl() {
   const r = spawnSync('openssl', ['version'], { stdio: 'ignore' });
   return r.status === 0;
@@ -315,4 +323,5 @@ module.exports = {
   rtmctlBin,
   haveOpenssl,
   Rtmd,
+  FPNN_GATES,
 };
