@@ -17,6 +17,8 @@ packages=(
   libcmocka-dev                      # unit tests
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries)
   curl ca-certificates               # used by scripts and tests
+  sqlite3                            # tests read the store's file directly
+  chromium                           # browser tests (driven by playwright-core from npm)
   "$@"                               # asked for by the caller
 )
 
