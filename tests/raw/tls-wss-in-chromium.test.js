@@ -1,6 +1,6 @@
 'use strict';
-// A browser speaks FPNN to rtmd over wss://: Chromium, trusting only the
-// key of the certificate rtmd serves, opens the WebSocket gate over TLS,
+// A browser speaks FPNN to rtmd over wss://: Chromium, trusting the CA
+// that signed rtmd's certificate, opens the WebSocket gate over TLS,
 // logs in, sends a message to a user on a plain ws link and answers the
 // push that user sends back, all with its own WebSocket and msgpack
 // (@msgpack/msgpack, the library the JavaScript SDK will use). Without that
@@ -12,8 +12,8 @@ const path = require('node:path');
 const fpnn = require('../integration/lib/fpnn');
 const { appServer, login } = require('../integration/lib/rtm');
 const { startRtmd, makeTempDir, removeTempDir, sanitizerReports } = require('../integration/lib/rtmd');
-const { makeCa, makeServerCert, spkiHash } = require('../integration/lib/tls');
-const { launch } = require('../integration/lib/browser');
+const { makeCa, makeServerCert } = require('../integration/lib/tls');
+const { launch, homeTrusting } = require('../integration/lib/browser');
 
 let srv, dir;
 const closers = [];
@@ -105,7 +105,7 @@ test('Chromium logs in and chats over wss', { timeout: 60000 }, async () => {
   const msgpackUmd = path.join(__dirname, '../integration/node_modules/@msgpack/msgpack/dist.umd/msgpack.min.js');
 
   // Trusting nothing: the TLS handshake fails and the page sees an error.
-  const untrusting = await launch();
+  const untrusting = await launch([], { home: path.join(dir, 'untrusting') });
   closers.push(() => untrusting.close());
   const p0 = await untrusting.newPage();
   await p0.addScriptTag({ path: msgpackUmd });
@@ -116,8 +116,8 @@ test('Chromium logs in and chats over wss', { timeout: 60000 }, async () => {
   }), url);
   assert.equal(refused, 'error');
 
-  // Trusting the key of rtmd's certificate.
-  const browser = await launch([`--ignore-certificate-errors-spki-list=${spkiHash(cert.x509)}`]);
+  // Trusting the test CA.
+  const browser = await launch([], { home: homeTrusting(path.join(dir, 'trusting'), ca.cert) });
   closers.push(() => browser.close());
   const page = await browser.newPage();
   await page.addScriptTag({ path: msgpackUmd });

@@ -1,20 +1,36 @@
 'use strict';
 // Debian's Chromium, driven by playwright-core, for the tests that need a
 // real browser. Started headless with the flags this machine's closed
-// network needs (no background traffic to the vendor), in a fresh profile.
+// network needs (no background traffic to the vendor), in a fresh profile,
+// optionally with a HOME whose certificate store trusts a test CA.
 
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
 const { chromium } = require('playwright-core');
 
 const EXECUTABLE = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-// Resolves with a Browser; args are extra command-line flags.
-function launch(args = []) {
+// Makes home/.pki/nssdb, the certificate store Chromium reads on Linux,
+// trusting the CA in caFile for servers; returns home.
+function homeTrusting(home, caFile) {
+  const db = path.join(home, '.pki', 'nssdb');
+  fs.mkdirSync(db, { recursive: true });
+  execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password'], { stdio: 'ignore' });
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'rtmd test CA', '-t', 'C,,', '-i', caFile], { stdio: 'ignore' });
+  return home;
+}
+
+// Resolves with a Browser; args are extra command-line flags, home the
+// HOME it runs with (see homeTrusting; default: this process's).
+function launch(args = [], { home } = {}) {
   return chromium.launch({
     executablePath: EXECUTABLE,
     headless: true,
+    env: home ? { ...process.env, HOME: home } : process.env,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', ...args],
   });
 }
 
-module.exports = { launch, EXECUTABLE };
+module.exports = { launch, homeTrusting, EXECUTABLE };

@@ -1,8 +1,8 @@
 'use strict';
 // A throw-away certificate authority for the TLS tests, made with the
 // openssl command: a CA, and server certificates it signs for localhost and
-// 127.0.0.1. Clients trust the CA through `ca`; Chromium trusts a server
-// key through --ignore-certificate-errors-spki-list with spkiHash().
+// 127.0.0.1. Node clients trust the CA through `ca`, Chromium through the
+// certificate store of browser.js's homeTrusting.
 
 const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -35,11 +35,4 @@ function makeServerCert(dir, ca, name = 'server') {
   return { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`), serial: x509.serialNumber, x509 };
 }
 
-// base64 sha256 of the certificate's SubjectPublicKeyInfo (Chromium's
-// --ignore-certificate-errors-spki-list format).
-function spkiHash(x509) {
-  const spki = x509.publicKey.export({ type: 'spki', format: 'der' });
-  return crypto.createHash('sha256').update(spki).digest('base64');
-}
-
-module.exports = { makeCa, makeServerCert, spkiHash };
+module.exports = { makeCa, makeServerCert };
