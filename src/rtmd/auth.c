@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #define TOKEN_HEX 32
 #define ONLINE_QUERY_MAX 200
@@ -45,13 +44,6 @@ struct auth_state {
 static struct auth_state *state(rtmd_server *srv)
 {
     return srv->svc->auth;
-}
-
-static int64_t unix_seconds(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec;
 }
 
 /* ---- tokens ---- */
@@ -228,7 +220,7 @@ static void method_gettoken(rtmd_request *req)
         snprintf(w->token + 2 * i, 3, "%02x", r[i]);
     w->pid = req->project->pid;
     w->uid = uid;
-    w->expires_at = unix_seconds() + req->project->limits.token_ttl_seconds;
+    w->expires_at = rtmd_unix_seconds() + req->project->limits.token_ttl_seconds;
     submit_token_write(req, w);
 }
 
@@ -343,7 +335,7 @@ static void method_auth(rtmd_request *req)
         return;
     }
     token_rec *t = token_find(state(srv), pid, token, token_len);
-    if (t && t->expires_at <= unix_seconds()) {
+    if (t && t->expires_at <= rtmd_unix_seconds()) {
         token_unindex(state(srv), t);
         free(t);
         t = NULL;
@@ -493,30 +485,13 @@ static void method_getonlineusers(rtmd_request *req)
 
 /* ---- token expiry ---- */
 
-static int apply_token_purge(sqlite3 *db, void *arg)
-{
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "DELETE FROM tokens WHERE expires_at <= ?1", &st);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, *(const int64_t *)arg);
-    return store_step_release(st);
-}
-
-static void token_purge_done(void *arg, int status)
-{
-    if (status != SQLITE_OK)
-        LOG_WARN("auth: deleting expired tokens failed: %s", sqlite3_errstr(status));
-    free(arg);
-}
-
 static void on_token_tick(uv_timer_t *t)
 {
     struct auth_state *a = t->data;
     rtmd_server *srv = a->srv;
     if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
         return;
-    int64_t now = unix_seconds();
+    int64_t now = rtmd_unix_seconds();
     uint32_t interval = srv->cfg.retention_interval;
     size_t slice = a->by_token.cap / interval + 1;
     token_match expired = {0, 0, now};
@@ -528,12 +503,7 @@ static void on_token_tick(uv_timer_t *t)
     uint64_t now_ms = uv_now(srv->loop);
     if (srv->store && now_ms - a->last_purge_ms >= (uint64_t)interval * 1000u) {
         a->last_purge_ms = now_ms;
-        int64_t *at = malloc(sizeof *at);
-        if (at) {
-            *at = now;
-            if (store_submit(srv->store, apply_token_purge, token_purge_done, at) != 0)
-                free(at);
-        }
+        services_purge_expired(srv, "DELETE FROM tokens WHERE expires_at <= ?1", "tokens");
     }
 }
 
@@ -557,7 +527,7 @@ int auth_init(rtmd_server *srv, char *err, size_t errlen)
     a->timer.data = a;
     uv_timer_start(&a->timer, on_token_tick, 1000, 1000);
     a->last_purge_ms = uv_now(srv->loop);
-    token_load l = {a, unix_seconds(), 0};
+    token_load l = {a, rtmd_unix_seconds(), 0};
     if (services_load(srv, load_tokens, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load tokens from the store");
         return -1;

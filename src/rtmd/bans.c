@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 enum { BAN_GROUP = 1, BAN_ROOM = 2, BAN_PROJECT = 3 };
 
@@ -51,13 +50,6 @@ static struct bans_state *state(rtmd_server *srv)
     return srv->svc ? srv->svc->bans : NULL;
 }
 
-static uint64_t unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static bool expired(const ban *b, uint64_t now_ms)
 {
     return b->until != 0 && (uint64_t)b->until * 1000u <= now_ms;
@@ -79,7 +71,7 @@ static bool banned(rtmd_server *srv, int64_t pid, int64_t uid, int kind, int64_t
     user_bans *u = st ? pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid) : NULL;
     if (!u)
         return false;
-    uint64_t now = unix_ms();
+    uint64_t now = (uint64_t)rtmd_unix_ms();
     bool hit = false;
     uint32_t m = 0;
     for (uint32_t i = 0; i < u->n; i++) {
@@ -233,7 +225,7 @@ static void ban_request(rtmd_request *req, int kind, bool add)
         /* At least btime seconds: round the end up to a whole second. */
         if (btime > INT64_MAX / 2000)
             btime = INT64_MAX / 2000;
-        w->until = (int64_t)((unix_ms() + (uint64_t)btime * 1000u + 999u) / 1000u);
+        w->until = (int64_t)(((uint64_t)rtmd_unix_ms() + (uint64_t)btime * 1000u + 999u) / 1000u);
     }
     if (store_submit(req->srv->store, apply_ban_write, ban_write_done, w) != 0) {
         free(w);
@@ -326,7 +318,7 @@ int bans_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     srv->svc->bans = st;
-    ban_load l = {st, (int64_t)(unix_ms() / 1000u), 0};
+    ban_load l = {st, (int64_t)((uint64_t)rtmd_unix_ms() / 1000u), 0};
     if (services_load(srv, load_bans, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load bans from the store");
         return -1;

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 typedef struct group {
     idset members;
@@ -42,13 +41,6 @@ struct groups_state {
 static struct groups_state *state(rtmd_server *srv)
 {
     return srv->svc ? srv->svc->groups : NULL;
-}
-
-static int64_t unix_seconds(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec;
 }
 
 /* ---- memory ---- */
@@ -279,7 +271,7 @@ static group_write *new_write(group_write_op op, int64_t pid, int64_t gid, const
     w->op = op;
     w->pid = pid;
     w->gid = gid;
-    w->joined_at = unix_seconds();
+    w->joined_at = rtmd_unix_seconds();
     w->n = n;
     if (n)
         memcpy(w->uids, uids, (size_t)n * sizeof uids[0]);

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #define MSG_COLS "id, from_uid, mtype, mid, deleted, msg, attrs, mtime, is_binary"
 #define CHAT_MTYPES_SQL " AND mtype BETWEEN 30 AND 50"
@@ -1699,9 +1698,7 @@ static void sweep_start(struct history_state *h)
         return;
     sw->h = h;
     sw->since_id = h->swept_id;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    sw->now_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    sw->now_ms = rtmd_unix_ms();
     for (size_t i = 0; i < srv->nprojects && sw->nproj < RTMD_MAX_PROJECTS; i++) {
         const rtmd_project *p = &srv->projects[i];
         if (!p->limits.history_days && !p->limits.history_max_per_conversation)

@@ -65,7 +65,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 /* ---- conversation keys ---- */
 
@@ -106,16 +105,9 @@ static struct messages_state *state(rtmd_server *srv)
     return srv->svc->messages;
 }
 
-static int64_t unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static int64_t next_mtime(struct messages_state *s)
 {
-    int64_t now = unix_ms();
+    int64_t now = rtmd_unix_ms();
     if (now < s->last_mtime)
         now = s->last_mtime;
     s->last_mtime = now;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define DEMO_PROJECT_PID 1000001
@@ -33,6 +34,18 @@ const char *rtmd_gate_name(rtmd_gate gate)
 uint64_t rtmd_now_ms(void)
 {
     return uv_hrtime() / 1000000u;
+}
+
+int64_t rtmd_unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int64_t rtmd_unix_seconds(void)
+{
+    return rtmd_unix_ms() / 1000;
 }
 
 rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)

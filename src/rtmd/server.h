@@ -191,6 +191,10 @@ void rtmd_server_free(rtmd_server *srv);
 
 rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
 uint64_t rtmd_now_ms(void);
+/* Wall-clock time since 1970, for what is stored or sent: mtimes, expiries,
+ * login times. rtmd_now_ms is monotonic, for intervals only. */
+int64_t rtmd_unix_ms(void);
+int64_t rtmd_unix_seconds(void);
 
 /* Periodic timers of service modules (history retention, token expiry).
  * Each tick first calls rtmd_timer_end_on_stop: once the server stops, it

@@ -1,6 +1,7 @@
 /* Starting and stopping the service modules (see services.h). */
 #include "services.h"
 
+#include "log.h"
 #include "methods.h"
 #include "users.h"
 
@@ -44,6 +45,40 @@ void services_free(rtmd_server *srv)
         modules[i].free(srv);
     free(srv->svc);
     srv->svc = NULL;
+}
+
+typedef struct purge {
+    const char *sql, *what; /* static strings */
+    int64_t now;
+} purge;
+
+static int apply_purge(sqlite3 *db, void *arg)
+{
+    const purge *p = arg;
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, p->sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, p->now);
+    return store_step_release(st);
+}
+
+static void purge_done(void *arg, int status)
+{
+    purge *p = arg;
+    if (status != SQLITE_OK)
+        LOG_WARN("deleting expired %s failed: %s", p->what, sqlite3_errstr(status));
+    free(p);
+}
+
+void services_purge_expired(rtmd_server *srv, const char *delete_sql, const char *what)
+{
+    purge *p = malloc(sizeof *p);
+    if (!p)
+        return;
+    *p = (purge){delete_sql, what, rtmd_unix_seconds()};
+    if (store_submit(srv->store, apply_purge, purge_done, p) != 0)
+        free(p);
 }
 
 int services_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg)

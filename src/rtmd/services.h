@@ -48,6 +48,11 @@ RTMD_SERVICE(history)
 /* Figures for /metrics: live login tokens kept in memory (auth.c). */
 size_t auth_token_count(const rtmd_server *srv);
 
+/* Deletes expired rows through the writer: delete_sql is one statement
+ * whose ?1 is now in unix seconds (e.g. "DELETE FROM t WHERE expires_at <=
+ * ?1"); a failure is logged naming what. */
+void services_purge_expired(rtmd_server *srv, const char *delete_sql, const char *what);
+
 /* Start-up reads on the loop thread (before serving): runs fn with the
  * store's reader connection. */
 int services_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg);

@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 
 #define SIGN_HEX 32
 
@@ -61,13 +60,6 @@ struct sign_state {
 static struct sign_state *state(rtmd_server *srv)
 {
     return srv->svc->sign;
-}
-
-static int64_t unix_seconds(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec;
 }
 
 /* ---- the replay guard ---- */
@@ -157,40 +149,18 @@ static void salt_write_done(void *arg, int status)
     free(w);
 }
 
-static int apply_salt_purge(sqlite3 *db, void *arg)
-{
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "DELETE FROM signed_salts WHERE expires_at <= ?1", &st);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, *(const int64_t *)arg);
-    return store_step_release(st);
-}
-
-static void salt_purge_done(void *arg, int status)
-{
-    if (status != SQLITE_OK)
-        LOG_WARN("sign: deleting expired salts failed: %s", sqlite3_errstr(status));
-    free(arg);
-}
-
 static void on_purge_tick(uv_timer_t *t)
 {
     struct sign_state *a = t->data;
     rtmd_server *srv = a->srv;
     if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
         return;
-    forget_expired(a, unix_seconds());
+    forget_expired(a, rtmd_unix_seconds());
     uint64_t now_ms = uv_now(srv->loop);
     if (!srv->store || now_ms - a->last_purge_ms < (uint64_t)srv->cfg.retention_interval * 1000u)
         return;
     a->last_purge_ms = now_ms;
-    int64_t *at = malloc(sizeof *at);
-    if (!at)
-        return;
-    *at = unix_seconds();
-    if (store_submit(srv->store, apply_salt_purge, salt_purge_done, at) != 0)
-        free(at);
+    services_purge_expired(srv, "DELETE FROM signed_salts WHERE expires_at <= ?1", "signature salts");
 }
 
 typedef struct salt_load {
@@ -262,7 +232,7 @@ int sign_verify(rtmd_request *req)
         return RTM_EC_INVALID_PID_OR_SIGN;
     }
 
-    int64_t now = unix_seconds();
+    int64_t now = rtmd_unix_seconds();
     int64_t window = srv->cfg.sign_window;
     if (when < now - window || when > now + window)
         return RTM_EC_INVALID_SERVER_TIME;
@@ -334,7 +304,7 @@ int sign_init(rtmd_server *srv, char *err, size_t errlen)
     a->timer.data = a;
     uv_timer_start(&a->timer, on_purge_tick, 1000, 1000);
     a->last_purge_ms = uv_now(srv->loop);
-    salt_load l = {a, unix_seconds(), 0};
+    salt_load l = {a, rtmd_unix_seconds(), 0};
     if (services_load(srv, load_salts, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load signature salts from the store");
         return -1;

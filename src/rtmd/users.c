@@ -8,14 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-
-static uint64_t unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
 
 rtmd_user *users_get(rtmd_server *srv, int64_t pid, int64_t uid)
 {
@@ -39,7 +31,7 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
         }
         u->pid = pid;
         u->uid = uid;
-        u->online_since_ms = unix_ms();
+        u->online_since_ms = (uint64_t)rtmd_unix_ms();
     }
     rtmd_session *s = calloc(1, sizeof *s);
     if (!s) {
@@ -51,7 +43,7 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
     }
     s->conn = conn;
     s->user = u;
-    s->login_ms = unix_ms();
+    s->login_ms = (uint64_t)rtmd_unix_ms();
     s->next = u->sessions;
     if (u->sessions)
         u->sessions->prev = s;
@@ -78,7 +70,7 @@ static void user_offline(rtmd_server *srv, rtmd_user *u)
     pairmap_del(&srv->users, (uint64_t)u->pid, (uint64_t)u->uid);
     rooms_user_offline(srv, u);
     if (srv->stopping < 2)
-        listen_user_event(srv, u->pid, u->uid, "logout", unix_ms());
+        listen_user_event(srv, u->pid, u->uid, "logout", (uint64_t)rtmd_unix_ms());
     free(u->rids);
     free(u);
 }
