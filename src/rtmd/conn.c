@@ -209,15 +209,12 @@ void conn_free_address_counts(rtmd_server *srv)
 
 /* ---- closing ---- */
 
-void conn_close(rtmd_conn *c, const char *reason)
+/* Tears a closing connection down: unlinks it, ends its session and what
+ * modules keep for it, and closes its socket (on_closed frees it once the
+ * socket and the requests still holding it are done). */
+static void teardown(rtmd_conn *c)
 {
-    if (c->closing)
-        return;
-    c->closing = true;
     rtmd_server *srv = c->srv;
-    char peer[RTMD_PEER_LEN];
-    LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
-              reason);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -232,6 +229,43 @@ void conn_close(rtmd_conn *c, const char *reason)
     users_logout(c);
     listen_conn_closed(c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* Closing is deferred, as Redis (freeClientAsync) and Mosquitto
+ * (context__add_to_disused) do it: the connection only stops reading and
+ * writing here, and conn_finish_closes tears it down at the next check of
+ * the loop, before any output is flushed. So a fan-out that drops a slow
+ * reader never re-enters sessions, rooms or listeners while it walks them. */
+void conn_close(rtmd_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    rtmd_server *srv = c->srv;
+    char peer[RTMD_PEER_LEN];
+    LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
+              reason);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (srv->nclosing == srv->closing_cap) {
+        size_t cap = srv->closing_cap ? 2 * srv->closing_cap : 64;
+        rtmd_conn **p = realloc(srv->closing, cap * sizeof *p);
+        if (!p) {
+            teardown(c); /* out of memory: at once, as a last resort */
+            return;
+        }
+        srv->closing = p;
+        srv->closing_cap = cap;
+    }
+    srv->closing[srv->nclosing++] = c;
+}
+
+void conn_finish_closes(rtmd_server *srv)
+{
+    /* A teardown may close more connections (a logout pushes to others):
+     * they join the end of the list and are torn down in this pass. */
+    for (size_t i = 0; i < srv->nclosing; i++)
+        teardown(srv->closing[i]);
+    srv->nclosing = 0;
 }
 
 void conn_close_after_flush(rtmd_conn *c)

@@ -395,32 +395,27 @@ static int64_t *uids_reserve(struct messages_state *s, size_t n)
     return s->uids;
 }
 
-/* Copies the receivers of a group, room or broadcast into s->uids: pushing
- * may drop a slow reader, which may leave rooms and change the users map. */
-static size_t collect_receivers(rtmd_server *srv, const msg_job *j, const msg_target *t)
+/* The receivers of a group, room or broadcast message: the members as
+ * groups.c and rooms.c keep them, walked in place (pushing never changes
+ * them: a slow reader dropped during the fan-out is torn down after it,
+ * conn_close), or the project's online users collected into s->uids. */
+static const int64_t *receivers(rtmd_server *srv, const msg_job *j, const msg_target *t, size_t *n)
 {
     struct messages_state *s = state(srv);
-    const int64_t *members = NULL;
-    size_t n = 0;
+    *n = 0;
     if (t->conv.conv_type == CONV_GROUP)
-        members = groups_members(srv, j->pid, t->to, &n);
-    else if (t->conv.conv_type == CONV_ROOM)
-        members = rooms_members(srv, j->pid, t->to, &n);
-    else
-        n = srv->users.count;
-    if (n == 0 || !uids_reserve(s, n))
-        return 0;
-    if (members) {
-        memcpy(s->uids, members, n * sizeof *members);
-        return n;
-    }
-    size_t count = 0;
-    for (size_t i = 0; i < srv->users.cap && count < n; i++) {
+        return groups_members(srv, j->pid, t->to, n);
+    if (t->conv.conv_type == CONV_ROOM)
+        return rooms_members(srv, j->pid, t->to, n);
+    size_t online = srv->users.count;
+    if (online == 0 || !uids_reserve(s, online))
+        return NULL;
+    for (size_t i = 0; i < srv->users.cap && *n < online; i++) {
         const rtmd_user *u = srv->users.slots[i].value;
         if (u && u->pid == j->pid)
-            s->uids[count++] = u->uid;
+            s->uids[(*n)++] = u->uid;
     }
-    return count;
+    return s->uids;
 }
 
 static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
@@ -433,10 +428,11 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
     if (t->conv.conv_type == CONV_P2P) {
         users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
     } else {
-        size_t n = collect_receivers(srv, j, t);
+        size_t n;
+        const int64_t *uids = receivers(srv, j, t, &n);
         for (size_t i = 0; i < n; i++)
-            if (s->uids[i] != j->from)
-                users_push(srv, j->pid, s->uids[i], s->packet.data, s->packet.len);
+            if (uids[i] != j->from)
+                users_push(srv, j->pid, uids[i], s->packet.data, s->packet.len);
     }
     listen_push_message(srv, j->pid, t->conv.conv_type, j->from, t->to, s->packet.data, s->packet.len);
 }

@@ -247,6 +247,7 @@ bool rtmd_timer_release(uv_timer_t *t, bool closed)
 
 static void on_check(uv_check_t *h)
 {
+    conn_finish_closes(h->data);
     rtmd_flush_dirty(h->data);
 }
 
@@ -271,8 +272,9 @@ static void finish_stop(rtmd_server *srv)
 {
     srv->stopping = 2;
     uv_timer_stop(&srv->stop_timer);
-    while (srv->conns)
-        conn_close(srv->conns, "server stopping");
+    for (rtmd_conn *c = srv->conns; c; c = c->next)
+        conn_close(c, "server stopping");
+    conn_finish_closes(srv);
     if (srv->store) {
         store_close(srv->store);
         srv->store = NULL;
@@ -457,6 +459,7 @@ void rtmd_server_free(rtmd_server *srv)
     rtm_buf_free(&srv->push_scratch);
     rtm_buf_free(&srv->decrypted);
     rtm_buf_free(&srv->tls_plain);
+    free(srv->closing);
     EVP_PKEY_free(srv->key);
     tls_context_free(srv->tls);
 }

@@ -150,6 +150,8 @@ typedef struct rtmd_server {
 
     rtmd_conn *conns;
     rtmd_conn *dirty;
+    rtmd_conn **closing;            /* closed, to be torn down (conn_finish_closes) */
+    size_t nclosing, closing_cap;
     uint64_t nconns;
     uint32_t gate_conns[GATE_COUNT]; /* open connections per gate, for the budgets */
     pairmap address_counts[GATE_COUNT]; /* source address -> rtmd_address_count */
@@ -226,8 +228,14 @@ void conn_authenticated(rtmd_conn *c);
 /* Heap bytes the connection holds in buffers (input, output, WebSocket
  * message being received). */
 size_t conn_buffer_bytes(const rtmd_conn *c);
-/* Closes at once (drops queued output). */
+/* Closes, dropping queued output: the connection stops reading and
+ * writing now and is torn down (session ended, modules told, socket
+ * closed) by conn_finish_closes, so callers in the middle of a walk over
+ * sessions or members may close connections safely. */
 void conn_close(rtmd_conn *c, const char *reason);
+/* Tears down every connection closed since the last call; the loop's check
+ * handler calls it before flushing output. */
+void conn_finish_closes(rtmd_server *srv);
 /* Closes once queued output is written. */
 void conn_close_after_flush(rtmd_conn *c);
 /* Sends a twoway quest from the server (e.g. ping); the answer is ignored

@@ -132,12 +132,11 @@ unsigned users_push(rtmd_server *srv, int64_t pid, int64_t uid, const uint8_t *p
     unsigned n = 0;
     if (!u)
         return 0;
-    rtmd_session *next;
-    for (rtmd_session *s = u->sessions; s; s = next) {
-        next = s->next; /* a slow reader may be dropped, ending its session */
+    /* A slow reader dropped here keeps its session until the fan-out is
+     * over (conn_close is deferred). */
+    for (rtmd_session *s = u->sessions; s; s = s->next)
         if (conn_send_push(s->conn, packet, len) == 0)
             n++;
-    }
     return n;
 }
 
