@@ -95,10 +95,21 @@ void users_logout(rtmd_conn *conn)
         user_offline(conn->srv, u);
 }
 
-unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except)
+/* A connection of the online user other than `except`, or NULL. Looked up
+ * afresh for each kick: logging a connection out unlinks its session from
+ * the user's list, and the last one frees the user. */
+static rtmd_conn *first_conn_except(rtmd_server *srv, int64_t pid, int64_t uid, const rtmd_conn *except)
 {
     rtmd_user *u = users_get(srv, pid, uid);
-    if (!u)
+    for (rtmd_session *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->conn != except)
+            return s->conn;
+    return NULL;
+}
+
+unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except)
+{
+    if (!users_online(srv, pid, uid))
         return 0;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
@@ -108,16 +119,12 @@ unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *ex
     rtm_buf packet = {0};
     unsigned n = 0;
     if (push_encode(&packet, "kickout", &body, false) == 0) {
-        /* Closing ends sessions and may free the user: collect first. */
-        rtmd_conn *victims[64];
-        unsigned count = 0;
-        for (rtmd_session *s = u->sessions; s && count < 64; s = s->next)
-            if (s->conn != except)
-                victims[count++] = s->conn;
-        for (unsigned i = 0; i < count; i++) {
-            conn_send_push(victims[i], packet.data, packet.len);
-            users_logout(victims[i]);
-            conn_close_after_flush(victims[i]);
+        /* Each turn ends the victim's session, so the loop ends. */
+        rtmd_conn *victim;
+        while ((victim = first_conn_except(srv, pid, uid, except)) != NULL) {
+            conn_send_push(victim, packet.data, packet.len);
+            users_logout(victim);
+            conn_close_after_flush(victim);
             n++;
         }
     }
