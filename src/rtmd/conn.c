@@ -209,7 +209,7 @@ void conn_free_address_counts(rtmd_server *srv)
 
 /* ---- closing ---- */
 
-/* Tears a closing connection down: unlinks it, ends its session and what
+/* Tears a closed connection down: unlinks it, ends its session and what
  * modules keep for it, and closes its socket (on_closed frees it once the
  * socket and the requests still holding it are done). */
 static void teardown(rtmd_conn *c)
@@ -222,10 +222,6 @@ static void teardown(rtmd_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    srv->nconns--;
-    srv->gate_conns[c->gate]--;
-    release_address_place(c);
-    account_prelogin(c);
     users_logout(c);
     listen_conn_closed(c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -246,6 +242,12 @@ void conn_close(rtmd_conn *c, const char *reason)
     LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
               reason);
     uv_read_stop((uv_stream_t *)&c->tcp);
+    /* Its places in the connection budgets are free at once, so that a
+     * link accepted in the same loop turn can have them. */
+    srv->nconns--;
+    srv->gate_conns[c->gate]--;
+    release_address_place(c);
+    account_prelogin(c);
     if (srv->nclosing == srv->closing_cap) {
         size_t cap = srv->closing_cap ? 2 * srv->closing_cap : 64;
         rtmd_conn **p = realloc(srv->closing, cap * sizeof *p);
