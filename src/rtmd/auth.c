@@ -373,9 +373,10 @@ static void method_auth(rtmd_request *req)
     request_answer_bool(req, "ok", true);
 }
 
-void auth_session_ended(rtmd_server *srv, int64_t pid)
+/* A session ended: the project has one authenticated connection less. */
+static void on_session_end(rtmd_server *srv, const rtmd_event *ev)
 {
-    rtmd_project *p = rtmd_server_project(srv, pid);
+    rtmd_project *p = rtmd_server_project(srv, ev->pid);
     if (p && p->nsessions > 0)
         p->nsessions--;
 }
@@ -514,7 +515,7 @@ size_t auth_token_count(const rtmd_server *srv)
 
 /* ---- module life cycle ---- */
 
-int auth_init(rtmd_server *srv, char *err, size_t errlen)
+static int auth_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct auth_state *a = calloc(1, sizeof *a);
     if (!a) {
@@ -536,21 +537,17 @@ int auth_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void auth_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"auth", GATES_CLIENT, method_auth, RTMD_M_OPEN},
-        {"gettoken", GATES_SERVER, method_gettoken, 0},
-        {"removetoken", GATES_SERVER, method_removetoken, 0},
-        {"kickout", GATES_SERVER | GATES_CLIENT, method_kickout, 0},
-        {"getonlineusers", GATES_SERVER | GATES_CLIENT, method_getonlineusers, 0},
-        {"addattrs", GATES_CLIENT, method_addattrs, 0},
-        {"getattrs", GATES_CLIENT, method_getattrs, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method auth_methods[] = {
+    {"auth", GATES_CLIENT, method_auth, RTMD_M_OPEN},
+    {"gettoken", GATES_SERVER, method_gettoken, 0},
+    {"removetoken", GATES_SERVER, method_removetoken, 0},
+    {"kickout", GATES_SERVER | GATES_CLIENT, method_kickout, 0},
+    {"getonlineusers", GATES_SERVER | GATES_CLIENT, method_getonlineusers, 0},
+    {"addattrs", GATES_CLIENT, method_addattrs, 0},
+    {"getattrs", GATES_CLIENT, method_getattrs, 0},
+};
 
-void auth_free(rtmd_server *srv)
+static void auth_free(rtmd_server *srv)
 {
     struct auth_state *a = srv->svc->auth;
     if (!a)
@@ -568,3 +565,15 @@ void auth_free(rtmd_server *srv)
     if (rtmd_timer_release(&a->timer, a->timer_closed))
         free(a);
 }
+
+static const rtmd_observer auth_observers[] = {
+    {RTMD_EV_SESSION_END, on_session_end},
+};
+
+const rtmd_module auth_module = {
+    .name = "auth",
+    .init = auth_init,
+    .free = auth_free,
+    RTMD_MODULE_METHODS(auth_methods),
+    RTMD_MODULE_OBSERVERS(auth_observers),
+};

@@ -310,7 +310,7 @@ static void purge_done(void *arg, int status)
 
 /* ---- module life cycle ---- */
 
-int bans_init(rtmd_server *srv, char *err, size_t errlen)
+static int bans_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct bans_state *st = calloc(1, sizeof *st);
     if (!st) {
@@ -333,23 +333,19 @@ int bans_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void bans_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"addgroupban", GATES_SERVER, method_addgroupban, 0},
-        {"removegroupban", GATES_SERVER, method_removegroupban, 0},
-        {"isbanofgroup", GATES_SERVER, method_isbanofgroup, 0},
-        {"addroomban", GATES_SERVER, method_addroomban, 0},
-        {"removeroomban", GATES_SERVER, method_removeroomban, 0},
-        {"isbanofroom", GATES_SERVER, method_isbanofroom, 0},
-        {"addprojectblack", GATES_SERVER, method_addprojectblack, 0},
-        {"removeprojectblack", GATES_SERVER, method_removeprojectblack, 0},
-        {"isprojectblack", GATES_SERVER, method_isprojectblack, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method bans_methods[] = {
+    {"addgroupban", GATES_SERVER, method_addgroupban, 0},
+    {"removegroupban", GATES_SERVER, method_removegroupban, 0},
+    {"isbanofgroup", GATES_SERVER, method_isbanofgroup, 0},
+    {"addroomban", GATES_SERVER, method_addroomban, 0},
+    {"removeroomban", GATES_SERVER, method_removeroomban, 0},
+    {"isbanofroom", GATES_SERVER, method_isbanofroom, 0},
+    {"addprojectblack", GATES_SERVER, method_addprojectblack, 0},
+    {"removeprojectblack", GATES_SERVER, method_removeprojectblack, 0},
+    {"isprojectblack", GATES_SERVER, method_isprojectblack, 0},
+};
 
-void bans_free(rtmd_server *srv)
+static void bans_free(rtmd_server *srv)
 {
     struct bans_state *st = state(srv);
     if (!st)
@@ -365,3 +361,10 @@ void bans_free(rtmd_server *srv)
     free(st);
     srv->svc->bans = NULL;
 }
+
+const rtmd_module bans_module = {
+    .name = "bans",
+    .init = bans_init,
+    .free = bans_free,
+    RTMD_MODULE_METHODS(bans_methods),
+};

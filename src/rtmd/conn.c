@@ -4,13 +4,12 @@
  * tighter bounds of links that have not authenticated (packet size, output,
  * and their input buffers' share of the pre-login budget), the bounded
  * output queue flushed with one write per loop turn, and closing.
- * Everything above framing is handed to methods.c (FPNN packets) or http.c
- * (HTTP requests). */
+ * Everything above framing goes to the server's handlers (srv->on_packet,
+ * srv->on_http) and its lifecycle events: this file names no service. */
+#include "events.h"
 #include "log.h"
-#include "methods.h"
 #include "payload.h"
 #include "server.h"
-#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -209,9 +208,10 @@ void conn_free_address_counts(rtmd_server *srv)
 
 /* ---- closing ---- */
 
-/* Tears a closed connection down: unlinks it, ends its session and what
- * modules keep for it, and closes its socket (on_closed frees it once the
- * socket and the requests still holding it are done). */
+/* Tears a closed connection down: unlinks it, fires RTMD_EV_CONN_CLOSED
+ * (its session ends, modules drop what they keep for it), and closes its
+ * socket (on_closed frees it once the socket and the requests still holding
+ * it are done). */
 static void teardown(rtmd_conn *c)
 {
     rtmd_server *srv = c->srv;
@@ -222,8 +222,7 @@ static void teardown(rtmd_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    users_logout(c);
-    listen_conn_closed(c);
+    events_fire(srv, &(rtmd_event){.kind = RTMD_EV_CONN_CLOSED, .conn = c});
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -602,7 +601,7 @@ static int handle_packet(rtmd_conn *c, const fpnn_packet *pkt)
     if (pkt->mtype != FPNN_MT_ANSWER && pkt->method_len == 4 && memcmp(pkt->method, "*key", 4) == 0)
         return handle_key_exchange(c, pkt);
     c->handshaken = true;
-    return rtmd_dispatch_packet(c, pkt);
+    return c->srv->on_packet(c, pkt);
 }
 
 /* Parses plain or stream-decrypted FPNN packets in data[0..len). */
@@ -755,7 +754,7 @@ static int process_http(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
         pos += (size_t)r;
         c->handshaken = true;
         c->srv->metrics.packets_in++;
-        rtmd_http_handle(c, &req);
+        c->srv->on_http(c, &req);
         if (!req.keep_alive)
             conn_close_after_flush(c);
     }

@@ -484,7 +484,7 @@ static int load_groups(sqlite3 *db, void *arg)
 
 /* ---- module life cycle ---- */
 
-int groups_init(rtmd_server *srv, char *err, size_t errlen)
+static int groups_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct groups_state *st = calloc(1, sizeof *st);
     if (!st) {
@@ -501,21 +501,17 @@ int groups_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void groups_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"addgroupmembers", GATES_SERVER | GATES_CLIENT, method_addgroupmembers, 0},
-        {"delgroupmembers", GATES_SERVER | GATES_CLIENT, method_delgroupmembers, 0},
-        {"delgroup", GATES_SERVER, method_delgroup, 0},
-        {"getgroupmembers", GATES_SERVER | GATES_CLIENT, method_getgroupmembers, 0},
-        {"getgroupcount", GATES_SERVER | GATES_CLIENT, method_getgroupcount, 0},
-        {"isgroupmember", GATES_SERVER, method_isgroupmember, 0},
-        {"getusergroups", GATES_SERVER | GATES_CLIENT, method_getusergroups, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method groups_methods[] = {
+    {"addgroupmembers", GATES_SERVER | GATES_CLIENT, method_addgroupmembers, 0},
+    {"delgroupmembers", GATES_SERVER | GATES_CLIENT, method_delgroupmembers, 0},
+    {"delgroup", GATES_SERVER, method_delgroup, 0},
+    {"getgroupmembers", GATES_SERVER | GATES_CLIENT, method_getgroupmembers, 0},
+    {"getgroupcount", GATES_SERVER | GATES_CLIENT, method_getgroupcount, 0},
+    {"isgroupmember", GATES_SERVER, method_isgroupmember, 0},
+    {"getusergroups", GATES_SERVER | GATES_CLIENT, method_getusergroups, 0},
+};
 
-void groups_free(rtmd_server *srv)
+static void groups_free(rtmd_server *srv)
 {
     struct groups_state *st = state(srv);
     if (!st)
@@ -539,3 +535,10 @@ void groups_free(rtmd_server *srv)
     free(st);
     srv->svc->groups = NULL;
 }
+
+const rtmd_module groups_module = {
+    .name = "groups",
+    .init = groups_init,
+    .free = groups_free,
+    RTMD_MODULE_METHODS(groups_methods),
+};

@@ -1738,7 +1738,7 @@ static void on_sweep_tick(uv_timer_t *t)
 
 /* ---- module life cycle ---- */
 
-int history_init(rtmd_server *srv, char *err, size_t errlen)
+static int history_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct history_state *h = calloc(1, sizeof *h);
     if (!h) {
@@ -1753,32 +1753,28 @@ int history_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void history_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"getp2pmsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
-        {"getgroupmsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
-        {"getroommsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
-        {"getbroadcastmsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
-        {"getmsg", GATES_SERVER | GATES_CLIENT, method_getmsg_delmsg, 0},
-        {"delmsg", GATES_SERVER | GATES_CLIENT, method_getmsg_delmsg, 0},
-        {"getmsgnum", GATES_SERVER, method_getmsgnum, 0},
-        {"getunread", GATES_CLIENT, method_getunread, 0},
-        {"cleanunread", GATES_CLIENT, method_mark, 0},
-        {"getsession", GATES_CLIENT, method_getsession, 0},
-        {"removesession", GATES_CLIENT, method_mark, 0},
-        {"getp2punread", GATES_CLIENT, method_unread_counts, 0},
-        {"getgroupunread", GATES_CLIENT, method_unread_counts, 0},
-        {"getp2pconversationlist", GATES_CLIENT, method_convlist, 0},
-        {"getp2punreadconversationlist", GATES_CLIENT, method_convlist, 0},
-        {"getgroupconversationlist", GATES_CLIENT, method_convlist, 0},
-        {"getgroupunreadconversationlist", GATES_CLIENT, method_convlist, 0},
-        {"getunreadconversationlist", GATES_CLIENT, method_convlist, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method history_methods[] = {
+    {"getp2pmsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
+    {"getgroupmsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
+    {"getroommsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
+    {"getbroadcastmsg", GATES_SERVER | GATES_CLIENT, method_history, 0},
+    {"getmsg", GATES_SERVER | GATES_CLIENT, method_getmsg_delmsg, 0},
+    {"delmsg", GATES_SERVER | GATES_CLIENT, method_getmsg_delmsg, 0},
+    {"getmsgnum", GATES_SERVER, method_getmsgnum, 0},
+    {"getunread", GATES_CLIENT, method_getunread, 0},
+    {"cleanunread", GATES_CLIENT, method_mark, 0},
+    {"getsession", GATES_CLIENT, method_getsession, 0},
+    {"removesession", GATES_CLIENT, method_mark, 0},
+    {"getp2punread", GATES_CLIENT, method_unread_counts, 0},
+    {"getgroupunread", GATES_CLIENT, method_unread_counts, 0},
+    {"getp2pconversationlist", GATES_CLIENT, method_convlist, 0},
+    {"getp2punreadconversationlist", GATES_CLIENT, method_convlist, 0},
+    {"getgroupconversationlist", GATES_CLIENT, method_convlist, 0},
+    {"getgroupunreadconversationlist", GATES_CLIENT, method_convlist, 0},
+    {"getunreadconversationlist", GATES_CLIENT, method_convlist, 0},
+};
 
-void history_free(rtmd_server *srv)
+static void history_free(rtmd_server *srv)
 {
     struct history_state *h = srv->svc->history;
     if (!h)
@@ -1791,3 +1787,10 @@ void history_free(rtmd_server *srv)
     if (rtmd_timer_release(&h->timer, h->timer_closed))
         free(h);
 }
+
+const rtmd_module history_module = {
+    .name = "history",
+    .init = history_init,
+    .free = history_free,
+    RTMD_MODULE_METHODS(history_methods),
+};

@@ -2,7 +2,8 @@
  * `GET /metrics` (Prometheus text format: connections per gate, packets,
  * bytes, drops). Later features (REST API, demo endpoints, web pages) add
  * their routes here. */
-#include "server.h"
+#include "http.h"
+
 #include "services.h"
 
 #include <stdarg.h>

@@ -566,19 +566,20 @@ identity_state *identity_of(rtmd_server *srv)
     return srv->svc ? srv->svc->identity : NULL;
 }
 
-int identity_init(rtmd_server *srv, char *err, size_t errlen)
+static int identity_init(rtmd_server *srv, char *err, size_t errlen)
 {
     srv->svc->identity = identity_open(srv->store, err, errlen);
     return srv->svc->identity ? 0 : -1;
 }
 
-void identity_register(struct rtmd_methods *m)
-{
-    (void)m; /* no RTM method of its own yet */
-}
-
-void identity_free(rtmd_server *srv)
+static void identity_free(rtmd_server *srv)
 {
     identity_close(srv->svc->identity);
     srv->svc->identity = NULL;
 }
+
+const rtmd_module identity_module = {
+    .name = "identity",
+    .init = identity_init,
+    .free = identity_free,
+};

@@ -365,7 +365,7 @@ static int encode_event(rtm_buf *out, int64_t pid, int64_t uid, const char *even
     return rc;
 }
 
-void listen_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *event, uint64_t ms)
+static void send_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *event, uint64_t ms)
 {
     if (!srv->svc || !state(srv))
         return;
@@ -385,8 +385,22 @@ void listen_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *e
     rtm_buf_free(&packet);
 }
 
-void listen_conn_closed(rtmd_conn *conn)
+static void on_user_online(rtmd_server *srv, const rtmd_event *ev)
 {
+    send_user_event(srv, ev->pid, ev->uid, "login", ev->ms);
+}
+
+static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
+{
+    if (srv->stopping < 2) /* not for the users rtmd logs out as it exits */
+        send_user_event(srv, ev->pid, ev->uid, "logout", ev->ms);
+}
+
+/* A server-gate connection closes: forget what it listened to. */
+static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
+{
+    rtmd_conn *conn = ev->conn;
+    (void)srv;
     rtmd_listener_state *l = conn->listen;
     if (!l)
         return;
@@ -396,7 +410,7 @@ void listen_conn_closed(rtmd_conn *conn)
 
 /* ---- module life cycle ---- */
 
-int listen_init(rtmd_server *srv, char *err, size_t errlen)
+static int listen_init(rtmd_server *srv, char *err, size_t errlen)
 {
     srv->svc->listen = calloc(1, sizeof *srv->svc->listen);
     if (!srv->svc->listen) {
@@ -406,17 +420,13 @@ int listen_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void listen_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"addlisten", GATES_SERVER, method_addlisten, 0},
-        {"removelisten", GATES_SERVER, method_removelisten, 0},
-        {"setlisten", GATES_SERVER, method_setlisten, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method listen_methods[] = {
+    {"addlisten", GATES_SERVER, method_addlisten, 0},
+    {"removelisten", GATES_SERVER, method_removelisten, 0},
+    {"setlisten", GATES_SERVER, method_setlisten, 0},
+};
 
-void listen_free(rtmd_server *srv)
+static void listen_free(rtmd_server *srv)
 {
     struct listen_state *s = srv->svc->listen;
     if (!s)
@@ -429,3 +439,17 @@ void listen_free(rtmd_server *srv)
     free(s);
     srv->svc->listen = NULL;
 }
+
+static const rtmd_observer listen_observers[] = {
+    {RTMD_EV_USER_ONLINE, on_user_online},
+    {RTMD_EV_USER_OFFLINE, on_user_offline},
+    {RTMD_EV_CONN_CLOSED, on_conn_closed},
+};
+
+const rtmd_module listen_module = {
+    .name = "listen",
+    .init = listen_init,
+    .free = listen_free,
+    RTMD_MODULE_METHODS(listen_methods),
+    RTMD_MODULE_OBSERVERS(listen_observers),
+};

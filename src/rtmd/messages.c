@@ -672,7 +672,7 @@ static int load_newest(sqlite3 *db, void *arg)
     return rc;
 }
 
-int messages_init(rtmd_server *srv, char *err, size_t errlen)
+static int messages_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct messages_state *s = calloc(1, sizeof *s);
     if (!s) {
@@ -692,19 +692,15 @@ int messages_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void messages_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"sendmsg", GATES_SERVER | GATES_CLIENT, method_sendmsg, 0},
-        {"sendmsgs", GATES_SERVER | GATES_CLIENT, method_sendmsgs, 0},
-        {"sendgroupmsg", GATES_SERVER | GATES_CLIENT, method_sendgroupmsg, 0},
-        {"sendroommsg", GATES_SERVER | GATES_CLIENT, method_sendroommsg, 0},
-        {"broadcastmsg", GATES_SERVER, method_broadcastmsg, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method messages_methods[] = {
+    {"sendmsg", GATES_SERVER | GATES_CLIENT, method_sendmsg, 0},
+    {"sendmsgs", GATES_SERVER | GATES_CLIENT, method_sendmsgs, 0},
+    {"sendgroupmsg", GATES_SERVER | GATES_CLIENT, method_sendgroupmsg, 0},
+    {"sendroommsg", GATES_SERVER | GATES_CLIENT, method_sendroommsg, 0},
+    {"broadcastmsg", GATES_SERVER, method_broadcastmsg, 0},
+};
 
-void messages_free(rtmd_server *srv)
+static void messages_free(rtmd_server *srv)
 {
     struct messages_state *s = srv->svc->messages;
     if (!s)
@@ -715,3 +711,10 @@ void messages_free(rtmd_server *srv)
     free(s);
     srv->svc->messages = NULL;
 }
+
+const rtmd_module messages_module = {
+    .name = "messages",
+    .init = messages_init,
+    .free = messages_free,
+    RTMD_MODULE_METHODS(messages_methods),
+};

@@ -95,6 +95,11 @@ bool req_arg_int64(rtmd_request *req, const char *key, int64_t *out);
  * repeats are not kept. Out of memory answers 200999. */
 bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_empty, int64_t **out, uint32_t *n);
 
+/* The FPNN packet handler of the client and server gates (see
+ * rtmd_packet_handler): decodes a quest, finds its method, checks the
+ * caller (login or signature) and runs the handler. */
+int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt);
+
 /* Built-in methods (ping, bye, *ping, *echo, *infos). */
 void builtin_methods_register(struct rtmd_methods *m);
 

@@ -206,7 +206,7 @@ static void on_refresh_tick(uv_timer_t *t)
 
 /* ---- module life cycle ---- */
 
-int quota_init(rtmd_server *srv, char *err, size_t errlen)
+static int quota_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct quota_state *q = calloc(1, sizeof *q);
     if (!q || !(q->projects = calloc(srv->nprojects + 1, sizeof *q->projects))) {
@@ -235,12 +235,7 @@ int quota_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void quota_register(struct rtmd_methods *m)
-{
-    (void)m;
-}
-
-void quota_free(rtmd_server *srv)
+static void quota_free(rtmd_server *srv)
 {
     struct quota_state *q = srv->svc->quota;
     if (!q)
@@ -250,3 +245,9 @@ void quota_free(rtmd_server *srv)
     if (rtmd_timer_release(&q->timer, q->timer_closed))
         free(q);
 }
+
+const rtmd_module quota_module = {
+    .name = "quota",
+    .init = quota_init,
+    .free = quota_free,
+};

@@ -112,9 +112,11 @@ static bool room_leave(rtmd_server *srv, rtmd_user *u, int64_t rid)
     return true;
 }
 
-void rooms_user_offline(rtmd_server *srv, rtmd_user *user)
+/* The user's last connection ended: it leaves every room. */
+static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
 {
     struct rooms_state *st = state(srv);
+    rtmd_user *user = ev->user;
     for (uint32_t i = 0; st && i < user->nrooms; i++)
         room_remove_member(st, user->pid, user->rids[i], user->uid);
     user->nrooms = 0;
@@ -280,7 +282,7 @@ static void method_delroommember(rtmd_request *req)
 
 /* ---- module life cycle ---- */
 
-int rooms_init(rtmd_server *srv, char *err, size_t errlen)
+static int rooms_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct rooms_state *st = calloc(1, sizeof *st);
     if (!st) {
@@ -291,21 +293,17 @@ int rooms_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void rooms_register(struct rtmd_methods *m)
-{
-    static const rtmd_method table[] = {
-        {"enterroom", GATES_CLIENT, method_enterroom, 0},
-        {"leaveroom", GATES_CLIENT, method_leaveroom, 0},
-        {"getuserrooms", GATES_CLIENT, method_getuserrooms, 0},
-        {"getroommembers", GATES_CLIENT | GATES_SERVER, method_getroommembers, 0},
-        {"getroomcount", GATES_CLIENT | GATES_SERVER, method_getroomcount, 0},
-        {"addroommember", GATES_SERVER, method_addroommember, 0},
-        {"delroommember", GATES_SERVER, method_delroommember, 0},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
-}
+static const rtmd_method rooms_methods[] = {
+    {"enterroom", GATES_CLIENT, method_enterroom, 0},
+    {"leaveroom", GATES_CLIENT, method_leaveroom, 0},
+    {"getuserrooms", GATES_CLIENT, method_getuserrooms, 0},
+    {"getroommembers", GATES_CLIENT | GATES_SERVER, method_getroommembers, 0},
+    {"getroomcount", GATES_CLIENT | GATES_SERVER, method_getroomcount, 0},
+    {"addroommember", GATES_SERVER, method_addroommember, 0},
+    {"delroommember", GATES_SERVER, method_delroommember, 0},
+};
 
-void rooms_free(rtmd_server *srv)
+static void rooms_free(rtmd_server *srv)
 {
     struct rooms_state *st = state(srv);
     if (!st)
@@ -321,3 +319,15 @@ void rooms_free(rtmd_server *srv)
     free(st);
     srv->svc->rooms = NULL;
 }
+
+static const rtmd_observer rooms_observers[] = {
+    {RTMD_EV_USER_OFFLINE, on_user_offline},
+};
+
+const rtmd_module rooms_module = {
+    .name = "rooms",
+    .init = rooms_init,
+    .free = rooms_free,
+    RTMD_MODULE_METHODS(rooms_methods),
+    RTMD_MODULE_OBSERVERS(rooms_observers),
+};

@@ -5,6 +5,7 @@
  * running several loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
 
+#include "http.h"
 #include "log.h"
 #include "methods.h"
 #include "services.h"
@@ -385,6 +386,8 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     if (!srv->methods)
         return -1;
     builtin_methods_register(srv->methods);
+    srv->on_packet = rtmd_dispatch_packet;
+    srv->on_http = rtmd_http_handle;
     if (services_init(srv, err, errlen) != 0)
         return -1;
 

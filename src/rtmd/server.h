@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "events.h"
 #include "pairmap.h"
 #include "fpnn_crypto.h"
 #include "store.h"
@@ -112,6 +113,13 @@ typedef struct rtmd_conn {
     uint64_t last_ping_ms;
 } rtmd_conn;
 
+/* What conn.c hands complete input to (set by rtmd_server_init, so that
+ * the transport names no dispatcher or router): an FPNN packet of a
+ * client or server gate (returns 0, or -1 when the connection must be
+ * closed), and an HTTP request of the HTTP gate. */
+typedef int (*rtmd_packet_handler)(rtmd_conn *c, const fpnn_packet *pkt);
+typedef void (*rtmd_http_handler)(rtmd_conn *c, const struct http_request *req);
+
 typedef struct rtmd_metrics {
     uint64_t accepted[GATE_COUNT];
     uint64_t closed[GATE_COUNT];
@@ -141,6 +149,9 @@ typedef struct rtmd_server {
     struct rtmd_methods *methods;
 
     rtmd_listener listeners[ENDPOINT_COUNT];
+    rtmd_packet_handler on_packet;  /* methods.c: rtmd_dispatch_packet */
+    rtmd_http_handler on_http;      /* http.c: rtmd_http_handle */
+    rtmd_events events;             /* lifecycle event subscriptions (events.h) */
     tls_context *tls;               /* certificate of the TLS listeners, or NULL */
     uv_signal_t sighup;             /* reloads the certificate */
     uv_timer_t tick;
@@ -254,10 +265,5 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status);
 /* Writes the queued output of every connection that has some (conn.c). */
 void rtmd_flush_dirty(rtmd_server *srv);
 
-/* Called by conn.c for each complete FPNN packet. Returns 0, or -1 when the
- * connection must be closed. */
-int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt);
-/* Called by conn.c for each complete HTTP request on the HTTP listener. */
-void rtmd_http_handle(rtmd_conn *c, const struct http_request *req);
 
 #endif

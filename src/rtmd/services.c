@@ -5,34 +5,46 @@
 #include "methods.h"
 #include "users.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
-typedef struct module {
-    const char *name;
-    int (*init)(rtmd_server *, char *, size_t);
-    void (*reg)(struct rtmd_methods *);
-    void (*free)(rtmd_server *);
-} module;
-
-#define MODULE(n) {#n, n##_init, n##_register, n##_free}
-static const module modules[] = {
-    MODULE(identity), /* first: the others may resolve string ids */
-    MODULE(sign), MODULE(auth), MODULE(bans), MODULE(groups), MODULE(rooms), MODULE(listen), MODULE(quota),
-    MODULE(messages), MODULE(history),
+/* Every service module, in start order. */
+extern const rtmd_module users_module, identity_module, sign_module, auth_module, bans_module, groups_module,
+    rooms_module, listen_module, quota_module, messages_module, history_module;
+static const rtmd_module *const modules[] = {
+    &identity_module, /* first: the others may resolve string ids */
+    &sign_module,  &auth_module,  &bans_module,     &groups_module,  &rooms_module,
+    &listen_module, &quota_module, &messages_module, &history_module,
+    &users_module, /* last: freed first, before the state its users point into */
 };
-#undef MODULE
 #define NMODULES (sizeof modules / sizeof modules[0])
+
+static int start_module(rtmd_server *srv, const rtmd_module *m, char *err, size_t errlen)
+{
+    if (m->init && m->init(srv, err, errlen) != 0)
+        return -1;
+    if (m->nmethods && methods_register(srv->methods, m->methods, m->nmethods) != 0) {
+        snprintf(err, errlen, "module %s: cannot register its methods (a name too long, or the table full)", m->name);
+        return -1;
+    }
+    for (size_t i = 0; i < m->nobservers; i++)
+        if (events_subscribe(srv, m->observers[i].kind, m->observers[i].fn) != 0) {
+            snprintf(err, errlen, "module %s: too many observers of one event", m->name);
+            return -1;
+        }
+    return 0;
+}
 
 int services_init(rtmd_server *srv, char *err, size_t errlen)
 {
     srv->svc = calloc(1, sizeof *srv->svc);
-    if (!srv->svc)
+    if (!srv->svc) {
+        snprintf(err, errlen, "out of memory");
         return -1;
-    for (size_t i = 0; i < NMODULES; i++) {
-        if (modules[i].init(srv, err, errlen) != 0)
-            return -1;
-        modules[i].reg(srv->methods);
     }
+    for (size_t i = 0; i < NMODULES; i++)
+        if (start_module(srv, modules[i], err, errlen) != 0)
+            return -1;
     return 0;
 }
 
@@ -40,9 +52,9 @@ void services_free(rtmd_server *srv)
 {
     if (!srv->svc)
         return;
-    users_free_all(srv);
     for (size_t i = NMODULES; i-- > 0;)
-        modules[i].free(srv);
+        if (modules[i]->free)
+            modules[i]->free(srv);
     free(srv->svc);
     srv->svc = NULL;
 }

@@ -1,14 +1,15 @@
-/* The service layer's modules and their life cycle. Each module owns its
- * state (hung on rtmd_services), loads what it needs from the store at
- * start-up, registers its methods in the method table, and frees its state
- * at exit. Modules talk to each other through their headers, never through
- * each other's state. */
+/* The service layer's modules: the descriptor each one exports (its
+ * start and exit, methods and observed events) and their life cycle. Each
+ * module owns its state (hung on rtmd_services), loads what it needs from
+ * the store at start-up, and frees its state at exit. Modules talk to each
+ * other through their headers and events, never through each other's
+ * state. */
 #ifndef RTMD_SERVICES_H
 #define RTMD_SERVICES_H
 
+#include "events.h"
+#include "methods.h"
 #include "server.h"
-
-struct rtmd_methods;
 
 typedef struct rtmd_services {
     struct identity_state *identity; /* identity.c: string ids <-> uids */
@@ -28,22 +29,25 @@ int services_init(rtmd_server *srv, char *err, size_t errlen);
 /* Frees every module's state; the store may already be closed. */
 void services_free(rtmd_server *srv);
 
-/* The life cycle of each module, called by services.c in this order. */
-#define RTMD_SERVICE(name)                                                                                         \
-    int name##_init(rtmd_server *srv, char *err, size_t errlen);                                                   \
-    void name##_register(struct rtmd_methods *m);                                                                  \
-    void name##_free(rtmd_server *srv);
-RTMD_SERVICE(identity)
-RTMD_SERVICE(sign)
-RTMD_SERVICE(auth)
-RTMD_SERVICE(bans)
-RTMD_SERVICE(groups)
-RTMD_SERVICE(rooms)
-RTMD_SERVICE(listen)
-RTMD_SERVICE(quota)
-RTMD_SERVICE(messages)
-RTMD_SERVICE(history)
-#undef RTMD_SERVICE
+/* A service module: what it needs at start and exit, the methods it
+ * answers and the events it observes. Each module defines one
+ * (`const rtmd_module name_module`) and services.c lists them; that list is
+ * the only place a new module is added. init runs after the store is open
+ * (in list order, after the modules before it), free at exit (in reverse
+ * order; the store may be closed by then). */
+typedef struct rtmd_module {
+    const char *name;
+    int (*init)(rtmd_server *srv, char *err, size_t errlen); /* NULL: nothing to set up */
+    void (*free)(rtmd_server *srv);                          /* NULL: nothing to free */
+    const rtmd_method *methods;
+    size_t nmethods;
+    const rtmd_observer *observers;
+    size_t nobservers;
+} rtmd_module;
+
+/* Fills .methods/.nmethods or .observers/.nobservers from a static array. */
+#define RTMD_MODULE_METHODS(a) .methods = (a), .nmethods = sizeof(a) / sizeof((a)[0])
+#define RTMD_MODULE_OBSERVERS(a) .observers = (a), .nobservers = sizeof(a) / sizeof((a)[0])
 
 /* Figures for /metrics: live login tokens kept in memory (auth.c). */
 size_t auth_token_count(const rtmd_server *srv);

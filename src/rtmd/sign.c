@@ -289,7 +289,7 @@ void sign_refuse(rtmd_request *req, int code)
 
 /* ---- module life cycle ---- */
 
-int sign_init(rtmd_server *srv, char *err, size_t errlen)
+static int sign_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct sign_state *a = calloc(1, sizeof *a);
     if (!a || !(a->ring = calloc(srv->cfg.sign_salts_max, sizeof *a->ring))) {
@@ -313,12 +313,7 @@ int sign_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void sign_register(struct rtmd_methods *m)
-{
-    (void)m; /* no methods: the dispatcher calls sign_verify */
-}
-
-void sign_free(rtmd_server *srv)
+static void sign_free(rtmd_server *srv)
 {
     struct sign_state *a = srv->svc->sign;
     if (!a)
@@ -329,3 +324,9 @@ void sign_free(rtmd_server *srv)
     if (rtmd_timer_release(&a->timer, a->timer_closed))
         free(a);
 }
+
+const rtmd_module sign_module = {
+    .name = "sign",
+    .init = sign_init,
+    .free = sign_free,
+};

@@ -1,6 +1,8 @@
 /* Online users and their sessions (see users.h). */
 #include "users.h"
 
+#include "services.h"
+
 #include "log.h"
 #include "payload.h"
 #include "push.h"
@@ -51,7 +53,7 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
     u->nsessions++;
     conn->session = s;
     if (first)
-        listen_user_event(srv, pid, uid, "login", s->login_ms);
+        events_fire(srv, &(rtmd_event){.kind = RTMD_EV_USER_ONLINE, .user = u, .pid = pid, .uid = uid, .ms = s->login_ms});
     return s;
 }
 
@@ -68,9 +70,8 @@ static void free_session(rtmd_session *s)
 static void user_offline(rtmd_server *srv, rtmd_user *u)
 {
     pairmap_del(&srv->users, (uint64_t)u->pid, (uint64_t)u->uid);
-    rooms_user_offline(srv, u);
-    if (srv->stopping < 2)
-        listen_user_event(srv, u->pid, u->uid, "logout", (uint64_t)rtmd_unix_ms());
+    events_fire(srv, &(rtmd_event){.kind = RTMD_EV_USER_OFFLINE, .user = u, .pid = u->pid, .uid = u->uid,
+                                   .ms = (uint64_t)rtmd_unix_ms()});
     free(u->rids);
     free(u);
 }
@@ -90,7 +91,7 @@ void users_logout(rtmd_conn *conn)
         s->next->prev = s->prev;
     u->nsessions--;
     free_session(s);
-    auth_session_ended(conn->srv, u->pid);
+    events_fire(conn->srv, &(rtmd_event){.kind = RTMD_EV_SESSION_END, .conn = conn, .pid = u->pid, .uid = u->uid});
     if (u->nsessions == 0)
         user_offline(conn->srv, u);
 }
@@ -284,7 +285,7 @@ int session_attrs_set(rtmd_session *s, const msgpack_object *attrs)
     return 0;
 }
 
-void users_free_all(rtmd_server *srv)
+static void users_free_all(rtmd_server *srv)
 {
     for (size_t i = 0; i < srv->users.cap; i++) {
         rtmd_user *u = srv->users.slots[i].value;
@@ -300,3 +301,21 @@ void users_free_all(rtmd_server *srv)
     }
     pairmap_free(&srv->users);
 }
+
+static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
+{
+    (void)srv;
+    users_logout(ev->conn);
+}
+
+static const rtmd_observer users_observers[] = {
+    {RTMD_EV_CONN_CLOSED, on_conn_closed},
+};
+
+/* Online users are a module too: a closing connection ends its session
+ * through an event, and what they hold is freed at exit. */
+const rtmd_module users_module = {
+    .name = "users",
+    .free = users_free_all,
+    RTMD_MODULE_OBSERVERS(users_observers),
+};

@@ -85,14 +85,8 @@ int session_attrs_check(const rtmd_session *s, const msgpack_object *attrs, cons
 /* Sets the pairs of a checked map. Returns 0, or -1 when out of memory. */
 int session_attrs_set(rtmd_session *s, const msgpack_object *attrs);
 
-/* Hooks run by users.c; each service that keeps per-user state implements
- * its own (rooms.c leaves every room, listen.c sends the events). */
-void rooms_user_offline(rtmd_server *srv, rtmd_user *user);
-void auth_session_ended(rtmd_server *srv, int64_t pid);
-void listen_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *event, uint64_t ms);
-/* A server-gate connection closes: listen.c forgets what it listened to. */
-void listen_conn_closed(rtmd_conn *conn);
-
-void users_free_all(rtmd_server *srv);
+/* users.c fires RTMD_EV_USER_ONLINE, RTMD_EV_SESSION_END and
+ * RTMD_EV_USER_OFFLINE (events.h) and ends a session on
+ * RTMD_EV_CONN_CLOSED; modules that keep per-user state observe them. */
 
 #endif

@@ -1,0 +1,50 @@
+/* Lifecycle events of the server: the transport and users.c fire them, the
+ * service modules that keep state per connection or per user subscribe
+ * (through their descriptor, services.h). The one who fires never names
+ * who listens, so the transport calls no service and users.c no module. */
+#ifndef RTMD_EVENTS_H
+#define RTMD_EVENTS_H
+
+#include <stdint.h>
+
+struct rtmd_server;
+struct rtmd_conn;
+struct rtmd_user;
+
+typedef enum rtmd_event_kind {
+    RTMD_EV_CONN_CLOSED,  /* conn: a connection is being torn down */
+    RTMD_EV_SESSION_END,  /* conn, pid, uid: an authenticated session ended */
+    RTMD_EV_USER_ONLINE,  /* user, pid, uid, ms: the user's first session began */
+    RTMD_EV_USER_OFFLINE, /* user, pid, uid, ms: its last session ended (user is freed after) */
+    RTMD_EV_COUNT
+} rtmd_event_kind;
+
+typedef struct rtmd_event {
+    rtmd_event_kind kind;
+    struct rtmd_conn *conn;
+    struct rtmd_user *user;
+    int64_t pid, uid;
+    uint64_t ms; /* unix milliseconds */
+} rtmd_event;
+
+typedef void (*rtmd_observer_fn)(struct rtmd_server *srv, const rtmd_event *ev);
+
+typedef struct rtmd_observer {
+    rtmd_event_kind kind;
+    rtmd_observer_fn fn;
+} rtmd_observer;
+
+#define RTMD_OBSERVERS_MAX 16 /* per event kind */
+
+/* The subscriptions, kept by the server. */
+typedef struct rtmd_events {
+    rtmd_observer_fn fns[RTMD_EV_COUNT][RTMD_OBSERVERS_MAX];
+    uint8_t n[RTMD_EV_COUNT];
+} rtmd_events;
+
+/* Adds an observer; they run in the order subscribed. Returns 0, or -1
+ * when the kind already has RTMD_OBSERVERS_MAX. */
+int events_subscribe(struct rtmd_server *srv, rtmd_event_kind kind, rtmd_observer_fn fn);
+void events_fire(struct rtmd_server *srv, const rtmd_event *ev);
+
+#endif
