@@ -215,6 +215,7 @@ void conn_free_address_counts(rtmd_server *srv)
 static void teardown(rtmd_conn *c)
 {
     rtmd_server *srv = c->srv;
+    rtmd_sweep_unlinking(&srv->sweep, c);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -1,8 +1,9 @@
 /* The rtmd server object: start-up (store, encryption key, projects,
- * method table, listeners), the once-a-second housekeeping tick (handshake,
- * login and idle timeouts, keepalive pings), the ready banner, and the
- * graceful stop driven by SIGTERM/SIGINT. One event loop owns all of this state, so
- * running several loops later means one rtmd_server-like shard per loop. */
+ * method table, listeners), the housekeeping that visits every connection
+ * about once a second in slices (handshake, login and idle timeouts,
+ * keepalive pings), the ready banner, and the graceful stop driven by
+ * SIGTERM/SIGINT. One event loop owns all of this state, so running several
+ * loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
 
 #include "http.h"
@@ -187,46 +188,95 @@ static void close_listeners(rtmd_server *srv)
 
 /* ---- housekeeping ---- */
 
+uint64_t rtmd_sweep_quota(uint64_t left, uint64_t nconns, unsigned ticks_left)
+{
+    uint64_t n = left < nconns ? left : nconns;
+    if (ticks_left <= 1)
+        return n;
+    return n / ticks_left + (n % ticks_left != 0);
+}
+
+/* `left` only ever overstates what the pass has left: it counts down at
+ * each visit, while a connection closed before its visit leaves the list
+ * without being counted. So the pass's last tick, which takes `left`,
+ * reaches the end of the list. */
+uint64_t rtmd_sweep_tick(rtmd_sweep *s, rtmd_conn *head, uint64_t nconns, rtmd_sweep_visit *visit, void *arg)
+{
+    unsigned ticks = s->ticks_per_pass ? s->ticks_per_pass : 1;
+    if (s->tick == 0) {
+        s->next = head;
+        s->left = nconns;
+    }
+    uint64_t quota = rtmd_sweep_quota(s->left, nconns, ticks - s->tick);
+    uint64_t visited = 0;
+    while (visited < quota && s->next) {
+        rtmd_conn *c = s->next;
+        s->next = c->next; /* before the visit, which may close c */
+        visited++;
+        visit(c, arg);
+    }
+    s->left = s->next ? s->left - visited : 0;
+    if (++s->tick >= ticks) {
+        s->tick = 0;
+        s->next = NULL;
+        s->left = 0;
+    }
+    return visited;
+}
+
+void rtmd_sweep_unlinking(rtmd_sweep *s, const rtmd_conn *c)
+{
+    if (s->next == c)
+        s->next = c->next;
+}
+
+/* Deadlines are seen at the connection's next visit: at most about a
+ * second late while the number of connections is steady, less than two
+ * seconds late in any case (see rtmd_sweep in server.h). */
+static void housekeep(rtmd_conn *c, void *arg)
+{
+    rtmd_server *srv = arg;
+    uint64_t now = uv_now(srv->loop);
+    const rtmd_config *cfg = &srv->cfg;
+    if (c->closing)
+        return;
+    /* Client links must log in, app-server links sign a request, in time. */
+    if (!c->authenticated && c->gate != GATE_HTTP && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
+        srv->metrics.timeouts++;
+        conn_close(c, c->gate == GATE_SERVER_TCP ? "no signed request within login_timeout"
+                                                 : "no login within login_timeout");
+        return;
+    }
+    if (!c->handshaken) {
+        if (now - c->created_ms > (uint64_t)cfg->handshake_timeout * 1000) {
+            srv->metrics.timeouts++;
+            conn_close(c, "handshake timeout");
+        }
+        return;
+    }
+    if (c->gate == GATE_SERVER_TCP)
+        return; /* app servers keep quiet links; TCP keepalive watches them */
+    if (now - c->last_recv_ms > (uint64_t)cfg->idle_timeout * 1000) {
+        srv->metrics.timeouts++;
+        conn_close(c, "idle timeout");
+        return;
+    }
+    if (c->gate != GATE_HTTP && now - c->last_ping_ms >= (uint64_t)cfg->ping_interval * 1000) {
+        c->last_ping_ms = now;
+        conn_send_quest(c, "ping", (const uint8_t *)"\x80", 1);
+    } else if (now - c->last_recv_ms >= 1000) {
+        /* Quiet for a second: give its buffers back (most connections
+         * of a chat server are quiet most of the time). */
+        conn_release_idle_buffers(c);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rtmd_server *srv = t->data;
-    uint64_t now = uv_now(srv->loop);
-    const rtmd_config *cfg = &srv->cfg;
-    rtmd_conn *next;
     if (srv->stopping)
         return; /* no pings or timeouts while the output drains */
-    for (rtmd_conn *c = srv->conns; c; c = next) {
-        next = c->next;
-        /* Client links must log in, app-server links sign a request, in time. */
-        if (!c->authenticated && c->gate != GATE_HTTP && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
-            srv->metrics.timeouts++;
-            conn_close(c, c->gate == GATE_SERVER_TCP ? "no signed request within login_timeout"
-                                                     : "no login within login_timeout");
-            continue;
-        }
-        if (!c->handshaken) {
-            if (now - c->created_ms > (uint64_t)cfg->handshake_timeout * 1000) {
-                srv->metrics.timeouts++;
-                conn_close(c, "handshake timeout");
-            }
-            continue;
-        }
-        if (c->gate == GATE_SERVER_TCP)
-            continue; /* app servers keep quiet links; TCP keepalive watches them */
-        if (now - c->last_recv_ms > (uint64_t)cfg->idle_timeout * 1000) {
-            srv->metrics.timeouts++;
-            conn_close(c, "idle timeout");
-            continue;
-        }
-        if (c->gate != GATE_HTTP && now - c->last_ping_ms >= (uint64_t)cfg->ping_interval * 1000) {
-            c->last_ping_ms = now;
-            conn_send_quest(c, "ping", (const uint8_t *)"\x80", 1);
-        } else if (now - c->last_recv_ms >= 1000) {
-            /* Quiet for a second: give its buffers back (most connections
-             * of a chat server are quiet most of the time). */
-            conn_release_idle_buffers(c);
-        }
-    }
+    rtmd_sweep_tick(&srv->sweep, srv->conns, srv->nconns, housekeep, srv);
 }
 
 bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed)
@@ -407,7 +457,8 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
 
     uv_timer_init(loop, &srv->tick);
     srv->tick.data = srv;
-    uv_timer_start(&srv->tick, on_tick, 1000, 1000);
+    srv->sweep.ticks_per_pass = RTMD_HOUSEKEEPING_HZ;
+    uv_timer_start(&srv->tick, on_tick, 1000 / RTMD_HOUSEKEEPING_HZ, 1000 / RTMD_HOUSEKEEPING_HZ);
     uv_check_init(loop, &srv->flusher);
     srv->flusher.data = srv;
     uv_check_start(&srv->flusher, on_check);

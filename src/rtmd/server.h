@@ -1,7 +1,7 @@
 /* The rtmd server: its event loop, listeners, connections and their
- * lifecycle (handshake and idle timeouts, keepalive pings, output limits),
- * metrics, projects and graceful stop. Transport details live in conn.c,
- * method dispatch in methods.c, HTTP in http.c. */
+ * lifecycle (handshake and idle timeouts, keepalive pings, watched in
+ * slices; output limits), metrics, projects and graceful stop. Transport
+ * details live in conn.c, method dispatch in methods.c, HTTP in http.c. */
 #ifndef RTMD_SERVER_H
 #define RTMD_SERVER_H
 
@@ -120,6 +120,39 @@ typedef struct rtmd_conn {
 typedef int (*rtmd_packet_handler)(rtmd_conn *c, const fpnn_packet *pkt);
 typedef void (*rtmd_http_handler)(rtmd_conn *c, const struct http_request *req);
 
+/* Housekeeping (login, handshake and idle deadlines, keepalive pings,
+ * idle buffers) visits the connections in slices, as Redis clientsCron
+ * does, so that a tick costs the same whatever their number: a pass over
+ * the list lasts RTMD_HOUSEKEEPING_HZ ticks (one second), and each tick
+ * visits an equal share of what the pass has left. The walk starts at the
+ * head; connections accepted meanwhile join at the head and wait for the
+ * next pass. So a connection present when a pass starts is visited in that
+ * pass: two visits are about a second apart while the number of
+ * connections is steady, and always less than two seconds apart (with the
+ * ticks on time). */
+#define RTMD_HOUSEKEEPING_HZ 10
+
+typedef struct rtmd_sweep {
+    rtmd_conn *next;          /* where the walk resumes; NULL once the pass ended */
+    uint64_t left;            /* connections of this pass not visited yet, at most */
+    unsigned tick;            /* ticks of this pass done */
+    unsigned ticks_per_pass;
+} rtmd_sweep;
+
+typedef void rtmd_sweep_visit(rtmd_conn *c, void *arg);
+
+/* How many connections one tick visits: the pass's unvisited ones (at most
+ * `left`, and no more than the `nconns` in the list) shared over the
+ * `ticks_left` ticks of the pass, rounded up; the last tick takes all. */
+uint64_t rtmd_sweep_quota(uint64_t left, uint64_t nconns, unsigned ticks_left);
+/* One tick: starts a pass at `head` when the last one is over, then visits
+ * the quota of connections from where the walk stopped. A visit may close
+ * (and unlink) any connection. Returns how many were visited. */
+uint64_t rtmd_sweep_tick(rtmd_sweep *s, rtmd_conn *head, uint64_t nconns, rtmd_sweep_visit *visit, void *arg);
+/* Called as c leaves the list, so that the walk never resumes at a
+ * connection that is gone. */
+void rtmd_sweep_unlinking(rtmd_sweep *s, const rtmd_conn *c);
+
 typedef struct rtmd_metrics {
     uint64_t accepted[GATE_COUNT];
     uint64_t closed[GATE_COUNT];
@@ -160,6 +193,7 @@ typedef struct rtmd_server {
     uv_timer_t stop_timer;
 
     rtmd_conn *conns;
+    rtmd_sweep sweep;               /* the housekeeping walk over conns */
     rtmd_conn *dirty;
     rtmd_conn **closing;            /* closed, to be torn down (conn_finish_closes) */
     size_t nclosing, closing_cap;
