@@ -50,10 +50,10 @@ typedef struct conv_q {
 
 static void conv_q_free(conv_q *q)
 {
-    sqlite3_finalize(q->mark);
-    sqlite3_finalize(q->count);
-    sqlite3_finalize(q->last);
-    sqlite3_finalize(q->any);
+    store_stmt_release(q->mark);
+    store_stmt_release(q->count);
+    store_stmt_release(q->last);
+    store_stmt_release(q->any);
 }
 
 static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
@@ -191,7 +191,7 @@ static int list_convs(sqlite3 *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
             c->xid = peer;
             c->last_id = last;
         }
-        sqlite3_finalize(st);
+        store_stmt_release(st);
         if (rc != SQLITE_DONE && rc != SQLITE_ROW && rc != SQLITE_OK)
             return rc;
         rc = SQLITE_OK;
@@ -561,7 +561,7 @@ static int apply_removesession(sqlite3 *db, void *arg)
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         j->mark_id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     if (rc != SQLITE_ROW)
         return rc;
     return hjob_apply_mark(db, j);

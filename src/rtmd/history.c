@@ -56,7 +56,7 @@ static int read_history_txn(sqlite3 *db, hjob *j)
     sqlite3_bind_int64(st, 8, j->num);
     j->msgs = calloc((size_t)j->num + 1, sizeof *j->msgs);
     if (!j->msgs) {
-        sqlite3_finalize(st);
+        store_stmt_release(st);
         return SQLITE_NOMEM;
     }
     size_t bytes = 0;
@@ -73,7 +73,7 @@ static int read_history_txn(sqlite3 *db, hjob *j)
         }
         j->nmsgs++;
     }
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
@@ -206,7 +206,7 @@ static int read_getmsg(sqlite3 *db, void *arg)
     } else if (rc == SQLITE_DONE) {
         rc = SQLITE_OK;
     }
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc;
 }
 
@@ -248,7 +248,7 @@ static int apply_delmsg(sqlite3 *db, void *arg)
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
     sqlite3_bind_int64(st, 5, j->from);
     sqlite3_bind_int64(st, 6, j->mid);
-    return store_step_finalize(st);
+    return store_step_release(st);
 }
 
 /* getmsg / delmsg {mid, from, xid, type} on both gates. A client may read a
@@ -319,7 +319,7 @@ static int read_msgnum(sqlite3 *db, void *arg)
         j->count = sqlite3_column_int64(st, 1);
         rc = SQLITE_OK;
     }
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc;
 }
 

@@ -220,7 +220,7 @@ bool hist_arg_mtypes(rtmd_request *req, char *sql, size_t cap, bool chat_default
 
 int hist_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
-    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+    int rc = store_stmt(db, sql, st);
     if (rc != SQLITE_OK)
         LOG_ERROR("history: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
     return rc;
@@ -254,18 +254,25 @@ int64_t hist_query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int *
         v = sqlite3_column_int64(st, 0);
     else if (s != SQLITE_DONE)
         *rc = s;
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return v;
+}
+
+static int exec_one(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int rc = hist_prep(db, sql, &st);
+    return rc == SQLITE_OK ? store_step_release(st) : rc;
 }
 
 /* Runs fn inside one read transaction, so that it sees one snapshot. */
 int hist_in_read_txn(sqlite3 *db, int (*fn)(sqlite3 *, hjob *), hjob *j)
 {
-    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    int rc = exec_one(db, "BEGIN");
     if (rc != SQLITE_OK)
         return rc;
     rc = fn(db, j);
-    sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    exec_one(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK");
     return rc;
 }
 
@@ -288,7 +295,7 @@ int hjob_apply_mark(sqlite3 *db, void *arg)
     sqlite3_bind_int(st, 3, j->mark_type);
     sqlite3_bind_int64(st, 4, j->mark_xid);
     sqlite3_bind_int64(st, 5, j->mark_id);
-    return store_step_finalize(st);
+    return store_step_release(st);
 }
 
 /* A history write (read marker, delmsg) committed: answers what the job

@@ -149,7 +149,7 @@ static int first_id_not_older(sqlite3 *db, int64_t lo, int64_t hi, int64_t cutof
         }
         rc = SQLITE_OK;
     }
-    sqlite3_finalize(probe);
+    store_stmt_release(probe);
     *out = lo;
     return rc;
 }
@@ -195,7 +195,7 @@ static int sweep_scan_convs(sqlite3 *db, sweep *sw)
                    "SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                    " ORDER BY id DESC LIMIT 1 OFFSET ?5",
                    &nth)) != SQLITE_OK) {
-        sqlite3_finalize(convs);
+        store_stmt_release(convs);
         return rc;
     }
     sqlite3_bind_int64(convs, 1, sw->since_id);
@@ -223,8 +223,8 @@ static int sweep_scan_convs(sqlite3 *db, sweep *sw)
             break;
         }
     }
-    sqlite3_finalize(nth);
-    sqlite3_finalize(convs);
+    store_stmt_release(nth);
+    store_stmt_release(convs);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -293,7 +293,7 @@ static int sweep_apply(sqlite3 *db, void *arg)
     }
     rc = sqlite3_step(st);
     sw->batch_deleted = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
