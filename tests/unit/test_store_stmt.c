@@ -122,6 +122,25 @@ static void writer_commit_does_not_wait_for_disk(void **state)
     }
 }
 
+/* A store on a fresh directory (dir: a mkdtemp template) and its loop. */
+static store *open_test_store(uv_loop_t *loop, char *dir)
+{
+    uv_loop_init(loop);
+    assert_non_null(mkdtemp(dir));
+    char err[256];
+    store *s = store_open(loop, dir, 0, false, err, sizeof err);
+    assert_non_null(s);
+    return s;
+}
+
+static void close_test_store(uv_loop_t *loop, store *s, char *dir)
+{
+    store_close(s);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
 typedef struct read_ctx {
     int runs_before;           /* runs of the statement handed out, before this one */
     int64_t value;
@@ -157,12 +176,8 @@ static void on_read(void *arg, int status)
 static void reads_reuse_statements_of_their_connection(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     char dir[] = "/tmp/rtmd-store-rstmt-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char err[256];
-    store *s = store_open(&loop, dir, 0, false, err, sizeof err);
-    assert_non_null(s);
+    store *s = open_test_store(&loop, dir);
     /* One read at a time: each finds the connection the previous one left
      * in the idle pool, with its cache. */
     read_ctx a = {0}, b = {0};
@@ -175,10 +190,7 @@ static void reads_reuse_statements_of_their_connection(void **state)
     assert_int_equal(b.value, 42);
     assert_int_equal(a.runs_before, 0);
     assert_int_equal(b.runs_before, 1); /* the statement the first read ran */
-    store_close(s);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    assert_int_equal(remove_tree(dir), 0);
+    close_test_store(&loop, s, dir);
 }
 
 /* Holds one statement while asking for the same SQL again and for more
@@ -211,12 +223,8 @@ static int hold_while_churning(sqlite3 *db, void *arg)
 static void statements_in_use_are_never_shared_or_evicted(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     char dir[] = "/tmp/rtmd-store-busy-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char err[256];
-    store *s = store_open(&loop, dir, 0, false, err, sizeof err);
-    assert_non_null(s);
+    store *s = open_test_store(&loop, dir);
     read_ctx r = {0}, w = {0};
     assert_int_equal(store_read(s, hold_while_churning, on_read, &r), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -225,10 +233,7 @@ static void statements_in_use_are_never_shared_or_evicted(void **state)
     assert_int_equal(r.done + w.done, 2);
     assert_int_equal(r.value, 7);
     assert_int_equal(w.value, 7);
-    store_close(s);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    assert_int_equal(remove_tree(dir), 0);
+    close_test_store(&loop, s, dir);
 }
 
 int main(void)
