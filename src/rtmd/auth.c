@@ -3,6 +3,7 @@
  * with the multi-login policy, kicking users out, presence queries, and
  * session attributes. App-server signatures are sign.c's. */
 #include "bans.h"
+#include "hash.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -48,19 +49,9 @@ static struct auth_state *state(rtmd_server *srv)
 
 /* ---- tokens ---- */
 
-static uint64_t token_key(const char *token, size_t len)
-{
-    uint64_t k = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        k ^= (uint8_t)token[i];
-        k *= 1099511628211ull;
-    }
-    return k;
-}
-
 static void token_index(struct auth_state *a, token_rec *t)
 {
-    uint64_t key = token_key(t->token, strlen(t->token));
+    uint64_t key = rtm_hash64(t->token, strlen(t->token));
     t->next_same_key = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
     pairmap_put(&a->by_token, (uint64_t)t->pid, key, t);
     a->ntokens++;
@@ -69,7 +60,7 @@ static void token_index(struct auth_state *a, token_rec *t)
 static void token_unindex(struct auth_state *a, token_rec *t)
 {
     a->ntokens--;
-    uint64_t key = token_key(t->token, strlen(t->token));
+    uint64_t key = rtm_hash64(t->token, strlen(t->token));
     token_rec *head = pairmap_get(&a->by_token, (uint64_t)t->pid, key);
     if (head == t) {
         if (t->next_same_key)
@@ -130,7 +121,7 @@ static int tokens_remove(struct auth_state *a, const token_match *m, size_t from
 
 static token_rec *token_find(struct auth_state *a, int64_t pid, const char *token, size_t len)
 {
-    for (token_rec *t = pairmap_get(&a->by_token, (uint64_t)pid, token_key(token, len)); t; t = t->next_same_key)
+    for (token_rec *t = pairmap_get(&a->by_token, (uint64_t)pid, rtm_hash64(token, len)); t; t = t->next_same_key)
         if (strlen(t->token) == len && memcmp(t->token, token, len) == 0)
             return t;
     return NULL;

@@ -1,4 +1,8 @@
-/* History, unread state, conversation lists and retention (history.c).
+/* History, unread state, conversation lists and retention: one module in
+ * four files, history.c (life cycle, pages, single messages),
+ * conversations.c (unread, conversation lists, read markers), retention.c
+ * (the retention job) and history_job.c (what they share, declared in
+ * history_internal.h).
  *
  * Reads of stored messages (table `messages`, written by messages.c) on
  * both gates, the per-user read markers and hidden conversations (table

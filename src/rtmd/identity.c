@@ -5,6 +5,7 @@
  * reverse lookup, and the service-module life cycle. */
 #include "identity.h"
 
+#include "hash.h"
 #include "log.h"
 #include "pairmap.h"
 #include "services.h"
@@ -81,16 +82,6 @@ bool identity_is_string_uid(int64_t uid)
     return uid >= IDENTITY_UID_BASE;
 }
 
-static uint64_t hash_sid(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* ---- cache ---- */
 
 static void lru_unlink(identity_state *id, id_entry *e)
@@ -165,7 +156,7 @@ static void cache_trim(identity_state *id)
  * only touched). Out of memory just leaves it uncached. */
 static void cache_add(identity_state *id, int64_t pid, int64_t uid, const char *sid, size_t len)
 {
-    uint64_t hash = hash_sid(sid, len);
+    uint64_t hash = rtm_hash64(sid, len);
     id_entry *e = cache_find_string(id, pid, sid, len, hash);
     if (e) {
         touch(id, e);
@@ -418,7 +409,7 @@ int identity_resolve(identity_state *id, int64_t pid, const char *sid, size_t le
 {
     if (!id || !uid || !cb || !identity_validate(sid, len))
         return -1;
-    uint64_t hash = hash_sid(sid, len);
+    uint64_t hash = rtm_hash64(sid, len);
     id_entry *e = cache_find_string(id, pid, sid, len, hash);
     if (e) {
         touch(id, e);

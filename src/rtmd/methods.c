@@ -3,6 +3,7 @@
  * encoding answers and error answers back in the quest's own format. */
 #include "methods.h"
 
+#include "hash.h"
 #include "log.h"
 #include "payload.h"
 #include "rtm_errors.h"
@@ -20,16 +21,6 @@ struct rtmd_methods {
     size_t count;
 };
 
-static uint32_t hash_name(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 struct rtmd_methods *methods_new(void)
 {
     return calloc(1, sizeof(struct rtmd_methods));
@@ -42,7 +33,7 @@ void methods_free(struct rtmd_methods *m)
 
 static rtmd_method *find_slot(struct rtmd_methods *m, const char *name, size_t len)
 {
-    uint32_t i = hash_name(name, len) & (METHOD_SLOTS - 1);
+    uint32_t i = (uint32_t)(rtm_hash64(name, len) & (METHOD_SLOTS - 1));
     for (;;) {
         rtmd_method *slot = &m->slots[i];
         if (!slot->name || (strlen(slot->name) == len && memcmp(slot->name, name, len) == 0))

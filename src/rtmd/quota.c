@@ -88,7 +88,7 @@ int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
     }
     rtmd_user *u = req->gate != GATE_SERVER_TCP && req->conn->session ? req->conn->session->user : NULL;
     if (u) {
-        uint64_t now = rtmd_now_ms();
+        uint64_t now = rtmd_monotonic_ms();
         /* Every bucket is refilled and asked before any is charged. */
         bool ok = bucket_allows(&u->sent_rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
         ok = bucket_allows(&u->sent_bytes, lim->user_byte_rate, lim->user_byte_burst, bytes, now) && ok;

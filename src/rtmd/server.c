@@ -33,7 +33,7 @@ const char *rtmd_gate_name(rtmd_gate gate)
     return gate < GATE_COUNT ? gate_names[gate] : "?";
 }
 
-uint64_t rtmd_now_ms(void)
+uint64_t rtmd_monotonic_ms(void)
 {
     return uv_hrtime() / 1000000u;
 }

@@ -237,9 +237,11 @@ void rtmd_server_stop(rtmd_server *srv);
 void rtmd_server_free(rtmd_server *srv);
 
 rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
-uint64_t rtmd_now_ms(void);
+/* Monotonic milliseconds (uv_hrtime), for intervals and rate buckets only:
+ * never stored or sent, unaffected by changes of the wall clock. */
+uint64_t rtmd_monotonic_ms(void);
 /* Wall-clock time since 1970, for what is stored or sent: mtimes, expiries,
- * login times. rtmd_now_ms is monotonic, for intervals only. */
+ * login times. */
 int64_t rtmd_unix_ms(void);
 int64_t rtmd_unix_seconds(void);
 

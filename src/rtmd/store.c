@@ -18,7 +18,9 @@
  *
  * Threads: the writer connection is used by store_open, then only by the
  * writer thread, then by store_close after the thread is joined. The reader
- * connection is used on the loop thread only. The syncer only syncs the WAL
+ * connection is used on the loop thread only. A pooled reader connection
+ * (store_read) is used by one pool thread at a time, handed over through
+ * the idle pool under rmu, together with its statement cache. The syncer only syncs the WAL
  * file through a descriptor of its own. The queue, the committed and
  * completed lists and the counters are guarded by s->mu. */
 #include "store.h"
@@ -43,17 +45,30 @@
 #define STORE_MAX_IDLE_READERS 8
 #define STORE_STMT_CACHE 32
 
-/* Prepared statements of the writer connection, kept across writes: the
- * statements run for every message are parsed once, not per message. Only
- * the writer thread touches it (through tls_cache). */
+/* Prepared statements of one connection, kept across the writes (writer)
+ * or reads (a pooled reader) that use it: the statements run for every
+ * message or page are parsed once, not per call. Keyed by the text of the
+ * SQL, which the cache copies, so a caller may build its SQL in a buffer of
+ * its own. An entry handed out is busy until released: the same SQL asked
+ * twice before a release gets a fresh statement, and eviction (round robin
+ * when full) skips busy entries. Only the thread using the connection
+ * touches its cache (through tls_cache, set while that thread holds it). */
 typedef struct stmt_cache {
     sqlite3 *db;
     struct {
-        const char *sql;
+        char *sql;
+        size_t len;
         sqlite3_stmt *st;
+        bool busy;
     } e[STORE_STMT_CACHE];
     unsigned n, next_evict;
 } stmt_cache;
+
+/* A pooled read-only connection with its statement cache. */
+typedef struct reader {
+    sqlite3 *db;
+    stmt_cache cache;
+} reader;
 
 static _Thread_local stmt_cache *tls_cache;
 
@@ -111,7 +126,7 @@ struct store {
      * connections; WAL lets them run beside the writer. */
     char path[1024];
     uv_mutex_t rmu;      /* guards idle_readers */
-    sqlite3 *idle_readers[STORE_MAX_IDLE_READERS];
+    reader *idle_readers[STORE_MAX_IDLE_READERS];
     int nidle;
     size_t reads_inflight; /* loop thread only */
 };
@@ -320,9 +335,32 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
 
 static void stmt_cache_clear(stmt_cache *c)
 {
-    for (unsigned i = 0; i < c->n; i++)
+    for (unsigned i = 0; i < c->n; i++) {
         sqlite3_finalize(c->e[i].st);
+        free(c->e[i].sql);
+    }
     c->n = 0;
+}
+
+/* A slot for a new entry: a free one, else the next idle one in round
+ * robin (its statement finalized); STORE_STMT_CACHE when every entry is
+ * busy. */
+static unsigned stmt_cache_slot(stmt_cache *c)
+{
+    if (c->n < STORE_STMT_CACHE)
+        return c->n++;
+    for (unsigned tries = 0; tries < STORE_STMT_CACHE; tries++) {
+        unsigned slot = c->next_evict;
+        c->next_evict = (c->next_evict + 1) % STORE_STMT_CACHE;
+        if (!c->e[slot].busy) {
+            sqlite3_finalize(c->e[slot].st);
+            free(c->e[slot].sql);
+            c->e[slot].st = NULL;
+            c->e[slot].sql = NULL;
+            return slot;
+        }
+    }
+    return STORE_STMT_CACHE;
 }
 
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
@@ -330,8 +368,10 @@ int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
     stmt_cache *c = tls_cache;
     if (!c || c->db != db)
         return sqlite3_prepare_v2(db, sql, -1, out, NULL);
+    size_t len = strlen(sql);
     for (unsigned i = 0; i < c->n; i++)
-        if (c->e[i].sql == sql || strcmp(c->e[i].sql, sql) == 0) {
+        if (c->e[i].len == len && !c->e[i].busy && memcmp(c->e[i].sql, sql, len) == 0) {
+            c->e[i].busy = true;
             *out = c->e[i].st;
             return SQLITE_OK;
         }
@@ -339,17 +379,18 @@ int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    unsigned slot = c->n;
-    if (c->n == STORE_STMT_CACHE) {
-        slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % STORE_STMT_CACHE;
-        sqlite3_finalize(c->e[slot].st);
-    } else {
-        c->n++;
-    }
-    c->e[slot].sql = sql;
-    c->e[slot].st = st;
     *out = st;
+    char *copy = malloc(len + 1);
+    unsigned slot = copy ? stmt_cache_slot(c) : STORE_STMT_CACHE;
+    if (slot == STORE_STMT_CACHE) {
+        free(copy); /* not cached: store_stmt_release finalizes it */
+        return SQLITE_OK;
+    }
+    memcpy(copy, sql, len + 1);
+    c->e[slot].sql = copy;
+    c->e[slot].len = len;
+    c->e[slot].st = st;
+    c->e[slot].busy = true;
     return SQLITE_OK;
 }
 
@@ -360,6 +401,7 @@ void store_stmt_release(sqlite3_stmt *st)
         if (c->e[i].st == st) {
             sqlite3_reset(st);
             sqlite3_clear_bindings(st);
+            c->e[i].busy = false;
             return;
         }
     sqlite3_finalize(st);
@@ -510,6 +552,15 @@ static void dispatch(store *s)
     s->dispatching--;
 }
 
+/* Finalizes a reader's cached statements (sqlite3_close refuses a
+ * connection with live statements) and closes it. */
+static void reader_close(reader *r)
+{
+    stmt_cache_clear(&r->cache);
+    sqlite3_close(r->db);
+    free(r);
+}
+
 static void store_free(store *s)
 {
     if (s->reads_inflight > 0)
@@ -518,7 +569,7 @@ static void store_free(store *s)
         close(s->wal_fd);
     if (s->sync_ready) {
         for (int i = 0; i < s->nidle; i++)
-            sqlite3_close(s->idle_readers[i]);
+            reader_close(s->idle_readers[i]);
         uv_cond_destroy(&s->sync_cv);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
@@ -894,28 +945,37 @@ static void read_work(uv_work_t *w)
 {
     read_op *op = w->data;
     store *s = op->s;
-    sqlite3 *db = NULL;
+    reader *r = NULL;
     uv_mutex_lock(&s->rmu);
     if (s->nidle > 0)
-        db = s->idle_readers[--s->nidle];
+        r = s->idle_readers[--s->nidle];
     uv_mutex_unlock(&s->rmu);
-    if (!db) {
+    if (!r) {
         char err[256];
-        db = open_conn(s->path, SQLITE_OPEN_READONLY, err, sizeof err);
+        r = calloc(1, sizeof *r);
+        sqlite3 *db = r ? open_conn(s->path, SQLITE_OPEN_READONLY, err, sizeof err) : NULL;
         if (!db) {
-            LOG_ERROR("store: %s", err);
+            LOG_ERROR("store: %s", r ? err : "out of memory for a reader");
+            free(r);
             op->status = SQLITE_CANTOPEN;
             return;
         }
+        r->db = db;
+        r->cache.db = db;
     }
-    op->status = op->fn(db, op->arg);
+    /* This thread holds r until it goes back to the pool: fn's statements
+     * come from, and go back to, r's cache. */
+    tls_cache = &r->cache;
+    op->status = op->fn(r->db, op->arg);
+    tls_cache = NULL;
     uv_mutex_lock(&s->rmu);
     if (s->nidle < STORE_MAX_IDLE_READERS) {
-        s->idle_readers[s->nidle++] = db;
-        db = NULL;
+        s->idle_readers[s->nidle++] = r;
+        r = NULL;
     }
     uv_mutex_unlock(&s->rmu);
-    sqlite3_close(db);
+    if (r)
+        reader_close(r);
 }
 
 static void read_after(uv_work_t *w, int status)

@@ -55,11 +55,14 @@ int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
  * store_project.secret. */
 int store_ensure_project(store *s, int64_t pid, const char *secret);
 
-/* A prepared statement for sql. Inside a write (store_submit's apply) the
- * statement is cached on the writer connection and reused by later writes,
- * so statements run per message are parsed once; elsewhere it is freshly
- * prepared. Hand it back with store_stmt_release (reset, or finalized when
- * not cached); never finalize it yourself. */
+/* A prepared statement for sql. Inside a write (store_submit's apply) or a
+ * read (store_read's fn) the statement is cached on that connection (the
+ * writer's, or the pooled reader's) and reused by later calls with the
+ * same SQL text, so statements run per message or page are parsed once;
+ * elsewhere it is freshly prepared. sql may live in a buffer of the caller
+ * (the cache keeps a copy). Hand it back with store_stmt_release (reset,
+ * or finalized when not cached) before fn returns; never finalize it
+ * yourself. */
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 void store_stmt_release(sqlite3_stmt *st);
 /* Steps a statement of store_stmt once (a write, or a statement whose first

@@ -32,7 +32,8 @@
  *                rid), 3 = project blacklist (target = 0); until is unix
  *                seconds, 0 for ever.
  *
- * Migration 4: history reads, unread state and retention (history.c).
+ * Migration 4: history reads, unread state and retention (history.c,
+ * conversations.c, retention.c).
  *   messages_id        (pid, id): the newest id of a project (unread
  *                      markers) and the conversations touched since the
  *                      last retention run.

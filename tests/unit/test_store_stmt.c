@@ -1,7 +1,10 @@
-/* Unit tests of the writer connection's statement cache (store_stmt): a
- * statement prepared in one write is the one handed out in the next, comes
- * back reset and unbound, and outside the writer a statement is prepared
- * afresh and finalized on release (LeakSanitizer checks that); and the
+/* Unit tests of the statement cache (store_stmt): a statement prepared in
+ * one write is the one handed out in the next, comes back reset and
+ * unbound, and outside the writer and the readers a statement is prepared
+ * afresh and finalized on release (LeakSanitizer checks that); a read
+ * (store_read) reuses the statements of its pooled connection, keyed by
+ * the SQL text even when the caller built it in its own buffer; a
+ * statement in use is neither handed out twice nor evicted; and the
  * writer's COMMIT never waits for the disk, whatever the fsync flag (the
  * syncer thread does: test_store.c). */
 #define _GNU_SOURCE
@@ -9,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,11 +122,127 @@ static void writer_commit_does_not_wait_for_disk(void **state)
     }
 }
 
+/* A store on a fresh directory (dir: a mkdtemp template) and its loop. */
+static store *open_test_store(uv_loop_t *loop, char *dir)
+{
+    uv_loop_init(loop);
+    assert_non_null(mkdtemp(dir));
+    char err[256];
+    store *s = store_open(loop, dir, 0, false, err, sizeof err);
+    assert_non_null(s);
+    return s;
+}
+
+static void close_test_store(uv_loop_t *loop, store *s, char *dir)
+{
+    store_close(s);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
+typedef struct read_ctx {
+    int runs_before;           /* runs of the statement handed out, before this one */
+    int64_t value;
+    int done;
+} read_ctx;
+
+/* Builds its SQL in a stack buffer, as history reads do with filters. */
+static int read_built_sql(sqlite3 *db, void *arg)
+{
+    read_ctx *c = arg;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT %d + ?1", 40);
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    memset(sql, 'x', sizeof sql - 1); /* the cache must not keep the caller's text */
+    c->runs_before = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0);
+    sqlite3_bind_int64(st, 1, 2);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        c->value = sqlite3_column_int64(st, 0);
+    store_stmt_release(st);
+    return SQLITE_OK;
+}
+
+static void on_read(void *arg, int status)
+{
+    read_ctx *c = arg;
+    assert_int_equal(status, SQLITE_OK);
+    c->done++;
+}
+
+static void reads_reuse_statements_of_their_connection(void **state)
+{
+    uv_loop_t loop;
+    char dir[] = "/tmp/rtmd-store-rstmt-XXXXXX";
+    store *s = open_test_store(&loop, dir);
+    /* One read at a time: each finds the connection the previous one left
+     * in the idle pool, with its cache. */
+    read_ctx a = {0}, b = {0};
+    assert_int_equal(store_read(s, read_built_sql, on_read, &a), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(store_read(s, read_built_sql, on_read, &b), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.done + b.done, 2);
+    assert_int_equal(a.value, 42);
+    assert_int_equal(b.value, 42);
+    assert_int_equal(a.runs_before, 0);
+    assert_int_equal(b.runs_before, 1); /* the statement the first read ran */
+    close_test_store(&loop, s, dir);
+}
+
+/* Holds one statement while asking for the same SQL again and for more
+ * distinct statements than the cache has room for: the held one is not
+ * handed out twice, not evicted, and still runs (in a read and a write). */
+static int hold_while_churning(sqlite3 *db, void *arg)
+{
+    read_ctx *c = arg;
+    sqlite3_stmt *held, *again;
+    assert_int_equal(store_stmt(db, "SELECT ?1", &held), SQLITE_OK);
+    assert_int_equal(store_stmt(db, "SELECT ?1", &again), SQLITE_OK);
+    assert_ptr_not_equal(held, again);
+    store_stmt_release(again);
+    for (int i = 0; i < 100; i++) {
+        char sql[32];
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        sqlite3_stmt *st;
+        assert_int_equal(store_stmt(db, sql, &st), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), i);
+        store_stmt_release(st);
+    }
+    sqlite3_bind_int64(held, 1, 7);
+    assert_int_equal(sqlite3_step(held), SQLITE_ROW);
+    c->value = sqlite3_column_int64(held, 0);
+    store_stmt_release(held);
+    return SQLITE_OK;
+}
+
+static void statements_in_use_are_never_shared_or_evicted(void **state)
+{
+    uv_loop_t loop;
+    char dir[] = "/tmp/rtmd-store-busy-XXXXXX";
+    store *s = open_test_store(&loop, dir);
+    read_ctx r = {0}, w = {0};
+    assert_int_equal(store_read(s, hold_while_churning, on_read, &r), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(store_submit(s, hold_while_churning, on_read, &w), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.done + w.done, 2);
+    assert_int_equal(r.value, 7);
+    assert_int_equal(w.value, 7);
+    close_test_store(&loop, s, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writer_reuses_statements),
         cmocka_unit_test(writer_commit_does_not_wait_for_disk),
+        cmocka_unit_test(reads_reuse_statements_of_their_connection),
+        cmocka_unit_test(statements_in_use_are_never_shared_or_evicted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
