@@ -13,15 +13,31 @@
 
 #define REFRESH_MS 1000
 
+/* A token bucket: `rate` tokens a second, at most `burst` kept. A charge
+ * of n is allowed when the bucket holds min(n, burst) tokens, and takes n:
+ * the bucket may go below zero, so a write larger than the burst waits
+ * for a full bucket and then leaves the sender in debt for its size. */
+typedef struct rate_bucket {
+    double tokens;
+    uint64_t refill_ms;       /* 0: never used (full) */
+} rate_bucket;
+
 typedef struct project_quota {
     uint64_t stored;     /* bytes in the store, as last read or added */
     uint64_t reserved;   /* bytes of admitted writes not done yet */
     rate_bucket rows, bytes;
 } project_quota;
 
+/* The write rates of one online user that has sent, dropped when it goes
+ * offline (a user's buckets start fresh at its next login). */
+typedef struct user_rates {
+    rate_bucket rows, bytes;
+} user_rates;
+
 struct quota_state {
     rtmd_server *srv;
     project_quota *projects; /* parallel to srv->projects */
+    pairmap users;           /* (pid, uid) -> user_rates */
     uv_timer_t timer;
     bool timer_closed;
     bool refreshing;         /* a read of storage_usage is queued */
@@ -86,20 +102,32 @@ int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
         request_error(req, RTM_EC_STORAGE_QUOTA_EXCEEDED, "storage quota of the project exceeded");
         return -1;
     }
-    rtmd_user *u = req->gate != GATE_SERVER_TCP && req->conn->session ? req->conn->session->user : NULL;
+    user_rates *u = NULL;
+    if (req->gate != GATE_SERVER_TCP) {
+        void **slot = pairmap_reserve(&state(req->srv)->users, (uint64_t)p->pid, (uint64_t)req->uid);
+        if (slot && !*slot)
+            *slot = calloc(1, sizeof(user_rates));
+        if (!slot || !*slot) {
+            if (slot)
+                pairmap_del(&state(req->srv)->users, (uint64_t)p->pid, (uint64_t)req->uid);
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+            return -1;
+        }
+        u = *slot;
+    }
     if (u) {
         uint64_t now = rtmd_monotonic_ms();
         /* Every bucket is refilled and asked before any is charged. */
-        bool ok = bucket_allows(&u->sent_rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
-        ok = bucket_allows(&u->sent_bytes, lim->user_byte_rate, lim->user_byte_burst, bytes, now) && ok;
+        bool ok = bucket_allows(&u->rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
+        ok = bucket_allows(&u->bytes, lim->user_byte_rate, lim->user_byte_burst, bytes, now) && ok;
         ok = bucket_allows(&pq->rows, lim->project_msg_rate, lim->project_msg_burst, rows, now) && ok;
         ok = bucket_allows(&pq->bytes, lim->project_byte_rate, lim->project_byte_burst, bytes, now) && ok;
         if (!ok) {
             request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "frequency limited");
             return -1;
         }
-        bucket_take(&u->sent_rows, lim->user_msg_rate, rows);
-        bucket_take(&u->sent_bytes, lim->user_byte_rate, bytes);
+        bucket_take(&u->rows, lim->user_msg_rate, rows);
+        bucket_take(&u->bytes, lim->user_byte_rate, bytes);
         bucket_take(&pq->rows, lim->project_msg_rate, rows);
         bucket_take(&pq->bytes, lim->project_byte_rate, bytes);
     }
@@ -241,13 +269,26 @@ static void quota_free(rtmd_server *srv)
     if (!q)
         return;
     free(q->projects);
+    for (size_t i = 0; i < q->users.cap; i++)
+        free(q->users.slots[i].value);
+    pairmap_free(&q->users);
     srv->svc->quota = NULL;
     if (rtmd_timer_release(&q->timer, q->timer_closed))
         free(q);
 }
 
+static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
+{
+    free(pairmap_del(&state(srv)->users, (uint64_t)ev->pid, (uint64_t)ev->uid));
+}
+
+static const rtmd_observer quota_observers[] = {
+    {RTMD_EV_USER_OFFLINE, on_user_offline},
+};
+
 const rtmd_module quota_module = {
     .name = "quota",
     .init = quota_init,
     .free = quota_free,
+    RTMD_MODULE_OBSERVERS(quota_observers),
 };

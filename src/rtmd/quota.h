@@ -27,15 +27,6 @@
 struct rtmd_request;
 struct rtmd_server;
 
-/* A token bucket: `rate` tokens a second, at most `burst` kept. A charge
- * of n is allowed when the bucket holds min(n, burst) tokens, and takes n:
- * the bucket may go below zero, so a write larger than the burst waits
- * for a full bucket and then leaves the sender in debt for its size. */
-typedef struct rate_bucket {
-    double tokens;
-    uint64_t refill_ms;       /* 0: never used (full) */
-} rate_bucket;
-
 /* Admits a write of `rows` stored messages and `bytes` bytes in all for
  * the sender of req. Returns 0 with the bytes reserved in the project's
  * quota, or answers the request (200010 over a rate, 200080 over the

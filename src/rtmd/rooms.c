@@ -1,6 +1,7 @@
 /* Live rooms (see rooms.h): per (pid, rid) the sorted set of members, and
- * per online user the rooms it is in (rtmd_user.rids, which users.c frees
- * with the user). Nothing is stored: a room exists while someone is in it.
+ * per (pid, uid) the rooms that online user is in, dropped when it leaves
+ * the last one or goes offline. Nothing is stored: a room exists while
+ * someone is in it.
  *
  * Only online users are in rooms. enterroom and the app server's
  * addroommember are idempotent and bounded by the project's
@@ -9,7 +10,7 @@
  * silent success would hide that from the app server). A user leaves by
  * leaveroom (idempotent), by delroommember (a oneway `kickoutroom` {rid}
  * push to each of its connections, which the SDKs do not answer), or when
- * its last connection ends (rooms_user_offline). */
+ * its last connection ends (RTMD_EV_USER_OFFLINE). */
 #include "rooms.h"
 
 #include "idset.h"
@@ -33,8 +34,15 @@ typedef struct room {
     idset members;
 } room;
 
+/* The rooms one online user is in, in the order entered. */
+typedef struct user_rooms {
+    int64_t *rids;
+    uint32_t n;
+} user_rooms;
+
 struct rooms_state {
     pairmap rooms; /* (pid, rid) -> room */
+    pairmap users; /* (pid, uid) -> user_rooms, for users in at least one room */
 };
 
 static struct rooms_state *state(rtmd_server *srv)
@@ -47,46 +55,72 @@ static room *room_get(struct rooms_state *st, int64_t pid, int64_t rid)
     return st ? pairmap_get(&st->rooms, (uint64_t)pid, (uint64_t)rid) : NULL;
 }
 
-static int user_room_index(const rtmd_user *u, int64_t rid)
+static user_rooms *rooms_of(struct rooms_state *st, int64_t pid, int64_t uid)
 {
-    for (uint32_t i = 0; i < u->nrooms; i++)
+    return st ? pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid) : NULL;
+}
+
+static int user_room_index(const user_rooms *u, int64_t rid)
+{
+    for (uint32_t i = 0; u && i < u->n; i++)
         if (u->rids[i] == rid)
             return (int)i;
     return -1;
 }
 
+static void drop_user_rooms(struct rooms_state *st, int64_t pid, int64_t uid)
+{
+    user_rooms *u = pairmap_del(&st->users, (uint64_t)pid, (uint64_t)uid);
+    if (u) {
+        free(u->rids);
+        free(u);
+    }
+}
+
 /* Puts the online user in the room. Returns 0 (also when already there),
  * RTM_EC_ENTER_TOO_MANY_ROOMS, or -1 when out of memory. */
-static int room_join(rtmd_server *srv, rtmd_user *u, int64_t rid, uint32_t max_rooms)
+static int room_join(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid, uint32_t max_rooms)
 {
     struct rooms_state *st = state(srv);
+    user_rooms *u = rooms_of(st, pid, uid);
     if (user_room_index(u, rid) >= 0)
         return 0;
-    if (u->nrooms >= max_rooms)
+    if (u && u->n >= max_rooms)
         return RTM_EC_ENTER_TOO_MANY_ROOMS;
-    int64_t *rids = realloc(u->rids, ((size_t)u->nrooms + 1) * sizeof *rids);
+    if (!u) {
+        u = calloc(1, sizeof *u);
+        if (!u || pairmap_put(&st->users, (uint64_t)pid, (uint64_t)uid, u) != 0) {
+            free(u);
+            return -1;
+        }
+    }
+    int64_t *rids = realloc(u->rids, ((size_t)u->n + 1) * sizeof *rids);
     if (!rids)
-        return -1;
+        goto fail;
     u->rids = rids;
-    room *r = room_get(st, u->pid, rid);
+    room *r = room_get(st, pid, rid);
     bool created = false;
     if (!r) {
         r = calloc(1, sizeof *r);
-        if (!r || pairmap_put(&st->rooms, (uint64_t)u->pid, (uint64_t)rid, r) != 0) {
+        if (!r || pairmap_put(&st->rooms, (uint64_t)pid, (uint64_t)rid, r) != 0) {
             free(r);
-            return -1;
+            goto fail;
         }
         created = true;
     }
-    if (idset_add(&r->members, u->uid) < 0) {
+    if (idset_add(&r->members, uid) < 0) {
         if (created) {
-            pairmap_del(&st->rooms, (uint64_t)u->pid, (uint64_t)rid);
+            pairmap_del(&st->rooms, (uint64_t)pid, (uint64_t)rid);
             free(r);
         }
-        return -1;
+        goto fail;
     }
-    u->rids[u->nrooms++] = rid;
+    u->rids[u->n++] = rid;
     return 0;
+fail:
+    if (u->n == 0)
+        drop_user_rooms(st, pid, uid);
+    return -1;
 }
 
 /* Removes uid from the room's member set, dropping the room when empty. */
@@ -101,14 +135,17 @@ static void room_remove_member(struct rooms_state *st, int64_t pid, int64_t rid,
 }
 
 /* Takes the user out of the room; returns whether it was in. */
-static bool room_leave(rtmd_server *srv, rtmd_user *u, int64_t rid)
+static bool room_leave(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid)
 {
+    struct rooms_state *st = state(srv);
+    user_rooms *u = rooms_of(st, pid, uid);
     int i = user_room_index(u, rid);
     if (i < 0)
         return false;
-    memmove(u->rids + i, u->rids + i + 1, (size_t)(u->nrooms - (uint32_t)i - 1) * sizeof *u->rids);
-    u->nrooms--;
-    room_remove_member(state(srv), u->pid, rid, u->uid);
+    memmove(u->rids + i, u->rids + i + 1, (size_t)(u->n - (uint32_t)i - 1) * sizeof *u->rids);
+    if (--u->n == 0)
+        drop_user_rooms(st, pid, uid);
+    room_remove_member(st, pid, rid, uid);
     return true;
 }
 
@@ -116,10 +153,12 @@ static bool room_leave(rtmd_server *srv, rtmd_user *u, int64_t rid)
 static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
 {
     struct rooms_state *st = state(srv);
-    rtmd_user *user = ev->user;
-    for (uint32_t i = 0; st && i < user->nrooms; i++)
-        room_remove_member(st, user->pid, user->rids[i], user->uid);
-    user->nrooms = 0;
+    user_rooms *u = rooms_of(st, ev->pid, ev->uid);
+    if (!u)
+        return;
+    for (uint32_t i = 0; i < u->n; i++)
+        room_remove_member(st, ev->pid, u->rids[i], ev->uid);
+    drop_user_rooms(st, ev->pid, ev->uid);
 }
 
 bool rooms_is_member(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid)
@@ -153,8 +192,7 @@ static void method_enterroom(rtmd_request *req)
     int64_t rid;
     if (!req_arg_int64(req, "rid", &rid))
         return;
-    rtmd_user *u = req->conn->session->user;
-    answer_join(req, room_join(req->srv, u, rid, req->project->limits.max_rooms_per_user));
+    answer_join(req, room_join(req->srv, req->project->pid, req->uid, rid, req->project->limits.max_rooms_per_user));
 }
 
 /* client: leaveroom {rid} -> {} (also when not in the room) */
@@ -163,15 +201,15 @@ static void method_leaveroom(rtmd_request *req)
     int64_t rid;
     if (!req_arg_int64(req, "rid", &rid))
         return;
-    room_leave(req->srv, req->conn->session->user, rid);
+    room_leave(req->srv, req->project->pid, req->uid, rid);
     request_answer_empty(req);
 }
 
 /* client: getuserrooms {} -> {rooms: [rid]} */
 static void method_getuserrooms(rtmd_request *req)
 {
-    rtmd_user *u = req->conn->session->user;
-    request_answer_ids(req, "rooms", u->rids, u->nrooms);
+    const user_rooms *u = rooms_of(state(req->srv), req->project->pid, req->uid);
+    request_answer_ids(req, "rooms", u ? u->rids : NULL, u ? u->n : 0);
 }
 
 /* both gates: getroommembers {rid} -> {uids} */
@@ -248,12 +286,11 @@ static void method_addroommember(rtmd_request *req)
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
-    rtmd_user *u = users_get(req->srv, req->project->pid, uid);
-    if (!u) {
+    if (!users_online(req->srv, req->project->pid, uid)) {
         request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
         return;
     }
-    answer_join(req, room_join(req->srv, u, rid, req->project->limits.max_rooms_per_user));
+    answer_join(req, room_join(req->srv, req->project->pid, uid, rid, req->project->limits.max_rooms_per_user));
 }
 
 /* server: delroommember {rid, uid} -> {}; the user gets a kickoutroom push. */
@@ -263,8 +300,7 @@ static void method_delroommember(rtmd_request *req)
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
     int64_t pid = req->project->pid;
-    rtmd_user *u = users_get(req->srv, pid, uid);
-    if (u && room_leave(req->srv, u, rid)) {
+    if (room_leave(req->srv, pid, uid, rid)) {
         msgpack_sbuffer body;
         msgpack_sbuffer_init(&body);
         msgpack_packer pk;
@@ -315,7 +351,15 @@ static void rooms_free(rtmd_server *srv)
             free(r);
         }
     }
+    for (size_t i = 0; i < st->users.cap; i++) {
+        user_rooms *u = st->users.slots[i].value;
+        if (u) {
+            free(u->rids);
+            free(u);
+        }
+    }
     pairmap_free(&st->rooms);
+    pairmap_free(&st->users);
     free(st);
     srv->svc->rooms = NULL;
 }

@@ -72,7 +72,6 @@ static void user_offline(rtmd_server *srv, rtmd_user *u)
     pairmap_del(&srv->users, (uint64_t)u->pid, (uint64_t)u->uid);
     events_fire(srv, &(rtmd_event){.kind = RTMD_EV_USER_OFFLINE, .user = u, .pid = u->pid, .uid = u->uid,
                                    .ms = (uint64_t)rtmd_unix_ms()});
-    free(u->rids);
     free(u);
 }
 
@@ -296,7 +295,6 @@ static void users_free_all(rtmd_server *srv)
             s->conn->session = NULL;
             free_session(s);
         }
-        free(u->rids);
         free(u);
     }
     pairmap_free(&srv->users);

@@ -6,7 +6,6 @@
 #ifndef RTMD_USERS_H
 #define RTMD_USERS_H
 
-#include "quota.h"
 #include "server.h"
 
 #include <msgpack.h>
@@ -25,13 +24,6 @@ typedef struct rtmd_user {
     rtmd_session *sessions;     /* this user's authenticated connections */
     unsigned nsessions;
     uint64_t online_since_ms;
-
-    /* Rooms the user is in (rooms.c). */
-    int64_t *rids;
-    uint32_t nrooms;
-
-    /* Write rates (quota.c): stored messages and bytes sent. */
-    rate_bucket sent_rows, sent_bytes;
 } rtmd_user;
 
 typedef struct rtmd_session_attr {
