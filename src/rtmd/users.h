@@ -2,7 +2,8 @@
  * client-gate connections (sessions), presence, per-connection attributes,
  * kicking users out, and pushing an encoded quest to every connection of a
  * user. A user exists here while at least one of its connections is
- * authenticated; other services hang per-user state on it (rooms, rates). */
+ * authenticated; modules that keep per-user state key it by (pid, uid)
+ * and drop it on RTMD_EV_USER_OFFLINE. */
 #ifndef RTMD_USERS_H
 #define RTMD_USERS_H
 
