@@ -407,14 +407,10 @@ static const int64_t *receivers(rtmd_server *srv, const msg_job *j, const msg_ta
         return groups_members(srv, j->pid, t->to, n);
     if (t->conv.conv_type == CONV_ROOM)
         return rooms_members(srv, j->pid, t->to, n);
-    size_t online = srv->users.count;
+    size_t online = users_count(srv);
     if (online == 0 || !uids_reserve(s, online))
         return NULL;
-    for (size_t i = 0; i < srv->users.cap && *n < online; i++) {
-        const rtmd_user *u = srv->users.slots[i].value;
-        if (u && u->pid == j->pid)
-            s->uids[(*n)++] = u->uid;
-    }
+    *n = users_of_project(srv, j->pid, s->uids, online);
     return s->uids;
 }
 

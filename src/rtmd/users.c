@@ -16,6 +16,22 @@ rtmd_user *users_get(rtmd_server *srv, int64_t pid, int64_t uid)
     return pairmap_get(&srv->users, (uint64_t)pid, (uint64_t)uid);
 }
 
+size_t users_count(rtmd_server *srv)
+{
+    return srv->users.count;
+}
+
+size_t users_of_project(rtmd_server *srv, int64_t pid, int64_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < srv->users.cap && n < cap; i++) {
+        const rtmd_user *u = srv->users.slots[i].value;
+        if (u && u->pid == pid)
+            out[n++] = u->uid;
+    }
+    return n;
+}
+
 bool users_online(rtmd_server *srv, int64_t pid, int64_t uid)
 {
     return users_get(srv, pid, uid) != NULL;

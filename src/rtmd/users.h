@@ -43,6 +43,12 @@ struct rtmd_session {
     size_t attrs_bytes;          /* key and value bytes of all attrs */
 };
 
+/* Online users, of every project. */
+size_t users_count(rtmd_server *srv);
+/* Writes the uids of the project's online users into out (at most cap);
+ * returns how many. */
+size_t users_of_project(rtmd_server *srv, int64_t pid, int64_t *out, size_t cap);
+
 /* The online user, or NULL. */
 rtmd_user *users_get(rtmd_server *srv, int64_t pid, int64_t uid);
 bool users_online(rtmd_server *srv, int64_t pid, int64_t uid);
