@@ -7,8 +7,6 @@
 #include "log.h"
 #include "payload.h"
 #include "rtm_errors.h"
-#include "sign.h"
-#include "users.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +17,7 @@
 struct rtmd_methods {
     rtmd_method slots[METHOD_SLOTS];
     size_t count;
+    rtmd_authorize_fn authorize[GATE_COUNT];
 };
 
 struct rtmd_methods *methods_new(void)
@@ -40,6 +39,13 @@ static rtmd_method *find_slot(struct rtmd_methods *m, const char *name, size_t l
             return slot;
         i = (i + 1) & (METHOD_SLOTS - 1);
     }
+}
+
+void methods_set_authorizer(struct rtmd_methods *m, unsigned gates, rtmd_authorize_fn fn)
+{
+    for (int g = 0; g < GATE_COUNT; g++)
+        if (gates & GATE_BIT(g))
+            m->authorize[g] = fn;
 }
 
 int methods_register(struct rtmd_methods *m, const rtmd_method *table, size_t n)
@@ -350,20 +356,13 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
         return 0;
     }
     if (!(m->flags & RTMD_M_OPEN)) {
-        if (c->gate == GATE_SERVER_TCP) {
-            int code = sign_verify(req);
-            if (code != 0) {
-                sign_refuse(req, code);
-                return 0;
-            }
-            conn_authenticated(c);
-        } else if (!c->session) {
+        rtmd_authorize_fn authorize = c->srv->methods->authorize[c->gate];
+        if (!authorize) {
             request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
             return 0;
-        } else {
-            req->project = rtmd_server_project(c->srv, c->session->user->pid);
-            req->uid = c->session->user->uid;
         }
+        if (!authorize(req))
+            return 0;
     }
     m->handler(req);
     return 0;

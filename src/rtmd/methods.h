@@ -48,7 +48,15 @@ typedef struct rtmd_method {
     unsigned flags;
 } rtmd_method;
 
+/* Who may call a method that is not RTMD_M_OPEN on a gate: returns true
+ * with req->project (and on the client gates req->uid) set, or answers the
+ * refusal itself and returns false. The modules that know callers provide
+ * them (sign.c for the server gate, users.c for the client gates). */
+typedef bool (*rtmd_authorize_fn)(rtmd_request *req);
+
 struct rtmd_methods *methods_new(void);
+/* Sets the authorizer of the gates in the GATE_BIT mask. */
+void methods_set_authorizer(struct rtmd_methods *m, unsigned gates, rtmd_authorize_fn fn);
 void methods_free(struct rtmd_methods *m);
 /* Adds n methods; a name already present is replaced. Returns 0 or -1. */
 int methods_register(struct rtmd_methods *m, const rtmd_method *table, size_t n);

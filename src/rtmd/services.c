@@ -23,6 +23,8 @@ static int start_module(rtmd_server *srv, const rtmd_module *m, char *err, size_
 {
     if (m->init && m->init(srv, err, errlen) != 0)
         return -1;
+    if (m->authorize)
+        methods_set_authorizer(srv->methods, m->authorizes, m->authorize);
     if (m->nmethods && methods_register(srv->methods, m->methods, m->nmethods) != 0) {
         snprintf(err, errlen, "module %s: cannot register its methods (a name too long, or the table full)", m->name);
         return -1;

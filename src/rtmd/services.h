@@ -39,6 +39,8 @@ typedef struct rtmd_module {
     const char *name;
     int (*init)(rtmd_server *srv, char *err, size_t errlen); /* NULL: nothing to set up */
     void (*free)(rtmd_server *srv);                          /* NULL: nothing to free */
+    unsigned authorizes;           /* GATE_BIT mask of gates whose callers it checks */
+    rtmd_authorize_fn authorize;   /* (methods.h) */
     const rtmd_method *methods;
     size_t nmethods;
     const rtmd_observer *observers;

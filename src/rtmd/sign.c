@@ -20,9 +20,8 @@
  * The salt's write goes to the store before the handler's own writes, so
  * whatever the handler stores commits with or after it; the answer of a
  * request that stores nothing is held until the salt is durable. */
-#include "sign.h"
-
 #include "log.h"
+#include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
 #include "services.h"
@@ -203,7 +202,15 @@ static bool sign_matches(const char *text, const char *sign)
     return strncasecmp(hex, sign, SIGN_HEX) == 0;
 }
 
-int sign_verify(rtmd_request *req)
+/* Checks the signature of a server-gate request (pid, salt, sign, and ts
+ * for the current form). On success sets req->project, remembers the salt
+ * in memory at once and in the store through the writer, and holds the
+ * request's answer until that write committed (request_hold), so that
+ * nothing answered can be replayed after a crash. Returns 0, or the code
+ * to answer: 200002 bad signature or unknown project, 200006 salt already
+ * seen (or older than what the replay guard can still tell apart), 200008
+ * time outside sign_window. */
+static int sign_verify(rtmd_request *req)
 {
     rtmd_server *srv = req->srv;
     int64_t pid, salt, ts = 0;
@@ -270,7 +277,10 @@ static const char *refusal_text(int code)
     }
 }
 
-void sign_refuse(rtmd_request *req, int code)
+/* Answers a refused request with its code. A link whose signatures failed
+ * (200002, 200008) sign_fail_max times in a row is closed once the answer
+ * is written. */
+static void sign_refuse(rtmd_request *req, int code)
 {
     rtmd_conn *c = req->conn;
     bool failed = code == RTM_EC_INVALID_PID_OR_SIGN || code == RTM_EC_INVALID_SERVER_TIME;
@@ -325,8 +335,23 @@ static void sign_free(rtmd_server *srv)
         free(a);
 }
 
+/* The server gate's authorizer: a valid signature makes the link
+ * authenticated; a refusal is answered (and may close the link). */
+static bool sign_authorize(rtmd_request *req)
+{
+    int code = sign_verify(req);
+    if (code != 0) {
+        sign_refuse(req, code);
+        return false;
+    }
+    conn_authenticated(req->conn);
+    return true;
+}
+
 const rtmd_module sign_module = {
     .name = "sign",
     .init = sign_init,
     .free = sign_free,
+    .authorizes = GATES_SERVER,
+    .authorize = sign_authorize,
 };

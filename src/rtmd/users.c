@@ -1,6 +1,7 @@
 /* Online users and their sessions (see users.h). */
 #include "users.h"
 
+#include "methods.h"
 #include "services.h"
 
 #include "log.h"
@@ -326,10 +327,26 @@ static const rtmd_observer users_observers[] = {
     {RTMD_EV_CONN_CLOSED, on_conn_closed},
 };
 
+/* The client gates' authorizer: the caller is the session's user. */
+static bool users_authorize(rtmd_request *req)
+{
+    rtmd_session *s = req->conn->session;
+    if (!s) {
+        request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
+        return false;
+    }
+    req->project = rtmd_server_project(req->srv, s->user->pid);
+    req->uid = s->user->uid;
+    return true;
+}
+
 /* Online users are a module too: a closing connection ends its session
- * through an event, and what they hold is freed at exit. */
+ * through an event, the client gates' callers are its sessions' users, and
+ * what they hold is freed at exit. */
 const rtmd_module users_module = {
     .name = "users",
     .free = users_free_all,
+    .authorizes = GATES_CLIENT,
+    .authorize = users_authorize,
     RTMD_MODULE_OBSERVERS(users_observers),
 };
