@@ -499,9 +499,10 @@ static void on_token_tick(uv_timer_t *t)
     }
 }
 
-size_t auth_token_count(const rtmd_server *srv)
+static void auth_metrics(const rtmd_server *srv, prom_out *out)
 {
-    return srv->svc->auth ? srv->svc->auth->ntokens : 0;
+    prom_metric(out, "rtmd_tokens", "gauge", "Login tokens minted and not yet expired, removed or swept.",
+                srv->svc->auth ? srv->svc->auth->ntokens : 0);
 }
 
 /* ---- module life cycle ---- */
@@ -565,6 +566,7 @@ const rtmd_module auth_module = {
     .name = "auth",
     .init = auth_init,
     .free = auth_free,
+    .metrics = auth_metrics,
     RTMD_MODULE_METHODS(auth_methods),
     RTMD_MODULE_OBSERVERS(auth_observers),
 };

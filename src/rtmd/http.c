@@ -4,9 +4,9 @@
  * their routes here. */
 #include "http.h"
 
+#include "prom.h"
 #include "services.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,67 +21,44 @@ static void respond(rtmd_conn *c, int status, const char *reason, const char *ty
         conn_send_raw(c, body, len);
 }
 
-/* Appends printf-style text to a bounded buffer. */
-typedef struct text_out {
-    char *buf;
-    size_t cap, len;
-} text_out;
-
-__attribute__((format(printf, 2, 3))) static void emit(text_out *o, const char *fmt, ...)
+static void emit_per_gate(prom_out *o, const char *name, const char *type, const char *help, const uint64_t *values)
 {
-    if (o->len >= o->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len += (size_t)n;
-}
-
-static void emit_per_gate(text_out *o, const char *name, const char *type, const char *help, const uint64_t *values)
-{
-    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    const char *gates[GATE_COUNT];
     for (int g = 0; g < GATE_COUNT; g++)
-        emit(o, "%s{gate=\"%s\"} %llu\n", name, rtmd_gate_name((rtmd_gate)g), (unsigned long long)values[g]);
-}
-
-static void emit_one(text_out *o, const char *name, const char *type, const char *help, uint64_t value)
-{
-    emit(o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, (unsigned long long)value);
+        gates[g] = rtmd_gate_name((rtmd_gate)g);
+    prom_labelled(o, name, type, help, "gate", gates, values, GATE_COUNT);
 }
 
 static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
 {
     const rtmd_metrics *m = &srv->metrics;
-    text_out o = {buf, cap, 0};
+    prom_out o = {buf, cap, 0};
     emit_per_gate(&o, "rtmd_connections", "gauge", "Open connections per gate.", m->current);
     emit_per_gate(&o, "rtmd_connections_accepted_total", "counter", "Connections accepted per gate.", m->accepted);
     emit_per_gate(&o, "rtmd_connections_closed_total", "counter", "Connections closed per gate.", m->closed);
     emit_per_gate(&o, "rtmd_connections_refused_total", "counter", "Connections refused over a connection budget (per gate, per address) or while stopping.",
                   m->refused);
-    emit_one(&o, "rtmd_packets_received_total", "counter", "Packets (and HTTP requests) received.", m->packets_in);
-    emit_one(&o, "rtmd_packets_sent_total", "counter", "FPNN packets sent.", m->packets_out);
-    emit_one(&o, "rtmd_bytes_received_total", "counter", "Bytes read from sockets.", m->bytes_in);
-    emit_one(&o, "rtmd_bytes_sent_total", "counter", "Bytes handed to sockets.", m->bytes_out);
-    emit_one(&o, "rtmd_protocol_errors_total", "counter", "Connections closed for malformed input.",
+    prom_metric(&o, "rtmd_packets_received_total", "counter", "Packets (and HTTP requests) received.", m->packets_in);
+    prom_metric(&o, "rtmd_packets_sent_total", "counter", "FPNN packets sent.", m->packets_out);
+    prom_metric(&o, "rtmd_bytes_received_total", "counter", "Bytes read from sockets.", m->bytes_in);
+    prom_metric(&o, "rtmd_bytes_sent_total", "counter", "Bytes handed to sockets.", m->bytes_out);
+    prom_metric(&o, "rtmd_protocol_errors_total", "counter", "Connections closed for malformed input.",
              m->protocol_errors);
-    emit_one(&o, "rtmd_slow_consumers_total", "counter", "Connections dropped for an output queue over the limit.",
+    prom_metric(&o, "rtmd_slow_consumers_total", "counter", "Connections dropped for an output queue over the limit.",
              m->slow_consumers);
-    emit_one(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake, login or idle timeout.", m->timeouts);
-    emit_one(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
+    prom_metric(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake, login or idle timeout.", m->timeouts);
+    prom_metric(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
              srv->store ? store_pending(srv->store) : 0);
     uint64_t buffered = 0;
     for (const rtmd_conn *c = srv->conns; c; c = c->next)
         if (c->gate != GATE_HTTP)
             buffered += conn_buffer_bytes(c);
-    emit_one(&o, "rtmd_connection_buffer_bytes", "gauge",
+    prom_metric(&o, "rtmd_connection_buffer_bytes", "gauge",
              "Heap bytes held in buffers by client and server gate connections.", buffered);
-    emit_one(&o, "rtmd_prelogin_buffer_bytes", "gauge",
+    prom_metric(&o, "rtmd_prelogin_buffer_bytes", "gauge",
              "Input buffer bytes of links not logged in or signed yet (bounded by prelogin_buffer_budget).",
              srv->prelogin_bytes);
-    emit_one(&o, "rtmd_tokens", "gauge", "Login tokens minted and not yet expired, removed or swept.",
-             srv->svc ? auth_token_count(srv) : 0);
+    services_metrics(srv, &o);
     return o.len < cap ? o.len : cap;
 }
 

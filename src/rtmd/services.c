@@ -61,6 +61,15 @@ void services_free(rtmd_server *srv)
     srv->svc = NULL;
 }
 
+void services_metrics(const rtmd_server *srv, prom_out *out)
+{
+    if (!srv->svc)
+        return;
+    for (size_t i = 0; i < NMODULES; i++)
+        if (modules[i]->metrics)
+            modules[i]->metrics(srv, out);
+}
+
 typedef struct purge {
     const char *sql, *what; /* static strings */
     int64_t now;

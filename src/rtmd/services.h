@@ -9,6 +9,7 @@
 
 #include "events.h"
 #include "methods.h"
+#include "prom.h"
 #include "server.h"
 
 typedef struct rtmd_services {
@@ -39,6 +40,8 @@ typedef struct rtmd_module {
     const char *name;
     int (*init)(rtmd_server *srv, char *err, size_t errlen); /* NULL: nothing to set up */
     void (*free)(rtmd_server *srv);                          /* NULL: nothing to free */
+    /* Its lines of /metrics (NULL: none). */
+    void (*metrics)(const rtmd_server *srv, prom_out *out);
     unsigned authorizes;           /* GATE_BIT mask of gates whose callers it checks */
     rtmd_authorize_fn authorize;   /* (methods.h) */
     const rtmd_method *methods;
@@ -51,8 +54,8 @@ typedef struct rtmd_module {
 #define RTMD_MODULE_METHODS(a) .methods = (a), .nmethods = sizeof(a) / sizeof((a)[0])
 #define RTMD_MODULE_OBSERVERS(a) .observers = (a), .nobservers = sizeof(a) / sizeof((a)[0])
 
-/* Figures for /metrics: live login tokens kept in memory (auth.c). */
-size_t auth_token_count(const rtmd_server *srv);
+/* Every module's lines of /metrics. */
+void services_metrics(const rtmd_server *srv, prom_out *out);
 
 /* Deletes expired rows through the writer: delete_sql is one statement
  * whose ?1 is now in unix seconds (e.g. "DELETE FROM t WHERE expires_at <=
