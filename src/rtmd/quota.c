@@ -153,10 +153,17 @@ typedef struct usage_read {
     uint64_t *bytes;         /* per entry of srv->projects */
 } usage_read;
 
+/* What each project stores: its storage_usage row plus the rows above the
+ * storage_usage_upto mark, not yet added to it. */
 static int read_usage(sqlite3 *db, usage_read *r)
 {
     sqlite3_stmt *st = NULL;
-    int rc = store_stmt(db, "SELECT bytes FROM storage_usage WHERE pid = ?1", &st);
+    int rc = store_stmt(db,
+                        "SELECT COALESCE((SELECT bytes FROM storage_usage WHERE pid = ?1), 0)"
+                        " + COALESCE((SELECT SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB)))"
+                        "   FROM messages WHERE pid = ?1 AND id > (SELECT value FROM counters"
+                        "   WHERE name = 'storage_usage_upto')), 0)",
+                        &st);
     for (size_t i = 0; rc == SQLITE_OK && i < r->n; i++) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, r->pids[i]);
@@ -168,6 +175,30 @@ static int read_usage(sqlite3 *db, usage_read *r)
     if (st)
         store_stmt_release(st);
     return rc;
+}
+
+/* On the writer: adds the rows above the mark to storage_usage and moves
+ * the mark to the newest message, then reads. The rows scanned are the
+ * ones written since the last refresh, still in the page cache. */
+static int apply_catch_up_and_read(sqlite3 *db, void *arg)
+{
+    static const char *const steps[] = {
+        "INSERT INTO storage_usage(pid, bytes)"
+        " SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages"
+        " WHERE id > (SELECT value FROM counters WHERE name = 'storage_usage_upto') GROUP BY pid"
+        " ON CONFLICT(pid) DO UPDATE SET bytes = bytes + excluded.bytes",
+        "UPDATE counters SET value = MAX(value, COALESCE((SELECT MAX(id) FROM messages), 0))"
+        " WHERE name = 'storage_usage_upto'",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        sqlite3_stmt *st;
+        int rc = store_stmt(db, steps[i], &st);
+        if (rc == SQLITE_OK)
+            rc = store_step_release(st);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return read_usage(db, arg);
 }
 
 static int apply_read_usage(sqlite3 *db, void *arg)
@@ -226,7 +257,7 @@ static void on_refresh_tick(uv_timer_t *t)
     if (!r)
         return;
     q->refreshing = true;
-    if (store_submit(q->srv->store, apply_read_usage, usage_read_done, r) != 0) {
+    if (store_submit(q->srv->store, apply_catch_up_and_read, usage_read_done, r) != 0) {
         q->refreshing = false;
         usage_read_free(r);
     }

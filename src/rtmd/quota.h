@@ -10,7 +10,7 @@
  * write, both gates.
  *
  * The stored bytes of each project are kept by the store itself (table
- * storage_usage, maintained by triggers on messages, migration 9), so they
+ * storage_usage, migration 9, brought up to date once a second), so they
  * survive restarts and go down when retention deletes messages. This
  * module loads them at start, adds what it admits (reserved until the
  * write is done), and reads the table again through the writer once a

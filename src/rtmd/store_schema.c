@@ -88,11 +88,13 @@
  *   request cannot be replayed after a restart.
  *
  * Migration 9: table storage_usage (pid, bytes), the bytes of msg and attrs
- *   of each project's stored messages (the storage quota, quota.h), kept
- *   by triggers on messages: an insert adds its row's bytes (an INSERT OR
- *   IGNORE that finds a duplicate inserts nothing and fires nothing), a
- *   delete (retention) takes them off. Filled from the messages already
- *   stored when the migration runs.
+ *   of each project's stored messages up to the message id in counters'
+ *   storage_usage_upto (the storage quota, quota.h). quota.c adds the rows
+ *   above it once a second and moves the mark; a delete (retention) of a
+ *   row at or below the mark takes its bytes off through a trigger. Inserts
+ *   fire nothing: a trigger per insert cost p2p 17 % of its throughput
+ *   (docs/performance.md). Filled from the messages already stored when the
+ *   migration runs.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -233,12 +235,9 @@ static const char *const migrations[] = {
     ");"
     "INSERT INTO storage_usage(pid, bytes)"
     "  SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages GROUP BY pid;"
-    "CREATE TRIGGER storage_usage_insert AFTER INSERT ON messages BEGIN"
-    "  INSERT INTO storage_usage(pid, bytes)"
-    "    VALUES (new.pid, length(CAST(new.msg AS BLOB)) + length(CAST(new.attrs AS BLOB)))"
-    "    ON CONFLICT(pid) DO UPDATE SET bytes = bytes + excluded.bytes;"
-    "END;"
-    "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages BEGIN"
+    "INSERT INTO counters(name, value) SELECT 'storage_usage_upto', COALESCE(MAX(id), 0) FROM messages;"
+    "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages"
+    "  WHEN old.id <= (SELECT value FROM counters WHERE name = 'storage_usage_upto') BEGIN"
     "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
     "    WHERE pid = old.pid;"
     "END;",
