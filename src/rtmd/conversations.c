@@ -368,12 +368,9 @@ static void conv_list_fit(conv_list *l, size_t budget)
 static void convs_done(void *arg, int status)
 {
     hjob *j = arg;
-    if (status != SQLITE_OK) {
-        hjob_fail(j, status);
-        return;
-    }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &j->answer, msgpack_sbuffer_write);
+    if (!hjob_answer_begin(j, status, &pk))
+        return;
     switch (j->kind) {
     case J_UNREAD:
     case J_SESSIONS:

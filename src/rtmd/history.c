@@ -213,12 +213,9 @@ static int read_getmsg(sqlite3 *db, void *arg)
 static void getmsg_done(void *arg, int status)
 {
     hjob *j = arg;
-    if (status != SQLITE_OK) {
-        hjob_fail(j, status);
-        return;
-    }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &j->answer, msgpack_sbuffer_write);
+    if (!hjob_answer_begin(j, status, &pk))
+        return;
     if (!j->found) {
         msgpack_pack_map(&pk, 0);
     } else {
@@ -326,12 +323,9 @@ static int read_msgnum(sqlite3 *db, void *arg)
 static void msgnum_done(void *arg, int status)
 {
     hjob *j = arg;
-    if (status != SQLITE_OK) {
-        hjob_fail(j, status);
-        return;
-    }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &j->answer, msgpack_sbuffer_write);
+    if (!hjob_answer_begin(j, status, &pk))
+        return;
     msgpack_pack_map(&pk, 2);
     mp_pack_kv_int(&pk, "sender", j->sender);
     mp_pack_kv_int(&pk, "num", j->count);

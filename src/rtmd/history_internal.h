@@ -132,6 +132,10 @@ hjob *hjob_new(rtmd_request *req, enum job_kind kind);
 void hjob_free(hjob *j);
 /* Answers the store failure status (a stop, or a storage error) and frees. */
 void hjob_fail(hjob *j, int status);
+/* Starts the answer of a job whose read ended with status: packs into
+ * j->answer through pk and returns true, or answers the failure and
+ * returns false. */
+bool hjob_answer_begin(hjob *j, int status, msgpack_packer *pk);
 /* Sends j->answer and frees. */
 void hjob_answer(hjob *j);
 /* Answers now, or after the read-marker write (mark_type, mark_xid up to

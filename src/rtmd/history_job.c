@@ -143,6 +143,16 @@ void hjob_free(hjob *j)
     free(j);
 }
 
+bool hjob_answer_begin(hjob *j, int status, msgpack_packer *pk)
+{
+    if (status != SQLITE_OK) {
+        hjob_fail(j, status);
+        return false;
+    }
+    msgpack_packer_init(pk, &j->answer, msgpack_sbuffer_write);
+    return true;
+}
+
 void hjob_fail(hjob *j, int status)
 {
     if (status == SQLITE_ABORT) {
