@@ -41,7 +41,7 @@ static void method_infos(rtmd_request *req)
     mp_pack_cstr(&pk, "connections");
     msgpack_pack_map(&pk, GATE_COUNT);
     for (int g = 0; g < GATE_COUNT; g++)
-        mp_pack_kv_int(&pk, rtmd_gate_name((rtmd_gate)g), (int64_t)srv->metrics.current[g]);
+        mp_pack_kv_int(&pk, rtmd_gate_name((rtmd_gate)g), (int64_t)srv->net.metrics.current[g]);
     mp_pack_cstr(&pk, "methods");
     methods_pack_list(srv->methods, &pk);
     request_answer(req, &body);

@@ -1,27 +1,35 @@
-/* Connections of rtmd: accepting within the connection budgets (per gate
+/* Connections of rtmd (see conn.h): accepting within the connection budgets (per gate
  * and per source address), reading and framing (plain FPNN, encrypted FPNN
  * in package or stream mode, WebSocket, HTTP), the `*key` handshake, the
  * tighter bounds of links that have not authenticated (packet size, output,
  * and their input buffers' share of the pre-login budget), the bounded
  * output queue flushed with one write per loop turn, and closing.
- * Everything above framing goes to the server's handlers (srv->on_packet,
- * srv->on_http) and its lifecycle events: this file names no service. */
+ * Everything above framing goes to the server's handlers (net->on_packet,
+ * net->on_http) and its lifecycle events: this file names no service. */
+#include "conn.h"
+
 #include "events.h"
 #include "log.h"
 #include "payload.h"
-#include "server.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static void on_closed(uv_handle_t *h);
 static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed);
+static const char *const gate_names[GATE_COUNT] = {"client_tcp", "client_ws", "server_tcp", "http"};
+
+const char *rtmd_gate_name(rtmd_gate gate)
+{
+    return gate < GATE_COUNT ? gate_names[gate] : "?";
+}
+
 static void protocol_error(rtmd_conn *c, const char *what);
 static void protocol_error_after_flush(rtmd_conn *c, const char *what);
 
 /* What one source address has open on one gate (max_connections_per_address). */
 typedef struct rtmd_address_count {
-    uint64_t hi, lo; /* the address, its key in srv->address_counts[gate] */
+    uint64_t hi, lo; /* the address, its key in address_counts[gate] */
     uint32_t count;
 } rtmd_address_count;
 
@@ -54,8 +62,8 @@ static void mark_dirty(rtmd_conn *c)
     if (c->dirty || c->closing)
         return;
     c->dirty = true;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
+    c->dirty_next = conn_net(c)->dirty;
+    conn_net(c)->dirty = c;
 }
 
 /* ---- links that have not authenticated ---- */
@@ -63,7 +71,7 @@ static void mark_dirty(rtmd_conn *c)
 /* The largest packet (or WebSocket message) the link may send now. */
 static uint32_t conn_max_packet(const rtmd_conn *c)
 {
-    const rtmd_config *cfg = &c->srv->cfg;
+    const rtmd_config *cfg = conn_net(c)->cfg;
     if (c->authenticated || c->gate == GATE_HTTP || cfg->prelogin_max_packet > cfg->max_packet)
         return cfg->max_packet;
     return cfg->prelogin_max_packet;
@@ -74,26 +82,26 @@ static uint32_t conn_max_packet(const rtmd_conn *c)
  * answers, not max_output_queue. */
 static size_t conn_output_limit(const rtmd_conn *c)
 {
-    size_t limit = c->srv->cfg.max_output_queue;
+    size_t limit = conn_net(c)->cfg->max_output_queue;
     if (!c->authenticated && c->gate != GATE_HTTP && 2 * (size_t)conn_max_packet(c) < limit)
         limit = 2 * (size_t)conn_max_packet(c);
     return limit;
 }
 
-/* Brings the link's share of srv->prelogin_bytes up to date: its input
+/* Brings the link's share of net->prelogin_bytes up to date: its input
  * buffers (unparsed tail, WebSocket message and control frame) while it
  * has not authenticated, nothing once it has or is closing. A link whose
  * share grew while the total is over prelogin_buffer_budget is closed. */
 static void account_prelogin(rtmd_conn *c)
 {
-    rtmd_server *srv = c->srv;
+    rtmd_net *net = conn_net(c);
     size_t held = 0;
     if (!c->authenticated && !c->closing && c->gate != GATE_HTTP)
         held = c->in.cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
     bool grew = held > c->prelogin_held;
-    srv->prelogin_bytes = srv->prelogin_bytes - c->prelogin_held + held;
+    net->prelogin_bytes = net->prelogin_bytes - c->prelogin_held + held;
     c->prelogin_held = (uint32_t)held;
-    if (grew && srv->prelogin_bytes > srv->cfg.prelogin_buffer_budget)
+    if (grew && net->prelogin_bytes > net->cfg->prelogin_buffer_budget)
         protocol_error(c, "pre-login input over prelogin_buffer_budget");
 }
 
@@ -103,17 +111,17 @@ void conn_authenticated(rtmd_conn *c)
         return;
     c->authenticated = true;
     if (c->ws)
-        ws_set_max_message(c->ws, c->srv->cfg.max_packet);
+        ws_set_max_message(c->ws, conn_net(c)->cfg->max_packet);
     account_prelogin(c);
 }
 
 /* ---- connection budgets ---- */
 
 /* The budget a new connection on gate would exceed, or NULL. */
-static const char *over_gate_budget(const rtmd_server *srv, rtmd_gate gate)
+static const char *over_gate_budget(const rtmd_net *net, rtmd_gate gate)
 {
-    const rtmd_config *cfg = &srv->cfg;
-    const uint32_t *open = srv->gate_conns;
+    const rtmd_config *cfg = net->cfg;
+    const uint32_t *open = net->gate_conns;
     switch (gate) {
     case GATE_CLIENT_TCP:
     case GATE_CLIENT_WS:
@@ -161,12 +169,12 @@ static bool address_key(rtmd_conn *c, uint64_t *hi, uint64_t *lo)
  * already has max_connections_per_address there (or memory ran out). */
 static bool take_address_place(rtmd_conn *c)
 {
-    rtmd_server *srv = c->srv;
-    uint32_t limit = srv->cfg.max_connections_per_address;
+    rtmd_net *net = conn_net(c);
+    uint32_t limit = net->cfg->max_connections_per_address;
     uint64_t hi, lo;
     if (limit == 0 || !address_key(c, &hi, &lo))
         return limit == 0;
-    pairmap *map = &srv->address_counts[c->gate];
+    pairmap *map = &net->address_counts[c->gate];
     rtmd_address_count *a = pairmap_get(map, hi, lo);
     if (!a) {
         a = calloc(1, sizeof *a);
@@ -191,19 +199,63 @@ static void release_address_place(rtmd_conn *c)
         return;
     c->address = NULL;
     if (--a->count == 0) {
-        pairmap_del(&c->srv->address_counts[c->gate], a->hi, a->lo);
+        pairmap_del(&conn_net(c)->address_counts[c->gate], a->hi, a->lo);
         free(a);
     }
 }
 
-void conn_free_address_counts(rtmd_server *srv)
+void conn_free_address_counts(rtmd_net *net)
 {
     for (int g = 0; g < GATE_COUNT; g++) {
-        pairmap *map = &srv->address_counts[g];
+        pairmap *map = &net->address_counts[g];
         for (size_t i = 0; i < map->cap; i++)
             free(map->slots[i].value);
         pairmap_free(map);
     }
+}
+
+/* ---- the housekeeping walk (rtmd_sweep in conn.h) ---- */
+
+uint64_t rtmd_sweep_quota(uint64_t left, uint64_t nconns, unsigned ticks_left)
+{
+    uint64_t n = left < nconns ? left : nconns;
+    if (ticks_left <= 1)
+        return n;
+    return n / ticks_left + (n % ticks_left != 0);
+}
+
+/* `left` only ever overstates what the pass has left: it counts down at
+ * each visit, while a connection closed before its visit leaves the list
+ * without being counted. So the pass's last tick, which takes `left`,
+ * reaches the end of the list. */
+uint64_t rtmd_sweep_tick(rtmd_sweep *s, rtmd_conn *head, uint64_t nconns, rtmd_sweep_visit *visit, void *arg)
+{
+    unsigned ticks = s->ticks_per_pass ? s->ticks_per_pass : 1;
+    if (s->tick == 0) {
+        s->next = head;
+        s->left = nconns;
+    }
+    uint64_t quota = rtmd_sweep_quota(s->left, nconns, ticks - s->tick);
+    uint64_t visited = 0;
+    while (visited < quota && s->next) {
+        rtmd_conn *c = s->next;
+        s->next = c->next; /* before the visit, which may close c */
+        visited++;
+        visit(c, arg);
+    }
+    s->left = s->next ? s->left - visited : 0;
+    if (++s->tick >= ticks) {
+        s->tick = 0;
+        s->next = NULL;
+        s->left = 0;
+    }
+    return visited;
+}
+
+void rtmd_sweep_unlinking(rtmd_sweep *s, const rtmd_conn *c)
+{
+    if (s->next == c)
+        s->next = c->next;
 }
 
 /* ---- closing ---- */
@@ -214,16 +266,16 @@ void conn_free_address_counts(rtmd_server *srv)
  * it are done). */
 static void teardown(rtmd_conn *c)
 {
-    rtmd_server *srv = c->srv;
-    rtmd_sweep_unlinking(&srv->sweep, c);
+    rtmd_net *net = conn_net(c);
+    rtmd_sweep_unlinking(&net->sweep, c);
     if (c->prev)
         c->prev->next = c->next;
     else
-        srv->conns = c->next;
+        net->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    events_fire(srv, &(rtmd_event){.kind = RTMD_EV_CONN_CLOSED, .conn = c});
+    events_fire(&net->events, c->srv, &(rtmd_event){.kind = RTMD_EV_CONN_CLOSED, .conn = c});
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -237,37 +289,37 @@ void conn_close(rtmd_conn *c, const char *reason)
     if (c->closing)
         return;
     c->closing = true;
-    rtmd_server *srv = c->srv;
+    rtmd_net *net = conn_net(c);
     char peer[RTMD_PEER_LEN];
     LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
               reason);
     uv_read_stop((uv_stream_t *)&c->tcp);
     /* Its places in the connection budgets are free at once, so that a
      * link accepted in the same loop turn can have them. */
-    srv->nconns--;
-    srv->gate_conns[c->gate]--;
+    net->nconns--;
+    net->gate_conns[c->gate]--;
     release_address_place(c);
     account_prelogin(c);
-    if (srv->nclosing == srv->closing_cap) {
-        size_t cap = srv->closing_cap ? 2 * srv->closing_cap : 64;
-        rtmd_conn **p = realloc(srv->closing, cap * sizeof *p);
+    if (net->nclosing == net->closing_cap) {
+        size_t cap = net->closing_cap ? 2 * net->closing_cap : 64;
+        rtmd_conn **p = realloc(net->closing, cap * sizeof *p);
         if (!p) {
             teardown(c); /* out of memory: at once, as a last resort */
             return;
         }
-        srv->closing = p;
-        srv->closing_cap = cap;
+        net->closing = p;
+        net->closing_cap = cap;
     }
-    srv->closing[srv->nclosing++] = c;
+    net->closing[net->nclosing++] = c;
 }
 
-void conn_finish_closes(rtmd_server *srv)
+void conn_finish_closes(rtmd_net *net)
 {
     /* A teardown may close more connections (a logout pushes to others):
      * they join the end of the list and are torn down in this pass. */
-    for (size_t i = 0; i < srv->nclosing; i++)
-        teardown(srv->closing[i]);
-    srv->nclosing = 0;
+    for (size_t i = 0; i < net->nclosing; i++)
+        teardown(net->closing[i]);
+    net->nclosing = 0;
 }
 
 void conn_close_after_flush(rtmd_conn *c)
@@ -282,8 +334,8 @@ void conn_close_after_flush(rtmd_conn *c)
 static void on_closed(uv_handle_t *h)
 {
     rtmd_conn *c = (rtmd_conn *)h;
-    c->srv->metrics.closed[c->gate]++;
-    c->srv->metrics.current[c->gate]--;
+    conn_net(c)->metrics.closed[c->gate]++;
+    conn_net(c)->metrics.current[c->gate]--;
     conn_unref(c);
 }
 
@@ -305,7 +357,7 @@ static bool over_output_limit(rtmd_conn *c)
         if (queued <= limit)
             return false;
     }
-    c->srv->metrics.slow_consumers++;
+    conn_net(c)->metrics.slow_consumers++;
     char peer[RTMD_PEER_LEN];
     LOG_WARN("conn %llu %s: output queue over %zu bytes, dropping a slow reader", (unsigned long long)c->id,
              conn_peer(c, peer), limit);
@@ -332,7 +384,7 @@ int conn_send_packet(rtmd_conn *c, const uint8_t *packet, size_t len)
 {
     if (c->closing)
         return -1;
-    c->srv->metrics.packets_out++;
+    conn_net(c)->metrics.packets_out++;
     switch (c->framing) {
     case FRAMING_WS:
         if (ws_send_binary(c->ws, packet, len) != 0) {
@@ -357,7 +409,7 @@ int conn_send_packet(rtmd_conn *c, const uint8_t *packet, size_t len)
 
 int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, size_t len)
 {
-    rtm_buf *b = &c->srv->scratch;
+    rtm_buf *b = &conn_net(c)->scratch;
     size_t mlen = strlen(method);
     size_t size = fpnn_encoded_size(FPNN_MT_TWOWAY, mlen, len);
     rtm_buf_reset(b);
@@ -377,7 +429,7 @@ int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len)
     uint32_t seq = ++c->next_seq;
     if (c->framing == FRAMING_FPNN) {
         /* Plain links: copy once into the output and patch it there. */
-        c->srv->metrics.packets_out++;
+        conn_net(c)->metrics.packets_out++;
         if (rtm_buf_append(&c->out, packet, len) != 0) {
             conn_close(c, "out of memory");
             return -1;
@@ -388,7 +440,7 @@ int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len)
         mark_dirty(c);
         return 0;
     }
-    rtm_buf *b = &c->srv->push_scratch;
+    rtm_buf *b = &conn_net(c)->push_scratch;
     rtm_buf_reset(b);
     if (rtm_buf_append(b, packet, len) != 0)
         return -1;
@@ -459,7 +511,7 @@ static void start_write(rtmd_conn *c)
         return;
     }
     if (n > 0) {
-        c->srv->metrics.bytes_out += (uint64_t)n;
+        conn_net(c)->metrics.bytes_out += (uint64_t)n;
         rtm_buf_consume(&c->inflight, (size_t)n);
         if (rtm_buf_pending(&c->inflight) == 0) {
             if (c->close_after_flush)
@@ -477,7 +529,7 @@ static void start_write(rtmd_conn *c)
         conn_close(c, "out of memory");
         return;
     }
-    c->srv->metrics.bytes_out += buf.len;
+    conn_net(c)->metrics.bytes_out += buf.len;
     req->data = c;
     int rc = uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
     if (rc < 0) {
@@ -507,11 +559,11 @@ void conn_release_idle_buffers(rtmd_conn *c)
     release_output_buffers(c, SIZE_MAX);
 }
 
-void rtmd_flush_dirty(rtmd_server *srv)
+void rtmd_flush_dirty(rtmd_net *net)
 {
-    while (srv->dirty) {
-        rtmd_conn *c = srv->dirty;
-        srv->dirty = c->dirty_next;
+    while (net->dirty) {
+        rtmd_conn *c = net->dirty;
+        net->dirty = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
         if (c->closing || c->writing)
@@ -527,7 +579,7 @@ void rtmd_flush_dirty(rtmd_server *srv)
 
 static void log_protocol_error(rtmd_conn *c, const char *what)
 {
-    c->srv->metrics.protocol_errors++;
+    conn_net(c)->metrics.protocol_errors++;
     char peer[RTMD_PEER_LEN];
     LOG_INFO("conn %llu %s %s: %s, closing", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
              what);
@@ -556,10 +608,10 @@ static void protocol_error_after_flush(rtmd_conn *c, const char *what)
  * already encrypted, and every later byte in both directions is encrypted. */
 static int handle_key_exchange(rtmd_conn *c, const fpnn_packet *pkt)
 {
-    rtmd_server *srv = c->srv;
-    if (!srv->key || c->framing != FRAMING_FPNN || c->handshaken ||
+    rtmd_net *net = conn_net(c);
+    if (!net->key || c->framing != FRAMING_FPNN || c->handshaken ||
         (c->gate != GATE_CLIENT_TCP && c->gate != GATE_SERVER_TCP)) {
-        protocol_error(c, srv->key ? "*key not allowed here" : "*key but encryption is not configured");
+        protocol_error(c, net->key ? "*key not allowed here" : "*key but encryption is not configured");
         return -1;
     }
     msgpack_unpacked args;
@@ -576,7 +628,7 @@ static int handle_key_exchange(rtmd_conn *c, const fpnn_packet *pkt)
     mp_get_int64(&args.data, "bits", &bits);
     fpnn_crypto *crypto = NULL;
     if (pub && (bits == 128 || bits == 256))
-        crypto = fpnn_crypto_new(srv->key, (const uint8_t *)pub, publen, (int)bits, stream);
+        crypto = fpnn_crypto_new(net->key, (const uint8_t *)pub, publen, (int)bits, stream);
     msgpack_unpacked_destroy(&args);
     if (!crypto) {
         protocol_error(c, "bad *key public key or bits");
@@ -598,11 +650,11 @@ static int handle_key_exchange(rtmd_conn *c, const fpnn_packet *pkt)
 
 static int handle_packet(rtmd_conn *c, const fpnn_packet *pkt)
 {
-    c->srv->metrics.packets_in++;
+    conn_net(c)->metrics.packets_in++;
     if (pkt->mtype != FPNN_MT_ANSWER && pkt->method_len == 4 && memcmp(pkt->method, "*key", 4) == 0)
         return handle_key_exchange(c, pkt);
     c->handshaken = true;
-    return c->srv->on_packet(c, pkt);
+    return conn_net(c)->on_packet(c, pkt);
 }
 
 /* Parses plain or stream-decrypted FPNN packets in data[0..len). */
@@ -622,7 +674,7 @@ static int process_fpnn(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
             }
             if (len - pos - 4 < plen)
                 break;
-            rtm_buf *plain = &c->srv->decrypted;
+            rtm_buf *plain = &conn_net(c)->decrypted;
             rtm_buf_reset(plain);
             if (rtm_buf_reserve(plain, plen) != 0) {
                 conn_close(c, "out of memory");
@@ -716,15 +768,15 @@ static int process_ws_handshake(rtmd_conn *c, uint8_t *data, size_t len, size_t 
         return 0;
     }
     if (r < 0) {
-        c->srv->metrics.protocol_errors++;
+        conn_net(c)->metrics.protocol_errors++;
         send_http_error(c, r == HTTP_PARSE_TOO_LARGE ? 413 : 400);
         return -1;
     }
     char resp[512];
     int status = 400;
-    int n = ws_handshake_response(&req, c->srv->cfg.ws_path, resp, sizeof resp, &status);
+    int n = ws_handshake_response(&req, conn_net(c)->cfg->ws_path, resp, sizeof resp, &status);
     if (n < 0) {
-        c->srv->metrics.protocol_errors++;
+        conn_net(c)->metrics.protocol_errors++;
         send_http_error(c, status);
         return -1;
     }
@@ -754,8 +806,8 @@ static int process_http(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
         }
         pos += (size_t)r;
         c->handshaken = true;
-        c->srv->metrics.packets_in++;
-        c->srv->on_http(c, &req);
+        conn_net(c)->metrics.packets_in++;
+        conn_net(c)->on_http(c, &req);
         if (!req.keep_alive)
             conn_close_after_flush(c);
     }
@@ -801,8 +853,8 @@ static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consum
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     rtmd_conn *c = (rtmd_conn *)h;
-    buf->base = (char *)c->srv->readbuf;
-    buf->len = sizeof c->srv->readbuf;
+    buf->base = (char *)conn_net(c)->readbuf;
+    buf->len = sizeof conn_net(c)->readbuf;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -816,15 +868,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->closing)
         return;
-    rtmd_server *srv = c->srv;
-    srv->metrics.bytes_in += (uint64_t)nread;
-    c->last_recv_ms = uv_now(srv->loop);
+    rtmd_net *net = conn_net(c);
+    net->metrics.bytes_in += (uint64_t)nread;
+    c->last_recv_ms = uv_now(net->loop);
     uint8_t *data = (uint8_t *)buf->base;
     size_t len = (size_t)nread;
     if (c->tls) {
         /* TLS links go on with the plaintext (and send what the handshake
          * answers); the TLS records themselves are OpenSSL's to buffer. */
-        rtm_buf *plain = &srv->tls_plain;
+        rtm_buf *plain = &net->tls_plain;
         rtm_buf_reset(plain);
         size_t queued = rtm_buf_pending(&c->out);
         int rc = tls_conn_feed(c->tls_state, data, len, plain, &c->out);
@@ -897,7 +949,7 @@ const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN])
 void rtmd_on_connection(uv_stream_t *server_stream, int status)
 {
     rtmd_listener *l = (rtmd_listener *)server_stream;
-    rtmd_server *srv = l->srv;
+    rtmd_net *net = (rtmd_net *)(void *)l->srv;
     if (status < 0) {
         LOG_WARN("accept on %s failed: %s", rtmd_gate_name(l->gate), uv_strerror(status));
         return;
@@ -905,48 +957,48 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status)
     rtmd_conn *c = calloc(1, sizeof *c);
     if (!c)
         return;
-    c->srv = srv;
+    c->srv = l->srv;
     c->gate = l->gate;
     c->refs = 1;
-    c->id = ++srv->next_conn_id;
-    c->created_ms = c->last_recv_ms = c->last_ping_ms = uv_now(srv->loop);
+    c->id = ++net->next_conn_id;
+    c->created_ms = c->last_recv_ms = c->last_ping_ms = uv_now(net->loop);
     c->framing = l->gate == GATE_CLIENT_WS ? FRAMING_WS_HANDSHAKE : l->gate == GATE_HTTP ? FRAMING_HTTP : FRAMING_FPNN;
     if (l->tls) {
         c->tls = true;
-        c->tls_state = tls_conn_new(srv->tls);
+        c->tls_state = tls_conn_new(net->tls);
         if (!c->tls_state) {
             free(c);
             return;
         }
     }
-    uv_tcp_init(srv->loop, &c->tcp);
-    srv->metrics.current[c->gate]++;
+    uv_tcp_init(net->loop, &c->tcp);
+    net->metrics.current[c->gate]++;
     if (uv_accept(server_stream, (uv_stream_t *)&c->tcp) != 0) {
-        srv->metrics.accepted[c->gate]++;
+        net->metrics.accepted[c->gate]++;
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
-    srv->metrics.accepted[c->gate]++;
-    const char *refused = srv->stopping ? "stopping" : over_gate_budget(srv, c->gate);
+    net->metrics.accepted[c->gate]++;
+    const char *refused = net->refusing ? "stopping" : over_gate_budget(net, c->gate);
     if (!refused && !take_address_place(c))
         refused = "max_connections_per_address";
     if (refused) {
-        srv->metrics.refused[c->gate]++;
+        net->metrics.refused[c->gate]++;
         char peer[RTMD_PEER_LEN];
         LOG_DEBUG("conn %s %s refused: %s", rtmd_gate_name(c->gate), conn_peer(c, peer), refused);
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
-    srv->gate_conns[c->gate]++;
+    net->gate_conns[c->gate]++;
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->gate == GATE_SERVER_TCP)
         uv_tcp_keepalive(&c->tcp, 1, 60);
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
+    c->next = net->conns;
+    if (net->conns)
+        net->conns->prev = c;
+    net->conns = c;
+    net->nconns++;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

@@ -36,7 +36,7 @@ typedef struct rtmd_observer {
 
 #define RTMD_OBSERVERS_MAX 16 /* per event kind */
 
-/* The subscriptions, kept by the server. */
+/* The subscriptions, kept in the transport's state (rtmd_net). */
 typedef struct rtmd_events {
     rtmd_observer_fn fns[RTMD_EV_COUNT][RTMD_OBSERVERS_MAX];
     uint8_t n[RTMD_EV_COUNT];
@@ -44,7 +44,8 @@ typedef struct rtmd_events {
 
 /* Adds an observer; they run in the order subscribed. Returns 0, or -1
  * when the kind already has RTMD_OBSERVERS_MAX. */
-int events_subscribe(struct rtmd_server *srv, rtmd_event_kind kind, rtmd_observer_fn fn);
-void events_fire(struct rtmd_server *srv, const rtmd_event *ev);
+int events_subscribe(rtmd_events *e, rtmd_event_kind kind, rtmd_observer_fn fn);
+/* Runs the observers of ev's kind with srv. */
+void events_fire(const rtmd_events *e, struct rtmd_server *srv, const rtmd_event *ev);
 
 #endif

@@ -31,7 +31,7 @@ static void emit_per_gate(prom_out *o, const char *name, const char *type, const
 
 static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
 {
-    const rtmd_metrics *m = &srv->metrics;
+    const rtmd_metrics *m = &srv->net.metrics;
     prom_out o = {buf, cap, 0};
     emit_per_gate(&o, "rtmd_connections", "gauge", "Open connections per gate.", m->current);
     emit_per_gate(&o, "rtmd_connections_accepted_total", "counter", "Connections accepted per gate.", m->accepted);
@@ -50,14 +50,14 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
     prom_metric(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
              srv->store ? store_pending(srv->store) : 0);
     uint64_t buffered = 0;
-    for (const rtmd_conn *c = srv->conns; c; c = c->next)
+    for (const rtmd_conn *c = srv->net.conns; c; c = c->next)
         if (c->gate != GATE_HTTP)
             buffered += conn_buffer_bytes(c);
     prom_metric(&o, "rtmd_connection_buffer_bytes", "gauge",
              "Heap bytes held in buffers by client and server gate connections.", buffered);
     prom_metric(&o, "rtmd_prelogin_buffer_bytes", "gauge",
              "Input buffer bytes of links not logged in or signed yet (bounded by prelogin_buffer_budget).",
-             srv->prelogin_bytes);
+             srv->net.prelogin_bytes);
     services_metrics(srv, &o);
     return o.len < cap ? o.len : cap;
 }

@@ -143,7 +143,7 @@ static void send_answer(rtmd_request *req, uint8_t status, const char *body, siz
         }
         body = json;
     }
-    rtm_buf *b = &req->srv->scratch;
+    rtm_buf *b = &req->srv->net.scratch;
     size_t size = fpnn_encoded_size(FPNN_MT_ANSWER, 0, len);
     if (size > req->srv->cfg.max_packet && status == 0) {
         /* The peer would drop it (and rtmd its link): a clear error

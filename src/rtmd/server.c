@@ -26,13 +26,6 @@
  * reading (the kernel's send buffers are full), so the stop drops it. */
 #define STOP_STALL_MS 1000
 
-static const char *const gate_names[GATE_COUNT] = {"client_tcp", "client_ws", "server_tcp", "http"};
-
-const char *rtmd_gate_name(rtmd_gate gate)
-{
-    return gate < GATE_COUNT ? gate_names[gate] : "?";
-}
-
 uint64_t rtmd_monotonic_ms(void)
 {
     return uv_hrtime() / 1000000u;
@@ -148,7 +141,7 @@ static int start_listener(rtmd_server *srv, rtmd_endpoint e, int port, char *err
     l->name = endpoint_kinds[e].name;
     l->gate = endpoint_kinds[e].gate;
     l->tls = endpoint_kinds[e].tls;
-    if (port < 0 || (l->tls && !srv->tls))
+    if (port < 0 || (l->tls && !srv->net.tls))
         return 0;
     struct sockaddr_storage addr;
     const char *host = srv->cfg.listen_host;
@@ -188,51 +181,9 @@ static void close_listeners(rtmd_server *srv)
 
 /* ---- housekeeping ---- */
 
-uint64_t rtmd_sweep_quota(uint64_t left, uint64_t nconns, unsigned ticks_left)
-{
-    uint64_t n = left < nconns ? left : nconns;
-    if (ticks_left <= 1)
-        return n;
-    return n / ticks_left + (n % ticks_left != 0);
-}
-
-/* `left` only ever overstates what the pass has left: it counts down at
- * each visit, while a connection closed before its visit leaves the list
- * without being counted. So the pass's last tick, which takes `left`,
- * reaches the end of the list. */
-uint64_t rtmd_sweep_tick(rtmd_sweep *s, rtmd_conn *head, uint64_t nconns, rtmd_sweep_visit *visit, void *arg)
-{
-    unsigned ticks = s->ticks_per_pass ? s->ticks_per_pass : 1;
-    if (s->tick == 0) {
-        s->next = head;
-        s->left = nconns;
-    }
-    uint64_t quota = rtmd_sweep_quota(s->left, nconns, ticks - s->tick);
-    uint64_t visited = 0;
-    while (visited < quota && s->next) {
-        rtmd_conn *c = s->next;
-        s->next = c->next; /* before the visit, which may close c */
-        visited++;
-        visit(c, arg);
-    }
-    s->left = s->next ? s->left - visited : 0;
-    if (++s->tick >= ticks) {
-        s->tick = 0;
-        s->next = NULL;
-        s->left = 0;
-    }
-    return visited;
-}
-
-void rtmd_sweep_unlinking(rtmd_sweep *s, const rtmd_conn *c)
-{
-    if (s->next == c)
-        s->next = c->next;
-}
-
 /* Deadlines are seen at the connection's next visit: at most about a
  * second late while the number of connections is steady, less than two
- * seconds late in any case (see rtmd_sweep in server.h). */
+ * seconds late in any case (see rtmd_sweep in conn.h). */
 static void housekeep(rtmd_conn *c, void *arg)
 {
     rtmd_server *srv = arg;
@@ -242,14 +193,14 @@ static void housekeep(rtmd_conn *c, void *arg)
         return;
     /* Client links must log in, app-server links sign a request, in time. */
     if (!c->authenticated && c->gate != GATE_HTTP && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
-        srv->metrics.timeouts++;
+        srv->net.metrics.timeouts++;
         conn_close(c, c->gate == GATE_SERVER_TCP ? "no signed request within login_timeout"
                                                  : "no login within login_timeout");
         return;
     }
     if (!c->handshaken) {
         if (now - c->created_ms > (uint64_t)cfg->handshake_timeout * 1000) {
-            srv->metrics.timeouts++;
+            srv->net.metrics.timeouts++;
             conn_close(c, "handshake timeout");
         }
         return;
@@ -257,7 +208,7 @@ static void housekeep(rtmd_conn *c, void *arg)
     if (c->gate == GATE_SERVER_TCP)
         return; /* app servers keep quiet links; TCP keepalive watches them */
     if (now - c->last_recv_ms > (uint64_t)cfg->idle_timeout * 1000) {
-        srv->metrics.timeouts++;
+        srv->net.metrics.timeouts++;
         conn_close(c, "idle timeout");
         return;
     }
@@ -276,7 +227,7 @@ static void on_tick(uv_timer_t *t)
     rtmd_server *srv = t->data;
     if (srv->stopping)
         return; /* no pings or timeouts while the output drains */
-    rtmd_sweep_tick(&srv->sweep, srv->conns, srv->nconns, housekeep, srv);
+    rtmd_sweep_tick(&srv->net.sweep, srv->net.conns, srv->net.nconns, housekeep, srv);
 }
 
 bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed)
@@ -298,8 +249,9 @@ bool rtmd_timer_release(uv_timer_t *t, bool closed)
 
 static void on_check(uv_check_t *h)
 {
-    conn_finish_closes(h->data);
-    rtmd_flush_dirty(h->data);
+    rtmd_server *srv = h->data;
+    conn_finish_closes(&srv->net);
+    rtmd_flush_dirty(&srv->net);
 }
 
 /* ---- graceful stop ---- */
@@ -310,7 +262,7 @@ static uint64_t undelivered_output(rtmd_server *srv, size_t *undrained)
 {
     uint64_t total = 0;
     *undrained = 0;
-    for (rtmd_conn *c = srv->conns; c; c = c->next) {
+    for (rtmd_conn *c = srv->net.conns; c; c = c->next) {
         size_t n = conn_undelivered_bytes(c);
         if (n > 0 || c->writing)
             (*undrained)++;
@@ -323,9 +275,9 @@ static void finish_stop(rtmd_server *srv)
 {
     srv->stopping = 2;
     uv_timer_stop(&srv->stop_timer);
-    for (rtmd_conn *c = srv->conns; c; c = c->next)
+    for (rtmd_conn *c = srv->net.conns; c; c = c->next)
         conn_close(c, "server stopping");
-    conn_finish_closes(srv);
+    conn_finish_closes(&srv->net);
     if (srv->store) {
         store_close(srv->store);
         srv->store = NULL;
@@ -374,11 +326,12 @@ void rtmd_server_stop(rtmd_server *srv)
     if (srv->stopping)
         return;
     srv->stopping = 1;
+    srv->net.refusing = true;
     srv->stop_started_ms = srv->stop_progress_ms = uv_now(srv->loop);
     srv->stop_undelivered = 0;
     LOG_INFO("stopping: no new connections or quests, finishing writes in flight");
     close_listeners(srv);
-    for (rtmd_conn *c = srv->conns; c; c = c->next)
+    for (rtmd_conn *c = srv->net.conns; c; c = c->next)
         uv_read_stop((uv_stream_t *)&c->tcp);
     uv_timer_start(&srv->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
 }
@@ -389,7 +342,7 @@ static void on_reload(uv_signal_t *h, int signum)
 {
     (void)signum;
     rtmd_server *srv = h->data;
-    if (!srv->tls) {
+    if (!srv->net.tls) {
         LOG_INFO("SIGHUP: no TLS certificate configured, nothing to reload");
         return;
     }
@@ -399,8 +352,8 @@ static void on_reload(uv_signal_t *h, int signum)
         LOG_ERROR("SIGHUP: keeping the current TLS certificate: %s", err);
         return;
     }
-    tls_context_free(srv->tls);
-    srv->tls = fresh;
+    tls_context_free(srv->net.tls);
+    srv->net.tls = fresh;
     LOG_INFO("SIGHUP: TLS certificate reloaded from %s", srv->cfg.tls_cert);
 }
 
@@ -421,10 +374,12 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
 {
     memset(srv, 0, sizeof *srv);
     srv->loop = loop;
+    srv->net.loop = loop;
+    srv->net.cfg = &srv->cfg;
     srv->cfg = *cfg;
     if (cfg->key_pem[0]) {
-        srv->key = fpnn_crypto_load_private_key(cfg->key_pem, err, errlen);
-        if (!srv->key)
+        srv->net.key = fpnn_crypto_load_private_key(cfg->key_pem, err, errlen);
+        if (!srv->net.key)
             return -1;
     }
     srv->store = store_open(loop, cfg->data_dir, cfg->store_batch_max, cfg->store_fsync != 0, err, errlen);
@@ -436,14 +391,14 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     if (!srv->methods)
         return -1;
     builtin_methods_register(srv->methods);
-    srv->on_packet = rtmd_dispatch_packet;
-    srv->on_http = rtmd_http_handle;
+    srv->net.on_packet = rtmd_dispatch_packet;
+    srv->net.on_http = rtmd_http_handle;
     if (services_init(srv, err, errlen) != 0)
         return -1;
 
     if (cfg->tls_cert[0]) {
-        srv->tls = tls_context_load(cfg->tls_cert, cfg->tls_key, err, errlen);
-        if (!srv->tls)
+        srv->net.tls = tls_context_load(cfg->tls_cert, cfg->tls_key, err, errlen);
+        if (!srv->net.tls)
             return -1;
     }
     const int ports[ENDPOINT_COUNT] = {
@@ -457,7 +412,7 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
 
     uv_timer_init(loop, &srv->tick);
     srv->tick.data = srv;
-    srv->sweep.ticks_per_pass = RTMD_HOUSEKEEPING_HZ;
+    srv->net.sweep.ticks_per_pass = RTMD_HOUSEKEEPING_HZ;
     uv_timer_start(&srv->tick, on_tick, 1000 / RTMD_HOUSEKEEPING_HZ, 1000 / RTMD_HOUSEKEEPING_HZ);
     uv_check_init(loop, &srv->flusher);
     srv->flusher.data = srv;
@@ -502,18 +457,18 @@ int rtmd_server_run(rtmd_server *srv)
 void rtmd_server_free(rtmd_server *srv)
 {
     services_free(srv);
-    conn_free_address_counts(srv);
+    conn_free_address_counts(&srv->net);
     if (srv->store) {
         store_close(srv->store);
         srv->store = NULL;
     }
     methods_free(srv->methods);
     free(srv->projects);
-    rtm_buf_free(&srv->scratch);
-    rtm_buf_free(&srv->push_scratch);
-    rtm_buf_free(&srv->decrypted);
-    rtm_buf_free(&srv->tls_plain);
-    free(srv->closing);
-    EVP_PKEY_free(srv->key);
-    tls_context_free(srv->tls);
+    rtm_buf_free(&srv->net.scratch);
+    rtm_buf_free(&srv->net.push_scratch);
+    rtm_buf_free(&srv->net.decrypted);
+    rtm_buf_free(&srv->net.tls_plain);
+    free(srv->net.closing);
+    EVP_PKEY_free(srv->net.key);
+    tls_context_free(srv->net.tls);
 }

@@ -1,12 +1,14 @@
-/* The rtmd server: its event loop, listeners, connections and their
- * lifecycle (handshake and idle timeouts, keepalive pings, watched in
- * slices; output limits), metrics, projects and graceful stop. Transport
- * details live in conn.c, method dispatch in methods.c, HTTP in http.c. */
+/* The rtmd server: its event loop, listeners, the housekeeping tick that
+ * watches connections (handshake, login and idle deadlines, keepalive
+ * pings), projects, signals and graceful stop. It puts the layers together:
+ * the transport (conn.h), method dispatch (methods.c), HTTP (http.c) and
+ * the service modules (services.c). */
 #ifndef RTMD_SERVER_H
 #define RTMD_SERVER_H
 
 #include "buf.h"
 #include "config.h"
+#include "conn.h"
 #include "events.h"
 #include "pairmap.h"
 #include "fpnn_crypto.h"
@@ -20,152 +22,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-typedef enum rtmd_gate {
-    GATE_CLIENT_TCP = 0,
-    GATE_CLIENT_WS,
-    GATE_SERVER_TCP,
-    GATE_HTTP,
-    GATE_COUNT
-} rtmd_gate;
 
-#define GATE_BIT(g) (1u << (g))
-#define GATES_CLIENT (GATE_BIT(GATE_CLIENT_TCP) | GATE_BIT(GATE_CLIENT_WS))
-#define GATES_SERVER GATE_BIT(GATE_SERVER_TCP)
-#define GATES_FPNN (GATES_CLIENT | GATES_SERVER)
-
-const char *rtmd_gate_name(rtmd_gate gate);
-
-struct rtmd_server;
 struct rtmd_methods;
 
-/* One listening socket. A gate may have two: plain and over TLS (the
- * client WebSocket gate, and HTTP). */
-typedef enum rtmd_endpoint {
-    ENDPOINT_CLIENT_TCP = 0,
-    ENDPOINT_CLIENT_WS,
-    ENDPOINT_CLIENT_WSS,
-    ENDPOINT_SERVER_TCP,
-    ENDPOINT_HTTP,
-    ENDPOINT_HTTPS,
-    ENDPOINT_COUNT
-} rtmd_endpoint;
 
-typedef struct rtmd_listener {
-    uv_tcp_t tcp;
-    struct rtmd_server *srv;
-    const char *name; /* as printed on the listen line */
-    rtmd_gate gate;
-    int port;         /* bound port (resolved when configured as 0) */
-    bool active;
-    bool tls;
-} rtmd_listener;
 
-/* How the bytes of a connection are framed on the wire. */
-typedef enum conn_framing {
-    FRAMING_FPNN = 0,      /* plain FPNN packets over TCP */
-    FRAMING_FPNN_PACKAGE,  /* encrypted, package mode */
-    FRAMING_FPNN_STREAM,   /* encrypted, stream mode */
-    FRAMING_WS_HANDSHAKE,  /* waiting for the HTTP upgrade */
-    FRAMING_WS,            /* one FPNN packet per binary WebSocket message */
-    FRAMING_HTTP,          /* plain HTTP requests */
-} conn_framing;
 
-typedef struct rtmd_conn {
-    uv_tcp_t tcp;                  /* first: handles cast back to the conn */
-    struct rtmd_server *srv;
-    struct rtmd_conn *prev, *next; /* all live connections */
-    struct rtmd_conn *dirty_next;  /* connections with output to flush */
-    uint64_t id;
-    unsigned refs;                 /* the socket + requests still in progress */
-    uint32_t next_seq;             /* seq of server quests */
-    uint8_t gate;                  /* rtmd_gate; one byte, like the flags below:
-                                    * every byte of an idle connection counts */
-    uint8_t framing;               /* conn_framing */
-    /* Flags in bits, so that the connection's bytes before its buffers
-     * stay at eight. */
-    bool closing : 1;              /* uv_close called or requested */
-    bool dirty : 1;                /* on the flush list */
-    bool writing : 1;              /* a uv_write is in flight */
-    bool close_after_flush : 1;    /* close once the output is written */
-    bool handshaken : 1;           /* a valid first packet / upgrade was seen */
-    bool authenticated : 1;        /* logged in (client gates) or signed once (server
-                                    * gate): see conn_authenticated */
-    bool tls : 1;                  /* accepted on a TLS listener: tls_state, not crypto */
-    uint8_t sign_failures;         /* server gate: failed signatures in a row (sign.c) */
 
-    rtm_buf in;                    /* received, not yet parsed bytes */
-    rtm_buf out;                   /* encoded bytes waiting for the next write */
-    rtm_buf inflight;              /* bytes of the write in flight */
-
-    union {
-        fpnn_crypto *crypto;       /* FPNN encryption after `*key` (TCP gates) */
-        tls_conn *tls_state;       /* TLS (wss and https) */
-    };
-    ws_conn *ws;
-
-    struct rtmd_session *session;  /* client gates: set once `auth` succeeded */
-    struct rtmd_listener_state *listen; /* server gate: what this app server listens to */
-    struct rtmd_address_count *address; /* its source address's count, when that is limited */
-    uint32_t prelogin_held;        /* input buffer bytes counted in srv->prelogin_bytes */
-
-    uint64_t created_ms;
-    uint64_t last_recv_ms;
-    uint64_t last_ping_ms;
-} rtmd_conn;
-
-/* What conn.c hands complete input to (set by rtmd_server_init, so that
- * the transport names no dispatcher or router): an FPNN packet of a
- * client or server gate (returns 0, or -1 when the connection must be
- * closed), and an HTTP request of the HTTP gate. */
-typedef int (*rtmd_packet_handler)(rtmd_conn *c, const fpnn_packet *pkt);
-typedef void (*rtmd_http_handler)(rtmd_conn *c, const struct http_request *req);
-
-/* Housekeeping (login, handshake and idle deadlines, keepalive pings,
- * idle buffers) visits the connections in slices, as Redis clientsCron
- * does, so that a tick costs the same whatever their number: a pass over
- * the list lasts RTMD_HOUSEKEEPING_HZ ticks (one second), and each tick
- * visits an equal share of what the pass has left. The walk starts at the
- * head; connections accepted meanwhile join at the head and wait for the
- * next pass. So a connection present when a pass starts is visited in that
- * pass: two visits are about a second apart while the number of
- * connections is steady, and always less than two seconds apart (with the
- * ticks on time). */
-#define RTMD_HOUSEKEEPING_HZ 10
-
-typedef struct rtmd_sweep {
-    rtmd_conn *next;          /* where the walk resumes; NULL once the pass ended */
-    uint64_t left;            /* connections of this pass not visited yet, at most */
-    unsigned tick;            /* ticks of this pass done */
-    unsigned ticks_per_pass;
-} rtmd_sweep;
-
-typedef void rtmd_sweep_visit(rtmd_conn *c, void *arg);
-
-/* How many connections one tick visits: the pass's unvisited ones (at most
- * `left`, and no more than the `nconns` in the list) shared over the
- * `ticks_left` ticks of the pass, rounded up; the last tick takes all. */
-uint64_t rtmd_sweep_quota(uint64_t left, uint64_t nconns, unsigned ticks_left);
-/* One tick: starts a pass at `head` when the last one is over, then visits
- * the quota of connections from where the walk stopped. A visit may close
- * (and unlink) any connection. Returns how many were visited. */
-uint64_t rtmd_sweep_tick(rtmd_sweep *s, rtmd_conn *head, uint64_t nconns, rtmd_sweep_visit *visit, void *arg);
-/* Called as c leaves the list, so that the walk never resumes at a
- * connection that is gone. */
-void rtmd_sweep_unlinking(rtmd_sweep *s, const rtmd_conn *c);
-
-typedef struct rtmd_metrics {
-    uint64_t accepted[GATE_COUNT];
-    uint64_t closed[GATE_COUNT];
-    uint64_t refused[GATE_COUNT];   /* over a connection budget (max_*connections*) */
-    uint64_t current[GATE_COUNT];
-    uint64_t packets_in;
-    uint64_t packets_out;
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    uint64_t protocol_errors;
-    uint64_t slow_consumers;        /* dropped for an output queue over the limit */
-    uint64_t timeouts;              /* closed by handshake, login or idle timeout */
-} rtmd_metrics;
 
 typedef struct rtmd_project {
     int64_t pid;
@@ -175,34 +38,20 @@ typedef struct rtmd_project {
 } rtmd_project;
 
 typedef struct rtmd_server {
+    /* First: conn.c sees a server as its transport state (conn_net). */
+    rtmd_net net;
     uv_loop_t *loop;
     rtmd_config cfg;
     store *store;
-    EVP_PKEY *key;                  /* private key of encrypted links, or NULL */
     struct rtmd_methods *methods;
 
     rtmd_listener listeners[ENDPOINT_COUNT];
-    rtmd_packet_handler on_packet;  /* methods.c: rtmd_dispatch_packet */
-    rtmd_http_handler on_http;      /* http.c: rtmd_http_handle */
-    rtmd_events events;             /* lifecycle event subscriptions (events.h) */
-    tls_context *tls;               /* certificate of the TLS listeners, or NULL */
     uv_signal_t sighup;             /* reloads the certificate */
     uv_timer_t tick;
     uv_check_t flusher;
     uv_signal_t sigterm, sigint;
     uv_timer_t stop_timer;
 
-    rtmd_conn *conns;
-    rtmd_sweep sweep;               /* the housekeeping walk over conns */
-    rtmd_conn *dirty;
-    rtmd_conn **closing;            /* closed, to be torn down (conn_finish_closes) */
-    size_t nclosing, closing_cap;
-    uint64_t nconns;
-    uint32_t gate_conns[GATE_COUNT]; /* open connections per gate, for the budgets */
-    pairmap address_counts[GATE_COUNT]; /* source address -> rtmd_address_count */
-    uint64_t prelogin_bytes;        /* input buffers of links not authenticated yet */
-    uint64_t next_conn_id;
-    rtmd_metrics metrics;
 
     rtmd_project *projects;
     size_t nprojects;
@@ -210,13 +59,6 @@ typedef struct rtmd_server {
     /* Service state, all owned by this loop. */
     pairmap users;                  /* (pid, uid) -> rtmd_user, online users */
     struct rtmd_services *svc;      /* tokens, groups, rooms, bans, listeners, ... */
-    rtm_buf push_scratch;           /* per-connection copy of a push being sent */
-    rtm_buf tls_plain;              /* plaintext of one TLS read, parsed at once */
-    rtm_buf decrypted;              /* package-mode decryption space: one packet is
-                                     * decrypted and handled at a time */
-
-    uint8_t readbuf[65536];         /* shared by all reads of this loop */
-    rtm_buf scratch;                /* encoding space for answers and quests */
 
     int stopping;                   /* 0 running, 1 draining, 2 closing */
     uint64_t stop_started_ms;
@@ -254,52 +96,6 @@ int64_t rtmd_unix_seconds(void);
 bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed);
 bool rtmd_timer_release(uv_timer_t *t, bool closed);
 
-/* Connection API used by the dispatcher and HTTP. */
-void conn_ref(rtmd_conn *c);
-void conn_unref(rtmd_conn *c);
-/* Queues an encoded FPNN packet (framing, encryption applied here). */
-int conn_send_packet(rtmd_conn *c, const uint8_t *packet, size_t len);
-/* Queues raw bytes as they are (HTTP responses, the WebSocket upgrade). */
-int conn_send_raw(rtmd_conn *c, const void *data, size_t len);
-/* "ip:port" of the peer, for logs and events, written into buf. */
-#define RTMD_PEER_LEN 64
-const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN]);
-/* Frees the output buffers of a connection with nothing to write (the
- * housekeeping tick calls it for idle connections). */
-void conn_release_idle_buffers(rtmd_conn *c);
-/* The link proved who it is: a client logged in (auth.c), or an app
- * server made a validly signed request (methods.c). From then on it is
- * bound by max_packet instead of prelogin_max_packet, has no login
- * deadline, and its buffers leave the pre-login budget. */
-void conn_authenticated(rtmd_conn *c);
-/* Heap bytes the connection holds in buffers (input, output, WebSocket
- * message being received). */
-size_t conn_buffer_bytes(const rtmd_conn *c);
-/* Closes, dropping queued output: the connection stops reading and
- * writing now and is torn down (session ended, modules told, socket
- * closed) by conn_finish_closes, so callers in the middle of a walk over
- * sessions or members may close connections safely. */
-void conn_close(rtmd_conn *c, const char *reason);
-/* Tears down every connection closed since the last call; the loop's check
- * handler calls it before flushing output. */
-void conn_finish_closes(rtmd_server *srv);
-/* Closes once queued output is written. */
-void conn_close_after_flush(rtmd_conn *c);
-/* Sends a twoway quest from the server (e.g. ping); the answer is ignored
- * beyond marking the link alive. */
-int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, size_t len);
-/* Sends a quest packet encoded once for many connections (push.h): a
- * twoway one gets this connection's next seq. */
-int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len);
-
-/* Frees the per-address connection counts (conn.c), at server free. */
-void conn_free_address_counts(rtmd_server *srv);
-/* Bytes queued on c that the kernel has not taken yet (conn.c). */
-size_t conn_undelivered_bytes(rtmd_conn *c);
-/* Listener callback accepting a connection (conn.c). */
-void rtmd_on_connection(uv_stream_t *server_stream, int status);
-/* Writes the queued output of every connection that has some (conn.c). */
-void rtmd_flush_dirty(rtmd_server *srv);
 
 
 #endif

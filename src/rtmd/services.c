@@ -30,7 +30,7 @@ static int start_module(rtmd_server *srv, const rtmd_module *m, char *err, size_
         return -1;
     }
     for (size_t i = 0; i < m->nobservers; i++)
-        if (events_subscribe(srv, m->observers[i].kind, m->observers[i].fn) != 0) {
+        if (events_subscribe(&srv->net.events, m->observers[i].kind, m->observers[i].fn) != 0) {
             snprintf(err, errlen, "module %s: too many observers of one event", m->name);
             return -1;
         }

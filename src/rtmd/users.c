@@ -70,7 +70,7 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
     u->nsessions++;
     conn->session = s;
     if (first)
-        events_fire(srv, &(rtmd_event){.kind = RTMD_EV_USER_ONLINE, .user = u, .pid = pid, .uid = uid, .ms = s->login_ms});
+        events_fire(&srv->net.events, srv, &(rtmd_event){.kind = RTMD_EV_USER_ONLINE, .user = u, .pid = pid, .uid = uid, .ms = s->login_ms});
     return s;
 }
 
@@ -87,7 +87,7 @@ static void free_session(rtmd_session *s)
 static void user_offline(rtmd_server *srv, rtmd_user *u)
 {
     pairmap_del(&srv->users, (uint64_t)u->pid, (uint64_t)u->uid);
-    events_fire(srv, &(rtmd_event){.kind = RTMD_EV_USER_OFFLINE, .user = u, .pid = u->pid, .uid = u->uid,
+    events_fire(&srv->net.events, srv, &(rtmd_event){.kind = RTMD_EV_USER_OFFLINE, .user = u, .pid = u->pid, .uid = u->uid,
                                    .ms = (uint64_t)rtmd_unix_ms()});
     free(u);
 }
@@ -107,7 +107,7 @@ void users_logout(rtmd_conn *conn)
         s->next->prev = s->prev;
     u->nsessions--;
     free_session(s);
-    events_fire(conn->srv, &(rtmd_event){.kind = RTMD_EV_SESSION_END, .conn = conn, .pid = u->pid, .uid = u->uid});
+    events_fire(&conn->srv->net.events, conn->srv, &(rtmd_event){.kind = RTMD_EV_SESSION_END, .conn = conn, .pid = u->pid, .uid = u->uid});
     if (u->nsessions == 0)
         user_offline(conn->srv, u);
 }
