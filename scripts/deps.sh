@@ -18,6 +18,7 @@ packages=(
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries)
   curl ca-certificates               # used by scripts and tests
   sqlite3                            # tests read the store's file directly
+  python3                            # scripts/check-layers.py
   chromium libnss3-tools             # browser tests (driven by playwright-core from npm;
                                      # certutil makes its store trust a test CA)
   "$@"                               # asked for by the caller

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Command 2 of the README (and CI): installs what is missing, then builds and
-# runs the whole suite twice: with gcc and warnings as errors, then with
+# Command 2 of the README (and CI): installs what is missing, checks the
+# layering (scripts/check-layers.py), then builds and runs the whole suite
+# twice: with gcc and warnings as errors, then with
 # clang under AddressSanitizer and UndefinedBehaviorSanitizer, where the
 # libFuzzer targets are also built and run briefly.
 set -euo pipefail
@@ -9,6 +10,9 @@ scripts/deps.sh
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 
 jobs=$(nproc)
+echo "== layers: the transport depends on nothing that depends on it"
+scripts/check-layers.py
+
 echo "== build 1: gcc, -Werror"
 cmake -S . -B build-test -DRTM_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-test -j"$jobs"
