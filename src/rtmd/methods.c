@@ -179,9 +179,10 @@ static void finish(rtmd_request *req, uint8_t status, const char *body, size_t l
             memcpy(req->held_body, body, len);
             req->held_len = (uint32_t)len;
             req->held_status = status;
-            return;
+        } else {
+            send_answer(req, status, body, len); /* out of memory: now rather than never */
         }
-        /* Out of memory: answer now rather than never. */
+        return; /* the last request_release frees it */
     }
     send_answer(req, status, body, len);
     request_free(req);
