@@ -460,14 +460,19 @@ bool mp_get_bool(const msgpack_object *map, const char *key, bool *out)
     return true;
 }
 
-bool mp_get_str(const msgpack_object *map, const char *key, const char **s, size_t *len)
+bool mp_obj_str(const msgpack_object *o, const char **s, size_t *len)
 {
-    const msgpack_object *o = mp_map_get(map, key);
-    if (!o || (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN))
+    if (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN)
         return false;
     *s = o->via.str.ptr;
     *len = o->via.str.size;
     return true;
+}
+
+bool mp_get_str(const msgpack_object *map, const char *key, const char **s, size_t *len)
+{
+    const msgpack_object *o = mp_map_get(map, key);
+    return o && mp_obj_str(o, s, len);
 }
 
 void mp_pack_cstr(msgpack_packer *pk, const char *s)

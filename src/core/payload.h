@@ -57,6 +57,8 @@ bool mp_get_bool(const msgpack_object *map, const char *key, bool *out);
 /* Accepts str and bin. The result is not NUL-terminated. */
 bool mp_get_str(const msgpack_object *map, const char *key, const char **s, size_t *len);
 bool mp_obj_int64(const msgpack_object *o, int64_t *out);
+/* The bytes of a str or bin object; false for any other type. */
+bool mp_obj_str(const msgpack_object *o, const char **s, size_t *len);
 
 void mp_pack_cstr(msgpack_packer *pk, const char *s);
 void mp_pack_kv_int(msgpack_packer *pk, const char *key, int64_t v);

@@ -175,21 +175,6 @@ static char *dup_n(const char *p, size_t n)
     return s;
 }
 
-static bool attr_text(const msgpack_object *o, const char **p, size_t *n)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr;
-        *n = o->via.str.size;
-        return true;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr;
-        *n = o->via.bin.size;
-        return true;
-    }
-    return false;
-}
-
 static const rtmd_session_attr *attr_find(const rtmd_session *s, const char *key, size_t klen)
 {
     for (unsigned i = 0; s && i < s->nattrs; i++)
@@ -206,7 +191,7 @@ static bool attr_given_again(const msgpack_object *attrs, uint32_t i)
         const msgpack_object *o = &attrs->via.map.ptr[j].key;
         const char *a, *b;
         size_t an, bn;
-        if (attr_text(k, &a, &an) && attr_text(o, &b, &bn) && an == bn && memcmp(a, b, an) == 0)
+        if (mp_obj_str(k, &a, &an) && mp_obj_str(o, &b, &bn) && an == bn && memcmp(a, b, an) == 0)
             return true;
     }
     return false;
@@ -219,7 +204,7 @@ int session_attrs_check(const rtmd_session *s, const msgpack_object *attrs, cons
     for (uint32_t i = 0; i < n; i++) {
         const char *k, *v;
         size_t klen, vlen;
-        if (!attr_text(&attrs->via.map.ptr[i].key, &k, &klen) || !attr_text(&attrs->via.map.ptr[i].val, &v, &vlen)) {
+        if (!mp_obj_str(&attrs->via.map.ptr[i].key, &k, &klen) || !mp_obj_str(&attrs->via.map.ptr[i].val, &v, &vlen)) {
             *ex = "attrs: keys and values must be strings";
             return FPNN_EC_PROTO_TYPE_CONVERT;
         }
@@ -233,8 +218,8 @@ int session_attrs_check(const rtmd_session *s, const msgpack_object *attrs, cons
     for (uint32_t i = 0; i < n; i++) {
         const char *k = NULL, *v = NULL;
         size_t klen = 0, vlen = 0;
-        attr_text(&attrs->via.map.ptr[i].key, &k, &klen);
-        attr_text(&attrs->via.map.ptr[i].val, &v, &vlen);
+        mp_obj_str(&attrs->via.map.ptr[i].key, &k, &klen);
+        mp_obj_str(&attrs->via.map.ptr[i].val, &v, &vlen);
         if (klen > RTMD_SESSION_ATTR_KEY_MAX || vlen > lim->max_attrs_bytes) {
             *ex = klen > RTMD_SESSION_ATTR_KEY_MAX ? "too large attrs key" : "too large attrs value";
             return RTM_EC_LARGE_MESSAGE_OR_ATTRS;
@@ -294,7 +279,7 @@ int session_attrs_set(rtmd_session *s, const msgpack_object *attrs)
     for (uint32_t i = 0; i < attrs->via.map.size; i++) {
         const char *k, *v;
         size_t klen, vlen;
-        if (attr_text(&attrs->via.map.ptr[i].key, &k, &klen) && attr_text(&attrs->via.map.ptr[i].val, &v, &vlen) &&
+        if (mp_obj_str(&attrs->via.map.ptr[i].key, &k, &klen) && mp_obj_str(&attrs->via.map.ptr[i].val, &v, &vlen) &&
             attr_set(s, k, klen, v, vlen) != 0)
             return -1;
     }
