@@ -89,6 +89,20 @@ static uint64_t quota_bytes(const rtmd_project_config *lim)
     return (uint64_t)lim->storage_quota_mb * 1024u * 1024u;
 }
 
+/* The user's buckets, made (full) at its first write; NULL when out of
+ * memory. */
+static user_rates *rates_of(struct quota_state *q, int64_t pid, int64_t uid)
+{
+    void **slot = pairmap_reserve(&q->users, (uint64_t)pid, (uint64_t)uid);
+    if (!slot)
+        return NULL;
+    if (!*slot && !(*slot = calloc(1, sizeof(user_rates)))) {
+        pairmap_del(&q->users, (uint64_t)pid, (uint64_t)uid);
+        return NULL;
+    }
+    return *slot;
+}
+
 int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
 {
     rtmd_project *p = req->project;
@@ -102,20 +116,15 @@ int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
         request_error(req, RTM_EC_STORAGE_QUOTA_EXCEEDED, "storage quota of the project exceeded");
         return -1;
     }
-    user_rates *u = NULL;
     if (req->gate != GATE_SERVER_TCP) {
-        void **slot = pairmap_reserve(&state(req->srv)->users, (uint64_t)p->pid, (uint64_t)req->uid);
-        if (slot && !*slot)
-            *slot = calloc(1, sizeof(user_rates));
-        if (!slot || !*slot) {
-            if (slot)
-                pairmap_del(&state(req->srv)->users, (uint64_t)p->pid, (uint64_t)req->uid);
+        /* A user's buckets exist only where a user rate is set. */
+        user_rates unlimited = {0};
+        user_rates *u = lim->user_msg_rate || lim->user_byte_rate ? rates_of(state(req->srv), p->pid, req->uid)
+                                                                  : &unlimited;
+        if (!u) {
             request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
             return -1;
         }
-        u = *slot;
-    }
-    if (u) {
         uint64_t now = rtmd_monotonic_ms();
         /* Every bucket is refilled and asked before any is charged. */
         bool ok = bucket_allows(&u->rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
