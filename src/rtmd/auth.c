@@ -8,7 +8,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <openssl/rand.h>
@@ -211,7 +211,7 @@ static void method_gettoken(rtmd_request *req)
         snprintf(w->token + 2 * i, 3, "%02x", r[i]);
     w->pid = req->project->pid;
     w->uid = uid;
-    w->expires_at = rtmd_unix_seconds() + req->project->limits.token_ttl_seconds;
+    w->expires_at = clock_unix_seconds() + req->project->limits.token_ttl_seconds;
     submit_token_write(req, w);
 }
 
@@ -301,7 +301,7 @@ static void method_auth(rtmd_request *req)
 {
     rtmd_server *srv = req->srv;
     rtmd_conn *c = req->conn;
-    if (c->session) {
+    if (users_session(c)) {
         request_error(req, RTM_EC_DUPLICATED_AUTH, "auth already");
         return;
     }
@@ -326,7 +326,7 @@ static void method_auth(rtmd_request *req)
         return;
     }
     token_rec *t = token_find(state(srv), pid, token, token_len);
-    if (t && t->expires_at <= rtmd_unix_seconds()) {
+    if (t && t->expires_at <= clock_unix_seconds()) {
         token_unindex(state(srv), t);
         free(t);
         t = NULL;
@@ -377,9 +377,9 @@ static void on_session_end(rtmd_server *srv, const rtmd_event *ev)
 static void method_addattrs(rtmd_request *req)
 {
     const msgpack_object *attrs;
-    if (!get_session_attrs(req, req->project, req->conn->session, false, &attrs))
+    if (!get_session_attrs(req, req->project, users_session(req->conn), false, &attrs))
         return;
-    if (session_attrs_set(req->conn->session, attrs) != 0) {
+    if (session_attrs_set(users_session(req->conn), attrs) != 0) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
@@ -390,7 +390,7 @@ static void method_addattrs(rtmd_request *req)
  * connection of the calling user; my is "1" for the calling connection. */
 static void method_getattrs(rtmd_request *req)
 {
-    rtmd_user *u = req->conn->session->user;
+    rtmd_user *u = users_session(req->conn)->user;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
@@ -442,7 +442,7 @@ static void method_kickout(rtmd_request *req)
         req_arg_error(req, "ce");
         return;
     }
-    for (rtmd_session *s = req->conn->session->user->sessions; s; s = s->next) {
+    for (rtmd_session *s = users_session(req->conn)->user->sessions; s; s = s->next) {
         if (s->conn->id == id && s->conn != req->conn) {
             rtmd_conn *victim = s->conn;
             users_logout(victim);
@@ -483,7 +483,7 @@ static void on_token_tick(uv_timer_t *t)
     rtmd_server *srv = a->srv;
     if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
         return;
-    int64_t now = rtmd_unix_seconds();
+    int64_t now = clock_unix_seconds();
     uint32_t interval = srv->cfg.retention_interval;
     size_t slice = a->by_token.cap / interval + 1;
     token_match expired = {0, 0, now};
@@ -495,7 +495,7 @@ static void on_token_tick(uv_timer_t *t)
     uint64_t now_ms = uv_now(srv->loop);
     if (srv->store && now_ms - a->last_purge_ms >= (uint64_t)interval * 1000u) {
         a->last_purge_ms = now_ms;
-        services_purge_expired(srv, "DELETE FROM tokens WHERE expires_at <= ?1", "tokens");
+        module_purge_expired(srv, "DELETE FROM tokens WHERE expires_at <= ?1", "tokens");
     }
 }
 
@@ -520,8 +520,8 @@ static int auth_init(rtmd_server *srv, char *err, size_t errlen)
     a->timer.data = a;
     uv_timer_start(&a->timer, on_token_tick, 1000, 1000);
     a->last_purge_ms = uv_now(srv->loop);
-    token_load l = {a, rtmd_unix_seconds(), 0};
-    if (services_load(srv, load_tokens, &l) != SQLITE_OK) {
+    token_load l = {a, clock_unix_seconds(), 0};
+    if (module_load(srv, load_tokens, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load tokens from the store");
         return -1;
     }

@@ -21,7 +21,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -71,7 +71,7 @@ static bool banned(rtmd_server *srv, int64_t pid, int64_t uid, int kind, int64_t
     user_bans *u = st ? pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid) : NULL;
     if (!u)
         return false;
-    uint64_t now = (uint64_t)rtmd_unix_ms();
+    uint64_t now = (uint64_t)clock_unix_ms();
     bool hit = false;
     uint32_t m = 0;
     for (uint32_t i = 0; i < u->n; i++) {
@@ -225,7 +225,7 @@ static void ban_request(rtmd_request *req, int kind, bool add)
         /* At least btime seconds: round the end up to a whole second. */
         if (btime > INT64_MAX / 2000)
             btime = INT64_MAX / 2000;
-        w->until = (int64_t)(((uint64_t)rtmd_unix_ms() + (uint64_t)btime * 1000u + 999u) / 1000u);
+        w->until = (int64_t)(((uint64_t)clock_unix_ms() + (uint64_t)btime * 1000u + 999u) / 1000u);
     }
     if (store_submit(req->srv->store, apply_ban_write, ban_write_done, w) != 0) {
         free(w);
@@ -318,8 +318,8 @@ static int bans_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     srv->svc->bans = st;
-    ban_load l = {st, (int64_t)((uint64_t)rtmd_unix_ms() / 1000u), 0};
-    if (services_load(srv, load_bans, &l) != SQLITE_OK) {
+    ban_load l = {st, (int64_t)((uint64_t)clock_unix_ms() / 1000u), 0};
+    if (module_load(srv, load_bans, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load bans from the store");
         return -1;
     }

@@ -5,7 +5,7 @@
 #ifndef RTMD_BANS_H
 #define RTMD_BANS_H
 
-#include "server.h"
+#include "server_state.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,9 +1,14 @@
 /* Built-in FPNN methods every gate answers: keepalive (`ping`, `*ping`),
  * the orderly goodbye (`bye`), and diagnostics (`*echo` returns its
  * arguments unchanged, `*infos` describes the server: version,
- * connections per gate and the methods each gate serves). */
+ * connections per gate and the methods each gate serves); and on the HTTP
+ * gate `GET /healthz`. */
+#include "http.h"
 #include "methods.h"
 #include "payload.h"
+#include "module.h"
+
+#include <string.h>
 
 static void method_ping(rtmd_request *req)
 {
@@ -48,14 +53,23 @@ static void method_infos(rtmd_request *req)
     msgpack_sbuffer_destroy(&body);
 }
 
-void builtin_methods_register(struct rtmd_methods *m)
+static const rtmd_method builtin_methods[] = {
+    {"ping", GATES_FPNN, method_ping, RTMD_M_OPEN},
+    {"*ping", GATES_FPNN, method_ping, RTMD_M_OPEN},
+    {"bye", GATES_FPNN, method_bye, RTMD_M_OPEN},
+    {"*echo", GATES_FPNN, method_echo, RTMD_M_OPEN},
+    {"*infos", GATES_FPNN, method_infos, RTMD_M_OPEN},
+};
+
+/* `GET /healthz`: liveness as JSON, 503 while a graceful stop drains. */
+static void route_healthz(rtmd_conn *c, const http_request *req)
 {
-    static const rtmd_method table[] = {
-        {"ping", GATES_FPNN, method_ping, RTMD_M_OPEN},
-        {"*ping", GATES_FPNN, method_ping, RTMD_M_OPEN},
-        {"bye", GATES_FPNN, method_bye, RTMD_M_OPEN},
-        {"*echo", GATES_FPNN, method_echo, RTMD_M_OPEN},
-        {"*infos", GATES_FPNN, method_infos, RTMD_M_OPEN},
-    };
-    methods_register(m, table, sizeof table / sizeof table[0]);
+    const char *body = c->srv->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}";
+    http_respond(c, req, c->srv->stopping ? 503 : 200, "application/json", body, strlen(body));
 }
+
+static const rtmd_http_route builtin_routes[] = {{"GET", "/healthz", route_healthz}};
+
+/* A module without state or events. */
+const rtmd_module builtin_module = {.name = "builtin", RTMD_MODULE_METHODS(builtin_methods),
+                                    RTMD_MODULE_ROUTES(builtin_routes)};

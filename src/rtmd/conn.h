@@ -103,8 +103,9 @@ typedef struct rtmd_conn {
     };
     ws_conn *ws;
 
-    struct rtmd_session *session;  /* client gates: set once `auth` succeeded */
-    struct rtmd_listener_state *listen; /* server gate: what this app server listens to */
+    void *caller;                  /* who is on this link, kept by the module that
+                                    * authorizes its gate (users.c's session on the
+                                    * client gates); the transport never reads it */
     struct rtmd_address_count *address; /* its source address's count, when that is limited */
     uint32_t prelogin_held;        /* input buffer bytes counted in srv->prelogin_bytes */
 

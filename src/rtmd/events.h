@@ -5,6 +5,7 @@
 #ifndef RTMD_EVENTS_H
 #define RTMD_EVENTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct rtmd_server;
@@ -16,6 +17,8 @@ typedef enum rtmd_event_kind {
     RTMD_EV_SESSION_END,  /* conn, pid, uid: an authenticated session ended */
     RTMD_EV_USER_ONLINE,  /* user, pid, uid, ms: the user's first session began */
     RTMD_EV_USER_OFFLINE, /* user, pid, uid, ms: its last session ended (user is freed after) */
+    RTMD_EV_MESSAGE,      /* pid, uid (the sender), conv_type, to, packet, len: a stored
+                           * message was pushed to its receivers; packet is its push */
     RTMD_EV_COUNT
 } rtmd_event_kind;
 
@@ -25,6 +28,10 @@ typedef struct rtmd_event {
     struct rtmd_user *user;
     int64_t pid, uid;
     uint64_t ms; /* unix milliseconds */
+    int conv_type;  /* messages.h CONV_* */
+    int64_t to;     /* the receiver's uid, or the gid or rid */
+    const uint8_t *packet;
+    size_t len;
 } rtmd_event;
 
 typedef void (*rtmd_observer_fn)(struct rtmd_server *srv, const rtmd_event *ev);

@@ -21,7 +21,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -271,7 +271,7 @@ static group_write *new_write(group_write_op op, int64_t pid, int64_t gid, const
     w->op = op;
     w->pid = pid;
     w->gid = gid;
-    w->joined_at = rtmd_unix_seconds();
+    w->joined_at = clock_unix_seconds();
     w->n = n;
     if (n)
         memcpy(w->uids, uids, (size_t)n * sizeof uids[0]);
@@ -493,7 +493,7 @@ static int groups_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->groups = st;
     group_load l = {st, 0};
-    if (services_load(srv, load_groups, &l) != SQLITE_OK) {
+    if (module_load(srv, load_groups, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load groups from the store");
         return -1;
     }

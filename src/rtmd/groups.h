@@ -3,7 +3,7 @@
 #ifndef RTMD_GROUPS_H
 #define RTMD_GROUPS_H
 
-#include "server.h"
+#include "server_state.h"
 
 #include <stdbool.h>
 #include <stddef.h>

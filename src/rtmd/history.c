@@ -16,7 +16,7 @@
 #include "messages.h"
 #include "rooms.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 
 #include <stdio.h>
 #include <stdlib.h>

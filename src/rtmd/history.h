@@ -69,7 +69,7 @@
 #ifndef RTMD_HISTORY_H
 #define RTMD_HISTORY_H
 
-#include "server.h"
+#include "server_state.h"
 
 #define HISTORY_NUM_MAX 20          /* messages per history page */
 #define HISTORY_MTYPES_MAX 64       /* entries of an mtypes filter */

@@ -1,82 +1,87 @@
-/* The HTTP listener's routes: `GET /healthz` (liveness as JSON) and
- * `GET /metrics` (Prometheus text format: connections per gate, packets,
- * bytes, drops). Later features (REST API, demo endpoints, web pages) add
- * their routes here. */
+/* The HTTP gate's router and response helpers (http.h). */
 #include "http.h"
-
-#include "prom.h"
-#include "services.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static void respond(rtmd_conn *c, int status, const char *reason, const char *type, const char *body, size_t len,
-                    bool keep_alive)
+int http_register(rtmd_http_router *r, const rtmd_http_route *routes, size_t n)
+{
+    if (n > RTMD_HTTP_ROUTES_MAX - r->n)
+        return -1;
+    memcpy(&r->routes[r->n], routes, n * sizeof *routes);
+    r->n += n;
+    return 0;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void http_respond(rtmd_conn *c, const http_request *req, int status, const char *type, const void *body, size_t len)
 {
     char head[256];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n", status,
-                     reason, type, len, keep_alive ? "keep-alive" : "close");
-    if (conn_send_raw(c, head, (size_t)n) == 0)
+                     reason_phrase(status), type, len, req->keep_alive ? "keep-alive" : "close");
+    if (conn_send_raw(c, head, (size_t)n) == 0 && strcmp(req->method, "HEAD") != 0)
         conn_send_raw(c, body, len);
 }
 
-static void emit_per_gate(prom_out *o, const char *name, const char *type, const char *help, const uint64_t *values)
+void http_respond_error(rtmd_conn *c, const http_request *req, int status, const char *code, const char *description)
 {
-    const char *gates[GATE_COUNT];
-    for (int g = 0; g < GATE_COUNT; g++)
-        gates[g] = rtmd_gate_name((rtmd_gate)g);
-    prom_labelled(o, name, type, help, "gate", gates, values, GATE_COUNT);
+    char body[512];
+    int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"description\":\"%s\"}", code, description);
+    http_respond(c, req, status, "application/json", body, (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
 }
 
-static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
+static bool path_matches(const char *pattern, const char *path)
 {
-    const rtmd_metrics *m = &srv->net.metrics;
-    prom_out o = {buf, cap, 0};
-    emit_per_gate(&o, "rtmd_connections", "gauge", "Open connections per gate.", m->current);
-    emit_per_gate(&o, "rtmd_connections_accepted_total", "counter", "Connections accepted per gate.", m->accepted);
-    emit_per_gate(&o, "rtmd_connections_closed_total", "counter", "Connections closed per gate.", m->closed);
-    emit_per_gate(&o, "rtmd_connections_refused_total", "counter", "Connections refused over a connection budget (per gate, per address) or while stopping.",
-                  m->refused);
-    prom_metric(&o, "rtmd_packets_received_total", "counter", "Packets (and HTTP requests) received.", m->packets_in);
-    prom_metric(&o, "rtmd_packets_sent_total", "counter", "FPNN packets sent.", m->packets_out);
-    prom_metric(&o, "rtmd_bytes_received_total", "counter", "Bytes read from sockets.", m->bytes_in);
-    prom_metric(&o, "rtmd_bytes_sent_total", "counter", "Bytes handed to sockets.", m->bytes_out);
-    prom_metric(&o, "rtmd_protocol_errors_total", "counter", "Connections closed for malformed input.",
-             m->protocol_errors);
-    prom_metric(&o, "rtmd_slow_consumers_total", "counter", "Connections dropped for an output queue over the limit.",
-             m->slow_consumers);
-    prom_metric(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake, login or idle timeout.", m->timeouts);
-    prom_metric(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
-             srv->store ? store_pending(srv->store) : 0);
-    uint64_t buffered = 0;
-    for (const rtmd_conn *c = srv->net.conns; c; c = c->next)
-        if (c->gate != GATE_HTTP)
-            buffered += conn_buffer_bytes(c);
-    prom_metric(&o, "rtmd_connection_buffer_bytes", "gauge",
-             "Heap bytes held in buffers by client and server gate connections.", buffered);
-    prom_metric(&o, "rtmd_prelogin_buffer_bytes", "gauge",
-             "Input buffer bytes of links not logged in or signed yet (bounded by prelogin_buffer_budget).",
-             srv->net.prelogin_bytes);
-    services_metrics(srv, &o);
-    return o.len < cap ? o.len : cap;
+    size_t n = strlen(pattern);
+    if (n > 0 && pattern[n - 1] == '*')
+        return strncmp(pattern, path, n - 1) == 0;
+    return strcmp(pattern, path) == 0;
+}
+
+static bool method_matches(const char *want, const char *method)
+{
+    if (!want || strcmp(want, method) == 0)
+        return true;
+    return strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0;
 }
 
 void rtmd_http_handle(rtmd_conn *c, const http_request *req)
 {
-    bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    if (strcmp(req->path, "/healthz") == 0 && get) {
-        const char *body = c->srv->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}";
-        respond(c, c->srv->stopping ? 503 : 200, c->srv->stopping ? "Service Unavailable" : "OK",
-                "application/json", body, strlen(body), req->keep_alive);
-        return;
+    const rtmd_http_router *r = c->srv->http;
+    bool path_known = false;
+    for (size_t i = 0; i < r->n; i++) {
+        const rtmd_http_route *route = &r->routes[i];
+        if (!path_matches(route->path, req->path))
+            continue;
+        path_known = true;
+        if (method_matches(route->method, req->method)) {
+            route->fn(c, req);
+            return;
+        }
     }
-    if (strcmp(req->path, "/metrics") == 0 && get) {
-        char body[8192];
-        size_t n = format_metrics(c->srv, body, sizeof body);
-        respond(c, 200, "OK", "text/plain; version=0.0.4", body, n, req->keep_alive);
-        return;
-    }
-    const char *body = "{\"error\":\"not_found\",\"description\":\"no such resource\"}";
-    respond(c, 404, "Not Found", "application/json", body, strlen(body), req->keep_alive);
+    if (path_known)
+        http_respond_error(c, req, 405, "method_not_allowed", "this resource does not answer that method");
+    else
+        http_respond_error(c, req, 404, "not_found", "no such resource");
 }

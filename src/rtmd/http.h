@@ -1,10 +1,42 @@
-/* The HTTP gate's router (http.c): the handler of rtmd_http_handler. */
+/* The HTTP gate's router: a table of routes (method and path to a
+ * handler) that modules fill through their descriptor (services.h) and the
+ * server through http_register, and the answer helper handlers use. */
 #ifndef RTMD_HTTP_H
 #define RTMD_HTTP_H
 
 #include "http_request.h"
-#include "server.h"
+#include "server_state.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef void (*rtmd_http_route_fn)(rtmd_conn *c, const http_request *req);
+
+typedef struct rtmd_http_route {
+    const char *method; /* "GET" (HEAD too), "POST", ...; NULL: any method */
+    const char *path;   /* exact, or a prefix when it ends with '*' */
+    rtmd_http_route_fn fn;
+} rtmd_http_route;
+
+#define RTMD_HTTP_ROUTES_MAX 64
+
+typedef struct rtmd_http_router {
+    rtmd_http_route routes[RTMD_HTTP_ROUTES_MAX];
+    size_t n;
+} rtmd_http_router;
+
+/* Adds routes; the first that matches a request answers it. Returns 0, or
+ * -1 when the table would overflow (nothing added then). */
+int http_register(rtmd_http_router *r, const rtmd_http_route *routes, size_t n);
+
+/* The gate's request handler (rtmd_http_handler): runs the matching route,
+ * or answers 404 (no such path) or 405 (path known, method not). */
 void rtmd_http_handle(rtmd_conn *c, const http_request *req);
+
+/* Answers req with a complete response: the connection stays open when
+ * the request asked for it, and an answer to HEAD has no body. */
+void http_respond(rtmd_conn *c, const http_request *req, int status, const char *type, const void *body, size_t len);
+/* Answers {"error": code, "description": text} (both plain ASCII) with the status. */
+void http_respond_error(rtmd_conn *c, const http_request *req, int status, const char *code, const char *description);
 
 #endif

@@ -8,7 +8,7 @@
 #include "hash.h"
 #include "log.h"
 #include "pairmap.h"
-#include "services.h"
+#include "module.h"
 
 #include <stdio.h>
 #include <stdlib.h>

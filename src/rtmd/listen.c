@@ -2,11 +2,12 @@
  * gate and the delivery of messages and login/logout events to listening
  * connections.
  *
- * Each listening connection carries an rtmd_listener_state on conn->listen:
- * "all" flags per kind (p2p, group, room, events) and a set of the uids,
- * gids and rids it named. All states hang in one list; deliveries walk the
- * states of the sender's project. App-server connections are few, so a
- * list is the simplest structure that is fast enough.
+ * Each listening connection has an rtmd_listener_state: "all" flags per
+ * kind (p2p, group, room, events) and a set of the uids, gids and rids it
+ * named. All states hang in one list; deliveries walk the states of the
+ * sender's project, and a connection's state is found by walking it too.
+ * App-server connections are few, so a list is the simplest structure that
+ * is fast enough.
  *
  * Methods (payloads as the RTM server SDKs send them):
  *   addlisten    {gids?, rids?, uids?, events?, p2p?, group?, room?, ev?}
@@ -21,8 +22,6 @@
  * pushroommsg (every mtype, as the SDKs dispatch chat and file types by
  * mtype themselves) and pushevent {pid, event, uid, time (unix seconds),
  * endpoint ("ip:port" of the user's connection, "" for logout), data}. */
-#include "listen.h"
-
 #include "log.h"
 #include "messages.h"
 #include "methods.h"
@@ -30,7 +29,7 @@
 #include "payload.h"
 #include "push.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -69,24 +68,32 @@ static void *const MARK = (void *)1;
 
 /* ---- listener states ---- */
 
+static rtmd_listener_state *find_listener(struct listen_state *s, const rtmd_conn *c)
+{
+    for (rtmd_listener_state *l = s->head; l; l = l->next)
+        if (l->conn == c)
+            return l;
+    return NULL;
+}
+
 static rtmd_listener_state *listener_of(rtmd_request *req)
 {
     rtmd_conn *c = req->conn;
-    if (c->listen) {
-        c->listen->pid = req->project->pid; /* the project it last signed for */
-        return c->listen;
+    struct listen_state *s = state(req->srv);
+    rtmd_listener_state *l = find_listener(s, c);
+    if (l) {
+        l->pid = req->project->pid; /* the project it last signed for */
+        return l;
     }
-    rtmd_listener_state *l = calloc(1, sizeof *l);
+    l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
-    struct listen_state *s = state(req->srv);
     l->conn = c;
     l->pid = req->project->pid;
     l->next = s->head;
     if (s->head)
         s->head->prev = l;
     s->head = l;
-    c->listen = l;
     return l;
 }
 
@@ -315,15 +322,13 @@ static bool wants_message(const rtmd_listener_state *l, int conv_type, int64_t f
     }
 }
 
-void listen_push_message(rtmd_server *srv, int64_t pid, int conv_type, int64_t from, int64_t to,
-                         const uint8_t *packet, size_t len)
+/* A stored message was pushed: its push goes to every listener of the
+ * project that wants it (listen.h). */
+static void on_message(rtmd_server *srv, const rtmd_event *ev)
 {
-    rtmd_listener_state *next;
-    for (rtmd_listener_state *l = state(srv)->head; l; l = next) {
-        next = l->next; /* a slow listener is dropped, freeing its state */
-        if (l->pid == pid && wants_message(l, conv_type, from, to))
-            conn_send_push(l->conn, packet, len);
-    }
+    for (rtmd_listener_state *l = state(srv)->head; l; l = l->next)
+        if (l->pid == ev->pid && wants_message(l, ev->conv_type, ev->uid, ev->to))
+            conn_send_push(l->conn, ev->packet, ev->len);
 }
 
 static bool wants_event(const rtmd_listener_state *l, int64_t pid, unsigned bit)
@@ -399,13 +404,11 @@ static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
 /* A server-gate connection closes: forget what it listened to. */
 static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
 {
-    rtmd_conn *conn = ev->conn;
-    (void)srv;
-    rtmd_listener_state *l = conn->listen;
-    if (!l)
+    if (ev->conn->gate != GATE_SERVER_TCP)
         return;
-    conn->listen = NULL;
-    listener_free(state(conn->srv), l);
+    rtmd_listener_state *l = find_listener(state(srv), ev->conn);
+    if (l)
+        listener_free(state(srv), l);
 }
 
 /* ---- module life cycle ---- */
@@ -432,9 +435,7 @@ static void listen_free(rtmd_server *srv)
     if (!s)
         return;
     while (s->head) {
-        rtmd_listener_state *l = s->head;
-        l->conn->listen = NULL;
-        listener_free(s, l);
+        listener_free(s, s->head);
     }
     free(s);
     srv->svc->listen = NULL;
@@ -444,6 +445,7 @@ static const rtmd_observer listen_observers[] = {
     {RTMD_EV_USER_ONLINE, on_user_online},
     {RTMD_EV_USER_OFFLINE, on_user_offline},
     {RTMD_EV_CONN_CLOSED, on_conn_closed},
+    {RTMD_EV_MESSAGE, on_message},
 };
 
 const rtmd_module listen_module = {

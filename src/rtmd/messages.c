@@ -51,7 +51,6 @@
 
 #include "bans.h"
 #include "groups.h"
-#include "listen.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -59,7 +58,7 @@
 #include "quota.h"
 #include "rooms.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -107,7 +106,7 @@ static struct messages_state *state(rtmd_server *srv)
 
 static int64_t next_mtime(struct messages_state *s)
 {
-    int64_t now = rtmd_unix_ms();
+    int64_t now = clock_unix_ms();
     if (now < s->last_mtime)
         now = s->last_mtime;
     s->last_mtime = now;
@@ -430,7 +429,9 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
             if (uids[i] != j->from)
                 users_push(srv, j->pid, uids[i], s->packet.data, s->packet.len);
     }
-    listen_push_message(srv, j->pid, t->conv.conv_type, j->from, t->to, s->packet.data, s->packet.len);
+    events_fire(&srv->net.events, srv,
+                &(rtmd_event){.kind = RTMD_EV_MESSAGE, .pid = j->pid, .uid = j->from, .conv_type = t->conv.conv_type,
+                              .to = t->to, .packet = s->packet.data, .len = s->packet.len});
 }
 
 static void answer_mtime(rtmd_request *req, int64_t mtime)
@@ -678,7 +679,7 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     msgpack_sbuffer_init(&s->body);
     srv->svc->messages = s;
     newest_msg max = {0, 0};
-    if (services_load(srv, load_newest, &max) != SQLITE_OK) {
+    if (module_load(srv, load_newest, &max) != SQLITE_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
         return -1;
     }

@@ -6,7 +6,7 @@
 #define RTMD_METHODS_H
 
 #include "rtm/fpnn.h"
-#include "server.h"
+#include "server_state.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -107,9 +107,5 @@ bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_em
  * rtmd_packet_handler): decodes a quest, finds its method, checks the
  * caller (login or signature) and runs the handler. */
 int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt);
-
-/* Built-in methods (ping, bye, *ping, *echo, *infos). */
-void builtin_methods_register(struct rtmd_methods *m);
-
 
 #endif

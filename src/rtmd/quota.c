@@ -4,7 +4,7 @@
 #include "log.h"
 #include "methods.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -125,7 +125,7 @@ int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
             request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
             return -1;
         }
-        uint64_t now = rtmd_monotonic_ms();
+        uint64_t now = clock_monotonic_ms();
         /* Every bucket is refilled and asked before any is charged. */
         bool ok = bucket_allows(&u->rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
         ok = bucket_allows(&u->bytes, lim->user_byte_rate, lim->user_byte_burst, bytes, now) && ok;
@@ -288,7 +288,7 @@ static int quota_init(rtmd_server *srv, char *err, size_t errlen)
     q->timer.data = q;
     uv_timer_start(&q->timer, on_refresh_tick, REFRESH_MS, REFRESH_MS);
     usage_read *r = usage_read_new(srv);
-    if (!r || services_load(srv, apply_read_usage, r) != SQLITE_OK) {
+    if (!r || module_load(srv, apply_read_usage, r) != SQLITE_OK) {
         if (r)
             usage_read_free(r);
         snprintf(err, errlen, "cannot read storage_usage from the store");

@@ -8,7 +8,7 @@
 
 #include "log.h"
 #include "messages.h"
-#include "services.h"
+#include "module.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -369,7 +369,7 @@ static void sweep_start(struct history_retention *h)
         return;
     sw->h = h;
     sw->since_id = h->swept_id;
-    sw->now_ms = rtmd_unix_ms();
+    sw->now_ms = clock_unix_ms();
     for (size_t i = 0; i < srv->nprojects && sw->nproj < RTMD_MAX_PROJECTS; i++) {
         const rtmd_project *p = &srv->projects[i];
         if (!p->limits.history_days && !p->limits.history_max_per_conversation)

@@ -19,7 +19,7 @@
 #include "payload.h"
 #include "push.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 #include "users.h"
 
 #include <inttypes.h>

@@ -4,7 +4,7 @@
 #ifndef RTMD_ROOMS_H
 #define RTMD_ROOMS_H
 
-#include "server.h"
+#include "server_state.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -8,6 +8,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "methods.h"
 #include "services.h"
 
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #define DEMO_PROJECT_PID 1000001
@@ -25,31 +25,6 @@
 /* Output that did not move for this long will not: its readers stopped
  * reading (the kernel's send buffers are full), so the stop drops it. */
 #define STOP_STALL_MS 1000
-
-uint64_t rtmd_monotonic_ms(void)
-{
-    return uv_hrtime() / 1000000u;
-}
-
-int64_t rtmd_unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-int64_t rtmd_unix_seconds(void)
-{
-    return rtmd_unix_ms() / 1000;
-}
-
-rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
-{
-    for (size_t i = 0; i < srv->nprojects; i++)
-        if (srv->projects[i].pid == pid)
-            return &srv->projects[i];
-    return NULL;
-}
 
 /* ---- projects ---- */
 
@@ -230,23 +205,6 @@ static void on_tick(uv_timer_t *t)
     rtmd_sweep_tick(&srv->net.sweep, srv->net.conns, srv->net.nconns, housekeep, srv);
 }
 
-bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed)
-{
-    if (!srv->stopping)
-        return false;
-    uv_timer_stop(t);
-    uv_close((uv_handle_t *)t, NULL);
-    *closed = true;
-    return true;
-}
-
-bool rtmd_timer_release(uv_timer_t *t, bool closed)
-{
-    if (!closed)
-        uv_close((uv_handle_t *)t, NULL);
-    return closed;
-}
-
 static void on_check(uv_check_t *h)
 {
     rtmd_server *srv = h->data;
@@ -388,13 +346,19 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     if (setup_projects(srv, err, errlen) != 0)
         return -1;
     srv->methods = methods_new();
-    if (!srv->methods)
+    srv->http = calloc(1, sizeof *srv->http);
+    if (!srv->methods || !srv->http) {
+        snprintf(err, errlen, "out of memory");
         return -1;
-    builtin_methods_register(srv->methods);
+    }
     srv->net.on_packet = rtmd_dispatch_packet;
     srv->net.on_http = rtmd_http_handle;
     if (services_init(srv, err, errlen) != 0)
         return -1;
+    if (http_register(srv->http, &metrics_route, 1) != 0) {
+        snprintf(err, errlen, "too many HTTP routes");
+        return -1;
+    }
 
     if (cfg->tls_cert[0]) {
         srv->net.tls = tls_context_load(cfg->tls_cert, cfg->tls_key, err, errlen);
@@ -463,6 +427,7 @@ void rtmd_server_free(rtmd_server *srv)
         srv->store = NULL;
     }
     methods_free(srv->methods);
+    free(srv->http);
     free(srv->projects);
     rtm_buf_free(&srv->net.scratch);
     rtm_buf_free(&srv->net.push_scratch);

@@ -3,15 +3,15 @@
 
 #include "log.h"
 #include "methods.h"
-#include "users.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 /* Every service module, in start order. */
-extern const rtmd_module users_module, identity_module, sign_module, auth_module, bans_module, groups_module,
+extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module, groups_module,
     rooms_module, listen_module, quota_module, messages_module, history_module;
 static const rtmd_module *const modules[] = {
+    &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
     &sign_module,  &auth_module,  &bans_module,     &groups_module,  &rooms_module,
     &listen_module, &quota_module, &messages_module, &history_module,
@@ -27,6 +27,10 @@ static int start_module(rtmd_server *srv, const rtmd_module *m, char *err, size_
         methods_set_authorizer(srv->methods, m->authorizes, m->authorize);
     if (m->nmethods && methods_register(srv->methods, m->methods, m->nmethods) != 0) {
         snprintf(err, errlen, "module %s: cannot register its methods (a name too long, or the table full)", m->name);
+        return -1;
+    }
+    if (m->nroutes && http_register(srv->http, m->routes, m->nroutes) != 0) {
+        snprintf(err, errlen, "module %s: too many HTTP routes", m->name);
         return -1;
     }
     for (size_t i = 0; i < m->nobservers; i++)
@@ -68,43 +72,4 @@ void services_metrics(const rtmd_server *srv, prom_out *out)
     for (size_t i = 0; i < NMODULES; i++)
         if (modules[i]->metrics)
             modules[i]->metrics(srv, out);
-}
-
-typedef struct purge {
-    const char *sql, *what; /* static strings */
-    int64_t now;
-} purge;
-
-static int apply_purge(sqlite3 *db, void *arg)
-{
-    const purge *p = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, p->sql, &st);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, p->now);
-    return store_step_release(st);
-}
-
-static void purge_done(void *arg, int status)
-{
-    purge *p = arg;
-    if (status != SQLITE_OK)
-        LOG_WARN("deleting expired %s failed: %s", p->what, sqlite3_errstr(status));
-    free(p);
-}
-
-void services_purge_expired(rtmd_server *srv, const char *delete_sql, const char *what)
-{
-    purge *p = malloc(sizeof *p);
-    if (!p)
-        return;
-    *p = (purge){delete_sql, what, rtmd_unix_seconds()};
-    if (store_submit(srv->store, apply_purge, purge_done, p) != 0)
-        free(p);
-}
-
-int services_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg)
-{
-    return store_run_startup(srv->store, fn, arg);
 }

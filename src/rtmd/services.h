@@ -1,69 +1,17 @@
-/* The service layer's modules: the descriptor each one exports (its
- * start and exit, methods and observed events) and their life cycle. Each
- * module owns its state (hung on rtmd_services), loads what it needs from
- * the store at start-up, and frees its state at exit. Modules talk to each
- * other through their headers and events, never through each other's
- * state. */
+/* The list of service modules (services.c) and its life cycle: starting
+ * every module, freeing them, and their lines of /metrics. Only the server
+ * (server.c, metrics.c) uses it; modules include module.h. */
 #ifndef RTMD_SERVICES_H
 #define RTMD_SERVICES_H
 
-#include "events.h"
-#include "methods.h"
-#include "prom.h"
-#include "server.h"
-
-typedef struct rtmd_services {
-    struct identity_state *identity; /* identity.c: string ids <-> uids */
-    struct sign_state *sign;         /* sign.c: app-server signatures, replay guard */
-    struct auth_state *auth;         /* auth.c: tokens, logins, presence, attributes */
-    struct groups_state *groups;     /* groups.c */
-    struct rooms_state *rooms;       /* rooms.c */
-    struct bans_state *bans;         /* bans.c: group/room bans, project blacklist */
-    struct quota_state *quota;       /* quota.c: write rates, storage quota */
-    struct messages_state *messages; /* messages.c: sending, pushes, dedup */
-    struct history_state *history;   /* history.c: history, unread, conversations */
-    struct listen_state *listen;     /* listen.c: app-server monitoring */
-} rtmd_services;
+#include "module.h"
 
 /* Starts every module (after the store is open). Returns 0, or -1 with err. */
 int services_init(rtmd_server *srv, char *err, size_t errlen);
 /* Frees every module's state; the store may already be closed. */
 void services_free(rtmd_server *srv);
 
-/* A service module: what it needs at start and exit, the methods it
- * answers and the events it observes. Each module defines one
- * (`const rtmd_module name_module`) and services.c lists them; that list is
- * the only place a new module is added. init runs after the store is open
- * (in list order, after the modules before it), free at exit (in reverse
- * order; the store may be closed by then). */
-typedef struct rtmd_module {
-    const char *name;
-    int (*init)(rtmd_server *srv, char *err, size_t errlen); /* NULL: nothing to set up */
-    void (*free)(rtmd_server *srv);                          /* NULL: nothing to free */
-    /* Its lines of /metrics (NULL: none). */
-    void (*metrics)(const rtmd_server *srv, prom_out *out);
-    unsigned authorizes;           /* GATE_BIT mask of gates whose callers it checks */
-    rtmd_authorize_fn authorize;   /* (methods.h) */
-    const rtmd_method *methods;
-    size_t nmethods;
-    const rtmd_observer *observers;
-    size_t nobservers;
-} rtmd_module;
-
-/* Fills .methods/.nmethods or .observers/.nobservers from a static array. */
-#define RTMD_MODULE_METHODS(a) .methods = (a), .nmethods = sizeof(a) / sizeof((a)[0])
-#define RTMD_MODULE_OBSERVERS(a) .observers = (a), .nobservers = sizeof(a) / sizeof((a)[0])
-
 /* Every module's lines of /metrics. */
 void services_metrics(const rtmd_server *srv, prom_out *out);
-
-/* Deletes expired rows through the writer: delete_sql is one statement
- * whose ?1 is now in unix seconds (e.g. "DELETE FROM t WHERE expires_at <=
- * ?1"); a failure is logged naming what. */
-void services_purge_expired(rtmd_server *srv, const char *delete_sql, const char *what);
-
-/* Start-up reads on the loop thread (before serving): runs fn with the
- * store's reader connection. */
-int services_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg);
 
 #endif

@@ -24,7 +24,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
-#include "services.h"
+#include "module.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -154,12 +154,12 @@ static void on_purge_tick(uv_timer_t *t)
     rtmd_server *srv = a->srv;
     if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
         return;
-    forget_expired(a, rtmd_unix_seconds());
+    forget_expired(a, clock_unix_seconds());
     uint64_t now_ms = uv_now(srv->loop);
     if (!srv->store || now_ms - a->last_purge_ms < (uint64_t)srv->cfg.retention_interval * 1000u)
         return;
     a->last_purge_ms = now_ms;
-    services_purge_expired(srv, "DELETE FROM signed_salts WHERE expires_at <= ?1", "signature salts");
+    module_purge_expired(srv, "DELETE FROM signed_salts WHERE expires_at <= ?1", "signature salts");
 }
 
 typedef struct salt_load {
@@ -239,7 +239,7 @@ static int sign_verify(rtmd_request *req)
         return RTM_EC_INVALID_PID_OR_SIGN;
     }
 
-    int64_t now = rtmd_unix_seconds();
+    int64_t now = clock_unix_seconds();
     int64_t window = srv->cfg.sign_window;
     if (when < now - window || when > now + window)
         return RTM_EC_INVALID_SERVER_TIME;
@@ -314,8 +314,8 @@ static int sign_init(rtmd_server *srv, char *err, size_t errlen)
     a->timer.data = a;
     uv_timer_start(&a->timer, on_purge_tick, 1000, 1000);
     a->last_purge_ms = uv_now(srv->loop);
-    salt_load l = {a, rtmd_unix_seconds(), 0};
-    if (services_load(srv, load_salts, &l) != SQLITE_OK) {
+    salt_load l = {a, clock_unix_seconds(), 0};
+    if (module_load(srv, load_salts, &l) != SQLITE_OK) {
         snprintf(err, errlen, "cannot load signature salts from the store");
         return -1;
     }

@@ -2,31 +2,42 @@
 #include "users.h"
 
 #include "methods.h"
-#include "services.h"
+#include "module.h"
 
 #include "log.h"
 #include "payload.h"
 #include "push.h"
 #include "rtm_errors.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct users_state {
+    pairmap online; /* (pid, uid) -> rtmd_user */
+} users_state;
+
+static pairmap *online(rtmd_server *srv)
+{
+    return &srv->svc->users->online;
+}
+
 rtmd_user *users_get(rtmd_server *srv, int64_t pid, int64_t uid)
 {
-    return pairmap_get(&srv->users, (uint64_t)pid, (uint64_t)uid);
+    return pairmap_get(online(srv), (uint64_t)pid, (uint64_t)uid);
 }
 
 size_t users_count(rtmd_server *srv)
 {
-    return srv->users.count;
+    return online(srv)->count;
 }
 
 size_t users_of_project(rtmd_server *srv, int64_t pid, int64_t *out, size_t cap)
 {
+    const pairmap *m = online(srv);
     size_t n = 0;
-    for (size_t i = 0; i < srv->users.cap && n < cap; i++) {
-        const rtmd_user *u = srv->users.slots[i].value;
+    for (size_t i = 0; i < m->cap && n < cap; i++) {
+        const rtmd_user *u = m->slots[i].value;
         if (u && u->pid == pid)
             out[n++] = u->uid;
     }
@@ -44,31 +55,31 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
     bool first = u == NULL;
     if (first) {
         u = calloc(1, sizeof *u);
-        if (!u || pairmap_put(&srv->users, (uint64_t)pid, (uint64_t)uid, u) != 0) {
+        if (!u || pairmap_put(online(srv), (uint64_t)pid, (uint64_t)uid, u) != 0) {
             free(u);
             return NULL;
         }
         u->pid = pid;
         u->uid = uid;
-        u->online_since_ms = (uint64_t)rtmd_unix_ms();
+        u->online_since_ms = (uint64_t)clock_unix_ms();
     }
     rtmd_session *s = calloc(1, sizeof *s);
     if (!s) {
         if (first) {
-            pairmap_del(&srv->users, (uint64_t)pid, (uint64_t)uid);
+            pairmap_del(online(srv), (uint64_t)pid, (uint64_t)uid);
             free(u);
         }
         return NULL;
     }
     s->conn = conn;
     s->user = u;
-    s->login_ms = (uint64_t)rtmd_unix_ms();
+    s->login_ms = (uint64_t)clock_unix_ms();
     s->next = u->sessions;
     if (u->sessions)
         u->sessions->prev = s;
     u->sessions = s;
     u->nsessions++;
-    conn->session = s;
+    conn->caller = s;
     if (first)
         events_fire(&srv->net.events, srv, &(rtmd_event){.kind = RTMD_EV_USER_ONLINE, .user = u, .pid = pid, .uid = uid, .ms = s->login_ms});
     return s;
@@ -86,18 +97,18 @@ static void free_session(rtmd_session *s)
 
 static void user_offline(rtmd_server *srv, rtmd_user *u)
 {
-    pairmap_del(&srv->users, (uint64_t)u->pid, (uint64_t)u->uid);
+    pairmap_del(online(srv), (uint64_t)u->pid, (uint64_t)u->uid);
     events_fire(&srv->net.events, srv, &(rtmd_event){.kind = RTMD_EV_USER_OFFLINE, .user = u, .pid = u->pid, .uid = u->uid,
-                                   .ms = (uint64_t)rtmd_unix_ms()});
+                                   .ms = (uint64_t)clock_unix_ms()});
     free(u);
 }
 
 void users_logout(rtmd_conn *conn)
 {
-    rtmd_session *s = conn->session;
+    rtmd_session *s = users_session(conn);
     if (!s)
         return;
-    conn->session = NULL;
+    conn->caller = NULL;
     rtmd_user *u = s->user;
     if (s->prev)
         s->prev->next = s->next;
@@ -286,20 +297,35 @@ int session_attrs_set(rtmd_session *s, const msgpack_object *attrs)
     return 0;
 }
 
+static int users_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    srv->svc->users = calloc(1, sizeof *srv->svc->users);
+    if (!srv->svc->users) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static void users_free_all(rtmd_server *srv)
 {
-    for (size_t i = 0; i < srv->users.cap; i++) {
-        rtmd_user *u = srv->users.slots[i].value;
+    if (!srv->svc->users)
+        return;
+    pairmap *m = online(srv);
+    for (size_t i = 0; i < m->cap; i++) {
+        rtmd_user *u = m->slots[i].value;
         if (!u)
             continue;
         for (rtmd_session *s = u->sessions, *next; s; s = next) {
             next = s->next;
-            s->conn->session = NULL;
+            s->conn->caller = NULL;
             free_session(s);
         }
         free(u);
     }
-    pairmap_free(&srv->users);
+    pairmap_free(m);
+    free(srv->svc->users);
+    srv->svc->users = NULL;
 }
 
 static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
@@ -315,7 +341,7 @@ static const rtmd_observer users_observers[] = {
 /* The client gates' authorizer: the caller is the session's user. */
 static bool users_authorize(rtmd_request *req)
 {
-    rtmd_session *s = req->conn->session;
+    rtmd_session *s = users_session(req->conn);
     if (!s) {
         request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
         return false;
@@ -330,6 +356,7 @@ static bool users_authorize(rtmd_request *req)
  * what they hold is freed at exit. */
 const rtmd_module users_module = {
     .name = "users",
+    .init = users_init,
     .free = users_free_all,
     .authorizes = GATES_CLIENT,
     .authorize = users_authorize,

@@ -7,7 +7,7 @@
 #ifndef RTMD_USERS_H
 #define RTMD_USERS_H
 
-#include "server.h"
+#include "server_state.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -42,6 +42,13 @@ struct rtmd_session {
     unsigned nattrs;
     size_t attrs_bytes;          /* key and value bytes of all attrs */
 };
+
+/* The session of a client-gate connection (the caller users.c, as the
+ * gates' authorizer, keeps on it), or NULL before login. */
+static inline rtmd_session *users_session(const rtmd_conn *c)
+{
+    return c->caller;
+}
 
 /* Online users, of every project. */
 size_t users_count(rtmd_server *srv);

@@ -1,9 +1,11 @@
 'use strict';
 // The HTTP listener: health check, Prometheus metrics that follow the
-// traffic, and 404 for unknown paths.
+// traffic, 404 for unknown paths, 405 for a known path asked with another
+// method, and HEAD answered without a body.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const net = require('node:net');
 const fpnn = require('./lib/fpnn');
 const { get, metric } = require('./lib/http');
 const { sanitizerReports, startRtmd, withLogs, waitFor } = require('./lib/rtmd');
@@ -107,6 +109,28 @@ describe('HTTP listener', () => {
   it('an unknown path answers 404', async () => {
     const r = await get(srv.ports.http, '/no/such/path');
     assert.equal(r.status, 404);
+  });
+
+  it('a known path asked with another method answers 405 with a JSON error', async () => {
+    const r = await get(srv.ports.http, '/healthz', { method: 'POST' });
+    assert.equal(r.status, 405);
+    assert.equal(JSON.parse(r.body).error, 'method_not_allowed');
+  });
+
+  it('HEAD answers the headers of GET without a body', async () => {
+    // A raw socket: an HTTP client library would hide body bytes after HEAD.
+    const raw = await new Promise((resolve, reject) => {
+      const s = net.connect(srv.ports.http, '127.0.0.1', () =>
+        s.write('HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let data = '';
+      s.setEncoding('latin1');
+      s.on('data', (d) => (data += d));
+      s.on('end', () => resolve(data));
+      s.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 200 /);
+    assert.match(raw, new RegExp(`Content-Length: ${'{"status":"ok"}'.length}\r\n`));
+    assert.ok(raw.endsWith('\r\n\r\n'), `nothing after the head: ${JSON.stringify(raw)}`);
   });
 
   it('serves many requests in a row', async () => {

@@ -1,0 +1,45 @@
+/* Store helpers the service modules share (module.h). */
+#include "module.h"
+
+#include "log.h"
+
+#include <stdlib.h>
+
+typedef struct purge {
+    const char *sql, *what; /* static strings */
+    int64_t now;
+} purge;
+
+static int apply_purge(sqlite3 *db, void *arg)
+{
+    const purge *p = arg;
+    sqlite3_stmt *st;
+    int rc = store_stmt(db, p->sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, p->now);
+    return store_step_release(st);
+}
+
+static void purge_done(void *arg, int status)
+{
+    purge *p = arg;
+    if (status != SQLITE_OK)
+        LOG_WARN("deleting expired %s failed: %s", p->what, sqlite3_errstr(status));
+    free(p);
+}
+
+void module_purge_expired(rtmd_server *srv, const char *delete_sql, const char *what)
+{
+    purge *p = malloc(sizeof *p);
+    if (!p)
+        return;
+    *p = (purge){delete_sql, what, clock_unix_seconds()};
+    if (store_submit(srv->store, apply_purge, purge_done, p) != 0)
+        free(p);
+}
+
+int module_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg)
+{
+    return store_run_startup(srv->store, fn, arg);
+}

@@ -1,0 +1,27 @@
+/* Helpers over the server state (server_state.h). */
+#include "server_state.h"
+
+rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
+{
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (srv->projects[i].pid == pid)
+            return &srv->projects[i];
+    return NULL;
+}
+
+bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed)
+{
+    if (!srv->stopping)
+        return false;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    *closed = true;
+    return true;
+}
+
+bool rtmd_timer_release(uv_timer_t *t, bool closed)
+{
+    if (!closed)
+        uv_close((uv_handle_t *)t, NULL);
+    return closed;
+}
