@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
-"""Checks the dependency graph of rtmd's sources for the layering
-docs/architecture.md promises: the transport (conn.c with conn.h) is in no
-cycle, and so depends on nothing that depends on it.
+"""Checks that rtmd's sources keep the layering of docs/architecture.md.
 
-A node is a file stem under src/ (x.c and x.h are one node). An edge runs
-from a node to another when one of its files includes the other's header
-with quotes, or names a function that the other's .c file defines (so a
-function declared in one header but defined elsewhere still counts where
-it lives). Prints every cycle it finds (strongly connected components of
-more than one node) and exits 1 when one of them holds a node of
-TRANSPORT.
+The layers, lowest first, and where their files live:
+
+    0 core       src/core/                  shared with the SDK
+    1 base       src/rtmd/config.*, src/rtmd/store/
+    2 transport  src/rtmd/transport/
+    3 dispatch   src/rtmd/dispatch/
+    4 modules    src/rtmd/modules/          (a folder in it is one module)
+    5 program    src/rtmd/*.c besides config (builds the layers)
+
+A node is a file stem (x.c and x.h are one node), or a module folder under
+modules/. An edge runs from a node to another when one of its files
+includes the other's header with quotes, or names a function that the
+other's .c file defines (so a function declared in one header but defined
+elsewhere still counts where it lives). The check fails when a node
+depends on a node of a higher layer, or when nodes depend on each other in
+a cycle (within a layer too); it prints each offence.
 
     scripts/check-layers.py            (run by scripts/test.sh)
 """
@@ -17,8 +24,16 @@ import os
 import re
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-TRANSPORT = {"rtmd/conn"}
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+LAYERS = [  # (rank, name, path prefix relative to src/); first match wins
+    (1, "base", "rtmd/config"),
+    (1, "base", "rtmd/store/"),
+    (2, "transport", "rtmd/transport/"),
+    (3, "dispatch", "rtmd/dispatch/"),
+    (4, "modules", "rtmd/modules/"),
+    (5, "program", "rtmd/"),
+    (0, "core", "core/"),
+]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 # A function definition: a line naming it, not static, then a line "{".
 DEFINITION = re.compile(r'^(?!static\b)[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\([^;{]*\)\s*\n\{', re.M)
@@ -26,14 +41,35 @@ IDENT = re.compile(r'\b[A-Za-z_]\w*\b')
 COMMENT = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', re.S)
 
 
+def layer(node):
+    for rank, name, prefix in LAYERS:
+        if node.startswith(prefix):
+            return rank, name
+    raise SystemExit(f"check-layers: {node} is in no layer; add its folder to LAYERS")
+
+
+def node_of(rel):
+    """rel: a path under src/, e.g. rtmd/modules/history/retention.c"""
+    parts = rel.split("/")
+    if len(parts) > 3 and parts[:2] == ["rtmd", "modules"]:
+        return "/".join(parts[:3])  # a module folder is one node
+    return os.path.splitext(rel)[0]
+
+
 def nodes_and_edges():
     files = {}
-    for sub in ("src/core", "src/rtmd"):
-        for name in os.listdir(os.path.join(ROOT, sub)):
-            stem, ext = os.path.splitext(name)
-            if ext in (".c", ".h"):
-                files.setdefault(f"{sub[4:]}/{stem}", []).append(os.path.join(ROOT, sub, name))
-    by_header = {os.path.basename(n) + ".h": n for n in files}
+    for sub in ("core", "rtmd"):
+        for dirpath, _, names in os.walk(os.path.join(ROOT, "src", sub)):
+            for name in names:
+                if name.endswith((".c", ".h")):
+                    path = os.path.join(dirpath, name)
+                    rel = os.path.relpath(path, os.path.join(ROOT, "src"))
+                    files.setdefault(node_of(rel), []).append(path)
+    by_header = {}
+    for node, paths in files.items():
+        for path in paths:
+            if path.endswith(".h"):
+                by_header[os.path.basename(path)] = node
     texts = {}
     defined_in = {}
     for node, paths in files.items():
@@ -43,18 +79,19 @@ def nodes_and_edges():
             if path.endswith(".c"):
                 for name in DEFINITION.findall(texts[path]):
                     defined_in.setdefault(name, node)
-    edges = {n: set() for n in files}
+    edges = {n: {} for n in files}  # node -> {target: why}
     for node, paths in files.items():
         for path in paths:
             text = texts[path]
+            base = os.path.basename(path)
             for inc in INCLUDE.findall(text):
                 target = by_header.get(os.path.basename(inc))
                 if target and target != node:
-                    edges[node].add(target)
-            for name in set(IDENT.findall(COMMENT.sub(" ", text))):
+                    edges[node].setdefault(target, f"{base} includes {inc}")
+            for name in sorted(set(IDENT.findall(COMMENT.sub(" ", text)))):
                 target = defined_in.get(name)
                 if target and target != node:
-                    edges[node].add(target)
+                    edges[node].setdefault(target, f"{base} calls {name}")
     return edges
 
 
@@ -93,16 +130,27 @@ def cycles(edges):
 
 
 def main():
-    found = cycles(nodes_and_edges())
-    bad = False
-    for comp in found:
-        through = TRANSPORT & set(comp)
-        bad = bad or bool(through)
-        print(("FAIL " if through else "note ") + "cycle: " + " -> ".join(comp))
-    if bad:
-        print("the transport (conn.c, conn.h) must not be in a dependency cycle: see docs/architecture.md")
+    edges = nodes_and_edges()
+    offences = []
+    for node in sorted(edges):
+        rank, name = layer(node)
+        for target, why in sorted(edges[node].items()):
+            trank, tname = layer(target)
+            if trank > rank:
+                offences.append(f"upward: {node} ({name}) -> {target} ({tname}): {why}")
+    for comp in cycles(edges):
+        inner = [f"{a} -> {b} ({edges[a][b]})" for a in comp for b in comp if b in edges[a]]
+        offences.append("cycle: " + "; ".join(inner))
+    for o in offences:
+        print("FAIL " + o)
+    if offences:
+        print("see the layer rules in docs/architecture.md")
         return 1
-    print(f"layers: the transport is in no dependency cycle ({len(found)} other cycle(s) noted)")
+    counts = {}
+    for node in edges:
+        counts[layer(node)[1]] = counts.get(layer(node)[1], 0) + 1
+    summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in ("core", "base", "transport", "dispatch", "modules", "program"))
+    print(f"layers: no upward dependency, no cycle ({summary} nodes)")
     return 0
 
 

@@ -10,7 +10,7 @@ scripts/deps.sh
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 
 jobs=$(nproc)
-echo "== layers: the transport depends on nothing that depends on it"
+echo "== layers: no upward dependency, no cycle"
 scripts/check-layers.py
 
 echo "== build 1: gcc, -Werror"

@@ -4,7 +4,7 @@
 // mtypes, the chat-type default), reading history marks a conversation
 // read, getsession / removesession, the five conversation lists in the form
 // the SDKs parse, deleted messages, and read markers kept across a restart.
-// See src/rtmd/history.h for the definition of "unread".
+// See src/rtmd/modules/history/history.h for the definition of "unread".
 
 const { describe, test, after } = require('node:test');
 const assert = require('node:assert/strict');

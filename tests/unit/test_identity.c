@@ -1,4 +1,4 @@
-/* Unit tests of the string-id layer (src/rtmd/identity.c) against a real
+/* Unit tests of the string-id layer (src/rtmd/modules/identity.c) against a real
  * store in a fresh directory under /tmp and a real libuv loop: validation,
  * stable ids (also after reopening the store), distinct ids, concurrent
  * resolves sharing one write, the reserved range, the reverse lookup, the

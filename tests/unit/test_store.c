@@ -1,4 +1,4 @@
-/* Unit tests of the SQLite store (src/rtmd/store.c, store_schema.c): schema
+/* Unit tests of the SQLite store (src/rtmd/store/store.c, store_schema.c): schema
  * creation and migrations, start-up project helpers, the writer thread's
  * group commit, per-write failure isolation, durability across reopen and
  * the draining close. Each test uses a fresh directory under /tmp and a real

@@ -1,4 +1,4 @@
-/* Unit tests of the housekeeping walk (rtmd_sweep in src/rtmd/server.h):
+/* Unit tests of the housekeeping walk (rtmd_sweep in src/rtmd/transport/conn.h):
  * the share each tick visits, and that a pass visits every connection it
  * started with exactly once, within its ticks, while visits and the loop
  * close connections (the one the walk resumes at included) and new ones
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "server.h"
+#include "conn.h"
 
 #define POOL 6000
 

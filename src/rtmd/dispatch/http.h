@@ -1,5 +1,5 @@
 /* The HTTP gate's router: a table of routes (method and path to a
- * handler) that modules fill through their descriptor (services.h) and the
+ * handler) that modules fill through their descriptor (module.h) and the
  * server through http_register, and the answer helper handlers use. */
 #ifndef RTMD_HTTP_H
 #define RTMD_HTTP_H

@@ -4,7 +4,7 @@
  * user); their rules and RTM error codes, admission by the write rates and
  * the storage quota (quota.h), storage
  * in table `messages`, duplicate detection, and the pushes to receivers and
- * to listening app servers (listen.h).
+ * to listening app servers (RTMD_EV_MESSAGE, which listen.c observes).
  *
  * Life of a message. A request is checked, its target conversations are
  * computed (one, or one per receiver for sendmsgs), each gets a message id

@@ -46,7 +46,7 @@ typedef struct rtmd_server {
     rtmd_project *projects;
     size_t nprojects;
 
-    /* The service modules' state (services.h), all owned by this loop. */
+    /* The service modules' state (module.h), all owned by this loop. */
     struct rtmd_services *svc;
 
     int stopping;                   /* 0 running, 1 draining, 2 closing */

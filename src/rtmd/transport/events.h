@@ -1,7 +1,8 @@
-/* Lifecycle events of the server: the transport and users.c fire them, the
- * service modules that keep state per connection or per user subscribe
- * (through their descriptor, services.h). The one who fires never names
- * who listens, so the transport calls no service and users.c no module. */
+/* Lifecycle events of the server: the transport, users.c and messages.c
+ * fire them, and the service modules that keep state per connection or
+ * per user subscribe (through their descriptor, module.h). The one who
+ * fires never names who listens, so the transport calls no service and
+ * users.c and messages.c no other module. */
 #ifndef RTMD_EVENTS_H
 #define RTMD_EVENTS_H
 

@@ -75,7 +75,7 @@ typedef void (*identity_lookup_cb)(void *arg, int status, const char *sid);
 int identity_lookup(identity_state *id, int64_t pid, int64_t uid, const char **sid, identity_lookup_cb cb,
                     void *arg);
 
-/* The server's identity layer (a service module, see services.h). */
+/* The server's identity layer (a service module, see module.h). */
 identity_state *identity_of(struct rtmd_server *srv);
 
 #endif

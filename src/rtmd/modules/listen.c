@@ -1,6 +1,11 @@
-/* App-server monitoring (see listen.h): the listen methods of the server
- * gate and the delivery of messages and login/logout events to listening
- * connections.
+/* App-server monitoring: what each server-gate connection listens to
+ * (addlisten, removelisten, setlisten), and the delivery to those
+ * connections of stored messages (RTMD_EV_MESSAGE, fired by messages.c)
+ * and of users' logins and logouts (RTMD_EV_USER_ONLINE/OFFLINE, fired by
+ * users.c). A message goes to the listeners of its project that want it:
+ * a p2p message to those of all p2p traffic or of its sender or receiver,
+ * a group or room message to those of all groups or rooms or of its gid or
+ * rid; a broadcast to none.
  *
  * Each listening connection has an rtmd_listener_state: "all" flags per
  * kind (p2p, group, room, events) and a set of the uids, gids and rids it
@@ -323,7 +328,7 @@ static bool wants_message(const rtmd_listener_state *l, int conv_type, int64_t f
 }
 
 /* A stored message was pushed: its push goes to every listener of the
- * project that wants it (listen.h). */
+ * project that wants it. */
 static void on_message(rtmd_server *srv, const rtmd_event *ev)
 {
     for (rtmd_listener_state *l = state(srv)->head; l; l = l->next)
