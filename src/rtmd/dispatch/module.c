@@ -1,6 +1,7 @@
 /* Store helpers the service modules share (module.h). */
 #include "module.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <stdlib.h>

@@ -7,7 +7,6 @@
 #ifndef RTMD_SERVER_STATE_H
 #define RTMD_SERVER_STATE_H
 
-#include "clock.h"
 #include "config.h"
 #include "conn.h"
 #include "store.h"

@@ -3,6 +3,7 @@
  * with the multi-login policy, kicking users out, presence queries, and
  * session attributes. App-server signatures are sign.c's. */
 #include "bans.h"
+#include "clock.h"
 #include "hash.h"
 #include "log.h"
 #include "methods.h"

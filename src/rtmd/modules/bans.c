@@ -17,6 +17,7 @@
  * only forbid sending (checked by messages.c). */
 #include "bans.h"
 
+#include "clock.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"

@@ -15,6 +15,7 @@
  * may remove itself (leave). getgroupmembers and getgroupcount need
  * membership on the client gate; getusergroups lists the caller's groups. */
 #include "groups.h"
+#include "clock.h"
 #include "idset.h"
 
 #include "log.h"

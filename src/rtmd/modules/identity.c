@@ -5,6 +5,7 @@
  * reverse lookup, and the service-module life cycle. */
 #include "identity.h"
 
+#include "clock.h"
 #include "hash.h"
 #include "log.h"
 #include "pairmap.h"
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* A resolved mapping. Indexed by (pid, hash of the string) -> chain and
  * by (pid, uid); on the LRU list, most recently used first. */
@@ -250,7 +250,7 @@ static void pending_remove(identity_state *id, id_op *op)
 static int select_uid(sqlite3 *db, const id_op *op, int64_t *uid)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT uid FROM users WHERE pid = ?1 AND string_id = ?2", -1, &st, NULL);
+    int rc = store_stmt(db, "SELECT uid FROM users WHERE pid = ?1 AND string_id = ?2", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, op->pid);
@@ -263,7 +263,7 @@ static int select_uid(sqlite3 *db, const id_op *op, int64_t *uid)
         *uid = 0;
         rc = SQLITE_OK;
     }
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc;
 }
 
@@ -272,7 +272,7 @@ static int select_uid(sqlite3 *db, const id_op *op, int64_t *uid)
 static int next_uid(sqlite3 *db, int64_t pid, int64_t *uid)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT max(uid) FROM users WHERE pid = ?1 AND uid >= ?2", -1, &st, NULL);
+    int rc = store_stmt(db, "SELECT max(uid) FROM users WHERE pid = ?1 AND uid >= ?2", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, pid);
@@ -290,7 +290,7 @@ static int next_uid(sqlite3 *db, int64_t pid, int64_t *uid)
                 *uid = max + 1;
         }
     }
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc;
 }
 
@@ -311,17 +311,15 @@ static int apply_resolve(sqlite3 *db, void *arg)
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(db, "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)", -1,
-                            &st, NULL);
+    rc = store_stmt(db, "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, op->pid);
     sqlite3_bind_int64(st, 2, uid);
     sqlite3_bind_text(st, 3, op->sid, (int)op->len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    sqlite3_bind_int64(st, 4, clock_unix_seconds());
+    rc = store_step_release(st);
+    if (rc != SQLITE_OK)
         return rc;
     op->uid = uid;
     return SQLITE_OK;
@@ -331,7 +329,7 @@ static int read_lookup(sqlite3 *db, void *arg)
 {
     id_op *op = arg;
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT string_id FROM users WHERE pid = ?1 AND uid = ?2", -1, &st, NULL);
+    int rc = store_stmt(db, "SELECT string_id FROM users WHERE pid = ?1 AND uid = ?2", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, op->pid);
@@ -350,7 +348,7 @@ static int read_lookup(sqlite3 *db, void *arg)
     } else if (rc == SQLITE_DONE) {
         rc = SQLITE_OK;
     }
-    sqlite3_finalize(st);
+    store_stmt_release(st);
     return rc;
 }
 

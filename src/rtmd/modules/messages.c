@@ -50,6 +50,7 @@
 #include "messages.h"
 
 #include "bans.h"
+#include "clock.h"
 #include "groups.h"
 #include "log.h"
 #include "methods.h"

@@ -1,6 +1,7 @@
 /* Write rates and the storage quota (see quota.h). */
 #include "quota.h"
 
+#include "clock.h"
 #include "log.h"
 #include "methods.h"
 #include "rtm_errors.h"

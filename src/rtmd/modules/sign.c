@@ -21,6 +21,7 @@
  * whatever the handler stores commits with or after it; the answer of a
  * request that stores nothing is held until the salt is durable. */
 #include "log.h"
+#include "clock.h"
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
@@ -47,6 +48,8 @@ typedef struct salt_floor {
 struct sign_state {
     rtmd_server *srv;
     pairmap salts;      /* (pid, salt) -> its ring entry */
+    pairmap failures;   /* (conn id, 0) -> failed signatures in a row, as a
+                         * pointer-sized count; only links with failures */
     salt_entry *ring;   /* sign_salts_max entries */
     size_t ring_cap, ring_head, ring_count;
     salt_floor floors[RTMD_MAX_PROJECTS];
@@ -258,7 +261,8 @@ static int sign_verify(rtmd_request *req)
         return FPNN_EC_CORE_SERVER_STOPPING;
     }
     request_hold(req);
-    req->conn->sign_failures = 0;
+    if (a->failures.count)
+        pairmap_del(&a->failures, req->conn->id, 0);
     req->project = p;
     return 0;
 }
@@ -285,14 +289,18 @@ static void sign_refuse(rtmd_request *req, int code)
     rtmd_conn *c = req->conn;
     bool failed = code == RTM_EC_INVALID_PID_OR_SIGN || code == RTM_EC_INVALID_SERVER_TIME;
     request_error(req, code, refusal_text(code));
-    if (!failed || c->sign_failures == UINT8_MAX)
+    if (!failed)
         return;
-    c->sign_failures++;
+    void **slot = pairmap_reserve(&state(c->srv)->failures, c->id, 0);
+    if (!slot)
+        return;
+    uintptr_t failures = (uintptr_t)*slot + 1;
+    *slot = (void *)failures;
     uint32_t max = c->srv->cfg.sign_fail_max;
-    if (max != 0 && c->sign_failures >= max && !c->closing) {
+    if (max != 0 && failures >= max && !c->closing) {
         char peer[RTMD_PEER_LEN];
         LOG_WARN("conn %llu %s: %u failed signatures in a row, closing the link", (unsigned long long)c->id,
-                 conn_peer(c, peer), (unsigned)c->sign_failures);
+                 conn_peer(c, peer), (unsigned)failures);
         conn_close_after_flush(c);
     }
 }
@@ -329,6 +337,7 @@ static void sign_free(rtmd_server *srv)
     if (!a)
         return;
     pairmap_free(&a->salts);
+    pairmap_free(&a->failures);
     free(a->ring);
     srv->svc->sign = NULL;
     if (rtmd_timer_release(&a->timer, a->timer_closed))
@@ -348,10 +357,21 @@ static bool sign_authorize(rtmd_request *req)
     return true;
 }
 
+/* A server-gate link closes: its count of failures goes with it. */
+static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
+{
+    struct sign_state *a = state(srv);
+    if (ev->conn->gate == GATE_SERVER_TCP && a->failures.count)
+        pairmap_del(&a->failures, ev->conn->id, 0);
+}
+
+static const rtmd_observer sign_observers[] = {{RTMD_EV_CONN_CLOSED, on_conn_closed}};
+
 const rtmd_module sign_module = {
     .name = "sign",
     .init = sign_init,
     .free = sign_free,
     .authorizes = GATES_SERVER,
     .authorize = sign_authorize,
+    RTMD_MODULE_OBSERVERS(sign_observers),
 };

@@ -1,6 +1,7 @@
 /* Online users and their sessions (see users.h). */
 #include "users.h"
 
+#include "clock.h"
 #include "methods.h"
 #include "module.h"
 

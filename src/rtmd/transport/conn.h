@@ -91,7 +91,6 @@ typedef struct rtmd_conn {
     bool authenticated : 1;        /* logged in (client gates) or signed once (server
                                     * gate): see conn_authenticated */
     bool tls : 1;                  /* accepted on a TLS listener: tls_state, not crypto */
-    uint8_t sign_failures;         /* server gate: failed signatures in a row (sign.c) */
 
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */

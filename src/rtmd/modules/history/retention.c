@@ -6,6 +6,7 @@
  * time. history.c starts and stops it. */
 #include "history_internal.h"
 
+#include "clock.h"
 #include "log.h"
 #include "messages.h"
 #include "module.h"
