@@ -352,8 +352,8 @@ static bool anyone_wants_event(rtmd_server *srv, int64_t pid, unsigned bit)
 /* "ip:port" of the user's newest connection, or "" once it is offline. */
 static const char *user_endpoint(rtmd_server *srv, int64_t pid, int64_t uid, char buf[RTMD_PEER_LEN])
 {
-    rtmd_user *u = users_get(srv, pid, uid);
-    return u && u->sessions ? conn_peer(u->sessions->conn, buf) : "";
+    rtmd_conn *c = users_newest_conn(srv, pid, uid);
+    return c ? conn_peer(c, buf) : "";
 }
 
 static int encode_event(rtm_buf *out, int64_t pid, int64_t uid, const char *event, uint64_t ms,

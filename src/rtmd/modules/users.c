@@ -50,6 +50,12 @@ bool users_online(rtmd_server *srv, int64_t pid, int64_t uid)
     return users_get(srv, pid, uid) != NULL;
 }
 
+rtmd_conn *users_newest_conn(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    return u && u->sessions ? u->sessions->conn : NULL; /* logins go to the head */
+}
+
 rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid)
 {
     rtmd_user *u = users_get(srv, pid, uid);

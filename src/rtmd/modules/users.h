@@ -59,6 +59,8 @@ size_t users_of_project(rtmd_server *srv, int64_t pid, int64_t *out, size_t cap)
 /* The online user, or NULL. */
 rtmd_user *users_get(rtmd_server *srv, int64_t pid, int64_t uid);
 bool users_online(rtmd_server *srv, int64_t pid, int64_t uid);
+/* The user's most recent authenticated connection, or NULL when offline. */
+rtmd_conn *users_newest_conn(rtmd_server *srv, int64_t pid, int64_t uid);
 
 /* Makes the connection an authenticated session of (pid, uid). Returns the
  * session, or NULL when out of memory. */
