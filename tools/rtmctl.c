@@ -1,6 +1,6 @@
 /* rtmctl: command-line tool for operators and app developers, built on
  * librtm: raw quests (ping, call), and the app-server and client commands
- * of a first session (token, send, listen, history), which sign their
+ * of a first session (token, send, listen, history, friends), which sign their
  * server-gate requests themselves. It owns argument parsing, output formats
  * and exit codes:
  *   0  success
@@ -33,7 +33,7 @@ typedef struct ctl_opts {
     bool stream;
 } ctl_opts;
 
-/* Options of the session commands (token, send, listen, history). */
+/* Options of the session commands (token, send, listen, history, friends). */
 typedef struct cmd_opts {
     unsigned given;             /* bit per option (1u << (OPT_x - OPT_FIRST_CMD)) */
     int64_t pid, uid, from, to, gid, rid, ouid, mtype, mid, num, count;
@@ -41,6 +41,7 @@ typedef struct cmd_opts {
     const char *secret;
     const char *token;
     bool desc;
+    bool black;                 /* friends: the blacklist instead of the friend list */
 } cmd_opts;
 
 static void usage(FILE *f)
@@ -61,6 +62,13 @@ static void usage(FILE *f)
             "  history HOST:PORT --uid UID (--ouid UID | --group GID | --room RID) [--num N] [--desc]\n"
             "                               read a conversation as UID (getp2pmsg, getgroupmsg,\n"
             "                               getroommsg); print the answer as JSON\n"
+            "  friends HOST:PORT --uid UID [--black] list|add|del|check [UID ...]\n"
+            "                               UID's friend list, or with --black its blacklist:\n"
+            "                               list it (getfriends, getblacks), add or remove the UIDs\n"
+            "                               (addfriends, delfriends, addblacks, delblacks; at most\n"
+            "                               100), or check which UIDs are UID's friends (isfriends)\n"
+            "                               or have UID on their blacklist (isblacks);\n"
+            "                               print the answer as JSON\n"
             "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
@@ -81,6 +89,7 @@ static void usage(FILE *f)
             "                      is recognised as a duplicate\n"
             "  --num N             messages to fetch (default 10)\n"
             "  --desc              newest first\n"
+            "  --black             friends: work on the blacklist\n"
             "  --verbose           log the connection life cycle on stderr\n"
             "  --help              show this help\n"
             "  --version           show the version\n"
@@ -296,6 +305,7 @@ enum {
     OPT_TOKEN,
     OPT_COUNT,
     OPT_SECONDS,
+    OPT_BLACK,
     OPT_LAST
 };
 
@@ -303,7 +313,7 @@ enum {
 
 static const char *const cmd_opt_names[] = {"--pid",  "--secret", "--uid",  "--from",  "--to",    "--group",
                                             "--room", "--ouid",   "--mtype", "--mid",  "--num",   "--desc",
-                                            "--token", "--count",  "--seconds"};
+                                            "--token", "--count",  "--seconds", "--black"};
 
 /* Refuses options that the command does not take. */
 static int check_allowed(const cmd_opts *c, const char *cmd, unsigned allowed)
@@ -525,6 +535,60 @@ static int cmd_history(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     return 0;
 }
 
+/* friends: one user's friend list or blacklist through the server gate. */
+static int cmd_friends(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    static const char *const actions[][3] = {
+        /* action, method on friends, method on the blacklist */
+        {"list", "getfriends", "getblacks"},
+        {"add", "addfriends", "addblacks"},
+        {"del", "delfriends", "delblacks"},
+        {"check", "isfriends", "isblacks"},
+    };
+    int rc = check_allowed(c, "friends", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_UID) | GIVEN(OPT_BLACK));
+    if (rc)
+        return rc;
+    if (nargs < 2)
+        return usage_error("%s", "usage: rtmctl friends HOST:PORT --uid UID [--black] list|add|del|check [UID ...]");
+    if ((rc = need_project(c, true)))
+        return rc;
+    if (!(c->given & GIVEN(OPT_UID)))
+        return usage_error("%s", "friends needs --uid");
+    int a = -1;
+    for (int i = 0; i < (int)(sizeof actions / sizeof actions[0]); i++)
+        if (strcmp(args[1], actions[i][0]) == 0)
+            a = i;
+    if (a < 0)
+        return usage_error("unknown friends action '%s' (list, add, del or check)", args[1]);
+    int nuids = nargs - 2;
+    if (a == 0 && nuids != 0)
+        return usage_error("%s", "friends list takes no UID");
+    if (a != 0 && nuids == 0)
+        return usage_error("friends %s needs at least one UID", args[1]);
+    json_t *uids = json_array();
+    for (int i = 0; i < nuids; i++) {
+        int64_t v;
+        if (parse_int64(args[2 + i], &v) != 0) {
+            json_decref(uids);
+            return usage_error("UID must be an integer, not '%s'", args[2 + i]);
+        }
+        json_array_append_new(uids, json_integer((json_int_t)v));
+    }
+    /* The list's field: friends/blacks for add and del, fuids/buids for check. */
+    const char *key = a == 3 ? (c->black ? "buids" : "fuids") : (c->black ? "blacks" : "friends");
+    json_t *payload = json_pack("{sI}", "uid", (json_int_t)c->uid);
+    if (a == 0)
+        json_decref(uids);
+    else
+        json_object_set_new(payload, key, uids);
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], actions[a][c->black ? 2 : 1], payload, &answer)))
+        return rc;
+    print_json_line(answer);
+    json_decref(answer);
+    return 0;
+}
+
 /* listen: pushes arrive on librtm's I/O thread; the main thread waits for
  * a signal, the push count, the time limit or the end of the link. */
 typedef struct listen_state {
@@ -710,6 +774,7 @@ int main(int argc, char **argv)
         {"token", required_argument, NULL, OPT_TOKEN},
         {"count", required_argument, NULL, OPT_COUNT},
         {"seconds", required_argument, NULL, OPT_SECONDS},
+        {"black", no_argument, NULL, OPT_BLACK},
         {NULL, 0, NULL, 0},
     };
     bool verbose = false;
@@ -789,6 +854,9 @@ int main(int argc, char **argv)
         case OPT_DESC:
             c.desc = true;
             break;
+        case OPT_BLACK:
+            c.black = true;
+            break;
         case OPT_TOKEN:
             c.token = optarg;
             break;
@@ -823,6 +891,8 @@ int main(int argc, char **argv)
         return cmd_listen(&o, &c, nargs, args);
     if (strcmp(cmd, "history") == 0)
         return cmd_history(&o, &c, nargs, args);
+    if (strcmp(cmd, "friends") == 0)
+        return cmd_friends(&o, &c, nargs, args);
     if (c.given)
         return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {

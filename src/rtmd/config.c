@@ -198,6 +198,9 @@ static const setting project_settings[] = {
     {"max_session_attrs", K_U32, PRJ(max_session_attrs), 1, 1024, S_ANY},
     {"max_session_attrs_bytes", K_U32, PRJ(max_session_attrs_bytes), 1, 1024 * 1024, S_ANY},
     {"max_receivers", K_U32, PRJ(max_receivers), 1, 100000, S_ANY},
+    {"max_friends", K_U32, PRJ(max_friends), 1, 10000, S_ANY},
+    {"max_blacks", K_U32, PRJ(max_blacks), 1, 10000, S_ANY},
+    {"p2p_require_friend", K_U32, PRJ(p2p_require_friend), 0, 1, S_ANY},
     {"user_msg_rate", K_U32, PRJ(user_msg_rate), 0, 1000000, S_ANY},
     {"user_msg_burst", K_U32, PRJ(user_msg_burst), 1, 1000000, S_ANY},
     {"user_byte_rate", K_U32, PRJ(user_byte_rate), 0, 1024 * 1024 * 1024, S_ANY},
@@ -280,6 +283,9 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->max_session_attrs = 32;
     p->max_session_attrs_bytes = 16384;
     p->max_receivers = 2000;
+    p->max_friends = 100;
+    p->max_blacks = 1000;
+    p->p2p_require_friend = 0;
     p->user_msg_rate = 100;
     p->user_msg_burst = 200;
     p->user_byte_rate = 1024 * 1024;

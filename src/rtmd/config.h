@@ -25,6 +25,9 @@ typedef struct rtmd_project_config {
     uint32_t max_session_attrs;   /* attributes one connection may hold (addattrs, auth) */
     uint32_t max_session_attrs_bytes; /* key and value bytes of one connection's attributes */
     uint32_t max_receivers;       /* receivers of one sendmsgs */
+    uint32_t max_friends;         /* uids in one user's friend list (friends.c) */
+    uint32_t max_blacks;          /* uids on one user's blacklist */
+    uint32_t p2p_require_friend;  /* 1: a client's p2p message needs the receiver to count the sender as a friend */
     /* Write rates of client-gate senders (quota.h), token buckets of stored
      * messages (a sendmsgs to N receivers is N) and of their bytes (msg
      * and attrs, times the messages); rate 0 = no limit. */

@@ -9,11 +9,11 @@
 
 /* Every service module, in start order. */
 extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module, groups_module,
-    rooms_module, listen_module, quota_module, messages_module, history_module;
+    friends_module, rooms_module, listen_module, quota_module, messages_module, history_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
-    &sign_module,  &auth_module,  &bans_module,     &groups_module,  &rooms_module,
+    &sign_module,  &auth_module,  &bans_module,     &groups_module,  &friends_module, &rooms_module,
     &listen_module, &quota_module, &messages_module, &history_module,
     &users_module, /* last: freed first, before the state its users point into */
 };

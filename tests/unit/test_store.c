@@ -19,7 +19,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 9
+#define SCHEMA_VERSION 10
 
 typedef struct fixture {
     char dir[64];
@@ -204,6 +204,10 @@ static void test_open_creates_schema(void **state)
                                    "('projects', 'users', 'tokens', 'messages')"),
                      4);
     assert_int_equal(query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    /* Migration 10: friend lists and blacklists. */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                                   "('friends', 'blacklists')"),
+                     2);
     /* Migration 5: messages keyed by id; migration 6: two indexes left,
      * the p2p peers in their own table. */
     assert_int_equal(query_int(db, "SELECT pk FROM pragma_table_info('messages') WHERE name = 'id'"), 1);
@@ -270,7 +274,7 @@ static void test_reopen_keeps_data(void **state)
  * users of every p2p conversation, the index it replaces is gone, the
  * message id floor starts at the newest message, and the storage count
  * covers the messages already stored. */
-static void test_migrations_6_to_9_on_version_5(void **state)
+static void test_migrations_6_to_10_on_version_5(void **state)
 {
     fixture *f = *state;
     close_store(f, open_store(f, 0));
@@ -281,6 +285,8 @@ static void test_migrations_6_to_9_on_version_5(void **state)
                                   "DROP TRIGGER storage_usage_delete;"
                                   "DROP TABLE storage_usage;"
                                   "DROP TABLE signed_salts;"
+                                  "DROP TABLE friends;"
+                                  "DROP TABLE blacklists;"
                                   "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
@@ -294,10 +300,11 @@ static void test_migrations_6_to_9_on_version_5(void **state)
 
     store *s = open_store(f, 0);
     assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), 4);
+    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 5);
     close_store(f, s);
     db = open_raw(f);
     assert_int_equal(query_int(db, "SELECT count(*) FROM signed_salts"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM friends") + query_int(db, "SELECT count(*) FROM blacklists"), 0);
     assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'message_id_floor'"), 4);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_p2p_peer'"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers"), 4);
@@ -638,7 +645,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrations_6_to_9_on_version_5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_6_to_10_on_version_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),

@@ -20,6 +20,7 @@ typedef struct rtmd_services {
     struct sign_state *sign;         /* sign.c: app-server signatures, replay guard */
     struct auth_state *auth;         /* auth.c: tokens, logins, presence, attributes */
     struct groups_state *groups;     /* groups.c */
+    struct friends_state *friends;   /* friends.c: friend lists and blacklists of users */
     struct rooms_state *rooms;       /* rooms.c */
     struct bans_state *bans;         /* bans.c: group/room bans, project blacklist */
     struct quota_state *quota;       /* quota.c: write rates, storage quota */

@@ -24,9 +24,15 @@ enum rtm_error {
     RTM_EC_NOT_IN_ROOM = 200040,
     RTM_EC_NOT_GROUP_MEMBER = 200041,
     RTM_EC_MAX_GROUP_MEMBER_COUNT = 200042,
+    RTM_EC_NOT_FRIEND = 200043,            /* p2p_require_friend: the receiver does not count the sender as a friend */
     RTM_EC_BANNED_IN_GROUP = 200044,
     RTM_EC_BANNED_IN_ROOM = 200045,
     RTM_EC_ENTER_TOO_MANY_ROOMS = 200047,
+    RTM_EC_MAX_FRIEND_COUNT = 200048,
+    /* The receiver has the sender on its blacklist. rtm-doc's table has no
+     * code for it; the SDKs' ErrorCode tables (C#, C++) name 200049
+     * RTM_EC_BLOCKED_USER. */
+    RTM_EC_BLOCKED_USER = 200049,
     RTM_EC_SEND_TO_SELF = 200052,
     RTM_EC_DUPLICATED_MID = 200053,
     /* rtmd's own: not in the SDKs' tables, which report it as code and ex. */

@@ -46,11 +46,17 @@
  * project but the sender. Membership and bans apply on both gates (the RTM
  * server command list says "the user must be in the group/room"); the
  * write rates apply to client-gate senders only, the storage quota to
- * both gates (quota.h). */
+ * both gates (quota.h). The friends rules (friends.h) admit client-gate p2p
+ * messages only: a receiver's blacklist refuses its blacklisted senders
+ * (200049) and, with the project's p2p_require_friend, a receiver who does
+ * not count the sender as a friend refuses it (200043); a sendmsgs any
+ * receiver refuses is refused whole. The app server is subject to neither
+ * (friends.c says why). */
 #include "messages.h"
 
 #include "bans.h"
 #include "clock.h"
+#include "friends.h"
 #include "groups.h"
 #include "log.h"
 #include "methods.h"
@@ -521,6 +527,22 @@ static void send_one(rtmd_request *req, const msg_fields *f, conv_key conv, int6
 
 /* ---- methods ---- */
 
+/* Whether every receiver admits a client's p2p message (friends.h); the
+ * app server is not asked. Answers the refusal and returns false. */
+static bool p2p_admitted(rtmd_request *req, int64_t from, const int64_t *tos, size_t n)
+{
+    if (req->gate == GATE_SERVER_TCP)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        int code = friends_p2p_refusal(req->srv, req->project->pid, from, tos[i]);
+        if (code) {
+            request_error(req, code, friends_refusal_text(code));
+            return false;
+        }
+    }
+    return true;
+}
+
 /* sendmsg {from (server gate), to, mid, mtype, msg, attrs} -> {mtime} */
 static void method_sendmsg(rtmd_request *req)
 {
@@ -532,6 +554,8 @@ static void method_sendmsg(rtmd_request *req)
         request_error(req, RTM_EC_SEND_TO_SELF, "can not send to myself");
         return;
     }
+    if (!p2p_admitted(req, f.from, &to, 1))
+        return;
     send_one(req, &f, conv_p2p(f.from, to), to);
 }
 
@@ -568,6 +592,10 @@ static void method_sendmsgs(rtmd_request *req)
     long n = get_receivers(req, f.from, &tos);
     if (n < 0)
         return;
+    if (!p2p_admitted(req, f.from, tos, (size_t)n)) {
+        free(tos);
+        return;
+    }
     msg_job *j = job_new(req, &f, (size_t)n);
     if (j) {
         for (long i = 0; i < n; i++)

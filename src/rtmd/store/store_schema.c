@@ -95,6 +95,10 @@
  *   fire nothing: a trigger per insert cost p2p 17 % of its throughput
  *   (docs/performance.md). Filled from the messages already stored when the
  *   migration runs.
+ *
+ * Migration 10: tables friends and blacklists (pid, uid, other,
+ *   created_at): other is in uid's friend list, or on uid's blacklist
+ *   (friends.c). Lists are one-way: each row belongs to uid's list only.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -241,6 +245,22 @@ static const char *const migrations[] = {
     "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
     "    WHERE pid = old.pid;"
     "END;",
+
+    /* 10 */
+    "CREATE TABLE friends ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  other INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, uid, other)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE blacklists ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  other INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, uid, other)"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
