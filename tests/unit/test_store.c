@@ -19,7 +19,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 10
+#define SCHEMA_VERSION 11
 
 typedef struct fixture {
     char dir[64];

@@ -99,6 +99,12 @@
  * Migration 10: tables friends and blacklists (pid, uid, other,
  *   created_at): other is in uid's friend list, or on uid's blacklist
  *   (friends.c). Lists are one-way: each row belongs to uid's list only.
+ *
+ * Migration 11: table infos (pid, kind, xid, oinfo, pinfo, updated_at), the
+ *   open and private info of users (kind 1, xid = uid), groups (2, gid) and
+ *   rooms (3, rid) (info.c). A rowid table with its primary key as an
+ *   index: rows may be up to 128 KiB, too large for a WITHOUT ROWID b-tree.
+ *   An absent part is the empty blob.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -261,6 +267,17 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (pid, uid, other)"
     ") WITHOUT ROWID;",
+
+    /* 11 */
+    "CREATE TABLE infos ("
+    "  pid INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),"
+    "  xid INTEGER NOT NULL,"
+    "  oinfo BLOB NOT NULL DEFAULT X'',"
+    "  pinfo BLOB NOT NULL DEFAULT X'',"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, kind, xid)"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
