@@ -212,6 +212,8 @@ static const setting project_settings[] = {
     {"storage_quota_mb", K_U32, PRJ(storage_quota_mb), 0, 1073741824, S_ANY},
     {"history_days", K_U32, PRJ(history_days), 0, 36500, S_ANY},
     {"history_max_per_conversation", K_U32, PRJ(history_max_per_conversation), 0, 100000000, S_ANY},
+    {"max_oinfo_bytes", K_U32, PRJ(max_oinfo_bytes), 0, 16 * 1024 * 1024, S_ANY},
+    {"max_pinfo_bytes", K_U32, PRJ(max_pinfo_bytes), 0, 16 * 1024 * 1024, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -297,6 +299,8 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->storage_quota_mb = 10240;
     p->history_days = 7;
     p->history_max_per_conversation = 500;
+    p->max_oinfo_bytes = 65535;
+    p->max_pinfo_bytes = 65535;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing

@@ -42,6 +42,8 @@ typedef struct rtmd_project_config {
     uint32_t storage_quota_mb;    /* MiB of msg and attrs the project's stored messages may hold, 0 = no quota */
     uint32_t history_days;        /* days a message is kept, 0 = for ever */
     uint32_t history_max_per_conversation; /* messages kept per conversation, 0 = no limit */
+    uint32_t max_oinfo_bytes;     /* open (public) info of one user, group or room (info.c) */
+    uint32_t max_pinfo_bytes;     /* private info of one user, group or room (info.c) */
 } rtmd_project_config;
 
 typedef struct rtmd_config {
