@@ -8,13 +8,23 @@
 #include <stdlib.h>
 
 /* Every service module, in start order. */
-extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module, groups_module,
-    friends_module, rooms_module, listen_module, quota_module, messages_module, history_module;
+extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module,
+    groups_module, friends_module, rooms_module, listen_module, quota_module, messages_module, history_module,
+    info_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
-    &sign_module,  &auth_module,  &bans_module,     &groups_module,  &friends_module, &rooms_module,
-    &listen_module, &quota_module, &messages_module, &history_module,
+    &sign_module,
+    &auth_module,
+    &bans_module,
+    &groups_module,
+    &friends_module,
+    &rooms_module,
+    &listen_module,
+    &quota_module,
+    &messages_module,
+    &history_module,
+    &info_module,
     &users_module, /* last: freed first, before the state its users point into */
 };
 #define NMODULES (sizeof modules / sizeof modules[0])
