@@ -1,6 +1,6 @@
 /* rtmctl: command-line tool for operators and app developers, built on
  * librtm: raw quests (ping, call), and the app-server and client commands
- * of a first session (token, send, listen, history, friends), which sign their
+ * of a first session (token, send, listen, history, friends, info), which sign their
  * server-gate requests themselves. It owns argument parsing, output formats
  * and exit codes:
  *   0  success
@@ -40,6 +40,7 @@ typedef struct cmd_opts {
     double seconds;
     const char *secret;
     const char *token;
+    const char *oinfo, *pinfo;
     bool desc;
     bool black;                 /* friends: the blacklist instead of the friend list */
 } cmd_opts;
@@ -69,6 +70,12 @@ static void usage(FILE *f)
             "                               100), or check which UIDs are UID's friends (isfriends)\n"
             "                               or have UID on their blacklist (isblacks);\n"
             "                               print the answer as JSON\n"
+            "  info HOST:PORT get (--uid UID | --group GID | --room RID)\n"
+            "                               print the info of a user, group or room (getuserinfo,\n"
+            "                               getgroupinfo, getroominfo) as {\"oinfo\":...,\"pinfo\":...}\n"
+            "  info HOST:PORT set (--uid UID | --group GID | --room RID) [--oinfo TEXT] [--pinfo TEXT]\n"
+            "                               set its open and/or private info (setuserinfo, ...);\n"
+            "                               a part not given is kept\n"
             "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
@@ -90,6 +97,7 @@ static void usage(FILE *f)
             "  --num N             messages to fetch (default 10)\n"
             "  --desc              newest first\n"
             "  --black             friends: work on the blacklist\n"
+            "  --oinfo TEXT        open (public) info, --pinfo TEXT private info (info set)\n"
             "  --verbose           log the connection life cycle on stderr\n"
             "  --help              show this help\n"
             "  --version           show the version\n"
@@ -306,6 +314,8 @@ enum {
     OPT_COUNT,
     OPT_SECONDS,
     OPT_BLACK,
+    OPT_OINFO,
+    OPT_PINFO,
     OPT_LAST
 };
 
@@ -313,7 +323,8 @@ enum {
 
 static const char *const cmd_opt_names[] = {"--pid",  "--secret", "--uid",  "--from",  "--to",    "--group",
                                             "--room", "--ouid",   "--mtype", "--mid",  "--num",   "--desc",
-                                            "--token", "--count",  "--seconds", "--black"};
+                                            "--token", "--count",  "--seconds", "--black",
+                                            "--oinfo", "--pinfo"};
 
 /* Refuses options that the command does not take. */
 static int check_allowed(const cmd_opts *c, const char *cmd, unsigned allowed)
@@ -448,7 +459,7 @@ static int pick_target(const cmd_opts *c, const char *cmd, int peer_opt, const c
     if (c->given & GIVEN(peer_opt)) {
         n++;
         *key = peer_key;
-        *id = peer_opt == OPT_TO ? c->to : c->ouid;
+        *id = peer_opt == OPT_TO ? c->to : peer_opt == OPT_UID ? c->uid : c->ouid;
     }
     if (c->given & GIVEN(OPT_GROUP)) {
         n++;
@@ -585,6 +596,47 @@ static int cmd_friends(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     if ((rc = server_call(o, c, args[0], actions[a][c->black ? 2 : 1], payload, &answer)))
         return rc;
     print_json_line(answer);
+/* info get / info set: the info of one user, group or room. */
+static int cmd_info(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    int rc = check_allowed(c, "info", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_UID) | GIVEN(OPT_GROUP) |
+                                          GIVEN(OPT_ROOM) | GIVEN(OPT_OINFO) | GIVEN(OPT_PINFO));
+    if (rc)
+        return rc;
+    bool set = nargs == 2 && strcmp(args[1], "set") == 0;
+    if (nargs != 2 || (!set && strcmp(args[1], "get") != 0))
+        return usage_error("%s", "usage: rtmctl info HOST:PORT get|set (--uid UID | --group GID | --room RID) "
+                                 "[--oinfo TEXT] [--pinfo TEXT]");
+    if ((rc = need_project(c, true)))
+        return rc;
+    const char *key = NULL;
+    int64_t target = 0;
+    if ((rc = pick_target(c, "info", OPT_UID, "uid", &key, &target)))
+        return rc;
+    if (!set && (c->oinfo || c->pinfo))
+        return usage_error("%s", "--oinfo and --pinfo are for 'info set'");
+    if (set && !c->oinfo && !c->pinfo)
+        return usage_error("%s", "info set needs --oinfo or --pinfo (or both)");
+    const char *kind = key[0] == 'g' ? "group" : key[0] == 'r' ? "room" : "user";
+    char method[32];
+    snprintf(method, sizeof method, "%s%sinfo", set ? "set" : "get", kind);
+    json_t *payload = json_pack("{sI}", key, (json_int_t)target);
+    const char *parts[2][2] = {{"oinfo", c->oinfo}, {"pinfo", c->pinfo}};
+    for (int i = 0; i < 2; i++) {
+        if (!parts[i][1])
+            continue;
+        json_t *text = json_string(parts[i][1]);
+        if (!text) {
+            json_decref(payload);
+            return usage_error("--%s must be UTF-8 text", parts[i][0]);
+        }
+        json_object_set_new(payload, parts[i][0], text);
+    }
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], method, payload, &answer)))
+        return rc;
+    if (!set)
+        print_json_line(answer);
     json_decref(answer);
     return 0;
 }
@@ -775,6 +827,8 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, OPT_COUNT},
         {"seconds", required_argument, NULL, OPT_SECONDS},
         {"black", no_argument, NULL, OPT_BLACK},
+        {"oinfo", required_argument, NULL, OPT_OINFO},
+        {"pinfo", required_argument, NULL, OPT_PINFO},
         {NULL, 0, NULL, 0},
     };
     bool verbose = false;
@@ -860,6 +914,12 @@ int main(int argc, char **argv)
         case OPT_TOKEN:
             c.token = optarg;
             break;
+        case OPT_OINFO:
+            c.oinfo = optarg;
+            break;
+        case OPT_PINFO:
+            c.pinfo = optarg;
+            break;
         case OPT_SECONDS:
             c.seconds = strtod(optarg, &end);
             if (*end != '\0' || end == optarg || !isfinite(c.seconds) || c.seconds <= 0)
@@ -893,6 +953,8 @@ int main(int argc, char **argv)
         return cmd_history(&o, &c, nargs, args);
     if (strcmp(cmd, "friends") == 0)
         return cmd_friends(&o, &c, nargs, args);
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(&o, &c, nargs, args);
     if (c.given)
         return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {
