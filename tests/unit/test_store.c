@@ -274,7 +274,7 @@ static void test_reopen_keeps_data(void **state)
  * users of every p2p conversation, the index it replaces is gone, the
  * message id floor starts at the newest message, and the storage count
  * covers the messages already stored. */
-static void test_migrations_6_to_10_on_version_5(void **state)
+static void test_migrations_after_5_on_version_5(void **state)
 {
     fixture *f = *state;
     close_store(f, open_store(f, 0));
@@ -287,6 +287,7 @@ static void test_migrations_6_to_10_on_version_5(void **state)
                                   "DROP TABLE signed_salts;"
                                   "DROP TABLE friends;"
                                   "DROP TABLE blacklists;"
+                                  "DROP TABLE infos;"
                                   "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
@@ -645,7 +646,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrations_6_to_10_on_version_5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_after_5_on_version_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
