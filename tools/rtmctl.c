@@ -596,6 +596,10 @@ static int cmd_friends(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     if ((rc = server_call(o, c, args[0], actions[a][c->black ? 2 : 1], payload, &answer)))
         return rc;
     print_json_line(answer);
+    json_decref(answer);
+    return 0;
+}
+
 /* info get / info set: the info of one user, group or room. */
 static int cmd_info(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
 {
