@@ -43,10 +43,12 @@
  * refused with 200052 only when nobody else is left. The sender's own other
  * connections get no copy of a p2p message; group and room messages go to
  * every online member but the sender; broadcast to every online user of the
- * project but the sender. Membership and bans apply on both gates (the RTM
- * server command list says "the user must be in the group/room"); the
- * write rates apply to client-gate senders only, the storage quota to
- * both gates (quota.h). */
+ * project but the sender. Membership applies to client-gate senders only:
+ * the app server is trusted and may send to a group or room as any uid (a
+ * system or bot account that is not a member). Group and room bans apply
+ * on both gates (the app server sets them itself). The write rates apply
+ * to client-gate senders only, the storage quota to both gates
+ * (quota.h). */
 #include "messages.h"
 
 #include "bans.h"
@@ -587,7 +589,7 @@ static void method_sendgroupmsg(rtmd_request *req)
     if (!get_fields(req, &f) || !req_arg_int64(req, "gid", &gid))
         return;
     int64_t pid = req->project->pid;
-    if (!groups_is_member(req->srv, pid, gid, f.from)) {
+    if (req->gate != GATE_SERVER_TCP && !groups_is_member(req->srv, pid, gid, f.from)) {
         request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
         return;
     }
@@ -606,7 +608,7 @@ static void method_sendroommsg(rtmd_request *req)
     if (!get_fields(req, &f) || !req_arg_int64(req, "rid", &rid))
         return;
     int64_t pid = req->project->pid;
-    if (!rooms_is_member(req->srv, pid, rid, f.from)) {
+    if (req->gate != GATE_SERVER_TCP && !rooms_is_member(req->srv, pid, rid, f.from)) {
         request_error(req, RTM_EC_NOT_IN_ROOM, "not in room");
         return;
     }
