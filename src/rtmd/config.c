@@ -130,7 +130,8 @@ enum kind {
     K_U32,    /* uint32_t, min..max */
     K_STR,    /* char array of size bytes, checked by check_str */
     K_LEVEL,  /* int, a log level name */
-    K_PID,    /* int64_t, 1..INT64_MAX */
+    K_PID,    /* int64_t, 1..2147483647: the Go server SDK sends the pid as
+               * an int32 (and the RTM docs call it a 32-bit integer) */
     K_SECRET, /* char array, 8..127 printable ASCII without spaces */
 };
 
@@ -186,7 +187,7 @@ static const setting top_settings[] = {
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
 
 static const setting project_settings[] = {
-    {"pid", K_PID, PRJ(pid), 1, INT64_MAX, S_ANY},
+    {"pid", K_PID, PRJ(pid), 1, INT32_MAX, S_ANY},
     {"secret", K_SECRET, PRJ(secret), 0, 0, S_ANY},
     {"max_connections", K_U32, PRJ(max_connections), 0, 16777216, S_ANY},
     {"token_ttl", K_U32, PRJ(token_ttl_seconds), 1, 31536000, S_ANY},
@@ -410,7 +411,8 @@ static int apply(const setting *st, void *base, const char *value, char *msg)
         }
         if (rc == -2) {
             if (st->kind == K_PID)
-                set_msg(msg, "%s: '%s' is out of range (a positive 64-bit integer)", st->name, echo(value, eb));
+                set_msg(msg, "%s: '%s' is out of range (1..2147483647: the RTM SDKs send the pid as a 32-bit integer)",
+                        st->name, echo(value, eb));
             else
                 set_msg(msg, "%s: '%s' is out of range (%lld..%lld)", st->name, echo(value, eb),
                         (long long)st->min, (long long)st->max);

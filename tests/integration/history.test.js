@@ -187,7 +187,7 @@ describe('history', () => {
         assert.equal(r.msgs[0][5].length, 0);
         assert.equal(r.msgs[0][6], '');
         assert.equal(r.msgs[1][4], false);
-        assert.deepEqual(await ua.call('getmsg', { mid: m1, from: I(a), xid: I(b), type: 1 }), {}, 'a deleted message reads as absent');
+        await expectCode(ua.call('getmsg', { mid: m1, from: I(a), xid: I(b), type: 1 }), 200070); // deleted: RTM_EC_MESSAGE_NOT_FOUND
         // deleting again is harmless
         assert.deepEqual(await ua.call('delmsg', { mid: m1, from: I(a), xid: I(b), type: 1 }), {});
       } finally {
@@ -210,13 +210,15 @@ describe('history', () => {
       await expectCode(ub.call('getmsg', { mid: I(s.mid), from: I(a), xid: I(b) }), 10009);
       await expectCode(ub.call('getmsg', { mid: I(s.mid), from: I(a), xid: I(b), type: 9 }), 10010);
       await expectCode(ub.call('getmsg', { from: I(a), xid: I(b), type: 1 }), 10009);
-      // absent message
-      assert.deepEqual(await ub.call('getmsg', { ...key, mid: I(1) }), {});
+      // absent message: RTM_EC_MESSAGE_NOT_FOUND, on both gates
+      await expectCode(ub.call('getmsg', { ...key, mid: I(1) }), 200070);
+      await expectCode(app.call('getmsg', { ...key, mid: I(1) }), 200070);
       // server gate reads and deletes any
       const sg = await app.call('getmsg', key);
       assert.equal(sg.msg, 'secret');
       assert.deepEqual(await app.call('delmsg', key), {});
-      assert.deepEqual(await app.call('getmsg', key), {});
+      await expectCode(app.call('getmsg', key), 200070);
+      await expectCode(ub.call('getmsg', key), 200070);
       const h = await app.call('getp2pmsg', { uid: I(a), ouid: I(b), desc: true, num: 5 });
       assert.equal(h.msgs[0][4], true);
       // group and room rights
@@ -236,7 +238,7 @@ describe('history', () => {
       assert.equal((await ub.call('getmsg', { mid: rm, from: I(a), xid: I(rid), type: 3 })).msg, 'r');
       // server deletes a group message
       assert.deepEqual(await app.call('delmsg', { mid: gm, from: I(a), xid: I(gid), type: 2 }), {});
-      assert.deepEqual(await app.call('getmsg', { mid: gm, from: I(a), xid: I(gid), type: 2 }), {});
+      await expectCode(app.call('getmsg', { mid: gm, from: I(a), xid: I(gid), type: 2 }), 200070);
     } finally {
       await ub.close();
       await uc.close();

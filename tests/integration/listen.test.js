@@ -1,6 +1,7 @@
 'use strict';
 // App-server monitoring: addlisten, removelisten and setlisten (list and
-// flag forms of the Node.js and Go server SDKs) on the server gate; the
+// flag forms of the Node.js and Go server SDKs, setlisten changing only the
+// fields given, the Go SDK's lists as maps after a reconnect) on the server gate; the
 // pushmsg / pushgroupmsg / pushroommsg copies a listening connection gets
 // of the messages it listens to, and pushevent {pid, event, uid, time,
 // endpoint, data} for logins and logouts. Listeners are per connection and
@@ -11,7 +12,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, answerPushes } = require('./lib/rtm');
+const { appServer, login, expectCode, answerPushes, sign } = require('./lib/rtm');
 const { sanitizerReports, startRtmd, withLogs, sleep, makeTempDir } = require('./lib/rtmd');
 
 const P1 = { pid: '82001', secret: 'listen-secret-82001' };
@@ -119,7 +120,7 @@ describe('listen', () => {
     await l.close();
   });
 
-  it('setlisten replaces everything; the flag forms (p2p/group/room/ev, all) listen to a whole kind', async () => {
+  it('setlisten replaces what it names; the flag forms (p2p/group/room/ev, all) listen to a whole kind', async () => {
     const l = await listener(srv, P1);
     const [u, v] = [freshUid(), freshUid()];
     await l.call('addlisten', { uids: [fpnn.int64(u)] });
@@ -129,6 +130,10 @@ describe('listen', () => {
     await l.wait((q) => q.method === 'pushmsg' && q.payload.msg === 'v');
     await sleep(150);
     assert.equal(l.got('pushmsg').length, 1, 'u was replaced by v');
+    // Go SetListenStatus with every flag false leaves the lists alone
+    await l.call('setlisten', { group: false, room: false, p2p: false, ev: false });
+    await send(freshUid(), v, { msg: 'v again' });
+    await l.wait((q) => q.method === 'pushmsg' && q.payload.msg === 'v again');
     // Go SetListenStatus: every flag
     await l.call('setlisten', { group: false, room: false, p2p: true, ev: false });
     await send(freshUid(), freshUid(), { msg: 'any' });
@@ -141,11 +146,16 @@ describe('listen', () => {
     await l.call('addlisten', { p2p: true });
     await send(freshUid(), freshUid(), { msg: 'on again' });
     await l.wait((q) => q.method === 'pushmsg' && q.payload.msg === 'on again');
-    // setlisten {} clears; {all: true} turns everything on
+    // setlisten {} names nothing and changes nothing
     await l.call('setlisten', {});
+    await send(freshUid(), freshUid(), { msg: 'kept' });
+    await l.wait((q) => q.method === 'pushmsg' && q.payload.msg === 'kept');
+    // {all: false} clears everything, lists included; {all: true} turns everything on
+    await l.call('setlisten', { all: false, uids: [fpnn.int64(v)] });
     await send(freshUid(), freshUid(), { msg: 'cleared' });
+    await send(freshUid(), v, { msg: 'cleared v' });
     await sleep(150);
-    assert.equal(l.got('pushmsg').filter((q) => q.payload.msg === 'cleared').length, 0);
+    assert.equal(l.got('pushmsg').filter((q) => q.payload.msg.startsWith('cleared')).length, 0, 'all alone decides');
     await l.call('setlisten', { all: true });
     await send(freshUid(), freshUid(), { msg: 'all' });
     await l.wait((q) => q.method === 'pushmsg' && q.payload.msg === 'all');
@@ -154,6 +164,65 @@ describe('listen', () => {
     await l.wait((q) => q.method === 'pushevent' && big(q.payload.uid) === BigInt(e));
     await ue.close();
     await l.close();
+  });
+
+  it('setlisten changes only the fields given: the Go SDK sends lists and flags in two calls, again after a reconnect (lists as maps)', async () => {
+    const gid = fpnn.int64(91000000011n);
+    const other = fpnn.int64(91000000012n);
+    const [u, m] = [freshUid(), freshUid()];
+    await app.call('addgroupmembers', { gid, uids: [fpnn.int64(m)] });
+    await app.call('addgroupmembers', { gid: other, uids: [fpnn.int64(m)] });
+    const check = async (l, tag, { otherGroup }) => {
+      await send(u, freshUid(), { msg: `p2p ${tag}` });
+      await app.call('sendgroupmsg', { from: fpnn.int64(m), gid, mid: freshMid(), mtype: 1, msg: `group ${tag}`, attrs: '' });
+      await app.call('sendgroupmsg', { from: fpnn.int64(m), gid: other, mid: freshMid(), mtype: 1, msg: `other ${tag}`, attrs: '' });
+      const who = freshUid();
+      const x = await login(srv, app, who, { project: P1 });
+      await x.close();
+      await l.wait((q) => q.method === 'pushmsg' && q.payload.msg === `p2p ${tag}`);
+      await l.wait((q) => q.method === 'pushgroupmsg' && q.payload.msg === `group ${tag}`);
+      await l.wait((q) => q.method === 'pushevent' && q.payload.event === 'login' && big(q.payload.uid) === BigInt(who));
+      await sleep(150);
+      assert.equal(l.got('pushgroupmsg').filter((q) => q.payload.msg === `other ${tag}`).length, otherGroup ? 1 : 0, `other group (${tag})`);
+      assert.equal(l.got('pushevent').filter((q) => q.payload.event === 'logout').length, 0, `logout not listened (${tag})`);
+    };
+    // SetListen(gids, nil rids, uids, events), then SetListenStatus(false, false, false, false)
+    const l = await listener(srv, P1);
+    await l.call('setlisten', { gids: [gid], uids: [fpnn.int64(u)], events: ['login'] });
+    await l.call('setlisten', { group: false, room: false, p2p: false, ev: false });
+    await check(l, 'first', { otherGroup: false });
+    await l.close();
+    // After a reconnect the Go SDK sends its record again: the lists are Go
+    // maps used as sets ({id: {}}), then the flags, once any is true.
+    const r = await listener(srv, P1);
+    const body = goSetPayload(P1, 'setlisten', { uids: [fpnn.int64(u)], gids: [gid], events: ['login'] });
+    assert.deepEqual(await r.client.quest('setlisten', body), {});
+    await check(r, 'again', { otherGroup: false });
+    await r.call('setlisten', { group: true, room: false, p2p: false, ev: false });
+    await app.call('sendgroupmsg', { from: fpnn.int64(m), gid: other, mid: freshMid(), mtype: 1, msg: 'every group', attrs: '' });
+    await r.wait((q) => q.method === 'pushgroupmsg' && q.payload.msg === 'every group');
+    await send(u, freshUid(), { msg: 'uids kept' });
+    await r.wait((q) => q.method === 'pushmsg' && q.payload.msg === 'uids kept');
+    // a true flag forgets the ids of its kind, as the Go SDK's record does
+    await r.call('setlisten', { group: true, room: false, p2p: true, ev: false });
+    await r.call('setlisten', { group: true, room: false, p2p: false, ev: false });
+    await send(u, freshUid(), { msg: 'forgotten' });
+    await app.call('sendgroupmsg', { from: fpnn.int64(m), gid, mid: freshMid(), mtype: 1, msg: 'group kept', attrs: '' });
+    await r.wait((q) => q.method === 'pushgroupmsg' && q.payload.msg === 'group kept');
+    await sleep(150);
+    assert.equal(r.got('pushmsg').filter((q) => q.payload.msg === 'forgotten').length, 0);
+    // the older Go SDK's one call {gids, rids, p2p, events}: nil lists are empty
+    await r.call('setlisten', { group: false, room: false, p2p: false, ev: false });
+    await r.call('setlisten', { gids: [other], rids: null, p2p: false, events: null });
+    await app.call('sendgroupmsg', { from: fpnn.int64(m), gid, mid: freshMid(), mtype: 1, msg: 'old gid', attrs: '' });
+    await app.call('sendgroupmsg', { from: fpnn.int64(m), gid: other, mid: freshMid(), mtype: 1, msg: 'new gid', attrs: '' });
+    const y = await login(srv, app, freshUid(), { project: P1 });
+    await y.close();
+    await r.wait((q) => q.method === 'pushgroupmsg' && q.payload.msg === 'new gid');
+    await sleep(150);
+    assert.equal(r.got('pushgroupmsg').filter((q) => q.payload.msg === 'old gid').length, 0);
+    assert.equal(r.got('pushevent').filter((q) => big(q.payload.uid) === big(y.uid)).length, 0, 'events: nil cleared them');
+    await r.close();
   });
 
   it('pushevent login and logout: {pid, event, uid, time, endpoint, data}', async () => {
@@ -216,12 +285,28 @@ describe('listen', () => {
     await expectCode(l.call('addlisten', { gids: ['a'] }), 10010);
     await expectCode(l.call('setlisten', { p2p: 1 }), 10010);
     await expectCode(l.call('removelisten', { events: [3] }), 10010);
+    await expectCode(l.client.quest('setlisten', goSetPayload(P1, 'setlisten', { uids: ['not an id'] })), 10010);
+    await expectCode(l.call('setlisten', { all: 'yes' }), 10010);
     const u = await login(srv, app, freshUid(), { project: P1 });
     await assert.rejects(u.call('addlisten', { uids: [fpnn.int64(1)] }));
     await u.close();
     await l.close();
   });
 });
+
+// The msgpack bytes of a signed request whose set fields are encoded as the
+// Go SDK encodes a map[T]struct{}: a map from each member to an empty map.
+function goSetPayload(project, method, sets) {
+  const signed = sign(project, method, {});
+  const entries = Object.entries(signed);
+  const parts = [Buffer.from([0x80 | (entries.length + Object.keys(sets).length)])];
+  for (const [k, v] of entries) parts.push(fpnn.encodeMsgpack(k), fpnn.encodeMsgpack(v));
+  for (const [k, members] of Object.entries(sets)) {
+    parts.push(fpnn.encodeMsgpack(k), Buffer.from([0x80 | members.length]));
+    for (const x of members) parts.push(fpnn.encodeMsgpack(x), Buffer.from([0x80]));
+  }
+  return Buffer.concat(parts);
+}
 
 function toNum(v) {
   return fpnn.toNumber(v);

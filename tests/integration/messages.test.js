@@ -202,7 +202,7 @@ describe('messages', () => {
     await a.close();
   });
 
-  it('group messages: members only (200041), pushgroupmsg to every other online member, chat mtype kept', async () => {
+  it('group messages: client senders members only (200041), the app server as any uid; pushgroupmsg to every other online member, chat mtype kept', async () => {
     const gid = fpnn.int64(7000000000001n);
     const [m1, m2, m3, outsider] = [freshUid(), freshUid(), freshUid(), freshUid()];
     await app.call('addgroupmembers', { gid, uids: [m1, m2, m3].map(fpnn.int64) });
@@ -218,17 +218,28 @@ describe('messages', () => {
       });
     }
     await expectCode(o.call('sendgroupmsg', { gid, mid: freshMid(), mtype: 1, msg: 'x', attrs: '' }), 200041);
-    await expectCode(app.call('sendgroupmsg', { from: fpnn.int64(outsider), gid, mid: freshMid(), mtype: 1, msg: 'x', attrs: '' }), 200041);
     await app.call('sendgroupmsg', { from: fpnn.int64(m2), gid, mid: freshMid(), mtype: 1, msg: Buffer.from('bin'), attrs: '' });
     const p = await a.waitPush((q) => q.method === 'pushgroupmsg');
     assert.ok(Buffer.isBuffer(p.payload.msg));
     await sleep(200);
     assert.equal(pushesOf(a, 'pushgroupmsg').length, 1, 'the sender got only the other message');
+    // The app server is trusted: a system account that is no member sends
+    // to the group (a chat message too), and every member gets it.
+    const system = freshUid();
+    const sys = await app.call('sendgroupmsg', { from: fpnn.int64(system), gid, mid: freshMid(), mtype: 30, msg: 'from the system', attrs: '' });
+    for (const u of [a, b, c]) {
+      const q = await u.waitPush((x) => x.method === 'pushgroupmsg' && x.payload.msg === 'from the system');
+      assert.equal(big(q.payload.from), BigInt(system));
+      assert.equal(big(q.payload.mtime), big(sys.mtime));
+    }
+    const h = await app.call('getgroupmsg', { gid, uid: fpnn.int64(m1), desc: true, num: 1 });
+    assert.equal(big(h.msgs[0][1]), BigInt(system), 'stored under the uid given');
+    assert.equal(pushesOf(o, 'pushgroupmsg').length, 0);
     assert.equal(pushesOf(o, 'pushgroupmsg').length, 0);
     for (const u of [a, b, c, o]) await u.close();
   });
 
-  it('room messages: only users in the room (200040), pushroommsg to the others in it', async () => {
+  it('room messages: client senders only in the room (200040), the app server as any uid; pushroommsg to the others in it', async () => {
     const rid = fpnn.int64(8000000000001n);
     const a = await user(freshUid());
     const b = await user(freshUid(), 'ws');
@@ -241,12 +252,18 @@ describe('messages', () => {
       from: BigInt(a.uid), rid: 8000000000001n, mtype: 5n, mid: big(p.payload.mid), msg: 'in the room', attrs: 'r', mtime: big(ans.mtime),
     });
     await expectCode(o.call('sendroommsg', { rid, mid: freshMid(), mtype: 5, msg: 'x', attrs: '' }), 200040);
-    await expectCode(app.call('sendroommsg', { from: fpnn.int64(o.uid), rid, mid: freshMid(), mtype: 5, msg: 'x', attrs: '' }), 200040);
     await app.call('sendroommsg', { from: fpnn.int64(b.uid), rid, mid: freshMid(), mtype: 5, msg: 'server', attrs: '' });
     await a.waitPush((q) => q.method === 'pushroommsg');
+    // a bot that is in no room (and not even online) speaks in the room
+    const bot = freshUid();
+    await app.call('sendroommsg', { from: fpnn.int64(bot), rid, mid: freshMid(), mtype: 30, msg: 'bot says', attrs: '' });
+    for (const u of [a, b]) {
+      const q = await u.waitPush((x) => x.method === 'pushroommsg' && x.payload.msg === 'bot says');
+      assert.equal(big(q.payload.from), BigInt(bot));
+    }
     await sleep(200);
     assert.equal(pushesOf(o, 'pushroommsg').length, 0);
-    assert.equal(pushesOf(b, 'pushroommsg').length, 1);
+    assert.equal(pushesOf(b, 'pushroommsg').length, 2);
     for (const u of [a, b, o]) await u.close();
   });
 
@@ -269,6 +286,9 @@ describe('messages', () => {
     }
     await expectCode(a.call('sendgroupmsg', { gid, mid: freshMid(), mtype: 1, msg: 'x', attrs: '' }), 200044);
     await expectCode(a.call('sendroommsg', { rid, mid: freshMid(), mtype: 1, msg: 'x', attrs: '' }), 200045);
+    // bans hold on the server gate too (membership does not)
+    await expectCode(app.call('sendgroupmsg', { from: fpnn.int64(a.uid), gid, mid: freshMid(), mtype: 1, msg: 'x', attrs: '' }), 200044);
+    await expectCode(app.call('sendroommsg', { from: fpnn.int64(a.uid), rid, mid: freshMid(), mtype: 1, msg: 'x', attrs: '' }), 200045);
     await a.close();
   });
 

@@ -1,7 +1,7 @@
 'use strict';
 // Rooms: entering, leaving and listing on the client gate (TCP and
 // WebSocket), room members and counts on both gates, the app server's
-// addroommember (online users only) and delroommember (with a oneway
+// addroommember (online users only, else 200055) and delroommember (with a oneway
 // kickoutroom push), the per-user room limit (200047), leaving every room
 // when the last connection ends, and project isolation.
 
@@ -76,15 +76,20 @@ describe('rooms', () => {
     await u.close();
   });
 
-  it('addroommember puts an online user in a room; offline users get 200001', async () => {
+  it('addroommember puts an online user in a room; offline users get 200055 and are not added later', async () => {
     const u = await login(srv, app, 4001, { transport: 'ws' });
     await app.call('addroommember', { rid: I(40), uid: I(4001) });
     await app.call('addroommember', { rid: I(40), uid: I(4001) });
     assert.deepEqual(ids((await u.call('getuserrooms', {})).rooms), [40]);
     assert.deepEqual(await members(40), [4001]);
-    await expectCode(app.call('addroommember', { rid: I(40), uid: I(4999) }), 200001);
+    await expectCode(app.call('addroommember', { rid: I(40), uid: I(4999) }), 200055); // RTM_EC_NOT_ONLINE
     await expectCode(app.call('addroommember', { rid: I(40) }), 10009);
     assert.deepEqual(await members(40), [4001]);
+    // rooms are not persistent: nothing is kept for a user who is offline
+    const later = await login(srv, app, 4999);
+    assert.deepEqual(ids((await later.call('getuserrooms', {})).rooms), []);
+    assert.deepEqual(await members(40), [4001]);
+    await later.close();
     await u.close();
   });
 
@@ -143,7 +148,7 @@ describe('rooms', () => {
     await u.call('enterroom', { rid: I(70) });
     assert.deepEqual(await members(70, app2), []);
     assert.equal(await count(70, app2), 0);
-    await expectCode(app2.call('addroommember', { rid: I(70), uid: I(7001) }), 200001);
+    await expectCode(app2.call('addroommember', { rid: I(70), uid: I(7001) }), 200055);
     const v = await login(srv, app2, 7001);
     await v.call('enterroom', { rid: I(70) });
     await v.call('enterroom', { rid: I(71) });

@@ -167,7 +167,7 @@ static void test_full_file(void **state)
                     "log_level = debug\n"
                     "\n"
                     "[project]\n"
-                    "pid = 9223372036854775807\n"
+                    "pid = 2147483647\n"
                     "secret = s3cr3t!!\n"
                     "max_connections = 10\n"
                     "token_ttl = 1\n"
@@ -204,7 +204,7 @@ static void test_full_file(void **state)
     assert_int_equal(cfg.sign_fail_max, 0);
     assert_int_equal(cfg.log_level, RTM_LOG_DEBUG);
     assert_int_equal(cfg.nprojects, 1);
-    assert_true(cfg.projects[0].pid == INT64_MAX);
+    assert_true(cfg.projects[0].pid == INT32_MAX);
     assert_string_equal(cfg.projects[0].secret, "s3cr3t!!");
     assert_int_equal(cfg.projects[0].max_connections, 10);
     assert_int_equal(cfg.projects[0].token_ttl_seconds, 1);
@@ -512,11 +512,16 @@ static void test_projects(void **state)
     expect_error("[project]\nsecret = abcdefgh\n", "rtmd.conf:1: [project] section has no pid");
     expect_error("[project]\n", "rtmd.conf:1: [project] section has no pid");
     expect_error("[project]\npid = 0\nsecret = abcdefgh\n",
-                 "rtmd.conf:2: pid: '0' is out of range (a positive 64-bit integer)");
+                 "rtmd.conf:2: pid: '0' is out of range (1..2147483647: the RTM SDKs send the pid as a 32-bit integer)");
     expect_error("[project]\npid = -3\nsecret = abcdefgh\n",
-                 "rtmd.conf:2: pid: '-3' is out of range (a positive 64-bit integer)");
+                 "rtmd.conf:2: pid: '-3' is out of range (1..2147483647: the RTM SDKs send the pid as a 32-bit integer)");
+    /* The Go server SDK sends the pid as an int32: 2^31 and above are refused. */
+    expect_error("[project]\npid = 2147483648\nsecret = abcdefgh\n",
+                 "rtmd.conf:2: pid: '2147483648' is out of range (1..2147483647: the RTM SDKs send the pid as a 32-bit integer)");
+    expect_error("# projects\n[project]\nsecret = abcdefgh\npid = 4294967296\n",
+                 "rtmd.conf:4: pid: '4294967296' is out of range (1..2147483647: the RTM SDKs send the pid as a 32-bit integer)");
     expect_error("[project]\npid = 9223372036854775808\nsecret = abcdefgh\n",
-                 "rtmd.conf:2: pid: '9223372036854775808' is out of range (a positive 64-bit integer)");
+                 "rtmd.conf:2: pid: '9223372036854775808' is out of range (1..2147483647: the RTM SDKs send the pid as a 32-bit integer)");
     expect_error("[project]\npid = 12a\nsecret = abcdefgh\n", "rtmd.conf:2: pid: '12a' is not a whole number");
     expect_error("[project]\npid = 1\npid = 2\nsecret = abcdefgh\n",
                  "rtmd.conf:3: pid is set twice in this section (first on line 2)");

@@ -27,6 +27,7 @@ typedef struct rtmd_services {
     struct messages_state *messages; /* messages.c: sending, pushes, dedup */
     struct history_state *history;   /* history.c: history, unread, conversations */
     struct listen_state *listen;     /* listen.c: app-server monitoring */
+    struct compat_state *compat;     /* compat.c: which, adddebuglog (rate per connection) */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

@@ -35,6 +35,9 @@ enum rtm_error {
     RTM_EC_BLOCKED_USER = 200049,
     RTM_EC_SEND_TO_SELF = 200052,
     RTM_EC_DUPLICATED_MID = 200053,
+    RTM_EC_NOT_ONLINE = 200055,
+    RTM_EC_NO_CONFIG_IN_CONSOLE = 200060,  /* the feature is not enabled ("need enable config in console") */
+    RTM_EC_MESSAGE_NOT_FOUND = 200070,
     /* rtmd's own: not in the SDKs' tables, which report it as code and ex. */
     RTM_EC_STORAGE_QUOTA_EXCEEDED = 200080,
     RTM_EC_UNKNOWN_ERROR = 200999,

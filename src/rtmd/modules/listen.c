@@ -20,9 +20,11 @@
  *                on the whole kind (older SDKs send p2p: true).
  *   removelisten the same fields, taken away; a true flag turns the whole
  *                kind off.
- *   setlisten    replaces everything: the lists given (missing = none) and
- *                the flags given (missing = false); {all: bool} sets or
- *                clears every flag at once.
+ *   setlisten    replaces only what it names: each list given (array, or
+ *                a map whose keys are the ids, as the Go SDK sends its
+ *                record after a reconnect; nil = empty) and each flag
+ *                given; absent fields stay. {all: bool} alone decides:
+ *                everything on, or nothing at all.
  * Listeners get the pushes the server SDKs handle: pushmsg, pushgroupmsg,
  * pushroommsg (every mtype, as the SDKs dispatch chat and file types by
  * mtype themselves) and pushevent {pid, event, uid, time (unix seconds),
@@ -114,13 +116,6 @@ static void listener_free(struct listen_state *s, rtmd_listener_state *l)
     free(l);
 }
 
-static void listener_clear(rtmd_listener_state *l)
-{
-    pairmap_free(&l->ids);
-    l->all_p2p = l->all_group = l->all_room = l->all_events = false;
-    l->events = 0;
-}
-
 static bool listens_id(const rtmd_listener_state *l, int kind, int64_t id)
 {
     return l->ids.count && pairmap_get(&l->ids, (uint64_t)kind, (uint64_t)id) != NULL;
@@ -137,9 +132,18 @@ static unsigned event_bit(const char *name, size_t len)
 
 /* ---- parsing a listen request ---- */
 
+/* A list field: an array of ids (or event names), or, as the Go SDK sends
+ * its record again after every reconnect (a Go map used as a set), a map
+ * whose keys are the ids and whose values mean nothing. Present as nil, it
+ * is an empty list. */
+typedef struct listen_list {
+    bool given;
+    const msgpack_object *o; /* array or map; NULL when nil or absent */
+} listen_list;
+
 typedef struct listen_args {
-    const msgpack_object *lists[3]; /* uids, gids, rids (arrays) or NULL */
-    const msgpack_object *events;   /* array of strings or NULL */
+    listen_list lists[3]; /* uids, gids, rids */
+    listen_list events;
     /* Flags: -1 absent, 0 false, 1 true. */
     int p2p, group, room, ev, all;
 } listen_args;
@@ -147,15 +151,28 @@ typedef struct listen_args {
 static const char *const list_keys[3] = {"uids", "gids", "rids"};
 static const int list_kinds[3] = {ID_UID, ID_GID, ID_RID};
 
-static bool get_array(rtmd_request *req, const char *key, const msgpack_object **out)
+static uint32_t list_size(const listen_list *l)
+{
+    if (!l->o)
+        return 0;
+    return l->o->type == MSGPACK_OBJECT_ARRAY ? l->o->via.array.size : l->o->via.map.size;
+}
+
+static const msgpack_object *list_item(const listen_list *l, uint32_t i)
+{
+    return l->o->type == MSGPACK_OBJECT_ARRAY ? &l->o->via.array.ptr[i] : &l->o->via.map.ptr[i].key;
+}
+
+static bool get_list(rtmd_request *req, const char *key, listen_list *out)
 {
     const msgpack_object *o = mp_map_get(req->args, key);
-    *out = NULL;
+    out->given = o != NULL;
+    out->o = NULL;
     if (!o || o->type == MSGPACK_OBJECT_NIL)
         return true;
-    if (o->type != MSGPACK_OBJECT_ARRAY)
+    if (o->type != MSGPACK_OBJECT_ARRAY && o->type != MSGPACK_OBJECT_MAP)
         return false;
-    *out = o;
+    out->o = o;
     return true;
 }
 
@@ -171,34 +188,34 @@ static bool get_flag(rtmd_request *req, const char *key, int *out)
     return true;
 }
 
-static bool ids_valid(const msgpack_object *arr)
+static bool ids_valid(const listen_list *l)
 {
     int64_t id;
-    for (uint32_t i = 0; arr && i < arr->via.array.size; i++)
-        if (!mp_obj_int64(&arr->via.array.ptr[i], &id))
+    for (uint32_t i = 0; i < list_size(l); i++)
+        if (!mp_obj_int64(list_item(l, i), &id))
             return false;
     return true;
 }
 
-static bool events_valid(const msgpack_object *arr)
+static bool events_valid(const listen_list *l)
 {
-    for (uint32_t i = 0; arr && i < arr->via.array.size; i++) {
-        msgpack_object_type t = arr->via.array.ptr[i].type;
+    for (uint32_t i = 0; i < list_size(l); i++) {
+        msgpack_object_type t = list_item(l, i)->type;
         if (t != MSGPACK_OBJECT_STR && t != MSGPACK_OBJECT_BIN)
             return false;
     }
     return true;
 }
 
-/* Reads the request's fields (each optional: missing or nil is absent);
- * answers 10010 and returns false if one is of the wrong type. */
+/* Reads the request's fields (each optional); answers 10010 and returns
+ * false if one is of the wrong type. */
 static bool parse_listen_args(rtmd_request *req, listen_args *a)
 {
     const char *bad = NULL;
     for (int k = 0; k < 3 && !bad; k++)
-        if (!get_array(req, list_keys[k], &a->lists[k]) || !ids_valid(a->lists[k]))
+        if (!get_list(req, list_keys[k], &a->lists[k]) || !ids_valid(&a->lists[k]))
             bad = list_keys[k];
-    if (!bad && (!get_array(req, "events", &a->events) || !events_valid(a->events)))
+    if (!bad && (!get_list(req, "events", &a->events) || !events_valid(&a->events)))
         bad = "events";
     if (!bad && !get_flag(req, "p2p", &a->p2p))
         bad = "p2p";
@@ -219,35 +236,59 @@ static bool parse_listen_args(rtmd_request *req, listen_args *a)
     return true;
 }
 
-/* Adds (add = true) or removes the listed ids and events. Returns 0, or -1
- * when the connection would name too many ids or memory ran out. */
-static int apply_lists(rtmd_listener_state *l, const listen_args *a, bool add)
+enum listen_op { OP_ADD, OP_REMOVE, OP_SET };
+
+/* Builds in *out the named ids the connection will have after the request,
+ * leaving l as it is, so that a request that fails changes nothing: the
+ * ids of l, without the kinds the request replaces (drop[kind]), then the
+ * request's lists added (OP_ADD, OP_SET) or taken away (OP_REMOVE).
+ * Returns 0, or -1 when there would be more than LISTEN_MAX_IDS ids or
+ * memory ran out (*out is then empty). */
+static int build_ids(const rtmd_listener_state *l, const listen_args *a, enum listen_op op, const bool drop[4],
+                     pairmap *out)
 {
+    *out = (pairmap){0};
+    for (size_t i = 0; i < l->ids.cap; i++) {
+        const pairmap_slot *sl = &l->ids.slots[i];
+        if (sl->value && !drop[sl->a] && pairmap_put(out, sl->a, sl->b, MARK) != 0)
+            goto fail;
+    }
     for (int k = 0; k < 3; k++) {
-        const msgpack_object *arr = a->lists[k];
-        for (uint32_t i = 0; arr && i < arr->via.array.size; i++) {
+        const listen_list *list = &a->lists[k];
+        for (uint32_t i = 0; i < list_size(list); i++) {
             int64_t id;
-            mp_obj_int64(&arr->via.array.ptr[i], &id);
-            if (!add) {
-                pairmap_del(&l->ids, (uint64_t)list_kinds[k], (uint64_t)id);
+            mp_obj_int64(list_item(list, i), &id);
+            if (op == OP_REMOVE) {
+                pairmap_del(out, (uint64_t)list_kinds[k], (uint64_t)id);
                 continue;
             }
-            if (l->ids.count >= LISTEN_MAX_IDS ||
-                pairmap_put(&l->ids, (uint64_t)list_kinds[k], (uint64_t)id, MARK) != 0)
-                return -1;
+            if (out->count >= LISTEN_MAX_IDS || pairmap_put(out, (uint64_t)list_kinds[k], (uint64_t)id, MARK) != 0)
+                goto fail;
         }
     }
-    for (uint32_t i = 0; a->events && i < a->events->via.array.size; i++) {
-        const msgpack_object *e = &a->events->via.array.ptr[i];
-        unsigned bit = event_bit(e->via.str.ptr, e->via.str.size);
-        l->events = add ? (l->events | bit) : (l->events & ~bit);
-    }
     return 0;
+fail:
+    pairmap_free(out);
+    return -1;
 }
 
-/* addlisten/removelisten: a true flag turns the kind on (add) or off. */
-static void apply_flags_incremental(rtmd_listener_state *l, const listen_args *a, bool add)
+static unsigned list_events(const listen_list *list)
 {
+    unsigned bits = 0;
+    for (uint32_t i = 0; i < list_size(list); i++) {
+        const msgpack_object *e = list_item(list, i);
+        bits |= event_bit(e->via.str.ptr, e->via.str.size);
+    }
+    return bits;
+}
+
+/* addlisten / removelisten: the lists are added or taken away; a true flag
+ * turns its whole kind on (add) or off (remove), false flags mean nothing
+ * (the older Go SDK sends p2p: false with its lists). */
+static void apply_incremental(rtmd_listener_state *l, const listen_args *a, bool add)
+{
+    unsigned bits = list_events(&a->events);
+    l->events = add ? (l->events | bits) : (l->events & ~bits);
     if (a->p2p == 1)
         l->all_p2p = add;
     if (a->group == 1)
@@ -260,18 +301,20 @@ static void apply_flags_incremental(rtmd_listener_state *l, const listen_args *a
         l->all_p2p = l->all_group = l->all_room = l->all_events = add;
 }
 
-/* setlisten: every flag takes the value given, false when absent. */
-static void apply_flags_absolute(rtmd_listener_state *l, const listen_args *a)
+/* setlisten without `all`: each field given replaces what it names, the
+ * others stay. The Go SDK sets its lists and its flags in two requests
+ * (SetListen, SetListenStatus), again after every reconnect. A flag set
+ * true also forgets the ids of its kind (and `ev` the named events),
+ * unless the same request gives them: the Go SDK forgets them too, so
+ * that rtmd holds what the SDK will send again after a reconnect. */
+static void set_flag(bool *flag, int value, bool *drop_kind, bool list_given)
 {
-    l->all_p2p = a->p2p == 1;
-    l->all_group = a->group == 1;
-    l->all_room = a->room == 1;
-    l->all_events = a->ev == 1;
-    if (a->all != -1)
-        l->all_p2p = l->all_group = l->all_room = l->all_events = a->all == 1;
+    if (value == -1)
+        return;
+    *flag = value == 1;
+    if (value == 1 && !list_given)
+        *drop_kind = true;
 }
-
-enum listen_op { OP_ADD, OP_REMOVE, OP_SET };
 
 static void handle_listen(rtmd_request *req, enum listen_op op)
 {
@@ -283,16 +326,41 @@ static void handle_listen(rtmd_request *req, enum listen_op op)
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
-    if (op == OP_SET)
-        listener_clear(l);
-    if (op == OP_SET)
-        apply_flags_absolute(l, &a);
-    else
-        apply_flags_incremental(l, &a, op == OP_ADD);
-    if (apply_lists(l, &a, op != OP_REMOVE) != 0) {
+    bool drop[4] = {false};
+    rtmd_listener_state next = *l; /* flags and events; ids built below */
+    if (op == OP_SET && a.all != -1) {
+        /* {all: b}: every kind on (true) or nothing at all (false); the
+         * other fields are ignored, as the older Go SDK documents. */
+        drop[ID_UID] = drop[ID_GID] = drop[ID_RID] = true;
+        next.all_p2p = next.all_group = next.all_room = next.all_events = a.all == 1;
+        next.events = 0;
+        for (int k = 0; k < 3; k++)
+            a.lists[k] = (listen_list){0};
+    } else if (op == OP_SET) {
+        for (int k = 0; k < 3; k++)
+            drop[list_kinds[k]] = a.lists[k].given;
+        bool drop_events = a.events.given;
+        set_flag(&next.all_p2p, a.p2p, &drop[ID_UID], a.lists[0].given);
+        set_flag(&next.all_group, a.group, &drop[ID_GID], a.lists[1].given);
+        set_flag(&next.all_room, a.room, &drop[ID_RID], a.lists[2].given);
+        set_flag(&next.all_events, a.ev, &drop_events, a.events.given);
+        if (drop_events)
+            next.events = list_events(&a.events);
+    } else {
+        apply_incremental(&next, &a, op == OP_ADD);
+    }
+    pairmap ids;
+    if (build_ids(l, &a, op, drop, &ids) != 0) {
         request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "too many listened ids");
         return;
     }
+    pairmap_free(&l->ids);
+    l->ids = ids;
+    l->all_p2p = next.all_p2p;
+    l->all_group = next.all_group;
+    l->all_room = next.all_room;
+    l->all_events = next.all_events;
+    l->events = next.events;
     request_answer_empty(req);
 }
 

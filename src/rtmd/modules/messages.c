@@ -43,13 +43,15 @@
  * refused with 200052 only when nobody else is left. The sender's own other
  * connections get no copy of a p2p message; group and room messages go to
  * every online member but the sender; broadcast to every online user of the
- * project but the sender. Membership and bans apply on both gates (the RTM
- * server command list says "the user must be in the group/room"); the
- * write rates apply to client-gate senders only, the storage quota to
- * both gates (quota.h). The friends rules (friends.h) admit client-gate p2p
- * messages only: a receiver's blacklist refuses its blacklisted senders
- * (200049) and, with the project's p2p_require_friend, a receiver who does
- * not count the sender as a friend refuses it (200043); a sendmsgs any
+ * project but the sender. Membership applies to client-gate senders only:
+ * the app server is trusted and may send to a group or room as any uid (a
+ * system or bot account that is not a member). Group and room bans apply
+ * on both gates (the app server sets them itself). The write rates apply
+ * to client-gate senders only, the storage quota to both gates
+ * (quota.h). The friends rules (friends.h) admit client-gate p2p messages
+ * only: a receiver's blacklist refuses its blacklisted senders (200049)
+ * and, with the project's p2p_require_friend, a receiver who does not
+ * count the sender as a friend refuses it (200043); a sendmsgs any
  * receiver refuses is refused whole. The app server is subject to neither
  * (friends.c says why). */
 #include "messages.h"
@@ -615,7 +617,7 @@ static void method_sendgroupmsg(rtmd_request *req)
     if (!get_fields(req, &f) || !req_arg_int64(req, "gid", &gid))
         return;
     int64_t pid = req->project->pid;
-    if (!groups_is_member(req->srv, pid, gid, f.from)) {
+    if (req->gate != GATE_SERVER_TCP && !groups_is_member(req->srv, pid, gid, f.from)) {
         request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
         return;
     }
@@ -634,7 +636,7 @@ static void method_sendroommsg(rtmd_request *req)
     if (!get_fields(req, &f) || !req_arg_int64(req, "rid", &rid))
         return;
     int64_t pid = req->project->pid;
-    if (!rooms_is_member(req->srv, pid, rid, f.from)) {
+    if (req->gate != GATE_SERVER_TCP && !rooms_is_member(req->srv, pid, rid, f.from)) {
         request_error(req, RTM_EC_NOT_IN_ROOM, "not in room");
         return;
     }

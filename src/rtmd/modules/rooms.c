@@ -6,8 +6,12 @@
  * Only online users are in rooms. enterroom and the app server's
  * addroommember are idempotent and bounded by the project's
  * max_rooms_per_user (200047); addroommember for a user who is not online
- * is refused with 200001 (there is no session to put in the room, and a
- * silent success would hide that from the app server). A user leaves by
+ * is refused with 200055 (RTM_EC_NOT_ONLINE of the SDKs). It is not kept
+ * for later: RTM rooms are not persistent, a membership ends when the user
+ * goes offline, so one made while it is offline would be over before it
+ * began (and pending memberships would be state that anyone signed could
+ * grow without bound); a silent success would hide that from the app
+ * server, which adds the user again once it is online. A user leaves by
  * leaveroom (idempotent), by delroommember (a oneway `kickoutroom` {rid}
  * push to each of its connections, which the SDKs do not answer), or when
  * its last connection ends (RTMD_EV_USER_OFFLINE). */
@@ -280,14 +284,14 @@ static void method_getroomcount(rtmd_request *req)
     msgpack_sbuffer_destroy(&body);
 }
 
-/* server: addroommember {rid, uid} -> {}; the user must be online. */
+/* server: addroommember {rid, uid} -> {}; the user must be online (200055). */
 static void method_addroommember(rtmd_request *req)
 {
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
     if (!users_online(req->srv, req->project->pid, uid)) {
-        request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
+        request_error(req, RTM_EC_NOT_ONLINE, "user is not online");
         return;
     }
     answer_join(req, room_join(req->srv, req->project->pid, uid, rid, req->project->limits.max_rooms_per_user));

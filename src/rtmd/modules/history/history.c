@@ -214,21 +214,25 @@ static void getmsg_done(void *arg, int status)
 {
     hjob *j = arg;
     msgpack_packer pk;
+    if (status == SQLITE_OK && !j->found) {
+        /* An absent or deleted message is the SDKs' error 200070: the Go
+         * SDK reads id, mtype, msg, ... from any successful answer, and
+         * an empty map fails there instead of naming what happened. */
+        request_error(j->req, RTM_EC_MESSAGE_NOT_FOUND, "message not found");
+        hjob_free(j);
+        return;
+    }
     if (!hjob_answer_begin(j, status, &pk))
         return;
-    if (!j->found) {
-        msgpack_pack_map(&pk, 0);
-    } else {
-        msgpack_pack_map(&pk, 5);
-        mp_pack_kv_int(&pk, "id", j->one.id);
-        mp_pack_kv_int(&pk, "mtype", j->one.mtype);
-        mp_pack_cstr(&pk, "msg");
-        hmsg_pack_body(&pk, &j->one);
-        mp_pack_cstr(&pk, "attrs");
-        msgpack_pack_str(&pk, j->one.attrs_len);
-        msgpack_pack_str_body(&pk, j->one.attrs, j->one.attrs_len);
-        mp_pack_kv_int(&pk, "mtime", j->one.mtime);
-    }
+    msgpack_pack_map(&pk, 5);
+    mp_pack_kv_int(&pk, "id", j->one.id);
+    mp_pack_kv_int(&pk, "mtype", j->one.mtype);
+    mp_pack_cstr(&pk, "msg");
+    hmsg_pack_body(&pk, &j->one);
+    mp_pack_cstr(&pk, "attrs");
+    msgpack_pack_str(&pk, j->one.attrs_len);
+    msgpack_pack_str_body(&pk, j->one.attrs, j->one.attrs_len);
+    mp_pack_kv_int(&pk, "mtime", j->one.mtime);
     hjob_answer(j);
 }
 

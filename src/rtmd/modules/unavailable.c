@@ -1,0 +1,173 @@
+/* Methods the RTM SDKs send for features rtmd does not offer yet: file
+ * tokens (filetoken), translation (translate, setlang), moderation
+ * (profanity, tcheck, icheck, acheck, vcheck) and speech to text
+ * (speech2text). Each checks its payload as the SDKs send it (a missing
+ * required field 10009, a field of the wrong type 10010, first), then
+ * answers 200060, RTM_EC_NO_CONFIG_IN_CONSOLE: the cloud's answer when a
+ * feature is not enabled for the project, which the SDKs report as such
+ * instead of failing on an unknown method (20004).
+ *
+ * Temporary: the issue that brings files and moderation to rtmd replaces
+ * this module with the real methods, keeping these payload checks. Nothing
+ * here has state. */
+#include "methods.h"
+#include "payload.h"
+#include "rtm_errors.h"
+#include "module.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum field_kind {
+    F_TEXT, /* str (or bin) */
+    F_DATA, /* str or bin: a URL or the content itself */
+    F_INT,  /* any msgpack integer within int64 */
+    F_BOOL,
+    F_IDS,  /* array of integers */
+};
+
+typedef struct field {
+    const char *key;
+    enum field_kind kind;
+    bool required;
+    unsigned gates; /* the gates the field belongs to */
+} field;
+
+#define ALL (GATES_CLIENT | GATES_SERVER)
+#define SERVER GATES_SERVER
+
+/* Fields as the WebSocket client SDK (RTMClient.js) and the Go and Node.js
+ * server SDKs send them; the server forms add `uid` (whom the text is
+ * about) and, for filetoken, `from`. */
+static const field translate_fields[] = {
+    {"text", F_TEXT, true, ALL},      {"dst", F_TEXT, true, ALL},  {"src", F_TEXT, false, ALL},
+    {"type", F_TEXT, false, ALL},     {"profanity", F_TEXT, false, ALL},
+    {"postProfanity", F_BOOL, false, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
+};
+static const field setlang_fields[] = {{"lang", F_TEXT, true, ALL}, {NULL, 0, false, 0}};
+static const field profanity_fields[] = {
+    {"text", F_TEXT, true, ALL}, {"classify", F_BOOL, false, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
+};
+static const field tcheck_fields[] = {
+    {"text", F_TEXT, true, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
+};
+static const field icheck_fields[] = {
+    {"image", F_DATA, true, ALL}, {"type", F_INT, true, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
+};
+/* acheck and speech2text */
+static const field audio_fields[] = {
+    {"audio", F_DATA, true, ALL}, {"type", F_INT, true, ALL},   {"lang", F_TEXT, true, ALL},
+    {"codec", F_TEXT, false, ALL}, {"srate", F_INT, false, ALL}, {"uid", F_INT, false, SERVER},
+    {NULL, 0, false, 0},
+};
+static const field vcheck_fields[] = {
+    {"video", F_DATA, true, ALL}, {"type", F_INT, true, ALL}, {"videoName", F_TEXT, true, ALL},
+    {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
+};
+static const field filetoken_fields[] = {
+    {"from", F_INT, true, SERVER}, {"cmd", F_TEXT, true, ALL}, {NULL, 0, false, 0},
+};
+
+static bool kind_ok(const msgpack_object *o, enum field_kind kind)
+{
+    int64_t v;
+    switch (kind) {
+    case F_TEXT:
+    case F_DATA:
+        return o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN;
+    case F_INT:
+        return mp_obj_int64(o, &v);
+    case F_BOOL:
+        return o->type == MSGPACK_OBJECT_BOOLEAN;
+    case F_IDS:
+        if (o->type != MSGPACK_OBJECT_ARRAY)
+            return false;
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            if (!mp_obj_int64(&o->via.array.ptr[i], &v))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* Checks one field; answers 10009/10010 and returns false when it is bad. */
+static bool check_field(rtmd_request *req, const char *key, enum field_kind kind, bool required)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    bool absent = !o || o->type == MSGPACK_OBJECT_NIL;
+    if ((absent && required) || (!absent && !kind_ok(o, kind))) {
+        req_arg_error(req, key);
+        return false;
+    }
+    return true;
+}
+
+static bool check_fields(rtmd_request *req, const field *fields)
+{
+    for (const field *f = fields; f->key; f++)
+        if ((f->gates & GATE_BIT(req->gate)) && !check_field(req, f->key, f->kind, f->required))
+            return false;
+    return true;
+}
+
+static void not_enabled(rtmd_request *req)
+{
+    char ex[FPNN_MAX_METHOD + 80];
+    snprintf(ex, sizeof ex, "%s is not enabled on this server (need enable config in console)", req->method);
+    request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, ex);
+}
+
+/* filetoken {from (server gate), cmd, to | tos | gid | rid}: the target
+ * field that the command names is required. */
+static void method_filetoken(rtmd_request *req)
+{
+    if (!check_fields(req, filetoken_fields))
+        return;
+    const msgpack_object *cmd = mp_map_get(req->args, "cmd");
+    static const struct {
+        const char *cmd, *key;
+        enum field_kind kind;
+    } targets[] = {
+        {"sendfile", "to", F_INT},       {"sendfiles", "tos", F_IDS},    {"sendgroupfile", "gid", F_INT},
+        {"sendroomfile", "rid", F_INT}, {"broadcastfile", NULL, F_INT},
+    };
+    const char *text = cmd->type == MSGPACK_OBJECT_STR ? cmd->via.str.ptr : cmd->via.bin.ptr;
+    uint32_t len = cmd->type == MSGPACK_OBJECT_STR ? cmd->via.str.size : cmd->via.bin.size;
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        if (strlen(targets[i].cmd) != len || memcmp(targets[i].cmd, text, len) != 0)
+            continue;
+        if (targets[i].key && !check_field(req, targets[i].key, targets[i].kind, true))
+            return;
+        if (!targets[i].key && req->gate != GATE_SERVER_TCP)
+            break; /* broadcast files come from the app server only */
+        not_enabled(req);
+        return;
+    }
+    request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, "invalid 'cmd'");
+}
+
+#define CHECKED(name, fields)                                                                                         \
+    static void method_##name(rtmd_request *req)                                                                      \
+    {                                                                                                                 \
+        if (check_fields(req, fields))                                                                                \
+            not_enabled(req);                                                                                         \
+    }
+CHECKED(translate, translate_fields)
+CHECKED(setlang, setlang_fields)
+CHECKED(profanity, profanity_fields)
+CHECKED(tcheck, tcheck_fields)
+CHECKED(icheck, icheck_fields)
+CHECKED(acheck, audio_fields)
+CHECKED(vcheck, vcheck_fields)
+CHECKED(speech2text, audio_fields)
+
+/* Gates: where the SDKs send them (setlang is the client's own setting). */
+static const rtmd_method unavailable_methods[] = {
+    {"filetoken", ALL, method_filetoken, 0},     {"translate", ALL, method_translate, 0},
+    {"setlang", GATES_CLIENT, method_setlang, 0}, {"profanity", ALL, method_profanity, 0},
+    {"tcheck", ALL, method_tcheck, 0},           {"icheck", ALL, method_icheck, 0},
+    {"acheck", ALL, method_acheck, 0},           {"vcheck", ALL, method_vcheck, 0},
+    {"speech2text", ALL, method_speech2text, 0},
+};
+
+const rtmd_module unavailable_module = {.name = "unavailable", RTMD_MODULE_METHODS(unavailable_methods)};
