@@ -215,6 +215,11 @@ static const setting project_settings[] = {
     {"history_max_per_conversation", K_U32, PRJ(history_max_per_conversation), 0, 100000000, S_ANY},
     {"max_oinfo_bytes", K_U32, PRJ(max_oinfo_bytes), 0, 16 * 1024 * 1024, S_ANY},
     {"max_pinfo_bytes", K_U32, PRJ(max_pinfo_bytes), 0, 16 * 1024 * 1024, S_ANY},
+    {"max_data_key_bytes", K_U32, PRJ(max_data_key_bytes), 1, 65535, S_ANY},
+    {"max_data_value_bytes", K_U32, PRJ(max_data_value_bytes), 1, 16 * 1024 * 1024, S_ANY},
+    {"max_data_keys_per_user", K_U32, PRJ(max_data_keys_per_user), 1, 1000000, S_ANY},
+    {"max_devices_per_user", K_U32, PRJ(max_devices_per_user), 1, 1000, S_ANY},
+    {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -302,6 +307,11 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->history_max_per_conversation = 500;
     p->max_oinfo_bytes = 65535;
     p->max_pinfo_bytes = 65535;
+    p->max_data_key_bytes = 128;
+    p->max_data_value_bytes = 65535;
+    p->max_data_keys_per_user = 1000;
+    p->max_devices_per_user = 10;
+    p->max_push_options_per_user = 1000;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing

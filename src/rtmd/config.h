@@ -44,6 +44,12 @@ typedef struct rtmd_project_config {
     uint32_t history_max_per_conversation; /* messages kept per conversation, 0 = no limit */
     uint32_t max_oinfo_bytes;     /* open (public) info of one user, group or room (info.c) */
     uint32_t max_pinfo_bytes;     /* private info of one user, group or room (info.c) */
+    /* Per-user state of userdata.c and devices.c. */
+    uint32_t max_data_key_bytes;  /* key of dataset/dataget/datadel */
+    uint32_t max_data_value_bytes; /* val of dataset */
+    uint32_t max_data_keys_per_user; /* keys one user's data may hold */
+    uint32_t max_devices_per_user; /* device tokens of one user; a new one past it replaces the oldest */
+    uint32_t max_push_options_per_user; /* conversations one user has push options for */
 } rtmd_project_config;
 
 typedef struct rtmd_config {

@@ -10,7 +10,7 @@
 /* Every service module, in start order. */
 extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module,
     groups_module, friends_module, rooms_module, listen_module, quota_module, messages_module, history_module,
-    info_module, compat_module, unavailable_module;
+    info_module, compat_module, unavailable_module, userdata_module, devices_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
@@ -25,6 +25,8 @@ static const rtmd_module *const modules[] = {
     &messages_module,
     &history_module,
     &info_module,
+    &userdata_module, /* per-user key-value data */
+    &devices_module,  /* push device tokens and options */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &unavailable_module, /* files, translation, moderation: 200060 until their issue */
     &users_module, /* last: freed first, before the state its users point into */

@@ -105,6 +105,22 @@
  *   rooms (3, rid) (info.c). A rowid table with its primary key as an
  *   index: rows may be up to 128 KiB, too large for a WITHOUT ROWID b-tree.
  *   An absent part is the empty blob.
+ *
+ * Migration 12: per-user state of the app (userdata.c, devices.c).
+ *   user_data     the key-value data of dataset/dataget/datadel: key and
+ *                 val as the bytes the caller sent, val_binary 1 when val
+ *                 arrived as msgpack bin (given back as bin). A rowid
+ *                 table: values reach 64 KiB, too large for WITHOUT ROWID.
+ *   user_devices  push device tokens (adddevice): apptype as sent ("apns",
+ *                 "fcm", ...); added_at (unix ms, refreshed by a repeated
+ *                 adddevice) orders a user's devices, the oldest going
+ *                 first when the limit is reached. user_devices_token finds
+ *                 the user who holds a token, since a token moves to the
+ *                 user who added it last.
+ *   push_options  per-conversation push mutes (addoption): kind 0 = p2p
+ *                 (xid = the peer uid), 1 = group (xid = gid); mtypes the
+ *                 muted message types as sorted distinct bytes, empty for
+ *                 every type.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -278,6 +294,34 @@ static const char *const migrations[] = {
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (pid, kind, xid)"
     ");",
+
+    /* 12 */
+    "CREATE TABLE user_data ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  key BLOB NOT NULL,"
+    "  val BLOB NOT NULL,"
+    "  val_binary INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, uid, key)"
+    ");"
+    "CREATE TABLE user_devices ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  devicetoken BLOB NOT NULL,"
+    "  apptype TEXT NOT NULL,"
+    "  added_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, uid, devicetoken)"
+    ");"
+    "CREATE INDEX user_devices_token ON user_devices(pid, devicetoken);"
+    "CREATE TABLE push_options ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  uid INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"
+    "  xid INTEGER NOT NULL,"
+    "  mtypes BLOB NOT NULL,"
+    "  PRIMARY KEY (pid, uid, kind, xid)"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
