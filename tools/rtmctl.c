@@ -1,6 +1,7 @@
 /* rtmctl: command-line tool for operators and app developers, built on
  * librtm: raw quests (ping, call), and the app-server and client commands
- * of a first session (token, send, listen, history, friends, info), which sign their
+ * of a first session (token, send, listen, history, friends, info, data),
+ * which sign their
  * server-gate requests themselves. It owns argument parsing, output formats
  * and exit codes:
  *   0  success
@@ -76,6 +77,9 @@ static void usage(FILE *f)
             "  info HOST:PORT set (--uid UID | --group GID | --room RID) [--oinfo TEXT] [--pinfo TEXT]\n"
             "                               set its open and/or private info (setuserinfo, ...);\n"
             "                               a part not given is kept\n"
+            "  data HOST:PORT --uid UID (get KEY | set KEY VALUE | del KEY)\n"
+            "                               a user's key-value data (dataget, dataset, datadel);\n"
+            "                               get prints {\"val\":...}, or {} for an absent key\n"
             "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
@@ -645,6 +649,47 @@ static int cmd_info(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     return 0;
 }
 
+/* data: a user's key-value data through the server gate (dataset,
+ * dataget, datadel). get prints the answer as JSON, {"val":...} or {} for
+ * an absent key; set and del print nothing. */
+static int cmd_data(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    static const char usage_text[] = "usage: rtmctl data HOST:PORT --uid UID (get KEY | set KEY VALUE | del KEY)";
+    int rc = check_allowed(c, "data", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_UID));
+    if (rc)
+        return rc;
+    if (nargs < 3)
+        return usage_error("%s", usage_text);
+    const char *op = args[1];
+    bool set = strcmp(op, "set") == 0;
+    if (!set && strcmp(op, "get") != 0 && strcmp(op, "del") != 0)
+        return usage_error("data: unknown operation '%s' (get, set or del)", op);
+    if (nargs != (set ? 4 : 3))
+        return usage_error("%s", usage_text);
+    if ((rc = need_project(c, true)))
+        return rc;
+    if (!(c->given & GIVEN(OPT_UID)))
+        return usage_error("%s", "data needs --uid");
+    json_t *key = json_string(args[2]);
+    json_t *val = set ? json_string(args[3]) : NULL;
+    if (!key || (set && !val)) {
+        json_decref(key);
+        json_decref(val);
+        return usage_error("%s", "KEY and VALUE must be UTF-8 text");
+    }
+    json_t *payload = json_pack("{sIso}", "uid", (json_int_t)c->uid, "key", key);
+    if (set)
+        json_object_set_new(payload, "val", val);
+    const char *method = set ? "dataset" : op[0] == 'g' ? "dataget" : "datadel";
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], method, payload, &answer)))
+        return rc;
+    if (op[0] == 'g')
+        print_json_line(answer);
+    json_decref(answer);
+    return 0;
+}
+
 /* listen: pushes arrive on librtm's I/O thread; the main thread waits for
  * a signal, the push count, the time limit or the end of the link. */
 typedef struct listen_state {
@@ -959,6 +1004,8 @@ int main(int argc, char **argv)
         return cmd_friends(&o, &c, nargs, args);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(&o, &c, nargs, args);
+    if (strcmp(cmd, "data") == 0)
+        return cmd_data(&o, &c, nargs, args);
     if (c.given)
         return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {

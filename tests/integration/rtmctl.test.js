@@ -2,7 +2,7 @@
 // rtmctl against a real rtmd: ping, raw calls with exact 64-bit integers,
 // error reporting, encrypted links with --key, and the session commands:
 // token (checked by logging in with an independent client), send + listen
-// (listen in the background, one JSON line per push), history.
+// (listen in the background, one JSON line per push), history, data.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -251,6 +251,10 @@ describe('rtmctl', () => {
       [['send', addr(srv, 'server_tcp'), ...signed(), '--from', '1', '--to', '2', '--group', '3', 'hi'], /exactly one/],
       [['send', addr(srv, 'server_tcp'), ...signed(), '--from', '1', '--to', '2', '--mtype', '200', 'hi'], /mtype/],
       [['history', addr(srv, 'server_tcp'), ...signed(), '--uid', '1'], /--ouid/],
+      [['data', addr(srv, 'server_tcp'), ...signed(), 'get', 'k'], /--uid/],
+      [['data', addr(srv, 'server_tcp'), ...signed(), '--uid', '1', 'put', 'k'], /get, set or del/],
+      [['data', addr(srv, 'server_tcp'), ...signed(), '--uid', '1', 'set', 'k'], /usage: rtmctl data/],
+      [['data', addr(srv, 'server_tcp'), ...signed(), '--uid', '1', 'get', 'k', '--to', '2'], /not an option/],
       [['listen', addr(srv), '--pid', project().pid, '--uid', '1'], /--token/],
       [['listen', addr(srv), '--pid', project().pid, '--uid', '1', '--token', 'x', '--from', '2'], /not an option/],
       [['ping', addr(srv), '--uid', '1'], /session options/],
@@ -359,5 +363,34 @@ describe('rtmctl', () => {
     const h = await rtmctl(['history', addr(srv, 'server_tcp'), ...signed(), '--uid', '2501', '--group', '77']);
     assert.equal(h.code, 0, show(h));
     assert.match(h.stdout, /to the group/, show(h));
+  });
+
+  it('rtmctl data sets, gets and deletes a user\'s key over the server gate', async () => {
+    const d = (...args) => rtmctl(['data', addr(srv, 'server_tcp'), ...signed(), '--uid', '9007199254740993', ...args]);
+    let r = await d('get', 'theme');
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.stdout, '{}\n', show(r));
+    r = await d('set', 'theme', 'dark ünïcode');
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.stdout, '', show(r));
+    r = await d('get', 'theme');
+    assert.equal(r.code, 0, show(r));
+    assert.deepEqual(JSON.parse(r.stdout), { val: 'dark ünïcode' });
+    // The exact 64-bit uid: the app server reads the same value.
+    const app = await appServer(srv);
+    try {
+      assert.deepEqual(await app.call('dataget', { uid: fpnn.int64('9007199254740993'), key: 'theme' }), { val: 'dark ünïcode' });
+      assert.deepEqual(await app.call('dataget', { uid: fpnn.int64('9007199254740992'), key: 'theme' }), {});
+    } finally {
+      await app.close();
+    }
+    r = await d('del', 'theme');
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.stdout, '', show(r));
+    assert.equal((await d('get', 'theme')).stdout, '{}\n');
+    // An error answer: exit 2 with {code, ex} on stderr.
+    r = await d('set', 'k'.repeat(129), 'x');
+    assert.equal(r.code, 2, show(r));
+    assert.match(r.stderr, /200030/, show(r));
   });
 });
