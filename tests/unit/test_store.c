@@ -19,7 +19,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 11
+#define SCHEMA_VERSION 12
 
 typedef struct fixture {
     char dir[64];
@@ -288,6 +288,9 @@ static void test_migrations_after_5_on_version_5(void **state)
                                   "DROP TABLE friends;"
                                   "DROP TABLE blacklists;"
                                   "DROP TABLE infos;"
+                                  "DROP TABLE user_data;"
+                                  "DROP TABLE user_devices;"
+                                  "DROP TABLE push_options;"
                                   "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
@@ -304,6 +307,10 @@ static void test_migrations_after_5_on_version_5(void **state)
     assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 5);
     close_store(f, s);
     db = open_raw(f);
+    /* Migration 12: the per-user tables of userdata.c and devices.c. */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                                   " ('user_data', 'user_devices', 'push_options')"),
+                     3);
     assert_int_equal(query_int(db, "SELECT count(*) FROM signed_salts"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM friends") + query_int(db, "SELECT count(*) FROM blacklists"), 0);
     assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'message_id_floor'"), 4);
