@@ -142,7 +142,10 @@ static int apply_device_add(sqlite3 *db, dev_job *j)
         return rc;
     sqlite3_stmt *st;
     rc = prep(db,
-              "INSERT INTO user_devices(pid, uid, devicetoken, apptype, added_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+              /* added_at orders a user's tokens: the clock, but always past the
+               * user's newest, so two adds within one millisecond keep their order. */
+              "INSERT INTO user_devices(pid, uid, devicetoken, apptype, added_at) VALUES (?1, ?2, ?3, ?4,"
+              " max(?5, (SELECT coalesce(max(added_at), 0) + 1 FROM user_devices WHERE pid = ?1 AND uid = ?2)))"
               " ON CONFLICT(pid, uid, devicetoken) DO UPDATE SET apptype = excluded.apptype,"
               " added_at = excluded.added_at",
               &st);
