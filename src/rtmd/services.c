@@ -10,7 +10,8 @@
 /* Every service module, in start order. */
 extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module,
     groups_module, friends_module, rooms_module, listen_module, quota_module, messages_module, history_module,
-    info_module, compat_module, unavailable_module, userdata_module, devices_module;
+    info_module, compat_module, unavailable_module, userdata_module, devices_module,
+    history_admin_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
@@ -24,6 +25,7 @@ static const rtmd_module *const modules[] = {
     &quota_module,
     &messages_module,
     &history_module,
+    &history_admin_module, /* admin clean-up of stored messages, editmsg, sessions */
     &info_module,
     &userdata_module, /* per-user key-value data */
     &devices_module,  /* push device tokens and options */

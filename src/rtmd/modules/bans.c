@@ -3,7 +3,7 @@
  * until}; and the ban methods of the server gate.
  *
  * kind 1 = group ban (target gid), 2 = room ban (target rid), 3 = project
- * blacklist (target 0). btime is in seconds; btime <= 0 bans for ever
+ * blacklist (target 0), 4 = project ban (target 0: may not send anything). btime is in seconds; btime <= 0 bans for ever
  * (until 0). A timed ban is stored with until rounded up to the next whole
  * second, so it lasts at least btime seconds, and stops counting once that
  * second has passed: lookups check expiry and drop expired entries on the
@@ -13,8 +13,10 @@
  * As in groups.c, memory follows the store: a change is applied in the
  * store's done callback after its commit, then answered. Adding a user to
  * the blacklist kicks out its connections once the ban is durable; auth.c
- * refuses the login of a blacklisted user with 200024. Group and room bans
- * only forbid sending (checked by messages.c). */
+ * refuses the login of a blacklisted user with 200024. Group, room and
+ * project bans only forbid sending (checked by messages.c): a project ban
+ * (addprojectban, the Go SDK's AddProjectBan, "muted in the project") is
+ * not the blacklist (addprojectblack, "may not log in"). */
 #include "bans.h"
 
 #include "clock.h"
@@ -29,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BAN_GROUP = 1, BAN_ROOM = 2, BAN_PROJECT = 3 };
+enum { BAN_GROUP = 1, BAN_ROOM = 2, BAN_PROJECT = 3, BAN_PROJECT_MUTE = 4 };
 
 typedef struct ban {
     int64_t target;
@@ -144,6 +146,11 @@ bool bans_room_banned(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid)
 bool bans_blacklisted(rtmd_server *srv, int64_t pid, int64_t uid)
 {
     return banned(srv, pid, uid, BAN_PROJECT, 0);
+}
+
+bool bans_project_banned(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    return banned(srv, pid, uid, BAN_PROJECT_MUTE, 0);
 }
 
 /* ---- writes ---- */
@@ -262,6 +269,13 @@ static void method_removeprojectblack(rtmd_request *req) { ban_request(req, BAN_
 /* server: isprojectblack {uid} -> {ok} */
 static void method_isprojectblack(rtmd_request *req) { ban_query(req, BAN_PROJECT); }
 
+/* server: addprojectban {uid, btime} -> {}: the user may not send */
+static void method_addprojectban(rtmd_request *req) { ban_request(req, BAN_PROJECT_MUTE, true); }
+/* server: removeprojectban {uid} -> {} */
+static void method_removeprojectban(rtmd_request *req) { ban_request(req, BAN_PROJECT_MUTE, false); }
+/* server: isprojectban {uid} -> {ok} */
+static void method_isprojectban(rtmd_request *req) { ban_query(req, BAN_PROJECT_MUTE); }
+
 /* ---- start-up ---- */
 
 typedef struct ban_load {
@@ -344,6 +358,9 @@ static const rtmd_method bans_methods[] = {
     {"addprojectblack", GATES_SERVER, method_addprojectblack, 0},
     {"removeprojectblack", GATES_SERVER, method_removeprojectblack, 0},
     {"isprojectblack", GATES_SERVER, method_isprojectblack, 0},
+    {"addprojectban", GATES_SERVER, method_addprojectban, 0},
+    {"removeprojectban", GATES_SERVER, method_removeprojectban, 0},
+    {"isprojectban", GATES_SERVER, method_isprojectban, 0},
 };
 
 static void bans_free(rtmd_server *srv)

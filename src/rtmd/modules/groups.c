@@ -125,6 +125,23 @@ static void group_drop_all(struct groups_state *st, int64_t pid, int64_t gid)
     group_maybe_drop(st, pid, gid, g);
 }
 
+/* Drops every group of the project; -1 when out of memory (nothing
+ * dropped). */
+static int project_drop_all(struct groups_state *st, int64_t pid)
+{
+    size_t n = 0;
+    int64_t *gids = malloc((st->groups.count ? st->groups.count : 1) * sizeof *gids);
+    if (!gids)
+        return -1;
+    for (size_t i = 0; i < st->groups.cap; i++)
+        if (st->groups.slots[i].value && st->groups.slots[i].a == (uint64_t)pid)
+            gids[n++] = (int64_t)st->groups.slots[i].b;
+    for (size_t i = 0; i < n; i++)
+        group_drop_all(st, pid, gids[i]);
+    free(gids);
+    return 0;
+}
+
 bool groups_is_member(rtmd_server *srv, int64_t pid, int64_t gid, int64_t uid)
 {
     struct groups_state *st = state(srv);
@@ -164,7 +181,7 @@ static bool caller_is_client(const rtmd_request *req)
 
 /* ---- writes ---- */
 
-typedef enum { GW_ADD, GW_DEL, GW_DROP } group_write_op;
+typedef enum { GW_ADD, GW_DEL, GW_DROP, GW_CLEAR } group_write_op;
 
 typedef struct group_write {
     rtmd_request *req;
@@ -179,18 +196,20 @@ static int apply_group_write(sqlite3 *db, void *arg)
 {
     group_write *w = arg;
     const char *sql = w->op == GW_ADD ? "INSERT OR IGNORE INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
-                      : w->op == GW_DEL ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
-                                        : "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2";
+                      : w->op == GW_DEL   ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
+                      : w->op == GW_DROP  ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2"
+                                          : "DELETE FROM group_members WHERE pid = ?1";
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    uint32_t rounds = w->op == GW_DROP ? 1 : w->n;
+    uint32_t rounds = w->op == GW_DROP || w->op == GW_CLEAR ? 1 : w->n;
     for (uint32_t i = 0; i < rounds && rc == SQLITE_OK; i++) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, w->pid);
-        sqlite3_bind_int64(st, 2, w->gid);
-        if (w->op != GW_DROP)
+        if (w->op != GW_CLEAR)
+            sqlite3_bind_int64(st, 2, w->gid);
+        if (w->op != GW_DROP && w->op != GW_CLEAR)
             sqlite3_bind_int64(st, 3, w->uids[i]);
         if (w->op == GW_ADD)
             sqlite3_bind_int64(st, 4, w->joined_at);
@@ -236,6 +255,10 @@ static void group_write_done(void *arg, int status)
         break;
     case GW_DROP:
         group_drop_all(st, w->pid, w->gid);
+        break;
+    case GW_CLEAR:
+        if (project_drop_all(st, w->pid) != 0)
+            oom = true;
         break;
     }
     if (oom) {
@@ -355,6 +378,18 @@ static void method_delgroup(rtmd_request *req)
     if (!req_arg_int64(req, "gid", &gid))
         return;
     group_write *w = new_write(GW_DROP, req->project->pid, gid, NULL, 0);
+    if (!w) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    submit(req, w);
+}
+
+/* server: clearprojectgroup {} -> {}: every group of the project loses
+ * all its members (group messages stay: clearprojectmsg removes them). */
+static void method_clearprojectgroup(rtmd_request *req)
+{
+    group_write *w = new_write(GW_CLEAR, req->project->pid, 0, NULL, 0);
     if (!w) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
@@ -506,6 +541,7 @@ static const rtmd_method groups_methods[] = {
     {"addgroupmembers", GATES_SERVER | GATES_CLIENT, method_addgroupmembers, 0},
     {"delgroupmembers", GATES_SERVER | GATES_CLIENT, method_delgroupmembers, 0},
     {"delgroup", GATES_SERVER, method_delgroup, 0},
+    {"clearprojectgroup", GATES_SERVER, method_clearprojectgroup, 0},
     {"getgroupmembers", GATES_SERVER | GATES_CLIENT, method_getgroupmembers, 0},
     {"getgroupcount", GATES_SERVER | GATES_CLIENT, method_getgroupcount, 0},
     {"isgroupmember", GATES_SERVER, method_isgroupmember, 0},

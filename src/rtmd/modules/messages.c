@@ -200,6 +200,10 @@ static bool get_fields(rtmd_request *req, msg_fields *f)
         return false;
     }
     f->mtype = (int)mtype;
+    if (bans_project_banned(req->srv, req->project->pid, f->from)) {
+        request_error(req, RTM_EC_PERMISSION_DENIED, "banned in project");
+        return false;
+    }
     const rtmd_project_config *lim = &req->project->limits;
     if (f->msg_len > lim->max_msg_bytes || f->attrs_len > lim->max_attrs_bytes) {
         request_error(req, RTM_EC_LARGE_MESSAGE_OR_ATTRS, "too large msg or attrs");

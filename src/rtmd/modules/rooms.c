@@ -33,6 +33,9 @@
 
 /* Most rooms one getroomcount call may name. */
 #define ROOMCOUNT_MAX_RIDS 100
+/* Most uids of addroommembers / delroommembers, rids of adduserrooms /
+ * deleteuserrooms. */
+#define ROOM_BULK_MAX 100
 
 typedef struct room {
     idset members;
@@ -297,26 +300,119 @@ static void method_addroommember(rtmd_request *req)
     answer_join(req, room_join(req->srv, req->project->pid, uid, rid, req->project->limits.max_rooms_per_user));
 }
 
+/* Takes the user out of the room and, if it was in, sends it a oneway
+ * kickoutroom {rid}. */
+static void kick_from_room(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid)
+{
+    if (!room_leave(srv, pid, uid, rid))
+        return;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_int(&pk, "rid", rid);
+    rtm_buf packet = {0};
+    if (push_encode(&packet, "kickoutroom", &body, false) == 0)
+        users_push(srv, pid, uid, packet.data, packet.len);
+    rtm_buf_free(&packet);
+    msgpack_sbuffer_destroy(&body);
+}
+
 /* server: delroommember {rid, uid} -> {}; the user gets a kickoutroom push. */
 static void method_delroommember(rtmd_request *req)
 {
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
+    kick_from_room(req->srv, req->project->pid, uid, rid);
+    request_answer_empty(req);
+}
+
+/* server: addroommembers {rid, uids} -> {successedUids}: the users now in
+ * the room. A user who is not online, or already in max_rooms_per_user
+ * other rooms, is left out (as addroommember would refuse it). */
+static void method_addroommembers(rtmd_request *req)
+{
+    int64_t rid, *uids;
+    uint32_t n, ok = 0;
+    if (!req_arg_int64(req, "rid", &rid) || !req_arg_ids(req, "uids", ROOM_BULK_MAX, false, &uids, &n))
+        return;
     int64_t pid = req->project->pid;
-    if (room_leave(req->srv, pid, uid, rid)) {
-        msgpack_sbuffer body;
-        msgpack_sbuffer_init(&body);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 1);
-        mp_pack_kv_int(&pk, "rid", rid);
-        rtm_buf packet = {0};
-        if (push_encode(&packet, "kickoutroom", &body, false) == 0)
-            users_push(req->srv, pid, uid, packet.data, packet.len);
-        rtm_buf_free(&packet);
-        msgpack_sbuffer_destroy(&body);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!users_online(req->srv, pid, uids[i]))
+            continue;
+        int rc = room_join(req->srv, pid, uids[i], rid, req->project->limits.max_rooms_per_user);
+        if (rc < 0) {
+            free(uids);
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+            return;
+        }
+        if (rc == 0)
+            uids[ok++] = uids[i];
     }
+    request_answer_ids(req, "successedUids", uids, ok);
+    free(uids);
+}
+
+/* server: delroommembers {rid, uids} -> {successedUids}: every uid given is
+ * out of the room; those that were in get a kickoutroom push. */
+static void method_delroommembers(rtmd_request *req)
+{
+    int64_t rid, *uids;
+    uint32_t n;
+    if (!req_arg_int64(req, "rid", &rid) || !req_arg_ids(req, "uids", ROOM_BULK_MAX, false, &uids, &n))
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        kick_from_room(req->srv, req->project->pid, uids[i], rid);
+    request_answer_ids(req, "successedUids", uids, n);
+    free(uids);
+}
+
+/* server: adduserrooms {rids, uid} -> {}: the user (online, else 200001)
+ * enters every room, or none when that would take it over
+ * max_rooms_per_user (200047). */
+static void method_adduserrooms(rtmd_request *req)
+{
+    int64_t uid, *rids;
+    uint32_t n;
+    if (!req_arg_int64(req, "uid", &uid) || !req_arg_ids(req, "rids", ROOM_BULK_MAX, false, &rids, &n))
+        return;
+    rtmd_server *srv = req->srv;
+    int64_t pid = req->project->pid;
+    if (!users_online(srv, pid, uid)) {
+        free(rids);
+        request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
+        return;
+    }
+    user_rooms *u = rooms_of(state(srv), pid, uid);
+    uint32_t now = u ? u->n : 0, added = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (user_room_index(u, rids[i]) < 0)
+            added++;
+    if ((uint64_t)now + added > req->project->limits.max_rooms_per_user) {
+        free(rids);
+        request_error(req, RTM_EC_ENTER_TOO_MANY_ROOMS, "enter too many rooms");
+        return;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        rc = room_join(srv, pid, uid, rids[i], req->project->limits.max_rooms_per_user);
+    free(rids);
+    answer_join(req, rc);
+}
+
+/* server: deleteuserrooms {rids, uid} -> {}: the user leaves every room
+ * named, with a kickoutroom push for each it was in. */
+static void method_deleteuserrooms(rtmd_request *req)
+{
+    int64_t uid, *rids;
+    uint32_t n;
+    if (!req_arg_int64(req, "uid", &uid) || !req_arg_ids(req, "rids", ROOM_BULK_MAX, false, &rids, &n))
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        kick_from_room(req->srv, req->project->pid, uid, rids[i]);
+    free(rids);
     request_answer_empty(req);
 }
 
@@ -341,6 +437,10 @@ static const rtmd_method rooms_methods[] = {
     {"getroomcount", GATES_CLIENT | GATES_SERVER, method_getroomcount, 0},
     {"addroommember", GATES_SERVER, method_addroommember, 0},
     {"delroommember", GATES_SERVER, method_delroommember, 0},
+    {"addroommembers", GATES_SERVER, method_addroommembers, 0},
+    {"delroommembers", GATES_SERVER, method_delroommembers, 0},
+    {"adduserrooms", GATES_SERVER, method_adduserrooms, 0},
+    {"deleteuserrooms", GATES_SERVER, method_deleteuserrooms, 0},
 };
 
 static void rooms_free(rtmd_server *srv)

@@ -121,6 +121,16 @@
  *                 (xid = the peer uid), 1 = group (xid = gid); mtypes the
  *                 muted message types as sorted distinct bytes, empty for
  *                 every type.
+ *
+ * Migration 13: admin clean-up and project bans (history/cleanup.c, bans.c).
+ *   bans     rebuilt to allow kind 4 = project ban (target = 0: the user
+ *            may not send messages; kind 3, the blacklist, keeps it from
+ *            logging in).
+ *   storage_usage_update  editmsg replaces msg and attrs of a stored row:
+ *            a row at or below the storage_usage_upto mark changes the
+ *            project's bytes by the difference (rows above it are counted
+ *            by quota.c's catch-up as they are). Only edits update msg or
+ *            attrs, so the trigger costs nothing on the send path.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -322,6 +332,23 @@ static const char *const migrations[] = {
     "  mtypes BLOB NOT NULL,"
     "  PRIMARY KEY (pid, uid, kind, xid)"
     ") WITHOUT ROWID;",
+    /* 13 */
+    "CREATE TABLE bans_new ("
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 4),"
+    "  target INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  until INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, kind, target, uid)"
+    ");"
+    "INSERT INTO bans_new(pid, kind, target, uid, until) SELECT pid, kind, target, uid, until FROM bans;"
+    "DROP TABLE bans;"
+    "ALTER TABLE bans_new RENAME TO bans;"
+    "CREATE TRIGGER storage_usage_update AFTER UPDATE OF msg, attrs ON messages"
+    "  WHEN old.id <= (SELECT value FROM counters WHERE name = 'storage_usage_upto') BEGIN"
+    "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
+    "    + length(CAST(new.msg AS BLOB)) + length(CAST(new.attrs AS BLOB)) WHERE pid = old.pid;"
+    "END;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
