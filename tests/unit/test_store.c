@@ -19,7 +19,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 12
+#define SCHEMA_VERSION 13
 
 typedef struct fixture {
     char dir[64];
@@ -283,6 +283,7 @@ static void test_migrations_after_5_on_version_5(void **state)
                                   "DROP TABLE p2p_peers;"
                                   "DROP TABLE counters;"
                                   "DROP TRIGGER storage_usage_delete;"
+                                  "DROP TRIGGER storage_usage_update;"
                                   "DROP TABLE storage_usage;"
                                   "DROP TABLE signed_salts;"
                                   "DROP TABLE friends;"
@@ -334,6 +335,20 @@ static void test_migrations_after_5_on_version_5(void **state)
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4);
     assert_int_equal(sqlite3_exec(db, "DELETE FROM messages WHERE id IN (1, 5)", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 3);
+    /* Migration 13: an edit (editmsg) of a counted row changes the count by
+     * the difference; a row above the mark is left to quota.c; bans take
+     * kind 4 (project ban). */
+    assert_int_equal(sqlite3_exec(db, "UPDATE messages SET msg = 'abcd', attrs = 'xy' WHERE id = 2", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 8);
+    assert_int_equal(sqlite3_exec(db, "UPDATE messages SET msg = '' WHERE id = 6", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 8);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 4, 0, 10, 0)", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 5, 0, 10, 0)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
     sqlite3_close(db);
 }
 
