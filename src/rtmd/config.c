@@ -194,6 +194,8 @@ static const setting project_settings[] = {
     {"multi_login", K_U32, PRJ(multi_login), 0, 1, S_ANY},
     {"legacy_sign", K_U32, PRJ(legacy_sign), 0, 1, S_ANY},
     {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
+    {"max_groups", K_U32, PRJ(max_groups), 1, 10000000, S_ANY},
+    {"max_group_members", K_U32, PRJ(max_group_members), 1, 1000000, S_ANY},
     {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
     {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY},
     {"max_session_attrs", K_U32, PRJ(max_session_attrs), 1, 1024, S_ANY},
@@ -286,6 +288,8 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->token_ttl_seconds = 86400;
     p->multi_login = 1;
     p->max_rooms_per_user = 10;
+    p->max_groups = 10000;
+    p->max_group_members = 10000;
     p->max_msg_bytes = 20480;
     p->max_attrs_bytes = 2048;
     p->max_session_attrs = 32;

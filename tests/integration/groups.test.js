@@ -3,8 +3,9 @@
 // delgroupmembers, delgroup, getgroupmembers, isgroupmember, getusergroups,
 // getgroupcount) and the client gate (TCP and WebSocket, with the caller's
 // rights: only members may add, remove or list), the limits (100 uids per
-// call, empty lists, 10000 members), project isolation and persistence
-// across a restart.
+// call, empty lists, 10000 members by default, max_groups and
+// max_group_members per project), project isolation and persistence across
+// a restart.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -13,19 +14,20 @@ const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecke
 const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 describe('groups', () => {
-  let srv, app, app2, p1, p2, conf;
+  let srv, app, app2, app3, p1, p2, p3, conf;
   const logs = () => [srv];
   const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(logs, fn));
   const I = fpnn.int64;
 
   before(async () => {
-    ({ srv, conf, projects: [p1, p2], apps: [app, app2] } = await startWithProjects([
+    ({ srv, conf, projects: [p1, p2, p3], apps: [app, app2, app3] } = await startWithProjects([
       { pid: 81001, secret: 'groups-secret-one' },
       { pid: 81002, secret: 'groups-secret-two' },
+      { pid: 81003, secret: 'groups-secret-three', max_groups: 3, max_group_members: 5 },
     ]));
   });
 
-  after(() => stopChecked(srv, [app, app2]));
+  after(() => stopChecked(srv, [app, app2, app3]));
 
   it('server gate: add, list, check, count, remove members; delete a group', async () => {
     await app.call('addgroupmembers', { gid: I(100), uids: int64s([11, 12, 13]) });
@@ -100,6 +102,42 @@ describe('groups', () => {
     await app.call('delgroup', { gid });
   });
 
+  it('max_group_members and max_groups per project (200042), adds in flight counted', async () => {
+    const add = (gid, uids, a = app3) => a.call('addgroupmembers', { gid: I(gid), uids: int64s(uids) });
+    const count = async (gid) => fpnn.toNumber((await app3.call('getgroupcount', { gid: I(gid) })).cn);
+    // Members: 5 at most; a call that would pass it adds none of its uids.
+    await add(1, [1, 2, 3]);
+    let e = await expectCode(add(1, [4, 5, 6]), 200042);
+    assert.match(e.message, /max group members/);
+    assert.equal(await count(1), 3);
+    await add(1, [3, 4, 5]);
+    assert.equal(await count(1), 5);
+    await expectCode(add(1, [6]), 200042);
+    // The same numbers in another project are under the defaults.
+    await add(1, [101, 102, 103, 104, 105, 106, 107], app2);
+    // Groups: 3 at most; a full project still takes members into its groups.
+    await add(2, [1]);
+    await add(3, [1]);
+    e = await expectCode(add(4, [1]), 200042);
+    assert.match(e.message, /max groups/);
+    assert.deepEqual(ids((await app3.call('getusergroups', { uid: I(1) })).gids), [1, 2, 3]);
+    await add(2, [2]);
+    // A group emptied by delgroupmembers or delgroup frees its place.
+    await app3.call('delgroupmembers', { gid: I(3), uids: int64s([1]) });
+    await add(4, [1]);
+    await app3.call('delgroup', { gid: I(4) });
+    // Two new groups racing for the last place: one of them gets it.
+    const racing = await Promise.allSettled([add(5, [1]), add(6, [1])]);
+    assert.deepEqual(racing.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    assert.equal(racing.find((r) => r.status === 'rejected').reason.code, 200042);
+    // Clients are bounded the same way.
+    const u = await login(srv, app3, 2);
+    await expectCode(u.call('addgroupmembers', { gid: I(2), uids: int64s([7, 8, 9, 10]) }), 200042);
+    await u.call('addgroupmembers', { gid: I(2), uids: int64s([7, 8, 9]) });
+    assert.equal(await count(2), 5);
+    await u.close();
+  });
+
   for (const transport of ['tcp', 'ws']) {
     it(`client gate over ${transport}: members use their groups with their own rights`, async () => {
       const base = transport === 'tcp' ? 5000 : 6000;
@@ -164,10 +202,15 @@ describe('groups', () => {
     await app2.call('addgroupmembers', { gid: I(800), uids: int64s([9]) });
     await app.close();
     await app2.close();
+    await app3.close();
     assert.equal(await srv.stop('SIGTERM'), 0);
     srv = await startRtmd({ dataDir: srv.dataDir, config: conf });
     app = await appServer(srv, { project: p1 });
     app2 = await appServer(srv, { project: p2 });
+    app3 = await appServer(srv, { project: p3 });
+    // The groups loaded count against max_groups (3 in p3: 1, 2 and 5 or 6).
+    await expectCode(app3.call('addgroupmembers', { gid: I(7), uids: int64s([1]) }), 200042);
+    await app3.call('addgroupmembers', { gid: I(1), uids: int64s([1]) });
     assert.deepEqual(ids((await app.call('getgroupmembers', { gid: I(800) })).uids), [1, 3]);
     assert.deepEqual(ids((await app.call('getusergroups', { uid: I(3) })).gids), [800, 801]);
     assert.deepEqual(ids((await app2.call('getgroupmembers', { gid: I(800) })).uids), [9]);

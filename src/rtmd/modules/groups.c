@@ -8,6 +8,12 @@
  * equals the committed table. To keep the member limit exact while adds are
  * in flight, each group counts the uids reserved by uncommitted adds.
  *
+ * Limits, per project (config.c): max_group_members members in one group,
+ * and max_groups groups in the project, counted as the groups held in
+ * memory (those with members or with an add in flight), so that a group
+ * made by an add not yet committed counts too. Either is refused with
+ * 200042. Groups loaded at start count even past a lowered limit.
+ *
  * Rights: the app server may do anything. A client may add or remove
  * members only in a group it belongs to (200041 otherwise), so a client
  * cannot create a group: groups mirror the application's own groups and are
@@ -25,6 +31,7 @@
 #include "module.h"
 #include "users.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +44,7 @@ typedef struct group {
 struct groups_state {
     pairmap groups; /* (pid, gid) -> group */
     pairmap users;  /* (pid, uid) -> idset of gids */
+    pairmap counts; /* (pid, 0) -> number of the project's groups, as a pointer-sized integer */
 };
 
 static struct groups_state *state(rtmd_server *srv)
@@ -46,12 +54,34 @@ static struct groups_state *state(rtmd_server *srv)
 
 /* ---- memory ---- */
 
+static size_t project_groups(struct groups_state *st, int64_t pid)
+{
+    return (size_t)(uintptr_t)pairmap_get(&st->counts, (uint64_t)pid, 0);
+}
+
+/* Adds delta (+1 or -1) to the project's count of groups; the entry goes
+ * when it reaches 0. Returns 0, or -1 when memory ran out. */
+static int project_groups_add(struct groups_state *st, int64_t pid, int delta)
+{
+    size_t n = project_groups(st, pid) + (size_t)(ptrdiff_t)delta;
+    if (n == 0) {
+        pairmap_del(&st->counts, (uint64_t)pid, 0);
+        return 0;
+    }
+    return pairmap_put(&st->counts, (uint64_t)pid, 0, (void *)(uintptr_t)n);
+}
+
 static group *group_get(struct groups_state *st, int64_t pid, int64_t gid, bool create)
 {
     group *g = pairmap_get(&st->groups, (uint64_t)pid, (uint64_t)gid);
     if (!g && create) {
         g = calloc(1, sizeof *g);
+        if (g && project_groups_add(st, pid, 1) != 0) {
+            free(g);
+            return NULL;
+        }
         if (g && pairmap_put(&st->groups, (uint64_t)pid, (uint64_t)gid, g) != 0) {
+            project_groups_add(st, pid, -1);
             free(g);
             g = NULL;
         }
@@ -63,6 +93,7 @@ static void group_maybe_drop(struct groups_state *st, int64_t pid, int64_t gid, 
 {
     if (g && g->members.n == 0 && g->reserved == 0) {
         pairmap_del(&st->groups, (uint64_t)pid, (uint64_t)gid);
+        project_groups_add(st, pid, -1);
         idset_free(&g->members);
         free(g);
     }
@@ -334,10 +365,16 @@ static void method_addgroupmembers(rtmd_request *req)
     for (uint32_t i = 0; i < n; i++)
         if (!g || !idset_has(&g->members, uids[i]))
             fresh++;
+    const rtmd_project_config *lim = &req->project->limits;
     uint64_t total = (uint64_t)(g ? g->members.n + g->reserved : 0) + fresh;
-    if (total > RTMD_GROUP_MAX_MEMBERS) {
+    const char *over = NULL;
+    if (total > lim->max_group_members)
+        over = "exceed max group members";
+    else if (!g && project_groups(st, pid) >= lim->max_groups)
+        over = "exceed max groups of the project";
+    if (over) {
         free(uids);
-        request_error(req, RTM_EC_MAX_GROUP_MEMBER_COUNT, "exceed max group members");
+        request_error(req, RTM_EC_MAX_GROUP_MEMBER_COUNT, over);
         return;
     }
     group_write *w = new_write(GW_ADD, pid, gid, uids, n);
@@ -569,6 +606,7 @@ static void groups_free(rtmd_server *srv)
     }
     pairmap_free(&st->groups);
     pairmap_free(&st->users);
+    pairmap_free(&st->counts);
     free(st);
     srv->svc->groups = NULL;
 }

@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Most members one group may hold, and most uids one add/del call names. */
-#define RTMD_GROUP_MAX_MEMBERS 10000
+/* Most uids one add/del call names. The members of one group and the
+ * groups of a project are bounded per project (max_group_members,
+ * max_groups). */
 #define RTMD_GROUP_MAX_UIDS_PER_CALL 100
 
 bool groups_is_member(rtmd_server *srv, int64_t pid, int64_t gid, int64_t uid);
