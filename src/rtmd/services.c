@@ -10,7 +10,7 @@
 /* Every service module, in start order. */
 extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module,
     groups_module, friends_module, rooms_module, listen_module, quota_module, messages_module, history_module,
-    info_module, compat_module, unavailable_module, userdata_module, devices_module,
+    info_module, compat_module, unavailable_module, unsupported_module, userdata_module, devices_module,
     history_admin_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
@@ -31,6 +31,7 @@ static const rtmd_module *const modules[] = {
     &devices_module,  /* push device tokens and options */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &unavailable_module, /* files, translation, moderation: 200060 until their issue */
+    &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */
     &users_module, /* last: freed first, before the state its users point into */
 };
 #define NMODULES (sizeof modules / sizeof modules[0])
