@@ -2,7 +2,9 @@
 // Identity: signed app-server requests (the current form; ts outside the
 // window and replayed salts refused; tests/raw/sign-* cover the rest),
 // tokens (gettoken, removetoken, expiry), client login (auth) with its error
-// codes, multi-login policy, kickout, presence, session attributes.
+// codes, uids of the string-id range (2^62 and above) refused to number-id
+// clients (200001), multi-login policy, kickout, presence, session
+// attributes.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -78,6 +80,30 @@ describe('identity and sessions', () => {
     assert.equal(good.ok, true);
     await expectCode(c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(1001), token, version: 't' }), 200023);
     await c.close();
+  });
+
+  it('uids of the string-id range (2^62 and above): no token (200001), no login (200001)', async () => {
+    const base = 2n ** 62n;
+    for (const uid of [base, base + 1n, 2n ** 63n - 1n]) {
+      const e = await expectCode(app.call('gettoken', { uid: fpnn.int64(uid.toString()) }), 200001);
+      assert.match(e.ex, /string-id/);
+      const c = await client();
+      // refused before the token is looked at: not ok:false but 200001
+      await expectCode(c.quest('auth', { pid: fpnn.int64(app.project.pid), uid: fpnn.int64(uid.toString()), token: 'x', version: 't' }), 200001);
+      await c.quest('ping', {});
+      await c.close();
+    }
+    // The largest number-id uid is fine on both.
+    const top = (base - 1n).toString();
+    const u = await login(srv, app, top);
+    assert.equal((await app.call('getonlineusers', { uids: [fpnn.int64(top)] })).uids.length, 1);
+    await u.close();
+    // JSON, signed as a JSON app server does, the uid written exactly.
+    const salt = 1234567 + Math.floor(Math.random() * 1e6);
+    const ts = Math.floor(Date.now() / 1000);
+    const { sign: sig } = sign(app.project, 'gettoken', {}, { salt, ts });
+    const text = `{"pid":${app.project.pid},"salt":${salt},"ts":${ts},"sign":"${sig}","uid":${base}}`;
+    await expectCode(app.client.quest('gettoken', Buffer.from(text), { json: true }), 200001);
   });
 
   it('methods before auth get 200022; an unknown pid gets 200001', async () => {
@@ -208,17 +234,26 @@ describe('identity and sessions', () => {
     await removeTempDir(dir);
   });
 
-  it('tokens survive a restart', async () => {
+  it('tokens survive a restart; a stored token of a string-id uid logs nobody in', async () => {
     const token = await app.token(7001);
     await app.close();
     const code = await srv.stop('SIGTERM');
     assert.equal(code, 0);
+    // As an older rtmd could have minted it.
+    const old = (2n ** 62n).toString();
+    const pid = srv.projects[0].pid;
+    const r = await run('sqlite3', [path.join(srv.dataDir, 'rtmd.sqlite3'),
+      `INSERT INTO tokens(pid, uid, token, expires_at) VALUES (${pid}, ${old}, 'old-string-uid-token', ${Math.floor(Date.now() / 1000) + 3600})`]);
+    assert.equal(r.code, 0, r.stderr);
     const again = await startRtmd({ dataDir: srv.dataDir });
     try {
       const c = await client(again);
       const ok = await c.quest('auth', { pid: fpnn.int64(again.projects[0].pid), uid: fpnn.int64(7001), token, version: 't' });
       assert.equal(ok.ok, true);
       await c.close();
+      const d = await client(again);
+      await expectCode(d.quest('auth', { pid: fpnn.int64(pid), uid: fpnn.int64(old), token: 'old-string-uid-token', version: 't' }), 200001);
+      await d.close();
     } finally {
       assert.equal(await again.stop('SIGTERM'), 0);
       await again.cleanup();

@@ -1,8 +1,17 @@
 /* Identity: login tokens (minted by gettoken, revoked by removetoken, kept
  * in the store and in memory, swept once expired), the client `auth` quest
  * with the multi-login policy, kicking users out, presence queries, and
- * session attributes. App-server signatures are sign.c's. */
+ * session attributes. App-server signatures are sign.c's.
+ *
+ * Uids of the string-id range (identity.h, 2^62 and above) belong to users
+ * named by strings; a number-id client may not be one of them. The check
+ * sits where an identity is granted, here: gettoken mints no token for such
+ * a uid and auth refuses one (200001, with a token minted anywhere else). The
+ * other server methods that name users act on users that exist (send as, add
+ * to a group, kick out) and accept them, so that the app server can manage
+ * string-id users it learnt from pushes and events. */
 #include "bans.h"
+#include "identity.h"
 #include "clock.h"
 #include "hash.h"
 #include "log.h"
@@ -195,11 +204,20 @@ static void submit_token_write(rtmd_request *req, token_write *w)
     }
 }
 
+/* Answers 200001 and returns false when uid is in the string-id range. */
+static bool number_uid(rtmd_request *req, int64_t uid)
+{
+    if (!identity_is_string_uid(uid))
+        return true;
+    request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid uid: 2^62 and above are string-id uids");
+    return false;
+}
+
 /* server: gettoken {uid} -> {token} */
 static void method_gettoken(rtmd_request *req)
 {
     int64_t uid;
-    if (!req_arg_int64(req, "uid", &uid))
+    if (!req_arg_int64(req, "uid", &uid) || !number_uid(req, uid))
         return;
     token_write *w = calloc(1, sizeof *w);
     uint8_t r[TOKEN_HEX / 2];
@@ -318,6 +336,8 @@ static void method_auth(rtmd_request *req)
         request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid pid or uid");
         return;
     }
+    if (!number_uid(req, uid))
+        return;
     if (bans_blacklisted(srv, pid, uid)) {
         request_error(req, RTM_EC_AUTH_DENIED, "auth denied");
         return;
