@@ -2,14 +2,15 @@
 // Bans and the project blacklist on the server gate: addgroupban /
 // removegroupban / isbanofgroup, addroomban / removeroomban / isbanofroom,
 // addprojectblack / removeprojectblack / isprojectblack; btime in seconds
-// (<= 0 for ever), expiry, the blacklist refusing logins (200024) and
+// (<= 0 for ever), expiry, bans of every group or every room (no gid or
+// rid, as the SDKs send them), the blacklist refusing logins (200024) and
 // kicking the user out when added, persistence across a restart, and
 // project isolation.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
+const { appServer, login, expectCode, md5Upper, startWithProjects, stopChecked } = require('./lib/rtm');
 const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 describe('bans and blacklist', () => {
@@ -53,7 +54,6 @@ describe('bans and blacklist', () => {
     assert.equal(await isGroupBan(10, 1), false);
     await app.call('removegroupban', { gid: I(10), uid: I(1) }); // absent: fine
     await expectCode(app.call('addgroupban', { gid: I(10), uid: I(1) }), 10009);
-    await expectCode(app.call('addgroupban', { uid: I(1), btime: 10 }), 10009);
     await expectCode(app.call('isbanofgroup', { gid: I(10) }), 10009);
   });
 
@@ -66,7 +66,7 @@ describe('bans and blacklist', () => {
     await app.call('removeroomban', { rid: I(20), uid: I(1) });
     assert.equal(await isRoomBan(20, 1), false);
     assert.equal(await isRoomBan(21, 1), true);
-    await expectCode(app.call('removeroomban', { uid: I(1) }), 10009);
+    await expectCode(app.call('removeroomban', { rid: I(21) }), 10009);
   });
 
   it('bans with btime 1 expire after a second; a new add replaces the old duration', async () => {
@@ -136,6 +136,76 @@ describe('bans and blacklist', () => {
     await u.close();
   });
 
+  it('bans of every group and every room: no gid or rid (as the SDKs send), nil, or <= 0', async () => {
+    const allGroups = async (uid, extra = {}) => (await app.call('isbanofgroup', { uid: I(uid), ...extra })).ok;
+    const allRooms = async (uid, extra = {}) => (await app.call('isbanofroom', { uid: I(uid), ...extra })).ok;
+    // Node addGroupBan(undefined, uid, btime) and Go AddGroupBan(0, ...) send no gid.
+    await app.call('addgroupban', { uid: I(11), btime: 0 });
+    assert.equal(await allGroups(11), true);
+    assert.equal(await allGroups(11, { gid: null }), true);
+    assert.equal(await allGroups(11, { gid: I(0) }), true, 'Go IsBanOfGroup(0, uid) sends gid 0');
+    assert.equal(await isGroupBan(5, 11), true, 'banned in every group');
+    assert.equal(await isGroupBan(5, 12), false);
+    assert.equal(await allRooms(11), false, 'not in rooms');
+    assert.equal(await isRoomBan(5, 11), false);
+    // One group's ban and the ban of all are separate entries.
+    await app.call('addgroupban', { gid: I(5), uid: I(11), btime: 0 });
+    await app.call('removegroupban', { gid: I(5), uid: I(11) });
+    assert.equal(await isGroupBan(5, 11), true, 'the ban of all groups stays');
+    await app.call('addgroupban', { gid: I(5), uid: I(11), btime: 0 });
+    await app.call('removegroupban', { uid: I(11) });
+    assert.equal(await allGroups(11), false);
+    assert.equal(await isGroupBan(5, 11), true, 'the ban of group 5 stays');
+    assert.equal(await isGroupBan(6, 11), false);
+    await app.call('removegroupban', { gid: I(5), uid: I(11) });
+    // A gid <= 0 names every group too (the Go SDK's documented meaning).
+    await app.call('addgroupban', { gid: I(-3), uid: I(13), btime: 0 });
+    assert.equal(await isGroupBan(77, 13), true);
+    await app.call('removegroupban', { gid: null, uid: I(13) });
+    assert.equal(await isGroupBan(77, 13), false);
+    // Rooms, the same; timed.
+    await app.call('addroomban', { uid: I(11), btime: 1 });
+    assert.equal(await allRooms(11), true);
+    assert.equal(await isRoomBan(8, 11), true);
+    assert.equal(await allGroups(11), false);
+    await sleep(2100);
+    assert.equal(await isRoomBan(8, 11), false, 'expired');
+    await app.call('addroomban', { rid: null, uid: I(11), btime: 0 });
+    assert.equal(await isRoomBan(8, 11), true);
+    await app.call('removeroomban', { uid: I(11) });
+    assert.equal(await allRooms(11), false);
+    // JSON, signed as a JSON app server does: no rid.
+    const salt = 7000000 + Math.floor(Math.random() * 1e6);
+    const ts = Math.floor(Date.now() / 1000);
+    const sign = md5Upper(`${app.project.pid}:${app.project.secret}:${salt}:addroomban:${ts}`);
+    await app.client.quest('addroomban', { uid: 14, btime: 0, pid: Number(app.project.pid), salt, ts, sign }, { json: true });
+    assert.equal(await isRoomBan(123, 14), true);
+    // Wrong types are still refused.
+    await expectCode(app.call('addgroupban', { gid: 'all', uid: I(11), btime: 0 }), 10010);
+    await expectCode(app.call('isbanofroom', { rid: true, uid: I(11) }), 10010);
+    await expectCode(app.call('removeroomban', {}), 10009);
+  });
+
+  it('a ban of every group or room forbids sending to each (200044, 200045), on both gates', async () => {
+    const u = await login(srv, app, 9101);
+    await app.call('addgroupmembers', { gid: I(91), uids: [I(9101), I(9102)] });
+    await u.call('enterroom', { rid: I(91) });
+    const send = (method, key, mid) => u.call(method, { [key]: I(91), mid: I(mid), mtype: 8, msg: 'hi', attrs: '' });
+    const appSend = (method, key, mid) => app.call(method, { from: I(9101), [key]: I(91), mid: I(mid), mtype: 8, msg: 'hi', attrs: '' });
+    await app.call('addgroupban', { uid: I(9101), btime: 0 });
+    await app.call('addroomban', { uid: I(9101), btime: 0 });
+    await expectCode(send('sendgroupmsg', 'gid', 1), 200044);
+    await expectCode(send('sendroommsg', 'rid', 2), 200045);
+    await expectCode(appSend('sendgroupmsg', 'gid', 3), 200044);
+    await expectCode(appSend('sendroommsg', 'rid', 4), 200045);
+    await app.call('sendgroupmsg', { from: I(9102), gid: I(91), mid: I(5), mtype: 8, msg: 'hi', attrs: '' });
+    await app.call('removegroupban', { uid: I(9101) });
+    await app.call('removeroomban', { uid: I(9101) });
+    await send('sendgroupmsg', 'gid', 6);
+    await send('sendroommsg', 'rid', 7);
+    await u.close();
+  });
+
   it('ban methods are not on the client gate', async () => {
     const u = await login(srv, app, 6001);
     await expectCode(u.call('addgroupban', { gid: I(1), uid: I(6002), btime: 0 }), 20004);
@@ -160,6 +230,8 @@ describe('bans and blacklist', () => {
     await app.call('addgroupban', { gid: I(80), uid: I(8001), btime: 3600 });
     await app.call('addroomban', { rid: I(80), uid: I(8001), btime: 0 });
     await app.call('addroomban', { rid: I(81), uid: I(8001), btime: 1 });
+    await app.call('addgroupban', { uid: I(8003), btime: 0 });
+    await app.call('addroomban', { uid: I(8003), btime: 3600 });
     await app2.call('addgroupban', { gid: I(80), uid: I(8002), btime: 0 });
     await app.close();
     await app2.close();
@@ -173,6 +245,9 @@ describe('bans and blacklist', () => {
     assert.equal(await isRoomBan(80, 8001), true);
     assert.equal(await isRoomBan(81, 8001), false);
     assert.equal(await isGroupBan(80, 8002, app2), true);
+    assert.equal(await isGroupBan(4242, 8003), true, 'the ban of every group is back');
+    assert.equal(await isRoomBan(4242, 8003), true, 'the ban of every room is back');
+    assert.equal(await isGroupBan(4242, 8003, app2), false);
     assert.equal(await isGroupBan(80, 8002), false);
     assert.equal(await isBlack(7001), true);
     await expectCode(rawAuth(8001, 'ws'), 200024);

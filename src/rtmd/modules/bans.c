@@ -3,7 +3,16 @@
  * until}; and the ban methods of the server gate.
  *
  * kind 1 = group ban (target gid), 2 = room ban (target rid), 3 = project
- * blacklist (target 0), 4 = project ban (target 0: may not send anything). btime is in seconds; btime <= 0 bans for ever
+ * blacklist (target 0), 4 = project ban (target 0: may not send anything).
+ * A group or room ban with target 0 (BAN_ALL) bans
+ * the user in every group or every room: the server SDKs send addgroupban,
+ * removegroupban, addroomban and removeroomban without gid or rid for that
+ * (the Go SDK for an id <= 0, which its documentation calls all groups or
+ * all rooms), so an absent or nil gid or rid, or one <= 0, names it; no
+ * group or room has such an id for the ban methods. isbanofgroup and
+ * isbanofroom with an id answer whether either ban holds there; without
+ * one, whether the ban of all holds. Removing one group's ban leaves a ban
+ * of all in force, and the other way round. btime is in seconds; btime <= 0 bans for ever
  * (until 0). A timed ban is stored with until rounded up to the next whole
  * second, so it lasts at least btime seconds, and stops counting once that
  * second has passed: lookups check expiry and drop expired entries on the
@@ -32,6 +41,8 @@
 #include <string.h>
 
 enum { BAN_GROUP = 1, BAN_ROOM = 2, BAN_PROJECT = 3, BAN_PROJECT_MUTE = 4 };
+/* The target of a group or room ban of every group or room. */
+#define BAN_ALL 0
 
 typedef struct ban {
     int64_t target;
@@ -67,7 +78,8 @@ static void user_bans_drop_if_empty(struct bans_state *st, int64_t pid, int64_t 
     }
 }
 
-/* Whether (kind, target) bans the user now; drops expired entries. */
+/* Whether (kind, target) bans the user now, or for a group or room a ban of
+ * them all; drops expired entries. */
 static bool banned(rtmd_server *srv, int64_t pid, int64_t uid, int kind, int64_t target)
 {
     struct bans_state *st = state(srv);
@@ -80,7 +92,7 @@ static bool banned(rtmd_server *srv, int64_t pid, int64_t uid, int kind, int64_t
     for (uint32_t i = 0; i < u->n; i++) {
         if (expired(&u->v[i], now))
             continue;
-        if (u->v[i].kind == kind && u->v[i].target == target)
+        if (u->v[i].kind == kind && (u->v[i].target == target || (kind != BAN_PROJECT && u->v[i].target == BAN_ALL)))
             hit = true;
         u->v[m++] = u->v[i];
     }
@@ -212,11 +224,32 @@ static const char *target_key(int kind)
     return kind == BAN_GROUP ? "gid" : kind == BAN_ROOM ? "rid" : NULL;
 }
 
+/* The target of a request: its gid or rid, BAN_ALL when that is absent,
+ * nil or <= 0, or 0 for the blacklist. Answers 10010 and returns false when
+ * the id is not an integer. */
+static bool target_arg(rtmd_request *req, int kind, int64_t *target)
+{
+    const char *tk = target_key(kind);
+    *target = BAN_ALL;
+    if (!tk)
+        return true;
+    const msgpack_object *o = mp_map_get(req->args, tk);
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (!mp_obj_int64(o, target)) {
+        req_arg_error(req, tk);
+        return false;
+    }
+    if (*target <= 0)
+        *target = BAN_ALL;
+    return true;
+}
+
 static void ban_request(rtmd_request *req, int kind, bool add)
 {
-    int64_t target = 0, uid, btime = 0;
-    const char *tk = target_key(kind);
-    if ((tk && !req_arg_int64(req, tk, &target)) || !req_arg_int64(req, "uid", &uid) || (add && !req_arg_int64(req, "btime", &btime)))
+    int64_t target, uid, btime = 0;
+    if (!target_arg(req, kind, &target) || !req_arg_int64(req, "uid", &uid) ||
+        (add && !req_arg_int64(req, "btime", &btime)))
         return;
     ban_write *w = calloc(1, sizeof *w);
     if (!w) {
@@ -243,24 +276,23 @@ static void ban_request(rtmd_request *req, int kind, bool add)
 
 static void ban_query(rtmd_request *req, int kind)
 {
-    int64_t target = 0, uid;
-    const char *tk = target_key(kind);
-    if ((tk && !req_arg_int64(req, tk, &target)) || !req_arg_int64(req, "uid", &uid))
+    int64_t target, uid;
+    if (!target_arg(req, kind, &target) || !req_arg_int64(req, "uid", &uid))
         return;
     request_answer_bool(req, "ok", banned(req->srv, req->project->pid, uid, kind, target));
 }
 
-/* server: addgroupban {gid, uid, btime} -> {} */
+/* server: addgroupban {gid?, uid, btime} -> {}; no gid: every group */
 static void method_addgroupban(rtmd_request *req) { ban_request(req, BAN_GROUP, true); }
-/* server: removegroupban {gid, uid} -> {} */
+/* server: removegroupban {gid?, uid} -> {} */
 static void method_removegroupban(rtmd_request *req) { ban_request(req, BAN_GROUP, false); }
-/* server: isbanofgroup {gid, uid} -> {ok} */
+/* server: isbanofgroup {gid?, uid} -> {ok} */
 static void method_isbanofgroup(rtmd_request *req) { ban_query(req, BAN_GROUP); }
-/* server: addroomban {rid, uid, btime} -> {} */
+/* server: addroomban {rid?, uid, btime} -> {}; no rid: every room */
 static void method_addroomban(rtmd_request *req) { ban_request(req, BAN_ROOM, true); }
-/* server: removeroomban {rid, uid} -> {} */
+/* server: removeroomban {rid?, uid} -> {} */
 static void method_removeroomban(rtmd_request *req) { ban_request(req, BAN_ROOM, false); }
-/* server: isbanofroom {rid, uid} -> {ok} */
+/* server: isbanofroom {rid?, uid} -> {ok} */
 static void method_isbanofroom(rtmd_request *req) { ban_query(req, BAN_ROOM); }
 /* server: addprojectblack {uid, btime} -> {}; kicks the user out */
 static void method_addprojectblack(rtmd_request *req) { ban_request(req, BAN_PROJECT, true); }

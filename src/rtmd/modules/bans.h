@@ -1,7 +1,8 @@
 /* Bans and the project blacklist: group bans and room bans (a banned user
- * may not send to that group or room), project bans (may not send at all),
- * and the project blacklist (a blacklisted user may not log in, and is
- * kicked out when added). Each has a duration or lasts for ever, and is
+ * may not send to that group or room; a ban may name every group or every
+ * room, which the two queries below count), project bans (may not send at
+ * all), and the project blacklist (a blacklisted user may not log in, and
+ * is kicked out when added). Each has a duration or lasts for ever, and is
  * persisted. */
 #ifndef RTMD_BANS_H
 #define RTMD_BANS_H

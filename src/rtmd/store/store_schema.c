@@ -30,7 +30,8 @@
  *   group_members persistent group membership.
  *   bans         kind 1 = group ban (target = gid), 2 = room ban (target =
  *                rid), 3 = project blacklist (target = 0); until is unix
- *                seconds, 0 for ever.
+ *                seconds, 0 for ever. A group or room ban with target 0
+ *                bans the user in every group or room (bans.c).
  *
  * Migration 4: history reads, unread state and retention (history.c,
  * conversations.c, retention.c).
