@@ -257,6 +257,27 @@ describe('listen', () => {
     await l.close();
   });
 
+  it('the documented events are login and logout: logout also when the server ends the sessions', async () => {
+    // The server SDKs document these two (Node RTMConfig.SERVER_EVENT, the
+    // Java and Python listen docs); other names are accepted, never sent.
+    const l = await listener(srv, P1);
+    await l.call('addlisten', { events: ['login', 'logout', 'enterroom', 'kickout'] });
+    const kicked = freshUid();
+    const black = freshUid();
+    const k = await login(srv, app, kicked, { project: P1 });
+    const b = await login(srv, app, black, { project: P1, transport: 'ws' });
+    await app.call('kickout', { uid: fpnn.int64(kicked) });
+    await l.wait((q) => q.method === 'pushevent' && q.payload.event === 'logout' && big(q.payload.uid) === BigInt(kicked));
+    await app.call('addprojectblack', { uid: fpnn.int64(black), btime: 0 });
+    await l.wait((q) => q.method === 'pushevent' && q.payload.event === 'logout' && big(q.payload.uid) === BigInt(black));
+    await app.call('removeprojectblack', { uid: fpnn.int64(black) });
+    await sleep(150);
+    const events = l.got('pushevent').map((q) => `${q.payload.event}:${q.payload.uid}`);
+    assert.deepEqual(events, [`login:${kicked}`, `login:${black}`, `logout:${kicked}`, `logout:${black}`]);
+    await Promise.allSettled([k.close(), b.close()]);
+    await l.close();
+  });
+
   it('listeners are per project and per connection; a closed listener is forgotten', async () => {
     const l2 = await listener(srv, P2);
     await l2.call('setlisten', { all: true });
