@@ -133,6 +133,8 @@ enum kind {
     K_PID,    /* int64_t, 1..2147483647: the Go server SDK sends the pid as
                * an int32 (and the RTM docs call it a 32-bit integer) */
     K_SECRET, /* char array, 8..127 printable ASCII without spaces */
+    K_APP_ID, /* char array, exactly RTMD_APP_ID_LEN characters of [0-9a-zA-Z] */
+    K_APP_KEY, /* char array, 1..size-1 printable ASCII without spaces, never echoed */
 };
 
 enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH };
@@ -222,6 +224,8 @@ static const setting project_settings[] = {
     {"max_data_keys_per_user", K_U32, PRJ(max_data_keys_per_user), 1, 1000000, S_ANY},
     {"max_devices_per_user", K_U32, PRJ(max_devices_per_user), 1, 1000, S_ANY},
     {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY},
+    {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY},
+    {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -467,6 +471,35 @@ static int apply(const setting *st, void *base, const char *value, char *msg)
         memcpy(field, value, len + 1);
         return 0;
     }
+    case K_APP_ID: {
+        size_t len = strlen(value);
+        int ok = len == RTMD_APP_ID_LEN;
+        for (size_t i = 0; ok && i < len; i++)
+            if (!((value[i] >= '0' && value[i] <= '9') || (value[i] >= 'a' && value[i] <= 'z') ||
+                  (value[i] >= 'A' && value[i] <= 'Z')))
+                ok = 0;
+        if (!ok) {
+            set_msg(msg, "%s: '%s' must be exactly %d characters of 0-9, a-z, A-Z", st->name, echo(value, eb),
+                    RTMD_APP_ID_LEN);
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    case K_APP_KEY: {
+        /* Like the secret, the key never appears in a message. */
+        size_t len = strlen(value);
+        int ok = len >= 1 && len < st->size;
+        for (size_t i = 0; ok && i < len; i++)
+            if (value[i] <= ' ' || value[i] >= 0x7F)
+                ok = 0;
+        if (!ok) {
+            set_msg(msg, "%s: must be 1..%zu printable ASCII characters without spaces", st->name, st->size - 1);
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
     }
     return -1;
 }
@@ -562,6 +595,17 @@ static int end_section(parser *ps, size_t *line_out)
     }
     if (ps->project_lines[1] == 0) {
         set_msg(ps->msg, "[project] section has no secret");
+        return -1;
+    }
+    /* app_id and app_key come as a pair. */
+    int id_idx = 0, key_idx = 0;
+    find_setting(project_settings, NPROJECT, "app_id", &id_idx);
+    find_setting(project_settings, NPROJECT, "app_key", &key_idx);
+    size_t id_line = ps->project_lines[id_idx], key_line = ps->project_lines[key_idx];
+    if ((id_line == 0) != (key_line == 0)) {
+        *line_out = id_line ? id_line : key_line;
+        set_msg(ps->msg, "%s is set but %s is not: RTS tokens need both", id_line ? "app_id" : "app_key",
+                id_line ? "app_key" : "app_id");
         return -1;
     }
     return 0;

@@ -10,10 +10,18 @@
 
 #define RTMD_MAX_PROJECTS 64
 #define RTMD_SECRET_MAX 128
+/* RTS access tokens (core/accesstoken.h, modules/rtstoken.h): the app id is
+ * exactly 24 characters of [0-9a-zA-Z], as the vendor's; the app key is
+ * 1..127 printable ASCII characters without spaces. */
+#define RTMD_APP_ID_LEN 24
+#define RTMD_APP_KEY_MAX 128
 
 typedef struct rtmd_project_config {
     int64_t pid;
     char secret[RTMD_SECRET_MAX];
+    /* RTS access tokens: both set, or both empty (RTS tokens off). */
+    char app_id[RTMD_APP_ID_LEN + 1];
+    char app_key[RTMD_APP_KEY_MAX];
     /* Per-project limits. */
     uint32_t max_connections;     /* authenticated connections, 0 = server limit */
     uint32_t token_ttl_seconds;   /* lifetime of tokens minted by gettoken */

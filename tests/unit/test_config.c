@@ -468,6 +468,49 @@ static void test_project_limits(void **state)
                  "rtmd.conf:4: max_session_attrs_bytes: '1048577' is out of range (1..1048576)");
 }
 
+/* RTS token settings: a valid pair, each rule, and the pair rule, with the
+ * line it names; the key is never echoed. */
+static void test_project_rts(void **state)
+{
+    (void)state;
+    rtmd_config cfg;
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n");
+    assert_string_equal(cfg.projects[0].app_id, "");
+    assert_string_equal(cfg.projects[0].app_key, "");
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n"
+                    "app_id = 0123456789abcdefABCDEF01\napp_key = \"k#1\"\n");
+    assert_string_equal(cfg.projects[0].app_id, "0123456789abcdefABCDEF01");
+    assert_string_equal(cfg.projects[0].app_key, "k#1");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF0\napp_key = k\n",
+                 "rtmd.conf:4: app_id: '0123456789abcdefABCDEF0' must be exactly 24 characters of 0-9, a-z, A-Z");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF012\napp_key = k\n",
+                 "rtmd.conf:4: app_id: '0123456789abcdefABCDEF012' must be exactly 24 characters of 0-9, a-z, A-Z");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdef-BCDEF01\napp_key = k\n",
+                 "rtmd.conf:4: app_id: '0123456789abcdef-BCDEF01' must be exactly 24 characters of 0-9, a-z, A-Z");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\napp_key = \"\"\n",
+                 "rtmd.conf:5: app_key: must be 1..127 printable ASCII characters without spaces");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\napp_key = \"a b\"\n",
+                 "rtmd.conf:5: app_key: must be 1..127 printable ASCII characters without spaces");
+    char text[512];
+    snprintf(text, sizeof text, "[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\n"
+                                "app_key = %0128d\n", 0);
+    expect_error(text, "rtmd.conf:5: app_key: must be 1..127 printable ASCII characters without spaces");
+    snprintf(text, sizeof text, "[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\n"
+                                "app_key = %0127d\n", 0);
+    expect_ok(&cfg, text);
+    assert_int_equal(strlen(cfg.projects[0].app_key), 127);
+    /* Both or neither; the message names the line of the one given. */
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\n\napp_id = 0123456789abcdefABCDEF01\n"
+                 "[project]\npid = 2\nsecret = abcdefgh\n",
+                 "rtmd.conf:5: app_id is set but app_key is not: RTS tokens need both");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_key = k\n",
+                 "rtmd.conf:4: app_key is set but app_id is not: RTS tokens need both");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\n"
+                 "app_key = k\napp_id = 0123456789abcdefABCDEF01\n",
+                 "rtmd.conf:6: app_id is set twice in this section (first on line 4)");
+    expect_error("app_id = 0123456789abcdefABCDEF01\n", "rtmd.conf:1: 'app_id' belongs in a [project] section");
+}
+
 static void test_projects(void **state)
 {
     rtmd_config cfg;
@@ -686,7 +729,7 @@ int main(void)
         cmocka_unit_test(test_full_file),      cmocka_unit_test(test_quoted_values),
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
-        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_set),
+        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_set),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
