@@ -36,7 +36,8 @@ static void usage(FILE *out)
             "A port of 0 picks a free port; -1 disables the listener.\n"
             "\n"
             "When ready, rtmd prints one 'listen GATE HOST:PORT' line per listener,\n"
-            "one 'project pid=.. secret=..' line per project, then 'rtmd VERSION ready'.\n"
+            "one 'project pid=.. secret=..' line per project, one 'rts pid=.. app_id=..\n"
+            "app_key=..' line per project with RTS tokens, then 'rtmd VERSION ready'.\n"
             "SIGTERM or SIGINT stop it gracefully; a second signal exits at once.\n"
             "SIGHUP loads the TLS certificate and key again.\n");
 }

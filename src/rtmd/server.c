@@ -12,6 +12,8 @@
 #include "methods.h"
 #include "services.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +39,34 @@ static int random_secret(char *out, size_t cap)
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
     snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
              r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    return 0;
+}
+
+/* Lower-case hex of HMAC-SHA256(secret, label), nchars (<= 64) characters. */
+static int derive_hex(const char *secret, const char *label, char *out, size_t nchars)
+{
+    unsigned char mac[32];
+    unsigned int len = 0;
+    if (nchars > 64 || !HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)label,
+                             strlen(label), mac, &len) || len != sizeof mac)
+        return -1;
+    for (size_t i = 0; i < nchars; i++)
+        out[i] = "0123456789abcdef"[(mac[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    out[nchars] = '\0';
+    return 0;
+}
+
+/* A project that comes from the store (the demo project: no configuration
+ * names projects) has no place to keep RTS settings, so its app_id (24 hex
+ * characters) and app_key (32) are derived from its secret: the same on
+ * every start, printed on the ready banner, and changed only with the
+ * secret. Projects of the configuration have RTS tokens only when it sets
+ * app_id and app_key. */
+static int derive_rts_keys(rtmd_project *p)
+{
+    if (derive_hex(p->secret, "rtmd rts app_id", p->limits.app_id, RTMD_APP_ID_LEN) != 0 ||
+        derive_hex(p->secret, "rtmd rts app_key", p->limits.app_key, 32) != 0)
+        return -1;
     return 0;
 }
 
@@ -88,6 +118,10 @@ static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
         snprintf(p->secret, sizeof p->secret, "%s", stored[i].secret);
         rtmd_project_config_defaults(&p->limits);
         p->limits.pid = p->pid;
+        if (derive_rts_keys(p) != 0) {
+            snprintf(err, errlen, "cannot derive the RTS keys of project %lld", (long long)p->pid);
+            return -1;
+        }
     }
     srv->nprojects = count;
     return 0;
@@ -408,6 +442,10 @@ void rtmd_server_print_ready(rtmd_server *srv)
     }
     for (size_t i = 0; i < srv->nprojects; i++)
         printf("project pid=%lld secret=%s\n", (long long)srv->projects[i].pid, srv->projects[i].secret);
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (srv->projects[i].limits.app_id[0])
+            printf("rts pid=%lld app_id=%s app_key=%s\n", (long long)srv->projects[i].pid,
+                   srv->projects[i].limits.app_id, srv->projects[i].limits.app_key);
     printf("rtmd %s ready\n", RTMD_VERSION);
     fflush(stdout);
 }
