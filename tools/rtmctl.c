@@ -42,6 +42,10 @@ typedef struct cmd_opts {
     const char *secret;
     const char *token;
     const char *oinfo, *pinfo;
+    const char *user;           /* rtstoken: the string user id */
+    const char *room_text;      /* --room as given (rtstoken takes a string room id) */
+    bool room_not_int;          /* --room is not an integer (an error but for rtstoken) */
+    int64_t expire;             /* rtstoken: lifetime in seconds */
     bool desc;
     bool black;                 /* friends: the blacklist instead of the friend list */
 } cmd_opts;
@@ -80,6 +84,11 @@ static void usage(FILE *f)
             "  data HOST:PORT --uid UID (get KEY | set KEY VALUE | del KEY)\n"
             "                               a user's key-value data (dataget, dataset, datadel);\n"
             "                               get prints {\"val\":...}, or {} for an absent key\n"
+            "  rtstoken HOST:PORT --user ID [--room ID] [--expire S]\n"
+            "                               mint an RTS access token for string user id ID\n"
+            "                               (getrtstoken; the project needs app_id and app_key);\n"
+            "                               --expire 0: no expiry (default: the project's token_ttl);\n"
+            "                               print it\n"
             "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
@@ -102,6 +111,8 @@ static void usage(FILE *f)
             "  --desc              newest first\n"
             "  --black             friends: work on the blacklist\n"
             "  --oinfo TEXT        open (public) info, --pinfo TEXT private info (info set)\n"
+            "  --user ID           rtstoken: string user id; --room ID there is a string too\n"
+            "  --expire S          rtstoken: token lifetime in seconds, 0 = no expiry\n"
             "  --verbose           log the connection life cycle on stderr\n"
             "  --help              show this help\n"
             "  --version           show the version\n"
@@ -320,6 +331,8 @@ enum {
     OPT_BLACK,
     OPT_OINFO,
     OPT_PINFO,
+    OPT_USER,
+    OPT_EXPIRE,
     OPT_LAST
 };
 
@@ -328,7 +341,7 @@ enum {
 static const char *const cmd_opt_names[] = {"--pid",  "--secret", "--uid",  "--from",  "--to",    "--group",
                                             "--room", "--ouid",   "--mtype", "--mid",  "--num",   "--desc",
                                             "--token", "--count",  "--seconds", "--black",
-                                            "--oinfo", "--pinfo"};
+                                            "--oinfo", "--pinfo", "--user", "--expire"};
 
 /* Refuses options that the command does not take. */
 static int check_allowed(const cmd_opts *c, const char *cmd, unsigned allowed)
@@ -471,6 +484,8 @@ static int pick_target(const cmd_opts *c, const char *cmd, int peer_opt, const c
         *id = c->gid;
     }
     if (c->given & GIVEN(OPT_ROOM)) {
+        if (c->room_not_int)
+            return usage_error("--room needs an integer, not '%s'", c->room_text);
         n++;
         *key = "rid";
         *id = c->rid;
@@ -690,6 +705,49 @@ static int cmd_data(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     return 0;
 }
 
+/* rtstoken: an RTS access token for a string user id (getrtstoken). */
+static int cmd_rtstoken(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    static const char usage_text[] =
+        "usage: rtmctl rtstoken HOST:PORT --pid PID --secret SECRET --user ID [--room ID] [--expire S]";
+    int rc = check_allowed(c, "rtstoken",
+                           GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_USER) | GIVEN(OPT_ROOM) | GIVEN(OPT_EXPIRE));
+    if (rc)
+        return rc;
+    if (nargs != 1)
+        return usage_error("%s", usage_text);
+    if ((rc = need_project(c, true)))
+        return rc;
+    if (!c->user)
+        return usage_error("%s", "rtstoken needs --user");
+    if ((c->given & GIVEN(OPT_EXPIRE)) && c->expire < 0)
+        return usage_error("--expire must be 0 or more seconds, not %lld", (long long)c->expire);
+    json_t *user = json_string(c->user);
+    json_t *room = c->room_text ? json_string(c->room_text) : NULL;
+    if (!user || (c->room_text && !room)) {
+        json_decref(user);
+        json_decref(room);
+        return usage_error("%s", "--user and --room must be UTF-8 text");
+    }
+    json_t *payload = json_pack("{so}", "uid", user);
+    if (room)
+        json_object_set_new(payload, "rid", room);
+    if (c->given & GIVEN(OPT_EXPIRE))
+        json_object_set_new(payload, "expire", json_integer((json_int_t)c->expire));
+    json_t *answer;
+    if ((rc = server_call(o, c, args[0], "getrtstoken", payload, &answer)))
+        return rc;
+    const char *token = json_string_value(json_object_get(answer, "token"));
+    if (!token) {
+        fprintf(stderr, "rtmctl: the answer has no token\n");
+        rc = EXIT_USAGE;
+    } else {
+        printf("%s\n", token);
+    }
+    json_decref(answer);
+    return rc;
+}
+
 /* listen: pushes arrive on librtm's I/O thread; the main thread waits for
  * a signal, the push count, the time limit or the end of the link. */
 typedef struct listen_state {
@@ -878,6 +936,8 @@ int main(int argc, char **argv)
         {"black", no_argument, NULL, OPT_BLACK},
         {"oinfo", required_argument, NULL, OPT_OINFO},
         {"pinfo", required_argument, NULL, OPT_PINFO},
+        {"user", required_argument, NULL, OPT_USER},
+        {"expire", required_argument, NULL, OPT_EXPIRE},
         {NULL, 0, NULL, 0},
     };
     bool verbose = false;
@@ -937,7 +997,10 @@ int main(int argc, char **argv)
             int_target = &c.gid;
             break;
         case OPT_ROOM:
-            int_target = &c.rid;
+            /* An integer everywhere but rtstoken, which takes a string id:
+             * the commands that need an integer refuse it (pick_target). */
+            c.room_text = optarg;
+            c.room_not_int = parse_int64(optarg, &c.rid) != 0;
             break;
         case OPT_OUID:
             int_target = &c.ouid;
@@ -969,6 +1032,12 @@ int main(int argc, char **argv)
         case OPT_PINFO:
             c.pinfo = optarg;
             break;
+        case OPT_USER:
+            c.user = optarg;
+            break;
+        case OPT_EXPIRE:
+            int_target = &c.expire;
+            break;
         case OPT_SECONDS:
             c.seconds = strtod(optarg, &end);
             if (*end != '\0' || end == optarg || !isfinite(c.seconds) || c.seconds <= 0)
@@ -979,8 +1048,9 @@ int main(int argc, char **argv)
                 return usage_error("%s needs a value", argv[optind - 1]);
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
+        /* Named from the table: with "--opt VALUE" argv[optind - 1] is the value. */
         if (int_target && parse_int64(optarg, int_target) != 0)
-            return usage_error("%s needs an integer, not '%s'", argv[optind - 1], optarg);
+            return usage_error("%s needs an integer, not '%s'", cmd_opt_names[ch - OPT_FIRST_CMD], optarg);
     }
     /* rtmctl reports failures itself; the SDK's own lines only on request. */
     rtm_set_log_level(verbose ? "debug" : "off");
@@ -1006,6 +1076,8 @@ int main(int argc, char **argv)
         return cmd_info(&o, &c, nargs, args);
     if (strcmp(cmd, "data") == 0)
         return cmd_data(&o, &c, nargs, args);
+    if (strcmp(cmd, "rtstoken") == 0)
+        return cmd_rtstoken(&o, &c, nargs, args);
     if (c.given)
         return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {

@@ -55,7 +55,7 @@ int rtstoken_check(const rtmd_project *p, const char *token, size_t len, const c
 
 /* A string id argument (uid, rid): a string id as identity.h defines it, or
  * an integer written in decimal. Returns 1 with out set (NUL-terminated),
- * 0 when absent or nil, -1 for another type or an invalid id. */
+ * 0 when absent or nil, -1 for an invalid string, -2 for another type. */
 static int id_arg(const msgpack_object *o, char out[IDENTITY_STRING_MAX + 1], size_t *len)
 {
     if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
@@ -67,7 +67,9 @@ static int id_arg(const msgpack_object *o, char out[IDENTITY_STRING_MAX + 1], si
         *len = (size_t)snprintf(out, IDENTITY_STRING_MAX + 1, "%" PRId64, n);
         return 1;
     }
-    if (o->type != MSGPACK_OBJECT_STR || !mp_obj_str(o, &s, &slen) || !identity_validate(s, slen))
+    if (o->type != MSGPACK_OBJECT_STR || !mp_obj_str(o, &s, &slen))
+        return -2;
+    if (!identity_validate(s, slen))
         return -1;
     memcpy(out, s, slen);
     out[slen] = '\0';
@@ -141,7 +143,7 @@ static void method_getrtstoken(rtmd_request *req)
     char uid[IDENTITY_STRING_MAX + 1], rid[IDENTITY_STRING_MAX + 1] = "";
     size_t uid_len = 0, rid_len = 0;
     int rc = id_arg(mp_map_get(req->args, "uid"), uid, &uid_len);
-    if (rc == 0) {
+    if (rc == 0 || rc == -2) {
         req_arg_error(req, "uid");
         return;
     }
