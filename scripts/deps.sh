@@ -14,6 +14,7 @@ packages=(
   libssl-dev openssl                 # ECDH/AES for encrypted links, md5 signatures
   libsqlite3-dev                     # embedded store
   libjansson-dev                     # JSON payloads
+  libcurl4-openssl-dev               # outgoing HTTP (P2Server POSTs to app servers)
   libcmocka-dev                      # unit tests
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries)
   curl ca-certificates               # used by scripts and tests
