@@ -226,6 +226,10 @@ static const setting project_settings[] = {
     {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY},
     {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY},
     {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY},
+    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY}, /* URLs checked by p2server.c at start */
+    {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY},
+    {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY},
+    {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -320,6 +324,10 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->max_data_keys_per_user = 1000;
     p->max_devices_per_user = 10;
     p->max_push_options_per_user = 1000;
+    p->p2server_allow[0] = '\0';
+    p->p2server_timeout_ms = 5000;
+    p->p2server_max_inflight = 100;
+    p->p2server_max_inflight_per_user = 4;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing

@@ -60,6 +60,12 @@ typedef struct rtmd_project_config {
     uint32_t max_data_keys_per_user; /* keys one user's data may hold */
     uint32_t max_devices_per_user; /* device tokens of one user; a new one past it replaces the oldest */
     uint32_t max_push_options_per_user; /* conversations one user has push options for */
+    /* P2Server (p2server.c): the app-server URLs a client may have rtmd
+     * POST to, "URL, URL, ..." (empty: P2Server off), and its bounds. */
+    char p2server_allow[1024];
+    uint32_t p2server_timeout_ms;        /* of one POST, connecting included */
+    uint32_t p2server_max_inflight;      /* POSTs of the project in flight at once */
+    uint32_t p2server_max_inflight_per_user; /* ... of one user */
 } rtmd_project_config;
 
 typedef struct rtmd_config {

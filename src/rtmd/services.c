@@ -11,7 +11,7 @@
 extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module,
     groups_module, friends_module, rooms_module, listen_module, quota_module, messages_module, history_module,
     info_module, compat_module, unavailable_module, unsupported_module, userdata_module, devices_module,
-    history_admin_module, rtstoken_module;
+    history_admin_module, rtstoken_module, outbound_module, p2server_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
@@ -30,6 +30,8 @@ static const rtmd_module *const modules[] = {
     &userdata_module, /* per-user key-value data */
     &devices_module,  /* push device tokens and options */
     &rtstoken_module, /* RTS access tokens: getrtstoken */
+    &outbound_module, /* outgoing HTTP (libcurl on the loop), for p2server and later webhooks */
+    &p2server_module, /* setserverparams, sendservermsg: POSTs to the app server */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &unavailable_module, /* files, translation, moderation: 200060 until their issue */
     &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */

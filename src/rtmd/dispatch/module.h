@@ -28,6 +28,8 @@ typedef struct rtmd_services {
     struct history_state *history;   /* history.c: history, unread, conversations */
     struct listen_state *listen;     /* listen.c: app-server monitoring */
     struct compat_state *compat;     /* compat.c: which, adddebuglog (rate per connection) */
+    struct outbound_state *outbound; /* outbound.c: outgoing HTTP POSTs (libcurl on the loop) */
+    struct p2server_state *p2server; /* p2server.c: app-server URL and signature per connection */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

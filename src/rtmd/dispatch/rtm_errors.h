@@ -40,6 +40,13 @@ enum rtm_error {
     RTM_EC_MESSAGE_NOT_FOUND = 200070,
     /* rtmd's own: not in the SDKs' tables, which report it as code and ex. */
     RTM_EC_STORAGE_QUOTA_EXCEEDED = 200080,
+    /* P2Server (p2server.c): sendservermsg before setserverparams, and
+     * what became of the POST to the app server. */
+    RTM_EC_P2SERVER_NOT_SET = 200090,
+    RTM_EC_APP_SERVER_TIMEOUT = 200091,
+    RTM_EC_APP_SERVER_UNREACHABLE = 200092,     /* refused, name unknown, no route, TLS failed */
+    RTM_EC_APP_SERVER_REPLY_TOO_LARGE = 200093, /* reply body over 64 KiB */
+    RTM_EC_APP_SERVER_FAILED = 200094,          /* a broken reply, or anything else */
     RTM_EC_UNKNOWN_ERROR = 200999,
 };
 
