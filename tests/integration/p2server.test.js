@@ -272,6 +272,9 @@ describe('p2server', () => {
       // a URL that is allowed, after normalisation (dot segments, case of the scheme)
       assert.deepEqual(await u.call('setserverparams', { signature: 's', url: `HTTP://127.0.0.1:${appPort}/rtm/x/../echo` }), {});
       assert.equal(num((await u.call('sendservermsg', { mid: I(2), msg: 'x' })).status), 200);
+      // the address as one number is 127.0.0.1 once parsed: the same parse is checked and fetched
+      assert.deepEqual(await u.call('setserverparams', { signature: 's', url: `http://2130706433:${appPort}/rtm/echo` }), {});
+      assert.equal(num((await u.call('sendservermsg', { mid: I(3), msg: 'x' })).status), 200);
       // a project without p2server_allow: P2Server is off
       const o = await login(srv, OFF, 6007);
       await expectCode(o.call('setserverparams', { signature: 's', url: echoUrl() }), 200060);
