@@ -314,6 +314,32 @@ describe('p2server', () => {
     }
   });
 
+  it('a bad p2server_allow entry stops rtmd at start, naming the project and the entry', async () => {
+    const dir3 = fs.mkdtempSync(path.join(os.tmpdir(), 'rtmd-p2s-'));
+    try {
+      for (const [entry, why] of [
+        ['ftp://files.example.com/', /only http and https/],
+        ['https://u:p@app.example.com/', /a user/],
+        ['https://app.example.com/rtm?x=1', /a query/],
+        ['https://app.example.com/#top', /a fragment/],
+        ['https://app_server.example.com/', /host name/],
+        ['app.example.com/rtm', /not a URL/],
+      ]) {
+        const conf = path.join(dir3, 'rtmd.conf');
+        fs.writeFileSync(conf, `[project]\npid = 91010\nsecret = "p2server-secret-10"\n` +
+          `p2server_allow = "https://ok.example.com/, ${entry}"\n`);
+        await assert.rejects(startRtmd({ config: conf }), (e) => {
+          assert.match(e.message, /project 91010: p2server_allow: '/);
+          assert.ok(e.message.includes(entry), entry);
+          assert.match(e.message, why);
+          return true;
+        });
+      }
+    } finally {
+      fs.rmSync(dir3, { recursive: true, force: true });
+    }
+  });
+
   it('redirects are not followed: the 302 comes back and its Location gets no connection', async () => {
     const u = await login(srv, P, 6009);
     try {

@@ -713,6 +713,10 @@ static void outbound_free(rtmd_server *srv)
     struct outbound_state *s = srv->svc->outbound;
     if (!s)
         return;
+    /* After a graceful stop the loop has ended: it can run once more to
+     * finish closing our handles. Otherwise (a failed start) it may still
+     * hold other work, so our handles close with it and their memory stays. */
+    bool loop_done = !uv_loop_alive(srv->loop);
     while (s->transfers.count > 0)
         for (size_t i = 0; i < s->transfers.cap; i++)
             if (s->transfers.slots[i].value) {
@@ -725,12 +729,13 @@ static void outbound_free(rtmd_server *srv)
     while (s->polls)
         poll_drop(s->polls);
     uv_close((uv_handle_t *)&s->timer, NULL);
-    /* The loop has ended: let it run the close callbacks once. */
-    uv_run(srv->loop, UV_RUN_NOWAIT);
+    if (loop_done)
+        uv_run(srv->loop, UV_RUN_NOWAIT);
     pairmap_free(&s->transfers);
     pairmap_free(&s->per_project);
     pairmap_free(&s->per_user);
-    free(s);
+    if (loop_done)
+        free(s);
     srv->svc->outbound = NULL;
     curl_global_cleanup();
 }

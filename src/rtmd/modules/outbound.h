@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define OUTBOUND_MAX_URL 2048                /* bytes of a URL, in the list or asked for */
-#define OUTBOUND_MAX_REQUEST_BODY (256 * 1024)
+#define OUTBOUND_MAX_REQUEST_BODY (512 * 1024) /* 64 KiB of control characters is 384 KiB as JSON */
 #define OUTBOUND_MAX_REPLY_BODY (64 * 1024)
 
 /* How a POST ended. */
