@@ -18,6 +18,7 @@ struct rtmd_methods {
     rtmd_method slots[METHOD_SLOTS];
     size_t count;
     rtmd_authorize_fn authorize[GATE_COUNT];
+    rtmd_translate_fn translate[GATE_COUNT];
 };
 
 struct rtmd_methods *methods_new(void)
@@ -46,6 +47,13 @@ void methods_set_authorizer(struct rtmd_methods *m, unsigned gates, rtmd_authori
     for (int g = 0; g < GATE_COUNT; g++)
         if (gates & GATE_BIT(g))
             m->authorize[g] = fn;
+}
+
+void methods_set_translator(struct rtmd_methods *m, unsigned gates, rtmd_translate_fn fn)
+{
+    for (int g = 0; g < GATE_COUNT; g++)
+        if (gates & GATE_BIT(g))
+            m->translate[g] = fn;
 }
 
 int methods_register(struct rtmd_methods *m, const rtmd_method *table, size_t n)
@@ -364,6 +372,11 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
         }
         if (!authorize(req))
             return 0;
+        rtmd_translate_fn translate = c->srv->methods->translate[c->gate];
+        if (translate) {
+            translate(req, m->handler);
+            return 0;
+        }
     }
     m->handler(req);
     return 0;

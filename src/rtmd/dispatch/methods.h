@@ -54,9 +54,18 @@ typedef struct rtmd_method {
  * them (sign.c for the server gate, users.c for the client gates). */
 typedef bool (*rtmd_authorize_fn)(rtmd_request *req);
 
+/* The edge translation of a gate (string-id clients, strid.c): runs
+ * instead of every method that is not RTMD_M_OPEN, after the authorizer.
+ * It rewrites req->args if it must (for a string-id caller: string ids to
+ * uids) and then calls handler(req), now or later; or answers the request
+ * itself (a bad id). For every other caller it calls handler(req) at once. */
+typedef void (*rtmd_translate_fn)(rtmd_request *req, rtmd_handler handler);
+
 struct rtmd_methods *methods_new(void);
 /* Sets the authorizer of the gates in the GATE_BIT mask. */
 void methods_set_authorizer(struct rtmd_methods *m, unsigned gates, rtmd_authorize_fn fn);
+/* Sets the edge translation of the gates in the GATE_BIT mask. */
+void methods_set_translator(struct rtmd_methods *m, unsigned gates, rtmd_translate_fn fn);
 void methods_free(struct rtmd_methods *m);
 /* Adds n methods; a name already present is replaced. Returns 0 or -1. */
 int methods_register(struct rtmd_methods *m, const rtmd_method *table, size_t n);

@@ -30,6 +30,7 @@ typedef struct rtmd_services {
     struct compat_state *compat;     /* compat.c: which, adddebuglog (rate per connection) */
     struct outbound_state *outbound; /* outbound.c: outgoing HTTP POSTs (libcurl on the loop) */
     struct p2server_state *p2server; /* p2server.c: app-server URL and signature per connection */
+    struct strid_state *strid;       /* strid.c: online string-id users, edge translation */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it
@@ -46,6 +47,8 @@ typedef struct rtmd_module {
     void (*metrics)(const rtmd_server *srv, prom_out *out);
     unsigned authorizes;           /* GATE_BIT mask of gates whose callers it checks */
     rtmd_authorize_fn authorize;   /* (methods.h) */
+    unsigned translates;           /* GATE_BIT mask of gates whose arguments it translates */
+    rtmd_translate_fn translate;   /* (methods.h) */
     const rtmd_method *methods;
     size_t nmethods;
     const rtmd_observer *observers;

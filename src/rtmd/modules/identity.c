@@ -485,6 +485,15 @@ int identity_lookup(identity_state *id, int64_t pid, int64_t uid, const char **s
     return 0;
 }
 
+const char *identity_peek(identity_state *id, int64_t pid, int64_t uid)
+{
+    id_entry *e = id ? pairmap_get(&id->by_uid, (uint64_t)pid, (uint64_t)uid) : NULL;
+    if (!e)
+        return NULL;
+    touch(id, e);
+    return e->sid;
+}
+
 static int count_string_ids(sqlite3 *db, void *arg)
 {
     int64_t *count = arg;

@@ -75,6 +75,10 @@ typedef void (*identity_lookup_cb)(void *arg, int status, const char *sid);
 int identity_lookup(identity_state *id, int64_t pid, int64_t uid, const char **sid, identity_lookup_cb cb,
                     void *arg);
 
+/* The string id of uid if the cache holds it now (no store read), else
+ * NULL; valid until the next identity call. */
+const char *identity_peek(identity_state *id, int64_t pid, int64_t uid);
+
 /* The server's identity layer (a service module, see module.h). */
 identity_state *identity_of(struct rtmd_server *srv);
 

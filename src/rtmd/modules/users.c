@@ -58,6 +58,12 @@ rtmd_conn *users_newest_conn(rtmd_server *srv, int64_t pid, int64_t uid)
 
 rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid)
 {
+    return users_login_named(srv, conn, pid, uid, NULL, 0);
+}
+
+rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
+                                size_t len)
+{
     rtmd_user *u = users_get(srv, pid, uid);
     bool first = u == NULL;
     if (first) {
@@ -71,12 +77,17 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
         u->online_since_ms = (uint64_t)clock_unix_ms();
     }
     rtmd_session *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s || (sid && !(s->string_id = malloc(len + 1)))) {
+        free(s);
         if (first) {
             pairmap_del(online(srv), (uint64_t)pid, (uint64_t)uid);
             free(u);
         }
         return NULL;
+    }
+    if (sid) {
+        memcpy(s->string_id, sid, len);
+        s->string_id[len] = '\0';
     }
     s->conn = conn;
     s->user = u;
@@ -99,6 +110,7 @@ static void free_session(rtmd_session *s)
         free(s->attrs[i].value);
     }
     free(s->attrs);
+    free(s->string_id);
     free(s);
 }
 

@@ -41,6 +41,10 @@ struct rtmd_session {
     rtmd_session_attr *attrs;    /* grown on demand: most sessions have none */
     unsigned nattrs;
     size_t attrs_bytes;          /* key and value bytes of all attrs */
+    /* A string-id session (RTS-style login): its user's string id, NUL
+     * terminated (identity.h), so that answers and pushes to it name users
+     * by strings. NULL for a number-id session. */
+    char *string_id;
 };
 
 /* The session of a client-gate connection (the caller users.c, as the
@@ -65,6 +69,10 @@ rtmd_conn *users_newest_conn(rtmd_server *srv, int64_t pid, int64_t uid);
 /* Makes the connection an authenticated session of (pid, uid). Returns the
  * session, or NULL when out of memory. */
 rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid);
+/* The same for a string-id session: sid[0..len) is the user's string id
+ * (uid is its mapping), kept on the session before RTMD_EV_USER_ONLINE. */
+rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
+                                size_t len);
 /* Ends the connection's session, if any (the connection is closing). The
  * user goes offline with its last session. */
 void users_logout(rtmd_conn *conn);
