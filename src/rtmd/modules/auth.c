@@ -9,7 +9,11 @@
  * a uid and auth refuses one (200001, with a token minted anywhere else). The
  * other server methods that name users act on users that exist (send as, add
  * to a group, kick out) and accept them, so that the app server can manage
- * string-id users it learnt from pushes and events. */
+ * string-id users it learnt from pushes and events.
+ *
+ * String-id login (RTS): auth with a string uid and an RTS AccessToken
+ * (rtstoken.h) names the project by its app_id; the string is resolved to
+ * its uid (identity.h) and the session remembers the string (users.h). */
 #include "bans.h"
 #include "identity.h"
 #include "clock.h"
@@ -18,6 +22,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
+#include "rtstoken.h"
 #include "module.h"
 #include "users.h"
 
@@ -28,6 +33,7 @@
 
 #define TOKEN_HEX 32
 #define ONLINE_QUERY_MAX 200
+#define AUTH_BUSINESS_ID_MAX 128
 
 /* One live token: 80 bytes of heap with malloc's header, kept for every
  * token minted and not yet expired or removed. There is no index by user:
@@ -315,6 +321,166 @@ static bool get_session_attrs(rtmd_request *req, const rtmd_project *p, const rt
     return true;
 }
 
+/* The end of every login, once the token is good and the uid known: the
+ * project's connection limit, attrs and lang, the multi-login policy, then
+ * the session (a string-id one when sid is given). Answers {ok: true}. */
+static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const char *sid, size_t sid_len)
+{
+    rtmd_server *srv = req->srv;
+    rtmd_conn *c = req->conn;
+    int64_t pid = p->pid;
+    if (p->limits.max_connections && p->nsessions >= p->limits.max_connections) {
+        request_error(req, FPNN_EC_CORE_FORBIDDEN, "project connection limit reached");
+        return;
+    }
+    const msgpack_object *attrs;
+    if (!get_session_attrs(req, p, NULL, true, &attrs))
+        return;
+    if (!p->limits.multi_login)
+        users_kickout(srv, pid, uid, c);
+    rtmd_session *s = users_login_named(srv, c, pid, uid, sid, sid_len);
+    if (!s) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    p->nsessions++;
+    conn_authenticated(c);
+    const char *lang;
+    size_t lang_len;
+    if (mp_get_str(req->args, "lang", &lang, &lang_len) && lang_len < sizeof s->lang) {
+        memcpy(s->lang, lang, lang_len);
+        s->lang[lang_len] = '\0';
+    }
+    if (attrs && session_attrs_set(s, attrs) != 0) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    request_answer_bool(req, "ok", true);
+}
+
+/* ---- string-id login (RTS) ---- */
+
+/* The project whose app_id is id[0..len), or NULL. */
+static rtmd_project *project_by_app_id(rtmd_server *srv, const char *id, size_t len)
+{
+    if (len != RTMD_APP_ID_LEN)
+        return NULL;
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (memcmp(srv->projects[i].limits.app_id, id, len) == 0 && srv->projects[i].limits.app_id[len] == '\0')
+            return &srv->projects[i];
+    return NULL;
+}
+
+/* A string-id login waiting for its uid (identity_resolve). */
+typedef struct string_login {
+    rtmd_request *req;
+    int64_t pid;
+    size_t len;
+    char sid[IDENTITY_STRING_MAX + 1];
+} string_login;
+
+/* The checks that depend on the uid, then the session. */
+static void string_login_resolved(rtmd_request *req, int64_t pid, int64_t uid, const char *sid, size_t len)
+{
+    rtmd_project *p = rtmd_server_project(req->srv, pid);
+    if (req->conn->closing) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "connection closed");
+        return;
+    }
+    if (users_session(req->conn)) { /* a second auth won the race */
+        request_error(req, RTM_EC_DUPLICATED_AUTH, "auth already");
+        return;
+    }
+    if (bans_blacklisted(req->srv, pid, uid)) {
+        request_error(req, RTM_EC_AUTH_DENIED, "auth denied");
+        return;
+    }
+    login_finish(req, p, uid, sid, len);
+}
+
+static void string_login_done(void *arg, int status, int64_t uid)
+{
+    string_login *l = arg;
+    if (status != 0)
+        request_error(l->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+    else
+        string_login_resolved(l->req, l->pid, uid, l->sid, l->len);
+    free(l);
+}
+
+static void answer_refused(rtmd_request *req, const char *reason)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    mp_pack_cstr(&pk, "ok");
+    msgpack_pack_false(&pk);
+    mp_pack_kv_str(&pk, "reason", reason);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* client: auth {appid or pid, uid: str, token: RTS AccessToken, businessid?,
+ * version?, attrs?, lang?} -> {ok: true} or {ok: false, reason: "invalid" |
+ * "expired"}. The uid is resolved (created when new) without blocking the
+ * loop: the answer waits for it. */
+static void auth_string(rtmd_request *req, const char *sid, size_t sid_len)
+{
+    rtmd_server *srv = req->srv;
+    const char *appid, *token, *business;
+    size_t appid_len, token_len, business_len;
+    int64_t pid;
+    rtmd_project *p = NULL;
+    if (mp_get_str(req->args, "appid", &appid, &appid_len))
+        p = project_by_app_id(srv, appid, appid_len);
+    else if (mp_get_int64(req->args, "pid", &pid))
+        p = rtmd_server_project(srv, pid);
+    if (!p || !identity_validate(sid, sid_len)) {
+        request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid appid, pid or uid");
+        return;
+    }
+    if (!p->limits.app_id[0] || !p->limits.app_key[0]) {
+        request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, "string uids need the project's app_id and app_key");
+        return;
+    }
+    const msgpack_object *b = mp_map_get(req->args, "businessid");
+    if (b && b->type != MSGPACK_OBJECT_NIL &&
+        (!mp_get_str(req->args, "businessid", &business, &business_len) || business_len > AUTH_BUSINESS_ID_MAX)) {
+        request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, "businessid: a string of at most 128 bytes");
+        return;
+    }
+    if (!mp_get_str(req->args, "token", &token, &token_len)) {
+        answer_refused(req, "invalid");
+        return;
+    }
+    int r = rtstoken_check(p, token, token_len, sid, sid_len, (uint64_t)clock_unix_seconds());
+    if (r != RTSTOKEN_OK) {
+        if (r == RTSTOKEN_DISABLED)
+            request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, "string uids need the project's app_id and app_key");
+        else
+            answer_refused(req, r == RTSTOKEN_EXPIRED ? "expired" : "invalid");
+        return;
+    }
+    string_login *l = calloc(1, sizeof *l);
+    if (!l) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    *l = (string_login){.req = req, .pid = p->pid, .len = sid_len};
+    memcpy(l->sid, sid, sid_len);
+    int64_t uid;
+    int rc = identity_resolve(identity_of(srv), p->pid, sid, sid_len, &uid, string_login_done, l);
+    if (rc == 0)
+        return;
+    if (rc == 1)
+        string_login_resolved(req, p->pid, uid, sid, sid_len);
+    else
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "cannot resolve the uid");
+    free(l);
+}
+
 /* client: auth {pid, uid, token, version, attrs?, lang?} -> {ok} */
 static void method_auth(rtmd_request *req)
 {
@@ -327,6 +493,11 @@ static void method_auth(rtmd_request *req)
     int64_t pid, uid;
     const char *token;
     size_t token_len;
+    const msgpack_object *u = mp_map_get(req->args, "uid");
+    if (u && u->type == MSGPACK_OBJECT_STR) {
+        auth_string(req, u->via.str.ptr, u->via.str.size);
+        return;
+    }
     if (!mp_get_int64(req->args, "pid", &pid) || !mp_get_int64(req->args, "uid", &uid)) {
         request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid pid or uid");
         return;
@@ -356,33 +527,7 @@ static void method_auth(rtmd_request *req)
         request_answer_bool(req, "ok", false);
         return;
     }
-    if (p->limits.max_connections && p->nsessions >= p->limits.max_connections) {
-        request_error(req, FPNN_EC_CORE_FORBIDDEN, "project connection limit reached");
-        return;
-    }
-    const msgpack_object *attrs;
-    if (!get_session_attrs(req, p, NULL, true, &attrs))
-        return;
-    if (!p->limits.multi_login)
-        users_kickout(srv, pid, uid, c);
-    rtmd_session *s = users_login(srv, c, pid, uid);
-    if (!s) {
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-        return;
-    }
-    p->nsessions++;
-    conn_authenticated(c);
-    const char *lang;
-    size_t lang_len;
-    if (mp_get_str(req->args, "lang", &lang, &lang_len) && lang_len < sizeof s->lang) {
-        memcpy(s->lang, lang, lang_len);
-        s->lang[lang_len] = '\0';
-    }
-    if (attrs && session_attrs_set(s, attrs) != 0) {
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-        return;
-    }
-    request_answer_bool(req, "ok", true);
+    login_finish(req, p, uid, NULL, 0);
 }
 
 /* A session ended: the project has one authenticated connection less. */
