@@ -8,10 +8,30 @@
 #include <stdlib.h>
 
 /* Every service module, in start order. */
-extern const rtmd_module builtin_module, users_module, identity_module, sign_module, auth_module, bans_module,
-    groups_module, friends_module, rooms_module, listen_module, quota_module, messages_module, history_module,
-    info_module, compat_module, unavailable_module, unsupported_module, userdata_module, devices_module,
-    history_admin_module, rtstoken_module, outbound_module, p2server_module;
+extern const rtmd_module builtin_module;
+extern const rtmd_module users_module;
+extern const rtmd_module identity_module;
+extern const rtmd_module sign_module;
+extern const rtmd_module auth_module;
+extern const rtmd_module bans_module;
+extern const rtmd_module groups_module;
+extern const rtmd_module friends_module;
+extern const rtmd_module rooms_module;
+extern const rtmd_module listen_module;
+extern const rtmd_module quota_module;
+extern const rtmd_module messages_module;
+extern const rtmd_module history_module;
+extern const rtmd_module info_module;
+extern const rtmd_module compat_module;
+extern const rtmd_module unavailable_module;
+extern const rtmd_module unsupported_module;
+extern const rtmd_module userdata_module;
+extern const rtmd_module devices_module;
+extern const rtmd_module history_admin_module;
+extern const rtmd_module rtstoken_module;
+extern const rtmd_module outbound_module;
+extern const rtmd_module p2server_module;
+extern const rtmd_module strid_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
@@ -32,6 +52,7 @@ static const rtmd_module *const modules[] = {
     &rtstoken_module, /* RTS access tokens: getrtstoken */
     &outbound_module, /* outgoing HTTP (libcurl on the loop), for p2server and later webhooks */
     &p2server_module, /* setserverparams, sendservermsg: POSTs to the app server */
+    &strid_module,    /* string-id clients: ids translated at the edge, getonlinestatus */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &unavailable_module, /* files, translation, moderation: 200060 until their issue */
     &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */
@@ -45,6 +66,8 @@ static int start_module(rtmd_server *srv, const rtmd_module *m, char *err, size_
         return -1;
     if (m->authorize)
         methods_set_authorizer(srv->methods, m->authorizes, m->authorize);
+    if (m->translate)
+        methods_set_translator(srv->methods, m->translates, m->translate);
     if (m->nmethods && methods_register(srv->methods, m->methods, m->nmethods) != 0) {
         snprintf(err, errlen, "module %s: cannot register its methods (a name too long, or the table full)", m->name);
         return -1;

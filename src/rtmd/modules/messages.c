@@ -38,6 +38,10 @@
  * ... in RTMConfig.SERVER_PUSH are those local event names, and an SDK that
  * received a quest by that name would fail to dispatch it (see push_method).
  *
+ * String-id receivers. A p2p push to a string-id user (identity.h) names
+ * users by strings (push_p2p, with strid.h); everything else, and the
+ * packet of RTMD_EV_MESSAGE, carries uids.
+ *
  * Other rules: p2p messages to oneself are refused (200052); sendmsgs
  * ignores the sender among its receivers (and repeated receivers), and is
  * refused with 200052 only when nobody else is left. The sender's own other
@@ -60,6 +64,7 @@
 #include "clock.h"
 #include "friends.h"
 #include "groups.h"
+#include "identity.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -68,6 +73,7 @@
 #include "rooms.h"
 #include "rtm_errors.h"
 #include "module.h"
+#include "strid.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -104,6 +110,7 @@ struct messages_state {
                                * mtime order is id order (history retention) */
     msgpack_sbuffer body;     /* push body being encoded */
     rtm_buf packet;           /* push packet being sent */
+    rtm_buf named;            /* the same for a string-id receiver (push_p2p) */
     int64_t *uids;            /* receivers of the fan-out being sent */
     size_t uids_cap;
 };
@@ -367,16 +374,24 @@ static const char *push_target_key(int conv_type)
     }
 }
 
-/* Encodes the push of target t into s->packet. */
-static int encode_push(struct messages_state *s, const msg_job *j, const msg_target *t)
+/* Encodes the push of target t into out. from_s and to_s, when not NULL,
+ * replace the uids of from and to by string ids (a push to a string-id
+ * user). */
+static int encode_push(struct messages_state *s, const msg_job *j, const msg_target *t, rtm_buf *out,
+                       const char *from_s, const char *to_s)
 {
     const char *key = push_target_key(t->conv.conv_type);
     msgpack_sbuffer_clear(&s->body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->body, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, key ? 7 : 6);
-    mp_pack_kv_int(&pk, "from", j->from);
-    if (key)
+    if (from_s)
+        mp_pack_kv_str(&pk, "from", from_s);
+    else
+        mp_pack_kv_int(&pk, "from", j->from);
+    if (key && to_s)
+        mp_pack_kv_str(&pk, key, to_s);
+    else if (key)
         mp_pack_kv_int(&pk, key, t->to);
     mp_pack_kv_int(&pk, "mtype", j->mtype);
     mp_pack_kv_int(&pk, "mid", j->mid);
@@ -392,7 +407,7 @@ static int encode_push(struct messages_state *s, const msg_job *j, const msg_tar
     msgpack_pack_str(&pk, j->attrs_len);
     msgpack_pack_str_body(&pk, j->attrs, j->attrs_len);
     mp_pack_kv_int(&pk, "mtime", t->mtime);
-    return push_encode(&s->packet, push_method(t->conv.conv_type), &s->body, true);
+    return push_encode(out, push_method(t->conv.conv_type), &s->body, true);
 }
 
 static int64_t *uids_reserve(struct messages_state *s, size_t n)
@@ -426,15 +441,33 @@ static const int64_t *receivers(rtmd_server *srv, const msg_job *j, const msg_ta
     return s->uids;
 }
 
+/* A p2p push goes to a string-id receiver named by strings (strid.h): its
+ * own string id as `to` and the sender's as `from` when the sender has one
+ * (a number-id sender stays an integer). Everything else gets s->packet. */
+static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    struct messages_state *s = state(srv);
+    const char *to_s = identity_is_string_uid(t->to) ? strid_name_of(srv, j->pid, t->to) : NULL;
+    if (!to_s) {
+        users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
+        return;
+    }
+    if (encode_push(s, j, t, &s->named, strid_name_of(srv, j->pid, j->from), to_s) != 0) {
+        LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
+        return;
+    }
+    users_push(srv, j->pid, t->to, s->named.data, s->named.len);
+}
+
 static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
-    if (encode_push(s, j, t) != 0) {
+    if (encode_push(s, j, t, &s->packet, NULL, NULL) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
         return;
     }
     if (t->conv.conv_type == CONV_P2P) {
-        users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
+        push_p2p(srv, j, t);
     } else {
         size_t n;
         const int64_t *uids = receivers(srv, j, t, &n);
@@ -739,6 +772,7 @@ static void messages_free(rtmd_server *srv)
         return;
     msgpack_sbuffer_destroy(&s->body);
     rtm_buf_free(&s->packet);
+    rtm_buf_free(&s->named);
     free(s->uids);
     free(s);
     srv->svc->messages = NULL;
