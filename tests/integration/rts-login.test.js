@@ -263,9 +263,14 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
     const alice = fpnn.toBigInt(uids['tr.alice']);
     const never = fpnn.toBigInt(uids['tr.never']);
     assert.ok(alice >= BASE && never >= BASE && alice !== never);
-    // Stable.
-    const again = await app.call('getuserids', { ids: ['tr.alice'] });
-    assert.equal(fpnn.toBigInt(again.uids['tr.alice']), alice);
+    // Stable; an id asked twice is one key of the answer.
+    // (the raw answer: {uids|ids: map of one entry}, a decoder would hide a repeated key)
+    const again = await app.call('getuserids', { ids: ['tr.alice', 'tr.alice'] }, { full: true });
+    assert.equal(fpnn.toBigInt(again.payload.uids['tr.alice']), alice);
+    assert.deepEqual([...again.raw.subarray(0, 7)], [0x81, 0xa4, ...Buffer.from('uids'), 0x81]);
+    const twice = await app.call('getstringids', { uids: [fpnn.int64(alice), fpnn.int64(alice)] }, { full: true });
+    assert.deepEqual(twice.payload, { ids: { [alice.toString()]: 'tr.alice' } });
+    assert.deepEqual([...twice.raw.subarray(0, 6)], [0x81, 0xa3, ...Buffer.from('ids'), 0x81]);
     const { ids } = await app.call('getstringids', { uids: [fpnn.int64(alice), fpnn.int64(never), fpnn.int64(BASE + 999999n), fpnn.int64(77)] });
     assert.deepEqual(ids, { [alice.toString()]: 'tr.alice', [never.toString()]: 'tr.never' });
     // JSON: the same maps (a uid above 2^53 loses precision in a JSON number,

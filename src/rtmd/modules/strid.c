@@ -281,8 +281,18 @@ typedef struct id_query {
     } slots[];
 } id_query;
 
+/* An id asked twice is answered once: the map has no repeated key. */
+static void drop_repeats(id_query *q)
+{
+    for (uint32_t i = 1; i < q->n; i++)
+        for (uint32_t k = 0; k < i && q->slots[i].found; k++)
+            if (q->slots[k].found && q->slots[k].uid == q->slots[i].uid)
+                q->slots[i].found = false;
+}
+
 static void query_answer(id_query *q)
 {
+    drop_repeats(q);
     uint32_t found = 0;
     for (uint32_t i = 0; i < q->n; i++)
         found += q->slots[i].found;
