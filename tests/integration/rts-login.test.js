@@ -95,7 +95,7 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
 
   before(async () => {
     const conf = writeProjectsConfig(await makeTempDir(), [
-      { pid: 51, secret: 'strid-project-secret', app_id: APP_ID, app_key: APP_KEY },
+      { pid: 51, secret: 'strid-project-secret', app_id: APP_ID, app_key: APP_KEY, multi_login: 0 },
       { pid: 52, secret: 'plain-project-secret' },
     ]);
     srv = await startRtmd({ config: conf });
@@ -162,6 +162,15 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
     await expectCode(c.quest('auth', { appid: APP_ID, uid: 'eve', token, businessid: 5 }), 10010);
     await expectCode(c.quest('auth', { appid: APP_ID, uid: 'eve', token, businessid: 'b'.repeat(129) }), 10010);
     assert.deepEqual(await c.quest('auth', { appid: APP_ID, uid: 'eve', token, businessid: 'b'.repeat(128) }), { ok: true });
+  });
+
+  it('a second login of the same string id kicks the first out (multi_login 0)', async () => {
+    const first = await rtsLogin('dup.user');
+    const kicked = first.waitQuest('kickout', 5000);
+    const second = await rtsLogin('dup.user', { transport: 'ws' });
+    await kicked;
+    assert.ok(await first.waitClose(5000), 'the first link is closed');
+    assert.deepEqual(await second.quest('getonlinestatus', { uids: ['dup.user'] }), { online: ['dup.user'] });
   });
 
   it('a project without app_id/app_key refuses string uids (200060)', async () => {
