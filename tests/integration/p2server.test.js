@@ -24,6 +24,7 @@ const { sanitizerReports, startRtmd, withLogs, sleep, waitFor } = require('./lib
 const I = fpnn.int64;
 const num = fpnn.toNumber;
 const KB64 = 64 * 1024;
+const RTS_APP_ID = 'P2sRtsApp0123456789abcde';
 
 function listen(server) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
@@ -35,7 +36,7 @@ function closeServer(server) {
 
 describe('p2server', () => {
   let srv, dir, appHttp, trap, appPort, trapPort;
-  let P, Q, OFF; // projects: normal, short timeout, P2Server off
+  let P, Q, OFF, RTS; // projects: normal, short timeout, P2Server off, RTS (app_id and string ids)
   const received = []; // {url, headers, json} of every POST the app server got
   const held = []; // responses of /rtm/hold, answered by the test
   const aborted = []; // urls of requests whose client (rtmd) went away
@@ -102,16 +103,19 @@ describe('p2server', () => {
       'p2server_timeout_ms = 4000\np2server_max_inflight = 3\np2server_max_inflight_per_user = 2\n' +
       '[project]\npid = 91002\nsecret = "p2server-secret-2"\n' +
       `p2server_allow = http://localhost:${appPort}/rtm/silent\np2server_timeout_ms = 300\n` +
-      '[project]\npid = 91003\nsecret = "p2server-secret-3"\n');
+      '[project]\npid = 91003\nsecret = "p2server-secret-3"\n' +
+      `[project]\npid = 91004\nsecret = "p2server-secret-4"\napp_id = ${RTS_APP_ID}\napp_key = rts-key-4\n` +
+      `p2server_allow = "http://127.0.0.1:${appPort}/rtm/"\n`);
     srv = await startRtmd({ config: conf });
     const proj = (pid) => srv.projects.find((p) => p.pid === pid);
     P = await appServer(srv, { project: proj('91001') });
     Q = await appServer(srv, { project: proj('91002') });
     OFF = await appServer(srv, { project: proj('91003') });
+    RTS = await appServer(srv, { project: proj('91004') });
   });
 
   after(async () => {
-    for (const a of [P, Q, OFF]) if (a && !a.client.isClosed) await a.close();
+    for (const a of [P, Q, OFF, RTS]) if (a && !a.client.isClosed) await a.close();
     for (const r of held) if (!r.writableEnded) r.end();
     const code = await srv.stop('SIGTERM');
     await srv.cleanup();
@@ -123,6 +127,23 @@ describe('p2server', () => {
   });
 
   const echoUrl = () => `http://127.0.0.1:${appPort}/rtm/echo`;
+
+  it('a string-id session of an RTS project posts its app_id and string user id', async () => {
+    const { token } = await RTS.call('getrtstoken', { uid: 'alice.p2s' });
+    const c = await fpnn.connect({ port: srv.ports.client_tcp, transport: 'tcp', timeoutMs: 5000 });
+    try {
+      assert.deepEqual(await c.quest('auth', { appid: RTS_APP_ID, uid: 'alice.p2s', token }), { ok: true });
+      assert.deepEqual(await c.quest('setserverparams', { signature: 'sig-alice', url: echoUrl() }), {});
+      const before = received.length;
+      const a = await c.quest('sendservermsg', { mid: 5, msg: 'from a string id' });
+      assert.equal(num(a.status), 200);
+      const posted = received[before].json;
+      assert.equal(posted.appId, RTS_APP_ID);
+      assert.equal(posted.userId, 'alice.p2s');
+    } finally {
+      await c.destroy();
+    }
+  });
 
   it('text message: the app server gets the JSON object, the client its status and body (msgpack and JSON)', async () => {
     const u = await login(srv, P, 6001);

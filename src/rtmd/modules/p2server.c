@@ -24,6 +24,7 @@
 #include "pairmap.h"
 #include "payload.h"
 #include "rtm_errors.h"
+#include "users.h"
 #include "utf8.h"
 
 #include <jansson.h>
@@ -202,9 +203,14 @@ static void on_app_server_reply(void *arg, const outbound_reply *r)
 /* The JSON the app server gets (docs/rtm-methods.md), or NULL. */
 static char *post_body(rtmd_request *req, const conn_params *cp, int64_t mid, const char *msg, size_t len, bool text)
 {
+    /* The app id and user id as the RTS SDK knows them: the project's
+     * app_id and the session's string id, where it has them. */
     char pid[24], uid[24];
     snprintf(pid, sizeof pid, "%lld", (long long)req->project->pid);
     snprintf(uid, sizeof uid, "%lld", (long long)req->uid);
+    const char *app_id = req->project->limits.app_id[0] ? req->project->limits.app_id : pid;
+    const rtmd_session *session = users_session(req->conn);
+    const char *user_id = session && session->string_id ? session->string_id : uid;
     json_t *message;
     if (text) {
         message = json_stringn(msg, len);
@@ -218,8 +224,8 @@ static char *post_body(rtmd_request *req, const conn_params *cp, int64_t mid, co
     }
     json_t *o = json_object();
     char *out = NULL;
-    if (message && o && json_object_set_new(o, "appId", json_string(pid)) == 0 &&
-        json_object_set_new(o, "userId", json_string(uid)) == 0 &&
+    if (message && o && json_object_set_new(o, "appId", json_string(app_id)) == 0 &&
+        json_object_set_new(o, "userId", json_string(user_id)) == 0 &&
         json_object_set_new(o, "businessId", json_string("")) == 0 &&
         json_object_set_new(o, "signature", json_stringn(cp->signature, cp->signature_len)) == 0 &&
         json_object_set_new(o, "mid", json_integer(mid)) == 0 &&
