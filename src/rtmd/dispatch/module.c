@@ -1,8 +1,10 @@
-/* Store helpers the service modules share (module.h). */
+/* Store helpers the service modules share (module.h): expiry purges,
+ * start-up loads, and the answer of a request whose store work failed. */
 #include "module.h"
 
 #include "clock.h"
 #include "log.h"
+#include "rtm_errors.h"
 
 #include <stdlib.h>
 
@@ -43,4 +45,12 @@ void module_purge_expired(rtmd_server *srv, const char *delete_sql, const char *
 int module_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg)
 {
     return store_run_startup(srv->store, fn, arg);
+}
+
+void module_answer_store_failure(rtmd_request *req, int status)
+{
+    if (status == SQLITE_ABORT)
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    else
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
 }

@@ -102,6 +102,14 @@ conv_key conv_broadcast(void)
     return (conv_key){CONV_BROADCAST, 0, 0};
 }
 
+conv_key conv_of(int conv_type, int64_t uid, int64_t xid)
+{
+    return conv_type == CONV_P2P     ? conv_p2p(uid, xid)
+           : conv_type == CONV_GROUP ? conv_group(xid)
+           : conv_type == CONV_ROOM  ? conv_room(xid)
+                                     : conv_broadcast();
+}
+
 /* ---- module state ---- */
 
 struct messages_state {

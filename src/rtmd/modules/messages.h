@@ -34,6 +34,9 @@ conv_key conv_p2p(int64_t uid1, int64_t uid2);
 conv_key conv_group(int64_t gid);
 conv_key conv_room(int64_t rid);
 conv_key conv_broadcast(void);
+/* The conversation of conv_type that user uid has with xid: a p2p peer, a
+ * gid or a rid; xid is unused for broadcast. */
+conv_key conv_of(int conv_type, int64_t uid, int64_t xid);
 
 /* Writer thread, before rows of `messages` are deleted: records the newest
  * message id in table counters, so that ids are never handed out twice

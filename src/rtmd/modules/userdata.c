@@ -45,12 +45,9 @@ static void job_free(data_job *j)
 
 static void job_fail(data_job *j, int status)
 {
-    if (status == SQLITE_ABORT) {
-        request_error(j->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
-    } else {
+    if (status != SQLITE_ABORT)
         LOG_ERROR("userdata: %s failed: %s", j->req->method, sqlite3_errstr(status));
-        request_error(j->req, RTM_EC_UNKNOWN_ERROR, "storage error");
-    }
+    module_answer_store_failure(j->req, status);
     job_free(j);
 }
 

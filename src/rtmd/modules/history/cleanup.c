@@ -148,8 +148,7 @@ static void purge_done(void *arg, int status)
     if (status != SQLITE_OK) {
         if (status != SQLITE_ABORT)
             LOG_ERROR("%s: delete failed: %s", req->method, sqlite3_errstr(status));
-        request_error(req, status == SQLITE_ABORT ? FPNN_EC_CORE_SERVER_STOPPING : RTM_EC_UNKNOWN_ERROR,
-                      status == SQLITE_ABORT ? "server stopping" : "storage error");
+        module_answer_store_failure(req, status);
         free(p);
         return;
     }
@@ -205,13 +204,6 @@ static bool arg_conv_type(rtmd_request *req, int64_t *type, int64_t *xid)
         return false;
     }
     return *type == CONV_BROADCAST || req_arg_int64(req, "xid", xid);
-}
-
-static conv_key conv_of(int type, int64_t from, int64_t xid)
-{
-    return type == CONV_P2P ? conv_p2p(from, xid) : type == CONV_GROUP ? conv_group(xid)
-                                                    : type == CONV_ROOM ? conv_room(xid)
-                                                                        : conv_broadcast();
 }
 
 static void purge_conv(purge *p, conv_key k)
@@ -369,8 +361,7 @@ static void edit_done(void *arg, int status)
     bool changed = status == SQLITE_OK && e->found && !e->too_old;
     quota_release(req->srv, e->pid, e->reserved, changed && grown > 0 ? (uint64_t)grown : 0);
     if (status != SQLITE_OK)
-        request_error(req, status == SQLITE_ABORT ? FPNN_EC_CORE_SERVER_STOPPING : RTM_EC_UNKNOWN_ERROR,
-                      status == SQLITE_ABORT ? "server stopping" : "storage error");
+        module_answer_store_failure(req, status);
     else if (!e->found)
         request_error(req, RTM_EC_MESSAGE_NOT_FOUND, "message not found");
     else if (e->too_old)
@@ -526,8 +517,7 @@ static void sessions_done(void *arg, int status)
 {
     sessions_write *w = arg;
     if (status != SQLITE_OK)
-        request_error(w->req, status == SQLITE_ABORT ? FPNN_EC_CORE_SERVER_STOPPING : RTM_EC_UNKNOWN_ERROR,
-                      status == SQLITE_ABORT ? "server stopping" : "storage error");
+        module_answer_store_failure(w->req, status);
     else
         request_answer_empty(w->req);
     free(w->uids);

@@ -89,12 +89,6 @@ static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
                 &q->any);
 }
 
-/* The conversation of the calling user with xid (a peer or a gid). */
-static conv_key user_conv(const hjob *j, int type, int64_t xid)
-{
-    return type == CONV_P2P ? conv_p2p(j->uid, xid) : (conv_key){type, xid, 0};
-}
-
 /* The conversation's markers: read (the effective one) and removed. */
 static int conv_marks(conv_q *q, hjob *j, int type, int64_t xid, int64_t *read, int64_t *removed)
 {
@@ -123,7 +117,7 @@ static int conv_marks(conv_q *q, hjob *j, int type, int64_t xid, int64_t *read, 
 static int conv_stats(conv_q *q, hjob *j, int type, int64_t xid, conv_item *c, bool with_last)
 {
     int64_t read, removed;
-    conv_key k = user_conv(j, type, xid);
+    conv_key k = conv_of(type, j->uid, xid);
     int64_t a = k.a, b = k.b;
     int rc = conv_marks(q, j, type, xid, &read, &removed);
     if (rc != SQLITE_OK)
@@ -545,7 +539,8 @@ static int apply_removesession(sqlite3 *db, void *arg)
 {
     hjob *j = arg;
     int rc;
-    int64_t a = j->uid < j->mark_xid ? j->uid : j->mark_xid, b = j->uid < j->mark_xid ? j->mark_xid : j->uid;
+    conv_key k = conv_p2p(j->uid, j->mark_xid);
+    int64_t a = k.a, b = k.b;
     sqlite3_stmt *st;
     rc = hist_prep(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
                   " AND conv_b = ?3",

@@ -24,18 +24,11 @@
 
 /* ---- history pages ---- */
 
-static void set_conv(hjob *j, int type, int64_t x, int64_t y)
+static void set_conv(hjob *j, conv_key k)
 {
-    j->conv_type = type;
-    if (type == CONV_P2P) {
-        j->conv_a = x < y ? x : y;
-        j->conv_b = x < y ? y : x;
-    } else if (type == CONV_BROADCAST) {
-        j->conv_a = j->conv_b = 0;
-    } else {
-        j->conv_a = x;
-        j->conv_b = 0;
-    }
+    j->conv_type = k.conv_type;
+    j->conv_a = k.a;
+    j->conv_b = k.b;
 }
 
 static int read_history_txn(sqlite3 *db, hjob *j)
@@ -172,7 +165,7 @@ static void method_history(rtmd_request *req)
         return;
     }
     j->uid = uid;
-    set_conv(j, type, type == CONV_P2P ? uid : x, x);
+    set_conv(j, conv_of(type, uid, x));
     j->desc = desc;
     j->num = num < 0 ? 0 : num > HISTORY_NUM_MAX ? HISTORY_NUM_MAX : num;
     j->begin = begin;
@@ -288,7 +281,7 @@ static void method_getmsg_delmsg(rtmd_request *req)
     hjob *j = hjob_new(req, del ? J_DELMSG : J_GETMSG);
     if (!j)
         return;
-    set_conv(j, (int)type, type == CONV_P2P ? from : xid, xid);
+    set_conv(j, conv_of((int)type, from, xid));
     j->from = from;
     j->mid = mid;
     int rc = del ? store_submit(req->srv->store, apply_delmsg, hjob_write_done, j)
@@ -358,7 +351,7 @@ static void method_getmsgnum(rtmd_request *req)
         hjob_free(j);
         return;
     }
-    set_conv(j, (int)type, xid, 0);
+    set_conv(j, conv_of((int)type, 0, xid));
     j->begin = begin;
     j->end = end;
     if (store_read(req->srv->store, read_msgnum, msgnum_done, j) != 0) {

@@ -6,6 +6,7 @@
 #include "history_internal.h"
 
 #include "log.h"
+#include "module.h"
 #include "rtm_errors.h"
 
 #include <stdio.h>
@@ -155,14 +156,12 @@ bool hjob_answer_begin(hjob *j, int status, msgpack_packer *pk)
 
 void hjob_fail(hjob *j, int status)
 {
-    if (status == SQLITE_ABORT) {
-        request_error(j->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
-    } else {
+    if (status != SQLITE_ABORT) {
         char m[RTM_LOG_STR_SIZE];
         LOG_ERROR("history: %s failed: %s", rtm_log_str(m, j->req->method, strlen(j->req->method)),
                   sqlite3_errstr(status));
-        request_error(j->req, RTM_EC_UNKNOWN_ERROR, "storage error");
     }
+    module_answer_store_failure(j->req, status);
     hjob_free(j);
 }
 
