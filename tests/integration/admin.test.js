@@ -12,23 +12,16 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecked, md5Upper } = require('./lib/rtm');
+const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecked } = require('./lib/rtm');
 const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 const I = (v) => fpnn.int64(String(v));
 const num = (v) => fpnn.toNumber(v);
 let nextMid = 9100000000n;
 const freshMid = () => I(nextMid++);
-let jsonSalt = 1 + Math.floor(Math.random() * 1e9);
 
-// A signed quest with the JSON flag, numbers as JSON numbers (as an SDK
-// with the JSON flag sends them).
-function jsonCall(a, method, payload) {
-  const ts = Math.floor(Date.now() / 1000);
-  const salt = jsonSalt++;
-  const sign = md5Upper(`${a.project.pid}:${a.project.secret}:${salt}:${method}:${ts}`);
-  return a.client.quest(method, { ...payload, pid: Number(a.project.pid), salt, ts, sign }, { json: true });
-}
+// A JSON quest of an app server, signed with plain numbers (lib/rtm.js).
+const jsonCall = (a, method, payload) => a.call(method, payload, { json: true });
 
 describe('admin', () => {
   let srv, app, app2, p1, p2, conf;

@@ -12,7 +12,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, md5Upper, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
+const { appServer, login, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
 const { startRtmd, withLogs } = require('./lib/rtmd');
 
 describe('devices', () => {
@@ -197,12 +197,7 @@ describe('devices', () => {
 
   it('JSON quests on both gates', async () => {
     const j = { json: true };
-    const sign = (project, method, payload) => {
-      const ts = Math.floor(Date.now() / 1000);
-      const salt = 1 + Math.floor(Math.random() * 1e12);
-      return { ...payload, pid: Number(project.pid), salt, ts, sign: md5Upper(`${project.pid}:${project.secret}:${salt}:${method}:${ts}`) };
-    };
-    const call = (method, payload) => app.client.quest(method, sign(p1, method, payload), j);
+    const call = (method, payload) => app.call(method, payload, j);
     assert.deepEqual(await call('adddevice', { uid: 61, apptype: 'fcm', devicetoken: 'json-token' }), {});
     assert.deepEqual(await call('getdevices', { uid: 61 }), { devices: [{ apptype: 'fcm', devicetoken: 'json-token' }] });
     assert.deepEqual(await call('removedevice', { uid: 61, devicetoken: 'json-token' }), {});

@@ -11,9 +11,8 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, int64s, ids, md5Upper, startWithProjects, stopChecked } = require('./lib/rtm');
+const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecked, sign } = require('./lib/rtm');
 const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 const I = fpnn.int64;
@@ -39,10 +38,7 @@ describe('friends', () => {
   async function serverJson(project, method, payload) {
     const c = await fpnn.connect({ port: srv.ports.server_tcp });
     try {
-      const salt = crypto.randomInt(1, 2 ** 47);
-      const ts = Math.floor(Date.now() / 1000);
-      const sign = md5Upper(`${project.pid}:${project.secret}:${salt}:${method}:${ts}`);
-      return await c.quest(method, { ...payload, pid: Number(project.pid), salt, ts, sign }, { json: true });
+      return await c.quest(method, sign(project, method, payload, { json: true }), { json: true });
     } finally {
       await c.destroy();
     }

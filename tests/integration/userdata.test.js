@@ -10,7 +10,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, md5Upper, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
+const { appServer, login, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
 const { startRtmd, withLogs } = require('./lib/rtmd');
 
 describe('userdata', () => {
@@ -57,16 +57,11 @@ describe('userdata', () => {
 
   it('JSON quests on the server gate', async () => {
     const j = { json: true };
-    // A signed payload with plain JSON numbers (pid and salt too).
-    const sign = (project, method, payload) => {
-      const ts = Math.floor(Date.now() / 1000);
-      const salt = 1 + Math.floor(Math.random() * 1e12);
-      return { ...payload, pid: Number(project.pid), salt, ts, sign: md5Upper(`${project.pid}:${project.secret}:${salt}:${method}:${ts}`) };
-    };
-    assert.deepEqual(await app.client.quest('dataset', sign(p1, 'dataset', { uid: 21, key: 'k', val: 'json' }), j), {});
-    assert.deepEqual(await app.client.quest('dataget', sign(p1, 'dataget', { uid: 21, key: 'k' }), j), { val: 'json' });
-    assert.deepEqual(await app.client.quest('dataget', sign(p1, 'dataget', { uid: 21, key: 'none' }), j), {});
-    assert.deepEqual(await app.client.quest('datadel', sign(p1, 'datadel', { uid: 21, key: 'k' }), j), {});
+    // Signed with plain JSON numbers (pid and salt too), by app.call.
+    assert.deepEqual(await app.call('dataset', { uid: 21, key: 'k', val: 'json' }, j), {});
+    assert.deepEqual(await app.call('dataget', { uid: 21, key: 'k' }, j), { val: 'json' });
+    assert.deepEqual(await app.call('dataget', { uid: 21, key: 'none' }, j), {});
+    assert.deepEqual(await app.call('datadel', { uid: 21, key: 'k' }, j), {});
     assert.deepEqual(await app.call('dataget', { uid: I(21), key: 'k' }), {});
   });
 

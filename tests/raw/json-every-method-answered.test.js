@@ -10,7 +10,6 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const fpnn = require('../integration/lib/fpnn');
 const rtm = require('../integration/lib/rtm');
 const { FPNN_GATES, startRtmd, withLogs } = require('../integration/lib/rtmd');
@@ -83,10 +82,7 @@ describe('JSON-flag quests are always answered', () => {
   }
 
   function signJson(method, payload) {
-    const salt = crypto.randomInt(1, 2 ** 47);
-    const ts = Math.floor(Date.now() / 1000);
-    const sign = rtm.md5Upper(`${project.pid}:${project.secret}:${salt}:${method}:${ts}`);
-    return { ...payload, pid: Number(project.pid), salt, ts, sign };
+    return rtm.sign(project, method, payload, { json: true });
   }
 
   // A signed msgpack quest of raw entries on the app-server link.

@@ -21,11 +21,17 @@ function md5Upper(text) {
   return crypto.createHash('md5').update(text, 'utf8').digest('hex').toUpperCase();
 }
 
+// A salt for a JSON quest: a plain number, exact in JSON (below 2^47).
+function newJsonSalt() {
+  return crypto.randomInt(1, 2 ** 47);
+}
+
 // Signs a payload for method: returns a new payload with pid, salt, ts, sign.
-function sign(project, method, payload = {}, { ts = Math.floor(Date.now() / 1000), salt = newSalt(), oldStyle = false } = {}) {
+// With json, pid and salt are plain numbers, as a JSON app server sends them.
+function sign(project, method, payload = {}, { ts = Math.floor(Date.now() / 1000), json = false, salt = json ? newJsonSalt() : newSalt(), oldStyle = false } = {}) {
   const saltText = fpnn.toBigInt(salt).toString();
   const text = oldStyle ? `${project.pid}:${project.secret}:${saltText}` : `${project.pid}:${project.secret}:${saltText}:${method}:${ts}`;
-  const signed = { ...payload, pid: fpnn.int64(project.pid), salt, sign: md5Upper(text) };
+  const signed = { ...payload, pid: json ? Number(project.pid) : fpnn.int64(project.pid), salt, sign: md5Upper(text) };
   if (!oldStyle) signed.ts = ts;
   return signed;
 }
@@ -37,9 +43,10 @@ class AppServer {
     this.project = project;
   }
 
-  // Sends a signed quest; resolves with the answer payload.
+  // Sends a signed quest; resolves with the answer payload. A JSON quest
+  // ({json: true}) is signed with plain numbers, as a JSON app server does.
   call(method, payload = {}, opts = {}) {
-    return this.client.quest(method, sign(this.project, method, payload, opts.sign), opts);
+    return this.client.quest(method, sign(this.project, method, payload, { json: opts.json, ...opts.sign }), opts);
   }
 
   async token(uid) {
