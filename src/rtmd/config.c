@@ -196,6 +196,7 @@ static const setting project_settings[] = {
     {"multi_login", K_U32, PRJ(multi_login), 0, 1, S_ANY},
     {"legacy_sign", K_U32, PRJ(legacy_sign), 0, 1, S_ANY},
     {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
+    {"room_events_max", K_U32, PRJ(room_events_max), 0, 100000, S_ANY},
     {"max_groups", K_U32, PRJ(max_groups), 1, 10000000, S_ANY},
     {"max_group_members", K_U32, PRJ(max_group_members), 1, 1000000, S_ANY},
     {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
@@ -296,6 +297,7 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->token_ttl_seconds = 86400;
     p->multi_login = 1;
     p->max_rooms_per_user = 10;
+    p->room_events_max = 500;
     p->max_groups = 10000;
     p->max_group_members = 10000;
     p->max_msg_bytes = 20480;

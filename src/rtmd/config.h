@@ -28,6 +28,7 @@ typedef struct rtmd_project_config {
     uint32_t multi_login;         /* 1: several connections per user; 0: a new login kicks the older */
     uint32_t legacy_sign;         /* 1: also accept the older signature md5(pid:secret:salt) (see sign.c) */
     uint32_t max_rooms_per_user;  /* rooms one user may be in at once */
+    uint32_t room_events_max;     /* pushroomjoined/left only in rooms of at most this many members, 0 = none */
     uint32_t max_groups;          /* groups (with members, or adds in flight) of the project (groups.c) */
     uint32_t max_group_members;   /* members of one group, adds in flight counted (groups.c) */
     uint32_t max_msg_bytes;       /* size of msg */

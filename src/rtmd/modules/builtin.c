@@ -7,6 +7,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "module.h"
+#include "users.h"
 
 #include <string.h>
 
@@ -18,6 +19,7 @@ static void method_ping(rtmd_request *req)
 static void method_bye(rtmd_request *req)
 {
     rtmd_conn *c = req->conn;
+    users_said_bye(c); /* the session's end is a quit, not a drop */
     request_answer_empty(req);
     conn_close_after_flush(c);
 }

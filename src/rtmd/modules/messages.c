@@ -467,6 +467,25 @@ static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t)
     users_push(srv, j->pid, t->to, s->named.data, s->named.len);
 }
 
+/* Encodes into s->named the pushroommsg of target t to string-id members:
+ * from the sender's string id and rid the room's when they have one (a
+ * number-id sender stays an integer). Returns 0, or -1 logged. */
+static int encode_room_named(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    struct messages_state *s = state(srv);
+    /* Copied: each name is valid only until the next strid/identity call. */
+    char from_s[IDENTITY_STRING_MAX + 1], rid_s[IDENTITY_STRING_MAX + 1];
+    const char *f = strid_name_of(srv, j->pid, j->from);
+    snprintf(from_s, sizeof from_s, "%s", f ? f : "");
+    const char *r = rooms_name(srv, j->pid, t->to);
+    snprintf(rid_s, sizeof rid_s, "%s", r ? r : "");
+    if (encode_push(s, j, t, &s->named, f ? from_s : NULL, r ? rid_s : NULL) != 0) {
+        LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
+        return -1;
+    }
+    return 0;
+}
+
 static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
@@ -479,9 +498,19 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
     } else {
         size_t n;
         const int64_t *uids = receivers(srv, j, t, &n);
-        for (size_t i = 0; i < n; i++)
-            if (uids[i] != j->from)
+        bool named = false; /* s->named holds the push for string-id room members */
+        for (size_t i = 0; i < n; i++) {
+            if (uids[i] == j->from)
+                continue;
+            if (t->conv.conv_type == CONV_ROOM && identity_is_string_uid(uids[i])) {
+                if (!named && encode_room_named(srv, j, t) != 0)
+                    continue;
+                named = true;
+                users_push(srv, j->pid, uids[i], s->named.data, s->named.len);
+            } else {
                 users_push(srv, j->pid, uids[i], s->packet.data, s->packet.len);
+            }
+        }
     }
     events_fire(&srv->net.events, srv,
                 &(rtmd_event){.kind = RTMD_EV_MESSAGE, .pid = j->pid, .uid = j->from, .conv_type = t->conv.conv_type,

@@ -14,7 +14,17 @@
  * server, which adds the user again once it is online. A user leaves by
  * leaveroom (idempotent), by delroommember (a oneway `kickoutroom` {rid}
  * push to each of its connections, which the SDKs do not answer), or when
- * its last connection ends (RTMD_EV_USER_OFFLINE). */
+ * its last connection ends (RTMD_EV_USER_OFFLINE).
+ *
+ * String-id (RTS) members. A room whose rid a string-id session gave as a
+ * string keeps that string (its name, for pushes). enterroom of a
+ * string-id session answers the other members, named by strings where
+ * they have one (all members are online, so strid knows them). In rooms
+ * of at most the project's room_events_max members, string-id members get
+ * pushroomjoined {rid, uid} when another user enters and pushroomleft
+ * {rid, uid, reason} when one leaves (reason as users.h USERS_GONE_*:
+ * 0 leaveroom or bye, 1 connection lost, 3 kicked by the app server);
+ * number-id members get neither, as the RTM SDKs know no such push. */
 #include "rooms.h"
 
 #include "idset.h"
@@ -24,6 +34,8 @@
 #include "push.h"
 #include "rtm_errors.h"
 #include "module.h"
+#include "identity.h"
+#include "strid.h"
 #include "users.h"
 
 #include <inttypes.h>
@@ -36,9 +48,12 @@
 /* Most uids of addroommembers / delroommembers, rids of adduserrooms /
  * deleteuserrooms. */
 #define ROOM_BULK_MAX 100
+/* Most members one enterroom answer of a string-id session lists. */
+#define ROOM_MEMBERS_LISTED_MAX 1000
 
 typedef struct room {
     idset members;
+    char *name; /* its string id, when known (a string-id rid), else NULL */
 } room;
 
 /* The rooms one online user is in, in the order entered. */
@@ -73,6 +88,66 @@ static int user_room_index(const user_rooms *u, int64_t rid)
         if (u->rids[i] == rid)
             return (int)i;
     return -1;
+}
+
+static void room_free(room *r)
+{
+    idset_free(&r->members);
+    free(r->name);
+    free(r);
+}
+
+/* Gives a string-id rid's room its string once it is known. */
+static void room_learn_name(rtmd_server *srv, int64_t pid, int64_t rid, room *r)
+{
+    if (r->name || !identity_is_string_uid(rid))
+        return;
+    const char *sid = strid_name_of(srv, pid, rid);
+    if (sid)
+        r->name = strdup(sid); /* out of memory: stays unnamed, pushes name it by its number */
+}
+
+/* Pushes pushroomjoined {rid, uid} (reason < 0) or pushroomleft {rid, uid,
+ * reason} about uid to the room's other string-id members, if the room
+ * (uid counted) has at most the project's room_events_max members. */
+static void room_announce(rtmd_server *srv, int64_t pid, int64_t rid, const room *r, int64_t uid, int reason)
+{
+    const rtmd_project *p = rtmd_server_project(srv, pid);
+    uint32_t max = p ? p->limits.room_events_max : 0;
+    if (!r || max == 0 || r->members.n > max)
+        return;
+    bool any = false;
+    for (uint32_t i = 0; i < r->members.n && !any; i++)
+        any = r->members.v[i] != uid && identity_is_string_uid(r->members.v[i]);
+    if (!any)
+        return;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, reason < 0 ? 2 : 3);
+    if (r->name)
+        mp_pack_kv_str(&pk, "rid", r->name);
+    else
+        mp_pack_kv_int(&pk, "rid", rid);
+    const char *sid = strid_name_of(srv, pid, uid);
+    if (sid)
+        mp_pack_kv_str(&pk, "uid", sid);
+    else
+        mp_pack_kv_int(&pk, "uid", uid);
+    if (reason >= 0)
+        mp_pack_kv_int(&pk, "reason", reason);
+    rtm_buf packet = {0};
+    if (push_encode(&packet, reason < 0 ? "pushroomjoined" : "pushroomleft", &body, true) == 0) {
+        /* Pushing changes no room (a slow reader's close is deferred). */
+        for (uint32_t i = 0; i < r->members.n; i++)
+            if (r->members.v[i] != uid && identity_is_string_uid(r->members.v[i]))
+                users_push(srv, pid, r->members.v[i], packet.data, packet.len);
+    } else {
+        LOG_ERROR("rooms: cannot encode a membership push of room %lld", (long long)rid);
+    }
+    rtm_buf_free(&packet);
+    msgpack_sbuffer_destroy(&body);
 }
 
 static void drop_user_rooms(struct rooms_state *st, int64_t pid, int64_t uid)
@@ -118,11 +193,13 @@ static int room_join(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid, ui
     if (idset_add(&r->members, uid) < 0) {
         if (created) {
             pairmap_del(&st->rooms, (uint64_t)pid, (uint64_t)rid);
-            free(r);
+            room_free(r);
         }
         goto fail;
     }
     u->rids[u->n++] = rid;
+    room_learn_name(srv, pid, rid, r);
+    room_announce(srv, pid, rid, r, uid, -1);
     return 0;
 fail:
     if (u->n == 0)
@@ -130,19 +207,25 @@ fail:
     return -1;
 }
 
-/* Removes uid from the room's member set, dropping the room when empty. */
-static void room_remove_member(struct rooms_state *st, int64_t pid, int64_t rid, int64_t uid)
+/* Removes uid from the room's member set, telling the others (reason as
+ * room_announce), dropping the room when empty. */
+static void room_remove_member(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid, int reason)
 {
+    struct rooms_state *st = state(srv);
     room *r = room_get(st, pid, rid);
-    if (r && idset_del(&r->members, uid) && r->members.n == 0) {
+    if (!r || !idset_has(&r->members, uid))
+        return;
+    room_announce(srv, pid, rid, r, uid, reason);
+    idset_del(&r->members, uid);
+    if (r->members.n == 0) {
         pairmap_del(&st->rooms, (uint64_t)pid, (uint64_t)rid);
-        idset_free(&r->members);
-        free(r);
+        room_free(r);
     }
 }
 
-/* Takes the user out of the room; returns whether it was in. */
-static bool room_leave(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid)
+/* Takes the user out of the room (reason as room_announce); returns
+ * whether it was in. */
+static bool room_leave(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid, int reason)
 {
     struct rooms_state *st = state(srv);
     user_rooms *u = rooms_of(st, pid, uid);
@@ -152,7 +235,7 @@ static bool room_leave(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid)
     memmove(u->rids + i, u->rids + i + 1, (size_t)(u->n - (uint32_t)i - 1) * sizeof *u->rids);
     if (--u->n == 0)
         drop_user_rooms(st, pid, uid);
-    room_remove_member(st, pid, rid, uid);
+    room_remove_member(srv, pid, rid, uid, reason);
     return true;
 }
 
@@ -163,8 +246,9 @@ static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
     user_rooms *u = rooms_of(st, ev->pid, ev->uid);
     if (!u)
         return;
+    int reason = ev->user ? ev->user->gone : USERS_GONE_DROPPED;
     for (uint32_t i = 0; i < u->n; i++)
-        room_remove_member(st, ev->pid, u->rids[i], ev->uid);
+        room_remove_member(srv, ev->pid, u->rids[i], ev->uid, reason);
     drop_user_rooms(st, ev->pid, ev->uid);
 }
 
@@ -181,6 +265,14 @@ const int64_t *rooms_members(rtmd_server *srv, int64_t pid, int64_t rid, size_t 
     return r && r->members.n ? r->members.v : NULL;
 }
 
+const char *rooms_name(rtmd_server *srv, int64_t pid, int64_t rid)
+{
+    room *r = room_get(state(srv), pid, rid);
+    if (r && r->name)
+        return r->name;
+    return identity_is_string_uid(rid) ? strid_name_of(srv, pid, rid) : NULL;
+}
+
 /* ---- methods ---- */
 
 static void answer_join(rtmd_request *req, int rc)
@@ -193,13 +285,54 @@ static void answer_join(rtmd_request *req, int rc)
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
 }
 
-/* client: enterroom {rid} -> {} */
+/* Answers a string-id session's enterroom: {members: [the others, string
+ * ids where they have one]}, at most ROOM_MEMBERS_LISTED_MAX of them, and
+ * more: true when there are more. */
+static void answer_members(rtmd_request *req, int64_t rid)
+{
+    int64_t pid = req->project->pid;
+    const room *r = room_get(state(req->srv), pid, rid);
+    uint32_t others = r && r->members.n ? r->members.n - 1 : 0;
+    uint32_t listed = others > ROOM_MEMBERS_LISTED_MAX ? ROOM_MEMBERS_LISTED_MAX : others;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, others > listed ? 2 : 1);
+    mp_pack_cstr(&pk, "members");
+    msgpack_pack_array(&pk, listed);
+    for (uint32_t i = 0, n = 0; r && i < r->members.n && n < listed; i++) {
+        int64_t m = r->members.v[i];
+        if (m == req->uid)
+            continue;
+        const char *sid = strid_name_of(req->srv, pid, m);
+        if (sid)
+            mp_pack_cstr(&pk, sid);
+        else
+            msgpack_pack_int64(&pk, m);
+        n++;
+    }
+    if (others > listed) {
+        mp_pack_cstr(&pk, "more");
+        msgpack_pack_true(&pk);
+    }
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* client: enterroom {rid} -> {} (a number-id session, as the RTM SDKs
+ * expect) or {members, more?} (a string-id session) */
 static void method_enterroom(rtmd_request *req)
 {
     int64_t rid;
     if (!req_arg_int64(req, "rid", &rid))
         return;
-    answer_join(req, room_join(req->srv, req->project->pid, req->uid, rid, req->project->limits.max_rooms_per_user));
+    int rc = room_join(req->srv, req->project->pid, req->uid, rid, req->project->limits.max_rooms_per_user);
+    const rtmd_session *s = users_session(req->conn);
+    if (rc == 0 && s && s->string_id)
+        answer_members(req, rid);
+    else
+        answer_join(req, rc);
 }
 
 /* client: leaveroom {rid} -> {} (also when not in the room) */
@@ -208,7 +341,7 @@ static void method_leaveroom(rtmd_request *req)
     int64_t rid;
     if (!req_arg_int64(req, "rid", &rid))
         return;
-    room_leave(req->srv, req->project->pid, req->uid, rid);
+    room_leave(req->srv, req->project->pid, req->uid, rid, USERS_GONE_QUIT);
     request_answer_empty(req);
 }
 
@@ -304,7 +437,7 @@ static void method_addroommember(rtmd_request *req)
  * kickoutroom {rid}. */
 static void kick_from_room(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid)
 {
-    if (!room_leave(srv, pid, uid, rid))
+    if (!room_leave(srv, pid, uid, rid, USERS_GONE_KICKED))
         return;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
@@ -450,10 +583,8 @@ static void rooms_free(rtmd_server *srv)
         return;
     for (size_t i = 0; i < st->rooms.cap; i++) {
         room *r = st->rooms.slots[i].value;
-        if (r) {
-            idset_free(&r->members);
-            free(r);
-        }
+        if (r)
+            room_free(r);
     }
     for (size_t i = 0; i < st->users.cap; i++) {
         user_rooms *u = st->users.slots[i].value;

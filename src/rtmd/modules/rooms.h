@@ -14,5 +14,9 @@ bool rooms_is_member(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid);
 /* The members of a room (NULL and 0 if empty). The array is owned by
  * rooms.c and valid until the next change of that room. */
 const int64_t *rooms_members(rtmd_server *srv, int64_t pid, int64_t rid, size_t *count);
+/* The room's string id (a room a string-id session entered by a string),
+ * or NULL: pushes to string-id members name the room by it. Valid until
+ * the next change of that room, or call into strid or identity. */
+const char *rooms_name(rtmd_server *srv, int64_t pid, int64_t rid);
 
 #endif

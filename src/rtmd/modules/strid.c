@@ -124,6 +124,10 @@ static const struct {
 } translated[] = {
     {"sendmsg", "to"},
     {"getp2pmsg", "ouid"},
+    {"enterroom", "rid"}, /* a room's string id maps like a user's */
+    {"leaveroom", "rid"},
+    {"sendroommsg", "rid"},
+    {"getroommsg", "rid"},
 };
 
 /* Replaces args[key] by uid, in a copy of the map made in the request's

@@ -114,19 +114,34 @@ static void free_session(rtmd_session *s)
     free(s);
 }
 
-static void user_offline(rtmd_server *srv, rtmd_user *u)
+static void user_offline(rtmd_server *srv, rtmd_user *u, int gone)
 {
+    u->gone = gone;
     pairmap_del(online(srv), (uint64_t)u->pid, (uint64_t)u->uid);
     events_fire(&srv->net.events, srv, &(rtmd_event){.kind = RTMD_EV_USER_OFFLINE, .user = u, .pid = u->pid, .uid = u->uid,
                                    .ms = (uint64_t)clock_unix_ms()});
     free(u);
 }
 
-void users_logout(rtmd_conn *conn)
+void users_said_bye(rtmd_conn *conn)
+{
+    if (conn->gate == GATE_CLIENT_TCP || conn->gate == GATE_CLIENT_WS) {
+        rtmd_session *s = users_session(conn);
+        if (s)
+            s->said_bye = true;
+    }
+}
+
+/* Ends the connection's session; the user goes offline with its last one,
+ * for the reason gone (USERS_GONE_*), or -1: quit or dropped, as the
+ * session said `bye` or not. */
+static void logout_for(rtmd_conn *conn, int gone)
 {
     rtmd_session *s = users_session(conn);
     if (!s)
         return;
+    if (gone < 0)
+        gone = s->said_bye ? USERS_GONE_QUIT : USERS_GONE_DROPPED;
     conn->caller = NULL;
     rtmd_user *u = s->user;
     if (s->prev)
@@ -139,7 +154,12 @@ void users_logout(rtmd_conn *conn)
     free_session(s);
     events_fire(&conn->srv->net.events, conn->srv, &(rtmd_event){.kind = RTMD_EV_SESSION_END, .conn = conn, .pid = u->pid, .uid = u->uid});
     if (u->nsessions == 0)
-        user_offline(conn->srv, u);
+        user_offline(conn->srv, u, gone);
+}
+
+void users_logout(rtmd_conn *conn)
+{
+    logout_for(conn, -1);
 }
 
 /* A connection of the online user other than `except`, or NULL. Looked up
@@ -170,7 +190,7 @@ unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *ex
         rtmd_conn *victim;
         while ((victim = first_conn_except(srv, pid, uid, except)) != NULL) {
             conn_send_push(victim, packet.data, packet.len);
-            users_logout(victim);
+            logout_for(victim, USERS_GONE_KICKED);
             conn_close_after_flush(victim);
             n++;
         }

@@ -20,11 +20,20 @@
 
 typedef struct rtmd_session rtmd_session;
 
+/* Why a user went offline (rtmd_user.gone, read on RTMD_EV_USER_OFFLINE);
+ * the values of the vendor's USER_OFFLINE_REASON. */
+enum {
+    USERS_GONE_QUIT = 0,    /* its last session ended with `bye` */
+    USERS_GONE_DROPPED = 1, /* its last connection closed without `bye` */
+    USERS_GONE_KICKED = 3,  /* users_kickout (the app server's kickout, a newer login, a ban) */
+};
+
 typedef struct rtmd_user {
     int64_t pid, uid;
     rtmd_session *sessions;     /* this user's authenticated connections */
     unsigned nsessions;
     uint64_t online_since_ms;
+    int gone;                   /* USERS_GONE_*: set before RTMD_EV_USER_OFFLINE */
 } rtmd_user;
 
 typedef struct rtmd_session_attr {
@@ -45,6 +54,7 @@ struct rtmd_session {
      * terminated (identity.h), so that answers and pushes to it name users
      * by strings. NULL for a number-id session. */
     char *string_id;
+    bool said_bye;               /* `bye` was answered: the close is a quit */
 };
 
 /* The session of a client-gate connection (the caller users.c, as the
@@ -74,8 +84,11 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
 rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
                                 size_t len);
 /* Ends the connection's session, if any (the connection is closing). The
- * user goes offline with its last session. */
+ * user goes offline with its last session (gone: USERS_GONE_QUIT after
+ * users_said_bye, else USERS_GONE_DROPPED). */
 void users_logout(rtmd_conn *conn);
+/* The connection answered `bye`: when its session ends the user quit. */
+void users_said_bye(rtmd_conn *conn);
 
 /* Sends a `kickout` push (oneway, as the SDKs do not answer it) to every
  * connection of the user except `except`, then closes them. Returns how

@@ -316,7 +316,7 @@ static void pack_lasts(msgpack_packer *pk, const char *key, const conv_list *l, 
     mp_pack_cstr(pk, key);
     msgpack_pack_array(pk, (uint32_t)l->n);
     for (size_t i = 0; i < l->n; i++)
-        hmsg_pack(pk, &l->v[i].last, p2p, self);
+        hmsg_pack(pk, &l->v[i].last, p2p, self, NULL);
 }
 
 /* {p2p|group: {xid: unread}, ltime: {xid: mtime of the newest message}} */

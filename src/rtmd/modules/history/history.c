@@ -14,7 +14,10 @@
 
 #include "groups.h"
 #include "messages.h"
+#include "identity.h"
 #include "rooms.h"
+#include "strid.h"
+#include "users.h"
 #include "rtm_errors.h"
 #include "module.h"
 
@@ -58,7 +61,7 @@ static int read_history_txn(sqlite3 *db, hjob *j)
         rc = hmsg_from_row(st, m);
         if (rc != SQLITE_OK)
             break;
-        bytes += hmsg_cost(m);
+        bytes += hmsg_cost(m) + (j->named_from ? IDENTITY_STRING_MAX : 0);
         if (j->nmsgs > 0 && bytes > j->answer_budget) {
             /* The page ends here; lastid lets the caller go on. */
             hmsg_free(m);
@@ -102,7 +105,8 @@ static void history_done(void *arg, int status)
     mp_pack_cstr(&pk, "msgs");
     msgpack_pack_array(&pk, (uint32_t)j->nmsgs);
     for (size_t i = 0; i < j->nmsgs; i++) {
-        hmsg_pack(&pk, &j->msgs[i], p2p, j->uid);
+        const char *from_s = j->named_from ? strid_name_of(j->req->srv, j->pid, j->msgs[i].from_uid) : NULL;
+        hmsg_pack(&pk, &j->msgs[i], p2p, j->uid, from_s);
         if (j->msgs[i].id > max_id)
             max_id = j->msgs[i].id;
     }
@@ -165,6 +169,8 @@ static void method_history(rtmd_request *req)
         return;
     }
     j->uid = uid;
+    const rtmd_session *s = client ? users_session(req->conn) : NULL;
+    j->named_from = type == CONV_ROOM && s && s->string_id;
     set_conv(j, conv_of(type, uid, x));
     j->desc = desc;
     j->num = num < 0 ? 0 : num > HISTORY_NUM_MAX ? HISTORY_NUM_MAX : num;

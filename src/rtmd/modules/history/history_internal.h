@@ -49,7 +49,9 @@ int hmsg_from_row(sqlite3_stmt *st, hmsg *m);
 void hmsg_pack_body(msgpack_packer *pk, const hmsg *m);
 /* [id, from | direction, mtype, mid, deleted, msg, attrs, mtime]; with
  * p2p the second item is 1 if self sent it, else 2. */
-void hmsg_pack(msgpack_packer *pk, const hmsg *m, bool p2p, int64_t self);
+/* from_s, when not NULL, names the sender instead of its uid (a room
+ * history page of a string-id session). */
+void hmsg_pack(msgpack_packer *pk, const hmsg *m, bool p2p, int64_t self, const char *from_s);
 /* What one message adds to an answer, a generous bound of its packing. */
 size_t hmsg_cost(const hmsg *m);
 
@@ -87,6 +89,7 @@ typedef struct hjob {
     enum job_kind kind;
     int64_t pid, uid;          /* uid: the caller, or the user asked about */
     bool client;
+    bool named_from;           /* getroommsg of a string-id session: from as string ids */
 
     /* one conversation (history, getmsg, delmsg, getmsgnum) */
     int conv_type;

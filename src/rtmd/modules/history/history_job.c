@@ -71,11 +71,13 @@ void hmsg_pack_body(msgpack_packer *pk, const hmsg *m)
     }
 }
 
-void hmsg_pack(msgpack_packer *pk, const hmsg *m, bool p2p, int64_t self)
+void hmsg_pack(msgpack_packer *pk, const hmsg *m, bool p2p, int64_t self, const char *from_s)
 {
     msgpack_pack_array(pk, 8);
     msgpack_pack_int64(pk, m->id);
-    if (p2p)
+    if (from_s)
+        mp_pack_cstr(pk, from_s);
+    else if (p2p)
         msgpack_pack_int(pk, m->from_uid == self ? 1 : 2);
     else
         msgpack_pack_int64(pk, m->from_uid);
