@@ -236,3 +236,46 @@ describe('string-id clients in rooms', () => {
     assert.deepEqual(n.pushes.filter((q) => q.method === 'pushroomjoined' || q.method === 'pushroomleft'), []);
   });
 });
+
+// The members list is cut where it might not fit in max_packet (and at
+// 1,000 members): with max_packet 4096, 23 members at most, then more: true.
+describe('the enterroom members list of a large room', () => {
+  let srv, app;
+  const links = [];
+  const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => [srv], fn));
+
+  before(async () => {
+    const { makeTempDir, startRtmd } = require('./lib/rtmd');
+    const { appServer, writeProjectsConfig } = require('./lib/rtm');
+    const conf = writeProjectsConfig(await makeTempDir(), [
+      { pid: 73, secret: 'rts-rooms-secret-3', app_id: APP_ID, app_key: 'rts-rooms-key-3' },
+    ]);
+    srv = await startRtmd({ config: conf, args: ['--max_packet=4096', '--prelogin_max_packet=4096'] });
+    app = await appServer(srv, { project: srv.projects[0] });
+  });
+
+  after(async () => {
+    for (const c of links) c.destroy();
+    await stopChecked(srv, [app]);
+  });
+
+  it('lists what surely fits and sets more: true', async () => {
+    const enter = async (uid) => {
+      const { token } = await app.call('getrtstoken', { uid });
+      const c = await fpnn.connect({ host: '127.0.0.1', port: srv.ports.client_ws, transport: 'ws' });
+      answerPushes(c);
+      for (const m of ['pushroomjoined', 'pushroomleft']) c.onQuest(m, () => ({}));
+      links.push(c);
+      assert.deepEqual(await c.quest('auth', { appid: APP_ID, uid, token }), { ok: true });
+      return c.quest('enterroom', { rid: 'crowd' });
+    };
+    for (let i = 0; i < 23; i++) await enter(`m${String(i).padStart(2, '0')}`);
+    let ans = await enter('m23');
+    assert.equal(ans.members.length, 23);
+    assert.equal(ans.more, undefined, 'all 23 others listed');
+    ans = await enter('m24');
+    assert.equal(ans.members.length, 23);
+    assert.equal(ans.more, true);
+    assert.ok(ans.members.every((m) => /^m\d\d$/.test(m)));
+  });
+});

@@ -286,14 +286,17 @@ static void answer_join(rtmd_request *req, int rc)
 }
 
 /* Answers a string-id session's enterroom: {members: [the others, string
- * ids where they have one]}, at most ROOM_MEMBERS_LISTED_MAX of them, and
- * more: true when there are more. */
+ * ids where they have one]}, at most ROOM_MEMBERS_LISTED_MAX of them and
+ * as many as surely fit in max_packet, and more: true when there are more. */
 static void answer_members(rtmd_request *req, int64_t rid)
 {
     int64_t pid = req->project->pid;
     const room *r = room_get(state(req->srv), pid, rid);
     uint32_t others = r && r->members.n ? r->members.n - 1 : 0;
-    uint32_t listed = others > ROOM_MEMBERS_LISTED_MAX ? ROOM_MEMBERS_LISTED_MAX : others;
+    uint32_t max_packet = req->srv->cfg.max_packet;
+    uint32_t fit = (max_packet > 2048 ? max_packet - 1024 : max_packet / 2) / (IDENTITY_STRING_MAX + 3);
+    uint32_t cap = fit < ROOM_MEMBERS_LISTED_MAX ? fit : ROOM_MEMBERS_LISTED_MAX;
+    uint32_t listed = others > cap ? cap : others;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
