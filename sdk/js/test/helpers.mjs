@@ -1,0 +1,152 @@
+// Shared by the SDK tests: a real rtmd (tests/integration/lib, CommonJS)
+// with an RTS project, an app-server link minting tokens with getrtstoken,
+// and SDK clients whose events are recorded for the tests to wait on.
+import { createRequire } from 'node:module';
+import crypto from 'node:crypto';
+import WebSocket from 'ws';
+import { createRTS } from '../src/index.js';
+
+const require = createRequire(import.meta.url);
+export const rtmdLib = require('../../../tests/integration/lib/rtmd.js');
+export const rtmLib = require('../../../tests/integration/lib/rtm.js');
+export const fpnn = require('../../../tests/integration/lib/fpnn.js');
+
+export const APP_ID = 'SdkTest0123456789abcdefG';
+export const APP_KEY = 'sdk-test-app-key';
+export const PID = 77001;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls fn until it returns a truthy value or ms elapse; returns the last value.
+export async function waitFor(fn, ms = 5000, step = 50) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() >= end) return v;
+    await sleep(step);
+  }
+}
+
+const RTS_EVENTS = ['onConnectionStateChanged', 'onLoginResult', 'onLogout', 'onTokenExpired', 'onMessageReceived',
+  'onBinaryMessageReceived', 'onMessageSendResult', 'onServerParamsSetResult', 'onServerMessageSendResult', 'onPeerOnlineStatus'];
+const ROOM_EVENTS = ['onRoomStateChanged', 'onUserJoined', 'onUserLeave', 'onRoomMessageReceived',
+  'onRoomBinaryMessageReceived', 'onRoomMessageSendResult', 'onLeaveRoom'];
+
+// Records every event of an IRTS or IRTSRoom as {name, args}.
+export function record(target, names) {
+  const events = [];
+  const waiters = new Set();
+  for (const n of names) {
+    target.on(n, (...args) => {
+      const e = { name: n, args };
+      events.push(e);
+      for (const w of [...waiters]) w(e);
+    });
+  }
+  events.wait = (name, pred = () => true, ms = 8000) => {
+    const found = events.find((e) => e.name === name && pred(...e.args));
+    if (found) return Promise.resolve(found.args);
+    return new Promise((resolve, reject) => {
+      const w = (e) => {
+        if (e.name !== name || !pred(...e.args)) return;
+        clearTimeout(timer);
+        waiters.delete(w);
+        resolve(e.args);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(w);
+        reject(new Error(`no ${name} event within ${ms} ms; got ${events.map((x) => `${x.name}(${x.args.map(show).join(',')})`).join(' ')}`));
+      }, ms);
+      waiters.add(w);
+    });
+  };
+  events.named = (name) => events.filter((e) => e.name === name).map((e) => e.args);
+  return events;
+}
+
+function show(v) {
+  if (v instanceof ArrayBuffer) return `ArrayBuffer(${v.byteLength})`;
+  if (typeof v === 'object' && v !== null) return JSON.stringify(v);
+  return String(v);
+}
+
+export const recordRoom = (room) => record(room, ROOM_EVENTS);
+
+// Writes the configuration: one RTS project (P2Server allowed to appUrl).
+export function writeConfig(dir, { p2serverAllow, extra = {} } = {}) {
+  const p = { pid: PID, secret: 'sdk-test-secret', app_id: APP_ID, app_key: APP_KEY, ...extra };
+  if (p2serverAllow) p.p2server_allow = p2serverAllow;
+  return rtmLib.writeProjectsConfig(dir, [p]);
+}
+
+// Starts rtmd and an app-server link; returns a context for the tests.
+export async function setup({ p2serverAllow, extra, args } = {}) {
+  const dir = await rtmdLib.makeTempDir('rtmd-sdk-');
+  const config = writeConfig(dir, { p2serverAllow, extra });
+  const srv = await rtmdLib.startRtmd({ config, args });
+  const project = srv.projects.find((p) => p.pid === String(PID));
+  const app = await rtmLib.appServer(srv, { project });
+  const ctx = { srv, app, project, config, clients: [], fpnn };
+  ctx.endpoint = () => `ws://127.0.0.1:${ctx.srv.ports.client_ws}`;
+  ctx.token = async (uid, expire) => (await ctx.app.call('getrtstoken', expire === undefined ? { uid } : { uid, expire })).token;
+  // A new SDK instance (not logged in) with its events recorded.
+  ctx.client = (options = {}) => {
+    const rts = createRTS(APP_ID, { endpoint: ctx.endpoint(), WebSocket, requestTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000, ...options });
+    rts.events = record(rts, RTS_EVENTS);
+    ctx.clients.push(rts);
+    return rts;
+  };
+  // A logged-in SDK instance.
+  ctx.user = async (uid, options) => {
+    const rts = ctx.client(options);
+    await rts.login(await ctx.token(uid), uid);
+    return rts;
+  };
+  ctx.teardown = async () => {
+    const { destroyRTS } = await import('../src/index.js');
+    for (const c of ctx.clients) destroyRTS(c);
+    await sleep(100);
+    if (ctx.app && !ctx.app.client.isClosed) await ctx.app.close();
+    const alive = ctx.srv.alive;
+    await ctx.srv.cleanup();
+    if (!alive) throw new Error(`rtmd died during the tests\n${ctx.srv.diagnostics()}`);
+    const reports = rtmdLib.sanitizerReports();
+    if (reports.length) throw new Error(reports.join('\n'));
+  };
+  return ctx;
+}
+
+// A token in the vendor's format built here (for expired tokens).
+export function buildToken({ user, issued, expire, appId = APP_ID, key = APP_KEY }) {
+  const str = (s) => {
+    const b = Buffer.from(s, 'utf8');
+    const n = Buffer.alloc(2);
+    n.writeUInt16LE(b.length);
+    return Buffer.concat([n, b]);
+  };
+  const head = Buffer.alloc(12);
+  head.writeUInt32LE(crypto.randomInt(1, 99999999), 0);
+  head.writeUInt32LE(issued, 4);
+  head.writeUInt32LE(expire, 8);
+  const privs = Buffer.alloc(2);
+  const msg = Buffer.concat([head, str(''), str(user), privs]);
+  const sig = crypto.createHmac('sha256', Buffer.from(key, 'utf8')).update(msg).digest();
+  const len = (b) => {
+    const n = Buffer.alloc(2);
+    n.writeUInt16LE(b.length);
+    return n;
+  };
+  return `001${appId}${Buffer.concat([len(msg), msg, len(sig), sig]).toString('base64')}`;
+}
+
+export const now = () => Math.floor(Date.now() / 1000);
+
+export function bytes(n, seed = 1) {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b.buffer;
+}
+
+export function sameBytes(a, b) {
+  return Buffer.from(a).equals(Buffer.from(b));
+}
