@@ -368,7 +368,8 @@ export class RTS extends Emitter {
         break;
       }
       case 'kickout':
-        setTimeout(() => this._onKickout(conn, p), 0);
+        // At once: rtmd closes the link right after this push.
+        this._onKickout(conn, p);
         break;
       default:
         break;
@@ -388,7 +389,7 @@ export class RTS extends Emitter {
     if (conn !== this.conn || !this.session) return;
     const dup = p && p.reason === 'duplicate_login';
     this._endSession();
-    conn.close();
+    setTimeout(() => conn.close(), 0); // after answering the push
     this.emit('onLogout', dup ? LOGOUT_REASON.DUPLICATE_LOGIN : LOGOUT_REASON.KICKED);
     this._setState(CONNECTION_STATE.DISCONNECTED, dup ? WHY.DUPLICATE_LOGIN : WHY.KICKED);
   }
