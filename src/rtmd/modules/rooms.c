@@ -437,9 +437,14 @@ static void method_addroommember(rtmd_request *req)
 }
 
 /* Takes the user out of the room and, if it was in, sends it a oneway
- * kickoutroom {rid}. */
+ * kickoutroom {rid}: rid is the room's string id for a string-id user
+ * (the only name its SDK knows the room by), else the number. */
 static void kick_from_room(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid)
 {
+    char name[IDENTITY_STRING_MAX + 1] = "";
+    const char *known = identity_is_string_uid(uid) ? rooms_name(srv, pid, rid) : NULL;
+    if (known)
+        snprintf(name, sizeof name, "%s", known); /* the room may go with its last member */
     if (!room_leave(srv, pid, uid, rid, USERS_GONE_KICKED))
         return;
     msgpack_sbuffer body;
@@ -447,7 +452,10 @@ static void kick_from_room(rtmd_server *srv, int64_t pid, int64_t uid, int64_t r
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
-    mp_pack_kv_int(&pk, "rid", rid);
+    if (name[0])
+        mp_pack_kv_str(&pk, "rid", name);
+    else
+        mp_pack_kv_int(&pk, "rid", rid);
     rtm_buf packet = {0};
     if (push_encode(&packet, "kickoutroom", &body, false) == 0)
         users_push(srv, pid, uid, packet.data, packet.len);
