@@ -618,7 +618,23 @@ static int end_section(parser *ps, size_t *line_out)
                 id_line ? "app_key" : "app_id");
         return -1;
     }
+    /* A project with an app_id (RTS) has its own defaults. */
+    if (id_line) {
+        int ml_idx = 0, mb_idx = 0;
+        find_setting(project_settings, NPROJECT, "multi_login", &ml_idx);
+        find_setting(project_settings, NPROJECT, "max_msg_bytes", &mb_idx);
+        rtmd_project_config_rts_defaults(&ps->cfg.projects[ps->cfg.nprojects - 1], ps->project_lines[ml_idx] == 0,
+                                         ps->project_lines[mb_idx] == 0);
+    }
     return 0;
+}
+
+void rtmd_project_config_rts_defaults(rtmd_project_config *p, bool multi_login, bool max_msg_bytes)
+{
+    if (multi_login)
+        p->multi_login = 0;
+    if (max_msg_bytes)
+        p->max_msg_bytes = RTMD_RTS_MAX_MSG_BYTES;
 }
 
 static int begin_section(parser *ps)

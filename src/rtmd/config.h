@@ -116,6 +116,12 @@ typedef struct rtmd_config {
 void rtmd_config_defaults(rtmd_config *cfg);
 /* The limits of a project that the configuration does not name. */
 void rtmd_project_config_defaults(rtmd_project_config *p);
+/* The defaults that differ for a project with an app_id (RTS): multi_login
+ * 0 (a newer login of a user logs the older ones out) and max_msg_bytes
+ * RTMD_RTS_MAX_MSG_BYTES. Each flag says whether that setting is still a
+ * default (not set explicitly), so that an explicit setting wins. */
+#define RTMD_RTS_MAX_MSG_BYTES 65536
+void rtmd_project_config_rts_defaults(rtmd_project_config *p, bool multi_login, bool max_msg_bytes);
 
 /* Parses configuration text. On error returns -1, leaves cfg unchanged and
  * writes a message that names source and line into err. Projects given in

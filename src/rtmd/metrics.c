@@ -7,6 +7,8 @@
 #include "prom.h"
 #include "services.h"
 
+#include <stdlib.h>
+
 static void emit_per_gate(prom_out *o, const char *name, const char *type, const char *help, const uint64_t *values)
 {
     const char *gates[GATE_COUNT];
@@ -48,11 +50,21 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
     return o.len < cap ? o.len : cap;
 }
 
+/* Room for every line: the fixed ones take a few KiB, a labelled metric
+ * with a bounded label set (rtmd_rts_logins_total: 101 labels of at most
+ * 128 bytes, escaped) some 30 KiB more. */
+#define METRICS_BODY_MAX (128 * 1024)
+
 static void route_metrics(rtmd_conn *c, const http_request *req)
 {
-    char body[8192];
-    size_t n = format_metrics(c->srv, body, sizeof body);
+    char *body = malloc(METRICS_BODY_MAX);
+    if (!body) {
+        http_respond(c, req, 503, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    size_t n = format_metrics(c->srv, body, METRICS_BODY_MAX);
     http_respond(c, req, 200, "text/plain; version=0.0.4", body, n);
+    free(body);
 }
 
 const rtmd_http_route metrics_route = {"GET", "/metrics", route_metrics};

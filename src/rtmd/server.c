@@ -122,6 +122,7 @@ static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
             snprintf(err, errlen, "cannot derive the RTS keys of project %lld", (long long)p->pid);
             return -1;
         }
+        rtmd_project_config_rts_defaults(&p->limits, true, true); /* it has an app_id */
     }
     srv->nprojects = count;
     return 0;

@@ -155,8 +155,11 @@ describe('identity and sessions', () => {
   });
 
   it('addattrs/getattrs list the user connections; client kickout closes one by ce', async () => {
-    const a = await login(srv, app, 4001, { attrs: { device: 'phone' } });
-    const b = await login(srv, app, 4001, { transport: 'ws' });
+    // Project 70002 has no app_id: multi_login is 1 there (the demo project
+    // has one, and so single login by default).
+    const app2 = await appServer(single, { project: single.projects.find((p) => p.pid === '70002') });
+    const a = await login(single, app2, 4001, { attrs: { device: 'phone' } });
+    const b = await login(single, app2, 4001, { transport: 'ws' });
     await b.call('addattrs', { attrs: { device: 'browser', v: '2' } });
     const got = await a.call('getattrs', {});
     assert.equal(got.attrs.length, 2);
@@ -171,6 +174,7 @@ describe('identity and sessions', () => {
     const left = await a.call('getattrs', {});
     assert.equal(left.attrs.length, 1);
     await a.close();
+    await app2.close();
   });
 
   it('single-login projects: a new login kicks the older connection', async () => {

@@ -12,7 +12,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('../integration/lib/fpnn');
 const rtm = require('../integration/lib/rtm');
-const { FPNN_GATES, startRtmd, withLogs } = require('../integration/lib/rtmd');
+const { FPNN_GATES, makeTempDir, startRtmd, withLogs } = require('../integration/lib/rtmd');
 
 const A = 7001;
 const B = 7002;
@@ -92,7 +92,8 @@ describe('JSON-flag quests are always answered', () => {
   }
 
   before(async () => {
-    srv = await startRtmd();
+    // A project without app_id: several connections per user (multi_login 1).
+    srv = await startRtmd({ config: rtm.writeProjectsConfig(await makeTempDir(), [{ pid: 7100, secret: 'json-every-method-secret' }]) });
     project = srv.projects[0];
     app = await rtm.appServer(srv);
     await app.call('addgroupmembers', { gid: fpnn.int64(GID), uids: [fpnn.int64(A), fpnn.int64(B)] });

@@ -25,6 +25,7 @@
 #include "rtstoken.h"
 #include "module.h"
 #include "users.h"
+#include "utf8.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -33,7 +34,10 @@
 
 #define TOKEN_HEX 32
 #define ONLINE_QUERY_MAX 200
-#define AUTH_BUSINESS_ID_MAX 128
+#define AUTH_BUSINESS_ID_MAX RTMD_BUSINESS_ID_MAX
+/* Business ids that get their own label in /metrics, per process; the
+ * others count under business="other". */
+#define AUTH_BUSINESS_LABELS_MAX 100
 
 /* One live token: 80 bytes of heap with malloc's header, kept for every
  * token minted and not yet expired or removed. There is no index by user:
@@ -56,6 +60,13 @@ struct auth_state {
     bool timer_closed;
     size_t sweep_slot;
     uint64_t last_purge_ms;
+    /* Logins with a businessid, per business id (rtmd_rts_logins_total). */
+    struct business_count {
+        char id[AUTH_BUSINESS_ID_MAX + 1];
+        uint64_t logins;
+    } business[AUTH_BUSINESS_LABELS_MAX];
+    size_t nbusiness;
+    uint64_t business_other;
 };
 
 static struct auth_state *state(rtmd_server *srv)
@@ -295,6 +306,50 @@ static int load_tokens(sqlite3 *db, void *arg)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* ---- logins per business id ---- */
+
+/* Counts a login with business id bid[0..len) (1..128 bytes). An id gets
+ * its own label when it is among the first AUTH_BUSINESS_LABELS_MAX seen,
+ * is UTF-8 without control characters and is not "other"; anything else
+ * counts under "other", so the label set stays bounded whatever clients
+ * send. */
+static void count_business_login(struct auth_state *a, const char *bid, size_t len)
+{
+    for (size_t i = 0; i < a->nbusiness; i++)
+        if (strlen(a->business[i].id) == len && memcmp(a->business[i].id, bid, len) == 0) {
+            a->business[i].logins++;
+            return;
+        }
+    bool labelled = a->nbusiness < AUTH_BUSINESS_LABELS_MAX && rtm_utf8_valid(bid, len) &&
+                    !(len == 5 && memcmp(bid, "other", 5) == 0);
+    for (size_t i = 0; labelled && i < len; i++)
+        if ((unsigned char)bid[i] < 0x20 || bid[i] == 0x7f)
+            labelled = false;
+    if (!labelled) {
+        a->business_other++;
+        return;
+    }
+    struct business_count *b = &a->business[a->nbusiness++];
+    memcpy(b->id, bid, len);
+    b->id[len] = '\0';
+    b->logins = 1;
+}
+
+/* One sample of rtmd_rts_logins_total, the label value escaped as the
+ * text format wants (backslash and double quote). */
+static void business_sample(prom_out *out, const char *id, uint64_t logins)
+{
+    char esc[2 * AUTH_BUSINESS_ID_MAX + 1];
+    size_t n = 0;
+    for (const char *p = id; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            esc[n++] = '\\';
+        esc[n++] = *p;
+    }
+    esc[n] = '\0';
+    prom_text(out, "rtmd_rts_logins_total{business=\"%s\"} %llu\n", esc, (unsigned long long)logins);
+}
+
 /* ---- client login ---- */
 
 /* The attrs of an auth or addattrs quest, checked against the project's
@@ -324,7 +379,8 @@ static bool get_session_attrs(rtmd_request *req, const rtmd_project *p, const rt
 /* The end of every login, once the token is good and the uid known: the
  * project's connection limit, attrs and lang, the multi-login policy, then
  * the session (a string-id one when sid is given). Answers {ok: true}. */
-static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const char *sid, size_t sid_len)
+static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const char *sid, size_t sid_len,
+                         const char *bid, size_t bid_len)
 {
     rtmd_server *srv = req->srv;
     rtmd_conn *c = req->conn;
@@ -337,8 +393,8 @@ static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const 
     if (!get_session_attrs(req, p, NULL, true, &attrs))
         return;
     if (!p->limits.multi_login)
-        users_kickout(srv, pid, uid, c);
-    rtmd_session *s = users_login_named(srv, c, pid, uid, sid, sid_len);
+        users_kickout_why(srv, pid, uid, c, USERS_DUPLICATE_LOGIN);
+    rtmd_session *s = users_login_business(srv, c, pid, uid, sid, sid_len, bid, bid_len);
     if (!s) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
@@ -355,6 +411,8 @@ static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const 
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
+    if (bid_len)
+        count_business_login(state(srv), bid, bid_len);
     request_answer_bool(req, "ok", true);
 }
 
@@ -375,12 +433,13 @@ static rtmd_project *project_by_app_id(rtmd_server *srv, const char *id, size_t 
 typedef struct string_login {
     rtmd_request *req;
     int64_t pid;
-    size_t len;
+    size_t len, business_len;
     char sid[IDENTITY_STRING_MAX + 1];
+    char business[AUTH_BUSINESS_ID_MAX + 1];
 } string_login;
 
 /* The checks that depend on the uid, then the session. */
-static void string_login_resolved(rtmd_request *req, int64_t pid, int64_t uid, const char *sid, size_t len)
+static void string_login_resolved(rtmd_request *req, int64_t pid, int64_t uid, const string_login *l)
 {
     rtmd_project *p = rtmd_server_project(req->srv, pid);
     if (req->conn->closing) {
@@ -395,7 +454,7 @@ static void string_login_resolved(rtmd_request *req, int64_t pid, int64_t uid, c
         request_error(req, RTM_EC_AUTH_DENIED, "auth denied");
         return;
     }
-    login_finish(req, p, uid, sid, len);
+    login_finish(req, p, uid, l->sid, l->len, l->business, l->business_len);
 }
 
 static void string_login_done(void *arg, int status, int64_t uid)
@@ -404,7 +463,7 @@ static void string_login_done(void *arg, int status, int64_t uid)
     if (status != 0)
         request_error(l->req, RTM_EC_UNKNOWN_ERROR, "storage error");
     else
-        string_login_resolved(l->req, l->pid, uid, l->sid, l->len);
+        string_login_resolved(l->req, l->pid, uid, l);
     free(l);
 }
 
@@ -429,8 +488,8 @@ static void answer_refused(rtmd_request *req, const char *reason)
 static void auth_string(rtmd_request *req, const char *sid, size_t sid_len)
 {
     rtmd_server *srv = req->srv;
-    const char *appid, *token, *business;
-    size_t appid_len, token_len, business_len;
+    const char *appid, *token, *business = NULL;
+    size_t appid_len, token_len, business_len = 0;
     int64_t pid;
     rtmd_project *p = NULL;
     if (mp_get_str(req->args, "appid", &appid, &appid_len))
@@ -468,14 +527,16 @@ static void auth_string(rtmd_request *req, const char *sid, size_t sid_len)
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
-    *l = (string_login){.req = req, .pid = p->pid, .len = sid_len};
+    *l = (string_login){.req = req, .pid = p->pid, .len = sid_len, .business_len = business_len};
     memcpy(l->sid, sid, sid_len);
+    if (business_len)
+        memcpy(l->business, business, business_len);
     int64_t uid;
     int rc = identity_resolve(identity_of(srv), p->pid, sid, sid_len, &uid, string_login_done, l);
     if (rc == 0)
         return;
     if (rc == 1)
-        string_login_resolved(req, p->pid, uid, sid, sid_len);
+        string_login_resolved(req, p->pid, uid, l);
     else
         request_error(req, RTM_EC_UNKNOWN_ERROR, "cannot resolve the uid");
     free(l);
@@ -527,7 +588,7 @@ static void method_auth(rtmd_request *req)
         request_answer_bool(req, "ok", false);
         return;
     }
-    login_finish(req, p, uid, NULL, 0);
+    login_finish(req, p, uid, NULL, 0, NULL, 0);
 }
 
 /* A session ended: the project has one authenticated connection less. */
@@ -669,6 +730,15 @@ static void auth_metrics(const rtmd_server *srv, prom_out *out)
 {
     prom_metric(out, "rtmd_tokens", "gauge", "Login tokens minted and not yet expired, removed or swept.",
                 srv->svc->auth ? srv->svc->auth->ntokens : 0);
+    const struct auth_state *a = srv->svc->auth;
+    if (!a)
+        return;
+    prom_text(out, "# HELP rtmd_rts_logins_total String-id logins that gave a businessid, per business id (the "
+                   "first %d ids; the rest under \"other\").\n# TYPE rtmd_rts_logins_total counter\n",
+              AUTH_BUSINESS_LABELS_MAX);
+    for (size_t i = 0; i < a->nbusiness; i++)
+        business_sample(out, a->business[i].id, a->business[i].logins);
+    business_sample(out, "other", a->business_other);
 }
 
 /* ---- module life cycle ---- */

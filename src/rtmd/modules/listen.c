@@ -425,26 +425,30 @@ static const char *user_endpoint(rtmd_server *srv, int64_t pid, int64_t uid, cha
 }
 
 static int encode_event(rtm_buf *out, int64_t pid, int64_t uid, const char *event, uint64_t ms,
-                        const char *endpoint)
+                        const char *endpoint, const char *business)
 {
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
+    bool with_business = business && business[0];
+    msgpack_pack_map(&pk, with_business ? 7 : 6);
     mp_pack_kv_int(&pk, "pid", pid);
     mp_pack_kv_str(&pk, "event", event);
     mp_pack_kv_int(&pk, "uid", uid);
     mp_pack_kv_int(&pk, "time", (int64_t)(ms / 1000u));
     mp_pack_kv_str(&pk, "endpoint", endpoint);
     mp_pack_kv_str(&pk, "data", "");
+    if (with_business)
+        mp_pack_kv_str(&pk, "businessid", business);
     int rc = push_encode(out, "pushevent", &body, true);
     msgpack_sbuffer_destroy(&body);
     return rc;
 }
 
-static void send_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const char *event, uint64_t ms)
+static void send_user_event(rtmd_server *srv, const rtmd_event *ev, const char *event)
 {
+    int64_t pid = ev->pid, uid = ev->uid;
     if (!srv->svc || !state(srv))
         return;
     unsigned bit = event_bit(event, strlen(event));
@@ -452,7 +456,8 @@ static void send_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const ch
         return;
     rtm_buf packet = {0};
     char peer[RTMD_PEER_LEN];
-    if (encode_event(&packet, pid, uid, event, ms, user_endpoint(srv, pid, uid, peer)) == 0) {
+    const char *business = ev->user ? ev->user->event_business_id : NULL;
+    if (encode_event(&packet, pid, uid, event, ev->ms, user_endpoint(srv, pid, uid, peer), business) == 0) {
         rtmd_listener_state *next;
         for (rtmd_listener_state *l = state(srv)->head; l; l = next) {
             next = l->next;
@@ -465,13 +470,13 @@ static void send_user_event(rtmd_server *srv, int64_t pid, int64_t uid, const ch
 
 static void on_user_online(rtmd_server *srv, const rtmd_event *ev)
 {
-    send_user_event(srv, ev->pid, ev->uid, "login", ev->ms);
+    send_user_event(srv, ev, "login");
 }
 
 static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
 {
     if (srv->stopping < 2) /* not for the users rtmd logs out as it exits */
-        send_user_event(srv, ev->pid, ev->uid, "logout", ev->ms);
+        send_user_event(srv, ev, "logout");
 }
 
 /* A server-gate connection closes: forget what it listened to. */

@@ -119,6 +119,7 @@ struct messages_state {
     msgpack_sbuffer body;     /* push body being encoded */
     rtm_buf packet;           /* push packet being sent */
     rtm_buf named;            /* the same for a string-id receiver (push_p2p) */
+    rtm_buf listened;         /* the same with businessid, for listeners (listened_packet) */
     int64_t *uids;            /* receivers of the fan-out being sent */
     size_t uids_cap;
 };
@@ -159,6 +160,7 @@ typedef struct msg_job {
     char *attrs;
     size_t attrs_len;
     uint64_t reserved;        /* bytes admitted by quota_admit */
+    char business[RTMD_BUSINESS_ID_MAX + 1]; /* the sender session's business id, or "" */
 } msg_job;
 
 /* The fields every send method has. */
@@ -250,6 +252,9 @@ static msg_job *job_new(rtmd_request *req, const msg_fields *f, size_t ntargets)
     if (f->attrs_len)
         memcpy(j->attrs, f->attrs, f->attrs_len);
     j->attrs[f->attrs_len] = '\0';
+    const rtmd_session *session = req->gate != GATE_SERVER_TCP ? users_session(req->conn) : NULL;
+    if (session && session->business_id)
+        snprintf(j->business, sizeof j->business, "%s", session->business_id);
     return j;
 }
 
@@ -486,6 +491,27 @@ static int encode_room_named(rtmd_server *srv, const msg_job *j, const msg_targe
     return 0;
 }
 
+/* The packet listening app servers get (RTMD_EV_MESSAGE): s->packet, or,
+ * for a sender whose session has a business id, the same push with
+ * `businessid` added as its last key. The body's map is a fixmap (at most
+ * 8 keys), so the copy bumps its first byte and appends the pair. */
+static const rtm_buf *listened_packet(struct messages_state *s, const msg_job *j, const msg_target *t)
+{
+    if (s->body.size == 0 || (s->body.data[0] & 0xf0) != 0x80 || (s->body.data[0] & 0x0f) == 0x0f)
+        return &s->packet;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_sbuffer_write(&body, s->body.data, s->body.size);
+    body.data[0]++;
+    mp_pack_kv_str(&pk, "businessid", j->business);
+    const char *method = push_method(t->conv.conv_type);
+    int rc = push_encode(&s->listened, method, &body, true);
+    msgpack_sbuffer_destroy(&body);
+    return rc == 0 ? &s->listened : &s->packet;
+}
+
 static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
@@ -512,9 +538,13 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
             }
         }
     }
+    const rtm_buf *listened = &s->packet;
+    /* s->body back to s->packet's (push_p2p or encode_room_named may have encoded another). */
+    if (j->business[0] && encode_push(s, j, t, &s->packet, NULL, NULL) == 0)
+        listened = listened_packet(s, j, t);
     events_fire(&srv->net.events, srv,
                 &(rtmd_event){.kind = RTMD_EV_MESSAGE, .pid = j->pid, .uid = j->from, .conv_type = t->conv.conv_type,
-                              .to = t->to, .packet = s->packet.data, .len = s->packet.len});
+                              .to = t->to, .packet = listened->data, .len = listened->len});
 }
 
 static void answer_mtime(rtmd_request *req, int64_t mtime)
@@ -810,6 +840,7 @@ static void messages_free(rtmd_server *srv)
     msgpack_sbuffer_destroy(&s->body);
     rtm_buf_free(&s->packet);
     rtm_buf_free(&s->named);
+    rtm_buf_free(&s->listened);
     free(s->uids);
     free(s);
     srv->svc->messages = NULL;

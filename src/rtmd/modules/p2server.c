@@ -211,6 +211,7 @@ static char *post_body(rtmd_request *req, const conn_params *cp, int64_t mid, co
     const char *app_id = req->project->limits.app_id[0] ? req->project->limits.app_id : pid;
     const rtmd_session *session = users_session(req->conn);
     const char *user_id = session && session->string_id ? session->string_id : uid;
+    const char *business_id = session && session->business_id ? session->business_id : "";
     json_t *message;
     if (text) {
         message = json_stringn(msg, len);
@@ -226,7 +227,7 @@ static char *post_body(rtmd_request *req, const conn_params *cp, int64_t mid, co
     char *out = NULL;
     if (message && o && json_object_set_new(o, "appId", json_string(app_id)) == 0 &&
         json_object_set_new(o, "userId", json_string(user_id)) == 0 &&
-        json_object_set_new(o, "businessId", json_string("")) == 0 &&
+        json_object_set_new(o, "businessId", json_string(business_id)) == 0 &&
         json_object_set_new(o, "signature", json_stringn(cp->signature, cp->signature_len)) == 0 &&
         json_object_set_new(o, "mid", json_integer(mid)) == 0 &&
         json_object_set_new(o, "type", json_string(text ? "text" : "binary")) == 0 &&

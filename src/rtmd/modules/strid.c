@@ -8,8 +8,10 @@
  * translated[] whose id argument is a string gets that string resolved
  * (created when new, as a message may go to a user who never logged in);
  * the argument is then replaced by the uid, in the request's own msgpack
- * zone, and the method runs as for a number-id caller. Requests of
- * number-id sessions go straight to their method. */
+ * zone, and the method runs as for a number-id caller. A list argument
+ * (sendmsgs' tos, translated_lists[]) gets each of its strings resolved
+ * the same way, and the method runs once all are. Requests of number-id
+ * sessions go straight to their method. */
 #include "strid.h"
 
 #include "hash.h"
@@ -180,10 +182,145 @@ static void translation_resolved(void *arg, int status, int64_t uid)
     free(t);
 }
 
+/* ---- list arguments (sendmsgs tos) ---- */
+
+/* The methods whose list of ids a string-id session may give with strings
+ * (and integers, number-id users) mixed. */
+static const struct {
+    const char *method, *key;
+} translated_lists[] = {
+    {"sendmsgs", "tos"},
+};
+
+/* A list being resolved: one slot per item of the array, the integers
+ * copied, the strings filled as their uids come. */
+typedef struct list_translation {
+    rtmd_request *req;
+    rtmd_handler handler;
+    const char *key;
+    uint32_t n, pending;
+    int status;               /* the first failure of a resolution, or 0 */
+    struct list_slot {
+        struct list_translation *t;
+        int64_t uid;
+    } slots[];
+} list_translation;
+
+/* Replaces args[key] by the array of the slots' uids (in the request's
+ * zone) and runs the method, or answers the failure. Frees t. */
+static void list_run(list_translation *t)
+{
+    rtmd_request *req = t->req;
+    msgpack_object *items = t->status ? NULL : msgpack_zone_malloc(req->payload.zone, t->n * sizeof *items);
+    if (t->status) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+    } else if (!items || replace_arg(req, t->key, 0) != 0) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    } else {
+        for (uint32_t i = 0; i < t->n; i++) {
+            int64_t uid = t->slots[i].uid;
+            items[i].type = uid < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+            items[i].via.i64 = uid;
+        }
+        /* replace_arg made the map a copy: its value for key is ours. */
+        msgpack_object_map *m = &((msgpack_object *)req->args)->via.map;
+        size_t klen = strlen(t->key);
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen && memcmp(k->via.str.ptr, t->key, klen) == 0) {
+                m->ptr[i].val.type = MSGPACK_OBJECT_ARRAY;
+                m->ptr[i].val.via.array.size = t->n;
+                m->ptr[i].val.via.array.ptr = items;
+            }
+        }
+        t->handler(req);
+    }
+    free(t);
+}
+
+static void list_settle(list_translation *t)
+{
+    if (--t->pending == 0)
+        list_run(t);
+}
+
+static void list_item_resolved(void *arg, int status, int64_t uid)
+{
+    struct list_slot *s = arg;
+    if (status != 0 && s->t->status == 0)
+        s->t->status = status;
+    s->uid = uid;
+    list_settle(s->t);
+}
+
+/* A string-id session's list argument: every string resolved (created when
+ * new), 200001 for an invalid one. A list that is not an array, has no
+ * string, or is longer than max_receivers goes to the method as it is (it
+ * answers the error, or takes the integers). */
+static void translate_list(rtmd_request *req, rtmd_handler handler, const char *key)
+{
+    const msgpack_object *v = mp_map_get(req->args, key);
+    if (!v || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > req->project->limits.max_receivers) {
+        handler(req);
+        return;
+    }
+    const msgpack_object_array *a = &v->via.array;
+    bool strings = false;
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *o = &a->ptr[i];
+        if (o->type == MSGPACK_OBJECT_STR) {
+            strings = true;
+            if (!identity_validate(o->via.str.ptr, o->via.str.size)) {
+                char ex[64];
+                snprintf(ex, sizeof ex, "invalid string id in '%s'", key);
+                request_error(req, RTM_EC_INVALID_PID_OR_UID, ex);
+                return;
+            }
+        } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+                   (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > (uint64_t)INT64_MAX)) {
+            handler(req); /* the method answers the type error */
+            return;
+        }
+    }
+    if (!strings) {
+        handler(req);
+        return;
+    }
+    list_translation *t = calloc(1, sizeof *t + a->size * sizeof t->slots[0]);
+    if (!t) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    *t = (list_translation){.req = req, .handler = handler, .key = key, .n = a->size, .pending = 1};
+    identity_state *id = identity_of(req->srv);
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *o = &a->ptr[i];
+        struct list_slot *s = &t->slots[i];
+        s->t = t;
+        if (o->type != MSGPACK_OBJECT_STR) {
+            s->uid = o->via.i64;
+            continue;
+        }
+        int rc = identity_resolve(id, req->project->pid, o->via.str.ptr, o->via.str.size, &s->uid,
+                                  list_item_resolved, s);
+        if (rc == 0)
+            t->pending++;
+        else if (rc < 0 && t->status == 0)
+            t->status = -1;
+    }
+    list_settle(t);
+}
+
 static void strid_translate(rtmd_request *req, rtmd_handler handler)
 {
     const rtmd_session *s = users_session(req->conn);
     const char *key = NULL;
+    if (s && s->string_id)
+        for (size_t i = 0; i < sizeof translated_lists / sizeof translated_lists[0]; i++)
+            if (strcmp(req->method, translated_lists[i].method) == 0) {
+                translate_list(req, handler, translated_lists[i].key);
+                return;
+            }
     if (s && s->string_id)
         for (size_t i = 0; i < sizeof translated / sizeof translated[0]; i++)
             if (strcmp(req->method, translated[i].method) == 0)

@@ -64,6 +64,12 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
 rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
                                 size_t len)
 {
+    return users_login_business(srv, conn, pid, uid, sid, len, NULL, 0);
+}
+
+rtmd_session *users_login_business(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
+                                   size_t len, const char *bid, size_t blen)
+{
     rtmd_user *u = users_get(srv, pid, uid);
     bool first = u == NULL;
     if (first) {
@@ -77,7 +83,9 @@ rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, 
         u->online_since_ms = (uint64_t)clock_unix_ms();
     }
     rtmd_session *s = calloc(1, sizeof *s);
-    if (!s || (sid && !(s->string_id = malloc(len + 1)))) {
+    if (!s || (sid && !(s->string_id = malloc(len + 1))) || (blen && !(s->business_id = malloc(blen + 1)))) {
+        if (s)
+            free(s->string_id);
         free(s);
         if (first) {
             pairmap_del(online(srv), (uint64_t)pid, (uint64_t)uid);
@@ -89,6 +97,10 @@ rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, 
         memcpy(s->string_id, sid, len);
         s->string_id[len] = '\0';
     }
+    if (blen) {
+        memcpy(s->business_id, bid, blen);
+        s->business_id[blen] = '\0';
+    }
     s->conn = conn;
     s->user = u;
     s->login_ms = (uint64_t)clock_unix_ms();
@@ -98,8 +110,11 @@ rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, 
     u->sessions = s;
     u->nsessions++;
     conn->caller = s;
-    if (first)
+    if (first) {
+        u->event_business_id = s->business_id;
         events_fire(&srv->net.events, srv, &(rtmd_event){.kind = RTMD_EV_USER_ONLINE, .user = u, .pid = pid, .uid = uid, .ms = s->login_ms});
+        u->event_business_id = NULL;
+    }
     return s;
 }
 
@@ -111,6 +126,7 @@ static void free_session(rtmd_session *s)
     }
     free(s->attrs);
     free(s->string_id);
+    free(s->business_id);
     free(s);
 }
 
@@ -151,10 +167,17 @@ static void logout_for(rtmd_conn *conn, int gone)
     if (s->next)
         s->next->prev = s->prev;
     u->nsessions--;
+    /* The last session's business id lives on for the offline event. */
+    char *business = u->nsessions == 0 ? s->business_id : NULL;
+    if (business)
+        s->business_id = NULL;
     free_session(s);
     events_fire(&conn->srv->net.events, conn->srv, &(rtmd_event){.kind = RTMD_EV_SESSION_END, .conn = conn, .pid = u->pid, .uid = u->uid});
-    if (u->nsessions == 0)
+    if (u->nsessions == 0) {
+        u->event_business_id = business;
         user_offline(conn->srv, u, gone);
+    }
+    free(business);
 }
 
 void users_logout(rtmd_conn *conn)
@@ -176,13 +199,20 @@ static rtmd_conn *first_conn_except(rtmd_server *srv, int64_t pid, int64_t uid, 
 
 unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except)
 {
+    return users_kickout_why(srv, pid, uid, except, USERS_KICKED);
+}
+
+unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason)
+{
     if (!users_online(srv, pid, uid))
         return 0;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 0);
+    msgpack_pack_map(&pk, reason ? 1 : 0);
+    if (reason)
+        mp_pack_kv_str(&pk, "reason", reason);
     rtm_buf packet = {0};
     unsigned n = 0;
     if (push_encode(&packet, "kickout", &body, false) == 0) {

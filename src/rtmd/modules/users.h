@@ -17,6 +17,8 @@
  * are per project (max_session_attrs, max_session_attrs_bytes, and
  * max_attrs_bytes for one value). */
 #define RTMD_SESSION_ATTR_KEY_MAX 128
+/* Longest business id (auth's businessid), in bytes. */
+#define RTMD_BUSINESS_ID_MAX 128
 
 typedef struct rtmd_session rtmd_session;
 
@@ -34,6 +36,9 @@ typedef struct rtmd_user {
     unsigned nsessions;
     uint64_t online_since_ms;
     int gone;                   /* USERS_GONE_*: set before RTMD_EV_USER_OFFLINE */
+    /* While RTMD_EV_USER_ONLINE and RTMD_EV_USER_OFFLINE run: the business
+     * id of the session whose login or logout made the event, or NULL. */
+    const char *event_business_id;
 } rtmd_user;
 
 typedef struct rtmd_session_attr {
@@ -55,6 +60,9 @@ struct rtmd_session {
      * by strings. NULL for a number-id session. */
     char *string_id;
     bool said_bye;               /* `bye` was answered: the close is a quit */
+    /* The business id the RTS SDK gave at login (auth's businessid), NUL
+     * terminated, or NULL when none or empty. */
+    char *business_id;
 };
 
 /* The session of a client-gate connection (the caller users.c, as the
@@ -83,6 +91,9 @@ rtmd_session *users_login(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_
  * (uid is its mapping), kept on the session before RTMD_EV_USER_ONLINE. */
 rtmd_session *users_login_named(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
                                 size_t len);
+/* The same with the session's business id bid[0..blen) (blen 0: none). */
+rtmd_session *users_login_business(rtmd_server *srv, rtmd_conn *conn, int64_t pid, int64_t uid, const char *sid,
+                                   size_t len, const char *bid, size_t blen);
 /* Ends the connection's session, if any (the connection is closing). The
  * user goes offline with its last session (gone: USERS_GONE_QUIT after
  * users_said_bye, else USERS_GONE_DROPPED). */
@@ -94,6 +105,15 @@ void users_said_bye(rtmd_conn *conn);
  * connection of the user except `except`, then closes them. Returns how
  * many connections were kicked. */
 unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except);
+/* The same with the push's `reason` (NULL: none): USERS_DUPLICATE_LOGIN
+ * when a newer login of the user on a single-login project (multi_login
+ * 0) logs the older connections out, USERS_KICKED when the app server
+ * did (server-gate kickout, a project blacklisting); users_kickout says
+ * USERS_KICKED. The RTM SDKs read only the method and ignore the field; the
+ * RTS SDK reports a duplicate login from it. */
+#define USERS_DUPLICATE_LOGIN "duplicate_login"
+#define USERS_KICKED "kicked"
+unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason);
 
 /* Sends an encoded quest packet (see push.h) to every connection of the
  * user; twoway packets get a fresh seq on each connection. Returns how
