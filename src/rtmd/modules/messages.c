@@ -40,7 +40,9 @@
  *
  * String-id receivers. A p2p push to a string-id user (identity.h) names
  * users by strings (push_p2p, with strid.h); everything else, and the
- * packet of RTMD_EV_MESSAGE, carries uids.
+ * packet of RTMD_EV_MESSAGE, carries uids. A message from a session with a
+ * business id (users.h) reaches listeners with `businessid` added
+ * (listened_packet); receivers never see it.
  *
  * Other rules: p2p messages to oneself are refused (200052); sendmsgs
  * ignores the sender among its receivers (and repeated receivers), and is
