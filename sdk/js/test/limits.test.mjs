@@ -2,8 +2,7 @@
 // binary message goes through both ways intact, 65,537 bytes are refused
 // with 200030 (promise and onMessageSendResult); a second login of the same
 // user logs the first out with onLogout(RTM_DUPLICATE_LOGIN) and no
-// reconnect. Skipped when the server does not take 64 KiB messages for RTS
-// projects yet (main before rts-misc is merged).
+// reconnect.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONNECTION_STATE as S, RTM_DUPLICATE_LOGIN, LOGOUT_REASON, CONNECTION_CHANGE_REASON as WHY } from '../src/index.js';
@@ -12,22 +11,16 @@ import { setup, bytes, sameBytes, sleep } from './helpers.mjs';
 const KB64 = 65536;
 
 describe('sdk limits and duplicate login', () => {
-  let ctx, a, b, supported = true, why = '';
+  let ctx, a, b;
   before(async () => {
     ctx = await setup();
     a = await ctx.user('lim-a');
     b = await ctx.user('lim-b');
-    try {
-      await a.sendBinaryMessage('lim-b', bytes(KB64, 1));
-    } catch (e) {
-      supported = false;
-      why = `rtmd refuses 64 KiB RTS messages (code ${e.code}); needs branch rts-misc`;
-    }
   });
   after(async () => {
     await ctx.teardown();
   });
-  const it = (name, fn) => test(name, { timeout: 30000 }, (t) => (supported ? fn(t) : t.skip(why)));
+  const it = (name, fn) => test(name, { timeout: 30000 }, fn);
 
   it('64 KiB binary both ways, intact; 64 KiB of text', async () => {
     const big = bytes(KB64, 9);
