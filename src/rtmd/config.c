@@ -185,6 +185,7 @@ static const setting top_settings[] = {
     {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY},
     {"retention_interval", K_U32, TOP(retention_interval), 1, 86400, S_ANY},
     {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
+    {"demo_dir", K_STR, TOP(demo_dir), 0, 0, S_ANY}, /* its files are checked by demo.c at start */
 };
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
 
@@ -231,6 +232,7 @@ static const setting project_settings[] = {
     {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY},
     {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY},
     {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY},
+    {"demo", K_U32, PRJ(demo), 0, 1, S_ANY}, /* one project at most, with an app_id: checked by demo.c */
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 

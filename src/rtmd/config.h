@@ -67,6 +67,9 @@ typedef struct rtmd_project_config {
     uint32_t p2server_timeout_ms;        /* of one POST, connecting included */
     uint32_t p2server_max_inflight;      /* POSTs of the project in flight at once */
     uint32_t p2server_max_inflight_per_user; /* ... of one user */
+    /* The demo web pages (modules/demo.c): 1 = this project is the one they
+     * log in to (at most one project; it needs an app_id). */
+    uint32_t demo;
 } rtmd_project_config;
 
 typedef struct rtmd_config {
@@ -108,6 +111,10 @@ typedef struct rtmd_config {
     uint32_t sign_fail_max;       /* failed signatures in a row before a server-gate link is closed, 0 = never */
     uint32_t retention_interval;  /* seconds between history retention runs and token expiry passes */
     int log_level;                /* enum rtm_log_level */
+    /* The demo web pages (modules/demo.c): a directory whose files rtmd
+     * serves at /demo/ with unauthenticated token minting for the project
+     * with demo = 1; empty = off. */
+    char demo_dir[512];
 
     size_t nprojects;
     rtmd_project_config projects[RTMD_MAX_PROJECTS];

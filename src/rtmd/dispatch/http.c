@@ -20,6 +20,7 @@ static const char *reason_phrase(int status)
     case 201: return "Created";
     case 204: return "No Content";
     case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
@@ -34,14 +35,24 @@ static const char *reason_phrase(int status)
     }
 }
 
-void http_respond(rtmd_conn *c, const http_request *req, int status, const char *type, const void *body, size_t len)
+void http_respond_with(rtmd_conn *c, const http_request *req, int status, const char *type, const char *headers,
+                       const void *body, size_t len)
 {
-    char head[256];
+    char head[256 + HTTP_EXTRA_HEADERS_MAX];
+    if (headers == NULL || strlen(headers) > HTTP_EXTRA_HEADERS_MAX)
+        headers = "";
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n", status,
-                     reason_phrase(status), type, len, req->keep_alive ? "keep-alive" : "close");
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n",
+                     status, reason_phrase(status), type, len, headers, req->keep_alive ? "keep-alive" : "close");
+    if (n < 0 || (size_t)n >= sizeof head)
+        return; /* cannot happen: type is one of ours, headers bounded */
     if (conn_send_raw(c, head, (size_t)n) == 0 && strcmp(req->method, "HEAD") != 0)
         conn_send_raw(c, body, len);
+}
+
+void http_respond(rtmd_conn *c, const http_request *req, int status, const char *type, const void *body, size_t len)
+{
+    http_respond_with(c, req, status, type, NULL, body, len);
 }
 
 void http_respond_error(rtmd_conn *c, const http_request *req, int status, const char *code, const char *description)

@@ -36,6 +36,11 @@ void rtmd_http_handle(rtmd_conn *c, const http_request *req);
 /* Answers req with a complete response: the connection stays open when
  * the request asked for it, and an answer to HEAD has no body. */
 void http_respond(rtmd_conn *c, const http_request *req, int status, const char *type, const void *body, size_t len);
+/* The same with extra header lines: headers is "Name: value\r\n" lines
+ * (at most HTTP_EXTRA_HEADERS_MAX bytes; NULL or "" for none). */
+#define HTTP_EXTRA_HEADERS_MAX 1024
+void http_respond_with(rtmd_conn *c, const http_request *req, int status, const char *type, const char *headers,
+                       const void *body, size_t len);
 /* Answers {"error": code, "description": text} (both plain ASCII) with the status. */
 void http_respond_error(rtmd_conn *c, const http_request *req, int status, const char *code, const char *description);
 

@@ -31,6 +31,7 @@ typedef struct rtmd_services {
     struct outbound_state *outbound; /* outbound.c: outgoing HTTP POSTs (libcurl on the loop) */
     struct p2server_state *p2server; /* p2server.c: app-server URL and signature per connection */
     struct strid_state *strid;       /* strid.c: online string-id users, edge translation */
+    struct demo_state *demo;         /* demo.c: the demo web pages' files, the demo project */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

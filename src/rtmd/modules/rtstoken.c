@@ -26,6 +26,8 @@
 #define RTSTOKEN_PRIVILEGES_MAX 8
 #define RTSTOKEN_PRIV_KEY_MAX AT_PRIV_SUBSCRIBE_STREAM
 
+static uint32_t random_nonce(void);
+
 static bool enabled(const rtmd_project *p)
 {
     return p->limits.app_id[0] != '\0' && p->limits.app_key[0] != '\0';
@@ -49,6 +51,31 @@ int rtstoken_check(const rtmd_project *p, const char *token, size_t len, const c
     if (t.user_len != user_len || (user_len && memcmp(t.user_id, user_id, user_len) != 0))
         return RTSTOKEN_INVALID;
     return rc == AT_E_EXPIRED ? RTSTOKEN_EXPIRED : RTSTOKEN_OK;
+}
+
+int rtstoken_mint(const rtmd_project *p, const char *user_id, size_t user_len, uint32_t lifetime_s, uint64_t now_s,
+                  char *out, size_t cap)
+{
+    if (p == NULL || !enabled(p))
+        return RTSTOKEN_DISABLED;
+    if (!identity_validate(user_id, user_len) || lifetime_s == 0 || now_s + lifetime_s > UINT32_MAX)
+        return RTSTOKEN_INVALID;
+    at_privilege privs[] = {{AT_PRIV_PUBLISH_STREAM, 0}, {AT_PRIV_SUBSCRIBE_STREAM, 0}};
+    accesstoken_spec spec = {
+        .app_id = p->limits.app_id,
+        .key = p->limits.app_key,
+        .key_len = strlen(p->limits.app_key),
+        .nonce = random_nonce(),
+        .issued_at = (uint32_t)now_s,
+        .expire_at = (uint32_t)(now_s + lifetime_s),
+        .room_id = "",
+        .room_len = 0,
+        .user_id = user_id,
+        .user_len = user_len,
+        .privileges = privs,
+        .nprivileges = 2,
+    };
+    return accesstoken_build(&spec, out, cap, NULL) == AT_OK ? RTSTOKEN_OK : RTSTOKEN_INVALID;
 }
 
 /* ---- getrtstoken ---- */

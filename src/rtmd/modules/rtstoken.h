@@ -30,4 +30,12 @@ enum {
 int rtstoken_check(const rtmd_project *p, const char *token, size_t len, const char *user_id, size_t user_len,
                    uint64_t now_s);
 
+/* Mints a login token of project p for string user id user_id[0..user_len)
+ * (no room, the default privileges of getrtstoken), valid lifetime_s
+ * seconds from now_s, into out (cap bytes, at least AT_TOKEN_MAX + 1 of
+ * core/accesstoken.h). Returns RTSTOKEN_OK, RTSTOKEN_DISABLED (p has no
+ * app_id/app_key) or RTSTOKEN_INVALID (a bad id, or the expiry past 2106). */
+int rtstoken_mint(const rtmd_project *p, const char *user_id, size_t user_len, uint32_t lifetime_s, uint64_t now_s,
+                  char *out, size_t cap);
+
 #endif
