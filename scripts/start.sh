@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
-# Command 1 of the README: installs what is missing, builds, and starts rtmd
-# on the embedded store (./data) with the default ports. rtmd prints its
+# Command 1 of the README: installs what is missing, builds rtmd and the
+# JavaScript SDK with its demo chat page (sdk/js: npm ci, npm run build),
+# and starts rtmd on the embedded store (./data) with the default ports and
+# the demo page served at /demo/ for the demo project (the project of the
+# store, since no configuration names projects; see demo_dir in
+# etc/rtmd.conf.example: /demo/token hands out login tokens to anyone, so
+# this is for trying rtmd out, not for production). rtmd prints its
 # endpoints and the demo project (pid and secret, and its RTS app_id and
 # app_key) when it is ready.
-# Extra arguments go to rtmd (e.g. --config etc/rtmd.conf.example).
+# Extra arguments go to rtmd (e.g. --config etc/rtmd.conf.example; a
+# configuration with projects runs the demo only for one with demo = 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
+(cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 echo "rtmd built: build/rtmd, build/rtmctl; data in ./data; stop with Ctrl-C"
-exec build/rtmd --data_dir=./data "$@"
+
+# The demo's address: the HTTP port given on the command line, or the default.
+http_port=8080
+for a in "$@"; do
+  case "$a" in --http_port=*) http_port="${a#--http_port=}" ;; esac
+done
+echo "demo chat page (once rtmd says ready): http://localhost:${http_port}/demo/"
+echo "  open it in two browser windows, log in with two names, and chat"
+exec build/rtmd --data_dir=./data --demo_dir=./sdk/js/dist/demo "$@"
