@@ -25,4 +25,6 @@ for a in "$@"; do
 done
 echo "demo chat page (once rtmd says ready): http://localhost:${http_port}/demo/"
 echo "  open it in two browser windows, log in with two names, and chat"
-exec build/rtmd --data_dir=./data --demo_dir=./sdk/js/dist/demo "$@"
+# The demo page first: an argument given to this script may override it.
+set -- --demo_dir=./sdk/js/dist/demo "$@"
+exec build/rtmd --data_dir=./data "$@"
