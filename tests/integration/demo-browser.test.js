@@ -21,10 +21,6 @@ const { launch } = require('./lib/browser');
 const DEMO_DIR = path.resolve(__dirname, '../../sdk/js/dist/demo');
 const APP_ID = 'DemoBrowser0123456789abc';
 const STEP_MS = 10000;
-// To become true once every branch of issue 11 is merged (rts-misc gives
-// the kickout push its reason): then a bare kick fails the test instead of
-// skipping its last check.
-const KICKOUT_REASON_REQUIRED = false;
 
 let srv, browser;
 
@@ -72,7 +68,7 @@ async function send(page, text) {
 }
 
 test('two users chat on the demo page: presence, p2p, a room, a file, a duplicate login', { timeout: 120000 },
-  async (t) => {
+  async () => {
     assert.ok(fs.existsSync(path.join(DEMO_DIR, 'index.html')) && fs.existsSync(path.join(DEMO_DIR, 'rts.mjs')),
       `${DEMO_DIR} has no index.html and rts.mjs: build the SDK and its demo first ` +
       '(scripts/test.sh does: npm ci && npm run build in sdk/js)');
@@ -143,14 +139,8 @@ test('two users chat on the demo page: presence, p2p, a room, a file, a duplicat
       assert.equal(await alice2.getAttribute('body', 'data-state'), 'logged-in');
       await alice2.waitForSelector(onlineUser('bob'));
       const reason = await alice.getAttribute('[data-testid="status"]', 'data-reason');
-      if (reason === 'kicked' && !KICKOUT_REASON_REQUIRED) {
-        // An rtmd whose kickout push has no reason yet (before the rts-misc
-        // branch of issue 11): the SDK can only report a kick.
-        t.skip('rtmd sends kickout without reason "duplicate_login": the duplicate-login step cannot pass yet');
-      } else {
-        assert.equal(reason, 'duplicate_login');
-        assert.match(await alice.textContent('[data-testid="status"]'), /duplicate login/);
-      }
+      assert.equal(reason, 'duplicate_login');
+      assert.match(await alice.textContent('[data-testid="status"]'), /duplicate login/);
 
       for (const page of pages) assert.deepEqual(page.problems, []);
     } catch (e) {
