@@ -1,6 +1,6 @@
 'use strict';
 // String-id clients (RTS): auth with a string uid and an RTS AccessToken
-// (minted by getrtstoken, and built here with node:crypto from the
+// (minted by getrtstoken, and built by lib/rtstoken.js from the
 // published format), the project named by its app_id or pid; invalid and
 // expired tokens told apart; projects without RTS keys refusing string
 // uids; numeric logins unchanged. Then what a string-id session does:
@@ -11,42 +11,16 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
+const { buildRtsToken } = require('./lib/rtstoken');
 const fpnn = require('./lib/fpnn');
-const { appServer, expectCode, login, writeProjectsConfig } = require('./lib/rtm');
+const { appServer, expectCode, login, recordPushes, writeProjectsConfig } = require('./lib/rtm');
 const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
 const APP_ID = 'Strid0123456789abcdefGHI';
 const APP_KEY = 'strid-app-key';
 const BASE = 2n ** 62n;
 
-// A token in the vendor's format: "001" + app id + base64(u16 len + msg,
-// u16 len + HMAC-SHA256(key, msg)), msg = u32 nonce, issued, expire,
-// u16-prefixed room and user, u16 count of privileges; little-endian.
-function buildToken({ appId = APP_ID, key = APP_KEY, user, room = '', issued, expire }) {
-  const str = (s) => {
-    const b = Buffer.from(s, 'utf8');
-    const n = Buffer.alloc(2);
-    n.writeUInt16LE(b.length);
-    return Buffer.concat([n, b]);
-  };
-  const head = Buffer.alloc(12);
-  head.writeUInt32LE(crypto.randomInt(1, 99999999), 0);
-  head.writeUInt32LE(issued, 4);
-  head.writeUInt32LE(expire, 8);
-  const privs = Buffer.alloc(2 + 6);
-  privs.writeUInt16LE(1, 0);
-  privs.writeUInt16LE(4, 2);
-  privs.writeUInt32LE(0, 4);
-  const msg = Buffer.concat([head, str(room), str(user), privs]);
-  const sig = crypto.createHmac('sha256', Buffer.from(key, 'utf8')).update(msg).digest();
-  const lenOf = (b) => {
-    const n = Buffer.alloc(2);
-    n.writeUInt16LE(b.length);
-    return n;
-  };
-  return `001${appId}${Buffer.concat([lenOf(msg), msg, lenOf(sig), sig]).toString('base64')}`;
-}
+const buildToken = (opts) => buildRtsToken({ appId: APP_ID, key: APP_KEY, ...opts });
 
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -62,10 +36,7 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
   const connect = async (transport = 'tcp') => {
     const ports = { tcp: srv.ports.client_tcp, ws: srv.ports.client_ws };
     const c = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
-    c.pushes = [];
-    c.on('quest', (p) => {
-      if (p.method !== 'ping') c.pushes.push(p);
-    });
+    recordPushes(c);
     for (const m of ['pushmsg', 'kickout']) c.onQuest(m, () => (m === 'kickout' ? undefined : {}));
     clients.push(c);
     return c;
@@ -77,15 +48,6 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
     const ans = await c.quest('auth', { appid: APP_ID, uid, token, version: 'rts-tests' }, { json });
     assert.deepEqual(ans, { ok: true });
     return c;
-  };
-  const waitPush = async (c, pred, ms = 5000) => {
-    const t0 = Date.now();
-    while (Date.now() - t0 < ms) {
-      const p = c.pushes.find(pred);
-      if (p) return p;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('no matching push');
   };
 
   before(async () => {
@@ -197,13 +159,13 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
     const b = await rtsLogin('p2p.bob', { transport: 'ws' });
     const r = await a.quest('sendmsg', { to: 'p2p.bob', mid: fpnn.int64(11), mtype: 30, msg: 'hello bob' });
     assert.ok(fpnn.toNumber(r.mtime) > 0);
-    let p = await waitPush(b, (q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === 11);
+    let p = await b.waitPush((q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === 11);
     assert.equal(p.payload.from, 'p2p.alice');
     assert.equal(p.payload.to, 'p2p.bob');
     assert.equal(p.payload.msg, 'hello bob');
     const bin = Buffer.from([0, 1, 2, 255, 254]);
     await b.quest('sendmsg', { to: 'p2p.alice', mid: fpnn.int64(12), mtype: 40, msg: bin });
-    p = await waitPush(a, (q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === 12);
+    p = await a.waitPush((q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === 12);
     assert.equal(p.payload.from, 'p2p.bob');
     assert.ok(Buffer.isBuffer(p.payload.msg), 'binary stays binary');
     assert.deepEqual(p.payload.msg, bin);
@@ -221,7 +183,7 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
     const { uids } = await app.call('getuserids', { ids: ['p2p.alice'] });
     assert.equal(fpnn.toBigInt(p.payload.from), fpnn.toBigInt(uids['p2p.alice']));
     await n.call('sendmsg', { to: uids['p2p.alice'], mid: fpnn.int64(16), mtype: 30, msg: 'from a number' });
-    p = await waitPush(a, (q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === 16);
+    p = await a.waitPush((q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === 16);
     assert.equal(fpnn.toNumber(p.payload.from), 2001);
     assert.equal(p.payload.to, 'p2p.alice');
     await n.close();

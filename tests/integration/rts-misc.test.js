@@ -13,7 +13,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const fpnn = require('./lib/fpnn');
-const { appServer, expectCode, login, writeProjectsConfig } = require('./lib/rtm');
+const { appServer, expectCode, login, recordPushes, writeProjectsConfig } = require('./lib/rtm');
 const { scrapeMetric } = require('./lib/http');
 const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
@@ -34,10 +34,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
   const connect = async (s, transport) => {
     const ports = { tcp: s.ports.client_tcp, ws: s.ports.client_ws };
     const c = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
-    c.pushes = [];
-    c.on('quest', (p) => {
-      if (p.method !== 'ping') c.pushes.push(p);
-    });
+    recordPushes(c);
     for (const m of ['pushmsg', 'pushroommsg', 'kickout']) c.onQuest(m, () => (m === 'kickout' ? undefined : {}));
     clients.push(c);
     return c;
@@ -50,15 +47,6 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     if (businessid !== undefined) args.businessid = businessid;
     assert.deepEqual(await c.quest('auth', args), { ok: true });
     return c;
-  };
-  const waitPush = async (c, pred, ms = 5000) => {
-    const t0 = Date.now();
-    while (Date.now() - t0 < ms) {
-      const p = c.pushes.find(pred);
-      if (p) return p;
-      await sleep(20);
-    }
-    throw new Error('no matching push');
   };
   const byMid = (method, mid) => (q) => q.method === method && fpnn.toNumber(q.payload.mid) === mid;
 
@@ -108,7 +96,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     const r = await a.quest('sendmsgs', { tos: ['sm.bob', I(3001), 'sm.newcomer', 'sm.bob', 'sm.alice'], mid: I(1),
       mtype: 30, msg: 'to all' });
     assert.ok(fpnn.toNumber(r.mtime) > 0);
-    let p = await waitPush(b, byMid('pushmsg', 1));
+    let p = await b.waitPush(byMid('pushmsg', 1));
     assert.equal(p.payload.from, 'sm.alice');
     assert.equal(p.payload.to, 'sm.bob');
     assert.equal(p.payload.msg, 'to all');
@@ -125,11 +113,11 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     // Binary stays binary; the JSON form of the quest is translated too.
     const bin = Buffer.from([0, 255, 1, 254]);
     await a.quest('sendmsgs', { tos: ['sm.bob'], mid: I(2), mtype: 30, msg: bin });
-    p = await waitPush(b, byMid('pushmsg', 2));
+    p = await b.waitPush(byMid('pushmsg', 2));
     assert.ok(Buffer.isBuffer(p.payload.msg));
     assert.deepEqual(p.payload.msg, bin);
     await a.quest('sendmsgs', { tos: ['sm.bob'], mid: 3, mtype: 30, msg: 'json' }, { json: true });
-    p = await waitPush(b, byMid('pushmsg', 3));
+    p = await b.waitPush(byMid('pushmsg', 3));
     assert.equal(p.payload.from, 'sm.alice');
     await n.close();
   });
@@ -161,10 +149,10 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
       const bin = Buffer.alloc(KB64);
       for (let i = 0; i < bin.length; i++) bin[i] = (i * 7) & 255;
       await a.quest('sendmsg', { to, mid: I(100), mtype: 30, msg: text });
-      let p = await waitPush(b, byMid('pushmsg', 100));
+      let p = await b.waitPush(byMid('pushmsg', 100));
       assert.equal(p.payload.msg, text);
       await a.quest('sendmsg', { to, mid: I(101), mtype: 30, msg: bin });
-      p = await waitPush(b, byMid('pushmsg', 101));
+      p = await b.waitPush(byMid('pushmsg', 101));
       assert.ok(Buffer.isBuffer(p.payload.msg), 'binary stays binary in the push');
       assert.ok(p.payload.msg.equals(bin));
       // History keeps both as they were sent.
@@ -176,7 +164,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
       await expectCode(a.quest('sendmsg', { to, mid: I(103), mtype: 30, msg: Buffer.alloc(KB64 + 1) }), 200030);
       // The link lives on.
       await a.quest('sendmsg', { to, mid: I(104), mtype: 30, msg: 'after' });
-      await waitPush(b, byMid('pushmsg', 104));
+      await b.waitPush(byMid('pushmsg', 104));
     });
   }
 
@@ -188,10 +176,10 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     const text = 'x'.repeat(KB64);
     const bin = Buffer.alloc(KB64, 0xab);
     await a.quest('sendroommsg', { rid: I(rid), mid: I(200), mtype: 30, msg: text });
-    let p = await waitPush(b, byMid('pushroommsg', 200));
+    let p = await b.waitPush(byMid('pushroommsg', 200));
     assert.equal(p.payload.msg, text);
     await a.quest('sendroommsg', { rid: I(rid), mid: I(201), mtype: 30, msg: bin });
-    p = await waitPush(b, byMid('pushroommsg', 201));
+    p = await b.waitPush(byMid('pushroommsg', 201));
     assert.ok(Buffer.isBuffer(p.payload.msg) && p.payload.msg.equals(bin));
     const h = await b.quest('getroommsg', { rid: I(rid), desc: true, num: 10 });
     const m = h.msgs.find((x) => fpnn.toNumber(x[3]) === 201);
@@ -307,7 +295,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     q = await find((x) => x.method === 'pushevent' && x.payload.event === 'logout' && isUser(x, 'biz.listen'));
     assert.equal(q.payload.businessid, 'shop-9');
     // The receiver's push has no businessid.
-    const p = await waitPush(b, byMid('pushmsg', 801));
+    const p = await b.waitPush(byMid('pushmsg', 801));
     assert.equal(p.payload.businessid, undefined);
     await l.close();
   });

@@ -2,7 +2,6 @@
 // with an RTS project, an app-server link minting tokens with getrtstoken,
 // and SDK clients whose events are recorded for the tests to wait on.
 import { createRequire } from 'node:module';
-import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import { createRTS } from '../src/index.js';
 
@@ -10,6 +9,7 @@ const require = createRequire(import.meta.url);
 export const rtmdLib = require('../../../tests/integration/lib/rtmd.js');
 export const rtmLib = require('../../../tests/integration/lib/rtm.js');
 export const fpnn = require('../../../tests/integration/lib/fpnn.js');
+const { buildRtsToken } = require('../../../tests/integration/lib/rtstoken.js');
 
 export const APP_ID = 'SdkTest0123456789abcdefG';
 export const APP_KEY = 'sdk-test-app-key';
@@ -116,28 +116,8 @@ export async function setup({ p2serverAllow, extra, args } = {}) {
   return ctx;
 }
 
-// A token in the vendor's format built here (for expired tokens).
-export function buildToken({ user, issued, expire, appId = APP_ID, key = APP_KEY }) {
-  const str = (s) => {
-    const b = Buffer.from(s, 'utf8');
-    const n = Buffer.alloc(2);
-    n.writeUInt16LE(b.length);
-    return Buffer.concat([n, b]);
-  };
-  const head = Buffer.alloc(12);
-  head.writeUInt32LE(crypto.randomInt(1, 99999999), 0);
-  head.writeUInt32LE(issued, 4);
-  head.writeUInt32LE(expire, 8);
-  const privs = Buffer.alloc(2);
-  const msg = Buffer.concat([head, str(''), str(user), privs]);
-  const sig = crypto.createHmac('sha256', Buffer.from(key, 'utf8')).update(msg).digest();
-  const len = (b) => {
-    const n = Buffer.alloc(2);
-    n.writeUInt16LE(b.length);
-    return n;
-  };
-  return `001${appId}${Buffer.concat([len(msg), msg, len(sig), sig]).toString('base64')}`;
-}
+// A token in the vendor's format built by the tests (for expired tokens).
+export const buildToken = ({ appId = APP_ID, key = APP_KEY, ...opts }) => buildRtsToken({ appId, key, privileges: [], ...opts });
 
 export const now = () => Math.floor(Date.now() / 1000);
 

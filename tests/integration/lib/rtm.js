@@ -64,6 +64,37 @@ async function appServer(srv, { project = srv.projects[0], ...opts } = {}) {
   return new AppServer(client, project);
 }
 
+// Records every push quest a client link gets (pings aside) in
+// client.pushes, and gives it waitPush(pred, ms): resolves with the first
+// recorded or future push matching pred(packet). Returns client.
+function recordPushes(client) {
+  client.pushes = [];
+  const waiters = new Set();
+  client.on('quest', (p) => {
+    if (p.method === 'ping') return;
+    client.pushes.push(p);
+    for (const w of [...waiters]) w(p);
+  });
+  client.waitPush = (pred, ms = 5000) => {
+    const found = client.pushes.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`${client.label || 'link'}: no matching push within ${ms} ms (got ${client.pushes.map((p) => p.method).join(', ') || 'none'})`));
+      }, ms);
+      const check = (p) => {
+        if (!pred(p)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(p);
+      };
+      waiters.add(check);
+    });
+  };
+  return client;
+}
+
 // A logged-in RTM user on the client gate (TCP or WebSocket). Every push
 // quest is answered with {} (as the RTM SDKs do, except kickout and
 // kickoutroom, which they never answer) and recorded in `pushes`.
@@ -71,13 +102,9 @@ class User {
   constructor(client, uid) {
     this.client = client;
     this.uid = uid;
-    this.pushes = [];
-    this.waiters = [];
-    client.on('quest', (p) => {
-      if (p.method === 'ping') return;
-      this.pushes.push(p);
-      for (const w of [...this.waiters]) w(p);
-    });
+    client.label = `user ${uid}`;
+    recordPushes(client);
+    this.pushes = client.pushes;
   }
 
   call(method, payload = {}, opts = {}) {
@@ -86,21 +113,7 @@ class User {
 
   // Resolves with the first recorded or future push matching pred(packet).
   waitPush(pred, ms = 5000) {
-    const found = this.pushes.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(new Error(`user ${this.uid}: no matching push within ${ms} ms (got ${this.pushes.map((p) => p.method).join(', ') || 'none'})`));
-      }, ms);
-      const check = (p) => {
-        if (!pred(p)) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve(p);
-      };
-      this.waiters.push(check);
-    });
+    return this.client.waitPush(pred, ms);
   }
 
   close() {
@@ -190,6 +203,6 @@ async function stopChecked(srv, apps = []) {
 }
 
 module.exports = {
-  AppServer, User, appServer, login, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
+  AppServer, User, appServer, login, recordPushes, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
   writeProjectsConfig, startWithProjects, stopChecked,
 };
