@@ -462,11 +462,14 @@ static const int64_t *receivers(rtmd_server *srv, const msg_job *j, const msg_ta
 static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
-    const char *to_s = identity_is_string_uid(t->to) ? strid_name_of(srv, j->pid, t->to) : NULL;
-    if (!to_s) {
+    const char *name = identity_is_string_uid(t->to) ? strid_name_of(srv, j->pid, t->to) : NULL;
+    if (!name) {
         users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
         return;
     }
+    /* Copied: a name is valid only until the next strid/identity call. */
+    char to_s[IDENTITY_STRING_MAX + 1];
+    snprintf(to_s, sizeof to_s, "%s", name);
     if (encode_push(s, j, t, &s->named, strid_name_of(srv, j->pid, j->from), to_s) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
         return;

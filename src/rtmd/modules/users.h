@@ -103,7 +103,8 @@ void users_said_bye(rtmd_conn *conn);
 
 /* Sends a `kickout {reason: "kicked"}` push (oneway, as the SDKs do not
  * answer it) to every connection of the user except `except`, then closes
- * them. Returns how many connections were kicked. */
+ * them; when none is left the user goes offline as USERS_GONE_KICKED.
+ * Returns how many connections were kicked. */
 unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except);
 /* The same with the push's `reason` (NULL: none): USERS_DUPLICATE_LOGIN
  * when a newer login of the user on a single-login project (multi_login
