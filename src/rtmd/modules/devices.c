@@ -99,21 +99,13 @@ static void job_fail(dev_job *j, int status)
     job_free(j);
 }
 
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    int rc = store_stmt(db, sql, st);
-    if (rc != SQLITE_OK)
-        LOG_ERROR("devices: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
-    return rc;
-}
-
 /* Runs a statement of ?1 pid, ?2 uid and the blob ?3 (may be NULL) and the
  * integers ?4, ?5 (when the statement has them) to its end. */
 static int exec4(sqlite3 *db, const char *sql, const dev_job *j, const void *blob, size_t blob_len, int64_t a,
                  int64_t b)
 {
     sqlite3_stmt *st;
-    int rc = prep(db, sql, &st);
+    int rc = store_stmt(db, sql, &st);
     if (rc != SQLITE_OK)
         return rc;
     int np = sqlite3_bind_parameter_count(st);
@@ -138,7 +130,7 @@ static int apply_device_add(sqlite3 *db, dev_job *j)
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_stmt *st;
-    rc = prep(db,
+    rc = store_stmt(db,
               /* added_at orders a user's tokens: the clock, but always past the
                * user's newest, so two adds within one millisecond keep their order. */
               "INSERT INTO user_devices(pid, uid, devicetoken, apptype, added_at) VALUES (?1, ?2, ?3, ?4,"
@@ -192,7 +184,7 @@ static size_t blob_from_set(const bool *set, uint8_t *out)
 static int read_option(sqlite3 *db, dev_job *j, bool *present, bool *all, bool *set)
 {
     sqlite3_stmt *st;
-    int rc = prep(db, "SELECT mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 AND kind = ?3 AND xid = ?4", &st);
+    int rc = store_stmt(db, "SELECT mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 AND kind = ?3 AND xid = ?4", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, j->pid);
@@ -216,7 +208,7 @@ static int write_option(sqlite3 *db, dev_job *j, bool all, const bool *set)
     uint8_t blob[MTYPE_COUNT];
     size_t n = all ? 0 : blob_from_set(set, blob);
     sqlite3_stmt *st;
-    int rc = prep(db,
+    int rc = store_stmt(db,
                   "INSERT INTO push_options(pid, uid, kind, xid, mtypes) VALUES (?1, ?2, ?3, ?4, ?5)"
                   " ON CONFLICT(pid, uid, kind, xid) DO UPDATE SET mtypes = excluded.mtypes",
                   &st);
@@ -245,7 +237,7 @@ static int apply_option_add(sqlite3 *db, dev_job *j)
         return rc;
     if (!present) {
         sqlite3_stmt *st;
-        rc = prep(db, "SELECT COUNT(*) FROM push_options WHERE pid = ?1 AND uid = ?2", &st);
+        rc = store_stmt(db, "SELECT COUNT(*) FROM push_options WHERE pid = ?1 AND uid = ?2", &st);
         if (rc != SQLITE_OK)
             return rc;
         sqlite3_bind_int64(st, 1, j->pid);
@@ -338,7 +330,7 @@ static char *copy_bytes(const void *p, size_t n)
 static int read_devices(sqlite3 *db, dev_job *j)
 {
     sqlite3_stmt *st;
-    int rc = prep(db,
+    int rc = store_stmt(db,
                   "SELECT apptype, devicetoken FROM user_devices WHERE pid = ?1 AND uid = ?2"
                   " ORDER BY added_at, rowid LIMIT ?3",
                   &st);
@@ -372,7 +364,7 @@ static int read_devices(sqlite3 *db, dev_job *j)
 static int read_options(sqlite3 *db, dev_job *j)
 {
     sqlite3_stmt *st;
-    int rc = prep(db, "SELECT kind, xid, mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 ORDER BY kind, xid LIMIT ?3",
+    int rc = store_stmt(db, "SELECT kind, xid, mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 ORDER BY kind, xid LIMIT ?3",
                   &st);
     if (rc != SQLITE_OK)
         return rc;

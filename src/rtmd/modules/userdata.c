@@ -51,14 +51,6 @@ static void job_fail(data_job *j, int status)
     job_free(j);
 }
 
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    int rc = store_stmt(db, sql, st);
-    if (rc != SQLITE_OK)
-        LOG_ERROR("userdata: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
-    return rc;
-}
-
 /* Binds ?1 pid, ?2 uid, ?3 key. */
 static void bind_key(sqlite3_stmt *st, const data_job *j)
 {
@@ -74,7 +66,7 @@ static int apply_set(sqlite3 *db, data_job *j)
     sqlite3_stmt *st;
     j->over_limit = false;
     /* A new key counts against the limit; replacing a present one does not. */
-    int rc = prep(db,
+    int rc = store_stmt(db,
                   "SELECT EXISTS (SELECT 1 FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3),"
                   " (SELECT COUNT(*) FROM user_data WHERE pid = ?1 AND uid = ?2)",
                   &st);
@@ -96,7 +88,7 @@ static int apply_set(sqlite3 *db, data_job *j)
         j->over_limit = true;
         return SQLITE_OK;
     }
-    rc = prep(db,
+    rc = store_stmt(db,
               "INSERT INTO user_data(pid, uid, key, val, val_binary, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
               " ON CONFLICT(pid, uid, key) DO UPDATE SET val = excluded.val, val_binary = excluded.val_binary,"
               " updated_at = excluded.updated_at",
@@ -113,7 +105,7 @@ static int apply_set(sqlite3 *db, data_job *j)
 static int apply_del(sqlite3 *db, data_job *j)
 {
     sqlite3_stmt *st;
-    int rc = prep(db, "DELETE FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
+    int rc = store_stmt(db, "DELETE FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
     if (rc != SQLITE_OK)
         return rc;
     bind_key(st, j);
@@ -149,7 +141,7 @@ static int read_get(sqlite3 *db, void *arg)
 {
     data_job *j = arg;
     sqlite3_stmt *st;
-    int rc = prep(db, "SELECT val, val_binary FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
+    int rc = store_stmt(db, "SELECT val, val_binary FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
     if (rc != SQLITE_OK)
         return rc;
     bind_key(st, j);

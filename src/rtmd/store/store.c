@@ -363,11 +363,21 @@ static unsigned stmt_cache_slot(stmt_cache *c)
     return STORE_STMT_CACHE;
 }
 
+/* A statement that does not prepare is a fault of the code, not of the
+ * data: logged here once for every caller, with the SQL that failed. */
+static int prepare_failed(sqlite3 *db, const char *sql, int rc)
+{
+    LOG_ERROR("store: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
+    return rc;
+}
+
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 {
     stmt_cache *c = tls_cache;
-    if (!c || c->db != db)
-        return sqlite3_prepare_v2(db, sql, -1, out, NULL);
+    if (!c || c->db != db) {
+        int rc = sqlite3_prepare_v2(db, sql, -1, out, NULL);
+        return rc == SQLITE_OK ? rc : prepare_failed(db, sql, rc);
+    }
     size_t len = strlen(sql);
     for (unsigned i = 0; i < c->n; i++)
         if (c->e[i].len == len && !c->e[i].busy && memcmp(c->e[i].sql, sql, len) == 0) {
@@ -378,7 +388,7 @@ int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK)
-        return rc;
+        return prepare_failed(db, sql, rc);
     *out = st;
     char *copy = malloc(len + 1);
     unsigned slot = copy ? stmt_cache_slot(c) : STORE_STMT_CACHE;

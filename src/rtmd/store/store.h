@@ -62,7 +62,7 @@ int store_ensure_project(store *s, int64_t pid, const char *secret);
  * elsewhere it is freshly prepared. sql may live in a buffer of the caller
  * (the cache keeps a copy). Hand it back with store_stmt_release (reset,
  * or finalized when not cached) before fn returns; never finalize it
- * yourself. */
+ * yourself. A statement that does not prepare is logged here, with its SQL. */
 int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 void store_stmt_release(sqlite3_stmt *st);
 /* Steps a statement of store_stmt once (a write, or a statement whose first

@@ -81,7 +81,7 @@ static int apply_purge(sqlite3 *db, void *arg)
     sqlite3_stmt *st;
     if (p->conv) {
         /* The window: the next HISTORY_SWEEP_BATCH rows of the conversation. */
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                        "SELECT COALESCE((SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3"
                        " AND conv_b = ?4 AND id > ?5 AND id <= ?6 ORDER BY id LIMIT 1 OFFSET " PURGE_BATCH_SQL "), ?6 + 1)",
                        &st);
@@ -98,7 +98,7 @@ static int apply_purge(sqlite3 *db, void *arg)
         store_stmt_release(st);
         if (rc != SQLITE_ROW)
             return rc;
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                        "DELETE FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                        " AND id > ?5 AND id < ?6 AND (?7 = 0 OR from_uid = ?7) AND mtime >= ?8 AND mtime <= ?9",
                        &st);
@@ -118,7 +118,7 @@ static int apply_purge(sqlite3 *db, void *arg)
         if (rc != SQLITE_OK)
             return rc;
         /* +column: by rowid range, never by an index. */
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                        "DELETE FROM messages WHERE id > ?5 AND id < ?6 AND +pid = ?1 AND (?2 = 0 OR +conv_type = ?2)"
                        " AND (?3 = 0 OR +from_uid = ?3 OR (+conv_type = 1 AND (+conv_a = ?3 OR +conv_b = ?3)))"
                        " AND (?7 = 0 OR +from_uid = ?7) AND +mtime >= ?8 AND +mtime <= ?9",
@@ -317,7 +317,7 @@ static int apply_edit(sqlite3 *db, void *arg)
     edit *e = arg;
     sqlite3_stmt *st;
     e->found = e->too_old = false;
-    int rc = hist_prep(db,
+    int rc = store_stmt(db,
                        "SELECT id, mtime, length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB)) FROM messages"
                        " WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4 AND from_uid = ?5"
                        " AND mid = ?6 AND deleted = 0 ORDER BY id LIMIT 1",
@@ -343,7 +343,7 @@ static int apply_edit(sqlite3 *db, void *arg)
         return rc == SQLITE_DONE ? SQLITE_OK : rc;
     if (e->too_old)
         return SQLITE_OK;
-    rc = hist_prep(db, "UPDATE messages SET msg = ?1, attrs = ?2, is_binary = ?3 WHERE id = ?4", &st);
+    rc = store_stmt(db, "UPDATE messages SET msg = ?1, attrs = ?2, is_binary = ?3 WHERE id = ?4", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_blob(st, 1, e->msg_len ? (const void *)e->msg : "", (int)e->msg_len, SQLITE_STATIC);
@@ -452,21 +452,21 @@ static int apply_sessions(sqlite3 *db, void *arg)
     int rc;
     if (w->add) {
         /* Known to both users; shown again if it was removed. */
-        if ((rc = hist_prep(db, "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)",
+        if ((rc = store_stmt(db, "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)",
                             &peer)) != SQLITE_OK)
             return rc;
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                        "UPDATE conversation_marks SET removed_id = 0 WHERE pid = ?1 AND uid = ?2 AND conv_type = 1"
                        " AND xid = ?3",
                        &mark);
     } else {
         /* As removesession: read and hidden until a newer message. */
-        if ((rc = hist_prep(db,
+        if ((rc = store_stmt(db,
                             "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1"
                             " AND conv_a = min(?2, ?3) AND conv_b = max(?2, ?3)",
                             &last)) != SQLITE_OK)
             return rc;
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                        "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id, removed_id)"
                        " VALUES (?1, ?2, 1, ?3, ?4, ?4) ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET"
                        " read_id = MAX(read_id, excluded.read_id), removed_id = MAX(removed_id, excluded.removed_id)",

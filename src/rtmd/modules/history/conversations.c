@@ -67,7 +67,7 @@ static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
                             j->pid, j->uid, &rc);
     if (rc != SQLITE_OK)
         return rc;
-    if ((rc = hist_prep(db,
+    if ((rc = store_stmt(db,
                    "SELECT read_id, removed_id FROM conversation_marks WHERE pid = ?1 AND uid = ?2 AND conv_type = ?3"
                    " AND xid = ?4",
                    &q->mark)) != SQLITE_OK)
@@ -76,15 +76,15 @@ static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
              "SELECT COUNT(*) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND id > ?5 AND from_uid <> ?6 AND deleted = 0 AND mtime > ?7%s",
              j->mtypes);
-    if ((rc = hist_prep(db, sql, &q->count)) != SQLITE_OK)
+    if ((rc = store_stmt(db, sql, &q->count)) != SQLITE_OK)
         return rc;
     snprintf(sql, sizeof sql,
              "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND deleted = 0%s ORDER BY id DESC LIMIT 1",
              j->mtypes);
-    if ((rc = hist_prep(db, sql, &q->last)) != SQLITE_OK)
+    if ((rc = store_stmt(db, sql, &q->last)) != SQLITE_OK)
         return rc;
-    return hist_prep(db,
+    return store_stmt(db,
                 "SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4",
                 &q->any);
 }
@@ -159,7 +159,7 @@ static int list_convs(sqlite3 *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
     int rc = SQLITE_OK;
     if (p2p) {
         sqlite3_stmt *st;
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                   "SELECT peer, last FROM ("
                   " SELECT peer, (SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = 1"
                   " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)) AS last"
@@ -542,7 +542,7 @@ static int apply_removesession(sqlite3 *db, void *arg)
     conv_key k = conv_p2p(j->uid, j->mark_xid);
     int64_t a = k.a, b = k.b;
     sqlite3_stmt *st;
-    rc = hist_prep(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
+    rc = store_stmt(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
                   " AND conv_b = ?3",
               &st);
     if (rc != SQLITE_OK)

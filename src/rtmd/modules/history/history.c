@@ -42,7 +42,7 @@ static int read_history_txn(sqlite3 *db, hjob *j)
              " AND mtime >= ?5 AND mtime <= ?6 AND id %s ?7%s ORDER BY id %s LIMIT ?8",
              j->desc ? "<" : ">", j->mtypes, j->desc ? "DESC" : "ASC");
     sqlite3_stmt *st;
-    int rc = hist_prep(db, sql, &st);
+    int rc = store_stmt(db, sql, &st);
     if (rc != SQLITE_OK)
         return rc;
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
@@ -189,7 +189,7 @@ static int read_getmsg(sqlite3 *db, void *arg)
 {
     hjob *j = arg;
     sqlite3_stmt *st;
-    int rc = hist_prep(db,
+    int rc = store_stmt(db,
                   "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                   " AND from_uid = ?5 AND mid = ?6 ORDER BY id LIMIT 1",
                   &st);
@@ -239,7 +239,7 @@ static int apply_delmsg(sqlite3 *db, void *arg)
 {
     hjob *j = arg;
     sqlite3_stmt *st;
-    int rc = hist_prep(db,
+    int rc = store_stmt(db,
                   "UPDATE messages SET deleted = 1 WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                   " AND from_uid = ?5 AND mid = ?6 AND deleted = 0",
                   &st);
@@ -307,7 +307,7 @@ static int read_msgnum(sqlite3 *db, void *arg)
              " AND conv_a = ?3 AND conv_b = ?4 AND deleted = 0 AND mtime >= ?5 AND mtime <= ?6%s",
              j->mtypes);
     sqlite3_stmt *st;
-    int rc = hist_prep(db, sql, &st);
+    int rc = store_stmt(db, sql, &st);
     if (rc != SQLITE_OK)
         return rc;
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);

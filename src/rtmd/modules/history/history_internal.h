@@ -161,9 +161,6 @@ bool hist_arg_mtypes(rtmd_request *req, char *sql, size_t cap, bool chat_default
 
 /* ---- SQL helpers (reader pool or writer thread) ---- */
 
-/* A statement of the connection's cache (store_stmt): hand it back with
- * store_stmt_release, never finalize it. */
-int hist_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* Binds ?1..?4 to the job's project and a conversation (pid, conv_type,
  * conv_a, conv_b), as every per-conversation query of the module names them. */
 void hist_bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b);

@@ -229,14 +229,6 @@ bool hist_arg_mtypes(rtmd_request *req, char *sql, size_t cap, bool chat_default
 
 /* ---- SQL helpers (reader pool or writer thread) ---- */
 
-int hist_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    int rc = store_stmt(db, sql, st);
-    if (rc != SQLITE_OK)
-        LOG_ERROR("history: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
-    return rc;
-}
-
 /* Binds ?1..?4 to the job's project and a conversation (pid, conv_type,
  * conv_a, conv_b), as every per-conversation query of this file names them. */
 void hist_bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b)
@@ -252,7 +244,7 @@ int64_t hist_query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int *
 {
     sqlite3_stmt *st;
     int64_t v = 0;
-    *rc = hist_prep(db, sql, &st);
+    *rc = store_stmt(db, sql, &st);
     if (*rc != SQLITE_OK)
         return 0;
     int np = sqlite3_bind_parameter_count(st);
@@ -272,7 +264,7 @@ int64_t hist_query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int *
 static int exec_one(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
-    int rc = hist_prep(db, sql, &st);
+    int rc = store_stmt(db, sql, &st);
     return rc == SQLITE_OK ? store_step_release(st) : rc;
 }
 
@@ -298,7 +290,7 @@ int hjob_apply_mark(sqlite3 *db, void *arg)
               " removed_id = MAX(removed_id, excluded.removed_id)"
             : "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id) VALUES (?1, ?2, ?3, ?4, ?5)"
               " ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET read_id = MAX(read_id, excluded.read_id)";
-    int rc = hist_prep(db, sql, &st);
+    int rc = store_stmt(db, sql, &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, j->pid);

@@ -133,7 +133,7 @@ static int sweep_add(sweep *sw, sweep_task t)
 static int first_id_not_older(sqlite3 *db, int64_t lo, int64_t hi, int64_t cutoff, int64_t *out)
 {
     sqlite3_stmt *probe;
-    int rc = hist_prep(db, "SELECT id, mtime FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1", &probe);
+    int rc = store_stmt(db, "SELECT id, mtime FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1", &probe);
     if (rc != SQLITE_OK)
         return rc;
     while (lo < hi) {
@@ -187,12 +187,12 @@ static int sweep_scan_convs(sqlite3 *db, sweep *sw)
 {
     sqlite3_stmt *convs, *nth;
     int rc;
-    if ((rc = hist_prep(db,
+    if ((rc = store_stmt(db,
                    "SELECT pid, conv_type, conv_a, conv_b FROM messages WHERE id > ?1 AND id <= ?2"
                    " GROUP BY pid, conv_type, conv_a, conv_b",
                    &convs)) != SQLITE_OK)
         return rc;
-    if ((rc = hist_prep(db,
+    if ((rc = store_stmt(db,
                    "SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                    " ORDER BY id DESC LIMIT 1 OFFSET ?5",
                    &nth)) != SQLITE_OK) {
@@ -271,7 +271,7 @@ static int sweep_apply(sqlite3 *db, void *arg)
         if (rc != SQLITE_OK)
             return rc;
         /* +pid: by rowid range, never by an index on pid. */
-        rc = hist_prep(db, "DELETE FROM messages WHERE id >= ?1 AND id < ?2 AND +pid = ?3 AND mtime < ?4", &st);
+        rc = store_stmt(db, "DELETE FROM messages WHERE id >= ?1 AND id < ?2 AND +pid = ?3 AND mtime < ?4", &st);
         if (rc != SQLITE_OK)
             return rc;
         sqlite3_bind_int64(st, 1, t->from_id);
@@ -279,7 +279,7 @@ static int sweep_apply(sqlite3 *db, void *arg)
         sqlite3_bind_int64(st, 3, t->pid);
         sqlite3_bind_int64(st, 4, t->cutoff);
     } else {
-        rc = hist_prep(db,
+        rc = store_stmt(db,
                   "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2"
                   " AND conv_a = ?3 AND conv_b = ?4 AND id <= ?5 ORDER BY id LIMIT ?6)",
                   &st);
