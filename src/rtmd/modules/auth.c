@@ -185,7 +185,7 @@ static void token_write_done(void *arg, int status)
     rtmd_request *req = w->req;
     if (status != SQLITE_OK) {
         LOG_ERROR("token write for uid %lld failed: %s", (long long)w->uid, sqlite3_errstr(status));
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(req, status);
     } else if (w->remove_all) {
         request_answer_empty(req);
     } else {
@@ -461,7 +461,7 @@ static void string_login_done(void *arg, int status, int64_t uid)
 {
     string_login *l = arg;
     if (status != 0)
-        request_error(l->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(l->req, status);
     else
         string_login_resolved(l->req, l->pid, uid, l);
     free(l);

@@ -202,7 +202,7 @@ static void ban_write_done(void *arg, int status)
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
     } else if (status != SQLITE_OK) {
         LOG_ERROR("ban write for uid %lld failed: %s", (long long)w->uid, sqlite3_errstr(status));
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(req, status);
     } else if (!w->add) {
         ban_clear(st, w->pid, w->uid, w->kind, w->target);
         request_answer_empty(req);

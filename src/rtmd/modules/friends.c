@@ -200,7 +200,7 @@ static void list_write_done(void *arg, int status)
     release_reservation(st, w);
     if (status != SQLITE_OK) {
         LOG_ERROR("%s write for uid %lld failed: %s", kinds[w->kind].name, (long long)w->uid, sqlite3_errstr(status));
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(req, status);
         free(w);
         return;
     }

@@ -269,7 +269,7 @@ static void group_write_done(void *arg, int status)
     }
     if (status != SQLITE_OK) {
         LOG_ERROR("group write for gid %lld failed: %s", (long long)w->gid, sqlite3_errstr(status));
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(req, status);
         free(w);
         return;
     }

@@ -129,7 +129,7 @@ static void info_write_done(void *arg, int status)
     info_write *w = arg;
     if (status != SQLITE_OK) {
         LOG_ERROR("info write (kind %d, id %" PRId64 ") failed: %s", w->kind, w->xid, sqlite3_errstr(status));
-        request_error(w->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(w->req, status);
     } else {
         request_answer_empty(w->req);
     }
@@ -264,7 +264,7 @@ static void read_one_done(void *arg, int status)
     info_read *r = arg;
     if (status != SQLITE_OK) {
         LOG_ERROR("info read (kind %d, id %" PRId64 ") failed: %s", r->kind, r->xid, sqlite3_errstr(status));
-        request_error(r->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(r->req, status);
         info_read_free(r);
         return;
     }
@@ -389,7 +389,7 @@ static void read_many_done(void *arg, int status)
     info_many *m = arg;
     if (status != SQLITE_OK) {
         LOG_ERROR("info read of %" PRIu32 " ids (kind %d) failed: %s", m->n, m->kind, sqlite3_errstr(status));
-        request_error(m->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(m->req, status);
     } else if (m->too_large) {
         request_error(m->req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "answer larger than max_packet");
     } else {

@@ -581,7 +581,7 @@ static void job_done(void *arg, int status)
     if (status != SQLITE_OK) {
         LOG_ERROR("storing message %lld from %lld failed: %s", (long long)j->mid, (long long)j->from,
                   sqlite3_errstr(status));
-        request_error(j->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(j->req, status);
         quota_release(srv, j->pid, j->reserved, 0);
         free(j);
         return;

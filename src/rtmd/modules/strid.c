@@ -176,7 +176,7 @@ static void translation_resolved(void *arg, int status, int64_t uid)
 {
     pending_translation *t = arg;
     if (status != 0)
-        request_error(t->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(t->req, status);
     else
         run_translated(t->req, t->handler, t->key, uid);
     free(t);
@@ -213,7 +213,7 @@ static void list_run(list_translation *t)
     rtmd_request *req = t->req;
     msgpack_object *items = t->status ? NULL : msgpack_zone_malloc(req->payload.zone, t->n * sizeof *items);
     if (t->status) {
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
+        module_answer_store_failure(req, t->status);
     } else if (!items || replace_arg(req, t->key, 0) != 0) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
     } else {
