@@ -233,6 +233,13 @@ static const setting project_settings[] = {
     {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY},
     {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY},
     {"demo", K_U32, PRJ(demo), 0, 1, S_ANY}, /* one project at most, with an app_id: checked by demo.c */
+    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY}, /* unique across projects: checked by rtcat.c */
+    {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY},
+    {"rtcat_demo", K_U32, PRJ(rtcat_demo), 0, 1, S_ANY}, /* one project at most, with the key: rtcat.c */
+    {"rtcat_max_sessions", K_U32, PRJ(rtcat_max_sessions), 1, 10000000, S_ANY},
+    {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY},
+    {"rtcat_max_live_days", K_U32, PRJ(rtcat_max_live_days), 1, 36500, S_ANY},
+    {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -328,6 +335,10 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->max_data_keys_per_user = 1000;
     p->max_devices_per_user = 10;
     p->max_push_options_per_user = 1000;
+    p->rtcat_max_sessions = 10000;
+    p->rtcat_max_tokens = 100000;
+    p->rtcat_max_live_days = 365;
+    p->rtcat_day_seconds = 86400;
     p->p2server_allow[0] = '\0';
     p->p2server_timeout_ms = 5000;
     p->p2server_max_inflight = 100;
@@ -618,6 +629,17 @@ static int end_section(parser *ps, size_t *line_out)
         *line_out = id_line ? id_line : key_line;
         set_msg(ps->msg, "%s is set but %s is not: RTS tokens need both", id_line ? "app_id" : "app_key",
                 id_line ? "app_key" : "app_id");
+        return -1;
+    }
+    /* So do rtcat_apikey and rtcat_secret. */
+    int ak_idx = 0, as_idx = 0;
+    find_setting(project_settings, NPROJECT, "rtcat_apikey", &ak_idx);
+    find_setting(project_settings, NPROJECT, "rtcat_secret", &as_idx);
+    size_t ak_line = ps->project_lines[ak_idx], as_line = ps->project_lines[as_idx];
+    if ((ak_line == 0) != (as_line == 0)) {
+        *line_out = ak_line ? ak_line : as_line;
+        set_msg(ps->msg, "%s is set but %s is not: the RealTimeCat API needs both",
+                ak_line ? "rtcat_apikey" : "rtcat_secret", ak_line ? "rtcat_secret" : "rtcat_apikey");
         return -1;
     }
     /* A project with an app_id (RTS) has its own defaults. */

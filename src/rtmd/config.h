@@ -15,6 +15,8 @@
  * 1..127 printable ASCII characters without spaces. */
 #define RTMD_APP_ID_LEN 24
 #define RTMD_APP_KEY_MAX 128
+/* RealTimeCat API key and secret: 1..127 printable ASCII without spaces. */
+#define RTMD_RTCAT_KEY_MAX 128
 
 typedef struct rtmd_project_config {
     int64_t pid;
@@ -70,6 +72,19 @@ typedef struct rtmd_project_config {
     /* The demo web pages (modules/demo.c): 1 = this project is the one they
      * log in to (at most one project; it needs an app_id). */
     uint32_t demo;
+    /* RealTimeCat (modules/rtcat.c): the REST API key and secret (both set
+     * = the API is on; the key is unique across projects), the demo
+     * backend's unauthenticated routes (1 = this project; at most one; it
+     * needs the key), the limits of what the project stores, and the length
+     * of a "day" of live_days in seconds (86400; shorter for tests and
+     * demos only). */
+    char rtcat_apikey[RTMD_RTCAT_KEY_MAX];
+    char rtcat_secret[RTMD_RTCAT_KEY_MAX];
+    uint32_t rtcat_demo;
+    uint32_t rtcat_max_sessions;
+    uint32_t rtcat_max_tokens;
+    uint32_t rtcat_max_live_days;
+    uint32_t rtcat_day_seconds;
 } rtmd_project_config;
 
 typedef struct rtmd_config {

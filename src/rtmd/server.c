@@ -58,14 +58,17 @@ static int derive_hex(const char *secret, const char *label, char *out, size_t n
 
 /* A project that comes from the store (the demo project: no configuration
  * names projects) has no place to keep RTS settings, so its app_id (24 hex
- * characters) and app_key (32) are derived from its secret: the same on
+ * characters) and app_key (32), and its RealTimeCat API key and secret
+ * (32 each), are derived from its secret: the same on
  * every start, printed on the ready banner, and changed only with the
  * secret. Projects of the configuration have RTS tokens only when it sets
  * app_id and app_key. */
 static int derive_rts_keys(rtmd_project *p)
 {
     if (derive_hex(p->secret, "rtmd rts app_id", p->limits.app_id, RTMD_APP_ID_LEN) != 0 ||
-        derive_hex(p->secret, "rtmd rts app_key", p->limits.app_key, 32) != 0)
+        derive_hex(p->secret, "rtmd rts app_key", p->limits.app_key, 32) != 0 ||
+        derive_hex(p->secret, "rtmd rtcat apikey", p->limits.rtcat_apikey, 32) != 0 ||
+        derive_hex(p->secret, "rtmd rtcat secret", p->limits.rtcat_secret, 32) != 0)
         return -1;
     return 0;
 }
@@ -447,6 +450,10 @@ void rtmd_server_print_ready(rtmd_server *srv)
         if (srv->projects[i].limits.app_id[0])
             printf("rts pid=%lld app_id=%s app_key=%s\n", (long long)srv->projects[i].pid,
                    srv->projects[i].limits.app_id, srv->projects[i].limits.app_key);
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (srv->projects[i].limits.rtcat_apikey[0])
+            printf("rtcat pid=%lld apikey=%s secret=%s\n", (long long)srv->projects[i].pid,
+                   srv->projects[i].limits.rtcat_apikey, srv->projects[i].limits.rtcat_secret);
     printf("rtmd %s ready\n", RTMD_VERSION);
     fflush(stdout);
 }

@@ -19,7 +19,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 13
+#define SCHEMA_VERSION 14
 
 typedef struct fixture {
     char dir[64];
@@ -292,6 +292,8 @@ static void test_migrations_after_5_on_version_5(void **state)
                                   "DROP TABLE user_data;"
                                   "DROP TABLE user_devices;"
                                   "DROP TABLE push_options;"
+                                  "DROP TABLE rtcat_tokens;"
+                                  "DROP TABLE rtcat_sessions;"
                                   "CREATE INDEX messages_p2p_peer ON messages(pid, conv_type, conv_b, conv_a);"
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"

@@ -1,6 +1,7 @@
 /* The HTTP gate's router and response helpers (http.h). */
 #include "http.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,19 +36,51 @@ static const char *reason_phrase(int status)
     }
 }
 
-void http_respond_with(rtmd_conn *c, const http_request *req, int status, const char *type, const char *headers,
-                       const void *body, size_t len)
+static void respond(rtmd_conn *c, bool keep_alive, bool head_only, int status, const char *type, const char *headers,
+                    const void *body, size_t len)
 {
     char head[256 + HTTP_EXTRA_HEADERS_MAX];
     if (headers == NULL || strlen(headers) > HTTP_EXTRA_HEADERS_MAX)
         headers = "";
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n",
-                     status, reason_phrase(status), type, len, headers, req->keep_alive ? "keep-alive" : "close");
+                     status, reason_phrase(status), type, len, headers, keep_alive ? "keep-alive" : "close");
     if (n < 0 || (size_t)n >= sizeof head)
         return; /* cannot happen: type is one of ours, headers bounded */
-    if (conn_send_raw(c, head, (size_t)n) == 0 && strcmp(req->method, "HEAD") != 0)
+    if (conn_send_raw(c, head, (size_t)n) == 0 && !head_only)
         conn_send_raw(c, body, len);
+}
+
+void http_respond_with(rtmd_conn *c, const http_request *req, int status, const char *type, const char *headers,
+                       const void *body, size_t len)
+{
+    respond(c, req->keep_alive, strcmp(req->method, "HEAD") == 0, status, type, headers, body, len);
+}
+
+void http_defer(rtmd_conn *c, const http_request *req, http_deferred *d)
+{
+    *d = (http_deferred){c, req->keep_alive, strcmp(req->method, "HEAD") == 0};
+    conn_ref(c);
+    /* The gate closes a link whose request said "Connection: close" as soon
+     * as the handler returns and nothing is queued; the deferred answer
+     * closes it instead, once written. The request is the gate's own
+     * local copy, handed to the handler for this one call. */
+    ((http_request *)(uintptr_t)req)->keep_alive = true;
+}
+
+void http_deferred_respond(http_deferred *d, int status, const char *type, const char *headers, const void *body,
+                           size_t len)
+{
+    rtmd_conn *c = d->c;
+    if (!c)
+        return;
+    d->c = NULL;
+    if (!c->closing) {
+        respond(c, d->keep_alive, d->head, status, type, headers, body, len);
+        if (!d->keep_alive)
+            conn_close_after_flush(c);
+    }
+    conn_unref(c);
 }
 
 void http_respond(rtmd_conn *c, const http_request *req, int status, const char *type, const void *body, size_t len)
@@ -64,6 +97,17 @@ void http_respond_error(rtmd_conn *c, const http_request *req, int status, const
 
 static bool path_matches(const char *pattern, const char *path)
 {
+    const char *star = strchr(pattern, '*');
+    if (star && star[1] != '\0') {
+        /* '*' inside: one non-empty segment there. */
+        size_t pre = (size_t)(star - pattern);
+        if (strncmp(pattern, path, pre) != 0)
+            return false;
+        const char *seg = path + pre, *end = seg;
+        while (*end && *end != '/')
+            end++;
+        return end > seg && strcmp(end, star + 1) == 0;
+    }
     size_t n = strlen(pattern);
     if (n > 0 && pattern[n - 1] == '*')
         return strncmp(pattern, path, n - 1) == 0;

@@ -14,7 +14,10 @@ typedef void (*rtmd_http_route_fn)(rtmd_conn *c, const http_request *req);
 
 typedef struct rtmd_http_route {
     const char *method; /* "GET" (HEAD too), "POST", ...; NULL: any method */
-    const char *path;   /* exact, or a prefix when it ends with '*' */
+    /* exact; a prefix when it ends with '*'; a '*' elsewhere stands for
+     * one non-empty path segment: "/STAR/tokens" with a star for STAR
+     * matches "/abc/tokens" */
+    const char *path;
     rtmd_http_route_fn fn;
 } rtmd_http_route;
 
@@ -41,6 +44,21 @@ void http_respond(rtmd_conn *c, const http_request *req, int status, const char 
 #define HTTP_EXTRA_HEADERS_MAX 1024
 void http_respond_with(rtmd_conn *c, const http_request *req, int status, const char *type, const char *headers,
                        const void *body, size_t len);
+/* An answer given later, once the store committed (rtcat.c): http_defer
+ * keeps the connection (a reference) and what the answer needs of the
+ * request, and keeps the gate from closing a "Connection: close" link
+ * before the answer is written; http_deferred_respond answers (nothing
+ * when the connection closed meanwhile) and drops the reference. Exactly
+ * one respond follows each defer. A pipelined request after a deferred
+ * one may be answered first: no SDK pipelines. */
+typedef struct http_deferred {
+    rtmd_conn *c;
+    bool keep_alive, head;
+} http_deferred;
+void http_defer(rtmd_conn *c, const http_request *req, http_deferred *d);
+void http_deferred_respond(http_deferred *d, int status, const char *type, const char *headers, const void *body,
+                           size_t len);
+
 /* Answers {"error": code, "description": text} (both plain ASCII) with the status. */
 void http_respond_error(rtmd_conn *c, const http_request *req, int status, const char *code, const char *description);
 

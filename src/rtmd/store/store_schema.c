@@ -132,6 +132,15 @@
  *            project's bytes by the difference (rows above it are counted
  *            by quota.c's catch-up as they are). Only edits update msg or
  *            attrs, so the trigger costs nothing on the send path.
+ *
+ * Migration 14: RealTimeCat sessions and tokens (rtcat.c).
+ *   rtcat_sessions  uuid (lower-case v4), the project, label and data (NULL
+ *                   when none), type 0 = p2p / 1 = rel, permanent,
+ *                   live_days, created_us (unix microseconds) and expire_us
+ *                   (NULL when permanent); the retention purge deletes rows
+ *                   whose expire_us passed.
+ *   rtcat_tokens    the same for tokens (type 0 = pub / 1 = sub) with their
+ *                   session; deleting a session deletes its tokens.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -350,6 +359,33 @@ static const char *const migrations[] = {
     "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
     "    + length(CAST(new.msg AS BLOB)) + length(CAST(new.attrs AS BLOB)) WHERE pid = old.pid;"
     "END;",
+    /* 14 */
+    "CREATE TABLE rtcat_sessions ("
+    "  uuid TEXT PRIMARY KEY,"
+    "  pid INTEGER NOT NULL REFERENCES projects(pid) ON DELETE CASCADE,"
+    "  label TEXT,"
+    "  data TEXT,"
+    "  type INTEGER NOT NULL CHECK (type IN (0, 1)),"
+    "  permanent INTEGER NOT NULL CHECK (permanent IN (0, 1)),"
+    "  live_days INTEGER NOT NULL,"
+    "  created_us INTEGER NOT NULL,"
+    "  expire_us INTEGER"
+    ");"
+    "CREATE INDEX rtcat_sessions_expiry ON rtcat_sessions(expire_us);"
+    "CREATE TABLE rtcat_tokens ("
+    "  uuid TEXT PRIMARY KEY,"
+    "  session_uuid TEXT NOT NULL REFERENCES rtcat_sessions(uuid) ON DELETE CASCADE,"
+    "  pid INTEGER NOT NULL,"
+    "  label TEXT,"
+    "  data TEXT,"
+    "  type INTEGER NOT NULL CHECK (type IN (0, 1)),"
+    "  permanent INTEGER NOT NULL CHECK (permanent IN (0, 1)),"
+    "  live_days INTEGER NOT NULL,"
+    "  created_us INTEGER NOT NULL,"
+    "  expire_us INTEGER"
+    ");"
+    "CREATE INDEX rtcat_tokens_session ON rtcat_tokens(session_uuid);"
+    "CREATE INDEX rtcat_tokens_expiry ON rtcat_tokens(expire_us);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
