@@ -13,7 +13,12 @@
  *
  * String-id login (RTS): auth with a string uid and an RTS AccessToken
  * (rtstoken.h) names the project by its app_id; the string is resolved to
- * its uid (identity.h) and the session remembers the string (users.h). */
+ * its uid (identity.h) and the session remembers the string (users.h).
+ *
+ * RealTimeCat token login: auth with rtcat_token (a token of rtcat.h)
+ * makes a string-id session whose string is the token's uuid, bound to
+ * the token's rights (rtcat_bind); a second login with the token logs the
+ * first out. */
 #include "bans.h"
 #include "identity.h"
 #include "clock.h"
@@ -22,6 +27,7 @@
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
+#include "rtcat.h"
 #include "rtstoken.h"
 #include "module.h"
 #include "users.h"
@@ -379,8 +385,10 @@ static bool get_session_attrs(rtmd_request *req, const rtmd_project *p, const rt
 /* The end of every login, once the token is good and the uid known: the
  * project's connection limit, attrs and lang, the multi-login policy, then
  * the session (a string-id one when sid is given). Answers {ok: true}. */
+static void answer_granted(rtmd_request *req, const rtcat_grant *g);
+
 static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const char *sid, size_t sid_len,
-                         const char *bid, size_t bid_len)
+                         const char *bid, size_t bid_len, const rtcat_grant *grant)
 {
     rtmd_server *srv = req->srv;
     rtmd_conn *c = req->conn;
@@ -392,7 +400,7 @@ static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const 
     const msgpack_object *attrs;
     if (!get_session_attrs(req, p, NULL, true, &attrs))
         return;
-    if (!p->limits.multi_login)
+    if (!p->limits.multi_login || grant) /* a RealTimeCat token logs in once */
         users_kickout_why(srv, pid, uid, c, USERS_DUPLICATE_LOGIN);
     rtmd_session *s = users_login_business(srv, c, pid, uid, sid, sid_len, bid, bid_len);
     if (!s) {
@@ -413,6 +421,15 @@ static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const 
     }
     if (bid_len)
         count_business_login(state(srv), bid, bid_len);
+    if (grant) {
+        if (rtcat_bind(srv, c, pid, uid, grant) != 0) {
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+            conn_close(c, "out of memory");
+            return;
+        }
+        answer_granted(req, grant);
+        return;
+    }
     request_answer_bool(req, "ok", true);
 }
 
@@ -454,7 +471,7 @@ static void string_login_resolved(rtmd_request *req, int64_t pid, int64_t uid, c
         request_error(req, RTM_EC_AUTH_DENIED, "auth denied");
         return;
     }
-    login_finish(req, p, uid, l->sid, l->len, l->business, l->business_len);
+    login_finish(req, p, uid, l->sid, l->len, l->business, l->business_len, NULL);
 }
 
 static void string_login_done(void *arg, int status, int64_t uid)
@@ -542,6 +559,113 @@ static void auth_string(rtmd_request *req, const char *sid, size_t sid_len)
     free(l);
 }
 
+/* ---- RealTimeCat token login ---- */
+
+/* {ok: true, uid: token, session, type: "pub" | "sub"} */
+static void answer_granted(rtmd_request *req, const rtcat_grant *g)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    mp_pack_cstr(&pk, "ok");
+    msgpack_pack_true(&pk);
+    mp_pack_kv_str(&pk, "uid", g->token);
+    mp_pack_kv_str(&pk, "session", g->session);
+    mp_pack_kv_str(&pk, "type", g->pub ? "pub" : "sub");
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* A token login waiting for the uid of the token's string. */
+typedef struct rtcat_login {
+    rtmd_request *req;
+    int64_t pid;
+    rtcat_grant grant;
+} rtcat_login;
+
+static void rtcat_login_resolved(rtmd_request *req, int64_t pid, int64_t uid, const rtcat_grant *g)
+{
+    rtmd_project *p = rtmd_server_project(req->srv, pid);
+    if (req->conn->closing) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "connection closed");
+        return;
+    }
+    if (users_session(req->conn)) {
+        request_error(req, RTM_EC_DUPLICATED_AUTH, "auth already");
+        return;
+    }
+    /* The token may have gone while the uid was looked up. */
+    rtcat_grant now;
+    int r = rtcat_token_check(req->srv, pid, g->token, strlen(g->token), &now);
+    if (r != RTCAT_TOKEN_OK) {
+        answer_refused(req, r == RTCAT_TOKEN_EXPIRED ? "expired" : "invalid");
+        return;
+    }
+    login_finish(req, p, uid, now.token, strlen(now.token), NULL, 0, &now);
+}
+
+static void rtcat_login_done(void *arg, int status, int64_t uid)
+{
+    rtcat_login *l = arg;
+    if (status != 0)
+        request_error(l->req, RTM_EC_UNKNOWN_ERROR, "storage error");
+    else
+        rtcat_login_resolved(l->req, l->pid, uid, &l->grant);
+    free(l);
+}
+
+/* client: auth {appid or pid, rtcat_token: token uuid, version?} -> {ok:
+ * true, uid, session, type} or {ok: false, reason: "invalid" | "expired"};
+ * 200060 when the project has no RealTimeCat API. The token's uuid is the
+ * session's string id (resolved without blocking the loop). */
+static void auth_rtcat(rtmd_request *req, const msgpack_object *token)
+{
+    rtmd_server *srv = req->srv;
+    const char *appid;
+    size_t appid_len;
+    int64_t pid;
+    rtmd_project *p = NULL;
+    if (mp_get_str(req->args, "appid", &appid, &appid_len))
+        p = project_by_app_id(srv, appid, appid_len);
+    else if (mp_get_int64(req->args, "pid", &pid))
+        p = rtmd_server_project(srv, pid);
+    if (!p) {
+        request_error(req, RTM_EC_INVALID_PID_OR_UID, "invalid appid or pid");
+        return;
+    }
+    if (!rtcat_enabled(p)) {
+        request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, "RealTimeCat tokens need the project's rtcat_apikey");
+        return;
+    }
+    rtcat_login *l = calloc(1, sizeof *l);
+    if (!l) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    int r = token->type == MSGPACK_OBJECT_STR
+                ? rtcat_token_check(srv, p->pid, token->via.str.ptr, token->via.str.size, &l->grant)
+                : RTCAT_TOKEN_INVALID;
+    if (r != RTCAT_TOKEN_OK) {
+        free(l);
+        answer_refused(req, r == RTCAT_TOKEN_EXPIRED ? "expired" : "invalid");
+        return;
+    }
+    l->req = req;
+    l->pid = p->pid;
+    int64_t uid;
+    int rc = identity_resolve(identity_of(srv), p->pid, l->grant.token, strlen(l->grant.token), &uid,
+                              rtcat_login_done, l);
+    if (rc == 0)
+        return;
+    if (rc == 1)
+        rtcat_login_resolved(req, p->pid, uid, &l->grant);
+    else
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "cannot resolve the uid");
+    free(l);
+}
+
 /* client: auth {pid, uid, token, version, attrs?, lang?} -> {ok} */
 static void method_auth(rtmd_request *req)
 {
@@ -554,6 +678,11 @@ static void method_auth(rtmd_request *req)
     int64_t pid, uid;
     const char *token;
     size_t token_len;
+    const msgpack_object *rt = mp_map_get(req->args, "rtcat_token");
+    if (rt && rt->type != MSGPACK_OBJECT_NIL) {
+        auth_rtcat(req, rt);
+        return;
+    }
     const msgpack_object *u = mp_map_get(req->args, "uid");
     if (u && u->type == MSGPACK_OBJECT_STR) {
         auth_string(req, u->via.str.ptr, u->via.str.size);
@@ -588,7 +717,7 @@ static void method_auth(rtmd_request *req)
         request_answer_bool(req, "ok", false);
         return;
     }
-    login_finish(req, p, uid, NULL, 0, NULL, 0);
+    login_finish(req, p, uid, NULL, 0, NULL, 0, NULL);
 }
 
 /* A session ended: the project has one authenticated connection less. */

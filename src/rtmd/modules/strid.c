@@ -22,6 +22,7 @@
 #include "pairmap.h"
 #include "payload.h"
 #include "rtm_errors.h"
+#include "rtcat.h"
 #include "users.h"
 
 #include <stdio.h>
@@ -313,6 +314,8 @@ static void translate_list(rtmd_request *req, rtmd_handler handler, const char *
 
 static void strid_translate(rtmd_request *req, rtmd_handler handler)
 {
+    if (!rtcat_gate(req)) /* a RealTimeCat token login: its rights first */
+        return;
     const rtmd_session *s = users_session(req->conn);
     const char *key = NULL;
     if (s && s->string_id)
