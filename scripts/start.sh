@@ -7,7 +7,9 @@
 # etc/rtmd.conf.example: /demo/token hands out login tokens to anyone, so
 # this is for trying rtmd out, not for production). rtmd prints its
 # endpoints and the demo project (pid and secret, and its RTS app_id and
-# app_key) when it is ready.
+# app_key, and its RealTimeCat API key and secret) when it is ready. The
+# RealTimeCat demo backend (GET /sessions, /:sessionId/tokens,
+# /tokens/:sessionName) is on for the demo project with the demo page.
 # Extra arguments go to rtmd (e.g. --config etc/rtmd.conf.example; a
 # configuration with projects runs the demo only for one with demo = 1).
 set -euo pipefail
@@ -25,6 +27,10 @@ for a in "$@"; do
 done
 echo "demo chat page (once rtmd says ready): http://localhost:${http_port}/demo/"
 echo "  open it in two browser windows, log in with two names, and chat"
+echo "RealTimeCat demo backend (unauthenticated, for the demo project): http://localhost:${http_port}/sessions,"
+echo "  http://localhost:${http_port}/<sessionId>/tokens, http://localhost:${http_port}/tokens/<sessionName>;"
+echo "  its REST API is http://localhost:${http_port}/v0.4/ with the API key and secret rtmd prints"
+echo "  on its ready banner ('rtcat pid=.. apikey=.. secret=..', derived from the project's secret)"
 # The demo page first: an argument given to this script may override it.
 set -- --demo_dir=./sdk/js/dist/demo "$@"
 exec build/rtmd --data_dir=./data "$@"
