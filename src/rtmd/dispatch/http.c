@@ -1,7 +1,6 @@
 /* The HTTP gate's router and response helpers (http.h). */
 #include "http.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,11 +60,10 @@ void http_defer(rtmd_conn *c, const http_request *req, http_deferred *d)
 {
     *d = (http_deferred){c, req->keep_alive, strcmp(req->method, "HEAD") == 0};
     conn_ref(c);
-    /* The gate closes a link whose request said "Connection: close" as soon
-     * as the handler returns and nothing is queued; the deferred answer
-     * closes it instead, once written. The request is the gate's own
-     * local copy, handed to the handler for this one call. */
-    ((http_request *)(uintptr_t)req)->keep_alive = true;
+    /* The gate would close a link whose request said "Connection: close"
+     * as soon as the handler returns; the deferred answer closes it, once
+     * written. */
+    c->http_answer_later = true;
 }
 
 void http_deferred_respond(http_deferred *d, int status, const char *type, const char *headers, const void *body,

@@ -807,8 +807,9 @@ static int process_http(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
         pos += (size_t)r;
         c->handshaken = true;
         conn_net(c)->metrics.packets_in++;
+        c->http_answer_later = false;
         conn_net(c)->on_http(c, &req);
-        if (!req.keep_alive)
+        if (!req.keep_alive && !c->http_answer_later)
             conn_close_after_flush(c);
     }
     *consumed = pos;

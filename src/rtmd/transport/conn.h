@@ -91,6 +91,8 @@ typedef struct rtmd_conn {
     bool authenticated : 1;        /* logged in (client gates) or signed once (server
                                     * gate): see conn_authenticated */
     bool tls : 1;                  /* accepted on a TLS listener: tls_state, not crypto */
+    bool http_answer_later : 1;    /* the HTTP handler answers later (http_defer): a
+                                    * "Connection: close" waits for that answer */
 
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */
