@@ -1,7 +1,9 @@
 'use strict';
 // The demo pages' HTTP routes (modules/demo.c): the files of demo_dir
 // served from memory at /demo/<name> with their type, length and the
-// security headers, HEAD, the redirect of /demo, 404 for unknown names,
+// security headers, HEAD, the redirect of /demo, one level of
+// sub-directories (/demo/<dir>/<name>, /demo/<dir>/ its index.html,
+// /demo/<dir> redirected there), 404 for unknown names, deeper levels,
 // skipped entries and every traversal attempt, /demo/config.json,
 // /demo/token minting a token that logs in, and the routes absent when
 // the demo is off; then the start refused for the configurations the
@@ -55,7 +57,15 @@ function request(port, p, { method = 'GET' } = {}) {
   });
 }
 
-const CSP_PARTS = ["default-src 'none'", "script-src 'self'", "style-src 'self'", 'connect-src', 'ws:', 'wss:'];
+const CSP_PARTS = ["default-src 'none'", "script-src 'self'", "style-src 'self'", 'connect-src', 'ws:', 'wss:',
+  "media-src 'self' blob: mediastream:"];
+
+// A sub-directory of the demo_dir (the call page's shape).
+const CALL_FILES = {
+  'index.html': ['<!doctype html><title>call</title>\n', 'text/html; charset=utf-8'],
+  'call.js': ['import "../rts.mjs";\n', 'text/javascript; charset=utf-8'],
+  'style.css': ['video { width: 40% }\n', 'text/css; charset=utf-8'],
+};
 
 function assertPageHeaders(res, what) {
   assert.equal(res.headers['cache-control'], 'no-cache', what);
@@ -92,8 +102,21 @@ describe('demo pages on: files, config.json, token', () => {
     fs.writeFileSync(path.join(dir, 'bad name.js'), 'x');
     fs.mkdirSync(path.join(dir, 'sub'));
     fs.writeFileSync(path.join(dir, 'sub', 'inner.js'), 'inner');
+    makeDemoDir(path.join(dir, 'call'), CALL_FILES);
     fs.writeFileSync(path.join(base, 'outside.txt'), 'outside');
     fs.symlinkSync(path.join(base, 'outside.txt'), path.join(dir, 'link.txt'));
+    // Skipped: a second level, hidden or badly named entries of a
+    // sub-directory, symbolic links to a file or to a directory.
+    fs.mkdirSync(path.join(dir, 'sub', 'deeper'));
+    fs.writeFileSync(path.join(dir, 'sub', 'deeper', 'x.js'), 'deep');
+    fs.writeFileSync(path.join(dir, 'sub', '.hidden'), 'secret');
+    fs.writeFileSync(path.join(dir, 'sub', 'bad name.js'), 'x');
+    fs.symlinkSync(path.join(base, 'outside.txt'), path.join(dir, 'sub', 'link.txt'));
+    fs.mkdirSync(path.join(base, 'elsewhere'));
+    fs.writeFileSync(path.join(base, 'elsewhere', 'index.html'), 'elsewhere');
+    fs.symlinkSync(path.join(base, 'elsewhere'), path.join(dir, 'linkdir'));
+    fs.mkdirSync(path.join(dir, '.git'));
+    fs.writeFileSync(path.join(dir, '.git', 'config'), 'secret');
     const conf = writeProjectsConfig(base, [
       { pid: 71, secret: 'plain-project-secret' },
       { pid: 72, secret: 'demo-project-secret', app_id: APP_ID, app_key: APP_KEY, demo: 1 },
@@ -130,6 +153,35 @@ describe('demo pages on: files, config.json, token', () => {
     assert.equal(r.headers.location, '/demo/');
   });
 
+  it('one level of sub-directories: /demo/<dir>/<name>, /demo/<dir>/ is its index.html, /demo/<dir> redirects',
+    async () => {
+      for (const [name, [content, type]] of Object.entries(CALL_FILES)) {
+        const res = await request(srv.ports.http, `/demo/call/${name}`);
+        assert.equal(res.status, 200, name);
+        assert.equal(res.headers['content-type'], type, name);
+        assert.deepEqual(res.body, Buffer.from(content), name);
+        assertPageHeaders(res, `call/${name}`);
+      }
+      const index = await request(srv.ports.http, '/demo/call/');
+      assert.equal(index.status, 200);
+      assert.equal(index.body.toString(), CALL_FILES['index.html'][0]);
+      assertPageHeaders(index, '/demo/call/');
+      const head = await request(srv.ports.http, '/demo/call/', { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(Number(head.headers['content-length']), CALL_FILES['index.html'][0].length);
+      assert.equal(head.body.length, 0);
+      const r = await request(srv.ports.http, '/demo/call');
+      assert.equal(r.status, 301);
+      assert.equal(r.headers.location, '/demo/call/');
+      assertPageHeaders(r, '/demo/call');
+      const inner = await request(srv.ports.http, '/demo/sub/inner.js');
+      assert.equal(inner.status, 200);
+      assert.equal(inner.body.toString(), 'inner');
+      assert.equal((await request(srv.ports.http, '/demo/call/call.js', { method: 'POST' })).status, 405);
+      // The top-level names are unchanged.
+      assert.equal((await request(srv.ports.http, '/demo/index.html')).body.toString(), FILES['index.html'][0]);
+    });
+
   it('HEAD: the headers of GET and no body', async () => {
     const res = await request(srv.ports.http, '/demo/app.js', { method: 'HEAD' });
     assert.equal(res.status, 200);
@@ -144,8 +196,13 @@ describe('demo pages on: files, config.json, token', () => {
 
   it('404 for unknown names, skipped entries and traversal attempts; 405 for other methods', async () => {
     const port = srv.ports.http;
-    for (const p of ['/demo/nope.js', '/demo/.hidden', '/demo/bad%20name.js', '/demo/sub', '/demo/sub/inner.js',
-      '/demo/link.txt', '/demo/../demo/index.html', '/demo/..%2foutside.txt', '/demo/%2e%2e/outside.txt',
+    for (const p of ['/demo/nope.js', '/demo/.hidden', '/demo/bad%20name.js', '/demo/sub', '/demo/sub/',
+      '/demo/link.txt', '/demo/sub/deeper', '/demo/sub/deeper/', '/demo/sub/deeper/x.js', '/demo/sub/.hidden',
+      '/demo/sub/bad%20name.js', '/demo/sub/link.txt', '/demo/linkdir', '/demo/linkdir/', '/demo/linkdir/index.html',
+      '/demo/.git/config', '/demo/sub/../index.html', '/demo/sub/..', '/demo/call/../index.html',
+      '/demo/call/%2e%2e/index.html', '/demo/call//index.html', '/demo/call/./index.html', '/demo/call/index.html/',
+      '/demo/call/call.js/x', '/demo/CALL/', '/demo/call/nope.js', '/demo/../demo/call/index.html', '/demo/call.js',
+      '/demo/index.html/call.js', `/demo/${'a'.repeat(129)}/index.html`, `/demo/call/${'a'.repeat(129)}`, '/demo/../demo/index.html', '/demo/..%2foutside.txt', '/demo/%2e%2e/outside.txt',
       '/demo/../outside.txt', '/demo//index.html', '/demo/./index.html', '/demo/index.html/', '/demo/INDEX.HTML',
       '/demo/index.html%00', '/demox', '/demo.html', '/demo/tokens', '/demo/config.json/x']) {
       await assert404(port, p);
@@ -290,6 +347,20 @@ describe('demo configurations refused at start', () => {
         for (let i = 0; i < 64; i++) fs.writeFileSync(path.join(d, `f${i}.js`), 'x');
         return d;
       }, /more than 64 files/);
+      // Files of sub-directories count in the same bounds.
+      await refused(projects, (b) => {
+        const d = makeDemoDir(path.join(b, 'd'));
+        for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(d, `f${i}.js`), 'x');
+        fs.mkdirSync(path.join(d, 'call'));
+        for (let i = 0; i < 30; i++) fs.writeFileSync(path.join(d, 'call', `g${i}.js`), 'x');
+        return d;
+      }, /more than 64 files/);
+      await refused(projects, (b) => {
+        const d = makeDemoDir(path.join(b, 'd'));
+        fs.mkdirSync(path.join(d, 'call'));
+        fs.writeFileSync(path.join(d, 'call', 'big.bin'), Buffer.alloc(8 * 1024 * 1024));
+        return d;
+      }, /exceed 8388608 bytes/);
       await refused(projects, (b) => {
         const d = makeDemoDir(path.join(b, 'd'));
         fs.writeFileSync(path.join(d, 'big.bin'), Buffer.alloc(8 * 1024 * 1024));

@@ -1,6 +1,8 @@
 /* The demo web pages: with the global setting demo_dir (a directory) and
- * one project with demo = 1, rtmd loads the files directly in demo_dir
- * into memory at start and serves them on the HTTP gate at /demo/<name>,
+ * one project with demo = 1, rtmd loads the files directly in demo_dir and
+ * in its sub-directories (one level: demo_dir/<dir>/<name>) into memory at
+ * start and serves them on the HTTP gate at /demo/<name> and
+ * /demo/<dir>/<name> (/demo/<dir>/ is that directory's index.html),
  * with /demo/config.json (what the page needs to reach the WebSocket gate)
  * and /demo/token?user=ID (an RTS login token for that user of the demo
  * project, minted without any authentication: a demo, off by default).
@@ -30,21 +32,25 @@
 #define DEMO_FILES_MAX 64
 #define DEMO_BYTES_MAX (8u * 1024 * 1024)
 #define DEMO_NAME_MAX 128
+/* A served path: <name> or <dir>/<name>. */
+#define DEMO_PATH_MAX (2 * DEMO_NAME_MAX + 1)
 /* Lifetime of a token of /demo/token. */
 #define DEMO_TOKEN_TTL 3600
 
 /* What every file of the page is sent with. The page loads its script, its
  * style and the SDK from here and talks to the WebSocket gate of any host
- * (the page builds the endpoint from its own host name). */
+ * (the page builds the endpoint from its own host name); the call page
+ * plays camera streams (media from the page itself, blob: and
+ * mediastream:). WebRTC's peer connections are not governed by CSP. */
 #define DEMO_CSP                                                                                                     \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: " \
-    "wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: " \
+    "mediastream:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 #define DEMO_HEADERS                                                                                                 \
     "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: " DEMO_CSP "\r\n"
 #define DEMO_JSON_HEADERS "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 
 typedef struct demo_file {
-    char name[DEMO_NAME_MAX + 1];
+    char name[DEMO_PATH_MAX + 1]; /* "<name>" or "<dir>/<name>" */
     const char *type;
     char *data;
     size_t len;
@@ -103,20 +109,35 @@ static void free_files(demo_state *st)
     st->nfiles = 0;
 }
 
-/* Reads one regular file (not following a symbolic link) of at most
- * budget bytes. Returns 1 loaded, 0 skipped (not a regular file), -1 error. */
-static int load_one(demo_state *st, int dirfd, const char *dir, const char *name, size_t *budget, char *err,
-                    size_t errlen)
+static int load_dir(demo_state *st, int dirfd, const char *dir, const char *sub, size_t *budget, char *err,
+                    size_t errlen);
+
+/* Reads one entry of a directory (not following a symbolic link): a
+ * regular file of at most budget bytes, or, at the top level only (sub is
+ * NULL), a sub-directory whose files are read in turn. Returns 1 loaded,
+ * 0 skipped (not a regular file or a directory), -1 error. */
+static int load_one(demo_state *st, int dirfd, const char *dir, const char *sub, const char *name, size_t *budget,
+                    char *err, size_t errlen)
 {
+    char shown[DEMO_PATH_MAX + 1];
+    snprintf(shown, sizeof shown, "%s%s%s", sub ? sub : "", sub ? "/" : "", name);
     int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ELOOP || errno == ENXIO)
             return 0; /* a symbolic link, a socket */
-        snprintf(err, errlen, "demo_dir %s: cannot open %s: %s", dir, name, strerror(errno));
+        snprintf(err, errlen, "demo_dir %s: cannot open %s: %s", dir, shown, strerror(errno));
         return -1;
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        return 0;
+    }
+    if (S_ISDIR(sb.st_mode) && !sub) {
+        int r = load_dir(st, fd, dir, name, budget, err, errlen); /* takes fd */
+        return r < 0 ? -1 : 1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
         close(fd);
         return 0;
     }
@@ -144,11 +165,11 @@ static int load_one(demo_state *st, int dirfd, const char *dir, const char *name
     close(fd);
     if (!data || got != len) {
         free(data);
-        snprintf(err, errlen, "demo_dir %s: cannot read %s", dir, name);
+        snprintf(err, errlen, "demo_dir %s: cannot read %s", dir, shown);
         return -1;
     }
     demo_file *f = &st->files[st->nfiles++];
-    snprintf(f->name, sizeof f->name, "%s", name);
+    snprintf(f->name, sizeof f->name, "%s", shown);
     f->type = type_of(name);
     f->data = data;
     f->len = len;
@@ -156,33 +177,46 @@ static int load_one(demo_state *st, int dirfd, const char *dir, const char *name
     return 1;
 }
 
-static int load_files(demo_state *st, const char *dir, char *err, size_t errlen)
+/* Loads the entries of the directory open as dirfd (closed here): demo_dir
+ * itself (sub NULL) or its sub-directory sub. */
+static int load_dir(demo_state *st, int dirfd, const char *dir, const char *sub, size_t *budget, char *err,
+                    size_t errlen)
 {
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = dirfd >= 0 ? fdopendir(dirfd) : NULL;
+    DIR *d = fdopendir(dirfd);
     if (!d) {
-        snprintf(err, errlen, "demo_dir %s: %s", dir, strerror(errno));
-        if (dirfd >= 0)
-            close(dirfd);
+        snprintf(err, errlen, "demo_dir %s%s%s: %s", dir, sub ? "/" : "", sub ? sub : "", strerror(errno));
+        close(dirfd);
         return -1;
     }
-    size_t budget = DEMO_BYTES_MAX;
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (!name_ok(e->d_name, strlen(e->d_name))) {
             if (e->d_name[0] != '.')
-                LOG_WARN("demo_dir %s: skipping '%s' (a name of A-Z a-z 0-9 _ . - is served)", dir, e->d_name);
+                LOG_WARN("demo_dir %s: skipping '%s%s%s' (a name of A-Z a-z 0-9 _ . - is served)", dir,
+                         sub ? sub : "", sub ? "/" : "", e->d_name);
             continue;
         }
-        int r = load_one(st, dirfd, dir, e->d_name, &budget, err, errlen);
+        int r = load_one(st, dirfd, dir, sub, e->d_name, budget, err, errlen);
         if (r < 0)
             rc = -1;
         else if (r == 0)
-            LOG_WARN("demo_dir %s: skipping %s (not a regular file)", dir, e->d_name);
+            LOG_WARN("demo_dir %s: skipping %s%s%s (not a regular file%s)", dir, sub ? sub : "", sub ? "/" : "",
+                     e->d_name, sub ? "; one level of directories is served" : " or directory");
     }
     closedir(d);
     return rc;
+}
+
+static int load_files(demo_state *st, const char *dir, char *err, size_t errlen)
+{
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        snprintf(err, errlen, "demo_dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    size_t budget = DEMO_BYTES_MAX;
+    return load_dir(st, dirfd, dir, NULL, &budget, err, errlen);
 }
 
 static const demo_file *find_file(const demo_state *st, const char *name)
@@ -362,6 +396,34 @@ static void serve_token(rtmd_conn *c, const http_request *req, const demo_state 
     http_respond_with(c, req, 200, "application/json", DEMO_JSON_HEADERS, body, (size_t)len);
 }
 
+/* The name of a loaded file for the path after "/demo/": "" is
+ * index.html, "<dir>/" is "<dir>/index.html"; each part must be a name the
+ * demo serves (name_ok), at most two parts. False for anything else. */
+static bool demo_key(const char *path, char *key, size_t cap)
+{
+    const char *slash = strchr(path, '/');
+    if (!slash) {
+        if (*path == '\0') {
+            snprintf(key, cap, "index.html");
+            return true;
+        }
+        if (!name_ok(path, strlen(path)))
+            return false;
+        snprintf(key, cap, "%s", path);
+        return true;
+    }
+    size_t dlen = (size_t)(slash - path);
+    const char *file = slash + 1;
+    if (!name_ok(path, dlen) || strchr(file, '/'))
+        return false;
+    if (*file == '\0')
+        file = "index.html";
+    else if (!name_ok(file, strlen(file)))
+        return false;
+    int n = snprintf(key, cap, "%.*s/%s", (int)dlen, path, file);
+    return n > 0 && (size_t)n < cap;
+}
+
 /* Every path under /demo: GET and HEAD when the demo is on, 404 when off. */
 static void route_demo(rtmd_conn *c, const http_request *req)
 {
@@ -381,8 +443,6 @@ static void route_demo(rtmd_conn *c, const http_request *req)
         return;
     }
     const char *name = req->path + strlen("/demo/");
-    if (*name == '\0')
-        name = "index.html";
     if (strcmp(name, "config.json") == 0) {
         serve_config(c, req, st);
         return;
@@ -391,7 +451,27 @@ static void route_demo(rtmd_conn *c, const http_request *req)
         serve_token(c, req, st);
         return;
     }
-    const demo_file *f = name_ok(name, strlen(name)) ? find_file(st, name) : NULL;
+    char key[DEMO_PATH_MAX + 1];
+    if (!demo_key(name, key, sizeof key)) {
+        not_found(c, req);
+        return;
+    }
+    const demo_file *f = find_file(st, key);
+    if (!f && !strchr(key, '/')) {
+        /* /demo/<dir>: to /demo/<dir>/ when that directory has an index. */
+        char index[DEMO_NAME_MAX + sizeof "/index.html"];
+        snprintf(index, sizeof index, "%.*s/index.html", DEMO_NAME_MAX, key);
+        if (find_file(st, index)) {
+            char loc[DEMO_NAME_MAX + 32];
+            int n = snprintf(loc, sizeof loc, "Location: /demo/%.*s/\r\n", DEMO_NAME_MAX, key);
+            char body[DEMO_NAME_MAX + 16];
+            int blen = snprintf(body, sizeof body, "/demo/%.*s/\n", DEMO_NAME_MAX, key);
+            char headers[sizeof loc + sizeof DEMO_HEADERS];
+            snprintf(headers, sizeof headers, "%.*s%s", n, loc, DEMO_HEADERS);
+            http_respond_with(c, req, 301, "text/plain; charset=utf-8", headers, body, (size_t)blen);
+            return;
+        }
+    }
     if (!f) {
         not_found(c, req);
         return;
