@@ -54,6 +54,8 @@ export enum CONNECTION_CHANGE_REASON {
   DESTROYED = 9,
   TOKEN_EXPIRED = 10,
   INVALID_TOKEN = 11,
+  /** The RealTimeCat session or token was deleted (or is gone at a re-login). */
+  SESSION_CLOSED = 12,
 }
 
 /** Result of a login (onLoginResult). */
@@ -81,6 +83,12 @@ export enum LOGOUT_REASON {
   DUPLICATE_LOGIN = 1,
   /** The app server kicked the user out. */
   KICKED = 2,
+  /**
+   * A joinSession session ended: its RealTimeCat session or token was
+   * deleted (kickout `session_deleted` / `token_deleted`), or a re-login
+   * after a lost link found the token gone or expired. No reconnect.
+   */
+  SESSION_CLOSED = 3,
 }
 
 /** onLogout reason for a login of the same user id elsewhere (= LOGOUT_REASON.DUPLICATE_LOGIN). */
@@ -219,7 +227,28 @@ export interface IRTSRoomEvents {
   onLeaveRoom: () => void;
 }
 
+/** What joinSession logged in as (IRTS.sessionInfo). */
+export interface RTCatSessionInfo {
+  /** The token's uuid: this connection's user id (as others see it in the room). */
+  uid: string;
+  /** The session's uuid: the id of its room. */
+  session: string;
+  /** `pub` sends and receives; `sub` receives only (its sends reject with 200021). */
+  type: 'pub' | 'sub';
+}
+
 export interface IRTS {
+  /**
+   * Logs in with a RealTimeCat token (no login() needed) and enters the
+   * session's room; resolves with it (roomId = the session uuid). A
+   * refused token rejects like login() (code 200027, `loginError`
+   * INVALID_TOKEN or TOKEN_EXPIRED, `reason`). Reconnects log in again with
+   * the token and enter again; a deleted session or token ends with
+   * onLogout(LOGOUT_REASON.SESSION_CLOSED).
+   */
+  joinSession(token: string): Promise<IRTSRoom>;
+  /** After joinSession: the token's uid, the session uuid and the token type; null otherwise. */
+  readonly sessionInfo: RTCatSessionInfo | null;
   /** A room object (joinRoom enters it). Throws (code DUPLICATE_ROOM) for a room id with a live IRTSRoom, and for an invalid id. */
   createRTSRoom(roomId: string): IRTSRoom;
   /** Logs in; rejects with an RTSError (`loginError` set) when refused. */
@@ -243,6 +272,8 @@ export interface IRTS {
 }
 
 export interface IRTSRoom {
+  /** The room id (for a joinSession room: the session uuid). */
+  readonly roomId: string;
   joinRoom(): Promise<void>;
   leaveRoom(): Promise<void>;
   sendRoomMessage(message: string): Promise<void>;

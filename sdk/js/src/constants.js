@@ -24,6 +24,7 @@ export const CONNECTION_CHANGE_REASON = Object.freeze({
   DESTROYED: 9,
   TOKEN_EXPIRED: 10,
   INVALID_TOKEN: 11,
+  SESSION_CLOSED: 12,
 });
 
 export const LOGIN_ERROR_CODE = Object.freeze({
@@ -40,6 +41,7 @@ export const LOGOUT_REASON = Object.freeze({
   LOGOUT: 0,
   DUPLICATE_LOGIN: 1,
   KICKED: 2,
+  SESSION_CLOSED: 3,
 });
 
 export const RTM_DUPLICATE_LOGIN = LOGOUT_REASON.DUPLICATE_LOGIN;

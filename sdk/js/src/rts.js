@@ -3,8 +3,10 @@
 // and binary (`sendmsg`/`pushmsg`), presence (`getonlinestatus`), P2Server
 // (`setserverparams`/`sendservermsg`), rooms (`enterroom`, `leaveroom`,
 // `sendroommsg` and the room pushes), kickout, and the automatic reconnect
-// (backoff, re-login with the last token, rooms joined again). Methods
-// return promises; the same outcomes are also reported as events.
+// (backoff, re-login with the last token, rooms joined again), and
+// RealTimeCat sessions (`joinSession`: login with a RealTimeCat token, whose
+// uuid is the user id, and the session's room entered). Methods return
+// promises; the same outcomes are also reported as events.
 
 import { FpnnConnection, FPNN_EC, rtsError } from './fpnn.js';
 import { Emitter } from './emitter.js';
@@ -81,6 +83,8 @@ export class RTS extends Emitter {
     this.conn = null; // the logged-in link, or null
     this.userId = null;
     this.token = null;
+    this.rtcatToken = null; // joinSession's token: logins use it instead of token/userId
+    this.sessionInfo = null; // {uid, session, type} after joinSession
     this.businessId = null;
     this.session = false; // logged in (or re-logging in) until logout/kickout
     this.loggingIn = false;
@@ -146,11 +150,24 @@ export class RTS extends Emitter {
     } catch (e) {
       return { code: LOGIN_ERROR_CODE.LOGIN_FAILED, error: e };
     }
-    const auth = { appid: this.appId, uid: this.userId, token: this.token || '', version: `rtmd-rts-js/${SDK_VERSION}` };
+    const version = `rtmd-rts-js/${SDK_VERSION}`;
+    const auth = this.rtcatToken !== null
+      ? { appid: this.appId, rtcat_token: this.rtcatToken, version }
+      : { appid: this.appId, uid: this.userId, token: this.token || '', version };
     if (this.businessId) auth.businessid = this.businessId;
     try {
       const ans = await conn.quest('auth', auth);
-      if (ans && ans.ok === true) return { conn, code: LOGIN_ERROR_CODE.SUCCESS };
+      if (ans && ans.ok === true) {
+        if (this.rtcatToken !== null) {
+          if (typeof ans.uid !== 'string' || typeof ans.session !== 'string') {
+            conn.close();
+            return { code: LOGIN_ERROR_CODE.SERVER_ERROR, error: rtsError(ERROR_CODE.INVALID_PARAMETER, 'the server answered a session login without uid and session') };
+          }
+          this.userId = ans.uid;
+          this.sessionInfo = { uid: ans.uid, session: ans.session, type: ans.type === 'sub' ? 'sub' : 'pub' };
+        }
+        return { conn, code: LOGIN_ERROR_CODE.SUCCESS };
+      }
       conn.close();
       const expired = ans && ans.reason === 'expired';
       return {
@@ -181,8 +198,52 @@ export class RTS extends Emitter {
     if (this.userId !== userId) this.seen.clear();
     this.userId = userId;
     this.token = token;
+    this.rtcatToken = null;
+    this.sessionInfo = null;
     this.reloginOnToken = false;
     return this._login(t0);
+  }
+
+  // Logs in with a RealTimeCat token (its uuid is the user id) and enters
+  // the session's room (the session uuid). A refused token rejects like
+  // login() (200027 with loginError and reason); there is no
+  // updateLoginToken for a session: a new token is a new joinSession.
+  async joinSession(token) {
+    if (this.destroyed) throw rtsError(ERROR_CODE.DESTROYED, 'this RTS instance was destroyed');
+    if (this.session || this.loggingIn) {
+      throw rtsError(ERROR_CODE.ALREADY_LOGGED_IN, 'already logged in (call logout first)', { loginError: LOGIN_ERROR_CODE.ALREADY_LOGGED_IN });
+    }
+    if (typeof token !== 'string' || token.length === 0 || token.length > 128) {
+      throw rtsError(ERROR_CODE.INVALID_PARAMETER, 'token must be a RealTimeCat token (its uuid)', { loginError: LOGIN_ERROR_CODE.INVALID_TOKEN });
+    }
+    const t0 = Date.now();
+    if (this.rtcatToken !== token) this.seen.clear();
+    this.rtcatToken = token;
+    this.sessionInfo = null;
+    this.userId = '';
+    this.token = null;
+    this.reloginOnToken = false;
+    try {
+      await this._login(t0);
+    } finally {
+      this.reloginOnToken = false; // a refused session token is not retried
+    }
+    const rid = this.sessionInfo.session;
+    let room = this.rooms.get(rid);
+    if (!room) room = this.createRTSRoom(rid);
+    // The app gets the room only when this resolves: its events until then
+    // (the members already there, pushes meanwhile) are held and emitted,
+    // in order, just after the app's continuation has run.
+    room._hold();
+    try {
+      await room.joinRoom();
+    } catch (e) {
+      room._release(false);
+      await this.logout();
+      throw e;
+    }
+    setTimeout(() => room._release(true), 0);
+    return room;
   }
 
   async _login(t0) {
@@ -257,6 +318,7 @@ export class RTS extends Emitter {
   // after a new login).
   _endSession() {
     this.session = false;
+    this.sessionInfo = null;
     this.reloginOnToken = false;
     this.serverParams = null;
     clearTimeout(this.reconnectTimer);
@@ -329,6 +391,17 @@ export class RTS extends Emitter {
       this._restore(r.conn);
       return;
     }
+    if ((r.code === LOGIN_ERROR_CODE.TOKEN_EXPIRED || r.code === LOGIN_ERROR_CODE.INVALID_TOKEN) && this.rtcatToken !== null) {
+      // The RealTimeCat token (or its session) was deleted or has expired
+      // while the link was down: the session is over.
+      const expired = r.code === LOGIN_ERROR_CODE.TOKEN_EXPIRED;
+      this.emit('onLoginResult', this.userId, r.code, Date.now() - t0);
+      if (expired) this.emit('onTokenExpired');
+      this._endSession();
+      this.emit('onLogout', LOGOUT_REASON.SESSION_CLOSED);
+      this._setState(CONNECTION_STATE.DISCONNECTED, expired ? WHY.TOKEN_EXPIRED : WHY.INVALID_TOKEN);
+      return;
+    }
     if (r.code === LOGIN_ERROR_CODE.TOKEN_EXPIRED || r.code === LOGIN_ERROR_CODE.INVALID_TOKEN) {
       // Wait for updateLoginToken; the session (rooms) is kept.
       clearTimeout(this.lostTimer);
@@ -387,9 +460,16 @@ export class RTS extends Emitter {
 
   _onKickout(conn, p) {
     if (conn !== this.conn || !this.session) return;
-    const dup = p && p.reason === 'duplicate_login';
+    const reason = p ? p.reason : undefined;
+    const dup = reason === 'duplicate_login';
+    const closed = reason === 'session_deleted' || reason === 'token_deleted';
     this._endSession();
     setTimeout(() => conn.close(), 0); // after answering the push
+    if (closed) {
+      this.emit('onLogout', LOGOUT_REASON.SESSION_CLOSED);
+      this._setState(CONNECTION_STATE.DISCONNECTED, WHY.SESSION_CLOSED);
+      return;
+    }
     this.emit('onLogout', dup ? LOGOUT_REASON.DUPLICATE_LOGIN : LOGOUT_REASON.KICKED);
     this._setState(CONNECTION_STATE.DISCONNECTED, dup ? WHY.DUPLICATE_LOGIN : WHY.KICKED);
   }
@@ -521,6 +601,22 @@ export class RTSRoom extends Emitter {
     this.joined = false;
     this.destroyed = false;
     this.members = new Set();
+    this.held = null; // events held until the app has the room (joinSession)
+  }
+
+  emit(type, ...args) {
+    if (this.held) this.held.push([type, args]);
+    else super.emit(type, ...args);
+  }
+
+  _hold() {
+    if (!this.held) this.held = [];
+  }
+
+  _release(deliver) {
+    const held = this.held;
+    this.held = null;
+    if (deliver && held) for (const [type, args] of held) super.emit(type, ...args);
   }
 
   _check() {

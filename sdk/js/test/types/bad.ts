@@ -7,3 +7,5 @@ rts.on('onNoSuchEvent', () => undefined); // unknown event
 void rts.sendMessage('bob', 42); // message must be a string
 const n: number = rts.setBusinessId('x'); // returns boolean
 console.log(n);
+void rts.joinSession(42); // the token is a string
+rts.sessionInfo = null; // read-only

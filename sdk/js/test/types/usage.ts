@@ -3,7 +3,7 @@
 import {
   createRTS, destroyRTS, getSdkVersion, CONNECTION_STATE, CONNECTION_CHANGE_REASON, LOGIN_ERROR_CODE, LOGOUT_REASON,
   RTM_DUPLICATE_LOGIN, USER_ONLINE_STATUS, USER_OFFLINE_REASON, ERROR_CODE,
-  type IRTS, type IRTSRoom, type RTSError, type ServerMessageReply, type RTSUserInfo,
+  type IRTS, type IRTSRoom, type RTSError, type RTCatSessionInfo, type ServerMessageReply, type RTSUserInfo,
 } from 'rtmd-rts';
 
 const version: string = getSdkVersion();
@@ -60,6 +60,13 @@ async function main(): Promise<void> {
   await room.leaveRoom();
   room.destroy();
   await rts.logout();
+  // A RealTimeCat session: the token logs in and enters the session's room.
+  const session: IRTSRoom = await rts.joinSession('0b1f5d2c-6a3e-4f7b-9c1d-2e3f4a5b6c7d');
+  const info: RTCatSessionInfo | null = rts.sessionInfo;
+  if (info && info.type === 'pub' && session.roomId === info.session) await session.sendRoomMessage(`I am ${info.uid}`);
+  rts.on('onLogout', (reason: LOGOUT_REASON) => console.log(reason === LOGOUT_REASON.SESSION_CLOSED));
+  rts.on('onConnectionStateChanged', (_s: CONNECTION_STATE, why: CONNECTION_CHANGE_REASON) => console.log(why === CONNECTION_CHANGE_REASON.SESSION_CLOSED));
+  await session.leaveRoom();
   destroyRTS(rts);
 }
 void main();
