@@ -1,5 +1,7 @@
-// Copies the demo chat page (demo/: index.html, app.js, style.css) and the
-// ES module bundle (dist/rts.mjs and its source map) into dist/demo/, the
+// Copies the demo pages (demo/: the chat page, index.html, app.js,
+// style.css; demo/call/: the 1v1 call page, one level of directories as
+// rtmd serves them) and the ES module bundle (dist/rts.mjs and its source
+// map) into dist/demo/, the
 // directory rtmd serves at /demo/ when its demo_dir points there (see
 // scripts/start.sh). Runs after build.mjs (package.json "build").
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -15,8 +17,17 @@ if (!existsSync(bundle)) {
 }
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-for (const name of readdirSync(join(root, 'demo'))) {
-  if (/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name)) copyFileSync(join(root, 'demo', name), join(out, name));
+const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+for (const entry of readdirSync(join(root, 'demo'), { withFileTypes: true })) {
+  if (!NAME.test(entry.name)) continue;
+  if (entry.isFile()) {
+    copyFileSync(join(root, 'demo', entry.name), join(out, entry.name));
+  } else if (entry.isDirectory()) {
+    mkdirSync(join(out, entry.name));
+    for (const f of readdirSync(join(root, 'demo', entry.name), { withFileTypes: true })) {
+      if (f.isFile() && NAME.test(f.name)) copyFileSync(join(root, 'demo', entry.name, f.name), join(out, entry.name, f.name));
+    }
+  }
 }
 copyFileSync(bundle, join(out, 'rts.mjs'));
 if (existsSync(`${bundle}.map`)) copyFileSync(`${bundle}.map`, join(out, 'rts.mjs.map'));
