@@ -174,9 +174,7 @@ describe('sdk joinSession (RealTimeCat tokens)', () => {
     const t1 = await newToken(s.uuid);
     const t2 = await newToken(s.uuid);
     const a = await joined(t1.uuid);
-    // b retries slowly (every 2.25-3.75 s), so that its token can be
-    // deleted below before it is back.
-    const b = await joined(t2.uuid, { reconnectMinMs: 3000, reconnectMaxMs: 3000 });
+    const b = await joined(t2.uuid);
     await a.room.events.wait('onUserJoined', (u) => u.userId === t2.uuid);
     const old = ctx.srv;
     const ports = { ...old.ports };
@@ -201,6 +199,10 @@ describe('sdk joinSession (RealTimeCat tokens)', () => {
 
     // Down again; b's token is deleted before b is back: its re-login is
     // refused and the session is over for b (no more attempts); a goes on.
+    // b's next attempt is put off (its backoff made 10 minutes) and then
+    // made at once, after the delete.
+    b.rts.reconnectMinMs = 600000;
+    b.rts.reconnectMaxMs = 600000;
     const ports2 = { ...ctx.srv.ports };
     const old2 = ctx.srv;
     await old2.stop('SIGKILL');
@@ -211,10 +213,10 @@ describe('sdk joinSession (RealTimeCat tokens)', () => {
       args: [`--client_tcp_port=${ports2.client_tcp}`, `--client_ws_port=${ports2.client_ws}`, `--server_tcp_port=${ports2.server_tcp}`, `--http_port=${ports2.http}`],
     });
     await rest('DELETE', `/tokens/${t2.uuid}`);
-    // Either the re-login is refused (token gone) or, had b been quicker,
-    // the delete kicks it out: the same end for the app.
+    b.rts._reconnectNow();
     assert.deepEqual(await b.rts.events.wait('onLogout', () => true, 15000), [LOGOUT_REASON.SESSION_CLOSED]);
-    await b.rts.events.wait('onConnectionStateChanged', (st) => st === S.DISCONNECTED);
+    assert.deepEqual(await b.rts.events.wait('onConnectionStateChanged', (st) => st === S.DISCONNECTED), [S.DISCONNECTED, WHY.INVALID_TOKEN]);
+    assert.deepEqual(b.rts.events.named('onLoginResult').map(([u, c]) => [u, c]), [[t2.uuid, LOGIN_ERROR_CODE.SUCCESS], [t2.uuid, LOGIN_ERROR_CODE.INVALID_TOKEN]]);
     assert.equal(b.rts.sessionInfo, null);
     await a.rts.events.wait('onConnectionStateChanged', (st) => st === S.RECONNECTED && a.rts.events.named('onConnectionStateChanged').filter(([x]) => x === S.RECONNECTED).length === 2, 15000);
     await sleep(1500);
