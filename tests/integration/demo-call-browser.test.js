@@ -81,6 +81,8 @@ test('two browsers call each other through the demo page: signalling in the sess
       rtcat_demo: 1 }]);
     srv = await startRtmd({ config: conf, args: [`--demo_dir=${DEMO_DIR}`] });
     const url = `http://127.0.0.1:${srv.ports.http}/demo/call/`;
+    const cfg = await (await fetch(`http://127.0.0.1:${srv.ports.http}/demo/config.json`)).json();
+    assert.equal(cfg.rtcat_demo, true);
     browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns']);
     const pages = [];

@@ -217,7 +217,7 @@ describe('demo pages on: files, config.json, token', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers['content-type'], 'application/json');
     assert.deepEqual(JSON.parse(res.body.toString()), {
-      app_id: APP_ID, ws_port: srv.ports.client_ws, wss_port: null, path: '/service/websocket',
+      app_id: APP_ID, ws_port: srv.ports.client_ws, wss_port: null, path: '/service/websocket', rtcat_demo: false,
     });
   });
 
@@ -247,6 +247,31 @@ describe('demo pages on: files, config.json, token', () => {
       assert.equal(body.error, 'invalid_user', q);
       assert.ok(body.description, q);
     }
+  });
+});
+
+describe('config.json tells whether the demo project runs the RealTimeCat demo backend', () => {
+  test('rtcat_demo = 1 on the demo project: true; on another project: false', { timeout: 30000 }, async () => {
+    const base = await makeTempDir();
+    const dir = makeDemoDir(path.join(base, 'demo'));
+    const rtcat = { rtcat_apikey: 'demo-http-apikey', rtcat_secret: 'demo-http-secret', rtcat_demo: 1 };
+    for (const [projects, want] of [
+      [[{ pid: 75, secret: 'demo-project-secret', app_id: APP_ID, app_key: APP_KEY, demo: 1, ...rtcat }], true],
+      [[{ pid: 76, secret: 'demo-project-secret', app_id: APP_ID, app_key: APP_KEY, demo: 1 },
+        { pid: 77, secret: 'other-project-secret', ...rtcat }], false],
+    ]) {
+      const s = await startRtmd({ config: writeProjectsConfig(base, projects), args: [`--demo_dir=${dir}`] });
+      try {
+        const cfg = JSON.parse((await get(s.ports.http, '/demo/config.json')).body);
+        assert.equal(cfg.rtcat_demo, want, JSON.stringify(projects));
+        // The backend route itself answers (on its own project either way).
+        assert.equal((await get(s.ports.http, '/tokens/demo-http')).status, 200);
+      } finally {
+        assert.ok(s.alive);
+        await s.cleanup();
+      }
+    }
+    assert.deepEqual(sanitizerReports(), []);
   });
 });
 
@@ -300,6 +325,8 @@ describe('demo pages off: no /demo routes', () => {
     assert.ok(m, s.stdout);
     const cfg = JSON.parse((await get(s.ports.http, '/demo/config.json')).body);
     assert.equal(cfg.app_id, m[2]);
+    // Its derived RealTimeCat key runs the demo backend the call page uses.
+    assert.equal(cfg.rtcat_demo, true);
     const plain = await startRtmd();
     servers.push(plain);
     await expectOff(plain);

@@ -15,6 +15,7 @@
 #include "identity.h"
 #include "log.h"
 #include "module.h"
+#include "rtcat.h"
 #include "rtstoken.h"
 
 #include "accesstoken.h"
@@ -302,7 +303,18 @@ static void not_found(rtmd_conn *c, const http_request *req)
     http_respond_error(c, req, 404, "not_found", "no such resource");
 }
 
-/* {"app_id": ..., "ws_port": n|null, "wss_port": n|null, "path": ...} */
+/* True when the demo project also runs the RealTimeCat demo backend
+ * (rtcat.c: rtcat_demo = 1, or the store's demo project alone with its
+ * derived API key), which the call page takes its tokens from. */
+static bool demo_has_rtcat(const rtmd_server *srv, const rtmd_project *p)
+{
+    if (!rtcat_enabled(p))
+        return false;
+    return p->limits.rtcat_demo || (srv->cfg.nprojects == 0 && srv->nprojects == 1);
+}
+
+/* {"app_id": ..., "ws_port": n|null, "wss_port": n|null, "path": ...,
+ *  "rtcat_demo": bool} */
 static void serve_config(rtmd_conn *c, const http_request *req, const demo_state *st)
 {
     rtmd_server *srv = c->srv;
@@ -323,8 +335,10 @@ static void serve_config(rtmd_conn *c, const http_request *req, const demo_state
     }
     path[n] = '\0';
     char body[512];
-    int len = snprintf(body, sizeof body, "{\"app_id\":\"%s\",\"ws_port\":%s,\"wss_port\":%s,\"path\":\"%s\"}",
-                       st->project->limits.app_id, ws_port, wss_port, path);
+    int len = snprintf(body, sizeof body,
+                       "{\"app_id\":\"%s\",\"ws_port\":%s,\"wss_port\":%s,\"path\":\"%s\",\"rtcat_demo\":%s}",
+                       st->project->limits.app_id, ws_port, wss_port, path,
+                       demo_has_rtcat(srv, st->project) ? "true" : "false");
     if (len < 0 || (size_t)len >= sizeof body) {
         http_respond_error(c, req, 500, "internal", "configuration too long");
         return;

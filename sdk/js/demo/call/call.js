@@ -5,7 +5,8 @@
 // for a token of the session labelled with that name (GET
 // /tokens/<name>, created when missing; unauthenticated, for demos only:
 // a real app gets tokens from its own server, which calls the REST API),
-// reads /demo/config.json for the app id and the WebSocket port, takes the
+// reads /demo/config.json for the app id, the WebSocket port and whether
+// the demo backend runs for this project (rtcat_demo), takes the
 // camera and microphone (getUserMedia) and calls rts.joinSession(token).
 // When a second browser joins the same session, the two set up an
 // RTCPeerConnection; the session's room carries the signalling, and the
@@ -244,6 +245,9 @@ async function join(name) {
   setStatus(`Joining ${name}…`, 'joining');
   try {
     const cfg = await getJson('../config.json');
+    if (!cfg.rtcat_demo) {
+      throw new Error('the demo project has no RealTimeCat demo backend (set rtcat_apikey, rtcat_secret and rtcat_demo = 1 on it)');
+    }
     const token = await getJson(`/tokens/${encodeURIComponent(name)}`);
     if (!token || typeof token.uuid !== 'string') throw new Error('the demo backend answered no token');
     try {
