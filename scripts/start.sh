@@ -31,6 +31,8 @@ echo "RealTimeCat demo backend (unauthenticated, for the demo project): http://l
 echo "  http://localhost:${http_port}/<sessionId>/tokens, http://localhost:${http_port}/tokens/<sessionName>;"
 echo "  its REST API is http://localhost:${http_port}/v0.4/ with the API key and secret rtmd prints"
 echo "  on its ready banner ('rtcat pid=.. apikey=.. secret=..', derived from the project's secret)"
+echo "1v1 call demo page (once rtmd says ready): http://localhost:${http_port}/demo/call/"
+echo "  open it in two browser windows (camera and microphone allowed) and join the same session name"
 # The demo page first: an argument given to this script may override it.
 set -- --demo_dir=./sdk/js/dist/demo "$@"
 exec build/rtmd --data_dir=./data "$@"
