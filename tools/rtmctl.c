@@ -2,14 +2,17 @@
  * librtm: raw quests (ping, call), and the app-server and client commands
  * of a first session (token, send, listen, history, friends, info, data),
  * which sign their
- * server-gate requests themselves. It owns argument parsing, output formats
- * and exit codes:
+ * server-gate requests themselves; and, over HTTP with libcurl, the
+ * RealTimeCat REST API (session, rtcat-token). It owns argument parsing,
+ * output formats and exit codes:
  *   0  success
  *   1  usage error, bad input, connection failure or timeout
- *   2  the server answered with an error (its {"code","ex"} on stderr), or
- *      refused a login token */
+ *   2  the server answered with an error (its {"code","ex"} on stderr, or
+ *      the REST API's {"error","description"}), or refused a login token */
+#define _GNU_SOURCE /* asprintf */
 #include "rtm/client.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -36,7 +39,7 @@ typedef struct ctl_opts {
 
 /* Options of the session commands (token, send, listen, history, friends). */
 typedef struct cmd_opts {
-    unsigned given;             /* bit per option (1u << (OPT_x - OPT_FIRST_CMD)) */
+    uint64_t given;             /* bit per option (1ull << (OPT_x - OPT_FIRST_CMD)) */
     int64_t pid, uid, from, to, gid, rid, ouid, mtype, mid, num, count;
     double seconds;
     const char *secret;
@@ -48,6 +51,13 @@ typedef struct cmd_opts {
     int64_t expire;             /* rtstoken: lifetime in seconds */
     bool desc;
     bool black;                 /* friends: the blacklist instead of the friend list */
+    /* session, rtcat-token (RealTimeCat REST) */
+    const char *apikey;
+    const char *label, *data;
+    const char *type;
+    int64_t live_days, page, page_size, number;
+    const char *permanent;      /* "true" or "false" (--permanent alone: "true") */
+    bool permanent_value;       /* --permanent was given a value */
 } cmd_opts;
 
 static void usage(FILE *f)
@@ -90,6 +100,22 @@ static void usage(FILE *f)
             "                               --expire 0: no expiry (default: the project's token_ttl);\n"
             "                               print it\n"
             "\n"
+            "  RealTimeCat REST commands (HTTP listener, default port 8080; ADDR is HOST:PORT or an\n"
+            "  http:// or https:// URL; sent with --apikey and --secret; print the answer's JSON):\n"
+            "  session ADDR create [--label L] [--data D] [--live-days N] [--type p2p|rel] [--permanent]\n"
+            "  session ADDR list [--page N] [--page-size N] [--permanent|--nonpermanent]\n"
+            "  session ADDR get|delete ID\n"
+            "  session ADDR update ID [--label L] [--data D] [--live-days N] [--permanent true|false]\n"
+            "                               create, list, read, change or delete sessions (delete\n"
+            "                               takes the session's tokens along and prints nothing)\n"
+            "  rtcat-token ADDR create SESSION_ID [--number N] [--label L] [--data D] [--live-days N]\n"
+            "                               [--type pub|sub] [--permanent]\n"
+            "  rtcat-token ADDR list SESSION_ID [--page N] [--page-size N] [--permanent|--nonpermanent]\n"
+            "  rtcat-token ADDR get|delete ID\n"
+            "  rtcat-token ADDR update ID [--label L] [--data D] [--live-days N] [--permanent true|false]\n"
+            "                               the same for a session's tokens; create prints an array\n"
+            "                               when --number is over 1\n"
+            "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
             "                               log in and print every push as one line of JSON,\n"
@@ -113,14 +139,18 @@ static void usage(FILE *f)
             "  --oinfo TEXT        open (public) info, --pinfo TEXT private info (info set)\n"
             "  --user ID           rtstoken: string user id; --room ID there is a string too\n"
             "  --expire S          rtstoken: token lifetime in seconds, 0 = no expiry\n"
+            "  --apikey KEY        RealTimeCat API key (default: $RTCAT_APIKEY); with these\n"
+            "                      commands --secret is the RealTimeCat secret ($RTCAT_SECRET)\n"
             "  --verbose           log the connection life cycle on stderr\n"
             "  --help              show this help\n"
             "  --version           show the version\n"
             "\n"
-            "Environment: RTM_PID and RTM_SECRET give --pid and --secret.\n"
+            "Environment: RTM_PID and RTM_SECRET give --pid and --secret; RTCAT_APIKEY and\n"
+            "RTCAT_SECRET give --apikey and --secret of session and rtcat-token.\n"
             "HOST may be a name, an IPv4 address or an IPv6 address in brackets ([::1]:13325).\n"
             "Exit status: 0 ok, 1 usage or connection error or timeout, 2 error answer\n"
-            "(printed on stderr as {\"code\":...,\"ex\":...}) or a refused login token.\n");
+            "(printed on stderr as {\"code\":...,\"ex\":...}, or the REST API's\n"
+            "{\"error\":...,\"description\":...}) or a refused login token.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -333,18 +363,33 @@ enum {
     OPT_PINFO,
     OPT_USER,
     OPT_EXPIRE,
+    OPT_APIKEY,
+    OPT_LABEL,
+    OPT_DATA,
+    OPT_LIVE_DAYS,
+    OPT_TYPE,
+    OPT_PERMANENT,
+    OPT_NONPERMANENT,
+    OPT_PAGE,
+    OPT_PAGE_SIZE,
+    OPT_NUMBER,
     OPT_LAST
 };
 
-#define GIVEN(opt) (1u << ((opt) - OPT_FIRST_CMD))
+#define GIVEN(opt) (1ull << ((opt) - OPT_FIRST_CMD))
+_Static_assert(OPT_LAST - OPT_FIRST_CMD <= 64, "cmd_opts.given has a bit per option");
 
 static const char *const cmd_opt_names[] = {"--pid",  "--secret", "--uid",  "--from",  "--to",    "--group",
                                             "--room", "--ouid",   "--mtype", "--mid",  "--num",   "--desc",
                                             "--token", "--count",  "--seconds", "--black",
-                                            "--oinfo", "--pinfo", "--user", "--expire"};
+                                            "--oinfo", "--pinfo", "--user", "--expire",
+                                            "--apikey", "--label", "--data", "--live-days", "--type",
+                                            "--permanent", "--nonpermanent", "--page", "--page-size",
+                                            "--number"};
+_Static_assert(sizeof cmd_opt_names / sizeof cmd_opt_names[0] == OPT_LAST - OPT_FIRST_CMD, "a name per option");
 
 /* Refuses options that the command does not take. */
-static int check_allowed(const cmd_opts *c, const char *cmd, unsigned allowed)
+static int check_allowed(const cmd_opts *c, const char *cmd, uint64_t allowed)
 {
     for (int opt = OPT_FIRST_CMD; opt < OPT_LAST; opt++)
         if ((c->given & GIVEN(opt)) && !(allowed & GIVEN(opt)))
@@ -906,6 +951,355 @@ static int cmd_listen(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     return exit_code;
 }
 
+/* ---- RealTimeCat REST: session, rtcat-token ---- */
+
+#define REST_MAX_ANSWER ((size_t)4 << 20) /* bytes of an answer body */
+
+/* The answer body, bounded by REST_MAX_ANSWER. */
+typedef struct rest_body {
+    char *data;
+    size_t len;
+    bool too_big;
+} rest_body;
+
+static size_t rest_collect(char *ptr, size_t size, size_t n, void *arg)
+{
+    rest_body *b = arg;
+    size_t add = size * n;
+    if (add > REST_MAX_ANSWER - b->len) {
+        b->too_big = true;
+        return 0;
+    }
+    char *p = realloc(b->data, b->len + add + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->len, ptr, add);
+    b->len += add;
+    p[b->len] = '\0';
+    b->data = p;
+    return add;
+}
+
+/* Where and as whom: the API's base URL (ending in /v0.4) and the project's
+ * key and secret. */
+typedef struct rest_target {
+    char *base;
+    const char *apikey;
+    const char *secret;
+} rest_target;
+
+static bool header_safe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* ADDR is HOST:PORT (plain HTTP) or an http:// or https:// URL, with or
+ * without the /v0.4 version path; --apikey/--secret or RTCAT_APIKEY and
+ * RTCAT_SECRET. */
+static int rest_open(const char *addr, cmd_opts *c, rest_target *t)
+{
+    t->base = NULL;
+    t->apikey = c->apikey;
+    t->secret = c->secret;
+    if (!t->apikey || !t->apikey[0])
+        t->apikey = getenv("RTCAT_APIKEY");
+    if (!t->apikey || !t->apikey[0])
+        return usage_error("%s", "--apikey is required (or set RTCAT_APIKEY)");
+    if (!t->secret || !t->secret[0])
+        t->secret = getenv("RTCAT_SECRET");
+    if (!t->secret || !t->secret[0])
+        return usage_error("%s", "--secret is required (or set RTCAT_SECRET)");
+    if (!header_safe(t->apikey) || !header_safe(t->secret))
+        return usage_error("%s", "the API key and secret cannot hold control characters");
+    size_t len = strlen(addr);
+    bool url = strncmp(addr, "http://", 7) == 0 || strncmp(addr, "https://", 8) == 0;
+    if (!url) {
+        char *host = NULL;
+        uint16_t port;
+        if (parse_endpoint(addr, &host, &port) != 0)
+            return usage_error("bad address '%s' (expected HOST:PORT or an http:// or https:// URL)", addr);
+        free(host);
+    } else if (!header_safe(addr) || strchr(addr, ' ') || strchr(addr, '?') || strchr(addr, '#')) {
+        return usage_error("bad URL '%s'", addr);
+    }
+    while (len > 0 && addr[len - 1] == '/')
+        len--;
+    bool versioned = len >= 5 && memcmp(addr + len - 5, "/v0.4", 5) == 0;
+    if (asprintf(&t->base, "%s%.*s%s", url ? "" : "http://", (int)len, addr, versioned ? "" : "/v0.4") < 0) {
+        t->base = NULL;
+        fprintf(stderr, "rtmctl: out of memory\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Sends METHOD base+PATH with the form body (NULL: none), and prints the
+ * answer: its JSON as one line on stdout (nothing for an empty 2xx body);
+ * an error answer (not 2xx, or an object with "error") on stderr, exit 2;
+ * no answer (connection, timeout, size) exit 1. */
+static int rest_call(const ctl_opts *o, const rest_target *t, const char *method, const char *path,
+                     const char *form)
+{
+    char *url = NULL, *key_h = NULL, *secret_h = NULL;
+    if (asprintf(&url, "%s%s", t->base, path) < 0 || asprintf(&key_h, "X-RTCAT-APIKEY: %s", t->apikey) < 0 ||
+        asprintf(&secret_h, "X-RTCAT-SECRET: %s", t->secret) < 0) {
+        fprintf(stderr, "rtmctl: out of memory\n");
+        exit(EXIT_USAGE);
+    }
+    CURL *h = curl_easy_init();
+    if (!h) {
+        fprintf(stderr, "rtmctl: cannot start libcurl\n");
+        exit(EXIT_USAGE);
+    }
+    struct curl_slist *headers = NULL;
+    headers = curl_slist_append(headers, key_h);
+    headers = curl_slist_append(headers, secret_h);
+    headers = curl_slist_append(headers, "Accept: application/json");
+    headers = curl_slist_append(headers, "Expect:");
+    if (form)
+        headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+    rest_body body = {0};
+    char err[CURL_ERROR_SIZE] = "";
+    long ms = (long)timeout_ms(o);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)REST_MAX_ANSWER);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rest_collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "rtmctl");
+    if (form)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
+    free(key_h);
+    free(secret_h);
+
+    int exit_code = 0;
+    if (rc != CURLE_OK) {
+        if (body.too_big || rc == CURLE_FILESIZE_EXCEEDED)
+            fprintf(stderr, "rtmctl: %s %s: the answer is over %zu bytes\n", method, url, REST_MAX_ANSWER);
+        else if (rc == CURLE_OPERATION_TIMEDOUT)
+            fprintf(stderr, "rtmctl: %s %s: no answer in time\n", method, url);
+        else
+            fprintf(stderr, "rtmctl: %s %s: %s\n", method, url, err[0] ? err : curl_easy_strerror(rc));
+        exit_code = EXIT_USAGE;
+        goto out;
+    }
+    json_error_t jerr;
+    json_t *answer = body.len ? json_loadb(body.data, body.len, JSON_DECODE_ANY, &jerr) : NULL;
+    bool ok = status >= 200 && status < 300 && !json_object_get(answer, "error");
+    if (ok && body.len && !answer) {
+        fprintf(stderr, "rtmctl: %s %s: the answer is not JSON (%s)\n", method, url, jerr.text);
+        exit_code = EXIT_USAGE;
+    } else if (ok) {
+        if (answer)
+            print_json_line(answer);
+    } else if (json_is_object(answer)) {
+        char *text = json_dumps(answer, JSON_COMPACT);
+        fprintf(stderr, "%s\n", text ? text : "{}");
+        free(text);
+        exit_code = EXIT_ANSWER_ERROR;
+    } else {
+        fprintf(stderr, "rtmctl: %s %s: HTTP status %ld\n", method, url, status);
+        exit_code = EXIT_ANSWER_ERROR;
+    }
+    json_decref(answer);
+out:
+    free(body.data);
+    free(url);
+    return exit_code;
+}
+
+/* The form body, field by field (percent-encoded as curl_easy_escape does,
+ * which the server decodes like the Node SDK's encodeURIComponent). */
+typedef struct form_buf {
+    char *text;
+    size_t len;
+    FILE *f;
+} form_buf;
+
+static void form_add(form_buf *b, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    char *v = curl_easy_escape(NULL, value, 0);
+    if (!v) {
+        fprintf(stderr, "rtmctl: out of memory\n");
+        exit(EXIT_USAGE);
+    }
+    fprintf(b->f, "%s%s=%s", ftell(b->f) ? "&" : "", key, v);
+    curl_free(v);
+}
+
+static void form_add_int(form_buf *b, const char *key, bool given, int64_t v)
+{
+    if (!given)
+        return;
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)v);
+    form_add(b, key, num);
+}
+
+/* A session or token id goes into the URL path: uuid characters only. */
+static int check_id(const char *id, const char *what)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64 || strspn(id, "0123456789abcdefABCDEF-") != n)
+        return usage_error("bad %s '%s' (expected a uuid)", what, id);
+    return 0;
+}
+
+/* session ADDR create|list|get|update|delete ...; rtcat-token ADDR
+ * create SESSION_ID|list SESSION_ID|get|update|delete ID. */
+static int cmd_rtcat(const ctl_opts *o, cmd_opts *c, bool tokens, int nargs, char **args)
+{
+    static const char session_usage[] =
+        "usage: rtmctl session ADDR create [--label L] [--data D] [--live-days N] [--type p2p|rel] [--permanent]\n"
+        "       rtmctl session ADDR list [--page N] [--page-size N] [--permanent|--nonpermanent]\n"
+        "       rtmctl session ADDR get|delete ID\n"
+        "       rtmctl session ADDR update ID [--label L] [--data D] [--live-days N] [--permanent true|false]";
+    static const char token_usage[] =
+        "usage: rtmctl rtcat-token ADDR create SESSION_ID [--number N] [--label L] [--data D] [--live-days N]\n"
+        "                                 [--type pub|sub] [--permanent]\n"
+        "       rtmctl rtcat-token ADDR list SESSION_ID [--page N] [--page-size N] [--permanent|--nonpermanent]\n"
+        "       rtmctl rtcat-token ADDR get|delete ID\n"
+        "       rtmctl rtcat-token ADDR update ID [--label L] [--data D] [--live-days N] [--permanent true|false]";
+    const char *usage_text = tokens ? token_usage : session_usage;
+    const char *cmd = tokens ? "rtcat-token" : "session";
+    const uint64_t auth = GIVEN(OPT_APIKEY) | GIVEN(OPT_SECRET);
+    const uint64_t fields = GIVEN(OPT_LABEL) | GIVEN(OPT_DATA) | GIVEN(OPT_LIVE_DAYS) | GIVEN(OPT_PERMANENT);
+    static const char *const actions[] = {"create", "list", "get", "update", "delete"};
+    enum { CREATE, LIST, GET, UPDATE, DELETE } a;
+    uint64_t allowed[] = {
+        [CREATE] = auth | fields | GIVEN(OPT_TYPE) | (tokens ? GIVEN(OPT_NUMBER) : 0),
+        [LIST] = auth | GIVEN(OPT_PAGE) | GIVEN(OPT_PAGE_SIZE) | GIVEN(OPT_PERMANENT) | GIVEN(OPT_NONPERMANENT),
+        [GET] = auth,
+        [UPDATE] = auth | fields,
+        [DELETE] = auth,
+    };
+    if (nargs < 2)
+        return usage_error("%s", usage_text);
+    for (a = CREATE; a <= DELETE; a++)
+        if (strcmp(args[1], actions[a]) == 0)
+            break;
+    if (a > DELETE)
+        return usage_error("unknown %s action '%s' (create, list, get, update or delete)", cmd, args[1]);
+    char name[32];
+    snprintf(name, sizeof name, "%s %s", cmd, actions[a]);
+    int rc = check_allowed(c, name, allowed[a]);
+    if (rc)
+        return rc;
+    /* Every action but session create and session list names an id. */
+    bool has_id = tokens || a >= GET;
+    if (nargs != (has_id ? 3 : 2))
+        return usage_error("%s", usage_text);
+    const char *id = has_id ? args[2] : NULL;
+    if (id && (rc = check_id(id, tokens && a >= GET ? "token id" : "session id")))
+        return rc;
+    if ((c->given & GIVEN(OPT_LIVE_DAYS)) && c->live_days < 1)
+        return usage_error("--live-days must be positive, not %lld", (long long)c->live_days);
+    if ((c->given & GIVEN(OPT_NUMBER)) && c->number < 1)
+        return usage_error("--number must be positive, not %lld", (long long)c->number);
+    if ((c->given & GIVEN(OPT_PAGE)) && c->page < 1)
+        return usage_error("--page must be positive, not %lld", (long long)c->page);
+    if ((c->given & GIVEN(OPT_PAGE_SIZE)) && c->page_size < 1)
+        return usage_error("--page-size must be positive, not %lld", (long long)c->page_size);
+    if (c->type && strcmp(c->type, tokens ? "pub" : "p2p") != 0 && strcmp(c->type, tokens ? "sub" : "rel") != 0)
+        return usage_error("--type must be %s, not '%s'", tokens ? "pub or sub" : "p2p or rel", c->type);
+    if (a == LIST && c->permanent_value)
+        return usage_error("%s", "list takes --permanent or --nonpermanent without a value");
+    if (a == LIST && (c->given & GIVEN(OPT_PERMANENT)) && (c->given & GIVEN(OPT_NONPERMANENT)))
+        return usage_error("%s", "--permanent and --nonpermanent exclude each other");
+    if (a == UPDATE && !(c->given & fields))
+        return usage_error("%s update needs at least one of --label, --data, --live-days and --permanent", cmd);
+
+    rest_target t;
+    if ((rc = rest_open(args[0], c, &t)))
+        return rc;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(t.base);
+        fprintf(stderr, "rtmctl: cannot start libcurl\n");
+        return EXIT_USAGE;
+    }
+
+    /* The path, and the form the Node SDK sends (its defaults included). */
+    const char *coll = tokens ? "tokens" : "sessions";
+    char path[256];
+    form_buf form = {0};
+    form.f = open_memstream(&form.text, &form.len);
+    if (!form.f) {
+        fprintf(stderr, "rtmctl: out of memory\n");
+        exit(EXIT_USAGE);
+    }
+    const char *method = "GET";
+    switch (a) {
+    case CREATE:
+        method = "POST";
+        if (tokens) {
+            snprintf(path, sizeof path, "/sessions/%s/tokens", id);
+            form_add(&form, "session_id", id);
+        } else {
+            snprintf(path, sizeof path, "/sessions");
+        }
+        form_add(&form, "label", c->label);
+        form_add(&form, "data", c->data);
+        form_add_int(&form, "live_days", c->given & GIVEN(OPT_LIVE_DAYS), c->live_days);
+        form_add(&form, "type", c->type ? c->type : tokens ? "pub" : "p2p");
+        form_add(&form, "permanent", c->permanent ? c->permanent : "false");
+        if (tokens)
+            form_add_int(&form, "number", true, (c->given & GIVEN(OPT_NUMBER)) ? c->number : 1);
+        break;
+    case LIST: {
+        const char *which = (c->given & GIVEN(OPT_PERMANENT))      ? "/permanent"
+                            : (c->given & GIVEN(OPT_NONPERMANENT)) ? "/nonpermanent"
+                                                                   : "";
+        char query[64] = "";
+        bool page = c->given & GIVEN(OPT_PAGE), size = c->given & GIVEN(OPT_PAGE_SIZE);
+        if (page || size)
+            snprintf(query, sizeof query, "?%s%.0lld%s%s%.0lld", page ? "page=" : "", page ? (long long)c->page : 0,
+                     page && size ? "&" : "", size ? "page_size=" : "", size ? (long long)c->page_size : 0);
+        if (tokens)
+            snprintf(path, sizeof path, "/sessions/%s/tokens%s%s", id, which, query);
+        else
+            snprintf(path, sizeof path, "/sessions%s%s", which, query);
+        break;
+    }
+    case GET:
+    case DELETE:
+        method = a == GET ? "GET" : "DELETE";
+        snprintf(path, sizeof path, "/%s/%s", coll, id);
+        break;
+    case UPDATE:
+        method = "PATCH";
+        snprintf(path, sizeof path, "/%s/%s", coll, id);
+        form_add(&form, tokens ? "token_id" : "session_id", id);
+        form_add(&form, "label", c->label);
+        form_add(&form, "permanent", c->permanent);
+        form_add(&form, "data", c->data);
+        form_add_int(&form, "live_days", c->given & GIVEN(OPT_LIVE_DAYS), c->live_days);
+        break;
+    }
+    fclose(form.f);
+    rc = rest_call(o, &t, method, path, form.len ? form.text : NULL);
+    free(form.text);
+    free(t.base);
+    curl_global_cleanup();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     ctl_opts o = {.timeout_s = 10, .bits = 128};
@@ -938,6 +1332,16 @@ int main(int argc, char **argv)
         {"pinfo", required_argument, NULL, OPT_PINFO},
         {"user", required_argument, NULL, OPT_USER},
         {"expire", required_argument, NULL, OPT_EXPIRE},
+        {"apikey", required_argument, NULL, OPT_APIKEY},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"data", required_argument, NULL, OPT_DATA},
+        {"live-days", required_argument, NULL, OPT_LIVE_DAYS},
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"permanent", optional_argument, NULL, OPT_PERMANENT},
+        {"nonpermanent", no_argument, NULL, OPT_NONPERMANENT},
+        {"page", required_argument, NULL, OPT_PAGE},
+        {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
+        {"number", required_argument, NULL, OPT_NUMBER},
         {NULL, 0, NULL, 0},
     };
     bool verbose = false;
@@ -1038,6 +1442,47 @@ int main(int argc, char **argv)
         case OPT_EXPIRE:
             int_target = &c.expire;
             break;
+        case OPT_APIKEY:
+            c.apikey = optarg;
+            break;
+        case OPT_LABEL:
+            c.label = optarg;
+            break;
+        case OPT_DATA:
+            c.data = optarg;
+            break;
+        case OPT_TYPE:
+            c.type = optarg;
+            break;
+        case OPT_LIVE_DAYS:
+            int_target = &c.live_days;
+            break;
+        case OPT_PAGE:
+            int_target = &c.page;
+            break;
+        case OPT_PAGE_SIZE:
+            int_target = &c.page_size;
+            break;
+        case OPT_NUMBER:
+            int_target = &c.number;
+            break;
+        case OPT_NONPERMANENT:
+            break;
+        case OPT_PERMANENT: {
+            /* --permanent, --permanent=VALUE, or --permanent true|false (the
+             * next word, taken when it is one of these two: ids are uuids). */
+            const char *v = optarg;
+            if (!v && optind < argc && (strcmp(argv[optind], "true") == 0 || strcmp(argv[optind], "false") == 0))
+                v = argv[optind++];
+            c.permanent_value = v != NULL;
+            if (!v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+                c.permanent = "true";
+            else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+                c.permanent = "false";
+            else
+                return usage_error("--permanent takes true or false, not '%s'", v);
+            break;
+        }
         case OPT_SECONDS:
             c.seconds = strtod(optarg, &end);
             if (*end != '\0' || end == optarg || !isfinite(c.seconds) || c.seconds <= 0)
@@ -1078,6 +1523,10 @@ int main(int argc, char **argv)
         return cmd_data(&o, &c, nargs, args);
     if (strcmp(cmd, "rtstoken") == 0)
         return cmd_rtstoken(&o, &c, nargs, args);
+    if (strcmp(cmd, "session") == 0)
+        return cmd_rtcat(&o, &c, false, nargs, args);
+    if (strcmp(cmd, "rtcat-token") == 0)
+        return cmd_rtcat(&o, &c, true, nargs, args);
     if (c.given)
         return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {
