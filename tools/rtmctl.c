@@ -1266,11 +1266,13 @@ static int cmd_rtcat(const ctl_opts *o, cmd_opts *c, bool tokens, int nargs, cha
         const char *which = (c->given & GIVEN(OPT_PERMANENT))      ? "/permanent"
                             : (c->given & GIVEN(OPT_NONPERMANENT)) ? "/nonpermanent"
                                                                    : "";
-        char query[64] = "";
-        bool page = c->given & GIVEN(OPT_PAGE), size = c->given & GIVEN(OPT_PAGE_SIZE);
-        if (page || size)
-            snprintf(query, sizeof query, "?%s%.0lld%s%s%.0lld", page ? "page=" : "", page ? (long long)c->page : 0,
-                     page && size ? "&" : "", size ? "page_size=" : "", size ? (long long)c->page_size : 0);
+        char query[80] = "", page[32] = "", size[32] = "";
+        if (c->given & GIVEN(OPT_PAGE))
+            snprintf(page, sizeof page, "page=%lld", (long long)c->page);
+        if (c->given & GIVEN(OPT_PAGE_SIZE))
+            snprintf(size, sizeof size, "page_size=%lld", (long long)c->page_size);
+        if (page[0] || size[0])
+            snprintf(query, sizeof query, "?%s%s%s", page, page[0] && size[0] ? "&" : "", size);
         if (tokens)
             snprintf(path, sizeof path, "/sessions/%s/tokens%s%s", id, which, query);
         else
