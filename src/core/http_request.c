@@ -288,3 +288,53 @@ const char *http_request_header(const http_request *req, const char *name)
     }
     return NULL;
 }
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long http_url_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            int h1 = i + 1 < n ? hex_value(s[i + 1]) : -1, h2 = i + 2 < n ? hex_value(s[i + 2]) : -1;
+            if (h1 < 0 || h2 < 0)
+                return -1;
+            ch = (char)(h1 * 16 + h2);
+            i += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (ch == '\0' || k + 1 >= cap)
+            return -1;
+        out[k++] = ch;
+    }
+    if (cap == 0)
+        return -1;
+    out[k] = '\0';
+    return (long)k;
+}
+
+int http_query_param(const char *query, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = query; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (n > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=')
+            return http_url_decode(p + nlen + 1, n - nlen - 1, out, cap) < 0 ? -1 : 1;
+        p += n;
+        if (*p)
+            p++;
+    }
+    return 0;
+}

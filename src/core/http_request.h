@@ -1,5 +1,6 @@
 /* Parsing of an HTTP/1.1 request head (and a bounded body) with
- * http-parser: used by the HTTP listener and the WebSocket upgrade. */
+ * http-parser: used by the HTTP listener and the WebSocket upgrade; and
+ * the percent-decoding of query strings and form bodies. */
 #ifndef RTM_HTTP_REQUEST_H
 #define RTM_HTTP_REQUEST_H
 
@@ -37,5 +38,13 @@ typedef struct http_request {
 long http_request_parse(const char *buf, size_t len, size_t max_body, http_request *req);
 /* Case-insensitive header lookup; NULL if absent. */
 const char *http_request_header(const http_request *req, const char *name);
+
+/* Percent-decodes s[0..n) ('+' is a space, as in forms and queries) into
+ * out (cap bytes, NUL terminated). Returns the length, or -1 when it does
+ * not fit, is badly escaped or holds a NUL. */
+long http_url_decode(const char *s, size_t n, char *out, size_t cap);
+/* The value of parameter name in a query string (a=1&b=2), decoded into
+ * out by http_url_decode: 1 found, 0 absent, -1 bad (see above). */
+int http_query_param(const char *query, const char *name, char *out, size_t cap);
 
 #endif

@@ -260,6 +260,38 @@ static void test_bad_requests(void **state)
     assert_int_equal(http_request_parse("", 0, 0, &req), HTTP_PARSE_MORE);
 }
 
+static void test_url_decode(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(http_url_decode("a%20b+c%2Fd", 11, out, sizeof out), 7);
+    assert_string_equal(out, "a b c/d");
+    assert_int_equal(http_url_decode("%E4%BD%A0", 9, out, sizeof out), 3); /* bytes kept as they are */
+    assert_int_equal(http_url_decode("", 0, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(http_url_decode("%2", 2, out, sizeof out), -1);   /* cut escape */
+    assert_int_equal(http_url_decode("%zz", 3, out, sizeof out), -1);  /* not hex */
+    assert_int_equal(http_url_decode("a%00b", 5, out, sizeof out), -1); /* NUL */
+    assert_int_equal(http_url_decode("0123456789abcdef", 16, out, sizeof out), -1); /* no room for the NUL */
+    assert_int_equal(http_url_decode("0123456789abcde", 15, out, sizeof out), 15);
+}
+
+static void test_query_param(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(http_query_param("user=al%40ice&page=2", "user", out, sizeof out), 1);
+    assert_string_equal(out, "al@ice");
+    assert_int_equal(http_query_param("user=al%40ice&page=2", "page", out, sizeof out), 1);
+    assert_string_equal(out, "2");
+    assert_int_equal(http_query_param("page_size=5", "page", out, sizeof out), 0); /* a longer name is not it */
+    assert_int_equal(http_query_param("", "page", out, sizeof out), 0);
+    assert_int_equal(http_query_param("page", "page", out, sizeof out), 0);      /* no '=' */
+    assert_int_equal(http_query_param("a=1&&page=3", "page", out, sizeof out), 1);
+    assert_string_equal(out, "3");
+    assert_int_equal(http_query_param("page=%G1", "page", out, sizeof out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +309,8 @@ int main(void)
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_upgrade_flag),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_url_decode),
+        cmocka_unit_test(test_query_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -346,61 +346,16 @@ static void serve_config(rtmd_conn *c, const http_request *req, const demo_state
     http_respond_with(c, req, 200, "application/json", DEMO_JSON_HEADERS, body, (size_t)len);
 }
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The value of parameter key in a query string, percent-decoded ('+' is a
- * space) into out. Returns its length, or -1 when absent, too long or
- * badly escaped. */
-static int query_param(const char *query, const char *key, char *out, size_t cap)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; *p;) {
-        const char *end = strchr(p, '&');
-        if (!end)
-            end = p + strlen(p);
-        if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t n = 0;
-            for (const char *s = p + klen + 1; s < end; s++) {
-                if (n + 1 >= cap)
-                    return -1;
-                if (*s == '%') {
-                    int hi = s + 2 < end ? hex(s[1]) : -1, lo = s + 2 < end ? hex(s[2]) : -1;
-                    if (hi < 0 || lo < 0)
-                        return -1;
-                    out[n++] = (char)(hi * 16 + lo);
-                    s += 2;
-                } else {
-                    out[n++] = *s == '+' ? ' ' : *s;
-                }
-            }
-            out[n] = '\0';
-            return (int)n;
-        }
-        p = *end ? end + 1 : end;
-    }
-    return -1;
-}
-
 /* {"token": ...} for ?user=ID: unauthenticated on purpose (see the top). */
 static void serve_token(rtmd_conn *c, const http_request *req, const demo_state *st)
 {
     char user[IDENTITY_STRING_MAX + 2];
-    int n = query_param(req->query, "user", user, sizeof user);
-    if (n < 0 || !identity_validate(user, (size_t)n)) {
+    if (http_query_param(req->query, "user", user, sizeof user) != 1 || !identity_validate(user, strlen(user))) {
         http_respond_error(c, req, 400, "invalid_user", "user: 1-128 characters of a-z A-Z 0-9 _ @ - .");
         return;
     }
     char token[AT_TOKEN_MAX + 1];
-    if (rtstoken_mint(st->project, user, (size_t)n, DEMO_TOKEN_TTL, (uint64_t)clock_unix_seconds(), token,
+    if (rtstoken_mint(st->project, user, strlen(user), DEMO_TOKEN_TTL, (uint64_t)clock_unix_seconds(), token,
                       sizeof token) != RTSTOKEN_OK) {
         http_respond_error(c, req, 500, "internal", "cannot build the token");
         return;

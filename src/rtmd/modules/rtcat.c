@@ -437,31 +437,6 @@ static void not_found(rtmd_conn *c, const http_request *req)
 
 /* ---- request bodies and queries ---- */
 
-/* Percent-decodes s[0..n) ('+' is a space) into out (cap bytes, NUL
- * terminated). Returns the length, or -1 when too long, badly escaped or
- * holding a NUL. */
-static long url_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            int h1 = i + 1 < n ? hexval(s[i + 1]) : -1, h2 = i + 2 < n ? hexval(s[i + 2]) : -1;
-            if (h1 < 0 || h2 < 0)
-                return -1;
-            ch = (char)(h1 * 16 + h2);
-            i += 2;
-        } else if (ch == '+') {
-            ch = ' ';
-        }
-        if (ch == '\0' || k + 1 >= cap)
-            return -1;
-        out[k++] = ch;
-    }
-    out[k] = '\0';
-    return (long)k;
-}
-
 /* What a POST or PATCH body gives. Strings are NULL for null. */
 typedef struct rc_fields {
     bool has_label, has_data, has_live_days, has_type, has_permanent, has_number;
@@ -561,10 +536,10 @@ static const char *parse_form(const char *body, size_t len, rc_fields *f)
             continue;
         const char *eq = memchr(p, '=', n);
         size_t kn = eq ? (size_t)(eq - p) : n;
-        long klen = url_decode(p, kn, key, sizeof key);
+        long klen = http_url_decode(p, kn, key, sizeof key);
         if (klen < 0)
             continue; /* a key longer than any field: not one of ours */
-        if (url_decode(eq ? eq + 1 : p + n, eq ? n - kn - 1 : 0, val, len + 1) < 0) {
+        if (http_url_decode(eq ? eq + 1 : p + n, eq ? n - kn - 1 : 0, val, len + 1) < 0) {
             err = "a form value is badly escaped";
             break;
         }
@@ -630,35 +605,18 @@ static bool parse_body(rtmd_conn *c, const http_request *req, rc_fields *f)
     return true;
 }
 
-/* The value of parameter name in the query, decoded into out; 0 absent,
- * 1 found, -1 bad. */
-static int query_get(const char *query, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    for (const char *p = query; *p;) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=')
-            return url_decode(p + nlen + 1, n - nlen - 1, out, cap) < 0 ? -1 : 1;
-        p += n;
-        if (*p)
-            p++;
-    }
-    return 0;
-}
-
 /* page and page_size; answers 400 and returns false when bad. */
 static bool parse_paging(rtmd_conn *c, const http_request *req, uint32_t *page, uint32_t *size)
 {
     char v[32];
     *page = 1;
     *size = RC_PAGE_SIZE_DEFAULT;
-    int r = query_get(req->query, "page", v, sizeof v);
+    int r = http_query_param(req->query, "page", v, sizeof v);
     if (r < 0 || (r == 1 && (!parse_u32(v, 100000000, page) || *page == 0))) {
         bad_param(c, req, "page: an integer from 1");
         return false;
     }
-    r = query_get(req->query, "page_size", v, sizeof v);
+    r = http_query_param(req->query, "page_size", v, sizeof v);
     if (r < 0 || (r == 1 && (!parse_u32(v, RC_PAGE_SIZE_MAX, size) || *size == 0))) {
         bad_param(c, req, "page_size: an integer from 1 to 100");
         return false;
@@ -1294,7 +1252,7 @@ static void route_demo_named_tokens(rtmd_conn *c, const http_request *req)
     }
     const char *raw = req->path + strlen("/tokens/");
     char name[RC_LABEL_MAX + 1];
-    long n = url_decode(raw, strlen(raw), name, sizeof name);
+    long n = http_url_decode(raw, strlen(raw), name, sizeof name);
     if (n <= 0 || strchr(name, '/') || !rtm_utf8_valid(name, (size_t)n)) {
         bad_param(c, req, "sessionName: 1 to 255 bytes of UTF-8");
         return;
