@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { writeProjectsConfig } = require('./lib/rtm');
 const { makeTempDir, sanitizerReports, startRtmd } = require('./lib/rtmd');
-const { launch } = require('./lib/browser');
+const { launch, openWatchedPage } = require('./lib/browser');
 
 const DEMO_DIR = path.resolve(__dirname, '../../sdk/js/dist/demo');
 const APP_ID = 'DemoBrowser0123456789abc';
@@ -34,21 +34,7 @@ after(async () => {
   assert.deepEqual(sanitizerReports(), []);
 });
 
-// A page of its own browser context, with the problems it reports kept.
-async function openPage(url, label) {
-  const context = await browser.newContext({ acceptDownloads: true });
-  const page = await context.newPage();
-  page.problems = [];
-  page.label = label;
-  page.on('console', (m) => {
-    if (m.type() === 'error') page.problems.push(`${label} console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => page.problems.push(`${label} page error: ${e.message}`));
-  page.setDefaultTimeout(STEP_MS);
-  await page.goto(url);
-  await page.waitForSelector('body[data-ready="true"]');
-  return page;
-}
+const openPage = (url, label) => openWatchedPage(browser, url, { label, contextOptions: { acceptDownloads: true }, timeoutMs: STEP_MS });
 
 async function loginAs(page, name) {
   await page.fill('#login-name', name);

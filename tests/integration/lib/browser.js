@@ -33,4 +33,23 @@ function launch(args = [], { home } = {}) {
   });
 }
 
-module.exports = { launch, homeTrusting, EXECUTABLE };
+// Opens url in a page of its own browser context (contextOptions for
+// newContext), keeping the console errors and page errors it reports in
+// page.problems (a test asserts it empty), with timeoutMs for every step,
+// and waits for the page to say <body data-ready="true">.
+async function openWatchedPage(browser, url, { label, timeoutMs, contextOptions = {} }) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  page.problems = [];
+  page.label = label;
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.problems.push(`${label} console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => page.problems.push(`${label} page error: ${e.message}`));
+  page.setDefaultTimeout(timeoutMs);
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]');
+  return page;
+}
+
+module.exports = { launch, homeTrusting, openWatchedPage, EXECUTABLE };
