@@ -15,6 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { get } = require('./lib/http');
+const { api } = require('./lib/rtcat');
 const { writeProjectsConfig } = require('./lib/rtm');
 const { makeTempDir, rtmdBin, run, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
@@ -325,8 +326,17 @@ describe('demo pages off: no /demo routes', () => {
     assert.ok(m, s.stdout);
     const cfg = JSON.parse((await get(s.ports.http, '/demo/config.json')).body);
     assert.equal(cfg.app_id, m[2]);
-    // Its derived RealTimeCat key runs the demo backend the call page uses.
+    // Its derived RealTimeCat key runs the demo backend the call page uses,
+    // and is printed on the banner for the app server's REST calls.
     assert.equal(cfg.rtcat_demo, true);
+    const r = /^rtcat pid=(\d+) apikey=(\S+) secret=(\S+)$/m.exec(s.stdout);
+    assert.ok(r, s.stdout);
+    assert.equal(r[1], m[1]);
+    const token = JSON.parse((await get(s.ports.http, '/tokens/demo-room')).body);
+    assert.match(token.uuid, /^[0-9a-f-]{36}$/);
+    const listed = await api(s.ports.http, 'GET', `/v0.4/sessions/${token.session_id}/tokens`, { key: r[2], secret: r[3] });
+    assert.equal(listed.status, 200, listed.body);
+    assert.deepEqual(listed.json.map((t) => t.uuid), [token.uuid]);
     const plain = await startRtmd();
     servers.push(plain);
     await expectOff(plain);
