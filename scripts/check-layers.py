@@ -10,13 +10,19 @@ The layers, lowest first, and where their files live:
     4 modules    src/rtmd/modules/          (a folder in it is one module)
     5 program    src/rtmd/*.c besides config (builds the layers)
 
-A node is a file stem (x.c and x.h are one node), or a module folder under
-modules/. An edge runs from a node to another when one of its files
+A node is a file stem (x.c and x.h are one node; store/db.h and its
+backends store/db_*.c are one node), or a module folder under modules/. An edge runs from a node to another when one of its files
 includes the other's header with quotes, or names a function that the
 other's .c file defines (so a function declared in one header but defined
 elsewhere still counts where it lives). The check fails when a node
 depends on a node of a higher layer, or when nodes depend on each other in
 a cycle (within a layer too); it prints each offence.
+
+It also keeps the store's SQL seam: no C file outside src/rtmd/store/
+(in src/, tools/, tests/, fuzz/) includes <sqlite3.h> or names SQLite's
+API (sqlite3_*, SQLITE_*, the sqlite3 type); SQL goes through
+src/rtmd/store/db.h, so that another database backend needs no change of
+the modules.
 
     scripts/check-layers.py            (run by scripts/test.sh)
 """
@@ -51,6 +57,8 @@ def layer(node):
 def node_of(rel):
     """rel: a path under src/, e.g. rtmd/modules/history/retention.c"""
     parts = rel.split("/")
+    if re.fullmatch(r"rtmd/store/db_\w+\.c", rel):
+        return "rtmd/store/db"  # a database backend implements db.h: one node
     if len(parts) > 3 and parts[:2] == ["rtmd", "modules"]:
         return "/".join(parts[:3])  # a module folder is one node
     return os.path.splitext(rel)[0]
@@ -93,6 +101,35 @@ def nodes_and_edges():
                 if target and target != node:
                     edges[node].setdefault(target, f"{base} calls {name}")
     return edges
+
+
+SEAM_DIRS = ("src", "tools", "tests", "fuzz")
+SEAM_OWNER = os.path.join("src", "rtmd", "store") + os.sep
+SEAM_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]sqlite3\.h[>"]', re.M)
+SEAM_NAME = re.compile(r'\b(sqlite3_\w+|SQLITE_\w+|sqlite3\b(?=\s*\*))')
+
+
+def seam_offences():
+    """Files outside src/rtmd/store/ that use SQLite's API directly."""
+    out = []
+    for top in SEAM_DIRS:
+        for dirpath, dirs, names in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [d for d in dirs if d != "node_modules" and not d.startswith(".")]
+            for name in sorted(names):
+                if not name.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, ROOT)
+                if rel.startswith(SEAM_OWNER):
+                    continue
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+                if SEAM_INCLUDE.search(text):
+                    out.append(f"seam: {rel} includes sqlite3.h (use src/rtmd/store/db.h)")
+                m = SEAM_NAME.search(COMMENT.sub(" ", text))
+                if m:
+                    out.append(f"seam: {rel} names {m.group(1)} (use src/rtmd/store/db.h)")
+    return out
 
 
 def cycles(edges):
@@ -141,6 +178,7 @@ def main():
     for comp in cycles(edges):
         inner = [f"{a} -> {b} ({edges[a][b]})" for a in comp for b in comp if b in edges[a]]
         offences.append("cycle: " + "; ".join(inner))
+    offences += seam_offences()
     for o in offences:
         print("FAIL " + o)
     if offences:
@@ -150,7 +188,7 @@ def main():
     for node in edges:
         counts[layer(node)[1]] = counts.get(layer(node)[1], 0) + 1
     summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in ("core", "base", "transport", "dispatch", "modules", "program"))
-    print(f"layers: no upward dependency, no cycle ({summary} nodes)")
+    print(f"layers: no upward dependency, no cycle ({summary} nodes); SQLite used only in src/rtmd/store/")
     return 0
 
 

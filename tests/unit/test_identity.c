@@ -156,14 +156,15 @@ static int64_t count_rows(fixture *f, const char *sql)
 {
     char path[192];
     snprintf(path, sizeof path, "%s/rtmd.sqlite3", f->data);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    char err[256];
+    db_conn *db = db_open(path, DB_OPEN_READONLY, err, sizeof err);
+    assert_non_null(db);
+    db_stmt_t *st = NULL;
+    assert_int_equal(db_prepare(db, sql, &st), DB_OK);
+    assert_int_equal(db_step(st), DB_ROW);
+    int64_t n = db_column_int64(st, 0);
+    db_finalize(st);
+    db_close(db);
     return n;
 }
 

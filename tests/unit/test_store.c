@@ -65,30 +65,33 @@ static void close_store(fixture *f, store *s)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
-static sqlite3 *open_raw(fixture *f)
+static db_conn *open_raw(fixture *f)
 {
     char path[192];
     snprintf(path, sizeof path, "%s/rtmd.sqlite3", f->data);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    char err[256];
+    db_conn *db = db_open(path, DB_OPEN_CREATE, err, sizeof err);
+    assert_non_null(db);
+    /* A bare connection, as the sqlite3 shell would open it. */
+    assert_int_equal(db_exec(db, "PRAGMA foreign_keys = OFF"), DB_OK);
     return db;
 }
 
-static int64_t query_int(sqlite3 *db, const char *sql)
+static int64_t query_int(db_conn *db, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    db_stmt_t *st = NULL;
+    assert_int_equal(db_prepare(db, sql, &st), DB_OK);
+    assert_int_equal(db_step(st), DB_ROW);
+    int64_t v = db_column_int64(st, 0);
+    db_finalize(st);
     return v;
 }
 
 static size_t count_projects(fixture *f)
 {
-    sqlite3 *db = open_raw(f);
+    db_conn *db = open_raw(f);
     size_t n = (size_t)query_int(db, "SELECT count(*) FROM projects");
-    sqlite3_close(db);
+    db_close(db);
     return n;
 }
 
@@ -103,22 +106,21 @@ typedef struct twrite {
     int done;
 } twrite;
 
-static int apply_insert(sqlite3 *db, void *arg)
+static int apply_insert(db_conn *db, void *arg)
 {
     twrite *w = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "INSERT INTO projects(pid, secret, created_at) VALUES(?1, 'x', 0)", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st = NULL;
+    int rc = db_prepare(db, "INSERT INTO projects(pid, secret, created_at) VALUES(?1, 'x', 0)", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, w->pid);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    db_bind_int64(st, 1, w->pid);
+    rc = db_step(st);
+    db_finalize(st);
+    if (rc != DB_DONE)
         return rc;
     if (w->bad)
-        return sqlite3_exec(db, "INSERT INTO no_such_table VALUES (1)", NULL, NULL, NULL);
-    return SQLITE_OK;
+        return db_exec(db, "INSERT INTO no_such_table VALUES (1)");
+    return DB_OK;
 }
 
 static void done_record(void *arg, int status)
@@ -141,19 +143,19 @@ typedef struct gate {
     int done;
 } gate;
 
-static int apply_gate(sqlite3 *db, void *arg)
+static int apply_gate(db_conn *db, void *arg)
 {
     (void)db;
     gate *g = arg;
     uv_sem_post(&g->started);
     uv_sem_wait(&g->release);
-    return SQLITE_OK;
+    return DB_OK;
 }
 
 static void done_gate(void *arg, int status)
 {
     gate *g = arg;
-    assert_int_equal(status, SQLITE_OK);
+    assert_int_equal(status, DB_OK);
     g->done = 1;
 }
 
@@ -198,7 +200,7 @@ static void test_open_creates_schema(void **state)
     snprintf(path, sizeof path, "%s/rtmd.sqlite3", f->data);
     assert_int_equal(stat(path, &st), 0);
 
-    sqlite3 *db = open_raw(f);
+    db_conn *db = open_raw(f);
     assert_int_equal(query_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                                    "('projects', 'users', 'tokens', 'messages')"),
@@ -219,29 +221,24 @@ static void test_open_creates_schema(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'p2p_peers'"),
                      1);
     /* The unique indexes are there: string ids per project, message dedup. */
-    assert_int_equal(sqlite3_exec(db,
+    assert_int_equal(db_exec(db,
                                   "INSERT INTO projects VALUES (1, 's', 0);"
                                   "INSERT INTO users VALUES (1, 10, 'alice', 0);"
                                   "INSERT INTO users VALUES (1, 11, NULL, 0);"
                                   "INSERT INTO users VALUES (1, 12, NULL, 0);"
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
-                                  " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 777, 30, x'00', 0);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO users VALUES (1, 13, 'alice', 0)", NULL, NULL, NULL),
-                     SQLITE_CONSTRAINT);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
-                                  " msg, mtime) VALUES (1, 1, 10, 11, 2, 10, 777, 30, x'00', 0)",
-                                  NULL, NULL, NULL),
-                     SQLITE_CONSTRAINT);
+                                  " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 777, 30, x'00', 0);"),
+                     DB_OK);
+    assert_int_equal(db_exec(db, "INSERT INTO users VALUES (1, 13, 'alice', 0)"),
+                     DB_CONSTRAINT);
+    assert_int_equal(db_exec(db, "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, mtime) VALUES (1, 1, 10, 11, 2, 10, 777, 30, x'00', 0)"),
+                     DB_CONSTRAINT);
     /* The same (from, mid) in another conversation: one sendmsgs to two users. */
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
-                                  " msg, mtime) VALUES (1, 1, 10, 12, 3, 10, 777, 30, x'00', 0)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(db_exec(db, "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                  " msg, mtime) VALUES (1, 1, 10, 12, 3, 10, 777, 30, x'00', 0)"),
+                     DB_OK);
+    db_close(db);
     close_store(f, s);
 }
 
@@ -278,8 +275,8 @@ static void test_migrations_after_5_on_version_5(void **state)
 {
     fixture *f = *state;
     close_store(f, open_store(f, 0));
-    sqlite3 *db = open_raw(f);
-    assert_int_equal(sqlite3_exec(db,
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db,
                                   "DROP TABLE p2p_peers;"
                                   "DROP TABLE counters;"
                                   "DROP TRIGGER storage_usage_delete;"
@@ -300,10 +297,9 @@ static void test_migrations_after_5_on_version_5(void **state)
                                   " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 1, 30, x'00', 0),"
                                   " (1, 1, 10, 11, 2, 11, 2, 30, x'00', 0), (1, 1, 10, 12, 3, 12, 3, 30, x'00', 0),"
                                   " (1, 2, 500, 0, 4, 10, 4, 30, x'00', 0);"
-                                  "PRAGMA user_version = 5;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+                                  "PRAGMA user_version = 5;"),
+                     DB_OK);
+    db_close(db);
 
     store *s = open_store(f, 0);
     assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
@@ -327,41 +323,38 @@ static void test_migrations_after_5_on_version_5(void **state)
      * bytes off only if it was counted. */
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4);
     assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'storage_usage_upto'"), 4);
-    assert_int_equal(sqlite3_exec(db,
+    assert_int_equal(db_exec(db,
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
                                   " msg, attrs, mtime) VALUES (1, 1, 10, 11, 5, 10, 5, 30, 'abc', 'é', 0);"
                                   "INSERT OR IGNORE INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid,"
-                                  " mtype, msg, attrs, mtime) VALUES (1, 1, 10, 11, 6, 10, 5, 30, 'abc', 'é', 0);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+                                  " mtype, msg, attrs, mtime) VALUES (1, 1, 10, 11, 6, 10, 5, 30, 'abc', 'é', 0);"),
+                     DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM messages WHERE id IN (1, 5)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (1, 5)"), DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 3);
     /* Migration 13: an edit (editmsg) of a counted row changes the count by
      * the difference; a row above the mark is left to quota.c; bans take
      * kind 4 (project ban). */
-    assert_int_equal(sqlite3_exec(db, "UPDATE messages SET msg = 'abcd', attrs = 'xy' WHERE id = 2", NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(db_exec(db, "UPDATE messages SET msg = 'abcd', attrs = 'xy' WHERE id = 2"),
+                     DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 8);
-    assert_int_equal(sqlite3_exec(db, "UPDATE messages SET msg = '' WHERE id = 6", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(db_exec(db, "UPDATE messages SET msg = '' WHERE id = 6"), DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 8);
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 4, 0, 10, 0)", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
-    assert_int_not_equal(sqlite3_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 5, 0, 10, 0)",
-                                      NULL, NULL, NULL),
-                         SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(db_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 4, 0, 10, 0)"),
+                     DB_OK);
+    assert_int_not_equal(db_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 5, 0, 10, 0)"),
+                         DB_OK);
+    db_close(db);
 }
 
 static void test_newer_version_refused(void **state)
 {
     fixture *f = *state;
     assert_int_equal(mkdir(f->data, 0700), 0);
-    sqlite3 *db = open_raw(f);
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 99", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db, "CREATE TABLE future (x); PRAGMA user_version = 99"),
+                     DB_OK);
+    db_close(db);
 
     char err[256] = "";
     store *s = store_open(&f->loop, f->data, 0, true, err, sizeof err);
@@ -376,7 +369,7 @@ static void test_newer_version_refused(void **state)
     db = open_raw(f);
     assert_int_equal(query_int(db, "PRAGMA user_version"), 99);
     assert_int_equal(query_int(db, "SELECT journal_mode = 'delete' FROM pragma_journal_mode"), 1);
-    sqlite3_close(db);
+    db_close(db);
 }
 
 static void test_ensure_and_load_projects(void **state)
@@ -460,7 +453,7 @@ static void test_group_commit_in_order(void **state)
     assert_int_equal(b->next_done, NWRITES);
     for (int i = 0; i < NWRITES; i++) {
         assert_true(b->w[i].done);
-        assert_int_equal(b->w[i].status, SQLITE_OK);
+        assert_int_equal(b->w[i].status, DB_OK);
     }
     assert_int_equal(store_pending(b->s), 0);
     /* The gate alone, then the 1000 writes in batches of at most 64. */
@@ -499,7 +492,7 @@ static void test_reported_after_wal_sync(void **state)
         assert_int_equal(store_submit(sw.s, apply_insert, done_note_syncs, &sw), 0);
         uv_run(&f->loop, UV_RUN_DEFAULT);
         assert_true(sw.w.done);
-        assert_int_equal(sw.w.status, SQLITE_OK);
+        assert_int_equal(sw.w.status, DB_OK);
         if (fsync)
             assert_true(sw.syncs_seen >= 1);
         else
@@ -533,11 +526,11 @@ static void test_failing_write_isolated(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
 
     assert_int_equal(next, 5);
-    assert_int_equal(w[0].status, SQLITE_OK);
-    assert_int_equal(w[1].status, SQLITE_ERROR);
-    assert_int_equal(w[2].status, SQLITE_OK);
-    assert_int_equal(w[3].status, SQLITE_CONSTRAINT);
-    assert_int_equal(w[4].status, SQLITE_OK);
+    assert_int_equal(w[0].status, DB_OK);
+    assert_int_equal(w[1].status, DB_ERROR);
+    assert_int_equal(w[2].status, DB_OK);
+    assert_int_equal(w[3].status, DB_CONSTRAINT);
+    assert_int_equal(w[4].status, DB_OK);
     /* The gate's transaction, then the five writes in one. */
     assert_int_equal(store_commit_count(s), 2);
     close_store(f, s);
@@ -607,7 +600,7 @@ static void test_close_drains_queue(void **state)
     assert_true(g.done);
     assert_int_equal(c->next_done, NQUEUED);
     for (int i = 0; i < NQUEUED; i++)
-        assert_int_equal(c->w[i].status, SQLITE_OK);
+        assert_int_equal(c->w[i].status, DB_OK);
     assert_int_equal(c->resubmit_refused, NQUEUED);
     uv_run(&f->loop, UV_RUN_NOWAIT);
 
@@ -625,7 +618,7 @@ typedef struct chain {
     int closed;
 } chain;
 
-static int apply_chain(sqlite3 *db, void *arg)
+static int apply_chain(db_conn *db, void *arg)
 {
     chain *c = arg;
     return apply_insert(db, &c->w[c->n]);
@@ -642,7 +635,7 @@ static void submit_chain(chain *c)
 static void done_chain(void *arg, int status)
 {
     chain *c = arg;
-    assert_int_equal(status, SQLITE_OK);
+    assert_int_equal(status, DB_OK);
     c->n++;
     if (c->n < 5)
         submit_chain(c);

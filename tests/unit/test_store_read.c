@@ -22,37 +22,36 @@ typedef struct ctx {
     int writes_done;
 } ctx;
 
-static int insert_project(sqlite3 *db, void *arg)
+static int insert_project(db_conn *db, void *arg)
 {
     ctx *c = arg;
     char sql[128];
     snprintf(sql, sizeof sql, "INSERT INTO projects(pid, secret, created_at) VALUES (%d, 'secret-xyz', 0)",
              100 + c->writes_done);
-    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return db_exec(db, sql);
 }
 
-static int count_projects(sqlite3 *db, void *arg)
+static int count_projects(db_conn *db, void *arg)
 {
     ctx *c = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM projects", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, "SELECT count(*) FROM projects", &st);
+    if (rc != DB_OK)
         return rc;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        c->count = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return SQLITE_OK;
+    if (db_step(st) == DB_ROW)
+        c->count = db_column_int64(st, 0);
+    db_finalize(st);
+    return DB_OK;
 }
 
-static int bad_read(sqlite3 *db, void *arg)
+static int bad_read(db_conn *db, void *arg)
 {
-    return sqlite3_exec(db, "SELECT * FROM no_such_table", NULL, NULL, NULL);
+    return db_exec(db, "SELECT * FROM no_such_table");
 }
 
-static int write_in_read(sqlite3 *db, void *arg)
+static int write_in_read(db_conn *db, void *arg)
 {
-    return sqlite3_exec(db, "INSERT INTO projects(pid, secret, created_at) VALUES (9, 'secret-xyz', 0)", NULL, NULL,
-                        NULL);
+    return db_exec(db, "INSERT INTO projects(pid, secret, created_at) VALUES (9, 'secret-xyz', 0)");
 }
 
 static void on_read(void *arg, int status)
@@ -65,7 +64,7 @@ static void on_read(void *arg, int status)
 static void on_write_then_read(void *arg, int status)
 {
     ctx *c = arg;
-    assert_int_equal(status, SQLITE_OK);
+    assert_int_equal(status, DB_OK);
     c->writes_done++;
     /* A read started from the done callback sees the committed write. */
     assert_int_equal(store_read(c->s, count_projects, on_read, c), 0);
@@ -92,7 +91,7 @@ static void reads_see_committed_writes(void **state)
         assert_int_equal(store_submit(c.s, insert_project, on_write_then_read, &c), 0);
         uv_run(&loop, UV_RUN_DEFAULT);
         assert_int_equal(c.reads_done, i + 1);
-        assert_int_equal(c.status, SQLITE_OK);
+        assert_int_equal(c.status, DB_OK);
         assert_int_equal(c.count, i + 1);
     }
     assert_int_equal(store_pending(c.s), 0);
@@ -112,10 +111,10 @@ static void errors_and_read_only(void **state)
     assert_int_equal(store_read(c.s, bad_read, on_read, &c), 0);
     assert_int_equal(store_pending(c.s), 1);
     uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(c.status, SQLITE_ERROR);
+    assert_int_equal(c.status, DB_ERROR);
     assert_int_equal(store_read(c.s, write_in_read, on_read, &c), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(c.status, SQLITE_READONLY);
+    assert_int_equal(c.status, DB_READONLY);
     store_close(c.s);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -134,7 +133,7 @@ static void close_with_reads_in_flight(void **state)
     store_close(c.s); /* the reads finish, report, then the store is freed */
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(c.reads_done, 50);
-    assert_int_equal(c.status, SQLITE_OK);
+    assert_int_equal(c.status, DB_OK);
     assert_int_equal(uv_loop_close(&loop), 0);
     assert_int_equal(remove_tree(dir), 0);
 }

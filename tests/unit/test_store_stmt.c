@@ -1,4 +1,4 @@
-/* Unit tests of the statement cache (store_stmt): a statement prepared in
+/* Unit tests of the statement cache (db_stmt, src/rtmd/store/db_sqlite.c): a statement prepared in
  * one write is the one handed out in the next, comes back reset and
  * unbound, and outside the writer and the readers a statement is prepared
  * afresh and finalized on release (LeakSanitizer checks that); a read
@@ -25,42 +25,42 @@ static const char *const INSERT =
     "INSERT INTO projects(pid, secret, created_at) VALUES (?1, 'secret-stmt', 0)";
 
 typedef struct ctx {
-    sqlite3_stmt *seen[3];
+    db_stmt_t *seen[3];
     int writes;
     int done;
 } ctx;
 
-static int insert_with_cache(sqlite3 *db, void *arg)
+static int insert_with_cache(db_conn *db, void *arg)
 {
     ctx *c = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, INSERT, &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, INSERT, &st);
+    if (rc != DB_OK)
         return rc;
     c->seen[c->writes] = st;
-    sqlite3_bind_int64(st, 1, 500 + c->writes);
-    rc = sqlite3_step(st);
+    db_bind_int64(st, 1, 500 + c->writes);
+    rc = db_step(st);
     c->writes++;
-    store_stmt_release(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_release(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 static void on_done(void *arg, int status)
 {
     ctx *c = arg;
-    assert_int_equal(status, SQLITE_OK);
+    assert_int_equal(status, DB_OK);
     c->done++;
 }
 
-static int outside_writer(sqlite3 *db, void *arg)
+static int outside_writer(db_conn *db, void *arg)
 {
-    sqlite3_stmt *a, *b;
-    assert_int_equal(store_stmt(db, "SELECT 1", &a), SQLITE_OK);
-    assert_int_equal(store_stmt(db, "SELECT 1", &b), SQLITE_OK);
+    db_stmt_t *a, *b;
+    assert_int_equal(db_stmt(db, "SELECT 1", &a), DB_OK);
+    assert_int_equal(db_stmt(db, "SELECT 1", &b), DB_OK);
     assert_ptr_not_equal(a, b); /* not cached: each call prepares */
-    store_stmt_release(a);
-    store_stmt_release(b);
-    return SQLITE_OK;
+    db_release(a);
+    db_release(b);
+    return DB_OK;
 }
 
 static void writer_reuses_statements(void **state)
@@ -79,23 +79,23 @@ static void writer_reuses_statements(void **state)
     assert_int_equal(c.done, 3);
     assert_ptr_equal(c.seen[0], c.seen[1]);
     assert_ptr_equal(c.seen[1], c.seen[2]);
-    assert_int_equal(store_run_startup(s, outside_writer, NULL), SQLITE_OK);
+    assert_int_equal(store_run_startup(s, outside_writer, NULL), DB_OK);
     store_close(s);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     assert_int_equal(remove_tree(dir), 0);
 }
 
-static int read_synchronous(sqlite3 *db, void *arg)
+static int read_synchronous(db_conn *db, void *arg)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "PRAGMA synchronous", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "PRAGMA synchronous", &st);
+    if (rc != DB_OK)
         return rc;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *(int *)arg = sqlite3_column_int(st, 0);
-    store_stmt_release(st);
-    return SQLITE_OK;
+    if (db_step(st) == DB_ROW)
+        *(int *)arg = db_column_int(st, 0);
+    db_release(st);
+    return DB_OK;
 }
 
 /* The writer runs synchronous = NORMAL (1) with fsync on and off: its
@@ -142,34 +142,35 @@ static void close_test_store(uv_loop_t *loop, store *s, char *dir)
 }
 
 typedef struct read_ctx {
-    int runs_before;           /* runs of the statement handed out, before this one */
+    uint64_t prepared;         /* statements the read had to prepare */
     int64_t value;
     int done;
 } read_ctx;
 
 /* Builds its SQL in a stack buffer, as history reads do with filters. */
-static int read_built_sql(sqlite3 *db, void *arg)
+static int read_built_sql(db_conn *db, void *arg)
 {
     read_ctx *c = arg;
     char sql[64];
     snprintf(sql, sizeof sql, "SELECT %d + ?1", 40);
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, sql, &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    uint64_t before = db_prepare_count(db);
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
     memset(sql, 'x', sizeof sql - 1); /* the cache must not keep the caller's text */
-    c->runs_before = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0);
-    sqlite3_bind_int64(st, 1, 2);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        c->value = sqlite3_column_int64(st, 0);
-    store_stmt_release(st);
-    return SQLITE_OK;
+    c->prepared = db_prepare_count(db) - before;
+    db_bind_int64(st, 1, 2);
+    if (db_step(st) == DB_ROW)
+        c->value = db_column_int64(st, 0);
+    db_release(st);
+    return DB_OK;
 }
 
 static void on_read(void *arg, int status)
 {
     read_ctx *c = arg;
-    assert_int_equal(status, SQLITE_OK);
+    assert_int_equal(status, DB_OK);
     c->done++;
 }
 
@@ -188,36 +189,36 @@ static void reads_reuse_statements_of_their_connection(void **state)
     assert_int_equal(a.done + b.done, 2);
     assert_int_equal(a.value, 42);
     assert_int_equal(b.value, 42);
-    assert_int_equal(a.runs_before, 0);
-    assert_int_equal(b.runs_before, 1); /* the statement the first read ran */
+    assert_int_equal(a.prepared, 1);
+    assert_int_equal(b.prepared, 0); /* the statement the first read ran */
     close_test_store(&loop, s, dir);
 }
 
 /* Holds one statement while asking for the same SQL again and for more
  * distinct statements than the cache has room for: the held one is not
  * handed out twice, not evicted, and still runs (in a read and a write). */
-static int hold_while_churning(sqlite3 *db, void *arg)
+static int hold_while_churning(db_conn *db, void *arg)
 {
     read_ctx *c = arg;
-    sqlite3_stmt *held, *again;
-    assert_int_equal(store_stmt(db, "SELECT ?1", &held), SQLITE_OK);
-    assert_int_equal(store_stmt(db, "SELECT ?1", &again), SQLITE_OK);
+    db_stmt_t *held, *again;
+    assert_int_equal(db_stmt(db, "SELECT ?1", &held), DB_OK);
+    assert_int_equal(db_stmt(db, "SELECT ?1", &again), DB_OK);
     assert_ptr_not_equal(held, again);
-    store_stmt_release(again);
+    db_release(again);
     for (int i = 0; i < 100; i++) {
         char sql[32];
         snprintf(sql, sizeof sql, "SELECT %d", i);
-        sqlite3_stmt *st;
-        assert_int_equal(store_stmt(db, sql, &st), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), i);
-        store_stmt_release(st);
+        db_stmt_t *st;
+        assert_int_equal(db_stmt(db, sql, &st), DB_OK);
+        assert_int_equal(db_step(st), DB_ROW);
+        assert_int_equal(db_column_int(st, 0), i);
+        db_release(st);
     }
-    sqlite3_bind_int64(held, 1, 7);
-    assert_int_equal(sqlite3_step(held), SQLITE_ROW);
-    c->value = sqlite3_column_int64(held, 0);
-    store_stmt_release(held);
-    return SQLITE_OK;
+    db_bind_int64(held, 1, 7);
+    assert_int_equal(db_step(held), DB_ROW);
+    c->value = db_column_int64(held, 0);
+    db_release(held);
+    return DB_OK;
 }
 
 static void statements_in_use_are_never_shared_or_evicted(void **state)

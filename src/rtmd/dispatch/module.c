@@ -13,22 +13,22 @@ typedef struct purge {
     int64_t now;
 } purge;
 
-static int apply_purge(sqlite3 *db, void *arg)
+static int apply_purge(db_conn *db, void *arg)
 {
     const purge *p = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, p->sql, &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, p->sql, &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, p->now);
-    return store_step_release(st);
+    db_bind_int64(st, 1, p->now);
+    return db_step_release(st);
 }
 
 static void purge_done(void *arg, int status)
 {
     purge *p = arg;
-    if (status != SQLITE_OK)
-        LOG_WARN("deleting expired %s failed: %s", p->what, sqlite3_errstr(status));
+    if (status != DB_OK)
+        LOG_WARN("deleting expired %s failed: %s", p->what, db_errstr(status));
     free(p);
 }
 
@@ -42,14 +42,14 @@ void module_purge_expired(rtmd_server *srv, const char *delete_sql, const char *
         free(p);
 }
 
-int module_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg)
+int module_load(rtmd_server *srv, int (*fn)(db_conn *db, void *arg), void *arg)
 {
     return store_run_startup(srv->store, fn, arg);
 }
 
 void module_answer_store_failure(rtmd_request *req, int status)
 {
-    if (status == SQLITE_ABORT)
+    if (status == DB_ABORT)
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
     else
         request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");

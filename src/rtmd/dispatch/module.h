@@ -72,10 +72,10 @@ void module_purge_expired(rtmd_server *srv, const char *delete_sql, const char *
 
 /* Start-up reads on the loop thread (before serving): runs fn with the
  * store's reader connection. */
-int module_load(rtmd_server *srv, int (*fn)(sqlite3 *db, void *arg), void *arg);
+int module_load(rtmd_server *srv, int (*fn)(db_conn *db, void *arg), void *arg);
 
 /* Answers a request whose store work failed with SQLite status: a read the
- * store gave up as it closed (SQLITE_ABORT) is "server stopping", anything
+ * store gave up as it closed (DB_ABORT) is "server stopping", anything
  * else "storage error". Logging what failed is the caller's. */
 void module_answer_store_failure(rtmd_request *req, int status);
 

@@ -167,20 +167,20 @@ typedef struct token_write {
     bool remove_all;    /* removetoken: delete every token of uid */
 } token_write;
 
-static int apply_token_write(sqlite3 *db, void *arg)
+static int apply_token_write(db_conn *db, void *arg)
 {
     token_write *w = arg;
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     const char *sql = w->remove_all ? "DELETE FROM tokens WHERE pid = ?1 AND uid = ?2"
                                     : "INSERT INTO tokens(pid, uid, token, expires_at) VALUES (?1, ?2, ?3, ?4)";
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    int rc = db_prepare(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, w->pid);
-    sqlite3_bind_int64(st, 2, w->uid);
+    db_bind_int64(st, 1, w->pid);
+    db_bind_int64(st, 2, w->uid);
     if (!w->remove_all) {
-        sqlite3_bind_text(st, 3, w->token, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, w->expires_at);
+        db_bind_text(st, 3, w->token, -1);
+        db_bind_int64(st, 4, w->expires_at);
     }
     return store_step_finalize(st);
 }
@@ -189,8 +189,8 @@ static void token_write_done(void *arg, int status)
 {
     token_write *w = arg;
     rtmd_request *req = w->req;
-    if (status != SQLITE_OK) {
-        LOG_ERROR("token write for uid %lld failed: %s", (long long)w->uid, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("token write for uid %lld failed: %s", (long long)w->uid, db_errstr(status));
         module_answer_store_failure(req, status);
     } else if (w->remove_all) {
         request_answer_empty(req);
@@ -283,33 +283,32 @@ typedef struct token_load {
     size_t count;
 } token_load;
 
-static int load_tokens(sqlite3 *db, void *arg)
+static int load_tokens(db_conn *db, void *arg)
 {
     token_load *l = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT pid, uid, token, expires_at FROM tokens WHERE expires_at > ?1", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, "SELECT pid, uid, token, expires_at FROM tokens WHERE expires_at > ?1", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, l->now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(st, 2);
+    db_bind_int64(st, 1, l->now);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *text = (const char *)db_column_text(st, 2);
         if (!text || strlen(text) != TOKEN_HEX)
             continue;
         token_rec *t = calloc(1, sizeof *t);
         if (!t) {
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
             break;
         }
-        t->pid = sqlite3_column_int64(st, 0);
-        t->uid = sqlite3_column_int64(st, 1);
-        t->expires_at = sqlite3_column_int64(st, 3);
+        t->pid = db_column_int64(st, 0);
+        t->uid = db_column_int64(st, 1);
+        t->expires_at = db_column_int64(st, 3);
         memcpy(t->token, text, TOKEN_HEX + 1);
         token_index(l->a, t);
         l->count++;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 /* ---- logins per business id ---- */
@@ -886,7 +885,7 @@ static int auth_init(rtmd_server *srv, char *err, size_t errlen)
     uv_timer_start(&a->timer, on_token_tick, 1000, 1000);
     a->last_purge_ms = uv_now(srv->loop);
     token_load l = {a, clock_unix_seconds(), 0};
-    if (module_load(srv, load_tokens, &l) != SQLITE_OK) {
+    if (module_load(srv, load_tokens, &l) != DB_OK) {
         snprintf(err, errlen, "cannot load tokens from the store");
         return -1;
     }

@@ -174,21 +174,21 @@ typedef struct ban_write {
     int64_t pid, uid, target, until;
 } ban_write;
 
-static int apply_ban_write(sqlite3 *db, void *arg)
+static int apply_ban_write(db_conn *db, void *arg)
 {
     ban_write *w = arg;
     const char *sql = w->add ? "INSERT OR REPLACE INTO bans(pid, kind, target, uid, until) VALUES (?1, ?2, ?3, ?4, ?5)"
                              : "DELETE FROM bans WHERE pid = ?1 AND kind = ?2 AND target = ?3 AND uid = ?4";
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, w->pid);
-    sqlite3_bind_int(st, 2, w->kind);
-    sqlite3_bind_int64(st, 3, w->target);
-    sqlite3_bind_int64(st, 4, w->uid);
+    db_bind_int64(st, 1, w->pid);
+    db_bind_int(st, 2, w->kind);
+    db_bind_int64(st, 3, w->target);
+    db_bind_int64(st, 4, w->uid);
     if (w->add)
-        sqlite3_bind_int64(st, 5, w->until);
+        db_bind_int64(st, 5, w->until);
     return store_step_finalize(st);
 }
 
@@ -200,8 +200,8 @@ static void ban_write_done(void *arg, int status)
     if (!st) {
         /* The module is gone (exit): nothing to update. */
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
-    } else if (status != SQLITE_OK) {
-        LOG_ERROR("ban write for uid %lld failed: %s", (long long)w->uid, sqlite3_errstr(status));
+    } else if (status != DB_OK) {
+        LOG_ERROR("ban write for uid %lld failed: %s", (long long)w->uid, db_errstr(status));
         module_answer_store_failure(req, status);
     } else if (!w->add) {
         ban_clear(st, w->pid, w->uid, w->kind, w->target);
@@ -316,42 +316,41 @@ typedef struct ban_load {
     size_t count;
 } ban_load;
 
-static int load_bans(sqlite3 *db, void *arg)
+static int load_bans(db_conn *db, void *arg)
 {
     ban_load *l = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT pid, kind, target, uid, until FROM bans WHERE until = 0 OR until > ?1", -1,
-                                &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, "SELECT pid, kind, target, uid, until FROM bans WHERE until = 0 OR until > ?1", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, l->now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (ban_set(l->st, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 3), sqlite3_column_int(st, 1),
-                    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 4)) != 0) {
-            rc = SQLITE_NOMEM;
+    db_bind_int64(st, 1, l->now);
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (ban_set(l->st, db_column_int64(st, 0), db_column_int64(st, 3), db_column_int(st, 1),
+                    db_column_int64(st, 2), db_column_int64(st, 4)) != 0) {
+            rc = DB_NOMEM;
             break;
         }
         l->count++;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
-static int apply_purge(sqlite3 *db, void *arg)
+static int apply_purge(db_conn *db, void *arg)
 {
     const int64_t *now = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "DELETE FROM bans WHERE until != 0 AND until <= ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, "DELETE FROM bans WHERE until != 0 AND until <= ?1", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, *now);
+    db_bind_int64(st, 1, *now);
     return store_step_finalize(st);
 }
 
 static void purge_done(void *arg, int status)
 {
-    if (status != SQLITE_OK)
-        LOG_WARN("purging expired bans failed: %s", sqlite3_errstr(status));
+    if (status != DB_OK)
+        LOG_WARN("purging expired bans failed: %s", db_errstr(status));
     free(arg);
 }
 
@@ -366,7 +365,7 @@ static int bans_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->bans = st;
     ban_load l = {st, (int64_t)((uint64_t)clock_unix_ms() / 1000u), 0};
-    if (module_load(srv, load_bans, &l) != SQLITE_OK) {
+    if (module_load(srv, load_bans, &l) != DB_OK) {
         snprintf(err, errlen, "cannot load bans from the store");
         return -1;
     }

@@ -93,44 +93,44 @@ static void job_free(dev_job *j)
 
 static void job_fail(dev_job *j, int status)
 {
-    if (status != SQLITE_ABORT)
-        LOG_ERROR("devices: %s failed: %s", j->req->method, sqlite3_errstr(status));
+    if (status != DB_ABORT)
+        LOG_ERROR("devices: %s failed: %s", j->req->method, db_errstr(status));
     module_answer_store_failure(j->req, status);
     job_free(j);
 }
 
 /* Runs a statement of ?1 pid, ?2 uid and the blob ?3 (may be NULL) and the
  * integers ?4, ?5 (when the statement has them) to its end. */
-static int exec4(sqlite3 *db, const char *sql, const dev_job *j, const void *blob, size_t blob_len, int64_t a,
+static int exec4(db_conn *db, const char *sql, const dev_job *j, const void *blob, size_t blob_len, int64_t a,
                  int64_t b)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, sql, &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
-    int np = sqlite3_bind_parameter_count(st);
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
+    int np = db_bind_count(st);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
     if (np >= 3)
-        sqlite3_bind_blob(st, 3, blob ? blob : "", (int)blob_len, SQLITE_STATIC);
+        db_bind_blob(st, 3, blob ? blob : "", (int)blob_len);
     if (np >= 4)
-        sqlite3_bind_int64(st, 4, a);
+        db_bind_int64(st, 4, a);
     if (np >= 5)
-        sqlite3_bind_int64(st, 5, b);
-    return store_step_release(st);
+        db_bind_int64(st, 5, b);
+    return db_step_release(st);
 }
 
 /* ---- devices (writer thread) ---- */
 
-static int apply_device_add(sqlite3 *db, dev_job *j)
+static int apply_device_add(db_conn *db, dev_job *j)
 {
     /* The token leaves any other user of the project. */
     int rc = exec4(db, "DELETE FROM user_devices WHERE pid = ?1 AND uid <> ?2 AND devicetoken = ?3", j, j->token,
                    j->token_len, 0, 0);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_stmt *st;
-    rc = store_stmt(db,
+    db_stmt_t *st;
+    rc = db_stmt(db,
               /* added_at orders a user's tokens: the clock, but always past the
                * user's newest, so two adds within one millisecond keep their order. */
               "INSERT INTO user_devices(pid, uid, devicetoken, apptype, added_at) VALUES (?1, ?2, ?3, ?4,"
@@ -138,14 +138,14 @@ static int apply_device_add(sqlite3 *db, dev_job *j)
               " ON CONFLICT(pid, uid, devicetoken) DO UPDATE SET apptype = excluded.apptype,"
               " added_at = excluded.added_at",
               &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_blob(st, 3, j->token, (int)j->token_len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, j->apptype, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, j->now_ms);
-    if ((rc = store_step_release(st)) != SQLITE_OK)
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_blob(st, 3, j->token, (int)j->token_len);
+    db_bind_text(st, 4, j->apptype, -1);
+    db_bind_int64(st, 5, j->now_ms);
+    if ((rc = db_step_release(st)) != DB_OK)
         return rc;
     /* Past the limit the least recently added tokens go. */
     return exec4(db,
@@ -154,7 +154,7 @@ static int apply_device_add(sqlite3 *db, dev_job *j)
                  j, NULL, 0, j->limit, 0);
 }
 
-static int apply_device_remove(sqlite3 *db, dev_job *j)
+static int apply_device_remove(db_conn *db, dev_job *j)
 {
     return exec4(db, "DELETE FROM user_devices WHERE pid = ?1 AND uid = ?2 AND devicetoken = ?3", j, j->token,
                  j->token_len, 0, 0);
@@ -181,79 +181,79 @@ static size_t blob_from_set(const bool *set, uint8_t *out)
 }
 
 /* Reads the stored option of (kind, xid): *present, and its types. */
-static int read_option(sqlite3 *db, dev_job *j, bool *present, bool *all, bool *set)
+static int read_option(db_conn *db, dev_job *j, bool *present, bool *all, bool *set)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 AND kind = ?3 AND xid = ?4", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 AND kind = ?3 AND xid = ?4", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_int(st, 3, j->kind);
-    sqlite3_bind_int64(st, 4, j->xid);
-    rc = sqlite3_step(st);
-    *present = rc == SQLITE_ROW;
-    if (rc == SQLITE_ROW) {
-        set_from_blob(set, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), all);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_int(st, 3, j->kind);
+    db_bind_int64(st, 4, j->xid);
+    rc = db_step(st);
+    *present = rc == DB_ROW;
+    if (rc == DB_ROW) {
+        set_from_blob(set, db_column_blob(st, 0), (size_t)db_column_bytes(st, 0), all);
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
-static int write_option(sqlite3 *db, dev_job *j, bool all, const bool *set)
+static int write_option(db_conn *db, dev_job *j, bool all, const bool *set)
 {
     uint8_t blob[MTYPE_COUNT];
     size_t n = all ? 0 : blob_from_set(set, blob);
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                   "INSERT INTO push_options(pid, uid, kind, xid, mtypes) VALUES (?1, ?2, ?3, ?4, ?5)"
                   " ON CONFLICT(pid, uid, kind, xid) DO UPDATE SET mtypes = excluded.mtypes",
                   &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_int(st, 3, j->kind);
-    sqlite3_bind_int64(st, 4, j->xid);
-    sqlite3_bind_blob(st, 5, n ? (const void *)blob : "", (int)n, SQLITE_STATIC);
-    return store_step_release(st);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_int(st, 3, j->kind);
+    db_bind_int64(st, 4, j->xid);
+    db_bind_blob(st, 5, n ? (const void *)blob : "", (int)n);
+    return db_step_release(st);
 }
 
-static int delete_option(sqlite3 *db, dev_job *j)
+static int delete_option(db_conn *db, dev_job *j)
 {
     return exec4(db, "DELETE FROM push_options WHERE pid = ?1 AND uid = ?2 AND kind = ?4 AND xid = ?5", j, NULL, 0,
                  j->kind, j->xid);
 }
 
-static int apply_option_add(sqlite3 *db, dev_job *j)
+static int apply_option_add(db_conn *db, dev_job *j)
 {
     bool present, all = false, set[MTYPE_COUNT];
     j->over_limit = false;
     int rc = read_option(db, j, &present, &all, set);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     if (!present) {
-        sqlite3_stmt *st;
-        rc = store_stmt(db, "SELECT COUNT(*) FROM push_options WHERE pid = ?1 AND uid = ?2", &st);
-        if (rc != SQLITE_OK)
+        db_stmt_t *st;
+        rc = db_stmt(db, "SELECT COUNT(*) FROM push_options WHERE pid = ?1 AND uid = ?2", &st);
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, j->pid);
-        sqlite3_bind_int64(st, 2, j->uid);
+        db_bind_int64(st, 1, j->pid);
+        db_bind_int64(st, 2, j->uid);
         int64_t count = 0;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            count = sqlite3_column_int64(st, 0);
-            rc = SQLITE_OK;
+        rc = db_step(st);
+        if (rc == DB_ROW) {
+            count = db_column_int64(st, 0);
+            rc = DB_OK;
         }
-        store_stmt_release(st);
-        if (rc != SQLITE_OK)
+        db_release(st);
+        if (rc != DB_OK)
             return rc;
         if (count >= (int64_t)j->limit) {
             j->over_limit = true;
-            return SQLITE_OK;
+            return DB_OK;
         }
         memset(set, 0, sizeof set);
     }
@@ -264,13 +264,13 @@ static int apply_option_add(sqlite3 *db, dev_job *j)
     return write_option(db, j, false, set);
 }
 
-static int apply_option_remove(sqlite3 *db, dev_job *j)
+static int apply_option_remove(db_conn *db, dev_job *j)
 {
     if (j->all)
         return delete_option(db, j);
     bool present, all = false, set[MTYPE_COUNT];
     int rc = read_option(db, j, &present, &all, set);
-    if (rc != SQLITE_OK || !present || all)
+    if (rc != DB_OK || !present || all)
         return rc;
     bool left = false;
     for (int t = 0; t < MTYPE_COUNT; t++) {
@@ -280,7 +280,7 @@ static int apply_option_remove(sqlite3 *db, dev_job *j)
     return left ? write_option(db, j, false, set) : delete_option(db, j);
 }
 
-static int apply_write(sqlite3 *db, void *arg)
+static int apply_write(db_conn *db, void *arg)
 {
     dev_job *j = arg;
     switch (j->op) {
@@ -293,14 +293,14 @@ static int apply_write(sqlite3 *db, void *arg)
     case OPT_REMOVE:
         return apply_option_remove(db, j);
     default:
-        return SQLITE_MISUSE;
+        return DB_MISUSE;
     }
 }
 
 static void write_done(void *arg, int status)
 {
     dev_job *j = arg;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         job_fail(j, status);
         return;
     }
@@ -327,76 +327,76 @@ static char *copy_bytes(const void *p, size_t n)
     return out;
 }
 
-static int read_devices(sqlite3 *db, dev_job *j)
+static int read_devices(db_conn *db, dev_job *j)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                   "SELECT apptype, devicetoken FROM user_devices WHERE pid = ?1 AND uid = ?2"
                   " ORDER BY added_at, rowid LIMIT ?3",
                   &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_int64(st, 3, j->limit);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_int64(st, 3, j->limit);
     j->devices = calloc(j->limit ? j->limit : 1, sizeof *j->devices);
     if (!j->devices) {
-        store_stmt_release(st);
-        return SQLITE_NOMEM;
+        db_release(st);
+        return DB_NOMEM;
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && j->ndevices < j->limit) {
+    while ((rc = db_step(st)) == DB_ROW && j->ndevices < j->limit) {
         device_row *d = &j->devices[j->ndevices];
-        d->apptype = copy_bytes(sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-        d->token_len = (size_t)sqlite3_column_bytes(st, 1);
-        d->token = copy_bytes(sqlite3_column_blob(st, 1), d->token_len);
+        d->apptype = copy_bytes(db_column_text(st, 0), (size_t)db_column_bytes(st, 0));
+        d->token_len = (size_t)db_column_bytes(st, 1);
+        d->token = copy_bytes(db_column_blob(st, 1), d->token_len);
         if (!d->apptype || !d->token) {
             free(d->apptype);
             free(d->token);
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
             break;
         }
         j->ndevices++;
     }
-    store_stmt_release(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+    db_release(st);
+    return rc == DB_DONE || rc == DB_ROW ? DB_OK : rc;
 }
 
-static int read_options(sqlite3 *db, dev_job *j)
+static int read_options(db_conn *db, dev_job *j)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT kind, xid, mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 ORDER BY kind, xid LIMIT ?3",
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT kind, xid, mtypes FROM push_options WHERE pid = ?1 AND uid = ?2 ORDER BY kind, xid LIMIT ?3",
                   &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_int64(st, 3, j->limit);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_int64(st, 3, j->limit);
     size_t cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (j->noptions == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             option_row *v = realloc(j->options, ncap * sizeof *v);
             if (!v) {
-                rc = SQLITE_NOMEM;
+                rc = DB_NOMEM;
                 break;
             }
             j->options = v;
             cap = ncap;
         }
         option_row *o = &j->options[j->noptions++];
-        o->kind = sqlite3_column_int(st, 0);
-        o->xid = sqlite3_column_int64(st, 1);
-        size_t n = (size_t)sqlite3_column_bytes(st, 2);
-        const uint8_t *p = sqlite3_column_blob(st, 2);
+        o->kind = db_column_int(st, 0);
+        o->xid = db_column_int64(st, 1);
+        size_t n = (size_t)db_column_bytes(st, 2);
+        const uint8_t *p = db_column_blob(st, 2);
         o->n = 0;
         for (size_t i = 0; i < n && i < MTYPE_COUNT; i++)
             o->mtypes[o->n++] = p[i];
     }
-    store_stmt_release(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_release(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
-static int read_job(sqlite3 *db, void *arg)
+static int read_job(db_conn *db, void *arg)
 {
     dev_job *j = arg;
     return j->op == DEV_LIST ? read_devices(db, j) : read_options(db, j);
@@ -436,7 +436,7 @@ static void pack_options(msgpack_packer *pk, const dev_job *j, int kind)
 static void read_done(void *arg, int status)
 {
     dev_job *j = arg;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         job_fail(j, status);
         return;
     }

@@ -154,24 +154,24 @@ typedef struct list_write {
     int64_t others[];
 } list_write;
 
-static int apply_list_write(sqlite3 *db, void *arg)
+static int apply_list_write(db_conn *db, void *arg)
 {
     list_write *w = arg;
     const kind_desc *k = &kinds[w->kind];
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt(db, w->add ? k->insert_sql : k->delete_sql, &st);
-    for (uint32_t i = 0; i < w->n && rc == SQLITE_OK; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, w->pid);
-        sqlite3_bind_int64(st, 2, w->uid);
-        sqlite3_bind_int64(st, 3, w->others[i]);
+    db_stmt_t *st = NULL;
+    int rc = db_stmt(db, w->add ? k->insert_sql : k->delete_sql, &st);
+    for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
+        db_reset(st);
+        db_bind_int64(st, 1, w->pid);
+        db_bind_int64(st, 2, w->uid);
+        db_bind_int64(st, 3, w->others[i]);
         if (w->add)
-            sqlite3_bind_int64(st, 4, w->created_at);
-        rc = sqlite3_step(st);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            db_bind_int64(st, 4, w->created_at);
+        rc = db_step(st);
+        rc = rc == DB_DONE ? DB_OK : rc;
     }
     if (st)
-        store_stmt_release(st);
+        db_release(st);
     return rc;
 }
 
@@ -198,8 +198,8 @@ static void list_write_done(void *arg, int status)
         return;
     }
     release_reservation(st, w);
-    if (status != SQLITE_OK) {
-        LOG_ERROR("%s write for uid %lld failed: %s", kinds[w->kind].name, (long long)w->uid, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("%s write for uid %lld failed: %s", kinds[w->kind].name, (long long)w->uid, db_errstr(status));
         module_answer_store_failure(req, status);
         free(w);
         return;
@@ -419,25 +419,25 @@ typedef struct list_load {
     size_t rows[NKINDS];
 } list_load;
 
-static int load_lists(sqlite3 *db, void *arg)
+static int load_lists(db_conn *db, void *arg)
 {
     list_load *ld = arg;
-    int rc = SQLITE_OK;
-    for (int kind = 0; kind < NKINDS && rc == SQLITE_OK; kind++) {
-        sqlite3_stmt *st;
-        rc = sqlite3_prepare_v2(db, kinds[kind].load_sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
+    int rc = DB_OK;
+    for (int kind = 0; kind < NKINDS && rc == DB_OK; kind++) {
+        db_stmt_t *st;
+        rc = db_prepare(db, kinds[kind].load_sql, &st);
+        if (rc != DB_OK)
             return rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            ulist *l = list_get(ld->st, kind, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), true);
-            if (!l || idset_add(&l->ids, sqlite3_column_int64(st, 2)) < 0) {
-                rc = SQLITE_NOMEM;
+        while ((rc = db_step(st)) == DB_ROW) {
+            ulist *l = list_get(ld->st, kind, db_column_int64(st, 0), db_column_int64(st, 1), true);
+            if (!l || idset_add(&l->ids, db_column_int64(st, 2)) < 0) {
+                rc = DB_NOMEM;
                 break;
             }
             ld->rows[kind]++;
         }
-        sqlite3_finalize(st);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        db_finalize(st);
+        rc = rc == DB_DONE ? DB_OK : rc;
     }
     return rc;
 }
@@ -473,7 +473,7 @@ static int friends_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->friends = st;
     list_load ld = {st, {0, 0}};
-    if (module_load(srv, load_lists, &ld) != SQLITE_OK) {
+    if (module_load(srv, load_lists, &ld) != DB_OK) {
         snprintf(err, errlen, "cannot load friends and blacklists from the store");
         return -1;
     }

@@ -223,31 +223,31 @@ typedef struct group_write {
     int64_t uids[];
 } group_write;
 
-static int apply_group_write(sqlite3 *db, void *arg)
+static int apply_group_write(db_conn *db, void *arg)
 {
     group_write *w = arg;
     const char *sql = w->op == GW_ADD ? "INSERT OR IGNORE INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
                       : w->op == GW_DEL   ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
                       : w->op == GW_DROP  ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2"
                                           : "DELETE FROM group_members WHERE pid = ?1";
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
     uint32_t rounds = w->op == GW_DROP || w->op == GW_CLEAR ? 1 : w->n;
-    for (uint32_t i = 0; i < rounds && rc == SQLITE_OK; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, w->pid);
+    for (uint32_t i = 0; i < rounds && rc == DB_OK; i++) {
+        db_reset(st);
+        db_bind_int64(st, 1, w->pid);
         if (w->op != GW_CLEAR)
-            sqlite3_bind_int64(st, 2, w->gid);
+            db_bind_int64(st, 2, w->gid);
         if (w->op != GW_DROP && w->op != GW_CLEAR)
-            sqlite3_bind_int64(st, 3, w->uids[i]);
+            db_bind_int64(st, 3, w->uids[i]);
         if (w->op == GW_ADD)
-            sqlite3_bind_int64(st, 4, w->joined_at);
-        rc = sqlite3_step(st);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            db_bind_int64(st, 4, w->joined_at);
+        rc = db_step(st);
+        rc = rc == DB_DONE ? DB_OK : rc;
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -267,8 +267,8 @@ static void group_write_done(void *arg, int status)
         g->reserved -= w->reserved;
         group_maybe_drop(st, w->pid, w->gid, g);
     }
-    if (status != SQLITE_OK) {
-        LOG_ERROR("group write for gid %lld failed: %s", (long long)w->gid, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("group write for gid %lld failed: %s", (long long)w->gid, db_errstr(status));
         module_answer_store_failure(req, status);
         free(w);
         return;
@@ -536,23 +536,23 @@ typedef struct group_load {
     size_t rows;
 } group_load;
 
-static int load_groups(sqlite3 *db, void *arg)
+static int load_groups(db_conn *db, void *arg)
 {
     group_load *l = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT pid, gid, uid FROM group_members ORDER BY pid, gid, uid", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, "SELECT pid, gid, uid FROM group_members ORDER BY pid, gid, uid", &st);
+    if (rc != DB_OK)
         return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (member_add(l->st, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)) !=
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (member_add(l->st, db_column_int64(st, 0), db_column_int64(st, 1), db_column_int64(st, 2)) !=
             0) {
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
             break;
         }
         l->rows++;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 /* ---- module life cycle ---- */
@@ -566,7 +566,7 @@ static int groups_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->groups = st;
     group_load l = {st, 0};
-    if (module_load(srv, load_groups, &l) != SQLITE_OK) {
+    if (module_load(srv, load_groups, &l) != DB_OK) {
         snprintf(err, errlen, "cannot load groups from the store");
         return -1;
     }

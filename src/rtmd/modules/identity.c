@@ -247,108 +247,108 @@ static void pending_remove(identity_state *id, id_op *op)
 
 /* ---- store side (writer thread / thread pool: op fields only) ---- */
 
-static int select_uid(sqlite3 *db, const id_op *op, int64_t *uid)
+static int select_uid(db_conn *db, const id_op *op, int64_t *uid)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT uid FROM users WHERE pid = ?1 AND string_id = ?2", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT uid FROM users WHERE pid = ?1 AND string_id = ?2", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, op->pid);
-    sqlite3_bind_text(st, 2, op->sid, (int)op->len, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *uid = sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
+    db_bind_int64(st, 1, op->pid);
+    db_bind_text(st, 2, op->sid, (int)op->len);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        *uid = db_column_int64(st, 0);
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
         *uid = 0;
-        rc = SQLITE_OK;
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
 /* The next free uid of the project's reserved range. max() with the pid
  * fixed walks the primary key (pid, uid) index: no scan. */
-static int next_uid(sqlite3 *db, int64_t pid, int64_t *uid)
+static int next_uid(db_conn *db, int64_t pid, int64_t *uid)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT max(uid) FROM users WHERE pid = ?1 AND uid >= ?2", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT max(uid) FROM users WHERE pid = ?1 AND uid >= ?2", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, pid);
-    sqlite3_bind_int64(st, 2, IDENTITY_UID_BASE);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+    db_bind_int64(st, 1, pid);
+    db_bind_int64(st, 2, IDENTITY_UID_BASE);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        rc = DB_OK;
+        if (db_column_is_null(st, 0)) {
             *uid = IDENTITY_UID_BASE;
         } else {
-            int64_t max = sqlite3_column_int64(st, 0);
+            int64_t max = db_column_int64(st, 0);
             if (max == INT64_MAX)
-                rc = SQLITE_FULL; /* the range is used up */
+                rc = DB_FULL; /* the range is used up */
             else
                 *uid = max + 1;
         }
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
 /* Select-or-insert, atomic because the writer thread runs one write at a
  * time inside its transaction. */
-static int apply_resolve(sqlite3 *db, void *arg)
+static int apply_resolve(db_conn *db, void *arg)
 {
     id_op *op = arg;
     int64_t uid = 0;
     int rc = select_uid(db, op, &uid);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     if (uid != 0) {
         op->uid = uid;
-        return SQLITE_OK;
+        return DB_OK;
     }
     rc = next_uid(db, op->pid, &uid);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_stmt *st;
-    rc = store_stmt(db, "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    rc = db_stmt(db, "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, op->pid);
-    sqlite3_bind_int64(st, 2, uid);
-    sqlite3_bind_text(st, 3, op->sid, (int)op->len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, clock_unix_seconds());
-    rc = store_step_release(st);
-    if (rc != SQLITE_OK)
+    db_bind_int64(st, 1, op->pid);
+    db_bind_int64(st, 2, uid);
+    db_bind_text(st, 3, op->sid, (int)op->len);
+    db_bind_int64(st, 4, clock_unix_seconds());
+    rc = db_step_release(st);
+    if (rc != DB_OK)
         return rc;
     op->uid = uid;
-    return SQLITE_OK;
+    return DB_OK;
 }
 
-static int read_lookup(sqlite3 *db, void *arg)
+static int read_lookup(db_conn *db, void *arg)
 {
     id_op *op = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT string_id FROM users WHERE pid = ?1 AND uid = ?2", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT string_id FROM users WHERE pid = ?1 AND uid = ?2", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, op->pid);
-    sqlite3_bind_int64(st, 2, op->uid);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(st, 0);
-        size_t len = text ? (size_t)sqlite3_column_bytes(st, 0) : 0;
+    db_bind_int64(st, 1, op->pid);
+    db_bind_int64(st, 2, op->uid);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        const char *text = (const char *)db_column_text(st, 0);
+        size_t len = text ? (size_t)db_column_bytes(st, 0) : 0;
         if (text && identity_validate(text, len)) {
             memcpy(op->sid, text, len);
             op->sid[len] = '\0';
             op->len = len;
             op->found = true;
         }
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
@@ -367,14 +367,14 @@ static void resolve_done(void *arg, int status)
     }
     op_unlink(id, op);
     pending_remove(id, op);
-    if (status == SQLITE_OK)
+    if (status == DB_OK)
         cache_add(id, op->pid, op->uid, op->sid, op->len);
     else {
         char sid[RTM_LOG_STR_SIZE];
         LOG_ERROR("identity: resolving '%s' of project %lld failed: %s", rtm_log_str(sid, op->sid, op->len),
-                  (long long)op->pid, sqlite3_errstr(status));
+                  (long long)op->pid, db_errstr(status));
     }
-    int64_t uid = status == SQLITE_OK ? op->uid : 0;
+    int64_t uid = status == DB_OK ? op->uid : 0;
     free(op);
     /* The waiters may resolve again: the op is gone from every index. */
     while (waiters) {
@@ -394,9 +394,9 @@ static void lookup_done(void *arg, int status)
         return;
     }
     op_unlink(id, op);
-    if (status == SQLITE_OK && op->found)
+    if (status == DB_OK && op->found)
         cache_add(id, op->pid, op->uid, op->sid, op->len);
-    op->lookup_cb(op->lookup_arg, status, status == SQLITE_OK && op->found ? op->sid : NULL);
+    op->lookup_cb(op->lookup_arg, status, status == DB_OK && op->found ? op->sid : NULL);
     free(op);
 }
 
@@ -494,26 +494,26 @@ const char *identity_peek(identity_state *id, int64_t pid, int64_t uid)
     return e->sid;
 }
 
-static int count_string_ids(sqlite3 *db, void *arg)
+static int count_string_ids(db_conn *db, void *arg)
 {
     int64_t *count = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM users WHERE string_id IS NOT NULL", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(db, "SELECT count(*) FROM users WHERE string_id IS NOT NULL", &st);
+    if (rc != DB_OK)
         return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        *count = db_column_int64(st, 0);
+        rc = DB_OK;
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
 identity_state *identity_open(store *st, char *err, size_t errlen)
 {
     int64_t known = 0;
-    if (!st || store_run_startup(st, count_string_ids, &known) != SQLITE_OK) {
+    if (!st || store_run_startup(st, count_string_ids, &known) != DB_OK) {
         snprintf(err, errlen, "identity: cannot read the users table");
         return NULL;
     }

@@ -8,7 +8,7 @@
  * Nothing is held in memory: info may be up to max_oinfo_bytes +
  * max_pinfo_bytes for each of millions of users, so every read goes to the
  * store's reader pool (store_read, statements cached per connection by
- * store_stmt) and copies only what its answer carries; a read of many ids
+ * db_stmt) and copies only what its answer carries; a read of many ids
  * stops copying once its answer would exceed max_packet. A write goes
  * through the writer (store_submit) and is answered once committed, so a
  * read that follows an answered write sees it.
@@ -99,36 +99,36 @@ typedef struct info_write {
     char bytes[]; /* oinfo then pinfo */
 } info_write;
 
-static int apply_info_write(sqlite3 *db, void *arg)
+static int apply_info_write(db_conn *db, void *arg)
 {
     info_write *w = arg;
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     /* ?4 / ?5 NULL: that part is kept (or '' for a new row). */
-    int rc = store_stmt(db,
+    int rc = db_stmt(db,
                         "INSERT INTO infos(pid, kind, xid, oinfo, pinfo, updated_at)"
                         " VALUES (?1, ?2, ?3, COALESCE(?4, X''), COALESCE(?5, X''), ?6)"
                         " ON CONFLICT(pid, kind, xid) DO UPDATE SET oinfo = COALESCE(?4, oinfo),"
                         " pinfo = COALESCE(?5, pinfo), updated_at = ?6",
                         &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, w->pid);
-    sqlite3_bind_int(st, 2, w->kind);
-    sqlite3_bind_int64(st, 3, w->xid);
+    db_bind_int64(st, 1, w->pid);
+    db_bind_int(st, 2, w->kind);
+    db_bind_int64(st, 3, w->xid);
     /* A zero-length blob needs a non-NULL pointer, or SQLite binds NULL. */
     if (w->has_o)
-        sqlite3_bind_blob(st, 4, w->olen ? w->bytes : "", (int)w->olen, SQLITE_STATIC);
+        db_bind_blob(st, 4, w->olen ? w->bytes : "", (int)w->olen);
     if (w->has_p)
-        sqlite3_bind_blob(st, 5, w->plen ? w->bytes + w->olen : "", (int)w->plen, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, w->now);
-    return store_step_release(st);
+        db_bind_blob(st, 5, w->plen ? w->bytes + w->olen : "", (int)w->plen);
+    db_bind_int64(st, 6, w->now);
+    return db_step_release(st);
 }
 
 static void info_write_done(void *arg, int status)
 {
     info_write *w = arg;
-    if (status != SQLITE_OK) {
-        LOG_ERROR("info write (kind %d, id %" PRId64 ") failed: %s", w->kind, w->xid, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("info write (kind %d, id %" PRId64 ") failed: %s", w->kind, w->xid, db_errstr(status));
         module_answer_store_failure(w->req, status);
     } else {
         request_answer_empty(w->req);
@@ -217,10 +217,10 @@ static void info_read_free(info_read *r)
     free(r);
 }
 
-static char *copy_blob(sqlite3_stmt *st, int col, size_t *len)
+static char *copy_blob(db_stmt_t *st, int col, size_t *len)
 {
-    const void *src = sqlite3_column_blob(st, col);
-    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    const void *src = db_column_blob(st, col);
+    size_t n = (size_t)db_column_bytes(st, col);
     char *out = malloc(n + 1);
     if (!out)
         return NULL;
@@ -230,26 +230,26 @@ static char *copy_blob(sqlite3_stmt *st, int col, size_t *len)
     return out;
 }
 
-static int read_one(sqlite3 *db, void *arg)
+static int read_one(db_conn *db, void *arg)
 {
     info_read *r = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT oinfo, pinfo FROM infos WHERE pid = ?1 AND kind = ?2 AND xid = ?3", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT oinfo, pinfo FROM infos WHERE pid = ?1 AND kind = ?2 AND xid = ?3", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, r->pid);
-    sqlite3_bind_int(st, 2, r->kind);
-    sqlite3_bind_int64(st, 3, r->xid);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    db_bind_int64(st, 1, r->pid);
+    db_bind_int(st, 2, r->kind);
+    db_bind_int64(st, 3, r->xid);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
         r->o = copy_blob(st, 0, &r->olen);
         if (r->private_too)
             r->p = copy_blob(st, 1, &r->plen);
-        rc = !r->o || (r->private_too && !r->p) ? SQLITE_NOMEM : SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+        rc = !r->o || (r->private_too && !r->p) ? DB_NOMEM : DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
@@ -262,8 +262,8 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t len)
 static void read_one_done(void *arg, int status)
 {
     info_read *r = arg;
-    if (status != SQLITE_OK) {
-        LOG_ERROR("info read (kind %d, id %" PRId64 ") failed: %s", r->kind, r->xid, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("info read (kind %d, id %" PRId64 ") failed: %s", r->kind, r->xid, db_errstr(status));
         module_answer_store_failure(r->req, status);
         info_read_free(r);
         return;
@@ -327,34 +327,34 @@ static void info_many_free(info_many *m)
     free(m);
 }
 
-static int exec_one(sqlite3 *db, const char *sql)
+static int exec_one(db_conn *db, const char *sql)
 {
-    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return db_exec(db, sql);
 }
 
-static int read_many_txn(sqlite3 *db, info_many *m)
+static int read_many_txn(db_conn *db, info_many *m)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT oinfo FROM infos WHERE pid = ?1 AND kind = ?2 AND xid = ?3", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT oinfo FROM infos WHERE pid = ?1 AND kind = ?2 AND xid = ?3", &st);
+    if (rc != DB_OK)
         return rc;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &m->entries, msgpack_sbuffer_write);
-    for (uint32_t i = 0; i < m->n && rc == SQLITE_OK; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, m->pid);
-        sqlite3_bind_int(st, 2, m->kind);
-        sqlite3_bind_int64(st, 3, m->ids[i]);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) {
-            rc = SQLITE_OK;
+    for (uint32_t i = 0; i < m->n && rc == DB_OK; i++) {
+        db_reset(st);
+        db_bind_int64(st, 1, m->pid);
+        db_bind_int(st, 2, m->kind);
+        db_bind_int64(st, 3, m->ids[i]);
+        rc = db_step(st);
+        if (rc == DB_DONE) {
+            rc = DB_OK;
             continue;
         }
-        if (rc != SQLITE_ROW)
+        if (rc != DB_ROW)
             break;
-        rc = SQLITE_OK;
-        const void *o = sqlite3_column_blob(st, 0);
-        size_t olen = (size_t)sqlite3_column_bytes(st, 0);
+        rc = DB_OK;
+        const void *o = db_column_blob(st, 0);
+        size_t olen = (size_t)db_column_bytes(st, 0);
         if (olen == 0)
             continue; /* no open info: left out */
         if (m->entries.size + olen + 32 > m->budget) {
@@ -369,26 +369,26 @@ static int read_many_txn(sqlite3 *db, info_many *m)
         msgpack_pack_str_body(&pk, o, olen);
         m->found++;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
-static int read_many(sqlite3 *db, void *arg)
+static int read_many(db_conn *db, void *arg)
 {
     /* One transaction: every id is read from the same snapshot. */
     int rc = exec_one(db, "BEGIN");
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     rc = read_many_txn(db, arg);
-    exec_one(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK");
+    exec_one(db, rc == DB_OK ? "COMMIT" : "ROLLBACK");
     return rc;
 }
 
 static void read_many_done(void *arg, int status)
 {
     info_many *m = arg;
-    if (status != SQLITE_OK) {
-        LOG_ERROR("info read of %" PRIu32 " ids (kind %d) failed: %s", m->n, m->kind, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("info read of %" PRIu32 " ids (kind %d) failed: %s", m->n, m->kind, db_errstr(status));
         module_answer_store_failure(m->req, status);
     } else if (m->too_large) {
         request_error(m->req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "answer larger than max_packet");

@@ -277,83 +277,83 @@ static const char *const FIND_SQL =
     "SELECT mtime FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
     " AND from_uid = ?5 AND mid = ?6";
 
-static void bind_conv(sqlite3_stmt *st, const msg_job *j, const msg_target *t)
+static void bind_conv(db_stmt_t *st, const msg_job *j, const msg_target *t)
 {
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, t->conv.conv_type);
-    sqlite3_bind_int64(st, 3, t->conv.a);
-    sqlite3_bind_int64(st, 4, t->conv.b);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int(st, 2, t->conv.conv_type);
+    db_bind_int64(st, 3, t->conv.a);
+    db_bind_int64(st, 4, t->conv.b);
 }
 
 /* The mtime of the row that made the insert of t a duplicate. */
-static int find_stored(sqlite3_stmt *find, const msg_job *j, msg_target *t)
+static int find_stored(db_stmt_t *find, const msg_job *j, msg_target *t)
 {
-    sqlite3_reset(find);
+    db_reset(find);
     bind_conv(find, j, t);
-    sqlite3_bind_int64(find, 5, j->from);
-    sqlite3_bind_int64(find, 6, j->mid);
-    int rc = sqlite3_step(find);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
-    t->mtime = sqlite3_column_int64(find, 0);
+    db_bind_int64(find, 5, j->from);
+    db_bind_int64(find, 6, j->mid);
+    int rc = db_step(find);
+    if (rc != DB_ROW)
+        return rc == DB_DONE ? DB_CORRUPT : rc;
+    t->mtime = db_column_int64(find, 0);
     t->dup = true;
-    return SQLITE_OK;
+    return DB_OK;
 }
 
 /* The writer's statements for one job. */
 typedef struct msg_stmts {
-    sqlite3_stmt *ins, *find, *peers;
+    db_stmt_t *ins, *find, *peers;
 } msg_stmts;
 
 /* Records both users of a new p2p conversation in p2p_peers; for a known
  * conversation the INSERT only reads. */
-static int note_peers(sqlite3_stmt *peers, const msg_job *j, const msg_target *t)
+static int note_peers(db_stmt_t *peers, const msg_job *j, const msg_target *t)
 {
-    sqlite3_reset(peers);
-    sqlite3_bind_int64(peers, 1, j->pid);
-    sqlite3_bind_int64(peers, 2, t->conv.a);
-    sqlite3_bind_int64(peers, 3, t->conv.b);
-    int rc = sqlite3_step(peers);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_reset(peers);
+    db_bind_int64(peers, 1, j->pid);
+    db_bind_int64(peers, 2, t->conv.a);
+    db_bind_int64(peers, 3, t->conv.b);
+    int rc = db_step(peers);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
-static int insert_target(sqlite3 *db, const msg_stmts *q, const msg_job *j, msg_target *t)
+static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_target *t)
 {
-    sqlite3_stmt *ins = q->ins;
-    sqlite3_reset(ins);
+    db_stmt_t *ins = q->ins;
+    db_reset(ins);
     bind_conv(ins, j, t);
-    sqlite3_bind_int64(ins, 5, t->id);
-    sqlite3_bind_int64(ins, 6, j->from);
-    sqlite3_bind_int64(ins, 7, j->mid);
-    sqlite3_bind_int(ins, 8, j->mtype);
-    sqlite3_bind_blob(ins, 9, j->msg_len ? (const void *)j->msg : "", (int)j->msg_len, SQLITE_STATIC);
-    sqlite3_bind_int(ins, 10, j->is_binary);
-    sqlite3_bind_text(ins, 11, j->attrs, (int)j->attrs_len, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 12, t->mtime);
-    int rc = sqlite3_step(ins);
-    if (rc != SQLITE_DONE)
+    db_bind_int64(ins, 5, t->id);
+    db_bind_int64(ins, 6, j->from);
+    db_bind_int64(ins, 7, j->mid);
+    db_bind_int(ins, 8, j->mtype);
+    db_bind_blob(ins, 9, j->msg_len ? (const void *)j->msg : "", (int)j->msg_len);
+    db_bind_int(ins, 10, j->is_binary);
+    db_bind_text(ins, 11, j->attrs, (int)j->attrs_len);
+    db_bind_int64(ins, 12, t->mtime);
+    int rc = db_step(ins);
+    if (rc != DB_DONE)
         return rc;
-    if (sqlite3_changes(db) == 0)
+    if (db_changes(db) == 0)
         return find_stored(q->find, j, t);
-    return t->conv.conv_type == CONV_P2P ? note_peers(q->peers, j, t) : SQLITE_OK;
+    return t->conv.conv_type == CONV_P2P ? note_peers(q->peers, j, t) : DB_OK;
 }
 
-static int apply_job(sqlite3 *db, void *arg)
+static int apply_job(db_conn *db, void *arg)
 {
     msg_job *j = arg;
     msg_stmts q = {NULL, NULL, NULL};
-    int rc = store_stmt(db, INSERT_SQL, &q.ins);
-    if (rc == SQLITE_OK)
-        rc = store_stmt(db, FIND_SQL, &q.find);
-    if (rc == SQLITE_OK)
-        rc = store_stmt(db, PEERS_SQL, &q.peers);
-    for (size_t i = 0; rc == SQLITE_OK && i < j->ntargets; i++)
+    int rc = db_stmt(db, INSERT_SQL, &q.ins);
+    if (rc == DB_OK)
+        rc = db_stmt(db, FIND_SQL, &q.find);
+    if (rc == DB_OK)
+        rc = db_stmt(db, PEERS_SQL, &q.peers);
+    for (size_t i = 0; rc == DB_OK && i < j->ntargets; i++)
         if (!j->targets[i].dup)
             rc = insert_target(db, &q, j, &j->targets[i]);
-    sqlite3_stmt *all[] = {q.ins, q.find, q.peers};
+    db_stmt_t *all[] = {q.ins, q.find, q.peers};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i])
-            store_stmt_release(all[i]);
+            db_release(all[i]);
     return rc;
 }
 
@@ -578,9 +578,9 @@ static void job_done(void *arg, int status)
 {
     msg_job *j = arg;
     rtmd_server *srv = j->req->srv;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         LOG_ERROR("storing message %lld from %lld failed: %s", (long long)j->mid, (long long)j->from,
-                  sqlite3_errstr(status));
+                  db_errstr(status));
         module_answer_store_failure(j->req, status);
         quota_release(srv, j->pid, j->reserved, 0);
         free(j);
@@ -775,37 +775,35 @@ typedef struct newest_msg {
 
 #define ID_FLOOR_COUNTER "'message_id_floor'"
 
-int messages_note_id_floor(sqlite3 *db)
+int messages_note_id_floor(db_conn *db)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                         "INSERT INTO counters(name, value) SELECT " ID_FLOOR_COUNTER ", COALESCE(MAX(id), 0)"
                         " FROM messages WHERE true ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
                         &st);
-    return rc == SQLITE_OK ? store_step_release(st) : rc;
+    return rc == DB_OK ? db_step_release(st) : rc;
 }
 
 /* The newest row's id and mtime; the id is raised to the recorded floor,
  * so that no id is handed out twice when retention deleted the newest
  * messages. */
-static int load_newest(sqlite3 *db, void *arg)
+static int load_newest(db_conn *db, void *arg)
 {
     newest_msg *max = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0),"
+    db_stmt_t *st;
+    int rc = db_prepare(db, "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0),"
                                 " COALESCE((SELECT value FROM counters WHERE name = " ID_FLOOR_COUNTER "), 0)),"
-                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0)",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
+                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0)", &st);
+    if (rc != DB_OK)
         return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        max->id = sqlite3_column_int64(st, 0);
-        max->mtime = sqlite3_column_int64(st, 1);
-        rc = SQLITE_OK;
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        max->id = db_column_int64(st, 0);
+        max->mtime = db_column_int64(st, 1);
+        rc = DB_OK;
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -819,7 +817,7 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     msgpack_sbuffer_init(&s->body);
     srv->svc->messages = s;
     newest_msg max = {0, 0};
-    if (module_load(srv, load_newest, &max) != SQLITE_OK) {
+    if (module_load(srv, load_newest, &max) != DB_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
         return -1;
     }

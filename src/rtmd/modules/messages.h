@@ -5,7 +5,7 @@
 #ifndef RTMD_MESSAGES_H
 #define RTMD_MESSAGES_H
 
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +42,6 @@ conv_key conv_of(int conv_type, int64_t uid, int64_t xid);
  * message id in table counters, so that ids are never handed out twice
  * (the next start begins above it even if the newest rows are gone).
  * Returns an SQLite code. */
-int messages_note_id_floor(sqlite3 *db);
+int messages_note_id_floor(db_conn *db);
 
 #endif

@@ -165,32 +165,32 @@ typedef struct usage_read {
 
 /* What each project stores: its storage_usage row plus the rows above the
  * storage_usage_upto mark, not yet added to it. */
-static int read_usage(sqlite3 *db, usage_read *r)
+static int read_usage(db_conn *db, usage_read *r)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt(db,
+    db_stmt_t *st = NULL;
+    int rc = db_stmt(db,
                         "SELECT COALESCE((SELECT bytes FROM storage_usage WHERE pid = ?1), 0)"
                         " + COALESCE((SELECT SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB)))"
                         "   FROM messages WHERE pid = ?1 AND id > (SELECT value FROM counters"
                         "   WHERE name = 'storage_usage_upto')), 0)",
                         &st);
-    for (size_t i = 0; rc == SQLITE_OK && i < r->n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, r->pids[i]);
-        rc = sqlite3_step(st);
-        int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    for (size_t i = 0; rc == DB_OK && i < r->n; i++) {
+        db_reset(st);
+        db_bind_int64(st, 1, r->pids[i]);
+        rc = db_step(st);
+        int64_t v = rc == DB_ROW ? db_column_int64(st, 0) : 0;
         r->bytes[i] = v > 0 ? (uint64_t)v : 0;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        rc = rc == DB_ROW || rc == DB_DONE ? DB_OK : rc;
     }
     if (st)
-        store_stmt_release(st);
+        db_release(st);
     return rc;
 }
 
 /* On the writer: adds the rows above the mark to storage_usage and moves
  * the mark to the newest message, then reads. The rows scanned are the
  * ones written since the last refresh, still in the page cache. */
-static int apply_catch_up_and_read(sqlite3 *db, void *arg)
+static int apply_catch_up_and_read(db_conn *db, void *arg)
 {
     static const char *const steps[] = {
         "INSERT INTO storage_usage(pid, bytes)"
@@ -201,17 +201,17 @@ static int apply_catch_up_and_read(sqlite3 *db, void *arg)
         " WHERE name = 'storage_usage_upto'",
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        sqlite3_stmt *st;
-        int rc = store_stmt(db, steps[i], &st);
-        if (rc == SQLITE_OK)
-            rc = store_step_release(st);
-        if (rc != SQLITE_OK)
+        db_stmt_t *st;
+        int rc = db_stmt(db, steps[i], &st);
+        if (rc == DB_OK)
+            rc = db_step_release(st);
+        if (rc != DB_OK)
             return rc;
     }
     return read_usage(db, arg);
 }
 
-static int apply_read_usage(sqlite3 *db, void *arg)
+static int apply_read_usage(db_conn *db, void *arg)
 {
     return read_usage(db, arg);
 }
@@ -249,11 +249,11 @@ static void usage_read_done(void *arg, int status)
     struct quota_state *q = state(r->srv);
     if (q) {
         q->refreshing = false;
-        if (status == SQLITE_OK)
+        if (status == DB_OK)
             for (size_t i = 0; i < r->n; i++)
                 q->projects[i].stored = r->bytes[i];
         else
-            LOG_WARN("quota: reading storage_usage failed: %s", sqlite3_errstr(status));
+            LOG_WARN("quota: reading storage_usage failed: %s", db_errstr(status));
     }
     usage_read_free(r);
 }
@@ -289,7 +289,7 @@ static int quota_init(rtmd_server *srv, char *err, size_t errlen)
     q->timer.data = q;
     uv_timer_start(&q->timer, on_refresh_tick, REFRESH_MS, REFRESH_MS);
     usage_read *r = usage_read_new(srv);
-    if (!r || module_load(srv, apply_read_usage, r) != SQLITE_OK) {
+    if (!r || module_load(srv, apply_read_usage, r) != DB_OK) {
         if (r)
             usage_read_free(r);
         snprintf(err, errlen, "cannot read storage_usage from the store");

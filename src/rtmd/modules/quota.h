@@ -20,7 +20,7 @@
 #ifndef RTMD_QUOTA_H
 #define RTMD_QUOTA_H
 
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -650,80 +650,80 @@ static void write_free(rc_write *w)
     free(w);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+static void bind_text(db_stmt_t *st, int i, const char *s)
 {
     if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        db_bind_text(st, i, s, -1);
     else
-        sqlite3_bind_null(st, i);
+        db_bind_null(st, i);
 }
 
-static int insert_obj(sqlite3 *db, const rc_obj *o, const char *session, int64_t pid)
+static int insert_obj(db_conn *db, const rc_obj *o, const char *session, int64_t pid)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                         session ? "INSERT INTO rtcat_tokens(uuid, session_uuid, pid, label, data, type, permanent, "
                                   "live_days, created_us, expire_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                                 : "INSERT INTO rtcat_sessions(uuid, pid, label, data, type, permanent, live_days, "
                                   "created_us, expire_us) VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                         &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_text(st, 1, o->uuid, -1, SQLITE_STATIC);
+    db_bind_text(st, 1, o->uuid, -1);
     if (session)
-        sqlite3_bind_text(st, 2, session, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, pid);
+        db_bind_text(st, 2, session, -1);
+    db_bind_int64(st, 3, pid);
     bind_text(st, 4, o->label);
     bind_text(st, 5, o->data);
-    sqlite3_bind_int(st, 6, o->type);
-    sqlite3_bind_int(st, 7, o->permanent);
-    sqlite3_bind_int64(st, 8, o->live_days);
-    sqlite3_bind_int64(st, 9, o->created_us);
+    db_bind_int(st, 6, o->type);
+    db_bind_int(st, 7, o->permanent);
+    db_bind_int64(st, 8, o->live_days);
+    db_bind_int64(st, 9, o->created_us);
     if (o->permanent)
-        sqlite3_bind_null(st, 10);
+        db_bind_null(st, 10);
     else
-        sqlite3_bind_int64(st, 10, o->expire_us);
-    return store_step_release(st);
+        db_bind_int64(st, 10, o->expire_us);
+    return db_step_release(st);
 }
 
-static int update_obj(sqlite3 *db, const rc_obj *o, bool token)
+static int update_obj(db_conn *db, const rc_obj *o, bool token)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                         token ? "UPDATE rtcat_tokens SET label = ?2, data = ?3, permanent = ?4, live_days = ?5, "
                                 "expire_us = ?6 WHERE uuid = ?1"
                               : "UPDATE rtcat_sessions SET label = ?2, data = ?3, permanent = ?4, live_days = ?5, "
                                 "expire_us = ?6 WHERE uuid = ?1",
                         &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_text(st, 1, o->uuid, -1, SQLITE_STATIC);
+    db_bind_text(st, 1, o->uuid, -1);
     bind_text(st, 2, o->label);
     bind_text(st, 3, o->data);
-    sqlite3_bind_int(st, 4, o->permanent);
-    sqlite3_bind_int64(st, 5, o->live_days);
+    db_bind_int(st, 4, o->permanent);
+    db_bind_int64(st, 5, o->live_days);
     if (o->permanent)
-        sqlite3_bind_null(st, 6);
+        db_bind_null(st, 6);
     else
-        sqlite3_bind_int64(st, 6, o->expire_us);
-    return store_step_release(st);
+        db_bind_int64(st, 6, o->expire_us);
+    return db_step_release(st);
 }
 
-static int delete_obj(sqlite3 *db, const char *uuid, bool token)
+static int delete_obj(db_conn *db, const char *uuid, bool token)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, token ? "DELETE FROM rtcat_tokens WHERE uuid = ?1" : "DELETE FROM rtcat_sessions WHERE uuid = ?1",
+    db_stmt_t *st;
+    int rc = db_stmt(db, token ? "DELETE FROM rtcat_tokens WHERE uuid = ?1" : "DELETE FROM rtcat_sessions WHERE uuid = ?1",
                         &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-    return store_step_release(st);
+    db_bind_text(st, 1, uuid, -1);
+    return db_step_release(st);
 }
 
-static int apply_write(sqlite3 *db, void *arg)
+static int apply_write(db_conn *db, void *arg)
 {
     rc_write *w = arg;
-    int rc = SQLITE_OK;
+    int rc = DB_OK;
     switch (w->op) {
     case W_NEW_SESSION:
         return insert_obj(db, &w->sess, NULL, w->pid);
@@ -731,7 +731,7 @@ static int apply_write(sqlite3 *db, void *arg)
         rc = insert_obj(db, &w->sess, NULL, w->pid);
         /* fall through */
     case W_NEW_TOKENS:
-        for (uint32_t i = 0; i < w->ntok && rc == SQLITE_OK; i++)
+        for (uint32_t i = 0; i < w->ntok && rc == DB_OK; i++)
             rc = insert_obj(db, &w->tok[i], w->sess.uuid, w->pid);
         return rc;
     case W_SET_SESSION:
@@ -743,7 +743,7 @@ static int apply_write(sqlite3 *db, void *arg)
     case W_DEL_TOKEN:
         return delete_obj(db, w->tok[0].uuid, true);
     }
-    return SQLITE_MISUSE;
+    return DB_MISUSE;
 }
 
 static void write_done(void *arg, int status)
@@ -760,8 +760,8 @@ static void write_done(void *arg, int status)
         write_free(w);
         return;
     }
-    if (status != SQLITE_OK) {
-        LOG_ERROR("rtcat: a write of project %lld failed: %s", (long long)w->pid, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        LOG_ERROR("rtcat: a write of project %lld failed: %s", (long long)w->pid, db_errstr(status));
         send_error(NULL, NULL, &w->d, 503, "store_error", "the store failed");
         write_free(w);
         return;
@@ -1369,63 +1369,59 @@ typedef struct rc_load {
     size_t sessions, tokens;
 } rc_load;
 
-static char *col_text(sqlite3_stmt *q, int i)
+static char *col_text(db_stmt_t *q, int i)
 {
-    const unsigned char *s = sqlite3_column_text(q, i);
+    const char *s = db_column_text(q, i);
     return s && *s ? strdup((const char *)s) : NULL;
 }
 
-static void col_obj(sqlite3_stmt *q, int first, rc_obj *o)
+static void col_obj(db_stmt_t *q, int first, rc_obj *o)
 {
-    const unsigned char *u = sqlite3_column_text(q, 0);
+    const char *u = db_column_text(q, 0);
     snprintf(o->uuid, sizeof o->uuid, "%s", u ? (const char *)u : "");
     o->label = col_text(q, first);
     o->data = col_text(q, first + 1);
-    o->type = (uint8_t)sqlite3_column_int(q, first + 2);
-    o->permanent = sqlite3_column_int(q, first + 3) != 0;
-    o->live_days = (uint32_t)sqlite3_column_int64(q, first + 4);
-    o->created_us = sqlite3_column_int64(q, first + 5);
-    o->expire_us = o->permanent ? 0 : sqlite3_column_int64(q, first + 6);
+    o->type = (uint8_t)db_column_int(q, first + 2);
+    o->permanent = db_column_int(q, first + 3) != 0;
+    o->live_days = (uint32_t)db_column_int64(q, first + 4);
+    o->created_us = db_column_int64(q, first + 5);
+    o->expire_us = o->permanent ? 0 : db_column_int64(q, first + 6);
 }
 
-static int load_all(sqlite3 *db, void *arg)
+static int load_all(db_conn *db, void *arg)
 {
     rc_load *l = arg;
     struct rtcat_state *st = l->st;
-    sqlite3_stmt *q;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us "
-                                "FROM rtcat_sessions WHERE permanent = 1 OR expire_us > ?1 ORDER BY created_us, rowid",
-                                -1, &q, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *q;
+    int rc = db_prepare(db, "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us "
+                                "FROM rtcat_sessions WHERE permanent = 1 OR expire_us > ?1 ORDER BY created_us, rowid", &q);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(q, 1, l->now);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        rc_project *rp = project_of(st, sqlite3_column_int64(q, 1));
+    db_bind_int64(q, 1, l->now);
+    while ((rc = db_step(q)) == DB_ROW) {
+        rc_project *rp = project_of(st, db_column_int64(q, 1));
         if (!rp)
             continue;
         rc_obj o = {0};
         col_obj(q, 2, &o);
         if (!session_add(st, rp, &o)) {
             obj_clear(&o);
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
             break;
         }
         l->sessions++;
     }
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
+    db_finalize(q);
+    if (rc != DB_DONE)
         return rc;
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT uuid, session_uuid, label, data, type, permanent, live_days, created_us, "
+    rc = db_prepare(db, "SELECT uuid, session_uuid, label, data, type, permanent, live_days, created_us, "
                             "expire_us FROM rtcat_tokens WHERE permanent = 1 OR expire_us > ?1 "
-                            "ORDER BY created_us, rowid",
-                            -1, &q, NULL);
-    if (rc != SQLITE_OK)
+                            "ORDER BY created_us, rowid", &q);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(q, 1, l->now);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const unsigned char *su = sqlite3_column_text(q, 1);
+    db_bind_int64(q, 1, l->now);
+    while ((rc = db_step(q)) == DB_ROW) {
+        const char *su = db_column_text(q, 1);
         uint64_t a, b;
         rc_session *s = su && uuid_key((const char *)su, strlen((const char *)su), &a, &b)
                             ? pairmap_get(&st->sessions, a, b)
@@ -1436,13 +1432,13 @@ static int load_all(sqlite3 *db, void *arg)
         col_obj(q, 2, &o);
         if (!token_add(st, s, &o)) {
             obj_clear(&o);
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
             break;
         }
         l->tokens++;
     }
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_finalize(q);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 /* The demo backend's project: the one with rtcat_demo = 1, or, when the
@@ -1512,7 +1508,7 @@ static int rtcat_init(rtmd_server *srv, char *err, size_t errlen)
     }
     if (st->nprojects) {
         rc_load l = {st, now_us(), 0, 0};
-        if (module_load(srv, load_all, &l) != SQLITE_OK) {
+        if (module_load(srv, load_all, &l) != DB_OK) {
             snprintf(err, errlen, "cannot load RealTimeCat sessions and tokens from the store");
             return -1;
         }

@@ -126,27 +126,27 @@ typedef struct salt_write {
     int64_t pid, salt, expires_at;
 } salt_write;
 
-static int apply_salt_write(sqlite3 *db, void *arg)
+static int apply_salt_write(db_conn *db, void *arg)
 {
     salt_write *w = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                         "INSERT INTO signed_salts(pid, salt, expires_at) VALUES (?1, ?2, ?3)"
                         " ON CONFLICT(pid, salt) DO UPDATE SET expires_at = excluded.expires_at",
                         &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, w->pid);
-    sqlite3_bind_int64(st, 2, w->salt);
-    sqlite3_bind_int64(st, 3, w->expires_at);
-    return store_step_release(st);
+    db_bind_int64(st, 1, w->pid);
+    db_bind_int64(st, 2, w->salt);
+    db_bind_int64(st, 3, w->expires_at);
+    return db_step_release(st);
 }
 
 static void salt_write_done(void *arg, int status)
 {
     salt_write *w = arg;
-    if (status != SQLITE_OK)
-        LOG_ERROR("sign: storing a salt of project %lld failed: %s", (long long)w->pid, sqlite3_errstr(status));
+    if (status != DB_OK)
+        LOG_ERROR("sign: storing a salt of project %lld failed: %s", (long long)w->pid, db_errstr(status));
     request_release(w->req);
     free(w);
 }
@@ -171,25 +171,25 @@ typedef struct salt_load {
     size_t count;
 } salt_load;
 
-static int load_salts(sqlite3 *db, void *arg)
+static int load_salts(db_conn *db, void *arg)
 {
     salt_load *l = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(
-        db, "SELECT pid, salt, expires_at FROM signed_salts WHERE expires_at > ?1 ORDER BY expires_at", -1, &st, NULL);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_prepare(
+        db, "SELECT pid, salt, expires_at FROM signed_salts WHERE expires_at > ?1 ORDER BY expires_at", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, l->now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (remember(l->a, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)) !=
+    db_bind_int64(st, 1, l->now);
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (remember(l->a, db_column_int64(st, 0), db_column_int64(st, 1), db_column_int64(st, 2)) !=
             0) {
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
             break;
         }
         l->count++;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 /* ---- verification ---- */
@@ -323,7 +323,7 @@ static int sign_init(rtmd_server *srv, char *err, size_t errlen)
     uv_timer_start(&a->timer, on_purge_tick, 1000, 1000);
     a->last_purge_ms = uv_now(srv->loop);
     salt_load l = {a, clock_unix_seconds(), 0};
-    if (module_load(srv, load_salts, &l) != SQLITE_OK) {
+    if (module_load(srv, load_salts, &l) != DB_OK) {
         snprintf(err, errlen, "cannot load signature salts from the store");
         return -1;
     }

@@ -45,74 +45,74 @@ static void job_free(data_job *j)
 
 static void job_fail(data_job *j, int status)
 {
-    if (status != SQLITE_ABORT)
-        LOG_ERROR("userdata: %s failed: %s", j->req->method, sqlite3_errstr(status));
+    if (status != DB_ABORT)
+        LOG_ERROR("userdata: %s failed: %s", j->req->method, db_errstr(status));
     module_answer_store_failure(j->req, status);
     job_free(j);
 }
 
 /* Binds ?1 pid, ?2 uid, ?3 key. */
-static void bind_key(sqlite3_stmt *st, const data_job *j)
+static void bind_key(db_stmt_t *st, const data_job *j)
 {
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_blob(st, 3, j->data, (int)j->key_len, SQLITE_STATIC);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_blob(st, 3, j->data, (int)j->key_len);
 }
 
 /* ---- writer thread ---- */
 
-static int apply_set(sqlite3 *db, data_job *j)
+static int apply_set(db_conn *db, data_job *j)
 {
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     j->over_limit = false;
     /* A new key counts against the limit; replacing a present one does not. */
-    int rc = store_stmt(db,
+    int rc = db_stmt(db,
                   "SELECT EXISTS (SELECT 1 FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3),"
                   " (SELECT COUNT(*) FROM user_data WHERE pid = ?1 AND uid = ?2)",
                   &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     bind_key(st, j);
-    rc = sqlite3_step(st);
+    rc = db_step(st);
     bool present = false;
     int64_t count = 0;
-    if (rc == SQLITE_ROW) {
-        present = sqlite3_column_int(st, 0) != 0;
-        count = sqlite3_column_int64(st, 1);
-        rc = SQLITE_OK;
+    if (rc == DB_ROW) {
+        present = db_column_int(st, 0) != 0;
+        count = db_column_int64(st, 1);
+        rc = DB_OK;
     }
-    store_stmt_release(st);
-    if (rc != SQLITE_OK)
+    db_release(st);
+    if (rc != DB_OK)
         return rc;
     if (!present && count >= (int64_t)j->max_keys) {
         j->over_limit = true;
-        return SQLITE_OK;
+        return DB_OK;
     }
-    rc = store_stmt(db,
+    rc = db_stmt(db,
               "INSERT INTO user_data(pid, uid, key, val, val_binary, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
               " ON CONFLICT(pid, uid, key) DO UPDATE SET val = excluded.val, val_binary = excluded.val_binary,"
               " updated_at = excluded.updated_at",
               &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     bind_key(st, j);
-    sqlite3_bind_blob(st, 4, j->data + j->key_len, (int)j->val_len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, j->binary);
-    sqlite3_bind_int64(st, 6, j->now);
-    return store_step_release(st);
+    db_bind_blob(st, 4, j->data + j->key_len, (int)j->val_len);
+    db_bind_int(st, 5, j->binary);
+    db_bind_int64(st, 6, j->now);
+    return db_step_release(st);
 }
 
-static int apply_del(sqlite3 *db, data_job *j)
+static int apply_del(db_conn *db, data_job *j)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "DELETE FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "DELETE FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
+    if (rc != DB_OK)
         return rc;
     bind_key(st, j);
-    return store_step_release(st);
+    return db_step_release(st);
 }
 
-static int apply_write(sqlite3 *db, void *arg)
+static int apply_write(db_conn *db, void *arg)
 {
     data_job *j = arg;
     return j->op == DATA_SET ? apply_set(db, j) : apply_del(db, j);
@@ -121,7 +121,7 @@ static int apply_write(sqlite3 *db, void *arg)
 static void write_done(void *arg, int status)
 {
     data_job *j = arg;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         job_fail(j, status);
         return;
     }
@@ -137,40 +137,40 @@ static void write_done(void *arg, int status)
 
 /* ---- reader pool ---- */
 
-static int read_get(sqlite3 *db, void *arg)
+static int read_get(db_conn *db, void *arg)
 {
     data_job *j = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, "SELECT val, val_binary FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT val, val_binary FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3", &st);
+    if (rc != DB_OK)
         return rc;
     bind_key(st, j);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const void *p = sqlite3_column_blob(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        const void *p = db_column_blob(st, 0);
+        size_t n = (size_t)db_column_bytes(st, 0);
         j->val = malloc(n ? n : 1);
         if (!j->val) {
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
         } else {
             if (n)
                 memcpy(j->val, p, n);
             j->val_len = n;
-            j->binary = sqlite3_column_int(st, 1) != 0;
+            j->binary = db_column_int(st, 1) != 0;
             j->found = true;
-            rc = SQLITE_OK;
+            rc = DB_OK;
         }
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
 static void get_done(void *arg, int status)
 {
     data_job *j = arg;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         job_fail(j, status);
         return;
     }

@@ -8,13 +8,16 @@
  * still syncs the WAL before each checkpoint and the database after it).
  * With fsync on (the default) the commit is made durable by the syncer
  * thread: it fdatasyncs the WAL file after the commit and only then are the
- * batch's writes reported, so a write whose done callback saw SQLITE_OK
+ * batch's writes reported, so a write whose done callback saw DB_OK
  * survives kill -9 and power loss. The syncer runs beside the writer: while
  * the disk flushes one commit the writer already applies the next batch,
  * instead of waiting for the disk inside COMMIT (synchronous=FULL); one
  * fdatasync covers every commit made before it started. With fsync off a
  * reported write is in the OS and survives kill -9 of rtmd, but the last
  * commits may be lost if the machine loses power.
+ *
+ * SQL goes through db.h (db_sqlite.c), never SQLite's API directly; what is
+ * SQLite's here is the file, its WAL and the PRAGMAs.
  *
  * Threads: the writer connection is used by store_open, then only by the
  * writer thread, then by store_close after the thread is joined. The reader
@@ -39,38 +42,14 @@
 #include "store_schema.h"
 
 #define STORE_FILE "rtmd.sqlite3"
-#define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_BATCH 256
 
 #define STORE_MAX_IDLE_READERS 8
-#define STORE_STMT_CACHE 32
 
-/* Prepared statements of one connection, kept across the writes (writer)
- * or reads (a pooled reader) that use it: the statements run for every
- * message or page are parsed once, not per call. Keyed by the text of the
- * SQL, which the cache copies, so a caller may build its SQL in a buffer of
- * its own. An entry handed out is busy until released: the same SQL asked
- * twice before a release gets a fresh statement, and eviction (round robin
- * when full) skips busy entries. Only the thread using the connection
- * touches its cache (through tls_cache, set while that thread holds it). */
-typedef struct stmt_cache {
-    sqlite3 *db;
-    struct {
-        char *sql;
-        size_t len;
-        sqlite3_stmt *st;
-        bool busy;
-    } e[STORE_STMT_CACHE];
-    unsigned n, next_evict;
-} stmt_cache;
-
-/* A pooled read-only connection with its statement cache. */
+/* A pooled read-only connection; its statement cache travels with it. */
 typedef struct reader {
-    sqlite3 *db;
-    stmt_cache cache;
+    db_conn *db;
 } reader;
-
-static _Thread_local stmt_cache *tls_cache;
 
 typedef struct store_op {
     store_apply_fn apply;
@@ -88,8 +67,8 @@ typedef struct op_list {
 struct store {
     uv_loop_t *loop;
     uv_async_t *async;   /* own allocation: freed by its close callback */
-    sqlite3 *wdb;        /* writer connection */
-    sqlite3 *rdb;        /* reader connection (loop thread, start-up) */
+    db_conn *wdb;        /* writer connection */
+    db_conn *rdb;        /* reader connection (loop thread, start-up) */
     unsigned batch_max;
     int schema_version;
     int migrations_applied;
@@ -120,7 +99,6 @@ struct store {
     int dispatching;     /* depth of done-callback dispatch */
     int free_deferred;   /* store_close ran inside a dispatch: free after it */
     int referenced;      /* the async handle holds the loop alive */
-    stmt_cache wcache;   /* writer thread only */
 
     /* Reads (store_read) run on libuv's thread pool with pooled read-only
      * connections; WAL lets them run beside the writer. */
@@ -196,47 +174,32 @@ static void list_append(op_list *l, op_list *more)
 
 /* ---- writer thread ---- */
 
-static int exec_sql(sqlite3 *db, const char *sql)
-{
-    return sqlite3_exec(db, sql, NULL, NULL, NULL);
-}
-
 /* Marks every op of [from, to] whose status is OK as failed with rc. */
 static void fail_range(store_op *from, store_op *to, int rc)
 {
     for (store_op *p = from; p; p = p->next) {
-        if (p->status == SQLITE_OK)
+        if (p->status == DB_OK)
             p->status = rc;
         if (p == to)
             break;
     }
 }
 
-int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
-void store_stmt_release(sqlite3_stmt *st);
-
-int store_step_release(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    store_stmt_release(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
 /* Runs one statement of the batch machinery (BEGIN, SAVEPOINT, RELEASE,
  * COMMIT, ...) through the statement cache: they run several times per
  * message, and parsing them each time cost as much as the insert. */
-static int exec_cached(sqlite3 *db, const char *sql)
+static int exec_cached(db_conn *db, const char *sql)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, sql, &st);
-    return rc == SQLITE_OK ? store_step_release(st) : rc;
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    return rc == DB_OK ? db_step_release(st) : rc;
 }
 
-/* Runs op's apply; SQLITE_DONE counts as success. */
-static int apply_op(sqlite3 *db, store_op *op)
+/* Runs op's apply; DB_DONE counts as success. */
+static int apply_op(db_conn *db, store_op *op)
 {
     int st = op->apply(db, op->arg);
-    return st == SQLITE_DONE ? SQLITE_OK : st;
+    return st == DB_DONE ? DB_OK : st;
 }
 
 /* Applies one batch in one transaction. Ops first run bare: a savepoint
@@ -249,7 +212,7 @@ static int apply_op(sqlite3 *db, store_op *op)
  * from the database and its arguments (every apply of rtmd does), since a
  * first run's writes may be undone. Sets every op's status; returns the
  * number of transactions committed. */
-static unsigned run_batch(sqlite3 *db, op_list *batch)
+static unsigned run_batch(db_conn *db, op_list *batch)
 {
     unsigned commits = 0;
     int in_txn = 0;
@@ -260,11 +223,11 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
     store_op *op = batch->head;
     while (op) {
         last = op;
-        op->status = SQLITE_OK;
+        op->status = DB_OK;
         if (!in_txn) {
             int rc = exec_cached(db, "BEGIN IMMEDIATE");
-            if (rc != SQLITE_OK) {
-                LOG_ERROR("store: BEGIN failed: %s", sqlite3_errmsg(db));
+            if (rc != DB_OK) {
+                LOG_ERROR("store: BEGIN failed: %s", db_errmsg(db));
                 op->status = rc;
                 op = op->next;
                 continue;
@@ -274,45 +237,45 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
         }
         if (!guarded) {
             int st = apply_op(db, op);
-            if (st == SQLITE_OK && !sqlite3_get_autocommit(db)) {
+            if (st == DB_OK && db_in_transaction(db)) {
                 op = op->next;
                 continue;
             }
             /* Undo the transaction and apply it again with savepoints. */
-            if (!sqlite3_get_autocommit(db) && exec_cached(db, "ROLLBACK") != SQLITE_OK)
-                LOG_ERROR("store: ROLLBACK failed: %s", sqlite3_errmsg(db));
+            if (db_in_transaction(db) && exec_cached(db, "ROLLBACK") != DB_OK)
+                LOG_ERROR("store: ROLLBACK failed: %s", db_errmsg(db));
             in_txn = 0;
             guarded = 1;
             op = txn_first;
             continue;
         }
         int rc = exec_cached(db, "SAVEPOINT store_op");
-        if (rc != SQLITE_OK) {
+        if (rc != DB_OK) {
             op->status = rc;
         } else {
             int st = apply_op(db, op);
             op->status = st;
-            if (sqlite3_get_autocommit(db)) {
+            if (!db_in_transaction(db)) {
                 /* The transaction is gone (an I/O error, a full disk or an
                  * apply that ended it): everything since BEGIN is undone. */
-                int e = st != SQLITE_OK ? st : SQLITE_MISUSE;
-                LOG_ERROR("store: batch transaction aborted by a write: %s", sqlite3_errstr(e));
+                int e = st != DB_OK ? st : DB_MISUSE;
+                LOG_ERROR("store: batch transaction aborted by a write: %s", db_errstr(e));
                 fail_range(txn_first, op, e);
                 in_txn = 0;
                 op = op->next;
                 continue;
             }
-            if (st == SQLITE_OK) {
+            if (st == DB_OK) {
                 rc = exec_cached(db, "RELEASE store_op");
             } else {
                 rc = exec_cached(db, "ROLLBACK TO store_op");
-                if (rc == SQLITE_OK)
+                if (rc == DB_OK)
                     rc = exec_cached(db, "RELEASE store_op");
             }
-            if (rc != SQLITE_OK && op->status == SQLITE_OK)
+            if (rc != DB_OK && op->status == DB_OK)
                 op->status = rc;
         }
-        if (rc != SQLITE_OK && sqlite3_get_autocommit(db)) {
+        if (rc != DB_OK && !db_in_transaction(db)) {
             fail_range(txn_first, op, rc);
             in_txn = 0;
         }
@@ -321,100 +284,16 @@ static unsigned run_batch(sqlite3 *db, op_list *batch)
 
     if (in_txn) {
         int rc = exec_cached(db, "COMMIT");
-        if (rc == SQLITE_OK) {
+        if (rc == DB_OK) {
             commits++;
         } else {
-            LOG_ERROR("store: COMMIT failed: %s", sqlite3_errmsg(db));
+            LOG_ERROR("store: COMMIT failed: %s", db_errmsg(db));
             fail_range(txn_first, last, rc);
-            if (!sqlite3_get_autocommit(db))
+            if (db_in_transaction(db))
                 exec_cached(db, "ROLLBACK");
         }
     }
     return commits;
-}
-
-static void stmt_cache_clear(stmt_cache *c)
-{
-    for (unsigned i = 0; i < c->n; i++) {
-        sqlite3_finalize(c->e[i].st);
-        free(c->e[i].sql);
-    }
-    c->n = 0;
-}
-
-/* A slot for a new entry: a free one, else the next idle one in round
- * robin (its statement finalized); STORE_STMT_CACHE when every entry is
- * busy. */
-static unsigned stmt_cache_slot(stmt_cache *c)
-{
-    if (c->n < STORE_STMT_CACHE)
-        return c->n++;
-    for (unsigned tries = 0; tries < STORE_STMT_CACHE; tries++) {
-        unsigned slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % STORE_STMT_CACHE;
-        if (!c->e[slot].busy) {
-            sqlite3_finalize(c->e[slot].st);
-            free(c->e[slot].sql);
-            c->e[slot].st = NULL;
-            c->e[slot].sql = NULL;
-            return slot;
-        }
-    }
-    return STORE_STMT_CACHE;
-}
-
-/* A statement that does not prepare is a fault of the code, not of the
- * data: logged here once for every caller, with the SQL that failed. */
-static int prepare_failed(sqlite3 *db, const char *sql, int rc)
-{
-    LOG_ERROR("store: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
-    return rc;
-}
-
-int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
-{
-    stmt_cache *c = tls_cache;
-    if (!c || c->db != db) {
-        int rc = sqlite3_prepare_v2(db, sql, -1, out, NULL);
-        return rc == SQLITE_OK ? rc : prepare_failed(db, sql, rc);
-    }
-    size_t len = strlen(sql);
-    for (unsigned i = 0; i < c->n; i++)
-        if (c->e[i].len == len && !c->e[i].busy && memcmp(c->e[i].sql, sql, len) == 0) {
-            c->e[i].busy = true;
-            *out = c->e[i].st;
-            return SQLITE_OK;
-        }
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (rc != SQLITE_OK)
-        return prepare_failed(db, sql, rc);
-    *out = st;
-    char *copy = malloc(len + 1);
-    unsigned slot = copy ? stmt_cache_slot(c) : STORE_STMT_CACHE;
-    if (slot == STORE_STMT_CACHE) {
-        free(copy); /* not cached: store_stmt_release finalizes it */
-        return SQLITE_OK;
-    }
-    memcpy(copy, sql, len + 1);
-    c->e[slot].sql = copy;
-    c->e[slot].len = len;
-    c->e[slot].st = st;
-    c->e[slot].busy = true;
-    return SQLITE_OK;
-}
-
-void store_stmt_release(sqlite3_stmt *st)
-{
-    stmt_cache *c = tls_cache;
-    for (unsigned i = 0; c && i < c->n; i++)
-        if (c->e[i].st == st) {
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            c->e[i].busy = false;
-            return;
-        }
-    sqlite3_finalize(st);
 }
 
 /* Hands applied (and, with fsync on, synced) ops to the loop. Called with
@@ -430,8 +309,7 @@ static void report_locked(store *s, op_list *ops)
 static void writer_main(void *arg)
 {
     store *s = arg;
-    s->wcache.db = s->wdb;
-    tls_cache = &s->wcache;
+    db_cache_use(s->wdb);
     uv_mutex_lock(&s->mu);
     for (;;) {
         while (!s->queue.head && !s->stopping)
@@ -455,8 +333,7 @@ static void writer_main(void *arg)
     s->writer_done = 1;
     uv_cond_signal(&s->sync_cv);
     uv_mutex_unlock(&s->mu);
-    stmt_cache_clear(&s->wcache);
-    tls_cache = NULL;
+    db_cache_use(NULL);
 }
 
 /* ---- syncer thread ---- */
@@ -497,7 +374,7 @@ static void syncer_main(void *arg)
         int err = sync_wal(s, wal_path);
         if (err != 0) {
             LOG_ERROR("store: fdatasync of %s failed: %s", wal_path, strerror(err));
-            fail_range(synced.head, synced.tail, SQLITE_IOERR_FSYNC);
+            fail_range(synced.head, synced.tail, DB_IOERR);
         }
 
         uv_mutex_lock(&s->mu);
@@ -562,12 +439,10 @@ static void dispatch(store *s)
     s->dispatching--;
 }
 
-/* Finalizes a reader's cached statements (sqlite3_close refuses a
- * connection with live statements) and closes it. */
+/* Closes a reader (with its cached statements). */
 static void reader_close(reader *r)
 {
-    stmt_cache_clear(&r->cache);
-    sqlite3_close(r->db);
+    db_close(r->db);
     free(r);
 }
 
@@ -648,39 +523,18 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-/* Opens a connection with the pragmas every connection of the store uses. */
-static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
+static int enable_wal(db_conn *db, const char *path, char *err, size_t errlen)
 {
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        set_err(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
-    const char *pragmas = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
-    rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        set_err(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
-        sqlite3_close(db);
-        return NULL;
-    }
-    return db;
-}
-
-static int enable_wal(sqlite3 *db, const char *path, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
+    db_stmt_t *st = NULL;
     int ok = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char *mode = sqlite3_column_text(st, 0);
-        ok = mode && strcmp((const char *)mode, "wal") == 0;
+    if (db_prepare(db, "PRAGMA journal_mode = WAL", &st) == DB_OK && db_step(st) == DB_ROW) {
+        const char *mode = db_column_text(st, 0);
+        ok = mode && strcmp(mode, "wal") == 0;
     }
     if (!ok)
-        set_err(err, errlen, "cannot switch %s to WAL mode: %s", path, sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+        set_err(err, errlen, "cannot switch %s to WAL mode: %s", path, db_errmsg(db));
+    if (st)
+        db_finalize(st);
     return ok ? 0 : -1;
 }
 
@@ -713,7 +567,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
         goto fail;
     }
 
-    s->wdb = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
+    s->wdb = db_open(path, DB_OPEN_CREATE, err, errlen);
     if (!s->wdb)
         goto fail;
     /* Migrate first, so that a database this build refuses is left as it
@@ -725,7 +579,7 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
     }
     if (enable_wal(s->wdb, path, err, errlen) != 0)
         goto fail;
-    s->rdb = open_conn(path, SQLITE_OPEN_READWRITE, err, errlen);
+    s->rdb = db_open(path, DB_OPEN_READWRITE, err, errlen);
     if (!s->rdb)
         goto fail;
 
@@ -798,8 +652,8 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
     return s;
 
 fail:
-    sqlite3_close(s->rdb);
-    sqlite3_close(s->wdb);
+    db_close(s->rdb);
+    db_close(s->wdb);
     free(path);
     store_free(s);
     return NULL;
@@ -820,24 +674,23 @@ int store_migrations_applied(store *s)
 int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
 {
     *count = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->rdb, "SELECT pid, secret, created_at FROM projects ORDER BY pid", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK) {
-        LOG_ERROR("store: cannot load projects: %s", sqlite3_errmsg(s->rdb));
+    db_stmt_t *st = NULL;
+    int rc = db_prepare(s->rdb, "SELECT pid, secret, created_at FROM projects ORDER BY pid", &st);
+    if (rc != DB_OK) {
+        LOG_ERROR("store: cannot load projects: %s", db_errmsg(s->rdb));
         return -1;
     }
     size_t n = 0;
     int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (n == cap) {
             LOG_ERROR("store: the database holds more than %zu projects", cap);
             ret = -1;
             break;
         }
-        int64_t pid = sqlite3_column_int64(st, 0);
-        const unsigned char *secret = sqlite3_column_text(st, 1);
-        int len = sqlite3_column_bytes(st, 1);
+        int64_t pid = db_column_int64(st, 0);
+        const char *secret = db_column_text(st, 1);
+        int len = db_column_bytes(st, 1);
         if (!secret || (size_t)len >= sizeof out[n].secret) {
             LOG_ERROR("store: project %lld has an invalid secret", (long long)pid);
             ret = -1;
@@ -845,14 +698,14 @@ int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
         }
         out[n].pid = pid;
         memcpy(out[n].secret, secret, (size_t)len + 1);
-        out[n].created_at = sqlite3_column_int64(st, 2);
+        out[n].created_at = db_column_int64(st, 2);
         n++;
     }
-    if (ret == 0 && rc != SQLITE_DONE) {
-        LOG_ERROR("store: cannot load projects: %s", sqlite3_errmsg(s->rdb));
+    if (ret == 0 && rc != DB_DONE) {
+        LOG_ERROR("store: cannot load projects: %s", db_errmsg(s->rdb));
         ret = -1;
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     *count = n;
     return ret;
 }
@@ -863,47 +716,45 @@ int store_ensure_project(store *s, int64_t pid, const char *secret)
         LOG_ERROR("store: project %lld: missing or too long secret", (long long)pid);
         return -1;
     }
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->rdb,
-                                "INSERT INTO projects(pid, secret, created_at) VALUES(?1, ?2, ?3) "
-                                "ON CONFLICT(pid) DO NOTHING",
-                                -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, pid);
-        sqlite3_bind_text(st, 2, secret, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
-        rc = sqlite3_step(st);
+    db_stmt_t *st = NULL;
+    int rc = db_prepare(s->rdb, "INSERT INTO projects(pid, secret, created_at) VALUES(?1, ?2, ?3) "
+                                "ON CONFLICT(pid) DO NOTHING", &st);
+    if (rc == DB_OK) {
+        db_bind_int64(st, 1, pid);
+        db_bind_text(st, 2, secret, -1);
+        db_bind_int64(st, 3, (int64_t)time(NULL));
+        rc = db_step(st);
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        LOG_ERROR("store: cannot add project %lld: %s", (long long)pid, sqlite3_errmsg(s->rdb));
+    db_finalize(st);
+    if (rc != DB_DONE) {
+        LOG_ERROR("store: cannot add project %lld: %s", (long long)pid, db_errmsg(s->rdb));
         return -1;
     }
-    if (sqlite3_changes(s->rdb) > 0) {
+    if (db_changes(s->rdb) > 0) {
         LOG_INFO("store: added project %lld", (long long)pid);
         return 0;
     }
 
     /* Already known: keep it, but say so if the secret differs. */
-    rc = sqlite3_prepare_v2(s->rdb, "SELECT secret FROM projects WHERE pid = ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, pid);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            const unsigned char *stored = sqlite3_column_text(st, 0);
+    rc = db_prepare(s->rdb, "SELECT secret FROM projects WHERE pid = ?1", &st);
+    if (rc == DB_OK) {
+        db_bind_int64(st, 1, pid);
+        if (db_step(st) == DB_ROW) {
+            const char *stored = db_column_text(st, 0);
             if (!stored || strcmp((const char *)stored, secret) != 0)
                 LOG_WARN("store: project %lld already exists with another secret; keeping the stored one",
                          (long long)pid);
         }
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return 0;
 }
 
-int store_step_finalize(sqlite3_stmt *st)
+int store_step_finalize(db_stmt_t *st)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    int rc = db_step(st);
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 int store_run_startup(store *s, store_apply_fn fn, void *arg)
@@ -963,21 +814,20 @@ static void read_work(uv_work_t *w)
     if (!r) {
         char err[256];
         r = calloc(1, sizeof *r);
-        sqlite3 *db = r ? open_conn(s->path, SQLITE_OPEN_READONLY, err, sizeof err) : NULL;
+        db_conn *db = r ? db_open(s->path, DB_OPEN_READONLY, err, sizeof err) : NULL;
         if (!db) {
             LOG_ERROR("store: %s", r ? err : "out of memory for a reader");
             free(r);
-            op->status = SQLITE_CANTOPEN;
+            op->status = DB_CANTOPEN;
             return;
         }
         r->db = db;
-        r->cache.db = db;
     }
     /* This thread holds r until it goes back to the pool: fn's statements
      * come from, and go back to, r's cache. */
-    tls_cache = &r->cache;
+    db_cache_use(r->db);
     op->status = op->fn(r->db, op->arg);
-    tls_cache = NULL;
+    db_cache_use(NULL);
     uv_mutex_lock(&s->rmu);
     if (s->nidle < STORE_MAX_IDLE_READERS) {
         s->idle_readers[s->nidle++] = r;
@@ -994,7 +844,7 @@ static void read_after(uv_work_t *w, int status)
     store *s = op->s;
     s->reads_inflight--;
     if (op->done)
-        op->done(op->arg, status == UV_ECANCELED ? SQLITE_ABORT : op->status);
+        op->done(op->arg, status == UV_ECANCELED ? DB_ABORT : op->status);
     free(op);
     if (s->closing && s->reads_inflight == 0 && s->dispatching == 0)
         store_free(s);
@@ -1053,14 +903,14 @@ void store_close(store *s)
     uv_close((uv_handle_t *)s->async, on_async_closed);
     s->async = NULL;
 
-    sqlite3_close(s->rdb);
+    db_close(s->rdb);
     s->rdb = NULL;
-    int rc = exec_sql(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)");
-    if (rc != SQLITE_OK)
-        LOG_WARN("store: WAL checkpoint failed: %s", sqlite3_errmsg(s->wdb));
-    rc = sqlite3_close(s->wdb);
-    if (rc != SQLITE_OK)
-        LOG_ERROR("store: closing the database failed: %s", sqlite3_errstr(rc));
+    int rc = db_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)");
+    if (rc != DB_OK)
+        LOG_WARN("store: WAL checkpoint failed: %s", db_errmsg(s->wdb));
+    rc = db_close(s->wdb);
+    if (rc != DB_OK)
+        LOG_ERROR("store: closing the database failed: %s", db_errstr(rc));
     s->wdb = NULL;
     LOG_INFO("store: closed");
 

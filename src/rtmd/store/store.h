@@ -6,22 +6,25 @@
 #ifndef RTMD_STORE_H
 #define RTMD_STORE_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include "db.h"
+
 typedef struct store store;
 
-/* Runs on the writer thread inside the batch transaction; returns SQLITE_OK
- * or an SQLite error code (the batch goes on, this write reports failure).
+/* Runs on the writer thread inside the batch transaction with the writer's
+ * connection (SQL through db.h); returns DB_OK (DB_DONE counts as such) or
+ * a DB_ error code (the batch goes on, this write reports failure).
  * When a write of its batch fails, the batch is rolled back and replayed
  * with a savepoint per write, so an apply may run twice: it must take all
  * it needs from arg and the database, and write its results only to arg. */
-typedef int (*store_apply_fn)(sqlite3 *db, void *arg);
+typedef int (*store_apply_fn)(db_conn *db, void *arg);
 /* Runs on the event loop after the batch holding the write committed
- * (status SQLITE_OK) or failed. */
+ * (status DB_OK) or failed (a DB_ code; DB_ABORT when the store gave
+ * up as it closed). */
 typedef void (*store_done_fn)(void *arg, int status);
 
 typedef struct store_project {
@@ -55,24 +58,12 @@ int store_load_projects(store *s, store_project *out, size_t cap, size_t *count)
  * store_project.secret. */
 int store_ensure_project(store *s, int64_t pid, const char *secret);
 
-/* A prepared statement for sql. Inside a write (store_submit's apply) or a
- * read (store_read's fn) the statement is cached on that connection (the
- * writer's, or the pooled reader's) and reused by later calls with the
- * same SQL text, so statements run per message or page are parsed once;
- * elsewhere it is freshly prepared. sql may live in a buffer of the caller
- * (the cache keeps a copy). Hand it back with store_stmt_release (reset,
- * or finalized when not cached) before fn returns; never finalize it
- * yourself. A statement that does not prepare is logged here, with its SQL. */
-int store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
-void store_stmt_release(sqlite3_stmt *st);
-/* Steps a statement of store_stmt once (a write, or a statement whose first
- * row is not needed) and hands it back: SQLITE_OK when it ran, else the
- * SQLite error. */
-int store_step_release(sqlite3_stmt *st);
-
+/* Statements: db_stmt (cached inside a write or a read, see db.h),
+ * db_release, db_step_release; db_prepare and db_finalize for statements
+ * run once. */
 /* Steps a statement that returns no rows (INSERT, UPDATE, DELETE) to its
- * end and finalizes it: SQLITE_OK when it ran, else the SQLite error. */
-int store_step_finalize(sqlite3_stmt *st);
+ * end and finalizes it (db_prepare's): DB_OK when it ran, else the error. */
+int store_step_finalize(db_stmt_t *st);
 
 /* Runs fn with the reader connection on the calling (loop) thread; for
  * start-up loads only, before serving. Returns fn's status. */
@@ -93,7 +84,7 @@ size_t store_pending(store *s);
  * commit this stays below the number of writes (tests and statistics). */
 uint64_t store_commit_count(store *s);
 /* fdatasyncs of the WAL done so far (fsync on): every write reported with
- * SQLITE_OK was committed before one of them began. */
+ * DB_OK was committed before one of them began. */
 uint64_t store_sync_count(store *s);
 /* Finishes every queued write (their done callbacks run synchronously on
  * this, the loop's, thread before it returns), stops the thread, checkpoints

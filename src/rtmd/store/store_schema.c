@@ -395,50 +395,48 @@ int store_schema_latest(void)
     return NMIGRATIONS;
 }
 
-static int read_version(sqlite3 *db, int *version)
+static int read_version(db_conn *db, int *version)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *version = sqlite3_column_int(st, 0);
-            rc = SQLITE_OK;
+    db_stmt_t *st = NULL;
+    int rc = db_prepare(db, "PRAGMA user_version", &st);
+    if (rc == DB_OK) {
+        rc = db_step(st);
+        if (rc == DB_ROW) {
+            *version = db_column_int(st, 0);
+            rc = DB_OK;
         }
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
-static int apply_one(sqlite3 *db, int to, char *err, size_t errlen)
+static int apply_one(db_conn *db, int to, char *err, size_t errlen)
 {
-    char *msg = NULL;
     char bump[64];
     snprintf(bump, sizeof bump, "PRAGMA user_version = %d", to);
 
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, migrations[to - 1], NULL, NULL, &msg);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, bump, NULL, NULL, &msg);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "schema migration %d failed: %s", to, msg ? msg : sqlite3_errstr(rc));
-        if (!sqlite3_get_autocommit(db))
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    int rc = db_exec(db, "BEGIN IMMEDIATE");
+    if (rc == DB_OK)
+        rc = db_exec(db, migrations[to - 1]);
+    if (rc == DB_OK)
+        rc = db_exec(db, bump);
+    if (rc == DB_OK)
+        rc = db_exec(db, "COMMIT");
+    if (rc != DB_OK) {
+        snprintf(err, errlen, "schema migration %d failed: %s", to, db_errmsg(db));
+        if (db_in_transaction(db))
+            db_exec(db, "ROLLBACK");
     }
-    sqlite3_free(msg);
-    return rc == SQLITE_OK ? 0 : -1;
+    return rc == DB_OK ? 0 : -1;
 }
 
-int store_schema_migrate(sqlite3 *db, int *version, int *applied, char *err, size_t errlen)
+int store_schema_migrate(db_conn *db, int *version, int *applied, char *err, size_t errlen)
 {
     int cur = 0;
     *applied = 0;
     int rc = read_version(db, &cur);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
+    if (rc != DB_OK) {
+        snprintf(err, errlen, "cannot read schema version: %s", db_errmsg(db));
         return -1;
     }
     if (cur > NMIGRATIONS) {

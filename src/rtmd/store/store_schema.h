@@ -3,7 +3,7 @@
 #ifndef RTMD_STORE_SCHEMA_H
 #define RTMD_STORE_SCHEMA_H
 
-#include <sqlite3.h>
+#include "db.h"
 #include <stddef.h>
 
 /* Schema version written by the newest migration this build carries. */
@@ -14,6 +14,6 @@ int store_schema_latest(void);
  * database newer than store_schema_latest(). On success returns 0 and sets
  * *version (now current) and *applied (migrations run by this call); on
  * error returns -1 with a message in err. */
-int store_schema_migrate(sqlite3 *db, int *version, int *applied, char *err, size_t errlen);
+int store_schema_migrate(db_conn *db, int *version, int *applied, char *err, size_t errlen);
 
 #endif

@@ -66,48 +66,48 @@ typedef struct purge {
 /* A window ends before the row HISTORY_SWEEP_BATCH rows on. */
 #define PURGE_BATCH_SQL STR(HISTORY_SWEEP_BATCH)
 
-static int apply_purge(sqlite3 *db, void *arg)
+static int apply_purge(db_conn *db, void *arg)
 {
     purge *p = arg;
     int rc = messages_note_id_floor(db);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     p->batch_stop = p->stop;
     if (p->batch_stop < 0) {
         p->batch_stop = hist_query_i64(db, NEWEST_ID_SQL, 0, 0, &rc);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
     }
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     if (p->conv) {
         /* The window: the next HISTORY_SWEEP_BATCH rows of the conversation. */
-        rc = store_stmt(db,
+        rc = db_stmt(db,
                        "SELECT COALESCE((SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3"
                        " AND conv_b = ?4 AND id > ?5 AND id <= ?6 ORDER BY id LIMIT 1 OFFSET " PURGE_BATCH_SQL "), ?6 + 1)",
                        &st);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, p->pid);
-        sqlite3_bind_int(st, 2, p->conv_type);
-        sqlite3_bind_int64(st, 3, p->a);
-        sqlite3_bind_int64(st, 4, p->b);
-        sqlite3_bind_int64(st, 5, p->cursor);
-        sqlite3_bind_int64(st, 6, p->batch_stop);
-        rc = sqlite3_step(st);
-        p->batch_end = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : p->batch_stop + 1;
-        store_stmt_release(st);
-        if (rc != SQLITE_ROW)
+        db_bind_int64(st, 1, p->pid);
+        db_bind_int(st, 2, p->conv_type);
+        db_bind_int64(st, 3, p->a);
+        db_bind_int64(st, 4, p->b);
+        db_bind_int64(st, 5, p->cursor);
+        db_bind_int64(st, 6, p->batch_stop);
+        rc = db_step(st);
+        p->batch_end = rc == DB_ROW ? db_column_int64(st, 0) : p->batch_stop + 1;
+        db_release(st);
+        if (rc != DB_ROW)
             return rc;
-        rc = store_stmt(db,
+        rc = db_stmt(db,
                        "DELETE FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                        " AND id > ?5 AND id < ?6 AND (?7 = 0 OR from_uid = ?7) AND mtime >= ?8 AND mtime <= ?9",
                        &st);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, p->pid);
-        sqlite3_bind_int(st, 2, p->conv_type);
-        sqlite3_bind_int64(st, 3, p->a);
-        sqlite3_bind_int64(st, 4, p->b);
+        db_bind_int64(st, 1, p->pid);
+        db_bind_int(st, 2, p->conv_type);
+        db_bind_int64(st, 3, p->a);
+        db_bind_int64(st, 4, p->b);
     } else {
         /* The window: the next HISTORY_SWEEP_BATCH rows of the server, whatever
          * their project, so a write stays bounded among other projects' rows. */
@@ -115,29 +115,29 @@ static int apply_purge(sqlite3 *db, void *arg)
                                       "SELECT COALESCE((SELECT id FROM messages WHERE id > ?1 AND id <= ?2"
                                       " ORDER BY id LIMIT 1 OFFSET " PURGE_BATCH_SQL "), ?2 + 1)",
                                       p->cursor, p->batch_stop, &rc);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
         /* +column: by rowid range, never by an index. */
-        rc = store_stmt(db,
+        rc = db_stmt(db,
                        "DELETE FROM messages WHERE id > ?5 AND id < ?6 AND +pid = ?1 AND (?2 = 0 OR +conv_type = ?2)"
                        " AND (?3 = 0 OR +from_uid = ?3 OR (+conv_type = 1 AND (+conv_a = ?3 OR +conv_b = ?3)))"
                        " AND (?7 = 0 OR +from_uid = ?7) AND +mtime >= ?8 AND +mtime <= ?9",
                        &st);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, p->pid);
-        sqlite3_bind_int(st, 2, p->conv_type);
-        sqlite3_bind_int64(st, 3, p->user);
+        db_bind_int64(st, 1, p->pid);
+        db_bind_int(st, 2, p->conv_type);
+        db_bind_int64(st, 3, p->user);
     }
-    sqlite3_bind_int64(st, 5, p->cursor);
-    sqlite3_bind_int64(st, 6, p->batch_end);
-    sqlite3_bind_int64(st, 7, p->from);
-    sqlite3_bind_int64(st, 8, p->begin);
-    sqlite3_bind_int64(st, 9, p->end);
-    rc = sqlite3_step(st);
-    p->batch_deleted = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
-    store_stmt_release(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_bind_int64(st, 5, p->cursor);
+    db_bind_int64(st, 6, p->batch_end);
+    db_bind_int64(st, 7, p->from);
+    db_bind_int64(st, 8, p->begin);
+    db_bind_int64(st, 9, p->end);
+    rc = db_step(st);
+    p->batch_deleted = rc == DB_DONE ? db_changes(db) : 0;
+    db_release(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 static void purge_done(void *arg, int status)
@@ -145,9 +145,9 @@ static void purge_done(void *arg, int status)
     purge *p = arg;
     rtmd_request *req = p->req;
     rtmd_server *srv = req->srv;
-    if (status != SQLITE_OK) {
-        if (status != SQLITE_ABORT)
-            LOG_ERROR("%s: delete failed: %s", req->method, sqlite3_errstr(status));
+    if (status != DB_OK) {
+        if (status != DB_ABORT)
+            LOG_ERROR("%s: delete failed: %s", req->method, db_errstr(status));
         module_answer_store_failure(req, status);
         free(p);
         return;
@@ -312,45 +312,45 @@ typedef struct edit {
     int64_t old_bytes;
 } edit;
 
-static int apply_edit(sqlite3 *db, void *arg)
+static int apply_edit(db_conn *db, void *arg)
 {
     edit *e = arg;
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     e->found = e->too_old = false;
-    int rc = store_stmt(db,
+    int rc = db_stmt(db,
                        "SELECT id, mtime, length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB)) FROM messages"
                        " WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4 AND from_uid = ?5"
                        " AND mid = ?6 AND deleted = 0 ORDER BY id LIMIT 1",
                        &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, e->pid);
-    sqlite3_bind_int(st, 2, e->conv.conv_type);
-    sqlite3_bind_int64(st, 3, e->conv.a);
-    sqlite3_bind_int64(st, 4, e->conv.b);
-    sqlite3_bind_int64(st, 5, e->from);
-    sqlite3_bind_int64(st, 6, e->mid);
-    rc = sqlite3_step(st);
+    db_bind_int64(st, 1, e->pid);
+    db_bind_int(st, 2, e->conv.conv_type);
+    db_bind_int64(st, 3, e->conv.a);
+    db_bind_int64(st, 4, e->conv.b);
+    db_bind_int64(st, 5, e->from);
+    db_bind_int64(st, 6, e->mid);
+    rc = db_step(st);
     int64_t id = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == DB_ROW) {
         e->found = true;
-        id = sqlite3_column_int64(st, 0);
-        e->too_old = e->time_limit > 0 && e->now - sqlite3_column_int64(st, 1) > e->time_limit;
-        e->old_bytes = sqlite3_column_int64(st, 2);
+        id = db_column_int64(st, 0);
+        e->too_old = e->time_limit > 0 && e->now - db_column_int64(st, 1) > e->time_limit;
+        e->old_bytes = db_column_int64(st, 2);
     }
-    store_stmt_release(st);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_release(st);
+    if (rc != DB_ROW)
+        return rc == DB_DONE ? DB_OK : rc;
     if (e->too_old)
-        return SQLITE_OK;
-    rc = store_stmt(db, "UPDATE messages SET msg = ?1, attrs = ?2, is_binary = ?3 WHERE id = ?4", &st);
-    if (rc != SQLITE_OK)
+        return DB_OK;
+    rc = db_stmt(db, "UPDATE messages SET msg = ?1, attrs = ?2, is_binary = ?3 WHERE id = ?4", &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_blob(st, 1, e->msg_len ? (const void *)e->msg : "", (int)e->msg_len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, e->attrs_len ? e->attrs : "", (int)e->attrs_len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, e->binary);
-    sqlite3_bind_int64(st, 4, id);
-    return store_step_release(st);
+    db_bind_blob(st, 1, e->msg_len ? (const void *)e->msg : "", (int)e->msg_len);
+    db_bind_text(st, 2, e->attrs_len ? e->attrs : "", (int)e->attrs_len);
+    db_bind_int(st, 3, e->binary);
+    db_bind_int64(st, 4, id);
+    return db_step_release(st);
 }
 
 static void edit_done(void *arg, int status)
@@ -358,9 +358,9 @@ static void edit_done(void *arg, int status)
     edit *e = arg;
     rtmd_request *req = e->req;
     int64_t grown = (int64_t)(e->msg_len + e->attrs_len) - e->old_bytes;
-    bool changed = status == SQLITE_OK && e->found && !e->too_old;
+    bool changed = status == DB_OK && e->found && !e->too_old;
     quota_release(req->srv, e->pid, e->reserved, changed && grown > 0 ? (uint64_t)grown : 0);
-    if (status != SQLITE_OK)
+    if (status != DB_OK)
         module_answer_store_failure(req, status);
     else if (!e->found)
         request_error(req, RTM_EC_MESSAGE_NOT_FOUND, "message not found");
@@ -445,78 +445,78 @@ typedef struct sessions_write {
     int64_t *uids;
 } sessions_write;
 
-static int apply_sessions(sqlite3 *db, void *arg)
+static int apply_sessions(db_conn *db, void *arg)
 {
     sessions_write *w = arg;
-    sqlite3_stmt *peer = NULL, *mark = NULL, *last = NULL;
+    db_stmt_t *peer = NULL, *mark = NULL, *last = NULL;
     int rc;
     if (w->add) {
         /* Known to both users; shown again if it was removed. */
-        if ((rc = store_stmt(db, "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)",
-                            &peer)) != SQLITE_OK)
+        if ((rc = db_stmt(db, "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)",
+                            &peer)) != DB_OK)
             return rc;
-        rc = store_stmt(db,
+        rc = db_stmt(db,
                        "UPDATE conversation_marks SET removed_id = 0 WHERE pid = ?1 AND uid = ?2 AND conv_type = 1"
                        " AND xid = ?3",
                        &mark);
     } else {
         /* As removesession: read and hidden until a newer message. */
-        if ((rc = store_stmt(db,
+        if ((rc = db_stmt(db,
                             "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1"
                             " AND conv_a = min(?2, ?3) AND conv_b = max(?2, ?3)",
-                            &last)) != SQLITE_OK)
+                            &last)) != DB_OK)
             return rc;
-        rc = store_stmt(db,
+        rc = db_stmt(db,
                        "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id, removed_id)"
                        " VALUES (?1, ?2, 1, ?3, ?4, ?4) ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET"
                        " read_id = MAX(read_id, excluded.read_id), removed_id = MAX(removed_id, excluded.removed_id)",
                        &mark);
     }
-    for (uint32_t i = 0; i < w->n && rc == SQLITE_OK; i++) {
+    for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
         int64_t other = w->uids[i];
         if (other == w->uid)
             continue;
         int64_t last_id = 0;
         if (peer) {
-            sqlite3_reset(peer);
-            sqlite3_bind_int64(peer, 1, w->pid);
-            sqlite3_bind_int64(peer, 2, w->uid);
-            sqlite3_bind_int64(peer, 3, other);
-            rc = sqlite3_step(peer);
-            if (rc != SQLITE_DONE)
+            db_reset(peer);
+            db_bind_int64(peer, 1, w->pid);
+            db_bind_int64(peer, 2, w->uid);
+            db_bind_int64(peer, 3, other);
+            rc = db_step(peer);
+            if (rc != DB_DONE)
                 break;
         }
         if (last) {
-            sqlite3_reset(last);
-            sqlite3_bind_int64(last, 1, w->pid);
-            sqlite3_bind_int64(last, 2, w->uid);
-            sqlite3_bind_int64(last, 3, other);
-            rc = sqlite3_step(last);
-            if (rc != SQLITE_ROW)
+            db_reset(last);
+            db_bind_int64(last, 1, w->pid);
+            db_bind_int64(last, 2, w->uid);
+            db_bind_int64(last, 3, other);
+            rc = db_step(last);
+            if (rc != DB_ROW)
                 break;
-            last_id = sqlite3_column_int64(last, 0);
+            last_id = db_column_int64(last, 0);
         }
-        sqlite3_reset(mark);
-        sqlite3_bind_int64(mark, 1, w->pid);
-        sqlite3_bind_int64(mark, 2, w->uid);
-        sqlite3_bind_int64(mark, 3, other);
+        db_reset(mark);
+        db_bind_int64(mark, 1, w->pid);
+        db_bind_int64(mark, 2, w->uid);
+        db_bind_int64(mark, 3, other);
         if (!w->add)
-            sqlite3_bind_int64(mark, 4, last_id);
-        rc = sqlite3_step(mark);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            db_bind_int64(mark, 4, last_id);
+        rc = db_step(mark);
+        rc = rc == DB_DONE ? DB_OK : rc;
     }
     if (peer)
-        store_stmt_release(peer);
+        db_release(peer);
     if (last)
-        store_stmt_release(last);
-    store_stmt_release(mark);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+        db_release(last);
+    db_release(mark);
+    return rc == DB_DONE || rc == DB_ROW ? DB_OK : rc;
 }
 
 static void sessions_done(void *arg, int status)
 {
     sessions_write *w = arg;
-    if (status != SQLITE_OK)
+    if (status != DB_OK)
         module_answer_store_failure(w->req, status);
     else
         request_answer_empty(w->req);

@@ -44,19 +44,19 @@ static bool copy_groups(hjob *j)
 
 /* Statements one conversation scan reuses. */
 typedef struct conv_q {
-    sqlite3_stmt *mark, *count, *last, *any;
+    db_stmt_t *mark, *count, *last, *any;
     int64_t all_mark;          /* the user's marker for all conversations */
 } conv_q;
 
 static void conv_q_free(conv_q *q)
 {
-    store_stmt_release(q->mark);
-    store_stmt_release(q->count);
-    store_stmt_release(q->last);
-    store_stmt_release(q->any);
+    db_release(q->mark);
+    db_release(q->count);
+    db_release(q->last);
+    db_release(q->any);
 }
 
-static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
+static int conv_q_init(db_conn *db, hjob *j, conv_q *q)
 {
     char sql[512 + MTYPES_SQL_MAX];
     int rc;
@@ -65,26 +65,26 @@ static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
                             "SELECT read_id FROM conversation_marks WHERE pid = ?1 AND uid = ?2 AND conv_type = 0"
                             " AND xid = 0",
                             j->pid, j->uid, &rc);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    if ((rc = store_stmt(db,
+    if ((rc = db_stmt(db,
                    "SELECT read_id, removed_id FROM conversation_marks WHERE pid = ?1 AND uid = ?2 AND conv_type = ?3"
                    " AND xid = ?4",
-                   &q->mark)) != SQLITE_OK)
+                   &q->mark)) != DB_OK)
         return rc;
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND id > ?5 AND from_uid <> ?6 AND deleted = 0 AND mtime > ?7%s",
              j->mtypes);
-    if ((rc = store_stmt(db, sql, &q->count)) != SQLITE_OK)
+    if ((rc = db_stmt(db, sql, &q->count)) != DB_OK)
         return rc;
     snprintf(sql, sizeof sql,
              "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND deleted = 0%s ORDER BY id DESC LIMIT 1",
              j->mtypes);
-    if ((rc = store_stmt(db, sql, &q->last)) != SQLITE_OK)
+    if ((rc = db_stmt(db, sql, &q->last)) != DB_OK)
         return rc;
-    return store_stmt(db,
+    return db_stmt(db,
                 "SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4",
                 &q->any);
 }
@@ -92,24 +92,24 @@ static int conv_q_init(sqlite3 *db, hjob *j, conv_q *q)
 /* The conversation's markers: read (the effective one) and removed. */
 static int conv_marks(conv_q *q, hjob *j, int type, int64_t xid, int64_t *read, int64_t *removed)
 {
-    sqlite3_reset(q->mark);
-    sqlite3_bind_int64(q->mark, 1, j->pid);
-    sqlite3_bind_int64(q->mark, 2, j->uid);
-    sqlite3_bind_int(q->mark, 3, type);
-    sqlite3_bind_int64(q->mark, 4, xid);
+    db_reset(q->mark);
+    db_bind_int64(q->mark, 1, j->pid);
+    db_bind_int64(q->mark, 2, j->uid);
+    db_bind_int(q->mark, 3, type);
+    db_bind_int64(q->mark, 4, xid);
     *read = q->all_mark;
     *removed = 0;
-    int rc = sqlite3_step(q->mark);
-    if (rc == SQLITE_ROW) {
-        int64_t r = sqlite3_column_int64(q->mark, 0);
+    int rc = db_step(q->mark);
+    if (rc == DB_ROW) {
+        int64_t r = db_column_int64(q->mark, 0);
         if (r > *read)
             *read = r;
-        *removed = sqlite3_column_int64(q->mark, 1);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+        *removed = db_column_int64(q->mark, 1);
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    sqlite3_reset(q->mark);
+    db_reset(q->mark);
     return rc;
 }
 
@@ -120,29 +120,29 @@ static int conv_stats(conv_q *q, hjob *j, int type, int64_t xid, conv_item *c, b
     conv_key k = conv_of(type, j->uid, xid);
     int64_t a = k.a, b = k.b;
     int rc = conv_marks(q, j, type, xid, &read, &removed);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     hist_bind_conv(q->count, j, type, a, b);
-    sqlite3_bind_int64(q->count, 5, j->mtime_given ? INT64_MIN : read);
-    sqlite3_bind_int64(q->count, 6, j->uid);
-    sqlite3_bind_int64(q->count, 7, j->mtime_given ? j->mtime : INT64_MIN);
-    rc = sqlite3_step(q->count);
-    if (rc != SQLITE_ROW)
+    db_bind_int64(q->count, 5, j->mtime_given ? INT64_MIN : read);
+    db_bind_int64(q->count, 6, j->uid);
+    db_bind_int64(q->count, 7, j->mtime_given ? j->mtime : INT64_MIN);
+    rc = db_step(q->count);
+    if (rc != DB_ROW)
         return rc;
     c->xid = xid;
-    c->unread = sqlite3_column_int64(q->count, 0);
-    sqlite3_reset(q->count);
+    c->unread = db_column_int64(q->count, 0);
+    db_reset(q->count);
     if (!with_last)
-        return SQLITE_OK;
+        return DB_OK;
     hist_bind_conv(q->last, j, type, a, b);
-    rc = sqlite3_step(q->last);
-    if (rc == SQLITE_ROW) {
+    rc = db_step(q->last);
+    if (rc == DB_ROW) {
         rc = hmsg_from_row(q->last, &c->last);
-        c->has_last = rc == SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+        c->has_last = rc == DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    sqlite3_reset(q->last);
+    db_reset(q->last);
     return rc;
 }
 
@@ -154,56 +154,56 @@ static int cmp_last_desc(const void *x, const void *y)
 
 /* The user's p2p conversations (newest first, removed ones skipped) and
  * group conversations with at least one message, as (xid, last_id). */
-static int list_convs(sqlite3 *db, hjob *j, conv_q *q, conv_list *p2p, conv_list *group)
+static int list_convs(db_conn *db, hjob *j, conv_q *q, conv_list *p2p, conv_list *group)
 {
-    int rc = SQLITE_OK;
+    int rc = DB_OK;
     if (p2p) {
-        sqlite3_stmt *st;
-        rc = store_stmt(db,
+        db_stmt_t *st;
+        rc = db_stmt(db,
                   "SELECT peer, last FROM ("
                   " SELECT peer, (SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = 1"
                   " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)) AS last"
                   " FROM p2p_peers WHERE pid = ?1 AND uid = ?2) WHERE last IS NOT NULL ORDER BY last DESC",
                   &st);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, j->pid);
-        sqlite3_bind_int64(st, 2, j->uid);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && p2p->n < HISTORY_CONV_MAX) {
-            int64_t peer = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1), read, removed;
+        db_bind_int64(st, 1, j->pid);
+        db_bind_int64(st, 2, j->uid);
+        while ((rc = db_step(st)) == DB_ROW && p2p->n < HISTORY_CONV_MAX) {
+            int64_t peer = db_column_int64(st, 0), last = db_column_int64(st, 1), read, removed;
             if (peer == j->uid)
                 continue;
-            if ((rc = conv_marks(q, j, CONV_P2P, peer, &read, &removed)) != SQLITE_OK)
+            if ((rc = conv_marks(q, j, CONV_P2P, peer, &read, &removed)) != DB_OK)
                 break;
             if (last <= removed)
                 continue;
             conv_item *c = conv_list_add(p2p);
             if (!c) {
-                rc = SQLITE_NOMEM;
+                rc = DB_NOMEM;
                 break;
             }
             c->xid = peer;
             c->last_id = last;
         }
-        store_stmt_release(st);
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW && rc != SQLITE_OK)
+        db_release(st);
+        if (rc != DB_DONE && rc != DB_ROW && rc != DB_OK)
             return rc;
-        rc = SQLITE_OK;
+        rc = DB_OK;
     }
     if (group) {
         for (size_t i = 0; i < j->ngids; i++) {
             hist_bind_conv(q->any, j, CONV_GROUP, j->gids[i], 0);
-            rc = sqlite3_step(q->any);
-            if (rc != SQLITE_ROW)
+            rc = db_step(q->any);
+            if (rc != DB_ROW)
                 return rc;
-            bool has = sqlite3_column_type(q->any, 0) != SQLITE_NULL;
-            int64_t last = sqlite3_column_int64(q->any, 0);
-            sqlite3_reset(q->any);
+            bool has = !db_column_is_null(q->any, 0);
+            int64_t last = db_column_int64(q->any, 0);
+            db_reset(q->any);
             if (!has)
                 continue;
             conv_item *c = conv_list_add(group);
             if (!c)
-                return SQLITE_NOMEM;
+                return DB_NOMEM;
             c->xid = j->gids[i];
             c->last_id = last;
         }
@@ -211,7 +211,7 @@ static int list_convs(sqlite3 *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
             qsort(group->v, group->n, sizeof *group->v, cmp_last_desc);
         if (group->n > HISTORY_CONV_MAX)
             group->n = HISTORY_CONV_MAX;
-        rc = SQLITE_OK;
+        rc = DB_OK;
     }
     return rc;
 }
@@ -224,7 +224,7 @@ static int fill_stats(conv_q *q, hjob *j, int type, conv_list *l, bool with_last
         conv_item *c = &l->v[i];
         int64_t last_id = c->last_id;
         int rc = conv_stats(q, j, type, c->xid, c, with_last);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
         c->last_id = last_id;
         bool keep = unread_only ? c->unread > 0 : (!with_last || c->has_last);
@@ -239,16 +239,16 @@ static int fill_stats(conv_q *q, hjob *j, int type, conv_list *l, bool with_last
         }
     }
     l->n = kept;
-    return SQLITE_OK;
+    return DB_OK;
 }
 
-static int read_convs_txn(sqlite3 *db, hjob *j)
+static int read_convs_txn(db_conn *db, hjob *j)
 {
     conv_q q;
     int rc = conv_q_init(db, j, &q);
-    if (rc == SQLITE_OK && j->clear)
+    if (rc == DB_OK && j->clear)
         j->max_id = hist_query_i64(db, NEWEST_ID_SQL, j->pid, 0, &rc);
-    if (rc != SQLITE_OK) {
+    if (rc != DB_OK) {
         conv_q_free(&q);
         return rc;
     }
@@ -259,9 +259,9 @@ static int read_convs_txn(sqlite3 *db, hjob *j)
         rc = list_convs(db, j, &q, j->want_p2p ? &j->p2p : NULL, j->want_group ? &j->group : NULL);
         bool with_last = j->kind == J_CONVLIST;
         bool unread_only = j->kind == J_UNREAD || j->unread_only;
-        if (rc == SQLITE_OK && j->kind != J_SESSIONS && j->want_p2p)
+        if (rc == DB_OK && j->kind != J_SESSIONS && j->want_p2p)
             rc = fill_stats(&q, j, CONV_P2P, &j->p2p, with_last, unread_only);
-        if (rc == SQLITE_OK && j->kind != J_SESSIONS && j->want_group)
+        if (rc == DB_OK && j->kind != J_SESSIONS && j->want_group)
             rc = fill_stats(&q, j, CONV_GROUP, &j->group, with_last, unread_only);
         break;
     }
@@ -269,16 +269,16 @@ static int read_convs_txn(sqlite3 *db, hjob *j)
     case J_GROUPUNREAD: {
         int type = j->kind == J_P2PUNREAD ? CONV_P2P : CONV_GROUP;
         conv_list *l = type == CONV_P2P ? &j->p2p : &j->group;
-        for (size_t i = 0; i < j->nids && rc == SQLITE_OK; i++) {
+        for (size_t i = 0; i < j->nids && rc == DB_OK; i++) {
             if (type == CONV_P2P && j->ids[i] == j->uid)
                 continue;
             conv_item *c = conv_list_add(l);
             if (!c) {
-                rc = SQLITE_NOMEM;
+                rc = DB_NOMEM;
                 break;
             }
             rc = conv_stats(&q, j, type, j->ids[i], c, true);
-            if (rc == SQLITE_OK && !c->has_last && c->unread == 0)
+            if (rc == DB_OK && !c->has_last && c->unread == 0)
                 l->n--; /* nothing to report about this conversation */
         }
         break;
@@ -290,7 +290,7 @@ static int read_convs_txn(sqlite3 *db, hjob *j)
     return rc;
 }
 
-static int read_convs(sqlite3 *db, void *arg)
+static int read_convs(db_conn *db, void *arg)
 {
     return hist_in_read_txn(db, read_convs_txn, arg);
 }
@@ -523,38 +523,38 @@ void conv_method_convlist(rtmd_request *req)
 }
 
 /* client: cleanunread {} -> {}: every conversation is read up to now. */
-static int apply_clean(sqlite3 *db, void *arg)
+static int apply_clean(db_conn *db, void *arg)
 {
     hjob *j = arg;
     int rc;
     j->mark_id = hist_query_i64(db, NEWEST_ID_SQL, j->pid, 0, &rc);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     return hjob_apply_mark(db, j);
 }
 
 /* client: removesession {to} -> {}: the p2p conversation is read and
  * hidden until a newer message arrives. */
-static int apply_removesession(sqlite3 *db, void *arg)
+static int apply_removesession(db_conn *db, void *arg)
 {
     hjob *j = arg;
     int rc;
     conv_key k = conv_p2p(j->uid, j->mark_xid);
     int64_t a = k.a, b = k.b;
-    sqlite3_stmt *st;
-    rc = store_stmt(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
+    db_stmt_t *st;
+    rc = db_stmt(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
                   " AND conv_b = ?3",
               &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, a);
-    sqlite3_bind_int64(st, 3, b);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        j->mark_id = sqlite3_column_int64(st, 0);
-    store_stmt_release(st);
-    if (rc != SQLITE_ROW)
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, a);
+    db_bind_int64(st, 3, b);
+    rc = db_step(st);
+    if (rc == DB_ROW)
+        j->mark_id = db_column_int64(st, 0);
+    db_release(st);
+    if (rc != DB_ROW)
         return rc;
     return hjob_apply_mark(db, j);
 }

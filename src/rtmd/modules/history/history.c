@@ -34,32 +34,32 @@ static void set_conv(hjob *j, conv_key k)
     j->conv_b = k.b;
 }
 
-static int read_history_txn(sqlite3 *db, hjob *j)
+static int read_history_txn(db_conn *db, hjob *j)
 {
     char sql[512 + MTYPES_SQL_MAX];
     snprintf(sql, sizeof sql,
              "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND mtime >= ?5 AND mtime <= ?6 AND id %s ?7%s ORDER BY id %s LIMIT ?8",
              j->desc ? "<" : ">", j->mtypes, j->desc ? "DESC" : "ASC");
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, sql, &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
-    sqlite3_bind_int64(st, 5, j->begin > 0 ? j->begin : INT64_MIN);
-    sqlite3_bind_int64(st, 6, j->end > 0 ? j->end : INT64_MAX);
-    sqlite3_bind_int64(st, 7, j->lastid > 0 ? j->lastid : (j->desc ? INT64_MAX : INT64_MIN));
-    sqlite3_bind_int64(st, 8, j->num);
+    db_bind_int64(st, 5, j->begin > 0 ? j->begin : INT64_MIN);
+    db_bind_int64(st, 6, j->end > 0 ? j->end : INT64_MAX);
+    db_bind_int64(st, 7, j->lastid > 0 ? j->lastid : (j->desc ? INT64_MAX : INT64_MIN));
+    db_bind_int64(st, 8, j->num);
     j->msgs = calloc((size_t)j->num + 1, sizeof *j->msgs);
     if (!j->msgs) {
-        store_stmt_release(st);
-        return SQLITE_NOMEM;
+        db_release(st);
+        return DB_NOMEM;
     }
     size_t bytes = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && j->nmsgs < (size_t)j->num) {
+    while ((rc = db_step(st)) == DB_ROW && j->nmsgs < (size_t)j->num) {
         hmsg *m = &j->msgs[j->nmsgs];
         rc = hmsg_from_row(st, m);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             break;
         bytes += hmsg_cost(m) + (j->named_from ? IDENTITY_STRING_MAX : 0);
         if (j->nmsgs > 0 && bytes > j->answer_budget) {
@@ -69,11 +69,11 @@ static int read_history_txn(sqlite3 *db, hjob *j)
         }
         j->nmsgs++;
     }
-    store_stmt_release(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+    db_release(st);
+    return rc == DB_DONE || rc == DB_ROW ? DB_OK : rc;
 }
 
-static int read_history(sqlite3 *db, void *arg)
+static int read_history(db_conn *db, void *arg)
 {
     return hist_in_read_txn(db, read_history_txn, arg);
 }
@@ -81,7 +81,7 @@ static int read_history(sqlite3 *db, void *arg)
 static void history_done(void *arg, int status)
 {
     hjob *j = arg;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         hjob_fail(j, status);
         return;
     }
@@ -185,27 +185,27 @@ static void method_history(rtmd_request *req)
 
 /* ---- getmsg, delmsg, getmsgnum ---- */
 
-static int read_getmsg(sqlite3 *db, void *arg)
+static int read_getmsg(db_conn *db, void *arg)
 {
     hjob *j = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                   "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                   " AND from_uid = ?5 AND mid = ?6 ORDER BY id LIMIT 1",
                   &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
-    sqlite3_bind_int64(st, 5, j->from);
-    sqlite3_bind_int64(st, 6, j->mid);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    db_bind_int64(st, 5, j->from);
+    db_bind_int64(st, 6, j->mid);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
         rc = hmsg_from_row(st, &j->one);
-        j->found = rc == SQLITE_OK && !j->one.deleted;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+        j->found = rc == DB_OK && !j->one.deleted;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 
@@ -213,7 +213,7 @@ static void getmsg_done(void *arg, int status)
 {
     hjob *j = arg;
     msgpack_packer pk;
-    if (status == SQLITE_OK && !j->found) {
+    if (status == DB_OK && !j->found) {
         /* An absent or deleted message is the SDKs' error 200070: the Go
          * SDK reads id, mtype, msg, ... from any successful answer, and
          * an empty map fails there instead of naming what happened. */
@@ -235,20 +235,20 @@ static void getmsg_done(void *arg, int status)
     hjob_answer(j);
 }
 
-static int apply_delmsg(sqlite3 *db, void *arg)
+static int apply_delmsg(db_conn *db, void *arg)
 {
     hjob *j = arg;
-    sqlite3_stmt *st;
-    int rc = store_stmt(db,
+    db_stmt_t *st;
+    int rc = db_stmt(db,
                   "UPDATE messages SET deleted = 1 WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                   " AND from_uid = ?5 AND mid = ?6 AND deleted = 0",
                   &st);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
-    sqlite3_bind_int64(st, 5, j->from);
-    sqlite3_bind_int64(st, 6, j->mid);
-    return store_step_release(st);
+    db_bind_int64(st, 5, j->from);
+    db_bind_int64(st, 6, j->mid);
+    return db_step_release(st);
 }
 
 /* getmsg / delmsg {mid, from, xid, type} on both gates. A client may read a
@@ -298,7 +298,7 @@ static void method_getmsg_delmsg(rtmd_request *req)
     }
 }
 
-static int read_msgnum(sqlite3 *db, void *arg)
+static int read_msgnum(db_conn *db, void *arg)
 {
     hjob *j = arg;
     char sql[512 + MTYPES_SQL_MAX];
@@ -306,20 +306,20 @@ static int read_msgnum(sqlite3 *db, void *arg)
              "SELECT COUNT(DISTINCT from_uid), COUNT(*) FROM messages WHERE pid = ?1 AND conv_type = ?2"
              " AND conv_a = ?3 AND conv_b = ?4 AND deleted = 0 AND mtime >= ?5 AND mtime <= ?6%s",
              j->mtypes);
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, sql, &st);
-    if (rc != SQLITE_OK)
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
-    sqlite3_bind_int64(st, 5, j->begin > 0 ? j->begin : INT64_MIN);
-    sqlite3_bind_int64(st, 6, j->end > 0 ? j->end : INT64_MAX);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        j->sender = sqlite3_column_int64(st, 0);
-        j->count = sqlite3_column_int64(st, 1);
-        rc = SQLITE_OK;
+    db_bind_int64(st, 5, j->begin > 0 ? j->begin : INT64_MIN);
+    db_bind_int64(st, 6, j->end > 0 ? j->end : INT64_MAX);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        j->sender = db_column_int64(st, 0);
+        j->count = db_column_int64(st, 1);
+        rc = DB_OK;
     }
-    store_stmt_release(st);
+    db_release(st);
     return rc;
 }
 

@@ -13,7 +13,7 @@
 #include "store.h"
 
 #include <msgpack.h>
-#include <sqlite3.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,7 +45,7 @@ typedef struct hmsg {
 
 void hmsg_free(hmsg *m);
 /* Reads a row selected with MSG_COLS. A deleted message keeps no content. */
-int hmsg_from_row(sqlite3_stmt *st, hmsg *m);
+int hmsg_from_row(db_stmt_t *st, hmsg *m);
 void hmsg_pack_body(msgpack_packer *pk, const hmsg *m);
 /* [id, from | direction, mtype, mid, deleted, msg, attrs, mtime]; with
  * p2p the second item is 1 if self sent it, else 2. */
@@ -145,7 +145,7 @@ void hjob_answer(hjob *j);
  * mark_id) when the job asks for one. */
 void hjob_finish_with_mark(hjob *j);
 /* The write of a read marker (writer thread). */
-int hjob_apply_mark(sqlite3 *db, void *arg);
+int hjob_apply_mark(db_conn *db, void *arg);
 /* A history write (read marker, delmsg) committed: answers what the job
  * prepared, or {}. */
 void hjob_write_done(void *arg, int status);
@@ -163,12 +163,12 @@ bool hist_arg_mtypes(rtmd_request *req, char *sql, size_t cap, bool chat_default
 
 /* Binds ?1..?4 to the job's project and a conversation (pid, conv_type,
  * conv_a, conv_b), as every per-conversation query of the module names them. */
-void hist_bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b);
+void hist_bind_conv(db_stmt_t *st, hjob *j, int type, int64_t a, int64_t b);
 /* The first column of the first row of sql with ?1 = a and ?2 = b (those
  * it has); 0 when no row. */
-int64_t hist_query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int *rc);
+int64_t hist_query_i64(db_conn *db, const char *sql, int64_t a, int64_t b, int *rc);
 /* Runs fn inside one read transaction, so that it sees one snapshot. */
-int hist_in_read_txn(sqlite3 *db, int (*fn)(sqlite3 *, hjob *), hjob *j);
+int hist_in_read_txn(db_conn *db, int (*fn)(db_conn *, hjob *), hjob *j);
 
 /* ---- unread and conversations (conversations.c) ---- */
 

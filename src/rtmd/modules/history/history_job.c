@@ -22,10 +22,10 @@ void hmsg_free(hmsg *m)
     m->msg = m->attrs = NULL;
 }
 
-static char *copy_col(sqlite3_stmt *st, int col, size_t *len)
+static char *copy_col(db_stmt_t *st, int col, size_t *len)
 {
-    const void *p = sqlite3_column_blob(st, col);
-    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    const void *p = db_column_blob(st, col);
+    size_t n = (size_t)db_column_bytes(st, col);
     char *out = malloc(n + 1);
     if (!out)
         return NULL;
@@ -36,16 +36,16 @@ static char *copy_col(sqlite3_stmt *st, int col, size_t *len)
     return out;
 }
 
-int hmsg_from_row(sqlite3_stmt *st, hmsg *m)
+int hmsg_from_row(db_stmt_t *st, hmsg *m)
 {
     memset(m, 0, sizeof *m);
-    m->id = sqlite3_column_int64(st, 0);
-    m->from_uid = sqlite3_column_int64(st, 1);
-    m->mtype = sqlite3_column_int64(st, 2);
-    m->mid = sqlite3_column_int64(st, 3);
-    m->deleted = sqlite3_column_int(st, 4) != 0;
-    m->mtime = sqlite3_column_int64(st, 7);
-    m->binary = sqlite3_column_int(st, 8) != 0;
+    m->id = db_column_int64(st, 0);
+    m->from_uid = db_column_int64(st, 1);
+    m->mtype = db_column_int64(st, 2);
+    m->mid = db_column_int64(st, 3);
+    m->deleted = db_column_int(st, 4) != 0;
+    m->mtime = db_column_int64(st, 7);
+    m->binary = db_column_int(st, 8) != 0;
     if (m->deleted) {
         m->msg = calloc(1, 1);
         m->attrs = calloc(1, 1);
@@ -55,9 +55,9 @@ int hmsg_from_row(sqlite3_stmt *st, hmsg *m)
     }
     if (!m->msg || !m->attrs) {
         hmsg_free(m);
-        return SQLITE_NOMEM;
+        return DB_NOMEM;
     }
-    return SQLITE_OK;
+    return DB_OK;
 }
 
 void hmsg_pack_body(msgpack_packer *pk, const hmsg *m)
@@ -148,7 +148,7 @@ void hjob_free(hjob *j)
 
 bool hjob_answer_begin(hjob *j, int status, msgpack_packer *pk)
 {
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         hjob_fail(j, status);
         return false;
     }
@@ -158,10 +158,10 @@ bool hjob_answer_begin(hjob *j, int status, msgpack_packer *pk)
 
 void hjob_fail(hjob *j, int status)
 {
-    if (status != SQLITE_ABORT) {
+    if (status != DB_ABORT) {
         char m[RTM_LOG_STR_SIZE];
         LOG_ERROR("history: %s failed: %s", rtm_log_str(m, j->req->method, strlen(j->req->method)),
-                  sqlite3_errstr(status));
+                  db_errstr(status));
     }
     module_answer_store_failure(j->req, status);
     hjob_free(j);
@@ -231,58 +231,58 @@ bool hist_arg_mtypes(rtmd_request *req, char *sql, size_t cap, bool chat_default
 
 /* Binds ?1..?4 to the job's project and a conversation (pid, conv_type,
  * conv_a, conv_b), as every per-conversation query of this file names them. */
-void hist_bind_conv(sqlite3_stmt *st, hjob *j, int type, int64_t a, int64_t b)
+void hist_bind_conv(db_stmt_t *st, hjob *j, int type, int64_t a, int64_t b)
 {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int(st, 2, type);
-    sqlite3_bind_int64(st, 3, a);
-    sqlite3_bind_int64(st, 4, b);
+    db_reset(st);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int(st, 2, type);
+    db_bind_int64(st, 3, a);
+    db_bind_int64(st, 4, b);
 }
 
-int64_t hist_query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int *rc)
+int64_t hist_query_i64(db_conn *db, const char *sql, int64_t a, int64_t b, int *rc)
 {
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     int64_t v = 0;
-    *rc = store_stmt(db, sql, &st);
-    if (*rc != SQLITE_OK)
+    *rc = db_stmt(db, sql, &st);
+    if (*rc != DB_OK)
         return 0;
-    int np = sqlite3_bind_parameter_count(st);
+    int np = db_bind_count(st);
     if (np >= 1)
-        sqlite3_bind_int64(st, 1, a);
+        db_bind_int64(st, 1, a);
     if (np >= 2)
-        sqlite3_bind_int64(st, 2, b);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    else if (s != SQLITE_DONE)
+        db_bind_int64(st, 2, b);
+    int s = db_step(st);
+    if (s == DB_ROW)
+        v = db_column_int64(st, 0);
+    else if (s != DB_DONE)
         *rc = s;
-    store_stmt_release(st);
+    db_release(st);
     return v;
 }
 
-static int exec_one(sqlite3 *db, const char *sql)
+static int exec_one(db_conn *db, const char *sql)
 {
-    sqlite3_stmt *st;
-    int rc = store_stmt(db, sql, &st);
-    return rc == SQLITE_OK ? store_step_release(st) : rc;
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    return rc == DB_OK ? db_step_release(st) : rc;
 }
 
 /* Runs fn inside one read transaction, so that it sees one snapshot. */
-int hist_in_read_txn(sqlite3 *db, int (*fn)(sqlite3 *, hjob *), hjob *j)
+int hist_in_read_txn(db_conn *db, int (*fn)(db_conn *, hjob *), hjob *j)
 {
     int rc = exec_one(db, "BEGIN");
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     rc = fn(db, j);
-    exec_one(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK");
+    exec_one(db, rc == DB_OK ? "COMMIT" : "ROLLBACK");
     return rc;
 }
 
-int hjob_apply_mark(sqlite3 *db, void *arg)
+int hjob_apply_mark(db_conn *db, void *arg)
 {
     hjob *j = arg;
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     const char *sql =
         j->mark_removed
             ? "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id, removed_id) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
@@ -290,15 +290,15 @@ int hjob_apply_mark(sqlite3 *db, void *arg)
               " removed_id = MAX(removed_id, excluded.removed_id)"
             : "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id) VALUES (?1, ?2, ?3, ?4, ?5)"
               " ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET read_id = MAX(read_id, excluded.read_id)";
-    int rc = store_stmt(db, sql, &st);
-    if (rc != SQLITE_OK)
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, j->pid);
-    sqlite3_bind_int64(st, 2, j->uid);
-    sqlite3_bind_int(st, 3, j->mark_type);
-    sqlite3_bind_int64(st, 4, j->mark_xid);
-    sqlite3_bind_int64(st, 5, j->mark_id);
-    return store_step_release(st);
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    db_bind_int(st, 3, j->mark_type);
+    db_bind_int64(st, 4, j->mark_xid);
+    db_bind_int64(st, 5, j->mark_id);
+    return db_step_release(st);
 }
 
 /* A history write (read marker, delmsg) committed: answers what the job
@@ -306,7 +306,7 @@ int hjob_apply_mark(sqlite3 *db, void *arg)
 void hjob_write_done(void *arg, int status)
 {
     hjob *j = arg;
-    if (status != SQLITE_OK) {
+    if (status != DB_OK) {
         hjob_fail(j, status);
         return;
     }

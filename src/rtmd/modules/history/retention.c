@@ -113,51 +113,51 @@ static int sweep_add(sweep *sw, sweep_task t)
 {
     if (sw->ntasks == SWEEP_TASKS_MAX) {
         sw->complete = false;
-        return SQLITE_OK;
+        return DB_OK;
     }
     if (sw->ntasks == sw->cap) {
         size_t cap = sw->cap ? sw->cap * 2 : 64;
         sweep_task *v = realloc(sw->tasks, cap * sizeof *v);
         if (!v)
-            return SQLITE_NOMEM;
+            return DB_NOMEM;
         sw->tasks = v;
         sw->cap = cap;
     }
     sw->tasks[sw->ntasks++] = t;
-    return SQLITE_OK;
+    return DB_OK;
 }
 
 /* The first id (in [lo, hi], hi meaning none) from which on no row is
  * older than cutoff, assuming mtime does not decrease as id grows: a
  * bisection with one rowid probe per step. */
-static int first_id_not_older(sqlite3 *db, int64_t lo, int64_t hi, int64_t cutoff, int64_t *out)
+static int first_id_not_older(db_conn *db, int64_t lo, int64_t hi, int64_t cutoff, int64_t *out)
 {
-    sqlite3_stmt *probe;
-    int rc = store_stmt(db, "SELECT id, mtime FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1", &probe);
-    if (rc != SQLITE_OK)
+    db_stmt_t *probe;
+    int rc = db_stmt(db, "SELECT id, mtime FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1", &probe);
+    if (rc != DB_OK)
         return rc;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        sqlite3_reset(probe);
-        sqlite3_bind_int64(probe, 1, mid);
-        rc = sqlite3_step(probe);
-        if (rc == SQLITE_ROW && sqlite3_column_int64(probe, 1) < cutoff) {
-            lo = sqlite3_column_int64(probe, 0) + 1;  /* old rows up to this one */
-        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        db_reset(probe);
+        db_bind_int64(probe, 1, mid);
+        rc = db_step(probe);
+        if (rc == DB_ROW && db_column_int64(probe, 1) < cutoff) {
+            lo = db_column_int64(probe, 0) + 1;  /* old rows up to this one */
+        } else if (rc == DB_ROW || rc == DB_DONE) {
             hi = mid;
         } else {
             break;
         }
-        rc = SQLITE_OK;
+        rc = DB_OK;
     }
-    store_stmt_release(probe);
+    db_release(probe);
     *out = lo;
     return rc;
 }
 
 /* The days task of project p: ids from where its last completed task
  * stopped (or the first row) up to the first row that is not too old. */
-static int sweep_scan_days(sqlite3 *db, sweep *sw, size_t p, int64_t first_id)
+static int sweep_scan_days(db_conn *db, sweep *sw, size_t p, int64_t first_id)
 {
     int64_t pid = sw->proj[p].pid;
     int64_t cutoff = sw->now_ms - (int64_t)sw->proj[p].days * 86400000;
@@ -167,7 +167,7 @@ static int sweep_scan_days(sqlite3 *db, sweep *sw, size_t p, int64_t first_id)
         from = first_id;
     int rc = first_id_not_older(db, from, sw->high_id + 1, cutoff, &end);
     int64_t to = seen ? end : sw->high_id + 1;
-    if (rc != SQLITE_OK || from >= to)
+    if (rc != DB_OK || from >= to)
         return rc;
     return sweep_add(sw, (sweep_task){pid, TASK_DAYS, 0, 0, 0, cutoff, from, to, end});
 }
@@ -183,82 +183,82 @@ static size_t sweep_find_project(const sweep *sw, int64_t pid)
 /* The conversations with a message since the last complete run (a rowid
  * range, every project at once) that hold more than their project's
  * history_max_per_conversation messages. */
-static int sweep_scan_convs(sqlite3 *db, sweep *sw)
+static int sweep_scan_convs(db_conn *db, sweep *sw)
 {
-    sqlite3_stmt *convs, *nth;
+    db_stmt_t *convs, *nth;
     int rc;
-    if ((rc = store_stmt(db,
+    if ((rc = db_stmt(db,
                    "SELECT pid, conv_type, conv_a, conv_b FROM messages WHERE id > ?1 AND id <= ?2"
                    " GROUP BY pid, conv_type, conv_a, conv_b",
-                   &convs)) != SQLITE_OK)
+                   &convs)) != DB_OK)
         return rc;
-    if ((rc = store_stmt(db,
+    if ((rc = db_stmt(db,
                    "SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                    " ORDER BY id DESC LIMIT 1 OFFSET ?5",
-                   &nth)) != SQLITE_OK) {
-        store_stmt_release(convs);
+                   &nth)) != DB_OK) {
+        db_release(convs);
         return rc;
     }
-    sqlite3_bind_int64(convs, 1, sw->since_id);
-    sqlite3_bind_int64(convs, 2, sw->high_id);
-    while ((rc = sqlite3_step(convs)) == SQLITE_ROW) {
-        int64_t pid = sqlite3_column_int64(convs, 0);
+    db_bind_int64(convs, 1, sw->since_id);
+    db_bind_int64(convs, 2, sw->high_id);
+    while ((rc = db_step(convs)) == DB_ROW) {
+        int64_t pid = db_column_int64(convs, 0);
         size_t p = sweep_find_project(sw, pid);
         if (p == sw->nproj || !sw->proj[p].max)
             continue;
-        int type = sqlite3_column_int(convs, 1);
-        int64_t a = sqlite3_column_int64(convs, 2), b = sqlite3_column_int64(convs, 3);
-        sqlite3_reset(nth);
-        sqlite3_bind_int64(nth, 1, pid);
-        sqlite3_bind_int(nth, 2, type);
-        sqlite3_bind_int64(nth, 3, a);
-        sqlite3_bind_int64(nth, 4, b);
-        sqlite3_bind_int64(nth, 5, sw->proj[p].max);
-        int s = sqlite3_step(nth);
-        if (s == SQLITE_ROW) {
-            rc = sweep_add(sw, (sweep_task){pid, TASK_CONV, type, a, b, sqlite3_column_int64(nth, 0), 0, 0, 0});
-            if (rc != SQLITE_OK)
+        int type = db_column_int(convs, 1);
+        int64_t a = db_column_int64(convs, 2), b = db_column_int64(convs, 3);
+        db_reset(nth);
+        db_bind_int64(nth, 1, pid);
+        db_bind_int(nth, 2, type);
+        db_bind_int64(nth, 3, a);
+        db_bind_int64(nth, 4, b);
+        db_bind_int64(nth, 5, sw->proj[p].max);
+        int s = db_step(nth);
+        if (s == DB_ROW) {
+            rc = sweep_add(sw, (sweep_task){pid, TASK_CONV, type, a, b, db_column_int64(nth, 0), 0, 0, 0});
+            if (rc != DB_OK)
                 break;
-        } else if (s != SQLITE_DONE) {
+        } else if (s != DB_DONE) {
             rc = s;
             break;
         }
     }
-    store_stmt_release(nth);
-    store_stmt_release(convs);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    db_release(nth);
+    db_release(convs);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
-static int sweep_scan(sqlite3 *db, void *arg)
+static int sweep_scan(db_conn *db, void *arg)
 {
     sweep *sw = arg;
-    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
+    int rc = db_exec(db, "BEGIN");
+    if (rc != DB_OK)
         return rc;
     /* Ids are server-wide: the newest bounds what this snapshot holds for
      * every project. */
     sw->high_id = hist_query_i64(db, NEWEST_ID_SQL, 0, 0, &rc);
-    int64_t first_id = rc == SQLITE_OK ? hist_query_i64(db, "SELECT MIN(id) FROM messages", 0, 0, &rc) : 0;
+    int64_t first_id = rc == DB_OK ? hist_query_i64(db, "SELECT MIN(id) FROM messages", 0, 0, &rc) : 0;
     sw->complete = true;
     bool any_max = false;
-    for (size_t p = 0; p < sw->nproj && rc == SQLITE_OK; p++) {
+    for (size_t p = 0; p < sw->nproj && rc == DB_OK; p++) {
         any_max |= sw->proj[p].max != 0;
         if (sw->proj[p].days && sw->high_id)
             rc = sweep_scan_days(db, sw, p, first_id);
     }
-    if (rc == SQLITE_OK && any_max)
+    if (rc == DB_OK && any_max)
         rc = sweep_scan_convs(db, sw);
-    sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    db_exec(db, rc == DB_OK ? "COMMIT" : "ROLLBACK");
     return rc;
 }
 
-static int sweep_apply(sqlite3 *db, void *arg)
+static int sweep_apply(db_conn *db, void *arg)
 {
     sweep *sw = arg;
     const sweep_task *t = &sw->tasks[sw->cur];
-    sqlite3_stmt *st;
+    db_stmt_t *st;
     int rc = messages_note_id_floor(db);
-    if (rc != SQLITE_OK)
+    if (rc != DB_OK)
         return rc;
     if (t->kind == TASK_DAYS) {
         /* The window: from from_id up to the id of the row HISTORY_SWEEP_BATCH
@@ -268,34 +268,34 @@ static int sweep_apply(sqlite3 *db, void *arg)
                                   "SELECT COALESCE((SELECT id FROM messages WHERE id >= ?1 AND id < ?2"
                                   " ORDER BY id LIMIT 1 OFFSET " HISTORY_SWEEP_BATCH_SQL "), ?2)",
                                   t->from_id, t->to_id, &rc);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
         /* +pid: by rowid range, never by an index on pid. */
-        rc = store_stmt(db, "DELETE FROM messages WHERE id >= ?1 AND id < ?2 AND +pid = ?3 AND mtime < ?4", &st);
-        if (rc != SQLITE_OK)
+        rc = db_stmt(db, "DELETE FROM messages WHERE id >= ?1 AND id < ?2 AND +pid = ?3 AND mtime < ?4", &st);
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, t->from_id);
-        sqlite3_bind_int64(st, 2, sw->batch_end);
-        sqlite3_bind_int64(st, 3, t->pid);
-        sqlite3_bind_int64(st, 4, t->cutoff);
+        db_bind_int64(st, 1, t->from_id);
+        db_bind_int64(st, 2, sw->batch_end);
+        db_bind_int64(st, 3, t->pid);
+        db_bind_int64(st, 4, t->cutoff);
     } else {
-        rc = store_stmt(db,
+        rc = db_stmt(db,
                   "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2"
                   " AND conv_a = ?3 AND conv_b = ?4 AND id <= ?5 ORDER BY id LIMIT ?6)",
                   &st);
-        if (rc != SQLITE_OK)
+        if (rc != DB_OK)
             return rc;
-        sqlite3_bind_int64(st, 1, t->pid);
-        sqlite3_bind_int(st, 2, t->conv_type);
-        sqlite3_bind_int64(st, 3, t->a);
-        sqlite3_bind_int64(st, 4, t->b);
-        sqlite3_bind_int64(st, 5, t->cutoff);
-        sqlite3_bind_int(st, 6, HISTORY_SWEEP_BATCH);
+        db_bind_int64(st, 1, t->pid);
+        db_bind_int(st, 2, t->conv_type);
+        db_bind_int64(st, 3, t->a);
+        db_bind_int64(st, 4, t->b);
+        db_bind_int64(st, 5, t->cutoff);
+        db_bind_int(st, 6, HISTORY_SWEEP_BATCH);
     }
-    rc = sqlite3_step(st);
-    sw->batch_deleted = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
-    store_stmt_release(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    rc = db_step(st);
+    sw->batch_deleted = rc == DB_DONE ? db_changes(db) : 0;
+    db_release(st);
+    return rc == DB_DONE ? DB_OK : rc;
 }
 
 static void sweep_finish(sweep *sw, bool ok)
@@ -316,9 +316,9 @@ static void sweep_step(sweep *sw);
 static void sweep_batch_done(void *arg, int status)
 {
     sweep *sw = arg;
-    if (status != SQLITE_OK) {
-        if (status != SQLITE_ABORT)
-            LOG_ERROR("history retention: delete failed: %s", sqlite3_errstr(status));
+    if (status != DB_OK) {
+        if (status != DB_ABORT)
+            LOG_ERROR("history retention: delete failed: %s", db_errstr(status));
         sweep_finish(sw, false);
         return;
     }
@@ -352,9 +352,9 @@ static void sweep_step(sweep *sw)
 static void sweep_scanned(void *arg, int status)
 {
     sweep *sw = arg;
-    if (status != SQLITE_OK) {
-        if (status != SQLITE_ABORT)
-            LOG_ERROR("history retention: scan failed: %s", sqlite3_errstr(status));
+    if (status != DB_OK) {
+        if (status != DB_ABORT)
+            LOG_ERROR("history retention: scan failed: %s", db_errstr(status));
         sweep_finish(sw, false);
         return;
     }

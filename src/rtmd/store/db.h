@@ -1,0 +1,117 @@
+/* The SQL interface of rtmd's store, neutral of the database engine: an
+ * opaque connection and statement, cached prepares, binds, steps, column
+ * getters and result codes of our own. Modules, the store and the schema
+ * use only this; db_sqlite.c implements it on SQLite (plain wrappers, no
+ * allocation per call), and a PostgreSQL backend implements the same
+ * functions. SQL text uses 1-based "?N" parameters. Nothing outside
+ * src/rtmd/store/ includes <sqlite3.h> (scripts/check-layers.py checks). */
+#ifndef RTMD_DB_H
+#define RTMD_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct db_conn db_conn;
+typedef struct db_stmt_t db_stmt_t;
+
+/* Result codes. Steps answer DB_ROW (a row is there) or DB_DONE (no more);
+ * everything else answers DB_OK or an error. DB_ABORT is also the status
+ * of a store operation given up because the store is closing. */
+enum {
+    DB_OK = 0,
+    DB_ERROR = 1,       /* an SQL error, or any failure without a code below */
+    DB_ABORT = 4,       /* given up (store closing, statement interrupted) */
+    DB_BUSY = 5,        /* the database is locked by another connection */
+    DB_NOMEM = 7,       /* out of memory (also used by callers for their own copies) */
+    DB_READONLY = 8,    /* a write on a read-only connection */
+    DB_IOERR = 10,      /* the disk failed (read, write, fsync) */
+    DB_CORRUPT = 11,    /* the data is not what it must be */
+    DB_FULL = 13,       /* disk full, or a range used up */
+    DB_CANTOPEN = 14,   /* the database cannot be opened */
+    DB_CONSTRAINT = 19, /* a UNIQUE, NOT NULL, CHECK or foreign key constraint failed */
+    DB_MISUSE = 21,     /* the API was used wrongly */
+    DB_ROW = 100,
+    DB_DONE = 101,
+};
+
+/* A static text for a result code. */
+const char *db_errstr(int code);
+/* The message of the last failure on conn (valid until its next call). */
+const char *db_errmsg(db_conn *conn);
+
+/* ---- statements ---- */
+
+/* A prepared statement for sql. While the calling thread uses conn's
+ * statement cache (db_cache_use: the store does so inside a write and a
+ * pooled read) the statement is cached and reused by later calls with the
+ * same SQL text, so statements run per message or page are parsed once;
+ * elsewhere it is freshly prepared. sql may live in a buffer of the caller
+ * (the cache keeps a copy). Hand it back with db_release (reset, or
+ * finalized when not cached) before the callback returns. A statement that
+ * does not prepare is logged here, with its SQL. */
+int db_stmt(db_conn *conn, const char *sql, db_stmt_t **out);
+void db_release(db_stmt_t *st);
+/* Steps once (a write, or a statement whose first row is not needed) and
+ * hands the statement back: DB_OK when it ran, else the error. */
+int db_step_release(db_stmt_t *st);
+
+/* A statement prepared for this one use, never cached (start-up loads,
+ * statements run once): hand it back with db_finalize. */
+int db_prepare(db_conn *conn, const char *sql, db_stmt_t **out);
+void db_finalize(db_stmt_t *st);
+
+/* Binds; i is 1-based, the N of "?N". Text and blobs are not copied: they
+ * must stay valid until the statement is reset or released. len < 0 for a
+ * text means up to its NUL. */
+int db_bind_int(db_stmt_t *st, int i, int v);
+int db_bind_int64(db_stmt_t *st, int i, int64_t v);
+int db_bind_double(db_stmt_t *st, int i, double v);
+int db_bind_text(db_stmt_t *st, int i, const char *s, int len);
+int db_bind_blob(db_stmt_t *st, int i, const void *p, int len);
+int db_bind_null(db_stmt_t *st, int i);
+/* The highest parameter number of the statement. */
+int db_bind_count(db_stmt_t *st);
+
+/* DB_ROW, DB_DONE or an error. */
+int db_step(db_stmt_t *st);
+/* Rewinds the statement to run it again (bindings are kept). */
+void db_reset(db_stmt_t *st);
+
+/* Columns of the current row, 0-based. A NULL reads as 0 or NULL. Text and
+ * blob pointers are valid until the next step, reset or release. */
+int64_t db_column_int64(db_stmt_t *st, int i);
+int db_column_int(db_stmt_t *st, int i);
+double db_column_double(db_stmt_t *st, int i);
+const char *db_column_text(db_stmt_t *st, int i);
+const void *db_column_blob(db_stmt_t *st, int i);
+/* Bytes of a text or blob column (read after its pointer). */
+int db_column_bytes(db_stmt_t *st, int i);
+bool db_column_is_null(db_stmt_t *st, int i);
+
+/* ---- connection ---- */
+
+/* Rows changed by the last INSERT, UPDATE or DELETE on conn. */
+int64_t db_changes(db_conn *conn);
+/* Statements conn has prepared (cached or not) since it was opened: tests
+ * and statistics of the statement cache. */
+uint64_t db_prepare_count(db_conn *conn);
+/* Runs one or more statements without parameters or rows wanted. */
+int db_exec(db_conn *conn, const char *sql);
+/* Whether a transaction is open on conn (one that an error ended is not). */
+bool db_in_transaction(db_conn *conn);
+
+/* ---- for the store: opening and the statement cache ---- */
+
+enum { DB_OPEN_CREATE = 1, DB_OPEN_READWRITE = 2, DB_OPEN_READONLY = 3 };
+/* Opens path with the settings every connection of the store uses (foreign
+ * keys, lock wait). NULL on failure with a message in err. */
+db_conn *db_open(const char *path, int mode, char *err, size_t errlen);
+/* Finalizes the cached statements and closes; DB_OK or the error. */
+int db_close(db_conn *conn);
+/* Makes the calling thread cache conn's statements (db_stmt, db_release)
+ * on conn from now on; NULL stops it. A connection is used by one thread
+ * at a time, and its cache with it. */
+void db_cache_use(db_conn *conn);
+
+#endif

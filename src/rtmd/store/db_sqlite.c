@@ -1,0 +1,358 @@
+/* The SQLite implementation of db.h: a connection is the sqlite3 handle
+ * with its statement cache, a statement is the sqlite3_stmt itself (cast),
+ * and every function is a thin wrapper that maps SQLite's result codes to
+ * ours. The only file of rtmd that calls SQLite besides the store's own
+ * start-up and close code paths, which go through here too. */
+#include "db.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define DB_BUSY_TIMEOUT_MS 5000
+#define DB_STMT_CACHE 32
+
+/* Prepared statements of one connection, kept across the writes (writer)
+ * or reads (a pooled reader) that use it: the statements run for every
+ * message or page are parsed once, not per call. Keyed by the text of the
+ * SQL, which the cache copies, so a caller may build its SQL in a buffer of
+ * its own. An entry handed out is busy until released: the same SQL asked
+ * twice before a release gets a fresh statement, and eviction (round robin
+ * when full) skips busy entries. Only the thread using the connection
+ * touches its cache (through tls_conn, set by db_cache_use). */
+typedef struct stmt_cache {
+    struct {
+        char *sql;
+        size_t len;
+        sqlite3_stmt *st;
+        bool busy;
+    } e[DB_STMT_CACHE];
+    unsigned n, next_evict;
+} stmt_cache;
+
+struct db_conn {
+    sqlite3 *db;
+    stmt_cache cache;
+    uint64_t prepares;
+};
+
+static _Thread_local db_conn *tls_conn;
+
+#define ST(s) ((sqlite3_stmt *)(s))
+
+/* SQLite's (extended) result codes to ours. */
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK: return DB_OK;
+    case SQLITE_ROW: return DB_ROW;
+    case SQLITE_DONE: return DB_DONE;
+    case SQLITE_ABORT: case SQLITE_INTERRUPT: return DB_ABORT;
+    case SQLITE_BUSY: case SQLITE_LOCKED: return DB_BUSY;
+    case SQLITE_NOMEM: return DB_NOMEM;
+    case SQLITE_READONLY: return DB_READONLY;
+    case SQLITE_IOERR: return DB_IOERR;
+    case SQLITE_CORRUPT: case SQLITE_NOTADB: return DB_CORRUPT;
+    case SQLITE_FULL: return DB_FULL;
+    case SQLITE_CANTOPEN: return DB_CANTOPEN;
+    case SQLITE_CONSTRAINT: return DB_CONSTRAINT;
+    case SQLITE_MISUSE: case SQLITE_RANGE: return DB_MISUSE;
+    default: return DB_ERROR;
+    }
+}
+
+const char *db_errstr(int code)
+{
+    switch (code) {
+    case DB_OK: return "not an error";
+    case DB_ROW: return "another row available";
+    case DB_DONE: return "no more rows available";
+    case DB_ABORT: return "operation aborted";
+    case DB_BUSY: return "database is locked";
+    case DB_NOMEM: return "out of memory";
+    case DB_READONLY: return "attempt to write a readonly database";
+    case DB_IOERR: return "disk I/O error";
+    case DB_CORRUPT: return "database disk image is malformed";
+    case DB_FULL: return "database or disk is full";
+    case DB_CANTOPEN: return "unable to open database file";
+    case DB_CONSTRAINT: return "constraint failed";
+    case DB_MISUSE: return "bad parameter or other API misuse";
+    default: return "SQL logic error";
+    }
+}
+
+const char *db_errmsg(db_conn *conn)
+{
+    return sqlite3_errmsg(conn->db);
+}
+
+/* ---- statement cache ---- */
+
+static void stmt_cache_clear(stmt_cache *c)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        sqlite3_finalize(c->e[i].st);
+        free(c->e[i].sql);
+    }
+    c->n = 0;
+}
+
+/* A slot for a new entry: a free one, else the next idle one in round
+ * robin (its statement finalized); DB_STMT_CACHE when every entry is busy. */
+static unsigned stmt_cache_slot(stmt_cache *c)
+{
+    if (c->n < DB_STMT_CACHE)
+        return c->n++;
+    for (unsigned tries = 0; tries < DB_STMT_CACHE; tries++) {
+        unsigned slot = c->next_evict;
+        c->next_evict = (c->next_evict + 1) % DB_STMT_CACHE;
+        if (!c->e[slot].busy) {
+            sqlite3_finalize(c->e[slot].st);
+            free(c->e[slot].sql);
+            c->e[slot].st = NULL;
+            c->e[slot].sql = NULL;
+            return slot;
+        }
+    }
+    return DB_STMT_CACHE;
+}
+
+/* A statement that does not prepare is a fault of the code, not of the
+ * data: logged here once for every caller, with the SQL that failed. */
+static int prepare_failed(sqlite3 *db, const char *sql, int rc)
+{
+    LOG_ERROR("store: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
+    return map_rc(rc);
+}
+
+int db_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
+{
+    sqlite3_stmt *st;
+    if (tls_conn != conn) {
+        int rc = sqlite3_prepare_v2(conn->db, sql, -1, &st, NULL);
+        conn->prepares++;
+        *out = (db_stmt_t *)st;
+        return rc == SQLITE_OK ? DB_OK : prepare_failed(conn->db, sql, rc);
+    }
+    stmt_cache *c = &conn->cache;
+    size_t len = strlen(sql);
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->e[i].len == len && !c->e[i].busy && memcmp(c->e[i].sql, sql, len) == 0) {
+            c->e[i].busy = true;
+            *out = (db_stmt_t *)c->e[i].st;
+            return DB_OK;
+        }
+    int rc = sqlite3_prepare_v3(conn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    conn->prepares++;
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return prepare_failed(conn->db, sql, rc);
+    }
+    *out = (db_stmt_t *)st;
+    char *copy = malloc(len + 1);
+    unsigned slot = copy ? stmt_cache_slot(c) : DB_STMT_CACHE;
+    if (slot == DB_STMT_CACHE) {
+        free(copy); /* not cached: db_release finalizes it */
+        return DB_OK;
+    }
+    memcpy(copy, sql, len + 1);
+    c->e[slot].sql = copy;
+    c->e[slot].len = len;
+    c->e[slot].st = st;
+    c->e[slot].busy = true;
+    return DB_OK;
+}
+
+void db_release(db_stmt_t *s)
+{
+    sqlite3_stmt *st = ST(s);
+    db_conn *conn = tls_conn;
+    if (conn) {
+        stmt_cache *c = &conn->cache;
+        for (unsigned i = 0; i < c->n; i++)
+            if (c->e[i].st == st) {
+                sqlite3_reset(st);
+                sqlite3_clear_bindings(st);
+                c->e[i].busy = false;
+                return;
+            }
+    }
+    sqlite3_finalize(st);
+}
+
+int db_step_release(db_stmt_t *st)
+{
+    int rc = sqlite3_step(ST(st));
+    db_release(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? DB_OK : map_rc(rc);
+}
+
+int db_prepare(db_conn *conn, const char *sql, db_stmt_t **out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(conn->db, sql, -1, &st, NULL);
+    conn->prepares++;
+    *out = (db_stmt_t *)st;
+    return rc == SQLITE_OK ? DB_OK : prepare_failed(conn->db, sql, rc);
+}
+
+void db_finalize(db_stmt_t *st)
+{
+    sqlite3_finalize(ST(st));
+}
+
+void db_cache_use(db_conn *conn)
+{
+    tls_conn = conn;
+}
+
+/* ---- binds, steps, columns ---- */
+
+int db_bind_int(db_stmt_t *st, int i, int v)
+{
+    return map_rc(sqlite3_bind_int(ST(st), i, v));
+}
+
+int db_bind_int64(db_stmt_t *st, int i, int64_t v)
+{
+    return map_rc(sqlite3_bind_int64(ST(st), i, v));
+}
+
+int db_bind_double(db_stmt_t *st, int i, double v)
+{
+    return map_rc(sqlite3_bind_double(ST(st), i, v));
+}
+
+int db_bind_text(db_stmt_t *st, int i, const char *s, int len)
+{
+    return map_rc(sqlite3_bind_text(ST(st), i, s, len, SQLITE_STATIC));
+}
+
+int db_bind_blob(db_stmt_t *st, int i, const void *p, int len)
+{
+    return map_rc(sqlite3_bind_blob(ST(st), i, p, len, SQLITE_STATIC));
+}
+
+int db_bind_null(db_stmt_t *st, int i)
+{
+    return map_rc(sqlite3_bind_null(ST(st), i));
+}
+
+int db_bind_count(db_stmt_t *st)
+{
+    return sqlite3_bind_parameter_count(ST(st));
+}
+
+int db_step(db_stmt_t *st)
+{
+    int rc = sqlite3_step(ST(st));
+    return rc == SQLITE_ROW ? DB_ROW : rc == SQLITE_DONE ? DB_DONE : map_rc(rc);
+}
+
+void db_reset(db_stmt_t *st)
+{
+    sqlite3_reset(ST(st));
+}
+
+int64_t db_column_int64(db_stmt_t *st, int i)
+{
+    return sqlite3_column_int64(ST(st), i);
+}
+
+int db_column_int(db_stmt_t *st, int i)
+{
+    return sqlite3_column_int(ST(st), i);
+}
+
+double db_column_double(db_stmt_t *st, int i)
+{
+    return sqlite3_column_double(ST(st), i);
+}
+
+const char *db_column_text(db_stmt_t *st, int i)
+{
+    return (const char *)sqlite3_column_text(ST(st), i);
+}
+
+const void *db_column_blob(db_stmt_t *st, int i)
+{
+    return sqlite3_column_blob(ST(st), i);
+}
+
+int db_column_bytes(db_stmt_t *st, int i)
+{
+    return sqlite3_column_bytes(ST(st), i);
+}
+
+bool db_column_is_null(db_stmt_t *st, int i)
+{
+    return sqlite3_column_type(ST(st), i) == SQLITE_NULL;
+}
+
+/* ---- connection ---- */
+
+int64_t db_changes(db_conn *conn)
+{
+    return sqlite3_changes64(conn->db);
+}
+
+uint64_t db_prepare_count(db_conn *conn)
+{
+    return conn->prepares;
+}
+
+int db_exec(db_conn *conn, const char *sql)
+{
+    return map_rc(sqlite3_exec(conn->db, sql, NULL, NULL, NULL));
+}
+
+bool db_in_transaction(db_conn *conn)
+{
+    return !sqlite3_get_autocommit(conn->db);
+}
+
+db_conn *db_open(const char *path, int mode, char *err, size_t errlen)
+{
+    int flags = mode == DB_OPEN_CREATE     ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                : mode == DB_OPEN_READONLY ? SQLITE_OPEN_READONLY
+                                           : SQLITE_OPEN_READWRITE;
+    db_conn *conn = calloc(1, sizeof *conn);
+    if (!conn) {
+        snprintf(err, errlen, "cannot open %s: out of memory", path);
+        return NULL;
+    }
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        free(conn);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+    const char *pragmas = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+    rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        free(conn);
+        return NULL;
+    }
+    conn->db = db;
+    return conn;
+}
+
+int db_close(db_conn *conn)
+{
+    if (!conn)
+        return DB_OK;
+    if (tls_conn == conn)
+        tls_conn = NULL;
+    stmt_cache_clear(&conn->cache);
+    int rc = sqlite3_close(conn->db);
+    free(conn);
+    return map_rc(rc);
+}
