@@ -177,7 +177,8 @@ typedef struct ban_write {
 static int apply_ban_write(db_conn *db, void *arg)
 {
     ban_write *w = arg;
-    const char *sql = w->add ? "INSERT OR REPLACE INTO bans(pid, kind, target, uid, until) VALUES (?1, ?2, ?3, ?4, ?5)"
+    const char *sql = w->add ? "INSERT INTO bans(pid, kind, target, uid, until) VALUES (?1, ?2, ?3, ?4, ?5)"
+                               " ON CONFLICT(pid, kind, target, uid) DO UPDATE SET until = excluded.until"
                              : "DELETE FROM bans WHERE pid = ?1 AND kind = ?2 AND target = ?3 AND uid = ?4";
     db_stmt_t *st;
     int rc = db_prepare(db, sql, &st);

@@ -64,10 +64,10 @@ typedef struct kind_desc {
 } kind_desc;
 
 static const kind_desc kinds[NKINDS] = {
-    {"friends", "friends", "INSERT OR IGNORE INTO friends(pid, uid, other, created_at) VALUES (?1, ?2, ?3, ?4)",
+    {"friends", "friends", "INSERT INTO friends(pid, uid, other, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
      "DELETE FROM friends WHERE pid = ?1 AND uid = ?2 AND other = ?3",
      "SELECT pid, uid, other FROM friends ORDER BY pid, uid, other"},
-    {"blacklists", "blacks", "INSERT OR IGNORE INTO blacklists(pid, uid, other, created_at) VALUES (?1, ?2, ?3, ?4)",
+    {"blacklists", "blacks", "INSERT INTO blacklists(pid, uid, other, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
      "DELETE FROM blacklists WHERE pid = ?1 AND uid = ?2 AND other = ?3",
      "SELECT pid, uid, other FROM blacklists ORDER BY pid, uid, other"},
 };

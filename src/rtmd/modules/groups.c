@@ -226,7 +226,8 @@ typedef struct group_write {
 static int apply_group_write(db_conn *db, void *arg)
 {
     group_write *w = arg;
-    const char *sql = w->op == GW_ADD ? "INSERT OR IGNORE INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
+    const char *sql = w->op == GW_ADD ? "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
+                                          " ON CONFLICT DO NOTHING"
                       : w->op == GW_DEL   ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
                       : w->op == GW_DROP  ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2"
                                           : "DELETE FROM group_members WHERE pid = ?1";

@@ -18,7 +18,7 @@
  *
  * Duplicates. A retry (same project, sender, conversation and mid) must be
  * answered with the first mtime and neither stored nor pushed again. The
- * writer inserts with INSERT OR IGNORE against the unique index
+ * writer inserts with ON CONFLICT DO NOTHING against the unique index
  * messages_dedup and, when the row already exists, reads its mtime back and
  * marks the target as a duplicate. That covers retries after a restart and
  * a retry that arrives while the first is still being committed, since the
@@ -269,10 +269,10 @@ static uint64_t row_bytes(const msg_job *j)
 /* ---- storage (writer thread) ---- */
 
 static const char *const INSERT_SQL =
-    "INSERT OR IGNORE INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
-    " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
+    " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING";
 static const char *const PEERS_SQL =
-    "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)";
+    "INSERT INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2) ON CONFLICT DO NOTHING";
 static const char *const FIND_SQL =
     "SELECT mtime FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
     " AND from_uid = ?5 AND mid = ?6";

@@ -452,7 +452,8 @@ static int apply_sessions(db_conn *db, void *arg)
     int rc;
     if (w->add) {
         /* Known to both users; shown again if it was removed. */
-        if ((rc = db_stmt(db, "INSERT OR IGNORE INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)",
+        if ((rc = db_stmt(db, "INSERT INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2)"
+                                " ON CONFLICT DO NOTHING",
                             &peer)) != DB_OK)
             return rc;
         rc = db_stmt(db,
