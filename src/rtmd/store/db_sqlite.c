@@ -1,8 +1,8 @@
 /* The SQLite implementation of db.h: a connection is the sqlite3 handle
  * with its statement cache, a statement is the sqlite3_stmt itself (cast),
  * and every function is a thin wrapper that maps SQLite's result codes to
- * ours. The only file of rtmd that calls SQLite besides the store's own
- * start-up and close code paths, which go through here too. */
+ * ours. The only file of rtmd that calls SQLite (scripts/check-layers.py
+ * keeps it so outside src/rtmd/store/). */
 #include "db.h"
 
 #include <sqlite3.h>
