@@ -1,0 +1,312 @@
+/* The in-memory model of RealTimeCat (rtcat_internal.h): sessions and
+ * tokens, mirrored from the rtcat_sessions and rtcat_tokens tables per
+ * project (sessions oldest first, each with its tokens oldest first, and
+ * an index of each by uuid), their uuids and times, the load at start and
+ * the expiry: an object whose expire_in passed (or a token whose session's
+ * did) behaves as deleted: 404, absent from lists, refused at login. Every
+ * retention_interval seconds the expired objects leave memory and the
+ * store (module_purge_expired). A "day" of live_days is the project's
+ * rtcat_day_seconds (86400; shorter only for tests and demos). Changes
+ * come from the done callbacks of writes.c. */
+#include "rtcat_internal.h"
+
+#include "log.h"
+#include "module.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct rtcat_state *rc_state(rtmd_server *srv)
+{
+    return srv->svc ? srv->svc->rtcat : NULL;
+}
+
+rc_project *rc_project_of(struct rtcat_state *st, int64_t pid)
+{
+    for (size_t i = 0; st && i < st->nprojects; i++)
+        if (st->projects[i].p->pid == pid)
+            return &st->projects[i];
+    return NULL;
+}
+
+/* ---- uuids and times ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The index key of a canonical lower-case uuid s[0..len): false when s is
+ * not one. */
+static bool uuid_key(const char *s, size_t len, uint64_t *a, uint64_t *b)
+{
+    if (len != RTCAT_UUID_LEN)
+        return false;
+    uint64_t v[2] = {0, 0};
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            continue;
+        }
+        int h = hexval(s[i]);
+        if (h < 0 || (s[i] >= 'A' && s[i] <= 'F'))
+            return false;
+        v[n / 16] = v[n / 16] << 4 | (uint64_t)h;
+        n++;
+    }
+    *a = v[0];
+    *b = v[1];
+    return true;
+}
+
+int64_t rc_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool rc_obj_expired(const rc_obj *o, int64_t now)
+{
+    return !o->permanent && o->expire_us <= now;
+}
+
+bool rc_token_expired(const rc_token *t, int64_t now)
+{
+    return rc_obj_expired(&t->o, now) || rc_obj_expired(&t->s->o, now);
+}
+
+void rc_obj_clear(rc_obj *o)
+{
+    free(o->label);
+    free(o->data);
+    o->label = o->data = NULL;
+}
+
+/* ---- memory ---- */
+
+rc_session *rc_session_get(struct rtcat_state *st, const rc_project *rp, const char *uuid, size_t len)
+{
+    uint64_t a, b;
+    if (!uuid_key(uuid, len, &a, &b))
+        return NULL;
+    rc_session *s = pairmap_get(&st->sessions, a, b);
+    return s && s->rp == rp ? s : NULL;
+}
+
+rc_token *rc_token_get(struct rtcat_state *st, const rc_project *rp, const char *uuid, size_t len)
+{
+    uint64_t a, b;
+    if (!uuid_key(uuid, len, &a, &b))
+        return NULL;
+    rc_token *t = pairmap_get(&st->tokens, a, b);
+    return t && t->s->rp == rp ? t : NULL;
+}
+
+/* Takes o (its strings move). NULL when out of memory. */
+rc_session *rc_session_add(struct rtcat_state *st, rc_project *rp, rc_obj *o)
+{
+    uint64_t a, b;
+    rc_session *s = calloc(1, sizeof *s);
+    if (!s || !uuid_key(o->uuid, strlen(o->uuid), &a, &b) || pairmap_put(&st->sessions, a, b, s) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->o = *o;
+    o->label = o->data = NULL;
+    s->rp = rp;
+    s->prev = rp->last;
+    if (rp->last)
+        rp->last->next = s;
+    else
+        rp->first = s;
+    rp->last = s;
+    rp->nsessions++;
+    return s;
+}
+
+rc_token *rc_token_add(struct rtcat_state *st, rc_session *s, rc_obj *o)
+{
+    uint64_t a, b;
+    rc_token *t = calloc(1, sizeof *t);
+    if (!t || !uuid_key(o->uuid, strlen(o->uuid), &a, &b) || pairmap_put(&st->tokens, a, b, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->o = *o;
+    o->label = o->data = NULL;
+    t->s = s;
+    t->prev = s->last;
+    if (s->last)
+        s->last->next = t;
+    else
+        s->first = t;
+    s->last = t;
+    s->rp->ntokens++;
+    return t;
+}
+
+void rc_token_free(struct rtcat_state *st, rc_token *t)
+{
+    uint64_t a, b;
+    if (uuid_key(t->o.uuid, RTCAT_UUID_LEN, &a, &b))
+        pairmap_del(&st->tokens, a, b);
+    rc_session *s = t->s;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->first = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        s->last = t->prev;
+    s->rp->ntokens--;
+    rc_obj_clear(&t->o);
+    free(t);
+}
+
+void rc_session_free(struct rtcat_state *st, rc_session *s)
+{
+    while (s->first)
+        rc_token_free(st, s->first);
+    uint64_t a, b;
+    if (uuid_key(s->o.uuid, RTCAT_UUID_LEN, &a, &b))
+        pairmap_del(&st->sessions, a, b);
+    rc_project *rp = s->rp;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        rp->first = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        rp->last = s->prev;
+    rp->nsessions--;
+    rc_obj_clear(&s->o);
+    free(s);
+}
+
+/* Drops the expired sessions and tokens from memory. */
+static void sweep_memory(struct rtcat_state *st, int64_t now)
+{
+    for (size_t i = 0; i < st->nprojects; i++) {
+        rc_session *s = st->projects[i].first;
+        while (s) {
+            rc_session *next = s->next;
+            if (rc_obj_expired(&s->o, now)) {
+                rc_session_free(st, s);
+            } else {
+                for (rc_token *t = s->first, *tn; t; t = tn) {
+                    tn = t->next;
+                    if (rc_obj_expired(&t->o, now))
+                        rc_token_free(st, t);
+                }
+            }
+            s = next;
+        }
+    }
+}
+
+/* ---- expiry ---- */
+
+void rc_on_tick(uv_timer_t *t)
+{
+    struct rtcat_state *st = t->data;
+    rtmd_server *srv = st->srv;
+    if (rtmd_timer_end_on_stop(srv, t, &st->timer_closed))
+        return;
+    uint64_t now_ms = uv_now(srv->loop);
+    if (now_ms - st->last_purge_ms < (uint64_t)srv->cfg.retention_interval * 1000u)
+        return;
+    st->last_purge_ms = now_ms;
+    sweep_memory(st, rc_now_us());
+    if (srv->store) {
+        module_purge_expired(srv, "DELETE FROM rtcat_tokens WHERE expire_us <= ?1 * 1000000", "RealTimeCat tokens");
+        module_purge_expired(srv, "DELETE FROM rtcat_sessions WHERE expire_us <= ?1 * 1000000",
+                             "RealTimeCat sessions");
+    }
+}
+
+/* ---- the load at start ---- */
+
+static char *col_text(db_stmt_t *q, int i)
+{
+    const char *s = db_column_text(q, i);
+    return s && *s ? strdup((const char *)s) : NULL;
+}
+
+static void col_obj(db_stmt_t *q, int first, rc_obj *o)
+{
+    const char *u = db_column_text(q, 0);
+    snprintf(o->uuid, sizeof o->uuid, "%s", u ? (const char *)u : "");
+    o->label = col_text(q, first);
+    o->data = col_text(q, first + 1);
+    o->type = (uint8_t)db_column_int(q, first + 2);
+    o->permanent = db_column_int(q, first + 3) != 0;
+    o->live_days = (uint32_t)db_column_int64(q, first + 4);
+    o->created_us = db_column_int64(q, first + 5);
+    o->expire_us = o->permanent ? 0 : db_column_int64(q, first + 6);
+}
+
+int rc_load_all(db_conn *db, void *arg)
+{
+    rc_load *l = arg;
+    struct rtcat_state *st = l->st;
+    db_stmt_t *q;
+    int rc = db_prepare(db, "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us "
+                                "FROM rtcat_sessions WHERE permanent = 1 OR expire_us > ?1 ORDER BY created_us, rowid", &q);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(q, 1, l->now);
+    while ((rc = db_step(q)) == DB_ROW) {
+        rc_project *rp = rc_project_of(st, db_column_int64(q, 1));
+        if (!rp)
+            continue;
+        rc_obj o = {0};
+        col_obj(q, 2, &o);
+        if (!rc_session_add(st, rp, &o)) {
+            rc_obj_clear(&o);
+            rc = DB_NOMEM;
+            break;
+        }
+        l->sessions++;
+    }
+    db_finalize(q);
+    if (rc != DB_DONE)
+        return rc;
+    rc = db_prepare(db, "SELECT uuid, session_uuid, label, data, type, permanent, live_days, created_us, "
+                            "expire_us FROM rtcat_tokens WHERE permanent = 1 OR expire_us > ?1 "
+                            "ORDER BY created_us, rowid", &q);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(q, 1, l->now);
+    while ((rc = db_step(q)) == DB_ROW) {
+        const char *su = db_column_text(q, 1);
+        uint64_t a, b;
+        rc_session *s = su && uuid_key((const char *)su, strlen((const char *)su), &a, &b)
+                            ? pairmap_get(&st->sessions, a, b)
+                            : NULL;
+        if (!s)
+            continue;
+        rc_obj o = {0};
+        col_obj(q, 2, &o);
+        if (!rc_token_add(st, s, &o)) {
+            rc_obj_clear(&o);
+            rc = DB_NOMEM;
+            break;
+        }
+        l->tokens++;
+    }
+    db_finalize(q);
+    return rc == DB_DONE ? DB_OK : rc;
+}
