@@ -233,9 +233,9 @@ static const setting project_settings[] = {
     {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY},
     {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY},
     {"demo", K_U32, PRJ(demo), 0, 1, S_ANY}, /* one project at most, with an app_id: checked by demo.c */
-    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY}, /* unique across projects: checked by rtcat.c */
+    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY}, /* unique across projects: checked by rtcat/rtcat.c */
     {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY},
-    {"rtcat_demo", K_U32, PRJ(rtcat_demo), 0, 1, S_ANY}, /* one project at most, with the key: rtcat.c */
+    {"rtcat_demo", K_U32, PRJ(rtcat_demo), 0, 1, S_ANY}, /* one project at most, with the key: rtcat/rtcat.c */
     {"rtcat_max_sessions", K_U32, PRJ(rtcat_max_sessions), 1, 10000000, S_ANY},
     {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY},
     {"rtcat_max_live_days", K_U32, PRJ(rtcat_max_live_days), 1, 36500, S_ANY},

@@ -72,7 +72,7 @@ typedef struct rtmd_project_config {
     /* The demo web pages (modules/demo.c): 1 = this project is the one they
      * log in to (at most one project; it needs an app_id). */
     uint32_t demo;
-    /* RealTimeCat (modules/rtcat.c): the REST API key and secret (both set
+    /* RealTimeCat (modules/rtcat/): the REST API key and secret (both set
      * = the API is on; the key is unique across projects), the demo
      * backend's unauthenticated routes (1 = this project; at most one; it
      * needs the key), the limits of what the project stores, and the length

@@ -1,5 +1,5 @@
 'use strict';
-// RealTimeCat token login on the client gate (auth.c, rtcat.c, strid.c):
+// RealTimeCat token login on the client gate (auth.c, rtcat/, strid.c):
 // auth with rtcat_token answers the token's uid, session and type, or
 // refuses it (invalid: unknown or deleted; expired); 200060 for a project
 // without the API; the rights of such a connection (only its session's

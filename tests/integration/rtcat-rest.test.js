@@ -1,5 +1,5 @@
 'use strict';
-// RealTimeCat REST v0.4 (modules/rtcat.c): every route with the request
+// RealTimeCat REST v0.4 (modules/rtcat/): every route with the request
 // shapes of the RealTimeCat Node SDK (form bodies, its two headers, page
 // and page_size), JSON bodies, the objects answered, paging and
 // X-Total-Count, authentication failures, field errors and limits, the

@@ -44,7 +44,7 @@ void http_respond(rtmd_conn *c, const http_request *req, int status, const char 
 #define HTTP_EXTRA_HEADERS_MAX 1024
 void http_respond_with(rtmd_conn *c, const http_request *req, int status, const char *type, const char *headers,
                        const void *body, size_t len);
-/* An answer given later, once the store committed (rtcat.c): http_defer
+/* An answer given later, once the store committed (rtcat/writes.c): http_defer
  * keeps the connection (a reference) and what the answer needs of the
  * request, and keeps the gate from closing a "Connection: close" link
  * before the answer is written; http_deferred_respond answers (nothing

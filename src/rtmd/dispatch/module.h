@@ -32,7 +32,7 @@ typedef struct rtmd_services {
     struct p2server_state *p2server; /* p2server.c: app-server URL and signature per connection */
     struct strid_state *strid;       /* strid.c: online string-id users, edge translation */
     struct demo_state *demo;         /* demo.c: the demo web pages' files, the demo project */
-    struct rtcat_state *rtcat;       /* rtcat.c: RealTimeCat sessions, tokens, token logins */
+    struct rtcat_state *rtcat;       /* rtcat/: RealTimeCat sessions, tokens, token logins */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

@@ -304,7 +304,7 @@ static void not_found(rtmd_conn *c, const http_request *req)
 }
 
 /* True when the demo project also runs the RealTimeCat demo backend
- * (rtcat.c: rtcat_demo = 1, or the store's demo project alone with its
+ * (rtcat/rtcat.c: rtcat_demo = 1, or the store's demo project alone with its
  * derived API key), which the call page takes its tokens from. */
 static bool demo_has_rtcat(const rtmd_server *srv, const rtmd_project *p)
 {

@@ -133,7 +133,7 @@
  *            by quota.c's catch-up as they are). Only edits update msg or
  *            attrs, so the trigger costs nothing on the send path.
  *
- * Migration 14: RealTimeCat sessions and tokens (rtcat.c).
+ * Migration 14: RealTimeCat sessions and tokens (modules/rtcat/).
  *   rtcat_sessions  uuid (lower-case v4), the project, label and data (NULL
  *                   when none), type 0 = p2p / 1 = rel, permanent,
  *                   live_days, created_us (unix microseconds) and expire_us

@@ -1,4 +1,4 @@
-/* RealTimeCat (rtcat.c): sessions and tokens of the REST v0.4 API, and
+/* RealTimeCat (the rtcat/ folder): sessions and tokens of the REST v0.4 API, and
  * what the client gate needs of them: a token login (auth.c) and the
  * rights of a connection logged in with a token (strid.c's edge hook). */
 #ifndef RTMD_RTCAT_H
