@@ -341,8 +341,7 @@ static void limit_exceeded(rtmd_conn *c, const http_request *req, const char *wh
     rc_send_error(c, req, NULL, 429, "limit_exceeded", what);
 }
 
-/* Creates a session from f (label forced when label is not NULL), with a
- * first token when with_token. */
+/* See rtcat_internal.h. */
 void rc_create_session(rtmd_conn *c, const http_request *req, rc_project *rp, const rc_fields *f,
                        int ok_status, const rc_fields *token_fields)
 {
@@ -414,12 +413,12 @@ void rc_patch_object(rtmd_conn *c, const http_request *req, rc_project *rp, rc_s
     const char *err = w ? obj_patch(t ? &w->tok[0] : &w->sess, t ? &t->o : &s->o, &f, &rp->p->limits) : NULL;
     rc_fields_clear(&f);
     if (!w || err) {
-        if (w)
+        if (w) {
             write_free(w);
-        if (w)
             rc_bad_param(c, req, err);
-        else
+        } else {
             rc_send_error(c, req, NULL, 500, "internal", "out of memory");
+        }
         return;
     }
     if (t)
