@@ -19,8 +19,9 @@ depends on a node of a higher layer, or when nodes depend on each other in
 a cycle (within a layer too); it prints each offence.
 
 It also keeps the store's SQL seam: no C file outside src/rtmd/store/
-(in src/, tools/, tests/, fuzz/) includes <sqlite3.h> or names SQLite's
-API (sqlite3_*, SQLITE_*, the sqlite3 type); SQL goes through
+(in src/, tools/, tests/, fuzz/) includes <sqlite3.h> or <libpq-fe.h> or
+names SQLite's API (sqlite3_*, SQLITE_*, the sqlite3 type) or libpq's
+(PQ*() calls, PGconn, PGresult); SQL goes through
 src/rtmd/store/db.h, so that another database backend needs no change of
 the modules.
 
@@ -57,8 +58,8 @@ def layer(node):
 def node_of(rel):
     """rel: a path under src/, e.g. rtmd/modules/history/retention.c"""
     parts = rel.split("/")
-    if re.fullmatch(r"rtmd/store/db_\w+\.c", rel):
-        return "rtmd/store/db"  # a database backend implements db.h: one node
+    if re.fullmatch(r"rtmd/store/db_\w+\.[ch]", rel):
+        return "rtmd/store/db"  # the backends of db.h and their dispatch (db_backend.h): one node
     if len(parts) > 3 and parts[:2] == ["rtmd", "modules"]:
         return "/".join(parts[:3])  # a module folder is one node
     return os.path.splitext(rel)[0]
@@ -105,12 +106,12 @@ def nodes_and_edges():
 
 SEAM_DIRS = ("src", "tools", "tests", "fuzz")
 SEAM_OWNER = os.path.join("src", "rtmd", "store") + os.sep
-SEAM_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]sqlite3\.h[>"]', re.M)
-SEAM_NAME = re.compile(r'\b(sqlite3_\w+|SQLITE_\w+|sqlite3\b(?=\s*\*))')
+SEAM_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](sqlite3\.h|libpq-fe\.h)[>"]', re.M)
+SEAM_NAME = re.compile(r'\b(sqlite3_\w+|SQLITE_\w+|sqlite3\b(?=\s*\*)|PQ[a-z]\w*(?=\s*\()|PGconn\b|PGresult\b)')
 
 
 def seam_offences():
-    """Files outside src/rtmd/store/ that use SQLite's API directly."""
+    """Files outside src/rtmd/store/ that use SQLite's or libpq's API directly."""
     out = []
     for top in SEAM_DIRS:
         for dirpath, dirs, names in os.walk(os.path.join(ROOT, top)):
@@ -124,8 +125,9 @@ def seam_offences():
                     continue
                 with open(path, encoding="utf-8", errors="replace") as f:
                     text = f.read()
-                if SEAM_INCLUDE.search(text):
-                    out.append(f"seam: {rel} includes sqlite3.h (use src/rtmd/store/db.h)")
+                inc = SEAM_INCLUDE.search(text)
+                if inc:
+                    out.append(f"seam: {rel} includes {inc.group(1)} (use src/rtmd/store/db.h)")
                 m = SEAM_NAME.search(COMMENT.sub(" ", text))
                 if m:
                     out.append(f"seam: {rel} names {m.group(1)} (use src/rtmd/store/db.h)")
@@ -188,7 +190,7 @@ def main():
     for node in edges:
         counts[layer(node)[1]] = counts.get(layer(node)[1], 0) + 1
     summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in ("core", "base", "transport", "dispatch", "modules", "program"))
-    print(f"layers: no upward dependency, no cycle ({summary} nodes); SQLite used only in src/rtmd/store/")
+    print(f"layers: no upward dependency, no cycle ({summary} nodes); SQLite and libpq used only in src/rtmd/store/")
     return 0
 
 

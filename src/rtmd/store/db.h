@@ -2,8 +2,9 @@
  * opaque connection and statement, cached prepares, binds, steps, column
  * getters and result codes of our own. Modules, the store and the schema
  * use only this; db_sqlite.c implements it on SQLite (plain wrappers, no
- * allocation per call), and a PostgreSQL backend implements the same
- * functions. SQL text uses 1-based "?N" parameters. Nothing outside
+ * allocation per call), and db_pg.c implements the same functions on
+ * libpq (a connection opened with db_open_postgres; db_backend.h tells
+ * how each call finds its backend). SQL text uses 1-based "?N" parameters. Nothing outside
  * src/rtmd/store/ includes <sqlite3.h> (scripts/check-layers.py checks). */
 #ifndef RTMD_DB_H
 #define RTMD_DB_H
@@ -107,6 +108,12 @@ enum { DB_OPEN_CREATE = 1, DB_OPEN_READWRITE = 2, DB_OPEN_READONLY = 3 };
 /* Opens path with the settings every connection of the store uses (foreign
  * keys, lock wait). NULL on failure with a message in err. */
 db_conn *db_open(const char *path, int mode, char *err, size_t errlen);
+/* Connects to PostgreSQL (db_pg.c) with a libpq connection string
+ * ("postgresql://user@host:port/db" or "key=value ..."): the same
+ * interface on a server; DB_OPEN_READONLY makes its transactions read
+ * only. NULL on failure with a message in err (never the string itself,
+ * which may hold a password). Not yet chosen by the store's configuration. */
+db_conn *db_open_postgres(const char *conninfo, int mode, char *err, size_t errlen);
 /* Finalizes the cached statements and closes; DB_OK or the error. */
 int db_close(db_conn *conn);
 /* Makes the calling thread cache conn's statements (db_stmt, db_release)

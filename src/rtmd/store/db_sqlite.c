@@ -2,8 +2,11 @@
  * with its statement cache, a statement is the sqlite3_stmt itself (cast),
  * and every function is a thin wrapper that maps SQLite's result codes to
  * ours. The only file of rtmd that calls SQLite (scripts/check-layers.py
- * keeps it so outside src/rtmd/store/). */
+ * keeps it so outside src/rtmd/store/). It also holds the public db_*
+ * symbols: a PostgreSQL connection or statement (db_pg.c) carries a tag
+ * bit, and each function hands those to its dbpg_* twin (db_backend.h). */
 #include "db.h"
+#include "db_backend.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -22,7 +25,7 @@
  * its own. An entry handed out is busy until released: the same SQL asked
  * twice before a release gets a fresh statement, and eviction (round robin
  * when full) skips busy entries. Only the thread using the connection
- * touches its cache (through tls_conn, set by db_cache_use). */
+ * touches its cache (through db_tls_conn, set by db_cache_use). */
 typedef struct stmt_cache {
     struct {
         char *sql;
@@ -39,7 +42,7 @@ struct db_conn {
     uint64_t prepares;
 };
 
-static _Thread_local db_conn *tls_conn;
+_Thread_local db_conn *db_tls_conn;
 
 #define ST(s) ((sqlite3_stmt *)(s))
 
@@ -86,6 +89,8 @@ const char *db_errstr(int code)
 
 const char *db_errmsg(db_conn *conn)
 {
+    if (db_is_pg(conn))
+        return dbpg_errmsg(conn);
     return sqlite3_errmsg(conn->db);
 }
 
@@ -130,8 +135,10 @@ static int prepare_failed(sqlite3 *db, const char *sql, int rc)
 
 int db_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
 {
+    if (db_is_pg(conn))
+        return dbpg_stmt(conn, sql, out);
     sqlite3_stmt *st;
-    if (tls_conn != conn) {
+    if (db_tls_conn != conn) {
         int rc = sqlite3_prepare_v2(conn->db, sql, -1, &st, NULL);
         conn->prepares++;
         *out = (db_stmt_t *)st;
@@ -168,9 +175,13 @@ int db_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
 
 void db_release(db_stmt_t *s)
 {
+    if (db_is_pg(s)) {
+        dbpg_release(s);
+        return;
+    }
     sqlite3_stmt *st = ST(s);
-    db_conn *conn = tls_conn;
-    if (conn) {
+    db_conn *conn = db_tls_conn;
+    if (conn && !db_is_pg(conn)) {
         stmt_cache *c = &conn->cache;
         for (unsigned i = 0; i < c->n; i++)
             if (c->e[i].st == st) {
@@ -185,6 +196,8 @@ void db_release(db_stmt_t *s)
 
 int db_step_release(db_stmt_t *st)
 {
+    if (db_is_pg(st))
+        return dbpg_step_release(st);
     int rc = sqlite3_step(ST(st));
     db_release(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? DB_OK : map_rc(rc);
@@ -192,6 +205,8 @@ int db_step_release(db_stmt_t *st)
 
 int db_prepare(db_conn *conn, const char *sql, db_stmt_t **out)
 {
+    if (db_is_pg(conn))
+        return dbpg_prepare(conn, sql, out);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(conn->db, sql, -1, &st, NULL);
     conn->prepares++;
@@ -201,94 +216,132 @@ int db_prepare(db_conn *conn, const char *sql, db_stmt_t **out)
 
 void db_finalize(db_stmt_t *st)
 {
+    if (db_is_pg(st)) {
+        dbpg_finalize(st);
+        return;
+    }
     sqlite3_finalize(ST(st));
 }
 
 void db_cache_use(db_conn *conn)
 {
-    tls_conn = conn;
+    db_tls_conn = conn;
 }
 
 /* ---- binds, steps, columns ---- */
 
 int db_bind_int(db_stmt_t *st, int i, int v)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_int64(st, i, v);
     return map_rc(sqlite3_bind_int(ST(st), i, v));
 }
 
 int db_bind_int64(db_stmt_t *st, int i, int64_t v)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_int64(st, i, v);
     return map_rc(sqlite3_bind_int64(ST(st), i, v));
 }
 
 int db_bind_double(db_stmt_t *st, int i, double v)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_double(st, i, v);
     return map_rc(sqlite3_bind_double(ST(st), i, v));
 }
 
 int db_bind_text(db_stmt_t *st, int i, const char *s, int len)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_text(st, i, s, len);
     return map_rc(sqlite3_bind_text(ST(st), i, s, len, SQLITE_STATIC));
 }
 
 int db_bind_blob(db_stmt_t *st, int i, const void *p, int len)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_blob(st, i, p, len);
     return map_rc(sqlite3_bind_blob(ST(st), i, p, len, SQLITE_STATIC));
 }
 
 int db_bind_null(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_null(st, i);
     return map_rc(sqlite3_bind_null(ST(st), i));
 }
 
 int db_bind_count(db_stmt_t *st)
 {
+    if (db_is_pg(st))
+        return dbpg_bind_count(st);
     return sqlite3_bind_parameter_count(ST(st));
 }
 
 int db_step(db_stmt_t *st)
 {
+    if (db_is_pg(st))
+        return dbpg_step(st);
     int rc = sqlite3_step(ST(st));
     return rc == SQLITE_ROW ? DB_ROW : rc == SQLITE_DONE ? DB_DONE : map_rc(rc);
 }
 
 void db_reset(db_stmt_t *st)
 {
+    if (db_is_pg(st)) {
+        dbpg_reset(st);
+        return;
+    }
     sqlite3_reset(ST(st));
 }
 
 int64_t db_column_int64(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_column_int64(st, i);
     return sqlite3_column_int64(ST(st), i);
 }
 
 int db_column_int(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return (int)dbpg_column_int64(st, i);
     return sqlite3_column_int(ST(st), i);
 }
 
 double db_column_double(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_column_double(st, i);
     return sqlite3_column_double(ST(st), i);
 }
 
 const char *db_column_text(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_column_text(st, i);
     return (const char *)sqlite3_column_text(ST(st), i);
 }
 
 const void *db_column_blob(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_column_blob(st, i);
     return sqlite3_column_blob(ST(st), i);
 }
 
 int db_column_bytes(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_column_bytes(st, i);
     return sqlite3_column_bytes(ST(st), i);
 }
 
 bool db_column_is_null(db_stmt_t *st, int i)
 {
+    if (db_is_pg(st))
+        return dbpg_column_is_null(st, i);
     return sqlite3_column_type(ST(st), i) == SQLITE_NULL;
 }
 
@@ -296,21 +349,29 @@ bool db_column_is_null(db_stmt_t *st, int i)
 
 int64_t db_changes(db_conn *conn)
 {
+    if (db_is_pg(conn))
+        return dbpg_changes(conn);
     return sqlite3_changes64(conn->db);
 }
 
 uint64_t db_prepare_count(db_conn *conn)
 {
+    if (db_is_pg(conn))
+        return dbpg_prepare_count(conn);
     return conn->prepares;
 }
 
 int db_exec(db_conn *conn, const char *sql)
 {
+    if (db_is_pg(conn))
+        return dbpg_exec(conn, sql);
     return map_rc(sqlite3_exec(conn->db, sql, NULL, NULL, NULL));
 }
 
 bool db_in_transaction(db_conn *conn)
 {
+    if (db_is_pg(conn))
+        return dbpg_in_transaction(conn);
     return !sqlite3_get_autocommit(conn->db);
 }
 
@@ -347,10 +408,12 @@ db_conn *db_open(const char *path, int mode, char *err, size_t errlen)
 
 int db_close(db_conn *conn)
 {
+    if (db_is_pg(conn))
+        return dbpg_close(conn);
     if (!conn)
         return DB_OK;
-    if (tls_conn == conn)
-        tls_conn = NULL;
+    if (db_tls_conn == conn)
+        db_tls_conn = NULL;
     stmt_cache_clear(&conn->cache);
     int rc = sqlite3_close(conn->db);
     free(conn);
