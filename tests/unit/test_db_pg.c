@@ -1,0 +1,495 @@
+/* Unit tests of db.h on PostgreSQL (src/rtmd/store/db_pg.c) against a real
+ * server: the connection string is in RTMD_TEST_PG, and without it the
+ * program fails at once, saying so. Not registered with CTest on its own:
+ * tests/integration/db-pg.test.js starts PostgreSQL, creates a database
+ * and runs this program. Covered: "?N" becoming "$N" outside literals,
+ * identifiers and comments; int64 extremes, doubles, UTF-8 text, blobs
+ * with zero bytes, NULLs; multi-row results; db_changes; a unique
+ * violation giving DB_CONSTRAINT; the statement cache (prepares counted
+ * here and on the server); transactions and a failed one rolled back to a
+ * savepoint; a read-only connection; a lost connection; an SQLite
+ * connection used beside a PostgreSQL one in the same thread. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "db.h"
+#include "tmpdir.h"
+
+static const char *conninfo;
+
+static db_conn *open_pg(void)
+{
+    char err[512];
+    db_conn *c = db_open_postgres(conninfo, DB_OPEN_READWRITE, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    return c;
+}
+
+/* One int64 from a query with no parameters. */
+static int64_t query_int(db_conn *c, const char *sql)
+{
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, sql, &st), DB_OK);
+    assert_int_equal(db_step(st), DB_ROW);
+    int64_t v = db_column_int64(st, 0);
+    db_finalize(st);
+    return v;
+}
+
+static int64_t server_prepared(db_conn *c)
+{
+    /* counts itself while it runs: subtract it */
+    return query_int(c, "SELECT count(*) FROM pg_prepared_statements") - 1;
+}
+
+static void params_rewritten_outside_literals(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    db_stmt_t *st;
+    const char *sql = "SELECT ?2 || '?1 ?'' ?' || ?1 AS \"a?b\" /* ?3 /* ?4 */ */, E'\\'?' -- ?5\n, ?3::int";
+    assert_int_equal(db_prepare(c, sql, &st), DB_OK);
+    assert_int_equal(db_bind_count(st), 3);
+    assert_int_equal(db_bind_text(st, 1, "one", -1), DB_OK);
+    assert_int_equal(db_bind_text(st, 2, "two", -1), DB_OK);
+    assert_int_equal(db_bind_int(st, 3, 7), DB_OK);
+    assert_int_equal(db_bind_int(st, 4, 7), DB_MISUSE); /* no ?4 outside the comment */
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_string_equal(db_column_text(st, 0), "two?1 ?' ?one");
+    assert_string_equal(db_column_text(st, 1), "'?");
+    assert_int_equal(db_column_int(st, 2), 7);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+
+    /* Bare "?" are numbered after the highest so far, as in SQLite. */
+    assert_int_equal(db_prepare(c, "SELECT ?::int + ?::int, $$?$$", &st), DB_OK);
+    assert_int_equal(db_bind_count(st), 2);
+    db_bind_int(st, 1, 40);
+    db_bind_int(st, 2, 2);
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_int_equal(db_column_int(st, 0), 42);
+    assert_string_equal(db_column_text(st, 1), "?");
+    db_finalize(st);
+
+    /* A statement that does not prepare: the code and the message. */
+    assert_int_equal(db_prepare(c, "SELEC 1", &st), DB_ERROR);
+    assert_null(st);
+    assert_non_null(strstr(db_errmsg(c), "syntax error"));
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void integers_doubles_text_and_blobs_round_trip(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS vals; "
+                                "CREATE TABLE vals(k INT PRIMARY KEY, i BIGINT, d DOUBLE PRECISION, t TEXT, b BYTEA)"),
+                     DB_OK);
+    static const unsigned char zeros[] = {0, 1, 0, 0xff, 0, 0x5c, 'x', 0};
+    unsigned char big[70000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7 + (i >> 8));
+    const char *utf8 = "h\xc3\xa9llo w\xc3\xb6rld \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89 'quoted' \\ ?";
+    const char cut[] = {'a', 'b', 'c', 'd', 'e', 'f'}; /* no NUL: bound with a length */
+    struct {
+        int64_t i;
+        double d;
+        const char *t;
+        int tlen;
+        const void *b;
+        int blen;
+    } rows[] = {
+        {INT64_MIN, -2.5, utf8, -1, zeros, (int)sizeof zeros},
+        {INT64_MAX, 1e300, cut, 3, big, (int)sizeof big},
+        {0, 0.1, "", 0, "", 0},
+        {-1, -0.0, "plain", -1, "\0", 1},
+    };
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, "INSERT INTO vals(k, i, d, t, b) VALUES (?1, ?2, ?3, ?4, ?5)", &st), DB_OK);
+    for (int k = 0; k < 4; k++) {
+        db_reset(st);
+        db_bind_int(st, 1, k);
+        db_bind_int64(st, 2, rows[k].i);
+        db_bind_double(st, 3, rows[k].d);
+        db_bind_text(st, 4, rows[k].t, rows[k].tlen);
+        db_bind_blob(st, 5, rows[k].b, rows[k].blen);
+        assert_int_equal(db_step(st), DB_DONE);
+        assert_int_equal(db_changes(c), 1);
+    }
+    db_finalize(st);
+
+    assert_int_equal(db_prepare(c, "SELECT i, d, t, b, length(b) FROM vals ORDER BY k", &st), DB_OK);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(db_step(st), DB_ROW);
+        assert_true(db_column_int64(st, 0) == rows[k].i);
+        assert_true(db_column_double(st, 1) == rows[k].d);
+        size_t tlen = rows[k].tlen < 0 ? strlen(rows[k].t) : (size_t)rows[k].tlen;
+        /* blob before text: both bytea decodings stay valid together */
+        const void *b = db_column_blob(st, 3);
+        const char *t = db_column_text(st, 2);
+        assert_int_equal(db_column_bytes(st, 2), tlen);
+        assert_memory_equal(t, rows[k].t, tlen);
+        assert_int_equal(t[tlen], '\0');
+        assert_int_equal(db_column_bytes(st, 3), rows[k].blen);
+        assert_non_null(b);
+        if (rows[k].blen)
+            assert_memory_equal(b, rows[k].b, rows[k].blen);
+        assert_int_equal(db_column_int(st, 4), rows[k].blen);
+        assert_false(db_column_is_null(st, 3));
+    }
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+
+    /* Extremes through a parameter of its own type and back as text. */
+    assert_int_equal(db_prepare(c, "SELECT ?1::bigint, ?2::bigint, (?1::bigint)::text, ?3::float8, true, false", &st),
+                     DB_OK);
+    db_bind_int64(st, 1, INT64_MIN);
+    db_bind_int64(st, 2, INT64_MAX);
+    db_bind_double(st, 3, 1.0 / 3.0);
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_true(db_column_int64(st, 0) == INT64_MIN);
+    assert_true(db_column_int64(st, 1) == INT64_MAX);
+    assert_string_equal(db_column_text(st, 2), "-9223372036854775808");
+    assert_true(db_column_double(st, 3) == 1.0 / 3.0);
+    assert_int_equal(db_column_int(st, 4), 1);
+    assert_int_equal(db_column_int(st, 5), 0);
+    db_finalize(st);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void nulls(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, "SELECT ?1::bigint, ?2::text, ?3::bytea, ?4::bigint, ?5::text", &st), DB_OK);
+    db_bind_null(st, 1);
+    db_bind_text(st, 2, NULL, -1);
+    db_bind_blob(st, 3, NULL, 0);
+    /* ?4 never bound: NULL, as in SQLite */
+    db_bind_int(st, 5, 5);
+    assert_int_equal(db_step(st), DB_ROW);
+    for (int i = 0; i < 4; i++)
+        assert_true(db_column_is_null(st, i));
+    assert_int_equal(db_column_int64(st, 0), 0);
+    assert_null(db_column_text(st, 1));
+    assert_null(db_column_blob(st, 2));
+    assert_int_equal(db_column_bytes(st, 2), 0);
+    assert_false(db_column_is_null(st, 4));
+    assert_string_equal(db_column_text(st, 4), "5");
+    /* past the columns: as a NULL */
+    assert_true(db_column_is_null(st, 9));
+    db_finalize(st);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void rows_and_changes(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS rows_t; CREATE TABLE rows_t(id BIGINT PRIMARY KEY, v BIGINT)"),
+                     DB_OK);
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, "INSERT INTO rows_t(id, v) SELECT g, g * 10 FROM generate_series(1, ?1) g", &st),
+                     DB_OK);
+    db_bind_int(st, 1, 100);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+    assert_int_equal(db_changes(c), 100);
+
+    assert_int_equal(db_prepare(c, "SELECT id, v FROM rows_t WHERE id > ?1 ORDER BY id", &st), DB_OK);
+    db_bind_int(st, 1, 0);
+    int n = 0;
+    while (db_step(st) == DB_ROW) {
+        n++;
+        assert_int_equal(db_column_int64(st, 0), n);
+        assert_int_equal(db_column_int64(st, 1), n * 10);
+    }
+    assert_int_equal(n, 100);
+    assert_int_equal(db_step(st), DB_DONE);
+    /* reset runs it again with the bindings kept */
+    db_reset(st);
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_int_equal(db_column_int64(st, 0), 1);
+    db_reset(st);
+    db_bind_int(st, 1, 100);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+    assert_int_equal(db_changes(c), 100); /* a SELECT changes nothing */
+
+    assert_int_equal(db_prepare(c, "UPDATE rows_t SET v = v + 1 WHERE id <= ?1", &st), DB_OK);
+    db_bind_int(st, 1, 7);
+    assert_int_equal(db_step_release(st), DB_OK);
+    assert_int_equal(db_changes(c), 7);
+    assert_int_equal(db_prepare(c, "UPDATE rows_t SET v = 0 WHERE id < 0", &st), DB_OK);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+    assert_int_equal(db_changes(c), 0);
+    assert_int_equal(db_prepare(c, "DELETE FROM rows_t WHERE id > ?1 RETURNING id", &st), DB_OK);
+    db_bind_int(st, 1, 90);
+    n = 0;
+    while (db_step(st) == DB_ROW)
+        n++;
+    db_finalize(st);
+    assert_int_equal(n, 10);
+    assert_int_equal(db_changes(c), 10);
+    assert_int_equal(db_exec(c, "DELETE FROM rows_t"), DB_OK);
+    assert_int_equal(db_changes(c), 90);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void constraint_violations(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS uniq; CREATE TABLE uniq(id BIGINT PRIMARY KEY, name TEXT NOT NULL)"),
+                     DB_OK);
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, "INSERT INTO uniq(id, name) VALUES (?1, ?2)", &st), DB_OK);
+    db_bind_int(st, 1, 1);
+    db_bind_text(st, 2, "a", -1);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_reset(st);
+    assert_int_equal(db_step(st), DB_CONSTRAINT); /* 23505 */
+    assert_non_null(strstr(db_errmsg(c), "duplicate key"));
+    assert_int_equal(db_step(st), DB_CONSTRAINT); /* stays failed until reset */
+    db_reset(st);
+    db_bind_int(st, 1, 2);
+    db_bind_null(st, 2);
+    assert_int_equal(db_step(st), DB_CONSTRAINT); /* 23502 */
+    db_reset(st);
+    db_bind_text(st, 2, "b", -1);
+    assert_int_equal(db_step(st), DB_DONE); /* autocommit: the connection goes on */
+    db_finalize(st);
+    assert_int_equal(query_int(c, "SELECT count(*) FROM uniq"), 2);
+    assert_int_equal(db_exec(c, "INSERT INTO uniq VALUES (1, 'c')"), DB_CONSTRAINT);
+    assert_int_equal(db_exec(c, "SELECT * FROM no_such_table"), DB_ERROR);
+    assert_non_null(strstr(db_errmsg(c), "no_such_table"));
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void statement_cache_prepares_once(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    int64_t base = server_prepared(c);
+    db_cache_use(c);
+    db_stmt_t *a, *b, *held;
+    uint64_t before = db_prepare_count(c);
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT %d + ?1::int", 40);
+    assert_int_equal(db_stmt(c, sql, &a), DB_OK);
+    memset(sql, 'x', sizeof sql - 1); /* the cache keeps its own copy */
+    db_bind_int(a, 1, 2);
+    assert_int_equal(db_step(a), DB_ROW);
+    assert_int_equal(db_column_int(a, 0), 42);
+    db_release(a);
+    assert_int_equal(db_stmt(c, "SELECT 40 + ?1::int", &b), DB_OK);
+    assert_ptr_equal(a, b);
+    assert_int_equal(db_prepare_count(c) - before, 1);
+    /* released: reset and unbound */
+    assert_int_equal(db_step(b), DB_ROW);
+    assert_true(db_column_is_null(b, 0));
+    db_release(b);
+
+    /* In use: not handed out twice, not evicted by a churn of others. */
+    assert_int_equal(db_stmt(c, "SELECT ?1::int", &held), DB_OK);
+    assert_int_equal(db_stmt(c, "SELECT ?1::int", &a), DB_OK);
+    assert_ptr_not_equal(held, a);
+    db_release(a);
+    for (int i = 0; i < 100; i++) {
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        assert_int_equal(db_stmt(c, sql, &a), DB_OK);
+        assert_int_equal(db_step(a), DB_ROW);
+        assert_int_equal(db_column_int(a, 0), i);
+        db_release(a);
+    }
+    db_bind_int(held, 1, 7);
+    assert_int_equal(db_step(held), DB_ROW);
+    assert_int_equal(db_column_int(held, 0), 7);
+    db_release(held);
+    db_cache_use(NULL);
+    /* Evicted and uncached statements were deallocated on the server: what
+     * is left is the cache (32 entries) and nothing else. */
+    assert_int_equal(server_prepared(c) - base, 32);
+
+    /* Outside the cache each db_stmt prepares, and release deallocates. */
+    before = db_prepare_count(c);
+    assert_int_equal(db_stmt(c, "SELECT 1", &a), DB_OK);
+    assert_int_equal(db_stmt(c, "SELECT 1", &b), DB_OK);
+    assert_ptr_not_equal(a, b);
+    db_release(a);
+    db_release(b);
+    assert_int_equal(db_prepare_count(c) - before, 2);
+    assert_int_equal(server_prepared(c) - base, 32);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void transactions(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS tx; CREATE TABLE tx(id BIGINT PRIMARY KEY)"), DB_OK);
+    int64_t base = server_prepared(c);
+    assert_false(db_in_transaction(c));
+    assert_int_equal(db_exec(c, "BEGIN"), DB_OK);
+    assert_true(db_in_transaction(c));
+    assert_int_equal(db_exec(c, "INSERT INTO tx VALUES (1)"), DB_OK);
+    assert_int_equal(db_exec(c, "ROLLBACK"), DB_OK);
+    assert_false(db_in_transaction(c));
+    assert_int_equal(query_int(c, "SELECT count(*) FROM tx"), 0);
+
+    assert_int_equal(db_exec(c, "BEGIN"), DB_OK);
+    assert_int_equal(db_exec(c, "INSERT INTO tx VALUES (1)"), DB_OK);
+    assert_int_equal(db_exec(c, "COMMIT"), DB_OK);
+    assert_false(db_in_transaction(c));
+    assert_int_equal(query_int(c, "SELECT count(*) FROM tx"), 1);
+
+    /* The store's replay: a failing write inside a savepoint leaves the
+     * transaction open (failed); ROLLBACK TO the savepoint keeps the rest. */
+    db_cache_use(c);
+    assert_int_equal(db_exec(c, "BEGIN"), DB_OK);
+    db_stmt_t *st;
+    assert_int_equal(db_stmt(c, "INSERT INTO tx VALUES (?1)", &st), DB_OK);
+    db_bind_int(st, 1, 2);
+    assert_int_equal(db_step_release(st), DB_OK);
+    assert_int_equal(db_exec(c, "SAVEPOINT store_op"), DB_OK);
+    assert_int_equal(db_stmt(c, "INSERT INTO tx VALUES (?1)", &st), DB_OK);
+    db_bind_int(st, 1, 1);
+    assert_int_equal(db_step_release(st), DB_CONSTRAINT);
+    assert_true(db_in_transaction(c));
+    /* a cached statement is handed out without asking the server */
+    assert_int_equal(db_stmt(c, "INSERT INTO tx VALUES (?1)", &st), DB_OK);
+    db_release(st);
+    db_cache_use(NULL);
+    assert_int_equal(db_exec(c, "SELECT 1"), DB_ERROR); /* 25P02: the transaction is failed */
+    assert_true(db_in_transaction(c));
+    db_cache_use(c);
+    assert_int_equal(db_exec(c, "ROLLBACK TO store_op"), DB_OK);
+    assert_int_equal(db_stmt(c, "INSERT INTO tx VALUES (?1)", &st), DB_OK);
+    db_bind_int(st, 1, 3);
+    assert_int_equal(db_step_release(st), DB_OK);
+    assert_int_equal(db_exec(c, "COMMIT"), DB_OK);
+    db_cache_use(NULL);
+    assert_int_equal(query_int(c, "SELECT count(*) FROM tx"), 3);
+
+    /* A statement finalized inside a failed transaction cannot be
+     * deallocated there: it is once the transaction is over. */
+    db_stmt_t *once;
+    assert_int_equal(db_exec(c, "BEGIN"), DB_OK);
+    assert_int_equal(db_prepare(c, "SELECT count(*) FROM tx WHERE id = ?1", &once), DB_OK);
+    assert_int_equal(db_exec(c, "INSERT INTO tx VALUES (1)"), DB_CONSTRAINT);
+    db_finalize(once);
+    assert_int_equal(db_exec(c, "ROLLBACK"), DB_OK);
+    assert_false(db_in_transaction(c));
+    assert_int_equal(server_prepared(c) - base, 1); /* the cached INSERT only */
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void read_only_connection(void **state)
+{
+    (void)state;
+    char err[512];
+    db_conn *w = open_pg();
+    assert_int_equal(db_exec(w, "DROP TABLE IF EXISTS ro; CREATE TABLE ro(id BIGINT)"), DB_OK);
+    db_conn *r = db_open_postgres(conninfo, DB_OPEN_READONLY, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(query_int(r, "SELECT count(*) FROM ro"), 0);
+    assert_int_equal(db_exec(r, "INSERT INTO ro VALUES (1)"), DB_READONLY);
+    assert_int_equal(db_close(r), DB_OK);
+    assert_int_equal(db_close(w), DB_OK);
+}
+
+static void lost_connection_and_bad_conninfo(void **state)
+{
+    (void)state;
+    char err[512];
+    db_conn *victim = open_pg();
+    db_conn *killer = open_pg();
+    int64_t pid = query_int(victim, "SELECT pg_backend_pid()");
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(killer, "SELECT pg_terminate_backend(?1::int)", &st), DB_OK);
+    db_stmt_t *kill = st;
+    db_bind_int64(kill, 1, pid);
+    assert_int_equal(db_step(kill), DB_ROW);
+    assert_int_equal(db_column_int(kill, 0), 1);
+    db_finalize(kill);
+    int rc = db_exec(victim, "SELECT 1");
+    assert_true(rc == DB_IOERR);
+    assert_true(strlen(db_errmsg(victim)) > 0);
+    assert_int_equal(db_close(victim), DB_OK);
+    assert_int_equal(db_close(killer), DB_OK);
+
+    assert_null(db_open_postgres("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", DB_OPEN_READWRITE, err,
+                                 sizeof err));
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+}
+
+/* Both backends in one thread: each call finds its own. */
+static void sqlite_and_postgres_side_by_side(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rtmd-db-both-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], err[512];
+    snprintf(path, sizeof path, "%s/x.sqlite3", dir);
+    db_conn *lite = db_open(path, DB_OPEN_CREATE, err, sizeof err);
+    assert_non_null(lite);
+    db_conn *pg = open_pg();
+    db_stmt_t *a, *b;
+    db_cache_use(pg);
+    assert_int_equal(db_stmt(pg, "SELECT ?1::text || 'pg'", &a), DB_OK);
+    assert_int_equal(db_stmt(lite, "SELECT ?1 || 'lite'", &b), DB_OK); /* not lite's cache: fresh */
+    db_bind_text(a, 1, "from ", -1);
+    db_bind_text(b, 1, "from ", -1);
+    assert_int_equal(db_step(a), DB_ROW);
+    assert_int_equal(db_step(b), DB_ROW);
+    assert_string_equal(db_column_text(a, 0), "from pg");
+    assert_string_equal(db_column_text(b, 0), "from lite");
+    db_release(b);
+    db_release(a);
+    db_cache_use(lite);
+    assert_int_equal(db_stmt(lite, "SELECT 1", &b), DB_OK);
+    assert_int_equal(db_stmt(pg, "SELECT 2", &a), DB_OK);
+    assert_int_equal(db_step(b), DB_ROW);
+    assert_int_equal(db_step(a), DB_ROW);
+    assert_int_equal(db_column_int(b, 0) + db_column_int(a, 0), 3);
+    db_release(a);
+    db_release(b);
+    db_cache_use(NULL);
+    assert_int_equal(db_close(pg), DB_OK);
+    assert_int_equal(db_close(lite), DB_OK);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
+int main(void)
+{
+    conninfo = getenv("RTMD_TEST_PG");
+    if (!conninfo || !*conninfo) {
+        fprintf(stderr, "test_db_pg: RTMD_TEST_PG is not set: give it a PostgreSQL connection string "
+                        "(tests/integration/db-pg.test.js starts a server and sets it)\n");
+        return 2;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(params_rewritten_outside_literals),
+        cmocka_unit_test(integers_doubles_text_and_blobs_round_trip),
+        cmocka_unit_test(nulls),
+        cmocka_unit_test(rows_and_changes),
+        cmocka_unit_test(constraint_violations),
+        cmocka_unit_test(statement_cache_prepares_once),
+        cmocka_unit_test(transactions),
+        cmocka_unit_test(read_only_connection),
+        cmocka_unit_test(lost_connection_and_bad_conninfo),
+        cmocka_unit_test(sqlite_and_postgres_side_by_side),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
