@@ -567,6 +567,9 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
         goto fail;
     }
 
+    /* SQLite only, whatever the configuration: the PostgreSQL backend of
+     * db.h (db_pg.c, db_open_postgres) exists, but the writer, the readers,
+     * the schema and `store = postgres` are not on it yet. */
     s->wdb = db_open(path, DB_OPEN_CREATE, err, errlen);
     if (!s->wdb)
         goto fail;
