@@ -10,6 +10,7 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const net = require('node:net');
 const path = require('node:path');
 const { api, sdk } = require('./lib/rtcat');
 const { writeProjectsConfig } = require('./lib/rtm');
@@ -210,6 +211,43 @@ describe('RealTimeCat REST', () => {
     const s = (await cat.createSession()).json;
     assertError(await small.session(s.uuid), 404, 'not_found');
     assertError(await small.delSession(s.uuid), 404, 'not_found');
+  });
+
+  it('pipelined requests are answered in order, each after the one before committed', async () => {
+    const label = `piped-${Date.now()}`;
+    const body = `label=${label}`;
+    const head = (method, target, extra = '') =>
+      `${method} ${target} HTTP/1.1\r\nHost: x\r\nX-RTCAT-APIKEY: ${KEY}\r\nX-RTCAT-SECRET: ${SECRET}\r\n${extra}`;
+    // create (answered after the store commits), list, then create again
+    // with Connection: close: all in one write.
+    const post = (close) => `${head('POST', '/v0.4/sessions',
+      `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n${close ? 'Connection: close\r\n' : ''}`)}\r\n${body}`;
+    const list = `${head('GET', '/v0.4/sessions?page_size=100')}\r\n`;
+    const text = await new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(post(false) + list + post(true)));
+      let got = '';
+      s.setEncoding('utf8');
+      s.on('data', (d) => (got += d));
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+      s.setTimeout(10000, () => s.destroy(new Error(`no end; got ${got}`)));
+    });
+    // The answers, one after the other, each framed by its Content-Length.
+    const answers = [];
+    for (let rest = text; rest.length > 0;) {
+      const end = rest.indexOf('\r\n\r\n');
+      assert.ok(end > 0, `a whole answer head in ${JSON.stringify(rest)}`);
+      const headText = rest.slice(0, end);
+      const length = Number(/content-length: (\d+)/i.exec(headText)[1]);
+      answers.push({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(headText)[1]), body: rest.slice(end + 4, end + 4 + length) });
+      rest = rest.slice(end + 4 + length);
+    }
+    assert.deepEqual(answers.map((a) => a.status), [201, 200, 201], text);
+    const bodies = answers.map((a) => a.body);
+    const first = JSON.parse(bodies[0]);
+    const listed = JSON.parse(bodies[1]);
+    assert.ok(listed.some((x) => x.uuid === first.uuid), 'the list ran after the first create committed');
+    assert.notEqual(JSON.parse(bodies[2]).uuid, first.uuid);
   });
 
   it('bad fields, unknown paths and methods, bodies too large', async () => {

@@ -77,6 +77,7 @@ void http_deferred_respond(http_deferred *d, int status, const char *type, const
         respond(c, d->keep_alive, d->head, status, type, headers, body, len);
         if (!d->keep_alive)
             conn_close_after_flush(c);
+        conn_http_answered(c);
     }
     conn_unref(c);
 }

@@ -49,8 +49,9 @@ void http_respond_with(rtmd_conn *c, const http_request *req, int status, const 
  * request, and keeps the gate from closing a "Connection: close" link
  * before the answer is written; http_deferred_respond answers (nothing
  * when the connection closed meanwhile) and drops the reference. Exactly
- * one respond follows each defer. A pipelined request after a deferred
- * one may be answered first: no SDK pipelines. */
+ * one respond follows each defer. Requests pipelined behind a deferred
+ * one wait, unparsed, until its answer is out, so answers keep their
+ * order. */
 typedef struct http_deferred {
     rtmd_conn *c;
     bool keep_alive, head;

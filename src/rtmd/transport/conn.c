@@ -559,6 +559,8 @@ void conn_release_idle_buffers(rtmd_conn *c)
     release_output_buffers(c, SIZE_MAX);
 }
 
+static void resume_http_input(rtmd_conn *c);
+
 void rtmd_flush_dirty(rtmd_net *net)
 {
     while (net->dirty) {
@@ -566,6 +568,9 @@ void rtmd_flush_dirty(rtmd_net *net)
         net->dirty = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
+        if (c->closing)
+            continue;
+        resume_http_input(c);
         if (c->closing || c->writing)
             continue;
         if (rtm_buf_pending(&c->out) > 0)
@@ -573,6 +578,13 @@ void rtmd_flush_dirty(rtmd_net *net)
         else if (c->close_after_flush)
             conn_close(c, "finished");
     }
+}
+
+void conn_http_answered(rtmd_conn *c)
+{
+    c->http_answer_later = false;
+    if (rtm_buf_pending(&c->in) > 0)
+        mark_dirty(c); /* requests wait behind the answer: see process_http */
 }
 
 /* ---- input ---- */
@@ -795,7 +807,10 @@ static int process_ws_handshake(rtmd_conn *c, uint8_t *data, size_t len, size_t 
 static int process_http(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
 {
     size_t pos = 0;
-    while (pos < len && !c->closing && !c->close_after_flush) {
+    /* Requests are answered in order: while one's answer is deferred
+     * (http_defer), the ones behind it wait in c->in; conn_http_answered
+     * lets rtmd_flush_dirty go on with them. */
+    while (pos < len && !c->closing && !c->close_after_flush && !c->http_answer_later) {
         http_request req;
         long r = http_request_parse((const char *)data + pos, len - pos, 65536, &req);
         if (r == HTTP_PARSE_MORE)
@@ -807,7 +822,6 @@ static int process_http(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
         pos += (size_t)r;
         c->handshaken = true;
         conn_net(c)->metrics.packets_in++;
-        c->http_answer_later = false;
         conn_net(c)->on_http(c, &req);
         if (!req.keep_alive && !c->http_answer_later)
             conn_close_after_flush(c);
@@ -856,6 +870,21 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     rtmd_conn *c = (rtmd_conn *)h;
     buf->base = (char *)conn_net(c)->readbuf;
     buf->len = sizeof conn_net(c)->readbuf;
+}
+
+/* Parses the HTTP requests that waited in c->in behind a deferred answer
+ * (from rtmd_flush_dirty, outside any parsing of this connection). */
+static void resume_http_input(rtmd_conn *c)
+{
+    if (c->framing != FRAMING_HTTP || c->http_answer_later || c->close_after_flush || rtm_buf_pending(&c->in) == 0)
+        return;
+    conn_ref(c);
+    size_t consumed = 0;
+    if (process_input(c, rtm_buf_head(&c->in), rtm_buf_pending(&c->in), &consumed) == 0)
+        rtm_buf_consume(&c->in, consumed);
+    if (!c->closing && rtm_buf_pending(&c->in) == 0 && c->in.cap > 0)
+        rtm_buf_free(&c->in);
+    conn_unref(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)

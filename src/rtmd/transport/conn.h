@@ -92,7 +92,8 @@ typedef struct rtmd_conn {
                                     * gate): see conn_authenticated */
     bool tls : 1;                  /* accepted on a TLS listener: tls_state, not crypto */
     bool http_answer_later : 1;    /* the HTTP handler answers later (http_defer): a
-                                    * "Connection: close" waits for that answer */
+                                    * "Connection: close" and the requests behind it
+                                    * wait for that answer */
 
     rtm_buf in;                    /* received, not yet parsed bytes */
     rtm_buf out;                   /* encoded bytes waiting for the next write */
@@ -254,5 +255,8 @@ size_t conn_undelivered_bytes(rtmd_conn *c);
 void rtmd_on_connection(uv_stream_t *server_stream, int status);
 /* Writes the queued output of every connection that has some (conn.c). */
 void rtmd_flush_dirty(rtmd_net *net);
+/* The deferred answer of an HTTP request (http_defer) went out: the
+ * requests that arrived behind it are parsed now. */
+void conn_http_answered(rtmd_conn *c);
 
 #endif
