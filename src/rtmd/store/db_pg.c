@@ -42,9 +42,9 @@
 #include <string.h>
 
 #include "db_backend.h"
+#include "db_cache.h"
 #include "log.h"
 
-#define PG_STMT_CACHE 32
 #define PG_BYTEA_OID 17
 #define PG_BOOL_OID 16
 
@@ -84,13 +84,7 @@ typedef struct pg_stmt {
 
 struct pg_conn {
     PGconn *pg;
-    struct {
-        char *sql;
-        size_t len;
-        pg_stmt *st;
-        bool busy;
-    } e[PG_STMT_CACHE];
-    unsigned n, next_evict;
+    db_stmt_cache cache; /* db_cache.h; the statements are pg_stmt */
     uint64_t prepares;
     uint64_t names;
     int64_t changes;
@@ -411,22 +405,9 @@ static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
     return DB_OK;
 }
 
-static unsigned cache_slot(pg_conn *c)
+static void free_cached(void *st)
 {
-    if (c->n < PG_STMT_CACHE)
-        return c->n++;
-    for (unsigned tries = 0; tries < PG_STMT_CACHE; tries++) {
-        unsigned slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % PG_STMT_CACHE;
-        if (!c->e[slot].busy) {
-            stmt_free(c->e[slot].st);
-            free(c->e[slot].sql);
-            c->e[slot].st = NULL;
-            c->e[slot].sql = NULL;
-            return slot;
-        }
-    }
-    return PG_STMT_CACHE;
+    stmt_free(st);
 }
 
 int dbpg_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
@@ -441,28 +422,16 @@ int dbpg_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
         return rc;
     }
     size_t len = strlen(sql);
-    for (unsigned i = 0; i < c->n; i++)
-        if (c->e[i].len == len && !c->e[i].busy && memcmp(c->e[i].sql, sql, len) == 0) {
-            c->e[i].busy = true;
-            *out = TAGGED(c->e[i].st);
-            return DB_OK;
-        }
+    st = db_stmt_cache_take(&c->cache, sql, len);
+    if (st) {
+        *out = TAGGED(st);
+        return DB_OK;
+    }
     int rc = stmt_new(c, sql, &st);
     if (rc != DB_OK)
         return rc;
     *out = TAGGED(st);
-    char *copy = malloc(len + 1);
-    unsigned slot = copy ? cache_slot(c) : PG_STMT_CACHE;
-    if (slot == PG_STMT_CACHE) {
-        free(copy); /* not cached: released, it is deallocated */
-        return DB_OK;
-    }
-    memcpy(copy, sql, len + 1);
-    c->e[slot].sql = copy;
-    c->e[slot].len = len;
-    c->e[slot].st = st;
-    c->e[slot].busy = true;
-    st->slot = (int)slot;
+    st->slot = db_stmt_cache_put(&c->cache, sql, len, st, free_cached); /* -1: released, it is deallocated */
     return DB_OK;
 }
 
@@ -472,7 +441,7 @@ void dbpg_release(db_stmt_t *s)
     if (st->slot >= 0) {
         stmt_clear_result(st);
         stmt_clear_bindings(st);
-        st->conn->e[st->slot].busy = false;
+        db_stmt_cache_idle(&st->conn->cache, st->slot);
         return;
     }
     stmt_free(st);
@@ -873,11 +842,9 @@ int dbpg_close(db_conn *conn)
     pg_conn *c = CONN(conn);
     if (db_tls_conn == conn)
         db_tls_conn = NULL;
-    for (unsigned i = 0; i < c->n; i++) {
-        c->e[i].st->name[0] = '\0'; /* the server drops them with the session */
-        stmt_free(c->e[i].st);
-        free(c->e[i].sql);
-    }
+    for (unsigned i = 0; i < c->cache.n; i++)
+        ((pg_stmt *)c->cache.e[i].st)->name[0] = '\0'; /* the server drops them with the session */
+    db_stmt_cache_clear(&c->cache, free_cached);
     for (size_t i = 0; i < c->nzombies; i++)
         free(c->zombies[i]);
     free(c->zombies);

@@ -7,6 +7,7 @@
  * bit, and each function hands those to its dbpg_* twin (db_backend.h). */
 #include "db.h"
 #include "db_backend.h"
+#include "db_cache.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -16,29 +17,11 @@
 #include "log.h"
 
 #define DB_BUSY_TIMEOUT_MS 5000
-#define DB_STMT_CACHE 32
 
-/* Prepared statements of one connection, kept across the writes (writer)
- * or reads (a pooled reader) that use it: the statements run for every
- * message or page are parsed once, not per call. Keyed by the text of the
- * SQL, which the cache copies, so a caller may build its SQL in a buffer of
- * its own. An entry handed out is busy until released: the same SQL asked
- * twice before a release gets a fresh statement, and eviction (round robin
- * when full) skips busy entries. Only the thread using the connection
- * touches its cache (through db_tls_conn, set by db_cache_use). */
-typedef struct stmt_cache {
-    struct {
-        char *sql;
-        size_t len;
-        sqlite3_stmt *st;
-        bool busy;
-    } e[DB_STMT_CACHE];
-    unsigned n, next_evict;
-} stmt_cache;
 
 struct db_conn {
     sqlite3 *db;
-    stmt_cache cache;
+    db_stmt_cache cache; /* db_cache.h */
     uint64_t prepares;
 };
 
@@ -96,33 +79,9 @@ const char *db_errmsg(db_conn *conn)
 
 /* ---- statement cache ---- */
 
-static void stmt_cache_clear(stmt_cache *c)
+static void finalize_cached(void *st)
 {
-    for (unsigned i = 0; i < c->n; i++) {
-        sqlite3_finalize(c->e[i].st);
-        free(c->e[i].sql);
-    }
-    c->n = 0;
-}
-
-/* A slot for a new entry: a free one, else the next idle one in round
- * robin (its statement finalized); DB_STMT_CACHE when every entry is busy. */
-static unsigned stmt_cache_slot(stmt_cache *c)
-{
-    if (c->n < DB_STMT_CACHE)
-        return c->n++;
-    for (unsigned tries = 0; tries < DB_STMT_CACHE; tries++) {
-        unsigned slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % DB_STMT_CACHE;
-        if (!c->e[slot].busy) {
-            sqlite3_finalize(c->e[slot].st);
-            free(c->e[slot].sql);
-            c->e[slot].st = NULL;
-            c->e[slot].sql = NULL;
-            return slot;
-        }
-    }
-    return DB_STMT_CACHE;
+    sqlite3_finalize(st);
 }
 
 /* A statement that does not prepare is a fault of the code, not of the
@@ -144,14 +103,12 @@ int db_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
         *out = (db_stmt_t *)st;
         return rc == SQLITE_OK ? DB_OK : prepare_failed(conn->db, sql, rc);
     }
-    stmt_cache *c = &conn->cache;
     size_t len = strlen(sql);
-    for (unsigned i = 0; i < c->n; i++)
-        if (c->e[i].len == len && !c->e[i].busy && memcmp(c->e[i].sql, sql, len) == 0) {
-            c->e[i].busy = true;
-            *out = (db_stmt_t *)c->e[i].st;
-            return DB_OK;
-        }
+    st = db_stmt_cache_take(&conn->cache, sql, len);
+    if (st) {
+        *out = (db_stmt_t *)st;
+        return DB_OK;
+    }
     int rc = sqlite3_prepare_v3(conn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     conn->prepares++;
     if (rc != SQLITE_OK) {
@@ -159,17 +116,7 @@ int db_stmt(db_conn *conn, const char *sql, db_stmt_t **out)
         return prepare_failed(conn->db, sql, rc);
     }
     *out = (db_stmt_t *)st;
-    char *copy = malloc(len + 1);
-    unsigned slot = copy ? stmt_cache_slot(c) : DB_STMT_CACHE;
-    if (slot == DB_STMT_CACHE) {
-        free(copy); /* not cached: db_release finalizes it */
-        return DB_OK;
-    }
-    memcpy(copy, sql, len + 1);
-    c->e[slot].sql = copy;
-    c->e[slot].len = len;
-    c->e[slot].st = st;
-    c->e[slot].busy = true;
+    db_stmt_cache_put(&conn->cache, sql, len, st, finalize_cached); /* not kept: db_release finalizes it */
     return DB_OK;
 }
 
@@ -181,15 +128,12 @@ void db_release(db_stmt_t *s)
     }
     sqlite3_stmt *st = ST(s);
     db_conn *conn = db_tls_conn;
-    if (conn && !db_is_pg(conn)) {
-        stmt_cache *c = &conn->cache;
-        for (unsigned i = 0; i < c->n; i++)
-            if (c->e[i].st == st) {
-                sqlite3_reset(st);
-                sqlite3_clear_bindings(st);
-                c->e[i].busy = false;
-                return;
-            }
+    int slot = conn && !db_is_pg(conn) ? db_stmt_cache_slot_of(&conn->cache, st) : -1;
+    if (slot >= 0) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        db_stmt_cache_idle(&conn->cache, slot);
+        return;
     }
     sqlite3_finalize(st);
 }
@@ -414,7 +358,7 @@ int db_close(db_conn *conn)
         return DB_OK;
     if (db_tls_conn == conn)
         db_tls_conn = NULL;
-    stmt_cache_clear(&conn->cache);
+    db_stmt_cache_clear(&conn->cache, finalize_cached);
     int rc = sqlite3_close(conn->db);
     free(conn);
     return map_rc(rc);
