@@ -486,6 +486,25 @@ static void print_json_line(json_t *v)
     free(text);
 }
 
+/* Calls method on the server gate at addr and prints the token of its
+ * answer (token, rtstoken). Takes payload. */
+static int print_token(const ctl_opts *o, const cmd_opts *c, const char *addr, const char *method, json_t *payload)
+{
+    json_t *answer;
+    int rc = server_call(o, c, addr, method, payload, &answer);
+    if (rc)
+        return rc;
+    const char *token = json_string_value(json_object_get(answer, "token"));
+    if (!token) {
+        fprintf(stderr, "rtmctl: the answer has no token\n");
+        rc = EXIT_USAGE;
+    } else {
+        printf("%s\n", token);
+    }
+    json_decref(answer);
+    return rc;
+}
+
 static int cmd_token(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
 {
     int rc = check_allowed(c, "token", GIVEN(OPT_PID) | GIVEN(OPT_SECRET) | GIVEN(OPT_UID));
@@ -498,18 +517,7 @@ static int cmd_token(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
     if (!(c->given & GIVEN(OPT_UID)))
         return usage_error("%s", "token needs --uid");
     json_t *payload = json_pack("{sI}", "uid", (json_int_t)c->uid);
-    json_t *answer;
-    if ((rc = server_call(o, c, args[0], "gettoken", payload, &answer)))
-        return rc;
-    const char *token = json_string_value(json_object_get(answer, "token"));
-    if (!token) {
-        fprintf(stderr, "rtmctl: the answer has no token\n");
-        rc = EXIT_USAGE;
-    } else {
-        printf("%s\n", token);
-    }
-    json_decref(answer);
-    return rc;
+    return print_token(o, c, args[0], "gettoken", payload);
 }
 
 /* The conversation target of send and history: exactly one of peer, group
@@ -779,18 +787,7 @@ static int cmd_rtstoken(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
         json_object_set_new(payload, "rid", room);
     if (c->given & GIVEN(OPT_EXPIRE))
         json_object_set_new(payload, "expire", json_integer((json_int_t)c->expire));
-    json_t *answer;
-    if ((rc = server_call(o, c, args[0], "getrtstoken", payload, &answer)))
-        return rc;
-    const char *token = json_string_value(json_object_get(answer, "token"));
-    if (!token) {
-        fprintf(stderr, "rtmctl: the answer has no token\n");
-        rc = EXIT_USAGE;
-    } else {
-        printf("%s\n", token);
-    }
-    json_decref(answer);
-    return rc;
+    return print_token(o, c, args[0], "getrtstoken", payload);
 }
 
 /* listen: pushes arrive on librtm's I/O thread; the main thread waits for
