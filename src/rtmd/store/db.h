@@ -101,6 +101,9 @@ uint64_t db_prepare_count(db_conn *conn);
 int db_exec(db_conn *conn, const char *sql);
 /* Whether a transaction is open on conn (one that an error ended is not). */
 bool db_in_transaction(db_conn *conn);
+/* Whether conn is a PostgreSQL connection (db_open_postgres): for the few
+ * places whose SQL differs by engine (the schema, the batch's BEGIN). */
+bool db_is_postgres(db_conn *conn);
 
 /* ---- for the store: opening and the statement cache ---- */
 

@@ -312,6 +312,11 @@ int db_exec(db_conn *conn, const char *sql)
     return map_rc(sqlite3_exec(conn->db, sql, NULL, NULL, NULL));
 }
 
+bool db_is_postgres(db_conn *conn)
+{
+    return db_is_pg(conn);
+}
+
 bool db_in_transaction(db_conn *conn)
 {
     if (db_is_pg(conn))
