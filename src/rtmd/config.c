@@ -178,6 +178,8 @@ static const setting top_settings[] = {
     {"idle_timeout", K_U32, TOP(idle_timeout), 2, 86400, S_ANY},
     {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY},
     {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY},
+    {"store", K_STR, TOP(store), 0, 0, S_NONEMPTY}, /* sqlite or postgres: check_cross */
+    {"store_url", K_STR, TOP(store_url), 0, 0, S_ANY},
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
     {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY},
     {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
@@ -289,6 +291,7 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->idle_timeout = 120;
     cfg->handshake_timeout = 10;
     cfg->ping_interval = 20;
+    snprintf(cfg->store, sizeof cfg->store, "%s", "sqlite");
     cfg->store_batch_max = 512;
     cfg->store_fsync = 1;
     cfg->sign_window = 300;
@@ -547,6 +550,25 @@ static int check_cross(const rtmd_config *cfg, const size_t *lines, size_t *line
         if (lines)
             *line_out = lines[ping];
         set_msg(msg, "ping_interval (%u) must be less than 60", (unsigned)cfg->ping_interval);
+        return -1;
+    }
+    int store = top_index("store"), url = top_index("store_url");
+    if (strcmp(cfg->store, "sqlite") != 0 && strcmp(cfg->store, "postgres") != 0) {
+        if (lines)
+            *line_out = lines[store];
+        set_msg(msg, "store: must be sqlite or postgres");
+        return -1;
+    }
+    if (strcmp(cfg->store, "postgres") == 0 && !cfg->store_url[0]) {
+        if (lines)
+            *line_out = lines[store];
+        set_msg(msg, "store = postgres needs store_url (a libpq connection string)");
+        return -1;
+    }
+    if (strcmp(cfg->store, "sqlite") == 0 && cfg->store_url[0]) {
+        if (lines)
+            *line_out = lines[url];
+        set_msg(msg, "store_url is for store = postgres; the SQLite store lives in data_dir");
         return -1;
     }
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {

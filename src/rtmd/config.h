@@ -119,6 +119,11 @@ typedef struct rtmd_config {
     uint32_t idle_timeout;        /* seconds without any received byte */
     uint32_t handshake_timeout;   /* seconds to send a first packet / finish the upgrade */
     uint32_t ping_interval;       /* seconds between server pings to clients */
+    /* The store: "sqlite" (the file rtmd.sqlite3 in data_dir, the default)
+     * or "postgres" (the server store_url names, a libpq connection string
+     * that may hold a password: never logged). */
+    char store[16];
+    char store_url[1024];
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */

@@ -378,7 +378,10 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
         if (!srv->net.key)
             return -1;
     }
-    srv->store = store_open(loop, cfg->data_dir, cfg->store_batch_max, cfg->store_fsync != 0, err, errlen);
+    if (strcmp(cfg->store, "postgres") == 0)
+        srv->store = store_open_postgres(loop, cfg->store_url, cfg->store_batch_max, err, errlen);
+    else
+        srv->store = store_open(loop, cfg->data_dir, cfg->store_batch_max, cfg->store_fsync != 0, err, errlen);
     if (!srv->store)
         return -1;
     if (setup_projects(srv, err, errlen) != 0)

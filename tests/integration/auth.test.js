@@ -10,7 +10,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, sign, expectCode, answerPushes } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, sleep, makeTempDir, removeTempDir, waitFor, run } = require('./lib/rtmd');
+const { sanitizerReports, startRtmd, storeRows, withLogs, sleep, makeTempDir, removeTempDir, waitFor } = require('./lib/rtmd');
 const { scrapeMetric } = require('./lib/http');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -232,9 +232,7 @@ describe('identity and sessions', () => {
     await sleep(1500); // the store's purge runs once per retention_interval
     await a.close();
     assert.equal(await s.stop('SIGTERM'), 0);
-    const r = await run('sqlite3', [path.join(dataDir, 'rtmd.sqlite3'), 'SELECT count(*) FROM tokens']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.trim(), '0', 'expired rows deleted from the store');
+    assert.deepEqual(await storeRows(dataDir, 'SELECT count(*) FROM tokens'), [['0']], 'expired rows deleted from the store');
     await removeTempDir(dir);
   });
 
@@ -246,9 +244,8 @@ describe('identity and sessions', () => {
     // As an older rtmd could have minted it.
     const old = (2n ** 62n).toString();
     const pid = srv.projects[0].pid;
-    const r = await run('sqlite3', [path.join(srv.dataDir, 'rtmd.sqlite3'),
-      `INSERT INTO tokens(pid, uid, token, expires_at) VALUES (${pid}, ${old}, 'old-string-uid-token', ${Math.floor(Date.now() / 1000) + 3600})`]);
-    assert.equal(r.code, 0, r.stderr);
+    await storeRows(srv.dataDir,
+      `INSERT INTO tokens(pid, uid, token, expires_at) VALUES (${pid}, ${old}, 'old-string-uid-token', ${Math.floor(Date.now() / 1000) + 3600})`);
     const again = await startRtmd({ dataDir: srv.dataDir });
     try {
       const c = await client(again);

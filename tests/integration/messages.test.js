@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, sleep, makeTempDir, run } = require('./lib/rtmd');
+const { sanitizerReports, startRtmd, storeRows, withLogs, sleep, makeTempDir } = require('./lib/rtmd');
 
 const P1 = { pid: '81001', secret: 'messages-secret-81001' };
 // Tight limits: small bodies, three receivers, two messages a second (burst 3).
@@ -38,12 +38,6 @@ function writeConfig(dir) {
   return conf;
 }
 
-// Rows of table messages through the sqlite3 command-line tool (read-only).
-async function sqlRows(dataDir, sql) {
-  const r = await run('sqlite3', ['-readonly', '-separator', '|', path.join(dataDir, 'rtmd.sqlite3'), sql]);
-  if (r.code !== 0) throw new Error(`sqlite3 failed: ${r.stderr}`);
-  return r.stdout.split('\n').filter((l) => l.length > 0).map((l) => l.split('|'));
-}
 
 describe('messages', () => {
   let srv, conf, app, app2;
@@ -151,7 +145,7 @@ describe('messages', () => {
     assert.equal(big(again.mtime), big(ans.mtime));
     await sleep(200);
     assert.equal(pushesOf(b, 'pushmsg').length + pushesOf(c, 'pushmsg').length, 2);
-    const rows = await sqlRows(srv.dataDir, `SELECT conv_a, conv_b FROM messages WHERE pid=${P1.pid} AND from_uid=${from} ORDER BY conv_b`);
+    const rows = await storeRows(srv.dataDir, `SELECT conv_a, conv_b FROM messages WHERE pid=${P1.pid} AND from_uid=${from} ORDER BY conv_b`);
     assert.equal(rows.length, 2, 'one row per receiver conversation');
     await b.close();
     await c.close();
@@ -331,7 +325,7 @@ describe('messages', () => {
       const c = await user(freshUid());
       await a.call('sendmsg', { ...body, to: fpnn.int64(c.uid) });
       await c.waitPush((q) => q.method === 'pushmsg');
-      const rows = await sqlRows(srv.dataDir, `SELECT count(*) FROM messages WHERE pid=${P1.pid} AND from_uid=${a.uid} AND mid=${big(mid)}`);
+      const rows = await storeRows(srv.dataDir, `SELECT count(*) FROM messages WHERE pid=${P1.pid} AND from_uid=${a.uid} AND mid=${big(mid)}`);
       assert.equal(rows[0][0], '2');
       for (const u of [a, b, c]) await u.close();
     });
@@ -352,7 +346,7 @@ describe('messages', () => {
     assert.deepEqual(pushesOf(b, 'pushmsg').map((p) => p.payload.msg), Array.from({ length: n }, (_, i) => `m${i}`));
     const lo = Math.min(a.uid, b.uid);
     const hi = Math.max(a.uid, b.uid);
-    const rows = await sqlRows(srv.dataDir, `SELECT mid FROM messages WHERE pid=${P1.pid} AND conv_type=1 AND conv_a=${lo} AND conv_b=${hi} ORDER BY id`);
+    const rows = await storeRows(srv.dataDir, `SELECT mid FROM messages WHERE pid=${P1.pid} AND conv_type=1 AND conv_a=${lo} AND conv_b=${hi} ORDER BY id`);
     assert.deepEqual(rows.map((r) => Number(r[0])), Array.from({ length: n }, (_, i) => 1000 + i));
     await a.close();
     await b.close();
@@ -384,7 +378,8 @@ describe('messages', () => {
       ap.call('sendmsg', { from: fpnn.int64(from), to: fpnn.int64(to), mid, mtype: 4, msg: i % 2 ? Buffer.from([i, 0, 255]) : `s${i}`, attrs: `a${i}` })));
     assert.equal(await s1.stop('SIGKILL'), 'SIGKILL');
     await ap.client.destroy();
-    const rows = await sqlRows(dataDir, `SELECT mid, mtime, is_binary, hex(msg), attrs, id FROM messages WHERE pid=${P1.pid} AND from_uid=${from} ORDER BY id`);
+    const rows = await storeRows(dataDir, `SELECT mid, mtime, is_binary, hex(msg), attrs, id FROM messages WHERE pid=${P1.pid} AND from_uid=${from} ORDER BY id`,
+      `SELECT mid, mtime, is_binary, upper(encode(msg, 'hex')), attrs, id FROM messages WHERE pid=${P1.pid} AND from_uid=${from} ORDER BY id`);
     assert.equal(rows.length, 15, 'every answered message is on disk');
     rows.forEach((r, i) => {
       assert.equal(BigInt(r[0]), big(mids[i]));
@@ -419,7 +414,7 @@ describe('messages', () => {
     await receiver.close();
     await ap2.close();
     assert.equal(await s2.stop('SIGTERM'), 0);
-    const after = await sqlRows(dataDir, `SELECT count(*), max(id) FROM messages WHERE pid=${P1.pid} AND from_uid=${from}`);
+    const after = await storeRows(dataDir, `SELECT count(*), max(id) FROM messages WHERE pid=${P1.pid} AND from_uid=${from}`);
     assert.equal(after[0][0], '16');
     assert.ok(BigInt(after[0][1]) > maxId, 'ids continue after the restart');
   }, 60000);

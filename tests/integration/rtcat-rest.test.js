@@ -14,7 +14,7 @@ const net = require('node:net');
 const path = require('node:path');
 const { api, sdk } = require('./lib/rtcat');
 const { writeProjectsConfig } = require('./lib/rtm');
-const { makeTempDir, rtmdBin, run, sanitizerReports, sleep, startRtmd, withLogs } = require('./lib/rtmd');
+const { makeTempDir, rtmdBin, run, sanitizerReports, sleep, startRtmd, storeRows, withLogs } = require('./lib/rtmd');
 
 const KEY = 'rest-key-1';
 const SECRET = 'rest-secret-1';
@@ -316,8 +316,7 @@ describe('RealTimeCat REST', () => {
     assert.deepEqual((await small.sessions()).json.map((x) => x.uuid), [keep.uuid]);
     assert.equal((await small.tokens({ session_id: keep.uuid })).headers['x-total-count'], '0');
     // retention_interval = 1: the rows go within a few seconds.
-    const db = path.join(dataDir, 'rtmd.sqlite3');
-    const count = async (sql) => Number((await run('sqlite3', [db, sql])).stdout.trim());
+    const count = async (sql) => Number((await storeRows(dataDir, sql))[0][0]);
     const deadline = Date.now() + 8000;
     while (Date.now() < deadline && (await count(`SELECT count(*) FROM rtcat_sessions WHERE uuid = '${s.uuid}'`) +
       await count(`SELECT count(*) FROM rtcat_tokens WHERE uuid IN ('${t.uuid}', '${t2.uuid}')`)) > 0) await sleep(300);

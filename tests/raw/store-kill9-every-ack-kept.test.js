@@ -15,7 +15,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const fpnn = require('../integration/lib/fpnn');
 const { appServer, login, sign, writeProjectsConfig } = require('../integration/lib/rtm');
-const { startRtmd, makeTempDir, removeTempDir, run, sleep, sanitizerReports } = require('../integration/lib/rtmd');
+const { startRtmd, storeRows, makeTempDir, removeTempDir, sleep, sanitizerReports } = require('../integration/lib/rtmd');
 
 const CYCLES = Number(process.env.RTM_KILL9_CYCLES || 4);
 const WINDOW = 32; // sends in flight per sender
@@ -91,11 +91,6 @@ async function startServer(conf, dataDir) {
   return { srv, app };
 }
 
-async function sqlRows(dataDir, sql) {
-  const r = await run('sqlite3', ['-readonly', '-separator', '|', path.join(dataDir, 'rtmd.sqlite3'), sql], { timeoutMs: 120000 });
-  if (r.code !== 0) throw new Error(`sqlite3 failed: ${r.stderr}`);
-  return r.stdout.split('\n').filter((l) => l.length > 0).map((l) => l.split('|'));
-}
 
 test(`every acknowledged message survives ${CYCLES} kill -9 cycles exactly once`, { timeout: 60000 + CYCLES * 30000 }, async () => {
   dir = await makeTempDir();
@@ -147,7 +142,7 @@ test(`every acknowledged message survives ${CYCLES} kill -9 cycles exactly once`
   assert.equal(await srv.stop('SIGTERM'), 0, srv.diagnostics());
 
   // Every acknowledged message in the store, once, with its mtime.
-  const rows = await sqlRows(dataDir, `SELECT from_uid, mid, mtime FROM messages WHERE pid = ${P.pid}`);
+  const rows = await storeRows(dataDir, `SELECT from_uid, mid, mtime FROM messages WHERE pid = ${P.pid}`);
   const stored = new Map();
   for (const [from, mid, mtime] of rows) {
     const key = `${from}/${mid}`;

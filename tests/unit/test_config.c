@@ -66,6 +66,8 @@ static void test_defaults(void **state)
     memset(&cfg, 0x5A, sizeof cfg);
     rtmd_config_defaults(&cfg);
     assert_string_equal(cfg.data_dir, "./data");
+    assert_string_equal(cfg.store, "sqlite");
+    assert_string_equal(cfg.store_url, "");
     assert_string_equal(cfg.listen_host, "0.0.0.0");
     assert_int_equal(cfg.client_tcp_port, 13325);
     assert_int_equal(cfg.client_ws_port, 13321);
@@ -411,6 +413,15 @@ static void test_cross_field(void **state)
     expect_ok(&cfg, "https_port = 8080\n");
     expect_error("tls_cert = /c.pem\ntls_key = /k.pem\nhttps_port = 8080\n",
                  "rtmd.conf:3: http_port and https_port both use port 8080");
+
+    /* The store: sqlite (default, no URL) or postgres with a URL. */
+    expect_error("store = mysql\n", "rtmd.conf:1: store: must be sqlite or postgres");
+    expect_error("\nstore = postgres\n", "rtmd.conf:2: store = postgres needs store_url (a libpq connection string)");
+    expect_error("store_url = postgresql://x@h/db\n",
+                 "rtmd.conf:1: store_url is for store = postgres; the SQLite store lives in data_dir");
+    expect_ok(&cfg, "store = postgres\nstore_url = \"host=/run/postgresql dbname=rtmd\"\n");
+    assert_string_equal(cfg.store, "postgres");
+    assert_string_equal(cfg.store_url, "host=/run/postgresql dbname=rtmd");
 
     /* rtmd_config_check on a configuration built in code. */
     char err[256];

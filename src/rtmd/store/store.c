@@ -1,7 +1,15 @@
-/* The SQLite store of rtmd (see store.h): creating the data directory,
- * opening the database with its pragmas and migrations (store_schema.c), the
- * writer thread with its queue and group commit, handing completions back to
- * the event loop, the start-up project helpers and the orderly close.
+/* The store of rtmd (see store.h), on SQLite (the default) or PostgreSQL:
+ * creating the data directory, opening the database with its pragmas and
+ * migrations (store_schema.c), the writer thread with its queue and group
+ * commit, handing completions back to the event loop, the start-up project
+ * helpers and the orderly close.
+ *
+ * On PostgreSQL (store_open_postgres) the same writer, readers and
+ * completions run on libpq connections: a batch is one transaction begun
+ * with BEGIN, a commit is durable when the server answers it (its
+ * synchronous_commit decides, as fsync does here), so there is no syncer
+ * thread, no WAL file and no PRAGMA; pooled readers are connections of
+ * their own.
  *
  * Durability: the database runs in WAL mode with synchronous=NORMAL, so a
  * COMMIT hands the WAL pages to the OS without waiting for the disk (SQLite
@@ -16,8 +24,8 @@
  * reported write is in the OS and survives kill -9 of rtmd, but the last
  * commits may be lost if the machine loses power.
  *
- * SQL goes through db.h (db_sqlite.c), never SQLite's API directly; what is
- * SQLite's here is the file, its WAL and the PRAGMAs.
+ * SQL goes through db.h (db_sqlite.c, db_pg.c), never an engine's API
+ * directly; what is SQLite's here is the file, its WAL and the PRAGMAs.
  *
  * Threads: the writer connection is used by store_open, then only by the
  * writer thread, then by store_close after the thread is joined. The reader
@@ -102,7 +110,8 @@ struct store {
 
     /* Reads (store_read) run on libuv's thread pool with pooled read-only
      * connections; WAL lets them run beside the writer. */
-    char path[1024];
+    char path[1024];     /* SQLite: the database file */
+    char *pg_url;        /* PostgreSQL: the connection string (never logged) */
     uv_mutex_t rmu;      /* guards idle_readers */
     reader *idle_readers[STORE_MAX_IDLE_READERS];
     int nidle;
@@ -225,7 +234,8 @@ static unsigned run_batch(db_conn *db, op_list *batch)
         last = op;
         op->status = DB_OK;
         if (!in_txn) {
-            int rc = exec_cached(db, "BEGIN IMMEDIATE");
+            /* SQLite: take the write lock now, not at the first write. */
+            int rc = exec_cached(db, db_is_postgres(db) ? "BEGIN" : "BEGIN IMMEDIATE");
             if (rc != DB_OK) {
                 LOG_ERROR("store: BEGIN failed: %s", db_errmsg(db));
                 op->status = rc;
@@ -452,6 +462,7 @@ static void store_free(store *s)
         return; /* the last read to finish frees the store */
     if (s->wal_fd >= 0)
         close(s->wal_fd);
+    free(s->pg_url);
     if (s->sync_ready) {
         for (int i = 0; i < s->nidle; i++)
             reader_close(s->idle_readers[i]);
@@ -538,89 +549,93 @@ static int enable_wal(db_conn *db, const char *path, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, bool fsync, char *err,
-                  size_t errlen)
+/* Allocates a store with its defaults; NULL when memory ran out. */
+static store *store_alloc(uv_loop_t *loop, unsigned batch_max, bool fsync)
 {
-    if (!loop || !data_dir) {
-        set_err(err, errlen, "store_open: no loop or data directory");
-        return NULL;
-    }
-    if (make_dirs(data_dir, err, errlen) != 0)
-        return NULL;
-
-    size_t plen = strlen(data_dir) + sizeof("/" STORE_FILE);
-    char *path = malloc(plen);
     store *s = calloc(1, sizeof *s);
-    if (!path || !s) {
-        set_err(err, errlen, "out of memory");
-        free(path);
-        free(s);
+    if (!s)
         return NULL;
-    }
-    snprintf(path, plen, "%s/%s", data_dir, STORE_FILE);
     s->loop = loop;
     s->batch_max = batch_max ? batch_max : STORE_DEFAULT_BATCH;
     s->fsync = fsync;
     s->wal_fd = -1;
-    if ((size_t)snprintf(s->path, sizeof s->path, "%s", path) >= sizeof s->path) {
-        set_err(err, errlen, "data directory path too long: %s", data_dir);
-        goto fail;
-    }
+    return s;
+}
 
-    /* SQLite only, whatever the configuration: the PostgreSQL backend of
-     * db.h (db_pg.c, db_open_postgres) exists, but the writer, the readers,
-     * the schema and `store = postgres` are not on it yet. */
-    s->wdb = db_open(path, DB_OPEN_CREATE, err, errlen);
+/* Opens the SQLite database at s->path: migrations, WAL, the reader. */
+static int open_sqlite(store *s, char *err, size_t errlen)
+{
+    s->wdb = db_open(s->path, DB_OPEN_CREATE, err, errlen);
     if (!s->wdb)
-        goto fail;
+        return -1;
     /* Migrate first, so that a database this build refuses is left as it
      * was; WAL mode is then recorded in the file for every connection. */
     char merr[256];
     if (store_schema_migrate(s->wdb, &s->schema_version, &s->migrations_applied, merr, sizeof merr) != 0) {
-        set_err(err, errlen, "%s: %s", path, merr);
-        goto fail;
+        set_err(err, errlen, "%s: %s", s->path, merr);
+        return -1;
     }
-    if (enable_wal(s->wdb, path, err, errlen) != 0)
-        goto fail;
-    s->rdb = db_open(path, DB_OPEN_READWRITE, err, errlen);
-    if (!s->rdb)
-        goto fail;
+    if (enable_wal(s->wdb, s->path, err, errlen) != 0)
+        return -1;
+    s->rdb = db_open(s->path, DB_OPEN_READWRITE, err, errlen);
+    return s->rdb ? 0 : -1;
+}
 
+/* Connects the writer and the reader to PostgreSQL and brings the schema
+ * to this build's version. */
+static int open_postgres(store *s, char *err, size_t errlen)
+{
+    s->wdb = db_open_postgres(s->pg_url, DB_OPEN_CREATE, err, errlen);
+    if (!s->wdb)
+        return -1;
+    char merr[256];
+    if (store_schema_migrate(s->wdb, &s->schema_version, &s->migrations_applied, merr, sizeof merr) != 0) {
+        set_err(err, errlen, "PostgreSQL: %s", merr);
+        return -1;
+    }
+    s->rdb = db_open_postgres(s->pg_url, DB_OPEN_READWRITE, err, errlen);
+    return s->rdb ? 0 : -1;
+}
+
+/* Sets up the locks, the completion handle and the threads of a store
+ * whose connections are open; `where` names the database in the log. */
+static int store_start(store *s, const char *where, char *err, size_t errlen)
+{
     if (uv_mutex_init(&s->mu) != 0) {
         set_err(err, errlen, "cannot create the store mutex");
-        goto fail;
+        return -1;
     }
     if (uv_cond_init(&s->cv) != 0) {
         uv_mutex_destroy(&s->mu);
         set_err(err, errlen, "cannot create the store condition variable");
-        goto fail;
+        return -1;
     }
     if (uv_cond_init(&s->sync_cv) != 0) {
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
         set_err(err, errlen, "cannot create the store condition variable");
-        goto fail;
+        return -1;
     }
     if (uv_mutex_init(&s->rmu) != 0) {
         uv_cond_destroy(&s->sync_cv);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
         set_err(err, errlen, "cannot create the store reader mutex");
-        goto fail;
+        return -1;
     }
     s->sync_ready = 1;
 
     s->async = malloc(sizeof *s->async);
     if (!s->async) {
         set_err(err, errlen, "out of memory");
-        goto fail;
+        return -1;
     }
-    int rc = uv_async_init(loop, s->async, on_async);
+    int rc = uv_async_init(s->loop, s->async, on_async);
     if (rc != 0) {
         free(s->async);
         s->async = NULL;
         set_err(err, errlen, "uv_async_init: %s", uv_strerror(rc));
-        goto fail;
+        return -1;
     }
     s->async->data = s;
     uv_unref((uv_handle_t *)s->async);
@@ -631,35 +646,84 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
         /* The handle is closed asynchronously; its callback frees it. */
         uv_close((uv_handle_t *)s->async, on_async_closed);
         s->async = NULL;
-        goto fail;
+        return -1;
     }
     s->thread_started = 1;
-    if (fsync) {
+    if (s->fsync) {
         rc = uv_thread_create(&s->syncer, syncer_main, s);
         if (rc != 0) {
             set_err(err, errlen, "cannot start the syncer thread: %s", uv_strerror(rc));
             store_stop_threads(s);
             uv_close((uv_handle_t *)s->async, on_async_closed);
             s->async = NULL;
-            goto fail;
+            return -1;
         }
         s->syncer_started = 1;
     }
 
     if (s->migrations_applied > 0)
-        LOG_INFO("store: %s at schema version %d (%d migration%s applied)", path, s->schema_version,
+        LOG_INFO("store: %s at schema version %d (%d migration%s applied)", where, s->schema_version,
                  s->migrations_applied, s->migrations_applied == 1 ? "" : "s");
     else
-        LOG_INFO("store: %s at schema version %d", path, s->schema_version);
-    free(path);
-    return s;
+        LOG_INFO("store: %s at schema version %d", where, s->schema_version);
+    return 0;
+}
 
-fail:
+/* Frees a store that failed to open. */
+static void store_discard(store *s)
+{
     db_close(s->rdb);
     db_close(s->wdb);
-    free(path);
     store_free(s);
-    return NULL;
+}
+
+store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, bool fsync, char *err,
+                  size_t errlen)
+{
+    if (!loop || !data_dir) {
+        set_err(err, errlen, "store_open: no loop or data directory");
+        return NULL;
+    }
+    if (make_dirs(data_dir, err, errlen) != 0)
+        return NULL;
+    store *s = store_alloc(loop, batch_max, fsync);
+    if (!s) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if ((size_t)snprintf(s->path, sizeof s->path, "%s/%s", data_dir, STORE_FILE) >= sizeof s->path) {
+        set_err(err, errlen, "data directory path too long: %s", data_dir);
+        store_discard(s);
+        return NULL;
+    }
+    if (open_sqlite(s, err, errlen) != 0 || store_start(s, s->path, err, errlen) != 0) {
+        store_discard(s);
+        return NULL;
+    }
+    return s;
+}
+
+store *store_open_postgres(uv_loop_t *loop, const char *conninfo, unsigned batch_max, char *err, size_t errlen)
+{
+    if (!loop || !conninfo || !*conninfo) {
+        set_err(err, errlen, "store_open_postgres: no loop or connection string");
+        return NULL;
+    }
+    /* No syncer: PostgreSQL answers a COMMIT once it is durable. */
+    store *s = store_alloc(loop, batch_max, false);
+    if (s && !(s->pg_url = strdup(conninfo))) {
+        store_free(s);
+        s = NULL;
+    }
+    if (!s) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (open_postgres(s, err, errlen) != 0 || store_start(s, "PostgreSQL", err, errlen) != 0) {
+        store_discard(s);
+        return NULL;
+    }
+    return s;
 }
 
 int store_schema_version(store *s)
@@ -817,7 +881,10 @@ static void read_work(uv_work_t *w)
     if (!r) {
         char err[256];
         r = calloc(1, sizeof *r);
-        db_conn *db = r ? db_open(s->path, DB_OPEN_READONLY, err, sizeof err) : NULL;
+        db_conn *db = NULL;
+        if (r)
+            db = s->pg_url ? db_open_postgres(s->pg_url, DB_OPEN_READONLY, err, sizeof err)
+                           : db_open(s->path, DB_OPEN_READONLY, err, sizeof err);
         if (!db) {
             LOG_ERROR("store: %s", r ? err : "out of memory for a reader");
             free(r);
@@ -908,10 +975,9 @@ void store_close(store *s)
 
     db_close(s->rdb);
     s->rdb = NULL;
-    int rc = db_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)");
-    if (rc != DB_OK)
+    if (!s->pg_url && db_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)") != DB_OK)
         LOG_WARN("store: WAL checkpoint failed: %s", db_errmsg(s->wdb));
-    rc = db_close(s->wdb);
+    int rc = db_close(s->wdb);
     if (rc != DB_OK)
         LOG_ERROR("store: closing the database failed: %s", db_errstr(rc));
     s->wdb = NULL;

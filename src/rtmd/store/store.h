@@ -1,5 +1,5 @@
-/* Storage interface of rtmd with its SQLite backend: the database in the
- * data directory (WAL), the schema version and migrations applied on open,
+/* Storage interface of rtmd, on SQLite (the database in the data directory,
+ * WAL) or PostgreSQL: the schema version and migrations applied on open,
  * and a writer thread that applies writes with group commit (many writes,
  * one transaction) and reports completion back on the event loop, so the
  * loop never waits for the disk. Knows nothing about connections. */
@@ -44,6 +44,14 @@ typedef struct store_project {
  * pending, so uv_run(loop, UV_RUN_DEFAULT) returns once all are reported. */
 store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, bool fsync, char *err,
                   size_t errlen);
+/* Opens the store on PostgreSQL with a libpq connection string
+ * ("postgresql://user:pass@host:port/db" or "key=value ..."): the schema
+ * is created or checked (store_schema_migrate), the writer and the readers
+ * use connections of their own, and a write is reported once its COMMIT
+ * is answered (durable as the server's synchronous_commit says). The same
+ * interface and semantics as store_open otherwise. On failure NULL with a
+ * message in err that never holds the connection string. */
+store *store_open_postgres(uv_loop_t *loop, const char *conninfo, unsigned batch_max, char *err, size_t errlen);
 int store_schema_version(store *s);
 /* Migrations applied by this store_open (0 when the schema was current). */
 int store_migrations_applied(store *s);

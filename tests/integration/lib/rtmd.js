@@ -126,6 +126,50 @@ class Rtmd {
   }
 }
 
+// The store every rtmd of this test process uses: SQLite in its data
+// directory (the default), or with RTMD_TEST_STORE=postgres a database of
+// one PostgreSQL started for the whole test process (lib/pg.js): one
+// database per data directory, so a restart on the same directory finds
+// its data, as with SQLite.
+const TEST_STORE = process.env.RTMD_TEST_STORE || 'sqlite';
+if (TEST_STORE !== 'sqlite' && TEST_STORE !== 'postgres') throw new Error(`RTMD_TEST_STORE must be sqlite or postgres, not ${TEST_STORE}`);
+let pgServer = null;
+const pgDatabases = new Map(); // data directory -> database name
+
+async function pgDatabaseFor(dataDir) {
+  if (!pgServer) pgServer = require('./pg').startPostgres({ maxConnections: 400 });
+  const pg = await pgServer;
+  if (!pgDatabases.has(dataDir)) {
+    const name = `rtmd_${pgDatabases.size + 1}`;
+    pg.createDatabase(name);
+    pgDatabases.set(dataDir, name);
+  }
+  return { pg, db: pgDatabases.get(dataDir) };
+}
+
+// Command-line arguments that put rtmd's store where TEST_STORE says.
+async function storeArgs(dataDir) {
+  if (TEST_STORE === 'sqlite') return [];
+  const { pg, db } = await pgDatabaseFor(dataDir);
+  return ['--store=postgres', `--store_url=${pg.urlFor(db)}`];
+}
+
+// Rows of a query on the store of the rtmd that used dataDir (stopped or
+// running), each an array of its cells as text. The same SQL runs on both
+// engines unless pgSql gives PostgreSQL's form; bytea cells (PostgreSQL
+// prints \x and hex) are decoded as UTF-8 so rows read as SQLite's text.
+async function storeRows(dataDir, sql, pgSql = sql) {
+  if (TEST_STORE === 'sqlite') {
+    const r = await run('sqlite3', ['-separator', '|', path.join(dataDir, 'rtmd.sqlite3'), sql], { timeoutMs: 120000 });
+    if (r.code !== 0) throw new Error(`sqlite3 failed: ${r.stderr}`);
+    return r.stdout.split('\n').filter((l) => l.length > 0).map((l) => l.split('|'));
+  }
+  const { pg, db } = await pgDatabaseFor(dataDir);
+  const out = pg.psql(pgSql, db);
+  const cell = (c) => (/^\\x([0-9a-f]{2})*$/.test(c) ? Buffer.from(c.slice(2), 'hex').toString('utf8') : c);
+  return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('|').map(cell));
+}
+
 // Starts rtmd and resolves once it printed its ready line.
 //   args: extra arguments, e.g. ['--ping_interval=1']
 //   config: path of a configuration file (passed as --config FILE)
@@ -146,6 +190,7 @@ async function startRtmd({ args = [], config, dataDir, readyTimeoutMs = READY_TI
     '--server_tcp_port=0',
     '--http_port=0',
     ...(config ? ['--config', config] : []),
+    ...(await storeArgs(s.dataDir)),
     ...args,
   ];
   s.proc = spawn(rtmdBin(), s.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -311,6 +356,8 @@ function haveOpenssl() {
 
 module.exports = {
   startRtmd,
+  storeRows,
+  TEST_STORE,
   sanitizerReports,
   SANITIZER_RE,
   withLogs,
