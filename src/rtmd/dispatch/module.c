@@ -51,6 +51,8 @@ void module_answer_store_failure(rtmd_request *req, int status)
 {
     if (status == DB_ABORT)
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    else if (status == DB_IOERR)
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "storage unavailable");
     else
         request_error(req, RTM_EC_UNKNOWN_ERROR, "storage error");
 }

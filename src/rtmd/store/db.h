@@ -104,6 +104,15 @@ bool db_in_transaction(db_conn *conn);
 /* Whether conn is a PostgreSQL connection (db_open_postgres): for the few
  * places whose SQL differs by engine (the schema, the batch's BEGIN). */
 bool db_is_postgres(db_conn *conn);
+/* Whether conn's server connection is gone (PostgreSQL; a SQLite file is
+ * never lost); an idle connection reads what the server sent to learn it
+ * (one non-blocking read). Its statements are unusable until db_reconnect. */
+bool db_connection_lost(db_conn *conn);
+/* Connects conn again (PostgreSQL), waiting at most the connection
+ * string's connect_timeout (5 s when it sets none); its cached statements
+ * are forgotten, since the server dropped them with the session. DB_OK,
+ * or DB_IOERR with the reason in db_errmsg. Nothing to do on SQLite. */
+int db_reconnect(db_conn *conn);
 
 /* ---- for the store: opening and the statement cache ---- */
 

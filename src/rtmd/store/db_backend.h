@@ -50,5 +50,7 @@ uint64_t dbpg_prepare_count(db_conn *conn);
 int dbpg_exec(db_conn *conn, const char *sql);
 bool dbpg_in_transaction(db_conn *conn);
 int dbpg_close(db_conn *conn);
+bool dbpg_connection_lost(db_conn *conn);
+int dbpg_reconnect(db_conn *conn);
 
 #endif

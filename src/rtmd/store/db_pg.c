@@ -84,6 +84,7 @@ typedef struct pg_stmt {
 
 struct pg_conn {
     PGconn *pg;
+    int mode;            /* DB_OPEN_*: read only sessions are set so again */
     db_stmt_cache cache; /* db_cache.h; the statements are pg_stmt */
     uint64_t prepares;
     uint64_t names;
@@ -804,6 +805,29 @@ static void on_notice(void *arg, const char *msg)
     LOG_DEBUG("store: postgres: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
+/* Seconds a connection attempt may take when the connection string does
+ * not say (libpq's own default is to wait for ever). */
+#define PG_CONNECT_TIMEOUT "5"
+
+/* The session settings every connection of the store has: UTF-8, bytea in
+ * hex, and read-only transactions for DB_OPEN_READONLY. */
+static int configure(pg_conn *c, char *err, size_t errlen)
+{
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
+    const char *settings = c->mode == DB_OPEN_READONLY
+                               ? "SET client_encoding = 'UTF8'; SET bytea_output = 'hex'; "
+                                 "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+                               : "SET client_encoding = 'UTF8'; SET bytea_output = 'hex'";
+    PGresult *res = PQexec(c->pg, settings);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok) {
+        const char *m = PQresultErrorMessage(res);
+        snprintf(err, errlen, "cannot configure the PostgreSQL connection: %.*s", (int)strcspn(m, "\n"), m);
+    }
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 db_conn *db_open_postgres(const char *conninfo, int mode, char *err, size_t errlen)
 {
     pg_conn *c = calloc(1, sizeof *c);
@@ -811,7 +835,11 @@ db_conn *db_open_postgres(const char *conninfo, int mode, char *err, size_t errl
         snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
         return NULL;
     }
-    c->pg = PQconnectdb(conninfo);
+    c->mode = mode;
+    /* Later keywords win: the connection string may set its own timeout. */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const values[] = {PG_CONNECT_TIMEOUT, conninfo, NULL};
+    c->pg = PQconnectdbParams(keys, values, 1);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
         const char *m = c->pg ? PQerrorMessage(c->pg) : "out of memory";
         snprintf(err, errlen, "cannot connect to PostgreSQL: %.*s", (int)strcspn(m, "\n"), m);
@@ -819,22 +847,53 @@ db_conn *db_open_postgres(const char *conninfo, int mode, char *err, size_t errl
         free(c);
         return NULL;
     }
-    PQsetNoticeProcessor(c->pg, on_notice, NULL);
-    const char *settings = mode == DB_OPEN_READONLY
-                               ? "SET client_encoding = 'UTF8'; SET bytea_output = 'hex'; "
-                                 "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
-                               : "SET client_encoding = 'UTF8'; SET bytea_output = 'hex'";
-    PGresult *res = PQexec(c->pg, settings);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        const char *m = PQresultErrorMessage(res);
-        snprintf(err, errlen, "cannot configure the PostgreSQL connection: %.*s", (int)strcspn(m, "\n"), m);
-        PQclear(res);
+    if (configure(c, err, errlen) != 0) {
         PQfinish(c->pg);
         free(c);
         return NULL;
     }
-    PQclear(res);
     return TAGGED(c);
+}
+
+bool dbpg_connection_lost(db_conn *conn)
+{
+    PGconn *pg = CONN(conn)->pg;
+    /* An idle connection learns that the server closed it (a restart, an
+     * administrator's termination) only by reading: one non-blocking read
+     * takes in the farewell and the end of the stream. */
+    if (PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE)
+        PQconsumeInput(pg);
+    return PQstatus(pg) == CONNECTION_BAD;
+}
+
+/* The server dropped the session's prepared statements with it: the cache
+ * forgets them (no DEALLOCATE) before the connection is made again. */
+static void forget_statements(pg_conn *c)
+{
+    for (unsigned i = 0; i < c->cache.n; i++)
+        ((pg_stmt *)c->cache.e[i].st)->name[0] = '\0';
+    db_stmt_cache_clear(&c->cache, free_cached);
+    for (size_t i = 0; i < c->nzombies; i++)
+        free(c->zombies[i]);
+    c->nzombies = 0;
+}
+
+int dbpg_reconnect(db_conn *conn)
+{
+    pg_conn *c = CONN(conn);
+    forget_statements(c);
+    PQreset(c->pg);
+    char err[256];
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(c->pg);
+        set_errmsg(c, m);
+        return DB_IOERR;
+    }
+    if (configure(c, err, sizeof err) != 0) {
+        set_errmsg(c, err);
+        return DB_IOERR;
+    }
+    return DB_OK;
 }
 
 int dbpg_close(db_conn *conn)
@@ -842,11 +901,7 @@ int dbpg_close(db_conn *conn)
     pg_conn *c = CONN(conn);
     if (db_tls_conn == conn)
         db_tls_conn = NULL;
-    for (unsigned i = 0; i < c->cache.n; i++)
-        ((pg_stmt *)c->cache.e[i].st)->name[0] = '\0'; /* the server drops them with the session */
-    db_stmt_cache_clear(&c->cache, free_cached);
-    for (size_t i = 0; i < c->nzombies; i++)
-        free(c->zombies[i]);
+    forget_statements(c); /* the server drops them with the session */
     free(c->zombies);
     PQfinish(c->pg);
     free(c);

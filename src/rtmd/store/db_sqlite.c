@@ -317,6 +317,16 @@ bool db_is_postgres(db_conn *conn)
     return db_is_pg(conn);
 }
 
+bool db_connection_lost(db_conn *conn)
+{
+    return db_is_pg(conn) && dbpg_connection_lost(conn);
+}
+
+int db_reconnect(db_conn *conn)
+{
+    return db_is_pg(conn) ? dbpg_reconnect(conn) : DB_OK;
+}
+
 bool db_in_transaction(db_conn *conn)
 {
     if (db_is_pg(conn))

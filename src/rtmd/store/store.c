@@ -54,6 +54,11 @@
 
 #define STORE_MAX_IDLE_READERS 8
 
+/* PostgreSQL: how long a batch waits for a lost connection to come back
+ * before its writes fail, and the longest pause between two attempts. */
+#define STORE_RECONNECT_WAIT_MS 10000
+#define STORE_RECONNECT_PAUSE_MS 1000
+
 /* A pooled read-only connection; its statement cache travels with it. */
 typedef struct reader {
     db_conn *db;
@@ -220,9 +225,12 @@ static int apply_op(db_conn *db, store_op *op)
  * before the failing one thus run twice: an apply must take its results
  * from the database and its arguments (every apply of rtmd does), since a
  * first run's writes may be undone. Sets every op's status; returns the
- * number of transactions committed. */
-static unsigned run_batch(db_conn *db, op_list *batch)
+ * number of transactions committed. *lost says that the connection was
+ * gone before COMMIT was sent (PostgreSQL): nothing of the batch is
+ * committed then, and it may run again on a new connection. */
+static unsigned run_batch(db_conn *db, op_list *batch, bool *lost)
 {
+    *lost = false;
     unsigned commits = 0;
     int in_txn = 0;
     int guarded = 0;   /* a savepoint per op: an op of this batch failed */
@@ -292,11 +300,18 @@ static unsigned run_batch(db_conn *db, op_list *batch)
         op = op->next;
     }
 
+    if (db_connection_lost(db)) {
+        *lost = true;
+        return commits;
+    }
     if (in_txn) {
         int rc = exec_cached(db, "COMMIT");
         if (rc == DB_OK) {
             commits++;
         } else {
+            /* A connection lost here leaves the outcome unknown: the writes
+             * fail, and a client that sends again is recognised by its
+             * message id where the write has one. */
             LOG_ERROR("store: COMMIT failed: %s", db_errmsg(db));
             fail_range(txn_first, last, rc);
             if (db_in_transaction(db))
@@ -304,6 +319,54 @@ static unsigned run_batch(db_conn *db, op_list *batch)
         }
     }
     return commits;
+}
+
+/* Connects the writer again, pausing between attempts, until deadline_ms
+ * (uv_hrtime in ms). 0 when connected, -1 when the deadline passed. */
+static int reconnect_until(store *s, uint64_t deadline_ms)
+{
+    unsigned pause = 50;
+    for (;;) {
+        if (db_reconnect(s->wdb) == DB_OK) {
+            LOG_INFO("store: connected to PostgreSQL again");
+            return 0;
+        }
+        uint64_t now = uv_hrtime() / 1000000;
+        if (now >= deadline_ms) {
+            LOG_ERROR("store: PostgreSQL unreachable for %d s (%s): failing the waiting writes",
+                      STORE_RECONNECT_WAIT_MS / 1000, db_errmsg(s->wdb));
+            return -1;
+        }
+        uint64_t left = deadline_ms - now;
+        uv_sleep((unsigned)(left < pause ? left : pause));
+        pause = pause * 2 > STORE_RECONNECT_PAUSE_MS ? STORE_RECONNECT_PAUSE_MS : pause * 2;
+    }
+}
+
+/* Runs a batch; on PostgreSQL a batch that lost its connection before its
+ * COMMIT committed nothing, so it runs again once the connection is back,
+ * waiting at most STORE_RECONNECT_WAIT_MS; past that its writes fail with
+ * DB_IOERR. */
+static unsigned run_batch_connected(store *s, op_list *batch)
+{
+    uint64_t deadline = 0;
+    for (;;) {
+        if (db_connection_lost(s->wdb)) {
+            if (!deadline) {
+                LOG_WARN("store: lost the connection to PostgreSQL (%s); writes wait for it", db_errmsg(s->wdb));
+                deadline = uv_hrtime() / 1000000 + STORE_RECONNECT_WAIT_MS;
+            }
+            if (reconnect_until(s, deadline) != 0) {
+                for (store_op *op = batch->head; op; op = op->next)
+                    op->status = DB_IOERR;
+                return 0;
+            }
+        }
+        bool lost;
+        unsigned commits = run_batch(s->wdb, batch, &lost);
+        if (!lost)
+            return commits;
+    }
 }
 
 /* Hands applied (and, with fsync on, synced) ops to the loop. Called with
@@ -329,7 +392,7 @@ static void writer_main(void *arg)
         op_list batch = list_take(&s->queue, s->batch_max);
         uv_mutex_unlock(&s->mu);
 
-        unsigned commits = run_batch(s->wdb, &batch);
+        unsigned commits = run_batch_connected(s, &batch);
 
         uv_mutex_lock(&s->mu);
         s->commits += commits;
@@ -878,6 +941,10 @@ static void read_work(uv_work_t *w)
     if (s->nidle > 0)
         r = s->idle_readers[--s->nidle];
     uv_mutex_unlock(&s->rmu);
+    if (r && db_connection_lost(r->db)) { /* PostgreSQL closed it while idle */
+        reader_close(r);
+        r = NULL;
+    }
     if (!r) {
         char err[256];
         r = calloc(1, sizeof *r);
@@ -899,7 +966,7 @@ static void read_work(uv_work_t *w)
     op->status = op->fn(r->db, op->arg);
     db_cache_use(NULL);
     uv_mutex_lock(&s->rmu);
-    if (s->nidle < STORE_MAX_IDLE_READERS) {
+    if (s->nidle < STORE_MAX_IDLE_READERS && !db_connection_lost(r->db)) {
         s->idle_readers[s->nidle++] = r;
         r = NULL;
     }

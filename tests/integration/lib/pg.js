@@ -97,6 +97,15 @@ async function startPostgres(opts = {}) {
     async stop() {
       this.stopSync('fast');
     },
+    // Stops the server but keeps its data, for a test of an outage; start()
+    // brings it back on the same port.
+    pause() {
+      check(runAs(path.join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w', '-t', '30']), 'pg_ctl stop');
+    },
+    start() {
+      check(runAs(path.join(bin, 'pg_ctl'), ['start', '-D', data, '-w', '-t', '60', '-l', path.join(dir, 'log'),
+        '-o', `-p ${this.port} ${settings.join(' ')}`]), 'pg_ctl start');
+    },
     // Runs sql through psql; returns the rows, unaligned, without headers.
     psql(sql, db = this.database) {
       const r = spawnSync('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-At', '-d', this.urlFor(db), '-c', sql], {
