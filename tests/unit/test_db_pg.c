@@ -5,10 +5,12 @@
  * and runs this program. Covered: "?N" becoming "$N" outside literals,
  * identifiers and comments; int64 extremes, doubles, UTF-8 text, blobs
  * with zero bytes, NULLs; multi-row results; db_changes; a unique
- * violation giving DB_CONSTRAINT; the statement cache (prepares counted
- * here and on the server); transactions and a failed one rolled back to a
- * savepoint; a read-only connection; a lost connection; an SQLite
- * connection used beside a PostgreSQL one in the same thread. */
+ * violation giving DB_CONSTRAINT; text bound to bytea parameters kept
+ * byte for byte and compared; skipped parameter numbers; the statement
+ * cache (prepares counted here and on the server); transactions and a
+ * failed one rolled back to a savepoint; a read-only connection; a lost
+ * connection; an SQLite connection used beside a PostgreSQL one in the
+ * same thread. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -434,6 +436,139 @@ static void lost_connection_and_bad_conninfo(void **state)
     assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
 }
 
+/* Peer strings live in bytea columns: db_bind_text to a bytea parameter
+ * sends the bytes as they are (binary format), db_column_text and
+ * db_column_bytes give them back. */
+static void text_bound_to_bytea_keeps_its_bytes(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS bt; CREATE TABLE bt(k INT PRIMARY KEY, v BYTEA NOT NULL, "
+                                "t TEXT)"),
+                     DB_OK);
+    static char big[100 * 1024];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 13 + (i >> 9)); /* NULs, backslashes, bytes >= 0x80 */
+    const struct {
+        const char *v;
+        int len; /* -1: up to the NUL */
+    } vals[] = {
+        {"\xff\xfe not \xc3( utf-8 \xed\xa0\x80", -1},
+        {"ab\0cd", 5}, /* an embedded NUL, with its length */
+        {"", 0},
+        {"\\x41 and \\\\ 'q' \\000", -1}, /* backslashes, not escapes */
+        {big, (int)sizeof big},
+        {"ab", 2}, /* a prefix of the one with the NUL */
+    };
+    enum { NVALS = sizeof vals / sizeof vals[0] };
+    db_stmt_t *st;
+    db_cache_use(c); /* the second use of the INSERT comes from the cache: the types stay */
+    uint64_t prepares = db_prepare_count(c);
+    for (int k = 0; k < NVALS; k++) {
+        assert_int_equal(db_stmt(c, "INSERT INTO bt(k, v) VALUES (?1, ?2)", &st), DB_OK);
+        db_bind_int(st, 1, k);
+        assert_int_equal(db_bind_text(st, 2, vals[k].v, vals[k].len), DB_OK);
+        assert_int_equal(db_step_release(st), DB_OK);
+    }
+    assert_int_equal(db_prepare_count(c) - prepares, 1);
+
+    assert_int_equal(db_prepare(c, "SELECT k, v, octet_length(v) FROM bt ORDER BY k", &st), DB_OK);
+    for (int k = 0; k < NVALS; k++) {
+        size_t len = vals[k].len < 0 ? strlen(vals[k].v) : (size_t)vals[k].len;
+        assert_int_equal(db_step(st), DB_ROW);
+        assert_int_equal(db_column_int(st, 0), k);
+        const char *t = db_column_text(st, 1);
+        assert_non_null(t);
+        assert_int_equal(db_column_bytes(st, 1), len);
+        assert_int_equal(db_column_int(st, 2), len);
+        if (len)
+            assert_memory_equal(t, vals[k].v, len);
+        assert_int_equal(t[len], '\0');
+        assert_ptr_equal(db_column_blob(st, 1), t);
+    }
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+
+    /* Equality with text bound finds exactly its row (the prefix "ab" is
+     * not "ab\0cd"). */
+    for (int k = 0; k < NVALS; k++) {
+        assert_int_equal(db_stmt(c, "SELECT k FROM bt WHERE v = ?1", &st), DB_OK);
+        db_bind_text(st, 1, vals[k].v, vals[k].len);
+        assert_int_equal(db_step(st), DB_ROW);
+        assert_int_equal(db_column_int(st, 0), k);
+        assert_int_equal(db_step(st), DB_DONE);
+        db_release(st);
+    }
+    db_cache_use(NULL);
+
+    /* Numbers bound to a bytea parameter are their text; to other types
+     * they are unchanged. */
+    assert_int_equal(db_prepare(c, "INSERT INTO bt(k, v, t) VALUES (?1, ?2, ?3)", &st), DB_OK);
+    db_bind_int(st, 1, 100);
+    db_bind_int64(st, 2, INT64_MIN);
+    db_bind_text(st, 3, "plain text", -1);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_reset(st);
+    db_bind_int(st, 1, 101);
+    db_bind_double(st, 2, 0.5);
+    db_bind_int64(st, 3, 42);
+    assert_int_equal(db_step(st), DB_DONE);
+    /* text bound to a TEXT parameter is still text: not UTF-8, refused */
+    db_reset(st);
+    db_bind_int(st, 1, 102);
+    db_bind_text(st, 2, "x", -1);
+    db_bind_text(st, 3, "\xff", -1);
+    assert_int_equal(db_step(st), DB_ERROR);
+    db_finalize(st);
+    assert_int_equal(db_prepare(c, "SELECT v, t FROM bt WHERE k >= 100 ORDER BY k", &st), DB_OK);
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_string_equal(db_column_text(st, 0), "-9223372036854775808");
+    assert_string_equal(db_column_text(st, 1), "plain text");
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_string_equal(db_column_text(st, 0), "0.5");
+    assert_string_equal(db_column_text(st, 1), "42");
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+    assert_int_equal(db_prepare(c, "SELECT ?1::numeric + 1, ?2::float8 * 2, ?3::text", &st), DB_OK);
+    db_bind_int64(st, 1, INT64_MAX);
+    db_bind_double(st, 2, 1.25);
+    db_bind_double(st, 3, -3.5);
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_string_equal(db_column_text(st, 0), "9223372036854775808");
+    assert_true(db_column_double(st, 1) == 2.5);
+    assert_string_equal(db_column_text(st, 2), "-3.5");
+    db_finalize(st);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+/* SQLite allows a statement to skip numbers ("?1, ?3"); so does this
+ * backend: the skipped one takes any bind and is ignored. */
+static void skipped_parameter_numbers(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, "SELECT ?1::int + ?4::int, ?3 || 'x'", &st), DB_OK);
+    assert_int_equal(db_bind_count(st), 4);
+    for (int round = 0; round < 3; round++) {
+        db_reset(st);
+        db_bind_int(st, 1, 40);
+        if (round == 0)
+            db_bind_blob(st, 2, "\0\xff", 2);
+        else if (round == 1)
+            db_bind_text(st, 2, "\xff\\", -1);
+        else
+            db_bind_int64(st, 2, 7);
+        db_bind_text(st, 3, "a", -1);
+        db_bind_int(st, 4, 2);
+        assert_int_equal(db_step(st), DB_ROW);
+        assert_int_equal(db_column_int(st, 0), 42);
+        assert_string_equal(db_column_text(st, 1), "ax");
+    }
+    db_finalize(st);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
 /* Both backends in one thread: each call finds its own. */
 static void sqlite_and_postgres_side_by_side(void **state)
 {
@@ -490,6 +625,8 @@ int main(void)
         cmocka_unit_test(read_only_connection),
         cmocka_unit_test(lost_connection_and_bad_conninfo),
         cmocka_unit_test(sqlite_and_postgres_side_by_side),
+        cmocka_unit_test(text_bound_to_bytea_keeps_its_bytes),
+        cmocka_unit_test(skipped_parameter_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

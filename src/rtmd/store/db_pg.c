@@ -7,7 +7,9 @@
  *   outside string literals, quoted identifiers and comments (a bare "?"
  *   is numbered after the highest one before it, as SQLite does).
  * - Each statement is prepared once per connection under a generated
- *   name ("rtmd_<n>"). While the calling thread uses the connection's
+ *   name ("rtmd_<n>"), then described once (when it has parameters) for
+ *   the types the server gave them; a number the SQL skips is declared
+ *   bytea. While the calling thread uses the connection's
  *   statement cache (db_cache_use) statements are cached by SQL text with
  *   the same rules as SQLite's cache (busy entries neither shared nor
  *   evicted, round-robin eviction); otherwise, and for db_prepare, the
@@ -16,7 +18,9 @@
  *   transaction is over.
  * - Binds are kept per statement: integers, doubles and text as text
  *   format (text is copied, so a caller's text need not end in a NUL),
- *   blobs in binary format (not copied, as with SQLite). The first
+ *   blobs in binary format (not copied, as with SQLite). Text bound to a
+ *   bytea parameter goes in binary format too: its bytes as they are,
+ *   NULs and invalid UTF-8 kept (peer strings are bytea columns). The first
  *   db_step runs PQexecPrepared; later steps walk the rows of its result
  *   (DB_ROW until DB_DONE).
  * - Results are in text format everywhere. Getters parse the text (int64,
@@ -48,13 +52,14 @@
 #define PG_BYTEA_OID 17
 #define PG_BOOL_OID 16
 
-enum { P_NULL = 0, P_TEXT, P_BLOB };
+enum { P_NULL = 0, P_NUM, P_TEXT, P_BLOB };
 
 typedef struct pg_param {
     int kind;
+    bool bytea; /* the server's type of the parameter (described at prepare) */
     int len;
     const void *blob; /* P_BLOB: the caller's bytes */
-    char *text;       /* P_TEXT: our NUL-terminated copy */
+    char *text;       /* P_NUM, P_TEXT: our NUL-terminated copy */
     int cap;
 } pg_param;
 
@@ -170,13 +175,34 @@ static bool ident_char(char ch)
            (unsigned char)ch >= 0x80;
 }
 
+/* Notes that parameter n appears: *gaps becomes the count of numbers
+ * below the highest that do not (SQLite allows them, PostgreSQL cannot
+ * infer their types). false when out of memory. */
+static bool note_param(unsigned char **used, int *cap, int n)
+{
+    if (n >= *cap) {
+        int cap2 = n + 1 > *cap * 2 ? n + 1 : *cap * 2;
+        unsigned char *u = realloc(*used, (size_t)cap2);
+        if (!u)
+            return false;
+        memset(u + *cap, 0, (size_t)(cap2 - *cap));
+        *used = u;
+        *cap = cap2;
+    }
+    (*used)[n] = 1;
+    return true;
+}
+
 /* The SQL with its parameters numbered the PostgreSQL way, in a new
- * string; *nparams is the highest number. Skips string literals ('...'
- * with '' inside, E'...' with backslash escapes), quoted identifiers,
- * -- and (nested) block comments, and dollar-quoted bodies. */
-static char *rewrite_params(const char *sql, int *nparams)
+ * string; *nparams is the highest number and *used (malloc'ed, indexed
+ * by number, NULL when there are none) says which appear. Skips string
+ * literals ('...' with '' inside, E'...' with backslash escapes), quoted
+ * identifiers, -- and (nested) block comments, and dollar-quoted bodies. */
+static char *rewrite_params(const char *sql, int *nparams, unsigned char **used)
 {
     size_t len = strlen(sql);
+    int cap = 0;
+    *used = NULL;
     char *out = malloc(len * 6 + 1); /* a bare "?" may become "$NNNNN" */
     if (!out)
         return NULL;
@@ -271,6 +297,12 @@ static char *rewrite_params(const char *sql, int *nparams)
                 n = max + 1;
             if (n > max)
                 max = n;
+            if (!note_param(used, &cap, n)) {
+                free(out);
+                free(*used);
+                *used = NULL;
+                return NULL;
+            }
             o += (size_t)sprintf(out + o, "$%d", n);
         } else {
             out[o++] = sql[i++];
@@ -359,14 +391,33 @@ static void flush_zombies(pg_conn *c)
     c->nzombies = 0;
 }
 
-/* Prepares sql on the server under a new name. */
+/* The types the server gave the parameters of st (one Describe, right
+ * after the prepare): a text bound to a bytea parameter goes in binary. */
+static int stmt_describe(pg_conn *c, pg_stmt *st)
+{
+    PGresult *res = PQdescribePrepared(c->pg, st->name);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        int rc = result_error(c, res);
+        PQclear(res);
+        return rc;
+    }
+    int n = PQnparams(res);
+    for (int i = 0; i < n && i < st->nparams; i++)
+        st->params[i].bytea = PQparamtype(res, i) == PG_BYTEA_OID;
+    PQclear(res);
+    return DB_OK;
+}
+
+/* Prepares sql on the server under a new name, then learns the types of
+ * its parameters (no second round trip when it has none). */
 static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
 {
     *out = NULL;
     flush_zombies(c);
     pg_stmt *st = calloc(1, sizeof *st);
     int nparams = 0;
-    char *text = st ? rewrite_params(sql, &nparams) : NULL;
+    unsigned char *used = NULL;
+    char *text = st ? rewrite_params(sql, &nparams, &used) : NULL;
     if (!text) {
         free(st);
         set_errmsg(c, "out of memory");
@@ -383,6 +434,7 @@ static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
         st->formats = calloc((size_t)nparams, sizeof *st->formats);
         if (!st->params || !st->values || !st->lengths || !st->formats) {
             free(text);
+            free(used);
             stmt_free(st);
             set_errmsg(c, "out of memory");
             return DB_NOMEM;
@@ -390,9 +442,29 @@ static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
     }
     char name[32];
     snprintf(name, sizeof name, "rtmd_%" PRIu64, ++c->names);
-    PGresult *res = PQprepare(c->pg, name, text, 0, NULL);
+    /* A number the SQL skips (SQLite allows "?1, ?3") gets a type, since
+     * the server cannot infer one: bytea, which takes any bind. */
+    Oid *types = NULL;
+    int ntypes = 0;
+    for (int i = 1; i <= nparams; i++)
+        if (!used[i]) {
+            ntypes = nparams;
+            break;
+        }
+    if (ntypes && !(types = calloc((size_t)ntypes, sizeof *types))) {
+        free(text);
+        free(used);
+        stmt_free(st);
+        set_errmsg(c, "out of memory");
+        return DB_NOMEM;
+    }
+    for (int i = 0; i < ntypes; i++)
+        types[i] = used[i + 1] ? 0 : PG_BYTEA_OID;
+    PGresult *res = PQprepare(c->pg, name, text, ntypes, types);
     c->prepares++;
     free(text);
+    free(used);
+    free(types);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         int rc = result_error(c, res);
         PQclear(res);
@@ -402,6 +474,12 @@ static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
     }
     PQclear(res);
     memcpy(st->name, name, sizeof name);
+    int rc = nparams > 0 ? stmt_describe(c, st) : DB_OK;
+    if (rc != DB_OK) {
+        LOG_ERROR("store: cannot describe \"%s\": %s", sql, c->errmsg);
+        stmt_free(st); /* deallocates the name */
+        return rc;
+    }
     *out = st;
     return DB_OK;
 }
@@ -479,7 +557,7 @@ static pg_param *param(pg_stmt *st, int i)
     return i >= 1 && i <= st->nparams ? &st->params[i - 1] : NULL;
 }
 
-static int bind_copy(pg_stmt *st, int i, const char *s, size_t len)
+static int bind_copy(pg_stmt *st, int i, const char *s, size_t len, int kind)
 {
     pg_param *p = param(st, i);
     if (!p) {
@@ -499,7 +577,7 @@ static int bind_copy(pg_stmt *st, int i, const char *s, size_t len)
     memcpy(p->text, s, len);
     p->text[len] = '\0';
     p->len = (int)len;
-    p->kind = P_TEXT;
+    p->kind = kind;
     return DB_OK;
 }
 
@@ -507,7 +585,7 @@ int dbpg_bind_int64(db_stmt_t *s, int i, int64_t v)
 {
     char buf[24];
     int n = snprintf(buf, sizeof buf, "%" PRId64, v);
-    return bind_copy(STMT(s), i, buf, (size_t)n);
+    return bind_copy(STMT(s), i, buf, (size_t)n, P_NUM);
 }
 
 int dbpg_bind_double(db_stmt_t *s, int i, double v)
@@ -520,14 +598,14 @@ int dbpg_bind_double(db_stmt_t *s, int i, double v)
         n = snprintf(buf, sizeof buf, "%s", v < 0 ? "-Infinity" : "Infinity");
     else
         n = snprintf(buf, sizeof buf, "%.17g", v);
-    return bind_copy(STMT(s), i, buf, (size_t)n);
+    return bind_copy(STMT(s), i, buf, (size_t)n, P_NUM);
 }
 
 int dbpg_bind_text(db_stmt_t *s, int i, const char *t, int len)
 {
     if (!t)
         return dbpg_bind_null(s, i);
-    return bind_copy(STMT(s), i, t, len < 0 ? strlen(t) : (size_t)len);
+    return bind_copy(STMT(s), i, t, len < 0 ? strlen(t) : (size_t)len, P_TEXT);
 }
 
 int dbpg_bind_blob(db_stmt_t *s, int i, const void *b, int len)
@@ -571,9 +649,11 @@ static int stmt_run(pg_stmt *st)
     pg_conn *c = st->conn;
     for (int i = 0; i < st->nparams; i++) {
         pg_param *p = &st->params[i];
-        st->values[i] = p->kind == P_TEXT ? p->text : p->kind == P_BLOB ? p->blob : NULL;
+        st->values[i] = p->kind == P_NULL ? NULL : p->kind == P_BLOB ? p->blob : p->text;
         st->lengths[i] = p->kind == P_NULL ? 0 : p->len;
-        st->formats[i] = p->kind == P_BLOB ? 1 : 0;
+        /* bytes as they are: a blob, or a text bound to a bytea parameter
+         * (binary format is the raw bytes: NULs and invalid UTF-8 kept) */
+        st->formats[i] = p->kind == P_BLOB || (p->kind == P_TEXT && p->bytea) ? 1 : 0;
     }
     PGresult *res = PQexecPrepared(c->pg, st->name, st->nparams, st->values, st->lengths, st->formats, 0);
     st->ran = true;
