@@ -147,10 +147,14 @@ static int apply_device_add(db_conn *db, dev_job *j)
     db_bind_int64(st, 5, j->now_ms);
     if ((rc = db_step_release(st)) != DB_OK)
         return rc;
-    /* Past the limit the least recently added tokens go. */
+    /* Past the limit the least recently added tokens go (added_at is
+     * unique per user, see above; the token only breaks ties of rows
+     * stored before it was). The huge LIMIT means none, in a form SQLite
+     * and PostgreSQL both accept. */
     return exec4(db,
-                 "DELETE FROM user_devices WHERE rowid IN (SELECT rowid FROM user_devices WHERE pid = ?1 AND uid = ?2"
-                 " ORDER BY added_at DESC, rowid DESC LIMIT -1 OFFSET ?4)",
+                 "DELETE FROM user_devices WHERE pid = ?1 AND uid = ?2 AND devicetoken IN (SELECT devicetoken"
+                 " FROM user_devices WHERE pid = ?1 AND uid = ?2 ORDER BY added_at DESC, devicetoken DESC"
+                 " LIMIT 9223372036854775807 OFFSET ?4)",
                  j, NULL, 0, j->limit, 0);
 }
 
@@ -332,7 +336,7 @@ static int read_devices(db_conn *db, dev_job *j)
     db_stmt_t *st;
     int rc = db_stmt(db,
                   "SELECT apptype, devicetoken FROM user_devices WHERE pid = ?1 AND uid = ?2"
-                  " ORDER BY added_at, rowid LIMIT ?3",
+                  " ORDER BY added_at, devicetoken LIMIT ?3",
                   &st);
     if (rc != DB_OK)
         return rc;
