@@ -351,6 +351,10 @@ describe('RealTimeCat REST', () => {
   it('a restart keeps sessions and tokens', async () => {
     const s = (await cat.createSession({ label: 'kept', data: 'd', permanent: true })).json;
     const t = (await cat.createToken({ session_id: s.uuid, type: 'sub', label: 'tk' })).json;
+    // Tokens made by one request come back in the order they were made.
+    const many = (await cat.createToken({ session_id: s.uuid, number: 30, permanent: true })).json;
+    const tokensBefore = (await cat.tokens({ session_id: s.uuid, page_size: 100 })).json;
+    assert.deepEqual(tokensBefore.map((x) => x.uuid), [t.uuid, ...many.map((x) => x.uuid)]);
     const before = (await cat.sessions({ page_size: 100 })).json;
     assert.equal(await srv.stop('SIGTERM'), 0);
     const conf = writeProjectsConfig(await makeTempDir(), PROJECTS);
@@ -360,6 +364,7 @@ describe('RealTimeCat REST', () => {
     assert.deepEqual((await cat.session(s.uuid)).json, s);
     assert.deepEqual((await cat.token(t.uuid)).json, t);
     assert.deepEqual((await cat.sessions({ page_size: 100 })).json, before);
+    assert.deepEqual((await cat.tokens({ session_id: s.uuid, page_size: 100 })).json, tokensBefore);
   });
 });
 

@@ -76,6 +76,18 @@ int64_t rc_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The created_us of a new object of rp: the clock, but past the project's
+ * newest, so that created_us alone orders the objects as they were made
+ * (the tokens of one request included) when the store loads them. */
+int64_t rc_created_us(rc_project *rp)
+{
+    int64_t now = rc_now_us();
+    if (now <= rp->last_created_us)
+        now = rp->last_created_us + 1;
+    rp->last_created_us = now;
+    return now;
+}
+
 bool rc_obj_expired(const rc_obj *o, int64_t now)
 {
     return !o->permanent && o->expire_us <= now;
@@ -264,7 +276,7 @@ int rc_load_all(db_conn *db, void *arg)
     struct rtcat_state *st = l->st;
     db_stmt_t *q;
     int rc = db_prepare(db, "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us "
-                                "FROM rtcat_sessions WHERE permanent = 1 OR expire_us > ?1 ORDER BY created_us, rowid", &q);
+                                "FROM rtcat_sessions WHERE permanent = 1 OR expire_us > ?1 ORDER BY created_us, uuid", &q);
     if (rc != DB_OK)
         return rc;
     db_bind_int64(q, 1, l->now);
@@ -274,6 +286,8 @@ int rc_load_all(db_conn *db, void *arg)
             continue;
         rc_obj o = {0};
         col_obj(q, 2, &o);
+        if (o.created_us > rp->last_created_us)
+            rp->last_created_us = o.created_us;
         if (!rc_session_add(st, rp, &o)) {
             rc_obj_clear(&o);
             rc = DB_NOMEM;
@@ -286,7 +300,7 @@ int rc_load_all(db_conn *db, void *arg)
         return rc;
     rc = db_prepare(db, "SELECT uuid, session_uuid, label, data, type, permanent, live_days, created_us, "
                             "expire_us FROM rtcat_tokens WHERE permanent = 1 OR expire_us > ?1 "
-                            "ORDER BY created_us, rowid", &q);
+                            "ORDER BY created_us, uuid", &q);
     if (rc != DB_OK)
         return rc;
     db_bind_int64(q, 1, l->now);
@@ -300,6 +314,8 @@ int rc_load_all(db_conn *db, void *arg)
             continue;
         rc_obj o = {0};
         col_obj(q, 2, &o);
+        if (o.created_us > s->rp->last_created_us)
+            s->rp->last_created_us = o.created_us;
         if (!rc_token_add(st, s, &o)) {
             rc_obj_clear(&o);
             rc = DB_NOMEM;

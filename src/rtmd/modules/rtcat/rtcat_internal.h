@@ -60,6 +60,7 @@ typedef struct rc_project {
     rc_session *first, *last;
     size_t nsessions, ntokens;           /* in memory */
     uint32_t reserved_sessions, reserved_tokens; /* creations in flight */
+    int64_t last_created_us; /* the newest created_us: each creation is past it */
 } rc_project;
 
 /* A token login. */
@@ -98,6 +99,7 @@ typedef struct rc_fields {
 struct rtcat_state *rc_state(rtmd_server *srv);
 rc_project *rc_project_of(struct rtcat_state *st, int64_t pid);
 int64_t rc_now_us(void);
+int64_t rc_created_us(rc_project *rp);
 bool rc_obj_expired(const rc_obj *o, int64_t now);
 bool rc_token_expired(const rc_token *t, int64_t now);
 void rc_obj_clear(rc_obj *o);

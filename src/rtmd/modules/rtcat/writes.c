@@ -358,10 +358,9 @@ void rc_create_session(rtmd_conn *c, const http_request *req, rc_project *rp, co
         rc_send_error(c, req, NULL, 500, "internal", "out of memory");
         return;
     }
-    int64_t now = rc_now_us();
-    const char *err = obj_from_fields(&w->sess, f, false, &rp->p->limits, now);
+    const char *err = obj_from_fields(&w->sess, f, false, &rp->p->limits, rc_created_us(rp));
     if (!err && token_fields)
-        err = obj_from_fields(&w->tok[0], token_fields, true, &rp->p->limits, now);
+        err = obj_from_fields(&w->tok[0], token_fields, true, &rp->p->limits, rc_created_us(rp));
     if (err) {
         write_free(w);
         rc_bad_param(c, req, err);
@@ -387,9 +386,8 @@ void rc_create_tokens(rtmd_conn *c, const http_request *req, rc_project *rp, rc_
         return;
     }
     memcpy(w->sess.uuid, s->o.uuid, sizeof w->sess.uuid);
-    int64_t now = rc_now_us();
     for (uint32_t i = 0; i < n; i++) {
-        const char *err = obj_from_fields(&w->tok[i], f, true, &rp->p->limits, now);
+        const char *err = obj_from_fields(&w->tok[i], f, true, &rp->p->limits, rc_created_us(rp));
         if (err) {
             write_free(w);
             rc_bad_param(c, req, err);
