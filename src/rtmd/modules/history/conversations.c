@@ -163,7 +163,7 @@ static int list_convs(db_conn *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
                   "SELECT peer, last FROM ("
                   " SELECT peer, (SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = 1"
                   " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)) AS last"
-                  " FROM p2p_peers WHERE pid = ?1 AND uid = ?2) WHERE last IS NOT NULL ORDER BY last DESC",
+                  " FROM p2p_peers WHERE pid = ?1 AND uid = ?2) AS convs WHERE last IS NOT NULL ORDER BY last DESC",
                   &st);
         if (rc != DB_OK)
             return rc;
