@@ -11,7 +11,8 @@ The layers, lowest first, and where their files live:
     5 program    src/rtmd/*.c besides config (builds the layers)
 
 A node is a file stem (x.c and x.h are one node; store/db.h and its
-backends store/db_*.c are one node), or a module folder under modules/. An edge runs from a node to another when one of its files
+backends store/db_*.c are one node, and so are store/store_schema.h and
+its engines store/store_schema*.c), or a module folder under modules/. An edge runs from a node to another when one of its files
 includes the other's header with quotes, or names a function that the
 other's .c file defines (so a function declared in one header but defined
 elsewhere still counts where it lives). The check fails when a node
@@ -60,6 +61,8 @@ def node_of(rel):
     parts = rel.split("/")
     if re.fullmatch(r"rtmd/store/db_\w+\.[ch]", rel):
         return "rtmd/store/db"  # the backends of db.h and their dispatch (db_backend.h): one node
+    if re.fullmatch(r"rtmd/store/store_schema_\w+\.[ch]", rel):
+        return "rtmd/store/store_schema"  # the schema of each engine: one node
     if len(parts) > 3 and parts[:2] == ["rtmd", "modules"]:
         return "/".join(parts[:3])  # a module folder is one node
     return os.path.splitext(rel)[0]

@@ -6,11 +6,15 @@
  * identifiers and comments; int64 extremes, doubles, UTF-8 text, blobs
  * with zero bytes, NULLs; multi-row results; db_changes; a unique
  * violation giving DB_CONSTRAINT; text bound to bytea parameters kept
- * byte for byte and compared; skipped parameter numbers; the statement
- * cache (prepares counted here and on the server); transactions and a
- * failed one rolled back to a savepoint; a read-only connection; a lost
- * connection; an SQLite connection used beside a PostgreSQL one in the
- * same thread. */
+ * byte for byte and compared; skipped parameter numbers; the statement cache (prepares counted
+ * here and on the server); transactions and a failed one rolled back to a
+ * savepoint; a read-only connection; a lost connection; an SQLite
+ * connection used beside a PostgreSQL one in the same thread. The schema
+ * on PostgreSQL (store_schema_pg.c), each test in a database of its own:
+ * created once at the latest version, newer and older versions refused,
+ * the same tables, columns, indexes and triggers as a fresh SQLite store,
+ * the storage-usage triggers and the max/min/blob shims answering as
+ * SQLite does, two nodes migrating at once. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,8 +25,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "db.h"
+#include "store_schema.h"
 #include "tmpdir.h"
 
 static const char *conninfo;
@@ -606,6 +613,413 @@ static void sqlite_and_postgres_side_by_side(void **state)
     assert_int_equal(remove_tree(dir), 0);
 }
 
+/* ---- the schema (store_schema_pg.c) ---- */
+
+/* A connection string for database name, made empty: conninfo with its
+ * database replaced (a URL's path, else a later dbname= keyword). */
+static void fresh_database(const char *name, char *out, size_t outlen)
+{
+    db_conn *c = open_pg();
+    char sql[160];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+    assert_int_equal(db_exec(c, sql), DB_OK);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    assert_int_equal(db_exec(c, sql), DB_OK);
+    assert_int_equal(db_close(c), DB_OK);
+    if (strncmp(conninfo, "postgres", 8) == 0 && strstr(conninfo, "://")) {
+        const char *q = strchr(conninfo, '?');
+        size_t base = q ? (size_t)(q - conninfo) : strlen(conninfo);
+        const char *slash = conninfo + base;
+        while (slash > conninfo && *slash != '/')
+            slash--;
+        assert_true(slash > strstr(conninfo, "://") + 2); /* a URL with a path */
+        snprintf(out, outlen, "%.*s/%s%s", (int)(slash - conninfo), conninfo, name, q ? q : "");
+    } else {
+        snprintf(out, outlen, "%s dbname=%s", conninfo, name);
+    }
+}
+
+static db_conn *open_url(const char *url)
+{
+    char err[512];
+    db_conn *c = db_open_postgres(url, DB_OPEN_READWRITE, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    return c;
+}
+
+/* A fresh SQLite store's database in dir (store_schema_migrate). */
+static db_conn *fresh_sqlite(char *dir)
+{
+    assert_non_null(mkdtemp(dir));
+    char path[256], err[512];
+    snprintf(path, sizeof path, "%s/rtmd.sqlite3", dir);
+    db_conn *c = db_open(path, DB_OPEN_CREATE, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    int version, applied;
+    if (store_schema_migrate(c, &version, &applied, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(version, store_schema_latest());
+    return c;
+}
+
+static db_conn *fresh_pg(const char *name)
+{
+    char url[1024], err[512];
+    fresh_database(name, url, sizeof url);
+    db_conn *c = open_url(url);
+    int version, applied;
+    if (store_schema_migrate(c, &version, &applied, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return c;
+}
+
+/* The rows of a query as one text: its ncols columns joined by '|', rows
+ * ended by '\n'. */
+static void query_rows(db_conn *c, const char *sql, int ncols, char *out, size_t outlen)
+{
+    db_stmt_t *st;
+    size_t n = 0;
+    out[0] = '\0';
+    if (db_prepare(c, sql, &st) != DB_OK)
+        fail_msg("%s: %s", sql, db_errmsg(c));
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        for (int i = 0; i < ncols; i++) {
+            const char *t = db_column_text(st, i);
+            n += (size_t)snprintf(out + n, outlen - n, "%s%s", i ? "|" : "", t ? t : "NULL");
+            assert_true(n < outlen);
+        }
+        n += (size_t)snprintf(out + n, outlen - n, "\n");
+        assert_true(n < outlen);
+    }
+    assert_int_equal(rc, DB_DONE);
+    db_finalize(st);
+}
+
+static void schema_created_once_at_latest(void **state)
+{
+    (void)state;
+    char url[1024], err[512];
+    fresh_database("rtmd_schema_once", url, sizeof url);
+    db_conn *c = open_url(url);
+    int version = -1, applied = -1;
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), 0);
+    assert_int_equal(version, store_schema_latest());
+    assert_int_equal(applied, 1);
+    assert_false(db_in_transaction(c));
+    assert_int_equal(query_int(c, "SELECT version FROM rtmd_schema"), store_schema_latest());
+    assert_int_equal(query_int(c, "SELECT count(*) FROM rtmd_schema"), 1);
+    assert_int_equal(db_exec(c, "INSERT INTO rtmd_schema(version) VALUES (1)"), DB_CONSTRAINT); /* one row */
+
+    version = applied = -1;
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), 0);
+    assert_int_equal(version, store_schema_latest());
+    assert_int_equal(applied, 0);
+    assert_int_equal(db_close(c), DB_OK);
+
+    /* A new connection finds it as well. */
+    c = open_url(url);
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+static void schema_newer_or_older_refused(void **state)
+{
+    (void)state;
+    char url[1024], err[512], sql[96], want[64];
+    fresh_database("rtmd_schema_versions", url, sizeof url);
+    db_conn *c = open_url(url);
+    int version, applied;
+    int latest = store_schema_latest();
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), 0);
+
+    snprintf(sql, sizeof sql, "UPDATE rtmd_schema SET version = %d", latest + 1);
+    assert_int_equal(db_exec(c, sql), DB_OK);
+    err[0] = '\0';
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), -1);
+    assert_int_equal(applied, 0);
+    snprintf(want, sizeof want, "version %d is newer", latest + 1);
+    assert_non_null(strstr(err, want));
+    snprintf(want, sizeof want, "(%d)", latest);
+    assert_non_null(strstr(err, want));
+    assert_int_equal(query_int(c, "SELECT version FROM rtmd_schema"), latest + 1);
+
+    /* Older: this build has no PostgreSQL text for the next migration. */
+    snprintf(sql, sizeof sql, "UPDATE rtmd_schema SET version = %d", latest - 1);
+    assert_int_equal(db_exec(c, sql), DB_OK);
+    err[0] = '\0';
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), -1);
+    snprintf(want, sizeof want, "version %d is older than this rtmd (%d)", latest - 1, latest);
+    assert_non_null(strstr(err, want));
+    snprintf(want, sizeof want, "migration %d", latest);
+    assert_non_null(strstr(err, want));
+
+    /* A version before PostgreSQL databases existed: older as well. */
+    assert_int_equal(db_exec(c, "UPDATE rtmd_schema SET version = 3"), DB_OK);
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), -1);
+    assert_non_null(strstr(err, "version 3 is older"));
+    assert_non_null(strstr(err, "migration 4"));
+    assert_int_equal(db_exec(c, "UPDATE rtmd_schema SET version = -1"), DB_OK);
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), -1);
+    assert_non_null(strstr(err, "version -1 is invalid"));
+
+    /* A version table without its row. */
+    assert_int_equal(db_exec(c, "DELETE FROM rtmd_schema"), DB_OK);
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no row"));
+    assert_false(db_in_transaction(c));
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+/* Same tables (with their columns and NOT NULLs), indexes, triggers and
+ * counters as a fresh SQLite store. */
+static void schema_matches_sqlite(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rtmd-schema-XXXXXX";
+    db_conn *lite = fresh_sqlite(dir);
+    db_conn *pg = fresh_pg("rtmd_schema_match");
+    static char a[16384], b[16384];
+
+    query_rows(lite, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name", 1,
+               a, sizeof a);
+    query_rows(pg,
+               "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+               " AND table_type = 'BASE TABLE' AND table_name <> 'rtmd_schema' ORDER BY table_name COLLATE \"C\"",
+               1, b, sizeof b);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "rtcat_tokens\n")); /* the list is not empty */
+
+    /* a key column is NOT NULL on PostgreSQL; SQLite takes a NULL in a
+     * TEXT PRIMARY KEY of a rowid table, which rtmd never writes */
+    query_rows(lite,
+               "SELECT m.name, c.name, c.\"notnull\" OR c.pk > 0 FROM sqlite_master m,"
+               " pragma_table_info(m.name) c WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%'"
+               " ORDER BY m.name, c.cid",
+               3, a, sizeof a);
+    query_rows(pg,
+               "SELECT table_name, column_name, CASE is_nullable WHEN 'NO' THEN 1 ELSE 0 END"
+               " FROM information_schema.columns WHERE table_schema = current_schema()"
+               " AND table_name <> 'rtmd_schema' ORDER BY table_name COLLATE \"C\", ordinal_position",
+               3, b, sizeof b);
+    assert_string_equal(a, b);
+
+    query_rows(lite, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name", 1, a,
+               sizeof a);
+    query_rows(pg,
+               "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+               " AND indexname NOT LIKE '%\\_pkey' ORDER BY indexname COLLATE \"C\"",
+               1, b, sizeof b);
+    assert_string_equal(a, b);
+
+    query_rows(lite, "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' ORDER BY name", 2, a, sizeof a);
+    query_rows(pg,
+               "SELECT trigger_name, event_object_table FROM information_schema.triggers"
+               " WHERE trigger_schema = current_schema() GROUP BY 1, 2 ORDER BY trigger_name COLLATE \"C\"",
+               2, b, sizeof b);
+    assert_string_equal(a, b);
+
+    query_rows(lite, "SELECT name, value FROM counters ORDER BY name", 2, a, sizeof a);
+    query_rows(pg, "SELECT name, value FROM counters ORDER BY name", 2, b, sizeof b);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "storage_usage_upto|0\n"));
+
+    assert_int_equal(db_close(pg), DB_OK);
+    assert_int_equal(db_close(lite), DB_OK);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
+static void exec_bind(db_conn *c, const char *sql, const void *blob, int len)
+{
+    db_stmt_t *st;
+    if (db_prepare(c, sql, &st) != DB_OK)
+        fail_msg("%s: %s", sql, db_errmsg(c));
+    if (blob)
+        assert_int_equal(db_bind_blob(st, 1, blob, len), DB_OK);
+    assert_int_equal(db_step(st), DB_DONE);
+    db_finalize(st);
+}
+
+/* Writes messages at and above the storage_usage_upto mark, edits and
+ * deletes them, and reads project 1's usage after each step. */
+static void usage_steps(db_conn *c, int64_t *usage, int *n)
+{
+    static const unsigned char m7[] = {'h', 0, 0xff, 'i', 0, '\\', 'x'};
+    static const unsigned char m20[20] = {1, 2, 3, 0, 5};
+#define INS "INSERT INTO messages(id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, attrs, mtime)" \
+            " VALUES (%d, 1, 1, 2, 3, 2, %d, 30, ?1, %s, 0)"
+    char sql[256];
+    *n = 0;
+    exec_bind(c, "INSERT INTO projects(pid, secret, created_at) VALUES (1, ?1, 0)", "s", 1);
+    exec_bind(c, "UPDATE counters SET value = 10 WHERE name = 'storage_usage_upto'", NULL, 0);
+    exec_bind(c, "INSERT INTO storage_usage(pid, bytes) VALUES (1, 1000)", NULL, 0);
+#define READ() (usage[(*n)++] = query_int(c, "SELECT bytes FROM storage_usage WHERE pid = 1"))
+    snprintf(sql, sizeof sql, INS, 5, 1, "'abc'");
+    exec_bind(c, sql, m7, (int)sizeof m7); /* inserts fire nothing */
+    READ();
+    snprintf(sql, sizeof sql, INS, 50, 2, "''");
+    exec_bind(c, sql, m7, 4);
+    READ();
+    exec_bind(c, "UPDATE messages SET msg = ?1 WHERE id = 5", m20, (int)sizeof m20); /* +13 */
+    READ();
+    exec_bind(c, "UPDATE messages SET attrs = ?1 WHERE id = 5", "", 0); /* -3 */
+    READ();
+    exec_bind(c, "UPDATE messages SET deleted = 1 WHERE id = 5", NULL, 0); /* neither msg nor attrs */
+    READ();
+    exec_bind(c, "UPDATE messages SET msg = ?1 WHERE id = 50", m20, (int)sizeof m20); /* above the mark */
+    READ();
+    exec_bind(c, "UPDATE messages SET msg = msg, attrs = attrs WHERE id = 5", NULL, 0); /* same bytes */
+    READ();
+    exec_bind(c, "DELETE FROM messages WHERE id = 5", NULL, 0); /* -20 */
+    READ();
+    exec_bind(c, "DELETE FROM messages WHERE id = 50", NULL, 0);
+    READ();
+    exec_bind(c, "UPDATE counters SET value = 100 WHERE name = 'storage_usage_upto'", NULL, 0);
+    snprintf(sql, sizeof sql, INS, 60, 3, "'de'");
+    exec_bind(c, sql, m7, (int)sizeof m7);
+    exec_bind(c, "DELETE FROM messages WHERE id = 60", NULL, 0); /* now below the mark: -9 */
+    READ();
+#undef READ
+#undef INS
+}
+
+static void storage_usage_triggers_count_as_sqlite(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rtmd-schema-XXXXXX";
+    db_conn *lite = fresh_sqlite(dir);
+    db_conn *pg = fresh_pg("rtmd_schema_usage");
+    int64_t ul[16], up[16];
+    int nl, np;
+    usage_steps(lite, ul, &nl);
+    usage_steps(pg, up, &np);
+    static const int64_t want[] = {1000, 1000, 1013, 1010, 1010, 1010, 1010, 990, 990, 981};
+    assert_int_equal(nl, (int)(sizeof want / sizeof want[0]));
+    assert_int_equal(np, nl);
+    for (int i = 0; i < nl; i++) {
+        assert_int_equal(ul[i], want[i]);
+        assert_int_equal(up[i], want[i]);
+    }
+    assert_int_equal(db_close(pg), DB_OK);
+    assert_int_equal(db_close(lite), DB_OK);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
+/* One row of the shims' answers, for parameters a and b. */
+static void shim_row(db_conn *c, int64_t a, int64_t b, char *out, size_t outlen)
+{
+    db_stmt_t *st;
+    const char *sql = "SELECT max(?1, ?2), min(?1, ?2), max(?2, 3), min(3, ?1), max(?1, NULL) IS NULL,"
+                      " min(NULL, ?2) IS NULL, max(mtime, ?1), min(id, ?2), max(max(id), ?1), min(min(id), ?2),"
+                      " length(CAST(msg AS BLOB)), length(CAST(attrs AS BLOB)), length(CAST(NULL AS BLOB)) IS NULL,"
+                      " length(CAST('' AS BLOB))"
+                      " FROM messages GROUP BY id, mtime, msg, attrs ORDER BY id";
+    if (db_prepare(c, sql, &st) != DB_OK)
+        fail_msg("%s", db_errmsg(c));
+    db_bind_int64(st, 1, a);
+    db_bind_int64(st, 2, b);
+    size_t n = 0;
+    int rc;
+    out[0] = '\0';
+    while ((rc = db_step(st)) == DB_ROW) {
+        for (int i = 0; i < 14; i++)
+            n += (size_t)snprintf(out + n, outlen - n, "%s%lld", i ? "|" : "", (long long)db_column_int64(st, i));
+        n += (size_t)snprintf(out + n, outlen - n, "\n");
+        assert_true(n < outlen);
+    }
+    if (rc != DB_DONE)
+        fail_msg("%s", db_errmsg(c));
+    db_finalize(st);
+}
+
+static void shims_answer_as_sqlite(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rtmd-schema-XXXXXX";
+    db_conn *lite = fresh_sqlite(dir);
+    db_conn *pg = fresh_pg("rtmd_schema_shims");
+    static const unsigned char bytes[] = {0, 0xc3, 0x28, 0, 'a'}; /* NULs, invalid UTF-8 */
+    for (int k = 0; k < 2; k++) {
+        db_conn *c = k ? pg : lite;
+        exec_bind(c, "INSERT INTO projects(pid, secret, created_at) VALUES (1, ?1, 0)", "s", 1);
+        exec_bind(c,
+                  "INSERT INTO messages(id, pid, conv_type, conv_a, from_uid, mid, mtype, msg, attrs, mtime)"
+                  " VALUES (7, 1, 2, 9, 1, 1, 30, ?1, ?1, 4000000000000)",
+                  bytes, (int)sizeof bytes);
+        exec_bind(c,
+                  "INSERT INTO messages(id, pid, conv_type, conv_a, from_uid, mid, mtype, msg, mtime)"
+                  " VALUES (-3, 1, 2, 9, 1, 2, 30, ?1, -5)",
+                  "", 0);
+    }
+    static const int64_t args[][2] = {{-5, 2}, {INT64_MAX, INT64_MIN}, {10, 10}, {0, -1}};
+    char a[1024], b[1024];
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+        shim_row(lite, args[i][0], args[i][1], a, sizeof a);
+        shim_row(pg, args[i][0], args[i][1], b, sizeof b);
+        assert_string_equal(a, b);
+    }
+    shim_row(pg, -5, 2, b, sizeof b);
+    assert_string_equal(b, "2|-5|3|-5|1|1|-5|-3|-3|-3|0|0|1|0\n"
+                           "2|-5|3|-5|1|1|4000000000000|2|7|2|5|5|1|0\n");
+    assert_int_equal(db_close(pg), DB_OK);
+    assert_int_equal(db_close(lite), DB_OK);
+    assert_int_equal(remove_tree(dir), 0);
+}
+
+struct migrate_arg {
+    const char *url;
+    int rc, version, applied;
+    char err[512];
+};
+
+static void *migrate_thread(void *p)
+{
+    struct migrate_arg *m = p;
+    db_conn *c = db_open_postgres(m->url, DB_OPEN_READWRITE, m->err, sizeof m->err);
+    m->rc = -2;
+    if (c) {
+        m->rc = store_schema_migrate(c, &m->version, &m->applied, m->err, sizeof m->err);
+        db_close(c);
+    }
+    return NULL;
+}
+
+/* Two nodes starting at once on an empty database: both find it empty,
+ * one creates the schema under the lock, the other finds it done. */
+static void concurrent_migrations_serialized(void **state)
+{
+    (void)state;
+    char url[1024];
+    fresh_database("rtmd_schema_race", url, sizeof url);
+    db_conn *holder = open_url(url);
+    assert_int_equal(db_exec(holder, "BEGIN; SELECT pg_advisory_xact_lock(" STORE_SCHEMA_PG_LOCK_KEY ")"), DB_OK);
+    struct migrate_arg m[2] = {{.url = url}, {.url = url}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, migrate_thread, &m[i]), 0);
+    /* both wait for the lock: they have read version 0 already */
+    int waiting = 0;
+    for (int tries = 0; tries < 1000 && waiting < 2; tries++) {
+        waiting = (int)query_int(holder, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+        if (waiting < 2)
+            usleep(10000);
+    }
+    assert_int_equal(waiting, 2);
+    assert_int_equal(db_exec(holder, "COMMIT"), DB_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        if (m[i].rc != 0)
+            fail_msg("node %d: %s", i, m[i].err);
+        assert_int_equal(m[i].version, store_schema_latest());
+    }
+    assert_int_equal(m[0].applied + m[1].applied, 1);
+    assert_int_equal(query_int(holder, "SELECT version FROM rtmd_schema"), store_schema_latest());
+    assert_int_equal(db_close(holder), DB_OK);
+}
+
 int main(void)
 {
     conninfo = getenv("RTMD_TEST_PG");
@@ -627,6 +1041,12 @@ int main(void)
         cmocka_unit_test(sqlite_and_postgres_side_by_side),
         cmocka_unit_test(text_bound_to_bytea_keeps_its_bytes),
         cmocka_unit_test(skipped_parameter_numbers),
+        cmocka_unit_test(schema_created_once_at_latest),
+        cmocka_unit_test(schema_newer_or_older_refused),
+        cmocka_unit_test(schema_matches_sqlite),
+        cmocka_unit_test(storage_usage_triggers_count_as_sqlite),
+        cmocka_unit_test(shims_answer_as_sqlite),
+        cmocka_unit_test(concurrent_migrations_serialized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

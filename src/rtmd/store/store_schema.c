@@ -1,6 +1,14 @@
 /* Schema migrations of the rtmd database (see store_schema.h): an ordered
  * list of SQL scripts, migration N taking user_version from N-1 to N. A
- * migration that shipped is never edited; changes go into a new one. */
+ * migration that shipped is never edited; changes go into a new one.
+ *
+ * On PostgreSQL the schema is store_schema_pg.c's: a database there is
+ * created at once at migration 14's schema, with a version table instead
+ * of user_version. So migration 15 and every later one is two SQL texts,
+ * one per engine: its SQLite text appended to migrations[] here, and its
+ * PostgreSQL text as its case in store_schema_pg.c's pg_migration() (same
+ * tables, the types of that file). Without the second, a PostgreSQL
+ * database refuses to start with this build. */
 #include "store_schema.h"
 
 #include <stdio.h>
@@ -432,6 +440,8 @@ static int apply_one(db_conn *db, int to, char *err, size_t errlen)
 
 int store_schema_migrate(db_conn *db, int *version, int *applied, char *err, size_t errlen)
 {
+    if (db_is_postgres(db))
+        return store_schema_pg_migrate(db, version, applied, err, errlen);
     int cur = 0;
     *applied = 0;
     int rc = read_version(db, &cur);
