@@ -106,9 +106,9 @@ static int apply_info_write(db_conn *db, void *arg)
     /* ?4 / ?5 NULL: that part is kept (or '' for a new row). */
     int rc = db_stmt(db,
                         "INSERT INTO infos(pid, kind, xid, oinfo, pinfo, updated_at)"
-                        " VALUES (?1, ?2, ?3, COALESCE(?4, X''), COALESCE(?5, X''), ?6)"
-                        " ON CONFLICT(pid, kind, xid) DO UPDATE SET oinfo = COALESCE(?4, oinfo),"
-                        " pinfo = COALESCE(?5, pinfo), updated_at = ?6",
+                        " VALUES (?1, ?2, ?3, COALESCE(?4, CAST('' AS BLOB)), COALESCE(?5, CAST('' AS BLOB)), ?6)"
+                        " ON CONFLICT(pid, kind, xid) DO UPDATE SET oinfo = COALESCE(?4, infos.oinfo),"
+                        " pinfo = COALESCE(?5, infos.pinfo), updated_at = ?6",
                         &st);
     if (rc != DB_OK)
         return rc;

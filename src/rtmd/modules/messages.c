@@ -780,7 +780,8 @@ int messages_note_id_floor(db_conn *db)
     db_stmt_t *st;
     int rc = db_stmt(db,
                         "INSERT INTO counters(name, value) SELECT " ID_FLOOR_COUNTER ", COALESCE(MAX(id), 0)"
-                        " FROM messages WHERE true ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+                        " FROM messages WHERE true"
+                        " ON CONFLICT(name) DO UPDATE SET value = max(counters.value, excluded.value)",
                         &st);
     return rc == DB_OK ? db_step_release(st) : rc;
 }

@@ -196,7 +196,7 @@ static int apply_catch_up_and_read(db_conn *db, void *arg)
         "INSERT INTO storage_usage(pid, bytes)"
         " SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages"
         " WHERE id > (SELECT value FROM counters WHERE name = 'storage_usage_upto') GROUP BY pid"
-        " ON CONFLICT(pid) DO UPDATE SET bytes = bytes + excluded.bytes",
+        " ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes",
         "UPDATE counters SET value = MAX(value, COALESCE((SELECT MAX(id) FROM messages), 0))"
         " WHERE name = 'storage_usage_upto'",
     };

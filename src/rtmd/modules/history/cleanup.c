@@ -470,7 +470,8 @@ static int apply_sessions(db_conn *db, void *arg)
         rc = db_stmt(db,
                        "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id, removed_id)"
                        " VALUES (?1, ?2, 1, ?3, ?4, ?4) ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET"
-                       " read_id = MAX(read_id, excluded.read_id), removed_id = MAX(removed_id, excluded.removed_id)",
+                       " read_id = MAX(conversation_marks.read_id, excluded.read_id),"
+                       " removed_id = MAX(conversation_marks.removed_id, excluded.removed_id)",
                        &mark);
     }
     for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {

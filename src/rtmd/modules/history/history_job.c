@@ -286,10 +286,12 @@ int hjob_apply_mark(db_conn *db, void *arg)
     const char *sql =
         j->mark_removed
             ? "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id, removed_id) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
-              " ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET read_id = MAX(read_id, excluded.read_id),"
-              " removed_id = MAX(removed_id, excluded.removed_id)"
+              " ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET"
+              " read_id = MAX(conversation_marks.read_id, excluded.read_id),"
+              " removed_id = MAX(conversation_marks.removed_id, excluded.removed_id)"
             : "INSERT INTO conversation_marks(pid, uid, conv_type, xid, read_id) VALUES (?1, ?2, ?3, ?4, ?5)"
-              " ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET read_id = MAX(read_id, excluded.read_id)";
+              " ON CONFLICT(pid, uid, conv_type, xid) DO UPDATE SET read_id = MAX(conversation_marks.read_id,"
+              " excluded.read_id)";
     int rc = db_stmt(db, sql, &st);
     if (rc != DB_OK)
         return rc;
