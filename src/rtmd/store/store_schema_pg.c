@@ -26,7 +26,7 @@
  * into the function).
  *
  * Shims, so that the modules' SQL runs unchanged on both engines (SQL
- * functions the planner inlines):
+ * functions the planner inlines, unless an argument is a subquery):
  *   max(bigint, bigint), min(bigint, bigint)  SQLite's two-argument
  *       scalar forms (NULL when either is NULL, as in SQLite); beside
  *       the one-argument aggregates, which keep their meaning.
