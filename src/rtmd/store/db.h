@@ -106,7 +106,7 @@ bool db_in_transaction(db_conn *conn);
 bool db_is_postgres(db_conn *conn);
 /* Whether conn's server connection is gone (PostgreSQL; a SQLite file is
  * never lost); an idle connection reads what the server sent to learn it
- * (one non-blocking read). Its statements are unusable until db_reconnect. */
+ * (non-blocking reads). Its statements are unusable until db_reconnect. */
 bool db_connection_lost(db_conn *conn);
 /* Connects conn again (PostgreSQL), waiting at most the connection
  * string's connect_timeout (5 s when it sets none); its cached statements

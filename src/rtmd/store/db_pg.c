@@ -939,9 +939,10 @@ bool dbpg_connection_lost(db_conn *conn)
 {
     PGconn *pg = CONN(conn)->pg;
     /* An idle connection learns that the server closed it (a restart, an
-     * administrator's termination) only by reading: one non-blocking read
-     * takes in the farewell and the end of the stream. */
-    if (PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE)
+     * administrator's termination) only by reading: a non-blocking read
+     * takes in the farewell, a second one the end of the stream (libpq
+     * sees the end only when a read returns nothing). */
+    for (int i = 0; i < 2 && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE; i++)
         PQconsumeInput(pg);
     return PQstatus(pg) == CONNECTION_BAD;
 }
