@@ -6,7 +6,8 @@
  * identifiers and comments; int64 extremes, doubles, UTF-8 text, blobs
  * with zero bytes, NULLs; multi-row results; db_changes; a unique
  * violation giving DB_CONSTRAINT; text bound to bytea parameters kept
- * byte for byte and compared; skipped parameter numbers; the statement cache (prepares counted
+ * byte for byte and compared; skipped parameter numbers; integer
+ * parameters 64-bit whatever the server infers; the statement cache (prepares counted
  * here and on the server); transactions and a failed one rolled back to a
  * savepoint; a read-only connection; a lost connection; an SQLite
  * connection used beside a PostgreSQL one in the same thread. The schema
@@ -295,14 +296,14 @@ static void statement_cache_prepares_once(void **state)
     db_stmt_t *a, *b, *held;
     uint64_t before = db_prepare_count(c);
     char sql[64];
-    snprintf(sql, sizeof sql, "SELECT %d + ?1::int", 40);
+    snprintf(sql, sizeof sql, "SELECT %d + ?1::bigint", 40);
     assert_int_equal(db_stmt(c, sql, &a), DB_OK);
     memset(sql, 'x', sizeof sql - 1); /* the cache keeps its own copy */
     db_bind_int(a, 1, 2);
     assert_int_equal(db_step(a), DB_ROW);
     assert_int_equal(db_column_int(a, 0), 42);
     db_release(a);
-    assert_int_equal(db_stmt(c, "SELECT 40 + ?1::int", &b), DB_OK);
+    assert_int_equal(db_stmt(c, "SELECT 40 + ?1::bigint", &b), DB_OK);
     assert_ptr_equal(a, b);
     assert_int_equal(db_prepare_count(c) - before, 1);
     /* released: reset and unbound */
@@ -450,7 +451,7 @@ static void text_bound_to_bytea_keeps_its_bytes(void **state)
 {
     (void)state;
     db_conn *c = open_pg();
-    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS bt; CREATE TABLE bt(k INT PRIMARY KEY, v BYTEA NOT NULL, "
+    assert_int_equal(db_exec(c, "DROP TABLE IF EXISTS bt; CREATE TABLE bt(k BIGINT PRIMARY KEY, v BYTEA NOT NULL, "
                                 "t TEXT)"),
                      DB_OK);
     static char big[100 * 1024];
@@ -572,6 +573,26 @@ static void skipped_parameter_numbers(void **state)
         assert_int_equal(db_column_int(st, 0), 42);
         assert_string_equal(db_column_text(st, 1), "ax");
     }
+    db_finalize(st);
+    assert_int_equal(db_close(c), DB_OK);
+}
+
+/* A parameter the server would type as a 32-bit integer (beside an
+ * integer literal) is 64-bit, as every SQLite integer: no overflow. */
+static void narrow_integer_parameters_are_64_bit(void **state)
+{
+    (void)state;
+    db_conn *c = open_pg();
+    uint64_t before = db_prepare_count(c);
+    db_stmt_t *st;
+    assert_int_equal(db_prepare(c, "SELECT ?1 * 1000000, ?2 + 1, 5000000000 >= ?1 * 1000000", &st), DB_OK);
+    assert_int_equal(db_prepare_count(c) - before, 2); /* typed again once */
+    db_bind_int64(st, 1, 1764710000);
+    db_bind_int64(st, 2, INT64_C(9000000000));
+    assert_int_equal(db_step(st), DB_ROW);
+    assert_true(db_column_int64(st, 0) == INT64_C(1764710000000000));
+    assert_true(db_column_int64(st, 1) == INT64_C(9000000001));
+    assert_int_equal(db_column_int(st, 2), 0);
     db_finalize(st);
     assert_int_equal(db_close(c), DB_OK);
 }
@@ -1041,6 +1062,7 @@ int main(void)
         cmocka_unit_test(sqlite_and_postgres_side_by_side),
         cmocka_unit_test(text_bound_to_bytea_keeps_its_bytes),
         cmocka_unit_test(skipped_parameter_numbers),
+        cmocka_unit_test(narrow_integer_parameters_are_64_bit),
         cmocka_unit_test(schema_created_once_at_latest),
         cmocka_unit_test(schema_newer_or_older_refused),
         cmocka_unit_test(schema_matches_sqlite),

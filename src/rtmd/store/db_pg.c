@@ -336,28 +336,33 @@ static void stmt_clear_bindings(pg_stmt *st)
 static void flush_zombies(pg_conn *c);
 
 /* Drops the server's prepared statement and frees st. */
+/* Drops a prepared statement's name on the server: now, or once a failed
+ * transaction is over. */
+static void deallocate(pg_conn *c, const char *stmt_name)
+{
+    char *name = strdup(stmt_name);
+    if (name && c->nzombies == c->capzombies) {
+        size_t cap = c->capzombies ? c->capzombies * 2 : 8;
+        char **z = realloc(c->zombies, cap * sizeof *z);
+        if (z) {
+            c->zombies = z;
+            c->capzombies = cap;
+        }
+    }
+    if (name && c->nzombies < c->capzombies)
+        c->zombies[c->nzombies++] = name;
+    else
+        free(name); /* left on the server until the connection closes */
+    flush_zombies(c);
+}
+
 static void stmt_free(pg_stmt *st)
 {
     if (!st)
         return;
-    pg_conn *c = st->conn;
     stmt_clear_result(st);
-    if (st->name[0]) {
-        char *name = strdup(st->name);
-        if (name && c->nzombies == c->capzombies) {
-            size_t cap = c->capzombies ? c->capzombies * 2 : 8;
-            char **z = realloc(c->zombies, cap * sizeof *z);
-            if (z) {
-                c->zombies = z;
-                c->capzombies = cap;
-            }
-        }
-        if (name && c->nzombies < c->capzombies)
-            c->zombies[c->nzombies++] = name;
-        else
-            free(name); /* left on the server until the connection closes */
-        flush_zombies(c);
-    }
+    if (st->name[0])
+        deallocate(st->conn, st->name);
     for (int i = 0; st->params && i < st->nparams; i++)
         free(st->params[i].text);
     free(st->params);
@@ -393,23 +398,51 @@ static void flush_zombies(pg_conn *c)
 
 /* The types the server gave the parameters of st (one Describe, right
  * after the prepare): a text bound to a bytea parameter goes in binary. */
-static int stmt_describe(pg_conn *c, pg_stmt *st)
+#define PG_INT8_OID 20
+#define PG_INT2_OID 21
+#define PG_INT4_OID 23
+
+/* Prepares text under the statement's next name; DB_OK or the error (kept
+ * in c, logged with sql). */
+static int prepare_as(pg_conn *c, pg_stmt *st, const char *sql, const char *text, int ntypes, const Oid *types)
 {
-    PGresult *res = PQdescribePrepared(c->pg, st->name);
+    snprintf(st->name, sizeof st->name, "rtmd_%" PRIu64, ++c->names);
+    PGresult *res = PQprepare(c->pg, st->name, text, ntypes, types);
+    c->prepares++;
+    int rc = DB_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        int rc = result_error(c, res);
-        PQclear(res);
-        return rc;
+        rc = result_error(c, res);
+        LOG_ERROR("store: cannot prepare \"%s\": %s", sql, c->errmsg);
+        st->name[0] = '\0'; /* nothing to deallocate */
     }
-    int n = PQnparams(res);
-    for (int i = 0; i < n && i < st->nparams; i++)
-        st->params[i].bytea = PQparamtype(res, i) == PG_BYTEA_OID;
     PQclear(res);
-    return DB_OK;
+    return rc;
 }
 
-/* Prepares sql on the server under a new name, then learns the types of
- * its parameters (no second round trip when it has none). */
+/* The types the server gave the parameters of st into types[]. */
+static int describe_params(pg_conn *c, pg_stmt *st, const char *sql, Oid *types)
+{
+    PGresult *res = PQdescribePrepared(c->pg, st->name);
+    int rc = DB_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = result_error(c, res);
+        LOG_ERROR("store: cannot describe \"%s\": %s", sql, c->errmsg);
+    } else {
+        for (int i = 0; i < PQnparams(res) && i < st->nparams; i++)
+            types[i] = PQparamtype(res, i);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Prepares sql on the server under a new name and learns the types of its
+ * parameters (no second round trip when it has none). Two rules keep
+ * SQLite's meaning: a number the SQL skips (SQLite allows "?1, ?3") is
+ * declared bytea, which takes any bind, since the server cannot infer a
+ * type for it; and a parameter the server inferred as a 16- or 32-bit
+ * integer (from a literal beside it: "?1 * 1000000") is prepared again as
+ * bigint, since every SQLite integer is 64-bit and the arithmetic would
+ * overflow. */
 static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
 {
     *out = NULL;
@@ -418,8 +451,20 @@ static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
     int nparams = 0;
     unsigned char *used = NULL;
     char *text = st ? rewrite_params(sql, &nparams, &used) : NULL;
-    if (!text) {
-        free(st);
+    Oid *types = NULL;
+    if (text && nparams > 0) {
+        st->params = calloc((size_t)nparams, sizeof *st->params);
+        st->values = calloc((size_t)nparams, sizeof *st->values);
+        st->lengths = calloc((size_t)nparams, sizeof *st->lengths);
+        st->formats = calloc((size_t)nparams, sizeof *st->formats);
+        types = calloc((size_t)nparams, sizeof *types);
+    }
+    if (!text || (nparams > 0 && (!st->params || !st->values || !st->lengths || !st->formats || !types))) {
+        free(text);
+        free(used);
+        free(types);
+        if (st)
+            stmt_free(st);
         set_errmsg(c, "out of memory");
         return DB_NOMEM;
     }
@@ -427,57 +472,28 @@ static int stmt_new(pg_conn *c, const char *sql, pg_stmt **out)
     st->slot = -1;
     st->decoded_row = -1;
     st->nparams = nparams;
-    if (nparams > 0) {
-        st->params = calloc((size_t)nparams, sizeof *st->params);
-        st->values = calloc((size_t)nparams, sizeof *st->values);
-        st->lengths = calloc((size_t)nparams, sizeof *st->lengths);
-        st->formats = calloc((size_t)nparams, sizeof *st->formats);
-        if (!st->params || !st->values || !st->lengths || !st->formats) {
-            free(text);
-            free(used);
-            stmt_free(st);
-            set_errmsg(c, "out of memory");
-            return DB_NOMEM;
-        }
-    }
-    char name[32];
-    snprintf(name, sizeof name, "rtmd_%" PRIu64, ++c->names);
-    /* A number the SQL skips (SQLite allows "?1, ?3") gets a type, since
-     * the server cannot infer one: bytea, which takes any bind. */
-    Oid *types = NULL;
-    int ntypes = 0;
-    for (int i = 1; i <= nparams; i++)
-        if (!used[i]) {
-            ntypes = nparams;
-            break;
-        }
-    if (ntypes && !(types = calloc((size_t)ntypes, sizeof *types))) {
-        free(text);
-        free(used);
-        stmt_free(st);
-        set_errmsg(c, "out of memory");
-        return DB_NOMEM;
-    }
-    for (int i = 0; i < ntypes; i++)
+    for (int i = 0; i < nparams; i++)
         types[i] = used[i + 1] ? 0 : PG_BYTEA_OID;
-    PGresult *res = PQprepare(c->pg, name, text, ntypes, types);
-    c->prepares++;
+    int rc = prepare_as(c, st, sql, text, nparams, types);
+    if (rc == DB_OK && nparams > 0)
+        rc = describe_params(c, st, sql, types);
+    bool narrow = false;
+    for (int i = 0; rc == DB_OK && i < nparams; i++)
+        if (types[i] == PG_INT2_OID || types[i] == PG_INT4_OID) {
+            types[i] = PG_INT8_OID;
+            narrow = true;
+        }
+    if (narrow) {
+        deallocate(c, st->name);
+        rc = prepare_as(c, st, sql, text, nparams, types);
+    }
+    for (int i = 0; rc == DB_OK && i < nparams; i++)
+        st->params[i].bytea = types[i] == PG_BYTEA_OID;
     free(text);
     free(used);
     free(types);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        int rc = result_error(c, res);
-        PQclear(res);
-        LOG_ERROR("store: cannot prepare \"%s\": %s", sql, c->errmsg);
-        stmt_free(st); /* no name yet: nothing to deallocate */
-        return rc;
-    }
-    PQclear(res);
-    memcpy(st->name, name, sizeof name);
-    int rc = nparams > 0 ? stmt_describe(c, st) : DB_OK;
     if (rc != DB_OK) {
-        LOG_ERROR("store: cannot describe \"%s\": %s", sql, c->errmsg);
-        stmt_free(st); /* deallocates the name */
+        stmt_free(st); /* deallocates a name it still has */
         return rc;
     }
     *out = st;
