@@ -1,8 +1,12 @@
-/* Unit tests of the SQLite store (src/rtmd/store/store.c, store_schema.c): schema
+/* Unit tests of the store (src/rtmd/store/store.c, store_schema.c): schema
  * creation and migrations, start-up project helpers, the writer thread's
  * group commit, per-write failure isolation, durability across reopen and
  * the draining close. Each test uses a fresh directory under /tmp and a real
- * libuv loop. */
+ * libuv loop. With RTMD_TEST_PG set (a PostgreSQL connection string; run
+ * so by tests/integration/store-pg.test.js) the tests of the writer and
+ * the project helpers run on PostgreSQL instead, each in a fresh database
+ * of that server; the SQLite file's own tests (migrations from old
+ * versions, the WAL and its sync) need SQLite. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,8 +28,28 @@
 typedef struct fixture {
     char dir[64];
     char data[128];
+    char pg_url[512]; /* PostgreSQL mode: the test's own database */
     uv_loop_t loop;
 } fixture;
+
+static const char *pg_base; /* RTMD_TEST_PG: PostgreSQL mode */
+
+/* PostgreSQL mode: a fresh database for one test; its URL in f->pg_url. */
+static void create_pg_database(fixture *f)
+{
+    static int n;
+    char err[256], sql[128], name[64];
+    snprintf(name, sizeof name, "rtmd_store_%d_%d", (int)getpid(), ++n);
+    db_conn *admin = db_open_postgres(pg_base, DB_OPEN_READWRITE, err, sizeof err);
+    if (!admin)
+        fail_msg("%s", err);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    assert_int_equal(db_exec(admin, sql), DB_OK);
+    db_close(admin);
+    const char *slash = strrchr(pg_base, '/');
+    assert_non_null(slash);
+    snprintf(f->pg_url, sizeof f->pg_url, "%.*s/%s", (int)(slash - pg_base), pg_base, name);
+}
 
 static int setup(void **state)
 {
@@ -35,6 +59,8 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->data, sizeof f->data, "%s/data", f->dir);
     assert_int_equal(uv_loop_init(&f->loop), 0);
+    if (pg_base)
+        create_pg_database(f);
     *state = f;
     return 0;
 }
@@ -53,7 +79,8 @@ static int teardown(void **state)
 static store *open_store(fixture *f, unsigned batch_max)
 {
     char err[256] = "";
-    store *s = store_open(&f->loop, f->data, batch_max, true, err, sizeof err);
+    store *s = pg_base ? store_open_postgres(&f->loop, f->pg_url, batch_max, err, sizeof err)
+                       : store_open(&f->loop, f->data, batch_max, true, err, sizeof err);
     if (!s)
         fail_msg("store_open: %s", err);
     return s;
@@ -67,9 +94,15 @@ static void close_store(fixture *f, store *s)
 
 static db_conn *open_raw(fixture *f)
 {
+    char err[256];
+    if (pg_base) {
+        db_conn *db = db_open_postgres(f->pg_url, DB_OPEN_READWRITE, err, sizeof err);
+        if (!db)
+            fail_msg("%s", err);
+        return db;
+    }
     char path[192];
     snprintf(path, sizeof path, "%s/rtmd.sqlite3", f->data);
-    char err[256];
     db_conn *db = db_open(path, DB_OPEN_CREATE, err, sizeof err);
     assert_non_null(db);
     /* A bare connection, as the sqlite3 shell would open it. */
@@ -263,6 +296,26 @@ static void test_reopen_keeps_data(void **state)
     assert_int_equal(store_load_projects(s, p, 4, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(p[0].pid, 42);
+    assert_string_equal(p[0].secret, "secret-42");
+    close_store(f, s);
+}
+
+/* PostgreSQL: the schema is made once; a second open finds it and the
+ * data. */
+static void test_pg_reopen_keeps_data(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), 1);
+    assert_int_equal(store_ensure_project(s, 42, "secret-42"), 0);
+    close_store(f, s);
+    s = open_store(f, 0);
+    assert_int_equal(store_migrations_applied(s), 0);
+    store_project p[4];
+    size_t n = 0;
+    assert_int_equal(store_load_projects(s, p, 4, &n), 0);
+    assert_int_equal(n, 1);
     assert_string_equal(p[0].secret, "secret-42");
     close_store(f, s);
 }
@@ -660,6 +713,19 @@ static void test_done_may_submit_and_close(void **state)
 
 int main(void)
 {
+    pg_base = getenv("RTMD_TEST_PG");
+    if (pg_base) {
+        const struct CMUnitTest on_postgres[] = {
+            cmocka_unit_test_setup_teardown(test_pg_reopen_keeps_data, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_done_may_submit_and_close, setup, teardown),
+        };
+        return cmocka_run_group_tests(on_postgres, NULL, NULL);
+    }
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
