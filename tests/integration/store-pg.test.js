@@ -3,7 +3,7 @@
 // store_open_postgres): starts a real PostgreSQL (lib/pg.js) and runs the
 // cmocka program tests/unit/test_store.c in its PostgreSQL mode
 // (RTMD_TEST_PG): group commit in order, a failing write isolated by the
-// savepoint replay, the draining close, done callbacks that submit and
+// savepoint replay, runs of writes applied together, the draining close, done callbacks that submit and
 // close, the project helpers and a reopen (its path comes from CMake in
 // TEST_STORE_BIN). Plain ctest runs the same program on SQLite as
 // unit.test_store.
@@ -22,7 +22,7 @@ test('the store on PostgreSQL: the writer tests of test_store pass', { timeout: 
     if (r.error) throw r.error;
     const out = r.stdout + r.stderr;
     assert.equal(r.status, 0, out);
-    assert.match(out, /\[  PASSED  \] 6 test\(s\)/, out);
+    assert.match(out, /\[  PASSED  \] 7 test\(s\)/, out);
   } finally {
     await pg.stop();
   }

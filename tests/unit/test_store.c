@@ -1,7 +1,8 @@
 /* Unit tests of the store (src/rtmd/store/store.c, store_schema.c): schema
  * creation and migrations, start-up project helpers, the writer thread's
- * group commit, per-write failure isolation, durability across reopen and
- * the draining close. Each test uses a fresh directory under /tmp and a real
+ * group commit, per-write failure isolation, runs of writes applied
+ * together (store_submit_many), durability across reopen and the draining
+ * close. Each test uses a fresh directory under /tmp and a real
  * libuv loop. With RTMD_TEST_PG set (a PostgreSQL connection string; run
  * so by tests/integration/store-pg.test.js) the tests of the writer and
  * the project helpers run on PostgreSQL instead, each in a fresh database
@@ -555,6 +556,65 @@ static void test_reported_after_wal_sync(void **state)
     assert_int_equal(count_projects(f), 2);
 }
 
+/* Writes submitted with an apply_many: a run of consecutive ones is applied
+ * in one call; a run that fails is applied again write by write. */
+static int many_calls;
+
+static int apply_insert_many(db_conn *db, void *const *args, size_t n)
+{
+    many_calls++;
+    for (size_t i = 0; i < n; i++) {
+        int rc = apply_insert(db, args[i]);
+        if (rc != DB_OK)
+            return rc;
+    }
+    return DB_OK;
+}
+
+static void test_apply_many_runs(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    gate g;
+    gate_init(&g);
+    int next = 0;
+    twrite w[7];
+    for (int i = 0; i < 7; i++)
+        w[i] = (twrite){.pid = 10 + i, .index = i, .next_done = &next};
+    many_calls = 0;
+    gate_hold(s, &g);
+    /* runs: 0-3, then 4 alone (plain), then 5-6 */
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(store_submit_many(s, apply_insert, i == 4 ? NULL : apply_insert_many, done_record, &w[i]), 0);
+    uv_sem_post(&g.release);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(next, 7);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(w[i].status, DB_OK);
+    assert_int_equal(many_calls, 2);
+
+    /* A run with a duplicate fails as a whole and is replayed write by
+     * write: only the duplicate fails. */
+    twrite d[5];
+    next = 0;
+    for (int i = 0; i < 5; i++)
+        d[i] = (twrite){.pid = 30 + i, .index = i, .next_done = &next};
+    d[2].pid = 10; /* stored above */
+    many_calls = 0;
+    gate_hold(s, &g);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_submit_many(s, apply_insert, apply_insert_many, done_record, &d[i]), 0);
+    uv_sem_post(&g.release);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(next, 5);
+    assert_int_equal(many_calls, 1);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(d[i].status, i == 2 ? DB_CONSTRAINT : DB_OK);
+    close_store(f, s);
+    assert_int_equal(count_projects(f), 7 + 4);
+    gate_destroy(&g);
+}
+
 static void test_failing_write_isolated(void **state)
 {
     fixture *f = *state;
@@ -720,6 +780,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
             cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
             cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_apply_many_runs, setup, teardown),
             cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
             cmocka_unit_test_setup_teardown(test_done_may_submit_and_close, setup, teardown),
         };
@@ -735,6 +796,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_many_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_may_submit_and_close, setup, teardown),
     };

@@ -66,6 +66,7 @@ typedef struct reader {
 
 typedef struct store_op {
     store_apply_fn apply;
+    store_apply_many_fn apply_many; /* may apply a run of such ops at once */
     store_done_fn done;
     void *arg;
     int status;
@@ -216,13 +217,43 @@ static int apply_op(db_conn *db, store_op *op)
     return st == DB_DONE ? DB_OK : st;
 }
 
+/* The last op of the run of ops from op on that share op's apply_many
+ * (op itself when it has none), and the run's length in *n. */
+static store_op *run_end(store_op *op, size_t *n)
+{
+    store_op *end = op;
+    *n = 1;
+    while (op->apply_many && end->next && end->next->apply_many == op->apply_many) {
+        end = end->next;
+        (*n)++;
+    }
+    return end;
+}
+
+/* Applies the ops from first on (n of them) in one apply_many call;
+ * DB_DONE counts as success. */
+static int apply_run(db_conn *db, store_op *first, size_t n)
+{
+    void **args = malloc(n * sizeof *args);
+    if (!args)
+        return DB_NOMEM; /* the replay applies them one by one */
+    store_op *p = first;
+    for (size_t i = 0; i < n; i++, p = p->next)
+        args[i] = p->arg;
+    int st = first->apply_many(db, args, n);
+    free(args);
+    return st == DB_DONE ? DB_OK : st;
+}
+
 /* Applies one batch in one transaction. Ops first run bare: a savepoint
  * around every op cost about a sixth of the p2p throughput, and ops rarely
  * fail. When one fails (or ends the transaction), everything since BEGIN is
  * rolled back and applied again from the transaction's first op, each op
  * now in a savepoint, so that only the failing op fails, as if savepoints
- * had been used from the start; the rest of the batch keeps them. Ops
- * before the failing one thus run twice: an apply must take its results
+ * had been used from the start; the rest of the batch keeps them. A run
+ * of consecutive ops sharing an apply_many is applied by one call of it
+ * while no op has failed; if it fails, the replay applies each op of the
+ * run alone. Ops before the failing one thus run twice: an apply must take its results
  * from the database and its arguments (every apply of rtmd does), since a
  * first run's writes may be undone. Sets every op's status; returns the
  * number of transactions committed. *lost says that the connection was
@@ -254,9 +285,16 @@ static unsigned run_batch(db_conn *db, op_list *batch, bool *lost)
             txn_first = op;
         }
         if (!guarded) {
-            int st = apply_op(db, op);
+            size_t n;
+            store_op *end = run_end(op, &n);
+            int st = n > 1 ? apply_run(db, op, n) : apply_op(db, op);
             if (st == DB_OK && db_in_transaction(db)) {
-                op = op->next;
+                for (store_op *p = op; p != end;) {
+                    p = p->next;
+                    p->status = DB_OK;
+                }
+                last = end;
+                op = end->next;
                 continue;
             }
             /* Undo the transaction and apply it again with savepoints. */
@@ -896,12 +934,19 @@ int store_run_startup(store *s, store_apply_fn fn, void *arg)
 
 int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg)
 {
+    return store_submit_many(s, apply, NULL, done, arg);
+}
+
+int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
+                      void *arg)
+{
     if (!s || s->closing || !apply)
         return -1;
     store_op *op = calloc(1, sizeof *op);
     if (!op)
         return -1;
     op->apply = apply;
+    op->apply_many = apply_many;
     op->done = done;
     op->arg = arg;
     uv_mutex_lock(&s->mu);

@@ -22,6 +22,12 @@ typedef struct store store;
  * with a savepoint per write, so an apply may run twice: it must take all
  * it needs from arg and the database, and write its results only to arg. */
 typedef int (*store_apply_fn)(db_conn *db, void *arg);
+/* Applies n writes at once (args in submission order) where one statement
+ * for all of them costs less than one each (on PostgreSQL, a round trip
+ * per statement). Same rules as store_apply_fn, for all n together: on
+ * success every write succeeded; on failure the batch is rolled back and
+ * each of them applied again alone with its store_apply_fn. */
+typedef int (*store_apply_many_fn)(db_conn *db, void *const *args, size_t n);
 /* Runs on the event loop after the batch holding the write committed
  * (status DB_OK) or failed (a DB_ code; DB_ABORT when the store gave
  * up as it closed). */
@@ -81,6 +87,13 @@ int store_run_startup(store *s, store_apply_fn fn, void *arg);
  * in submission order. Loop thread only. Returns 0, or -1 if the store is
  * closing or memory ran out (then neither callback will run). */
 int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg);
+/* store_submit for a write that may be applied together with the writes
+ * submitted right before or after it with the same apply_many: the writer
+ * hands a run of such consecutive writes of one batch to apply_many in
+ * one call, and uses apply alone for a write with no such neighbour or
+ * when the run failed. */
+int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
+                      void *arg);
 /* Runs fn on a thread of libuv's pool with a read-only connection of its
  * own (WAL: reads see every committed write and never wait for the
  * writer); done runs on the loop with fn's status. Everything fn reads must
