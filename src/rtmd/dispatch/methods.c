@@ -364,20 +364,26 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
         request_error(req, FPNN_EC_CORE_UNKNOWN_METHOD, "unknown method");
         return 0;
     }
-    if (!(m->flags & RTMD_M_OPEN)) {
-        rtmd_authorize_fn authorize = c->srv->methods->authorize[c->gate];
-        if (!authorize) {
-            request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
-            return 0;
-        }
-        if (!authorize(req))
-            return 0;
-        rtmd_translate_fn translate = c->srv->methods->translate[c->gate];
-        if (translate) {
-            translate(req, m->handler);
-            return 0;
-        }
+    if (m->flags & RTMD_M_OPEN) {
+        m->handler(req);
+        return 0;
     }
-    m->handler(req);
-    return 0;
+    rtmd_authorize_fn authorize = c->srv->methods->authorize[c->gate];
+    if (!authorize) {
+        request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
+        return 0;
+    }
+    req->handler = m->handler;
+    if (authorize(req))
+        request_authorized(req);
+    return 0; /* refused and answered, or taken over by the authorizer */
+}
+
+void request_authorized(rtmd_request *req)
+{
+    rtmd_translate_fn translate = req->srv->methods->translate[req->gate];
+    if (translate)
+        translate(req, req->handler);
+    else
+        req->handler(req);
 }

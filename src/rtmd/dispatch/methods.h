@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct rtmd_request;
+typedef void (*rtmd_handler)(struct rtmd_request *req);
+
 typedef struct rtmd_request {
     rtmd_server *srv;
     rtmd_conn *conn;          /* referenced until the request is answered */
@@ -27,6 +30,7 @@ typedef struct rtmd_request {
     char method[FPNN_MAX_METHOD + 1];
     msgpack_unpacked payload;
     const msgpack_object *args; /* the payload map */
+    rtmd_handler handler;       /* the method's, kept for request_authorized */
     /* An answer given while the request is held waits here (request_hold). */
     uint8_t holds;
     bool answered;
@@ -34,8 +38,6 @@ typedef struct rtmd_request {
     uint32_t held_len;
     char *held_body;
 } rtmd_request;
-
-typedef void (*rtmd_handler)(rtmd_request *req);
 
 /* Method flags. By default a method needs an identity: a logged-in
  * session on the client gates, a valid signature on the server gate. */
@@ -51,7 +53,10 @@ typedef struct rtmd_method {
 /* Who may call a method that is not RTMD_M_OPEN on a gate: returns true
  * with req->project (and on the client gates req->uid) set, or answers the
  * refusal itself and returns false. The modules that know callers provide
- * them (sign.c for the server gate, users.c for the client gates). */
+ * them (sign.c for the server gate, users.c for the client gates).
+ * An authorizer that must wait (for the store) returns false without
+ * answering, having taken the request over: once the caller is known it
+ * calls request_authorized, or answers the refusal. */
 typedef bool (*rtmd_authorize_fn)(rtmd_request *req);
 
 /* The edge translation of a gate (string-id clients, strid.c): runs
@@ -84,6 +89,11 @@ void request_error(rtmd_request *req, int64_t code, const char *ex);
  * A signed request is held until its salt is durable (sign.c). */
 void request_hold(rtmd_request *req);
 void request_release(rtmd_request *req);
+
+/* Runs the method of a request whose authorizer returned false while it
+ * waited (see rtmd_authorize_fn): through the gate's translation, as if
+ * the authorizer had returned true. */
+void request_authorized(rtmd_request *req);
 
 /* Answers {key: value}. */
 void request_answer_bool(rtmd_request *req, const char *key, bool value);

@@ -1052,6 +1052,11 @@ int store_read(store *s, store_apply_fn fn, store_done_fn done, void *arg)
     return 0;
 }
 
+bool store_is_postgres(const store *s)
+{
+    return s && s->pg_url;
+}
+
 uint64_t store_commit_count(store *s)
 {
     uv_mutex_lock(&s->mu);

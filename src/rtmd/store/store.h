@@ -59,6 +59,10 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
  * message in err that never holds the connection string. */
 store *store_open_postgres(uv_loop_t *loop, const char *conninfo, unsigned batch_max, char *err, size_t errlen);
 int store_schema_version(store *s);
+/* True when the store is on PostgreSQL (store_open_postgres): for the loop
+ * side of a module whose strategy differs there; inside an apply use
+ * db_is_postgres. */
+bool store_is_postgres(const store *s);
 /* Migrations applied by this store_open (0 when the schema was current). */
 int store_migrations_applied(store *s);
 
