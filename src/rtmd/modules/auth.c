@@ -18,7 +18,14 @@
  * RealTimeCat token login: auth with rtcat_token (a token of rtcat.h)
  * makes a string-id session whose string is the token's uuid, bound to
  * the token's rights (rtcat_bind); a second login with the token logs the
- * first out. */
+ * first out.
+ *
+ * On PostgreSQL several nodes may share the store: a token minted on one
+ * node, or removed through one, is seen by all. There a number-id login
+ * reads its token from the store (a primary-key read on the reader pool)
+ * whatever memory says; memory keeps the tokens this node minted or
+ * loaded, for the rtmd_tokens gauge and the sweep. On SQLite, one node,
+ * memory is the answer. */
 #include "bans.h"
 #include "identity.h"
 #include "clock.h"
@@ -665,6 +672,80 @@ static void auth_rtcat(rtmd_request *req, const msgpack_object *token)
     free(l);
 }
 
+/* A number-id login waiting for its token's row (PostgreSQL). */
+typedef struct token_login {
+    rtmd_request *req;
+    int64_t pid, uid;
+    int64_t now;
+    char token[TOKEN_HEX + 1];
+    bool found;           /* a live row of the token, owned by uid */
+} token_login;
+
+static int read_token(db_conn *db, void *arg)
+{
+    token_login *l = arg;
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT uid, expires_at FROM tokens WHERE pid = ?1 AND token = ?2", &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, l->pid);
+    db_bind_text(st, 2, l->token, TOKEN_HEX);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        l->found = db_column_int64(st, 0) == l->uid && db_column_int64(st, 1) > l->now;
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
+    }
+    db_release(st);
+    return rc;
+}
+
+static void token_read_done(void *arg, int status)
+{
+    token_login *l = arg;
+    rtmd_request *req = l->req;
+    rtmd_server *srv = req->srv;
+    rtmd_project *p = rtmd_server_project(srv, l->pid);
+    bool found = l->found;
+    int64_t uid = l->uid;
+    free(l);
+    if (status != DB_OK) {
+        LOG_ERROR("auth: reading a token of uid %lld failed: %s", (long long)uid, db_errstr(status));
+        module_answer_store_failure(req, status);
+    } else if (req->conn->closing) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "connection closed");
+    } else if (users_session(req->conn)) {
+        request_error(req, RTM_EC_DUPLICATED_AUTH, "auth already");
+    } else if (bans_blacklisted(srv, p->pid, uid)) { /* banned while the row was read */
+        request_error(req, RTM_EC_AUTH_DENIED, "auth denied");
+    } else if (!found) {
+        request_answer_bool(req, "ok", false);
+    } else {
+        login_finish(req, p, uid, NULL, 0, NULL, 0, NULL);
+    }
+}
+
+/* PostgreSQL: answers a login by the token's row in the store. */
+static void auth_token_read(rtmd_request *req, int64_t pid, int64_t uid, const char *token, size_t token_len)
+{
+    if (token_len != TOKEN_HEX) { /* no token minted has another length */
+        request_answer_bool(req, "ok", false);
+        return;
+    }
+    token_login *l = calloc(1, sizeof *l);
+    if (!l) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    *l = (token_login){.req = req, .pid = pid, .uid = uid, .now = clock_unix_seconds()};
+    memcpy(l->token, token, TOKEN_HEX);
+    if (store_read(req->srv->store, read_token, token_read_done, l) != 0) {
+        free(l);
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+    }
+}
+
 /* client: auth {pid, uid, token, version, attrs?, lang?} -> {ok} */
 static void method_auth(rtmd_request *req)
 {
@@ -704,6 +785,10 @@ static void method_auth(rtmd_request *req)
     }
     if (!mp_get_str(req->args, "token", &token, &token_len)) {
         request_answer_bool(req, "ok", false);
+        return;
+    }
+    if (store_is_postgres(srv->store)) {
+        auth_token_read(req, pid, uid, token, token_len);
         return;
     }
     token_rec *t = token_find(state(srv), pid, token, token_len);
