@@ -19,7 +19,15 @@
  *
  * The salt's write goes to the store before the handler's own writes, so
  * whatever the handler stores commits with or after it; the answer of a
- * request that stores nothing is held until the salt is durable. */
+ * request that stores nothing is held until the salt is durable.
+ *
+ * On PostgreSQL several nodes may share the store, and a request refused by
+ * no node's memory may have run on another: there the store is the guard.
+ * The salt is inserted first and the method runs only once the insert says
+ * the salt is new (the authorizer waits: request_authorized); a salt still
+ * live in the table answers 200006. Two nodes inserting one salt at once
+ * wait on each other's row, so exactly one runs the request. The memory
+ * ring stays the fast reject of a replay on the same node. */
 #include "log.h"
 #include "clock.h"
 #include "methods.h"
@@ -122,25 +130,41 @@ static bool seen(struct sign_state *a, int64_t pid, int64_t salt, int64_t when)
 /* ---- salts in the store ---- */
 
 typedef struct salt_write {
-    rtmd_request *req; /* held until the write is done */
+    rtmd_request *req; /* held until the write is done (SQLite), or waiting
+                        * for it to run (PostgreSQL) */
     int64_t pid, salt, expires_at;
+    int64_t now;       /* PostgreSQL: a row expired by then may be taken again */
+    bool fresh;        /* PostgreSQL: the insert stored the salt */
 } salt_write;
 
 static int apply_salt_write(db_conn *db, void *arg)
 {
     salt_write *w = arg;
     db_stmt_t *st;
+    bool pg = db_is_postgres(db);
+    /* PostgreSQL: no row changed means another request holds the salt (on
+     * any node); a row only expired and not yet purged is taken over. */
     int rc = db_stmt(db,
-                        "INSERT INTO signed_salts(pid, salt, expires_at) VALUES (?1, ?2, ?3)"
-                        " ON CONFLICT(pid, salt) DO UPDATE SET expires_at = excluded.expires_at",
-                        &st);
+                     pg ? "INSERT INTO signed_salts(pid, salt, expires_at) VALUES (?1, ?2, ?3)"
+                          " ON CONFLICT(pid, salt) DO UPDATE SET expires_at = excluded.expires_at"
+                          " WHERE signed_salts.expires_at <= ?4"
+                        : "INSERT INTO signed_salts(pid, salt, expires_at) VALUES (?1, ?2, ?3)"
+                          " ON CONFLICT(pid, salt) DO UPDATE SET expires_at = excluded.expires_at",
+                     &st);
     if (rc != DB_OK)
         return rc;
     db_bind_int64(st, 1, w->pid);
     db_bind_int64(st, 2, w->salt);
     db_bind_int64(st, 3, w->expires_at);
-    return db_step_release(st);
+    if (pg)
+        db_bind_int64(st, 4, w->now);
+    rc = db_step_release(st);
+    if (pg && rc == DB_OK)
+        w->fresh = db_changes(db) > 0;
+    return rc;
 }
+
+static void sign_refuse(rtmd_request *req, int code);
 
 static void salt_write_done(void *arg, int status)
 {
@@ -149,6 +173,25 @@ static void salt_write_done(void *arg, int status)
         LOG_ERROR("sign: storing a salt of project %lld failed: %s", (long long)w->pid, db_errstr(status));
     request_release(w->req);
     free(w);
+}
+
+/* PostgreSQL: the method runs only now, and only for a new salt. */
+static void salt_claim_done(void *arg, int status)
+{
+    salt_write *w = arg;
+    rtmd_request *req = w->req;
+    bool fresh = w->fresh;
+    free(w);
+    if (status != DB_OK) {
+        LOG_ERROR("sign: storing a salt of project %lld failed: %s", (long long)req->project->pid,
+                  db_errstr(status));
+        module_answer_store_failure(req, status);
+    } else if (!fresh) {
+        sign_refuse(req, RTM_EC_SAME_SIGN);
+    } else {
+        conn_authenticated(req->conn);
+        request_authorized(req);
+    }
 }
 
 static void on_purge_tick(uv_timer_t *t)
@@ -205,6 +248,9 @@ static bool sign_matches(const char *text, const char *sign)
     return strncasecmp(hex, sign, SIGN_HEX) == 0;
 }
 
+/* sign_verify's answer when the store decides (PostgreSQL). */
+#define SIGN_PENDING 1
+
 /* Checks the signature of a server-gate request (pid, salt, sign, and ts
  * for the current form). On success sets req->project, remembers the salt
  * in memory at once and in the store through the writer, and holds the
@@ -212,7 +258,8 @@ static bool sign_matches(const char *text, const char *sign)
  * nothing answered can be replayed after a crash. Returns 0, or the code
  * to answer: 200002 bad signature or unknown project, 200006 salt already
  * seen (or older than what the replay guard can still tell apart), 200008
- * time outside sign_window. */
+ * time outside sign_window. On PostgreSQL a request that passes memory
+ * returns SIGN_PENDING: salt_claim_done decides once the salt is stored. */
 static int sign_verify(rtmd_request *req)
 {
     rtmd_server *srv = req->srv;
@@ -255,16 +302,18 @@ static int sign_verify(rtmd_request *req)
         free(w);
         return RTM_EC_UNKNOWN_ERROR;
     }
-    *w = (salt_write){req, pid, salt, when + window + 1};
-    if (store_submit(srv->store, apply_salt_write, salt_write_done, w) != 0) {
+    *w = (salt_write){.req = req, .pid = pid, .salt = salt, .expires_at = when + window + 1, .now = now};
+    bool pg = store_is_postgres(srv->store);
+    if (store_submit(srv->store, apply_salt_write, pg ? salt_claim_done : salt_write_done, w) != 0) {
         free(w);
         return FPNN_EC_CORE_SERVER_STOPPING;
     }
-    request_hold(req);
+    if (!pg)
+        request_hold(req);
     if (a->failures.count)
         pairmap_del(&a->failures, req->conn->id, 0);
     req->project = p;
-    return 0;
+    return pg ? SIGN_PENDING : 0;
 }
 
 static const char *refusal_text(int code)
@@ -345,10 +394,13 @@ static void sign_free(rtmd_server *srv)
 }
 
 /* The server gate's authorizer: a valid signature makes the link
- * authenticated; a refusal is answered (and may close the link). */
+ * authenticated; a refusal is answered (and may close the link). On
+ * PostgreSQL a good signature waits for the store (salt_claim_done). */
 static bool sign_authorize(rtmd_request *req)
 {
     int code = sign_verify(req);
+    if (code == SIGN_PENDING)
+        return false;
     if (code != 0) {
         sign_refuse(req, code);
         return false;
