@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,6 +124,96 @@ static int is_ws(char c)
     return c == ' ' || c == '\t';
 }
 
+/* ---- redis_url and node_id --------------------------------------------- */
+
+int rtmd_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, int *db)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0)
+        return -1;
+    const char *h = url + sizeof scheme - 1, *end;
+    size_t hn;
+    if (*h == '[') { /* [IPv6] */
+        end = strchr(h, ']');
+        if (!end)
+            return -1;
+        h++;
+        hn = (size_t)(end - h);
+        end++;
+        char tmp[64];
+        unsigned char addr[16];
+        if (hn == 0 || hn >= sizeof tmp)
+            return -1;
+        memcpy(tmp, h, hn);
+        tmp[hn] = 0;
+        if (inet_pton(AF_INET6, tmp, addr) != 1)
+            return -1;
+    } else {
+        end = h;
+        while (isalnum((unsigned char)*end) || *end == '.' || *end == '-')
+            end++;
+        hn = (size_t)(end - h);
+        if (hn == 0)
+            return -1;
+    }
+    if (hn >= 256)
+        return -1;
+    long p = 6379, d = 0;
+    if (*end == ':') {
+        char *e;
+        if (!isdigit((unsigned char)end[1]))
+            return -1;
+        errno = 0;
+        p = strtol(end + 1, &e, 10);
+        if (errno || p < 1 || p > 65535 || e - end > 6)
+            return -1;
+        end = e;
+    }
+    if (*end == '/') {
+        char *e;
+        if (!isdigit((unsigned char)end[1]))
+            return -1;
+        errno = 0;
+        d = strtol(end + 1, &e, 10);
+        if (errno || d < 0 || d > 9999 || e - end > 5)
+            return -1;
+        end = e;
+    }
+    if (*end)
+        return -1;
+    if (host) {
+        if (hn >= hostlen)
+            return -1;
+        memcpy(host, h, hn);
+        host[hn] = 0;
+    }
+    if (port)
+        *port = (int)p;
+    if (db)
+        *db = (int)d;
+    return 0;
+}
+
+/* node_id: a number 1..65535 (no leading zero) or a name of letters,
+ * digits, '_' and '-' that is not all digits; it goes into Redis keys and
+ * channel messages as is. */
+static bool node_id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= RTMD_NODE_ID_MAX)
+        return false;
+    bool digits = true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '_' && c != '-')
+            return false;
+        if (!isdigit(c))
+            digits = false;
+    }
+    if (!digits)
+        return true;
+    return s[0] != '0' && n <= 5 && atol(s) <= 65535;
+}
+
 /* ---- settings ---------------------------------------------------------- */
 
 enum kind {
@@ -137,7 +228,7 @@ enum kind {
     K_APP_KEY, /* char array, 1..size-1 printable ASCII without spaces, never echoed */
 };
 
-enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH };
+enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH, S_REDIS, S_NODE };
 
 typedef struct setting {
     const char *name;
@@ -180,6 +271,8 @@ static const setting top_settings[] = {
     {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY},
     {"store", K_STR, TOP(store), 0, 0, S_NONEMPTY}, /* sqlite or postgres: check_cross */
     {"store_url", K_STR, TOP(store_url), 0, 0, S_ANY},
+    {"redis_url", K_STR, TOP(redis_url), 0, 0, S_REDIS},
+    {"node_id", K_STR, TOP(node_id), 0, 0, S_NODE},
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
     {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY},
     {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
@@ -426,6 +519,19 @@ static int check_str(const setting *st, const char *value, char *msg)
                 return -1;
             }
         return 0;
+    case S_REDIS:
+        if (len && rtmd_redis_url_parse(value, NULL, 0, NULL, NULL) != 0) {
+            set_msg(msg, "%s: '%s' is not redis://host[:port][/db]", st->name, echo(value, eb));
+            return -1;
+        }
+        return 0;
+    case S_NODE:
+        if (len && !node_id_ok(value, len)) {
+            set_msg(msg, "%s: '%s' must be 1..65535 or a name of at most %d letters, digits, '_' or '-'",
+                    st->name, echo(value, eb), RTMD_NODE_ID_MAX - 1);
+            return -1;
+        }
+        return 0;
     }
     return 0;
 }
@@ -569,6 +675,18 @@ static int check_cross(const rtmd_config *cfg, const size_t *lines, size_t *line
         if (lines)
             *line_out = lines[url];
         set_msg(msg, "store_url is for store = postgres; the SQLite store lives in data_dir");
+        return -1;
+    }
+    if (cfg->redis_url[0] && strcmp(cfg->store, "postgres") != 0) {
+        if (lines)
+            *line_out = lines[top_index("redis_url")];
+        set_msg(msg, "redis_url (a cluster) needs store = postgres: the nodes share one store");
+        return -1;
+    }
+    if (cfg->node_id[0] && !cfg->redis_url[0]) {
+        if (lines)
+            *line_out = lines[top_index("node_id")];
+        set_msg(msg, "node_id is for a cluster: set redis_url too");
         return -1;
     }
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {

@@ -17,6 +17,8 @@
 #define RTMD_APP_KEY_MAX 128
 /* RealTimeCat API key and secret: 1..127 printable ASCII without spaces. */
 #define RTMD_RTCAT_KEY_MAX 128
+/* node_id: at most 32 characters. */
+#define RTMD_NODE_ID_MAX 33
 
 typedef struct rtmd_project_config {
     int64_t pid;
@@ -124,6 +126,12 @@ typedef struct rtmd_config {
      * that may hold a password: never logged). */
     char store[16];
     char store_url[1024];
+    /* The cluster (modules/cluster/, docs/cluster.md): the Redis server of
+     * presence and routing, redis://host[:port][/db] (empty: one node, no
+     * Redis), and this node's id in it (1..65535 or a name; empty: Redis
+     * hands out a number at start). */
+    char redis_url[300];
+    char node_id[RTMD_NODE_ID_MAX];
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
@@ -168,6 +176,10 @@ int rtmd_config_set(rtmd_config *cfg, const char *key, const char *value, char *
  * idle_timeout and 60; enabled listeners on distinct fixed ports). On error
  * returns -1 with a message "source: ...". */
 int rtmd_config_check(const rtmd_config *cfg, const char *source, char *err, size_t errlen);
+/* Parses redis_url: redis://HOST[:PORT][/DB] with HOST a name, an IPv4
+ * address or [IPv6]; PORT 6379 and DB 0 when not given. Returns 0 and fills
+ * what is not NULL (host of hostlen bytes), or -1. */
+int rtmd_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, int *db);
 /* The project with this pid, or NULL. */
 const rtmd_project_config *rtmd_config_project(const rtmd_config *cfg, int64_t pid);
 

@@ -423,6 +423,37 @@ static void test_cross_field(void **state)
     assert_string_equal(cfg.store, "postgres");
     assert_string_equal(cfg.store_url, "host=/run/postgresql dbname=rtmd");
 
+    /* The cluster: redis_url needs the shared store; node_id needs redis_url. */
+    assert_string_equal(cfg.redis_url, "");
+    expect_error("redis_url = redis://127.0.0.1:6379\n",
+                 "rtmd.conf:1: redis_url (a cluster) needs store = postgres: the nodes share one store");
+    expect_error("redis_url = http://h\n", "rtmd.conf:1: redis_url: 'http://h' is not redis://host[:port][/db]");
+    expect_error("redis_url = redis://h:0\n", "rtmd.conf:1: redis_url: 'redis://h:0' is not redis://host[:port][/db]");
+    expect_error("redis_url = redis://h:65536\n",
+                 "rtmd.conf:1: redis_url: 'redis://h:65536' is not redis://host[:port][/db]");
+    expect_error("redis_url = redis://h/x\n", "rtmd.conf:1: redis_url: 'redis://h/x' is not redis://host[:port][/db]");
+    expect_error("redis_url = \"redis://h g\"\n",
+                 "rtmd.conf:1: redis_url: 'redis://h g' is not redis://host[:port][/db]");
+    expect_error("store = postgres\nstore_url = x\nnode_id = 3\n", "rtmd.conf:3: node_id is for a cluster: set redis_url too");
+    expect_error("node_id = 0\n", "rtmd.conf:1: node_id: '0' must be 1..65535 or a name of at most 32 letters, digits, '_' or '-'");
+    expect_error("node_id = 65536\n",
+                 "rtmd.conf:1: node_id: '65536' must be 1..65535 or a name of at most 32 letters, digits, '_' or '-'");
+    expect_error("node_id = a:b\n", "rtmd.conf:1: node_id: 'a:b' must be 1..65535 or a name of at most 32 letters, digits, '_' or '-'");
+    expect_ok(&cfg, "store = postgres\nstore_url = x\nredis_url = redis://[::1]:7000/2\nnode_id = eu-1\n");
+    assert_string_equal(cfg.redis_url, "redis://[::1]:7000/2");
+    assert_string_equal(cfg.node_id, "eu-1");
+    expect_ok(&cfg, "store = postgres\nstore_url = x\nredis_url = redis://cache.example\nnode_id = 65535\n");
+    char host[64];
+    int port, db;
+    assert_int_equal(rtmd_redis_url_parse("redis://[::1]:7000/2", host, sizeof host, &port, &db), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7000);
+    assert_int_equal(db, 2);
+    assert_int_equal(rtmd_redis_url_parse("redis://cache.example", host, sizeof host, &port, &db), 0);
+    assert_string_equal(host, "cache.example");
+    assert_int_equal(port, 6379);
+    assert_int_equal(db, 0);
+
     /* rtmd_config_check on a configuration built in code. */
     char err[256];
     rtmd_config_defaults(&cfg);
