@@ -34,6 +34,7 @@ extern const rtmd_module p2server_module;
 extern const rtmd_module strid_module;
 extern const rtmd_module demo_module;
 extern const rtmd_module rtcat_module;
+extern const rtmd_module cluster_module;
 static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
@@ -57,6 +58,7 @@ static const rtmd_module *const modules[] = {
     &strid_module,    /* string-id clients: ids translated at the edge, getonlinestatus */
     &demo_module,     /* the demo web pages at /demo/ (demo_dir, demo = 1) */
     &rtcat_module,    /* RealTimeCat REST (/v0.4/), its demo backend, token logins' rights */
+    &cluster_module,  /* redis_url: presence across nodes (modules/cluster/) */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &unavailable_module, /* files, translation, moderation: 200060 until their issue */
     &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */

@@ -33,6 +33,7 @@ typedef struct rtmd_services {
     struct strid_state *strid;       /* strid.c: online string-id users, edge translation */
     struct demo_state *demo;         /* demo.c: the demo web pages' files, the demo project */
     struct rtcat_state *rtcat;       /* rtcat/: RealTimeCat sessions, tokens, token logins */
+    struct cluster_state *cluster;   /* cluster/: Redis, node liveness, the presence mirror (NULL: one node) */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

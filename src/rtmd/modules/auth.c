@@ -27,6 +27,7 @@
  * loaded, for the rtmd_tokens gauge and the sweep. On SQLite, one node,
  * memory is the answer. */
 #include "bans.h"
+#include "cluster.h"
 #include "identity.h"
 #include "clock.h"
 #include "hash.h"
@@ -909,7 +910,7 @@ static void method_getonlineusers(rtmd_request *req)
     uint32_t n = 0;
     for (uint32_t i = 0; i < uids->via.array.size; i++) {
         int64_t uid;
-        if (mp_obj_int64(&uids->via.array.ptr[i], &uid) && users_online(req->srv, req->project->pid, uid))
+        if (mp_obj_int64(&uids->via.array.ptr[i], &uid) && cluster_online(req->srv, req->project->pid, uid))
             online[n++] = uid;
     }
     request_answer_ids(req, "uids", online, n);

@@ -14,6 +14,7 @@
  * sessions go straight to their method. */
 #include "strid.h"
 
+#include "cluster.h"
 #include "hash.h"
 #include "identity.h"
 #include "log.h"
@@ -395,7 +396,7 @@ static void method_getonlinestatus(rtmd_request *req)
         if (o->type == MSGPACK_OBJECT_STR)
             online[i] = find_name(state(req->srv), pid, o->via.str.ptr, o->via.str.size) != NULL;
         else if (mp_obj_int64(o, &uid))
-            online[i] = !identity_is_string_uid(uid) && users_online(req->srv, pid, uid);
+            online[i] = !identity_is_string_uid(uid) && cluster_online(req->srv, pid, uid);
         n += online[i];
     }
     msgpack_sbuffer body;

@@ -7,6 +7,8 @@
 //   const redis = await startRedis();
 //   redis.url             // redis://127.0.0.1:PORT
 //   redis.cli('PING')     // runs redis-cli, returns its output
+//   await redis.restart(during) // kills it (SIGKILL), awaits during() if
+//                         // given, and starts an empty one on the same port
 //   await redis.stop();   // stops the server and removes its directory
 //
 // Every server started here is killed and its directory removed when the
@@ -101,6 +103,25 @@ async function startRedis() {
       if (r.error) throw r.error;
       if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${r.stderr}`);
       return r.stdout.trim();
+    },
+    async restart(during) {
+      const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+      this.proc.kill('SIGKILL');
+      await exited;
+      if (during) await during();
+      // The port may take a moment to be free again.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const again = await launch(bin, dir, this.port);
+          this.proc = again.proc;
+          this.log = again.out;
+          this.proc.stdout.resume();
+          return;
+        } catch (e) {
+          if (attempt >= 20 || !/Address already in use/.test(e.message)) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     },
     async stop() {
       if (!live.has(this)) return;

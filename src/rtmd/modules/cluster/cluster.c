@@ -1,0 +1,990 @@
+/* The cluster module (cluster.h): two hiredis connections on the loop (one
+ * for commands, one subscribed to the presence channel), node liveness,
+ * presence publishing, reaping of dead nodes, and the presence mirror.
+ *
+ * Redis keys (docs/cluster.md; hash tags so that a Redis Cluster keeps the
+ * keys of one node in one slot and each script touches one slot):
+ *   rtmd:nodeseq            INCR hands out node ids when node_id is not set
+ *   rtmd:nodes              set of the ids of the nodes that joined
+ *   rtmd:{n<id>}:alive      the node's start token, EX CLUSTER_NODE_TTL_S
+ *   rtmd:{n<id>}:users      set of "pid:uid" online on the node
+ *   rtmd:{n<id>}:seq        counter of the node's presence changes
+ * Channel rtmd:presence, messages "<id> <seq> <op>[ <pid>:<uid>]": op + and
+ * - a user online/offline on the node (seq is its counter after the
+ * change), j the node (re)joined with a new set, x the node is gone.
+ *
+ * The mirror keeps, per other node, its users and the seq last applied. A
+ * node's set is read with its seq in one script (a snapshot); changes that
+ * arrive while a snapshot is in flight wait in a bounded buffer and those
+ * after its seq are applied once it lands; a gap in a node's seqs (a
+ * missed message) takes a new snapshot. Everything from Redis is checked
+ * (types, lengths, numbers) and what does not parse is dropped. */
+#include "cluster.h"
+
+#include "clock.h"
+#include "log.h"
+#include "module.h"
+#include "pairmap.h"
+#include "users.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHANNEL "rtmd:presence"
+#define MSG_MAX 128           /* longest channel message we accept */
+#define MIRROR_NODES_MAX 1024 /* other nodes the mirror follows */
+#define PENDING_MAX 4096      /* changes buffered per node during a snapshot */
+#define SNAPSHOT_MAX 16777216 /* users of one node's snapshot */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define LEAVE_WAIT_MS 2000    /* at stop: longest wait for the goodbye */
+/* hiredis' libuv adapter drops a socket error (libuv reports POLLERR as a
+ * status it ignores), so a refused connect or a reset link is seen only
+ * by a timeout: connecting, and the answer to each liveness refresh. */
+#define CONNECT_TIMEOUT_MS 2000
+#define REPLY_TIMEOUT_MS 3000
+
+/* KEYS: alive, users, seq. ARGV: token, ttl, id, members... */
+static const char JOIN_LUA[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur and cur ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "for i = 4, #ARGV, 1000 do redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end\n"
+    "local s = redis.call('INCR', KEYS[3])\n"
+    "redis.call('PUBLISH', '" CHANNEL "', ARGV[3] .. ' ' .. s .. ' j')\n"
+    "return s\n";
+/* ARGV: token, op (+ or -), member, id. 0: not joined (any more). */
+static const char DELTA_LUA[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "if ARGV[2] == '+' then redis.call('SADD', KEYS[2], ARGV[3]) else redis.call('SREM', KEYS[2], ARGV[3]) end\n"
+    "local s = redis.call('INCR', KEYS[3])\n"
+    "redis.call('PUBLISH', '" CHANNEL "', ARGV[4] .. ' ' .. s .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])\n"
+    "return s\n";
+/* ARGV: token, ttl. 1 refreshed, 0 gone (rejoin), -1 held by another start. */
+static const char REFRESH_LUA[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+    "if cur then return -1 end\n"
+    "return 0\n";
+/* ARGV: id. 1 when the node was dead and is now removed. */
+static const char REAP_LUA[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('DEL', KEYS[2], KEYS[3])\n"
+    "redis.call('PUBLISH', '" CHANNEL "', ARGV[1] .. ' 0 x')\n"
+    "return 1\n";
+/* ARGV: token, id. The goodbye of a stopping node. */
+static const char LEAVE_LUA[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
+    "redis.call('PUBLISH', '" CHANNEL "', ARGV[2] .. ' 0 x')\n"
+    "return 1\n";
+/* {seq, members, alive} of one node, read at once. */
+static const char SNAPSHOT_LUA[] =
+    "return {redis.call('GET', KEYS[3]) or '0', redis.call('SMEMBERS', KEYS[2]), redis.call('EXISTS', KEYS[1])}\n";
+
+typedef struct pending_change {
+    uint64_t seq;
+    int64_t pid, uid;
+    char op;
+} pending_change;
+
+/* Another node as the mirror knows it. */
+typedef struct mirror_node {
+    char id[RTMD_NODE_ID_MAX];
+    pairmap users;       /* (pid, uid) -> (void *)1 */
+    uint64_t seq;        /* last change applied */
+    unsigned gen;        /* of the snapshot in flight */
+    bool snapping;
+    pending_change *pending;
+    size_t npending;
+} mirror_node;
+
+typedef struct snapshot_req {
+    struct cluster_state *cs;
+    char id[RTMD_NODE_ID_MAX];
+    unsigned gen;
+} snapshot_req;
+
+typedef struct cluster_state {
+    rtmd_server *srv;
+    char host[256];
+    int port, db;
+    char id[RTMD_NODE_ID_MAX]; /* empty until configured or handed out */
+    bool id_generated;
+    char token[33];            /* this start's value of the alive key */
+    redisAsyncContext *cmd, *sub;
+    bool cmd_up, sub_up, broken;
+    bool joined, joining, waiting_id_logged;
+    uint64_t next_connect_ms;
+    uint64_t connect_started_ms;
+    uint64_t refresh_sent_ms;  /* 0: no refresh awaits its answer */
+    unsigned backoff_ms;
+    unsigned ticks;
+    uv_timer_t timer;
+    bool timer_closed;
+    bool leaving, left;
+    uint64_t leave_started_ms;
+    mirror_node **nodes;
+    size_t nnodes;
+    pairmap online;            /* (pid, uid) -> count of other nodes that hold it */
+} cluster_state;
+
+static cluster_state *state_of(const rtmd_server *srv)
+{
+    return srv->svc ? srv->svc->cluster : NULL;
+}
+
+/* ---- parsing what Redis says ------------------------------------------- */
+
+static bool id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= RTMD_NODE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A decimal integer of s[0..n) in [min, max]. */
+static bool parse_int(const char *s, size_t n, int64_t min, int64_t max, int64_t *out)
+{
+    char buf[24];
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((buf[i] >= '0' && buf[i] <= '9') || (i == 0 && buf[i] == '-' && n > 1)))
+            return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "pid:uid" */
+static bool parse_member(const char *s, size_t n, int64_t *pid, int64_t *uid)
+{
+    const char *colon = memchr(s, ':', n);
+    if (!colon)
+        return false;
+    size_t pn = (size_t)(colon - s);
+    return parse_int(s, pn, 1, INT32_MAX, pid) && parse_int(colon + 1, n - pn - 1, INT64_MIN, INT64_MAX, uid);
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && r->str;
+}
+
+/* ---- the mirror -------------------------------------------------------- */
+
+static mirror_node *mirror_find(cluster_state *cs, const char *id)
+{
+    for (size_t i = 0; i < cs->nnodes; i++)
+        if (strcmp(cs->nodes[i]->id, id) == 0)
+            return cs->nodes[i];
+    return NULL;
+}
+
+static void online_add(cluster_state *cs, int64_t pid, int64_t uid)
+{
+    void **slot = pairmap_reserve(&cs->online, (uint64_t)pid, (uint64_t)uid);
+    if (!slot)
+        return;
+    *slot = (void *)((uintptr_t)*slot + 1);
+}
+
+static void online_remove(cluster_state *cs, int64_t pid, int64_t uid)
+{
+    uintptr_t n = (uintptr_t)pairmap_get(&cs->online, (uint64_t)pid, (uint64_t)uid);
+    if (n > 1)
+        pairmap_put(&cs->online, (uint64_t)pid, (uint64_t)uid, (void *)(n - 1));
+    else if (n == 1)
+        pairmap_del(&cs->online, (uint64_t)pid, (uint64_t)uid);
+}
+
+static void node_add_user(cluster_state *cs, mirror_node *n, int64_t pid, int64_t uid)
+{
+    if (pairmap_get(&n->users, (uint64_t)pid, (uint64_t)uid))
+        return;
+    if (pairmap_put(&n->users, (uint64_t)pid, (uint64_t)uid, (void *)1) == 0)
+        online_add(cs, pid, uid);
+}
+
+static void node_remove_user(cluster_state *cs, mirror_node *n, int64_t pid, int64_t uid)
+{
+    if (pairmap_del(&n->users, (uint64_t)pid, (uint64_t)uid))
+        online_remove(cs, pid, uid);
+}
+
+static void node_clear(cluster_state *cs, mirror_node *n)
+{
+    for (size_t i = 0; i < n->users.cap; i++)
+        if (n->users.slots[i].value)
+            online_remove(cs, (int64_t)n->users.slots[i].a, (int64_t)n->users.slots[i].b);
+    pairmap_free(&n->users);
+    memset(&n->users, 0, sizeof n->users);
+}
+
+static void mirror_drop(cluster_state *cs, const char *id)
+{
+    for (size_t i = 0; i < cs->nnodes; i++) {
+        mirror_node *n = cs->nodes[i];
+        if (strcmp(n->id, id) != 0)
+            continue;
+        node_clear(cs, n);
+        free(n->pending);
+        free(n);
+        cs->nodes[i] = cs->nodes[--cs->nnodes];
+        LOG_INFO("cluster: node %s is gone; its users are offline here", id);
+        return;
+    }
+}
+
+static mirror_node *mirror_add(cluster_state *cs, const char *id)
+{
+    mirror_node *n = mirror_find(cs, id);
+    if (n)
+        return n;
+    if (cs->nnodes >= MIRROR_NODES_MAX) {
+        LOG_WARN("cluster: more than %d other nodes; node %s is not followed", MIRROR_NODES_MAX, id);
+        return NULL;
+    }
+    mirror_node **grown = realloc(cs->nodes, (cs->nnodes + 1) * sizeof *grown);
+    n = calloc(1, sizeof *n);
+    if (grown)
+        cs->nodes = grown;
+    if (!grown || !n) {
+        free(n);
+        return NULL;
+    }
+    snprintf(n->id, sizeof n->id, "%s", id);
+    cs->nodes[cs->nnodes++] = n;
+    return n;
+}
+
+static void on_snapshot(redisAsyncContext *ac, void *r, void *privdata);
+
+static void key_of(char *out, size_t cap, const char *id, const char *what)
+{
+    snprintf(out, cap, "rtmd:{n%s}:%s", id, what);
+}
+
+/* Asks for a node's set; changes wait until it lands. */
+static void request_snapshot(cluster_state *cs, mirror_node *n)
+{
+    n->gen++;
+    n->snapping = true;
+    n->npending = 0;
+    if (!cs->cmd_up)
+        return; /* the next connection snapshots every node */
+    snapshot_req *q = malloc(sizeof *q);
+    if (!q)
+        return;
+    q->cs = cs;
+    q->gen = n->gen;
+    memcpy(q->id, n->id, sizeof q->id);
+    char k1[64], k2[64], k3[64];
+    key_of(k1, sizeof k1, n->id, "alive");
+    key_of(k2, sizeof k2, n->id, "users");
+    key_of(k3, sizeof k3, n->id, "seq");
+    if (redisAsyncCommand(cs->cmd, on_snapshot, q, "EVAL %s 3 %s %s %s", SNAPSHOT_LUA, k1, k2, k3) != REDIS_OK)
+        free(q);
+}
+
+/* Applies one change in order; a gap means a missed message. */
+static void apply_change(cluster_state *cs, mirror_node *n, const pending_change *c)
+{
+    if (c->seq <= n->seq)
+        return; /* in the snapshot already */
+    if (c->seq != n->seq + 1) {
+        request_snapshot(cs, n);
+        return;
+    }
+    n->seq = c->seq;
+    if (c->op == '+')
+        node_add_user(cs, n, c->pid, c->uid);
+    else
+        node_remove_user(cs, n, c->pid, c->uid);
+}
+
+static void on_snapshot(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    snapshot_req *q = privdata;
+    cluster_state *cs = q->cs;
+    redisReply *reply = r;
+    mirror_node *n = reply ? mirror_find(cs, q->id) : NULL;
+    if (!n || n->gen != q->gen || !n->snapping) {
+        free(q);
+        return; /* stale, or the connection went */
+    }
+    free(q);
+    int64_t seq, alive;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_str(reply->element[0]) ||
+        !parse_int(reply->element[0]->str, reply->element[0]->len, 0, INT64_MAX, &seq) ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[2]->type != REDIS_REPLY_INTEGER) {
+        LOG_WARN("cluster: unexpected snapshot reply for node %s", n->id);
+        n->snapping = false; /* tried again on its next change or check */
+        return;
+    }
+    alive = reply->element[2]->integer;
+    if (!alive) {
+        mirror_drop(cs, n->id);
+        return;
+    }
+    node_clear(cs, n);
+    const redisReply *m = reply->element[1];
+    size_t bad = 0;
+    for (size_t i = 0; i < m->elements && i < SNAPSHOT_MAX; i++) {
+        int64_t pid, uid;
+        if (is_str(m->element[i]) && parse_member(m->element[i]->str, m->element[i]->len, &pid, &uid))
+            node_add_user(cs, n, pid, uid);
+        else
+            bad++;
+    }
+    if (bad)
+        LOG_WARN("cluster: node %s: %zu malformed presence entries ignored", n->id, bad);
+    n->seq = (uint64_t)seq;
+    n->snapping = false;
+    unsigned gen = n->gen;
+    for (size_t i = 0; i < n->npending && !n->snapping && n->gen == gen; i++)
+        apply_change(cs, n, &n->pending[i]);
+    if (!n->snapping)
+        n->npending = 0;
+}
+
+/* One message of the presence channel. */
+static void on_presence_message(cluster_state *cs, const char *s, size_t len)
+{
+    if (len == 0 || len > MSG_MAX)
+        return;
+    const char *f[4];
+    size_t fl[4], nf = 0;
+    const char *p = s, *end = s + len;
+    while (p < end && nf < 4) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *e = sp ? sp : end;
+        f[nf] = p;
+        fl[nf++] = (size_t)(e - p);
+        p = sp ? sp + 1 : end;
+    }
+    if (p < end || nf < 3 || fl[2] != 1 || !id_ok(f[0], fl[0]))
+        return;
+    char id[RTMD_NODE_ID_MAX];
+    memcpy(id, f[0], fl[0]);
+    id[fl[0]] = 0;
+    int64_t seq;
+    if (!parse_int(f[1], fl[1], 0, INT64_MAX, &seq))
+        return;
+    if (cs->id[0] && strcmp(id, cs->id) == 0)
+        return; /* our own */
+    char op = f[2][0];
+    if (op == 'x' && nf == 3) {
+        mirror_drop(cs, id);
+        return;
+    }
+    if (op == 'j' && nf == 3) {
+        mirror_node *n = mirror_add(cs, id);
+        if (n)
+            request_snapshot(cs, n);
+        return;
+    }
+    pending_change c = {.seq = (uint64_t)seq, .op = op};
+    if ((op != '+' && op != '-') || nf != 4 || !parse_member(f[3], fl[3], &c.pid, &c.uid))
+        return;
+    mirror_node *n = mirror_find(cs, id);
+    if (!n) {
+        n = mirror_add(cs, id);
+        if (!n)
+            return;
+        request_snapshot(cs, n);
+    }
+    if (n->snapping) {
+        if (n->npending == PENDING_MAX) {
+            request_snapshot(cs, n); /* too many: a fresh snapshot covers them */
+            return;
+        }
+        if (!n->pending) {
+            n->pending = malloc(PENDING_MAX * sizeof *n->pending);
+            if (!n->pending)
+                return;
+        }
+        n->pending[n->npending++] = c;
+        return;
+    }
+    apply_change(cs, n, &c);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void kick_timer(cluster_state *cs);
+
+/* Something went wrong on a connection: the tick drops both and reconnects. */
+static void fail(cluster_state *cs, const char *why)
+{
+    if (!cs->broken && !cs->leaving)
+        LOG_WARN("cluster: Redis connection lost (%s); reconnecting", why);
+    cs->broken = true;
+    kick_timer(cs);
+}
+
+static void drop_connections(cluster_state *cs)
+{
+    redisAsyncContext *a = cs->cmd, *b = cs->sub;
+    cs->cmd = cs->sub = NULL;
+    cs->cmd_up = cs->sub_up = false;
+    cs->joined = cs->joining = false;
+    cs->refresh_sent_ms = 0;
+    cs->broken = false;
+    if (a)
+        redisAsyncFree(a);
+    if (b)
+        redisAsyncFree(b);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    cluster_state *cs = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        if (cs->cmd == ac)
+            cs->cmd = NULL;
+        if (cs->sub == ac)
+            cs->sub = NULL;
+        fail(cs, ac->errstr[0] ? ac->errstr : "connect failed");
+        return;
+    }
+    if (ac == cs->cmd)
+        cs->cmd_up = true;
+    if (ac == cs->sub)
+        cs->sub_up = true;
+    kick_timer(cs);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    cluster_state *cs = ac->data;
+    if (cs->cmd != ac && cs->sub != ac)
+        return; /* one we freed */
+    if (cs->cmd == ac)
+        cs->cmd = NULL;
+    if (cs->sub == ac)
+        cs->sub = NULL;
+    fail(cs, ac->errstr[0] ? ac->errstr : "closed");
+}
+
+static redisAsyncContext *open_one(cluster_state *cs)
+{
+    redisAsyncContext *ac = redisAsyncConnect(cs->host, cs->port);
+    if (!ac)
+        return NULL;
+    if (ac->err || redisLibuvAttach(ac, cs->srv->loop) != REDIS_OK) {
+        LOG_WARN("cluster: cannot connect to Redis: %s", ac->err ? ac->errstr : "attach failed");
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = cs;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return ac;
+}
+
+static void on_subscribed(redisAsyncContext *ac, void *r, void *privdata);
+static void on_select(redisAsyncContext *ac, void *r, void *privdata);
+static void check_nodes(cluster_state *cs);
+
+static void connect_both(cluster_state *cs)
+{
+    cs->connect_started_ms = uv_now(cs->srv->loop);
+    cs->cmd = open_one(cs);
+    cs->sub = cs->cmd ? open_one(cs) : NULL;
+    if (!cs->cmd || !cs->sub) {
+        drop_connections(cs);
+        return;
+    }
+    /* hiredis queues these until the connections are up. */
+    if (cs->db && redisAsyncCommand(cs->cmd, on_select, NULL, "SELECT %d", cs->db) != REDIS_OK)
+        cs->broken = true;
+    if (redisAsyncCommand(cs->sub, on_subscribed, NULL, "SUBSCRIBE " CHANNEL) != REDIS_OK)
+        cs->broken = true;
+}
+
+static void on_select(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        LOG_ERROR("cluster: Redis refused SELECT: %.100s", reply->str);
+        fail(ac->data, "SELECT");
+    }
+}
+
+/* The subscription's confirmation, then every message. */
+static void on_subscribed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != cs->sub)
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_str(reply->element[0])) {
+        fail(cs, "unexpected reply on the subscription");
+        return;
+    }
+    const redisReply *kind = reply->element[0];
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        /* From now on no change is missed: take every node's set again. */
+        LOG_INFO("cluster: connected to Redis %s:%d; rebuilding presence", cs->host, cs->port);
+        cs->backoff_ms = 0;
+        for (size_t i = 0; i < cs->nnodes; i++)
+            request_snapshot(cs, cs->nodes[i]);
+        check_nodes(cs);
+        return;
+    }
+    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && is_str(reply->element[2]))
+        on_presence_message(cs, reply->element[2]->str, reply->element[2]->len);
+}
+
+/* ---- this node: join, changes, refresh, leave -------------------------- */
+
+static void keys3(const char *id, char k[3][64])
+{
+    key_of(k[0], 64, id, "alive");
+    key_of(k[1], 64, id, "users");
+    key_of(k[2], 64, id, "seq");
+}
+
+static void join(cluster_state *cs);
+
+static void on_nodeseq(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != cs->cmd)
+        return;
+    cs->joining = false;
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1 || reply->integer > INT32_MAX) {
+        fail(cs, "unexpected reply to INCR rtmd:nodeseq");
+        return;
+    }
+    snprintf(cs->id, sizeof cs->id, "%lld", (long long)reply->integer);
+    join(cs);
+}
+
+static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != cs->cmd)
+        return;
+    cs->joining = false;
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        LOG_ERROR("cluster: joining failed: %.100s", reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        return; /* tried again at the next check */
+    }
+    if (reply->integer == 0) {
+        if (cs->id_generated) {
+            cs->id[0] = 0; /* taken: ask for another */
+        } else if (!cs->waiting_id_logged) {
+            cs->waiting_id_logged = true;
+            LOG_WARN("cluster: node_id %s is held by a live node (or this node's previous start, for at most "
+                     "%d s); waiting",
+                     cs->id, CLUSTER_NODE_TTL_S);
+        }
+        return;
+    }
+    cs->joined = true;
+    cs->waiting_id_logged = false;
+    LOG_INFO("cluster: joined as node %s", cs->id);
+    redisAsyncCommand(cs->cmd, NULL, NULL, "SADD rtmd:nodes %s", cs->id);
+}
+
+/* Publishes this node with every local user (first start, Redis restart,
+ * or after this node was taken for dead). */
+static void join(cluster_state *cs)
+{
+    if (!cs->cmd_up || cs->joining || cs->joined || cs->leaving)
+        return;
+    cs->joining = true;
+    if (!cs->id[0]) {
+        cs->id_generated = true;
+        if (redisAsyncCommand(cs->cmd, on_nodeseq, NULL, "INCR rtmd:nodeseq") != REDIS_OK)
+            cs->joining = false;
+        return;
+    }
+    rtmd_server *srv = cs->srv;
+    size_t total = users_count(srv), n = 0;
+    int64_t *uids = malloc((total + 1) * sizeof *uids);
+    size_t argc = 9 + total;
+    char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char *members = malloc((total + 1) * 48);
+    char k[3][64], ttl[16];
+    if (!uids || !argv || !lens || !members)
+        goto out;
+    keys3(cs->id, k);
+    snprintf(ttl, sizeof ttl, "%d", CLUSTER_NODE_TTL_S);
+    argv[0] = "EVAL";
+    argv[1] = (char *)JOIN_LUA;
+    argv[2] = "3";
+    argv[3] = k[0];
+    argv[4] = k[1];
+    argv[5] = k[2];
+    argv[6] = cs->token;
+    argv[7] = ttl;
+    argv[8] = cs->id;
+    argc = 9;
+    for (size_t p = 0; p < srv->nprojects && n < total; p++) {
+        size_t got = users_of_project(srv, srv->projects[p].pid, uids, total - n);
+        for (size_t i = 0; i < got; i++, n++) {
+            char *m = members + n * 48;
+            snprintf(m, 48, "%lld:%lld", (long long)srv->projects[p].pid, (long long)uids[i]);
+            argv[argc++] = m;
+        }
+    }
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    if (redisAsyncCommandArgv(cs->cmd, on_joined, NULL, (int)argc, (const char **)argv, lens) != REDIS_OK)
+        cs->joining = false;
+out:
+    if (!uids || !argv || !lens || !members)
+        cs->joining = false;
+    free(uids);
+    free(argv);
+    free(lens);
+    free(members);
+}
+
+static void on_delta(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != cs->cmd)
+        return;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && cs->joined) {
+        LOG_WARN("cluster: this node was taken for dead; joining again");
+        cs->joined = false; /* the next tick publishes every local user */
+        kick_timer(cs);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        LOG_WARN("cluster: presence change refused: %.100s", reply->str);
+    }
+}
+
+static void publish_change(rtmd_server *srv, char op, int64_t pid, int64_t uid)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs || !cs->joined || cs->leaving)
+        return; /* a join publishes the whole set */
+    char k[3][64], member[48], o[2] = {op, 0};
+    keys3(cs->id, k);
+    snprintf(member, sizeof member, "%lld:%lld", (long long)pid, (long long)uid);
+    if (redisAsyncCommand(cs->cmd, on_delta, NULL, "EVAL %s 3 %s %s %s %s %s %s %s", DELTA_LUA, k[0], k[1], k[2],
+                          cs->token, o, member, cs->id) != REDIS_OK)
+        fail(cs, "command refused");
+}
+
+static void on_user_online(rtmd_server *srv, const rtmd_event *ev)
+{
+    publish_change(srv, '+', ev->pid, ev->uid);
+}
+
+static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
+{
+    publish_change(srv, '-', ev->pid, ev->uid);
+}
+
+static void on_refresh(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != cs->cmd)
+        return;
+    cs->refresh_sent_ms = 0;
+    if (!cs->joined)
+        return;
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        LOG_WARN("cluster: liveness refresh failed: %.100s", reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        return;
+    }
+    if (reply->integer == 1)
+        return;
+    if (reply->integer == 0) {
+        LOG_WARN("cluster: this node's liveness key expired; joining again");
+    } else {
+        LOG_ERROR("cluster: node id %s is now held by another node", cs->id);
+        if (cs->id_generated)
+            cs->id[0] = 0;
+    }
+    cs->joined = false;
+    kick_timer(cs);
+}
+
+static void on_reap(redisAsyncContext *ac, void *r, void *privdata)
+{
+    cluster_state *cs = ac->data;
+    char *id = privdata;
+    redisReply *reply = r;
+    if (reply && ac == cs->cmd && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        LOG_INFO("cluster: reaped dead node %s", id);
+        redisAsyncCommand(cs->cmd, NULL, NULL, "SREM rtmd:nodes %s", id);
+        mirror_drop(cs, id);
+    }
+    free(id);
+}
+
+/* The registered nodes: follow the ones the mirror does not know, reap the
+ * dead. */
+static void on_nodes(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != cs->cmd)
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        LOG_WARN("cluster: unexpected reply to SMEMBERS rtmd:nodes");
+        return;
+    }
+    for (size_t i = 0; i < reply->elements && i < 4 * MIRROR_NODES_MAX; i++) {
+        const redisReply *e = reply->element[i];
+        if (!is_str(e) || !id_ok(e->str, e->len))
+            continue;
+        char id[RTMD_NODE_ID_MAX];
+        memcpy(id, e->str, e->len);
+        id[e->len] = 0;
+        if (cs->id[0] && strcmp(id, cs->id) == 0)
+            continue;
+        if (!mirror_find(cs, id)) {
+            mirror_node *n = mirror_add(cs, id);
+            if (n)
+                request_snapshot(cs, n);
+        }
+        char k[3][64];
+        keys3(id, k);
+        char *copy = strdup(id);
+        if (copy && redisAsyncCommand(cs->cmd, on_reap, copy, "EVAL %s 3 %s %s %s %s", REAP_LUA, k[0], k[1], k[2],
+                                      id) != REDIS_OK)
+            free(copy);
+    }
+}
+
+static void check_nodes(cluster_state *cs)
+{
+    if (cs->cmd_up)
+        redisAsyncCommand(cs->cmd, on_nodes, NULL, "SMEMBERS rtmd:nodes");
+}
+
+static void on_left(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    (void)r;
+    cluster_state *cs = privdata;
+    cs->left = true; /* also with no reply: the connection went */
+    kick_timer(cs);
+}
+
+/* ---- the tick ---------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t);
+
+static void kick_timer(cluster_state *cs)
+{
+    if (!cs->timer_closed)
+        uv_timer_start(&cs->timer, on_tick, 0, CLUSTER_TICK_MS);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cluster_state *cs = t->data;
+    rtmd_server *srv = cs->srv;
+    uint64_t now = uv_now(srv->loop);
+    if (srv->stopping) {
+        /* Say goodbye (the other nodes drop our users at once), then let
+         * the loop end. */
+        if (!cs->leaving) {
+            cs->leaving = true;
+            cs->leave_started_ms = now;
+            char k[3][64];
+            keys3(cs->id, k);
+            if (!cs->joined || !cs->cmd_up ||
+                redisAsyncCommand(cs->cmd, on_left, cs, "EVAL %s 3 %s %s %s %s %s", LEAVE_LUA, k[0], k[1], k[2],
+                                  cs->token, cs->id) != REDIS_OK)
+                cs->left = true;
+        }
+        if (cs->left || now - cs->leave_started_ms >= LEAVE_WAIT_MS) {
+            drop_connections(cs);
+            uv_timer_stop(t);
+            uv_close((uv_handle_t *)t, NULL);
+            cs->timer_closed = true;
+        }
+        return;
+    }
+    if (cs->broken) {
+        drop_connections(cs);
+        cs->backoff_ms = cs->backoff_ms ? cs->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (cs->backoff_ms > BACKOFF_MAX_MS)
+            cs->backoff_ms = BACKOFF_MAX_MS;
+        cs->next_connect_ms = now + cs->backoff_ms;
+        uv_timer_start(t, on_tick, cs->backoff_ms, CLUSTER_TICK_MS);
+        return;
+    }
+    if (!cs->cmd && !cs->sub) {
+        if (now >= cs->next_connect_ms)
+            connect_both(cs);
+        return;
+    }
+    if (!cs->cmd_up || !cs->sub_up) {
+        if (now - cs->connect_started_ms >= CONNECT_TIMEOUT_MS)
+            fail(cs, "connect timed out");
+        return;
+    }
+    if (cs->refresh_sent_ms && now - cs->refresh_sent_ms >= REPLY_TIMEOUT_MS) {
+        fail(cs, "no answer");
+        return;
+    }
+    if (!cs->joined) {
+        join(cs);
+        return;
+    }
+    if (++cs->ticks % 2)
+        return;
+    char k[3][64], ttl[16];
+    keys3(cs->id, k);
+    snprintf(ttl, sizeof ttl, "%d", CLUSTER_NODE_TTL_S);
+    if (!cs->refresh_sent_ms &&
+        redisAsyncCommand(cs->cmd, on_refresh, NULL, "EVAL %s 3 %s %s %s %s %s", REFRESH_LUA, k[0], k[1], k[2],
+                          cs->token, ttl) == REDIS_OK)
+        cs->refresh_sent_ms = now ? now : 1;
+    redisAsyncCommand(cs->cmd, NULL, NULL, "SADD rtmd:nodes %s", cs->id);
+    check_nodes(cs);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+bool cluster_online(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    if (users_online(srv, pid, uid))
+        return true;
+    cluster_state *cs = state_of(srv);
+    return cs && pairmap_get(&cs->online, (uint64_t)pid, (uint64_t)uid) != NULL;
+}
+
+const char *cluster_node_id(const rtmd_server *srv)
+{
+    const cluster_state *cs = state_of(srv);
+    return cs && cs->joined ? cs->id : NULL;
+}
+
+/* ---- module ------------------------------------------------------------ */
+
+static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    if (!srv->cfg.redis_url[0])
+        return 0;
+    cluster_state *cs = calloc(1, sizeof *cs);
+    if (!cs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->cluster = cs;
+    cs->srv = srv;
+    char host[256];
+    if (rtmd_redis_url_parse(srv->cfg.redis_url, host, sizeof host, &cs->port, &cs->db) != 0) {
+        snprintf(err, errlen, "redis_url: not redis://host[:port][/db]");
+        return -1;
+    }
+    /* Resolved once, here at start, so that no reconnect blocks the loop
+     * on a name lookup. */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &ai);
+    if (rc != 0 || !ai) {
+        snprintf(err, errlen, "redis_url: cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    const void *addr = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                                                 : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+    inet_ntop(ai->ai_family, addr, cs->host, sizeof cs->host);
+    freeaddrinfo(ai);
+    snprintf(cs->id, sizeof cs->id, "%s", srv->cfg.node_id);
+    uint64_t a = clock_monotonic_ms() ^ ((uint64_t)clock_unix_ms() << 20), b = (uint64_t)getpid();
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&a, sizeof a, 1, f) != 1 || fread(&b, sizeof b, 1, f) != 1)
+            b ^= (uint64_t)clock_unix_ms();
+        fclose(f);
+    }
+    snprintf(cs->token, sizeof cs->token, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    uv_timer_init(srv->loop, &cs->timer);
+    cs->timer.data = cs;
+    uv_timer_start(&cs->timer, on_tick, 0, CLUSTER_TICK_MS);
+    return 0;
+}
+
+static void cluster_free(rtmd_server *srv)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs)
+        return;
+    srv->svc->cluster = NULL;
+    drop_connections(cs);
+    for (size_t i = 0; i < cs->nnodes; i++) {
+        pairmap_free(&cs->nodes[i]->users);
+        free(cs->nodes[i]->pending);
+        free(cs->nodes[i]);
+    }
+    free(cs->nodes);
+    pairmap_free(&cs->online);
+    if (rtmd_timer_release(&cs->timer, cs->timer_closed))
+        free(cs);
+    /* else the loop never closed the timer: its memory stays linked */
+}
+
+static void cluster_metrics(const rtmd_server *srv, prom_out *out)
+{
+    const cluster_state *cs = state_of(srv);
+    if (!cs)
+        return;
+    prom_metric(out, "rtmd_cluster_joined", "gauge", "1 while this node is joined to the cluster's Redis.",
+                cs->joined ? 1 : 0);
+    prom_metric(out, "rtmd_cluster_other_nodes", "gauge", "Other nodes the presence mirror follows.", cs->nnodes);
+    prom_metric(out, "rtmd_cluster_remote_online_users", "gauge", "Users online on other nodes, by the presence mirror.",
+                cs->online.count);
+}
+
+static const rtmd_observer cluster_observers[] = {
+    {RTMD_EV_USER_ONLINE, on_user_online},
+    {RTMD_EV_USER_OFFLINE, on_user_offline},
+};
+
+/* Its state lives only with redis_url; presence reads go through
+ * cluster_online. */
+const rtmd_module cluster_module = {
+    .name = "cluster",
+    .init = cluster_init,
+    .free = cluster_free,
+    .metrics = cluster_metrics,
+    RTMD_MODULE_OBSERVERS(cluster_observers),
+};
