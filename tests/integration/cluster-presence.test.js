@@ -94,6 +94,26 @@ describe('cluster presence', () => {
     assert.ok(await onlineSoon(apps[1], [521, 522, 523], []));
   });
 
+  it('malformed or forged presence messages change nothing', async () => {
+    const junk = [
+      '', 'x', '1', '1 2', `1 2 + ${PID}`, `1 2 + ${PID}:`, `1 2 + :541`, `1 2 ++ ${PID}:541`, `1 -2 + ${PID}:541`,
+      `1 2 + ${PID}:541 extra`, `{bad} 2 + ${PID}:541`, `1 99999999999999999999 + ${PID}:541`,
+      `1 2 + 9999999999:541`, `1 2 + ${PID}:99999999999999999999`, `${'n'.repeat(40)} 1 + ${PID}:541`,
+      `1 2 + ${PID}:541${' '.repeat(200)}`,
+      // Well formed, from a node that does not exist: its snapshot says it is
+      // not alive, so the change is never applied.
+      `77 1 + ${PID}:541`, `77 2 + ${PID}:542`,
+    ];
+    for (const m of junk) c.redis.cli('PUBLISH', 'rtmd:presence', m);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const app of apps) assert.deepEqual(await online(app, [541, 542]), []);
+    // Both nodes still follow each other.
+    const u = await login(c.nodes[1], apps[1], 543);
+    assert.ok(await onlineSoon(apps[0], [541, 542, 543], [543]));
+    await u.close();
+    assert.ok(await onlineSoon(apps[0], [543], []));
+  });
+
   it('kill -9 of node 2: its users are offline on node 1 within the bound', async () => {
     await login(c.nodes[1], apps[1], 531);
     assert.ok(await onlineSoon(apps[0], [531], [531]));
