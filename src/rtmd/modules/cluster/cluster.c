@@ -243,8 +243,10 @@ static void node_clear(cluster_state *cs, mirror_node *n)
     memset(&n->users, 0, sizeof n->users);
 }
 
-static void mirror_drop(cluster_state *cs, const char *id)
+static void mirror_drop(cluster_state *cs, const char *which)
 {
+    char id[RTMD_NODE_ID_MAX];
+    snprintf(id, sizeof id, "%s", which); /* which may be the node's own id */
     for (size_t i = 0; i < cs->nnodes; i++) {
         mirror_node *n = cs->nodes[i];
         if (strcmp(n->id, id) != 0)
