@@ -14,7 +14,10 @@
  * Since the loop is single and the store reports completions in submission
  * order, messages are stored and pushed in the order they were accepted,
  * and an answered message is durable. Pushing after the commit also means
- * that nobody ever sees a message the store then lost.
+ * that nobody ever sees a message the store then lost. On PostgreSQL,
+ * where several nodes may share the database, the writer takes the ids and
+ * the mtime instead, inside the batch transaction (take_ids): ids unique
+ * cluster-wide, id order = commit order = mtime order.
  *
  * Duplicates. A retry (same project, sender, conversation and mid) must be
  * answered with the first mtime and neither stored nor pushed again. The
@@ -118,6 +121,7 @@ struct messages_state {
     int64_t next_id;          /* next message id (server-wide) */
     int64_t last_mtime;       /* mtimes never go backwards, across restarts too:
                                * mtime order is id order (history retention) */
+    bool ids_in_store;        /* PostgreSQL: the writer takes ids and mtimes (take_ids) */
     msgpack_sbuffer body;     /* push body being encoded */
     rtm_buf packet;           /* push packet being sent */
     rtm_buf named;            /* the same for a string-id receiver (push_p2p) */
@@ -270,7 +274,8 @@ static uint64_t row_bytes(const msg_job *j)
 
 static const char *const INSERT_SQL =
     "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
-    " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING";
+    " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    " ON CONFLICT (pid, conv_type, conv_a, conv_b, from_uid, mid) DO NOTHING";
 static const char *const PEERS_SQL =
     "INSERT INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2) ON CONFLICT DO NOTHING";
 static const char *const FIND_SQL =
@@ -338,11 +343,68 @@ static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_
     return t->conv.conv_type == CONV_P2P ? note_peers(q->peers, j, t) : DB_OK;
 }
 
+/* PostgreSQL (nodes sharing the database): ids and the mtime are taken in
+ * the batch transaction from counters rows 'message_id' and 'message_mtime'.
+ * The id row stays locked until COMMIT, so another node's batch waits: ids
+ * are granted in commit order cluster-wide, and the mtime row (only ever
+ * updated under the id row's lock, which the join takes first) keeps mtime
+ * non-decreasing with id whatever the nodes' clocks say. */
+static const char *const TAKE_IDS_SQL =
+    "WITH i AS (UPDATE counters SET value = value + ?1 WHERE name = 'message_id' RETURNING value)"
+    " UPDATE counters SET value = GREATEST(counters.value, ?2) FROM i WHERE counters.name = 'message_mtime'"
+    " RETURNING i.value, counters.value";
+/* Creates both rows the first time, from the stored messages. */
+static const char *const SEED_IDS_SQL =
+    "INSERT INTO counters(name, value)"
+    " SELECT 'message_id'::bytea, GREATEST(COALESCE(MAX(id), 0),"
+    "   COALESCE((SELECT value FROM counters WHERE name = 'message_id_floor'), 0)) FROM messages"
+    " UNION ALL SELECT 'message_mtime'::bytea, COALESCE(MAX(mtime), 0) FROM messages"
+    " ON CONFLICT (name) DO NOTHING";
+
+/* Gives every target of j an id and j its mtime (a re-run of the apply
+ * takes fresh ones; the gaps are harmless). */
+static int take_ids(db_conn *db, msg_job *j)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        db_stmt_t *st;
+        int rc = db_stmt(db, TAKE_IDS_SQL, &st);
+        if (rc != DB_OK)
+            return rc;
+        db_bind_int64(st, 1, (int64_t)j->ntargets);
+        db_bind_int64(st, 2, clock_unix_ms());
+        rc = db_step(st);
+        if (rc == DB_ROW) {
+            int64_t last = db_column_int64(st, 0);
+            j->mtime = db_column_int64(st, 1);
+            db_release(st);
+            for (size_t i = 0; i < j->ntargets; i++) {
+                j->targets[i].id = last - (int64_t)j->ntargets + 1 + (int64_t)i;
+                j->targets[i].mtime = j->mtime;
+            }
+            return DB_OK;
+        }
+        db_release(st);
+        if (rc != DB_DONE)
+            return rc;
+        if ((rc = db_stmt(db, SEED_IDS_SQL, &st)) != DB_OK || (rc = db_step_release(st)) != DB_OK)
+            return rc;
+    }
+    return DB_CORRUPT;
+}
+
 static int apply_job(db_conn *db, void *arg)
 {
     msg_job *j = arg;
     msg_stmts q = {NULL, NULL, NULL};
-    int rc = db_stmt(db, INSERT_SQL, &q.ins);
+    int rc = DB_OK;
+    if (db_is_postgres(db)) {
+        /* A re-run starts over: what a rolled-back run found is gone. */
+        for (size_t i = 0; i < j->ntargets; i++)
+            j->targets[i].dup = false;
+        rc = take_ids(db, j);
+    }
+    if (rc == DB_OK)
+        rc = db_stmt(db, INSERT_SQL, &q.ins);
     if (rc == DB_OK)
         rc = db_stmt(db, FIND_SQL, &q.find);
     if (rc == DB_OK)
@@ -612,10 +674,12 @@ static void job_submit(msg_job *j)
         return;
     }
     j->reserved = bytes;
-    j->mtime = next_mtime(s);
-    for (size_t i = 0; i < j->ntargets; i++) {
-        j->targets[i].id = s->next_id++;
-        j->targets[i].mtime = j->mtime;
+    if (!s->ids_in_store) {
+        j->mtime = next_mtime(s);
+        for (size_t i = 0; i < j->ntargets; i++) {
+            j->targets[i].id = s->next_id++;
+            j->targets[i].mtime = j->mtime;
+        }
     }
     if (store_submit(req->srv->store, apply_job, job_done, j) != 0) {
         quota_release(req->srv, j->pid, j->reserved, 0);
@@ -771,6 +835,7 @@ static void method_broadcastmsg(rtmd_request *req)
  * from its mtime even if the clock went back while rtmd was down. */
 typedef struct newest_msg {
     int64_t id, mtime;
+    bool postgres;
 } newest_msg;
 
 #define ID_FLOOR_COUNTER "'message_id_floor'"
@@ -792,6 +857,9 @@ int messages_note_id_floor(db_conn *db)
 static int load_newest(db_conn *db, void *arg)
 {
     newest_msg *max = arg;
+    max->postgres = db_is_postgres(db);
+    if (max->postgres)
+        return DB_OK; /* the writer takes ids (take_ids) */
     db_stmt_t *st;
     int rc = db_prepare(db, "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0),"
                                 " COALESCE((SELECT value FROM counters WHERE name = " ID_FLOOR_COUNTER "), 0)),"
@@ -817,14 +885,18 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     }
     msgpack_sbuffer_init(&s->body);
     srv->svc->messages = s;
-    newest_msg max = {0, 0};
+    newest_msg max = {0, 0, false};
     if (module_load(srv, load_newest, &max) != DB_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
         return -1;
     }
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
-    LOG_INFO("messages: next message id %lld", (long long)s->next_id);
+    s->ids_in_store = max.postgres;
+    if (s->ids_in_store)
+        LOG_INFO("messages: message ids from the store's counter");
+    else
+        LOG_INFO("messages: next message id %lld", (long long)s->next_id);
     return 0;
 }
 
