@@ -1,8 +1,9 @@
 /* String ids (see identity.h): validation, the memory cache of string id
  * <-> uid mappings with its LRU bound, resolves shared by every caller of
  * one string while its store write is in flight, the select-or-insert that
- * allocates uids from the reserved range on the store's writer thread, the
- * reverse lookup, and the service-module life cycle. */
+ * allocates uids from the reserved range on the store's writer thread (on
+ * PostgreSQL safe with other nodes allocating at once), the reverse
+ * lookup, and the service-module life cycle. */
 #include "identity.h"
 
 #include "clock.h"
@@ -294,8 +295,78 @@ static int next_uid(db_conn *db, int64_t pid, int64_t *uid)
     return rc;
 }
 
+/* PostgreSQL, nodes sharing the database: the first uid from *uid on that
+ * no other transaction is inserting right now, claimed with a transaction
+ * advisory lock keyed by the uid (try only: never waits), in one round
+ * trip; the candidates stop at the first claimed. */
+#define CLAIM_SPAN 65536 /* the 65535 of the SQL, plus one */
+static int claim_uid(db_conn *db, int64_t *uid)
+{
+    if (*uid > INT64_MAX - CLAIM_SPAN)
+        return DB_FULL;
+    db_stmt_t *st;
+    int rc = db_stmt(db,
+                     "SELECT u FROM generate_series(?1::bigint, ?1::bigint + 65535) u"
+                     " WHERE pg_try_advisory_xact_lock(u) LIMIT 1",
+                     &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, *uid);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        *uid = db_column_int64(st, 0);
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_BUSY;
+    }
+    db_release(st);
+    return rc;
+}
+
+/* Select-or-insert on PostgreSQL, where another node may allocate at the
+ * same time: a claimed uid, inserted with ON CONFLICT DO NOTHING. No row
+ * back: either the same string was inserted by another node (its insert
+ * waited for that commit; the next select sees it) or the uid was taken
+ * meanwhile (try the next). */
+static int resolve_shared(db_conn *db, id_op *op)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int64_t uid = 0;
+        int rc = next_uid(db, op->pid, &uid);
+        if (rc == DB_OK)
+            rc = claim_uid(db, &uid);
+        db_stmt_t *st;
+        if (rc == DB_OK)
+            rc = db_stmt(db,
+                         "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)"
+                         " ON CONFLICT DO NOTHING RETURNING uid",
+                         &st);
+        if (rc != DB_OK)
+            return rc;
+        db_bind_int64(st, 1, op->pid);
+        db_bind_int64(st, 2, uid);
+        db_bind_text(st, 3, op->sid, (int)op->len);
+        db_bind_int64(st, 4, clock_unix_seconds());
+        rc = db_step(st);
+        db_release(st);
+        if (rc == DB_ROW) {
+            op->uid = uid;
+            return DB_OK;
+        }
+        if (rc != DB_DONE)
+            return rc;
+        if ((rc = select_uid(db, op, &uid)) != DB_OK)
+            return rc;
+        if (uid != 0) {
+            op->uid = uid;
+            return DB_OK;
+        }
+    }
+    return DB_BUSY;
+}
+
 /* Select-or-insert, atomic because the writer thread runs one write at a
- * time inside its transaction. */
+ * time inside its transaction (resolve_shared on PostgreSQL). */
 static int apply_resolve(db_conn *db, void *arg)
 {
     id_op *op = arg;
@@ -307,6 +378,8 @@ static int apply_resolve(db_conn *db, void *arg)
         op->uid = uid;
         return DB_OK;
     }
+    if (db_is_postgres(db))
+        return resolve_shared(db, op);
     rc = next_uid(db, op->pid, &uid);
     if (rc != DB_OK)
         return rc;
