@@ -200,9 +200,30 @@ static int apply_catch_up_and_read(db_conn *db, void *arg)
         "UPDATE counters SET value = MAX(value, COALESCE((SELECT MAX(id) FROM messages), 0))"
         " WHERE name = 'storage_usage_upto'",
     };
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    /* PostgreSQL, nodes sharing the database: the mark is locked first (a
+     * second node's catch-up waits, then reads the moved mark), after the
+     * message id row (the order every batch that sends messages locks
+     * them in, so two batches never wait on each other), and the new
+     * mark is read once and bounds the rows added: a row committed by
+     * another node between the statements is left for the next run. Exact
+     * because ids are granted in commit order (messages.c take_ids): every
+     * id below the newest committed one is committed or never will be. */
+    static const char *const pg_steps[] = {
+        "SELECT value FROM counters WHERE name = 'message_id' FOR UPDATE",
+        "SELECT value FROM counters WHERE name = 'storage_usage_upto' FOR UPDATE",
+        "WITH hi AS (SELECT COALESCE(MAX(id), 0) AS id FROM messages),"
+        " up AS (INSERT INTO storage_usage(pid, bytes)"
+        "  SELECT pid, SUM(length(msg) + length(attrs)) FROM messages, hi"
+        "  WHERE messages.id > (SELECT value FROM counters WHERE name = 'storage_usage_upto')"
+        "  AND messages.id <= hi.id GROUP BY pid"
+        "  ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes)"
+        " UPDATE counters SET value = GREATEST(value, hi.id) FROM hi WHERE name = 'storage_usage_upto'",
+    };
+    bool pg = db_is_postgres(db);
+    size_t nsteps = pg ? sizeof pg_steps / sizeof pg_steps[0] : sizeof steps / sizeof steps[0];
+    for (size_t i = 0; i < nsteps; i++) {
         db_stmt_t *st;
-        int rc = db_stmt(db, steps[i], &st);
+        int rc = db_stmt(db, pg ? pg_steps[i] : steps[i], &st);
         if (rc == DB_OK)
             rc = db_step_release(st);
         if (rc != DB_OK)
