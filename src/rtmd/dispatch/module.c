@@ -1,5 +1,6 @@
 /* Store helpers the service modules share (module.h): expiry purges,
- * start-up loads, and the answer of a request whose store work failed. */
+ * start-up loads, the election of a node for periodic jobs, and the answer
+ * of a request whose store work failed. */
 #include "module.h"
 
 #include "clock.h"
@@ -7,6 +8,7 @@
 #include "rtm_errors.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct purge {
     const char *sql, *what; /* static strings */
@@ -45,6 +47,60 @@ void module_purge_expired(rtmd_server *srv, const char *delete_sql, const char *
 int module_load(rtmd_server *srv, int (*fn)(db_conn *db, void *arg), void *arg)
 {
     return store_run_startup(srv->store, fn, arg);
+}
+
+typedef struct leader_ask {
+    int key;
+    bool leader;
+    module_leader_fn fn;
+    void *arg;
+} leader_ask;
+
+/* 0x72746d64 is "rtmd": the two-key advisory lock space, apart from the
+ * one-bigint keys (schema, identity uids). Held already: pg_locks says so
+ * (a second pg_try_advisory_lock would stack a count). */
+static int apply_leader(db_conn *db, void *arg)
+{
+    leader_ask *a = arg;
+    db_stmt_t *st;
+    int rc = db_stmt(db,
+                     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                     "  AND pid = pg_backend_pid() AND classid = 1920232804 AND objid = CAST(?1 AS integer) AND objsubid = 2)"
+                     " OR pg_try_advisory_lock(1920232804, CAST(?1 AS integer))",
+                     &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int(st, 1, a->key);
+    rc = db_step(st);
+    a->leader = rc == DB_ROW && db_column_int(st, 0);
+    db_release(st);
+    return rc == DB_ROW || rc == DB_DONE ? DB_OK : rc;
+}
+
+static void leader_done(void *arg, int status)
+{
+    leader_ask *a = arg;
+    if (status != DB_OK)
+        LOG_WARN("asking for the lead of job %d failed: %s", a->key, db_errstr(status));
+    a->fn(a->arg, status == DB_OK && a->leader);
+    free(a);
+}
+
+int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg)
+{
+    if (strcmp(srv->cfg.store, "postgres") != 0) {
+        fn(arg, true);
+        return 0;
+    }
+    leader_ask *a = malloc(sizeof *a);
+    if (!a)
+        return -1;
+    *a = (leader_ask){key, false, fn, arg};
+    if (store_submit(srv->store, apply_leader, leader_done, a) != 0) {
+        free(a);
+        return -1;
+    }
+    return 0;
 }
 
 void module_answer_store_failure(rtmd_request *req, int status)

@@ -75,6 +75,19 @@ void module_purge_expired(rtmd_server *srv, const char *delete_sql, const char *
  * store's reader connection. */
 int module_load(rtmd_server *srv, int (*fn)(db_conn *db, void *arg), void *arg);
 
+/* Periodic jobs that one node at a time runs when nodes share a
+ * PostgreSQL store (retention). Keys name the jobs. */
+enum { MODULE_JOB_RETENTION = 1 };
+typedef void (*module_leader_fn)(void *arg, bool leader);
+/* Calls fn(arg, leader) on the loop: whether this node runs job `key` now.
+ * SQLite (one node): true, at once. PostgreSQL: a write takes the session
+ * advisory lock (classid 'rtmd', objid key) on the writer's connection
+ * with pg_try_advisory_lock (kept once held; never waits): true for the
+ * node holding it. Asked again each run, so when the holder dies or its
+ * connection is lost another node takes the job over at its next run.
+ * Returns 0, or -1 (fn will not run) when the store refuses the write. */
+int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg);
+
 /* Answers a request whose store work failed with SQLite status: a read the
  * store gave up as it closed (DB_ABORT) is "server stopping", anything
  * else "storage error". Logging what failed is the caller's. */

@@ -3,7 +3,10 @@
  * limits.history_max_per_conversation is deleted, once at start and then
  * every cfg.retention_interval seconds. A scan on the reader pool finds
  * the work; deletes go through the writer in bounded batches, one at a
- * time. history.c starts and stops it. */
+ * time. Nodes sharing a PostgreSQL store elect one node to run it
+ * (module_job_leader); a node that takes over starts from its own
+ * (possibly stale, hence only longer) progress marks. history.c starts
+ * and stops it. */
 #include "history_internal.h"
 
 #include "clock.h"
@@ -29,6 +32,7 @@ struct history_retention {
     bool swept;                /* the job ran at least once */
     uint64_t last_sweep_ms;
     struct sweep *sweep;       /* the run in progress, or NULL */
+    bool asking;               /* module_job_leader in flight */
     int64_t swept_id;          /* conversations with no message above this were trimmed */
     uint64_t deleted;
     /* per project with history_days: the rows of that project below id were
@@ -391,6 +395,15 @@ static void sweep_start(struct history_retention *h)
     }
 }
 
+/* Nodes sharing a PostgreSQL store: one of them sweeps (module.h). */
+static void on_leader(void *arg, bool leader)
+{
+    struct history_retention *h = arg;
+    h->asking = false;
+    if (leader && !h->srv->stopping && !h->sweep)
+        sweep_start(h);
+}
+
 static void on_sweep_tick(uv_timer_t *t)
 {
     struct history_retention *h = t->data;
@@ -399,13 +412,15 @@ static void on_sweep_tick(uv_timer_t *t)
     if (rtmd_timer_end_on_stop(srv, t, &h->timer_closed))
         return;
     uint64_t now = uv_now(srv->loop);
-    if (h->sweep || !srv->store)
+    if (h->sweep || h->asking || !srv->store)
         return;
     if (h->swept && now - h->last_sweep_ms < (uint64_t)srv->cfg.retention_interval * 1000u)
         return;
     h->swept = true;
     h->last_sweep_ms = now;
-    sweep_start(h);
+    h->asking = true; /* on_leader clears it (at once on SQLite) */
+    if (module_job_leader(srv, MODULE_JOB_RETENTION, on_leader, h) != 0)
+        h->asking = false;
 }
 
 
