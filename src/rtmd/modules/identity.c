@@ -297,29 +297,40 @@ static int next_uid(db_conn *db, int64_t pid, int64_t *uid)
 
 /* PostgreSQL, nodes sharing the database: the first uid from *uid on that
  * no other transaction is inserting right now, claimed with a transaction
- * advisory lock keyed by the uid (try only: never waits), in one round
- * trip; the candidates stop at the first claimed. */
-#define CLAIM_SPAN 65536 /* the 65535 of the SQL, plus one */
+ * advisory lock keyed by the uid (try only: never waits). A window of
+ * candidates per round trip, which stops at the first claimed; the
+ * function scan builds the whole window, so the first one is small. */
 static int claim_uid(db_conn *db, int64_t *uid)
 {
-    if (*uid > INT64_MAX - CLAIM_SPAN)
-        return DB_FULL;
-    db_stmt_t *st;
+    db_stmt_t *st = NULL;
     int rc = db_stmt(db,
-                     "SELECT u FROM generate_series(?1::bigint, ?1::bigint + 65535) u"
+                     "SELECT u FROM generate_series(?1::bigint, ?1::bigint + ?2::bigint - 1) u"
                      " WHERE pg_try_advisory_xact_lock(u) LIMIT 1",
                      &st);
-    if (rc != DB_OK)
-        return rc;
-    db_bind_int64(st, 1, *uid);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
-        *uid = db_column_int64(st, 0);
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_BUSY;
+    for (int i = 0; rc == DB_OK && i < 64; i++) {
+        int64_t span = i == 0 ? 16 : 1024;
+        if (*uid > INT64_MAX - span) {
+            rc = DB_FULL;
+            break;
+        }
+        db_reset(st);
+        db_bind_int64(st, 1, *uid);
+        db_bind_int64(st, 2, span);
+        rc = db_step(st);
+        if (rc == DB_ROW) {
+            *uid = db_column_int64(st, 0);
+            db_release(st);
+            return DB_OK;
+        }
+        if (rc == DB_DONE) {
+            *uid += span;
+            rc = DB_OK;
+        }
     }
-    db_release(st);
+    if (rc == DB_OK)
+        rc = DB_BUSY;
+    if (st)
+        db_release(st);
     return rc;
 }
 
