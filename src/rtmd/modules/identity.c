@@ -334,6 +334,25 @@ static int claim_uid(db_conn *db, int64_t *uid)
     return rc;
 }
 
+#define INSERT_USER_SQL "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)"
+
+/* Inserts op's string id as uid with sql (INSERT_USER_SQL, with a tail on
+ * PostgreSQL); the step's code: DB_DONE, DB_ROW (RETURNING) or an error. */
+static int insert_user(db_conn *db, const id_op *op, int64_t uid, const char *sql)
+{
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, op->pid);
+    db_bind_int64(st, 2, uid);
+    db_bind_text(st, 3, op->sid, (int)op->len);
+    db_bind_int64(st, 4, clock_unix_seconds());
+    rc = db_step(st);
+    db_release(st);
+    return rc;
+}
+
 /* Select-or-insert on PostgreSQL, where another node may allocate at the
  * same time: a claimed uid, inserted with ON CONFLICT DO NOTHING. No row
  * back: either the same string was inserted by another node (its insert
@@ -346,20 +365,8 @@ static int resolve_shared(db_conn *db, id_op *op)
         int rc = next_uid(db, op->pid, &uid);
         if (rc == DB_OK)
             rc = claim_uid(db, &uid);
-        db_stmt_t *st;
         if (rc == DB_OK)
-            rc = db_stmt(db,
-                         "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)"
-                         " ON CONFLICT DO NOTHING RETURNING uid",
-                         &st);
-        if (rc != DB_OK)
-            return rc;
-        db_bind_int64(st, 1, op->pid);
-        db_bind_int64(st, 2, uid);
-        db_bind_text(st, 3, op->sid, (int)op->len);
-        db_bind_int64(st, 4, clock_unix_seconds());
-        rc = db_step(st);
-        db_release(st);
+            rc = insert_user(db, op, uid, INSERT_USER_SQL " ON CONFLICT DO NOTHING RETURNING uid");
         if (rc == DB_ROW) {
             op->uid = uid;
             return DB_OK;
@@ -392,18 +399,9 @@ static int apply_resolve(db_conn *db, void *arg)
     if (db_is_postgres(db))
         return resolve_shared(db, op);
     rc = next_uid(db, op->pid, &uid);
-    if (rc != DB_OK)
-        return rc;
-    db_stmt_t *st;
-    rc = db_stmt(db, "INSERT INTO users(pid, uid, string_id, created_at) VALUES (?1, ?2, ?3, ?4)", &st);
-    if (rc != DB_OK)
-        return rc;
-    db_bind_int64(st, 1, op->pid);
-    db_bind_int64(st, 2, uid);
-    db_bind_text(st, 3, op->sid, (int)op->len);
-    db_bind_int64(st, 4, clock_unix_seconds());
-    rc = db_step_release(st);
-    if (rc != DB_OK)
+    if (rc == DB_OK)
+        rc = insert_user(db, op, uid, INSERT_USER_SQL);
+    if (rc != DB_DONE)
         return rc;
     op->uid = uid;
     return DB_OK;

@@ -540,13 +540,26 @@ static void on_select(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
+enum { cs_cmd, cs_sub };
+
+/* The module's state for a reply on its command (cs_cmd) or subscriber
+ * (cs_sub) connection; NULL when there is no reply (the connection went)
+ * or the connection is one replaced since the command was sent. */
+static cluster_state *reply_state(redisAsyncContext *ac, const redisReply *reply, int which)
+{
+    cluster_state *cs = ac->data;
+    if (!reply || ac != (which == cs_sub ? cs->sub : cs->cmd))
+        return NULL;
+    return cs;
+}
+
 /* The subscription's confirmation, then every message. */
 static void on_subscribed(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
-    cluster_state *cs = ac->data;
+    cluster_state *cs;
     redisReply *reply = r;
-    if (!reply || ac != cs->sub)
+    if (!(cs = reply_state(ac, reply, cs_sub)))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_str(reply->element[0])) {
         fail(cs, "unexpected reply on the subscription");
@@ -580,9 +593,9 @@ static void join(cluster_state *cs);
 static void on_nodeseq(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
-    cluster_state *cs = ac->data;
+    cluster_state *cs;
     redisReply *reply = r;
-    if (!reply || ac != cs->cmd)
+    if (!(cs = reply_state(ac, reply, cs_cmd)))
         return;
     cs->joining = false;
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1 || reply->integer > INT32_MAX) {
@@ -596,9 +609,9 @@ static void on_nodeseq(redisAsyncContext *ac, void *r, void *privdata)
 static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
-    cluster_state *cs = ac->data;
+    cluster_state *cs;
     redisReply *reply = r;
-    if (!reply || ac != cs->cmd)
+    if (!(cs = reply_state(ac, reply, cs_cmd)))
         return;
     cs->joining = false;
     if (reply->type != REDIS_REPLY_INTEGER) {
@@ -681,9 +694,9 @@ out:
 static void on_delta(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
-    cluster_state *cs = ac->data;
+    cluster_state *cs;
     redisReply *reply = r;
-    if (!reply || ac != cs->cmd)
+    if (!(cs = reply_state(ac, reply, cs_cmd)))
         return;
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && cs->joined) {
         LOG_WARN("cluster: this node was taken for dead; joining again");
@@ -720,9 +733,9 @@ static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
 static void on_refresh(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
-    cluster_state *cs = ac->data;
+    cluster_state *cs;
     redisReply *reply = r;
-    if (!reply || ac != cs->cmd)
+    if (!(cs = reply_state(ac, reply, cs_cmd)))
         return;
     cs->refresh_sent_ms = 0;
     if (!cs->joined)
@@ -762,9 +775,9 @@ static void on_reap(redisAsyncContext *ac, void *r, void *privdata)
 static void on_nodes(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
-    cluster_state *cs = ac->data;
+    cluster_state *cs;
     redisReply *reply = r;
-    if (!reply || ac != cs->cmd)
+    if (!(cs = reply_state(ac, reply, cs_cmd)))
         return;
     if (reply->type != REDIS_REPLY_ARRAY) {
         LOG_WARN("cluster: unexpected reply to SMEMBERS rtmd:nodes");
