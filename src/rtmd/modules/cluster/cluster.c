@@ -462,15 +462,27 @@ static void drop_connections(cluster_state *cs)
         redisAsyncFree(b);
 }
 
+/* hiredis frees ac once the callback that calls this returns: nothing may
+ * use it from now on, so every flag that says it is usable goes with it. */
+static void forget_context(cluster_state *cs, const redisAsyncContext *ac)
+{
+    if (cs->cmd == ac) {
+        cs->cmd = NULL;
+        cs->cmd_up = false;
+        cs->joined = cs->joining = false;
+        cs->refresh_sent_ms = 0;
+    }
+    if (cs->sub == ac) {
+        cs->sub = NULL;
+        cs->sub_up = false;
+    }
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     cluster_state *cs = ac->data;
     if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback */
-        if (cs->cmd == ac)
-            cs->cmd = NULL;
-        if (cs->sub == ac)
-            cs->sub = NULL;
+        forget_context(cs, ac);
         fail(cs, ac->errstr[0] ? ac->errstr : "connect failed");
         return;
     }
@@ -487,10 +499,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     cluster_state *cs = ac->data;
     if (cs->cmd != ac && cs->sub != ac)
         return; /* one we freed */
-    if (cs->cmd == ac)
-        cs->cmd = NULL;
-    if (cs->sub == ac)
-        cs->sub = NULL;
+    forget_context(cs, ac);
     fail(cs, ac->errstr[0] ? ac->errstr : "closed");
 }
 
@@ -710,7 +719,7 @@ static void on_delta(redisAsyncContext *ac, void *r, void *privdata)
 static void publish_change(rtmd_server *srv, char op, int64_t pid, int64_t uid)
 {
     cluster_state *cs = state_of(srv);
-    if (!cs || !cs->joined || cs->leaving)
+    if (!cs || !cs->joined || !cs->cmd || cs->leaving)
         return; /* a join publishes the whole set */
     char k[3][64], member[48], o[2] = {op, 0};
     keys3(cs->id, k);
