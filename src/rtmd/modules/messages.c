@@ -361,26 +361,21 @@ static const char *const SEED_IDS_SQL =
     " UNION ALL SELECT 'message_mtime'::bytea, COALESCE(MAX(mtime), 0) FROM messages"
     " ON CONFLICT (name) DO NOTHING";
 
-/* Gives every target of j an id and j its mtime (a re-run of the apply
- * takes fresh ones; the gaps are harmless). */
-static int take_ids(db_conn *db, msg_job *j)
+/* Takes count ids and the mtime: *last is the highest id taken. */
+static int take_ids_n(db_conn *db, size_t count, int64_t *last, int64_t *mtime)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         db_stmt_t *st;
         int rc = db_stmt(db, TAKE_IDS_SQL, &st);
         if (rc != DB_OK)
             return rc;
-        db_bind_int64(st, 1, (int64_t)j->ntargets);
+        db_bind_int64(st, 1, (int64_t)count);
         db_bind_int64(st, 2, clock_unix_ms());
         rc = db_step(st);
         if (rc == DB_ROW) {
-            int64_t last = db_column_int64(st, 0);
-            j->mtime = db_column_int64(st, 1);
+            *last = db_column_int64(st, 0);
+            *mtime = db_column_int64(st, 1);
             db_release(st);
-            for (size_t i = 0; i < j->ntargets; i++) {
-                j->targets[i].id = last - (int64_t)j->ntargets + 1 + (int64_t)i;
-                j->targets[i].mtime = j->mtime;
-            }
             return DB_OK;
         }
         db_release(st);
@@ -390,6 +385,21 @@ static int take_ids(db_conn *db, msg_job *j)
             return rc;
     }
     return DB_CORRUPT;
+}
+
+/* Gives every target of j an id and j its mtime (a re-run of the apply
+ * takes fresh ones; the gaps are harmless). */
+static int take_ids(db_conn *db, msg_job *j)
+{
+    int64_t last;
+    int rc = take_ids_n(db, j->ntargets, &last, &j->mtime);
+    if (rc != DB_OK)
+        return rc;
+    for (size_t i = 0; i < j->ntargets; i++) {
+        j->targets[i].id = last - (int64_t)j->ntargets + 1 + (int64_t)i;
+        j->targets[i].mtime = j->mtime;
+    }
+    return DB_OK;
 }
 
 static int apply_job(db_conn *db, void *arg)
@@ -416,6 +426,281 @@ static int apply_job(db_conn *db, void *arg)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i])
             db_release(all[i]);
+    return rc;
+}
+
+/* PostgreSQL: a run of jobs (store_submit_many) in a few statements
+ * instead of three round trips per target: the ids and the mtime of the
+ * whole run from one take_ids, then one statement per chunk of rows that
+ * inserts them (arrays through unnest, one SQL text whatever the count)
+ * and records the p2p peers of the rows it inserted, and, only when some
+ * rows were duplicates, one statement for their stored mtimes. Rows go in
+ * in submission order, so ids follow it; a retry inside the run loses
+ * against its first (inserted before it by the same statement) and gets
+ * its mtime. Arrays are text literals: integers in decimal, bytes as
+ * quoted hex bytea. */
+static const char *const INSERT_MANY_SQL =
+    "WITH u AS (SELECT * FROM unnest(?1::bigint[], ?2::bigint[], ?3::bigint[], ?4::bigint[], ?5::bigint[],"
+    "   ?6::bigint[], ?7::bigint[], ?8::bytea[], ?9::bigint[], ?10::bytea[]) WITH ORDINALITY"
+    "   AS u(pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, is_binary, attrs, ord)),"
+    " ins AS (INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
+    "   attrs, mtime)"
+    "   SELECT pid, conv_type, conv_a, conv_b, ?11::bigint + ord - 1, from_uid, mid, mtype, msg, is_binary,"
+    "   attrs, ?12::bigint FROM u ORDER BY ord"
+    "   ON CONFLICT (pid, conv_type, conv_a, conv_b, from_uid, mid) DO NOTHING"
+    "   RETURNING id, pid, conv_type, conv_a, conv_b),"
+    " peers AS (INSERT INTO p2p_peers(pid, uid, peer)"
+    "   SELECT DISTINCT pid, conv_a, conv_b FROM ins WHERE conv_type = ?13::bigint"
+    "   UNION SELECT pid, conv_b, conv_a FROM ins WHERE conv_type = ?13::bigint"
+    "   ON CONFLICT DO NOTHING)"
+    " SELECT id FROM ins";
+static const char *const FIND_MANY_SQL =
+    "SELECT u.ord, m.mtime FROM unnest(?1::bigint[], ?2::bigint[], ?3::bigint[], ?4::bigint[], ?5::bigint[],"
+    "   ?6::bigint[]) WITH ORDINALITY AS u(pid, conv_type, conv_a, conv_b, from_uid, mid, ord)"
+    " JOIN messages m ON m.pid = u.pid AND m.conv_type = u.conv_type AND m.conv_a = u.conv_a"
+    " AND m.conv_b = u.conv_b AND m.from_uid = u.from_uid AND m.mid = u.mid";
+
+/* Rows and bytes of array text one statement carries at most. */
+#define MANY_MAX_ROWS 4096
+#define MANY_MAX_BYTES (4u << 20)
+
+#define MANY_INT_COLS 8   /* pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, is_binary */
+
+/* A growing array literal; oom once an allocation failed. */
+typedef struct arr_text {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} arr_text;
+
+static void arr_put(arr_text *a, const char *s, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->len + n + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (cap < a->len + n + 1)
+            cap *= 2;
+        char *p = realloc(a->p, cap);
+        if (!p) {
+            a->oom = true;
+            return;
+        }
+        a->p = p;
+        a->cap = cap;
+    }
+    memcpy(a->p + a->len, s, n);
+    a->len += n;
+    a->p[a->len] = '\0';
+}
+
+/* Starts an array ("{"), or puts the separator before its next element. */
+static void arr_next(arr_text *a)
+{
+    arr_put(a, a->len ? "," : "{", 1);
+}
+
+static void arr_int(arr_text *a, int64_t v)
+{
+    char num[24];
+    arr_next(a);
+    arr_put(a, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)v));
+}
+
+/* Bytes as one quoted element "\\x<hex>". */
+static void arr_bytes(arr_text *a, const void *data, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *b = data;
+    arr_next(a);
+    arr_put(a, "\"\\\\x", 4);
+    char chunk[128];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        chunk[k++] = hex[b[i] >> 4];
+        chunk[k++] = hex[b[i] & 15];
+        if (k == sizeof chunk) {
+            arr_put(a, chunk, k);
+            k = 0;
+        }
+    }
+    arr_put(a, chunk, k);
+    arr_put(a, "\"", 1);
+}
+
+/* Ends every array of cols (an empty one is "{}"); false when memory ran out. */
+static bool arr_close(arr_text *cols, size_t n)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!cols[i].len)
+            arr_put(&cols[i], "{", 1);
+        arr_put(&cols[i], "}", 1);
+        ok = ok && !cols[i].oom;
+    }
+    return ok;
+}
+
+static void arr_free(arr_text *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(cols[i].p);
+}
+
+/* One row of a run: its job and target. */
+typedef struct many_row {
+    msg_job *j;
+    msg_target *t;
+} many_row;
+
+/* Appends the key columns of row r (pid, conv_type, conv_a, conv_b,
+ * from_uid, mid) to cols[0..5]. */
+static void put_key(arr_text *cols, const many_row *r)
+{
+    arr_int(&cols[0], r->j->pid);
+    arr_int(&cols[1], r->t->conv.conv_type);
+    arr_int(&cols[2], r->t->conv.a);
+    arr_int(&cols[3], r->t->conv.b);
+    arr_int(&cols[4], r->j->from);
+    arr_int(&cols[5], r->j->mid);
+}
+
+/* Inserts rows [0, n) (ids first_id on, in order); marks every row the
+ * statement did not insert as a duplicate (its mtime read later). */
+static int insert_chunk(db_conn *db, many_row *rows, size_t n, int64_t first_id, int64_t mtime)
+{
+    arr_text cols[MANY_INT_COLS + 2] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        const many_row *r = &rows[i];
+        put_key(cols, r);
+        arr_int(&cols[6], r->j->mtype);
+        arr_bytes(&cols[7], r->j->msg, r->j->msg_len);
+        arr_int(&cols[8], r->j->is_binary);
+        arr_bytes(&cols[9], r->j->attrs, r->j->attrs_len);
+        r->t->dup = true; /* until the statement returns its id */
+    }
+    int rc = arr_close(cols, 10) ? DB_OK : DB_NOMEM;
+    db_stmt_t *st = NULL;
+    if (rc == DB_OK)
+        rc = db_stmt(db, INSERT_MANY_SQL, &st);
+    if (rc == DB_OK) {
+        for (int c = 0; c < 10; c++)
+            db_bind_text(st, c + 1, cols[c].p, (int)cols[c].len);
+        db_bind_int64(st, 11, first_id);
+        db_bind_int64(st, 12, mtime);
+        db_bind_int(st, 13, CONV_P2P);
+        while ((rc = db_step(st)) == DB_ROW) {
+            int64_t k = db_column_int64(st, 0) - first_id;
+            if (k < 0 || (uint64_t)k >= n) {
+                rc = DB_CORRUPT;
+                break;
+            }
+            rows[k].t->dup = false;
+        }
+        rc = rc == DB_DONE ? DB_OK : rc;
+        db_release(st);
+    }
+    arr_free(cols, 10);
+    return rc;
+}
+
+/* Reads the stored mtime of every duplicate of rows [0, n). */
+static int find_dups(db_conn *db, many_row *rows, size_t n)
+{
+    arr_text cols[6] = {{0}};
+    size_t *at = malloc(n * sizeof *at); /* duplicate number -> row */
+    if (!at)
+        return DB_NOMEM;
+    size_t ndup = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].t->dup) {
+            put_key(cols, &rows[i]);
+            at[ndup++] = i;
+        }
+    }
+    int rc = arr_close(cols, 6) ? DB_OK : DB_NOMEM;
+    db_stmt_t *st = NULL;
+    if (rc == DB_OK)
+        rc = db_stmt(db, FIND_MANY_SQL, &st);
+    size_t found = 0;
+    if (rc == DB_OK) {
+        for (int c = 0; c < 6; c++)
+            db_bind_text(st, c + 1, cols[c].p, (int)cols[c].len);
+        while ((rc = db_step(st)) == DB_ROW) {
+            int64_t ord = db_column_int64(st, 0);
+            if (ord < 1 || (uint64_t)ord > ndup) {
+                rc = DB_CORRUPT;
+                break;
+            }
+            rows[at[ord - 1]].t->mtime = db_column_int64(st, 1);
+            found++;
+        }
+        rc = rc != DB_DONE ? rc : found == ndup ? DB_OK : DB_CORRUPT;
+        db_release(st);
+    }
+    arr_free(cols, 6);
+    free(at);
+    return rc;
+}
+
+/* The statements' share of rows [0, n): how many rows, from the first, go
+ * in one statement (at least one). */
+static size_t chunk_rows(const many_row *rows, size_t n)
+{
+    size_t bytes = 0, k = 0;
+    while (k < n && k < MANY_MAX_ROWS) {
+        bytes += 2 * (rows[k].j->msg_len + rows[k].j->attrs_len) + 256;
+        if (k > 0 && bytes > MANY_MAX_BYTES)
+            break;
+        k++;
+    }
+    return k;
+}
+
+/* store_apply_many_fn of message jobs. SQLite has no round trip to save:
+ * each job is applied alone, as store_submit would. */
+static int apply_jobs(db_conn *db, void *const *args, size_t n)
+{
+    if (!db_is_postgres(db)) {
+        for (size_t i = 0; i < n; i++) {
+            int rc = apply_job(db, args[i]);
+            if (rc != DB_OK && rc != DB_DONE)
+                return rc;
+        }
+        return DB_OK;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ((msg_job *)args[i])->ntargets;
+    many_row *rows = malloc((total ? total : 1) * sizeof *rows);
+    if (!rows)
+        return DB_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        msg_job *j = args[i];
+        for (size_t t = 0; t < j->ntargets; t++)
+            rows[k++] = (many_row){j, &j->targets[t]};
+    }
+    int64_t last, mtime;
+    int rc = take_ids_n(db, total, &last, &mtime);
+    int64_t first = last - (int64_t)total + 1;
+    for (size_t i = 0; rc == DB_OK && i < total; i++) {
+        rows[i].t->id = first + (int64_t)i;
+        rows[i].t->mtime = mtime;
+    }
+    for (size_t i = 0; rc == DB_OK && i < n; i++)
+        ((msg_job *)args[i])->mtime = mtime;
+    bool dups = false;
+    for (size_t done = 0; rc == DB_OK && done < total;) {
+        size_t c = chunk_rows(rows + done, total - done);
+        rc = insert_chunk(db, rows + done, c, first + (int64_t)done, mtime);
+        for (size_t i = done; rc == DB_OK && i < done + c; i++)
+            dups = dups || rows[i].t->dup;
+        done += c;
+    }
+    if (rc == DB_OK && dups)
+        rc = find_dups(db, rows, total);
+    free(rows);
     return rc;
 }
 
@@ -681,7 +966,9 @@ static void job_submit(msg_job *j)
             j->targets[i].mtime = j->mtime;
         }
     }
-    if (store_submit(req->srv->store, apply_job, job_done, j) != 0) {
+    /* SQLite has no round trips to save: its jobs stay single writes. */
+    store_apply_many_fn many = s->ids_in_store ? apply_jobs : NULL;
+    if (store_submit_many(req->srv->store, apply_job, many, job_done, j) != 0) {
         quota_release(req->srv, j->pid, j->reserved, 0);
         free(j);
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
