@@ -17,7 +17,9 @@
  * that nobody ever sees a message the store then lost. On PostgreSQL,
  * where several nodes may share the database, the writer takes the ids and
  * the mtime instead, inside the batch transaction (take_ids): ids unique
- * cluster-wide, id order = commit order = mtime order.
+ * cluster-wide, id order = commit order = mtime order. There the jobs go
+ * with store_submit_many: a run of them is stored by a few statements
+ * for all its rows (apply_jobs), not three round trips per target.
  *
  * Duplicates. A retry (same project, sender, conversation and mid) must be
  * answered with the first mtime and neither stored nor pushed again. The
