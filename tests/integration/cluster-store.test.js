@@ -41,7 +41,9 @@ describe('two nodes sharing one PostgreSQL store (ids, uids, storage usage, jobs
   before(async () => {
     c = await startCluster({
       nodes: 2,
-      projects: [{ pid: PID, secret: 'clstore-project-secret', app_id: APP_ID, app_key: APP_KEY }],
+      // No per-conversation limit: retention (every second here) must not trim
+      // the 1000-message conversation while a test counts it.
+      projects: [{ pid: PID, secret: 'clstore-project-secret', app_id: APP_ID, app_key: APP_KEY, history_max_per_conversation: 0 }],
       extra: 'retention_interval = 1\n',
     });
     for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));

@@ -6,7 +6,9 @@
 // carries the stored row's mtime (a retry the first one's), each message
 // is stored once with its bytes as sent, ids are unique and in mtime
 // order, p2p_peers holds both directions of every conversation, and no
-// retry is pushed again. Runs on SQLite here and on PostgreSQL as
+// retry is pushed again. sendmsgs to thousands of receivers at once makes
+// runs longer than one statement takes (4096 rows on PostgreSQL), with a
+// retry whose rows fall in both statements. Runs on SQLite here and on PostgreSQL as
 // pg.integration.messages-batch.
 
 const { describe, test, before, after } = require('node:test');
@@ -29,7 +31,7 @@ describe('messages in batches', () => {
     const dir = await makeTempDir();
     const conf = path.join(dir, 'rtmd.conf');
     fs.writeFileSync(conf, `[project]\npid = ${P.pid}\nsecret = "${P.secret}"\nuser_msg_rate = 0\n` +
-      'user_byte_rate = 0\nproject_msg_rate = 0\nproject_byte_rate = 0\nmax_receivers = 8\n');
+      'user_byte_rate = 0\nproject_msg_rate = 0\nproject_byte_rate = 0\nmax_receivers = 3000\n');
     srv = await startRtmd({ config: conf });
   });
 
@@ -129,5 +131,31 @@ describe('messages in batches', () => {
     assert.deepEqual(got.slice().sort(), mine.map((m) => m.mid).sort(), 'each message pushed once');
     await online.close();
     for (const l of links) await l.close();
+  });
+
+  it('sendmsgs to thousands at once: rows beyond one statement, retries across them', async () => {
+    const app = await appServer(srv, { project: P });
+    const from = 710001;
+    const tos = Array.from({ length: 3000 }, (_, i) => 720000 + i);
+    // Job 3 retries job 2 (same mid, one receiver fewer): while the writer
+    // stores the first jobs, jobs 2 to 5 queue into one run, where job 3's
+    // rows follow job 2's and fall in its statement and the next. Job 5
+    // retries job 0, stored by an earlier batch.
+    const retryOf = { 3: 2, 5: 0 };
+    const jobs = [0, 1, 2, 3, 4, 5].map((i) => {
+      const o = retryOf[i] ?? i;
+      return { mid: 9100000000n + BigInt(o), msg: `wide ${o}`, tos: tos.slice(0, 3000 - i) };
+    });
+    const answers = await Promise.all(jobs.map((j) => app.call('sendmsgs', {
+      from: fpnn.int64(from), tos: j.tos.map(fpnn.int64), mid: fpnn.int64(j.mid.toString()), mtype: 30, msg: j.msg, attrs: '',
+    }).then((a) => big(a.mtime))));
+    for (const [r, o] of Object.entries(retryOf)) assert.equal(answers[r], answers[o], `job ${r}: the retry gets the first mtime`);
+    const rows = await storeRows(srv.dataDir,
+      `SELECT mid, count(*), min(mtime), max(mtime), count(DISTINCT id) FROM messages WHERE pid=${P.pid} AND from_uid=${from} GROUP BY mid ORDER BY mid`);
+    assert.deepEqual(rows.map((r) => r.map(String)), [0, 1, 2, 4].map((i) =>
+      [String(jobs[i].mid), String(jobs[i].tos.length), String(answers[i]), String(answers[i]), String(jobs[i].tos.length)]));
+    const peers = await storeRows(srv.dataDir, `SELECT count(*) FROM p2p_peers WHERE pid=${P.pid} AND (uid=${from} OR peer=${from})`);
+    assert.equal(peers[0][0], String(2 * tos.length));
+    await app.close();
   });
 });

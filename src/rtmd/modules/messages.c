@@ -436,7 +436,8 @@ static int apply_job(db_conn *db, void *arg)
  * whole run from one take_ids, then one statement per chunk of rows that
  * inserts them (arrays through unnest, one SQL text whatever the count)
  * and records the p2p peers of the rows it inserted, and, only when some
- * rows were duplicates, one statement for their stored mtimes. Rows go in
+ * rows of the chunk were duplicates, one statement for their stored
+ * mtimes. Rows go in
  * in submission order, so ids follow it; a retry inside the run loses
  * against its first (inserted before it by the same statement) and gets
  * its mtime. Arrays are text literals: integers in decimal, bytes as
@@ -692,16 +693,18 @@ static int apply_jobs(db_conn *db, void *const *args, size_t n)
     }
     for (size_t i = 0; rc == DB_OK && i < n; i++)
         ((msg_job *)args[i])->mtime = mtime;
-    bool dups = false;
+    /* A retry's first row is in its chunk or an earlier one: inserted
+     * before the chunk's lookup. */
     for (size_t done = 0; rc == DB_OK && done < total;) {
         size_t c = chunk_rows(rows + done, total - done);
         rc = insert_chunk(db, rows + done, c, first + (int64_t)done, mtime);
+        bool dups = false;
         for (size_t i = done; rc == DB_OK && i < done + c; i++)
             dups = dups || rows[i].t->dup;
+        if (dups)
+            rc = find_dups(db, rows + done, c);
         done += c;
     }
-    if (rc == DB_OK && dups)
-        rc = find_dups(db, rows, total);
     free(rows);
     return rc;
 }
