@@ -44,6 +44,7 @@ static const rtmd_module *const modules[] = {
     &groups_module,
     &friends_module,
     &rooms_module,
+    &cluster_module, /* redis_url: presence and records across nodes (modules/cluster/); before its users */
     &listen_module,
     &quota_module,
     &messages_module,
@@ -58,7 +59,6 @@ static const rtmd_module *const modules[] = {
     &strid_module,    /* string-id clients: ids translated at the edge, getonlinestatus */
     &demo_module,     /* the demo web pages at /demo/ (demo_dir, demo = 1) */
     &rtcat_module,    /* RealTimeCat REST (/v0.4/), its demo backend, token logins' rights */
-    &cluster_module,  /* redis_url: presence across nodes (modules/cluster/) */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &unavailable_module, /* files, translation, moderation: 200060 until their issue */
     &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */

@@ -18,7 +18,19 @@
  * arrive while a snapshot is in flight wait in a bounded buffer and those
  * after its seq are applied once it lands; a gap in a node's seqs (a
  * missed message) takes a new snapshot. Everything from Redis is checked
- * (types, lengths, numbers) and what does not parse is dropped. */
+ * (types, lengths, numbers) and what does not parse is dropped.
+ *
+ * A node with app servers listening to a project pid has the member
+ * "pid:-9223372036854775808" (LISTEN_UID) in its set: the mirror knows
+ * the listening nodes the same way it knows users, and never counts it as
+ * a user online.
+ *
+ * Records (cluster.h): each node subscribes rtmd:n:<id> on the subscription
+ * connection before it joins (so a node others see is one that hears).
+ * Records for a node wait in its mirror entry until the end of the loop
+ * turn (a uv_check, with a uv_idle so that the loop does not sleep with
+ * records queued), then go as one PUBLISH of the batch: records framed
+ * as kind (1 byte), length (4 bytes, big endian), bytes. */
 #include "cluster.h"
 
 #include "clock.h"
@@ -52,6 +64,11 @@
  * by a timeout: connecting, and the answer to each liveness refresh. */
 #define CONNECT_TIMEOUT_MS 2000
 #define REPLY_TIMEOUT_MS 3000
+#define LISTEN_UID INT64_MIN
+#define ROUTED_PREFIX "rtmd:n:"
+#define BATCH_MAX (1u << 20)      /* a batch past this goes out at once */
+#define INFLIGHT_MAX (64u << 20)  /* bytes queued or unanswered, all nodes */
+#define REC_HEAD 5
 
 /* KEYS: alive, users, seq. ARGV: token, ttl, id, members... */
 static const char JOIN_LUA[] =
@@ -107,6 +124,8 @@ typedef struct mirror_node {
     bool snapping;
     pending_change *pending;
     size_t npending;
+    uint8_t *out;        /* records queued for it this turn */
+    size_t out_len, out_cap;
 } mirror_node;
 
 typedef struct snapshot_req {
@@ -137,6 +156,15 @@ typedef struct cluster_state {
     mirror_node **nodes;
     size_t nnodes;
     pairmap online;            /* (pid, uid) -> count of other nodes that hold it */
+    pairmap listening;         /* (pid, LISTEN_UID) of this node's listeners */
+    cluster_record_fn handlers[CLUSTER_KINDS];
+    char routed_asked[RTMD_NODE_ID_MAX]; /* whose channel was subscribed */
+    char routed_sub[RTMD_NODE_ID_MAX];   /* ... and confirmed */
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
+    bool flush_armed, flush_closed;
+    uint64_t inflight;         /* bytes queued or published and unanswered */
+    uint64_t rec_sent, rec_dropped, rec_received, rec_malformed;
 } cluster_state;
 
 static cluster_state *state_of(const rtmd_server *srv)
@@ -224,20 +252,20 @@ static void node_add_user(cluster_state *cs, mirror_node *n, int64_t pid, int64_
 {
     if (pairmap_get(&n->users, (uint64_t)pid, (uint64_t)uid))
         return;
-    if (pairmap_put(&n->users, (uint64_t)pid, (uint64_t)uid, (void *)1) == 0)
+    if (pairmap_put(&n->users, (uint64_t)pid, (uint64_t)uid, (void *)1) == 0 && uid != LISTEN_UID)
         online_add(cs, pid, uid);
 }
 
 static void node_remove_user(cluster_state *cs, mirror_node *n, int64_t pid, int64_t uid)
 {
-    if (pairmap_del(&n->users, (uint64_t)pid, (uint64_t)uid))
+    if (pairmap_del(&n->users, (uint64_t)pid, (uint64_t)uid) && uid != LISTEN_UID)
         online_remove(cs, pid, uid);
 }
 
 static void node_clear(cluster_state *cs, mirror_node *n)
 {
     for (size_t i = 0; i < n->users.cap; i++)
-        if (n->users.slots[i].value)
+        if (n->users.slots[i].value && (int64_t)n->users.slots[i].b != LISTEN_UID)
             online_remove(cs, (int64_t)n->users.slots[i].a, (int64_t)n->users.slots[i].b);
     pairmap_free(&n->users);
     memset(&n->users, 0, sizeof n->users);
@@ -252,6 +280,10 @@ static void mirror_drop(cluster_state *cs, const char *which)
         if (strcmp(n->id, id) != 0)
             continue;
         node_clear(cs, n);
+        if (n->out_len)
+            cs->rec_dropped++; /* a batch for a node that went */
+        cs->inflight -= n->out_len;
+        free(n->out);
         free(n->pending);
         free(n);
         cs->nodes[i] = cs->nodes[--cs->nnodes];
@@ -456,6 +488,7 @@ static void drop_connections(cluster_state *cs)
     cs->joined = cs->joining = false;
     cs->refresh_sent_ms = 0;
     cs->broken = false;
+    cs->routed_asked[0] = cs->routed_sub[0] = 0;
     if (a)
         redisAsyncFree(a);
     if (b)
@@ -475,6 +508,7 @@ static void forget_context(cluster_state *cs, const redisAsyncContext *ac)
     if (cs->sub == ac) {
         cs->sub = NULL;
         cs->sub_up = false;
+        cs->routed_asked[0] = cs->routed_sub[0] = 0;
     }
 }
 
@@ -599,6 +633,79 @@ static void keys3(const char *id, char k[3][64])
 
 static void join(cluster_state *cs);
 
+/* One batch of records on this node's channel: every record is checked
+ * against the batch's length before its handler sees it. */
+static void on_batch(cluster_state *cs, const uint8_t *p, size_t len)
+{
+    if (len > CLUSTER_RECORD_MAX + REC_HEAD || len > INFLIGHT_MAX) {
+        cs->rec_malformed++;
+        return;
+    }
+    while (len > 0) {
+        if (len < REC_HEAD) {
+            cs->rec_malformed++;
+            return;
+        }
+        unsigned kind = p[0];
+        size_t n = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
+        if (n > len - REC_HEAD) {
+            cs->rec_malformed++;
+            return;
+        }
+        cs->rec_received++;
+        if (kind < CLUSTER_KINDS && cs->handlers[kind])
+            cs->handlers[kind](cs->srv, p + REC_HEAD, n);
+        else
+            cs->rec_malformed++;
+        p += REC_HEAD + n;
+        len -= REC_HEAD + n;
+    }
+}
+
+/* The subscription of this node's channel: its confirmation, then every
+ * batch. */
+static void on_routed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs;
+    redisReply *reply = r;
+    if (!(cs = reply_state(ac, reply, cs_sub)))
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_str(reply->element[0]))
+        return;
+    const redisReply *kind = reply->element[0], *ch = reply->element[1], *body = reply->element[2];
+    size_t plen = sizeof ROUTED_PREFIX - 1;
+    if (!is_str(ch) || ch->len <= plen || ch->len - plen >= RTMD_NODE_ID_MAX)
+        return;
+    bool ours = strlen(cs->routed_asked) == ch->len - plen && memcmp(ch->str + plen, cs->routed_asked, ch->len - plen) == 0;
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        if (ours) {
+            memcpy(cs->routed_sub, cs->routed_asked, sizeof cs->routed_sub);
+            kick_timer(cs);
+        }
+        return;
+    }
+    if (ours && kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && body->type == REDIS_REPLY_STRING)
+        on_batch(cs, (const uint8_t *)body->str, body->len);
+}
+
+/* Subscribes this node's channel (dropping an older id's). Returns true
+ * once it is confirmed. */
+static bool routed_subscribed(cluster_state *cs)
+{
+    if (strcmp(cs->routed_sub, cs->id) == 0)
+        return true;
+    if (!cs->sub_up || strcmp(cs->routed_asked, cs->id) == 0)
+        return false; /* asked: the confirmation kicks the timer */
+    if (cs->routed_asked[0])
+        redisAsyncCommand(cs->sub, NULL, NULL, "UNSUBSCRIBE " ROUTED_PREFIX "%s", cs->routed_asked);
+    cs->routed_sub[0] = 0;
+    memcpy(cs->routed_asked, cs->id, sizeof cs->routed_asked);
+    if (redisAsyncCommand(cs->sub, on_routed, NULL, "SUBSCRIBE " ROUTED_PREFIX "%s", cs->id) != REDIS_OK)
+        fail(cs, "SUBSCRIBE refused");
+    return false;
+}
+
 static void on_nodeseq(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
@@ -657,8 +764,12 @@ static void join(cluster_state *cs)
             cs->joining = false;
         return;
     }
+    if (!routed_subscribed(cs)) {
+        cs->joining = false;
+        return;
+    }
     rtmd_server *srv = cs->srv;
-    size_t total = users_count(srv), n = 0;
+    size_t total = users_count(srv) + cs->listening.count, n = 0;
     int64_t *uids = malloc((total + 1) * sizeof *uids);
     size_t argc = 9 + total;
     char **argv = malloc(argc * sizeof *argv);
@@ -686,6 +797,13 @@ static void join(cluster_state *cs)
             snprintf(m, 48, "%lld:%lld", (long long)srv->projects[p].pid, (long long)uids[i]);
             argv[argc++] = m;
         }
+    }
+    for (size_t i = 0; i < cs->listening.cap && n < total; i++) {
+        if (!cs->listening.slots[i].value)
+            continue;
+        char *m = members + n++ * 48;
+        snprintf(m, 48, "%lld:%lld", (long long)cs->listening.slots[i].a, (long long)LISTEN_UID);
+        argv[argc++] = m;
     }
     for (size_t i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
@@ -833,6 +951,7 @@ static void on_left(redisAsyncContext *ac, void *r, void *privdata)
 /* ---- the tick ---------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t);
+static void flush_all(cluster_state *cs);
 
 static void kick_timer(cluster_state *cs)
 {
@@ -859,10 +978,13 @@ static void on_tick(uv_timer_t *t)
                 cs->left = true;
         }
         if (cs->left || now - cs->leave_started_ms >= LEAVE_WAIT_MS) {
+            flush_all(cs);
             drop_connections(cs);
             uv_timer_stop(t);
             uv_close((uv_handle_t *)t, NULL);
-            cs->timer_closed = true;
+            uv_close((uv_handle_t *)&cs->flush_check, NULL);
+            uv_close((uv_handle_t *)&cs->flush_idle, NULL);
+            cs->timer_closed = cs->flush_closed = true;
         }
         return;
     }
@@ -912,6 +1034,8 @@ bool cluster_online(rtmd_server *srv, int64_t pid, int64_t uid)
 {
     if (users_online(srv, pid, uid))
         return true;
+    if (uid == LISTEN_UID)
+        return false;
     cluster_state *cs = state_of(srv);
     return cs && pairmap_get(&cs->online, (uint64_t)pid, (uint64_t)uid) != NULL;
 }
@@ -920,6 +1044,170 @@ const char *cluster_node_id(const rtmd_server *srv)
 {
     const cluster_state *cs = state_of(srv);
     return cs && cs->joined ? cs->id : NULL;
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+bool cluster_enabled(const rtmd_server *srv)
+{
+    return state_of(srv) != NULL;
+}
+
+void cluster_on_record(rtmd_server *srv, unsigned kind, cluster_record_fn fn)
+{
+    cluster_state *cs = state_of(srv);
+    if (cs && kind < CLUSTER_KINDS)
+        cs->handlers[kind] = fn;
+}
+
+static void on_published(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)r; /* also without a reply (the connection went): no longer in flight */
+    cluster_state *cs = ac->data;
+    cs->inflight -= (uintptr_t)privdata;
+}
+
+static void publish_batch(cluster_state *cs, mirror_node *n)
+{
+    size_t len = n->out_len;
+    n->out_len = 0;
+    if (!cs->cmd_up || !cs->joined ||
+        redisAsyncCommand(cs->cmd, on_published, (void *)(uintptr_t)len, "PUBLISH " ROUTED_PREFIX "%s %b", n->id,
+                          n->out, len) != REDIS_OK) {
+        cs->inflight -= len;
+        cs->rec_dropped++;
+        return;
+    }
+    cs->rec_sent++;
+    if (n->out_cap > 2 * BATCH_MAX) { /* give a large batch's memory back */
+        free(n->out);
+        n->out = NULL;
+        n->out_cap = 0;
+    }
+}
+
+static void flush_all(cluster_state *cs)
+{
+    for (size_t i = 0; i < cs->nnodes; i++)
+        if (cs->nodes[i]->out_len)
+            publish_batch(cs, cs->nodes[i]);
+    if (cs->flush_armed) {
+        cs->flush_armed = false;
+        uv_check_stop(&cs->flush_check);
+        uv_idle_stop(&cs->flush_idle);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_all(h->data);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    flush_all(h->data);
+}
+
+int cluster_send(rtmd_server *srv, const char *node_id, unsigned kind, const void *data, size_t len)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs)
+        return -1;
+    mirror_node *n = mirror_find(cs, node_id);
+    if (!n || !cs->joined || !cs->cmd_up || kind >= CLUSTER_KINDS || len > CLUSTER_RECORD_MAX ||
+        cs->inflight + REC_HEAD + len > INFLIGHT_MAX || cs->flush_closed) {
+        cs->rec_dropped++;
+        return -1;
+    }
+    size_t need = n->out_len + REC_HEAD + len;
+    if (need > n->out_cap) {
+        size_t cap = n->out_cap ? n->out_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *grown = realloc(n->out, cap);
+        if (!grown) {
+            cs->rec_dropped++;
+            return -1;
+        }
+        n->out = grown;
+        n->out_cap = cap;
+    }
+    uint8_t *p = n->out + n->out_len;
+    p[0] = (uint8_t)kind;
+    p[1] = (uint8_t)(len >> 24);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 8);
+    p[4] = (uint8_t)len;
+    if (len)
+        memcpy(p + REC_HEAD, data, len);
+    n->out_len = need;
+    cs->inflight += REC_HEAD + len;
+    if (n->out_len >= BATCH_MAX) {
+        publish_batch(cs, n);
+    } else if (!cs->flush_armed) {
+        cs->flush_armed = true;
+        uv_check_start(&cs->flush_check, on_flush_check);
+        uv_idle_start(&cs->flush_idle, on_flush_idle);
+    }
+    return 0;
+}
+
+size_t cluster_node_count(const rtmd_server *srv)
+{
+    const cluster_state *cs = state_of(srv);
+    return cs ? cs->nnodes : 0;
+}
+
+const char *cluster_node_at(const rtmd_server *srv, size_t i)
+{
+    const cluster_state *cs = state_of(srv);
+    return cs && i < cs->nnodes ? cs->nodes[i]->id : NULL;
+}
+
+bool cluster_node_holds(const rtmd_server *srv, size_t i, int64_t pid, int64_t uid)
+{
+    const cluster_state *cs = state_of(srv);
+    return cs && i < cs->nnodes && uid != LISTEN_UID &&
+           pairmap_get(&cs->nodes[i]->users, (uint64_t)pid, (uint64_t)uid) != NULL;
+}
+
+bool cluster_remote_online(const rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    const cluster_state *cs = state_of(srv);
+    return cs && cs->online.count && pairmap_get(&cs->online, (uint64_t)pid, (uint64_t)uid) != NULL;
+}
+
+size_t cluster_nodes_of(const rtmd_server *srv, int64_t pid, int64_t uid, size_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (!cluster_remote_online(srv, pid, uid))
+        return 0;
+    size_t count = cluster_node_count(srv);
+    for (size_t i = 0; i < count && n < cap; i++)
+        if (cluster_node_holds(srv, i, pid, uid))
+            out[n++] = i;
+    return n;
+}
+
+bool cluster_node_listens(const rtmd_server *srv, size_t i, int64_t pid)
+{
+    const cluster_state *cs = state_of(srv);
+    return cs && i < cs->nnodes && pairmap_get(&cs->nodes[i]->users, (uint64_t)pid, (uint64_t)LISTEN_UID) != NULL;
+}
+
+void cluster_listening(rtmd_server *srv, int64_t pid, bool on)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs)
+        return;
+    bool was = pairmap_get(&cs->listening, (uint64_t)pid, (uint64_t)LISTEN_UID) != NULL;
+    if (on == was)
+        return;
+    if (on && pairmap_put(&cs->listening, (uint64_t)pid, (uint64_t)LISTEN_UID, (void *)1) != 0)
+        return;
+    if (!on)
+        pairmap_del(&cs->listening, (uint64_t)pid, (uint64_t)LISTEN_UID);
+    publish_change(srv, on ? '+' : '-', pid, LISTEN_UID);
 }
 
 /* ---- module ------------------------------------------------------------ */
@@ -963,6 +1251,9 @@ static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
     snprintf(cs->token, sizeof cs->token, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
     uv_timer_init(srv->loop, &cs->timer);
     cs->timer.data = cs;
+    uv_check_init(srv->loop, &cs->flush_check);
+    uv_idle_init(srv->loop, &cs->flush_idle);
+    cs->flush_check.data = cs->flush_idle.data = cs;
     uv_timer_start(&cs->timer, on_tick, 0, CLUSTER_TICK_MS);
     return 0;
 }
@@ -977,10 +1268,16 @@ static void cluster_free(rtmd_server *srv)
     for (size_t i = 0; i < cs->nnodes; i++) {
         pairmap_free(&cs->nodes[i]->users);
         free(cs->nodes[i]->pending);
+        free(cs->nodes[i]->out);
         free(cs->nodes[i]);
     }
     free(cs->nodes);
     pairmap_free(&cs->online);
+    pairmap_free(&cs->listening);
+    if (!cs->flush_closed) {
+        uv_close((uv_handle_t *)&cs->flush_check, NULL);
+        uv_close((uv_handle_t *)&cs->flush_idle, NULL);
+    }
     if (rtmd_timer_release(&cs->timer, cs->timer_closed))
         free(cs);
     /* else the loop never closed the timer: its memory stays linked */
@@ -996,6 +1293,15 @@ static void cluster_metrics(const rtmd_server *srv, prom_out *out)
     prom_metric(out, "rtmd_cluster_other_nodes", "gauge", "Other nodes the presence mirror follows.", cs->nnodes);
     prom_metric(out, "rtmd_cluster_remote_online_users", "gauge", "Users online on other nodes, by the presence mirror.",
                 cs->online.count);
+    prom_metric(out, "rtmd_cluster_batches_sent_total", "counter",
+                "Batches of records published to other nodes (one per node and loop turn).", cs->rec_sent);
+    prom_metric(out, "rtmd_cluster_records_dropped_total", "counter",
+                "Records or batches for other nodes dropped: Redis away, a node gone, or too much in flight.",
+                cs->rec_dropped);
+    prom_metric(out, "rtmd_cluster_records_received_total", "counter", "Records received from other nodes.",
+                cs->rec_received);
+    prom_metric(out, "rtmd_cluster_records_malformed_total", "counter",
+                "Records received that did not parse or had no handler.", cs->rec_malformed);
 }
 
 static const rtmd_observer cluster_observers[] = {
