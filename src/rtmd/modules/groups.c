@@ -22,6 +22,7 @@
  * membership on the client gate; getusergroups lists the caller's groups. */
 #include "groups.h"
 #include "clock.h"
+#include "cluster.h"
 #include "idset.h"
 
 #include "log.h"
@@ -439,7 +440,7 @@ static size_t count_online(rtmd_server *srv, int64_t pid, const int64_t *members
 {
     size_t on = 0;
     for (size_t i = 0; i < n; i++)
-        on += users_online(srv, pid, members[i]);
+        on += cluster_online(srv, pid, members[i]);
     return on;
 }
 
@@ -482,7 +483,7 @@ static void method_getgroupmembers(rtmd_request *req)
     mp_pack_cstr(&pk, "onlines");
     msgpack_pack_array(&pk, (uint32_t)on);
     for (size_t i = 0; i < n; i++)
-        if (users_online(req->srv, pid, members[i]))
+        if (cluster_online(req->srv, pid, members[i]))
             msgpack_pack_int64(&pk, members[i]);
     request_answer(req, &body);
     msgpack_sbuffer_destroy(&body);

@@ -29,6 +29,7 @@
  * pushroommsg (every mtype, as the SDKs dispatch chat and file types by
  * mtype themselves) and pushevent {pid, event, uid, time (unix seconds),
  * endpoint ("ip:port" of the user's connection, "" for logout), data}. */
+#include "cluster.h"
 #include "log.h"
 #include "messages.h"
 #include "methods.h"
@@ -83,13 +84,30 @@ static rtmd_listener_state *find_listener(struct listen_state *s, const rtmd_con
     return NULL;
 }
 
+/* Tells the cluster whether this node has listeners of pid (so that other
+ * nodes send it their messages of pid: messages.c route). */
+static void listening_changed(rtmd_server *srv, int64_t pid)
+{
+    if (!cluster_enabled(srv))
+        return;
+    bool any = false;
+    for (rtmd_listener_state *l = state(srv)->head; l && !any; l = l->next)
+        any = l->pid == pid;
+    cluster_listening(srv, pid, any);
+}
+
 static rtmd_listener_state *listener_of(rtmd_request *req)
 {
     rtmd_conn *c = req->conn;
     struct listen_state *s = state(req->srv);
     rtmd_listener_state *l = find_listener(s, c);
     if (l) {
+        int64_t was = l->pid;
         l->pid = req->project->pid; /* the project it last signed for */
+        if (was != l->pid) {
+            listening_changed(req->srv, was);
+            listening_changed(req->srv, l->pid);
+        }
         return l;
     }
     l = calloc(1, sizeof *l);
@@ -101,6 +119,7 @@ static rtmd_listener_state *listener_of(rtmd_request *req)
     if (s->head)
         s->head->prev = l;
     s->head = l;
+    listening_changed(req->srv, l->pid);
     return l;
 }
 
@@ -485,8 +504,11 @@ static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
     if (ev->conn->gate != GATE_SERVER_TCP)
         return;
     rtmd_listener_state *l = find_listener(state(srv), ev->conn);
-    if (l)
+    if (l) {
+        int64_t pid = l->pid;
         listener_free(state(srv), l);
+        listening_changed(srv, pid);
+    }
 }
 
 /* ---- module life cycle ---- */

@@ -64,11 +64,19 @@
  * and, with the project's p2p_require_friend, a receiver who does not
  * count the sender as a friend refuses it (200043); a sendmsgs any
  * receiver refuses is refused whole. The app server is subject to neither
- * (friends.c says why). */
+ * (friends.c says why).
+ *
+ * Across nodes (docs/cluster.md). With a cluster, deliver() also sends the
+ * message's fields (not its packet) once to every other node that holds a
+ * receiver or listens to the project (route); that node pushes it to its
+ * own receivers and fires RTMD_EV_MESSAGE for its own listeners
+ * (deliver_remote), so each listener gets each message once and string
+ * ids are named by the node that knows them. */
 #include "messages.h"
 
 #include "bans.h"
 #include "clock.h"
+#include "cluster.h"
 #include "friends.h"
 #include "groups.h"
 #include "identity.h"
@@ -130,6 +138,7 @@ struct messages_state {
     rtm_buf listened;         /* the same with businessid, for listeners (listened_packet) */
     int64_t *uids;            /* receivers of the fan-out being sent */
     size_t uids_cap;
+    msgpack_sbuffer record;   /* a message for other nodes (route) */
 };
 
 static struct messages_state *state(rtmd_server *srv)
@@ -869,7 +878,7 @@ static const rtm_buf *listened_packet(struct messages_state *s, const msg_job *j
     return rc == 0 ? &s->listened : &s->packet;
 }
 
-static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
+static void deliver_local(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
     if (encode_push(s, j, t, &s->packet, NULL, NULL) != 0) {
@@ -902,6 +911,172 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
     events_fire(&srv->net.events, srv,
                 &(rtmd_event){.kind = RTMD_EV_MESSAGE, .pid = j->pid, .uid = j->from, .conv_type = t->conv.conv_type,
                               .to = t->to, .packet = listened->data, .len = listened->len});
+}
+
+/* ---- across nodes ---- */
+
+/* Fields of a message record, in this order (a msgpack array). */
+enum { R_PID, R_CONV, R_TO, R_ID, R_MTIME, R_FROM, R_MID, R_MTYPE, R_BINARY, R_MSG, R_ATTRS, R_BUSINESS, R_N };
+
+static void encode_record(msgpack_sbuffer *b, const msg_job *j, const msg_target *t)
+{
+    msgpack_sbuffer_clear(b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, R_N);
+    msgpack_pack_int64(&pk, j->pid);
+    msgpack_pack_int(&pk, t->conv.conv_type);
+    msgpack_pack_int64(&pk, t->to);
+    msgpack_pack_int64(&pk, t->id);
+    msgpack_pack_int64(&pk, t->mtime);
+    msgpack_pack_int64(&pk, j->from);
+    msgpack_pack_int64(&pk, j->mid);
+    msgpack_pack_int(&pk, j->mtype);
+    if (j->is_binary)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+    msgpack_pack_bin(&pk, j->msg_len);
+    msgpack_pack_bin_body(&pk, j->msg, j->msg_len);
+    msgpack_pack_bin(&pk, j->attrs_len);
+    msgpack_pack_bin_body(&pk, j->attrs, j->attrs_len);
+    size_t bl = strlen(j->business);
+    msgpack_pack_str(&pk, bl);
+    msgpack_pack_str_body(&pk, j->business, bl);
+}
+
+/* Marks in want[] the other nodes holding an online member of the group
+ * but the sender; returns how many are marked. */
+static size_t want_group(rtmd_server *srv, const msg_job *j, const msg_target *t, bool *want, size_t nodes)
+{
+    size_t n, marked = 0;
+    const int64_t *uids = groups_members(srv, j->pid, t->to, &n);
+    for (size_t i = 0; i < n && marked < nodes; i++) {
+        if (uids[i] == j->from || !cluster_remote_online(srv, j->pid, uids[i]))
+            continue;
+        for (size_t k = 0; k < nodes; k++)
+            if (!want[k] && cluster_node_holds(srv, k, j->pid, uids[i])) {
+                want[k] = true;
+                marked++;
+            }
+    }
+    return marked;
+}
+
+/* Sends the message once to each other node that has a receiver of it
+ * (p2p: the receiver's nodes; group: the nodes of its online members;
+ * room and broadcast: every node, which finds its own members) or an app
+ * server listening to the project. */
+static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    size_t nodes = cluster_node_count(srv);
+    if (nodes == 0)
+        return;
+    if (nodes > CLUSTER_NODES_MAX)
+        nodes = CLUSTER_NODES_MAX;
+    bool want[CLUSTER_NODES_MAX];
+    bool all = t->conv.conv_type == CONV_ROOM || t->conv.conv_type == CONV_BROADCAST;
+    memset(want, all, nodes);
+    if (t->conv.conv_type == CONV_P2P && cluster_remote_online(srv, j->pid, t->to)) {
+        for (size_t k = 0; k < nodes; k++)
+            want[k] = cluster_node_holds(srv, k, j->pid, t->to);
+    } else if (t->conv.conv_type == CONV_GROUP) {
+        want_group(srv, j, t, want, nodes);
+    }
+    struct messages_state *s = state(srv);
+    bool encoded = false;
+    for (size_t k = 0; k < nodes; k++) {
+        if (!want[k] && !cluster_node_listens(srv, k, j->pid))
+            continue;
+        if (!encoded) {
+            encode_record(&s->record, j, t);
+            encoded = true;
+        }
+        cluster_send(srv, cluster_node_at(srv, k), CLUSTER_REC_MESSAGE, s->record.data, s->record.size);
+    }
+}
+
+static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    deliver_local(srv, j, t);
+    if (cluster_enabled(srv))
+        route(srv, j, t);
+}
+
+static bool rec_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
+        *out = (int64_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *out = o->via.i64;
+    else
+        return false;
+    return *out >= min && *out <= max;
+}
+
+static bool rec_bytes(const msgpack_object *o, const char **p, size_t *n)
+{
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = o->via.bin.ptr;
+        *n = o->via.bin.size;
+    } else if (o->type == MSGPACK_OBJECT_STR) {
+        *p = o->via.str.ptr;
+        *n = o->via.str.size;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* A message record from another node (route): pushed to this node's
+ * receivers and listeners. Hostile bytes: every field is checked, the
+ * project must be one of ours, and the record is dropped otherwise. */
+static void deliver_remote(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    if (len == 0 || data[0] != (0x90 | R_N) || rtm_msgpack_check(data, len) != 0)
+        goto bad;
+    msgpack_zone *zone = msgpack_zone_new(len + 256);
+    if (!zone)
+        return;
+    msgpack_object o;
+    size_t off = 0;
+    msg_job j = {0};
+    msg_target t = {0};
+    int64_t pid, conv, mtype;
+    const char *msg, *attrs, *business;
+    size_t business_len;
+    bool ok = msgpack_unpack((const char *)data, len, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS && off == len &&
+              o.type == MSGPACK_OBJECT_ARRAY && o.via.array.size == R_N;
+    const msgpack_object *f = ok ? o.via.array.ptr : NULL;
+    ok = ok && rec_int(&f[R_PID], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
+         rec_int(&f[R_CONV], CONV_P2P, CONV_BROADCAST, &conv) && rec_int(&f[R_TO], INT64_MIN, INT64_MAX, &t.to) &&
+         rec_int(&f[R_ID], 0, INT64_MAX, &t.id) && rec_int(&f[R_MTIME], 0, INT64_MAX, &t.mtime) &&
+         rec_int(&f[R_FROM], INT64_MIN, INT64_MAX, &j.from) && rec_int(&f[R_MID], INT64_MIN, INT64_MAX, &j.mid) &&
+         rec_int(&f[R_MTYPE], MTYPE_MIN, MTYPE_MAX, &mtype) && f[R_BINARY].type == MSGPACK_OBJECT_BOOLEAN &&
+         rec_bytes(&f[R_MSG], &msg, &j.msg_len) && rec_bytes(&f[R_ATTRS], &attrs, &j.attrs_len) &&
+         f[R_BUSINESS].type == MSGPACK_OBJECT_STR && rec_bytes(&f[R_BUSINESS], &business, &business_len) &&
+         business_len <= RTMD_BUSINESS_ID_MAX && !memchr(business, 0, business_len);
+    if (ok) {
+        j.pid = pid;
+        j.mtype = (int)mtype;
+        j.mtime = t.mtime;
+        j.is_binary = f[R_BINARY].via.boolean;
+        j.msg = (uint8_t *)msg;
+        j.attrs = (char *)attrs;
+        memcpy(j.business, business, business_len);
+        j.business[business_len] = 0;
+        j.ntargets = 1;
+        j.targets = &t;
+        t.conv = conv_of((int)conv, j.from, t.to);
+        if (conv == CONV_BROADCAST)
+            t.to = 0;
+        deliver_local(srv, &j, &t);
+    }
+    msgpack_zone_free(zone);
+    if (ok)
+        return;
+bad:
+    LOG_WARN("messages: a malformed message record from another node was dropped");
 }
 
 static void answer_mtime(rtmd_request *req, int64_t mtime)
@@ -1176,7 +1351,9 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     msgpack_sbuffer_init(&s->body);
+    msgpack_sbuffer_init(&s->record);
     srv->svc->messages = s;
+    cluster_on_record(srv, CLUSTER_REC_MESSAGE, deliver_remote);
     newest_msg max = {0, 0, false};
     if (module_load(srv, load_newest, &max) != DB_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
@@ -1206,6 +1383,7 @@ static void messages_free(rtmd_server *srv)
     if (!s)
         return;
     msgpack_sbuffer_destroy(&s->body);
+    msgpack_sbuffer_destroy(&s->record);
     rtm_buf_free(&s->packet);
     rtm_buf_free(&s->named);
     rtm_buf_free(&s->listened);

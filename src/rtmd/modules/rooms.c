@@ -28,6 +28,7 @@
 #include "rooms.h"
 
 #include "idset.h"
+#include "cluster.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -429,7 +430,7 @@ static void method_addroommember(rtmd_request *req)
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
-    if (!users_online(req->srv, req->project->pid, uid)) {
+    if (!cluster_online(req->srv, req->project->pid, uid)) {
         request_error(req, RTM_EC_NOT_ONLINE, "user is not online");
         return;
     }
@@ -484,7 +485,7 @@ static void method_addroommembers(rtmd_request *req)
         return;
     int64_t pid = req->project->pid;
     for (uint32_t i = 0; i < n; i++) {
-        if (!users_online(req->srv, pid, uids[i]))
+        if (!cluster_online(req->srv, pid, uids[i]))
             continue;
         int rc = room_join(req->srv, pid, uids[i], rid, req->project->limits.max_rooms_per_user);
         if (rc < 0) {
@@ -524,7 +525,7 @@ static void method_adduserrooms(rtmd_request *req)
         return;
     rtmd_server *srv = req->srv;
     int64_t pid = req->project->pid;
-    if (!users_online(srv, pid, uid)) {
+    if (!cluster_online(srv, pid, uid)) {
         free(rids);
         request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
         return;

@@ -1,0 +1,235 @@
+'use strict';
+// Messages across the nodes of a cluster (docs/cluster.md, "Messages
+// across nodes"): a message stored through one node reaches its receivers
+// connected to the other node exactly once, with the same fields (binary
+// msg and attrs too), for p2p, sendmsgs, group, room and broadcast
+// messages; a string-id receiver on the other node is named by strings; an
+// app server listening on one node gets each message sent through the
+// other once; getgroupmembers {online} sees members online on the other
+// node; records from Redis that do not parse change nothing.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fpnn = require('./lib/fpnn');
+const { appServer, login, answerPushes, recordPushes } = require('./lib/rtm');
+const { sanitizerReports, waitFor, withLogs, sleep } = require('./lib/rtmd');
+const { startCluster } = require('./lib/cluster');
+const net = require('node:net');
+
+const PID = 7401;
+const APP_ID = 'Clroute0123456789abcdefG';
+const I = fpnn.int64;
+const big = (v) => fpnn.toBigInt(v);
+let nextMid = 1;
+const freshMid = () => nextMid++;
+
+describe('cluster routing of messages', () => {
+  let c;
+  const apps = [];
+  const links = [];
+  const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => (c ? c.nodes : []), fn));
+
+  before(async () => {
+    c = await startCluster({
+      nodes: 2,
+      redis: true,
+      projects: [{ pid: PID, secret: 'cluster-route-secret', app_id: APP_ID, app_key: 'cluster-route-key' }],
+    });
+    for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));
+    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
+  });
+
+  after(async () => {
+    for (const l of links) if (!l.isClosed) l.destroy();
+    for (const a of apps) if (!a.client.isClosed) await a.close();
+    if (c) await c.stop();
+    assert.deepEqual(sanitizerReports(), []);
+  });
+
+  // uid logged in on node n; waits until the other node sees it online.
+  const user = async (n, uid) => {
+    const u = await login(c.nodes[n], apps[n], uid);
+    links.push(u.client);
+    const seen = async () => (await apps[1 - n].call('getonlineusers', { uids: [I(uid)] })).uids.length === 1;
+    assert.ok(await waitFor(seen, 5000), `node ${1 - n} sees ${uid} online`);
+    return u;
+  };
+  const byMid = (method, mid) => (q) => q.method === method && fpnn.toNumber(q.payload.mid) === mid;
+  const count = (u, method, mid) => u.pushes.filter(byMid(method, mid)).length;
+  // Waits for the push, then a moment more: exactly one arrived.
+  const once = async (u, method, mid) => {
+    const p = await u.waitPush(byMid(method, mid));
+    await sleep(150);
+    assert.equal(count(u, method, mid), 1, `${method} ${mid}: exactly one`);
+    return p;
+  };
+
+  it('p2p both ways: the receiver on the other node gets one pushmsg with the same fields', async () => {
+    const a = await user(0, 1001);
+    const b = await user(1, 1002);
+    const attrs = '{"k":"v"}';
+    let mid = freshMid();
+    const r1 = await a.call('sendmsg', { to: I(1002), mid: I(mid), mtype: 30, msg: Buffer.from([0, 1, 2, 255]), attrs });
+    let p = await once(b, 'pushmsg', mid);
+    assert.deepEqual(fpnn.normalize(p.payload), {
+      from: 1001n, to: 1002n, mtype: 30n, mid: BigInt(mid), msg: Buffer.from([0, 1, 2, 255]), attrs, mtime: big(r1.mtime),
+    });
+    assert.equal(count(a, 'pushmsg', mid), 0, 'the sender gets no copy');
+    mid = freshMid();
+    const r2 = await b.call('sendmsg', { to: I(1001), mid: I(mid), mtype: 7, msg: 'back', attrs: '' });
+    p = await once(a, 'pushmsg', mid);
+    assert.deepEqual(fpnn.normalize(p.payload), {
+      from: 1002n, to: 1001n, mtype: 7n, mid: BigInt(mid), msg: 'back', attrs: '', mtime: big(r2.mtime),
+    });
+    // Through the app server of node 2 to a receiver on node 1.
+    mid = freshMid();
+    await apps[1].call('sendmsg', { from: I(1002), to: I(1001), mid: I(mid), mtype: 8, msg: 'server', attrs: '' });
+    await once(a, 'pushmsg', mid);
+  });
+
+  it('sendmsgs reaches receivers on both nodes once each', async () => {
+    const a = await user(0, 1101);
+    const b = await user(0, 1102);
+    const d = await user(1, 1103);
+    const mid = freshMid();
+    await a.call('sendmsgs', { tos: [I(1102), I(1103)], mid: I(mid), mtype: 30, msg: 'to both', attrs: '' });
+    const pb = await once(b, 'pushmsg', mid);
+    const pd = await once(d, 'pushmsg', mid);
+    assert.equal(fpnn.toNumber(pb.payload.to), 1102);
+    assert.equal(fpnn.toNumber(pd.payload.to), 1103);
+    assert.equal(count(a, 'pushmsg', mid), 0);
+  });
+
+  it('a group message reaches members on both nodes once; getgroupmembers {online} sees both nodes', async () => {
+    const gid = I(77);
+    // Group changes are not seen across nodes yet: each node is told.
+    for (const app of apps) await app.call('addgroupmembers', { gid, uids: [I(1201), I(1202), I(1203), I(1204)] });
+    const a = await user(0, 1201);
+    const b = await user(0, 1202);
+    const d = await user(1, 1203);
+    const mid = freshMid();
+    await a.call('sendgroupmsg', { gid, mid: I(mid), mtype: 30, msg: 'group', attrs: 'ga' });
+    const pb = await once(b, 'pushgroupmsg', mid);
+    const pd = await once(d, 'pushgroupmsg', mid);
+    assert.deepEqual(fpnn.normalize(pd.payload), fpnn.normalize(pb.payload));
+    assert.equal(fpnn.toNumber(pd.payload.gid), 77);
+    assert.equal(count(a, 'pushgroupmsg', mid), 0, 'the sender gets no copy');
+    const m = await apps[0].call('getgroupmembers', { gid, online: true });
+    assert.deepEqual(m.onlines.map(fpnn.toNumber).sort(), [1201, 1202, 1203]);
+    const cnt = await apps[0].call('getgroupcount', { gid, online: true });
+    assert.equal(fpnn.toNumber(cnt.online), 3);
+    const fromClient = await a.call('getgroupmembers', { gid, online: true });
+    assert.deepEqual(fromClient.onlines.map(fpnn.toNumber).sort(), [1201, 1202, 1203]);
+  });
+
+  it('broadcast reaches users on both nodes', async () => {
+    const a = await user(0, 1301);
+    const b = await user(1, 1302);
+    const mid = freshMid();
+    await apps[0].call('broadcastmsg', { from: I(1), mid: I(mid), mtype: 30, msg: 'all', attrs: '' });
+    const pa = await once(a, 'pushbroadcastmsg', mid);
+    const pb = await once(b, 'pushbroadcastmsg', mid);
+    assert.deepEqual(fpnn.normalize(pb.payload), fpnn.normalize(pa.payload));
+  });
+
+  it('a room message reaches a member who entered the room on the other node', async () => {
+    const a = await user(0, 1401);
+    const b = await user(1, 1402);
+    const rid = I(88);
+    await a.call('enterroom', { rid });
+    await b.call('enterroom', { rid });
+    const mid = freshMid();
+    await a.call('sendroommsg', { rid, mid: I(mid), mtype: 30, msg: 'room', attrs: '' });
+    const p = await once(b, 'pushroommsg', mid);
+    assert.equal(fpnn.toNumber(p.payload.rid), 88);
+    assert.equal(fpnn.toNumber(p.payload.from), 1401);
+    assert.equal(count(a, 'pushroommsg', mid), 0);
+    // The app server adds a user online on the other node to a room.
+    await apps[0].call('addroommember', { rid: I(89), uid: I(1402) });
+  });
+
+  it('a string-id receiver on node 2 gets string ids', async () => {
+    const { token } = await apps[1].call('getrtstoken', { uid: 'route.xena' });
+    const x = await fpnn.connect({ host: '127.0.0.1', port: c.nodes[1].ports.client_tcp });
+    links.push(x);
+    answerPushes(x);
+    recordPushes(x);
+    assert.deepEqual(await x.quest('auth', { appid: APP_ID, uid: 'route.xena', token }), { ok: true });
+    const { uids } = await apps[0].call('getuserids', { ids: ['route.xena'] });
+    const xuid = uids['route.xena'];
+    const a = await user(0, 1501);
+    const seen = async () => (await apps[0].call('getonlineusers', { uids: [xuid] })).uids.length === 1;
+    assert.ok(await waitFor(seen, 5000), 'node 1 sees the string-id user online');
+    const mid = freshMid();
+    await a.call('sendmsg', { to: xuid, mid: I(mid), mtype: 30, msg: 'hi xena', attrs: '' });
+    const p = await x.waitPush(byMid('pushmsg', mid));
+    assert.equal(p.payload.to, 'route.xena');
+    assert.equal(fpnn.toNumber(p.payload.from), 1501);
+    assert.equal(p.payload.msg, 'hi xena');
+  });
+
+  it('an app server listening on node 1 gets one pushmsg for a message sent through node 2', async () => {
+    const l = await appServer(c.nodes[0], { project: apps[0].project });
+    answerPushes(l.client);
+    recordPushes(l.client);
+    await l.call('addlisten', { p2p: true });
+    // Node 2 learns that node 1 listens to the project.
+    const member = `${PID}:-9223372036854775808`;
+    const listening = () => c.redis.cli('--scan', '--pattern', 'rtmd:{n*}:users').split('\n').filter(Boolean)
+      .some((k) => c.redis.cli('SISMEMBER', k, member) === '1');
+    assert.ok(await waitFor(listening, 5000), 'node 1 publishes its listener');
+    await sleep(200);
+    // Neither the sender nor the receiver is on node 1.
+    const mid = freshMid();
+    await apps[1].call('sendmsg', { from: I(1601), to: I(1602), mid: I(mid), mtype: 30, msg: 'listened', attrs: '' });
+    const p = await l.client.waitPush(byMid('pushmsg', mid));
+    assert.equal(p.payload.msg, 'listened');
+    // And one sent through node 1 with the receiver on node 2: once too.
+    const b = await user(1, 1603);
+    const mid2 = freshMid();
+    await apps[0].call('sendmsg', { from: I(1601), to: I(1603), mid: I(mid2), mtype: 30, msg: 'local', attrs: '' });
+    await once(b, 'pushmsg', mid2);
+    await sleep(150);
+    assert.equal(l.client.pushes.filter(byMid('pushmsg', mid)).length, 1);
+    assert.equal(l.client.pushes.filter(byMid('pushmsg', mid2)).length, 1);
+    await l.close();
+    assert.ok(await waitFor(() => !listening(), 5000), 'node 1 no longer listens');
+  });
+
+  // PUBLISH of raw bytes (redis-cli cannot pass a NUL byte).
+  const publishRaw = (channel, payloads) => new Promise((resolve, reject) => {
+    const { port } = new URL(c.redis.url);
+    const s = net.connect(Number(port), '127.0.0.1');
+    let got = '';
+    const bulk = (b) => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
+    s.on('data', (d) => {
+      got += d;
+      if (got.split('\r\n').length > payloads.length) {
+        s.end();
+        resolve();
+      }
+    });
+    s.on('error', reject);
+    for (const p of payloads) s.write(Buffer.concat([Buffer.from('*3\r\n'), bulk(Buffer.from('PUBLISH')), bulk(Buffer.from(channel)), bulk(p)]));
+  });
+
+  it('malformed records on a node\'s channel are dropped and routing goes on', async () => {
+    const ids = c.redis.cli('SMEMBERS', 'rtmd:nodes').split('\n').filter(Boolean);
+    const B = (...b) => Buffer.from(b);
+    const junk = [B(), Buffer.from('x'), B(1), Buffer.concat([B(1, 0, 0, 0, 9), Buffer.from('abc')]), B(1, 0, 0, 0, 1, 0xc1),
+      B(9, 0, 0, 0, 0), B(1, 0, 0, 0, 2, 0x9c, 0xc0), B(1, 0, 0, 0, 1, 0x9c), B(1, 0xff, 0xff, 0xff, 0xff, 0x9c),
+      // Twelve fields of the wrong types, and a project this cluster does not serve.
+      Buffer.concat([B(1, 0, 0, 0, 13, 0x9c), Buffer.alloc(12, 0xc0)]),
+      Buffer.concat([B(1, 0, 0, 0, 25, 0x9c, 0x01, 0x01, 0x05, 0x01, 0x01, 0x02, 0x01, 0x1e, 0xc2, 0xc4, 0x00, 0xc4, 0x00, 0xa0),
+        Buffer.alloc(6, 0)])];
+    for (const id of ids) await publishRaw(`rtmd:n:${id}`, junk);
+    const a = await user(0, 1701);
+    const b = await user(1, 1702);
+    const mid = freshMid();
+    await a.call('sendmsg', { to: I(1702), mid: I(mid), mtype: 30, msg: 'still', attrs: '' });
+    await once(b, 'pushmsg', mid);
+    const metrics = await fetch(c.nodes[1].url('http', '/metrics')).then((r) => r.text());
+    const malformed = Number(/rtmd_cluster_records_malformed_total (\d+)/.exec(metrics)[1]);
+    assert.ok(malformed >= 4, `malformed records counted (${malformed})`);
+  });
+});
