@@ -33,7 +33,8 @@ describe('cluster routing of messages', () => {
     c = await startCluster({
       nodes: 2,
       redis: true,
-      projects: [{ pid: PID, secret: 'cluster-route-secret', app_id: APP_ID, app_key: 'cluster-route-key' }],
+      projects: [{ pid: PID, secret: 'cluster-route-secret', app_id: APP_ID, app_key: 'cluster-route-key',
+        max_msg_bytes: 65536 }],
     });
     for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));
     assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
@@ -194,6 +195,62 @@ describe('cluster routing of messages', () => {
     assert.equal(l.client.pushes.filter(byMid('pushmsg', mid2)).length, 1);
     await l.close();
     assert.ok(await waitFor(() => !listening(), 5000), 'node 1 no longer listens');
+  });
+
+  const metric = async (n, name) => {
+    const text = await fetch(c.nodes[n].url('http', '/metrics')).then((r) => r.text());
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+
+  it('one loop turn, one batch per node: sendmsgs to 20 receivers on node 2 is one PUBLISH, or two past 1 MiB', async () => {
+    const a = await user(0, 1801);
+    const tos = [];
+    const users = [];
+    for (let i = 0; i < 20; i++) {
+      tos.push(1810 + i);
+      users.push(await user(1, 1810 + i));
+    }
+    const sent = await metric(0, 'rtmd_cluster_batches_sent_total');
+    const received = await metric(1, 'rtmd_cluster_records_received_total');
+    const mid = freshMid();
+    await a.call('sendmsgs', { tos: tos.map(I), mid: I(mid), mtype: 30, msg: 'many', attrs: '' });
+    for (const u of users) await once(u, 'pushmsg', mid);
+    assert.equal(await metric(0, 'rtmd_cluster_batches_sent_total') - sent, 1, 'one batch');
+    assert.equal(await metric(1, 'rtmd_cluster_records_received_total') - received, 20, 'twenty records');
+    // 20 records of 60 KiB: past 1 MiB a batch goes out, the rest follow in a second one.
+    const mid2 = freshMid();
+    const big60 = Buffer.alloc(60 * 1024, 7);
+    await a.call('sendmsgs', { tos: tos.map(I), mid: I(mid2), mtype: 30, msg: big60, attrs: '' });
+    for (const u of users) assert.deepEqual((await once(u, 'pushmsg', mid2)).payload.msg, big60);
+    assert.equal(await metric(0, 'rtmd_cluster_batches_sent_total') - sent, 3, 'two batches more');
+  });
+
+  it('while Redis is away records are dropped and counted; the message is in history; routing resumes', async () => {
+    const a = await user(0, 1901);
+    const b = await user(1, 1902);
+    const dropped = await metric(0, 'rtmd_cluster_records_dropped_total');
+    const mid = freshMid();
+    await c.redis.restart(async () => {
+      await sleep(300);
+      await a.call('sendmsg', { to: I(1902), mid: I(mid), mtype: 30, msg: 'lost push', attrs: '' });
+      await sleep(300);
+    });
+    assert.ok(await metric(0, 'rtmd_cluster_records_dropped_total') > dropped, 'the record was dropped and counted');
+    assert.equal(count(b, 'pushmsg', mid), 0);
+    const h = await b.call('getp2pmsg', { ouid: I(1901), desc: true, num: 10, begin: I(0), end: I(0), lastid: I(0) });
+    // [id, direction, mtype, mid, deleted, msg, attrs, mtime]
+    assert.ok(h.msgs.some((m) => fpnn.toNumber(m[3]) === mid && m[5] === 'lost push'),
+      'the message is in the receiver\'s history');
+    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 15000), 'both nodes joined again');
+    const seen = async () => (await apps[0].call('getonlineusers', { uids: [I(1902)] })).uids.length === 1;
+    assert.ok(await waitFor(seen, 10000));
+    const mid2 = freshMid();
+    const again = async () => {
+      await a.call('sendmsg', { to: I(1902), mid: I(mid2), mtype: 30, msg: 'after', attrs: '' });
+      return count(b, 'pushmsg', mid2) > 0 || (await b.waitPush(byMid('pushmsg', mid2), 1000).then(() => true, () => false));
+    };
+    assert.ok(await again(), 'routing works again after Redis is back');
   });
 
   // PUBLISH of raw bytes (redis-cli cannot pass a NUL byte).

@@ -66,8 +66,8 @@
 #define REPLY_TIMEOUT_MS 3000
 #define LISTEN_UID INT64_MIN
 #define ROUTED_PREFIX "rtmd:n:"
-#define BATCH_MAX (1u << 20)      /* a batch past this goes out at once */
-#define INFLIGHT_MAX (64u << 20)  /* bytes queued or unanswered, all nodes */
+#define BATCH_MAX (1u << 20)      /* records of a batch, unless one is larger */
+#define INFLIGHT_MAX (128u << 20) /* bytes queued or unanswered, all nodes */
 #define REC_HEAD 5
 
 /* KEYS: alive, users, seq. ARGV: token, ttl, id, members... */
@@ -637,7 +637,7 @@ static void join(cluster_state *cs);
  * against the batch's length before its handler sees it. */
 static void on_batch(cluster_state *cs, const uint8_t *p, size_t len)
 {
-    if (len > CLUSTER_RECORD_MAX + REC_HEAD || len > INFLIGHT_MAX) {
+    if (len > CLUSTER_RECORD_MAX + REC_HEAD && len > BATCH_MAX) {
         cs->rec_malformed++;
         return;
     }
@@ -1119,6 +1119,8 @@ int cluster_send(rtmd_server *srv, const char *node_id, unsigned kind, const voi
         cs->rec_dropped++;
         return -1;
     }
+    if (n->out_len && n->out_len + REC_HEAD + len > BATCH_MAX)
+        publish_batch(cs, n); /* a batch holds at most BATCH_MAX or one record */
     size_t need = n->out_len + REC_HEAD + len;
     if (need > n->out_cap) {
         size_t cap = n->out_cap ? n->out_cap : 4096;

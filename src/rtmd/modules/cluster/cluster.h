@@ -38,7 +38,7 @@ const char *cluster_node_id(const rtmd_server *srv);
  * registered for its kind. Pub/sub is at most once: a record is dropped
  * (and counted in /metrics) when Redis is away or too much is in flight. */
 #define CLUSTER_NODES_MAX 1024 /* other nodes followed */
-#define CLUSTER_RECORD_MAX (64u << 20)
+#define CLUSTER_RECORD_MAX (48u << 20) /* above two 16 MiB fields (msg, attrs) */
 
 /* Kinds, one per user of the seam. */
 enum { CLUSTER_REC_MESSAGE = 1, CLUSTER_KINDS };
