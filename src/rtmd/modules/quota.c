@@ -2,6 +2,7 @@
 #include "quota.h"
 
 #include "clock.h"
+#include "cluster.h"
 #include "log.h"
 #include "methods.h"
 #include "rtm_errors.h"
@@ -47,19 +48,22 @@ struct quota_state {
 /* ---- buckets ---- */
 
 /* Refills b for now_ms and tells whether it allows a charge of cost. A
- * rate of 0 allows everything. */
-static bool bucket_allows(rate_bucket *b, uint32_t rate, uint32_t burst, uint64_t cost, uint64_t now_ms)
+ * rate of 0 allows everything. In a cluster a bucket holds the share of
+ * the limit this node enforces: rate and burst divided by split (see
+ * quota.h). */
+static bool bucket_allows(rate_bucket *b, uint32_t rate, uint32_t burst, unsigned split, uint64_t cost,
+                          uint64_t now_ms)
 {
     if (rate == 0)
         return true;
-    double cap = burst ? burst : 1;
+    double cap = (burst ? burst : 1) / (double)split;
     if (b->refill_ms == 0) {
         b->tokens = cap;
     } else if (now_ms > b->refill_ms) {
-        b->tokens += (double)(now_ms - b->refill_ms) * rate / 1000.0;
-        if (b->tokens > cap)
-            b->tokens = cap;
+        b->tokens += (double)(now_ms - b->refill_ms) * rate / split / 1000.0;
     }
+    if (b->tokens > cap)
+        b->tokens = cap; /* also when the split grew */
     b->refill_ms = now_ms;
     double need = (double)cost < cap ? (double)cost : cap;
     return b->tokens >= need;
@@ -127,11 +131,19 @@ int quota_admit(rtmd_request *req, uint64_t rows, uint64_t bytes)
             return -1;
         }
         uint64_t now = clock_monotonic_ms();
+        /* This node's share: the user's limits over the nodes holding its
+         * sessions, the project's over the live nodes. */
+        unsigned user_split = 1, project_split = 1;
+        if (cluster_enabled(req->srv)) {
+            user_split += (unsigned)cluster_holders(req->srv, p->pid, req->uid);
+            project_split += (unsigned)cluster_node_count(req->srv);
+        }
         /* Every bucket is refilled and asked before any is charged. */
-        bool ok = bucket_allows(&u->rows, lim->user_msg_rate, lim->user_msg_burst, rows, now);
-        ok = bucket_allows(&u->bytes, lim->user_byte_rate, lim->user_byte_burst, bytes, now) && ok;
-        ok = bucket_allows(&pq->rows, lim->project_msg_rate, lim->project_msg_burst, rows, now) && ok;
-        ok = bucket_allows(&pq->bytes, lim->project_byte_rate, lim->project_byte_burst, bytes, now) && ok;
+        bool ok = bucket_allows(&u->rows, lim->user_msg_rate, lim->user_msg_burst, user_split, rows, now);
+        ok = bucket_allows(&u->bytes, lim->user_byte_rate, lim->user_byte_burst, user_split, bytes, now) && ok;
+        ok = bucket_allows(&pq->rows, lim->project_msg_rate, lim->project_msg_burst, project_split, rows, now) && ok;
+        ok = bucket_allows(&pq->bytes, lim->project_byte_rate, lim->project_byte_burst, project_split, bytes, now) &&
+             ok;
         if (!ok) {
             request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "frequency limited");
             return -1;

@@ -16,7 +16,17 @@
  * write is done), and reads the table again through the writer once a
  * second: since the writer applies writes in order, that value includes
  * every write admitted before it, and the writes admitted after it are
- * still reserved, so usage + reserved is what the store will hold. */
+ * still reserved, so usage + reserved is what the store will hold.
+ *
+ * In a cluster (docs/cluster.md, "Rate limits") each node enforces a
+ * share of every rate and burst, with no round trip per write: a user's
+ * limits divided by the number of nodes holding the user's sessions (by
+ * the presence mirror, this node included), a project's by the number of
+ * live nodes. The shares add up to the configured limit cluster-wide; a
+ * node does not lend its unused share to another. The storage quota
+ * counts the shared storage_usage, read once a second, plus this node's
+ * writes since: other nodes' writes of the last second are not seen yet,
+ * so a project may pass its quota by that much. */
 #ifndef RTMD_QUOTA_H
 #define RTMD_QUOTA_H
 

@@ -1179,6 +1179,16 @@ bool cluster_remote_online(const rtmd_server *srv, int64_t pid, int64_t uid)
     return cs && cs->online.count && pairmap_get(&cs->online, (uint64_t)pid, (uint64_t)uid) != NULL;
 }
 
+size_t cluster_holders(const rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    if (!cluster_remote_online(srv, pid, uid))
+        return 0;
+    size_t n = 0, count = cluster_node_count(srv);
+    for (size_t i = 0; i < count; i++)
+        n += cluster_node_holds(srv, i, pid, uid);
+    return n;
+}
+
 size_t cluster_nodes_of(const rtmd_server *srv, int64_t pid, int64_t uid, size_t *out, size_t cap)
 {
     size_t n = 0;

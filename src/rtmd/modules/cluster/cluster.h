@@ -61,6 +61,8 @@ const char *cluster_node_at(const rtmd_server *srv, size_t i);
 bool cluster_node_holds(const rtmd_server *srv, size_t i, int64_t pid, int64_t uid);
 /* The user has a session on another node (one lookup). */
 bool cluster_remote_online(const rtmd_server *srv, int64_t pid, int64_t uid);
+/* How many other nodes hold a session of the user. */
+size_t cluster_holders(const rtmd_server *srv, int64_t pid, int64_t uid);
 /* Indexes of the other nodes holding the user into out (at most cap);
  * returns how many. */
 size_t cluster_nodes_of(const rtmd_server *srv, int64_t pid, int64_t uid, size_t *out, size_t cap);
