@@ -43,8 +43,8 @@ static const rtmd_module *const modules[] = {
     &bans_module,
     &groups_module,
     &friends_module,
-    &rooms_module,
     &cluster_module, /* redis_url: presence and records across nodes (modules/cluster/); before its users */
+    &rooms_module,
     &listen_module,
     &quota_module,
     &messages_module,

@@ -165,12 +165,17 @@ typedef struct cluster_state {
     bool flush_armed, flush_closed;
     uint64_t inflight;         /* bytes queued or published and unanswered */
     uint64_t rec_sent, rec_dropped, rec_received, rec_malformed;
+    void (*rooms_joined)(rtmd_server *srv); /* rooms.c: re-add memberships */
+    uint64_t rooms_warned_ms;                /* last "room members not read" line */
 } cluster_state;
 
 static cluster_state *state_of(const rtmd_server *srv)
 {
     return srv->svc ? srv->svc->cluster : NULL;
 }
+
+static void rooms_reap(cluster_state *cs, const char *id);
+static void rooms_join(cluster_state *cs);
 
 /* ---- parsing what Redis says ------------------------------------------- */
 
@@ -749,6 +754,7 @@ static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
     cs->waiting_id_logged = false;
     LOG_INFO("cluster: joined as node %s", cs->id);
     redisAsyncCommand(cs->cmd, NULL, NULL, "SADD rtmd:nodes %s", cs->id);
+    rooms_join(cs);
 }
 
 /* Publishes this node with every local user (first start, Redis restart,
@@ -891,6 +897,7 @@ static void on_reap(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (reply && ac == cs->cmd && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
         LOG_INFO("cluster: reaped dead node %s", id);
+        rooms_reap(cs, id);
         redisAsyncCommand(cs->cmd, NULL, NULL, "SREM rtmd:nodes %s", id);
         mirror_drop(cs, id);
     }
@@ -1220,6 +1227,213 @@ void cluster_listening(rtmd_server *srv, int64_t pid, bool on)
     if (!on)
         pairmap_del(&cs->listening, (uint64_t)pid, (uint64_t)LISTEN_UID);
     publish_change(srv, on ? '+' : '-', pid, LISTEN_UID);
+}
+
+/* ---- room membership (rooms.c) -----------------------------------------
+ * Keys in the node's slot: rtmd:{n<id>}:rooms, the set of "pid:rid" the
+ * node has members in, and rtmd:{n<id>}:r:<pid>:<rid>, the set of uids in
+ * that room on the node. The scripts name the room keys from the index
+ * (same slot). A change is written only with this start's token (as
+ * presence changes); a join clears the node's keys, then rooms.c adds its
+ * memberships again; a reap clears a dead node's keys unless it is alive
+ * again. */
+
+#define ROOMS_READ_MAX 100         /* rooms per read */
+#define ROOM_MEMBERS_MAX 16777216  /* uids taken from one node's room */
+
+#define ROOMS_CLEAR_LUA                                                                   \
+    "local p = 'rtmd:{n' .. ARGV[2] .. '}:r:'\n"                                          \
+    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', p .. m) end\n" \
+    "redis.call('DEL', KEYS[2])\n"
+/* KEYS: alive, index. ARGV: token, id. */
+static const char ROOMS_JOIN_LUA[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n" ROOMS_CLEAR_LUA
+                                     "return 1\n";
+/* KEYS: alive, index. ARGV: (unused), id. */
+static const char ROOMS_REAP_LUA[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n" ROOMS_CLEAR_LUA
+                                     "return 1\n";
+/* KEYS: alive, index, room. ARGV: token, op (+ or -), uid, "pid:rid". */
+static const char ROOM_LUA[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "if ARGV[2] == '+' then redis.call('SADD', KEYS[3], ARGV[3]) redis.call('SADD', KEYS[2], ARGV[4])\n"
+    "elseif redis.call('SREM', KEYS[3], ARGV[3]) == 1 and redis.call('SCARD', KEYS[3]) == 0 then\n"
+    "  redis.call('SREM', KEYS[2], ARGV[4]) end\n"
+    "return 1\n";
+/* KEYS: rooms of one node. {members of each}. */
+static const char ROOMS_READ_LUA[] =
+    "local out = {}\n"
+    "for i, k in ipairs(KEYS) do out[i] = redis.call('SMEMBERS', k) end\n"
+    "return out\n";
+
+static void room_key(char *out, size_t cap, const char *id, int64_t pid, int64_t rid)
+{
+    snprintf(out, cap, "rtmd:{n%s}:r:%lld:%lld", id, (long long)pid, (long long)rid);
+}
+
+static void rooms_reap(cluster_state *cs, const char *id)
+{
+    char k[3][64];
+    keys3(id, k);
+    char idx[64];
+    key_of(idx, sizeof idx, id, "rooms");
+    redisAsyncCommand(cs->cmd, NULL, NULL, "EVAL %s 2 %s %s - %s", ROOMS_REAP_LUA, k[0], idx, id);
+}
+
+static void rooms_join(cluster_state *cs)
+{
+    char k[3][64];
+    keys3(cs->id, k);
+    char idx[64];
+    key_of(idx, sizeof idx, cs->id, "rooms");
+    redisAsyncCommand(cs->cmd, NULL, NULL, "EVAL %s 2 %s %s %s %s", ROOMS_JOIN_LUA, k[0], idx, cs->token, cs->id);
+    /* Sent after the clear on the same connection: Redis runs them after it. */
+    if (cs->rooms_joined)
+        cs->rooms_joined(cs->srv);
+}
+
+void cluster_on_rooms_joined(rtmd_server *srv, void (*fn)(rtmd_server *srv))
+{
+    cluster_state *cs = state_of(srv);
+    if (cs)
+        cs->rooms_joined = fn;
+}
+
+void cluster_room_changed(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid, bool in)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs || !cs->joined || !cs->cmd_up || cs->leaving)
+        return; /* a join adds every membership again */
+    char k[3][64], idx[64], room[96], member[48];
+    keys3(cs->id, k);
+    key_of(idx, sizeof idx, cs->id, "rooms");
+    room_key(room, sizeof room, cs->id, pid, rid);
+    snprintf(member, sizeof member, "%lld:%lld", (long long)pid, (long long)rid);
+    redisAsyncCommand(cs->cmd, on_delta, NULL, "EVAL %s 3 %s %s %s %s %s %lld %s", ROOM_LUA, k[0], idx, room,
+                      cs->token, in ? "+" : "-", (long long)uid, member);
+}
+
+typedef struct room_read {
+    cluster_state *cs;
+    cluster_rooms_fn fn;
+    void *arg;
+    int64_t pid;
+    size_t n, pending;
+    bool partial;
+    int64_t rids[ROOMS_READ_MAX];
+    idset sets[ROOMS_READ_MAX];
+} room_read;
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void room_read_finish(room_read *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        idset *s = &q->sets[i];
+        if (s->n > 1)
+            qsort(s->v, s->n, sizeof *s->v, cmp_id);
+        uint32_t m = 0;
+        for (uint32_t j = 0; j < s->n; j++)
+            if (m == 0 || s->v[m - 1] != s->v[j])
+                s->v[m++] = s->v[j];
+        s->n = m;
+    }
+    uint64_t now = uv_now(q->cs->srv->loop);
+    if (q->partial && (!q->cs->rooms_warned_ms || now - q->cs->rooms_warned_ms >= 10000)) {
+        q->cs->rooms_warned_ms = now ? now : 1; /* at most one line per 10 s */
+        LOG_WARN("cluster: room members of other nodes could not all be read from Redis; answering what was read");
+    }
+    q->fn(q->cs->srv, q->arg, q->sets, q->partial);
+    for (size_t i = 0; i < q->n; i++)
+        idset_free(&q->sets[i]);
+    free(q);
+}
+
+/* Appends a node's members of one room (checked; the sort comes later). */
+static bool room_read_take(idset *s, const redisReply *m)
+{
+    if (m->type != REDIS_REPLY_ARRAY)
+        return false;
+    for (size_t j = 0; j < m->elements; j++) {
+        int64_t uid;
+        const redisReply *e = m->element[j];
+        if (!is_str(e) || !parse_int(e->str, e->len, INT64_MIN, INT64_MAX, &uid))
+            return false;
+        if (s->n >= ROOM_MEMBERS_MAX)
+            return false;
+        if (s->n == s->cap) {
+            uint32_t cap = s->cap ? s->cap * 2 : 16;
+            int64_t *v = realloc(s->v, (size_t)cap * sizeof *v);
+            if (!v)
+                return false;
+            s->v = v;
+            s->cap = cap;
+        }
+        s->v[s->n++] = uid;
+    }
+    return true;
+}
+
+static void on_room_read(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    room_read *q = privdata;
+    const redisReply *reply = r;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == q->n;
+    for (size_t i = 0; ok && i < q->n; i++)
+        ok = room_read_take(&q->sets[i], reply->element[i]);
+    if (!ok)
+        q->partial = true;
+    if (--q->pending == 0)
+        room_read_finish(q);
+}
+
+int cluster_room_members(rtmd_server *srv, int64_t pid, const int64_t *rids, size_t n, cluster_rooms_fn fn, void *arg)
+{
+    cluster_state *cs = state_of(srv);
+    if (n > ROOMS_READ_MAX)
+        return -1;
+    room_read *q = calloc(1, sizeof *q);
+    if (!q)
+        return -1;
+    *q = (room_read){.cs = cs, .fn = fn, .arg = arg, .pid = pid, .n = n};
+    memcpy(q->rids, rids, n * sizeof *rids);
+    if (!cs) {
+        fn(srv, arg, q->sets, false);
+        free(q);
+        return 0;
+    }
+    size_t argc = 3 + n;
+    const char *argv[3 + ROOMS_READ_MAX];
+    size_t lens[3 + ROOMS_READ_MAX];
+    char keys[ROOMS_READ_MAX][96];
+    q->pending = 1; /* this call's own, so that no reply finishes it early */
+    for (size_t i = 0; i < cs->nnodes; i++) {
+        if (!cs->cmd_up) {
+            q->partial = true;
+            break;
+        }
+        argv[0] = "EVAL";
+        argv[1] = ROOMS_READ_LUA;
+        char nk[24];
+        snprintf(nk, sizeof nk, "%zu", n);
+        argv[2] = nk;
+        for (size_t j = 0; j < n; j++) {
+            room_key(keys[j], sizeof keys[j], cs->nodes[i]->id, pid, rids[j]);
+            argv[3 + j] = keys[j];
+        }
+        for (size_t j = 0; j < argc; j++)
+            lens[j] = strlen(argv[j]);
+        if (redisAsyncCommandArgv(cs->cmd, on_room_read, q, (int)argc, argv, lens) == REDIS_OK)
+            q->pending++;
+        else
+            q->partial = true;
+    }
+    if (--q->pending == 0)
+        room_read_finish(q);
+    return 0;
 }
 
 /* ---- module ------------------------------------------------------------ */

@@ -8,6 +8,7 @@
 #ifndef RTMD_CLUSTER_H
 #define RTMD_CLUSTER_H
 
+#include "idset.h"
 #include "server_state.h"
 
 #include <stdbool.h>
@@ -41,7 +42,11 @@ const char *cluster_node_id(const rtmd_server *srv);
 #define CLUSTER_RECORD_MAX (48u << 20) /* above two 16 MiB fields (msg, attrs) */
 
 /* Kinds, one per user of the seam. */
-enum { CLUSTER_REC_MESSAGE = 1, CLUSTER_KINDS };
+enum {
+    CLUSTER_REC_MESSAGE = 1,
+    CLUSTER_REC_ROOM, /* rooms.c: a membership change for the user's node */
+    CLUSTER_KINDS
+};
 
 /* data is hostile (another node, or anyone with Redis): check every byte. */
 typedef void (*cluster_record_fn)(rtmd_server *srv, const uint8_t *data, size_t len);
@@ -70,5 +75,26 @@ size_t cluster_nodes_of(const rtmd_server *srv, int64_t pid, int64_t uid, size_t
 bool cluster_node_listens(const rtmd_server *srv, size_t i, int64_t pid);
 /* This node has (or no longer has) app servers listening to pid. */
 void cluster_listening(rtmd_server *srv, int64_t pid, bool on);
+
+/* ---- room membership in Redis (rooms.c) -------------------------------
+ * Each node writes the room memberships of its own sessions to its own
+ * keys (rtmd:{n<id>}:r:<pid>:<rid>, a set of uids, and the index
+ * rtmd:{n<id>}:rooms of "pid:rid"); a reaped node's keys go with it. Reads
+ * ask every live other node's keys. Without a cluster these do nothing. */
+
+/* uid entered (in) or left (!in) room rid on this node. */
+void cluster_room_changed(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid, bool in);
+/* fn runs each time this node (re)joins, after its room keys were
+ * cleared: it re-adds every membership of the node (cluster_room_changed). */
+void cluster_on_rooms_joined(rtmd_server *srv, void (*fn)(rtmd_server *srv));
+
+/* The answer of cluster_room_members: per rid asked, the sorted distinct
+ * uids in the room on the other nodes (arrays owned by the call). partial:
+ * some node could not be read (Redis away). */
+typedef void (*cluster_rooms_fn)(rtmd_server *srv, void *arg, const idset *per_rid, bool partial);
+/* Reads the members on the other nodes of the n rooms rids (at most 100)
+ * of pid; fn runs once, now (no other node, Redis away) or when Redis
+ * answered. Returns -1 (fn not called) when out of memory. */
+int cluster_room_members(rtmd_server *srv, int64_t pid, const int64_t *rids, size_t n, cluster_rooms_fn fn, void *arg);
 
 #endif
