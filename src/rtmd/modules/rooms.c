@@ -24,7 +24,16 @@
  * pushroomjoined {rid, uid} when another user enters and pushroomleft
  * {rid, uid, reason} when one leaves (reason as users.h USERS_GONE_*:
  * 0 leaveroom or bye, 1 connection lost, 3 kicked by the app server);
- * number-id members get neither, as the RTM SDKs know no such push. */
+ * number-id members get neither, as the RTM SDKs know no such push.
+ *
+ * In a cluster (docs/cluster.md, "Rooms across nodes") a membership is
+ * per user and node: each node keeps the rooms of its own sessions, as
+ * alone, and writes them to Redis (cluster_room_changed). The app
+ * server's add/del methods apply to this node's sessions and send a
+ * record to every other node holding the user, which applies it there
+ * with the same pushes (record_apply). getroommembers and getroomcount
+ * answer this node's members merged with the other nodes' read from
+ * Redis. */
 #include "rooms.h"
 
 #include "idset.h"
@@ -199,6 +208,7 @@ static int room_join(rtmd_server *srv, int64_t pid, int64_t uid, int64_t rid, ui
         goto fail;
     }
     u->rids[u->n++] = rid;
+    cluster_room_changed(srv, pid, rid, uid, true);
     room_learn_name(srv, pid, rid, r);
     room_announce(srv, pid, rid, r, uid, -1);
     return 0;
@@ -218,6 +228,7 @@ static void room_remove_member(rtmd_server *srv, int64_t pid, int64_t rid, int64
         return;
     room_announce(srv, pid, rid, r, uid, reason);
     idset_del(&r->members, uid);
+    cluster_room_changed(srv, pid, rid, uid, false);
     if (r->members.n == 0) {
         pairmap_del(&st->rooms, (uint64_t)pid, (uint64_t)rid);
         room_free(r);
@@ -356,15 +367,121 @@ static void method_getuserrooms(rtmd_request *req)
     request_answer_ids(req, "rooms", u ? u->rids : NULL, u ? u->n : 0);
 }
 
-/* both gates: getroommembers {rid} -> {uids} */
+/* ---- members across nodes ---- */
+
+/* A getroommembers or getroomcount waiting for the other nodes' members
+ * (cluster_room_members). */
+typedef struct members_query {
+    rtmd_request *req;
+    bool count;
+    uint32_t n;
+    int64_t rids[ROOMCOUNT_MAX_RIDS];
+} members_query;
+
+/* This node's members of rid merged with the other nodes' (remote, sorted
+ * and distinct) into out (or only counted when out is NULL). */
+static size_t merge_members(rtmd_server *srv, int64_t pid, int64_t rid, const idset *remote, int64_t *out)
+{
+    size_t nl, i = 0, j = 0, n = 0;
+    const int64_t *l = rooms_members(srv, pid, rid, &nl);
+    while (i < nl || j < remote->n) {
+        int64_t v;
+        if (j >= remote->n || (i < nl && l[i] < remote->v[j]))
+            v = l[i++];
+        else if (i >= nl || remote->v[j] < l[i])
+            v = remote->v[j++];
+        else
+            v = l[i++], j++;
+        if (out)
+            out[n] = v;
+        n++;
+    }
+    return n;
+}
+
+static void answer_counts(rtmd_request *req, const int64_t *rids, uint32_t m, const idset *remote);
+
+static void members_answer(rtmd_server *srv, void *arg, const idset *remote, bool partial)
+{
+    (void)partial; /* logged by the cluster: the answer is what could be read */
+    members_query *q = arg;
+    rtmd_request *req = q->req;
+    if (q->count) {
+        answer_counts(req, q->rids, q->n, remote);
+    } else {
+        int64_t pid = req->project->pid;
+        size_t n = merge_members(srv, pid, q->rids[0], &remote[0], NULL);
+        int64_t *uids = malloc((n ? n : 1) * sizeof *uids);
+        if (uids) {
+            merge_members(srv, pid, q->rids[0], &remote[0], uids);
+            request_answer_ids(req, "uids", uids, n);
+        } else {
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        }
+        free(uids);
+    }
+    free(q);
+}
+
+/* In a cluster: answers once the other nodes' members are read. Returns
+ * false when there is no cluster (the caller answers from this node). */
+static bool members_across(rtmd_request *req, bool count, const int64_t *rids, uint32_t n)
+{
+    if (!cluster_enabled(req->srv) || n == 0)
+        return false;
+    members_query *q = malloc(sizeof *q);
+    if (!q) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return true;
+    }
+    q->req = req;
+    q->count = count;
+    q->n = n;
+    memcpy(q->rids, rids, n * sizeof *rids);
+    if (cluster_room_members(req->srv, req->project->pid, rids, n, members_answer, q) != 0) {
+        free(q);
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    }
+    return true;
+}
+
+/* both gates: getroommembers {rid} -> {uids}: the members on every node */
 static void method_getroommembers(rtmd_request *req)
 {
     int64_t rid;
     if (!req_arg_int64(req, "rid", &rid))
         return;
+    if (members_across(req, false, &rid, 1))
+        return;
     size_t n;
     const int64_t *uids = rooms_members(req->srv, req->project->pid, rid, &n);
     request_answer_ids(req, "uids", uids, n);
+}
+
+/* Answers {cn: {"<rid>": count}} of the m distinct rids: this node's
+ * members, and the other nodes' (remote, one set per rid) when given. */
+static void answer_counts(rtmd_request *req, const int64_t *ids, uint32_t m, const idset *remote)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "cn");
+    msgpack_pack_map(&pk, m);
+    for (uint32_t i = 0; i < m; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%" PRId64, ids[i]);
+        size_t count;
+        if (remote)
+            count = merge_members(req->srv, req->project->pid, ids[i], &remote[i], NULL);
+        else
+            rooms_members(req->srv, req->project->pid, ids[i], &count);
+        mp_pack_cstr(&pk, key);
+        msgpack_pack_int64(&pk, (int64_t)count);
+    }
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
 }
 
 /* both gates: getroomcount {rids} (or {rid}) -> {cn: {"<rid>": count}} */
@@ -405,36 +522,68 @@ static void method_getroomcount(rtmd_request *req)
         if (!seen)
             ids[m++] = ids[i];
     }
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    mp_pack_cstr(&pk, "cn");
-    msgpack_pack_map(&pk, m);
-    for (uint32_t i = 0; i < m; i++) {
-        char key[24];
-        snprintf(key, sizeof key, "%" PRId64, ids[i]);
-        size_t count;
-        rooms_members(req->srv, req->project->pid, ids[i], &count);
-        mp_pack_cstr(&pk, key);
-        msgpack_pack_int64(&pk, (int64_t)count);
-    }
-    request_answer(req, &body);
-    msgpack_sbuffer_destroy(&body);
+    if (!members_across(req, true, ids, m))
+        answer_counts(req, ids, m, NULL);
 }
 
-/* server: addroommember {rid, uid} -> {}; the user must be online (200055). */
+/* ---- membership changes for the user's other nodes ---- */
+
+enum { ROOM_OP_ADD, ROOM_OP_DEL };
+
+/* Sends [pid, op, uid, [rids]] to every other node holding the user's
+ * sessions, which applies it to them (record_apply). No cluster, or the
+ * user on no other node: nothing. */
+static void forward_change(rtmd_server *srv, int64_t pid, int64_t uid, int op, const int64_t *rids, uint32_t n)
+{
+    size_t nodes[CLUSTER_NODES_MAX];
+    size_t nn = cluster_nodes_of(srv, pid, uid, nodes, CLUSTER_NODES_MAX);
+    if (nn == 0)
+        return;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int64(&pk, pid);
+    msgpack_pack_int(&pk, op);
+    msgpack_pack_int64(&pk, uid);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        msgpack_pack_int64(&pk, rids[i]);
+    for (size_t i = 0; i < nn; i++)
+        cluster_send(srv, cluster_node_at(srv, nodes[i]), CLUSTER_REC_ROOM, buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+}
+
+/* Rooms of rids[0..n) the user is not in yet on this node. */
+static uint32_t rooms_to_add(struct rooms_state *st, int64_t pid, int64_t uid, const int64_t *rids, uint32_t n)
+{
+    const user_rooms *u = rooms_of(st, pid, uid);
+    uint32_t added = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (user_room_index(u, rids[i]) < 0)
+            added++;
+    return added;
+}
+
+/* server: addroommember {rid, uid} -> {}; the user must be online (200055).
+ * In a cluster it enters the room on every node holding its sessions; the
+ * answer is this node's, or {} when the user is on other nodes only. */
 static void method_addroommember(rtmd_request *req)
 {
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
-    if (!cluster_online(req->srv, req->project->pid, uid)) {
+    int64_t pid = req->project->pid;
+    if (!cluster_online(req->srv, pid, uid)) {
         request_error(req, RTM_EC_NOT_ONLINE, "user is not online");
         return;
     }
-    answer_join(req, room_join(req->srv, req->project->pid, uid, rid, req->project->limits.max_rooms_per_user));
+    forward_change(req->srv, pid, uid, ROOM_OP_ADD, &rid, 1);
+    if (users_online(req->srv, pid, uid))
+        answer_join(req, room_join(req->srv, pid, uid, rid, req->project->limits.max_rooms_per_user));
+    else
+        request_answer_empty(req);
 }
 
 /* Takes the user out of the room and, if it was in, sends it a oneway
@@ -470,6 +619,7 @@ static void method_delroommember(rtmd_request *req)
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
+    forward_change(req->srv, req->project->pid, uid, ROOM_OP_DEL, &rid, 1);
     kick_from_room(req->srv, req->project->pid, uid, rid);
     request_answer_empty(req);
 }
@@ -487,6 +637,11 @@ static void method_addroommembers(rtmd_request *req)
     for (uint32_t i = 0; i < n; i++) {
         if (!cluster_online(req->srv, pid, uids[i]))
             continue;
+        forward_change(req->srv, pid, uids[i], ROOM_OP_ADD, &rid, 1);
+        if (!users_online(req->srv, pid, uids[i])) {
+            uids[ok++] = uids[i]; /* on other nodes only: they add it */
+            continue;
+        }
         int rc = room_join(req->srv, pid, uids[i], rid, req->project->limits.max_rooms_per_user);
         if (rc < 0) {
             free(uids);
@@ -508,8 +663,10 @@ static void method_delroommembers(rtmd_request *req)
     uint32_t n;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_ids(req, "uids", ROOM_BULK_MAX, false, &uids, &n))
         return;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        forward_change(req->srv, req->project->pid, uids[i], ROOM_OP_DEL, &rid, 1);
         kick_from_room(req->srv, req->project->pid, uids[i], rid);
+    }
     request_answer_ids(req, "successedUids", uids, n);
     free(uids);
 }
@@ -530,11 +687,14 @@ static void method_adduserrooms(rtmd_request *req)
         request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
         return;
     }
+    forward_change(srv, pid, uid, ROOM_OP_ADD, rids, n);
+    if (!users_online(srv, pid, uid)) {
+        free(rids);
+        request_answer_empty(req); /* on other nodes only: they add it */
+        return;
+    }
     user_rooms *u = rooms_of(state(srv), pid, uid);
-    uint32_t now = u ? u->n : 0, added = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (user_room_index(u, rids[i]) < 0)
-            added++;
+    uint32_t now = u ? u->n : 0, added = rooms_to_add(state(srv), pid, uid, rids, n);
     if ((uint64_t)now + added > req->project->limits.max_rooms_per_user) {
         free(rids);
         request_error(req, RTM_EC_ENTER_TOO_MANY_ROOMS, "enter too many rooms");
@@ -555,10 +715,71 @@ static void method_deleteuserrooms(rtmd_request *req)
     uint32_t n;
     if (!req_arg_int64(req, "uid", &uid) || !req_arg_ids(req, "rids", ROOM_BULK_MAX, false, &rids, &n))
         return;
+    forward_change(req->srv, req->project->pid, uid, ROOM_OP_DEL, rids, n);
     for (uint32_t i = 0; i < n; i++)
         kick_from_room(req->srv, req->project->pid, uid, rids[i]);
     free(rids);
     request_answer_empty(req);
+}
+
+/* A membership change from another node (forward_change) for this node's
+ * sessions of the user. Hostile bytes: every field is checked, the project
+ * must be ours; adds apply only to a user online here, all rooms or none
+ * (max_rooms_per_user of this node), as adduserrooms. */
+static void record_apply(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    if (len == 0 || len > 4096 || data[0] != 0x94 || rtm_msgpack_check(data, len) != 0)
+        return;
+    msgpack_zone *zone = msgpack_zone_new(len + 256);
+    if (!zone)
+        return;
+    msgpack_object o;
+    size_t off = 0;
+    int64_t pid, op, uid, rids[ROOM_BULK_MAX];
+    uint32_t n = 0;
+    const rtmd_project *p = NULL;
+    bool ok = msgpack_unpack((const char *)data, len, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS && off == len &&
+              o.type == MSGPACK_OBJECT_ARRAY && o.via.array.size == 4;
+    const msgpack_object *f = ok ? o.via.array.ptr : NULL;
+    ok = ok && mp_obj_int64(&f[0], &pid) && (p = rtmd_server_project(srv, pid)) && mp_obj_int64(&f[1], &op) &&
+         (op == ROOM_OP_ADD || op == ROOM_OP_DEL) && mp_obj_int64(&f[2], &uid) &&
+         f[3].type == MSGPACK_OBJECT_ARRAY && f[3].via.array.size >= 1 && f[3].via.array.size <= ROOM_BULK_MAX;
+    for (uint32_t i = 0; ok && i < f[3].via.array.size; i++)
+        ok = mp_obj_int64(&f[3].via.array.ptr[i], &rids[n++]);
+    msgpack_zone_free(zone);
+    if (!ok) {
+        LOG_WARN("rooms: a malformed membership record from another node was dropped");
+        return;
+    }
+    if (op == ROOM_OP_DEL) {
+        for (uint32_t i = 0; i < n; i++)
+            kick_from_room(srv, pid, uid, rids[i]);
+        return;
+    }
+    if (!users_online(srv, pid, uid))
+        return; /* gone from this node meanwhile */
+    const user_rooms *u = rooms_of(state(srv), pid, uid);
+    uint32_t max = p->limits.max_rooms_per_user;
+    if ((uint64_t)(u ? u->n : 0) + rooms_to_add(state(srv), pid, uid, rids, n) > max) {
+        LOG_INFO("rooms: user %lld of project %lld would be in more than %u rooms on this node; not added",
+                 (long long)uid, (long long)pid, max);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (room_join(srv, pid, uid, rids[i], max) < 0)
+            LOG_ERROR("rooms: out of memory adding user %lld to room %lld", (long long)uid, (long long)rids[i]);
+}
+
+/* The node (re)joined the cluster with its room keys cleared: every
+ * membership of its sessions goes back. */
+static void rooms_joined(rtmd_server *srv)
+{
+    struct rooms_state *st = state(srv);
+    for (size_t i = 0; st && i < st->users.cap; i++) {
+        const user_rooms *u = st->users.slots[i].value;
+        for (uint32_t j = 0; u && j < u->n; j++)
+            cluster_room_changed(srv, (int64_t)st->users.slots[i].a, u->rids[j], (int64_t)st->users.slots[i].b, true);
+    }
 }
 
 /* ---- module life cycle ---- */
@@ -571,6 +792,8 @@ static int rooms_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     srv->svc->rooms = st;
+    cluster_on_record(srv, CLUSTER_REC_ROOM, record_apply);
+    cluster_on_rooms_joined(srv, rooms_joined);
     return 0;
 }
 
