@@ -378,27 +378,12 @@ static const msgpack_object_array *query_list(rtmd_request *req, const char *key
     return &o->via.array;
 }
 
-/* client: getonlinestatus {uids: [string or integer ids]} -> {online: [the
- * ones online, as given]}; a string names a string-id user, an integer a
- * number-id user. Never creates a mapping. */
-static void method_getonlinestatus(rtmd_request *req)
+/* Answers {online: [the ids of a online[i], as given]}. */
+static void answer_status(rtmd_request *req, const msgpack_object_array *a, const bool *online)
 {
-    const msgpack_object_array *a = query_list(req, "uids");
-    if (!a)
-        return;
-    int64_t pid = req->project->pid;
-    bool online[STRID_QUERY_MAX];
     uint32_t n = 0;
-    for (uint32_t i = 0; i < a->size; i++) {
-        const msgpack_object *o = &a->ptr[i];
-        int64_t uid;
-        online[i] = false;
-        if (o->type == MSGPACK_OBJECT_STR)
-            online[i] = find_name(state(req->srv), pid, o->via.str.ptr, o->via.str.size) != NULL;
-        else if (mp_obj_int64(o, &uid))
-            online[i] = !identity_is_string_uid(uid) && cluster_online(req->srv, pid, uid);
+    for (uint32_t i = 0; i < a->size; i++)
         n += online[i];
-    }
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
@@ -411,6 +396,84 @@ static void method_getonlinestatus(rtmd_request *req)
             msgpack_pack_object(&pk, a->ptr[i]);
     request_answer(req, &body);
     msgpack_sbuffer_destroy(&body);
+}
+
+/* A getonlinestatus waiting for string ids to be resolved (a cluster). */
+typedef struct status_query {
+    rtmd_request *req;
+    const msgpack_object_array *a;
+    uint32_t pending;
+    bool online[STRID_QUERY_MAX];
+    struct status_slot {
+        struct status_query *q;
+        uint32_t i;
+    } slots[STRID_QUERY_MAX];
+} status_query;
+
+static void status_settle(status_query *q)
+{
+    if (--q->pending == 0) {
+        answer_status(q->req, q->a, q->online);
+        free(q);
+    }
+}
+
+static void status_resolved(void *arg, int status, int64_t uid)
+{
+    struct status_slot *s = arg;
+    status_query *q = s->q;
+    q->online[s->i] = status == 0 && cluster_online(q->req->srv, q->req->project->pid, uid);
+    status_settle(q);
+}
+
+/* client: getonlinestatus {uids: [string or integer ids]} -> {online: [the
+ * ones online, as given]}; a string names a string-id user, an integer a
+ * number-id user. Alone, never creates a mapping. In a cluster a string
+ * not online on this node is resolved (identity; created when new, as a
+ * message to it would) and asked of the presence mirror. */
+static void method_getonlinestatus(rtmd_request *req)
+{
+    const msgpack_object_array *a = query_list(req, "uids");
+    if (!a)
+        return;
+    int64_t pid = req->project->pid;
+    bool across = cluster_node_count(req->srv) > 0;
+    status_query *q = NULL;
+    bool online[STRID_QUERY_MAX];
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *o = &a->ptr[i];
+        int64_t uid;
+        online[i] = false;
+        if (o->type == MSGPACK_OBJECT_STR) {
+            online[i] = find_name(state(req->srv), pid, o->via.str.ptr, o->via.str.size) != NULL;
+            if (online[i] || !across || !identity_validate(o->via.str.ptr, o->via.str.size))
+                continue;
+            if (!q && !(q = calloc(1, sizeof *q))) {
+                request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+                return;
+            }
+            q->slots[i] = (struct status_slot){q, i};
+            int rc = identity_resolve(identity_of(req->srv), pid, o->via.str.ptr, o->via.str.size, &uid,
+                                      status_resolved, &q->slots[i]);
+            if (rc == 1)
+                online[i] = cluster_online(req->srv, pid, uid);
+            q->pending += rc == 0;
+        } else if (mp_obj_int64(o, &uid)) {
+            online[i] = !identity_is_string_uid(uid) && cluster_online(req->srv, pid, uid);
+        }
+    }
+    if (!q || q->pending == 0) {
+        free(q);
+        answer_status(req, a, online);
+        return;
+    }
+    /* Resolves run on the loop later: the answer goes with the last one. */
+    q->req = req;
+    q->a = a;
+    for (uint32_t i = 0; i < a->size; i++)
+        q->online[i] = q->online[i] || online[i];
+    q->pending++;
+    status_settle(q);
 }
 
 /* A getuserids or getstringids in progress: one slot per item asked. */
