@@ -6,7 +6,8 @@
 // on a user whose session is on node 2 (messages, kickoutroom); a killed
 // node's members leave the counts within the dead bound; getonlinestatus
 // of a string id online on the other node says online; membership records
-// from Redis that do not parse change nothing.
+// from Redis that do not parse change nothing; after a Redis restart the
+// nodes write their memberships again.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -187,6 +188,20 @@ describe('rooms across cluster nodes', () => {
     assert.equal(await roomCount(apps[0], 30), 0);
     assert.equal(await roomCount(apps[0], 31), 0);
     assert.deepEqual((await b.call('getuserrooms', {})).rooms.map(fpnn.toNumber).sort((x, y) => x - y), [20, 21]);
+  });
+
+  it('a Redis restart: the nodes write their memberships again; while it is away, each answers its own', async () => {
+    await b.call('enterroom', { rid: I(40) });
+    await a.call('enterroom', { rid: I(40) });
+    assert.equal(await roomCount(apps[0], 40), 2);
+    await c.redis.restart(async () => {
+      // Redis away: the answer is this node's members (logged), not a hang.
+      const t0 = Date.now();
+      assert.equal(await roomCount(apps[0], 40), 1);
+      assert.ok(Date.now() - t0 < 5000, 'answered without Redis');
+    });
+    assert.ok(await waitFor(async () => (await roomCount(apps[0], 40)) === 2, 15000), 'node 2 wrote b again');
+    assert.deepEqual(await members(apps[1], 40), [2001, 2002]);
   });
 
   it('kill -9 of node 2: its members leave the counts on node 1 within the dead bound', async () => {
