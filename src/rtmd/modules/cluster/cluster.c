@@ -1,6 +1,7 @@
 /* The cluster module (cluster.h): two hiredis connections on the loop (one
  * for commands, one subscribed to the presence channel), node liveness,
- * presence publishing, reaping of dead nodes, and the presence mirror.
+ * presence publishing, reaping of dead nodes, the presence mirror, the
+ * records between nodes, and the room memberships of each node in Redis.
  *
  * Redis keys (docs/cluster.md; hash tags so that a Redis Cluster keeps the
  * keys of one node in one slot and each script touches one slot):
@@ -9,6 +10,8 @@
  *   rtmd:{n<id>}:alive      the node's start token, EX CLUSTER_NODE_TTL_S
  *   rtmd:{n<id>}:users      set of "pid:uid" online on the node
  *   rtmd:{n<id>}:seq        counter of the node's presence changes
+ *   rtmd:{n<id>}:rooms      set of "pid:rid" the node has room members in
+ *   rtmd:{n<id>}:r:<pid>:<rid>  set of the uids in that room on the node
  * Channel rtmd:presence, messages "<id> <seq> <op>[ <pid>:<uid>]": op + and
  * - a user online/offline on the node (seq is its counter after the
  * change), j the node (re)joined with a new set, x the node is gone.
