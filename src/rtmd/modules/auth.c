@@ -407,13 +407,16 @@ static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const 
     const msgpack_object *attrs;
     if (!get_session_attrs(req, p, NULL, true, &attrs))
         return;
-    if (!p->limits.multi_login || grant) /* a RealTimeCat token logs in once */
-        users_kickout_why(srv, pid, uid, c, USERS_DUPLICATE_LOGIN);
+    bool single = !p->limits.multi_login || grant; /* a RealTimeCat token logs in once */
+    if (single) /* here; the other nodes by the login's sequence (cluster.h) */
+        users_kick_local(srv, pid, uid, c, USERS_DUPLICATE_LOGIN, 0);
     rtmd_session *s = users_login_business(srv, c, pid, uid, sid, sid_len, bid, bid_len);
     if (!s) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
+    if (single && cluster_enabled(srv))
+        cluster_claim_login(srv, c, pid, uid);
     p->nsessions++;
     conn_authenticated(c);
     const char *lang;

@@ -2,7 +2,7 @@
  * (addlisten, removelisten, setlisten), and the delivery to those
  * connections of stored messages (RTMD_EV_MESSAGE, fired by messages.c)
  * and of users' logins and logouts (RTMD_EV_USER_ONLINE/OFFLINE, fired by
- * users.c). A message goes to the listeners of its project that want it:
+ * users.c; in a cluster the cluster's logins and logouts, cluster.h). A message goes to the listeners of its project that want it:
  * a p2p message to those of all p2p traffic or of its sender or receiver,
  * a group or room message to those of all groups or rooms or of its gid or
  * rid; a broadcast to none.
@@ -487,15 +487,32 @@ static void send_user_event(rtmd_server *srv, const rtmd_event *ev, const char *
     rtm_buf_free(&packet);
 }
 
+/* In a cluster the events are the cluster's logins and logouts (the
+ * user's first node, its last), from cluster.c; else this node's. */
 static void on_user_online(rtmd_server *srv, const rtmd_event *ev)
 {
-    send_user_event(srv, ev, "login");
+    if (!cluster_enabled(srv))
+        send_user_event(srv, ev, "login");
 }
 
 static void on_user_offline(rtmd_server *srv, const rtmd_event *ev)
 {
-    if (srv->stopping < 2) /* not for the users rtmd logs out as it exits */
+    if (srv->stopping < 2 && !cluster_enabled(srv)) /* not for the users rtmd logs out as it exits */
         send_user_event(srv, ev, "logout");
+}
+
+static void on_cluster_user_event(rtmd_server *srv, const cluster_user_event *ce)
+{
+    const char *event = ce->online ? "login" : "logout";
+    unsigned bit = ce->online ? EV_LOGIN : EV_LOGOUT;
+    if (!srv->svc || !state(srv) || srv->stopping >= 2 || !anyone_wants_event(srv, ce->pid, bit))
+        return;
+    rtm_buf packet = {0};
+    if (encode_event(&packet, ce->pid, ce->uid, event, ce->ms, ce->endpoint, ce->business) == 0)
+        for (rtmd_listener_state *l = state(srv)->head; l; l = l->next)
+            if (wants_event(l, ce->pid, bit))
+                conn_send_push(l->conn, packet.data, packet.len);
+    rtm_buf_free(&packet);
 }
 
 /* A server-gate connection closes: forget what it listened to. */
@@ -520,6 +537,7 @@ static int listen_init(rtmd_server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    cluster_on_user_event(srv, on_cluster_user_event);
     return 0;
 }
 

@@ -185,14 +185,16 @@ void users_logout(rtmd_conn *conn)
     logout_for(conn, -1);
 }
 
-/* A connection of the online user other than `except`, or NULL. Looked up
- * afresh for each kick: logging a connection out unlinks its session from
- * the user's list, and the last one frees the user. */
-static rtmd_conn *first_conn_except(rtmd_server *srv, int64_t pid, int64_t uid, const rtmd_conn *except)
+/* A connection of the online user other than `except` (and, with below,
+ * of a login older than it), or NULL. Looked up afresh for each kick:
+ * logging a connection out unlinks its session from the user's list, and
+ * the last one frees the user. */
+static rtmd_conn *first_conn_except(rtmd_server *srv, int64_t pid, int64_t uid, const rtmd_conn *except,
+                                    uint64_t below)
 {
     rtmd_user *u = users_get(srv, pid, uid);
     for (rtmd_session *s = u ? u->sessions : NULL; s; s = s->next)
-        if (s->conn != except)
+        if (s->conn != except && (!below || s->login_seq < below))
             return s->conn;
     return NULL;
 }
@@ -202,9 +204,10 @@ unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *ex
     return users_kickout_why(srv, pid, uid, except, USERS_KICKED);
 }
 
-unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason)
+unsigned users_kick_local(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason,
+                          uint64_t below)
 {
-    if (!users_online(srv, pid, uid))
+    if (!first_conn_except(srv, pid, uid, except, below))
         return 0;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
@@ -218,7 +221,7 @@ unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn
     if (push_encode(&packet, "kickout", &body, false) == 0) {
         /* Each turn ends the victim's session, so the loop ends. */
         rtmd_conn *victim;
-        while ((victim = first_conn_except(srv, pid, uid, except)) != NULL) {
+        while ((victim = first_conn_except(srv, pid, uid, except, below)) != NULL) {
             conn_send_push(victim, packet.data, packet.len);
             logout_for(victim, USERS_GONE_KICKED);
             conn_close_after_flush(victim);
@@ -228,6 +231,20 @@ unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn
     rtm_buf_free(&packet);
     msgpack_sbuffer_destroy(&body);
     return n;
+}
+
+unsigned users_kickout_older(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason,
+                             uint64_t seq)
+{
+    unsigned n = users_kick_local(srv, pid, uid, except, reason, seq);
+    events_fire(&srv->net.events, srv,
+                &(rtmd_event){.kind = RTMD_EV_USER_KICKED, .pid = pid, .uid = uid, .reason = reason, .seq = seq});
+    return n;
+}
+
+unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason)
+{
+    return users_kickout_older(srv, pid, uid, except, reason, 0);
 }
 
 unsigned users_push(rtmd_server *srv, int64_t pid, int64_t uid, const uint8_t *packet, size_t len)

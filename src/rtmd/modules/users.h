@@ -63,7 +63,12 @@ struct rtmd_session {
     /* The business id the RTS SDK gave at login (auth's businessid), NUL
      * terminated, or NULL when none or empty. */
     char *business_id;
+    /* Single-login projects in a cluster: the login's sequence from Redis
+     * (cluster.h cluster_claim_login), USERS_SEQ_PENDING while it is
+     * asked, 0 when none (no cluster, Redis away, multi-login). */
+    uint64_t login_seq;
 };
+#define USERS_SEQ_PENDING UINT64_MAX
 
 /* The session of a client-gate connection (the caller users.c, as the
  * gates' authorizer, keeps on it), or NULL before login. */
@@ -115,6 +120,18 @@ unsigned users_kickout(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *ex
 #define USERS_DUPLICATE_LOGIN "duplicate_login"
 #define USERS_KICKED "kicked"
 unsigned users_kickout_why(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason);
+/* users_kickout_why kicks this node's sessions and fires
+ * RTMD_EV_USER_KICKED (seq 0), on which the cluster kicks the user on the
+ * other nodes too. users_kickout_older kicks this node's sessions other
+ * than except whose login_seq is below seq (0 included, pending not) and
+ * fires the event with seq: the other nodes kick their older logins.
+ * users_kick_local kicks only here and fires nothing: with below 0 every
+ * session but except, else those with a login_seq below it (pending
+ * ones kept). All return how many connections were kicked here. */
+unsigned users_kickout_older(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason,
+                             uint64_t seq);
+unsigned users_kick_local(rtmd_server *srv, int64_t pid, int64_t uid, rtmd_conn *except, const char *reason,
+                          uint64_t below);
 
 /* Sends an encoded quest packet (see push.h) to every connection of the
  * user; twoway packets get a fresh seq on each connection. Returns how

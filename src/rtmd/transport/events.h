@@ -20,6 +20,8 @@ typedef enum rtmd_event_kind {
     RTMD_EV_USER_OFFLINE, /* user, pid, uid, ms: its last session ended (user is freed after) */
     RTMD_EV_MESSAGE,      /* pid, uid (the sender), conv_type, to, packet, len: a stored
                            * message was pushed to its receivers; packet is its push */
+    RTMD_EV_USER_KICKED,  /* pid, uid, reason, seq: users.c kicked the user's sessions here;
+                           * seq 0: all of them, else the login sequence they were older than */
     RTMD_EV_COUNT
 } rtmd_event_kind;
 
@@ -33,6 +35,8 @@ typedef struct rtmd_event {
     int64_t to;     /* the receiver's uid, or the gid or rid */
     const uint8_t *packet;
     size_t len;
+    const char *reason; /* RTMD_EV_USER_KICKED: the kickout's reason, or NULL */
+    uint64_t seq;
 } rtmd_event;
 
 typedef void (*rtmd_observer_fn)(struct rtmd_server *srv, const rtmd_event *ev);

@@ -43,6 +43,7 @@
 #include "users.h"
 
 #include <hiredis/adapters/libuv.h>
+#include <msgpack.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -96,16 +97,19 @@ static const char REFRESH_LUA[] =
     "if cur == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
     "if cur then return -1 end\n"
     "return 0\n";
-/* ARGV: id. 1 when the node was dead and is now removed. */
+/* ARGV: id. The node's users (an array) when the node was dead and is now
+ * removed, else 0. */
 static const char REAP_LUA[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "local m = redis.call('SMEMBERS', KEYS[2])\n"
     "redis.call('DEL', KEYS[2], KEYS[3])\n"
     "redis.call('PUBLISH', '" CHANNEL "', ARGV[1] .. ' 0 x')\n"
-    "return 1\n";
-/* ARGV: token, id. The goodbye of a stopping node. */
+    "return m\n";
+/* ARGV: token, id. The goodbye of a stopping node. Its users set stays for
+ * the reaper (the users' cluster logouts, "logins" below). */
 static const char LEAVE_LUA[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
+    "redis.call('DEL', KEYS[1], KEYS[3])\n"
     "redis.call('PUBLISH', '" CHANNEL "', ARGV[2] .. ' 0 x')\n"
     "return 1\n";
 /* {seq, members, alive} of one node, read at once. */
@@ -136,6 +140,8 @@ typedef struct snapshot_req {
     char id[RTMD_NODE_ID_MAX];
     unsigned gen;
 } snapshot_req;
+
+struct logins_state;
 
 typedef struct cluster_state {
     rtmd_server *srv;
@@ -170,6 +176,7 @@ typedef struct cluster_state {
     uint64_t rec_sent, rec_dropped, rec_received, rec_malformed;
     void (*rooms_joined)(rtmd_server *srv); /* rooms.c: re-add memberships */
     uint64_t rooms_warned_ms;                /* last "room members not read" line */
+    struct logins_state *logins; /* logins across nodes (their section) */
 } cluster_state;
 
 static cluster_state *state_of(const rtmd_server *srv)
@@ -179,6 +186,9 @@ static cluster_state *state_of(const rtmd_server *srv)
 
 static void rooms_reap(cluster_state *cs, const char *id);
 static void rooms_join(cluster_state *cs);
+/* Logins across nodes (their section, below). */
+static void logins_reaped(cluster_state *cs, const char *node, const redisReply *members);
+static void logins_joined(cluster_state *cs);
 
 /* ---- parsing what Redis says ------------------------------------------- */
 
@@ -758,6 +768,7 @@ static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
     LOG_INFO("cluster: joined as node %s", cs->id);
     redisAsyncCommand(cs->cmd, NULL, NULL, "SADD rtmd:nodes %s", cs->id);
     rooms_join(cs);
+    logins_joined(cs);
 }
 
 /* Publishes this node with every local user (first start, Redis restart,
@@ -898,11 +909,12 @@ static void on_reap(redisAsyncContext *ac, void *r, void *privdata)
     cluster_state *cs = ac->data;
     char *id = privdata;
     redisReply *reply = r;
-    if (reply && ac == cs->cmd && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+    if (reply && ac == cs->cmd && reply->type == REDIS_REPLY_ARRAY) {
         LOG_INFO("cluster: reaped dead node %s", id);
         rooms_reap(cs, id);
         redisAsyncCommand(cs->cmd, NULL, NULL, "SREM rtmd:nodes %s", id);
         mirror_drop(cs, id);
+        logins_reaped(cs, id, reply);
     }
     free(id);
 }
@@ -1439,6 +1451,412 @@ int cluster_room_members(rtmd_server *srv, int64_t pid, const int64_t *rids, siz
     return 0;
 }
 
+/* ---- logins across nodes: kicks, login sequences, cluster transitions --
+ * Keys, one hash tag per user (each script touches one slot):
+ *   rtmd:{p<pid>:u<uid>}:lseq  the user's last login sequence, EX LSEQ_TTL_S
+ *   rtmd:{p<pid>:u<uid>}:on    hash: node id -> 1 for each node holding it
+ * Records: KICK [pid, uid, reason|nil, seq] to every other node;
+ * USER_EVENT [pid, uid, online, ms, endpoint, business|nil] to the nodes
+ * listening to pid. */
+
+#define LSEQ_TTL_S 60        /* the sequence outlives this by Redis' clock */
+#define FLOOR_TTL_MS 10000   /* how long a newer login's seq is remembered */
+#define FLOORS_MAX 65536     /* entries of one generation of floors */
+#define REASON_MAX 32
+
+/* The next login sequence: above the last one, and at least Redis' clock in
+ * microseconds, so it grows also after the key expired (exact in a double). */
+static const char LSEQ_LUA[] =
+    "redis.replicate_commands()\n"
+    "local t = redis.call('TIME')\n"
+    "local s = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', s), 'EX', ARGV[1])\n"
+    "return s\n";
+/* ARGV: op (+ or -), node id. 1 when the user's first node came (+) or its
+ * last went (-): the cluster login or logout. */
+static const char USER_LUA[] =
+    "if ARGV[1] == '+' then\n"
+    "  if redis.call('HSET', KEYS[1], ARGV[2], 1) == 1 and redis.call('HLEN', KEYS[1]) == 1 then return 1 end\n"
+    "  return 0\n"
+    "end\n"
+    "if redis.call('HDEL', KEYS[1], ARGV[2]) == 1 and redis.call('EXISTS', KEYS[1]) == 0 then return 1 end\n"
+    "return 0\n";
+
+struct logins_state {
+    pairmap floors[2];       /* (pid, uid) -> seq of a newer login; [0] current */
+    uint64_t rotated_ms;
+    cluster_user_event_fn on_event;
+};
+typedef struct logins_state logins_state;
+
+static logins_state *logins_of(cluster_state *cs)
+{
+    return cs->logins;
+}
+
+static void floors_rotate(logins_state *ls, uint64_t now)
+{
+    if (now - ls->rotated_ms < FLOOR_TTL_MS && ls->floors[0].count < FLOORS_MAX)
+        return;
+    pairmap_free(&ls->floors[1]);
+    ls->floors[1] = ls->floors[0];
+    memset(&ls->floors[0], 0, sizeof ls->floors[0]);
+    ls->rotated_ms = now;
+}
+
+static uint64_t floor_of(logins_state *ls, int64_t pid, int64_t uid)
+{
+    uint64_t a = (uintptr_t)pairmap_get(&ls->floors[0], (uint64_t)pid, (uint64_t)uid);
+    uint64_t b = (uintptr_t)pairmap_get(&ls->floors[1], (uint64_t)pid, (uint64_t)uid);
+    return a > b ? a : b;
+}
+
+static void floor_raise(cluster_state *cs, int64_t pid, int64_t uid, uint64_t seq)
+{
+    logins_state *ls = logins_of(cs);
+    floors_rotate(ls, uv_now(cs->srv->loop));
+    if (seq > floor_of(ls, pid, uid))
+        pairmap_put(&ls->floors[0], (uint64_t)pid, (uint64_t)uid, (void *)(uintptr_t)seq);
+}
+
+static bool reason_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > REASON_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* users.c kicked the user here: the other nodes kick theirs too. */
+static void on_user_kicked(rtmd_server *srv, const rtmd_event *ev)
+{
+    cluster_state *cs = state_of(srv);
+    size_t count = cluster_node_count(srv);
+    if (!cs || !cs->joined || !count)
+        return;
+    size_t rlen = ev->reason ? strlen(ev->reason) : 0;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int64(&pk, ev->pid);
+    msgpack_pack_int64(&pk, ev->uid);
+    if (ev->reason && reason_ok(ev->reason, rlen)) {
+        msgpack_pack_str(&pk, rlen);
+        msgpack_pack_str_body(&pk, ev->reason, rlen);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    msgpack_pack_uint64(&pk, ev->seq);
+    for (size_t i = 0; i < count; i++)
+        cluster_send(srv, cluster_node_at(srv, i), CLUSTER_REC_KICK, b.data, b.size);
+    msgpack_sbuffer_destroy(&b);
+}
+
+static bool rec_int64(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
+        *out = (int64_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *out = o->via.i64;
+    else
+        return false;
+    return *out >= min && *out <= max;
+}
+
+/* Unpacks a record that must be an array of n fields; NULL when not. */
+static const msgpack_object *rec_fields(msgpack_zone *zone, const uint8_t *data, size_t len, uint32_t n,
+                                        msgpack_object *o)
+{
+    size_t off = 0;
+    if (len == 0 || len > 4096 ||
+        msgpack_unpack((const char *)data, len, &off, zone, o) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+        return NULL;
+    return o->via.array.ptr;
+}
+
+/* A kick record from another node: hostile, every field checked. */
+static void on_kick_record(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    cluster_state *cs = state_of(srv);
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 1024))
+        return;
+    msgpack_object o;
+    const msgpack_object *f = rec_fields(&zone, data, len, 4, &o);
+    int64_t pid, uid, seq;
+    char reason[REASON_MAX + 1];
+    bool ok = f && rec_int64(&f[0], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
+              rec_int64(&f[1], INT64_MIN, INT64_MAX, &uid) && uid != LISTEN_UID &&
+              rec_int64(&f[3], 0, INT64_MAX, &seq) &&
+              (f[2].type == MSGPACK_OBJECT_NIL ||
+               (f[2].type == MSGPACK_OBJECT_STR && reason_ok(f[2].via.str.ptr, f[2].via.str.size)));
+    if (ok && f[2].type == MSGPACK_OBJECT_STR) {
+        memcpy(reason, f[2].via.str.ptr, f[2].via.str.size);
+        reason[f[2].via.str.size] = 0;
+    }
+    if (!ok) {
+        cs->rec_malformed++;
+    } else {
+        if (seq)
+            floor_raise(cs, pid, uid, (uint64_t)seq);
+        users_kick_local(srv, pid, uid, NULL, f[2].type == MSGPACK_OBJECT_STR ? reason : NULL, (uint64_t)seq);
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+typedef struct login_claim {
+    int64_t pid, uid;
+    uint64_t conn_id;
+} login_claim;
+
+static rtmd_session *claimed_session(rtmd_server *srv, const login_claim *q)
+{
+    rtmd_user *u = users_get(srv, q->pid, q->uid);
+    for (rtmd_session *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->conn->id == q->conn_id)
+            return s;
+    return NULL;
+}
+
+static void on_lseq(redisAsyncContext *ac, void *r, void *privdata)
+{
+    cluster_state *cs = ac->data;
+    login_claim *q = privdata;
+    redisReply *reply = r;
+    rtmd_server *srv = cs->srv;
+    rtmd_session *s = state_of(srv) ? claimed_session(srv, q) : NULL;
+    if (s && s->login_seq == USERS_SEQ_PENDING) {
+        /* No answer (Redis went): the login stays, with local semantics. */
+        s->login_seq = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 ? (uint64_t)reply->integer : 0;
+        if (s->login_seq && s->login_seq < floor_of(logins_of(cs), q->pid, q->uid))
+            users_kick_local(srv, q->pid, q->uid, NULL, USERS_DUPLICATE_LOGIN, s->login_seq + 1);
+        else if (s->login_seq)
+            users_kickout_older(srv, q->pid, q->uid, s->conn, USERS_DUPLICATE_LOGIN, s->login_seq);
+    }
+    free(q);
+}
+
+void cluster_claim_login(rtmd_server *srv, rtmd_conn *c, int64_t pid, int64_t uid)
+{
+    cluster_state *cs = state_of(srv);
+    rtmd_session *s = users_session(c);
+    if (!cs || !s || !cs->joined || !cs->cmd_up || cs->leaving)
+        return;
+    login_claim *q = malloc(sizeof *q);
+    if (!q)
+        return;
+    *q = (login_claim){pid, uid, c->id};
+    s->login_seq = USERS_SEQ_PENDING;
+    if (redisAsyncCommand(cs->cmd, on_lseq, q, "EVAL %s 1 rtmd:{p%lld:u%lld}:lseq %d", LSEQ_LUA, (long long)pid,
+                          (long long)uid, LSEQ_TTL_S) != REDIS_OK) {
+        s->login_seq = 0;
+        free(q);
+    }
+}
+
+void cluster_on_user_event(rtmd_server *srv, cluster_user_event_fn fn)
+{
+    cluster_state *cs = state_of(srv);
+    if (cs)
+        logins_of(cs)->on_event = fn;
+}
+
+/* A cluster login or logout: to this node's listeners, and to every node
+ * listening to the project. */
+static void user_event_out(cluster_state *cs, const cluster_user_event *ev, bool routed)
+{
+    rtmd_server *srv = cs->srv;
+    if (logins_of(cs)->on_event)
+        logins_of(cs)->on_event(srv, ev);
+    if (!routed)
+        return;
+    size_t count = cluster_node_count(srv), blen = ev->business ? strlen(ev->business) : 0;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    for (size_t i = 0; i < count; i++) {
+        if (!cluster_node_listens(srv, i, ev->pid))
+            continue;
+        if (!b.size) {
+            msgpack_pack_array(&pk, 6);
+            msgpack_pack_int64(&pk, ev->pid);
+            msgpack_pack_int64(&pk, ev->uid);
+            if (ev->online)
+                msgpack_pack_true(&pk);
+            else
+                msgpack_pack_false(&pk);
+            msgpack_pack_uint64(&pk, ev->ms);
+            msgpack_pack_str(&pk, strlen(ev->endpoint));
+            msgpack_pack_str_body(&pk, ev->endpoint, strlen(ev->endpoint));
+            if (blen) {
+                msgpack_pack_str(&pk, blen);
+                msgpack_pack_str_body(&pk, ev->business, blen);
+            } else {
+                msgpack_pack_nil(&pk);
+            }
+        }
+        cluster_send(srv, cluster_node_at(srv, i), CLUSTER_REC_USER_EVENT, b.data, b.size);
+    }
+    msgpack_sbuffer_destroy(&b);
+}
+
+static bool rec_text(const msgpack_object *o, size_t max, char *out)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max || memchr(o->via.str.ptr, 0, o->via.str.size))
+        return false;
+    memcpy(out, o->via.str.ptr, o->via.str.size);
+    out[o->via.str.size] = 0;
+    return true;
+}
+
+/* A cluster login or logout another node saw: to this node's listeners. */
+static void on_user_event_record(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    cluster_state *cs = state_of(srv);
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 1024))
+        return;
+    msgpack_object o;
+    const msgpack_object *f = rec_fields(&zone, data, len, 6, &o);
+    int64_t ms;
+    char endpoint[RTMD_PEER_LEN], business[RTMD_BUSINESS_ID_MAX + 1];
+    cluster_user_event ev = {0};
+    bool ok = f && rec_int64(&f[0], 1, INT64_MAX, &ev.pid) && rtmd_server_project(srv, ev.pid) &&
+              rec_int64(&f[1], INT64_MIN, INT64_MAX, &ev.uid) && ev.uid != LISTEN_UID &&
+              f[2].type == MSGPACK_OBJECT_BOOLEAN && rec_int64(&f[3], 0, INT64_MAX, &ms) &&
+              rec_text(&f[4], RTMD_PEER_LEN - 1, endpoint) &&
+              (f[5].type == MSGPACK_OBJECT_NIL || rec_text(&f[5], RTMD_BUSINESS_ID_MAX, business));
+    if (ok) {
+        ev.online = f[2].via.boolean;
+        ev.ms = (uint64_t)ms;
+        ev.endpoint = endpoint;
+        ev.business = f[5].type == MSGPACK_OBJECT_NIL ? NULL : business;
+        if (logins_of(cs)->on_event)
+            logins_of(cs)->on_event(srv, &ev);
+    } else {
+        cs->rec_malformed++;
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+/* A user's transition script in flight, with the event it would make. */
+typedef struct transition {
+    cluster_user_event ev;
+    char endpoint[RTMD_PEER_LEN];
+    char business[RTMD_BUSINESS_ID_MAX + 1];
+} transition;
+
+static void on_transition(redisAsyncContext *ac, void *r, void *privdata)
+{
+    cluster_state *cs = ac->data;
+    transition *t = privdata;
+    redisReply *reply = r;
+    if (state_of(cs->srv)) {
+        if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+            user_event_out(cs, &t->ev, true);
+        else if (!reply || reply->type != REDIS_REPLY_INTEGER)
+            user_event_out(cs, &t->ev, false); /* Redis went: as without a cluster */
+    }
+    free(t);
+}
+
+/* Runs the user's transition script for node (this one, or a reaped one);
+ * without Redis the event goes to this node's listeners only. */
+static void user_transition(cluster_state *cs, const char *node, int64_t pid, int64_t uid, bool online,
+                            const char *endpoint, const char *business)
+{
+    transition *t = calloc(1, sizeof *t);
+    if (!t)
+        return;
+    snprintf(t->endpoint, sizeof t->endpoint, "%s", endpoint ? endpoint : "");
+    if (business)
+        snprintf(t->business, sizeof t->business, "%s", business);
+    t->ev = (cluster_user_event){.pid = pid, .uid = uid, .online = online, .ms = (uint64_t)clock_unix_ms(),
+                                 .endpoint = t->endpoint, .business = business ? t->business : NULL};
+    if (!cs->joined || !cs->cmd_up ||
+        redisAsyncCommand(cs->cmd, on_transition, t, "EVAL %s 1 rtmd:{p%lld:u%lld}:on %s %s", USER_LUA,
+                          (long long)pid, (long long)uid, online ? "+" : "-", node) != REDIS_OK) {
+        user_event_out(cs, &t->ev, false);
+        free(t);
+    }
+}
+
+static void logins_user_online(rtmd_server *srv, const rtmd_event *ev)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs)
+        return;
+    char peer[RTMD_PEER_LEN];
+    rtmd_conn *c = users_newest_conn(srv, ev->pid, ev->uid);
+    user_transition(cs, cs->id, ev->pid, ev->uid, true, c ? conn_peer(c, peer) : "",
+                    ev->user ? ev->user->event_business_id : NULL);
+}
+
+static void logins_user_offline(rtmd_server *srv, const rtmd_event *ev)
+{
+    cluster_state *cs = state_of(srv);
+    if (cs)
+        user_transition(cs, cs->id, ev->pid, ev->uid, false, "", ev->user ? ev->user->event_business_id : NULL);
+}
+
+/* Joined (again): this node's users are on their hashes again. A user
+ * that the cluster had let go logs in again. */
+static void logins_joined(cluster_state *cs)
+{
+    rtmd_server *srv = cs->srv;
+    size_t total = users_count(srv);
+    int64_t *uids = total ? malloc(total * sizeof *uids) : NULL;
+    if (!uids)
+        return;
+    for (size_t p = 0; p < srv->nprojects; p++) {
+        size_t got = users_of_project(srv, srv->projects[p].pid, uids, total);
+        for (size_t i = 0; i < got; i++) {
+            char peer[RTMD_PEER_LEN];
+            rtmd_conn *c = users_newest_conn(srv, srv->projects[p].pid, uids[i]);
+            user_transition(cs, cs->id, srv->projects[p].pid, uids[i], true, c ? conn_peer(c, peer) : "", NULL);
+        }
+    }
+    free(uids);
+}
+
+/* A dead node was reaped: its users leave its hashes, and those it was
+ * the last node of log out, once (only the reaper gets the members). */
+static void logins_reaped(cluster_state *cs, const char *node, const redisReply *members)
+{
+    for (size_t i = 0; i < members->elements && i < SNAPSHOT_MAX; i++) {
+        int64_t pid, uid;
+        const redisReply *m = members->element[i];
+        if (is_str(m) && parse_member(m->str, m->len, &pid, &uid) && uid != LISTEN_UID)
+            user_transition(cs, node, pid, uid, false, "", NULL);
+    }
+}
+
+static int logins_init(cluster_state *cs)
+{
+    cs->logins = calloc(1, sizeof *cs->logins);
+    if (!cs->logins)
+        return -1;
+    cs->handlers[CLUSTER_REC_KICK] = on_kick_record;
+    cs->handlers[CLUSTER_REC_USER_EVENT] = on_user_event_record;
+    return 0;
+}
+
+static void logins_free(cluster_state *cs)
+{
+    if (!cs->logins)
+        return;
+    pairmap_free(&cs->logins->floors[0]);
+    pairmap_free(&cs->logins->floors[1]);
+    free(cs->logins);
+    cs->logins = NULL;
+}
+
 /* ---- module ------------------------------------------------------------ */
 
 static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
@@ -1452,6 +1870,10 @@ static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->cluster = cs;
     cs->srv = srv;
+    if (logins_init(cs) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     char host[256];
     if (rtmd_redis_url_parse(srv->cfg.redis_url, host, sizeof host, &cs->port, &cs->db) != 0) {
         snprintf(err, errlen, "redis_url: not redis://host[:port][/db]");
@@ -1503,6 +1925,7 @@ static void cluster_free(rtmd_server *srv)
     free(cs->nodes);
     pairmap_free(&cs->online);
     pairmap_free(&cs->listening);
+    logins_free(cs);
     if (!cs->flush_closed) {
         uv_close((uv_handle_t *)&cs->flush_check, NULL);
         uv_close((uv_handle_t *)&cs->flush_idle, NULL);
@@ -1536,6 +1959,9 @@ static void cluster_metrics(const rtmd_server *srv, prom_out *out)
 static const rtmd_observer cluster_observers[] = {
     {RTMD_EV_USER_ONLINE, on_user_online},
     {RTMD_EV_USER_OFFLINE, on_user_offline},
+    {RTMD_EV_USER_ONLINE, logins_user_online},
+    {RTMD_EV_USER_OFFLINE, logins_user_offline},
+    {RTMD_EV_USER_KICKED, on_user_kicked},
 };
 
 /* Its state lives only with redis_url; presence reads go through

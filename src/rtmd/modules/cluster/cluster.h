@@ -45,6 +45,7 @@ const char *cluster_node_id(const rtmd_server *srv);
 enum {
     CLUSTER_REC_MESSAGE = 1,
     CLUSTER_REC_ROOM, /* rooms.c: a membership change for the user's node */
+    CLUSTER_REC_KICK, CLUSTER_REC_USER_EVENT, /* logins across nodes (cluster.c "logins") */
     CLUSTER_KINDS
 };
 
@@ -96,5 +97,35 @@ typedef void (*cluster_rooms_fn)(rtmd_server *srv, void *arg, const idset *per_r
  * of pid; fn runs once, now (no other node, Redis away) or when Redis
  * answered. Returns -1 (fn not called) when out of memory. */
 int cluster_room_members(rtmd_server *srv, int64_t pid, const int64_t *rids, size_t n, cluster_rooms_fn fn, void *arg);
+
+/* ---- logins across nodes ----------------------------------------------
+ * Kicks: every RTMD_EV_USER_KICKED (users.c) goes as a kick record to
+ * every other node, which kicks its own sessions of the user (all of
+ * them, or those of a login older than the record's seq).
+ * Single login: cluster_claim_login takes the user's next login sequence
+ * from Redis for the connection's session (asked, never waited for: the
+ * login is answered at once); when it lands, the session's older logins
+ * are kicked here and on every other node, and a session whose sequence
+ * is below one a newer login already announced is kicked itself. Without
+ * a joined cluster it does nothing (the local kick of login_finish is all).
+ * Cluster logins and logouts: each local online/offline runs a script on
+ * the user's Redis hash of nodes; the one node that sees the first node
+ * come or the last go hands a cluster_user_event to the function
+ * registered here, and sends it to every node with app servers listening
+ * to the project, which hand it to theirs. A reaped node's users get
+ * their logout from the reaper. Redis away: the event is handed on
+ * locally, as without a cluster. */
+void cluster_claim_login(rtmd_server *srv, rtmd_conn *c, int64_t pid, int64_t uid);
+
+typedef struct cluster_user_event {
+    int64_t pid, uid;
+    bool online;      /* login, else logout */
+    uint64_t ms;      /* unix milliseconds */
+    const char *endpoint; /* "ip:port", "" for a logout */
+    const char *business; /* business id of the login or logout, or NULL */
+} cluster_user_event;
+typedef void (*cluster_user_event_fn)(rtmd_server *srv, const cluster_user_event *ev);
+/* Registers who gets cluster logins and logouts (listen.c). */
+void cluster_on_user_event(rtmd_server *srv, cluster_user_event_fn fn);
 
 #endif
