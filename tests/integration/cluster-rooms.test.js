@@ -34,7 +34,9 @@ describe('rooms across cluster nodes', () => {
     c = await startCluster({
       nodes: 2,
       redis: true,
-      projects: [{ pid: PID, secret: 'cluster-rooms-secret', app_id: APP_ID, app_key: 'cluster-rooms-key' }],
+      // multi_login: a user's connections on both nodes stay (an RTS project
+      // defaults to single login).
+      projects: [{ pid: PID, secret: 'cluster-rooms-secret', app_id: APP_ID, app_key: 'cluster-rooms-key', multi_login: 1 }],
     });
     for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));
     assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
