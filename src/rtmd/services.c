@@ -40,10 +40,10 @@ static const rtmd_module *const modules[] = {
     &identity_module, /* first: the others may resolve string ids */
     &sign_module,
     &auth_module,
+    &cluster_module, /* redis_url: presence and records across nodes (modules/cluster/); before its users */
     &bans_module,
     &groups_module,
     &friends_module,
-    &cluster_module, /* redis_url: presence and records across nodes (modules/cluster/); before its users */
     &rooms_module,
     &listen_module,
     &quota_module,

@@ -177,6 +177,10 @@ typedef struct cluster_state {
     void (*rooms_joined)(rtmd_server *srv); /* rooms.c: re-add memberships */
     uint64_t rooms_warned_ms;                /* last "room members not read" line */
     struct logins_state *logins; /* logins across nodes (their section) */
+    cluster_rejoin_fn rejoin[CLUSTER_REJOIN_MAX]; /* mirrors' rebuilds */
+    size_t nrejoin;
+    uint64_t rejoin_due_ms;    /* 0: none due */
+    uint64_t rebuilds;
 } cluster_state;
 
 static cluster_state *state_of(const rtmd_server *srv)
@@ -765,6 +769,9 @@ static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
     }
     cs->joined = true;
     cs->waiting_id_logged = false;
+    /* Records for this node were dropped while it was away, and the
+     * others learn of it only now: mirrors reload a tick later. */
+    cs->rejoin_due_ms = uv_now(cs->srv->loop) + CLUSTER_TICK_MS;
     LOG_INFO("cluster: joined as node %s", cs->id);
     redisAsyncCommand(cs->cmd, NULL, NULL, "SADD rtmd:nodes %s", cs->id);
     rooms_join(cs);
@@ -974,6 +981,7 @@ static void on_left(redisAsyncContext *ac, void *r, void *privdata)
 
 static void on_tick(uv_timer_t *t);
 static void flush_all(cluster_state *cs);
+static void run_rejoin(cluster_state *cs, uint64_t now);
 
 static void kick_timer(cluster_state *cs)
 {
@@ -1037,6 +1045,7 @@ static void on_tick(uv_timer_t *t)
         join(cs);
         return;
     }
+    run_rejoin(cs, now);
     if (++cs->ticks % 2)
         return;
     char k[3][64], ttl[16];
@@ -1857,6 +1866,56 @@ static void logins_free(cluster_state *cs)
     cs->logins = NULL;
 }
 
+/* ---- mirrors: invalidations and rebuilds ------------------------------- */
+
+void cluster_send_all(rtmd_server *srv, unsigned kind, const void *data, size_t len)
+{
+    size_t n = cluster_node_count(srv);
+    for (size_t i = 0; i < n; i++)
+        cluster_send(srv, cluster_node_at(srv, i), kind, data, len);
+}
+
+void cluster_on_rejoin(rtmd_server *srv, cluster_rejoin_fn fn)
+{
+    cluster_state *cs = state_of(srv);
+    if (cs && cs->nrejoin < CLUSTER_REJOIN_MAX)
+        cs->rejoin[cs->nrejoin++] = fn;
+}
+
+static void run_rejoin(cluster_state *cs, uint64_t now)
+{
+    if (!cs->rejoin_due_ms || now < cs->rejoin_due_ms)
+        return;
+    cs->rejoin_due_ms = 0;
+    cs->rebuilds++;
+    LOG_INFO("cluster: reloading the mirrors of groups, friends, bans and RealTimeCat");
+    for (size_t i = 0; i < cs->nrejoin; i++)
+        cs->rejoin[i](cs->srv);
+}
+
+size_t cluster_ids_pack(uint8_t *out, const int64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = (uint64_t)v[i];
+        for (int b = 0; b < 8; b++)
+            out[i * 8 + (size_t)b] = (uint8_t)(x >> (56 - 8 * b));
+    }
+    return n * 8;
+}
+
+bool cluster_ids_unpack(const uint8_t *p, size_t len, int64_t *v, size_t n)
+{
+    if (len != n * 8)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = 0;
+        for (int b = 0; b < 8; b++)
+            x = x << 8 | p[i * 8 + (size_t)b];
+        v[i] = (int64_t)x;
+    }
+    return true;
+}
+
 /* ---- module ------------------------------------------------------------ */
 
 static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
@@ -1954,6 +2013,8 @@ static void cluster_metrics(const rtmd_server *srv, prom_out *out)
                 cs->rec_received);
     prom_metric(out, "rtmd_cluster_records_malformed_total", "counter",
                 "Records received that did not parse or had no handler.", cs->rec_malformed);
+    prom_metric(out, "rtmd_cluster_mirror_rebuilds_total", "counter",
+                "Reloads of the groups, friends, bans and RealTimeCat mirrors after (re)joining.", cs->rebuilds);
 }
 
 static const rtmd_observer cluster_observers[] = {

@@ -46,6 +46,8 @@ enum {
     CLUSTER_REC_MESSAGE = 1,
     CLUSTER_REC_ROOM, /* rooms.c: a membership change for the user's node */
     CLUSTER_REC_KICK, CLUSTER_REC_USER_EVENT, /* logins across nodes (cluster.c "logins") */
+    /* mirrors (groups.c, friends.c, bans.c, rtcat/): "reload this from the store" */
+    CLUSTER_REC_INV_GROUPS, CLUSTER_REC_INV_FRIENDS, CLUSTER_REC_INV_BANS, CLUSTER_REC_INV_RTCAT,
     CLUSTER_KINDS
 };
 
@@ -127,5 +129,24 @@ typedef struct cluster_user_event {
 typedef void (*cluster_user_event_fn)(rtmd_server *srv, const cluster_user_event *ev);
 /* Registers who gets cluster logins and logouts (listen.c). */
 void cluster_on_user_event(rtmd_server *srv, cluster_user_event_fn fn);
+
+
+/* ---- mirrors: invalidations and rebuilds ------------------------------
+ * A module that mirrors a table in memory tells every other live node,
+ * after its write committed, what to reload (cluster_send_all with ids
+ * packed by cluster_ids_pack); the receivers reload it from the store.
+ * Records may be lost (Redis away, this node taken for dead): each time
+ * this node (re)joins, one loop tick later, every function registered
+ * with cluster_on_rejoin runs and reloads its whole mirror. */
+#define CLUSTER_REJOIN_MAX 8
+
+/* Queues the record for every live other node (nothing without a cluster). */
+void cluster_send_all(rtmd_server *srv, unsigned kind, const void *data, size_t len);
+typedef void (*cluster_rejoin_fn)(rtmd_server *srv);
+void cluster_on_rejoin(rtmd_server *srv, cluster_rejoin_fn fn);
+/* n int64s as 8 bytes each, big endian; returns 8 * n. */
+size_t cluster_ids_pack(uint8_t *out, const int64_t *v, size_t n);
+/* The reverse, only when len is exactly 8 * n. */
+bool cluster_ids_unpack(const uint8_t *p, size_t len, int64_t *v, size_t n);
 
 #endif
