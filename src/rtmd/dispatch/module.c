@@ -103,6 +103,39 @@ int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg)
     return 0;
 }
 
+/* classid 0x726c00xx ("rl" and the domain), apart from the jobs' 'rtmd'. */
+int module_limit_lock(db_conn *db, int domain, int64_t a, int64_t b)
+{
+    uint64_t h = (uint64_t)a * 0x9e3779b97f4a7c15u ^ (uint64_t)b;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9u;
+    h ^= h >> 32;
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT pg_advisory_xact_lock(CAST(?1 AS integer), CAST(?2 AS integer))", &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, 0x726c0000 | (domain & 0xff));
+    db_bind_int64(st, 2, (int32_t)(uint32_t)h);
+    rc = db_step(st);
+    db_release(st);
+    return rc == DB_ROW || rc == DB_DONE ? DB_OK : rc;
+}
+
+int module_count(db_conn *db, const char *sql, int64_t a, int64_t b, int64_t *n)
+{
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, a);
+    if (db_bind_count(st) >= 2)
+        db_bind_int64(st, 2, b);
+    rc = db_step(st);
+    *n = rc == DB_ROW ? db_column_int64(st, 0) : 0;
+    db_release(st);
+    return rc == DB_ROW ? DB_OK : rc == DB_DONE ? DB_ERROR : rc;
+}
+
 void module_answer_store_failure(rtmd_request *req, int status)
 {
     if (status == DB_ABORT)

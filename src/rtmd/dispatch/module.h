@@ -88,6 +88,19 @@ typedef void (*module_leader_fn)(void *arg, bool leader);
  * Returns 0, or -1 (fn will not run) when the store refuses the write. */
 int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg);
 
+/* Limits counted across nodes that share a PostgreSQL store (a cap on
+ * members, list entries, keys, ...): an apply that adds takes the
+ * transaction's advisory lock of what it counts (classid 'rl' + domain,
+ * objid a hash of a and b), then counts the table, so that adds through
+ * all nodes to one group, list or user run one at a time and see each
+ * other's committed rows. Only for PostgreSQL (db_is_postgres): on SQLite
+ * the writer runs one write at a time and the modules' in-memory checks
+ * are exact. Both return a DB_* status. */
+enum { MODULE_LIMIT_GROUP = 1, MODULE_LIMIT_PROJECT_GROUPS };
+int module_limit_lock(db_conn *db, int domain, int64_t a, int64_t b);
+/* *n = the one integer the SELECT sql answers with ?1 = a, ?2 = b bound. */
+int module_count(db_conn *db, const char *sql, int64_t a, int64_t b, int64_t *n);
+
 /* Answers a request whose store work failed with SQLite status: a read the
  * store gave up as it closed (DB_ABORT) is "server stopping", anything
  * else "storage error". Logging what failed is the caller's. */

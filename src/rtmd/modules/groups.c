@@ -211,6 +211,112 @@ static bool caller_is_client(const rtmd_request *req)
     return req->gate != GATE_SERVER_TCP;
 }
 
+/* ---- other nodes (docs/cluster.md) ----
+ * After a write commits, every other node is told which group (or which
+ * project's groups) to reload: a record of three int64s {what, pid, gid}.
+ * The reload runs on the writer (store_submit), so its result lands in
+ * submission order with this node's own writes. */
+
+enum { INV_GROUP = 1, INV_PROJECT = 2 };
+
+static void tell_nodes(rtmd_server *srv, int64_t what, int64_t pid, int64_t gid)
+{
+    if (!cluster_enabled(srv))
+        return;
+    int64_t v[3] = {what, pid, gid};
+    uint8_t rec[24];
+    cluster_send_all(srv, CLUSTER_REC_INV_GROUPS, rec, cluster_ids_pack(rec, v, 3));
+}
+
+typedef struct group_reload {
+    rtmd_server *srv;
+    int64_t what, pid, gid;
+    size_t n, cap;
+    int64_t (*rows)[2]; /* (gid, uid) */
+} group_reload;
+
+static int apply_reload(db_conn *db, void *arg)
+{
+    group_reload *r = arg;
+    r->n = 0;
+    db_stmt_t *st;
+    int rc = db_prepare(db,
+                        r->what == INV_GROUP ? "SELECT gid, uid FROM group_members WHERE pid = ?1 AND gid = ?2"
+                                               " ORDER BY uid"
+                                             : "SELECT gid, uid FROM group_members WHERE pid = ?1 ORDER BY gid, uid",
+                        &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, r->pid);
+    if (r->what == INV_GROUP)
+        db_bind_int64(st, 2, r->gid);
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 64;
+            void *v = realloc(r->rows, cap * sizeof r->rows[0]);
+            if (!v) {
+                rc = DB_NOMEM;
+                break;
+            }
+            r->rows = v;
+            r->cap = cap;
+        }
+        r->rows[r->n][0] = db_column_int64(st, 0);
+        r->rows[r->n][1] = db_column_int64(st, 1);
+        r->n++;
+    }
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
+}
+
+static void reload_done(void *arg, int status)
+{
+    group_reload *r = arg;
+    struct groups_state *st = state(r->srv);
+    if (st && status == DB_OK) {
+        if (r->what == INV_GROUP)
+            group_drop_all(st, r->pid, r->gid);
+        else if (project_drop_all(st, r->pid) != 0)
+            status = DB_NOMEM;
+        for (size_t i = 0; status == DB_OK && i < r->n; i++)
+            if (member_add(st, r->pid, r->rows[i][0], r->rows[i][1]) != 0)
+                status = DB_NOMEM;
+    }
+    if (st && status != DB_OK)
+        LOG_ERROR("groups: reloading pid %lld gid %lld for another node's change failed: %s", (long long)r->pid,
+                  (long long)r->gid, db_errstr(status));
+    free(r->rows);
+    free(r);
+}
+
+static void reload(rtmd_server *srv, int64_t what, int64_t pid, int64_t gid)
+{
+    group_reload *r = calloc(1, sizeof *r);
+    if (!r) {
+        LOG_ERROR("groups: out of memory reloading pid %lld gid %lld", (long long)pid, (long long)gid);
+        return;
+    }
+    *r = (group_reload){.srv = srv, .what = what, .pid = pid, .gid = gid};
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+        free(r);
+}
+
+/* A record from another node: hostile, checked. */
+static void on_invalidate(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    int64_t v[3];
+    if (!state(srv) || !cluster_ids_unpack(data, len, v, 3) || (v[0] != INV_GROUP && v[0] != INV_PROJECT) ||
+        !rtmd_server_project(srv, v[1]))
+        return;
+    reload(srv, v[0], v[1], v[2]);
+}
+
+static void on_rejoin(rtmd_server *srv)
+{
+    for (size_t p = 0; p < srv->nprojects; p++)
+        reload(srv, INV_PROJECT, srv->projects[p].pid, 0);
+}
+
 /* ---- writes ---- */
 
 typedef enum { GW_ADD, GW_DEL, GW_DROP, GW_CLEAR } group_write_op;
@@ -220,13 +326,78 @@ typedef struct group_write {
     group_write_op op;
     int64_t pid, gid, joined_at;
     uint32_t reserved; /* GW_ADD: reservation to release when done */
+    uint32_t max_members, max_groups; /* GW_ADD on PostgreSQL: the limits counted in the store */
+    const char *over;  /* GW_ADD on PostgreSQL: refused by the store's count (nothing written) */
     uint32_t n;
     int64_t uids[];
 } group_write;
 
+/* An add on PostgreSQL, where other nodes add too: under the project's
+ * advisory lock (module_limit_lock), the group's members and the project's
+ * groups are counted in the table, the rows inserted, and the add undone
+ * and refused (w->over) past a limit. One lock per project: the count of
+ * its groups needs it, and two locks could deadlock. */
+static int apply_add_counted(db_conn *db, group_write *w)
+{
+    int64_t members, groups = 0;
+    int rc = module_limit_lock(db, MODULE_LIMIT_PROJECT_GROUPS, w->pid, 0);
+    if (rc == DB_OK)
+        rc = module_count(db, "SELECT count(*) FROM group_members WHERE pid = ?1 AND gid = ?2", w->pid, w->gid,
+                          &members);
+    if (rc == DB_OK && members == 0)
+        rc = module_count(db, "SELECT count(DISTINCT gid) FROM group_members WHERE pid = ?1", w->pid, 0, &groups);
+    if (rc != DB_OK)
+        return rc;
+    if (members == 0 && (uint64_t)groups >= w->max_groups) {
+        w->over = "exceed max groups of the project";
+        return DB_OK;
+    }
+    db_stmt_t *st;
+    rc = db_stmt(db, "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                 &st);
+    if (rc != DB_OK)
+        return rc;
+    uint8_t fresh[RTMD_GROUP_MAX_UIDS_PER_CALL] = {0};
+    uint32_t nfresh = 0;
+    for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
+        db_reset(st);
+        db_bind_int64(st, 1, w->pid);
+        db_bind_int64(st, 2, w->gid);
+        db_bind_int64(st, 3, w->uids[i]);
+        db_bind_int64(st, 4, w->joined_at);
+        rc = db_step(st);
+        rc = rc == DB_DONE ? DB_OK : rc;
+        if (rc == DB_OK && db_changes(db) > 0 && i < RTMD_GROUP_MAX_UIDS_PER_CALL) {
+            fresh[i] = 1;
+            nfresh++;
+        }
+    }
+    db_release(st);
+    if (rc != DB_OK || (uint64_t)members + nfresh <= w->max_members)
+        return rc;
+    w->over = "exceed max group members";
+    rc = db_stmt(db, "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3", &st);
+    for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
+        if (!fresh[i])
+            continue;
+        db_reset(st);
+        db_bind_int64(st, 1, w->pid);
+        db_bind_int64(st, 2, w->gid);
+        db_bind_int64(st, 3, w->uids[i]);
+        rc = db_step(st);
+        rc = rc == DB_DONE ? DB_OK : rc;
+    }
+    if (st)
+        db_release(st);
+    return rc;
+}
+
 static int apply_group_write(db_conn *db, void *arg)
 {
     group_write *w = arg;
+    w->over = NULL; /* a replay starts afresh */
+    if (w->op == GW_ADD && db_is_postgres(db))
+        return apply_add_counted(db, w);
     const char *sql = w->op == GW_ADD ? "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
                                           " ON CONFLICT DO NOTHING"
                       : w->op == GW_DEL   ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
@@ -275,6 +446,11 @@ static void group_write_done(void *arg, int status)
         free(w);
         return;
     }
+    if (w->over) {
+        request_error(req, RTM_EC_MAX_GROUP_MEMBER_COUNT, w->over);
+        free(w);
+        return;
+    }
     bool oom = false;
     switch (w->op) {
     case GW_ADD:
@@ -294,6 +470,7 @@ static void group_write_done(void *arg, int status)
             oom = true;
         break;
     }
+    tell_nodes(req->srv, w->op == GW_CLEAR ? INV_PROJECT : INV_GROUP, w->pid, w->gid);
     if (oom) {
         LOG_ERROR("out of memory adding members to gid %lld (stored, visible after a restart)", (long long)w->gid);
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
@@ -388,6 +565,8 @@ static void method_addgroupmembers(rtmd_request *req)
     }
     g->reserved += fresh;
     w->reserved = fresh;
+    w->max_members = lim->max_group_members;
+    w->max_groups = lim->max_groups;
     submit(req, w);
 }
 
@@ -573,6 +752,8 @@ static int groups_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     LOG_INFO("groups: %zu groups, %zu memberships loaded", st->groups.count, l.rows);
+    cluster_on_record(srv, CLUSTER_REC_INV_GROUPS, on_invalidate);
+    cluster_on_rejoin(srv, on_rejoin);
     return 0;
 }
 
