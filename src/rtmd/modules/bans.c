@@ -29,6 +29,7 @@
 #include "bans.h"
 
 #include "clock.h"
+#include "cluster.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -165,6 +166,135 @@ bool bans_project_banned(rtmd_server *srv, int64_t pid, int64_t uid)
     return banned(srv, pid, uid, BAN_PROJECT_MUTE, 0);
 }
 
+/* ---- other nodes (docs/cluster.md) ----
+ * After a ban write commits, every other node is told whose bans to reload:
+ * a record of two int64s {pid, uid}. After this node (re)joins, each
+ * project's bans are reloaded whole. Reloads run on the writer
+ * (store_submit): they land in order with this node's own writes. */
+
+typedef struct ban_row {
+    int64_t uid, target, until;
+    int kind;
+} ban_row;
+
+typedef struct ban_reload {
+    rtmd_server *srv;
+    int64_t pid, uid;
+    bool all; /* every user of the project */
+    int64_t now;
+    size_t n, cap;
+    ban_row *rows;
+} ban_reload;
+
+static void tell_nodes(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    if (!cluster_enabled(srv))
+        return;
+    int64_t v[2] = {pid, uid};
+    uint8_t rec[16];
+    cluster_send_all(srv, CLUSTER_REC_INV_BANS, rec, cluster_ids_pack(rec, v, 2));
+}
+
+static int apply_reload(db_conn *db, void *arg)
+{
+    ban_reload *r = arg;
+    r->n = 0;
+    db_stmt_t *st;
+    int rc = db_prepare(db,
+                        r->all ? "SELECT uid, kind, target, until FROM bans WHERE pid = ?1 AND (until = 0 OR until > ?2)"
+                               : "SELECT uid, kind, target, until FROM bans WHERE pid = ?1 AND (until = 0 OR until > ?2)"
+                                 " AND uid = ?3",
+                        &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, r->pid);
+    db_bind_int64(st, 2, r->now);
+    if (!r->all)
+        db_bind_int64(st, 3, r->uid);
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 16;
+            void *v = realloc(r->rows, cap * sizeof r->rows[0]);
+            if (!v) {
+                rc = DB_NOMEM;
+                break;
+            }
+            r->rows = v;
+            r->cap = cap;
+        }
+        r->rows[r->n++] = (ban_row){db_column_int64(st, 0), db_column_int64(st, 2), db_column_int64(st, 3),
+                                    db_column_int(st, 1)};
+    }
+    db_finalize(st);
+    return rc == DB_DONE ? DB_OK : rc;
+}
+
+static void drop_user(struct bans_state *st, int64_t pid, int64_t uid)
+{
+    user_bans *u = pairmap_get(&st->users, (uint64_t)pid, (uint64_t)uid);
+    if (u) {
+        u->n = 0;
+        user_bans_drop_if_empty(st, pid, uid, u);
+    }
+}
+
+static void reload_done(void *arg, int status)
+{
+    ban_reload *r = arg;
+    struct bans_state *st = state(r->srv);
+    if (st && status == DB_OK) {
+        if (r->all) {
+            int64_t *uids = malloc((st->users.count ? st->users.count : 1) * sizeof *uids);
+            size_t n = 0;
+            if (!uids)
+                status = DB_NOMEM;
+            for (size_t i = 0; uids && i < st->users.cap; i++)
+                if (st->users.slots[i].value && st->users.slots[i].a == (uint64_t)r->pid)
+                    uids[n++] = (int64_t)st->users.slots[i].b;
+            for (size_t i = 0; i < n; i++)
+                drop_user(st, r->pid, uids[i]);
+            free(uids);
+        } else {
+            drop_user(st, r->pid, r->uid);
+        }
+        for (size_t i = 0; status == DB_OK && i < r->n; i++)
+            if (ban_set(st, r->pid, r->rows[i].uid, r->rows[i].kind, r->rows[i].target, r->rows[i].until) != 0)
+                status = DB_NOMEM;
+    }
+    if (st && status != DB_OK)
+        LOG_ERROR("bans: reloading pid %lld uid %lld for another node's change failed: %s", (long long)r->pid,
+                  (long long)r->uid, db_errstr(status));
+    free(r->rows);
+    free(r);
+}
+
+static void reload(rtmd_server *srv, int64_t pid, int64_t uid, bool all)
+{
+    ban_reload *r = calloc(1, sizeof *r);
+    if (!r) {
+        LOG_ERROR("bans: out of memory reloading pid %lld", (long long)pid);
+        return;
+    }
+    *r = (ban_reload){.srv = srv, .pid = pid, .uid = uid, .all = all,
+                      .now = (int64_t)((uint64_t)clock_unix_ms() / 1000u)};
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+        free(r);
+}
+
+/* A record from another node: hostile, checked. */
+static void on_invalidate(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    int64_t v[2];
+    if (state(srv) && cluster_ids_unpack(data, len, v, 2) && rtmd_server_project(srv, v[0]))
+        reload(srv, v[0], v[1], false);
+}
+
+static void on_rejoin(rtmd_server *srv)
+{
+    for (size_t p = 0; p < srv->nprojects; p++)
+        reload(srv, srv->projects[p].pid, 0, true);
+}
+
 /* ---- writes ---- */
 
 typedef struct ban_write {
@@ -198,6 +328,8 @@ static void ban_write_done(void *arg, int status)
     ban_write *w = arg;
     rtmd_request *req = w->req;
     struct bans_state *st = state(req->srv);
+    if (st && status == DB_OK)
+        tell_nodes(req->srv, w->pid, w->uid);
     if (!st) {
         /* The module is gone (exit): nothing to update. */
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
@@ -377,6 +509,8 @@ static int bans_init(rtmd_server *srv, char *err, size_t errlen)
             free(now);
     }
     LOG_INFO("bans: %zu bans loaded", l.count);
+    cluster_on_record(srv, CLUSTER_REC_INV_BANS, on_invalidate);
+    cluster_on_rejoin(srv, on_rejoin);
     return 0;
 }
 

@@ -42,6 +42,7 @@
 #include "friends.h"
 
 #include "clock.h"
+#include "cluster.h"
 #include "idset.h"
 #include "log.h"
 #include "methods.h"
@@ -142,6 +143,148 @@ const char *friends_refusal_text(int code)
     return code == RTM_EC_BLOCKED_USER ? "blocked by the receiver" : code == RTM_EC_NOT_FRIEND ? "not friend" : "refused";
 }
 
+/* ---- other nodes (docs/cluster.md) ----
+ * After a list write commits, every other node is told which list to
+ * reload: a record of three int64s {kind, pid, uid}. After this node
+ * (re)joins, every list of each project is reloaded. Reloads run on the
+ * writer (store_submit): they land in order with this node's own writes. */
+
+typedef struct list_reload {
+    rtmd_server *srv;
+    int kind;
+    int64_t pid, uid;
+    bool all; /* both kinds, every user of the project */
+    size_t n, cap;
+    int64_t (*rows)[3]; /* (kind, uid, other) */
+} list_reload;
+
+static void tell_nodes(rtmd_server *srv, int kind, int64_t pid, int64_t uid)
+{
+    if (!cluster_enabled(srv))
+        return;
+    int64_t v[3] = {kind, pid, uid};
+    uint8_t rec[24];
+    cluster_send_all(srv, CLUSTER_REC_INV_FRIENDS, rec, cluster_ids_pack(rec, v, 3));
+}
+
+static int apply_reload(db_conn *db, void *arg)
+{
+    static const char *const one[NKINDS] = {
+        "SELECT uid, other FROM friends WHERE pid = ?1 AND uid = ?2",
+        "SELECT uid, other FROM blacklists WHERE pid = ?1 AND uid = ?2",
+    };
+    static const char *const all[NKINDS] = {
+        "SELECT uid, other FROM friends WHERE pid = ?1",
+        "SELECT uid, other FROM blacklists WHERE pid = ?1",
+    };
+    list_reload *r = arg;
+    r->n = 0;
+    int rc = DB_OK;
+    for (int kind = 0; kind < NKINDS && rc == DB_OK; kind++) {
+        if (!r->all && kind != r->kind)
+            continue;
+        db_stmt_t *st;
+        rc = db_prepare(db, r->all ? all[kind] : one[kind], &st);
+        if (rc != DB_OK)
+            return rc;
+        db_bind_int64(st, 1, r->pid);
+        if (!r->all)
+            db_bind_int64(st, 2, r->uid);
+        while ((rc = db_step(st)) == DB_ROW) {
+            if (r->n == r->cap) {
+                size_t cap = r->cap ? r->cap * 2 : 64;
+                void *v = realloc(r->rows, cap * sizeof r->rows[0]);
+                if (!v) {
+                    rc = DB_NOMEM;
+                    break;
+                }
+                r->rows = v;
+                r->cap = cap;
+            }
+            r->rows[r->n][0] = kind;
+            r->rows[r->n][1] = db_column_int64(st, 0);
+            r->rows[r->n][2] = db_column_int64(st, 1);
+            r->n++;
+        }
+        db_finalize(st);
+        rc = rc == DB_DONE ? DB_OK : rc;
+    }
+    return rc;
+}
+
+/* Empties a list (kept while adds are in flight: their reservation). */
+static void list_clear(struct friends_state *st, int kind, int64_t pid, int64_t uid)
+{
+    ulist *l = list_get(st, kind, pid, uid, false);
+    if (l) {
+        l->ids.n = 0;
+        list_maybe_drop(st, kind, pid, uid, l);
+    }
+}
+
+static void reload_done(void *arg, int status)
+{
+    list_reload *r = arg;
+    struct friends_state *st = state(r->srv);
+    for (int kind = 0; st && status == DB_OK && kind < NKINDS; kind++) {
+        if (!r->all) {
+            if (kind == r->kind)
+                list_clear(st, kind, r->pid, r->uid);
+            continue;
+        }
+        pairmap *m = &st->lists[kind];
+        int64_t *uids = malloc((m->count ? m->count : 1) * sizeof *uids);
+        size_t n = 0;
+        if (!uids) {
+            status = DB_NOMEM;
+            break;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slots[i].value && m->slots[i].a == (uint64_t)r->pid)
+                uids[n++] = (int64_t)m->slots[i].b;
+        for (size_t i = 0; i < n; i++)
+            list_clear(st, kind, r->pid, uids[i]);
+        free(uids);
+    }
+    for (size_t i = 0; st && status == DB_OK && i < r->n; i++) {
+        ulist *l = list_get(st, (int)r->rows[i][0], r->pid, r->rows[i][1], true);
+        if (!l || idset_add(&l->ids, r->rows[i][2]) < 0)
+            status = DB_NOMEM;
+    }
+    if (st && status != DB_OK)
+        LOG_ERROR("friends: reloading pid %lld uid %lld for another node's change failed: %s", (long long)r->pid,
+                  (long long)r->uid, db_errstr(status));
+    free(r->rows);
+    free(r);
+}
+
+static void reload(rtmd_server *srv, int kind, int64_t pid, int64_t uid, bool all)
+{
+    list_reload *r = calloc(1, sizeof *r);
+    if (!r) {
+        LOG_ERROR("friends: out of memory reloading pid %lld", (long long)pid);
+        return;
+    }
+    *r = (list_reload){.srv = srv, .kind = kind, .pid = pid, .uid = uid, .all = all};
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+        free(r);
+}
+
+/* A record from another node: hostile, checked. */
+static void on_invalidate(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    int64_t v[3];
+    if (state(srv) && cluster_ids_unpack(data, len, v, 3) && v[0] >= 0 && v[0] < NKINDS &&
+        rtmd_server_project(srv, v[1]))
+        reload(srv, (int)v[0], v[1], v[2], false);
+}
+
+static void on_rejoin(rtmd_server *srv)
+{
+    for (size_t p = 0; p < srv->nprojects; p++)
+        reload(srv, 0, srv->projects[p].pid, 0, true);
+}
+
 /* ---- writes ---- */
 
 typedef struct list_write {
@@ -198,6 +341,8 @@ static void list_write_done(void *arg, int status)
         return;
     }
     release_reservation(st, w);
+    if (status == DB_OK)
+        tell_nodes(req->srv, w->kind, w->pid, w->uid);
     if (status != DB_OK) {
         LOG_ERROR("%s write for uid %lld failed: %s", kinds[w->kind].name, (long long)w->uid, db_errstr(status));
         module_answer_store_failure(req, status);
@@ -478,6 +623,8 @@ static int friends_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     LOG_INFO("friends: %zu friend and %zu blacklist entries loaded", ld.rows[KIND_FRIENDS], ld.rows[KIND_BLACKS]);
+    cluster_on_record(srv, CLUSTER_REC_INV_FRIENDS, on_invalidate);
+    cluster_on_rejoin(srv, on_rejoin);
     return 0;
 }
 
