@@ -10,6 +10,7 @@
  * come from the done callbacks of writes.c. */
 #include "rtcat_internal.h"
 
+#include "cluster.h"
 #include "log.h"
 #include "module.h"
 
@@ -325,4 +326,246 @@ int rc_load_all(db_conn *db, void *arg)
     }
     db_finalize(q);
     return rc == DB_DONE ? DB_OK : rc;
+}
+
+/* ---- other nodes ----
+ * A record {pid (8 bytes, big endian), session uuid (36 bytes)} after a
+ * write of the session or its tokens; the receiver reads the session and
+ * its live tokens on the writer (store_submit, in order with its own
+ * writes), replaces its copy (in created_us order), and kicks its own token
+ * logins of what went. After a rejoin each project is reloaded whole. */
+
+#define RC_REC_LEN (8 + RTCAT_UUID_LEN)
+
+typedef struct rc_reload {
+    rtmd_server *srv;
+    int64_t pid, now;
+    char uuid[RTCAT_UUID_LEN + 1]; /* empty: the whole project */
+    rc_obj *sess, *tok;
+    char (*tok_session)[RTCAT_UUID_LEN + 1];
+    size_t nsess, ntok, capsess, captok;
+} rc_reload;
+
+void rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid)
+{
+    if (!cluster_enabled(srv) || strlen(session_uuid) != RTCAT_UUID_LEN)
+        return;
+    uint8_t rec[RC_REC_LEN];
+    cluster_ids_pack(rec, &pid, 1);
+    memcpy(rec + 8, session_uuid, RTCAT_UUID_LEN);
+    cluster_send_all(srv, CLUSTER_REC_INV_RTCAT, rec, sizeof rec);
+}
+
+static void reload_free(rc_reload *r)
+{
+    for (size_t i = 0; i < r->nsess; i++)
+        rc_obj_clear(&r->sess[i]);
+    for (size_t i = 0; i < r->ntok; i++)
+        rc_obj_clear(&r->tok[i]);
+    free(r->sess);
+    free(r->tok);
+    free(r->tok_session);
+    free(r);
+}
+
+static int apply_reload(db_conn *db, void *arg)
+{
+    rc_reload *r = arg;
+    for (size_t i = 0; i < r->nsess; i++)
+        rc_obj_clear(&r->sess[i]);
+    for (size_t i = 0; i < r->ntok; i++)
+        rc_obj_clear(&r->tok[i]);
+    r->nsess = r->ntok = 0;
+    bool one = r->uuid[0] != 0;
+    db_stmt_t *q;
+    int rc = db_prepare(db,
+                        one ? "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us FROM "
+                              "rtcat_sessions WHERE pid = ?2 AND uuid = ?3 AND (permanent = 1 OR expire_us > ?1)"
+                            : "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us FROM "
+                              "rtcat_sessions WHERE pid = ?2 AND (permanent = 1 OR expire_us > ?1) "
+                              "ORDER BY created_us, uuid",
+                        &q);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(q, 1, r->now);
+    db_bind_int64(q, 2, r->pid);
+    if (one)
+        db_bind_text(q, 3, r->uuid, RTCAT_UUID_LEN);
+    while ((rc = db_step(q)) == DB_ROW) {
+        if (r->nsess == r->capsess) {
+            size_t cap = r->capsess ? r->capsess * 2 : 16;
+            rc_obj *v = realloc(r->sess, cap * sizeof *v);
+            if (!v) {
+                rc = DB_NOMEM;
+                break;
+            }
+            r->sess = v;
+            r->capsess = cap;
+        }
+        r->sess[r->nsess] = (rc_obj){0};
+        col_obj(q, 2, &r->sess[r->nsess++]);
+    }
+    db_finalize(q);
+    if (rc != DB_DONE)
+        return rc;
+    rc = db_prepare(db,
+                    one ? "SELECT uuid, session_uuid, label, data, type, permanent, live_days, created_us, expire_us "
+                          "FROM rtcat_tokens WHERE pid = ?2 AND session_uuid = ?3 AND (permanent = 1 OR expire_us > ?1) "
+                          "ORDER BY created_us, uuid"
+                        : "SELECT uuid, session_uuid, label, data, type, permanent, live_days, created_us, expire_us "
+                          "FROM rtcat_tokens WHERE pid = ?2 AND (permanent = 1 OR expire_us > ?1) "
+                          "ORDER BY created_us, uuid",
+                    &q);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(q, 1, r->now);
+    db_bind_int64(q, 2, r->pid);
+    if (one)
+        db_bind_text(q, 3, r->uuid, RTCAT_UUID_LEN);
+    while ((rc = db_step(q)) == DB_ROW) {
+        if (r->ntok == r->captok) {
+            size_t cap = r->captok ? r->captok * 2 : 16;
+            rc_obj *v = realloc(r->tok, cap * sizeof *v);
+            char(*ts)[RTCAT_UUID_LEN + 1] = realloc(r->tok_session, cap * sizeof *ts);
+            if (v)
+                r->tok = v;
+            if (ts)
+                r->tok_session = ts;
+            if (!v || !ts) {
+                rc = DB_NOMEM;
+                break;
+            }
+            r->captok = cap;
+        }
+        const char *su = db_column_text(q, 1);
+        snprintf(r->tok_session[r->ntok], RTCAT_UUID_LEN + 1, "%s", su ? su : "");
+        r->tok[r->ntok] = (rc_obj){0};
+        col_obj(q, 2, &r->tok[r->ntok++]);
+    }
+    db_finalize(q);
+    return rc == DB_DONE ? DB_OK : rc;
+}
+
+/* Moves s (the project's last) back to its place by created_us, uuid. */
+static void session_place(rc_project *rp, rc_session *s)
+{
+    rc_session *after = s->prev;
+    while (after && (after->o.created_us > s->o.created_us ||
+                     (after->o.created_us == s->o.created_us && strcmp(after->o.uuid, s->o.uuid) > 0)))
+        after = after->prev;
+    if (after == s->prev)
+        return;
+    /* unlink from the tail */
+    rp->last = s->prev;
+    rp->last->next = NULL;
+    s->prev = after;
+    s->next = after ? after->next : rp->first;
+    if (after)
+        after->next = s;
+    else
+        rp->first = s;
+    s->next->prev = s;
+}
+
+/* Whether the reload kept a token of that uuid. */
+static bool reload_has_token(const rc_reload *r, const char *uuid)
+{
+    for (size_t i = 0; i < r->ntok; i++)
+        if (strcmp(r->tok[i].uuid, uuid) == 0)
+            return true;
+    return false;
+}
+
+static void reload_done(void *arg, int status)
+{
+    rc_reload *r = arg;
+    struct rtcat_state *st = rc_state(r->srv);
+    rc_project *rp = rc_project_of(st, r->pid);
+    if (!rp || status != DB_OK) {
+        if (rp)
+            LOG_ERROR("rtcat: reloading project %lld for another node's change failed: %s", (long long)r->pid,
+                      db_errstr(status));
+        reload_free(r);
+        return;
+    }
+    /* What goes: the old copy; logins of what is not in the reload are kicked. */
+    if (r->uuid[0]) {
+        rc_session *s = rc_session_get(st, rp, r->uuid, RTCAT_UUID_LEN);
+        if (s) {
+            bool gone = r->nsess == 0;
+            for (rc_token *t = s->first; t && !gone; t = t->next)
+                if (!reload_has_token(r, t->o.uuid))
+                    rc_kick_logins(st, NULL, t->o.uuid, RTCAT_TOKEN_DELETED);
+            if (gone)
+                rc_kick_logins(st, r->uuid, NULL, RTCAT_SESSION_DELETED);
+            rc_session_free(st, s);
+        }
+    } else {
+        while (rp->first)
+            rc_session_free(st, rp->first);
+    }
+    for (size_t i = 0; i < r->nsess; i++) {
+        if (r->sess[i].created_us > rp->last_created_us)
+            rp->last_created_us = r->sess[i].created_us;
+        rc_session *s = rc_session_add(st, rp, &r->sess[i]);
+        if (!s) {
+            LOG_ERROR("rtcat: out of memory reloading a session of project %lld", (long long)r->pid);
+            continue;
+        }
+        if (r->uuid[0])
+            session_place(rp, s);
+    }
+    for (size_t i = 0; i < r->ntok; i++) {
+        rc_session *s = rc_session_get(st, rp, r->tok_session[i], strlen(r->tok_session[i]));
+        if (r->tok[i].created_us > rp->last_created_us)
+            rp->last_created_us = r->tok[i].created_us;
+        if (s && !rc_token_add(st, s, &r->tok[i]))
+            LOG_ERROR("rtcat: out of memory reloading a token of project %lld", (long long)r->pid);
+    }
+    reload_free(r);
+}
+
+static void reload(rtmd_server *srv, int64_t pid, const char *uuid)
+{
+    rc_reload *r = calloc(1, sizeof *r);
+    if (!r) {
+        LOG_ERROR("rtcat: out of memory reloading project %lld", (long long)pid);
+        return;
+    }
+    r->srv = srv;
+    r->pid = pid;
+    r->now = rc_now_us();
+    if (uuid)
+        memcpy(r->uuid, uuid, RTCAT_UUID_LEN);
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+        reload_free(r);
+}
+
+/* A record from another node: hostile, checked (a project with the API,
+ * a canonical uuid). */
+static void on_invalidate(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    struct rtcat_state *st = rc_state(srv);
+    int64_t pid;
+    uint64_t a, b;
+    if (!st || len != RC_REC_LEN || !cluster_ids_unpack(data, 8, &pid, 1) || !rc_project_of(st, pid) ||
+        !uuid_key((const char *)data + 8, RTCAT_UUID_LEN, &a, &b))
+        return;
+    char uuid[RTCAT_UUID_LEN + 1];
+    memcpy(uuid, data + 8, RTCAT_UUID_LEN);
+    uuid[RTCAT_UUID_LEN] = 0;
+    reload(srv, pid, uuid);
+}
+
+static void on_rejoin(rtmd_server *srv)
+{
+    struct rtcat_state *st = rc_state(srv);
+    for (size_t i = 0; st && i < st->nprojects; i++)
+        reload(srv, st->projects[i].p->pid, NULL);
+}
+
+void rc_cluster_init(rtmd_server *srv)
+{
+    cluster_on_record(srv, CLUSTER_REC_INV_RTCAT, on_invalidate);
+    cluster_on_rejoin(srv, on_rejoin);
 }

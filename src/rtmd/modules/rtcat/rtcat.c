@@ -98,6 +98,7 @@ static int rtcat_init(rtmd_server *srv, char *err, size_t errlen)
         }
         LOG_INFO("rtcat: %zu sessions and %zu tokens loaded%s", l.sessions, l.tokens,
                  st->demo ? "; demo backend at /sessions, /:sessionId/tokens, /tokens/:sessionName" : "");
+        rc_cluster_init(srv);
     }
     return 0;
 }

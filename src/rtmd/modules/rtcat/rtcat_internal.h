@@ -123,6 +123,14 @@ typedef struct rc_load {
 
 int rc_load_all(db_conn *db, void *arg);
 
+/* ---- other nodes (model.c, docs/cluster.md) ---- */
+
+/* After a write of the session (or of one of its tokens) committed: every
+ * other node reloads that session with its tokens. */
+void rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid);
+/* Registers the receiver of those records and the reload after a rejoin. */
+void rc_cluster_init(rtmd_server *srv);
+
 /* ---- writes (writes.c): each answers the request, at once or deferred ---- */
 
 /* Creates a session from f, with a first token when token_fields is not

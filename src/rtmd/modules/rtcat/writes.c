@@ -158,6 +158,7 @@ static void write_done(void *arg, int status)
         write_free(w);
         return;
     }
+    rc_tell_nodes(w->srv, w->pid, w->sess.uuid);
     json_t *j = NULL;
     int code = 200;
     rc_session *s = rc_session_get(st, rp, w->sess.uuid, strlen(w->sess.uuid));
@@ -433,7 +434,6 @@ void rc_delete_object(rtmd_conn *c, const http_request *req, rc_project *rp, rc_
     }
     if (t)
         memcpy(w->tok[0].uuid, t->o.uuid, sizeof w->tok[0].uuid);
-    else
-        memcpy(w->sess.uuid, s->o.uuid, sizeof w->sess.uuid);
+    memcpy(w->sess.uuid, t ? t->s->o.uuid : s->o.uuid, sizeof w->sess.uuid);
     submit(c, req, w, rp);
 }
