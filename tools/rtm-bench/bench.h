@@ -68,7 +68,21 @@ typedef struct bench_opts {
     int verbose;
     const char *json_path;     /* --json FILE (append one line) */
     const char *label;         /* --label, free text copied into the JSON */
+    /* --nodes (rtmd only): a cluster instead of one server. Client i talks
+     * to node bench_node_of(i) (round robin); host/port/gate_port above are
+     * then unused. */
+    int nnodes;
+    const struct bench_node *nodes;
 } bench_opts;
+
+/* One node of --nodes HOST:PORT:GATEPORT[:PID]: PORT is the client gate of
+ * the transport used (TCP, or WebSocket with --ws); PID (optional) is read
+ * for the node's CPU time and memory. */
+#define BENCH_MAX_NODES 64
+typedef struct bench_node {
+    char host[16];
+    int port, gate_port, pid;
+} bench_node;
 
 /* ---- the target interface ---------------------------------------------- */
 
@@ -157,6 +171,10 @@ uint64_t bench_now_ns(void);                  /* uv_hrtime() */
  * The sockaddr has port 0; pass it to uv_tcp_bind() before uv_tcp_connect(). */
 const struct sockaddr *bench_source_addr(int client);
 const char *bench_source_addr_str(int client); /* same, as text, or NULL */
+/* The node client i talks to with --nodes: i % nnodes (so the sender 2k
+ * and the receiver 2k + 1 of a p2p pair are on different nodes when there
+ * are two or more); 0 without --nodes. */
+int bench_node_of(int client);
 /* "bench.<t>" — topic / subject / channel name for peers. Static buffer per
  * call: copy it if you keep it. */
 const char *bench_topic_name(uint32_t topic);
@@ -166,6 +184,8 @@ void bench_log(int level, const char *fmt, ...) __attribute__((format(printf, 2,
 /* CHANGES
  * v1: first version, including BENCH_CAP_JOIN_TO_PUBLISH (added within
  *     the first quarter hour, before any peer code used the header).
+ * v2: bench_opts.nnodes/nodes (--nodes, a cluster of rtmd nodes),
+ *     bench_node and bench_node_of().
  * Notes for peers: the engine reads server RSS itself (--server-pid); a
  * target's bench_acked() for a peer without server acks should fire when
  * the library has written the message (or at once), and --rate is then the

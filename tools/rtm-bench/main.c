@@ -4,13 +4,17 @@
  * through the target interface of bench.h, statistics (counters snapshot at
  * the window edges, log-linear latency histograms), the server's resident
  * memory from /proc, and the report: a human summary on stdout and one JSON
- * line appended to --json FILE.
+ * line appended to --json FILE. With --nodes (rtmd cluster) clients are
+ * spread round robin over the nodes and the report has per-node figures:
+ * clients, answers and deliveries in the window, and the CPU seconds each
+ * node (and each --cpu-pid process tree: PostgreSQL, Redis) spent in it.
  *
  * Everything is bounded: each phase has a deadline, a run ends by itself
  * after warmup + duration (+ drain, + close), and only 127.0.0.0/8
  * addresses are accepted. */
 #include "bench.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -132,10 +136,117 @@ static struct sockaddr_in *src_addrs;
 static const char **src_strs;
 static int exit_code;
 
+/* --nodes and --cpu-pid: window counts per node, CPU ticks at the window
+ * edges per node and per named process tree. */
+#define MAX_CPU_PIDS 8
+static bench_node nodes[BENCH_MAX_NODES];
+static struct {
+    uint64_t clients, senders, acked, delivered, acked0, delivered0, acked1, delivered1;
+    long long cpu0, cpu1; /* ticks, -1 = unreadable */
+    long rss_kb;
+} node_k[BENCH_MAX_NODES];
+static struct {
+    char name[32];
+    int pid;
+    long long cpu0, cpu1;
+} cpu_pids[MAX_CPU_PIDS];
+static int ncpu_pids;
+
 static void finish_run(void);
 static void start_close(void);
 
 uint64_t bench_now_ns(void) { return uv_hrtime(); }
+
+int bench_node_of(int client)
+{
+    return O.nnodes > 1 && client >= 0 ? client % O.nnodes : 0;
+}
+
+/* utime + stime ticks of pid, with tree: of pid and all its descendants
+ * alive now (PostgreSQL's backends are children of the postmaster). -1 when
+ * pid is gone. Reads /proc only. */
+static int read_stat(int pid, int *ppid, long long *ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+    unsigned long long ut, st;
+    int pp;
+    if (!p || sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &pp, &ut, &st) != 3)
+        return -1;
+    *ppid = pp;
+    *ticks = (long long)(ut + st);
+    return 0;
+}
+
+static long long cpu_ticks(int pid, int tree)
+{
+    int pp;
+    long long t;
+    if (pid <= 0 || read_stat(pid, &pp, &t) != 0)
+        return -1;
+    if (!tree)
+        return t;
+    /* descendants: every process's parent from /proc, then the sum of
+     * those whose parent chain (at most 8 up) reaches pid */
+    DIR *d = opendir("/proc");
+    if (!d)
+        return t;
+    enum { MAXP = 65536 };
+    static int pids[MAXP], ppids[MAXP];
+    static long long ticks[MAXP];
+    int np = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && np < MAXP) {
+        char *end;
+        long v = strtol(e->d_name, &end, 10);
+        if (*end || v <= 0 || v == pid)
+            continue;
+        if (read_stat((int)v, &ppids[np], &ticks[np]) == 0)
+            pids[np++] = (int)v;
+    }
+    closedir(d);
+    for (int i = 0; i < np; i++) {
+        int cur = ppids[i];
+        for (int depth = 0; depth < 8 && cur > 1; depth++) {
+            if (cur == pid) {
+                t += ticks[i];
+                break;
+            }
+            int k;
+            for (k = 0; k < np && pids[k] != cur; k++)
+                ;
+            if (k == np)
+                break;
+            cur = ppids[k];
+        }
+    }
+    return t;
+}
+
+static void sample_cpu(int end)
+{
+    for (int k = 0; k < O.nnodes; k++) {
+        long long t = cpu_ticks(nodes[k].pid, 0);
+        if (end)
+            node_k[k].cpu1 = t;
+        else
+            node_k[k].cpu0 = t;
+    }
+    for (int k = 0; k < ncpu_pids; k++) {
+        long long t = cpu_ticks(cpu_pids[k].pid, 1);
+        if (end)
+            cpu_pids[k].cpu1 = t;
+        else
+            cpu_pids[k].cpu0 = t;
+    }
+}
 
 void bench_log(int level, const char *fmt, ...)
 {
@@ -251,6 +362,10 @@ static void plan(void)
         }
         if (b->sender)
             senders[nsenders++] = i;
+        if (O.nnodes) {
+            node_k[bench_node_of(i)].clients++;
+            node_k[bench_node_of(i)].senders += b->sender;
+        }
     }
 }
 
@@ -455,6 +570,8 @@ void bench_acked(int i, uint64_t cookie, int status)
     uint64_t now = uv_hrtime();
     if (status == 0) {
         K.acked++;
+        if (O.nnodes)
+            node_k[bench_node_of(i)].acked++;
         K.expected += fanout_of(i);
         if (in_window && cookie >= t_win0)
             h_record(ack_lat, now - cookie);
@@ -482,6 +599,8 @@ void bench_delivered(int i, const void *data, size_t len)
         return;
     }
     K.delivered++;
+    if (O.nnodes)
+        node_k[bench_node_of(i)].delivered++;
     /* One clock read per 16 deliveries: at millions of deliveries a second
      * the clock was a tenth of the generator's time, and 16 deliveries take
      * a few microseconds, far below the latencies measured. */
@@ -623,6 +742,12 @@ static void on_window_end(uv_timer_t *t)
     t_win1 = uv_hrtime();
     K1 = K;
     in_window = 0;
+    sample_cpu(1);
+    for (int k = 0; k < O.nnodes; k++) {
+        node_k[k].acked1 = node_k[k].acked;
+        node_k[k].delivered1 = node_k[k].delivered;
+        node_k[k].rss_kb = nodes[k].pid > 0 ? read_rss_kb(nodes[k].pid) : -1;
+    }
     if (O.server_pid > 0)
         rss_after_kb = read_rss_kb(O.server_pid);
     phase = PH_DRAIN;
@@ -636,6 +761,11 @@ static void on_warmup_end(uv_timer_t *t)
     t_win0 = uv_hrtime();
     K0 = K;
     in_window = 1;
+    for (int k = 0; k < O.nnodes; k++) {
+        node_k[k].acked0 = node_k[k].acked;
+        node_k[k].delivered0 = node_k[k].delivered;
+    }
+    sample_cpu(0);
     uv_timer_start(&phase_timer, on_window_end, (uint64_t)(O.duration * 1000), 0);
 }
 
@@ -795,6 +925,21 @@ static void report(void)
     if (per_conn >= 0)
         printf(", %.0f bytes per connection\n", per_conn);
     printf("  client RSS %ld kB\n", client_rss);
+    long hz = sysconf(_SC_CLK_TCK);
+    for (int k = 0; k < O.nnodes; k++) {
+        double cpu = node_k[k].cpu0 >= 0 && node_k[k].cpu1 >= 0 ? (double)(node_k[k].cpu1 - node_k[k].cpu0) / hz : -1;
+        printf("  node %d %s:%d: clients %llu (senders %llu), window: acked %llu, delivered %llu", k, nodes[k].host,
+               nodes[k].port, (unsigned long long)node_k[k].clients, (unsigned long long)node_k[k].senders,
+               (unsigned long long)(node_k[k].acked1 - node_k[k].acked0),
+               (unsigned long long)(node_k[k].delivered1 - node_k[k].delivered0));
+        if (cpu >= 0)
+            printf(", CPU %.2f s", cpu);
+        printf("\n");
+    }
+    for (int k = 0; k < ncpu_pids; k++)
+        if (cpu_pids[k].cpu0 >= 0 && cpu_pids[k].cpu1 >= 0)
+            printf("  %s (pid %d and children): window CPU %.2f s\n", cpu_pids[k].name, cpu_pids[k].pid,
+                   (double)(cpu_pids[k].cpu1 - cpu_pids[k].cpu0) / hz);
     for (int k = 0; k < MAX_CODES && err_codes[k].n; k++)
         printf("  error code %d: %llu\n", err_codes[k].code, (unsigned long long)err_codes[k].n);
 
@@ -842,7 +987,37 @@ static void report(void)
         fprintf(f, "\"server_rss_bytes_per_conn\":%.1f,", per_conn);
     else
         fprintf(f, "\"server_rss_bytes_per_conn\":null,");
-    fprintf(f, "\"client_rss_kb\":%ld}\n", client_rss);
+    fprintf(f, "\"client_rss_kb\":%ld", client_rss);
+    /* --nodes: one entry per node; --cpu-pid: CPU seconds per named tree,
+     * both over the measured window (null when a pid could not be read) */
+    if (O.nnodes) {
+        fprintf(f, ",\"nodes\":[");
+        for (int k = 0; k < O.nnodes; k++) {
+            fprintf(f, "%s{\"node\":%d,\"host\":", k ? "," : "", k);
+            json_str(f, nodes[k].host);
+            fprintf(f, ",\"port\":%d,\"gate_port\":%d,\"server_pid\":%d,\"clients\":%llu,\"senders\":%llu,"
+                       "\"window\":{\"acked\":%llu,\"delivered\":%llu},\"cpu_s\":",
+                    nodes[k].port, nodes[k].gate_port, nodes[k].pid, (unsigned long long)node_k[k].clients,
+                    (unsigned long long)node_k[k].senders, (unsigned long long)(node_k[k].acked1 - node_k[k].acked0),
+                    (unsigned long long)(node_k[k].delivered1 - node_k[k].delivered0));
+            if (node_k[k].cpu0 >= 0 && node_k[k].cpu1 >= 0)
+                fprintf(f, "%.3f", (double)(node_k[k].cpu1 - node_k[k].cpu0) / hz);
+            else
+                fprintf(f, "null");
+            fprintf(f, ",\"rss_kb_after\":%ld}", node_k[k].rss_kb);
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, ",\"cpu_s\":{");
+    for (int k = 0; k < ncpu_pids; k++) {
+        fprintf(f, "%s", k ? "," : "");
+        json_str(f, cpu_pids[k].name);
+        if (cpu_pids[k].cpu0 >= 0 && cpu_pids[k].cpu1 >= 0)
+            fprintf(f, ":%.3f", (double)(cpu_pids[k].cpu1 - cpu_pids[k].cpu0) / hz);
+        else
+            fprintf(f, ":null");
+    }
+    fprintf(f, "}}\n");
     fclose(f);
 }
 
@@ -875,8 +1050,16 @@ static void usage(FILE *f)
             "  --server-pid PID       read the server's VmRSS before and after\n"
             "  --json FILE            append one JSON line with the figures\n"
             "  --label TEXT           free text copied into the JSON\n"
+            "  --nodes H:P:G[:PID],.. rtmd cluster: nodes at host H (127.0.0.0/8), client gate port P\n"
+            "                         (WebSocket with --ws), server gate port G, process id PID (for\n"
+            "                         its CPU and memory); at most %d. Client i talks to node\n"
+            "                         i %% N (a p2p pair's sender and receiver on different nodes),\n"
+            "                         tokens are minted through every node. Replaces --host, --port,\n"
+            "                         --gate-port and --server-pid\n"
+            "  --cpu-pid NAME:PID     CPU seconds of PID and its child processes during the\n"
+            "                         window, reported as cpu_s.NAME (repeatable, at most %d)\n"
             "  -v, --verbose          progress and errors on stderr\n",
-            BENCH_HDR_BYTES);
+            BENCH_HDR_BYTES, BENCH_MAX_NODES, MAX_CPU_PIDS);
 }
 
 static int is_loopback(const char *a, struct sockaddr_in *out)
@@ -934,10 +1117,74 @@ static void parse_sources(char *list)
     O.source_addrs = src_strs;
 }
 
+/* --nodes H:P:G[:PID],...: every field checked, loopback only. */
+static void parse_nodes(const char *arg)
+{
+    char buf[4096];
+    if (strlen(arg) >= sizeof buf) {
+        fprintf(stderr, "rtm-bench: --nodes is too long\n");
+        exit(2);
+    }
+    strcpy(buf, arg);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == BENCH_MAX_NODES) {
+            fprintf(stderr, "rtm-bench: --nodes: at most %d nodes\n", BENCH_MAX_NODES);
+            exit(2);
+        }
+        char *f[5];
+        int nf = 0;
+        char *save2 = NULL;
+        for (char *p = strtok_r(tok, ":", &save2); p && nf < 5; p = strtok_r(NULL, ":", &save2))
+            f[nf++] = p;
+        if (nf < 3 || nf > 4 || strlen(f[0]) >= sizeof nodes[n].host || !is_loopback(f[0], NULL)) {
+            fprintf(stderr, "rtm-bench: --nodes wants HOST:PORT:GATEPORT[:PID] with HOST in 127.0.0.0/8, "
+                            "comma-separated\n");
+            exit(2);
+        }
+        strcpy(nodes[n].host, f[0]);
+        nodes[n].port = (int)num_arg("nodes port", f[1], 1, 65535);
+        nodes[n].gate_port = (int)num_arg("nodes gate port", f[2], 1, 65535);
+        nodes[n].pid = nf == 4 ? (int)num_arg("nodes pid", f[3], 1, 1 << 30) : 0;
+        n++;
+    }
+    if (!n) {
+        fprintf(stderr, "rtm-bench: --nodes names no node\n");
+        exit(2);
+    }
+    O.nnodes = n;
+    O.nodes = nodes;
+}
+
+static void parse_cpu_pid(const char *arg)
+{
+    const char *colon = strrchr(arg, ':');
+    size_t nl = colon ? (size_t)(colon - arg) : 0;
+    if (ncpu_pids == MAX_CPU_PIDS || !colon || nl == 0 || nl >= sizeof cpu_pids[0].name) {
+        fprintf(stderr, "rtm-bench: --cpu-pid wants NAME:PID (NAME 1..%zu of [A-Za-z0-9_-]), at most %d\n",
+                sizeof cpu_pids[0].name - 1, MAX_CPU_PIDS);
+        exit(2);
+    }
+    for (size_t i = 0; i < nl; i++) {
+        char ch = arg[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '-')) {
+            fprintf(stderr, "rtm-bench: --cpu-pid NAME may hold letters, digits, _ and - only\n");
+            exit(2);
+        }
+    }
+    memcpy(cpu_pids[ncpu_pids].name, arg, nl);
+    cpu_pids[ncpu_pids].name[nl] = 0;
+    cpu_pids[ncpu_pids].pid = (int)num_arg("cpu-pid", colon + 1, 1, 1 << 30);
+    cpu_pids[ncpu_pids].cpu0 = cpu_pids[ncpu_pids].cpu1 = -1;
+    ncpu_pids++;
+}
+
 static void parse_args(int argc, char **argv)
 {
     enum { O_TARGET = 256, O_SCEN, O_HOST, O_PORT, O_GATE, O_WS, O_PID, O_SECRET, O_UIDB, O_RIDB, O_CONNS, O_SENDERS,
-           O_ROOM, O_SIZE, O_WINDOW, O_RATE, O_WARM, O_DUR, O_DRAIN, O_CC, O_SRC, O_SPID, O_JSON, O_LABEL, O_HELP };
+           O_ROOM, O_SIZE, O_WINDOW, O_RATE, O_WARM, O_DUR, O_DRAIN, O_CC, O_SRC, O_SPID, O_JSON, O_LABEL, O_NODES, O_CPUPID, O_HELP };
     static const struct option opts[] = {
         {"target", 1, 0, O_TARGET}, {"scenario", 1, 0, O_SCEN}, {"host", 1, 0, O_HOST},
         {"port", 1, 0, O_PORT}, {"gate-port", 1, 0, O_GATE}, {"ws", 0, 0, O_WS},
@@ -947,6 +1194,7 @@ static void parse_args(int argc, char **argv)
         {"rate", 1, 0, O_RATE}, {"warmup", 1, 0, O_WARM}, {"duration", 1, 0, O_DUR},
         {"drain", 1, 0, O_DRAIN}, {"connect-concurrency", 1, 0, O_CC}, {"source-addrs", 1, 0, O_SRC},
         {"server-pid", 1, 0, O_SPID}, {"json", 1, 0, O_JSON}, {"label", 1, 0, O_LABEL},
+        {"nodes", 1, 0, O_NODES}, {"cpu-pid", 1, 0, O_CPUPID},
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     O.target = "rtmd";
     O.host = "127.0.0.1";
@@ -989,6 +1237,8 @@ static void parse_args(int argc, char **argv)
         case O_SPID: O.server_pid = (int)num_arg("server-pid", optarg, 1, 1 << 30); break;
         case O_JSON: O.json_path = optarg; break;
         case O_LABEL: O.label = optarg; break;
+        case O_NODES: parse_nodes(optarg); break;
+        case O_CPUPID: parse_cpu_pid(optarg); break;
         case 'v': O.verbose++; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
@@ -1010,6 +1260,14 @@ static void parse_args(int argc, char **argv)
         fprintf(stderr, "rtm-bench: --host must be an IPv4 address in 127.0.0.0/8\n");
         exit(2);
     }
+    if (O.nnodes && (strcmp(O.target, "rtmd") != 0 || O.port || O.gate_port || O.server_pid ||
+                     strcmp(O.host, "127.0.0.1") != 0)) {
+        fprintf(stderr, "rtm-bench: --nodes is for --target rtmd and replaces --host, --port, --gate-port and "
+                        "--server-pid\n");
+        exit(2);
+    }
+    for (int k = 0; k < O.nnodes; k++)
+        node_k[k].cpu0 = node_k[k].cpu1 = -1;
 }
 
 static void raise_nofile(void)
@@ -1098,6 +1356,11 @@ int main(int argc, char **argv)
         if (!t_win1) { /* stopped before the window closed (setup problems) */
             t_win1 = uv_hrtime();
             K1 = K;
+            sample_cpu(1);
+            for (int k = 0; k < O.nnodes; k++) {
+                node_k[k].acked1 = node_k[k].acked;
+                node_k[k].delivered1 = node_k[k].delivered;
+            }
         }
         report();
     }

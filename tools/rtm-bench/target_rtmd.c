@@ -4,7 +4,9 @@
  * (fpnn_client.c) logged in with `auth`, topics as rooms (enterroom,
  * sendroommsg), p2p as sendmsg quest/answer, and deliveries from the
  * pushroommsg / pushmsg quests the server sends. Client i is uid
- * uid_base + i; topic t is rid rid_base + t. */
+ * uid_base + i; topic t is rid rid_base + t. With --nodes, client i talks
+ * to node bench_node_of(i) and gate link k mints on node k % nodes (tokens
+ * live in the shared store, so any node's token logs in on every node). */
 #include "bench.h"
 #include "fpnn_client.h"
 #include "payload.h"
@@ -17,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define GATE_LINKS 4
+#define GATE_LINKS 4 /* with --nodes: at least one per node */
 #define GATE_WINDOW 128
 #define TOKEN_LEN 32
 #define BENCH_MTYPE 51
@@ -36,11 +38,13 @@ static struct {
     rclient *cl;
     char (*tokens)[TOKEN_LEN + 1];
     fc_ctx *fc;
-    struct sockaddr_in addr, gate_addr;
+    struct sockaddr_in *addr, *gate_addr; /* per node (one without --nodes) */
+    int naddr;
     msgpack_sbuffer sb;
     uint64_t mid;
     /* token minting */
-    fc_conn *gate[GATE_LINKS];
+    fc_conn *gate[BENCH_MAX_NODES > GATE_LINKS ? BENCH_MAX_NODES : GATE_LINKS];
+    int ngates;
     int gates_open;
     int next_mint, minted, mint_failed;
     int64_t salt;
@@ -83,7 +87,7 @@ static void mint_done(void)
     if (!R.preparing)
         return;
     R.preparing = 0;
-    for (int k = 0; k < GATE_LINKS; k++)
+    for (int k = 0; k < R.ngates; k++)
         if (R.gate[k])
             fc_close(R.gate[k]);
     bench_prepared(R.mint_failed ? -1 : 0);
@@ -204,7 +208,7 @@ static void on_close(fc_conn *c, int status)
             /* A gate link died while minting: what it had in flight failed
              * (counted in on_token); carry on over the other links or stop. */
             int alive = 0;
-            for (int j = 0; j < GATE_LINKS; j++)
+            for (int j = 0; j < R.ngates; j++)
                 alive += R.gate[j] != NULL;
             if (!alive) {
                 bench_error(-1, status, "server gate link closed");
@@ -267,10 +271,18 @@ static int r_init(uv_loop_t *loop, const bench_opts *o, int nclients)
     R.fc = fc_ctx_new(loop, &cb, 16u << 20);
     if (!R.fc)
         return -1;
-    int port = o->port ? o->port : (o->ws ? 13321 : 13325);
-    if (uv_ip4_addr(o->host, port, &R.addr) != 0 ||
-        uv_ip4_addr(o->host, o->gate_port ? o->gate_port : 13315, &R.gate_addr) != 0)
+    R.naddr = o->nnodes ? o->nnodes : 1;
+    R.addr = calloc((size_t)R.naddr, sizeof *R.addr);
+    R.gate_addr = calloc((size_t)R.naddr, sizeof *R.gate_addr);
+    if (!R.addr || !R.gate_addr)
         return -1;
+    for (int k = 0; k < R.naddr; k++) {
+        const char *host = o->nnodes ? o->nodes[k].host : o->host;
+        int port = o->nnodes ? o->nodes[k].port : o->port ? o->port : (o->ws ? 13321 : 13325);
+        int gate = o->nnodes ? o->nodes[k].gate_port : o->gate_port ? o->gate_port : 13315;
+        if (uv_ip4_addr(host, port, &R.addr[k]) != 0 || uv_ip4_addr(host, gate, &R.gate_addr[k]) != 0)
+            return -1;
+    }
     /* mids: unique across runs against the same data directory. */
     R.mid = ((uint64_t)time(NULL) * 1000u) << 16;
     R.salt = (int64_t)(((uint64_t)time(NULL) << 24) ^ (uv_hrtime() & 0xffffff));
@@ -285,13 +297,16 @@ static int r_prepare(void)
     }
     R.preparing = 1;
     int links = R.n < GATE_LINKS ? (R.n ? R.n : 1) : GATE_LINKS;
+    if (links < R.naddr)
+        links = R.naddr; /* every node's gate is used */
+    R.ngates = links;
     if (R.n == 0) {
         R.preparing = 0;
         bench_prepared(0);
         return 0;
     }
     for (int k = 0; k < links; k++) {
-        R.gate[k] = fc_connect(R.fc, (const struct sockaddr *)&R.gate_addr, NULL, 0, NULL, (void *)(intptr_t)(-(k + 1)));
+        R.gate[k] = fc_connect(R.fc, (const struct sockaddr *)&R.gate_addr[k % R.naddr], NULL, 0, NULL, (void *)(intptr_t)(-(k + 1)));
         if (!R.gate[k]) {
             R.preparing = 0;
             return -1;
@@ -304,7 +319,7 @@ static int r_connect(int i)
 {
     if (R.cl[i].state != C_IDLE || !R.tokens[i][0])
         return -1;
-    fc_conn *c = fc_connect(R.fc, (const struct sockaddr *)&R.addr, bench_source_addr(i), R.o->ws,
+    fc_conn *c = fc_connect(R.fc, (const struct sockaddr *)&R.addr[bench_node_of(i)], bench_source_addr(i), R.o->ws,
                             "/service/websocket", cl_tag(i));
     if (!c)
         return -1;
@@ -381,6 +396,8 @@ static void r_shutdown(void)
     R.fc = NULL;
     free(R.cl);
     free(R.tokens);
+    free(R.addr);
+    free(R.gate_addr);
     msgpack_sbuffer_destroy(&R.sb);
 }
 
