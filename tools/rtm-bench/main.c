@@ -142,7 +142,7 @@ static int exit_code;
 static bench_node nodes[BENCH_MAX_NODES];
 static struct {
     uint64_t clients, senders, acked, delivered, acked0, delivered0, acked1, delivered1;
-    long long cpu0, cpu1; /* ticks, -1 = unreadable */
+    long long cpu0, cpu1; /* ns, -1 = unreadable */
     long rss_kb;
 } node_k[BENCH_MAX_NODES];
 static struct {
@@ -162,9 +162,50 @@ int bench_node_of(int client)
     return O.nnodes > 1 && client >= 0 ? client % O.nnodes : 0;
 }
 
-/* utime + stime ticks of pid, with tree: of pid and all its descendants
- * alive now (PostgreSQL's backends are children of the postmaster). -1 when
- * pid is gone. Reads /proc only. */
+/* CPU time of pid in ns: the sum of its threads' run time from
+ * /proc/PID/task/TID/schedstat (exact, where utime + stime count 10 ms
+ * ticks); -1 when unreadable. */
+static long long sched_ns(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    long long sum = 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end, p2[96];
+        long tid = strtol(e->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        snprintf(p2, sizeof p2, "/proc/%d/task/%ld/schedstat", pid, tid);
+        FILE *f = fopen(p2, "r");
+        unsigned long long ns;
+        if (!f)
+            continue;
+        if (fscanf(f, "%llu", &ns) == 1) {
+            sum += (long long)ns;
+            n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n ? sum : -1;
+}
+
+/* CPU ns of pid (with tree: and of all its descendants alive now:
+ * PostgreSQL's backends are children of the postmaster); from schedstat,
+ * else from the utime + stime ticks of /proc/PID/stat. -1 when pid is
+ * gone. Reads /proc only. */
+static long ns_per_tick;
+static long long proc_ns(int pid, long long ticks)
+{
+    long long ns = sched_ns(pid);
+    return ns >= 0 ? ns : ticks * ns_per_tick;
+}
+
 static int read_stat(int pid, int *ppid, long long *ticks)
 {
     char path[64], buf[1024];
@@ -185,12 +226,15 @@ static int read_stat(int pid, int *ppid, long long *ticks)
     return 0;
 }
 
-static long long cpu_ticks(int pid, int tree)
+static long long cpu_ns(int pid, int tree)
 {
     int pp;
     long long t;
+    if (!ns_per_tick)
+        ns_per_tick = 1000000000L / sysconf(_SC_CLK_TCK);
     if (pid <= 0 || read_stat(pid, &pp, &t) != 0)
         return -1;
+    t = proc_ns(pid, t);
     if (!tree)
         return t;
     /* descendants: every process's parent from /proc, then the sum of
@@ -216,7 +260,7 @@ static long long cpu_ticks(int pid, int tree)
         int cur = ppids[i];
         for (int depth = 0; depth < 8 && cur > 1; depth++) {
             if (cur == pid) {
-                t += ticks[i];
+                t += proc_ns(pids[i], ticks[i]);
                 break;
             }
             int k;
@@ -233,14 +277,14 @@ static long long cpu_ticks(int pid, int tree)
 static void sample_cpu(int end)
 {
     for (int k = 0; k < O.nnodes; k++) {
-        long long t = cpu_ticks(nodes[k].pid, 0);
+        long long t = cpu_ns(nodes[k].pid, 0);
         if (end)
             node_k[k].cpu1 = t;
         else
             node_k[k].cpu0 = t;
     }
     for (int k = 0; k < ncpu_pids; k++) {
-        long long t = cpu_ticks(cpu_pids[k].pid, 1);
+        long long t = cpu_ns(cpu_pids[k].pid, 1);
         if (end)
             cpu_pids[k].cpu1 = t;
         else
@@ -925,7 +969,7 @@ static void report(void)
     if (per_conn >= 0)
         printf(", %.0f bytes per connection\n", per_conn);
     printf("  client RSS %ld kB\n", client_rss);
-    long hz = sysconf(_SC_CLK_TCK);
+    const double hz = 1e9; /* cpu0/cpu1 are ns */
     for (int k = 0; k < O.nnodes; k++) {
         double cpu = node_k[k].cpu0 >= 0 && node_k[k].cpu1 >= 0 ? (double)(node_k[k].cpu1 - node_k[k].cpu0) / hz : -1;
         printf("  node %d %s:%d: clients %llu (senders %llu), window: acked %llu, delivered %llu", k, nodes[k].host,
