@@ -10,6 +10,10 @@
 #
 #   bench/run.sh            default sizes (a few minutes)
 #   bench/run.sh --quick    small sizes, short windows (about two minutes)
+#   bench/run.sh --nodes 2  rtmd as a cluster: PostgreSQL 15 (fsync on) and
+#            Redis on free ports, p2p/fanout/rooms on 1 node (store postgres,
+#            no Redis) and on N nodes; per-node, PostgreSQL and Redis CPU per
+#            message into the "Cluster" section of the output file only
 #   options: --targets "rtmd nats" --scenarios "fanout idle" --out FILE
 #            --no-install --keep (keep the temporary directory)
 set -euo pipefail
@@ -22,6 +26,8 @@ KEEP=0
 TARGETS="rtmd mosquitto nats redis"
 SCENARIOS="fanout rooms idle churn p2p"
 OUT="$ROOT/BENCHMARKS.md"
+NODES=0
+SCEN_GIVEN=0
 ORIG_CMD="bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,13 +35,25 @@ while [ $# -gt 0 ]; do
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
     --targets) TARGETS="$2"; shift ;;
-    --scenarios) SCENARIOS="$2"; shift ;;
+    --scenarios) SCENARIOS="$2"; SCEN_GIVEN=1; shift ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --nodes) NODES="$2"; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+case "$NODES" in
+  0) ;;
+  [1-9]|1[0-6]) TARGETS=rtmd
+     # the message scenarios only, by default all three
+     if [ "$SCEN_GIVEN" = 0 ]; then SCENARIOS="p2p fanout rooms"; fi
+     S2=""; for s in $SCENARIOS; do case "$s" in p2p|fanout|rooms) S2="$S2 $s" ;; esac; done
+     SCENARIOS=$(echo $S2)
+     [ -n "$SCENARIOS" ] || { echo "run.sh: --nodes runs p2p, fanout and rooms only" >&2; exit 2; } ;;
+  *) echo "run.sh: --nodes wants a number of nodes, 1..16" >&2; exit 2 ;;
+esac
 
 # ---- sizes: the same message size for every target -------------------------
 SIZE=64
@@ -105,6 +123,8 @@ stop_server() {
 }
 cleanup() {
   stop_server
+  # defined further down (cluster mode); absent when we exit before them
+  if declare -F stop_pg > /dev/null; then stop_cluster_run; stop_pg; fi
   if [ "$KEEP" = 1 ]; then echo "run.sh: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -261,6 +281,154 @@ run_one() {
     "$(echo "$args" | sed -e "s/--secret [^ ]*/--secret .../" -e "s|$WORK|\$TMP|g")" >> "$WORK/runs.jsonl"
   stop_server
 }
+
+# ---- cluster mode (--nodes N) ----------------------------------------------
+# One PostgreSQL for the whole invocation (a fresh database per run), a
+# fresh Redis and fresh nodes per run. PostgreSQL runs as `postgres` when we
+# are root (it refuses root), fsync and full_page_writes on (its defaults).
+PG_DIR=""; PG_BIN=""; PG_PORT=""; PG_PMPID=""
+NODE_PIDS=""; REDIS_PID=""
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_sql() { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c "$1"; }
+start_pg() {
+  local v
+  for v in 15 $(ls /usr/lib/postgresql 2>/dev/null | sort -rn); do
+    [ -x "/usr/lib/postgresql/$v/bin/initdb" ] && { PG_BIN=/usr/lib/postgresql/$v/bin; break; }
+  done
+  [ -n "$PG_BIN" ] || { echo "run.sh: PostgreSQL is not installed (scripts/deps.sh)" >&2; return 1; }
+  PG_DIR="$WORK/pg"
+  mkdir -p "$PG_DIR"
+  chmod 711 "$WORK" # postgres must reach its directory inside
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
+  chmod 700 "$PG_DIR"
+  as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C > "$PG_DIR/initdb.log" 2>&1 \
+    || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+  PG_PORT=$(free_port)
+  as_pg "$PG_BIN/pg_ctl" start -D "$PG_DIR/data" -w -t 60 -l "$PG_DIR/log" \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DIR -c max_connections=200" \
+    > /dev/null || { cat "$PG_DIR/log" >&2; return 1; }
+  PG_PMPID=$(head -n1 "$PG_DIR/data/postmaster.pid")
+  echo "$("$PG_BIN/postgres" --version), fsync=$(pg_sql "SHOW fsync"), full_page_writes=$(pg_sql "SHOW full_page_writes"), synchronous_commit=$(pg_sql "SHOW synchronous_commit"), otherwise initdb's defaults; one server for all runs, a fresh database per run" > "$WORK/settings/postgres.txt"
+}
+stop_pg() {
+  [ -n "$PG_DIR" ] && [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
+  as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DIR/data" -m fast -w -t 30 > /dev/null 2>&1 \
+    || as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DIR/data" -m immediate -w -t 30 > /dev/null 2>&1 || true
+}
+stop_pid() {
+  local p=$1
+  if kill -0 "$p" 2>/dev/null; then
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  fi
+  wait "$p" 2>/dev/null || true
+}
+stop_cluster_run() {
+  local p
+  for p in $NODE_PIDS; do stop_pid "$p"; done
+  NODE_PIDS=""
+  [ -z "$REDIS_PID" ] || stop_pid "$REDIS_PID"
+  REDIS_PID=""
+}
+CLUSTER_K=0
+# run_cluster SCENARIO N: a fresh database, Redis when N >= 2, N nodes, one
+# rtm-bench run over them with the CPU of every node, PostgreSQL and Redis.
+run_cluster() {
+  local s=$1 n=$2 k pid spec="" redis_url="" args label="nodes=$2"
+  CLUSTER_K=$((CLUSTER_K + 1))
+  local dir="$WORK/cluster-$s-$n"
+  mkdir -p "$dir"
+  echo "== rtmd $s on $n node(s), store postgres$([ "$n" -ge 2 ] && echo ", Redis")"
+  local db="bench_$CLUSTER_K"
+  pg_sql "CREATE DATABASE $db" || return 0
+  if [ "$n" -ge 2 ]; then
+    local rport; rport=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --daemonize no --logfile "" \
+      --dir "$dir" > "$dir/redis.log" 2>&1 &
+    REDIS_PID=$!
+    SERVER_PID=$REDIS_PID
+    if ! wait_port "$rport"; then
+      SERVER_PID=""
+      echo "run.sh: redis-server did not start" >&2; cat "$dir/redis.log" >&2; stop_cluster_run; return 0
+    fi
+    SERVER_PID=""
+    redis_url="redis_url = redis://127.0.0.1:$rport"
+    [ -f "$WORK/settings/redis-cluster.txt" ] || echo "$(redis-server --version | head -n1), persistence off (--save '' --appendonly no), a fresh one per run" > "$WORK/settings/redis-cluster.txt"
+  fi
+  for k in $(seq 1 "$n"); do
+    local nd="$dir/node$k" p g w
+    mkdir -p "$nd"
+    p=$(free_port); g=$(free_port); w=$(free_port)
+    cat > "$nd/rtmd.conf" <<EOF
+data_dir = $nd/data
+listen_host = 127.0.0.1
+client_tcp_port = $p
+client_ws_port = $w
+server_tcp_port = $g
+http_port = -1
+log_level = warn
+retention_interval = 86400
+store = postgres
+store_url = postgresql://postgres@127.0.0.1:$PG_PORT/$db
+$redis_url
+
+[project]
+pid = $RTM_PID
+secret = "$RTM_SECRET"
+user_msg_rate = 0
+user_byte_rate = 0
+project_msg_rate = 0
+project_byte_rate = 0
+history_days = 7
+history_max_per_conversation = 0
+EOF
+    "$RTMD" --config "$nd/rtmd.conf" > "$nd/server.log" 2>&1 &
+    NODE_PIDS="$NODE_PIDS $!"
+    spec="$spec${spec:+,}127.0.0.1:$p:$g:$!"
+  done
+  k=0
+  for pid in $NODE_PIDS; do
+    k=$((k + 1))
+    for _ in $(seq 1 150); do grep -q " ready" "$dir/node$k/server.log" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    grep -q " ready" "$dir/node$k/server.log" || { echo "run.sh: node $k did not start" >&2; cat "$dir/node$k/server.log" >&2; stop_cluster_run; return 0; }
+  done
+  [ -f "$WORK/settings/rtmd-cluster.txt" ] || {
+    echo "$("$RTMD" --version 2>&1 | head -n1), every node with the same project and the shared store (and Redis with 2 nodes or more), a data directory each; configuration of a node:"
+    sed -e "s/^secret = .*/secret = \"...\"/" -e "s|$WORK|\$TMP|g" -e "s/_port = [0-9][0-9]*/_port = PORT/" \
+      -e "s|127.0.0.1:[0-9]*/|127.0.0.1:PORT/|" -e "s|redis://127.0.0.1:[0-9]*|redis://127.0.0.1:PORT|" "$dir/node1/rtmd.conf"
+  } > "$WORK/settings/rtmd-cluster.txt"
+  UID_BASE=$((UID_BASE + 1000000))
+  args="--target rtmd --scenario $s --size $SIZE --warmup $WARMUP --duration $DURATION --drain $DRAIN"
+  args="$args --json $RESULTS --label $label $(scenario_args rtmd "$s") --nodes $spec"
+  args="$args --cpu-pid postgres:$PG_PMPID${REDIS_PID:+ --cpu-pid redis:$REDIS_PID}"
+  args="$args --pid $RTM_PID --secret $RTM_SECRET --uid-base $UID_BASE --rid-base $UID_BASE"
+  local rc=0
+  timeout -k 5 600 "$BENCH" $args > "$dir/bench.out" 2> "$dir/bench.err" || rc=$?
+  sed -n '1,20p' "$dir/bench.out"
+  [ "$rc" = 0 ] || { echo "run.sh: rtm-bench exited with $rc"; tail -n 5 "$dir/bench.err"; }
+  printf '{"target":"rtmd","scenario":"%s","label":"%s","nodes":%d,"rc":%d,"load":"%s","command":"rtm-bench %s"}\n' \
+    "$s" "$label" "$n" "$rc" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    "$(echo "$args" | sed -e "s/--secret [^ ]*/--secret .../" -e "s|$WORK|\$TMP|g")" >> "$WORK/runs.jsonl"
+  stop_cluster_run
+  pg_sql "DROP DATABASE $db" > /dev/null 2>&1 || true
+}
+
+if [ "$NODES" -gt 0 ]; then
+  START=$(date +%s)
+  start_pg
+  LOAD0=$(uptime)
+  for s in $SCENARIOS; do
+    run_cluster "$s" 1
+    [ "$NODES" -lt 2 ] || run_cluster "$s" "$NODES"
+  done
+  END=$(date +%s)
+  /usr/bin/python3 "$ROOT/bench/report.py" --cluster --results "$RESULTS" --runs "$WORK/runs.jsonl" \
+    --settings "$WORK/settings" --command "$ORIG_CMD" --elapsed $((END - START)) \
+    --quick "$QUICK" --load "at the start: $LOAD0; at the end: $(uptime)" --out "$OUT"
+  echo "run.sh: wrote the Cluster section of $OUT ($((END - START)) s of runs)"
+  exit 0
+fi
 
 START=$(date +%s)
 for s in $SCENARIOS; do
