@@ -167,6 +167,7 @@ server_tcp_port = $GATE_PORT
 http_port = -1
 log_level = warn
 retention_interval = 86400
+max_connections_per_address = 0
 
 [project]
 pid = $RTM_PID
@@ -369,6 +370,7 @@ server_tcp_port = $g
 http_port = -1
 log_level = warn
 retention_interval = 86400
+max_connections_per_address = 0
 store = postgres
 store_url = postgresql://postgres@127.0.0.1:$PG_PORT/$db
 $redis_url
