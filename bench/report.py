@@ -201,7 +201,10 @@ def existing_cluster(path):
 
 
 def us(cpu, n):
-    return "%.1f" % (cpu * 1e6 / n) if cpu is not None and n else "–"
+    if cpu is None or not n:
+        return "–"
+    v = cpu * 1e6 / n
+    return "%.2f" % v if v < 10 else "%.1f" % v
 
 
 def cluster_section(a, results, runs):

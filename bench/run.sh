@@ -395,7 +395,8 @@ EOF
     for _ in $(seq 1 150); do grep -q " ready" "$dir/node$k/server.log" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     grep -q " ready" "$dir/node$k/server.log" || { echo "run.sh: node $k did not start" >&2; cat "$dir/node$k/server.log" >&2; stop_cluster_run; return 0; }
   done
-  [ -f "$WORK/settings/rtmd-cluster.txt" ] || {
+  # the settings shown are those of the largest cluster (with Redis)
+  [ -f "$WORK/settings/rtmd-cluster.txt" ] && [ "$n" -lt "$NODES" ] || {
     echo "$("$RTMD" --version 2>&1 | head -n1), every node with the same project and the shared store (and Redis with 2 nodes or more), a data directory each; configuration of a node:"
     sed -e "s/^secret = .*/secret = \"...\"/" -e "s|$WORK|\$TMP|g" -e "s/_port = [0-9][0-9]*/_port = PORT/" \
       -e "s|127.0.0.1:[0-9]*/|127.0.0.1:PORT/|" -e "s|redis://127.0.0.1:[0-9]*|redis://127.0.0.1:PORT|" "$dir/node1/rtmd.conf"
@@ -419,7 +420,7 @@ EOF
 if [ "$NODES" -gt 0 ]; then
   START=$(date +%s)
   start_pg
-  LOAD0=$(uptime)
+  LOAD0=$(uptime | sed 's/^ *//')
   for s in $SCENARIOS; do
     run_cluster "$s" 1
     [ "$NODES" -lt 2 ] || run_cluster "$s" "$NODES"
@@ -427,7 +428,7 @@ if [ "$NODES" -gt 0 ]; then
   END=$(date +%s)
   /usr/bin/python3 "$ROOT/bench/report.py" --cluster --results "$RESULTS" --runs "$WORK/runs.jsonl" \
     --settings "$WORK/settings" --command "$ORIG_CMD" --elapsed $((END - START)) \
-    --quick "$QUICK" --load "at the start: $LOAD0; at the end: $(uptime)" --out "$OUT"
+    --quick "$QUICK" --load "at the start: $LOAD0; at the end: $(uptime | sed 's/^ *//')" --out "$OUT"
   echo "run.sh: wrote the Cluster section of $OUT ($((END - START)) s of runs)"
   exit 0
 fi
