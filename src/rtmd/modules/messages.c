@@ -1003,59 +1003,34 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
         route(srv, j, t);
 }
 
-static bool rec_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
-{
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
-        *out = (int64_t)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        *out = o->via.i64;
-    else
-        return false;
-    return *out >= min && *out <= max;
-}
-
-static bool rec_bytes(const msgpack_object *o, const char **p, size_t *n)
-{
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr;
-        *n = o->via.bin.size;
-    } else if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr;
-        *n = o->via.str.size;
-    } else {
-        return false;
-    }
-    return true;
-}
-
 /* A message record from another node (route): pushed to this node's
  * receivers and listeners. Hostile bytes: every field is checked, the
  * project must be one of ours, and the record is dropped otherwise. */
 static void deliver_remote(rtmd_server *srv, const uint8_t *data, size_t len)
 {
-    if (len == 0 || data[0] != (0x90 | R_N) || rtm_msgpack_check(data, len) != 0)
+    if (len == 0 || data[0] != (0x90 | R_N)) /* before a zone of len bytes */
         goto bad;
     msgpack_zone *zone = msgpack_zone_new(len + 256);
     if (!zone)
         return;
-    msgpack_object o;
-    size_t off = 0;
     msg_job j = {0};
     msg_target t = {0};
     int64_t pid, conv, mtype;
     const char *msg, *attrs, *business;
     size_t business_len;
-    bool ok = msgpack_unpack((const char *)data, len, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS && off == len &&
-              o.type == MSGPACK_OBJECT_ARRAY && o.via.array.size == R_N;
-    const msgpack_object *f = ok ? o.via.array.ptr : NULL;
-    ok = ok && rec_int(&f[R_PID], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
-         rec_int(&f[R_CONV], CONV_P2P, CONV_BROADCAST, &conv) && rec_int(&f[R_TO], INT64_MIN, INT64_MAX, &t.to) &&
-         rec_int(&f[R_ID], 0, INT64_MAX, &t.id) && rec_int(&f[R_MTIME], 0, INT64_MAX, &t.mtime) &&
-         rec_int(&f[R_FROM], INT64_MIN, INT64_MAX, &j.from) && rec_int(&f[R_MID], INT64_MIN, INT64_MAX, &j.mid) &&
-         rec_int(&f[R_MTYPE], MTYPE_MIN, MTYPE_MAX, &mtype) && f[R_BINARY].type == MSGPACK_OBJECT_BOOLEAN &&
-         rec_bytes(&f[R_MSG], &msg, &j.msg_len) && rec_bytes(&f[R_ATTRS], &attrs, &j.attrs_len) &&
-         f[R_BUSINESS].type == MSGPACK_OBJECT_STR && rec_bytes(&f[R_BUSINESS], &business, &business_len) &&
-         business_len <= RTMD_BUSINESS_ID_MAX && !memchr(business, 0, business_len);
+    const msgpack_object *f = cluster_record_fields(zone, data, len, CLUSTER_RECORD_MAX, R_N);
+    bool ok = f && cluster_record_int(&f[R_PID], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
+              cluster_record_int(&f[R_CONV], CONV_P2P, CONV_BROADCAST, &conv) &&
+              cluster_record_int(&f[R_TO], INT64_MIN, INT64_MAX, &t.to) &&
+              cluster_record_int(&f[R_ID], 0, INT64_MAX, &t.id) &&
+              cluster_record_int(&f[R_MTIME], 0, INT64_MAX, &t.mtime) &&
+              cluster_record_int(&f[R_FROM], INT64_MIN, INT64_MAX, &j.from) &&
+              cluster_record_int(&f[R_MID], INT64_MIN, INT64_MAX, &j.mid) &&
+              cluster_record_int(&f[R_MTYPE], MTYPE_MIN, MTYPE_MAX, &mtype) &&
+              f[R_BINARY].type == MSGPACK_OBJECT_BOOLEAN && mp_obj_str(&f[R_MSG], &msg, &j.msg_len) &&
+              mp_obj_str(&f[R_ATTRS], &attrs, &j.attrs_len) && f[R_BUSINESS].type == MSGPACK_OBJECT_STR &&
+              mp_obj_str(&f[R_BUSINESS], &business, &business_len) && business_len <= RTMD_BUSINESS_ID_MAX &&
+              !memchr(business, 0, business_len);
     if (ok) {
         j.pid = pid;
         j.mtype = (int)mtype;

@@ -58,6 +58,7 @@
 /* Most uids of addroommembers / delroommembers, rids of adduserrooms /
  * deleteuserrooms. */
 #define ROOM_BULK_MAX 100
+#define ROOM_RECORD_MAX 4096 /* bytes of a membership record (at most ROOM_BULK_MAX rids) */
 /* Most members one enterroom answer of a string-id session lists. */
 #define ROOM_MEMBERS_LISTED_MAX 1000
 
@@ -728,25 +729,19 @@ static void method_deleteuserrooms(rtmd_request *req)
  * (max_rooms_per_user of this node), as adduserrooms. */
 static void record_apply(rtmd_server *srv, const uint8_t *data, size_t len)
 {
-    if (len == 0 || len > 4096 || data[0] != 0x94 || rtm_msgpack_check(data, len) != 0)
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 1024))
         return;
-    msgpack_zone *zone = msgpack_zone_new(len + 256);
-    if (!zone)
-        return;
-    msgpack_object o;
-    size_t off = 0;
     int64_t pid, op, uid, rids[ROOM_BULK_MAX];
     uint32_t n = 0;
     const rtmd_project *p = NULL;
-    bool ok = msgpack_unpack((const char *)data, len, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS && off == len &&
-              o.type == MSGPACK_OBJECT_ARRAY && o.via.array.size == 4;
-    const msgpack_object *f = ok ? o.via.array.ptr : NULL;
-    ok = ok && mp_obj_int64(&f[0], &pid) && (p = rtmd_server_project(srv, pid)) && mp_obj_int64(&f[1], &op) &&
-         (op == ROOM_OP_ADD || op == ROOM_OP_DEL) && mp_obj_int64(&f[2], &uid) &&
-         f[3].type == MSGPACK_OBJECT_ARRAY && f[3].via.array.size >= 1 && f[3].via.array.size <= ROOM_BULK_MAX;
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, ROOM_RECORD_MAX, 4);
+    bool ok = f && mp_obj_int64(&f[0], &pid) && (p = rtmd_server_project(srv, pid)) && mp_obj_int64(&f[1], &op) &&
+              (op == ROOM_OP_ADD || op == ROOM_OP_DEL) && mp_obj_int64(&f[2], &uid) &&
+              f[3].type == MSGPACK_OBJECT_ARRAY && f[3].via.array.size >= 1 && f[3].via.array.size <= ROOM_BULK_MAX;
     for (uint32_t i = 0; ok && i < f[3].via.array.size; i++)
         ok = mp_obj_int64(&f[3].via.array.ptr[i], &rids[n++]);
-    msgpack_zone_free(zone);
+    msgpack_zone_destroy(&zone);
     if (!ok) {
         LOG_WARN("rooms: a malformed membership record from another node was dropped");
         return;

@@ -40,10 +40,10 @@
 #include "log.h"
 #include "module.h"
 #include "pairmap.h"
+#include "payload.h"
 #include "users.h"
 
 #include <hiredis/adapters/libuv.h>
-#include <msgpack.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -1091,6 +1091,23 @@ void cluster_on_record(rtmd_server *srv, unsigned kind, cluster_record_fn fn)
         cs->handlers[kind] = fn;
 }
 
+const msgpack_object *cluster_record_fields(msgpack_zone *zone, const uint8_t *data, size_t len, size_t max,
+                                            uint32_t n)
+{
+    size_t off = 0;
+    msgpack_object o;
+    if (len == 0 || len > max || rtm_msgpack_check(data, len) != 0 ||
+        msgpack_unpack((const char *)data, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != n)
+        return NULL;
+    return o.via.array.ptr;
+}
+
+bool cluster_record_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
+{
+    return mp_obj_int64(o, out) && *out >= min && *out <= max;
+}
+
 static void on_published(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)r; /* also without a reply (the connection went): no longer in flight */
@@ -1183,6 +1200,13 @@ int cluster_send(rtmd_server *srv, const char *node_id, unsigned kind, const voi
         uv_idle_start(&cs->flush_idle, on_flush_idle);
     }
     return 0;
+}
+
+void cluster_send_all(rtmd_server *srv, unsigned kind, const void *data, size_t len)
+{
+    size_t n = cluster_node_count(srv);
+    for (size_t i = 0; i < n; i++)
+        cluster_send(srv, cluster_node_at(srv, i), kind, data, len);
 }
 
 size_t cluster_node_count(const rtmd_server *srv)
@@ -1472,6 +1496,7 @@ int cluster_room_members(rtmd_server *srv, int64_t pid, const int64_t *rids, siz
 #define FLOOR_TTL_MS 10000   /* how long a newer login's seq is remembered */
 #define FLOORS_MAX 65536     /* entries of one generation of floors */
 #define REASON_MAX 32
+#define LOGIN_RECORD_MAX 4096 /* bytes of a kick or login event record */
 
 /* The next login sequence: above the last one, and at least Redis' clock in
  * microseconds, so it grows also after the key expired (exact in a double). */
@@ -1560,32 +1585,8 @@ static void on_user_kicked(rtmd_server *srv, const rtmd_event *ev)
         msgpack_pack_nil(&pk);
     }
     msgpack_pack_uint64(&pk, ev->seq);
-    for (size_t i = 0; i < count; i++)
-        cluster_send(srv, cluster_node_at(srv, i), CLUSTER_REC_KICK, b.data, b.size);
+    cluster_send_all(srv, CLUSTER_REC_KICK, b.data, b.size);
     msgpack_sbuffer_destroy(&b);
-}
-
-static bool rec_int64(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
-{
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
-        *out = (int64_t)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        *out = o->via.i64;
-    else
-        return false;
-    return *out >= min && *out <= max;
-}
-
-/* Unpacks a record that must be an array of n fields; NULL when not. */
-static const msgpack_object *rec_fields(msgpack_zone *zone, const uint8_t *data, size_t len, uint32_t n,
-                                        msgpack_object *o)
-{
-    size_t off = 0;
-    if (len == 0 || len > 4096 ||
-        msgpack_unpack((const char *)data, len, &off, zone, o) != MSGPACK_UNPACK_SUCCESS || off != len ||
-        o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
-        return NULL;
-    return o->via.array.ptr;
 }
 
 /* A kick record from another node: hostile, every field checked. */
@@ -1595,13 +1596,12 @@ static void on_kick_record(rtmd_server *srv, const uint8_t *data, size_t len)
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 1024))
         return;
-    msgpack_object o;
-    const msgpack_object *f = rec_fields(&zone, data, len, 4, &o);
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, LOGIN_RECORD_MAX, 4);
     int64_t pid, uid, seq;
     char reason[REASON_MAX + 1];
-    bool ok = f && rec_int64(&f[0], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
-              rec_int64(&f[1], INT64_MIN, INT64_MAX, &uid) && uid != LISTEN_UID &&
-              rec_int64(&f[3], 0, INT64_MAX, &seq) &&
+    bool ok = f && cluster_record_int(&f[0], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
+              cluster_record_int(&f[1], INT64_MIN, INT64_MAX, &uid) && uid != LISTEN_UID &&
+              cluster_record_int(&f[3], 0, INT64_MAX, &seq) &&
               (f[2].type == MSGPACK_OBJECT_NIL ||
                (f[2].type == MSGPACK_OBJECT_STR && reason_ok(f[2].via.str.ptr, f[2].via.str.size)));
     if (ok && f[2].type == MSGPACK_OBJECT_STR) {
@@ -1731,14 +1731,13 @@ static void on_user_event_record(rtmd_server *srv, const uint8_t *data, size_t l
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 1024))
         return;
-    msgpack_object o;
-    const msgpack_object *f = rec_fields(&zone, data, len, 6, &o);
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, LOGIN_RECORD_MAX, 6);
     int64_t ms;
     char endpoint[RTMD_PEER_LEN], business[RTMD_BUSINESS_ID_MAX + 1];
     cluster_user_event ev = {0};
-    bool ok = f && rec_int64(&f[0], 1, INT64_MAX, &ev.pid) && rtmd_server_project(srv, ev.pid) &&
-              rec_int64(&f[1], INT64_MIN, INT64_MAX, &ev.uid) && ev.uid != LISTEN_UID &&
-              f[2].type == MSGPACK_OBJECT_BOOLEAN && rec_int64(&f[3], 0, INT64_MAX, &ms) &&
+    bool ok = f && cluster_record_int(&f[0], 1, INT64_MAX, &ev.pid) && rtmd_server_project(srv, ev.pid) &&
+              cluster_record_int(&f[1], INT64_MIN, INT64_MAX, &ev.uid) && ev.uid != LISTEN_UID &&
+              f[2].type == MSGPACK_OBJECT_BOOLEAN && cluster_record_int(&f[3], 0, INT64_MAX, &ms) &&
               rec_text(&f[4], RTMD_PEER_LEN - 1, endpoint) &&
               (f[5].type == MSGPACK_OBJECT_NIL || rec_text(&f[5], RTMD_BUSINESS_ID_MAX, business));
     if (ok) {
@@ -1867,13 +1866,6 @@ static void logins_free(cluster_state *cs)
 }
 
 /* ---- mirrors: invalidations and rebuilds ------------------------------- */
-
-void cluster_send_all(rtmd_server *srv, unsigned kind, const void *data, size_t len)
-{
-    size_t n = cluster_node_count(srv);
-    for (size_t i = 0; i < n; i++)
-        cluster_send(srv, cluster_node_at(srv, i), kind, data, len);
-}
 
 void cluster_on_rejoin(rtmd_server *srv, cluster_rejoin_fn fn)
 {

@@ -11,6 +11,7 @@
 #include "idset.h"
 #include "server_state.h"
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,14 @@ bool cluster_enabled(const rtmd_server *srv);
 void cluster_on_record(rtmd_server *srv, unsigned kind, cluster_record_fn fn);
 /* Queues a record for node_id. Returns 0, or -1 when it is dropped. */
 int cluster_send(rtmd_server *srv, const char *node_id, unsigned kind, const void *data, size_t len);
+
+/* Reading a record of msgpack fields (a handler's data): the fields of
+ * an array of exactly n, when data is at most max bytes of exactly one
+ * well-formed object (rtm_msgpack_check), unpacked into zone; else NULL. */
+const msgpack_object *cluster_record_fields(msgpack_zone *zone, const uint8_t *data, size_t len, size_t max,
+                                            uint32_t n);
+/* An integer field within [min, max]. */
+bool cluster_record_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *out);
 
 /* The live other nodes, by index 0..count-1; indexes hold until the loop
  * turns (a node may go between two turns). */
