@@ -22,8 +22,7 @@ const I = fpnn.int64;
 
 describe('cluster logins: kickout, duplicate login, listen events', () => {
   let c;
-  const apps = { [SINGLE]: [], [MULTI]: [] };
-  const links = [];
+  let apps; // the app servers of each node, by project: apps[pid][n]
   const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => (c ? c.nodes : []), fn));
 
   before(async () => {
@@ -35,26 +34,19 @@ describe('cluster logins: kickout, duplicate login, listen events', () => {
         { pid: MULTI, secret: 'cluster-logins-multi' },
       ],
     });
-    for (const pid of [SINGLE, MULTI])
-      for (const n of c.nodes) apps[pid].push(await appServer(n, { project: n.projects.find((p) => p.pid === String(pid)) }));
-    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
+    for (const pid of [SINGLE, MULTI]) await c.appServers(pid);
+    apps = c.apps;
+    await c.joined();
   });
 
   after(async () => {
-    for (const l of links) if (!l.isClosed) l.destroy();
-    for (const pid of [SINGLE, MULTI]) for (const a of apps[pid]) if (!a.client.isClosed) await a.close();
     if (c) await c.stop();
     assert.deepEqual(sanitizerReports(), []);
   });
 
   const online = async (pid, n, uid) => (await apps[pid][n].call('getonlineusers', { uids: [I(uid)] })).uids.length === 1;
-  // uid logged in on node n of pid; waits until the other node sees it.
-  const user = async (pid, n, uid) => {
-    const u = await login(c.nodes[n], apps[pid][n], uid);
-    links.push(u.client);
-    assert.ok(await waitFor(() => online(pid, 1 - n, uid), 5000), `node ${1 - n} sees ${uid} online`);
-    return u;
-  };
+  // uid logged in on node n of pid, online on the other node.
+  const user = (pid, n, uid) => c.user(pid, n, uid);
   const kicked = async (u, reason) => {
     const p = await u.waitPush((q) => q.method === 'kickout', 5000);
     assert.equal(p.payload.reason, reason);
@@ -64,7 +56,7 @@ describe('cluster logins: kickout, duplicate login, listen events', () => {
   it('multi_login = 0: a login on node 2 kicks the login on node 1 (duplicate_login)', async () => {
     const a1 = await user(SINGLE, 0, 101);
     const a2 = await login(c.nodes[1], apps[SINGLE][1], 101);
-    links.push(a2.client);
+    c.links.push(a2.client);
     await kicked(a1, 'duplicate_login');
     await sleep(300);
     assert.equal(a2.client.isClosed, false, 'the newer login stays');
@@ -81,7 +73,7 @@ describe('cluster logins: kickout, duplicate login, listen events', () => {
         const cl = await fpnn.connect({ port: c.nodes[n].ports.client_tcp });
         answerPushes(cl);
         recordPushes(cl);
-        links.push(cl);
+        c.links.push(cl);
         clients.push(cl);
       }
       const answers = await Promise.all(clients.map((cl, n) => cl.quest('auth',
@@ -160,7 +152,7 @@ describe('cluster logins: kickout, duplicate login, listen events', () => {
     // A node that stops (SIGTERM): its users log out once too.
     const n3 = await c.startNode();
     const u3 = await login(n3, apps[MULTI][0], 503);
-    links.push(u3.client);
+    c.links.push(u3.client);
     const is503 = (name) => (q) => q.method === 'pushevent' && q.payload.event === name && fpnn.toNumber(q.payload.uid) === 503;
     await l.client.waitPush(is503('login'), 10000);
     assert.equal(await n3.stop('SIGTERM'), 0);

@@ -10,12 +10,11 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode } = require('./lib/rtm');
+const { expectCode } = require('./lib/rtm');
 const { sdk } = require('./lib/rtcat');
 const { sanitizerReports, waitFor, withLogs } = require('./lib/rtmd');
-const { startCluster } = require('./lib/cluster');
+const { startCluster, RECORD_KINDS, frameRecord } = require('./lib/cluster');
 
 const PID = 7501;
 const I = fpnn.int64;
@@ -26,8 +25,7 @@ let nextMid = 1;
 
 describe('cluster mirrors', () => {
   let c;
-  const apps = [];
-  const links = [];
+  let apps = []; // the app server of each node
   const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => (c ? c.nodes : []), fn));
 
   before(async () => {
@@ -37,8 +35,8 @@ describe('cluster mirrors', () => {
       projects: [{ pid: PID, secret: 'cluster-mirrors-secret', max_group_members: MAX_MEMBERS,
         rtcat_apikey: KEY, rtcat_secret: SECRET }],
     });
-    for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));
-    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
+    apps = await c.appServers(PID);
+    await c.joined();
     // Each node sees the other (records go to the nodes a node knows).
     const others = async (n) => {
       const m = await fetch(c.nodes[n].url('http', '/metrics')).then((r) => r.text());
@@ -48,17 +46,11 @@ describe('cluster mirrors', () => {
   });
 
   after(async () => {
-    for (const l of links) if (!l.isClosed) l.destroy();
-    for (const a of apps) if (!a.client.isClosed) await a.close();
     if (c) await c.stop();
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  const user = async (n, uid) => {
-    const u = await login(c.nodes[n], apps[n], uid);
-    links.push(u.client);
-    return u;
-  };
+  const user = (n, uid) => c.user(PID, n, uid, { wait: false });
   const send = (u, method, args) => u.call(method, { mid: I(nextMid++), mtype: 30, msg: 'hi', attrs: '', ...args });
   // The error code of a call, or 0 when it was accepted.
   const codeOf = (p) => p.then(() => 0, (e) => e.code);
@@ -166,30 +158,14 @@ describe('cluster mirrors', () => {
   it('records that do not parse change nothing', async () => {
     const ids = c.redis.cli('SMEMBERS', 'rtmd:nodes').split('\n').filter(Boolean);
     const B = (...b) => Buffer.from(b);
-    const rec = (kind, body) => Buffer.concat([B(kind, 0, 0, 0, body.length), body]);
+    const { INV_GROUPS: G, INV_FRIENDS: F, INV_BANS: BAN, INV_RTCAT: RC } = RECORD_KINDS;
+    const rec = frameRecord;
     const ids64 = (...v) => Buffer.concat(v.map((x) => { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(x)); return b; }));
-    const junk = [rec(2, B()), rec(2, ids64(1, PID)), rec(2, ids64(9, PID, 1)), rec(2, ids64(1, 999, 1)),
-      rec(3, ids64(7, PID, 1)), rec(3, ids64(0, PID)), rec(4, ids64(PID)), rec(4, ids64(999, 1)),
-      rec(5, Buffer.concat([ids64(PID), Buffer.from('not-a-uuid')])),
-      rec(5, Buffer.concat([ids64(PID), Buffer.from('ABCDEFAB-0000-4000-8000-000000000000')]))];
-    const { port } = new URL(c.redis.url);
-    await new Promise((resolve, reject) => {
-      const s = net.connect(Number(port), '127.0.0.1');
-      let got = '';
-      const bulk = (b) => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
-      s.on('data', (d) => {
-        got += d;
-        if (got.split('\r\n').length > ids.length) {
-          s.end();
-          resolve();
-        }
-      });
-      s.on('error', reject);
-      for (const id of ids) {
-        s.write(Buffer.concat([Buffer.from('*3\r\n'), bulk(Buffer.from('PUBLISH')), bulk(Buffer.from(`rtmd:n:${id}`)),
-          bulk(Buffer.concat(junk))]));
-      }
-    });
+    const junk = [rec(G, B()), rec(G, ids64(1, PID)), rec(G, ids64(9, PID, 1)), rec(G, ids64(1, 999, 1)),
+      rec(F, ids64(7, PID, 1)), rec(F, ids64(0, PID)), rec(BAN, ids64(PID)), rec(BAN, ids64(999, 1)),
+      rec(RC, Buffer.concat([ids64(PID), Buffer.from('not-a-uuid')])),
+      rec(RC, Buffer.concat([ids64(PID), Buffer.from('ABCDEFAB-0000-4000-8000-000000000000')]))];
+    for (const id of ids) await c.publishRaw(`rtmd:n:${id}`, [Buffer.concat(junk)]);
     const gid = I(801);
     const a = await user(1, 8001);
     await apps[0].call('addgroupmembers', { gid, uids: [I(8001)] });

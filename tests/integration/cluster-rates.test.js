@@ -8,7 +8,6 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login } = require('./lib/rtm');
 const { sanitizerReports, waitFor, withLogs } = require('./lib/rtmd');
 const { startCluster } = require('./lib/cluster');
 
@@ -20,8 +19,7 @@ let nextMid = 1;
 
 describe('cluster rate limits', () => {
   let c;
-  const apps = {};
-  const links = [];
+  let apps; // the app servers of each node, by project: apps[pid][n]
   const it = (name, fn) => test(name, { timeout: 60000 }, withLogs(() => (c ? c.nodes : []), fn));
 
   before(async () => {
@@ -34,25 +32,17 @@ describe('cluster rate limits', () => {
           project_msg_burst: BURST },
       ],
     });
-    for (const pid of [USER_PID, PROJECT_PID]) {
-      apps[pid] = [];
-      for (const n of c.nodes) apps[pid].push(await appServer(n, { project: n.projects.find((p) => p.pid === String(pid)) }));
-    }
-    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
+    for (const pid of [USER_PID, PROJECT_PID]) await c.appServers(pid);
+    apps = c.apps;
+    await c.joined();
   });
 
   after(async () => {
-    for (const l of links) if (!l.isClosed) l.destroy();
-    for (const list of Object.values(apps)) for (const a of list) if (!a.client.isClosed) await a.close();
     if (c) await c.stop();
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  const user = async (pid, n, uid) => {
-    const u = await login(c.nodes[n], apps[pid][n], uid);
-    links.push(u.client);
-    return u;
-  };
+  const user = (pid, n, uid) => c.user(pid, n, uid, { wait: false });
   // Node n's count of users online on other nodes (its presence mirror).
   const remoteOnline = async (n) => {
     const text = await fetch(c.nodes[n].url('http', '/metrics')).then((r) => r.text());

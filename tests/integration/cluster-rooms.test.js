@@ -12,10 +12,9 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, answerPushes, recordPushes } = require('./lib/rtm');
+const { login, answerPushes, recordPushes } = require('./lib/rtm');
 const { sanitizerReports, waitFor, withLogs, sleep } = require('./lib/rtmd');
-const { startCluster } = require('./lib/cluster');
-const net = require('node:net');
+const { startCluster, RECORD_KINDS, frameRecord } = require('./lib/cluster');
 
 const PID = 7501;
 const APP_ID = 'Clrooms0123456789abcdefG';
@@ -26,8 +25,7 @@ const freshMid = () => nextMid++;
 
 describe('rooms across cluster nodes', () => {
   let c;
-  const apps = [];
-  const links = [];
+  let apps = []; // the app server of each node
   const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => (c ? c.nodes : []), fn));
 
   before(async () => {
@@ -38,25 +36,17 @@ describe('rooms across cluster nodes', () => {
       // defaults to single login).
       projects: [{ pid: PID, secret: 'cluster-rooms-secret', app_id: APP_ID, app_key: 'cluster-rooms-key', multi_login: 1 }],
     });
-    for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));
-    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
+    apps = await c.appServers(PID);
+    await c.joined();
   });
 
   after(async () => {
-    for (const l of links) if (!l.isClosed) l.destroy();
-    for (const a of apps) if (!a.client.isClosed) await a.close();
     if (c) await c.stop();
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  // uid logged in on node n; waits until the other node sees it online.
-  const user = async (n, uid) => {
-    const u = await login(c.nodes[n], apps[n], uid);
-    links.push(u.client);
-    const seen = async () => (await apps[1 - n].call('getonlineusers', { uids: [I(uid)] })).uids.length === 1;
-    assert.ok(await waitFor(seen, 5000), `node ${1 - n} sees ${uid} online`);
-    return u;
-  };
+  // uid logged in on node n, online on the other node.
+  const user = (n, uid) => c.user(PID, n, uid);
   const byMid = (mid) => (q) => q.method === 'pushroommsg' && fpnn.toNumber(q.payload.mid) === mid;
   const count = (u, mid) => u.pushes.filter(byMid(mid)).length;
   const members = async (caller, rid) =>
@@ -89,7 +79,7 @@ describe('rooms across cluster nodes', () => {
     assert.deepEqual(Object.fromEntries(Object.entries(cn).map(([k, v]) => [k, fpnn.toNumber(v)])), { 10: 2, 11: 0 });
     // A member on the node with a second connection counts once.
     const a2 = await login(c.nodes[1], apps[1], 2001);
-    links.push(a2.client);
+    c.links.push(a2.client);
     await a2.call('enterroom', { rid: I(10) });
     assert.equal(await roomCount(apps[0], 10), 2);
     assert.deepEqual(await members(apps[1], 10), [2001, 2002]);
@@ -139,13 +129,13 @@ describe('rooms across cluster nodes', () => {
   it('getonlinestatus through node 1 says a string-id user on node 2 is online', async () => {
     const { token } = await apps[1].call('getrtstoken', { uid: 'rooms.xena' });
     const x = await fpnn.connect({ host: '127.0.0.1', port: c.nodes[1].ports.client_tcp });
-    links.push(x);
+    c.links.push(x);
     answerPushes(x);
     recordPushes(x);
     assert.deepEqual(await x.quest('auth', { appid: APP_ID, uid: 'rooms.xena', token }), { ok: true });
     const { token: t2 } = await apps[0].call('getrtstoken', { uid: 'rooms.yann' });
     const y = await fpnn.connect({ host: '127.0.0.1', port: c.nodes[0].ports.client_tcp });
-    links.push(y);
+    c.links.push(y);
     answerPushes(y);
     assert.deepEqual(await y.quest('auth', { appid: APP_ID, uid: 'rooms.yann', token: t2 }), { ok: true });
     const status = async () => (await y.quest('getonlinestatus', { uids: ['rooms.xena', 'rooms.nobody', 'rooms.yann'] })).online;
@@ -153,22 +143,6 @@ describe('rooms across cluster nodes', () => {
     assert.deepEqual(await status(), ['rooms.xena', 'rooms.yann']);
     x.destroy();
     assert.ok(await waitFor(async () => !(await status()).includes('rooms.xena'), 5000), 'xena offline via node 1');
-  });
-
-  const publishRaw = (channel, payloads) => new Promise((resolve, reject) => {
-    const { port } = new URL(c.redis.url);
-    const s = net.connect(Number(port), '127.0.0.1');
-    let got = '';
-    const bulk = (x) => Buffer.concat([Buffer.from(`$${x.length}\r\n`), x, Buffer.from('\r\n')]);
-    s.on('data', (d) => {
-      got += d;
-      if (got.split('\r\n').length > payloads.length) {
-        s.end();
-        resolve();
-      }
-    });
-    s.on('error', reject);
-    for (const p of payloads) s.write(Buffer.concat([Buffer.from('*3\r\n'), bulk(Buffer.from('PUBLISH')), bulk(Buffer.from(channel)), bulk(p)]));
   });
 
   it('malformed membership records change nothing', async () => {
@@ -182,9 +156,9 @@ describe('rooms across cluster nodes', () => {
       B(0x94, ...P, 0, ...U, 0x91, 0xa1, 0x78), // a rid of the wrong type
       Buffer.concat([B(0x94, ...P, 0, ...U, 0xdc, 0, 101), Buffer.alloc(101, 31)]), // too many rooms
       B(0x94, ...P, 0, ...U, 0x91, 10, 0xc0)]; // trailing bytes
-    const frame = (body) => Buffer.concat([B(2, 0, 0, body.length >> 8, body.length & 255), body]);
+    const frame = (body) => frameRecord(RECORD_KINDS.ROOM, body);
     for (const nid of c.redis.cli('SMEMBERS', 'rtmd:nodes').split('\n').filter(Boolean))
-      await publishRaw(`rtmd:n:${nid}`, bodies.map(frame));
+      await c.publishRaw(`rtmd:n:${nid}`, bodies.map(frame));
     await sleep(300);
     assert.deepEqual(await members(apps[0], 10), [2001], 'a still alone in room 10');
     assert.equal(await roomCount(apps[0], 30), 0);

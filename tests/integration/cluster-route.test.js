@@ -11,10 +11,9 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, answerPushes, recordPushes } = require('./lib/rtm');
+const { appServer, answerPushes, recordPushes } = require('./lib/rtm');
 const { sanitizerReports, waitFor, withLogs, sleep } = require('./lib/rtmd');
-const { startCluster } = require('./lib/cluster');
-const net = require('node:net');
+const { startCluster, RECORD_KINDS } = require('./lib/cluster');
 
 const PID = 7401;
 const APP_ID = 'Clroute0123456789abcdefG';
@@ -25,8 +24,7 @@ const freshMid = () => nextMid++;
 
 describe('cluster routing of messages', () => {
   let c;
-  const apps = [];
-  const links = [];
+  let apps = []; // the app server of each node
   const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => (c ? c.nodes : []), fn));
 
   before(async () => {
@@ -36,25 +34,17 @@ describe('cluster routing of messages', () => {
       projects: [{ pid: PID, secret: 'cluster-route-secret', app_id: APP_ID, app_key: 'cluster-route-key',
         max_msg_bytes: 65536 }],
     });
-    for (const n of c.nodes) apps.push(await appServer(n, { project: n.projects.find((p) => p.pid === String(PID)) }));
-    assert.ok(await waitFor(() => c.redis.cli('SCARD', 'rtmd:nodes') === '2', 10000), 'both nodes joined');
+    apps = await c.appServers(PID);
+    await c.joined();
   });
 
   after(async () => {
-    for (const l of links) if (!l.isClosed) l.destroy();
-    for (const a of apps) if (!a.client.isClosed) await a.close();
     if (c) await c.stop();
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  // uid logged in on node n; waits until the other node sees it online.
-  const user = async (n, uid) => {
-    const u = await login(c.nodes[n], apps[n], uid);
-    links.push(u.client);
-    const seen = async () => (await apps[1 - n].call('getonlineusers', { uids: [I(uid)] })).uids.length === 1;
-    assert.ok(await waitFor(seen, 5000), `node ${1 - n} sees ${uid} online`);
-    return u;
-  };
+  // uid logged in on node n, online on the other node.
+  const user = (n, uid) => c.user(PID, n, uid);
   const byMid = (method, mid) => (q) => q.method === method && fpnn.toNumber(q.payload.mid) === mid;
   const count = (u, method, mid) => u.pushes.filter(byMid(method, mid)).length;
   // Waits for the push, then a moment more: exactly one arrived.
@@ -152,7 +142,7 @@ describe('cluster routing of messages', () => {
   it('a string-id receiver on node 2 gets string ids', async () => {
     const { token } = await apps[1].call('getrtstoken', { uid: 'route.xena' });
     const x = await fpnn.connect({ host: '127.0.0.1', port: c.nodes[1].ports.client_tcp });
-    links.push(x);
+    c.links.push(x);
     answerPushes(x);
     recordPushes(x);
     assert.deepEqual(await x.quest('auth', { appid: APP_ID, uid: 'route.xena', token }), { ok: true });
@@ -253,33 +243,16 @@ describe('cluster routing of messages', () => {
     assert.ok(await again(), 'routing works again after Redis is back');
   });
 
-  // PUBLISH of raw bytes (redis-cli cannot pass a NUL byte).
-  const publishRaw = (channel, payloads) => new Promise((resolve, reject) => {
-    const { port } = new URL(c.redis.url);
-    const s = net.connect(Number(port), '127.0.0.1');
-    let got = '';
-    const bulk = (b) => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
-    s.on('data', (d) => {
-      got += d;
-      if (got.split('\r\n').length > payloads.length) {
-        s.end();
-        resolve();
-      }
-    });
-    s.on('error', reject);
-    for (const p of payloads) s.write(Buffer.concat([Buffer.from('*3\r\n'), bulk(Buffer.from('PUBLISH')), bulk(Buffer.from(channel)), bulk(p)]));
-  });
-
   it('malformed records on a node\'s channel are dropped and routing goes on', async () => {
     const ids = c.redis.cli('SMEMBERS', 'rtmd:nodes').split('\n').filter(Boolean);
     const B = (...b) => Buffer.from(b);
     const junk = [B(), Buffer.from('x'), B(1), Buffer.concat([B(1, 0, 0, 0, 9), Buffer.from('abc')]), B(1, 0, 0, 0, 1, 0xc1),
-      B(9, 0, 0, 0, 0), B(1, 0, 0, 0, 2, 0x9c, 0xc0), B(1, 0, 0, 0, 1, 0x9c), B(1, 0xff, 0xff, 0xff, 0xff, 0x9c),
+      B(RECORD_KINDS.KINDS, 0, 0, 0, 0), B(1, 0, 0, 0, 2, 0x9c, 0xc0), B(1, 0, 0, 0, 1, 0x9c), B(1, 0xff, 0xff, 0xff, 0xff, 0x9c),
       // Twelve fields of the wrong types, and a project this cluster does not serve.
       Buffer.concat([B(1, 0, 0, 0, 13, 0x9c), Buffer.alloc(12, 0xc0)]),
       Buffer.concat([B(1, 0, 0, 0, 25, 0x9c, 0x01, 0x01, 0x05, 0x01, 0x01, 0x02, 0x01, 0x1e, 0xc2, 0xc4, 0x00, 0xc4, 0x00, 0xa0),
         Buffer.alloc(6, 0)])];
-    for (const id of ids) await publishRaw(`rtmd:n:${id}`, junk);
+    for (const id of ids) await c.publishRaw(`rtmd:n:${id}`, junk);
     const a = await user(0, 1701);
     const b = await user(1, 1702);
     const mid = freshMid();
