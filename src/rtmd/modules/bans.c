@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "cluster.h"
+#include "grow.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -212,15 +213,9 @@ static int apply_reload(db_conn *db, void *arg)
     if (!r->all)
         db_bind_int64(st, 3, r->uid);
     while ((rc = db_step(st)) == DB_ROW) {
-        if (r->n == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 16;
-            void *v = realloc(r->rows, cap * sizeof r->rows[0]);
-            if (!v) {
-                rc = DB_NOMEM;
-                break;
-            }
-            r->rows = v;
-            r->cap = cap;
+        if (grow_for_one(&r->rows, &r->cap, r->n, sizeof r->rows[0]) != 0) {
+            rc = DB_NOMEM;
+            break;
         }
         r->rows[r->n++] = (ban_row){db_column_int64(st, 0), db_column_int64(st, 2), db_column_int64(st, 3),
                                     db_column_int(st, 1)};

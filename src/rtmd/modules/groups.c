@@ -23,6 +23,7 @@
 #include "groups.h"
 #include "clock.h"
 #include "cluster.h"
+#include "grow.h"
 #include "idset.h"
 
 #include "log.h"
@@ -251,15 +252,9 @@ static int apply_reload(db_conn *db, void *arg)
     if (r->what == INV_GROUP)
         db_bind_int64(st, 2, r->gid);
     while ((rc = db_step(st)) == DB_ROW) {
-        if (r->n == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 64;
-            void *v = realloc(r->rows, cap * sizeof r->rows[0]);
-            if (!v) {
-                rc = DB_NOMEM;
-                break;
-            }
-            r->rows = v;
-            r->cap = cap;
+        if (grow_for_one(&r->rows, &r->cap, r->n, sizeof r->rows[0]) != 0) {
+            rc = DB_NOMEM;
+            break;
         }
         r->rows[r->n][0] = db_column_int64(st, 0);
         r->rows[r->n][1] = db_column_int64(st, 1);

@@ -11,6 +11,7 @@
 #include "rtcat_internal.h"
 
 #include "cluster.h"
+#include "grow.h"
 #include "log.h"
 #include "module.h"
 
@@ -392,15 +393,9 @@ static int apply_reload(db_conn *db, void *arg)
     if (one)
         db_bind_text(q, 3, r->uuid, RTCAT_UUID_LEN);
     while ((rc = db_step(q)) == DB_ROW) {
-        if (r->nsess == r->capsess) {
-            size_t cap = r->capsess ? r->capsess * 2 : 16;
-            rc_obj *v = realloc(r->sess, cap * sizeof *v);
-            if (!v) {
-                rc = DB_NOMEM;
-                break;
-            }
-            r->sess = v;
-            r->capsess = cap;
+        if (grow_for_one(&r->sess, &r->capsess, r->nsess, sizeof *r->sess) != 0) {
+            rc = DB_NOMEM;
+            break;
         }
         r->sess[r->nsess] = (rc_obj){0};
         col_obj(q, 2, &r->sess[r->nsess++]);
@@ -423,19 +418,11 @@ static int apply_reload(db_conn *db, void *arg)
     if (one)
         db_bind_text(q, 3, r->uuid, RTCAT_UUID_LEN);
     while ((rc = db_step(q)) == DB_ROW) {
-        if (r->ntok == r->captok) {
-            size_t cap = r->captok ? r->captok * 2 : 16;
-            rc_obj *v = realloc(r->tok, cap * sizeof *v);
-            char(*ts)[RTCAT_UUID_LEN + 1] = realloc(r->tok_session, cap * sizeof *ts);
-            if (v)
-                r->tok = v;
-            if (ts)
-                r->tok_session = ts;
-            if (!v || !ts) {
-                rc = DB_NOMEM;
-                break;
-            }
-            r->captok = cap;
+        size_t cap_session = r->captok;
+        if (grow_for_one(&r->tok_session, &cap_session, r->ntok, sizeof *r->tok_session) != 0 ||
+            grow_for_one(&r->tok, &r->captok, r->ntok, sizeof *r->tok) != 0) {
+            rc = DB_NOMEM;
+            break;
         }
         const char *su = db_column_text(q, 1);
         snprintf(r->tok_session[r->ntok], RTCAT_UUID_LEN + 1, "%s", su ? su : "");
