@@ -2,7 +2,8 @@
 # Command 2 of the README (and CI): installs what is missing, checks the
 # layering (scripts/check-layers.py), then builds and runs the whole suite
 # twice: with gcc and warnings as errors (the integration tests once on
-# SQLite and once on PostgreSQL, as pg.*), then with
+# SQLite, once on PostgreSQL, as pg.*, and once on two nodes of a
+# cluster, as cl.*), then with
 # clang under AddressSanitizer and UndefinedBehaviorSanitizer, where the
 # libFuzzer targets are also built and run briefly.
 set -euo pipefail

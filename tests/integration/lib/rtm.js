@@ -135,9 +135,9 @@ function answerPushes(client) {
 // 'wss' (then ca is the CA to trust, and the link goes to localhost).
 async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca } = {}) {
   const token = await app.token(uid);
-  const ports = { tcp: srv.ports.client_tcp, ws: srv.ports.client_ws, wss: srv.ports.client_wss };
+  const port = srv.ports[{ tcp: 'client_tcp', ws: 'client_ws', wss: 'client_wss' }[transport]];
   const host = transport === 'wss' ? 'localhost' : '127.0.0.1';
-  const client = await fpnn.connect({ host, port: ports[transport], transport, ca });
+  const client = await fpnn.connect({ host, port, transport, ca });
   answerPushes(client);
   const payload = { pid: fpnn.int64(project.pid), uid: fpnn.int64(uid), token, version: 'rtmd-tests' };
   if (attrs) payload.attrs = attrs;
@@ -146,7 +146,16 @@ async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.pr
     client.destroy();
     throw new Error(`login of ${uid} refused`);
   }
+  // On a cluster (lib/rtmd.js), presence reaches the app server's node a
+  // moment after the login: wait for it, as a test written for one node
+  // expects the user online once logged in.
+  if (require('./rtmd').onTwin(srv, port)) await waitOnline(app, uid);
   return new User(client, uid);
+}
+
+async function waitOnline(app, uid) {
+  const seen = async () => ids((await app.call('getonlineusers', { uids: [fpnn.int64(uid)] })).uids).includes(Number(uid));
+  if (!(await require('./rtmd').waitFor(seen, 5000))) throw new Error(`${uid} logged in on one node is not online on the other`);
 }
 
 // Asserts that promise rejects with an FPNN/RTM error of the given code.

@@ -12,6 +12,14 @@
 //
 // Every process started here is killed when the test process exits, and the
 // temporary directories it created are removed.
+//
+// With RTMD_TEST_STORE=cluster every startRtmd() starts two nodes of one
+// cluster (docs/cluster.md): both on one PostgreSQL database and one Redis
+// of their own, the second ("twin") with a data directory of its own.
+// The returned object is the first node; its client ports (client_tcp,
+// client_ws, client_wss) alternate between the two nodes at each read, so
+// a test's clients are spread over both, while the server gate and the
+// HTTP listener stay on the first node. stop() and cleanup() act on both.
 
 const fs = require('node:fs');
 const fsp = require('node:fs/promises');
@@ -132,7 +140,9 @@ class Rtmd {
 // database per data directory, so a restart on the same directory finds
 // its data, as with SQLite.
 const TEST_STORE = process.env.RTMD_TEST_STORE || 'sqlite';
-if (TEST_STORE !== 'sqlite' && TEST_STORE !== 'postgres') throw new Error(`RTMD_TEST_STORE must be sqlite or postgres, not ${TEST_STORE}`);
+if (!['sqlite', 'postgres', 'cluster'].includes(TEST_STORE)) {
+  throw new Error(`RTMD_TEST_STORE must be sqlite, postgres or cluster, not ${TEST_STORE}`);
+}
 let pgServer = null;
 const pgDatabases = new Map(); // data directory -> database name
 
@@ -150,8 +160,37 @@ async function pgDatabaseFor(dataDir) {
 // Command-line arguments that put rtmd's store where TEST_STORE says.
 async function storeArgs(dataDir) {
   if (TEST_STORE === 'sqlite') return [];
+  if (TEST_STORE === 'cluster') {
+    const { pg, db } = await pgDatabaseFor(dataDir);
+    const redis = await redisFor(dataDir);
+    return ['--store=postgres', `--store_url=${pg.urlFor(db)}`, `--redis_url=${redis.url}`];
+  }
   const { pg, db } = await pgDatabaseFor(dataDir);
   return ['--store=postgres', `--store_url=${pg.urlFor(db)}`];
+}
+
+// Cluster mode: one Redis per first node's data directory (a restart on
+// the same directory finds the same Redis), and the twin's data directory.
+const redisServers = new Map(); // data directory -> Promise of lib/redis.js server
+const twinDirs = new Map(); // data directory -> the twin's
+
+function redisFor(dataDir) {
+  if (!redisServers.has(dataDir)) {
+    // Killed when the test process exits (lib/redis.js); it does not keep
+    // the process alive meanwhile.
+    const started = require('./redis').startRedis().then((r) => {
+      r.proc.unref();
+      for (const stream of [r.proc.stdout, r.proc.stderr]) if (stream && stream.unref) stream.unref();
+      return r;
+    });
+    redisServers.set(dataDir, started);
+  }
+  return redisServers.get(dataDir);
+}
+
+async function twinDirFor(dataDir) {
+  if (!twinDirs.has(dataDir)) twinDirs.set(dataDir, await makeTempDir('rtmd-twin-'));
+  return twinDirs.get(dataDir);
 }
 
 // Rows of a query on the store of the rtmd that used dataDir (stopped or
@@ -174,7 +213,66 @@ async function storeRows(dataDir, sql, pgSql = sql) {
 //   args: extra arguments, e.g. ['--ping_interval=1']
 //   config: path of a configuration file (passed as --config FILE)
 //   dataDir: reuse a data directory (not removed by cleanup())
-async function startRtmd({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env } = {}) {
+async function startRtmd(opts = {}) {
+  const first = await startOne(opts);
+  if (TEST_STORE !== 'cluster') return first;
+  // The twin listens on ports of its own: fixed ports are the first node's.
+  const args = (opts.args || []).filter((a) => !/^--[a-z_]+_port=/.test(a));
+  let twin;
+  try {
+    twin = await startOne({ ...opts, args, dataDir: await twinDirFor(first.dataDir), twinOf: first.dataDir });
+  } catch (e) {
+    await first.cleanup();
+    throw e;
+  }
+  pairUp(first, twin);
+  await waitFor(async () => (await otherNodes(first)) >= 1 && (await otherNodes(twin)) >= 1, READY_TIMEOUT_MS);
+  return first;
+}
+
+// How many other nodes the node's presence mirror follows (its /metrics).
+async function otherNodes(node) {
+  if (!node.ports.http) return 1;
+  try {
+    const text = await fetch(`http://127.0.0.1:${node.ports.http}/metrics`).then((r) => r.text());
+    const m = /^rtmd_cluster_other_nodes (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// Makes first the face of both nodes (see the file comment).
+function pairUp(first, twin) {
+  first.twin = twin;
+  const spread = new Set(['client_tcp', 'client_ws', 'client_wss']);
+  let turn = 0;
+  first.ports = new Proxy(first.ports, {
+    get(target, key) {
+      if (!spread.has(key) || !twin.alive || !twin.ports[key]) return target[key];
+      return turn++ % 2 === 0 ? target[key] : twin.ports[key];
+    },
+  });
+  const stopFirst = first.stop.bind(first);
+  first.stop = async (signal, timeoutMs) => {
+    const [a, b] = await Promise.all([stopFirst(signal, timeoutMs), twin.stop(signal, timeoutMs)]);
+    return a === 0 ? b : a;
+  };
+  const cleanupFirst = first.cleanup.bind(first);
+  first.cleanup = async () => {
+    await Promise.all([cleanupFirst(), twin.cleanup()]);
+  };
+  const diagnosticsFirst = first.diagnostics.bind(first);
+  first.diagnostics = () => `${diagnosticsFirst()}\n===== twin node =====\n${twin.diagnostics()}`;
+}
+
+// Which node of a pair listens on client port `port`: the twin (true) or
+// the first (false).
+function onTwin(srv, port) {
+  return Boolean(srv.twin && Object.values(srv.twin.ports).includes(port));
+}
+
+async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env, twinOf } = {}) {
   const s = new Rtmd();
   if (dataDir) {
     s.dataDir = dataDir;
@@ -190,7 +288,7 @@ async function startRtmd({ args = [], config, dataDir, readyTimeoutMs = READY_TI
     '--server_tcp_port=0',
     '--http_port=0',
     ...(config ? ['--config', config] : []),
-    ...(await storeArgs(s.dataDir)),
+    ...(await storeArgs(twinOf || s.dataDir)),
     ...args,
   ];
   s.proc = spawn(rtmdBin(), s.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -356,6 +454,7 @@ function haveOpenssl() {
 
 module.exports = {
   startRtmd,
+  onTwin,
   storeRows,
   TEST_STORE,
   sanitizerReports,
