@@ -106,6 +106,8 @@ int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg)
 /* classid 0x726c00xx ("rl" and the domain), apart from the jobs' 'rtmd'. */
 int module_limit_lock(db_conn *db, int domain, int64_t a, int64_t b)
 {
+    if (!db_is_postgres(db))
+        return DB_OK;
     uint64_t h = (uint64_t)a * 0x9e3779b97f4a7c15u ^ (uint64_t)b;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9u;
@@ -134,6 +136,13 @@ int module_count(db_conn *db, const char *sql, int64_t a, int64_t b, int64_t *n)
     *n = rc == DB_ROW ? db_column_int64(st, 0) : 0;
     db_release(st);
     return rc == DB_ROW ? DB_OK : rc == DB_DONE ? DB_ERROR : rc;
+}
+
+int module_count_within(db_conn *db, const char *sql, int64_t a, int64_t b, uint64_t limit)
+{
+    int64_t n;
+    int rc = module_count(db, sql, a, b, &n);
+    return rc != DB_OK ? rc : (uint64_t)n > limit ? DB_REFUSED : DB_OK;
 }
 
 void module_answer_store_failure(rtmd_request *req, int status)

@@ -93,13 +93,16 @@ int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg)
  * transaction's advisory lock of what it counts (classid 'rl' + domain,
  * objid a hash of a and b), then counts the table, so that adds through
  * all nodes to one group, list or user run one at a time and see each
- * other's committed rows. Only for PostgreSQL (db_is_postgres): on SQLite
- * the writer runs one write at a time and the modules' in-memory checks
- * are exact. Both return a DB_* status. */
-enum { MODULE_LIMIT_GROUP = 1, MODULE_LIMIT_PROJECT_GROUPS };
+ * other's committed rows. On SQLite the lock does nothing: the writer runs
+ * one write at a time. Both return a DB_* status. */
+enum { MODULE_LIMIT_GROUP = 1, MODULE_LIMIT_PROJECT_GROUPS, MODULE_LIMIT_FRIENDS, MODULE_LIMIT_BLACKS,
+       MODULE_LIMIT_USER_DATA, MODULE_LIMIT_DEVICES, MODULE_LIMIT_PUSH_OPTIONS };
 int module_limit_lock(db_conn *db, int domain, int64_t a, int64_t b);
 /* *n = the one integer the SELECT sql answers with ?1 = a, ?2 = b bound. */
 int module_count(db_conn *db, const char *sql, int64_t a, int64_t b, int64_t *n);
+/* After an apply's inserts: DB_REFUSED (the store undoes the write) when
+ * module_count(sql, a, b) is past limit, else DB_OK or the count's error. */
+int module_count_within(db_conn *db, const char *sql, int64_t a, int64_t b, uint64_t limit);
 
 /* Answers a request whose store work failed with SQLite status: a read the
  * store gave up as it closed (DB_ABORT) is "server stopping", anything

@@ -124,8 +124,13 @@ static int exec4(db_conn *db, const char *sql, const dev_job *j, const void *blo
 
 static int apply_device_add(db_conn *db, dev_job *j)
 {
+    /* On PostgreSQL, adds for one user through several nodes take turns
+     * (the count and added_at below read the user's rows). */
+    int rc = module_limit_lock(db, MODULE_LIMIT_DEVICES, j->pid, j->uid);
+    if (rc != DB_OK)
+        return rc;
     /* The token leaves any other user of the project. */
-    int rc = exec4(db, "DELETE FROM user_devices WHERE pid = ?1 AND uid <> ?2 AND devicetoken = ?3", j, j->token,
+    rc = exec4(db, "DELETE FROM user_devices WHERE pid = ?1 AND uid <> ?2 AND devicetoken = ?3", j, j->token,
                    j->token_len, 0, 0);
     if (rc != DB_OK)
         return rc;
@@ -236,7 +241,9 @@ static int apply_option_add(db_conn *db, dev_job *j)
 {
     bool present, all = false, set[MTYPE_COUNT];
     j->over_limit = false;
-    int rc = read_option(db, j, &present, &all, set);
+    int rc = module_limit_lock(db, MODULE_LIMIT_PUSH_OPTIONS, j->pid, j->uid);
+    if (rc == DB_OK)
+        rc = read_option(db, j, &present, &all, set);
     if (rc != DB_OK)
         return rc;
     if (!present) {

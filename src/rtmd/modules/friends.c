@@ -63,15 +63,19 @@ typedef struct kind_desc {
     const char *name;       /* for logs */
     const char *arg;        /* the payload field of add/del */
     const char *insert_sql, *delete_sql, *load_sql;
+    const char *count_sql; /* a user's list size, counted in the store on PostgreSQL */
+    int limit_domain;      /* module_limit_lock */
 } kind_desc;
 
 static const kind_desc kinds[NKINDS] = {
     {"friends", "friends", "INSERT INTO friends(pid, uid, other, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
      "DELETE FROM friends WHERE pid = ?1 AND uid = ?2 AND other = ?3",
-     "SELECT pid, uid, other FROM friends ORDER BY pid, uid, other"},
+     "SELECT pid, uid, other FROM friends ORDER BY pid, uid, other",
+     "SELECT count(*) FROM friends WHERE pid = ?1 AND uid = ?2", MODULE_LIMIT_FRIENDS},
     {"blacklists", "blacks", "INSERT INTO blacklists(pid, uid, other, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
      "DELETE FROM blacklists WHERE pid = ?1 AND uid = ?2 AND other = ?3",
-     "SELECT pid, uid, other FROM blacklists ORDER BY pid, uid, other"},
+     "SELECT pid, uid, other FROM blacklists ORDER BY pid, uid, other",
+     "SELECT count(*) FROM blacklists WHERE pid = ?1 AND uid = ?2", MODULE_LIMIT_BLACKS},
 };
 
 typedef struct ulist {
@@ -288,16 +292,24 @@ typedef struct list_write {
     bool add;
     int64_t pid, uid, created_at;
     uint32_t reserved; /* add: reservation to release when done */
+    uint32_t limit;    /* add: the list's limit, counted in the store on PostgreSQL */
     uint32_t n;
     int64_t others[];
 } list_write;
 
+/* An add on PostgreSQL, where other nodes add to the same list, runs under
+ * the list's advisory lock and is refused (DB_REFUSED, undone) when the
+ * stored list ends up past its limit; on SQLite admit_add's count in
+ * memory is exact. */
 static int apply_list_write(db_conn *db, void *arg)
 {
     list_write *w = arg;
     const kind_desc *k = &kinds[w->kind];
     db_stmt_t *st = NULL;
-    int rc = db_stmt(db, w->add ? k->insert_sql : k->delete_sql, &st);
+    bool counted = w->add && db_is_postgres(db);
+    int rc = counted ? module_limit_lock(db, k->limit_domain, w->pid, w->uid) : DB_OK;
+    if (rc == DB_OK)
+        rc = db_stmt(db, w->add ? k->insert_sql : k->delete_sql, &st);
     for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
         db_reset(st);
         db_bind_int64(st, 1, w->pid);
@@ -310,7 +322,16 @@ static int apply_list_write(db_conn *db, void *arg)
     }
     if (st)
         db_release(st);
-    return rc;
+    return rc == DB_OK && counted ? module_count_within(db, k->count_sql, w->pid, w->uid, w->limit) : rc;
+}
+
+/* Answers an add that would take the list past its limit. */
+static void refuse_over_limit(rtmd_request *req, int kind)
+{
+    if (kind == KIND_FRIENDS)
+        request_error(req, RTM_EC_MAX_FRIEND_COUNT, "exceed max friends");
+    else
+        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "exceed max blacks");
 }
 
 /* Gives back the reservation of an add (done, or never submitted). */
@@ -338,6 +359,11 @@ static void list_write_done(void *arg, int status)
     release_reservation(st, w);
     if (status == DB_OK)
         tell_nodes(req->srv, w->kind, w->pid, w->uid);
+    if (status == DB_REFUSED) {
+        refuse_over_limit(req, w->kind);
+        free(w);
+        return;
+    }
     if (status != DB_OK) {
         LOG_ERROR("%s write for uid %lld failed: %s", kinds[w->kind].name, (long long)w->uid, db_errstr(status));
         module_answer_store_failure(req, status);
@@ -411,12 +437,9 @@ static bool admit_add(rtmd_request *req, int kind, int64_t uid, list_write *w)
             fresh++;
     const rtmd_project_config *lim = &req->project->limits;
     uint64_t total = (uint64_t)(l ? l->ids.n + l->reserved : 0) + fresh;
-    if (kind == KIND_FRIENDS && total > lim->max_friends) {
-        request_error(req, RTM_EC_MAX_FRIEND_COUNT, "exceed max friends");
-        return false;
-    }
-    if (kind == KIND_BLACKS && total > lim->max_blacks) {
-        request_error(req, RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS, "exceed max blacks");
+    w->limit = kind == KIND_FRIENDS ? lim->max_friends : lim->max_blacks;
+    if (total > w->limit) {
+        refuse_over_limit(req, kind);
         return false;
     }
     if (!(l = list_get(st, kind, pid, uid, true))) {

@@ -322,84 +322,17 @@ typedef struct group_write {
     int64_t pid, gid, joined_at;
     uint32_t reserved; /* GW_ADD: reservation to release when done */
     uint32_t max_members, max_groups; /* GW_ADD on PostgreSQL: the limits counted in the store */
-    const char *over;  /* GW_ADD on PostgreSQL: refused by the store's count (nothing written) */
+    const char *over;  /* GW_ADD on PostgreSQL: why the store's count refused it (DB_REFUSED) */
     uint32_t n;
     int64_t uids[];
 } group_write;
 
-/* An add on PostgreSQL, where other nodes add too: under the project's
- * advisory lock (module_limit_lock), the group's members and the project's
- * groups are counted in the table, the rows inserted, and the add undone
- * and refused (w->over) past a limit. One lock per project: the count of
- * its groups needs it, and two locks could deadlock. */
-static int apply_add_counted(db_conn *db, group_write *w)
+/* Runs sql once per uid of w (once for GW_DROP and GW_CLEAR), binding
+ * ?1 pid, ?2 gid (not GW_CLEAR), ?3 the uid and ?4 joined_at (GW_ADD). */
+static int apply_rows(db_conn *db, group_write *w, const char *sql)
 {
-    int64_t members, groups = 0;
-    int rc = module_limit_lock(db, MODULE_LIMIT_PROJECT_GROUPS, w->pid, 0);
-    if (rc == DB_OK)
-        rc = module_count(db, "SELECT count(*) FROM group_members WHERE pid = ?1 AND gid = ?2", w->pid, w->gid,
-                          &members);
-    if (rc == DB_OK && members == 0)
-        rc = module_count(db, "SELECT count(DISTINCT gid) FROM group_members WHERE pid = ?1", w->pid, 0, &groups);
-    if (rc != DB_OK)
-        return rc;
-    if (members == 0 && (uint64_t)groups >= w->max_groups) {
-        w->over = "exceed max groups of the project";
-        return DB_OK;
-    }
     db_stmt_t *st;
-    rc = db_stmt(db, "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                 &st);
-    if (rc != DB_OK)
-        return rc;
-    uint8_t fresh[RTMD_GROUP_MAX_UIDS_PER_CALL] = {0};
-    uint32_t nfresh = 0;
-    for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
-        db_reset(st);
-        db_bind_int64(st, 1, w->pid);
-        db_bind_int64(st, 2, w->gid);
-        db_bind_int64(st, 3, w->uids[i]);
-        db_bind_int64(st, 4, w->joined_at);
-        rc = db_step(st);
-        rc = rc == DB_DONE ? DB_OK : rc;
-        if (rc == DB_OK && db_changes(db) > 0 && i < RTMD_GROUP_MAX_UIDS_PER_CALL) {
-            fresh[i] = 1;
-            nfresh++;
-        }
-    }
-    db_release(st);
-    if (rc != DB_OK || (uint64_t)members + nfresh <= w->max_members)
-        return rc;
-    w->over = "exceed max group members";
-    rc = db_stmt(db, "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3", &st);
-    for (uint32_t i = 0; i < w->n && rc == DB_OK; i++) {
-        if (!fresh[i])
-            continue;
-        db_reset(st);
-        db_bind_int64(st, 1, w->pid);
-        db_bind_int64(st, 2, w->gid);
-        db_bind_int64(st, 3, w->uids[i]);
-        rc = db_step(st);
-        rc = rc == DB_DONE ? DB_OK : rc;
-    }
-    if (st)
-        db_release(st);
-    return rc;
-}
-
-static int apply_group_write(db_conn *db, void *arg)
-{
-    group_write *w = arg;
-    w->over = NULL; /* a replay starts afresh */
-    if (w->op == GW_ADD && db_is_postgres(db))
-        return apply_add_counted(db, w);
-    const char *sql = w->op == GW_ADD ? "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
-                                          " ON CONFLICT DO NOTHING"
-                      : w->op == GW_DEL   ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
-                      : w->op == GW_DROP  ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2"
-                                          : "DELETE FROM group_members WHERE pid = ?1";
-    db_stmt_t *st;
-    int rc = db_prepare(db, sql, &st);
+    int rc = db_stmt(db, sql, &st);
     if (rc != DB_OK)
         return rc;
     uint32_t rounds = w->op == GW_DROP || w->op == GW_CLEAR ? 1 : w->n;
@@ -415,8 +348,52 @@ static int apply_group_write(db_conn *db, void *arg)
         rc = db_step(st);
         rc = rc == DB_DONE ? DB_OK : rc;
     }
-    db_finalize(st);
+    db_release(st);
     return rc;
+}
+
+/* An add on PostgreSQL, where other nodes add too: under the project's
+ * advisory lock (module_limit_lock) the project's groups are counted
+ * before a new group's first members go in, and the group's members after
+ * the insert; past a limit the add is refused (w->over, DB_REFUSED: the
+ * store undoes it). One lock per project: the count of its groups needs
+ * it, and two locks could deadlock. */
+static int apply_add_counted(db_conn *db, group_write *w)
+{
+    int64_t members, groups = 0;
+    int rc = module_limit_lock(db, MODULE_LIMIT_PROJECT_GROUPS, w->pid, 0);
+    if (rc == DB_OK)
+        rc = module_count(db, "SELECT count(*) FROM group_members WHERE pid = ?1 AND gid = ?2", w->pid, w->gid,
+                          &members);
+    if (rc == DB_OK && members == 0)
+        rc = module_count(db, "SELECT count(DISTINCT gid) FROM group_members WHERE pid = ?1", w->pid, 0, &groups);
+    if (rc != DB_OK)
+        return rc;
+    if (members == 0 && (uint64_t)groups >= w->max_groups) {
+        w->over = "exceed max groups of the project";
+        return DB_REFUSED;
+    }
+    rc = apply_rows(db, w, "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
+                           " ON CONFLICT DO NOTHING");
+    if (rc == DB_OK)
+        rc = module_count_within(db, "SELECT count(*) FROM group_members WHERE pid = ?1 AND gid = ?2", w->pid,
+                                 w->gid, w->max_members);
+    if (rc == DB_REFUSED)
+        w->over = "exceed max group members";
+    return rc;
+}
+
+static int apply_group_write(db_conn *db, void *arg)
+{
+    group_write *w = arg;
+    w->over = NULL; /* a replay starts afresh */
+    if (w->op == GW_ADD && db_is_postgres(db))
+        return apply_add_counted(db, w);
+    return apply_rows(db, w, w->op == GW_ADD   ? "INSERT INTO group_members(pid, gid, uid, joined_at) VALUES (?1, ?2, ?3, ?4)"
+                                                 " ON CONFLICT DO NOTHING"
+                             : w->op == GW_DEL  ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2 AND uid = ?3"
+                             : w->op == GW_DROP ? "DELETE FROM group_members WHERE pid = ?1 AND gid = ?2"
+                                                : "DELETE FROM group_members WHERE pid = ?1");
 }
 
 static void group_write_done(void *arg, int status)
@@ -435,14 +412,14 @@ static void group_write_done(void *arg, int status)
         g->reserved -= w->reserved;
         group_maybe_drop(st, w->pid, w->gid, g);
     }
-    if (status != DB_OK) {
-        LOG_ERROR("group write for gid %lld failed: %s", (long long)w->gid, db_errstr(status));
-        module_answer_store_failure(req, status);
+    if (status == DB_REFUSED && w->over) {
+        request_error(req, RTM_EC_MAX_GROUP_MEMBER_COUNT, w->over);
         free(w);
         return;
     }
-    if (w->over) {
-        request_error(req, RTM_EC_MAX_GROUP_MEMBER_COUNT, w->over);
+    if (status != DB_OK) {
+        LOG_ERROR("group write for gid %lld failed: %s", (long long)w->gid, db_errstr(status));
+        module_answer_store_failure(req, status);
         free(w);
         return;
     }

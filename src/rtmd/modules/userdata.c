@@ -65,8 +65,13 @@ static int apply_set(db_conn *db, data_job *j)
 {
     db_stmt_t *st;
     j->over_limit = false;
-    /* A new key counts against the limit; replacing a present one does not. */
-    int rc = db_stmt(db,
+    /* A new key counts against the limit; replacing a present one does not.
+     * On PostgreSQL the user's keys are counted under their advisory lock,
+     * so that sets through several nodes see each other. */
+    int rc = module_limit_lock(db, MODULE_LIMIT_USER_DATA, j->pid, j->uid);
+    if (rc != DB_OK)
+        return rc;
+    rc = db_stmt(db,
                   "SELECT EXISTS (SELECT 1 FROM user_data WHERE pid = ?1 AND uid = ?2 AND key = ?3),"
                   " (SELECT COUNT(*) FROM user_data WHERE pid = ?1 AND uid = ?2)",
                   &st);

@@ -34,6 +34,8 @@ enum {
     DB_MISUSE = 21,     /* the API was used wrongly */
     DB_ROW = 100,
     DB_DONE = 101,
+    DB_REFUSED = 200,   /* an apply refused its own write (a limit counted in the store): the
+                         * store undoes that write alone and reports this status to its done */
 };
 
 /* A static text for a result code. */

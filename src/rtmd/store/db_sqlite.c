@@ -66,6 +66,7 @@ const char *db_errstr(int code)
     case DB_CANTOPEN: return "unable to open database file";
     case DB_CONSTRAINT: return "constraint failed";
     case DB_MISUSE: return "bad parameter or other API misuse";
+    case DB_REFUSED: return "refused by a limit";
     default: return "SQL logic error";
     }
 }
