@@ -1,7 +1,8 @@
 'use strict';
 // Per-user limits counted in the shared PostgreSQL store (docs/cluster.md,
 // "Mirrors across nodes", limits counted in the store): friend and black
-// list sizes, userdata keys, push options and devices hold when adds for
+// list sizes, userdata keys, push options, devices and the RealTimeCat
+// session and token caps of a project hold when adds for
 // one user arrive through both nodes at once. Each node alone admits up to
 // the limit from its own memory or its own transaction; the store's count
 // under an advisory lock keeps the two together within it.
@@ -9,8 +10,9 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { sanitizerReports, withLogs } = require('./lib/rtmd');
+const { sanitizerReports, waitFor, withLogs } = require('./lib/rtmd');
 const { startCluster } = require('./lib/cluster');
+const { sdk } = require('./lib/rtcat');
 
 const PID = 7601;
 const I = fpnn.int64;
@@ -25,8 +27,11 @@ describe('cluster limits', () => {
   before(async () => {
     c = await startCluster({
       nodes: 2,
+      redis: true, // the RealTimeCat session of the token case reaches node 2's mirror
       projects: [{ pid: PID, secret: 'cluster-limits-secret', max_friends: LIMIT, max_blacks: LIMIT,
-        max_data_keys_per_user: LIMIT, max_push_options_per_user: LIMIT, max_devices_per_user: LIMIT }],
+        max_data_keys_per_user: LIMIT, max_push_options_per_user: LIMIT, max_devices_per_user: LIMIT,
+        rtcat_apikey: 'limits-key', rtcat_secret: 'limits-secret', rtcat_max_sessions: 2 * LIMIT,
+        rtcat_max_tokens: LIMIT }],
     });
     apps = await c.appServers(PID);
   });
@@ -89,5 +94,26 @@ describe('cluster limits', () => {
       const { devices } = await apps[r % 2].call('getdevices', { uid: I(uid) });
       assert.equal(devices.length, LIMIT);
     }
+  });
+
+  it('RealTimeCat sessions and tokens stay within rtcat_max_sessions and rtcat_max_tokens', async () => {
+    const stored = (table) => Number(c.pg.psql(`SELECT count(*) FROM ${table} WHERE pid = ${PID}`,
+      c.url.slice(c.url.lastIndexOf('/') + 1)));
+    const cat = c.nodes.map((n) => sdk(n.ports.http, 'limits-key', 'limits-secret'));
+    const statuses = (rs) => rs.map((r) => r.status);
+    // Sessions: bursts through both nodes until the cap (2 * LIMIT) is hit.
+    for (let r = 0; r < 2; r++) {
+      const rs = await Promise.all(Array.from({ length: 2 * LIMIT }, (_, k) => cat[k % 2].createSession({ label: `s${r}-${k}` })));
+      assert.ok(rs.every((x) => x.status === 201 || x.status === 429), `statuses ${statuses(rs)}`);
+    }
+    assert.equal(stored('rtcat_sessions'), 2 * LIMIT, 'sessions at the cap, not past it');
+    // Tokens: two bursts of 2 * LIMIT into one session.
+    const { uuid } = (await cat[0].sessions()).json[0];
+    assert.ok(await waitFor(async () => (await cat[1].session(uuid)).status === 200, 5000), 'node 2 knows the session');
+    for (let r = 0; r < 2; r++) {
+      const rs = await Promise.all(Array.from({ length: 2 * LIMIT }, (_, k) => cat[k % 2].createToken({ session_id: uuid })));
+      assert.ok(rs.every((x) => x.status === 201 || x.status === 429), `statuses ${statuses(rs)}`);
+    }
+    assert.equal(stored('rtcat_tokens'), LIMIT, 'tokens at the cap, not past it');
   });
 });

@@ -12,7 +12,8 @@
  * savepoint; a read-only connection; a lost connection; an SQLite
  * connection used beside a PostgreSQL one in the same thread. The schema
  * on PostgreSQL (store_schema_pg.c), each test in a database of its own:
- * created once at the latest version, newer and older versions refused,
+ * created once at the latest version, an older one migrated, a newer one
+ * and one older than PostgreSQL databases refused,
  * the same tables, columns, indexes and triggers as a fresh SQLite store,
  * the storage-usage triggers and the max/min/blob shims answering as
  * SQLite does, two nodes migrating at once. */
@@ -747,7 +748,7 @@ static void schema_created_once_at_latest(void **state)
     assert_int_equal(db_close(c), DB_OK);
 }
 
-static void schema_newer_or_older_refused(void **state)
+static void schema_older_migrated_newer_refused(void **state)
 {
     (void)state;
     char url[1024], err[512], sql[96], want[64];
@@ -768,15 +769,17 @@ static void schema_newer_or_older_refused(void **state)
     assert_non_null(strstr(err, want));
     assert_int_equal(query_int(c, "SELECT version FROM rtmd_schema"), latest + 1);
 
-    /* Older: this build has no PostgreSQL text for the next migration. */
-    snprintf(sql, sizeof sql, "UPDATE rtmd_schema SET version = %d", latest - 1);
-    assert_int_equal(db_exec(c, sql), DB_OK);
-    err[0] = '\0';
-    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), -1);
-    snprintf(want, sizeof want, "version %d is older than this rtmd (%d)", latest - 1, latest);
-    assert_non_null(strstr(err, want));
-    snprintf(want, sizeof want, "migration %d", latest);
-    assert_non_null(strstr(err, want));
+    /* Older, with the PostgreSQL text of the migrations after it (15 and
+     * later): brought to the latest, the migration's indexes there. */
+    assert_int_equal(db_exec(c, "DROP INDEX rtcat_sessions_pid; DROP INDEX rtcat_tokens_pid;"
+                                "UPDATE rtmd_schema SET version = 14"),
+                     DB_OK);
+    assert_int_equal(store_schema_migrate(c, &version, &applied, err, sizeof err), 0);
+    assert_int_equal(version, latest);
+    assert_int_equal(applied, latest - 14);
+    assert_int_equal(query_int(c, "SELECT count(*) FROM pg_indexes WHERE indexname IN ('rtcat_sessions_pid',"
+                                  " 'rtcat_tokens_pid')"),
+                     2);
 
     /* A version before PostgreSQL databases existed: older as well. */
     assert_int_equal(db_exec(c, "UPDATE rtmd_schema SET version = 3"), DB_OK);
@@ -1064,7 +1067,7 @@ int main(void)
         cmocka_unit_test(skipped_parameter_numbers),
         cmocka_unit_test(narrow_integer_parameters_are_64_bit),
         cmocka_unit_test(schema_created_once_at_latest),
-        cmocka_unit_test(schema_newer_or_older_refused),
+        cmocka_unit_test(schema_older_migrated_newer_refused),
         cmocka_unit_test(schema_matches_sqlite),
         cmocka_unit_test(storage_usage_triggers_count_as_sqlite),
         cmocka_unit_test(shims_answer_as_sqlite),

@@ -24,7 +24,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 14
+#define SCHEMA_VERSION 15
 
 typedef struct fixture {
     char dir[64];

@@ -96,7 +96,7 @@ int module_job_leader(rtmd_server *srv, int key, module_leader_fn fn, void *arg)
  * other's committed rows. On SQLite the lock does nothing: the writer runs
  * one write at a time. Both return a DB_* status. */
 enum { MODULE_LIMIT_GROUP = 1, MODULE_LIMIT_PROJECT_GROUPS, MODULE_LIMIT_FRIENDS, MODULE_LIMIT_BLACKS,
-       MODULE_LIMIT_USER_DATA, MODULE_LIMIT_DEVICES, MODULE_LIMIT_PUSH_OPTIONS };
+       MODULE_LIMIT_USER_DATA, MODULE_LIMIT_DEVICES, MODULE_LIMIT_PUSH_OPTIONS, MODULE_LIMIT_RTCAT };
 int module_limit_lock(db_conn *db, int domain, int64_t a, int64_t b);
 /* *n = the one integer the SELECT sql answers with ?1 = a, ?2 = b bound. */
 int module_count(db_conn *db, const char *sql, int64_t a, int64_t b, int64_t *n);

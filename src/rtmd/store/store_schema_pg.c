@@ -256,10 +256,13 @@ static const char pg_base[] =
     "INSERT INTO rtmd_schema(version) VALUES (" PG_BASE_TEXT ");";
 
 /* The PostgreSQL text of migration `to` (> PG_BASE), or NULL when this
- * build has none. Migration 15 and later add a case here. */
+ * build has none. */
 static const char *pg_migration(int to)
 {
     switch (to) {
+    case 15:
+        return "CREATE INDEX rtcat_sessions_pid ON rtcat_sessions(pid);"
+               "CREATE INDEX rtcat_tokens_pid ON rtcat_tokens(pid);";
     default:
         return NULL;
     }

@@ -29,6 +29,8 @@ typedef struct rc_write {
     int ok_status;     /* of a creation: 201 (REST) or 200 (demo backend) */
     bool array;        /* answer the tokens as an array */
     uint32_t reserved_sessions, reserved_tokens;
+    uint32_t max_sessions, max_tokens; /* creations on PostgreSQL: the caps counted in the store */
+    const char *over;  /* which cap the store's count refused (DB_REFUSED) */
     rc_obj sess;       /* the new or updated session; its uuid for token writes */
     uint32_t ntok;
     rc_obj tok[];
@@ -112,20 +114,44 @@ static int delete_obj(db_conn *db, const char *uuid, bool token)
     return db_step_release(st);
 }
 
+/* A creation on PostgreSQL, where other nodes create too, runs under the
+ * project's advisory lock and counts the project's sessions and tokens
+ * after its inserts: past a cap it is refused (w->over, DB_REFUSED: the
+ * store undoes it). On SQLite the lock does nothing and the in-memory
+ * count of rc_create_* is exact. */
+static int count_creation(db_conn *db, rc_write *w)
+{
+    int rc = DB_OK;
+    if (w->reserved_sessions &&
+        (rc = module_count_within(db, "SELECT count(*) FROM rtcat_sessions WHERE pid = ?1", w->pid, 0,
+                                  w->max_sessions)) == DB_REFUSED)
+        w->over = "the project has rtcat_max_sessions sessions";
+    if (rc == DB_OK && w->reserved_tokens &&
+        (rc = module_count_within(db, "SELECT count(*) FROM rtcat_tokens WHERE pid = ?1", w->pid, 0,
+                                  w->max_tokens)) == DB_REFUSED)
+        w->over = "the project has rtcat_max_tokens tokens";
+    return rc;
+}
+
 static int apply_write(db_conn *db, void *arg)
 {
     rc_write *w = arg;
     int rc = DB_OK;
+    w->over = NULL; /* a replay starts afresh */
+    bool counted = db_is_postgres(db) && (w->reserved_sessions || w->reserved_tokens);
+    if (counted && (rc = module_limit_lock(db, MODULE_LIMIT_RTCAT, w->pid, 0)) != DB_OK)
+        return rc;
     switch (w->op) {
     case W_NEW_SESSION:
-        return insert_obj(db, &w->sess, NULL, w->pid);
+        rc = insert_obj(db, &w->sess, NULL, w->pid);
+        break;
     case W_NEW_SESSION_TOKEN:
         rc = insert_obj(db, &w->sess, NULL, w->pid);
         /* fall through */
     case W_NEW_TOKENS:
         for (uint32_t i = 0; i < w->ntok && rc == DB_OK; i++)
             rc = insert_obj(db, &w->tok[i], w->sess.uuid, w->pid);
-        return rc;
+        break;
     case W_SET_SESSION:
         return update_obj(db, &w->sess, false);
     case W_SET_TOKEN:
@@ -134,8 +160,10 @@ static int apply_write(db_conn *db, void *arg)
         return delete_obj(db, w->sess.uuid, false);
     case W_DEL_TOKEN:
         return delete_obj(db, w->tok[0].uuid, true);
+    default:
+        return DB_MISUSE;
     }
-    return DB_MISUSE;
+    return rc == DB_OK && counted ? count_creation(db, w) : rc;
 }
 
 static void write_done(void *arg, int status)
@@ -149,6 +177,11 @@ static void write_done(void *arg, int status)
     }
     if (!rp) {
         rc_send_error(NULL, NULL, &w->d, 503, "unavailable", "server stopping");
+        write_free(w);
+        return;
+    }
+    if (status == DB_REFUSED && w->over) {
+        rc_send_error(NULL, NULL, &w->d, 429, "limit_exceeded", w->over);
         write_free(w);
         return;
     }
@@ -234,6 +267,8 @@ static void submit(rtmd_conn *c, const http_request *req, rc_write *w, rc_projec
 {
     w->srv = c->srv;
     w->pid = rp->p->pid;
+    w->max_sessions = rp->p->limits.rtcat_max_sessions;
+    w->max_tokens = rp->p->limits.rtcat_max_tokens;
     rp->reserved_sessions += w->reserved_sessions;
     rp->reserved_tokens += w->reserved_tokens;
     http_defer(c, req, &w->d);
