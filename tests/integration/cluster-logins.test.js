@@ -7,7 +7,9 @@
 // close the user's connection on the other; an app server listening to
 // login/logout events on one node gets the cluster's login when the
 // user's first node takes it and its logout when the last one lets it go
-// (the users of a killed node and of a stopped one included), each once.
+// (the users of a killed node and of a stopped one included), each once;
+// a node restarted with its node_id before it was reaped drops the hashes
+// of its previous users that are not back.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -162,4 +164,51 @@ describe('cluster logins: kickout, duplicate login, listen events', () => {
     assert.equal(l.client.pushes.filter(is503('logout')).length, 1);
     await l.close();
   }, 90000);
+});
+
+// A node restarted with its fixed node_id before any node reaped its
+// previous start (here the only node, so nobody reaps): the users of the
+// previous start that are not back leave their `:on` hashes when it joins,
+// so their next login is the cluster's login again.
+describe('cluster logins: a node restarted with its node_id', () => {
+  let c;
+  const it = (name, fn, timeout = 60000) => test(name, { timeout }, withLogs(() => (c ? c.nodes : []), fn));
+
+  before(async () => {
+    c = await startCluster({ nodes: 0, redis: true, projects: [{ pid: MULTI, secret: 'cluster-logins-multi' }] });
+  });
+
+  after(async () => {
+    if (c) await c.stop();
+    assert.deepEqual(sanitizerReports(), []);
+  });
+
+  it("the previous start's users not back leave their hashes", async () => {
+    const hash = (uid) => `rtmd:{p${MULTI}:u${uid}}:on`;
+    const first = await c.startNode(['--node_id=41']);
+    await c.joined(1);
+    const app = await appServer(first, { project: first.projects[0] });
+    for (const uid of [601, 602]) c.links.push((await login(first, app, uid)).client);
+    assert.ok(await waitFor(() => c.redis.cli('EXISTS', hash(601)) === '1' && c.redis.cli('EXISTS', hash(602)) === '1', 5000));
+    await app.close();
+    await first.stop('SIGKILL');
+    // The previous start's liveness key expires; the restart may take the id.
+    c.redis.cli('DEL', 'rtmd:{n41}:alive');
+    const again = await c.startNode(['--node_id=41']);
+    const app2 = await appServer(again, { project: again.projects[0] });
+    const l = await appServer(again, { project: again.projects[0] });
+    answerPushes(l.client);
+    recordPushes(l.client);
+    await l.call('addlisten', { events: ['login'] });
+    const back = await login(again, app2, 602);
+    c.links.push(back.client);
+    assert.ok(await waitFor(() => c.redis.cli('EXISTS', hash(601)) === '0', 5000), 'uid 601 left its hash');
+    assert.equal(c.redis.cli('HKEYS', hash(602)), '41', 'uid 602 is back on node 41');
+    // 601's next login is the cluster's login.
+    c.links.push((await login(again, app2, 601)).client);
+    await l.client.waitPush((q) => q.method === 'pushevent' && q.payload.event === 'login' &&
+      fpnn.toNumber(q.payload.uid) === 601, 5000);
+    await app2.close();
+    await l.close();
+  });
 });

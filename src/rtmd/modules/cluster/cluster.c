@@ -74,16 +74,23 @@
 #define INFLIGHT_MAX (128u << 20) /* bytes queued or unanswered, all nodes */
 #define REC_HEAD 5
 
-/* KEYS: alive, users, seq. ARGV: token, ttl, id, members... */
+/* KEYS: alive, users, seq. ARGV: token, ttl, id, members... 0 when the id
+ * is held by another start, else {seq, the members of the node's previous
+ * set that are not in the new one} (a previous start not reaped yet, or
+ * users who left while this node was not joined). */
 static const char JOIN_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur and cur ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+    "local new = {}\n"
+    "for i = 4, #ARGV do new[ARGV[i]] = true end\n"
+    "local gone = {}\n"
+    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do if not new[m] then gone[#gone + 1] = m end end\n"
     "redis.call('DEL', KEYS[2])\n"
     "for i = 4, #ARGV, 1000 do redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end\n"
     "local s = redis.call('INCR', KEYS[3])\n"
     "redis.call('PUBLISH', '" CHANNEL "', ARGV[3] .. ' ' .. s .. ' j')\n"
-    "return s\n";
+    "return {s, gone}\n";
 /* ARGV: token, op (+ or -), member, id. 0: not joined (any more). */
 static const char DELTA_LUA[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -752,11 +759,13 @@ static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
     if (!(cs = reply_state(ac, reply, cs_cmd)))
         return;
     cs->joining = false;
-    if (reply->type != REDIS_REPLY_INTEGER) {
+    bool joined = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                  reply->element[1]->type == REDIS_REPLY_ARRAY;
+    if (!joined && reply->type != REDIS_REPLY_INTEGER) {
         LOG_ERROR("cluster: joining failed: %.100s", reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         return; /* tried again at the next check */
     }
-    if (reply->integer == 0) {
+    if (!joined) {
         if (cs->id_generated) {
             cs->id[0] = 0; /* taken: ask for another */
         } else if (!cs->waiting_id_logged) {
@@ -775,6 +784,10 @@ static void on_joined(redisAsyncContext *ac, void *r, void *privdata)
     LOG_INFO("cluster: joined as node %s", cs->id);
     redisAsyncCommand(cs->cmd, NULL, NULL, "SADD rtmd:nodes %s", cs->id);
     rooms_join(cs);
+    /* Users the previous set held and this one does not leave their
+     * hashes first (the same connection keeps the order), then this
+     * node's users are put back. */
+    logins_reaped(cs, cs->id, reply->element[1]);
     logins_joined(cs);
 }
 
