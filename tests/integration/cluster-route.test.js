@@ -159,6 +159,43 @@ describe('cluster routing of messages', () => {
     assert.equal(p.payload.msg, 'hi xena');
   });
 
+  // A string-id login on node n, by the app server of that node only (the
+  // other node never resolves the name).
+  const rts = async (n, uid) => {
+    const { token } = await apps[n].call('getrtstoken', { uid });
+    const x = await fpnn.connect({ host: '127.0.0.1', port: c.nodes[n].ports.client_tcp });
+    c.links.push(x);
+    answerPushes(x);
+    recordPushes(x);
+    assert.deepEqual(await x.quest('auth', { appid: APP_ID, uid, token }), { ok: true });
+    return x;
+  };
+
+  it('a string-id sender on node 1 is named by its string id on node 2, which never resolved it', async () => {
+    const y = await rts(1, 'route.yves');
+    const w = await rts(0, 'route.wanda');
+    const { uids } = await apps[1].call('getuserids', { ids: ['route.yves'] });
+    const seen = async () => (await apps[0].call('getonlineusers', { uids: [uids['route.yves']] })).uids.length === 1;
+    assert.ok(await waitFor(seen, 5000), 'node 1 sees the string-id user online');
+    let mid = freshMid();
+    await w.quest('sendmsg', { to: 'route.yves', mid: I(mid), mtype: 30, msg: 'hi yves' });
+    let p = await y.waitPush(byMid('pushmsg', mid));
+    assert.equal(p.payload.from, 'route.wanda');
+    assert.equal(p.payload.to, 'route.yves');
+    mid = freshMid();
+    await w.quest('sendmsgs', { tos: ['route.yves'], mid: I(mid), mtype: 30, msg: 'to all' });
+    p = await y.waitPush(byMid('pushmsg', mid));
+    assert.equal(p.payload.from, 'route.wanda');
+    // A string room entered on both nodes: from and rid by strings.
+    await y.quest('enterroom', { rid: 'route.room' });
+    await w.quest('enterroom', { rid: 'route.room' });
+    mid = freshMid();
+    await w.quest('sendroommsg', { rid: 'route.room', mid: I(mid), mtype: 30, msg: 'in the room' });
+    p = await y.waitPush(byMid('pushroommsg', mid));
+    assert.equal(p.payload.from, 'route.wanda');
+    assert.equal(p.payload.rid, 'route.room');
+  });
+
   it('an app server listening on node 1 gets one pushmsg for a message sent through node 2', async () => {
     const l = await appServer(c.nodes[0], { project: apps[0].project });
     answerPushes(l.client);
@@ -248,10 +285,13 @@ describe('cluster routing of messages', () => {
     const B = (...b) => Buffer.from(b);
     const junk = [B(), Buffer.from('x'), B(1), Buffer.concat([B(1, 0, 0, 0, 9), Buffer.from('abc')]), B(1, 0, 0, 0, 1, 0xc1),
       B(RECORD_KINDS.KINDS, 0, 0, 0, 0), B(1, 0, 0, 0, 2, 0x9c, 0xc0), B(1, 0, 0, 0, 1, 0x9c), B(1, 0xff, 0xff, 0xff, 0xff, 0x9c),
-      // Twelve fields of the wrong types, and a project this cluster does not serve.
-      Buffer.concat([B(1, 0, 0, 0, 13, 0x9c), Buffer.alloc(12, 0xc0)]),
-      Buffer.concat([B(1, 0, 0, 0, 25, 0x9c, 0x01, 0x01, 0x05, 0x01, 0x01, 0x02, 0x01, 0x1e, 0xc2, 0xc4, 0x00, 0xc4, 0x00, 0xa0),
-        Buffer.alloc(6, 0)])];
+      // Fourteen fields of the wrong types, a project this cluster does not serve, and a
+      // name given to a number uid.
+      Buffer.concat([B(1, 0, 0, 0, 15, 0x9e), Buffer.alloc(14, 0xc0)]),
+      Buffer.concat([B(1, 0, 0, 0, 27, 0x9e, 0x01, 0x01, 0x05, 0x01, 0x01, 0x02, 0x01, 0x1e, 0xc2, 0xc4, 0x00, 0xc4, 0x00, 0xa0,
+        0xa0, 0xa0), Buffer.alloc(6, 0)]),
+      Buffer.concat([B(1, 0, 0, 0, 20, 0x9e, 0xcd, PID >> 8, PID & 0xff, 0x01, 0x05, 0x01, 0x01, 0x02, 0x01, 0x1e, 0xc2,
+        0xc4, 0x00, 0xc4, 0x00, 0xa0, 0xa1, 0x78, 0xa0)])];
     for (const id of ids) await c.publishRaw(`rtmd:n:${id}`, junk);
     const a = await user(0, 1701);
     const b = await user(1, 1702);
@@ -260,6 +300,6 @@ describe('cluster routing of messages', () => {
     await once(b, 'pushmsg', mid);
     const metrics = await fetch(c.nodes[1].url('http', '/metrics')).then((r) => r.text());
     const malformed = Number(/rtmd_cluster_records_malformed_total (\d+)/.exec(metrics)[1]);
-    assert.ok(malformed >= 4, `malformed records counted (${malformed})`);
+    assert.ok(malformed >= 5, `malformed records counted (${malformed})`);
   });
 });

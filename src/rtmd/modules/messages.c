@@ -178,6 +178,9 @@ typedef struct msg_job {
     size_t attrs_len;
     uint64_t reserved;        /* bytes admitted by quota_admit */
     char business[RTMD_BUSINESS_ID_MAX + 1]; /* the sender session's business id, or "" */
+    /* A record from another node: the string ids of from and of the
+     * target (user or room) as that node knew them, or NULL. */
+    const char *from_name, *to_name;
 } msg_job;
 
 /* The fields every send method has. */
@@ -817,13 +820,21 @@ static const int64_t *receivers(rtmd_server *srv, const msg_job *j, const msg_ta
     return s->uids;
 }
 
+/* The string id of uid as this node knows it (strid.h), else the one a
+ * record from another node carried (carried), else NULL. */
+static const char *name_of(rtmd_server *srv, const msg_job *j, int64_t uid, const char *carried)
+{
+    const char *n = strid_name_of(srv, j->pid, uid);
+    return n ? n : carried;
+}
+
 /* A p2p push goes to a string-id receiver named by strings (strid.h): its
  * own string id as `to` and the sender's as `from` when the sender has one
  * (a number-id sender stays an integer). Everything else gets s->packet. */
 static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
-    const char *name = identity_is_string_uid(t->to) ? strid_name_of(srv, j->pid, t->to) : NULL;
+    const char *name = identity_is_string_uid(t->to) ? name_of(srv, j, t->to, j->to_name) : NULL;
     if (!name) {
         users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
         return;
@@ -831,7 +842,7 @@ static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t)
     /* Copied: a name is valid only until the next strid/identity call. */
     char to_s[IDENTITY_STRING_MAX + 1];
     snprintf(to_s, sizeof to_s, "%s", name);
-    if (encode_push(s, j, t, &s->named, strid_name_of(srv, j->pid, j->from), to_s) != 0) {
+    if (encode_push(s, j, t, &s->named, name_of(srv, j, j->from, j->from_name), to_s) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
         return;
     }
@@ -846,9 +857,11 @@ static int encode_room_named(rtmd_server *srv, const msg_job *j, const msg_targe
     struct messages_state *s = state(srv);
     /* Copied: each name is valid only until the next strid/identity call. */
     char from_s[IDENTITY_STRING_MAX + 1], rid_s[IDENTITY_STRING_MAX + 1];
-    const char *f = strid_name_of(srv, j->pid, j->from);
+    const char *f = name_of(srv, j, j->from, j->from_name);
     snprintf(from_s, sizeof from_s, "%s", f ? f : "");
     const char *r = rooms_name(srv, j->pid, t->to);
+    if (!r && identity_is_string_uid(t->to))
+        r = j->to_name;
     snprintf(rid_s, sizeof rid_s, "%s", r ? r : "");
     if (encode_push(s, j, t, &s->named, f ? from_s : NULL, r ? rid_s : NULL) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
@@ -916,9 +929,33 @@ static void deliver_local(rtmd_server *srv, const msg_job *j, const msg_target *
 /* ---- across nodes ---- */
 
 /* Fields of a message record, in this order (a msgpack array). */
-enum { R_PID, R_CONV, R_TO, R_ID, R_MTIME, R_FROM, R_MID, R_MTYPE, R_BINARY, R_MSG, R_ATTRS, R_BUSINESS, R_N };
+enum {
+    R_PID, R_CONV, R_TO, R_ID, R_MTIME, R_FROM, R_MID, R_MTYPE, R_BINARY, R_MSG, R_ATTRS, R_BUSINESS,
+    R_FROM_NAME, R_TO_NAME, /* string ids of from and to (user or room) known here, or "" */
+    R_N
+};
 
-static void encode_record(msgpack_sbuffer *b, const msg_job *j, const msg_target *t)
+static void pack_name(msgpack_packer *pk, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, name ? name : "", n);
+}
+
+/* The string id of the target of t (a user or a room) known here, or NULL. */
+static const char *target_name(rtmd_server *srv, const msg_job *j, const msg_target *t)
+{
+    if (!identity_is_string_uid(t->to))
+        return NULL;
+    if (t->conv.conv_type == CONV_P2P)
+        return name_of(srv, j, t->to, j->to_name);
+    return t->conv.conv_type == CONV_ROOM ? rooms_name(srv, j->pid, t->to) : NULL;
+}
+
+/* The receiving node names string-id users by what it knows, and by the
+ * names the record carries when it does not know them (a sender online
+ * on this node only, a name out of the receiver's cache). */
+static void encode_record(rtmd_server *srv, msgpack_sbuffer *b, const msg_job *j, const msg_target *t)
 {
     msgpack_sbuffer_clear(b);
     msgpack_packer pk;
@@ -943,6 +980,9 @@ static void encode_record(msgpack_sbuffer *b, const msg_job *j, const msg_target
     size_t bl = strlen(j->business);
     msgpack_pack_str(&pk, bl);
     msgpack_pack_str_body(&pk, j->business, bl);
+    /* Each name is valid until the next strid/identity call: packed at once. */
+    pack_name(&pk, identity_is_string_uid(j->from) ? name_of(srv, j, j->from, j->from_name) : NULL);
+    pack_name(&pk, target_name(srv, j, t));
 }
 
 /* Marks in want[] the other nodes holding an online member of the group
@@ -989,7 +1029,7 @@ static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
         if (!want[k] && !cluster_node_listens(srv, k, j->pid))
             continue;
         if (!encoded) {
-            encode_record(&s->record, j, t);
+            encode_record(srv, &s->record, j, t);
             encoded = true;
         }
         cluster_send(srv, cluster_node_at(srv, k), CLUSTER_REC_MESSAGE, s->record.data, s->record.size);
@@ -1001,6 +1041,21 @@ static void deliver(rtmd_server *srv, const msg_job *j, const msg_target *t)
     deliver_local(srv, j, t);
     if (cluster_enabled(srv))
         route(srv, j, t);
+}
+
+/* A name field of a record into out (NUL-terminated, "" for none): a
+ * string, empty or a valid string id of a string-id uid. */
+static bool record_name(const msgpack_object *o, int64_t uid, char out[IDENTITY_STRING_MAX + 1])
+{
+    const char *p;
+    size_t n;
+    if (o->type != MSGPACK_OBJECT_STR || !mp_obj_str(o, &p, &n))
+        return false;
+    if (n > 0 && (!identity_is_string_uid(uid) || !identity_validate(p, n)))
+        return false;
+    memcpy(out, p, n); /* identity_validate bounds n to IDENTITY_STRING_MAX */
+    out[n] = 0;
+    return true;
 }
 
 /* A message record from another node (route): pushed to this node's
@@ -1018,6 +1073,7 @@ static void deliver_remote(rtmd_server *srv, const uint8_t *data, size_t len)
     int64_t pid, conv, mtype;
     const char *msg, *attrs, *business;
     size_t business_len;
+    char from_name[IDENTITY_STRING_MAX + 1], to_name[IDENTITY_STRING_MAX + 1];
     const msgpack_object *f = cluster_record_fields(zone, data, len, CLUSTER_RECORD_MAX, R_N);
     bool ok = f && cluster_record_int(&f[R_PID], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
               cluster_record_int(&f[R_CONV], CONV_P2P, CONV_BROADCAST, &conv) &&
@@ -1030,8 +1086,11 @@ static void deliver_remote(rtmd_server *srv, const uint8_t *data, size_t len)
               f[R_BINARY].type == MSGPACK_OBJECT_BOOLEAN && mp_obj_str(&f[R_MSG], &msg, &j.msg_len) &&
               mp_obj_str(&f[R_ATTRS], &attrs, &j.attrs_len) && f[R_BUSINESS].type == MSGPACK_OBJECT_STR &&
               mp_obj_str(&f[R_BUSINESS], &business, &business_len) && business_len <= RTMD_BUSINESS_ID_MAX &&
-              !memchr(business, 0, business_len);
+              !memchr(business, 0, business_len) && record_name(&f[R_FROM_NAME], j.from, from_name) &&
+              record_name(&f[R_TO_NAME], t.to, to_name);
     if (ok) {
+        j.from_name = from_name[0] ? from_name : NULL;
+        j.to_name = to_name[0] ? to_name : NULL;
         j.pid = pid;
         j.mtype = (int)mtype;
         j.mtime = t.mtime;
