@@ -14,8 +14,8 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const fpnn = require('./lib/fpnn');
 const { appServer, expectCode, login, recordPushes, writeProjectsConfig } = require('./lib/rtm');
-const { scrapeMetric } = require('./lib/http');
-const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
+const { get, scrapeMetric, scrapeNodes } = require('./lib/http');
+const { makeTempDir, nodePorts, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
 const I = fpnn.int64;
 const APP_ID = 'RtsMisc0123456789abcdefG';
@@ -31,8 +31,8 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
   const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(() => [srv, demo], fn));
   const project = (s, pid) => s.projects.find((p) => p.pid === String(pid));
 
-  const connect = async (s, transport) => {
-    const ports = { tcp: s.ports.client_tcp, ws: s.ports.client_ws };
+  const connect = async (s, transport, ports = s.ports) => {
+    ports = { tcp: ports.client_tcp, ws: ports.client_ws };
     const c = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
     recordPushes(c);
     for (const m of ['pushmsg', 'pushroommsg', 'kickout']) c.onQuest(m, () => (m === 'kickout' ? undefined : {}));
@@ -40,9 +40,10 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     return c;
   };
   // A string-id login (by app id, or by pid for the demo project).
-  const rtsLogin = async (uid, { transport = 'ws', on = srv, via = app, businessid, appid = APP_ID } = {}) => {
+  // ports: the client ports of one node (nodePorts) rather than alternating.
+  const rtsLogin = async (uid, { transport = 'ws', on = srv, via = app, businessid, appid = APP_ID, ports } = {}) => {
     const { token } = await via.call('getrtstoken', { uid });
-    const c = await connect(on, transport);
+    const c = await connect(on, transport, ports);
     const args = on === srv ? { appid, uid, token } : { pid: I(via.project.pid), uid, token };
     if (businessid !== undefined) args.businessid = businessid;
     assert.deepEqual(await c.quest('auth', args), { ok: true });
@@ -223,13 +224,15 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
   });
 
   it('multi_login defaults: 0 with app_id (demo project too), 1 without, an explicit 1 wins', async () => {
-    // Without app_id: two number-id logins live side by side.
-    const n1 = await login(srv, plainApp, 5001);
-    const n2 = await login(srv, plainApp, 5001, { transport: 'ws' });
+    // Without app_id: two number-id logins live side by side (on one node:
+    // getattrs lists the sessions of the asking node, docs/cluster.md).
+    const one = nodePorts(srv, 0);
+    const n1 = await login(srv, plainApp, 5001, { ports: one });
+    const n2 = await login(srv, plainApp, 5001, { transport: 'ws', ports: one });
     assert.equal((await n2.call('getattrs', {})).attrs.length, 2);
     // An app_id project with an explicit multi_login = 1.
-    const e1 = await rtsLogin('multi.alice', { via: explicitApp, appid: APP_ID_EXPLICIT });
-    await rtsLogin('multi.alice', { via: explicitApp, appid: APP_ID_EXPLICIT, transport: 'tcp' });
+    const e1 = await rtsLogin('multi.alice', { via: explicitApp, appid: APP_ID_EXPLICIT, ports: one });
+    await rtsLogin('multi.alice', { via: explicitApp, appid: APP_ID_EXPLICIT, transport: 'tcp', ports: one });
     assert.equal((await e1.quest('getattrs', {})).attrs.length, 2);
     // The demo project has an app_id: single login, for number ids too.
     const d1 = await rtsLogin('demo.dup', { on: demo, via: demoApp });
@@ -301,18 +304,21 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
   });
 
   it('/metrics counts logins per business id, at most 100 labels, the rest under "other"', async () => {
+    // Each node counts its own logins (docs/cluster.md): the labels and
+    // their cap are one node's, so the logins all go through the first.
     const port = srv.ports.http;
-    const before = await scrapeMetric(port, 'rtmd_rts_logins_total', { business: 'metrics-a' });
+    const ports = nodePorts(srv, 0);
+    const before = await scrapeNodes(srv, 'rtmd_rts_logins_total', { business: 'metrics-a' });
     assert.ok(!before, 'no sample before the first login');
-    await rtsLogin('met.a1', { businessid: 'metrics-a' });
-    await rtsLogin('met.a2', { businessid: 'metrics-a', transport: 'tcp' });
-    await rtsLogin('met.q', { businessid: 'with "quote" \\ back' });
+    await rtsLogin('met.a1', { businessid: 'metrics-a', ports });
+    await rtsLogin('met.a2', { businessid: 'metrics-a', transport: 'tcp', ports });
+    await rtsLogin('met.q', { businessid: 'with "quote" \\ back', ports });
     assert.equal(await scrapeMetric(port, 'rtmd_rts_logins_total', { business: 'metrics-a' }), 2);
-    const text = (await require('./lib/http').get(port, '/metrics')).body;
+    const text = (await get(port, '/metrics')).body;
     assert.match(text, /rtmd_rts_logins_total\{business="with \\"quote\\" \\\\ back"\} 1/);
     const otherBefore = await scrapeMetric(port, 'rtmd_rts_logins_total', { business: 'other' });
-    for (let i = 0; i < 100; i++) await rtsLogin(`met.m${i}`, { businessid: `many-${i}`, transport: 'tcp' });
-    const body = (await require('./lib/http').get(port, '/metrics')).body;
+    for (let i = 0; i < 100; i++) await rtsLogin(`met.m${i}`, { businessid: `many-${i}`, transport: 'tcp', ports });
+    const body = (await get(port, '/metrics')).body;
     const labels = body.split('\n').filter((line) => line.startsWith('rtmd_rts_logins_total{'));
     assert.equal(labels.length, 101, 'at most 100 business labels, and other');
     assert.ok((await scrapeMetric(port, 'rtmd_rts_logins_total', { business: 'other' })) > otherBefore);

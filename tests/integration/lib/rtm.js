@@ -133,9 +133,11 @@ function answerPushes(client) {
 
 // Mints a token through app and logs uid in; transport 'tcp', 'ws', or
 // 'wss' (then ca is the CA to trust, and the link goes to localhost).
-async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca } = {}) {
+// ports: the client ports to use (lib/rtmd.js nodePorts: one node of a
+// cluster), srv.ports by default.
+async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca, ports = srv.ports } = {}) {
   const token = await app.token(uid);
-  const port = srv.ports[{ tcp: 'client_tcp', ws: 'client_ws', wss: 'client_wss' }[transport]];
+  const port = ports[{ tcp: 'client_tcp', ws: 'client_ws', wss: 'client_wss' }[transport]];
   const host = transport === 'wss' ? 'localhost' : '127.0.0.1';
   const client = await fpnn.connect({ host, port, transport, ca });
   answerPushes(client);

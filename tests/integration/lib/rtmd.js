@@ -245,6 +245,7 @@ async function otherNodes(node) {
 // Makes first the face of both nodes (see the file comment).
 function pairUp(first, twin) {
   first.twin = twin;
+  first.ownPorts = first.ports;
   const spread = new Set(['client_tcp', 'client_ws', 'client_wss']);
   let turn = 0;
   first.ports = new Proxy(first.ports, {
@@ -270,6 +271,19 @@ function pairUp(first, twin) {
 // the first (false).
 function onTwin(srv, port) {
   return Boolean(srv.twin && Object.values(srv.twin.ports).includes(port));
+}
+
+// The nodes of srv: [srv] alone, [srv, its twin] on a cluster.
+function nodesOf(srv) {
+  return srv.twin ? [srv, srv.twin] : [srv];
+}
+
+// The client ports of one node of srv (0 the first, 1 the twin; alone
+// both are srv), not spread: for what a test means to do on one node
+// (per-node caps, a session's own attributes).
+function nodePorts(srv, i = 0) {
+  if (!srv.twin) return srv.ports;
+  return i === 0 ? srv.ownPorts : srv.twin.ports;
 }
 
 async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env, twinOf } = {}) {
@@ -455,6 +469,8 @@ function haveOpenssl() {
 module.exports = {
   startRtmd,
   onTwin,
+  nodesOf,
+  nodePorts,
   storeRows,
   TEST_STORE,
   sanitizerReports,
