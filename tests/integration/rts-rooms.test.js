@@ -6,12 +6,16 @@
 // 0 leaveroom or bye, 1 connection lost, 3 delroommember or kickout), none
 // in rooms larger than room_events_max, and number-id members of the same
 // room getting integers and no membership pushes.
+//
+// On two nodes (RTMD_TEST_STORE=cluster) every client logs in through the
+// first node: the members list of enterroom and the membership pushes are
+// those of the node of the change (docs/cluster.md, "Rooms across nodes").
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { User, answerPushes, expectCode, login, startWithProjects, stopChecked } = require('./lib/rtm');
-const { withLogs, sleep } = require('./lib/rtmd');
+const { nodePorts, withLogs, sleep } = require('./lib/rtmd');
 
 const APP_ID = 'RtsRooms0123456789abcdef';
 const SMALL_APP_ID = 'RtsRoomsSmall0123456789a';
@@ -26,7 +30,8 @@ describe('string-id clients in rooms', () => {
   // A string-id login over WebSocket (the web SDK's transport) unless told.
   const rtsLogin = async (uid, { a = app, transport = 'ws', appid = APP_ID } = {}) => {
     const { token } = await a.call('getrtstoken', { uid });
-    const ports = { tcp: srv.ports.client_tcp, ws: srv.ports.client_ws };
+    const one = nodePorts(srv, 0);
+    const ports = { tcp: one.client_tcp, ws: one.client_ws };
     const client = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
     answerPushes(client);
     for (const m of ['pushroomjoined', 'pushroomleft']) client.onQuest(m, () => ({}));
@@ -36,7 +41,7 @@ describe('string-id clients in rooms', () => {
     return u;
   };
   const numLogin = async (uid) => {
-    const u = await login(srv, app, uid);
+    const u = await login(srv, app, uid, { ports: nodePorts(srv, 0) });
     users.push(u);
     return u;
   };
@@ -262,7 +267,7 @@ describe('the enterroom members list of a large room', () => {
   it('lists what surely fits and sets more: true', async () => {
     const enter = async (uid) => {
       const { token } = await app.call('getrtstoken', { uid });
-      const c = await fpnn.connect({ host: '127.0.0.1', port: srv.ports.client_ws, transport: 'ws' });
+      const c = await fpnn.connect({ host: '127.0.0.1', port: nodePorts(srv, 0).client_ws, transport: 'ws' });
       answerPushes(c);
       for (const m of ['pushroomjoined', 'pushroomleft']) c.onQuest(m, () => ({}));
       links.push(c);
