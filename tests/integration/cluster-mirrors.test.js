@@ -4,7 +4,8 @@
 // "Mirrors across nodes"): a change through one node is seen by the other
 // one shortly after (it is told which group, list, user or session to
 // reload); after a Redis restart, during which such records are lost, every
-// node reloads its mirrors whole; a group's member limit holds when adds
+// node reloads its mirrors whole; a RealTimeCat token made through one node
+// logs in on the other before its record arrives; a group's member limit holds when adds
 // arrive through both nodes at once (counted in the store); records that do
 // not parse change nothing.
 
@@ -122,6 +123,27 @@ describe('cluster mirrors', () => {
     assert.equal((await cat[1].session(s.uuid)).status, 200, 'the session stays');
     assert.equal((await cat[0].delSession(s.uuid)).status, 204);
     await until(async () => (await cat[1].session(s.uuid)).status, 404);
+  });
+
+  it('a token made through node 1 logs in on node 2 before node 2 has heard of it', async () => {
+    const cat = sdk(c.nodes[0].ports.http, KEY, SECRET);
+    const s = (await cat.createSession({ label: 'at once' })).json;
+    const auth = async (token) => {
+      const x = await fpnn.connect({ host: '127.0.0.1', port: c.nodes[1].ports.client_tcp });
+      c.links.push(x);
+      return x.quest('auth', { pid: PID, rtcat_token: token });
+    };
+    // Redis holds node 1's PUBLISH of the token's record until the pause ends.
+    const t0 = Date.now();
+    c.redis.cli('CLIENT', 'PAUSE', '3000', 'WRITE');
+    try {
+      const t = (await cat.createToken({ session_id: s.uuid })).json;
+      assert.deepEqual(await auth(t.uuid), { ok: true, uid: t.uuid, session: s.uuid, type: 'pub' });
+      assert.deepEqual(await auth('00000000-0000-4000-8000-000000000000'), { ok: false, reason: 'invalid' });
+      assert.ok(Date.now() - t0 < 2500, 'answered while the record could not arrive');
+    } finally {
+      c.redis.cli('CLIENT', 'UNPAUSE');
+    }
   });
 
   it('adds through both nodes at once stay within max_group_members', async () => {

@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { sdk } = require('./lib/rtcat');
 const { User, answerPushes, expectCode, writeProjectsConfig } = require('./lib/rtm');
-const { makeTempDir, sanitizerReports, sleep, startRtmd, withLogs } = require('./lib/rtmd');
+const { makeTempDir, nodePorts, sanitizerReports, sleep, startRtmd, withLogs } = require('./lib/rtmd');
 
 const APP_ID = 'RtcatLogin0123456789abcd';
 const I = fpnn.int64;
@@ -23,16 +23,17 @@ describe('RealTimeCat token login', () => {
   const links = [];
   const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(() => [srv], fn));
 
-  const connect = async (transport = 'ws') => {
-    const port = transport === 'ws' ? srv.ports.client_ws : srv.ports.client_tcp;
+  // ports: the client ports of one node (nodePorts) rather than alternating.
+  const connect = async (transport = 'ws', ports = srv.ports) => {
+    const port = transport === 'ws' ? ports.client_ws : ports.client_tcp;
     const client = await fpnn.connect({ host: '127.0.0.1', port, transport });
     answerPushes(client);
     for (const m of ['pushroomjoined', 'pushroomleft', 'pushroommsg', 'kickout']) client.onQuest(m, () => ({}));
     links.push(client);
     return client;
   };
-  const tokenLogin = async (token, { transport = 'ws', args = { appid: APP_ID } } = {}) => {
-    const client = await connect(transport);
+  const tokenLogin = async (token, { transport = 'ws', args = { appid: APP_ID }, ports } = {}) => {
+    const client = await connect(transport, ports);
     const u = new User(client, token);
     const answer = await client.quest('auth', { ...args, rtcat_token: token, version: 'rtcat-login-tests' });
     u.answer = answer;
@@ -119,9 +120,12 @@ describe('RealTimeCat token login', () => {
     const t1 = await newToken(s.uuid);
     const t2 = await newToken(s.uuid);
     const t3 = await newToken(s.uuid, { type: 'sub' });
-    const a = await tokenLogin(t1.uuid);
-    const b = await tokenLogin(t2.uuid);
-    const v = await tokenLogin(t3.uuid);
+    // One node: the members list of enterroom and the membership pushes are
+    // those of the node of the change (docs/cluster.md, "Rooms across nodes").
+    const ports = nodePorts(srv, 0);
+    const a = await tokenLogin(t1.uuid, { ports });
+    const b = await tokenLogin(t2.uuid, { ports });
+    const v = await tokenLogin(t3.uuid, { ports });
     assert.deepEqual(await a.call('enterroom', { rid: s.uuid }), { members: [] });
     assert.deepEqual(await b.call('enterroom', { rid: s.uuid }), { members: [t1.uuid] });
     let p = await a.waitPush((x) => x.method === 'pushroomjoined' && x.payload.uid === t2.uuid);

@@ -626,6 +626,8 @@ static void rtcat_login_done(void *arg, int status, int64_t uid)
     free(l);
 }
 
+static void rtcat_login_check(rtmd_request *req, rtmd_project *p, const char *token, size_t len, bool may_fetch);
+
 /* client: auth {appid or pid, rtcat_token: token uuid, version?} -> {ok:
  * true, uid, session, type} or {ok: false, reason: "invalid" | "expired"};
  * 200060 when the project has no RealTimeCat API. The token's uuid is the
@@ -649,14 +651,56 @@ static void auth_rtcat(rtmd_request *req, const msgpack_object *token)
         request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, "RealTimeCat tokens need the project's rtcat_apikey");
         return;
     }
+    if (token->type != MSGPACK_OBJECT_STR) {
+        answer_refused(req, "invalid");
+        return;
+    }
+    rtcat_login_check(req, p, token->via.str.ptr, token->via.str.size, true);
+}
+
+/* A token login waiting for its token's session from the store. */
+typedef struct rtcat_fetch {
+    rtmd_request *req;
+    int64_t pid;
+    char token[RTCAT_UUID_LEN + 1];
+} rtcat_fetch;
+
+static void rtcat_fetched(void *arg)
+{
+    rtcat_fetch *f = arg;
+    rtmd_project *p = rtmd_server_project(f->req->srv, f->pid);
+    if (f->req->conn->closing || !p)
+        request_error(f->req, RTM_EC_UNKNOWN_ERROR, "connection closed");
+    else
+        rtcat_login_check(f->req, p, f->token, strlen(f->token), false);
+    free(f);
+}
+
+/* Checks the token and logs in. A token this node does not hold may be
+ * one another node has just made: with may_fetch, its session is read
+ * from the store (rtcat_token_fetch) and the token checked again. */
+static void rtcat_login_check(rtmd_request *req, rtmd_project *p, const char *token, size_t len, bool may_fetch)
+{
+    rtmd_server *srv = req->srv;
     rtcat_login *l = calloc(1, sizeof *l);
     if (!l) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
-    int r = token->type == MSGPACK_OBJECT_STR
-                ? rtcat_token_check(srv, p->pid, token->via.str.ptr, token->via.str.size, &l->grant)
-                : RTCAT_TOKEN_INVALID;
+    int r = rtcat_token_check(srv, p->pid, token, len, &l->grant);
+    if (r == RTCAT_TOKEN_INVALID && may_fetch && len == RTCAT_UUID_LEN) {
+        rtcat_fetch *f = calloc(1, sizeof *f);
+        if (f) {
+            f->req = req;
+            f->pid = p->pid;
+            memcpy(f->token, token, len);
+            if (rtcat_token_fetch(srv, p->pid, token, len, rtcat_fetched, f) == 0) {
+                free(l);
+                return;
+            }
+            free(f);
+        }
+    }
     if (r != RTCAT_TOKEN_OK) {
         free(l);
         answer_refused(req, r == RTCAT_TOKEN_EXPIRED ? "expired" : "invalid");

@@ -345,6 +345,12 @@ typedef struct rc_reload {
     rc_obj *sess, *tok;
     char (*tok_session)[RTCAT_UUID_LEN + 1];
     size_t nsess, ntok, capsess, captok;
+    /* rtcat_token_fetch: the token whose session to read (uuid is then
+     * found on the writer, or stays empty: nothing to read), and whom to
+     * call once the copy is in place. */
+    char token[RTCAT_UUID_LEN + 1];
+    rtcat_fetch_cb cb;
+    void *arg;
 } rc_reload;
 
 void rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid)
@@ -359,6 +365,8 @@ void rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid)
 
 static void reload_free(rc_reload *r)
 {
+    if (r->cb)
+        r->cb(r->arg);
     for (size_t i = 0; i < r->nsess; i++)
         rc_obj_clear(&r->sess[i]);
     for (size_t i = 0; i < r->ntok; i++)
@@ -377,9 +385,26 @@ static int apply_reload(db_conn *db, void *arg)
     for (size_t i = 0; i < r->ntok; i++)
         rc_obj_clear(&r->tok[i]);
     r->nsess = r->ntok = 0;
-    bool one = r->uuid[0] != 0;
     db_stmt_t *q;
-    int rc = db_prepare(db,
+    int rc;
+    if (r->token[0]) { /* rtcat_token_fetch: the token's session first */
+        rc = db_prepare(db, "SELECT session_uuid FROM rtcat_tokens WHERE pid = ?1 AND uuid = ?2", &q);
+        if (rc != DB_OK)
+            return rc;
+        db_bind_int64(q, 1, r->pid);
+        db_bind_text(q, 2, r->token, RTCAT_UUID_LEN);
+        rc = db_step(q);
+        const char *su = rc == DB_ROW ? db_column_text(q, 0) : NULL;
+        if (su && strlen(su) == RTCAT_UUID_LEN)
+            memcpy(r->uuid, su, RTCAT_UUID_LEN + 1);
+        db_finalize(q);
+        if (rc != DB_ROW && rc != DB_DONE)
+            return rc;
+        if (!r->uuid[0])
+            return DB_OK; /* no such token: nothing to read */
+    }
+    bool one = r->uuid[0] != 0;
+    rc = db_prepare(db,
                         one ? "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us FROM "
                               "rtcat_sessions WHERE pid = ?2 AND uuid = ?3 AND (permanent = 1 OR expire_us > ?1)"
                             : "SELECT uuid, pid, label, data, type, permanent, live_days, created_us, expire_us FROM "
@@ -475,6 +500,10 @@ static void reload_done(void *arg, int status)
         reload_free(r);
         return;
     }
+    if (r->token[0] && !r->uuid[0]) { /* a token the store does not hold either */
+        reload_free(r);
+        return;
+    }
     /* What goes: the old copy; logins of what is not in the reload are kicked. */
     if (r->uuid[0]) {
         rc_session *s = rc_session_get(st, rp, r->uuid, RTCAT_UUID_LEN);
@@ -526,6 +555,29 @@ static void reload(rtmd_server *srv, int64_t pid, const char *uuid)
         memcpy(r->uuid, uuid, RTCAT_UUID_LEN);
     if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
         reload_free(r);
+}
+
+int rtcat_token_fetch(rtmd_server *srv, int64_t pid, const char *token, size_t len, rtcat_fetch_cb cb, void *arg)
+{
+    struct rtcat_state *st = rc_state(srv);
+    uint64_t a, b;
+    if (!st || !cluster_enabled(srv) || cluster_node_count(srv) == 0 || !rc_project_of(st, pid) ||
+        !uuid_key(token, len, &a, &b))
+        return -1;
+    rc_reload *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->srv = srv;
+    r->pid = pid;
+    r->now = rc_now_us();
+    memcpy(r->token, token, RTCAT_UUID_LEN);
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0) {
+        reload_free(r);
+        return -1;
+    }
+    r->cb = cb; /* from here on reload_free calls it */
+    r->arg = arg;
+    return 0;
 }
 
 /* A record from another node: hostile, checked (a project with the API,

@@ -35,6 +35,15 @@ bool rtcat_enabled(const rtmd_project *p);
  * token or its session past expire_in). */
 int rtcat_token_check(rtmd_server *srv, int64_t pid, const char *token, size_t len, rtcat_grant *out);
 
+/* On a cluster, a token this node does not hold may be one another node
+ * has just made (its record not here yet): reads the token's session and
+ * its live tokens from the store into this node's copy, as that record
+ * would, on the writer (in order with this node's writes), then calls
+ * cb(arg) on the loop. Returns 0 (cb will be called once), or -1 without
+ * a cluster, for a malformed uuid or out of memory (cb not called). */
+typedef void (*rtcat_fetch_cb)(void *arg);
+int rtcat_token_fetch(rtmd_server *srv, int64_t pid, const char *token, size_t len, rtcat_fetch_cb cb, void *arg);
+
 /* The connection has just logged in (pid, uid) with the token of g: from
  * now on its requests are held to the token's rights (rtcat_gate), and
  * deleting the token or its session kicks it. Returns 0, or -1 when out
