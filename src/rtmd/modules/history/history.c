@@ -12,6 +12,7 @@
  * marker moved by a read is on disk before the caller sees the answer. */
 #include "history_internal.h"
 
+#include "cluster.h"
 #include "groups.h"
 #include "messages.h"
 #include "identity.h"
@@ -121,6 +122,30 @@ static void history_done(void *arg, int status)
     hjob_finish_with_mark(j);
 }
 
+static void history_read(hjob *j)
+{
+    if (store_read(j->req->srv->store, read_history, history_done, j) != 0) {
+        request_error(j->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+        hjob_free(j);
+    }
+}
+
+/* A client's getroommsg of a room it is in on no session of this node: it
+ * reads the history when it is in the room through another node (rooms are
+ * per user and node, docs/cluster.md "Rooms across nodes"). */
+static void history_room_checked(rtmd_server *srv, void *arg, const idset *per_rid, bool partial)
+{
+    (void)srv;
+    (void)partial; /* a node that could not be read counts as "not in it" */
+    hjob *j = arg;
+    if (!idset_has(&per_rid[0], j->uid)) {
+        request_error(j->req, RTM_EC_NOT_IN_ROOM, "not in room");
+        hjob_free(j);
+        return;
+    }
+    history_read(j);
+}
+
 /* getp2pmsg / getgroupmsg / getroommsg / getbroadcastmsg on both gates:
  * server {uid, ouid} / {gid, uid?} / {rid, uid?} / {uid?}; client {ouid} /
  * {gid} / {rid} / {}; plus {desc, num, begin?, end?, lastid?, mtypes?}. */
@@ -157,9 +182,13 @@ static void method_history(rtmd_request *req)
         request_error(req, RTM_EC_NOT_GROUP_MEMBER, "not group member");
         return;
     }
+    bool ask_nodes = false; /* in the room on no node? the other nodes may know */
     if (client && type == CONV_ROOM && !rooms_is_member(req->srv, req->project->pid, x, uid)) {
-        request_error(req, RTM_EC_NOT_IN_ROOM, "not in room");
-        return;
+        if (!cluster_enabled(req->srv)) {
+            request_error(req, RTM_EC_NOT_IN_ROOM, "not in room");
+            return;
+        }
+        ask_nodes = true;
     }
     hjob *j = hjob_new(req, J_HISTORY);
     if (!j)
@@ -177,10 +206,14 @@ static void method_history(rtmd_request *req)
     j->begin = begin;
     j->end = end;
     j->lastid = lastid;
-    if (store_read(req->srv->store, read_history, history_done, j) != 0) {
-        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
-        hjob_free(j);
+    if (ask_nodes) {
+        if (cluster_room_members(req->srv, req->project->pid, &x, 1, history_room_checked, j) != 0) {
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+            hjob_free(j);
+        }
+        return;
     }
+    history_read(j);
 }
 
 /* ---- getmsg, delmsg, getmsgnum ---- */
