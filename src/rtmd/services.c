@@ -39,8 +39,8 @@ static const rtmd_module *const modules[] = {
     &builtin_module,  /* ping, bye, *echo, *infos */
     &identity_module, /* first: the others may resolve string ids */
     &sign_module,
-    &auth_module,
     &cluster_module, /* redis_url: presence and records across nodes (modules/cluster/); before its users */
+    &auth_module,
     &bans_module,
     &groups_module,
     &friends_module,

@@ -143,15 +143,19 @@ describe('identity and sessions', () => {
   });
 
   it('server kickout closes every connection of the user after a kickout push', async () => {
-    const a = await login(srv, app, 3001);
-    const b = await login(srv, app, 3001, { transport: 'ws' });
-    const pushA = a.client.waitQuest('kickout', 3000);
-    await app.call('kickout', { uid: fpnn.int64(3001) });
-    await pushA;
+    // A multi-login project: on the demo project (single login) b's login
+    // would itself kick a, before the kickout this test is about.
+    const app2 = await appServer(single, { project: single.projects.find((p) => p.pid === '70002') });
+    const a = await login(single, app2, 3001);
+    const b = await login(single, app2, 3001, { transport: 'ws' });
+    const pushes = [a.client.waitQuest('kickout', 3000), b.client.waitQuest('kickout', 3000)];
+    await app2.call('kickout', { uid: fpnn.int64(3001) });
+    await Promise.all(pushes);
     assert.equal(await a.client.waitClose(3000), true);
     assert.equal(await b.client.waitClose(3000), true);
-    const online = await app.call('getonlineusers', { uids: [fpnn.int64(3001)] });
+    const online = await app2.call('getonlineusers', { uids: [fpnn.int64(3001)] });
     assert.deepEqual(online.uids, []);
+    await app2.close();
   });
 
   it('addattrs/getattrs list the user connections; client kickout closes one by ce', async () => {

@@ -81,6 +81,9 @@ struct auth_state {
     } business[AUTH_BUSINESS_LABELS_MAX];
     size_t nbusiness;
     uint64_t business_other;
+    struct attrs_ask *asks; /* getattrs waiting on other nodes */
+    size_t nasks;
+    uint64_t last_ask;
 };
 
 static struct auth_state *state(rtmd_server *srv)
@@ -876,36 +879,337 @@ static void method_addattrs(rtmd_request *req)
 
 /* client: getattrs {} -> {attrs: [{ce, login, my, ...}]}, one map per
  * connection of the calling user; my is "1" for the calling connection. */
-static void method_getattrs(rtmd_request *req)
+/* ---- getattrs and kickout {ce} across nodes ----
+ * In a cluster, getattrs also lists the user's sessions on the other nodes
+ * holding the user (cluster_nodes_of): it sends each an ask
+ * (CLUSTER_REC_ATTRS_ASK [pid, uid, ask id, this node]), each answers with
+ * its sessions (CLUSTER_REC_ATTRS_ANSWER [ask id, its node, [[conn id,
+ * login ms, {attrs}], ...]], at most max_packet bytes), and the request is
+ * answered when every node asked did, or at the first token tick
+ * ATTRS_WAIT_MS after the ask (a lost record, a node gone). A session on
+ * another node has the ce "<node>:<conn id>"; kickout {ce} of one sends
+ * CLUSTER_REC_CE_KICK [pid, uid, conn id] to that node, which ends that
+ * connection when it is a session of the user. */
+#define ATTRS_WAIT_MS 1000
+#define ATTRS_ASKS_MAX 256    /* getattrs waiting at once; then this node's sessions only */
+#define ATTRS_NODES_MAX 16    /* other nodes asked per getattrs */
+#define ATTRS_REMOTE_MAX 1024 /* sessions listed from the other nodes */
+#define ATTRS_ASK_RECORD_MAX 128
+
+typedef struct attrs_ask {
+    struct attrs_ask *next;
+    uint64_t id, asked_ms;
+    rtmd_request *req;
+    unsigned waiting; /* nodes yet to answer */
+    char nodes[ATTRS_NODES_MAX][RTMD_NODE_ID_MAX]; /* "" once answered */
+    msgpack_sbuffer remote; /* the other nodes' sessions, as answer maps */
+    uint32_t nremote;
+} attrs_ask;
+
+/* This node's sessions of the user, as getattrs lists them. */
+static void pack_local_sessions(msgpack_packer *pk, const rtmd_user *u, const rtmd_conn *me)
 {
-    rtmd_user *u = users_session(req->conn)->user;
+    for (const rtmd_session *s = u ? u->sessions : NULL; s; s = s->next) {
+        char ce[32], login[32];
+        snprintf(ce, sizeof ce, "%llu", (unsigned long long)s->conn->id);
+        snprintf(login, sizeof login, "%llu", (unsigned long long)(s->login_ms / 1000u));
+        msgpack_pack_map(pk, 3 + s->nattrs);
+        mp_pack_kv_str(pk, "ce", ce);
+        mp_pack_kv_str(pk, "login", login);
+        mp_pack_kv_str(pk, "my", s->conn == me ? "1" : "0");
+        for (unsigned i = 0; i < s->nattrs; i++) {
+            mp_pack_cstr(pk, s->attrs[i].key);
+            msgpack_pack_str(pk, s->attrs[i].value_len);
+            msgpack_pack_str_body(pk, s->attrs[i].value, s->attrs[i].value_len);
+        }
+    }
+}
+
+/* Answers getattrs: this node's sessions (read now), then the others'. */
+static void attrs_answer(rtmd_request *req, const attrs_ask *q)
+{
+    const rtmd_user *u = users_get(req->srv, req->project->pid, req->uid);
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
     mp_pack_cstr(&pk, "attrs");
-    msgpack_pack_array(&pk, u->nsessions);
-    for (rtmd_session *s = u->sessions; s; s = s->next) {
-        char ce[32], login[32];
-        snprintf(ce, sizeof ce, "%llu", (unsigned long long)s->conn->id);
-        snprintf(login, sizeof login, "%llu", (unsigned long long)(s->login_ms / 1000u));
-        msgpack_pack_map(&pk, 3 + s->nattrs);
-        mp_pack_kv_str(&pk, "ce", ce);
-        mp_pack_kv_str(&pk, "login", login);
-        mp_pack_kv_str(&pk, "my", s->conn == req->conn ? "1" : "0");
-        for (unsigned i = 0; i < s->nattrs; i++) {
-            mp_pack_cstr(&pk, s->attrs[i].key);
-            msgpack_pack_str(&pk, s->attrs[i].value_len);
-            msgpack_pack_str_body(&pk, s->attrs[i].value, s->attrs[i].value_len);
-        }
-    }
+    msgpack_pack_array(&pk, (u ? u->nsessions : 0) + (q ? q->nremote : 0));
+    pack_local_sessions(&pk, u, req->conn);
+    if (q && q->remote.size)
+        msgpack_sbuffer_write(&body, q->remote.data, q->remote.size);
     request_answer(req, &body);
     msgpack_sbuffer_destroy(&body);
 }
 
-/* server: kickout {uid} -> {}; client: kickout {ce} -> {} closes one of the
- * caller's other connections. */
+static void attrs_ask_done(struct auth_state *a, attrs_ask *q)
+{
+    for (attrs_ask **pp = &a->asks; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            a->nasks--;
+            break;
+        }
+    attrs_answer(q->req, q);
+    msgpack_sbuffer_destroy(&q->remote);
+    free(q);
+}
+
+/* The token tick: answers the asks older than ATTRS_WAIT_MS (all: stop). */
+static void attrs_expire(struct auth_state *a, bool all)
+{
+    uint64_t now = uv_now(a->srv->loop);
+    attrs_ask *q = a->asks;
+    while (q) {
+        attrs_ask *next = q->next;
+        if (all || now - q->asked_ms >= ATTRS_WAIT_MS)
+            attrs_ask_done(a, q);
+        q = next;
+    }
+}
+
+/* Sends the asks; false when no other node is asked (answer from here). */
+static bool attrs_ask_nodes(rtmd_request *req)
+{
+    rtmd_server *srv = req->srv;
+    struct auth_state *a = state(srv);
+    const char *me = cluster_node_id(srv);
+    size_t idx[ATTRS_NODES_MAX];
+    size_t n = 0;
+    if (cluster_enabled(srv) && me && a->nasks < ATTRS_ASKS_MAX)
+        n = cluster_nodes_of(srv, req->project->pid, req->uid, idx, ATTRS_NODES_MAX);
+    if (n == 0)
+        return false;
+    attrs_ask *q = calloc(1, sizeof *q);
+    if (!q)
+        return false;
+    q->id = ++a->last_ask;
+    q->asked_ms = uv_now(srv->loop);
+    q->req = req;
+    msgpack_sbuffer_init(&q->remote);
+    msgpack_sbuffer rec;
+    msgpack_sbuffer_init(&rec);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &rec, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int64(&pk, req->project->pid);
+    msgpack_pack_int64(&pk, req->uid);
+    msgpack_pack_uint64(&pk, q->id);
+    mp_pack_cstr(&pk, me);
+    for (size_t i = 0; i < n; i++) {
+        const char *node = cluster_node_at(srv, idx[i]);
+        if (node && strlen(node) < RTMD_NODE_ID_MAX &&
+            cluster_send(srv, node, CLUSTER_REC_ATTRS_ASK, rec.data, rec.size) == 0)
+            strcpy(q->nodes[q->waiting++], node);
+    }
+    msgpack_sbuffer_destroy(&rec);
+    if (q->waiting == 0) {
+        msgpack_sbuffer_destroy(&q->remote);
+        free(q);
+        return false;
+    }
+    q->next = a->asks;
+    a->asks = q;
+    a->nasks++;
+    return true;
+}
+
+/* A node id of a record: id characters (cluster.c), copied NUL-terminated. */
+static bool record_node(const msgpack_object *o, char out[RTMD_NODE_ID_MAX])
+{
+    const char *p;
+    size_t n;
+    if (!mp_obj_str(o, &p, &n) || n == 0 || n >= RTMD_NODE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+              p[i] == '_' || p[i] == '-'))
+            return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* Another node asks for this node's sessions of a user. */
+static void on_attrs_ask(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return;
+    int64_t pid, uid, id;
+    char from[RTMD_NODE_ID_MAX];
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, ATTRS_ASK_RECORD_MAX, 4);
+    bool ok = f && cluster_record_int(&f[0], 0, INT64_MAX, &pid) && cluster_record_int(&f[1], INT64_MIN, INT64_MAX, &uid) &&
+              cluster_record_int(&f[2], 1, INT64_MAX, &id) && record_node(&f[3], from);
+    msgpack_zone_destroy(&zone);
+    const char *me = cluster_node_id(srv);
+    if (!ok || !me) {
+        if (!ok)
+            LOG_WARN("auth: a malformed getattrs ask from another node was dropped");
+        return;
+    }
+    const rtmd_user *u = users_get(srv, pid, uid);
+    msgpack_sbuffer rec;
+    msgpack_sbuffer_init(&rec);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &rec, msgpack_sbuffer_write);
+    /* At most max_packet bytes of sessions: more would not fit the answer. */
+    size_t budget = srv->cfg.max_packet, used = 0;
+    uint32_t n = 0;
+    for (const rtmd_session *s = u ? u->sessions : NULL; s && n < ATTRS_REMOTE_MAX; s = s->next, n++) {
+        used += 64 + s->attrs_bytes + 16u * s->nattrs;
+        if (used > budget)
+            break;
+    }
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, (uint64_t)id);
+    mp_pack_cstr(&pk, me);
+    msgpack_pack_array(&pk, n);
+    const rtmd_session *s = u ? u->sessions : NULL;
+    for (uint32_t i = 0; i < n; i++, s = s->next) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint64(&pk, s->conn->id);
+        msgpack_pack_uint64(&pk, s->login_ms);
+        msgpack_pack_map(&pk, s->nattrs);
+        for (unsigned k = 0; k < s->nattrs; k++) {
+            mp_pack_cstr(&pk, s->attrs[k].key);
+            msgpack_pack_str(&pk, s->attrs[k].value_len);
+            msgpack_pack_str_body(&pk, s->attrs[k].value, s->attrs[k].value_len);
+        }
+    }
+    cluster_send(srv, from, CLUSTER_REC_ATTRS_ANSWER, rec.data, rec.size);
+    msgpack_sbuffer_destroy(&rec);
+}
+
+/* One session of an answer, [conn id, login ms, {str: str}], appended to
+ * q->remote as a getattrs map; false when malformed. */
+static bool attrs_take_session(attrs_ask *q, const char *node, const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3)
+        return false;
+    const msgpack_object *e = o->via.array.ptr;
+    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        e[2].type != MSGPACK_OBJECT_MAP)
+        return false;
+    const msgpack_object_map *m = &e[2].via.map;
+    const char *p;
+    size_t n;
+    for (uint32_t i = 0; i < m->size; i++)
+        if (!mp_obj_str(&m->ptr[i].key, &p, &n) || !mp_obj_str(&m->ptr[i].val, &p, &n))
+            return false;
+    char ce[RTMD_NODE_ID_MAX + 24], login[32];
+    snprintf(ce, sizeof ce, "%s:%llu", node, (unsigned long long)e[0].via.u64);
+    snprintf(login, sizeof login, "%llu", (unsigned long long)(e[1].via.u64 / 1000u));
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &q->remote, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3 + m->size);
+    mp_pack_kv_str(&pk, "ce", ce);
+    mp_pack_kv_str(&pk, "login", login);
+    mp_pack_kv_str(&pk, "my", "0");
+    for (uint32_t i = 0; i < m->size; i++)
+        for (int kv = 0; kv < 2; kv++) {
+            mp_obj_str(kv ? &m->ptr[i].val : &m->ptr[i].key, &p, &n);
+            msgpack_pack_str(&pk, n);
+            msgpack_pack_str_body(&pk, p, n);
+        }
+    q->nremote++;
+    return true;
+}
+
+/* A node's answer to one of this node's asks. */
+static void on_attrs_answer(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    struct auth_state *a = state(srv);
+    msgpack_zone zone;
+    if (!a || !msgpack_zone_init(&zone, 4096))
+        return;
+    int64_t id;
+    char node[RTMD_NODE_ID_MAX];
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, (size_t)srv->cfg.max_packet + 4096, 3);
+    bool ok = f && cluster_record_int(&f[0], 1, INT64_MAX, &id) && record_node(&f[1], node) &&
+              f[2].type == MSGPACK_OBJECT_ARRAY && f[2].via.array.size <= ATTRS_REMOTE_MAX;
+    attrs_ask *q = a->asks;
+    while (ok && q && q->id != (uint64_t)id)
+        q = q->next;
+    unsigned slot = ATTRS_NODES_MAX;
+    for (unsigned i = 0; ok && q && i < ATTRS_NODES_MAX; i++)
+        if (strcmp(q->nodes[i], node) == 0)
+            slot = i;
+    if (ok && q && slot < ATTRS_NODES_MAX) { /* an ask of ours, that node's first answer */
+        q->nodes[slot][0] = '\0';
+        size_t before = q->remote.size;
+        uint32_t nbefore = q->nremote;
+        for (uint32_t i = 0; ok && i < f[2].via.array.size && q->nremote < ATTRS_REMOTE_MAX; i++)
+            ok = attrs_take_session(q, node, &f[2].via.array.ptr[i]);
+        if (!ok) { /* all of that node's sessions or none */
+            q->remote.size = before;
+            q->nremote = nbefore;
+        }
+        if (--q->waiting == 0)
+            attrs_ask_done(a, q);
+    }
+    msgpack_zone_destroy(&zone);
+    if (!ok)
+        LOG_WARN("auth: a malformed getattrs answer from another node was dropped");
+}
+
+/* Ends this node's connection conn_id when it is a session of (pid, uid). */
+static void kick_conn(rtmd_server *srv, int64_t pid, int64_t uid, uint64_t conn_id, const rtmd_conn *except)
+{
+    const rtmd_user *u = users_get(srv, pid, uid);
+    for (const rtmd_session *s = u ? u->sessions : NULL; s; s = s->next) {
+        if (s->conn->id == conn_id && s->conn != except) {
+            rtmd_conn *victim = s->conn;
+            users_logout(victim);
+            conn_close_after_flush(victim);
+            return;
+        }
+    }
+}
+
+static void on_ce_kick(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return;
+    int64_t pid, uid, id;
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, ATTRS_ASK_RECORD_MAX, 3);
+    bool ok = f && cluster_record_int(&f[0], 0, INT64_MAX, &pid) && cluster_record_int(&f[1], INT64_MIN, INT64_MAX, &uid) &&
+              cluster_record_int(&f[2], 0, INT64_MAX, &id);
+    msgpack_zone_destroy(&zone);
+    if (!ok) {
+        LOG_WARN("auth: a malformed kickout record from another node was dropped");
+        return;
+    }
+    kick_conn(srv, pid, uid, (uint64_t)id, NULL);
+}
+
+/* client gate: getattrs -> {attrs: [{ce, login, my, ...attrs}]}, the
+ * user's sessions on every node (above). */
+static void method_getattrs(rtmd_request *req)
+{
+    if (!attrs_ask_nodes(req))
+        attrs_answer(req, NULL);
+}
+
+/* kickout {ce} of the user's session on node (ignored for a node not live). */
+static void kickout_other_node(rtmd_request *req, const char *node, uint64_t id)
+{
+    if (!cluster_enabled(req->srv) || id > INT64_MAX)
+        return;
+    msgpack_sbuffer rec;
+    msgpack_sbuffer_init(&rec);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &rec, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_int64(&pk, req->project->pid);
+    msgpack_pack_int64(&pk, req->uid);
+    msgpack_pack_uint64(&pk, id);
+    cluster_send(req->srv, node, CLUSTER_REC_CE_KICK, rec.data, rec.size);
+    msgpack_sbuffer_destroy(&rec);
+}
+
 static void method_kickout(rtmd_request *req)
 {
     if (req->gate == GATE_SERVER_TCP) {
@@ -919,25 +1223,30 @@ static void method_kickout(rtmd_request *req)
     const msgpack_object *ce = mp_map_get(req->args, "ce");
     uint64_t id = 0;
     if (ce && (ce->type == MSGPACK_OBJECT_STR || ce->type == MSGPACK_OBJECT_BIN)) {
-        char text[32];
+        char text[RTMD_NODE_ID_MAX + 24];
         size_t n = ce->via.str.size < sizeof text - 1 ? ce->via.str.size : sizeof text - 1;
         memcpy(text, ce->via.str.ptr, n);
         text[n] = '\0';
-        id = strtoull(text, NULL, 10);
+        char *colon = strchr(text, ':');
+        const char *me = cluster_node_id(req->srv);
+        if (colon) { /* "<node>:<conn id>", a session on another node (getattrs) */
+            *colon = '\0';
+            id = strtoull(colon + 1, NULL, 10);
+            if (!me || strcmp(text, me) != 0) {
+                kickout_other_node(req, text, id);
+                request_answer_empty(req);
+                return;
+            }
+        } else {
+            id = strtoull(text, NULL, 10);
+        }
     } else if (ce && ce->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         id = ce->via.u64;
     } else {
         req_arg_error(req, "ce");
         return;
     }
-    for (rtmd_session *s = users_session(req->conn)->user->sessions; s; s = s->next) {
-        if (s->conn->id == id && s->conn != req->conn) {
-            rtmd_conn *victim = s->conn;
-            users_logout(victim);
-            conn_close_after_flush(victim);
-            break;
-        }
-    }
+    kick_conn(req->srv, req->project->pid, req->uid, id, req->conn);
     request_answer_empty(req);
 }
 
@@ -969,8 +1278,11 @@ static void on_token_tick(uv_timer_t *t)
 {
     struct auth_state *a = t->data;
     rtmd_server *srv = a->srv;
-    if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed))
+    if (rtmd_timer_end_on_stop(srv, t, &a->timer_closed)) {
+        attrs_expire(a, true);
         return;
+    }
+    attrs_expire(a, false);
     int64_t now = clock_unix_seconds();
     uint32_t interval = srv->cfg.retention_interval;
     size_t slice = a->by_token.cap / interval + 1;
@@ -1023,6 +1335,9 @@ static int auth_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     LOG_INFO("auth: %zu live tokens loaded", l.count);
+    cluster_on_record(srv, CLUSTER_REC_ATTRS_ASK, on_attrs_ask);
+    cluster_on_record(srv, CLUSTER_REC_ATTRS_ANSWER, on_attrs_answer);
+    cluster_on_record(srv, CLUSTER_REC_CE_KICK, on_ce_kick);
     return 0;
 }
 
@@ -1050,6 +1365,7 @@ static void auth_free(rtmd_server *srv)
         }
     }
     pairmap_free(&a->by_token);
+    attrs_expire(a, true);
     srv->svc->auth = NULL;
     if (rtmd_timer_release(&a->timer, a->timer_closed))
         free(a);

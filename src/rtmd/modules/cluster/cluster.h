@@ -49,6 +49,8 @@ enum {
     CLUSTER_REC_KICK, CLUSTER_REC_USER_EVENT, /* logins across nodes (cluster.c "logins") */
     /* mirrors (groups.c, friends.c, bans.c, rtcat/): "reload this from the store" */
     CLUSTER_REC_INV_GROUPS, CLUSTER_REC_INV_FRIENDS, CLUSTER_REC_INV_BANS, CLUSTER_REC_INV_RTCAT,
+    /* auth.c: getattrs across nodes (ask, answer), kickout {ce} of a session on another node */
+    CLUSTER_REC_ATTRS_ASK, CLUSTER_REC_ATTRS_ANSWER, CLUSTER_REC_CE_KICK,
     CLUSTER_KINDS
 };
 
