@@ -40,7 +40,7 @@ static const rtmd_module *const modules[] = {
     &identity_module, /* first: the others may resolve string ids */
     &sign_module,
     &cluster_module, /* redis_url: presence and records across nodes (modules/cluster/); before its users */
-    &auth_module,
+    &auth_module,    /* after cluster: getattrs and kickout {ce} records (cluster_on_record) */
     &bans_module,
     &groups_module,
     &friends_module,
