@@ -100,6 +100,9 @@ describe('rooms', () => {
     await tcp.call('enterroom', { rid: I(50) });
     await other.call('enterroom', { rid: I(50) });
     await tcp.call('enterroom', { rid: I(51) });
+    // On a cluster rooms are per user and node (docs/cluster.md): a user in
+    // both rooms on both nodes, as on one node, when ws is on the other.
+    if (ws.twin !== tcp.twin) for (const rid of [50, 51]) await ws.call('enterroom', { rid: I(rid) });
     const pushes = [tcp.client.waitQuest('kickoutroom', 3000), ws.client.waitQuest('kickoutroom', 3000)];
     await app.call('delroommember', { rid: I(50), uid: I(5001) });
     for (const p of await Promise.all(pushes)) {
@@ -126,6 +129,12 @@ describe('rooms', () => {
     await a1.call('enterroom', { rid: I(60) });
     await a2.call('enterroom', { rid: I(61) });
     await b.call('enterroom', { rid: I(60) });
+    // On a cluster, per user and node: in both rooms on both nodes, when
+    // a1 and a2 are on different ones.
+    if (a1.twin !== a2.twin) {
+      await a1.call('enterroom', { rid: I(61) });
+      await a2.call('enterroom', { rid: I(60) });
+    }
     // Rooms belong to the user, not to one connection.
     assert.deepEqual(ids((await a2.call('getuserrooms', {})).rooms), [60, 61]);
     await a1.close();

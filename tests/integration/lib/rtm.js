@@ -151,8 +151,11 @@ async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.pr
   // On a cluster (lib/rtmd.js), presence reaches the app server's node a
   // moment after the login: wait for it, as a test written for one node
   // expects the user online once logged in.
-  if (require('./rtmd').onTwin(srv, port)) await waitOnline(app, uid);
-  return new User(client, uid);
+  const twin = require('./rtmd').onTwin(srv, port);
+  if (twin) await waitOnline(app, uid);
+  const user = new User(client, uid);
+  user.twin = twin; // on a cluster's second node (rooms are per user and node there)
+  return user;
 }
 
 async function waitOnline(app, uid) {
