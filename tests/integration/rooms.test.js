@@ -109,6 +109,9 @@ describe('rooms', () => {
       assert.equal(p.mtype, 0, 'kickoutroom is a oneway quest');
       assert.equal(fpnn.toNumber(p.payload.rid), 50);
     }
+    // The other node's membership keys follow its record a Redis round
+    // trip after its push (docs/cluster.md "Rooms across nodes").
+    if (ws.twin !== tcp.twin) await waitFor(async () => (await members(50)).length === 1, 3000);
     assert.deepEqual(await members(50), [5002]);
     assert.deepEqual(ids((await ws.call('getuserrooms', {})).rooms), [51]);
     // Not in the room (any more) or offline: nothing to do, no push.
