@@ -4,7 +4,10 @@
 // adddebuglog (logged, escaped, bounded in size and rate per connection),
 // and the file, translation and moderation methods that answer 200060
 // (RTM_EC_NO_CONFIG_IN_CONSOLE) after their payload checks (10009/10010
-// first), on the gates where the SDKs send them.
+// first), on the gates where the SDKs send them. On a cluster `which`
+// answers each node's own gate, asked of every node (srv.nodes), and the
+// log checked is one process's: the debuglog senders log in to the node
+// whose log is read (srv.node(0)).
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -32,14 +35,14 @@ describe('compat', () => {
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  const raw = (transport) =>
-    fpnn.connect({ host: '127.0.0.1', port: transport === 'ws' ? srv.ports.client_ws : srv.ports.client_tcp, transport });
+  const raw = (transport, node = srv) =>
+    fpnn.connect({ host: '127.0.0.1', port: transport === 'ws' ? node.ports.client_ws : node.ports.client_tcp, transport });
 
   it('which (seed-era WebSocket SDK payload) answers the endpoint of the gate asked, before login', async () => {
     const pid = Number(srv.projects[0].pid);
-    for (const transport of ['ws', 'tcp']) {
-      const port = transport === 'ws' ? srv.ports.client_ws : srv.ports.client_tcp;
-      const c = await raw(transport);
+    for (const [node, transport] of srv.nodes.flatMap((n) => [[n, 'ws'], [n, 'tcp']])) {
+      const port = transport === 'ws' ? node.ports.client_ws : node.ports.client_tcp;
+      const c = await raw(transport, node);
       try {
         const a = await c.quest('which', { pid, uid: I(5001), what: 'rtmGated', addrType: 'ipv4', version: '1.0.0' });
         assert.deepEqual(a, { endpoint: `127.0.0.1:${port}`, server: `127.0.0.1:${port}` }, transport);
@@ -60,8 +63,8 @@ describe('compat', () => {
   });
 
   it('adddebuglog is logged escaped, bounded in size (200030) and in rate per connection (200010)', async () => {
-    const u = await login(srv, app, 5002, { transport: 'ws' });
-    const v = await login(srv, app, 5003);
+    const u = await login(srv.node(0), app, 5002, { transport: 'ws' });
+    const v = await login(srv.node(0), app, 5003);
     try {
       assert.deepEqual(await u.call('adddebuglog', { msg: 'boot ok\nFAKE line', attrs: '{"os":"web"}' }), {});
       await sleep(100);

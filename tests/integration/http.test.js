@@ -1,7 +1,9 @@
 'use strict';
 // The HTTP listener: health check, Prometheus metrics that follow the
 // traffic, 404 for unknown paths, 405 for a known path asked with another
-// method, and HEAD answered without a body.
+// method, and HEAD answered without a body. Metrics count one process: on
+// a cluster the clients whose traffic they follow are pinned to the node
+// scraped (srv.node(0), lib/rtmd.js).
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -59,7 +61,8 @@ describe('HTTP listener', () => {
     const acc0 = metric(before, 'rtmd_connections_accepted_total');
 
     const clients = [];
-    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: srv.ports.client_tcp }));
+    const node = srv.node(0);
+    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: node.ports.client_tcp }));
     for (const c of clients) for (let k = 0; k < 10; k++) await c.quest('*echo', { k });
     // One scrape only: HTTP requests may count as received packets too, so
     // polling here would hide a server that does not count FPNN packets.
@@ -89,8 +92,9 @@ describe('HTTP listener', () => {
   it('connections that went quiet after small answers hold no buffers', async () => {
     const scrape = async () => (await get(srv.ports.http, '/metrics')).body;
     const clients = [];
-    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: srv.ports.client_tcp }));
-    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: srv.ports.client_ws, transport: 'ws' }));
+    const node = srv.node(0);
+    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: node.ports.client_tcp }));
+    for (let i = 0; i < 3; i++) clients.push(await fpnn.connect({ port: node.ports.client_ws, transport: 'ws' }));
     try {
       for (const c of clients) for (let k = 0; k < 5; k++) await c.quest('*echo', { k });
       // Scraped right away, well before the idle release of a quiet second:

@@ -3,6 +3,8 @@
 // rtmd or the SDK drop the link: getattrs over it is answered with 200032
 // (the link stays), a page of history and a conversation list carry the
 // messages that fit (history goes on from lastid, every message once).
+// getattrs answers the asking node's sessions (docs/cluster.md): on a
+// cluster its sessions log in to one node (srv.node(0)).
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -31,7 +33,7 @@ describe('answers stay within max_packet', () => {
   it('getattrs that would exceed max_packet is answered 200032 and the link stays', async () => {
     const users = [];
     for (let i = 0; i < 3; i++) {
-      const u = await login(srv, app, 10);
+      const u = await login(srv.node(0), app, 10);
       await u.call('addattrs', { attrs: { a: 'x'.repeat(2048), b: 'x'.repeat(2048), c: 'x'.repeat(2048) } });
       users.push(u);
       if (i === 1) assert.equal((await u.call('getattrs', {})).attrs.length, 2, 'two sessions fit');

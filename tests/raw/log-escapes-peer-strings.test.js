@@ -2,6 +2,8 @@
 // Peer strings in the log: a method name carrying a newline, a carriage
 // return and bytes that are not UTF-8 is logged (at debug level, as an
 // unknown method) escaped on one line: no forged line, no invalid bytes.
+// Each process writes its own log: on a cluster every node is checked with
+// its own links (srv.nodes, lib/rtmd.js).
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -28,22 +30,24 @@ describe('peer strings in the log', () => {
   for (const [gate, transport] of FPNN_GATES) {
     for (const json of [false, true]) {
       it(`${gate}${json ? ' (JSON)' : ''}: a method name with a newline and invalid UTF-8 is logged escaped`, async () => {
-        const before = srv.stderr.length;
-        const c = await fpnn.connect({ port: srv.ports[gate], transport });
-        try {
-          await assert.rejects(c.quest(METHOD, {}, { json }), (e) => e.code === 20004);
-        } finally {
-          await c.destroy();
-        }
-        const logged = await waitFor(() => srv.stderr.slice(before).includes(ESCAPED), 3000);
-        const text = srv.stderr.slice(before);
-        assert.ok(logged, `the unknown method is logged escaped:\n${text}`);
-        // rtmd's stderr is read as UTF-8: an invalid byte would show as U+FFFD.
-        assert.ok(!text.includes('\uFFFD'), 'no invalid UTF-8 in the log');
-        assert.ok(!text.includes('\r'), 'no raw carriage return in the log');
-        for (const line of text.split('\n')) {
-          assert.ok(!line.startsWith(FORGED), `a forged line made it into the log: ${JSON.stringify(line)}`);
-          if (line) assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) /);
+        for (const node of srv.nodes) {
+          const before = node.stderr.length;
+          const c = await fpnn.connect({ port: node.ports[gate], transport });
+          try {
+            await assert.rejects(c.quest(METHOD, {}, { json }), (e) => e.code === 20004);
+          } finally {
+            await c.destroy();
+          }
+          const logged = await waitFor(() => node.stderr.slice(before).includes(ESCAPED), 3000);
+          const text = node.stderr.slice(before);
+          assert.ok(logged, `the unknown method is logged escaped:\n${text}`);
+          // rtmd's stderr is read as UTF-8: an invalid byte would show as U+FFFD.
+          assert.ok(!text.includes('\uFFFD'), 'no invalid UTF-8 in the log');
+          assert.ok(!text.includes('\r'), 'no raw carriage return in the log');
+          for (const line of text.split('\n')) {
+            assert.ok(!line.startsWith(FORGED), `a forged line made it into the log: ${JSON.stringify(line)}`);
+            if (line) assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) /);
+          }
         }
       });
     }

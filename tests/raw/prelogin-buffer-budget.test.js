@@ -3,7 +3,8 @@
 // packet, an unfinished WebSocket message) is bounded in total by
 // prelogin_buffer_budget: a link whose buffers grow while the total is over
 // it is closed, and the server's buffers and RSS stay bounded however many
-// such links there are.
+// such links there are. The budget is one process's: on a cluster the links
+// go to one node (srv.node(0)), whose /metrics and RSS are read.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -28,7 +29,7 @@ after(() => stopChecked(srv));
 
 // A TCP link holding most of a 60 KB quest: under prelogin_max_packet.
 async function partialQuest() {
-  const s = await rawConnect(srv.ports.client_tcp);
+  const s = await rawConnect(srv.node(0).ports.client_tcp);
   const packet = fpnn.encodePacket({ mtype: fpnn.MTYPE_TWOWAY, method: '*echo', seq: 1, payload: Buffer.alloc(60000, 0xc0) });
   s.write(packet.subarray(0, 56000));
   return s;
@@ -36,7 +37,7 @@ async function partialQuest() {
 
 // A WebSocket link holding most of a 60 KB binary message.
 async function partialMessage() {
-  const s = await rawConnect(srv.ports.client_ws);
+  const s = await rawConnect(srv.node(0).ports.client_ws);
   s.write(wsUpgrade(srv.listens.client_ws.path));
   s.write(Buffer.concat([wsBinaryHeader(60000), Buffer.alloc(56000, 1)]));
   return s;
@@ -77,7 +78,7 @@ test('100 links sending 1 MiB partial packets before login: RSS stays bounded', 
   const links = [];
   try {
     for (let i = 0; i < 100; i++) {
-      const s = await rawConnect(srv.ports.client_tcp);
+      const s = await rawConnect(srv.node(0).ports.client_tcp);
       s.write(part);
       links.push(s);
     }

@@ -3,7 +3,8 @@
 // up to max_connections (TCP and WebSocket together) lock out neither
 // /healthz and /metrics nor a signed app-server request; max_client_ws_connections
 // bounds the WebSocket gate within it; refused connections are counted per
-// gate in rtmd_connections_refused_total.
+// gate in rtmd_connections_refused_total. The budgets are one process's: on
+// a cluster the links go to one node (srv.node(0)).
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -43,22 +44,23 @@ async function probe(port, transport = 'tcp') {
 
 test('a flood of client links leaves HTTP and the server gate usable', { timeout: 30000 }, withLogs(() => srv, async () => {
   const refused = (gate) => scrapeMetric(srv.ports.http, 'rtmd_connections_refused_total', { gate });
+  const node = srv.node(0);
   const held = [];
   try {
     // The WebSocket gate's own budget first, then TCP up to the client budget.
     for (let i = 0; i < WS_BUDGET; i++) {
-      const p = await probe(srv.ports.client_ws, 'ws');
+      const p = await probe(node.ports.client_ws, 'ws');
       assert.equal(p.state, 'open', `WebSocket link ${i + 1} of ${WS_BUDGET}`);
       held.push(p.client);
     }
-    assert.equal((await probe(srv.ports.client_ws, 'ws')).state, 'refused', 'one WebSocket link over max_client_ws_connections');
+    assert.equal((await probe(node.ports.client_ws, 'ws')).state, 'refused', 'one WebSocket link over max_client_ws_connections');
     for (let i = WS_BUDGET; i < CLIENT_BUDGET; i++) {
-      const p = await probe(srv.ports.client_tcp);
+      const p = await probe(node.ports.client_tcp);
       assert.equal(p.state, 'open', `client link ${i + 1} of ${CLIENT_BUDGET}`);
       held.push(p.client);
     }
-    assert.equal((await probe(srv.ports.client_tcp)).state, 'refused', 'one TCP link over max_connections');
-    assert.equal((await probe(srv.ports.client_ws, 'ws')).state, 'refused', 'max_connections counts both client gates');
+    assert.equal((await probe(node.ports.client_tcp)).state, 'refused', 'one TCP link over max_connections');
+    assert.equal((await probe(node.ports.client_ws, 'ws')).state, 'refused', 'max_connections counts both client gates');
 
     // HTTP and the app servers have their own budgets.
     const health = await get(srv.ports.http, '/healthz');
@@ -83,7 +85,7 @@ test('a flood of client links leaves HTTP and the server gate usable', { timeout
     // A freed client slot can be used again.
     await held.pop().close();
     const again = await waitFor(async () => {
-      const p = await probe(srv.ports.client_tcp);
+      const p = await probe(node.ports.client_tcp);
       if (p.client) held.push(p.client);
       return p.state === 'open';
     }, 3000, 100);

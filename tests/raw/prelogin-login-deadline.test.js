@@ -2,7 +2,8 @@
 // A client link that has not logged in within login_timeout is closed,
 // whatever it sends meanwhile (here: a ping every 300 ms, which keeps it
 // clear of idle_timeout), on the TCP and the WebSocket gate. A link that
-// logged in is not timed out.
+// logged in is not timed out. Timeouts are counted per process: on a
+// cluster the links go to one node (srv.node(0)), whose /metrics is read.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -34,9 +35,10 @@ function keepPinging(client) {
 test('a client that only pings is closed after login_timeout; a logged-in one stays', { timeout: 20000 }, withLogs(() => srv, async () => {
   const timeoutsBefore = await scrapeMetric(srv.ports.http, 'rtmd_timeouts_total');
   const t0 = Date.now();
-  const tcp = await fpnn.connect({ port: srv.ports.client_tcp });
-  const ws = await fpnn.connect({ port: srv.ports.client_ws, transport: 'ws' });
-  const user = await login(srv, app, 7001);
+  const node = srv.node(0);
+  const tcp = await fpnn.connect({ port: node.ports.client_tcp });
+  const ws = await fpnn.connect({ port: node.ports.client_ws, transport: 'ws' });
+  const user = await login(node, app, 7001);
   const timers = [keepPinging(tcp), keepPinging(ws), keepPinging(user.client)];
   try {
     // It answers while the deadline runs.

@@ -20,6 +20,12 @@
 // client_ws, client_wss) alternate between the two nodes at each read, so
 // a test's clients are spread over both, while the server gate and the
 // HTTP listener stay on the first node. stop() and cleanup() act on both.
+//
+// What one process counts (metrics, logs, pre-login budgets, per-node
+// quotas, connection ids) is per node by design: a test of it pins its
+// clients to one node with srv.node(i) (its own ports, never spread; i = 0
+// is the first node, 1 the twin), or checks every node of srv.nodes. On a
+// single node srv.node(0) is srv and srv.nodes is [srv].
 
 const fs = require('node:fs');
 const fsp = require('node:fs/promises');
@@ -132,6 +138,17 @@ class Rtmd {
   url(gate, p = '') {
     return `http://127.0.0.1:${this.ports[gate]}${p}`;
   }
+
+  // The i-th node, its ports its own (see the file comment).
+  node(i) {
+    const n = this.nodes[i];
+    if (!n) throw new Error(`no node ${i}: ${this.nodes.length} node(s)`);
+    return n;
+  }
+
+  get nodes() {
+    return [this];
+  }
 }
 
 // The store every rtmd of this test process uses: SQLite in its data
@@ -234,7 +251,9 @@ async function startRtmd(opts = {}) {
 async function otherNodes(node) {
   if (!node.ports.http) return 1;
   try {
-    const text = await fetch(`http://127.0.0.1:${node.ports.http}/metrics`).then((r) => r.text());
+    // A link of its own, closed after the answer: a kept-alive one would
+    // hold a place of the HTTP listener's budget for the test.
+    const text = (await require('./http').get(node.ports.http, '/metrics')).body;
     const m = /^rtmd_cluster_other_nodes (\d+)/m.exec(text);
     return m ? Number(m[1]) : 0;
   } catch {
@@ -245,7 +264,8 @@ async function otherNodes(node) {
 // Makes first the face of both nodes (see the file comment).
 function pairUp(first, twin) {
   first.twin = twin;
-  first.ownPorts = first.ports;
+  twin.isTwin = true;
+  const own = first.ports;
   const spread = new Set(['client_tcp', 'client_ws', 'client_wss']);
   let turn = 0;
   first.ports = new Proxy(first.ports, {
@@ -254,6 +274,12 @@ function pairUp(first, twin) {
       return turn++ % 2 === 0 ? target[key] : twin.ports[key];
     },
   });
+  // The first node alone: its own ports, stop and cleanup, sharing the
+  // rest (process, output, data directory) with first.
+  const alone = Object.create(first);
+  alone.ports = own;
+  const nodes = [alone, twin];
+  Object.defineProperty(first, 'nodes', { get: () => nodes });
   const stopFirst = first.stop.bind(first);
   first.stop = async (signal, timeoutMs) => {
     const [a, b] = await Promise.all([stopFirst(signal, timeoutMs), twin.stop(signal, timeoutMs)]);
@@ -265,12 +291,16 @@ function pairUp(first, twin) {
   };
   const diagnosticsFirst = first.diagnostics.bind(first);
   first.diagnostics = () => `${diagnosticsFirst()}\n===== twin node =====\n${twin.diagnostics()}`;
+  alone.stop = stopFirst;
+  alone.cleanup = cleanupFirst;
+  alone.diagnostics = diagnosticsFirst;
 }
 
 // Which node of a pair listens on client port `port`: the twin (true) or
-// the first (false).
+// the first (false). srv is the pair or one of its nodes.
 function onTwin(srv, port) {
-  return Boolean(srv.twin && Object.values(srv.twin.ports).includes(port));
+  const twin = srv.isTwin ? srv : srv.twin;
+  return Boolean(twin && Object.values(twin.ports).includes(port));
 }
 
 // The nodes of srv: [srv] alone, [srv, its twin] on a cluster.
