@@ -19,7 +19,7 @@ const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode } = require('./lib/rtm');
 const { scrapeMetric, scrapeNodes } = require('./lib/http');
-const { nodePorts, sanitizerReports, startRtmd, withLogs, sleep, waitFor } = require('./lib/rtmd');
+const { sanitizerReports, startRtmd, withLogs, sleep, waitFor } = require('./lib/rtmd');
 
 const I = fpnn.int64;
 const num = fpnn.toNumber;
@@ -379,8 +379,8 @@ describe('p2server', () => {
   // "Not yet across nodes"): the two cases below go through the first node,
   // whose /metrics is srv's.
   it('too many in flight: 200010 at once per user and per project; the loop answers pings meanwhile', async () => {
-    const u = await login(srv, P, 6010, { ports: nodePorts(srv, 0) });
-    const v = await login(srv, P, 6011, { ports: nodePorts(srv, 0) });
+    const u = await login(srv, P, 6010, { ports: srv.node(0).ports });
+    const v = await login(srv, P, 6011, { ports: srv.node(0).ports });
     try {
       const hold = `http://127.0.0.1:${appPort}/rtm/hold`;
       await u.call('setserverparams', { signature: 's', url: hold });
@@ -424,7 +424,7 @@ describe('p2server', () => {
   });
 
   it('a connection closed while its POST is in flight: the POST is cancelled, nothing breaks', async () => {
-    const u = await login(srv, P, 6012, { ports: nodePorts(srv, 0) });
+    const u = await login(srv, P, 6012, { ports: srv.node(0).ports });
     const hold = `http://127.0.0.1:${appPort}/rtm/hold`;
     await u.call('setserverparams', { signature: 's', url: hold });
     const heldBefore = held.length;
@@ -440,7 +440,7 @@ describe('p2server', () => {
       cancelledBefore + 2);
     assert.equal(await scrapeMetric(srv.ports.http, 'rtmd_outbound_in_flight'), 0);
     // the user's places are back, on a new connection (whose parameters are its own)
-    const u2 = await login(srv, P, 6012, { ports: nodePorts(srv, 0) });
+    const u2 = await login(srv, P, 6012, { ports: srv.node(0).ports });
     try {
       await expectCode(u2.call('sendservermsg', { mid: I(3), msg: 'x' }), 200090);
       await u2.call('setserverparams', { signature: 's', url: echoUrl() });

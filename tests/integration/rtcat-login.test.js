@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { sdk } = require('./lib/rtcat');
 const { User, answerPushes, expectCode, writeProjectsConfig } = require('./lib/rtm');
-const { makeTempDir, nodePorts, sanitizerReports, sleep, startRtmd, withLogs } = require('./lib/rtmd');
+const { makeTempDir, sanitizerReports, sleep, startRtmd, withLogs } = require('./lib/rtmd');
 
 const APP_ID = 'RtcatLogin0123456789abcd';
 const I = fpnn.int64;
@@ -23,7 +23,7 @@ describe('RealTimeCat token login', () => {
   const links = [];
   const it = (name, fn, timeout = 30000) => test(name, { timeout }, withLogs(() => [srv], fn));
 
-  // ports: the client ports of one node (nodePorts) rather than alternating.
+  // ports: the client ports of one node (srv.node(i).ports) rather than alternating.
   const connect = async (transport = 'ws', ports = srv.ports) => {
     const port = transport === 'ws' ? ports.client_ws : ports.client_tcp;
     const client = await fpnn.connect({ host: '127.0.0.1', port, transport });
@@ -122,7 +122,7 @@ describe('RealTimeCat token login', () => {
     const t3 = await newToken(s.uuid, { type: 'sub' });
     // One node: the members list of enterroom and the membership pushes are
     // those of the node of the change (docs/cluster.md, "Rooms across nodes").
-    const ports = nodePorts(srv, 0);
+    const ports = srv.node(0).ports;
     const a = await tokenLogin(t1.uuid, { ports });
     const b = await tokenLogin(t2.uuid, { ports });
     const v = await tokenLogin(t3.uuid, { ports });

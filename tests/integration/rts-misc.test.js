@@ -15,7 +15,7 @@ const http = require('node:http');
 const fpnn = require('./lib/fpnn');
 const { appServer, expectCode, login, recordPushes, writeProjectsConfig } = require('./lib/rtm');
 const { get, scrapeMetric, scrapeNodes } = require('./lib/http');
-const { makeTempDir, nodePorts, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
+const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
 const I = fpnn.int64;
 const APP_ID = 'RtsMisc0123456789abcdefG';
@@ -40,7 +40,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     return c;
   };
   // A string-id login (by app id, or by pid for the demo project).
-  // ports: the client ports of one node (nodePorts) rather than alternating.
+  // ports: the client ports of one node (srv.node(i).ports) rather than alternating.
   const rtsLogin = async (uid, { transport = 'ws', on = srv, via = app, businessid, appid = APP_ID, ports } = {}) => {
     const { token } = await via.call('getrtstoken', { uid });
     const c = await connect(on, transport, ports);
@@ -226,7 +226,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
   it('multi_login defaults: 0 with app_id (demo project too), 1 without, an explicit 1 wins', async () => {
     // Without app_id: two number-id logins live side by side (on one node:
     // getattrs lists the sessions of the asking node, docs/cluster.md).
-    const one = nodePorts(srv, 0);
+    const one = srv.node(0).ports;
     const n1 = await login(srv, plainApp, 5001, { ports: one });
     const n2 = await login(srv, plainApp, 5001, { transport: 'ws', ports: one });
     assert.equal((await n2.call('getattrs', {})).attrs.length, 2);
@@ -307,7 +307,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     // Each node counts its own logins (docs/cluster.md): the labels and
     // their cap are one node's, so the logins all go through the first.
     const port = srv.ports.http;
-    const ports = nodePorts(srv, 0);
+    const ports = srv.node(0).ports;
     const before = await scrapeNodes(srv, 'rtmd_rts_logins_total', { business: 'metrics-a' });
     assert.ok(!before, 'no sample before the first login');
     await rtsLogin('met.a1', { businessid: 'metrics-a', ports });

@@ -15,7 +15,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { User, answerPushes, expectCode, login, startWithProjects, stopChecked } = require('./lib/rtm');
-const { nodePorts, withLogs, sleep } = require('./lib/rtmd');
+const { withLogs, sleep } = require('./lib/rtmd');
 
 const APP_ID = 'RtsRooms0123456789abcdef';
 const SMALL_APP_ID = 'RtsRoomsSmall0123456789a';
@@ -30,7 +30,7 @@ describe('string-id clients in rooms', () => {
   // A string-id login over WebSocket (the web SDK's transport) unless told.
   const rtsLogin = async (uid, { a = app, transport = 'ws', appid = APP_ID } = {}) => {
     const { token } = await a.call('getrtstoken', { uid });
-    const one = nodePorts(srv, 0);
+    const one = srv.node(0).ports;
     const ports = { tcp: one.client_tcp, ws: one.client_ws };
     const client = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
     answerPushes(client);
@@ -41,7 +41,7 @@ describe('string-id clients in rooms', () => {
     return u;
   };
   const numLogin = async (uid) => {
-    const u = await login(srv, app, uid, { ports: nodePorts(srv, 0) });
+    const u = await login(srv, app, uid, { ports: srv.node(0).ports });
     users.push(u);
     return u;
   };
@@ -267,7 +267,7 @@ describe('the enterroom members list of a large room', () => {
   it('lists what surely fits and sets more: true', async () => {
     const enter = async (uid) => {
       const { token } = await app.call('getrtstoken', { uid });
-      const c = await fpnn.connect({ host: '127.0.0.1', port: nodePorts(srv, 0).client_ws, transport: 'ws' });
+      const c = await fpnn.connect({ host: '127.0.0.1', port: srv.node(0).ports.client_ws, transport: 'ws' });
       answerPushes(c);
       for (const m of ['pushroomjoined', 'pushroomleft']) c.onQuest(m, () => ({}));
       links.push(c);

@@ -45,10 +45,10 @@ async function scrapeMetric(port, name, labels = {}) {
   return metric((await get(port, '/metrics')).body, name, labels);
 }
 
-// The sum of a metric over every node of srv (lib/rtmd.js nodesOf: srv
-// alone, or both nodes of a cluster): what one process counts, added up.
+// The sum of a metric over every node of srv (srv.nodes of lib/rtmd.js:
+// srv alone, or both nodes of a cluster): what one process counts, added up.
 async function scrapeNodes(srv, name, labels = {}) {
-  const values = await Promise.all(require('./rtmd').nodesOf(srv).map((n) => scrapeMetric(n.ports.http, name, labels)));
+  const values = await Promise.all(srv.nodes.map((n) => scrapeMetric(n.ports.http, name, labels)));
   const found = values.filter((v) => v !== undefined);
   return found.length ? found.reduce((a, b) => a + b, 0) : undefined;
 }

@@ -133,8 +133,8 @@ function answerPushes(client) {
 
 // Mints a token through app and logs uid in; transport 'tcp', 'ws', or
 // 'wss' (then ca is the CA to trust, and the link goes to localhost).
-// ports: the client ports to use (lib/rtmd.js nodePorts: one node of a
-// cluster), srv.ports by default.
+// ports: the client ports to use (srv.node(i).ports of lib/rtmd.js: one
+// node of a cluster), srv.ports by default.
 async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca, ports = srv.ports } = {}) {
   const token = await app.token(uid);
   const port = ports[{ tcp: 'client_tcp', ws: 'client_ws', wss: 'client_wss' }[transport]];

@@ -303,19 +303,6 @@ function onTwin(srv, port) {
   return Boolean(twin && Object.values(twin.ports).includes(port));
 }
 
-// The nodes of srv: [srv] alone, [srv, its twin] on a cluster.
-function nodesOf(srv) {
-  return srv.twin ? [srv, srv.twin] : [srv];
-}
-
-// The client ports of one node of srv (0 the first, 1 the twin; alone
-// both are srv), not spread: for what a test means to do on one node
-// (per-node caps, a session's own attributes).
-function nodePorts(srv, i = 0) {
-  if (!srv.twin) return srv.ports;
-  return i === 0 ? srv.ownPorts : srv.twin.ports;
-}
-
 async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env, twinOf } = {}) {
   const s = new Rtmd();
   if (dataDir) {
@@ -518,8 +505,6 @@ function haveOpenssl() {
 module.exports = {
   startRtmd,
   onTwin,
-  nodesOf,
-  nodePorts,
   storeRows,
   TEST_STORE,
   sanitizerReports,
