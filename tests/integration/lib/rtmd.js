@@ -233,8 +233,13 @@ async function storeRows(dataDir, sql, pgSql = sql) {
 async function startRtmd(opts = {}) {
   const first = await startOne(opts);
   if (TEST_STORE !== 'cluster') return first;
-  // The twin listens on ports of its own: fixed ports are the first node's.
-  const args = (opts.args || []).filter((a) => !/^--[a-z_]+_port=/.test(a));
+  // The twin listens on ports of its own: fixed ports are the first node's
+  // (a port of 0 or -1, any or none, stays as given). Its TLS listeners,
+  // enabled with a certificate, take any port too, not their defaults.
+  const args = (opts.args || []).map((a) => a.replace(/^(--[a-z_]+_port)=[1-9]\d*$/, '$1=0'));
+  for (const gate of ['client_wss_port', 'https_port']) {
+    if (!args.some((a) => a.startsWith(`--${gate}=`))) args.push(`--${gate}=0`);
+  }
   let twin;
   try {
     twin = await startOne({ ...opts, args, dataDir: await twinDirFor(first.dataDir), twinOf: first.dataDir });
