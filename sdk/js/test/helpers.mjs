@@ -88,11 +88,38 @@ export async function setup({ p2serverAllow, extra, args } = {}) {
   const app = await rtmLib.appServer(srv, { project });
   const ctx = { srv, app, project, config, clients: [], fpnn };
   ctx.endpoint = () => `ws://127.0.0.1:${ctx.srv.ports.client_ws}`;
+  // On a cluster (lib/rtmd.js: the clients alternate between two nodes),
+  // presence reaches the other node a moment after a login: online(uid)
+  // waits until both nodes see the user online, as a test written for one
+  // node expects once the login resolved (lib/rtm.js login does the same).
+  // Alone it returns at once.
+  ctx.online = async (uid) => {
+    if (!ctx.srv.twin) return;
+    if (ctx.twinAppOf !== ctx.srv.twin) { // first use, or rtmd restarted
+      if (ctx.twinApp && !ctx.twinApp.client.isClosed) await ctx.twinApp.close();
+      ctx.twinApp = await rtmLib.appServer(ctx.srv.twin, { project });
+      ctx.twinAppOf = ctx.srv.twin;
+    }
+    const id = (await ctx.app.call('getuserids', { ids: [uid] })).uids[uid];
+    for (const a of [ctx.app, ctx.twinApp]) {
+      const seen = async () => rtmLib.ids((await a.call('getonlineusers', { uids: [id] })).uids).length === 1;
+      if (!(await waitFor(seen, 5000))) throw new Error(`${uid} logged in is not online on both nodes`);
+    }
+  };
   ctx.token = async (uid, expire) => (await ctx.app.call('getrtstoken', expire === undefined ? { uid } : { uid, expire })).token;
   // A new SDK instance (not logged in) with its events recorded.
   ctx.client = (options = {}) => {
     const rts = createRTS(APP_ID, { endpoint: ctx.endpoint(), WebSocket, requestTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000, ...options });
     rts.events = record(rts, RTS_EVENTS);
+    // A login that resolved is online on every node (ctx.online).
+    for (const m of ['login', 'joinSession']) {
+      const f = rts[m].bind(rts);
+      rts[m] = async (...args) => {
+        const r = await f(...args);
+        await ctx.online(rts.userId);
+        return r;
+      };
+    }
     ctx.clients.push(rts);
     return rts;
   };
@@ -107,6 +134,7 @@ export async function setup({ p2serverAllow, extra, args } = {}) {
     for (const c of ctx.clients) destroyRTS(c);
     await sleep(100);
     if (ctx.app && !ctx.app.client.isClosed) await ctx.app.close();
+    if (ctx.twinApp && !ctx.twinApp.client.isClosed) await ctx.twinApp.close();
     const alive = ctx.srv.alive;
     await ctx.srv.cleanup();
     if (!alive) throw new Error(`rtmd died during the tests\n${ctx.srv.diagnostics()}`);

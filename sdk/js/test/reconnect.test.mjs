@@ -26,7 +26,9 @@ describe('sdk reconnect', () => {
     await a.sendMessage('rc-b', 'before');
     await b.events.wait('onMessageReceived', (f, t) => t === 'before');
     const old = ctx.srv;
-    const ports = { ...old.ports };
+    // The ports it listened on (on a cluster, the first node's: its twin is
+    // restarted on its own ports too, lib/rtmd.js).
+    const ports = Object.fromEntries(Object.entries(old.listens).map(([gate, l]) => [gate, l.port]));
     await old.stop('SIGKILL');
     assert.deepEqual(await a.events.wait('onConnectionStateChanged', (s) => s === S.RECONNECTING), [S.RECONNECTING, WHY.NETWORK_LOST]);
     await b.events.wait('onConnectionStateChanged', (s) => s === S.RECONNECTING);
@@ -38,11 +40,14 @@ describe('sdk reconnect', () => {
       dataDir: old.dataDir,
       args: [`--client_tcp_port=${ports.client_tcp}`, `--client_ws_port=${ports.client_ws}`, `--server_tcp_port=${ports.server_tcp}`, `--http_port=${ports.http}`],
     });
-    assert.equal(ctx.srv.ports.client_ws, ports.client_ws);
+    assert.equal(ctx.srv.listens.client_ws.port, ports.client_ws);
     ctx.app = await rtmLib.appServer(ctx.srv, { project: ctx.srv.projects.find((p) => p.pid === String(PID)) });
     // The backoff is at most reconnectMaxMs (1 s in the tests) plus jitter.
     assert.deepEqual(await a.events.wait('onConnectionStateChanged', (s) => s === S.RECONNECTED, 10000), [S.RECONNECTED, WHY.RECONNECT_SUCCESS]);
     await b.events.wait('onConnectionStateChanged', (s) => s === S.RECONNECTED, 10000);
+    // Logged in again on their nodes: on a cluster, seen by the other one a moment later.
+    await ctx.online('rc-a');
+    await ctx.online('rc-b');
     await a.sendMessage('rc-b', 'after');
     await b.events.wait('onMessageReceived', (f, t) => t === 'after');
     await b.sendBinaryMessage('rc-a', new Uint8Array([9]).buffer);

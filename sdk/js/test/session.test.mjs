@@ -61,6 +61,7 @@ describe('sdk session', () => {
     await rts.updateLoginToken(await ctx.token('sess-inv'));
     await rts.events.wait('onLoginResult', (u, c) => c === LOGIN_ERROR_CODE.SUCCESS);
     await rts.events.wait('onConnectionStateChanged', (s) => s === CONNECTION_STATE.CONNECTED);
+    await ctx.online('sess-inv'); // a login of updateLoginToken's, not through ctx's wrapper
     const other = await ctx.user('sess-inv-peer');
     assert.equal(await other.getPeerOnlineStatus('sess-inv'), USER_ONLINE_STATUS.ONLINE);
   });

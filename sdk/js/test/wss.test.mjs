@@ -23,15 +23,16 @@ test('text and binary over wss with a trusted chain; an untrusting client cannot
   const ca = makeCa(dir);
   const cert = makeServerCert(dir, ca);
   ctx = await setup({ args: [`--tls_cert=${cert.cert}`, `--tls_key=${cert.key}`, '--client_wss_port=0'] });
-  const endpoint = `wss://localhost:${ctx.srv.ports.client_wss}`;
+  // Read for each client: on a cluster they alternate between the nodes.
+  const endpoint = () => `wss://localhost:${ctx.srv.ports.client_wss}`;
   // ws takes TLS options as its third argument; the SDK calls new WebSocket(url).
   class TrustingWebSocket extends WebSocket {
     constructor(url, protocols) {
       super(url, protocols, { ca: ca.pem });
     }
   }
-  const a = await ctx.user('wss-a', { endpoint, WebSocket: TrustingWebSocket });
-  const b = await ctx.user('wss-b', { endpoint, WebSocket: TrustingWebSocket });
+  const a = await ctx.user('wss-a', { endpoint: endpoint(), WebSocket: TrustingWebSocket });
+  const b = await ctx.user('wss-b', { endpoint: endpoint(), WebSocket: TrustingWebSocket });
   await a.sendMessage('wss-b', 'over tls');
   assert.deepEqual(await b.events.wait('onMessageReceived'), ['wss-a', 'over tls']);
   const blob = bytes(4096, 3);
@@ -40,7 +41,7 @@ test('text and binary over wss with a trusted chain; an untrusting client cannot
   assert.equal(from, 'wss-b');
   assert.ok(sameBytes(got, blob));
 
-  const untrusting = ctx.client({ endpoint, WebSocket, connectTimeoutMs: 3000 });
+  const untrusting = ctx.client({ endpoint: endpoint(), WebSocket, connectTimeoutMs: 3000 });
   await assert.rejects(untrusting.login(await ctx.token('wss-c'), 'wss-c'));
   const [uid, code] = await untrusting.events.wait('onLoginResult');
   assert.equal(uid, 'wss-c');

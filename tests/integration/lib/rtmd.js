@@ -190,6 +190,7 @@ async function storeArgs(dataDir) {
 // the same directory finds the same Redis), and the twin's data directory.
 const redisServers = new Map(); // data directory -> Promise of lib/redis.js server
 const twinDirs = new Map(); // data directory -> the twin's
+const twinPorts = new Map(); // data directory -> the ports of its twin's last start
 
 function redisFor(dataDir) {
   if (!redisServers.has(dataDir)) {
@@ -234,9 +235,13 @@ async function startRtmd(opts = {}) {
   const first = await startOne(opts);
   if (TEST_STORE !== 'cluster') return first;
   // The twin listens on ports of its own: fixed ports are the first node's
-  // (a port of 0 or -1, any or none, stays as given). Its TLS listeners,
-  // enabled with a certificate, take any port too, not their defaults.
-  const args = (opts.args || []).map((a) => a.replace(/^(--[a-z_]+_port)=[1-9]\d*$/, '$1=0'));
+  // (a port of 0 or -1, any or none, stays as given). A fixed port given
+  // for a restart on the same data directory restarts the twin on its own
+  // previous port of that gate, so that its clients find it again (else
+  // any port). Its TLS listeners, enabled with a certificate, take any port
+  // too, not their defaults.
+  const prev = twinPorts.get(first.dataDir) || {};
+  const args = (opts.args || []).map((a) => a.replace(/^--([a-z_]+)_port=[1-9]\d*$/, (m, gate) => `--${gate}_port=${prev[gate] || 0}`));
   for (const gate of ['client_wss_port', 'https_port']) {
     if (!args.some((a) => a.startsWith(`--${gate}=`))) args.push(`--${gate}=0`);
   }
@@ -247,6 +252,7 @@ async function startRtmd(opts = {}) {
     await first.cleanup();
     throw e;
   }
+  twinPorts.set(first.dataDir, { ...twin.ports });
   pairUp(first, twin);
   await waitFor(async () => (await otherNodes(first)) >= 1 && (await otherNodes(twin)) >= 1, READY_TIMEOUT_MS);
   return first;
