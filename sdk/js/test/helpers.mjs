@@ -111,15 +111,14 @@ export async function setup({ p2serverAllow, extra, args } = {}) {
   ctx.client = (options = {}) => {
     const rts = createRTS(APP_ID, { endpoint: ctx.endpoint(), WebSocket, requestTimeoutMs: 5000, reconnectMinMs: 200, reconnectMaxMs: 1000, ...options });
     rts.events = record(rts, RTS_EVENTS);
-    // A login that resolved is online on every node (ctx.online).
-    for (const m of ['login', 'joinSession']) {
-      const f = rts[m].bind(rts);
-      rts[m] = async (...args) => {
-        const r = await f(...args);
-        await ctx.online(rts.userId);
-        return r;
-      };
-    }
+    // A login that resolved is online on every node (ctx.online). Not
+    // joinSession: its room's events are held only until the caller's
+    // continuation runs.
+    const login = rts.login.bind(rts);
+    rts.login = async (...args) => {
+      await login(...args);
+      await ctx.online(rts.userId);
+    };
     ctx.clients.push(rts);
     return rts;
   };

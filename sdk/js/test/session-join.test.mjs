@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import {
   CONNECTION_STATE as S, CONNECTION_CHANGE_REASON as WHY, LOGIN_ERROR_CODE, LOGOUT_REASON, ERROR_CODE,
 } from '../src/index.js';
-import { setup, sleep, rtmdLib, recordRoom, bytes, sameBytes } from './helpers.mjs';
+import { setup, sleep, waitFor, rtmdLib, recordRoom, bytes, sameBytes } from './helpers.mjs';
 
 const APIKEY = 'sdk-rtcat-apikey-0123456789';
 const SECRET = 'sdk-rtcat-secret-0123456789';
@@ -33,10 +33,26 @@ describe('sdk joinSession (RealTimeCat tokens)', () => {
     const text = await res.text();
     const json = text ? JSON.parse(text) : null;
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    if (method === 'DELETE') await onTwin(path, 404);
     return json;
   };
+  // On a cluster (lib/rtmd.js) the clients log in on both nodes, and a change
+  // through the first node reaches the twin's mirror a moment later
+  // (docs/cluster.md, "Mirrors across nodes"): wait until the twin's GET of
+  // path answers status. Alone it returns at once.
+  const onTwin = async (path, status) => {
+    if (!ctx.srv.twin) return;
+    const seen = async () => (await fetch(`http://127.0.0.1:${ctx.srv.twin.ports.http}/v0.4${path}`, {
+      headers: { 'X-RTCAT-APIKEY': APIKEY, 'X-RTCAT-SECRET': SECRET },
+    })).status === status;
+    assert.ok(await waitFor(seen, 5000), `${path}: ${status} on the other node`);
+  };
   const newSession = (fields = {}) => rest('POST', '/sessions', { label: 'sdk-test', ...fields });
-  const newToken = (sid, fields = {}) => rest('POST', `/sessions/${sid}/tokens`, fields);
+  const newToken = async (sid, fields = {}) => {
+    const made = await rest('POST', `/sessions/${sid}/tokens`, fields);
+    for (const t of Array.isArray(made) ? made : [made]) await onTwin(`/tokens/${t.uuid}`, 200);
+    return made;
+  };
   // A client that joined the session with token; its room's events recorded.
   const joined = async (token, options) => {
     const rts = ctx.client(options);
@@ -177,7 +193,10 @@ describe('sdk joinSession (RealTimeCat tokens)', () => {
     const b = await joined(t2.uuid);
     await a.room.events.wait('onUserJoined', (u) => u.userId === t2.uuid);
     const old = ctx.srv;
-    const ports = { ...old.ports };
+    // The ports it listened on (on a cluster, the first node's: its twin is
+    // restarted on its own ports too, lib/rtmd.js).
+    const listened = (srv) => Object.fromEntries(Object.entries(srv.listens).map(([gate, l]) => [gate, l.port]));
+    const ports = listened(old);
     await old.stop('SIGKILL');
     await a.rts.events.wait('onConnectionStateChanged', (st) => st === S.RECONNECTING);
     await b.rts.events.wait('onConnectionStateChanged', (st) => st === S.RECONNECTING);
@@ -203,7 +222,7 @@ describe('sdk joinSession (RealTimeCat tokens)', () => {
     // made at once, after the delete.
     b.rts.reconnectMinMs = 600000;
     b.rts.reconnectMaxMs = 600000;
-    const ports2 = { ...ctx.srv.ports };
+    const ports2 = listened(ctx.srv);
     const old2 = ctx.srv;
     await old2.stop('SIGKILL');
     await b.rts.events.wait('onConnectionStateChanged', (st) => st === S.RECONNECTING && b.rts.events.named('onConnectionStateChanged').filter(([x]) => x === S.RECONNECTING).length === 2);

@@ -33,7 +33,8 @@
  * record to every other node holding the user, which applies it there
  * with the same pushes (record_apply). getroommembers and getroomcount
  * answer this node's members merged with the other nodes' read from
- * Redis. */
+ * Redis. Membership pushes reach the other nodes' string-id members
+ * through a record to every node (announce_remote, event_apply). */
 #include "rooms.h"
 
 #include "idset.h"
@@ -118,10 +119,15 @@ static void room_learn_name(rtmd_server *srv, int64_t pid, int64_t rid, room *r)
         r->name = strdup(sid); /* out of memory: stays unnamed, pushes name it by its number */
 }
 
+static void announce_remote(rtmd_server *srv, int64_t pid, int64_t rid, const room *r, int64_t uid, int reason);
+
 /* Pushes pushroomjoined {rid, uid} (reason < 0) or pushroomleft {rid, uid,
- * reason} about uid to the room's other string-id members, if the room
- * (uid counted) has at most the project's room_events_max members. */
-static void room_announce(rtmd_server *srv, int64_t pid, int64_t rid, const room *r, int64_t uid, int reason)
+ * reason} about uid to the room's other string-id members (or to member
+ * `to` only, when not 0), if the room (uid counted) has at most the
+ * project's room_events_max members. uid is named by uid_name when given,
+ * else by this node's name for it. */
+static void room_push_event(rtmd_server *srv, int64_t pid, int64_t rid, const room *r, int64_t uid,
+                            const char *uid_name, int reason, int64_t to)
 {
     const rtmd_project *p = rtmd_server_project(srv, pid);
     uint32_t max = p ? p->limits.room_events_max : 0;
@@ -129,7 +135,7 @@ static void room_announce(rtmd_server *srv, int64_t pid, int64_t rid, const room
         return;
     bool any = false;
     for (uint32_t i = 0; i < r->members.n && !any; i++)
-        any = r->members.v[i] != uid && identity_is_string_uid(r->members.v[i]);
+        any = r->members.v[i] != uid && identity_is_string_uid(r->members.v[i]) && (to == 0 || r->members.v[i] == to);
     if (!any)
         return;
     msgpack_sbuffer body;
@@ -141,7 +147,7 @@ static void room_announce(rtmd_server *srv, int64_t pid, int64_t rid, const room
         mp_pack_kv_str(&pk, "rid", r->name);
     else
         mp_pack_kv_int(&pk, "rid", rid);
-    const char *sid = strid_name_of(srv, pid, uid);
+    const char *sid = uid_name ? uid_name : strid_name_of(srv, pid, uid);
     if (sid)
         mp_pack_kv_str(&pk, "uid", sid);
     else
@@ -152,13 +158,22 @@ static void room_announce(rtmd_server *srv, int64_t pid, int64_t rid, const room
     if (push_encode(&packet, reason < 0 ? "pushroomjoined" : "pushroomleft", &body, true) == 0) {
         /* Pushing changes no room (a slow reader's close is deferred). */
         for (uint32_t i = 0; i < r->members.n; i++)
-            if (r->members.v[i] != uid && identity_is_string_uid(r->members.v[i]))
+            if (r->members.v[i] != uid && identity_is_string_uid(r->members.v[i]) && (to == 0 || r->members.v[i] == to))
                 users_push(srv, pid, r->members.v[i], packet.data, packet.len);
     } else {
         LOG_ERROR("rooms: cannot encode a membership push of room %lld", (long long)rid);
     }
     rtm_buf_free(&packet);
     msgpack_sbuffer_destroy(&body);
+}
+
+/* A change of this node's membership: told to its string-id members here
+ * and, in a cluster, to the other nodes' (announce_remote). */
+static void room_announce(rtmd_server *srv, int64_t pid, int64_t rid, const room *r, int64_t uid, int reason)
+{
+    room_push_event(srv, pid, rid, r, uid, NULL, reason, 0);
+    if (cluster_enabled(srv))
+        announce_remote(srv, pid, rid, r, uid, reason);
 }
 
 static void drop_user_rooms(struct rooms_state *st, int64_t pid, int64_t uid)
@@ -777,6 +792,115 @@ static void rooms_joined(rtmd_server *srv)
     }
 }
 
+/* ---- membership pushes across nodes ---- */
+
+/* A record CLUSTER_REC_ROOM_EVENT: [op, pid, rid, uid, uid name or "",
+ * arg, node]. EV_CHANGE: uid joined (arg -1) or left (arg the reason) the
+ * room on node `node`; each other node pushes it to its own string-id
+ * members (room_push_event) and, for a string-id joiner, answers `node`
+ * with one EV_MEMBER per member of its own (uid is in the room; arg the
+ * joiner, who alone is told; node ""), as the joiner's enterroom answer
+ * lists its own node's. A user in the room through the receiving node too
+ * is not announced there. */
+enum { EV_CHANGE = 1, EV_MEMBER = 2, EV_FIELDS = 7 };
+#define EV_NODE_MAX 64
+
+static void send_event(rtmd_server *srv, const char *node, int op, int64_t pid, int64_t rid, int64_t uid, int64_t arg,
+                       const char *origin)
+{
+    const char *uname = strid_name_of(srv, pid, uid);
+    uname = uname ? uname : "";
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, EV_FIELDS);
+    msgpack_pack_int(&pk, op);
+    msgpack_pack_int64(&pk, pid);
+    msgpack_pack_int64(&pk, rid);
+    msgpack_pack_int64(&pk, uid);
+    mp_pack_cstr(&pk, uname);
+    msgpack_pack_int64(&pk, arg);
+    mp_pack_cstr(&pk, origin);
+    if (node)
+        cluster_send(srv, node, CLUSTER_REC_ROOM_EVENT, buf.data, buf.size);
+    else
+        cluster_send_all(srv, CLUSTER_REC_ROOM_EVENT, buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+}
+
+/* Tells every other node of a change of this node's membership, when the
+ * project has membership pushes (room_events_max). */
+static void announce_remote(rtmd_server *srv, int64_t pid, int64_t rid, const room *r, int64_t uid, int reason)
+{
+    (void)r;
+    const rtmd_project *p = rtmd_server_project(srv, pid);
+    const char *self = cluster_node_id(srv);
+    if (!p || p->limits.room_events_max == 0 || !self || strlen(self) > EV_NODE_MAX)
+        return;
+    send_event(srv, NULL, EV_CHANGE, pid, rid, uid, reason, self);
+}
+
+/* A name field: "" (none) or a string id of string-id uid, copied into out
+ * (IDENTITY_STRING_MAX + 1 bytes). */
+static bool event_name(const msgpack_object *o, int64_t uid, char *out)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > IDENTITY_STRING_MAX)
+        return false;
+    size_t n = o->via.str.size;
+    if (n > 0 && (!identity_is_string_uid(uid) || !identity_validate(o->via.str.ptr, n)))
+        return false;
+    memcpy(out, o->via.str.ptr, n);
+    out[n] = 0;
+    return true;
+}
+
+/* A record of another node's announce_remote or EV_MEMBER answer. Hostile
+ * bytes: every field is checked, the project must be ours. */
+static void event_apply(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 1024))
+        return;
+    int64_t op = 0, pid, rid, uid, arg;
+    char uname[IDENTITY_STRING_MAX + 1], node[EV_NODE_MAX + 1];
+    const rtmd_project *p = NULL;
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, ROOM_RECORD_MAX, EV_FIELDS);
+    bool ok = f && cluster_record_int(&f[0], EV_CHANGE, EV_MEMBER, &op) &&
+              cluster_record_int(&f[1], 1, INT64_MAX, &pid) && (p = rtmd_server_project(srv, pid)) &&
+              cluster_record_int(&f[2], INT64_MIN, INT64_MAX, &rid) &&
+              cluster_record_int(&f[3], INT64_MIN, INT64_MAX, &uid) && event_name(&f[4], uid, uname) &&
+              cluster_record_int(&f[5], op == EV_CHANGE ? -1 : INT64_MIN, op == EV_CHANGE ? INT32_MAX : INT64_MAX,
+                                 &arg) &&
+              f[6].type == MSGPACK_OBJECT_STR && f[6].via.str.size <= EV_NODE_MAX &&
+              !memchr(f[6].via.str.ptr, 0, f[6].via.str.size) && (op == EV_MEMBER) == (f[6].via.str.size == 0);
+    if (ok) {
+        memcpy(node, f[6].via.str.ptr, f[6].via.str.size);
+        node[f[6].via.str.size] = 0;
+    }
+    msgpack_zone_destroy(&zone);
+    if (!ok) {
+        LOG_WARN("rooms: a malformed membership event from another node was dropped");
+        return;
+    }
+    room *r = room_get(state(srv), pid, rid);
+    if (!r)
+        return; /* no member here */
+    const char *un = uname[0] ? uname : NULL;
+    bool here = idset_has(&r->members, uid); /* in the room through this node too: not announced */
+    if (op == EV_MEMBER) {
+        if (!here && identity_is_string_uid(arg) && idset_has(&r->members, arg))
+            room_push_event(srv, pid, rid, r, uid, un, -1, arg);
+        return;
+    }
+    if (!here)
+        room_push_event(srv, pid, rid, r, uid, un, (int)arg, 0);
+    if (arg >= 0 || !identity_is_string_uid(uid) || r->members.n > p->limits.room_events_max)
+        return;
+    for (uint32_t i = 0; i < r->members.n; i++)
+        send_event(srv, node, EV_MEMBER, pid, rid, r->members.v[i], uid, "");
+}
+
 /* ---- module life cycle ---- */
 
 static int rooms_init(rtmd_server *srv, char *err, size_t errlen)
@@ -788,6 +912,7 @@ static int rooms_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->rooms = st;
     cluster_on_record(srv, CLUSTER_REC_ROOM, record_apply);
+    cluster_on_record(srv, CLUSTER_REC_ROOM_EVENT, event_apply);
     cluster_on_rooms_joined(srv, rooms_joined);
     return 0;
 }

@@ -51,6 +51,7 @@ enum {
     CLUSTER_REC_INV_GROUPS, CLUSTER_REC_INV_FRIENDS, CLUSTER_REC_INV_BANS, CLUSTER_REC_INV_RTCAT,
     /* auth.c: getattrs across nodes (ask, answer), kickout {ce} of a session on another node */
     CLUSTER_REC_ATTRS_ASK, CLUSTER_REC_ATTRS_ANSWER, CLUSTER_REC_CE_KICK,
+    CLUSTER_REC_ROOM_EVENT, /* rooms.c: pushroomjoined/pushroomleft for the other nodes' members */
     CLUSTER_KINDS
 };
 
