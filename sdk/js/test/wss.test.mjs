@@ -22,7 +22,7 @@ test('text and binary over wss with a trusted chain; an untrusting client cannot
   const dir = await rtmdLib.makeTempDir('rtmd-sdk-tls-');
   const ca = makeCa(dir);
   const cert = makeServerCert(dir, ca);
-  ctx = await setup({ args: [`--tls_cert=${cert.cert}`, `--tls_key=${cert.key}`, '--client_wss_port=0'] });
+  ctx = await setup({ args: [`--tls_cert=${cert.cert}`, `--tls_key=${cert.key}`, '--client_wss_port=0', '--https_port=0'] });
   // Read for each client: on a cluster they alternate between the nodes.
   const endpoint = () => `wss://localhost:${ctx.srv.ports.client_wss}`;
   // ws takes TLS options as its third argument; the SDK calls new WebSocket(url).
