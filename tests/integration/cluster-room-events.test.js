@@ -98,7 +98,9 @@ describe('room membership pushes across cluster nodes', () => {
     const ghost = uids['ev.ghost'];
     const ev = (...f) => frameRecord(RECORD_KINDS.ROOM_EVENT, fpnn.encodeMsgpack(f));
     const ids = c.redis.cli('SMEMBERS', 'rtmd:nodes').split('\n').filter(Boolean);
-    await c.publishRaw(`rtmd:n:${ids[0]}`, [
+    // To every node (the order of SMEMBERS is not the nodes' order): only
+    // node 1, where yuri is, has a member to push to.
+    for (const id of ids) await c.publishRaw(`rtmd:n:${id}`, [
       ev(1, PID, rid, I(1234), 'ev.numeric', -1, 'n'), // a name for a number-id uid
       ev(1, PID, rid, ghost, 'not valid!', -1, 'n'), // not a string id
       ev(1, PID, rid, ghost, 'ev.ghost', -1, ''), // a change without its node

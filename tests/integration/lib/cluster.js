@@ -34,8 +34,9 @@ let clusters = 0;
 // The kinds of records between nodes, by name without CLUSTER_REC_, read
 // from the enum of cluster.h so that tests that forge records follow it.
 const RECORD_KINDS = (() => {
-  const h = fs.readFileSync(path.join(__dirname, '../../../src/rtmd/modules/cluster/cluster.h'), 'utf8');
-  const body = /enum \{\s*(CLUSTER_REC_MESSAGE = 1,[^}]*)\}/.exec(h)[1].replace(/\/\*[^]*?\*\//g, '');
+  const h = fs.readFileSync(path.join(__dirname, '../../../src/rtmd/modules/cluster/cluster.h'), 'utf8')
+    .replace(/\/\*[^]*?\*\//g, ''); // comments first: they may hold braces
+  const body = /enum \{\s*(CLUSTER_REC_MESSAGE = 1,[^}]*)\}/.exec(h)[1];
   const names = body.split(',').map((x) => x.trim().replace(/ = 1$/, '')).filter(Boolean);
   const kinds = {};
   names.forEach((n, i) => (kinds[n.replace(/^CLUSTER_REC_/, '').replace(/^CLUSTER_/, '')] = i + 1));
