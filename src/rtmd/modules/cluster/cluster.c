@@ -14,10 +14,13 @@
  *   rtmd:{n<id>}:r:<pid>:<rid>  set of the uids in that room on the node
  * Channel rtmd:presence, messages "<id> <seq> <op>[ <pid>:<uid>]": op + and
  * - a user online/offline on the node (seq is its counter after the
- * change), j the node (re)joined with a new set, x the node is gone.
+ * change), j the node (re)joined with a new set, x the node is gone; op >
+ * and < with "<pid>:<rid>" a room entered by the node's first member or
+ * left by its last (the index rtmd:{n<id>}:rooms, same seq).
  *
- * The mirror keeps, per other node, its users and the seq last applied. A
- * node's set is read with its seq in one script (a snapshot); changes that
+ * The mirror keeps, per other node, its users, its rooms and the seq last
+ * applied. A node's set and room index are read with its seq in one script
+ * (a snapshot); changes that
  * arrive while a snapshot is in flight wait in a bounded buffer and those
  * after its seq are applied once it lands; a gap in a node's seqs (a
  * missed message) takes a new snapshot. Everything from Redis is checked
@@ -74,10 +77,12 @@
 #define INFLIGHT_MAX (128u << 20) /* bytes queued or unanswered, all nodes */
 #define REC_HEAD 5
 
-/* KEYS: alive, users, seq. ARGV: token, ttl, id, members... 0 when the id
- * is held by another start, else {seq, the members of the node's previous
- * set that are not in the new one} (a previous start not reaped yet, or
- * users who left while this node was not joined). */
+/* KEYS: alive, users, seq, room index. ARGV: token, ttl, id, members...
+ * 0 when the id is held by another start, else {seq, the members of the
+ * node's previous set that are not in the new one} (a previous start not
+ * reaped yet, or users who left while this node was not joined). The
+ * node's rooms are cleared with its set (rooms.c writes them again after
+ * the join), so the snapshot that j asks for has both. */
 static const char JOIN_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur and cur ~= ARGV[1] then return 0 end\n"
@@ -87,6 +92,9 @@ static const char JOIN_LUA[] =
     "local gone = {}\n"
     "for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do if not new[m] then gone[#gone + 1] = m end end\n"
     "redis.call('DEL', KEYS[2])\n"
+    "local p = 'rtmd:{n' .. ARGV[3] .. '}:r:'\n"
+    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[4])) do redis.call('DEL', p .. m) end\n"
+    "redis.call('DEL', KEYS[4])\n"
     "for i = 4, #ARGV, 1000 do redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end\n"
     "local s = redis.call('INCR', KEYS[3])\n"
     "redis.call('PUBLISH', '" CHANNEL "', ARGV[3] .. ' ' .. s .. ' j')\n"
@@ -119,9 +127,10 @@ static const char LEAVE_LUA[] =
     "redis.call('DEL', KEYS[1], KEYS[3])\n"
     "redis.call('PUBLISH', '" CHANNEL "', ARGV[2] .. ' 0 x')\n"
     "return 1\n";
-/* {seq, members, alive} of one node, read at once. */
+/* {seq, members, alive, rooms} of one node, read at once. */
 static const char SNAPSHOT_LUA[] =
-    "return {redis.call('GET', KEYS[3]) or '0', redis.call('SMEMBERS', KEYS[2]), redis.call('EXISTS', KEYS[1])}\n";
+    "return {redis.call('GET', KEYS[3]) or '0', redis.call('SMEMBERS', KEYS[2]), redis.call('EXISTS', KEYS[1]),\n"
+    "        redis.call('SMEMBERS', KEYS[4])}\n";
 
 typedef struct pending_change {
     uint64_t seq;
@@ -132,7 +141,9 @@ typedef struct pending_change {
 /* Another node as the mirror knows it. */
 typedef struct mirror_node {
     char id[RTMD_NODE_ID_MAX];
+    uint64_t serial;     /* this entry's, unique in this process */
     pairmap users;       /* (pid, uid) -> (void *)1 */
+    pairmap rooms;       /* (pid, rid) -> (void *)1: it has members there */
     uint64_t seq;        /* last change applied */
     unsigned gen;        /* of the snapshot in flight */
     bool snapping;
@@ -181,7 +192,17 @@ typedef struct cluster_state {
     bool flush_armed, flush_closed;
     uint64_t inflight;         /* bytes queued or published and unanswered */
     uint64_t rec_sent, rec_dropped, rec_received, rec_malformed;
+    uint64_t rec_received_kind[CLUSTER_KINDS];
     void (*rooms_joined)(rtmd_server *srv); /* rooms.c: re-add memberships */
+    uint64_t room_sent, room_acked;          /* room changes sent, answered */
+    struct room_waiter *room_waiters;        /* cluster_room_fence, by target */
+    size_t nroom_waiters, room_waiters_cap;
+    uint64_t next_serial;                    /* of mirror entries */
+    struct room_deferred *deferred_open;     /* cluster_send_room, this turn */
+    struct room_deferred *deferred_last;
+    struct room_deferred **deferred_batches; /* one per fence in flight, in order */
+    size_t ndeferred_batches;
+    uint64_t deferred_bytes;
     uint64_t rooms_warned_ms;                /* last "room members not read" line */
     struct logins_state *logins; /* logins across nodes (their section) */
     cluster_rejoin_fn rejoin[CLUSTER_REJOIN_MAX]; /* mirrors' rebuilds */
@@ -298,6 +319,8 @@ static void node_clear(cluster_state *cs, mirror_node *n)
             online_remove(cs, (int64_t)n->users.slots[i].a, (int64_t)n->users.slots[i].b);
     pairmap_free(&n->users);
     memset(&n->users, 0, sizeof n->users);
+    pairmap_free(&n->rooms);
+    memset(&n->rooms, 0, sizeof n->rooms);
 }
 
 static void mirror_drop(cluster_state *cs, const char *which)
@@ -339,6 +362,7 @@ static mirror_node *mirror_add(cluster_state *cs, const char *id)
         return NULL;
     }
     snprintf(n->id, sizeof n->id, "%s", id);
+    n->serial = ++cs->next_serial;
     cs->nodes[cs->nnodes++] = n;
     return n;
 }
@@ -364,11 +388,13 @@ static void request_snapshot(cluster_state *cs, mirror_node *n)
     q->cs = cs;
     q->gen = n->gen;
     memcpy(q->id, n->id, sizeof q->id);
-    char k1[64], k2[64], k3[64];
+    char k1[64], k2[64], k3[64], k4[64];
     key_of(k1, sizeof k1, n->id, "alive");
     key_of(k2, sizeof k2, n->id, "users");
     key_of(k3, sizeof k3, n->id, "seq");
-    if (redisAsyncCommand(cs->cmd, on_snapshot, q, "EVAL %s 3 %s %s %s", SNAPSHOT_LUA, k1, k2, k3) != REDIS_OK)
+    key_of(k4, sizeof k4, n->id, "rooms");
+    if (redisAsyncCommand(cs->cmd, on_snapshot, q, "EVAL %s 4 %s %s %s %s", SNAPSHOT_LUA, k1, k2, k3, k4) !=
+        REDIS_OK)
         free(q);
 }
 
@@ -384,8 +410,12 @@ static void apply_change(cluster_state *cs, mirror_node *n, const pending_change
     n->seq = c->seq;
     if (c->op == '+')
         node_add_user(cs, n, c->pid, c->uid);
-    else
+    else if (c->op == '-')
         node_remove_user(cs, n, c->pid, c->uid);
+    else if (c->op == '>')
+        pairmap_put(&n->rooms, (uint64_t)c->pid, (uint64_t)c->uid, (void *)1);
+    else
+        pairmap_del(&n->rooms, (uint64_t)c->pid, (uint64_t)c->uid);
 }
 
 static void on_snapshot(redisAsyncContext *ac, void *r, void *privdata)
@@ -401,9 +431,10 @@ static void on_snapshot(redisAsyncContext *ac, void *r, void *privdata)
     }
     free(q);
     int64_t seq, alive;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_str(reply->element[0]) ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 || !is_str(reply->element[0]) ||
         !parse_int(reply->element[0]->str, reply->element[0]->len, 0, INT64_MAX, &seq) ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[2]->type != REDIS_REPLY_INTEGER) {
+        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[2]->type != REDIS_REPLY_INTEGER ||
+        reply->element[3]->type != REDIS_REPLY_ARRAY) {
         LOG_WARN("cluster: unexpected snapshot reply for node %s", n->id);
         n->snapping = false; /* tried again on its next change or check */
         return;
@@ -420,6 +451,14 @@ static void on_snapshot(redisAsyncContext *ac, void *r, void *privdata)
         int64_t pid, uid;
         if (is_str(m->element[i]) && parse_member(m->element[i]->str, m->element[i]->len, &pid, &uid))
             node_add_user(cs, n, pid, uid);
+        else
+            bad++;
+    }
+    const redisReply *rm = reply->element[3];
+    for (size_t i = 0; i < rm->elements && i < SNAPSHOT_MAX; i++) {
+        int64_t pid, rid;
+        if (is_str(rm->element[i]) && parse_member(rm->element[i]->str, rm->element[i]->len, &pid, &rid))
+            pairmap_put(&n->rooms, (uint64_t)pid, (uint64_t)rid, (void *)1);
         else
             bad++;
     }
@@ -471,7 +510,7 @@ static void on_presence_message(cluster_state *cs, const char *s, size_t len)
         return;
     }
     pending_change c = {.seq = (uint64_t)seq, .op = op};
-    if ((op != '+' && op != '-') || nf != 4 || !parse_member(f[3], fl[3], &c.pid, &c.uid))
+    if ((op != '+' && op != '-' && op != '>' && op != '<') || nf != 4 || !parse_member(f[3], fl[3], &c.pid, &c.uid))
         return;
     mirror_node *n = mirror_find(cs, id);
     if (!n) {
@@ -682,6 +721,8 @@ static void on_batch(cluster_state *cs, const uint8_t *p, size_t len)
             return;
         }
         cs->rec_received++;
+        if (kind < CLUSTER_KINDS)
+            cs->rec_received_kind[kind]++;
         if (kind < CLUSTER_KINDS && cs->handlers[kind])
             cs->handlers[kind](cs->srv, p + REC_HEAD, n);
         else
@@ -811,25 +852,27 @@ static void join(cluster_state *cs)
     rtmd_server *srv = cs->srv;
     size_t total = users_count(srv) + cs->listening.count, n = 0;
     int64_t *uids = malloc((total + 1) * sizeof *uids);
-    size_t argc = 9 + total;
+    size_t argc = 10 + total;
     char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     char *members = malloc((total + 1) * 48);
-    char k[3][64], ttl[16];
+    char k[3][64], idx[64], ttl[16];
     if (!uids || !argv || !lens || !members)
         goto out;
     keys3(cs->id, k);
+    key_of(idx, sizeof idx, cs->id, "rooms");
     snprintf(ttl, sizeof ttl, "%d", CLUSTER_NODE_TTL_S);
     argv[0] = "EVAL";
     argv[1] = (char *)JOIN_LUA;
-    argv[2] = "3";
+    argv[2] = "4";
     argv[3] = k[0];
     argv[4] = k[1];
     argv[5] = k[2];
-    argv[6] = cs->token;
-    argv[7] = ttl;
-    argv[8] = cs->id;
-    argc = 9;
+    argv[6] = idx;
+    argv[7] = cs->token;
+    argv[8] = ttl;
+    argv[9] = cs->id;
+    argc = 10;
     for (size_t p = 0; p < srv->nprojects && n < total; p++) {
         size_t got = users_of_project(srv, srv->projects[p].pid, uids, total - n);
         for (size_t i = 0; i < got; i++, n++) {
@@ -1147,8 +1190,11 @@ static void publish_batch(cluster_state *cs, mirror_node *n)
     }
 }
 
+static void room_fence_send(cluster_state *cs);
+
 static void flush_all(cluster_state *cs)
 {
+    room_fence_send(cs);
     for (size_t i = 0; i < cs->nnodes; i++)
         if (cs->nodes[i]->out_len)
             publish_batch(cs, cs->nodes[i]);
@@ -1167,6 +1213,15 @@ static void on_flush_check(uv_check_t *h)
 static void on_flush_idle(uv_idle_t *h)
 {
     flush_all(h->data);
+}
+
+static void arm_flush(cluster_state *cs)
+{
+    if (!cs->flush_armed && !cs->flush_closed) {
+        cs->flush_armed = true;
+        uv_check_start(&cs->flush_check, on_flush_check);
+        uv_idle_start(&cs->flush_idle, on_flush_idle);
+    }
 }
 
 int cluster_send(rtmd_server *srv, const char *node_id, unsigned kind, const void *data, size_t len)
@@ -1205,13 +1260,10 @@ int cluster_send(rtmd_server *srv, const char *node_id, unsigned kind, const voi
         memcpy(p + REC_HEAD, data, len);
     n->out_len = need;
     cs->inflight += REC_HEAD + len;
-    if (n->out_len >= BATCH_MAX) {
+    if (n->out_len >= BATCH_MAX)
         publish_batch(cs, n);
-    } else if (!cs->flush_armed) {
-        cs->flush_armed = true;
-        uv_check_start(&cs->flush_check, on_flush_check);
-        uv_idle_start(&cs->flush_idle, on_flush_idle);
-    }
+    else
+        arm_flush(cs);
     return 0;
 }
 
@@ -1295,9 +1347,12 @@ void cluster_listening(rtmd_server *srv, int64_t pid, bool on)
  * node has members in, and rtmd:{n<id>}:r:<pid>:<rid>, the set of uids in
  * that room on the node. The scripts name the room keys from the index
  * (same slot). A change is written only with this start's token (as
- * presence changes); a join clears the node's keys, then rooms.c adds its
- * memberships again; a reap clears a dead node's keys unless it is alive
- * again. */
+ * presence changes); a change of the index (the node's first member of a
+ * room in, or its last out) takes the node's next presence seq and is
+ * published as > or < on the presence channel, so every mirror knows the
+ * rooms of every node (cluster_room_nodes) as it knows its users. The
+ * join script clears the node's keys, then rooms.c adds its memberships
+ * again; a reap clears a dead node's keys unless it is alive again. */
 
 #define ROOMS_READ_MAX 100         /* rooms per read */
 #define ROOM_MEMBERS_MAX 16777216  /* uids taken from one node's room */
@@ -1306,18 +1361,22 @@ void cluster_listening(rtmd_server *srv, int64_t pid, bool on)
     "local p = 'rtmd:{n' .. ARGV[2] .. '}:r:'\n"                                          \
     "for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', p .. m) end\n" \
     "redis.call('DEL', KEYS[2])\n"
-/* KEYS: alive, index. ARGV: token, id. */
-static const char ROOMS_JOIN_LUA[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n" ROOMS_CLEAR_LUA
-                                     "return 1\n";
 /* KEYS: alive, index. ARGV: (unused), id. */
 static const char ROOMS_REAP_LUA[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n" ROOMS_CLEAR_LUA
                                      "return 1\n";
-/* KEYS: alive, index, room. ARGV: token, op (+ or -), uid, "pid:rid". */
+/* KEYS: alive, index, room, seq. ARGV: token, op (+ or -), uid, "pid:rid",
+ * id. An index change is published with the node's next seq. */
 static const char ROOM_LUA[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "if ARGV[2] == '+' then redis.call('SADD', KEYS[3], ARGV[3]) redis.call('SADD', KEYS[2], ARGV[4])\n"
+    "local op\n"
+    "if ARGV[2] == '+' then redis.call('SADD', KEYS[3], ARGV[3])\n"
+    "  if redis.call('SADD', KEYS[2], ARGV[4]) == 1 then op = '>' end\n"
     "elseif redis.call('SREM', KEYS[3], ARGV[3]) == 1 and redis.call('SCARD', KEYS[3]) == 0 then\n"
-    "  redis.call('SREM', KEYS[2], ARGV[4]) end\n"
+    "  redis.call('SREM', KEYS[2], ARGV[4]) op = '<' end\n"
+    "if op then\n"
+    "  local s = redis.call('INCR', KEYS[4])\n"
+    "  redis.call('PUBLISH', '" CHANNEL "', ARGV[5] .. ' ' .. s .. ' ' .. op .. ' ' .. ARGV[4])\n"
+    "end\n"
     "return 1\n";
 /* KEYS: rooms of one node. {members of each}. */
 static const char ROOMS_READ_LUA[] =
@@ -1339,16 +1398,206 @@ static void rooms_reap(cluster_state *cs, const char *id)
     redisAsyncCommand(cs->cmd, NULL, NULL, "EVAL %s 2 %s %s - %s", ROOMS_REAP_LUA, k[0], idx, id);
 }
 
+/* The join script cleared the node's rooms: write them again. */
 static void rooms_join(cluster_state *cs)
 {
-    char k[3][64];
-    keys3(cs->id, k);
-    char idx[64];
-    key_of(idx, sizeof idx, cs->id, "rooms");
-    redisAsyncCommand(cs->cmd, NULL, NULL, "EVAL %s 2 %s %s %s %s", ROOMS_JOIN_LUA, k[0], idx, cs->token, cs->id);
-    /* Sent after the clear on the same connection: Redis runs them after it. */
     if (cs->rooms_joined)
         cs->rooms_joined(cs->srv);
+}
+
+typedef struct room_waiter {
+    uint64_t target; /* runs once room_acked reaches it */
+    void (*fn)(rtmd_server *srv, void *arg);
+    void *arg;
+} room_waiter;
+
+/* Runs the fences whose room changes Redis has answered (in order). */
+static void room_waiters_run(cluster_state *cs)
+{
+    size_t done = 0;
+    while (done < cs->nroom_waiters && cs->room_waiters[done].target <= cs->room_acked)
+        done++;
+    if (!done)
+        return;
+    room_waiter run[64];
+    if (done > 64)
+        done = 64; /* the rest on the next answer */
+    memcpy(run, cs->room_waiters, done * sizeof *run);
+    cs->nroom_waiters -= done;
+    memmove(cs->room_waiters, cs->room_waiters + done, cs->nroom_waiters * sizeof *run);
+    for (size_t i = 0; i < done; i++)
+        run[i].fn(cs->srv, run[i].arg);
+    if (cs->nroom_waiters && cs->room_waiters[0].target <= cs->room_acked)
+        room_waiters_run(cs);
+}
+
+/* A room change's answer (also none: the connection went, and the join
+ * after it writes the rooms again). */
+static void on_room_delta(redisAsyncContext *ac, void *r, void *privdata)
+{
+    cluster_state *cs = ac->data;
+    cs->room_acked++;
+    on_delta(ac, r, privdata);
+    room_waiters_run(cs);
+}
+
+void cluster_room_fence(rtmd_server *srv, void (*fn)(rtmd_server *srv, void *arg), void *arg)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs || cs->room_acked == cs->room_sent) {
+        fn(srv, arg);
+        return;
+    }
+    if (cs->nroom_waiters == cs->room_waiters_cap) {
+        size_t cap = cs->room_waiters_cap ? cs->room_waiters_cap * 2 : 16;
+        room_waiter *grown = realloc(cs->room_waiters, cap * sizeof *grown);
+        if (!grown) {
+            fn(srv, arg); /* out of memory: answer now, as without a fence */
+            return;
+        }
+        cs->room_waiters = grown;
+        cs->room_waiters_cap = cap;
+    }
+    cs->room_waiters[cs->nroom_waiters++] = (room_waiter){.target = cs->room_sent, .fn = fn, .arg = arg};
+}
+
+size_t cluster_room_nodes(const rtmd_server *srv, int64_t pid, int64_t rid, size_t *out, size_t cap)
+{
+    const cluster_state *cs = state_of(srv);
+    size_t n = 0;
+    for (size_t i = 0; cs && i < cs->nnodes && n < cap; i++) {
+        const mirror_node *m = cs->nodes[i];
+        /* A node whose snapshot is in flight may have rooms not applied yet. */
+        if (m->snapping || pairmap_get(&m->rooms, (uint64_t)pid, (uint64_t)rid))
+            out[n++] = i;
+    }
+    return n;
+}
+
+/* Room records for the nodes the mirror said had no members: they wait
+ * until this node's subscription has read everything Redis published
+ * before they were routed (a SUBSCRIBE of the node's fence channel, whose
+ * confirmation comes in order with the presence messages), and then go
+ * to the nodes that, by then, have members. So a member whose room entry
+ * Redis published before the message reached this node gets it. */
+#define FENCE_PREFIX "rtmd:fence:"
+#define DEFERRED_MAX (32u << 20) /* bytes of records waiting; past it, sent to every node */
+
+typedef struct room_deferred {
+    struct room_deferred *next;
+    int64_t pid, rid;
+    unsigned kind;
+    size_t len, nsent;
+    uint64_t *sent; /* serials of the nodes it went to already */
+    uint8_t data[];
+} room_deferred;
+
+static bool deferred_was_sent(const room_deferred *d, uint64_t serial)
+{
+    for (size_t i = 0; i < d->nsent; i++)
+        if (d->sent[i] == serial)
+            return true;
+    return false;
+}
+
+/* Sends a batch of deferred records: to the nodes with members now, or
+ * (all) to every node it did not go to. */
+static void deferred_release(cluster_state *cs, room_deferred *d, bool all)
+{
+    while (d) {
+        room_deferred *next = d->next;
+        for (size_t i = 0; i < cs->nnodes; i++) {
+            mirror_node *m = cs->nodes[i];
+            if (deferred_was_sent(d, m->serial))
+                continue;
+            if (all || m->snapping || pairmap_get(&m->rooms, (uint64_t)d->pid, (uint64_t)d->rid))
+                cluster_send(cs->srv, m->id, d->kind, d->data, d->len);
+        }
+        cs->deferred_bytes -= d->len;
+        free(d->sent);
+        free(d);
+        d = next;
+    }
+}
+
+static void on_fence(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    cluster_state *cs = ac->data;
+    const redisReply *reply = r;
+    if (!reply) { /* the connection went: no order any more, every node */
+        for (size_t i = 0; i < cs->ndeferred_batches; i++)
+            deferred_release(cs, cs->deferred_batches[i], true);
+        cs->ndeferred_batches = 0;
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || !is_str(reply->element[0]) ||
+        reply->element[0]->len != 9 || memcmp(reply->element[0]->str, "subscribe", 9) != 0 ||
+        cs->ndeferred_batches == 0)
+        return; /* a message someone published on the fence channel */
+    room_deferred *d = cs->deferred_batches[0];
+    memmove(cs->deferred_batches, cs->deferred_batches + 1, --cs->ndeferred_batches * sizeof *cs->deferred_batches);
+    deferred_release(cs, d, false);
+}
+
+/* End of the loop turn: one fence for the records deferred in it. */
+static void room_fence_send(cluster_state *cs)
+{
+    room_deferred *d = cs->deferred_open;
+    if (!d)
+        return;
+    cs->deferred_open = cs->deferred_last = NULL;
+    room_deferred **grown = realloc(cs->deferred_batches, (cs->ndeferred_batches + 1) * sizeof *grown);
+    if (grown)
+        cs->deferred_batches = grown;
+    if (!grown || !cs->sub_up ||
+        redisAsyncCommand(cs->sub, on_fence, NULL, "SUBSCRIBE " FENCE_PREFIX "%s", cs->id) != REDIS_OK) {
+        deferred_release(cs, d, true);
+        return;
+    }
+    cs->deferred_batches[cs->ndeferred_batches++] = d;
+}
+
+void cluster_send_room(rtmd_server *srv, int64_t pid, int64_t rid, unsigned kind, const void *data, size_t len,
+                       const bool *want, size_t nodes)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs)
+        return;
+    if (nodes > cs->nnodes)
+        nodes = cs->nnodes;
+    size_t nsent = 0, rest = 0;
+    for (size_t i = 0; i < nodes; i++) {
+        if (want[i])
+            nsent++;
+        else
+            rest++;
+    }
+    room_deferred *d = NULL;
+    if (rest && cs->joined && cs->sub_up && !cs->leaving && cs->deferred_bytes + len <= DEFERRED_MAX &&
+        (d = malloc(sizeof *d + len)) != NULL && !(d->sent = malloc((nsent ? nsent : 1) * sizeof *d->sent))) {
+        free(d);
+        d = NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nodes; i++) {
+        if (want[i] || (rest && !d)) /* no fence possible: every node */
+            cluster_send(srv, cs->nodes[i]->id, kind, data, len);
+        if (want[i] && d)
+            d->sent[k++] = cs->nodes[i]->serial;
+    }
+    if (!d)
+        return;
+    uint64_t *sent = d->sent;
+    *d = (room_deferred){.pid = pid, .rid = rid, .kind = kind, .len = len, .nsent = k, .sent = sent};
+    memcpy(d->data, data, len);
+    cs->deferred_bytes += len;
+    if (cs->deferred_open)
+        cs->deferred_last->next = d;
+    else
+        cs->deferred_open = d;
+    cs->deferred_last = d;
+    arm_flush(cs);
 }
 
 void cluster_on_rooms_joined(rtmd_server *srv, void (*fn)(rtmd_server *srv))
@@ -1368,8 +1617,9 @@ void cluster_room_changed(rtmd_server *srv, int64_t pid, int64_t rid, int64_t ui
     key_of(idx, sizeof idx, cs->id, "rooms");
     room_key(room, sizeof room, cs->id, pid, rid);
     snprintf(member, sizeof member, "%lld:%lld", (long long)pid, (long long)rid);
-    redisAsyncCommand(cs->cmd, on_delta, NULL, "EVAL %s 3 %s %s %s %s %s %lld %s", ROOM_LUA, k[0], idx, room,
-                      cs->token, in ? "+" : "-", (long long)uid, member);
+    if (redisAsyncCommand(cs->cmd, on_room_delta, NULL, "EVAL %s 4 %s %s %s %s %s %s %lld %s %s", ROOM_LUA, k[0],
+                          idx, room, k[2], cs->token, in ? "+" : "-", (long long)uid, member, cs->id) == REDIS_OK)
+        cs->room_sent++;
 }
 
 typedef struct room_read {
@@ -1982,6 +2232,7 @@ static void cluster_free(rtmd_server *srv)
     drop_connections(cs);
     for (size_t i = 0; i < cs->nnodes; i++) {
         pairmap_free(&cs->nodes[i]->users);
+        pairmap_free(&cs->nodes[i]->rooms);
         free(cs->nodes[i]->pending);
         free(cs->nodes[i]->out);
         free(cs->nodes[i]);
@@ -1989,6 +2240,20 @@ static void cluster_free(rtmd_server *srv)
     free(cs->nodes);
     pairmap_free(&cs->online);
     pairmap_free(&cs->listening);
+    free(cs->room_waiters);
+    while (cs->deferred_open) {
+        room_deferred *d = cs->deferred_open;
+        cs->deferred_open = d->next;
+        free(d->sent);
+        free(d);
+    }
+    for (size_t i = 0; i < cs->ndeferred_batches; i++)
+        for (room_deferred *d = cs->deferred_batches[i], *next; d; d = next) {
+            next = d->next;
+            free(d->sent);
+            free(d);
+        }
+    free(cs->deferred_batches);
     logins_free(cs);
     if (!cs->flush_closed) {
         uv_close((uv_handle_t *)&cs->flush_check, NULL);
@@ -2016,6 +2281,18 @@ static void cluster_metrics(const rtmd_server *srv, prom_out *out)
                 cs->rec_dropped);
     prom_metric(out, "rtmd_cluster_records_received_total", "counter", "Records received from other nodes.",
                 cs->rec_received);
+    {
+        char names[CLUSTER_KINDS][8];
+        const char *labels[CLUSTER_KINDS];
+        for (unsigned k = 0; k < CLUSTER_KINDS; k++) {
+            snprintf(names[k], sizeof names[k], "%u", k);
+            labels[k] = names[k];
+        }
+        /* Kind 0 is none: from 1, the numbers of cluster.h's enum. */
+        prom_labelled(out, "rtmd_cluster_records_received_by_kind_total", "counter",
+                      "Records received from other nodes, by kind (the number of cluster.h's enum).", "kind",
+                      labels + 1, cs->rec_received_kind + 1, CLUSTER_KINDS - 1);
+    }
     prom_metric(out, "rtmd_cluster_records_malformed_total", "counter",
                 "Records received that did not parse or had no handler.", cs->rec_malformed);
     prom_metric(out, "rtmd_cluster_mirror_rebuilds_total", "counter",

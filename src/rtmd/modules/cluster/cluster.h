@@ -95,10 +95,31 @@ void cluster_listening(rtmd_server *srv, int64_t pid, bool on);
  * Each node writes the room memberships of its own sessions to its own
  * keys (rtmd:{n<id>}:r:<pid>:<rid>, a set of uids, and the index
  * rtmd:{n<id>}:rooms of "pid:rid"); a reaped node's keys go with it. Reads
- * ask every live other node's keys. Without a cluster these do nothing. */
+ * of members ask every live other node's keys; which nodes have members
+ * in a room is in the mirror (cluster_room_nodes). Without a cluster these
+ * do nothing. */
 
-/* uid entered (in) or left (!in) room rid on this node. */
+/* uid entered (in) or left (!in) room rid on this node. The node's first
+ * member of a room (or its last gone) reaches every other node's mirror
+ * with the node's presence changes. */
 void cluster_room_changed(rtmd_server *srv, int64_t pid, int64_t rid, int64_t uid, bool in);
+/* fn(srv, arg) runs once Redis has run (and published) every room change
+ * this node sent before the call: at once when none is in flight or
+ * without a cluster, else when Redis answers (or the connection goes). */
+void cluster_room_fence(rtmd_server *srv, void (*fn)(rtmd_server *srv, void *arg), void *arg);
+/* Indexes of the other nodes with members in room rid of pid, by the
+ * mirror (also a node whose snapshot is in flight), into out (at most
+ * cap); returns how many. */
+size_t cluster_room_nodes(const rtmd_server *srv, int64_t pid, int64_t rid, size_t *out, size_t cap);
+/* Queues a room's record (as cluster_send) now for the nodes want[i]
+ * (indexes 0..nodes-1, those with members and listeners), and for each
+ * other node once this node's subscription has read what Redis published
+ * before this call, if that node then has members in the room: a member
+ * whose entry was published before the message reached this node is not
+ * missed. Without a fence (Redis away, too much waiting) every node gets
+ * it at once. */
+void cluster_send_room(rtmd_server *srv, int64_t pid, int64_t rid, unsigned kind, const void *data, size_t len,
+                       const bool *want, size_t nodes);
 /* fn runs each time this node (re)joins, after its room keys were
  * cleared: it re-adds every membership of the node (cluster_room_changed). */
 void cluster_on_rooms_joined(rtmd_server *srv, void (*fn)(rtmd_server *srv));
