@@ -68,9 +68,9 @@
  *
  * Across nodes (docs/cluster.md). With a cluster, deliver() also sends the
  * message's fields (not its packet) once to every other node that holds a
- * receiver or listens to the project (route); that node pushes it to its
- * own receivers and fires RTMD_EV_MESSAGE for its own listeners
- * (deliver_remote), so each listener gets each message once and string
+ * receiver (for a room: a member) or listens to the project (route); that
+ * node pushes it to its own receivers and fires RTMD_EV_MESSAGE for its
+ * own listeners (deliver_remote), so each listener gets each message once and string
  * ids are named by the node that knows them. */
 #include "messages.h"
 
@@ -1005,8 +1005,10 @@ static size_t want_group(rtmd_server *srv, const msg_job *j, const msg_target *t
 
 /* Sends the message once to each other node that has a receiver of it
  * (p2p: the receiver's nodes; group: the nodes of its online members;
- * room and broadcast: every node, which finds its own members) or an app
- * server listening to the project. */
+ * room: the nodes with members in the room, by the mirror, and those
+ * that have one once the mirror caught up (cluster_send_room); broadcast:
+ * every node, which finds its own users) or an app server listening to
+ * the project. */
 static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     size_t nodes = cluster_node_count(srv);
@@ -1015,15 +1017,26 @@ static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
     if (nodes > CLUSTER_NODES_MAX)
         nodes = CLUSTER_NODES_MAX;
     bool want[CLUSTER_NODES_MAX];
-    bool all = t->conv.conv_type == CONV_ROOM || t->conv.conv_type == CONV_BROADCAST;
-    memset(want, all, nodes);
+    memset(want, t->conv.conv_type == CONV_BROADCAST, nodes);
     if (t->conv.conv_type == CONV_P2P && cluster_remote_online(srv, j->pid, t->to)) {
         for (size_t k = 0; k < nodes; k++)
             want[k] = cluster_node_holds(srv, k, j->pid, t->to);
     } else if (t->conv.conv_type == CONV_GROUP) {
         want_group(srv, j, t, want, nodes);
+    } else if (t->conv.conv_type == CONV_ROOM) {
+        size_t in[CLUSTER_NODES_MAX];
+        size_t n = cluster_room_nodes(srv, j->pid, t->to, in, nodes);
+        for (size_t k = 0; k < n; k++)
+            want[in[k]] = true;
     }
     struct messages_state *s = state(srv);
+    if (t->conv.conv_type == CONV_ROOM) {
+        for (size_t k = 0; k < nodes; k++)
+            want[k] = want[k] || cluster_node_listens(srv, k, j->pid);
+        encode_record(&s->record, j, t);
+        cluster_send_room(srv, j->pid, t->to, CLUSTER_REC_MESSAGE, s->record.data, s->record.size, want, nodes);
+        return;
+    }
     bool encoded = false;
     for (size_t k = 0; k < nodes; k++) {
         if (!want[k] && !cluster_node_listens(srv, k, j->pid))

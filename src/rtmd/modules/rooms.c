@@ -31,7 +31,9 @@
  * alone, and writes them to Redis (cluster_room_changed). The app
  * server's add/del methods apply to this node's sessions and send a
  * record to every other node holding the user, which applies it there
- * with the same pushes (record_apply). getroommembers and getroomcount
+ * with the same pushes (record_apply). A method that put users in rooms on
+ * this node is answered once Redis has published them (hold_until_published):
+ * the other nodes then route the room's messages here. getroommembers and getroomcount
  * answer this node's members merged with the other nodes' read from
  * Redis. Membership pushes reach the other nodes' string-id members
  * through a record to every node (announce_remote, event_apply). */
@@ -351,6 +353,23 @@ static void answer_members(rtmd_request *req, int64_t rid)
     msgpack_sbuffer_destroy(&body);
 }
 
+static void release_request(rtmd_server *srv, void *req)
+{
+    (void)srv;
+    request_release(req);
+}
+
+/* In a cluster, the answer of a method that put users in rooms waits
+ * until Redis has published this node's room changes (cluster_room_fence):
+ * once it is answered, a room message through any node is routed here. */
+static void hold_until_published(rtmd_request *req)
+{
+    if (!cluster_enabled(req->srv))
+        return;
+    request_hold(req);
+    cluster_room_fence(req->srv, release_request, req);
+}
+
 /* client: enterroom {rid} -> {} (a number-id session, as the RTM SDKs
  * expect) or {members, more?} (a string-id session) */
 static void method_enterroom(rtmd_request *req)
@@ -359,6 +378,7 @@ static void method_enterroom(rtmd_request *req)
     if (!req_arg_int64(req, "rid", &rid))
         return;
     int rc = room_join(req->srv, req->project->pid, req->uid, rid, req->project->limits.max_rooms_per_user);
+    hold_until_published(req);
     const rtmd_session *s = users_session(req->conn);
     if (rc == 0 && s && s->string_id)
         answer_members(req, rid);
@@ -596,10 +616,13 @@ static void method_addroommember(rtmd_request *req)
         return;
     }
     forward_change(req->srv, pid, uid, ROOM_OP_ADD, &rid, 1);
-    if (users_online(req->srv, pid, uid))
-        answer_join(req, room_join(req->srv, pid, uid, rid, req->project->limits.max_rooms_per_user));
-    else
+    if (users_online(req->srv, pid, uid)) {
+        int rc = room_join(req->srv, pid, uid, rid, req->project->limits.max_rooms_per_user);
+        hold_until_published(req);
+        answer_join(req, rc);
+    } else {
         request_answer_empty(req);
+    }
 }
 
 /* Takes the user out of the room and, if it was in, sends it a oneway
@@ -667,6 +690,7 @@ static void method_addroommembers(rtmd_request *req)
         if (rc == 0)
             uids[ok++] = uids[i];
     }
+    hold_until_published(req);
     request_answer_ids(req, "successedUids", uids, ok);
     free(uids);
 }
@@ -720,6 +744,7 @@ static void method_adduserrooms(rtmd_request *req)
     for (uint32_t i = 0; i < n && rc == 0; i++)
         rc = room_join(srv, pid, uid, rids[i], req->project->limits.max_rooms_per_user);
     free(rids);
+    hold_until_published(req);
     answer_join(req, rc);
 }
 
