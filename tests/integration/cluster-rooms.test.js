@@ -4,7 +4,10 @@
 // and getroommembers answer every node's members through either node and
 // gate; the app server's addroommember / delroommember through node 1 act
 // on a user whose session is on node 2 (messages, kickoutroom); a killed
-// node's members leave the counts within the dead bound; getonlinestatus
+// node's members leave the counts within the dead bound; a room message
+// goes only to the nodes with members in the room, also to a member who
+// entered on node 2 just before the message went through node 1;
+// getonlinestatus
 // of a string id online on the other node says online; membership records
 // from Redis that do not parse change nothing; after a Redis restart the
 // nodes write their memberships again.
@@ -144,6 +147,72 @@ describe('rooms across cluster nodes', () => {
     x.destroy();
     assert.ok(await waitFor(async () => !(await status()).includes('rooms.xena'), 5000), 'xena offline via node 1');
   });
+
+  // Message records node n received from the other nodes (its /metrics).
+  const messageRecords = async (n) => {
+    const text = await fetch(c.nodes[n].url('http', '/metrics')).then((r) => r.text());
+    const m = new RegExp(`^rtmd_cluster_records_received_by_kind_total\\{kind="${RECORD_KINDS.MESSAGE}"\\} (\\d+)$`, 'm')
+      .exec(text);
+    assert.ok(m, 'node exposes its message records received');
+    return Number(m[1]);
+  };
+
+  it('a room message goes only to the nodes with members in the room', async () => {
+    const s = await user(0, 2101);
+    const o = await user(1, 2102);
+    await s.call('enterroom', { rid: I(50) });
+    await o.call('enterroom', { rid: I(51) }); // node 2 has rooms, not this one
+    // A p2p message to o marks the end: node 2 gets it once the room
+    // messages before it were routed (one node, one channel, in order).
+    const marker = async () => {
+      const mid = freshMid();
+      await s.call('sendmsg', { to: I(2102), mid: I(mid), mtype: 30, msg: 'mark', attrs: '' });
+      await o.waitPush((q) => q.method === 'pushmsg' && fpnn.toNumber(q.payload.mid) === mid);
+    };
+    const before = await messageRecords(1);
+    for (let i = 0; i < 10; i++) await send(s, 50);
+    await marker();
+    assert.equal(await messageRecords(1) - before, 1, 'node 2 got the marker only, no room record');
+    // o enters room 50 on node 2: node 2 gets the room's messages.
+    await o.call('enterroom', { rid: I(50) });
+    const mid = await send(s, 50);
+    await o.waitPush(byMid(mid));
+    await marker();
+    assert.equal(await messageRecords(1) - before, 3);
+    // ... and no more once its last member there left.
+    await o.call('leaveroom', { rid: I(50) });
+    assert.ok(await waitFor(async () => {
+      const b0 = await messageRecords(1);
+      await send(s, 50);
+      await marker();
+      return await messageRecords(1) - b0 === 1;
+    }, 3000), 'node 2 gets no room record after its last member left');
+    await o.call('leaveroom', { rid: I(51) });
+  });
+
+  it('enterroom on node 2, then at once a message through node 1: it arrives, every time', async () => {
+    const o = await user(1, 2103);
+    const ITER = 400;
+    for (let i = 0; i < ITER; i++) {
+      const rid = 60000 + i; // a room new on node 2: its entry must reach node 1 first
+      await o.call('enterroom', { rid: I(rid) });
+      const mid = freshMid();
+      await apps[0].call('sendroommsg', { from: I(2199), rid: I(rid), mid: I(mid), mtype: 30, msg: 'race', attrs: '' });
+      await o.waitPush(byMid(mid), 3000).catch(() => assert.fail(`iteration ${i}: the message did not arrive`));
+      await o.call('leaveroom', { rid: I(rid) });
+    }
+    // The same with a member of the room through node 1 too (its own record).
+    const s = await user(0, 2104);
+    for (let i = 0; i < 30; i++) {
+      const rid = 61000 + i;
+      await s.call('enterroom', { rid: I(rid) });
+      await o.call('enterroom', { rid: I(rid) });
+      const mid = await send(s, rid);
+      await o.waitPush(byMid(mid), 3000).catch(() => assert.fail(`iteration ${i}: the message did not arrive`));
+      await o.call('leaveroom', { rid: I(rid) });
+      await s.call('leaveroom', { rid: I(rid) });
+    }
+  }, 120000);
 
   it('malformed membership records change nothing', async () => {
     const B = (...x) => Buffer.from(x);
