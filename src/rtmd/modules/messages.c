@@ -1033,7 +1033,7 @@ static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
     if (t->conv.conv_type == CONV_ROOM) {
         for (size_t k = 0; k < nodes; k++)
             want[k] = want[k] || cluster_node_listens(srv, k, j->pid);
-        encode_record(&s->record, j, t);
+        encode_record(srv, &s->record, j, t);
         cluster_send_room(srv, j->pid, t->to, CLUSTER_REC_MESSAGE, s->record.data, s->record.size, want, nodes);
         return;
     }
