@@ -169,9 +169,11 @@ bool bans_project_banned(rtmd_server *srv, int64_t pid, int64_t uid)
 
 /* ---- other nodes (docs/cluster.md) ----
  * After a ban write commits, every other node is told whose bans to reload:
- * a record of two int64s {pid, uid}. After this node (re)joins, each
- * project's bans are reloaded whole. Reloads run on the writer
- * (store_submit): they land in order with this node's own writes. */
+ * a record of two int64s {pid, uid}, acknowledged (cluster_send_all_acked):
+ * the write is answered once every other node has reloaded. After this
+ * node (re)joins, each project's bans are reloaded whole. Reloads run on
+ * the writer (store_submit): they land in order with this node's own
+ * writes, and hold the record's acknowledgement until they are in place. */
 
 typedef struct ban_row {
     int64_t uid, target, until;
@@ -180,6 +182,7 @@ typedef struct ban_row {
 
 typedef struct ban_reload {
     rtmd_server *srv;
+    cluster_ack_token *hold; /* the acknowledgement it delays */
     int64_t pid, uid;
     bool all; /* every user of the project */
     int64_t now;
@@ -187,13 +190,14 @@ typedef struct ban_reload {
     ban_row *rows;
 } ban_reload;
 
-static void tell_nodes(rtmd_server *srv, int64_t pid, int64_t uid)
+/* Returns true when done(arg) runs once the other nodes have the change. */
+static bool tell_nodes(rtmd_server *srv, int64_t pid, int64_t uid, cluster_acked_fn done, void *arg)
 {
     if (!cluster_enabled(srv))
-        return;
+        return false;
     int64_t v[2] = {pid, uid};
     uint8_t rec[16];
-    cluster_send_all(srv, CLUSTER_REC_INV_BANS, rec, cluster_ids_pack(rec, v, 2));
+    return cluster_send_all_acked(srv, CLUSTER_REC_INV_BANS, rec, cluster_ids_pack(rec, v, 2), done, arg);
 }
 
 static int apply_reload(db_conn *db, void *arg)
@@ -259,6 +263,7 @@ static void reload_done(void *arg, int status)
     if (st && status != DB_OK)
         LOG_ERROR("bans: reloading pid %lld uid %lld for another node's change failed: %s", (long long)r->pid,
                   (long long)r->uid, db_errstr(status));
+    cluster_ack_release(r->srv, r->hold);
     free(r->rows);
     free(r);
 }
@@ -271,9 +276,11 @@ static void reload(rtmd_server *srv, int64_t pid, int64_t uid, bool all)
         return;
     }
     *r = (ban_reload){.srv = srv, .pid = pid, .uid = uid, .all = all,
-                      .now = (int64_t)((uint64_t)clock_unix_ms() / 1000u)};
-    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+                      .now = (int64_t)((uint64_t)clock_unix_ms() / 1000u), .hold = cluster_ack_hold(srv)};
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0) {
+        cluster_ack_release(srv, r->hold);
         free(r);
+    }
 }
 
 /* A record from another node: hostile, checked. */
@@ -297,6 +304,7 @@ typedef struct ban_write {
     bool add;
     int kind;
     int64_t pid, uid, target, until;
+    bool oom; /* stored, but not in memory: answered as an error */
 } ban_write;
 
 static int apply_ban_write(db_conn *db, void *arg)
@@ -318,32 +326,51 @@ static int apply_ban_write(db_conn *db, void *arg)
     return store_step_finalize(st);
 }
 
+/* Answers a write once applied here and, on a cluster, on every other node. */
+static void ban_write_answer(void *arg)
+{
+    ban_write *w = arg;
+    if (w->oom)
+        request_error(w->req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    else
+        request_answer_empty(w->req);
+    free(w);
+}
+
 static void ban_write_done(void *arg, int status)
 {
     ban_write *w = arg;
     rtmd_request *req = w->req;
-    struct bans_state *st = state(req->srv);
-    if (st && status == DB_OK)
-        tell_nodes(req->srv, w->pid, w->uid);
+    rtmd_server *srv = req->srv;
+    struct bans_state *st = state(srv);
     if (!st) {
         /* The module is gone (exit): nothing to update. */
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
-    } else if (status != DB_OK) {
+        free(w);
+        return;
+    }
+    if (status != DB_OK) {
         LOG_ERROR("ban write for uid %lld failed: %s", (long long)w->uid, db_errstr(status));
         module_answer_store_failure(req, status);
-    } else if (!w->add) {
+        free(w);
+        return;
+    }
+    if (!w->add) {
         ban_clear(st, w->pid, w->uid, w->kind, w->target);
-        request_answer_empty(req);
     } else if (ban_set(st, w->pid, w->uid, w->kind, w->target, w->until) != 0) {
         LOG_ERROR("out of memory recording a ban of uid %lld (stored, effective after a restart)", (long long)w->uid);
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-    } else {
-        rtmd_server *srv = req->srv;
-        request_answer_empty(req);
-        if (w->kind == BAN_PROJECT)
-            users_kickout(srv, w->pid, w->uid, NULL);
+        w->oom = true;
     }
-    free(w);
+    bool kick = w->add && !w->oom && w->kind == BAN_PROJECT;
+    int64_t pid = w->pid, uid = w->uid;
+    if (tell_nodes(srv, pid, uid, ban_write_answer, w)) {
+        if (kick) /* the answer waits for the other nodes; the kick need not */
+            users_kickout(srv, pid, uid, NULL);
+        return;
+    }
+    ban_write_answer(w);
+    if (kick)
+        users_kickout(srv, pid, uid, NULL);
 }
 
 /* The target key of each kind: "gid", "rid", or none for the blacklist. */

@@ -150,12 +150,16 @@ const char *friends_refusal_text(int code)
 
 /* ---- other nodes (docs/cluster.md) ----
  * After a list write commits, every other node is told which list to
- * reload: a record of three int64s {kind, pid, uid}. After this node
- * (re)joins, every list of each project is reloaded. Reloads run on the
- * writer (store_submit): they land in order with this node's own writes. */
+ * reload: a record of three int64s {kind, pid, uid}, acknowledged
+ * (cluster_send_all_acked): the write is answered once every other node has
+ * reloaded. After this node (re)joins, every list of each project is
+ * reloaded. Reloads run on the writer (store_submit): they land in order
+ * with this node's own writes, and hold the record's acknowledgement until
+ * they are in place. */
 
 typedef struct list_reload {
     rtmd_server *srv;
+    cluster_ack_token *hold; /* the acknowledgement it delays */
     int kind;
     int64_t pid, uid;
     bool all; /* both kinds, every user of the project */
@@ -163,13 +167,14 @@ typedef struct list_reload {
     int64_t (*rows)[3]; /* (kind, uid, other) */
 } list_reload;
 
-static void tell_nodes(rtmd_server *srv, int kind, int64_t pid, int64_t uid)
+/* Returns true when done(arg) runs once the other nodes have the change. */
+static bool tell_nodes(rtmd_server *srv, int kind, int64_t pid, int64_t uid, cluster_acked_fn done, void *arg)
 {
     if (!cluster_enabled(srv))
-        return;
+        return false;
     int64_t v[3] = {kind, pid, uid};
     uint8_t rec[24];
-    cluster_send_all(srv, CLUSTER_REC_INV_FRIENDS, rec, cluster_ids_pack(rec, v, 3));
+    return cluster_send_all_acked(srv, CLUSTER_REC_INV_FRIENDS, rec, cluster_ids_pack(rec, v, 3), done, arg);
 }
 
 static int apply_reload(db_conn *db, void *arg)
@@ -253,6 +258,7 @@ static void reload_done(void *arg, int status)
     if (st && status != DB_OK)
         LOG_ERROR("friends: reloading pid %lld uid %lld for another node's change failed: %s", (long long)r->pid,
                   (long long)r->uid, db_errstr(status));
+    cluster_ack_release(r->srv, r->hold);
     free(r->rows);
     free(r);
 }
@@ -264,9 +270,11 @@ static void reload(rtmd_server *srv, int kind, int64_t pid, int64_t uid, bool al
         LOG_ERROR("friends: out of memory reloading pid %lld", (long long)pid);
         return;
     }
-    *r = (list_reload){.srv = srv, .kind = kind, .pid = pid, .uid = uid, .all = all};
-    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+    *r = (list_reload){.srv = srv, .kind = kind, .pid = pid, .uid = uid, .all = all, .hold = cluster_ack_hold(srv)};
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0) {
+        cluster_ack_release(srv, r->hold);
         free(r);
+    }
 }
 
 /* A record from another node: hostile, checked. */
@@ -293,6 +301,7 @@ typedef struct list_write {
     int64_t pid, uid, created_at;
     uint32_t reserved; /* add: reservation to release when done */
     uint32_t limit;    /* add: the list's limit, counted in the store on PostgreSQL */
+    bool oom;          /* stored, but not in memory: answered as an error */
     uint32_t n;
     int64_t others[];
 } list_write;
@@ -346,6 +355,17 @@ static void release_reservation(struct friends_state *st, const list_write *w)
     }
 }
 
+/* Answers a write once applied here and, on a cluster, on every other node. */
+static void list_write_answer(void *arg)
+{
+    list_write *w = arg;
+    if (w->oom)
+        request_error(w->req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    else
+        request_answer_empty(w->req);
+    free(w);
+}
+
 static void list_write_done(void *arg, int status)
 {
     list_write *w = arg;
@@ -357,8 +377,6 @@ static void list_write_done(void *arg, int status)
         return;
     }
     release_reservation(st, w);
-    if (status == DB_OK)
-        tell_nodes(req->srv, w->kind, w->pid, w->uid);
     if (status == DB_REFUSED) {
         refuse_over_limit(req, w->kind);
         free(w);
@@ -381,14 +399,12 @@ static void list_write_done(void *arg, int status)
             idset_del(&l->ids, w->others[i]);
     }
     list_maybe_drop(st, w->kind, w->pid, w->uid, l);
-    if (oom) {
+    if (oom)
         LOG_ERROR("out of memory adding to the %s of uid %lld (stored, visible after a restart)", kinds[w->kind].name,
                   (long long)w->uid);
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-    } else {
-        request_answer_empty(req);
-    }
-    free(w);
+    w->oom = oom;
+    if (!tell_nodes(req->srv, w->kind, w->pid, w->uid, list_write_answer, w))
+        list_write_answer(w);
 }
 
 /* ---- methods ---- */

@@ -214,23 +214,27 @@ static bool caller_is_client(const rtmd_request *req)
 
 /* ---- other nodes (docs/cluster.md) ----
  * After a write commits, every other node is told which group (or which
- * project's groups) to reload: a record of three int64s {what, pid, gid}.
- * The reload runs on the writer (store_submit), so its result lands in
- * submission order with this node's own writes. */
+ * project's groups) to reload: a record of three int64s {what, pid, gid},
+ * acknowledged (cluster_send_all_acked): the write is answered once every
+ * other node has reloaded. The reload runs on the writer (store_submit),
+ * so its result lands in submission order with this node's own writes; it
+ * holds the record's acknowledgement until it is in place. */
 
 enum { INV_GROUP = 1, INV_PROJECT = 2 };
 
-static void tell_nodes(rtmd_server *srv, int64_t what, int64_t pid, int64_t gid)
+/* Returns true when done(arg) runs once the other nodes have the change. */
+static bool tell_nodes(rtmd_server *srv, int64_t what, int64_t pid, int64_t gid, cluster_acked_fn done, void *arg)
 {
     if (!cluster_enabled(srv))
-        return;
+        return false;
     int64_t v[3] = {what, pid, gid};
     uint8_t rec[24];
-    cluster_send_all(srv, CLUSTER_REC_INV_GROUPS, rec, cluster_ids_pack(rec, v, 3));
+    return cluster_send_all_acked(srv, CLUSTER_REC_INV_GROUPS, rec, cluster_ids_pack(rec, v, 3), done, arg);
 }
 
 typedef struct group_reload {
     rtmd_server *srv;
+    cluster_ack_token *hold; /* the acknowledgement it delays */
     int64_t what, pid, gid;
     size_t n, cap;
     int64_t (*rows)[2]; /* (gid, uid) */
@@ -280,6 +284,7 @@ static void reload_done(void *arg, int status)
     if (st && status != DB_OK)
         LOG_ERROR("groups: reloading pid %lld gid %lld for another node's change failed: %s", (long long)r->pid,
                   (long long)r->gid, db_errstr(status));
+    cluster_ack_release(r->srv, r->hold);
     free(r->rows);
     free(r);
 }
@@ -291,9 +296,11 @@ static void reload(rtmd_server *srv, int64_t what, int64_t pid, int64_t gid)
         LOG_ERROR("groups: out of memory reloading pid %lld gid %lld", (long long)pid, (long long)gid);
         return;
     }
-    *r = (group_reload){.srv = srv, .what = what, .pid = pid, .gid = gid};
-    if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
+    *r = (group_reload){.srv = srv, .what = what, .pid = pid, .gid = gid, .hold = cluster_ack_hold(srv)};
+    if (store_submit(srv->store, apply_reload, reload_done, r) != 0) {
+        cluster_ack_release(srv, r->hold);
         free(r);
+    }
 }
 
 /* A record from another node: hostile, checked. */
@@ -323,6 +330,7 @@ typedef struct group_write {
     uint32_t reserved; /* GW_ADD: reservation to release when done */
     uint32_t max_members, max_groups; /* GW_ADD on PostgreSQL: the limits counted in the store */
     const char *over;  /* GW_ADD on PostgreSQL: why the store's count refused it (DB_REFUSED) */
+    bool oom;          /* stored, but not in memory: answered as an error */
     uint32_t n;
     int64_t uids[];
 } group_write;
@@ -396,6 +404,17 @@ static int apply_group_write(db_conn *db, void *arg)
                                                 : "DELETE FROM group_members WHERE pid = ?1");
 }
 
+/* Answers a write once applied here and, on a cluster, on every other node. */
+static void group_write_answer(void *arg)
+{
+    group_write *w = arg;
+    if (w->oom)
+        request_error(w->req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    else
+        request_answer_empty(w->req);
+    free(w);
+}
+
 static void group_write_done(void *arg, int status)
 {
     group_write *w = arg;
@@ -442,14 +461,11 @@ static void group_write_done(void *arg, int status)
             oom = true;
         break;
     }
-    tell_nodes(req->srv, w->op == GW_CLEAR ? INV_PROJECT : INV_GROUP, w->pid, w->gid);
-    if (oom) {
+    if (oom)
         LOG_ERROR("out of memory adding members to gid %lld (stored, visible after a restart)", (long long)w->gid);
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-    } else {
-        request_answer_empty(req);
-    }
-    free(w);
+    w->oom = oom;
+    if (!tell_nodes(req->srv, w->op == GW_CLEAR ? INV_PROJECT : INV_GROUP, w->pid, w->gid, group_write_answer, w))
+        group_write_answer(w);
 }
 
 static void submit(rtmd_request *req, group_write *w)

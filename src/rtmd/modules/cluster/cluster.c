@@ -209,6 +209,7 @@ typedef struct cluster_state {
     size_t nrejoin;
     uint64_t rejoin_due_ms;    /* 0: none due */
     uint64_t rebuilds;
+    struct acks_state *acks;   /* acknowledged records (their section) */
 } cluster_state;
 
 static cluster_state *state_of(const rtmd_server *srv)
@@ -221,6 +222,11 @@ static void rooms_join(cluster_state *cs);
 /* Logins across nodes (their section, below). */
 static void logins_reaped(cluster_state *cs, const char *node, const redisReply *members);
 static void logins_joined(cluster_state *cs);
+/* Acknowledged records (their section, below). */
+static void acks_sweep(cluster_state *cs, uint64_t now);
+static int acks_init(cluster_state *cs);
+static void acks_free(cluster_state *cs);
+static void kick_timer(cluster_state *cs);
 
 /* ---- parsing what Redis says ------------------------------------------- */
 
@@ -340,6 +346,7 @@ static void mirror_drop(cluster_state *cs, const char *which)
         free(n);
         cs->nodes[i] = cs->nodes[--cs->nnodes];
         LOG_INFO("cluster: node %s is gone; its users are offline here", id);
+        kick_timer(cs); /* the syncs waiting for it end at the tick */
         return;
     }
 }
@@ -1050,6 +1057,7 @@ static void on_tick(uv_timer_t *t)
     cluster_state *cs = t->data;
     rtmd_server *srv = cs->srv;
     uint64_t now = uv_now(srv->loop);
+    acks_sweep(cs, now);
     if (srv->stopping) {
         /* Say goodbye (the other nodes drop our users at once), then let
          * the loop end. */
@@ -2171,6 +2179,324 @@ bool cluster_ids_unpack(const uint8_t *p, size_t len, int64_t *v, size_t n)
     return true;
 }
 
+/* ---- acknowledged records ----------------------------------------------
+ * A record to acknowledge goes as CLUSTER_REC_SYNC:
+ *   origin id length (1 byte), origin id, sync id (8 bytes, big endian),
+ *   inner kind (1 byte), inner record
+ * and its acknowledgement comes back to the origin as CLUSTER_REC_ACK:
+ *   sync id (8 bytes), the acknowledging node's id (1..32 characters).
+ * The origin keeps each sync (the ids of the nodes it waits for) in a list
+ * in order of start, so the oldest deadlines come first, and a map by id;
+ * the tick ends the syncs past CLUSTER_ACK_BOUND_MS, those waiting for a
+ * node the mirror no longer follows, and all of them when Redis is away or
+ * the node stops. A receiver keeps no table: a hold is a token naming the
+ * origin and the sync, counted (CLUSTER_ACK_HOLDS_MAX) and freed by its
+ * last release. */
+
+#define ACK_LOG_EVERY_MS 10000
+
+typedef struct ack_sync {
+    struct ack_sync *prev, *next;
+    uint64_t id, deadline;
+    cluster_acked_fn done;
+    void *arg;
+    uint32_t nwait;
+    char wait[][RTMD_NODE_ID_MAX]; /* the nodes that have not acknowledged */
+} ack_sync;
+
+struct cluster_ack_token {
+    uint64_t id;
+    unsigned refs;
+    char origin[RTMD_NODE_ID_MAX];
+};
+
+typedef struct acks_state {
+    ack_sync *head, *tail;
+    pairmap by_id; /* (0, sync id) -> ack_sync */
+    size_t n;
+    uint64_t next_id;
+    cluster_ack_token *running; /* the token of the synced handler running */
+    size_t holds;
+    uint64_t waited, timed_out, overflow, warned_ms;
+} acks_state;
+
+static void ack_unlink(acks_state *as, ack_sync *y)
+{
+    if (y->prev)
+        y->prev->next = y->next;
+    else
+        as->head = y->next;
+    if (y->next)
+        y->next->prev = y->prev;
+    else
+        as->tail = y->prev;
+    pairmap_del(&as->by_id, 0, y->id);
+    as->n--;
+}
+
+/* Ends a sync: out of the tables first, so that done may do anything. */
+static void ack_finish(acks_state *as, ack_sync *y)
+{
+    ack_unlink(as, y);
+    cluster_acked_fn done = y->done;
+    void *arg = y->arg;
+    free(y);
+    done(arg);
+}
+
+/* Drops the nodes the mirror no longer follows from y's wait list. */
+static void ack_forget_gone(cluster_state *cs, ack_sync *y)
+{
+    for (uint32_t i = 0; i < y->nwait;)
+        if (!mirror_find(cs, y->wait[i]))
+            memcpy(y->wait[i], y->wait[--y->nwait], RTMD_NODE_ID_MAX);
+        else
+            i++;
+}
+
+static void acks_sweep(cluster_state *cs, uint64_t now)
+{
+    acks_state *as = cs->acks;
+    if (!as || !as->head)
+        return;
+    bool all = cs->srv->stopping || cs->broken || !cs->joined || !cs->cmd_up;
+    char late[RTMD_NODE_ID_MAX] = "";
+    size_t nlate = 0;
+    /* The syncs that end are taken out first, then their done run: done
+     * may start others. */
+    ack_sync *ended = NULL, **tail = &ended;
+    for (ack_sync *y = as->head, *next; y; y = next) {
+        next = y->next;
+        ack_forget_gone(cs, y);
+        if (!all && y->nwait > 0 && now < y->deadline)
+            continue;
+        if (!all && y->nwait > 0) {
+            nlate++;
+            memcpy(late, y->wait[0], sizeof late);
+        }
+        ack_unlink(as, y);
+        y->next = NULL;
+        *tail = y;
+        tail = &y->next;
+    }
+    as->timed_out += nlate;
+    if (nlate && (!as->warned_ms || now - as->warned_ms >= ACK_LOG_EVERY_MS)) {
+        as->warned_ms = now ? now : 1;
+        LOG_WARN("cluster: %zu mirror change(s) answered after %d ms without the acknowledgement of node %s (maybe "
+                 "of others too); at most one such line per %d s",
+                 nlate, CLUSTER_ACK_BOUND_MS, late, ACK_LOG_EVERY_MS / 1000);
+    }
+    while (ended) {
+        ack_sync *y = ended;
+        ended = y->next;
+        cluster_acked_fn done = y->done;
+        void *arg = y->arg;
+        free(y);
+        done(arg);
+    }
+}
+
+bool cluster_send_all_acked(rtmd_server *srv, unsigned kind, const void *data, size_t len, cluster_acked_fn done,
+                            void *arg)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs)
+        return false;
+    acks_state *as = cs->acks;
+    size_t nn = cs->nnodes;
+    size_t idlen = strlen(cs->id);
+    ack_sync *y = NULL;
+    uint8_t small[256], *rec = small;
+    size_t rlen = 1 + idlen + 8 + 1 + len;
+    bool wait = nn > 0 && cs->joined && cs->cmd_up && !cs->leaving && !cs->broken && kind < CLUSTER_KINDS &&
+                idlen > 0 && len <= CLUSTER_RECORD_MAX - (1 + RTMD_NODE_ID_MAX + 9);
+    if (wait && as->n >= CLUSTER_ACKS_MAX) {
+        as->overflow++;
+        wait = false;
+    }
+    if (wait && rlen > sizeof small && !(rec = malloc(rlen)))
+        wait = false;
+    if (wait && !(y = calloc(1, sizeof *y + nn * sizeof y->wait[0]))) {
+        wait = false;
+    }
+    if (!wait) {
+        if (rec != small)
+            free(rec);
+        cluster_send_all(srv, kind, data, len);
+        return false;
+    }
+    y->id = ++as->next_id;
+    rec[0] = (uint8_t)idlen;
+    memcpy(rec + 1, cs->id, idlen);
+    int64_t sid = (int64_t)y->id;
+    cluster_ids_pack(rec + 1 + idlen, &sid, 1);
+    rec[1 + idlen + 8] = (uint8_t)kind;
+    if (len)
+        memcpy(rec + 1 + idlen + 9, data, len);
+    for (size_t i = 0; i < nn; i++) {
+        const char *node = cs->nodes[i]->id; /* read before cluster_send: no call below changes the mirror */
+        if (cluster_send(srv, node, CLUSTER_REC_SYNC, rec, rlen) == 0)
+            memcpy(y->wait[y->nwait++], node, RTMD_NODE_ID_MAX);
+    }
+    if (rec != small)
+        free(rec);
+    if (y->nwait == 0 || pairmap_put(&as->by_id, 0, y->id, y) != 0) {
+        free(y); /* sent to none (or out of memory): nothing to wait for */
+        return false;
+    }
+    y->deadline = uv_now(srv->loop) + CLUSTER_ACK_BOUND_MS;
+    y->done = done;
+    y->arg = arg;
+    y->prev = as->tail;
+    if (as->tail)
+        as->tail->next = y;
+    else
+        as->head = y;
+    as->tail = y;
+    as->n++;
+    as->waited++;
+    return true;
+}
+
+/* Sends the acknowledgement of a sync to its origin: batched like any
+ * record when the mirror follows the origin, else published at once (a
+ * node that learnt of this one before this one learnt of it). */
+static void ack_send(cluster_state *cs, const cluster_ack_token *t)
+{
+    size_t idlen = strlen(cs->id);
+    if (idlen == 0)
+        return;
+    uint8_t rec[8 + RTMD_NODE_ID_MAX];
+    int64_t sid = (int64_t)t->id;
+    cluster_ids_pack(rec, &sid, 1);
+    memcpy(rec + 8, cs->id, idlen);
+    size_t len = 8 + idlen;
+    if (mirror_find(cs, t->origin)) {
+        cluster_send(cs->srv, t->origin, CLUSTER_REC_ACK, rec, len);
+        return;
+    }
+    uint8_t frame[REC_HEAD + sizeof rec];
+    frame[0] = CLUSTER_REC_ACK;
+    frame[1] = frame[2] = frame[3] = 0;
+    frame[4] = (uint8_t)len;
+    memcpy(frame + REC_HEAD, rec, len);
+    size_t flen = REC_HEAD + len;
+    if (!cs->joined || !cs->cmd_up || cs->flush_closed || cs->inflight + flen > INFLIGHT_MAX ||
+        redisAsyncCommand(cs->cmd, on_published, (void *)(uintptr_t)flen, "PUBLISH " ROUTED_PREFIX "%s %b", t->origin,
+                          frame, flen) != REDIS_OK) {
+        cs->rec_dropped++;
+        return;
+    }
+    cs->inflight += flen;
+    cs->rec_sent++;
+}
+
+cluster_ack_token *cluster_ack_hold(rtmd_server *srv)
+{
+    cluster_state *cs = state_of(srv);
+    if (!cs || !cs->acks || !cs->acks->running)
+        return NULL;
+    cs->acks->running->refs++;
+    return cs->acks->running;
+}
+
+void cluster_ack_release(rtmd_server *srv, cluster_ack_token *t)
+{
+    if (!t || --t->refs > 0)
+        return;
+    cluster_state *cs = state_of(srv); /* NULL once the module is gone: then only freed */
+    if (cs && cs->acks) {
+        cs->acks->holds--;
+        ack_send(cs, t);
+    }
+    free(t);
+}
+
+/* A record to acknowledge (hostile: every field checked). */
+static void on_sync_record(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    cluster_state *cs = state_of(srv);
+    acks_state *as = cs->acks;
+    size_t idlen = len ? data[0] : 0;
+    if (idlen == 0 || len < 1 + idlen + 8 + 1 || !id_ok((const char *)data + 1, idlen)) {
+        cs->rec_malformed++;
+        return;
+    }
+    unsigned kind = data[1 + idlen + 8];
+    if (kind >= CLUSTER_KINDS || kind == CLUSTER_REC_SYNC || kind == CLUSTER_REC_ACK || !cs->handlers[kind]) {
+        cs->rec_malformed++;
+        return;
+    }
+    int64_t id;
+    cluster_ids_unpack(data + 1 + idlen, 8, &id, 1);
+    cluster_ack_token *t = as->holds < CLUSTER_ACK_HOLDS_MAX ? calloc(1, sizeof *t) : NULL;
+    if (t) {
+        t->id = (uint64_t)id;
+        t->refs = 1; /* the handler's own, released when it returns */
+        memcpy(t->origin, data + 1, idlen);
+        as->holds++;
+        as->running = t;
+    }
+    cs->handlers[kind](srv, data + 1 + idlen + 9, len - (1 + idlen + 9));
+    as->running = NULL;
+    if (t) {
+        cluster_ack_release(srv, t);
+    } else { /* too many holds alive, or out of memory: acknowledged now */
+        cluster_ack_token now = {.id = (uint64_t)id};
+        memcpy(now.origin, data + 1, idlen);
+        ack_send(cs, &now);
+    }
+}
+
+/* An acknowledgement of one of this node's syncs (hostile: checked). */
+static void on_ack_record(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    cluster_state *cs = state_of(srv);
+    acks_state *as = cs->acks;
+    int64_t id;
+    if (len <= 8 || !id_ok((const char *)data + 8, len - 8) || !cluster_ids_unpack(data, 8, &id, 1)) {
+        cs->rec_malformed++;
+        return;
+    }
+    ack_sync *y = pairmap_get(&as->by_id, 0, (uint64_t)id);
+    if (!y)
+        return; /* ended already (the bound, a node gone) or not ours */
+    for (uint32_t i = 0; i < y->nwait; i++)
+        if (strlen(y->wait[i]) == len - 8 && memcmp(y->wait[i], data + 8, len - 8) == 0) {
+            memcpy(y->wait[i], y->wait[--y->nwait], RTMD_NODE_ID_MAX);
+            break;
+        }
+    if (y->nwait == 0)
+        ack_finish(as, y);
+}
+
+static int acks_init(cluster_state *cs)
+{
+    cs->acks = calloc(1, sizeof *cs->acks);
+    if (!cs->acks)
+        return -1;
+    /* Sync ids start anywhere, so that an acknowledgement meant for an
+     * earlier start of this node's id matches nothing. */
+    cs->acks->next_id = clock_monotonic_ms() << 24 ^ (uint64_t)clock_unix_ms() << 8 ^ (uint64_t)getpid();
+    cs->handlers[CLUSTER_REC_SYNC] = on_sync_record;
+    cs->handlers[CLUSTER_REC_ACK] = on_ack_record;
+    return 0;
+}
+
+/* At exit: syncs still waiting (the tick ends them all when the node
+ * stops, so only when the loop did not run to its end) are ended too. */
+static void acks_free(cluster_state *cs)
+{
+    acks_state *as = cs->acks;
+    if (!as)
+        return;
+    while (as->head)
+        ack_finish(as, as->head);
+    pairmap_free(&as->by_id);
+    free(as);
+    cs->acks = NULL;
+}
+
 /* ---- module ------------------------------------------------------------ */
 
 static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
@@ -2184,7 +2510,7 @@ static int cluster_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->cluster = cs;
     cs->srv = srv;
-    if (logins_init(cs) != 0) {
+    if (logins_init(cs) != 0 || acks_init(cs) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -2255,6 +2581,7 @@ static void cluster_free(rtmd_server *srv)
         }
     free(cs->deferred_batches);
     logins_free(cs);
+    acks_free(cs);
     if (!cs->flush_closed) {
         uv_close((uv_handle_t *)&cs->flush_check, NULL);
         uv_close((uv_handle_t *)&cs->flush_idle, NULL);
@@ -2297,6 +2624,13 @@ static void cluster_metrics(const rtmd_server *srv, prom_out *out)
                 "Records received that did not parse or had no handler.", cs->rec_malformed);
     prom_metric(out, "rtmd_cluster_mirror_rebuilds_total", "counter",
                 "Reloads of the groups, friends, bans and RealTimeCat mirrors after (re)joining.", cs->rebuilds);
+    prom_metric(out, "rtmd_cluster_acks_waited_total", "counter",
+                "Mirror changes whose answer waited for the other nodes' acknowledgements.", cs->acks->waited);
+    prom_metric(out, "rtmd_cluster_acks_timed_out_total", "counter",
+                "Mirror changes answered after the bound without every node's acknowledgement.",
+                cs->acks->timed_out);
+    prom_metric(out, "rtmd_cluster_acks_overflow_total", "counter",
+                "Mirror changes sent without waiting: too many were waiting already.", cs->acks->overflow);
 }
 
 static const rtmd_observer cluster_observers[] = {

@@ -52,6 +52,8 @@ enum {
     /* auth.c: getattrs across nodes (ask, answer), kickout {ce} of a session on another node */
     CLUSTER_REC_ATTRS_ASK, CLUSTER_REC_ATTRS_ANSWER, CLUSTER_REC_CE_KICK,
     CLUSTER_REC_ROOM_EVENT, /* rooms.c: pushroomjoined/pushroomleft for the other nodes' members */
+    /* cluster.c "acknowledged records": a record to acknowledge, its acknowledgement */
+    CLUSTER_REC_SYNC, CLUSTER_REC_ACK,
     CLUSTER_KINDS
 };
 
@@ -181,5 +183,35 @@ void cluster_on_rejoin(rtmd_server *srv, cluster_rejoin_fn fn);
 size_t cluster_ids_pack(uint8_t *out, const int64_t *v, size_t n);
 /* The reverse, only when len is exactly 8 * n. */
 bool cluster_ids_unpack(const uint8_t *p, size_t len, int64_t *v, size_t n);
+
+/* ---- acknowledged records --------------------------------------------
+ * A mirror change is answered once every live other node has applied it.
+ * cluster_send_all_acked sends the record to every live other node,
+ * wrapped with this node's id and a sync id; a receiver runs the handler
+ * of its kind as for a plain record and acknowledges when the handler
+ * returns, or, when the handler took a hold (cluster_ack_hold) for work
+ * that ends later (a reload through the writer), when the last hold is
+ * released. done(arg) runs once, from the loop, when every node the record
+ * went to has acknowledged, or a node went, or Redis went away, or
+ * CLUSTER_ACK_BOUND_MS passed (checked each tick: at most one tick later;
+ * logged at most once per 10 s, counted in /metrics). */
+#define CLUSTER_ACK_BOUND_MS 2000
+#define CLUSTER_ACKS_MAX 4096     /* syncs waiting on this node; beyond, sent unacknowledged */
+#define CLUSTER_ACK_HOLDS_MAX 65536 /* holds alive on this node; beyond, acknowledged at once */
+
+typedef void (*cluster_acked_fn)(void *arg);
+/* Returns true when done will run later. False when there is nothing to
+ * wait for (no cluster, no other node, Redis away, CLUSTER_ACKS_MAX
+ * waiting): the record went plain where it could, done is not called, and
+ * the caller goes on at once. */
+bool cluster_send_all_acked(rtmd_server *srv, unsigned kind, const void *data, size_t len, cluster_acked_fn done,
+                            void *arg);
+typedef struct cluster_ack_token cluster_ack_token;
+/* In a handler run for an acknowledged record: delays its acknowledgement
+ * until cluster_ack_release of the token. Elsewhere (a plain record, a
+ * rebuild, no cluster): NULL. */
+cluster_ack_token *cluster_ack_hold(rtmd_server *srv);
+/* Releases a hold (NULL: nothing); the last one sends the acknowledgement. */
+void cluster_ack_release(rtmd_server *srv, cluster_ack_token *t);
 
 #endif

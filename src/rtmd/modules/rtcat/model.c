@@ -334,12 +334,15 @@ int rc_load_all(db_conn *db, void *arg)
  * write of the session or its tokens; the receiver reads the session and
  * its live tokens on the writer (store_submit, in order with its own
  * writes), replaces its copy (in created_us order), and kicks its own token
- * logins of what went. After a rejoin each project is reloaded whole. */
+ * logins of what went; the reload holds the record's acknowledgement (the
+ * write is answered once every node has its copy). After a rejoin each
+ * project is reloaded whole. */
 
 #define RC_REC_LEN (8 + RTCAT_UUID_LEN)
 
 typedef struct rc_reload {
     rtmd_server *srv;
+    cluster_ack_token *hold; /* the acknowledgement it delays */
     int64_t pid, now;
     char uuid[RTCAT_UUID_LEN + 1]; /* empty: the whole project */
     rc_obj *sess, *tok;
@@ -353,18 +356,19 @@ typedef struct rc_reload {
     void *arg;
 } rc_reload;
 
-void rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid)
+bool rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid, cluster_acked_fn done, void *arg)
 {
     if (!cluster_enabled(srv) || strlen(session_uuid) != RTCAT_UUID_LEN)
-        return;
+        return false;
     uint8_t rec[RC_REC_LEN];
     cluster_ids_pack(rec, &pid, 1);
     memcpy(rec + 8, session_uuid, RTCAT_UUID_LEN);
-    cluster_send_all(srv, CLUSTER_REC_INV_RTCAT, rec, sizeof rec);
+    return cluster_send_all_acked(srv, CLUSTER_REC_INV_RTCAT, rec, sizeof rec, done, arg);
 }
 
 static void reload_free(rc_reload *r)
 {
+    cluster_ack_release(r->srv, r->hold);
     if (r->cb)
         r->cb(r->arg);
     for (size_t i = 0; i < r->nsess; i++)
@@ -553,6 +557,7 @@ static void reload(rtmd_server *srv, int64_t pid, const char *uuid)
     r->now = rc_now_us();
     if (uuid)
         memcpy(r->uuid, uuid, RTCAT_UUID_LEN);
+    r->hold = cluster_ack_hold(srv);
     if (store_submit(srv->store, apply_reload, reload_done, r) != 0)
         reload_free(r);
 }

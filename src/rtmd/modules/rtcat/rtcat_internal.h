@@ -7,6 +7,7 @@
 
 #include "rtcat.h"
 
+#include "cluster.h"
 #include "db.h"
 #include "http.h"
 #include "pairmap.h"
@@ -126,8 +127,10 @@ int rc_load_all(db_conn *db, void *arg);
 /* ---- other nodes (model.c, docs/cluster.md) ---- */
 
 /* After a write of the session (or of one of its tokens) committed: every
- * other node reloads that session with its tokens. */
-void rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid);
+ * other node reloads that session with its tokens. Returns true when
+ * done(arg) runs once they have (cluster_send_all_acked), false when there
+ * is nothing to wait for. */
+bool rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid, cluster_acked_fn done, void *arg);
 /* Registers the receiver of those records and the reload after a rejoin. */
 void rc_cluster_init(rtmd_server *srv);
 

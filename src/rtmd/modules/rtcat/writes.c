@@ -3,8 +3,9 @@
  * that the limits stay exact), changing and deleting them, each one write
  * through the store. As in groups.c, a change is applied to memory in the
  * store's done callback, after commit, and only then answered (the HTTP
- * answer is deferred, http.h); deleting a session or token kicks its token
- * logins (logins.c). Used by the REST routes (rest.c) and the demo
+ * answer is deferred, http.h; on a cluster, once every other node has
+ * reloaded it too); deleting a session or token kicks its token logins
+ * (logins.c). Used by the REST routes (rest.c) and the demo
  * backend (demo_backend.c). */
 #include "rtcat_internal.h"
 
@@ -32,12 +33,15 @@ typedef struct rc_write {
     uint32_t max_sessions, max_tokens; /* creations on PostgreSQL: the caps counted in the store */
     const char *over;  /* which cap the store's count refused (DB_REFUSED) */
     rc_obj sess;       /* the new or updated session; its uuid for token writes */
+    json_t *answer;    /* once applied here: the answer (taken by rc_send_json) */
+    int answer_code;   /* its status; 204: no body */
     uint32_t ntok;
     rc_obj tok[];
 } rc_write;
 
 static void write_free(rc_write *w)
 {
+    json_decref(w->answer);
     rc_obj_clear(&w->sess);
     for (uint32_t i = 0; i < w->ntok; i++)
         rc_obj_clear(&w->tok[i]);
@@ -166,6 +170,19 @@ static int apply_write(db_conn *db, void *arg)
     return rc == DB_OK && counted ? count_creation(db, w) : rc;
 }
 
+/* Sends the answer kept in w: once applied here and, on a cluster, on
+ * every other node. */
+static void write_answer(void *arg)
+{
+    rc_write *w = arg;
+    if (w->answer_code == 204)
+        http_deferred_respond(&w->d, 204, "application/json", RC_JSON_HEADERS, "", 0);
+    else
+        rc_send_json(NULL, NULL, &w->d, w->answer_code, w->answer, NULL);
+    w->answer = NULL;
+    write_free(w);
+}
+
 static void write_done(void *arg, int status)
 {
     rc_write *w = arg;
@@ -191,7 +208,6 @@ static void write_done(void *arg, int status)
         write_free(w);
         return;
     }
-    rc_tell_nodes(w->srv, w->pid, w->sess.uuid);
     json_t *j = NULL;
     int code = 200;
     rc_session *s = rc_session_get(st, rp, w->sess.uuid, strlen(w->sess.uuid));
@@ -246,21 +262,21 @@ static void write_done(void *arg, int status)
         if (s)
             rc_session_free(st, s);
         rc_kick_logins(st, w->sess.uuid, NULL, RTCAT_SESSION_DELETED);
-        http_deferred_respond(&w->d, 204, "application/json", RC_JSON_HEADERS, "", 0);
-        write_free(w);
-        return;
+        code = 204;
+        break;
     case W_DEL_TOKEN: {
         rc_token *t = rc_token_get(st, rp, w->tok[0].uuid, RTCAT_UUID_LEN);
         if (t)
             rc_token_free(st, t);
         rc_kick_logins(st, NULL, w->tok[0].uuid, RTCAT_TOKEN_DELETED);
-        http_deferred_respond(&w->d, 204, "application/json", RC_JSON_HEADERS, "", 0);
-        write_free(w);
-        return;
+        code = 204;
+        break;
     }
     }
-    rc_send_json(NULL, NULL, &w->d, code, j, NULL);
-    write_free(w);
+    w->answer = j;
+    w->answer_code = code;
+    if (!rc_tell_nodes(w->srv, w->pid, w->sess.uuid, write_answer, w))
+        write_answer(w);
 }
 
 static void submit(rtmd_conn *c, const http_request *req, rc_write *w, rc_project *rp)
