@@ -163,26 +163,6 @@ async function waitOnline(app, uid) {
   if (!(await require('./rtmd').waitFor(seen, 5000))) throw new Error(`${uid} logged in on one node is not online on the other`);
 }
 
-// On a cluster (lib/rtmd.js), waits until check(a) is true for an app-server
-// link `a` of app's project on every node: a change made through one node
-// has reached every node's mirrors (docs/cluster.md "Mirrors across
-// nodes"; a node's server gate reads its own mirrors, as its client gate
-// does). For a check through a client that could not be repeated without
-// effect (a send expected to be refused). On one node it returns at once:
-// there a change is in place when it is answered.
-async function mirrored(srv, app, check, ms = 5000) {
-  const { TEST_STORE, waitFor } = require('./rtmd');
-  if (TEST_STORE !== 'cluster') return;
-  for (const node of srv.nodes) {
-    const a = await appServer(node, { project: app.project });
-    try {
-      if (!(await waitFor(() => check(a), ms))) throw new Error(`a change is not on node ${srv.nodes.indexOf(node)} within ${ms} ms`);
-    } finally {
-      await a.close();
-    }
-  }
-}
-
 // Asserts that promise rejects with an FPNN/RTM error of the given code.
 async function expectCode(promise, code) {
   try {
@@ -237,6 +217,6 @@ async function stopChecked(srv, apps = []) {
 }
 
 module.exports = {
-  AppServer, User, appServer, login, mirrored, recordPushes, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
+  AppServer, User, appServer, login, recordPushes, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
   writeProjectsConfig, startWithProjects, stopChecked,
 };

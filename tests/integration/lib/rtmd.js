@@ -481,25 +481,6 @@ async function waitFor(fn, ms, stepMs = 50) {
   }
 }
 
-// Runs fn, an async check that throws when it fails. On one node it runs
-// once: the effect of a request is there when it is answered. On a cluster
-// a change through one node reaches the other's mirrors a moment later
-// (docs/cluster.md "Mirrors across nodes": groups, friend lists and
-// blacklists, bans), so fn runs again until it passes or ms elapse, and
-// its last error is thrown. Use it only where that promise is eventual.
-async function eventually(fn, ms = 5000, stepMs = 50) {
-  if (TEST_STORE !== 'cluster') return fn();
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() >= end) throw e;
-    }
-    await sleep(stepMs);
-  }
-}
-
 // The FPNN gates of rtmd and the transport each speaks, for tests that
 // check one behaviour on every gate: [[gate, transport], ...].
 const FPNN_GATES = [
@@ -524,7 +505,6 @@ module.exports = {
   run,
   sleep,
   waitFor,
-  eventually,
   makeTempDir,
   removeTempDir,
   rtmdBin,
