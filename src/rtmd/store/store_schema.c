@@ -396,8 +396,7 @@ static const char *const migrations[] = {
     "CREATE INDEX rtcat_tokens_expiry ON rtcat_tokens(expire_us);",
     /* 15: a project's RealTimeCat sessions and tokens counted (the caps
      * across nodes, rtcat/writes.c) */
-    "CREATE INDEX rtcat_sessions_pid ON rtcat_sessions(pid);"
-    "CREATE INDEX rtcat_tokens_pid ON rtcat_tokens(pid);",
+    "CREATE INDEX rtcat_sessions_pid ON rtcat_sessions(pid); CREATE INDEX rtcat_tokens_pid ON rtcat_tokens(pid);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
