@@ -148,14 +148,7 @@ describe('rooms across cluster nodes', () => {
     assert.ok(await waitFor(async () => !(await status()).includes('rooms.xena'), 5000), 'xena offline via node 1');
   });
 
-  // Message records node n received from the other nodes (its /metrics).
-  const messageRecords = async (n) => {
-    const text = await fetch(c.nodes[n].url('http', '/metrics')).then((r) => r.text());
-    const m = new RegExp(`^rtmd_cluster_records_received_by_kind_total\\{kind="${RECORD_KINDS.MESSAGE}"\\} (\\d+)$`, 'm')
-      .exec(text);
-    assert.ok(m, 'node exposes its message records received');
-    return Number(m[1]);
-  };
+  const messageRecords = (n) => c.recordsReceived(n);
 
   it('a room message goes only to the nodes with members in the room', async () => {
     const s = await user(0, 2101);

@@ -3,10 +3,11 @@
 // across nodes"): a message stored through one node reaches its receivers
 // connected to the other node exactly once, with the same fields (binary
 // msg and attrs too), for p2p, sendmsgs, group, room and broadcast
-// messages; a string-id receiver on the other node is named by strings; an
-// app server listening on one node gets each message sent through the
-// other once; getgroupmembers {online} sees members online on the other
-// node; records from Redis that do not parse change nothing.
+// messages, a broadcast only to the nodes with users of its project; a
+// string-id receiver on the other node is named by strings; an app server
+// listening on one node gets each message sent through the other once;
+// getgroupmembers {online} sees members online on the other node; records
+// from Redis that do not parse change nothing.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -16,6 +17,7 @@ const { sanitizerReports, waitFor, withLogs, sleep } = require('./lib/rtmd');
 const { startCluster, RECORD_KINDS } = require('./lib/cluster');
 
 const PID = 7401;
+const QUIET = 7402; // a project with no user on node 2 until a test logs one in
 const APP_ID = 'Clroute0123456789abcdefG';
 const I = fpnn.int64;
 const big = (v) => fpnn.toBigInt(v);
@@ -32,7 +34,7 @@ describe('cluster routing of messages', () => {
       nodes: 2,
       redis: true,
       projects: [{ pid: PID, secret: 'cluster-route-secret', app_id: APP_ID, app_key: 'cluster-route-key',
-        max_msg_bytes: 65536 }],
+        max_msg_bytes: 65536 }, { pid: QUIET, secret: 'cluster-route-quiet' }],
     });
     apps = await c.appServers(PID);
     await c.joined();
@@ -121,6 +123,34 @@ describe('cluster routing of messages', () => {
     const pa = await once(a, 'pushbroadcastmsg', mid);
     const pb = await once(b, 'pushbroadcastmsg', mid);
     assert.deepEqual(fpnn.normalize(pb.payload), fpnn.normalize(pa.payload));
+  });
+
+  it('a broadcast goes only to the nodes with users of its project', async () => {
+    const quiet = await c.appServers(QUIET);
+    const broadcast = async () => {
+      const mid = freshMid();
+      await quiet[0].call('broadcastmsg', { from: I(1), mid: I(mid), mtype: 30, msg: 'quiet', attrs: '' });
+      return mid;
+    };
+    // A p2p message to a user on node 2 marks the end: node 2 gets it once
+    // the broadcasts before it were routed (one node, one channel, in order).
+    const o = await user(1, 1501);
+    const s = await user(0, 1502);
+    const marker = async () => {
+      const mid = freshMid();
+      await s.call('sendmsg', { to: I(1501), mid: I(mid), mtype: 30, msg: 'mark', attrs: '' });
+      await o.waitPush(byMid('pushmsg', mid));
+    };
+    const before = await c.recordsReceived(1);
+    for (let i = 0; i < 5; i++) await broadcast();
+    await marker();
+    assert.equal(await c.recordsReceived(1) - before, 1, 'node 2 got the marker only, no broadcast record');
+    // A user of the project on node 2: node 2 gets its broadcasts.
+    const q = await c.user(QUIET, 1, 1601);
+    const mid = await broadcast();
+    await once(q, 'pushbroadcastmsg', mid);
+    await marker();
+    assert.equal(await c.recordsReceived(1) - before, 3);
   });
 
   it('a room message reaches a member who entered the room on the other node', async () => {

@@ -1007,8 +1007,8 @@ static size_t want_group(rtmd_server *srv, const msg_job *j, const msg_target *t
  * (p2p: the receiver's nodes; group: the nodes of its online members;
  * room: the nodes with members in the room, by the mirror, and those
  * that have one once the mirror caught up (cluster_send_room); broadcast:
- * every node, which finds its own users) or an app server listening to
- * the project. */
+ * the same, with the nodes holding users of the project) or an app server
+ * listening to the project. */
 static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     size_t nodes = cluster_node_count(srv);
@@ -1017,24 +1017,26 @@ static void route(rtmd_server *srv, const msg_job *j, const msg_target *t)
     if (nodes > CLUSTER_NODES_MAX)
         nodes = CLUSTER_NODES_MAX;
     bool want[CLUSTER_NODES_MAX];
-    memset(want, t->conv.conv_type == CONV_BROADCAST, nodes);
+    memset(want, 0, nodes);
+    bool scoped = t->conv.conv_type == CONV_ROOM || t->conv.conv_type == CONV_BROADCAST;
+    int64_t rid = t->conv.conv_type == CONV_ROOM ? t->to : CLUSTER_BROADCAST_RID;
     if (t->conv.conv_type == CONV_P2P && cluster_remote_online(srv, j->pid, t->to)) {
         for (size_t k = 0; k < nodes; k++)
             want[k] = cluster_node_holds(srv, k, j->pid, t->to);
     } else if (t->conv.conv_type == CONV_GROUP) {
         want_group(srv, j, t, want, nodes);
-    } else if (t->conv.conv_type == CONV_ROOM) {
+    } else if (scoped) {
         size_t in[CLUSTER_NODES_MAX];
-        size_t n = cluster_room_nodes(srv, j->pid, t->to, in, nodes);
+        size_t n = cluster_room_nodes(srv, j->pid, rid, in, nodes);
         for (size_t k = 0; k < n; k++)
             want[in[k]] = true;
     }
     struct messages_state *s = state(srv);
-    if (t->conv.conv_type == CONV_ROOM) {
+    if (scoped) {
         for (size_t k = 0; k < nodes; k++)
             want[k] = want[k] || cluster_node_listens(srv, k, j->pid);
         encode_record(srv, &s->record, j, t);
-        cluster_send_room(srv, j->pid, t->to, CLUSTER_REC_MESSAGE, s->record.data, s->record.size, want, nodes);
+        cluster_send_room(srv, j->pid, rid, CLUSTER_REC_MESSAGE, s->record.data, s->record.size, want, nodes);
         return;
     }
     bool encoded = false;

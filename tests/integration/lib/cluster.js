@@ -16,6 +16,7 @@
 //   await c.joined()         // waits until every node joined (Redis's rtmd:nodes)
 //   await c.user(pid, n, uid) // uid logged in on node n, online on every other node
 //   await c.publishRaw(channel, [bytes...]) // PUBLISH of raw bytes to Redis
+//   await c.recordsReceived(n, kind)  // records of a kind node n received
 // The app servers and users' links are closed by stop().
 //
 // extra: more top-level settings for every node's configuration file, as
@@ -76,6 +77,14 @@ async function startCluster({ nodes = 2, projects = [], redis = false, extra = '
       this.apps[pid] = [];
       for (const n of this.nodes) this.apps[pid].push(await appServer(n, { project: n.projects.find((p) => p.pid === String(pid)) }));
       return this.apps[pid];
+    },
+    // Records of a kind (a RECORD_KINDS name) node n received from the
+    // other nodes, by its /metrics.
+    async recordsReceived(n, kind = 'MESSAGE') {
+      const text = (await require('./http').get(this.nodes[n].ports.http, '/metrics')).body;
+      const m = new RegExp(`^rtmd_cluster_records_received_by_kind_total\\{kind="${RECORD_KINDS[kind]}"\\} (\\d+)$`, 'm').exec(text);
+      assert.ok(m, `node ${n} exposes its ${kind} records received`);
+      return Number(m[1]);
     },
     async joined(count = this.nodes.length) {
       assert.ok(await waitFor(() => this.redis.cli('SCARD', 'rtmd:nodes') === String(count), 10000), `${count} nodes joined`);

@@ -143,6 +143,7 @@ typedef struct mirror_node {
     char id[RTMD_NODE_ID_MAX];
     uint64_t serial;     /* this entry's, unique in this process */
     pairmap users;       /* (pid, uid) -> (void *)1 */
+    pairmap projects;    /* (pid, 0) -> its users there, as a count (broadcasts) */
     pairmap rooms;       /* (pid, rid) -> (void *)1: it has members there */
     uint64_t seq;        /* last change applied */
     unsigned gen;        /* of the snapshot in flight */
@@ -304,18 +305,32 @@ static void online_remove(cluster_state *cs, int64_t pid, int64_t uid)
         pairmap_del(&cs->online, (uint64_t)pid, (uint64_t)uid);
 }
 
+/* The count of n's users of pid (listeners aren't users) moves by delta. */
+static void node_project_count(mirror_node *n, int64_t pid, int delta)
+{
+    uintptr_t c = (uintptr_t)pairmap_get(&n->projects, (uint64_t)pid, 0) + (uintptr_t)(intptr_t)delta;
+    if (c)
+        pairmap_put(&n->projects, (uint64_t)pid, 0, (void *)c);
+    else
+        pairmap_del(&n->projects, (uint64_t)pid, 0);
+}
+
 static void node_add_user(cluster_state *cs, mirror_node *n, int64_t pid, int64_t uid)
 {
     if (pairmap_get(&n->users, (uint64_t)pid, (uint64_t)uid))
         return;
-    if (pairmap_put(&n->users, (uint64_t)pid, (uint64_t)uid, (void *)1) == 0 && uid != LISTEN_UID)
+    if (pairmap_put(&n->users, (uint64_t)pid, (uint64_t)uid, (void *)1) == 0 && uid != LISTEN_UID) {
         online_add(cs, pid, uid);
+        node_project_count(n, pid, 1);
+    }
 }
 
 static void node_remove_user(cluster_state *cs, mirror_node *n, int64_t pid, int64_t uid)
 {
-    if (pairmap_del(&n->users, (uint64_t)pid, (uint64_t)uid) && uid != LISTEN_UID)
+    if (pairmap_del(&n->users, (uint64_t)pid, (uint64_t)uid) && uid != LISTEN_UID) {
         online_remove(cs, pid, uid);
+        node_project_count(n, pid, -1);
+    }
 }
 
 static void node_clear(cluster_state *cs, mirror_node *n)
@@ -325,6 +340,8 @@ static void node_clear(cluster_state *cs, mirror_node *n)
             online_remove(cs, (int64_t)n->users.slots[i].a, (int64_t)n->users.slots[i].b);
     pairmap_free(&n->users);
     memset(&n->users, 0, sizeof n->users);
+    pairmap_free(&n->projects);
+    memset(&n->projects, 0, sizeof n->projects);
     pairmap_free(&n->rooms);
     memset(&n->rooms, 0, sizeof n->rooms);
 }
@@ -1469,16 +1486,25 @@ void cluster_room_fence(rtmd_server *srv, void (*fn)(rtmd_server *srv, void *arg
     cs->room_waiters[cs->nroom_waiters++] = (room_waiter){.target = cs->room_sent, .fn = fn, .arg = arg};
 }
 
+/* Whether m has members in room rid of pid, or users of pid for
+ * CLUSTER_BROADCAST_RID; a node whose snapshot is in flight may have some
+ * not applied yet. */
+static bool node_has(const mirror_node *m, int64_t pid, int64_t rid)
+{
+    if (m->snapping)
+        return true;
+    if (rid == CLUSTER_BROADCAST_RID)
+        return pairmap_get(&m->projects, (uint64_t)pid, 0) != NULL;
+    return pairmap_get(&m->rooms, (uint64_t)pid, (uint64_t)rid) != NULL;
+}
+
 size_t cluster_room_nodes(const rtmd_server *srv, int64_t pid, int64_t rid, size_t *out, size_t cap)
 {
     const cluster_state *cs = state_of(srv);
     size_t n = 0;
-    for (size_t i = 0; cs && i < cs->nnodes && n < cap; i++) {
-        const mirror_node *m = cs->nodes[i];
-        /* A node whose snapshot is in flight may have rooms not applied yet. */
-        if (m->snapping || pairmap_get(&m->rooms, (uint64_t)pid, (uint64_t)rid))
+    for (size_t i = 0; cs && i < cs->nnodes && n < cap; i++)
+        if (node_has(cs->nodes[i], pid, rid))
             out[n++] = i;
-    }
     return n;
 }
 
@@ -1518,7 +1544,7 @@ static void deferred_release(cluster_state *cs, room_deferred *d, bool all)
             mirror_node *m = cs->nodes[i];
             if (deferred_was_sent(d, m->serial))
                 continue;
-            if (all || m->snapping || pairmap_get(&m->rooms, (uint64_t)d->pid, (uint64_t)d->rid))
+            if (all || node_has(m, d->pid, d->rid))
                 cluster_send(cs->srv, m->id, d->kind, d->data, d->len);
         }
         cs->deferred_bytes -= d->len;

@@ -111,7 +111,9 @@ void cluster_room_changed(rtmd_server *srv, int64_t pid, int64_t rid, int64_t ui
 void cluster_room_fence(rtmd_server *srv, void (*fn)(rtmd_server *srv, void *arg), void *arg);
 /* Indexes of the other nodes with members in room rid of pid, by the
  * mirror (also a node whose snapshot is in flight), into out (at most
- * cap); returns how many. */
+ * cap); returns how many. For rid CLUSTER_BROADCAST_RID, here and in
+ * cluster_send_room: the nodes with users of pid (a broadcast's). */
+#define CLUSTER_BROADCAST_RID INT64_MIN
 size_t cluster_room_nodes(const rtmd_server *srv, int64_t pid, int64_t rid, size_t *out, size_t cap);
 /* Queues a room's record (as cluster_send) now for the nodes want[i]
  * (indexes 0..nodes-1, those with members and listeners), and for each
