@@ -2584,6 +2584,7 @@ static void cluster_free(rtmd_server *srv)
     drop_connections(cs);
     for (size_t i = 0; i < cs->nnodes; i++) {
         pairmap_free(&cs->nodes[i]->users);
+        pairmap_free(&cs->nodes[i]->projects);
         pairmap_free(&cs->nodes[i]->rooms);
         free(cs->nodes[i]->pending);
         free(cs->nodes[i]->out);
