@@ -111,6 +111,7 @@ async function startPostgres(opts = {}) {
       const r = spawnSync('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-At', '-d', this.urlFor(db), '-c', sql], {
         encoding: 'utf8',
         timeout: 30000,
+        maxBuffer: 256 << 20, // a test may read every row it wrote (1 MiB by default)
       });
       if (r.error) throw r.error;
       return check(r, `psql ${JSON.stringify(sql)}`).stdout.trim();
