@@ -1,6 +1,7 @@
 /* rtmd entry point: command line (--config FILE, --KEY=VALUE overrides of
  * any configuration setting, --version, --help), then the server's life. */
 #include "config.h"
+#include "lathist.h"
 #include "log.h"
 #include "server.h"
 
@@ -133,6 +134,8 @@ int main(int argc, char **argv)
     rtmd_server_print_ready(&srv);
     LOG_INFO("rtmd %s serving", RTMD_VERSION);
     int code = rtmd_server_run(&srv);
+    if (getenv("RTMD_LATHIST"))
+        lat_dump(stderr);
     rtmd_server_free(&srv);
     uv_loop_close(loop);
     return code;

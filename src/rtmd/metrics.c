@@ -1,9 +1,11 @@
 /* `GET /metrics` on the HTTP gate, in the Prometheus text format: the
  * transport's counters (connections per gate, packets, bytes, drops), the
- * store's queue, and every module's own lines (services_metrics). */
+ * store's queue, every module's own lines (services_metrics) and the
+ * per-stage histograms of the message path (lathist.h). */
 #include "metrics.h"
 
 #include "http.h"
+#include "lathist.h"
 #include "prom.h"
 #include "services.h"
 
@@ -47,6 +49,7 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
              "Input buffer bytes of links not logged in or signed yet (bounded by prelogin_buffer_budget).",
              srv->net.prelogin_bytes);
     services_metrics(srv, &o);
+    lat_prom(&o);
     return o.len < cap ? o.len : cap;
 }
 

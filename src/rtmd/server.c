@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include "http.h"
+#include "lathist.h"
 #include "log.h"
 #include "metrics.h"
 #include "methods.h"
@@ -243,11 +244,27 @@ static void on_tick(uv_timer_t *t)
     rtmd_sweep_tick(&srv->net.sweep, srv->net.conns, srv->net.nconns, housekeep, srv);
 }
 
+/* Starts the writes of every connection with queued output, and times
+ * them (lathist.h). */
+static void write_queued(rtmd_server *srv)
+{
+    uint64_t t0 = lat_now();
+    size_t written = rtmd_flush_dirty(&srv->net);
+    uint64_t t1 = lat_now();
+    lat_flushed(t1);
+    if (written) {
+        lat_record(LAT_CHECK_RUN, t1 - t0);
+        lat_record(LAT_CHECK_CONNS, written);
+    }
+}
+
+/* At the end of each loop turn: connections closed in it are finished and
+ * what the turn queued is written. */
 static void on_check(uv_check_t *h)
 {
     rtmd_server *srv = h->data;
     conn_finish_closes(&srv->net);
-    rtmd_flush_dirty(&srv->net);
+    write_queued(srv);
 }
 
 /* ---- graceful stop ---- */

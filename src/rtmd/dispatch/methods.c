@@ -4,6 +4,7 @@
 #include "methods.h"
 
 #include "hash.h"
+#include "lathist.h"
 #include "log.h"
 #include "payload.h"
 #include "rtm_errors.h"
@@ -342,6 +343,7 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
     rtmd_request *req = calloc(1, sizeof *req);
     if (!req)
         return -1;
+    req->t_recv = lat_now();
     req->srv = c->srv;
     req->conn = c;
     conn_ref(c);

@@ -37,6 +37,7 @@ typedef struct rtmd_request {
     uint8_t held_status;
     uint32_t held_len;
     char *held_body;
+    uint64_t t_recv;            /* lathist.h: when the quest was dispatched */
 } rtmd_request;
 
 /* Method flags. By default a method needs an identity: a logged-in

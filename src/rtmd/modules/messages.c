@@ -80,6 +80,7 @@
 #include "friends.h"
 #include "groups.h"
 #include "identity.h"
+#include "lathist.h"
 #include "log.h"
 #include "methods.h"
 #include "payload.h"
@@ -1162,6 +1163,7 @@ static void job_done(void *arg, int status)
         free(j);
         return;
     }
+    uint64_t t_done = lat_now(), t_recv = j->req->t_recv;
     uint64_t stored = 0;
     for (size_t i = 0; i < j->ntargets; i++) {
         const msg_target *t = &j->targets[i];
@@ -1172,6 +1174,9 @@ static void job_done(void *arg, int status)
     }
     quota_release(srv, j->pid, j->reserved, stored);
     answer_mtime(j->req, job_answer_mtime(j));
+    uint64_t t_queued = lat_now();
+    lat_since(LAT_DELIVER, t_done, t_queued);
+    lat_note_queued(t_recv, t_queued);
     free(j);
 }
 
@@ -1188,6 +1193,7 @@ static void job_submit(msg_job *j)
         return;
     }
     j->reserved = bytes;
+    lat_since(LAT_HANDLER, req->t_recv, lat_now());
     if (!s->ids_in_store) {
         j->mtime = next_mtime(s);
         for (size_t i = 0; i < j->ntargets; i++) {

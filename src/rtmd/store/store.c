@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lathist.h"
 #include "log.h"
 #include "store_schema.h"
 
@@ -71,6 +72,9 @@ typedef struct store_op {
     void *arg;
     int status;
     struct store_op *next;
+    /* lathist.h: submitted, taken by the writer, committed, sync begun and
+     * done (0: not reached) */
+    uint64_t t_submit, t_take, t_commit, t_sync0, t_sync1;
 } store_op;
 
 typedef struct op_list {
@@ -343,7 +347,10 @@ static unsigned run_batch(db_conn *db, op_list *batch, bool *lost)
         return commits;
     }
     if (in_txn) {
+        uint64_t t0 = lat_now();
+        lat_since(LAT_B_APPLY, txn_first && txn_first->t_take ? txn_first->t_take : t0, t0);
         int rc = exec_cached(db, "COMMIT");
+        lat_since(LAT_B_COMMIT, t0, lat_now());
         if (rc == DB_OK) {
             commits++;
         } else {
@@ -422,6 +429,7 @@ static void writer_main(void *arg)
     store *s = arg;
     db_cache_use(s->wdb);
     uv_mutex_lock(&s->mu);
+    uint64_t idle0 = lat_now();
     for (;;) {
         while (!s->queue.head && !s->stopping)
             uv_cond_wait(&s->cv, &s->mu);
@@ -430,7 +438,17 @@ static void writer_main(void *arg)
         op_list batch = list_take(&s->queue, s->batch_max);
         uv_mutex_unlock(&s->mu);
 
+        uint64_t t_take = lat_now();
+        lat_since(LAT_B_IDLE, idle0, t_take);
+        unsigned nops = 0;
+        for (store_op *p = batch.head; p; p = p->next, nops++)
+            p->t_take = t_take;
+        lat_record(LAT_B_SIZE, nops);
         unsigned commits = run_batch_connected(s, &batch);
+        uint64_t t_commit = lat_now();
+        for (store_op *p = batch.head; p; p = p->next)
+            p->t_commit = t_commit;
+        idle0 = t_commit;
 
         uv_mutex_lock(&s->mu);
         s->commits += commits;
@@ -482,7 +500,16 @@ static void syncer_main(void *arg)
         s->committed = (op_list){NULL, NULL};
         uv_mutex_unlock(&s->mu);
 
+        uint64_t t0 = lat_now();
         int err = sync_wal(s, wal_path);
+        uint64_t t1 = lat_now();
+        lat_record(LAT_S_FDATASYNC, t1 - t0);
+        unsigned nops = 0;
+        for (store_op *p = synced.head; p; p = p->next, nops++) {
+            p->t_sync0 = t0;
+            p->t_sync1 = t1;
+        }
+        lat_record(LAT_S_COMMITS, nops);
         if (err != 0) {
             LOG_ERROR("store: fdatasync of %s failed: %s", wal_path, strerror(err));
             fail_range(synced.head, synced.tail, DB_IOERR);
@@ -531,10 +558,13 @@ static void update_ref(store *s)
 }
 
 /* Runs the done callbacks of completed ops, one at a time so that a callback
- * may call store_close (which drains the rest itself). */
-static void dispatch(store *s)
+ * may call store_close (which drains the rest itself). Returns how many
+ * ran. */
+static unsigned dispatch(store *s)
 {
     s->dispatching++;
+    uint64_t t_run = lat_now();
+    unsigned nops = 0;
     while (!s->free_deferred) {
         uv_mutex_lock(&s->mu);
         store_op *op = list_pop(&s->completed);
@@ -543,11 +573,27 @@ static void dispatch(store *s)
         uv_mutex_unlock(&s->mu);
         if (!op)
             break;
+        uint64_t now = lat_now();
+        nops++;
+        lat_since(LAT_QUEUE, op->t_submit, op->t_take);
+        lat_since(LAT_APPLY, op->t_take, op->t_commit);
+        if (op->t_sync0) {
+            lat_since(LAT_SYNC_WAIT, op->t_commit, op->t_sync0);
+            lat_since(LAT_SYNC, op->t_sync0, op->t_sync1);
+            lat_since(LAT_WAKE, op->t_sync1, now);
+        } else {
+            lat_since(LAT_WAKE, op->t_commit, now);
+        }
         if (op->done)
             op->done(op->arg, op->status);
         free(op);
     }
+    if (nops) {
+        lat_since(LAT_DISPATCH_RUN, t_run, lat_now());
+        lat_record(LAT_DISPATCH_SIZE, nops);
+    }
     s->dispatching--;
+    return nops;
 }
 
 /* Closes a reader (with its cached statements). */
@@ -949,7 +995,9 @@ int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_
     op->apply_many = apply_many;
     op->done = done;
     op->arg = arg;
+    op->t_submit = lat_now();
     uv_mutex_lock(&s->mu);
+    lat_since(LAT_SUBMIT_LOCK, op->t_submit, lat_now());
     list_push(&s->queue, op);
     s->pending++;
     uv_cond_signal(&s->cv);

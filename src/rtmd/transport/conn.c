@@ -561,8 +561,9 @@ void conn_release_idle_buffers(rtmd_conn *c)
 
 static void resume_http_input(rtmd_conn *c);
 
-void rtmd_flush_dirty(rtmd_net *net)
+size_t rtmd_flush_dirty(rtmd_net *net)
 {
+    size_t written = 0;
     while (net->dirty) {
         rtmd_conn *c = net->dirty;
         net->dirty = c->dirty_next;
@@ -573,11 +574,14 @@ void rtmd_flush_dirty(rtmd_net *net)
         resume_http_input(c);
         if (c->closing || c->writing)
             continue;
-        if (rtm_buf_pending(&c->out) > 0)
+        if (rtm_buf_pending(&c->out) > 0) {
             start_write(c);
-        else if (c->close_after_flush)
+            written++;
+        } else if (c->close_after_flush) {
             conn_close(c, "finished");
+        }
     }
+    return written;
 }
 
 void conn_http_answered(rtmd_conn *c)

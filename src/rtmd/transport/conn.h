@@ -254,7 +254,7 @@ size_t conn_undelivered_bytes(rtmd_conn *c);
 /* Listener callback accepting a connection (conn.c). */
 void rtmd_on_connection(uv_stream_t *server_stream, int status);
 /* Writes the queued output of every connection that has some (conn.c). */
-void rtmd_flush_dirty(rtmd_net *net);
+size_t rtmd_flush_dirty(rtmd_net *net);
 /* The deferred answer of an HTTP request (http_defer) went out: the
  * requests that arrived behind it are parsed now. */
 void conn_http_answered(rtmd_conn *c);
