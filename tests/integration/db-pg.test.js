@@ -34,7 +34,7 @@ test('db.h on PostgreSQL: the unit tests of db_pg.c pass', { timeout: 180000 }, 
     const r = run({ ...process.env, RTMD_TEST_PG: url });
     const out = r.stdout + r.stderr;
     assert.equal(r.status, 0, out);
-    assert.match(out, /\[  PASSED  \] 19 test\(s\)/, out);
+    assert.match(out, /\[  PASSED  \] 20 test\(s\)/, out);
   } finally {
     await pg.stop();
   }

@@ -2,12 +2,13 @@
 // The storage quota of a project (storage_quota_mb): the bytes of msg and
 // attrs of its stored messages. A write that would take it over is refused
 // with 200080 on both gates; the count survives a restart (it is kept in
-// the store) and goes down when retention deletes messages.
+// the store), goes down when retention deletes messages, and is exact in
+// the store as soon as a write is answered (no catch-up afterwards).
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('../integration/lib/fpnn');
-const { startRtmd, makeTempDir, withLogs } = require('../integration/lib/rtmd');
+const { startRtmd, makeTempDir, withLogs, storeRows } = require('../integration/lib/rtmd');
 const { appServer, login, expectCode, stopChecked, writeProjectsConfig, int64s } = require('../integration/lib/rtm');
 
 const MIB = 1024 * 1024;
@@ -78,5 +79,22 @@ describe('storage quota', () => {
       }
     }
     for (let i = 0; i < 40; i++) await appSend(app, 5, 6);
+  });
+
+  it('the count in the store is exact as soon as each write is answered, a duplicate counted once', async () => {
+    // One statement, one snapshot: retention (every second) may run between two.
+    const diff = async () =>
+      (await storeRows(dataDir,
+        `SELECT (SELECT bytes FROM storage_usage WHERE pid = ${BASE.pid}) - (SELECT SUM(length(CAST(msg AS BLOB))` +
+        ` + length(CAST(attrs AS BLOB))) FROM messages WHERE pid = ${BASE.pid})`))[0][0];
+    for (let i = 0; i < 5; i++) {
+      const args = { from: fpnn.int64(7), to: fpnn.int64(8 + i), mid: fpnn.int64(mid++), mtype: 30, msg: 'm'.repeat(10 + i), attrs: 'é'.repeat(i) };
+      await app.call('sendmsg', args);
+      assert.equal(await diff(), '0');
+      await app.call('sendmsg', args); // a retry: a duplicate, stored once
+      await app.call('sendmsgs', { from: fpnn.int64(7), tos: int64s([20, 21, 22]), mid: fpnn.int64(mid++), mtype: 30, msg: 'n'.repeat(1 + i), attrs: '' });
+      assert.equal(await diff(), '0');
+    }
+    assert.deepEqual(await storeRows(dataDir, "SELECT count(*) FROM counters WHERE name = 'storage_usage_upto'"), [['0']]);
   });
 });

@@ -24,7 +24,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 15
+#define SCHEMA_VERSION 16
 
 typedef struct fixture {
     char dir[64];
@@ -372,11 +372,11 @@ static void test_migrations_after_5_on_version_5(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM p2p_peers WHERE pid = 1 AND ((uid = 10 AND peer IN (11, 12))"
                                    " OR (uid = 11 AND peer = 10) OR (uid = 12 AND peer = 10))"),
                      4);
-    /* Migration 9 counted the bytes stored up to the newest message; rows
-     * above the mark are quota.c's to add, and deleting a row takes its
-     * bytes off only if it was counted. */
+    /* Migration 9 counted the bytes stored; since migration 16 there is no
+     * mark: an insert fires nothing (the writer's apply adds the bytes it
+     * inserts, as done by hand here), a delete takes its row's bytes off. */
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4);
-    assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'storage_usage_upto'"), 4);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM counters WHERE name = 'storage_usage_upto'"), 0);
     assert_int_equal(db_exec(db,
                                   "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
                                   " msg, attrs, mtime) VALUES (1, 1, 10, 11, 5, 10, 5, 30, 'abc', 'é', 0);"
@@ -384,11 +384,11 @@ static void test_migrations_after_5_on_version_5(void **state)
                                   " mtype, msg, attrs, mtime) VALUES (1, 1, 10, 11, 6, 10, 5, 30, 'abc', 'é', 0);"),
                      DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 4);
+    assert_int_equal(db_exec(db, "UPDATE storage_usage SET bytes = bytes + 5 WHERE pid = 1"), DB_OK);
     assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (1, 5)"), DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 3);
-    /* Migration 13: an edit (editmsg) of a counted row changes the count by
-     * the difference; a row above the mark is left to quota.c; bans take
-     * kind 4 (project ban). */
+    /* Migration 13: an edit (editmsg) changes the count by the difference;
+     * bans take kind 4 (project ban). */
     assert_int_equal(db_exec(db, "UPDATE messages SET msg = 'abcd', attrs = 'xy' WHERE id = 2"),
                      DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 8);
@@ -398,6 +398,55 @@ static void test_migrations_after_5_on_version_5(void **state)
                      DB_OK);
     assert_int_not_equal(db_exec(db, "INSERT INTO bans(pid, kind, target, uid, until) VALUES (1, 5, 0, 10, 0)"),
                          DB_OK);
+    db_close(db);
+}
+
+/* Migration 16 on a database of version 15: the rows above the
+ * storage_usage_upto mark (not yet caught up) are added, the mark is gone,
+ * and deletes and edits count every row, above the old mark too. */
+static void test_migration_16_counts_rows_above_the_mark(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db,
+                             "DROP TRIGGER storage_usage_delete;"
+                             "DROP TRIGGER storage_usage_update;"
+                             "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages"
+                             "  WHEN old.id <= (SELECT value FROM counters WHERE name = 'storage_usage_upto') BEGIN"
+                             "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB))"
+                             "    - length(CAST(old.attrs AS BLOB)) WHERE pid = old.pid;"
+                             "END;"
+                             "CREATE TRIGGER storage_usage_update AFTER UPDATE OF msg, attrs ON messages"
+                             "  WHEN old.id <= (SELECT value FROM counters WHERE name = 'storage_usage_upto') BEGIN"
+                             "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB))"
+                             "    - length(CAST(old.attrs AS BLOB)) + length(CAST(new.msg AS BLOB))"
+                             "    + length(CAST(new.attrs AS BLOB)) WHERE pid = old.pid;"
+                             "END;"
+                             "INSERT INTO projects VALUES (1, 's', 0), (2, 't', 0);"
+                             "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                             " msg, attrs, mtime) VALUES (1, 1, 10, 11, 1, 10, 1, 30, 'ab', '', 0),"
+                             " (1, 1, 10, 11, 2, 10, 2, 30, 'abc', 'd', 0), (2, 2, 5, 0, 3, 10, 3, 30, 'xyz', '', 0),"
+                             " (1, 2, 5, 0, 4, 10, 4, 30, 'abcdefg', '', 0);"
+                             "INSERT INTO storage_usage(pid, bytes) VALUES (1, 2);"
+                             "INSERT INTO counters(name, value) VALUES ('storage_usage_upto', 1);"
+                             "PRAGMA user_version = 15;"),
+                     DB_OK);
+    db_close(db);
+
+    store *s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), 1);
+    close_store(f, s);
+    db = open_raw(f);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 2 + 4 + 7);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 2"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM counters WHERE name = 'storage_usage_upto'"), 0);
+    assert_int_equal(db_exec(db, "UPDATE messages SET msg = 'a' WHERE id = 4"), DB_OK);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 7);
+    assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (2, 3)"), DB_OK);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 3);
+    assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 2"), 0);
     db_close(db);
 }
 
@@ -791,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations_after_5_on_version_5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_16_counts_rows_above_the_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),

@@ -175,17 +175,13 @@ typedef struct usage_read {
     uint64_t *bytes;         /* per entry of srv->projects */
 } usage_read;
 
-/* What each project stores: its storage_usage row plus the rows above the
- * storage_usage_upto mark, not yet added to it. */
+/* What each project stores: its storage_usage row, exact at every commit
+ * (messages.c adds the bytes of the rows it inserts in their transaction,
+ * triggers take off what deletes and edits change). */
 static int read_usage(db_conn *db, usage_read *r)
 {
     db_stmt_t *st = NULL;
-    int rc = db_stmt(db,
-                        "SELECT COALESCE((SELECT bytes FROM storage_usage WHERE pid = ?1), 0)"
-                        " + COALESCE((SELECT SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB)))"
-                        "   FROM messages WHERE pid = ?1 AND id > (SELECT value FROM counters"
-                        "   WHERE name = 'storage_usage_upto')), 0)",
-                        &st);
+    int rc = db_stmt(db, "SELECT bytes FROM storage_usage WHERE pid = ?1", &st);
     for (size_t i = 0; rc == DB_OK && i < r->n; i++) {
         db_reset(st);
         db_bind_int64(st, 1, r->pids[i]);
@@ -199,51 +195,14 @@ static int read_usage(db_conn *db, usage_read *r)
     return rc;
 }
 
-/* On the writer: adds the rows above the mark to storage_usage and moves
- * the mark to the newest message, then reads. The rows scanned are the
- * ones written since the last refresh, still in the page cache. */
-static int apply_catch_up_and_read(db_conn *db, void *arg)
-{
-    static const char *const steps[] = {
-        "INSERT INTO storage_usage(pid, bytes)"
-        " SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages"
-        " WHERE id > (SELECT value FROM counters WHERE name = 'storage_usage_upto') GROUP BY pid"
-        " ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes",
-        "UPDATE counters SET value = MAX(value, COALESCE((SELECT MAX(id) FROM messages), 0))"
-        " WHERE name = 'storage_usage_upto'",
-    };
-    /* PostgreSQL, nodes sharing the database: the mark is locked first (a
-     * second node's catch-up waits, then reads the moved mark), after the
-     * message id row (the order every batch that sends messages locks
-     * them in, so two batches never wait on each other), and the new
-     * mark is read once and bounds the rows added: a row committed by
-     * another node between the statements is left for the next run. Exact
-     * because ids are granted in commit order (messages.c take_ids): every
-     * id below the newest committed one is committed or never will be. */
-    static const char *const pg_steps[] = {
-        "SELECT value FROM counters WHERE name = 'message_id' FOR UPDATE",
-        "SELECT value FROM counters WHERE name = 'storage_usage_upto' FOR UPDATE",
-        "WITH hi AS (SELECT COALESCE(MAX(id), 0) AS id FROM messages),"
-        " up AS (INSERT INTO storage_usage(pid, bytes)"
-        "  SELECT pid, SUM(length(msg) + length(attrs)) FROM messages, hi"
-        "  WHERE messages.id > (SELECT value FROM counters WHERE name = 'storage_usage_upto')"
-        "  AND messages.id <= hi.id GROUP BY pid"
-        "  ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes)"
-        " UPDATE counters SET value = GREATEST(value, hi.id) FROM hi WHERE name = 'storage_usage_upto'",
-    };
-    bool pg = db_is_postgres(db);
-    size_t nsteps = pg ? sizeof pg_steps / sizeof pg_steps[0] : sizeof steps / sizeof steps[0];
-    for (size_t i = 0; i < nsteps; i++) {
-        db_stmt_t *st;
-        int rc = db_stmt(db, pg ? pg_steps[i] : steps[i], &st);
-        if (rc == DB_OK)
-            rc = db_step_release(st);
-        if (rc != DB_OK)
-            return rc;
-    }
-    return read_usage(db, arg);
-}
-
+/* On the writer, on purpose: it applies writes in submission order and
+ * reports them in that order, so the value read covers every write of
+ * this node admitted before the read (their bytes already added by
+ * quota_release when it is reported) and none after it (still reserved).
+ * A pooled reader's snapshot falls at no known point of that order: a
+ * write committed before it but reported after it would count twice, one
+ * committed after it but reported before it not at all, until the next
+ * read. The read is one primary-key lookup per project, no scan. */
 static int apply_read_usage(db_conn *db, void *arg)
 {
     return read_usage(db, arg);
@@ -300,7 +259,7 @@ static void on_refresh_tick(uv_timer_t *t)
     if (!r)
         return;
     q->refreshing = true;
-    if (store_submit(q->srv->store, apply_catch_up_and_read, usage_read_done, r) != 0) {
+    if (store_submit(q->srv->store, apply_read_usage, usage_read_done, r) != 0) {
         q->refreshing = false;
         usage_read_free(r);
     }

@@ -10,8 +10,9 @@
  * write, both gates.
  *
  * The stored bytes of each project are kept by the store itself (table
- * storage_usage, migration 9, brought up to date once a second), so they
- * survive restarts and go down when retention deletes messages. This
+ * storage_usage, exact at every commit since migration 16: messages.c
+ * adds the bytes it inserts in the same transaction), so they survive
+ * restarts and go down when retention deletes messages. This
  * module loads them at start, adds what it admits (reserved until the
  * write is done), and reads the table again through the writer once a
  * second: since the writer applies writes in order, that value includes

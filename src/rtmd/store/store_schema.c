@@ -149,6 +149,16 @@
  *                   whose expire_us passed.
  *   rtcat_tokens    the same for tokens (type 0 = pub / 1 = sub) with their
  *                   session; deleting a session deletes its tokens.
+ *
+ * Migration 15: indexes counting a project's RealTimeCat sessions and
+ *   tokens (the caps across nodes, rtcat/writes.c).
+ *
+ * Migration 16: storage_usage exact at every commit, with no mark and no
+ *   catch-up: the writer's apply of message jobs (messages.c) adds the
+ *   bytes it inserted, one upsert per project per run of jobs, in the
+ *   transaction of the inserts (no insert trigger). The migration adds the
+ *   rows above the storage_usage_upto mark (the last catch-up), makes the
+ *   delete and edit triggers count every row, and drops the mark.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -397,6 +407,22 @@ static const char *const migrations[] = {
     /* 15: a project's RealTimeCat sessions and tokens counted (the caps
      * across nodes, rtcat/writes.c) */
     "CREATE INDEX rtcat_sessions_pid ON rtcat_sessions(pid); CREATE INDEX rtcat_tokens_pid ON rtcat_tokens(pid);",
+    /* 16 */
+    "INSERT INTO storage_usage(pid, bytes)"
+    "  SELECT pid, SUM(length(CAST(msg AS BLOB)) + length(CAST(attrs AS BLOB))) FROM messages"
+    "  WHERE id > (SELECT value FROM counters WHERE name = 'storage_usage_upto') GROUP BY pid"
+    "  ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes;"
+    "DROP TRIGGER storage_usage_delete;"
+    "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages BEGIN"
+    "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
+    "    WHERE pid = old.pid;"
+    "END;"
+    "DROP TRIGGER storage_usage_update;"
+    "CREATE TRIGGER storage_usage_update AFTER UPDATE OF msg, attrs ON messages BEGIN"
+    "  UPDATE storage_usage SET bytes = bytes - length(CAST(old.msg AS BLOB)) - length(CAST(old.attrs AS BLOB))"
+    "    + length(CAST(new.msg AS BLOB)) + length(CAST(new.attrs AS BLOB)) WHERE pid = old.pid;"
+    "END;"
+    "DELETE FROM counters WHERE name = 'storage_usage_upto';",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -263,6 +263,40 @@ static const char *pg_migration(int to)
     case 15:
         return "CREATE INDEX rtcat_sessions_pid ON rtcat_sessions(pid);"
                "CREATE INDEX rtcat_tokens_pid ON rtcat_tokens(pid);";
+    case 16:
+        /* As SQLite's, and deadlock-free across nodes: every transaction
+         * that changes storage_usage locks the message_id row first (a
+         * batch that sends messages takes it in take_ids; the triggers
+         * take it here), so two never hold storage_usage rows and wait on
+         * each other. A delete counts once per statement (retention and
+         * clean-ups delete many rows): a statement trigger over the deleted
+         * rows. The edit trigger stays per row (PostgreSQL allows no
+         * transition table with a column list; editmsg edits one row). */
+        return "SELECT value FROM counters WHERE name = 'message_id' FOR UPDATE;"
+               "INSERT INTO storage_usage(pid, bytes)"
+               "  SELECT pid, SUM(length(msg) + length(attrs)) FROM messages"
+               "  WHERE id > (SELECT value FROM counters WHERE name = 'storage_usage_upto') GROUP BY pid"
+               "  ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes;"
+               "DROP TRIGGER storage_usage_delete ON messages;"
+               "CREATE OR REPLACE FUNCTION storage_usage_delete() RETURNS trigger LANGUAGE plpgsql AS $$"
+               " BEGIN"
+               "  IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;"
+               "  PERFORM 1 FROM counters WHERE name = 'message_id' FOR UPDATE;"
+               "  UPDATE storage_usage SET bytes = storage_usage.bytes - d.bytes"
+               "   FROM (SELECT pid, SUM(octet_length(msg) + octet_length(attrs)) AS bytes FROM old_rows"
+               "   GROUP BY pid) d WHERE storage_usage.pid = d.pid;"
+               "  RETURN NULL;"
+               " END $$;"
+               "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages"
+               "  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION storage_usage_delete();"
+               "CREATE OR REPLACE FUNCTION storage_usage_update() RETURNS trigger LANGUAGE plpgsql AS $$"
+               " BEGIN"
+               "  PERFORM 1 FROM counters WHERE name = 'message_id' FOR UPDATE;"
+               "  UPDATE storage_usage SET bytes = bytes - octet_length(old.msg) - octet_length(old.attrs)"
+               "   + octet_length(new.msg) + octet_length(new.attrs) WHERE pid = old.pid;"
+               "  RETURN NULL;"
+               " END $$;"
+               "DELETE FROM counters WHERE name = 'storage_usage_upto';";
     default:
         return NULL;
     }
