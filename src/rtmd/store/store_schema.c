@@ -103,7 +103,7 @@
  *   row at or below the mark takes its bytes off through a trigger. Inserts
  *   fire nothing: a trigger per insert cost p2p 17 % of its throughput
  *   (docs/performance.md). Filled from the messages already stored when the
- *   migration runs.
+ *   migration runs. The mark and the catch-up are gone since migration 16.
  *
  * Migration 10: tables friends and blacklists (pid, uid, other,
  *   created_at): other is in uid's friend list, or on uid's blacklist
