@@ -265,23 +265,32 @@ static const char *pg_migration(int to)
                "CREATE INDEX rtcat_tokens_pid ON rtcat_tokens(pid);";
     case 16:
         /* As SQLite's, and deadlock-free across nodes: every transaction
-         * that changes storage_usage locks the message_id row first (a
-         * batch that sends messages takes it in take_ids; the triggers
-         * take it here), so two never hold storage_usage rows and wait on
-         * each other. A delete counts once per statement (retention and
-         * clean-ups delete many rows): a statement trigger over the deleted
-         * rows. The edit trigger stays per row (PostgreSQL allows no
-         * transition table with a column list; editmsg edits one row). */
+         * that changes storage_usage or deletes or rewrites messages locks
+         * the message_id row first (a batch that sends messages takes it
+         * in take_ids; a delete or an edit of messages in the statement
+         * trigger storage_usage_lock, before its first row), so no two
+         * wait on each other over storage_usage rows or over a messages
+         * row that one deletes and the other inserts again. A delete
+         * counts once per statement (retention and clean-ups delete many
+         * rows): a statement trigger over the deleted rows. The edit
+         * trigger stays per row (PostgreSQL allows no transition table
+         * with a column list; editmsg edits one row). */
         return "SELECT value FROM counters WHERE name = 'message_id' FOR UPDATE;"
                "INSERT INTO storage_usage(pid, bytes)"
                "  SELECT pid, SUM(length(msg) + length(attrs)) FROM messages"
                "  WHERE id > (SELECT value FROM counters WHERE name = 'storage_usage_upto') GROUP BY pid"
                "  ON CONFLICT(pid) DO UPDATE SET bytes = storage_usage.bytes + excluded.bytes;"
+               "CREATE OR REPLACE FUNCTION storage_usage_lock() RETURNS trigger LANGUAGE plpgsql AS $$"
+               " BEGIN"
+               "  PERFORM 1 FROM counters WHERE name = 'message_id' FOR UPDATE;"
+               "  RETURN NULL;"
+               " END $$;"
+               "DROP TRIGGER IF EXISTS storage_usage_lock ON messages;"
+               "CREATE TRIGGER storage_usage_lock BEFORE DELETE OR UPDATE OF msg, attrs ON messages"
+               "  FOR EACH STATEMENT EXECUTE FUNCTION storage_usage_lock();"
                "DROP TRIGGER storage_usage_delete ON messages;"
                "CREATE OR REPLACE FUNCTION storage_usage_delete() RETURNS trigger LANGUAGE plpgsql AS $$"
                " BEGIN"
-               "  IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;"
-               "  PERFORM 1 FROM counters WHERE name = 'message_id' FOR UPDATE;"
                "  UPDATE storage_usage SET bytes = storage_usage.bytes - d.bytes"
                "   FROM (SELECT pid, SUM(octet_length(msg) + octet_length(attrs)) AS bytes FROM old_rows"
                "   GROUP BY pid) d WHERE storage_usage.pid = d.pid;"
@@ -291,7 +300,6 @@ static const char *pg_migration(int to)
                "  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION storage_usage_delete();"
                "CREATE OR REPLACE FUNCTION storage_usage_update() RETURNS trigger LANGUAGE plpgsql AS $$"
                " BEGIN"
-               "  PERFORM 1 FROM counters WHERE name = 'message_id' FOR UPDATE;"
                "  UPDATE storage_usage SET bytes = bytes - octet_length(old.msg) - octet_length(old.attrs)"
                "   + octet_length(new.msg) + octet_length(new.attrs) WHERE pid = old.pid;"
                "  RETURN NULL;"
