@@ -275,6 +275,7 @@ static const setting top_settings[] = {
     {"node_id", K_STR, TOP(node_id), 0, 0, S_NODE},
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
     {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY},
+    {"room_push", K_STR, TOP(room_push), 0, 0, S_NONEMPTY}, /* before_commit or after_commit: check_cross */
     {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
     {"sign_salts_max", K_U32, TOP(sign_salts_max), 16, 16777216, S_ANY},
     {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY},
@@ -387,6 +388,7 @@ void rtmd_config_defaults(rtmd_config *cfg)
     snprintf(cfg->store, sizeof cfg->store, "%s", "sqlite");
     cfg->store_batch_max = 512;
     cfg->store_fsync = 1;
+    snprintf(cfg->room_push, sizeof cfg->room_push, "%s", "before_commit");
     cfg->sign_window = 300;
     cfg->sign_salts_max = 1048576;
     cfg->sign_fail_max = 5;
@@ -675,6 +677,12 @@ static int check_cross(const rtmd_config *cfg, const size_t *lines, size_t *line
         if (lines)
             *line_out = lines[url];
         set_msg(msg, "store_url is for store = postgres; the SQLite store lives in data_dir");
+        return -1;
+    }
+    if (strcmp(cfg->room_push, "before_commit") != 0 && strcmp(cfg->room_push, "after_commit") != 0) {
+        if (lines)
+            *line_out = lines[top_index("room_push")];
+        set_msg(msg, "room_push: must be before_commit or after_commit");
         return -1;
     }
     if (cfg->redis_url[0] && strcmp(cfg->store, "postgres") != 0) {

@@ -134,6 +134,10 @@ typedef struct rtmd_config {
     char node_id[RTMD_NODE_ID_MAX];
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
+    /* When a room message is pushed (messages.c, docs/performance.md "Push
+     * before commit"): "before_commit" (the default: once accepted, while
+     * the sender's answer waits for the commit) or "after_commit". */
+    char room_push[16];
     uint32_t sign_window;         /* seconds an app-server request's ts may differ from now */
     uint32_t sign_salts_max;      /* salts the replay guard keeps in memory (sign.c) */
     uint32_t sign_fail_max;       /* failed signatures in a row before a server-gate link is closed, 0 = never */

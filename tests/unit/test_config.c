@@ -423,6 +423,17 @@ static void test_cross_field(void **state)
     assert_string_equal(cfg.store, "postgres");
     assert_string_equal(cfg.store_url, "host=/run/postgresql dbname=rtmd");
 
+    /* When room messages are pushed: before the commit (default) or after. */
+    expect_ok(&cfg, "\n");
+    assert_string_equal(cfg.room_push, "before_commit");
+    expect_ok(&cfg, "room_push = after_commit\n");
+    assert_string_equal(cfg.room_push, "after_commit");
+    expect_ok(&cfg, "room_push = before_commit\n");
+    assert_string_equal(cfg.room_push, "before_commit");
+    expect_error("\nroom_push = early\n", "rtmd.conf:2: room_push: must be before_commit or after_commit");
+    expect_error("room_push = \"\"\n", "rtmd.conf:1: room_push: must not be empty");
+    expect_error("room_push = before_commit_or_so\n", "rtmd.conf:1: room_push: value is too long (at most 15 bytes)");
+
     /* The cluster: redis_url needs the shared store; node_id needs redis_url. */
     assert_string_equal(cfg.redis_url, "");
     expect_error("redis_url = redis://127.0.0.1:6379\n",

@@ -14,7 +14,19 @@
  * Since the loop is single and the store reports completions in submission
  * order, messages are stored and pushed in the order they were accepted,
  * and an answered message is durable. Pushing after the commit also means
- * that nobody ever sees a message the store then lost. On PostgreSQL,
+ * that nobody ever sees a message the store then lost.
+ *
+ * Rooms push before the commit (room_push = before_commit, the default,
+ * where the loop hands out ids: SQLite): a room message is pushed as soon
+ * as it is accepted (checked, admitted, its id and mtime given), before it
+ * is submitted, and only the sender's answer waits for the commit (the
+ * answer is the durability promise). Receivers may so see a message the
+ * store then fails to keep (a failed commit, a kill between push and
+ * commit), and a retry of a message pushed before is pushed again (the
+ * writer tells it is a duplicate only later): clients drop a repeated push
+ * by (from, mid) (docs/performance.md "Push before commit"). On PostgreSQL
+ * the ids come from the writer, so rooms push after the commit there too.
+ * On PostgreSQL,
  * where several nodes may share the database, the writer takes the ids and
  * the mtime instead, inside the batch transaction (take_ids): ids unique
  * cluster-wide, id order = commit order = mtime order. Jobs go with
@@ -135,6 +147,7 @@ struct messages_state {
     int64_t last_mtime;       /* mtimes never go backwards, across restarts too:
                                * mtime order is id order (history retention) */
     bool ids_in_store;        /* PostgreSQL: the writer takes ids and mtimes (take_ids) */
+    bool room_push_early;     /* room messages pushed before the commit (file comment) */
     msgpack_sbuffer body;     /* push body being encoded */
     rtm_buf packet;           /* push packet being sent */
     rtm_buf named;            /* the same for a string-id receiver (push_p2p) */
@@ -180,6 +193,7 @@ typedef struct msg_job {
     char *attrs;
     size_t attrs_len;
     uint64_t reserved;        /* bytes admitted by quota_admit */
+    bool pushed;              /* pushed before the commit (a room message) */
     char business[RTMD_BUSINESS_ID_MAX + 1]; /* the sender session's business id, or "" */
     /* A record from another node: the string ids of from and of the
      * target (user or room) as that node knew them, or NULL. */
@@ -1241,8 +1255,8 @@ static void job_done(void *arg, int status)
     msg_job *j = arg;
     rtmd_server *srv = j->req->srv;
     if (status != DB_OK) {
-        LOG_ERROR("storing message %lld from %lld failed: %s", (long long)j->mid, (long long)j->from,
-                  db_errstr(status));
+        LOG_ERROR("storing message %lld from %lld failed%s: %s", (long long)j->mid, (long long)j->from,
+                  j->pushed ? " (pushed already)" : "", db_errstr(status));
         module_answer_store_failure(j->req, status);
         quota_release(srv, j->pid, j->reserved, 0);
         free(j);
@@ -1254,7 +1268,8 @@ static void job_done(void *arg, int status)
         const msg_target *t = &j->targets[i];
         if (!t->dup) {
             stored += row_bytes(j);
-            deliver(srv, j, t);
+            if (!j->pushed)
+                deliver(srv, j, t);
         }
     }
     quota_release(srv, j->pid, j->reserved, stored);
@@ -1266,8 +1281,9 @@ static void job_done(void *arg, int status)
 }
 
 /* Admits the job by the write rates and the storage quota (quota.h), gives
- * every target an id and the job's mtime and submits the job; the writer
- * tells duplicates apart. Takes ownership of j. */
+ * every target an id and the job's mtime, pushes a room message at once
+ * when rooms push before the commit, and submits the job; the writer tells
+ * duplicates apart. Takes ownership of j. */
 static void job_submit(msg_job *j)
 {
     rtmd_request *req = j->req;
@@ -1285,6 +1301,11 @@ static void job_submit(msg_job *j)
             j->targets[i].id = s->next_id++;
             j->targets[i].mtime = j->mtime;
         }
+    }
+    /* Before the submit: from then on the writer may write the targets. */
+    if (s->room_push_early && j->ntargets == 1 && j->targets[0].conv.conv_type == CONV_ROOM) {
+        deliver(req->srv, j, &j->targets[0]);
+        j->pushed = true;
     }
     /* A run of jobs shares its storage_usage upserts (and on PostgreSQL
      * its statements). */
@@ -1502,10 +1523,12 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
     s->ids_in_store = max.postgres;
+    s->room_push_early = !s->ids_in_store && strcmp(srv->cfg.room_push, "before_commit") == 0;
     if (s->ids_in_store)
         LOG_INFO("messages: message ids from the store's counter");
     else
         LOG_INFO("messages: next message id %lld", (long long)s->next_id);
+    LOG_INFO("messages: room messages pushed %s the commit", s->room_push_early ? "before" : "after");
     return 0;
 }
 
