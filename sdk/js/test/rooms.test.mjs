@@ -54,6 +54,42 @@ describe('sdk rooms', () => {
     ra.destroy();
   });
 
+  it('a repeated pushroommsg of one (from, mid) is delivered once; the memory of pairs is bounded', async () => {
+    // rtmd pushes a room message before its commit: a sender's retry (same
+    // mid) after a failed commit or a restart reaches members again.
+    const ra = a.createRTSRoom('r-dedup');
+    await ra.joinRoom();
+    const rb = b.createRTSRoom('r-dedup');
+    rb.events = recordRoom(rb);
+    await rb.joinRoom();
+    const quests = [];
+    const onQuest = b._onQuest.bind(b);
+    b._onQuest = (conn, method, p) => {
+      if (method === 'pushroommsg') quests.push([conn, p]);
+      return onQuest(conn, method, p);
+    };
+    await ra.sendRoomMessage('once');
+    assert.deepEqual(await rb.events.wait('onRoomMessageReceived'), ['room-a', 'once']);
+    assert.equal(quests.length, 1);
+    const [conn, push] = quests[0];
+    b._onQuest(conn, 'pushroommsg', { ...push }); // the same push again
+    await ra.sendRoomMessage('next');
+    await rb.events.wait('onRoomMessageReceived', (from, msg) => msg === 'next');
+    assert.deepEqual(rb.events.named('onRoomMessageReceived').map((e) => e[1]), ['once', 'next']);
+    // Another sender's message with the same mid is not a repeat.
+    b._onQuest(conn, 'pushroommsg', { ...push, from: 'room-z', msg: 'other sender' });
+    assert.deepEqual(rb.events.named('onRoomMessageReceived').at(-1), ['room-z', 'other sender']);
+    // At most 10,000 pairs are kept: the oldest is forgotten first.
+    for (let i = 0; i < 10000; i++) b._onQuest(conn, 'pushroommsg', { ...push, mid: 10n ** 12n + BigInt(i), msg: 'filler' });
+    assert.ok(b.seen.size <= 10000, `${b.seen.size} pairs kept`);
+    const before = rb.events.named('onRoomMessageReceived').length;
+    b._onQuest(conn, 'pushroommsg', { ...push }); // forgotten by now: delivered again
+    assert.equal(rb.events.named('onRoomMessageReceived').length, before + 1);
+    b._onQuest = onQuest;
+    rb.destroy();
+    ra.destroy();
+  });
+
   test('createRTSRoom: a live duplicate id and an invalid id are refused; destroy frees the id', async () => {
     const r = a.createRTSRoom('dup-room');
     assert.throws(() => a.createRTSRoom('dup-room'), (e) => e.code === ERROR_CODE.DUPLICATE_ROOM);
