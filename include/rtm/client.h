@@ -112,6 +112,14 @@ typedef struct rtm_options {
     rtm_event_cb on_event;
     rtm_quest_cb on_quest;
     void *arg;                    /* passed to on_event and on_quest */
+
+    /* A message push (pushmsg, pushgroupmsg, pushroommsg, pushbroadcastmsg)
+     * repeating the (method, from, to/gid/rid, mid) of one among the last
+     * 10,000 is answered {} by the SDK and not passed to on_quest: rtmd
+     * pushes room messages before their commit, so a sender's retry after
+     * a failed commit or a restart reaches receivers again (the RTM SDKs
+     * drop repeats the same way). true passes every push on. */
+    bool pass_repeated_pushes;
 } rtm_options;
 
 /* Fills o with the defaults (all zero but the values documented above). */

@@ -16,6 +16,7 @@
 #include "rtm/client.h"
 
 #include "buf.h"
+#include "dedup.h"
 #include "fpnn_crypto.h"
 #include "log.h"
 #include "payload.h"
@@ -39,6 +40,8 @@
 /* Bytes queued on a link that stops reading before new quests are refused. */
 #define MAX_OUTPUT (64u << 20)
 #define NO_HEAP SIZE_MAX
+/* Message pushes remembered to drop repeats (dedup.h), as the RTM SDKs do. */
+#define PUSH_DEDUP_KEEP 10000
 
 static const uint8_t EMPTY_MAP[1] = {0x80};
 
@@ -104,6 +107,7 @@ typedef struct gai_req {
 
 struct rtm_client {
     rtm_options opt;
+    rtm_dedup *dedup;        /* I/O thread: recent message pushes, made at the first quest */
     char *host;
     char port_str[8];
     bool encrypt;
@@ -896,6 +900,11 @@ static void on_quest(rtm_client *c, rtm_link *l, const fpnn_packet *p)
     } else if (strcmp(method, "ping") == 0) {
         if (twoway)
             link_answer(l, p->seq, 0, EMPTY_MAP, sizeof EMPTY_MAP);
+    } else if (c->opt.on_quest && !c->opt.pass_repeated_pushes &&
+               (c->dedup || (c->dedup = rtm_dedup_new(PUSH_DEDUP_KEEP)) != NULL) &&
+               rtm_dedup_repeat(c->dedup, method, body, blen)) {
+        if (twoway) /* the first one was passed on, and answered there */
+            link_answer(l, p->seq, 0, EMPTY_MAP, sizeof EMPTY_MAP);
     } else if (c->opt.on_quest) {
         rtm_quest q = {
             .method = method,
@@ -1417,6 +1426,7 @@ void rtm_client_free(rtm_client *c)
     free(c->buckets);
     free(c->heap);
     free(c->host);
+    rtm_dedup_free(c->dedup);
     free(c);
 }
 

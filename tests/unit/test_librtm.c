@@ -380,6 +380,10 @@ static void srv_quest(sconn *k, const fpnn_packet *p, bool *crypto_started)
         msgpack_pack_map(&pk, 1);
         mp_pack_kv_int(&pk, "n", 42);
         sconn_relay_quest(k, p->seq, "hello", &sb);
+    } else if (strcmp(m, "roompush") == 0) {
+        /* The request's map comes back as a pushroommsg quest. */
+        msgpack_sbuffer_write(&sb, (const char *)p->payload, p->payload_len);
+        sconn_relay_quest(k, p->seq, "pushroommsg", &sb);
     } else if (strcmp(m, "pushoneway") == 0) {
         msgpack_pack_map(&pk, 1);
         mp_pack_kv_int(&pk, "n", 7);
@@ -1057,6 +1061,110 @@ static void test_server_quests(void **state)
     srv_stop(s);
 }
 
+/* Counts the pushes passed to the application and answers {n: count}. */
+typedef struct push_counter {
+    uv_mutex_t mu;
+    int n;
+} push_counter;
+
+static void on_quest_count(rtm_client *c, const rtm_quest *q, void *arg)
+{
+    push_counter *pc = arg;
+    uv_mutex_lock(&pc->mu);
+    int n = ++pc->n;
+    uv_mutex_unlock(&pc->mu);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_int(&pk, "n", n);
+    assert_int_equal(rtm_client_answer(c, q->id, (const uint8_t *)sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static push_counter *counter_of;
+
+static void tweak_counter(rtm_options *o)
+{
+    o->on_quest = on_quest_count;
+    o->arg = counter_of;
+}
+
+static void tweak_pass_repeats(rtm_options *o)
+{
+    tweak_counter(o);
+    o->pass_repeated_pushes = true;
+}
+
+/* Has the server push pushroommsg {from, rid, mid, msg} (from_s, when not
+ * NULL, a string id) and returns the application's count in its answer,
+ * or 0 when the SDK answered {} itself. */
+static int64_t room_push(rtm_client *c, int64_t from, const char *from_s, int64_t rid, int64_t mid)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    if (from_s)
+        mp_pack_kv_str(&pk, "from", from_s);
+    else
+        mp_pack_kv_int(&pk, "from", from);
+    mp_pack_kv_int(&pk, "rid", rid);
+    mp_pack_kv_int(&pk, "mid", mid);
+    mp_pack_kv_int(&pk, "mtype", 30);
+    mp_pack_kv_str(&pk, "msg", "hi");
+    rtm_result r;
+    assert_int_equal(rtm_call(c, "roompush", (const uint8_t *)sb.data, sb.size, 2000, &r), 0);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_unpacked u;
+    assert_int_equal(rtm_payload_decode(FPNN_FLAG_MSGPACK, r.payload, r.payload_len, &u), 0);
+    assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
+    int64_t n = 0;
+    if (u.data.via.map.size > 0)
+        assert_true(mp_get_int64(&u.data, "n", &n));
+    msgpack_unpacked_destroy(&u);
+    rtm_result_free(&r);
+    return n;
+}
+
+/* A message push repeating (method, from, target, mid) is answered {} by
+ * the SDK and not passed on (rtmd pushes room messages before their
+ * commit); the memory keeps the last 10,000; pass_repeated_pushes turns it
+ * off. */
+static void test_repeated_pushes(void **state)
+{
+    (void)state;
+    srv *s = srv_start(false);
+    push_counter pc = {.n = 0};
+    uv_mutex_init(&pc.mu);
+    counter_of = &pc;
+    rtm_client *c = client_for(s, NULL, tweak_counter);
+    assert_int_equal(room_push(c, 7, NULL, 100, 1), 1);
+    assert_int_equal(room_push(c, 7, NULL, 100, 1), 0);  /* repeat */
+    assert_int_equal(room_push(c, 7, NULL, 100, 2), 2);  /* another mid */
+    assert_int_equal(room_push(c, 8, NULL, 100, 1), 3);  /* another sender */
+    assert_int_equal(room_push(c, 7, NULL, 101, 1), 4);  /* another room */
+    assert_int_equal(room_push(c, 0, "alice", 100, 1), 5); /* a string id is not the integer */
+    assert_int_equal(room_push(c, 0, "alice", 100, 1), 0);
+    assert_int_equal(room_push(c, 7, NULL, 100, 2), 0);
+    /* Bounded: 10,000 newer pushes make it forget the first. */
+    for (int64_t i = 0; i < 10000; i++)
+        assert_int_equal(room_push(c, 9, NULL, 100, 1000 + i), 6 + i);
+    assert_int_equal(room_push(c, 9, NULL, 100, 1000 + 9999), 0);
+    assert_int_equal(room_push(c, 7, NULL, 100, 1), 10006);
+    rtm_client_free(c);
+
+    pc.n = 0;
+    c = client_for(s, NULL, tweak_pass_repeats);
+    assert_int_equal(room_push(c, 7, NULL, 100, 1), 1);
+    assert_int_equal(room_push(c, 7, NULL, 100, 1), 2);
+    rtm_client_free(c);
+    uv_mutex_destroy(&pc.mu);
+    srv_stop(s);
+}
+
 static void test_oneway_order(void **state)
 {
     (void)state;
@@ -1571,6 +1679,7 @@ int main(void)
         cmocka_unit_test(test_free_fails_pending),
         cmocka_unit_test(test_server_ping_answered),
         cmocka_unit_test(test_server_quests),
+        cmocka_unit_test(test_repeated_pushes),
         cmocka_unit_test(test_oneway_order),
         cmocka_unit_test(test_auto_reconnect),
         cmocka_unit_test(test_connect_refused),
