@@ -1,7 +1,8 @@
 /* `GET /metrics` on the HTTP gate, in the Prometheus text format: the
  * transport's counters (connections per gate, packets, bytes, drops), the
- * store's queue, every module's own lines (services_metrics) and the
- * per-stage histograms of the message path (lathist.h). */
+ * store's queue and WAL checkpoints, every module's own lines
+ * (services_metrics) and the per-stage histograms of the message path
+ * (lathist.h). */
 #include "metrics.h"
 
 #include "http.h"
@@ -39,6 +40,21 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
     prom_metric(&o, "rtmd_timeouts_total", "counter", "Connections closed by handshake, login or idle timeout.", m->timeouts);
     prom_metric(&o, "rtmd_store_pending", "gauge", "Writes queued for the store.",
              srv->store ? store_pending(srv->store) : 0);
+    if (srv->store && !store_is_postgres(srv->store)) {
+        store_wal_stats w;
+        store_wal_stats_get(srv->store, &w);
+        static const char *const by[] = {"checkpointer", "writer"};
+        const uint64_t runs[] = {w.checkpoints_thread, w.checkpoints_writer};
+        prom_labelled(&o, "rtmd_store_checkpoints_total", "counter",
+                      "SQLite WAL checkpoints, by the checkpointer thread or by the writer (to restart the WAL).", "by",
+                      by, runs, 2);
+        prom_metric(&o, "rtmd_store_checkpoint_frames_total", "counter",
+                    "WAL frames copied into the database by checkpoints.", w.frames_checkpointed);
+        prom_metric(&o, "rtmd_store_wal_restarts_total", "counter",
+                    "Times the SQLite WAL started again from its beginning.", w.restarts);
+        prom_metric(&o, "rtmd_store_wal_frames", "gauge", "Frames in the SQLite WAL after the writer's last commit.",
+                    w.wal_frames);
+    }
     uint64_t buffered = 0;
     for (const rtmd_conn *c = srv->net.conns; c; c = c->next)
         if (c->gate != GATE_HTTP)

@@ -1,8 +1,8 @@
 /* Unit tests of the store (src/rtmd/store/store.c, store_schema.c): schema
  * creation and migrations, start-up project helpers, the writer thread's
  * group commit, per-write failure isolation, runs of writes applied
- * together (store_submit_many), durability across reopen and the draining
- * close. Each test uses a fresh directory under /tmp and a real
+ * together (store_submit_many), durability across reopen, the draining
+ * close and the WAL's checkpoints off the writer's COMMIT. Each test uses a fresh directory under /tmp and a real
  * libuv loop. With RTMD_TEST_PG set (a PostgreSQL connection string; run
  * so by tests/integration/store-pg.test.js) the tests of the writer and
  * the project helpers run on PostgreSQL instead, each in a fresh database
@@ -820,6 +820,117 @@ static void test_done_may_submit_and_close(void **state)
     assert_int_equal(count_projects(f), 5);
 }
 
+/* Continuous writes for a few seconds: the WAL is checkpointed by the
+ * checkpointer thread, started again by the writer when it reaches 8000
+ * frames (store.c's STORE_CKPT_RESTART), and so stays bounded; the
+ * writer's COMMIT no longer checkpoints every 1000 frames. */
+#define WAL_ROWS 20000
+#define WAL_INFLIGHT 512
+#define WAL_RESTART 8000                /* STORE_CKPT_RESTART */
+#define WAL_HARD (4 * WAL_RESTART)      /* STORE_CKPT_HARD */
+#define WAL_FRAME_BYTES (4096 + 24)
+
+typedef struct wal_load {
+    store *s;
+    char wal_path[192];
+    uint64_t deadline_ns;
+    uint64_t frames_goal;
+    int inflight;
+    int failed;
+    uint64_t done;
+    off_t max_wal;
+} wal_load;
+
+static int apply_fill(db_conn *db, void *arg)
+{
+    (void)arg;
+    return db_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
+                       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+                       "INSERT INTO t SELECT i, randomblob(1000) FROM n");
+}
+
+/* One row rewritten at random: about one WAL frame per write. */
+static int apply_update(db_conn *db, void *arg)
+{
+    (void)arg;
+    db_stmt_t *st;
+    int rc = db_stmt(db, "UPDATE t SET v = randomblob(1000) WHERE id = 1 + abs(random()) % 20000", &st);
+    return rc == DB_OK ? db_step_release(st) : rc;
+}
+
+static void done_update(void *arg, int status);
+
+static void submit_update(wal_load *l)
+{
+    assert_int_equal(store_submit(l->s, apply_update, done_update, l), 0);
+    l->inflight++;
+}
+
+static void done_update(void *arg, int status)
+{
+    wal_load *l = arg;
+    l->inflight--;
+    l->done++;
+    if (status != DB_OK)
+        l->failed++;
+    if (l->done % 64 == 0) {
+        struct stat st;
+        if (stat(l->wal_path, &st) == 0 && st.st_size > l->max_wal)
+            l->max_wal = st.st_size;
+    }
+    store_wal_stats w;
+    store_wal_stats_get(l->s, &w);
+    if (uv_hrtime() < l->deadline_ns && w.frames_checkpointed < l->frames_goal)
+        submit_update(l);
+}
+
+static void test_wal_checkpoints_off_commit(void **state)
+{
+    fixture *f = *state;
+    wal_load l = {.frames_goal = 6 * WAL_RESTART};
+    l.s = open_store(f, 0);
+    snprintf(l.wal_path, sizeof l.wal_path, "%s/rtmd.sqlite3-wal", f->data);
+    twrite fill = {0};
+    assert_int_equal(store_submit(l.s, apply_fill, done_record, &fill), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(fill.status, DB_OK);
+    struct stat before;
+    assert_int_equal(stat(l.wal_path, &before), 0);
+    uint64_t syncs = store_sync_count(l.s);
+
+    l.deadline_ns = uv_hrtime() + 8000000000ull;
+    for (int i = 0; i < WAL_INFLIGHT; i++)
+        submit_update(&l);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(l.inflight, 0);
+    assert_int_equal(l.failed, 0);
+
+    store_wal_stats w;
+    store_wal_stats_get(l.s, &w);
+    print_message("wal: %llu writes, %llu frames copied, %llu by the checkpointer, %llu by the writer, "
+                  "%llu restarts, largest WAL %lld bytes\n",
+                  (unsigned long long)l.done, (unsigned long long)w.frames_checkpointed,
+                  (unsigned long long)w.checkpoints_thread, (unsigned long long)w.checkpoints_writer,
+                  (unsigned long long)w.restarts, (long long)l.max_wal);
+    /* Enough written that an unbounded WAL would pass the restart bound
+     * twice over. */
+    assert_true(w.frames_checkpointed >= 2 * WAL_RESTART);
+    assert_true(w.restarts >= 1);
+    assert_true(l.max_wal < (off_t)WAL_HARD * WAL_FRAME_BYTES);
+    assert_true(w.wal_frames < WAL_HARD);
+    /* The copying is the checkpointer's; the writer checkpoints about once
+     * a restart, far from once every 1000 frames. */
+    assert_true(w.checkpoints_thread >= 2);
+    assert_true(w.checkpoints_writer * 3 <= w.frames_checkpointed / 1000);
+    /* Restarted in place: the syncer's descriptor names the same file, and
+     * it went on syncing. */
+    struct stat after;
+    assert_int_equal(stat(l.wal_path, &after), 0);
+    assert_true(after.st_ino == before.st_ino && after.st_dev == before.st_dev);
+    assert_true(store_sync_count(l.s) > syncs);
+    close_store(f, l.s);
+}
+
 int main(void)
 {
     pg_base = getenv("RTMD_TEST_PG");
@@ -845,6 +956,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpoints_off_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_many_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),

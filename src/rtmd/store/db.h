@@ -116,6 +116,23 @@ bool db_connection_lost(db_conn *conn);
  * or DB_IOERR with the reason in db_errmsg. Nothing to do on SQLite. */
 int db_reconnect(db_conn *conn);
 
+/* ---- SQLite's WAL, for the store (DB_MISUSE on PostgreSQL) ---- */
+
+/* Turns SQLite's automatic checkpoint off on conn (its COMMITs no longer
+ * checkpoint) and has each of its commits note the WAL's size, which
+ * db_wal_frames answers: one store in conn per commit, no other work. */
+int db_wal_manual(db_conn *conn);
+/* Frames in the WAL after conn's last commit (db_wal_manual); 0 before. */
+int db_wal_frames(db_conn *conn);
+enum { DB_CKPT_PASSIVE = 0, DB_CKPT_RESTART = 2 };
+/* Checkpoints the WAL on conn. PASSIVE copies what it can without waiting
+ * for anyone; RESTART waits (up to the lock wait) for other writers and
+ * for readers of old frames, so that the next write starts the WAL again
+ * from its beginning. *log: frames in the WAL, *done: frames of it now in
+ * the database (both -1 when unknown). DB_OK, DB_BUSY (not everything was
+ * copied, or another checkpoint runs) or an error. */
+int db_wal_checkpoint(db_conn *conn, int mode, int *log, int *done);
+
 /* ---- for the store: opening and the statement cache ---- */
 
 enum { DB_OPEN_CREATE = 1, DB_OPEN_READWRITE = 2, DB_OPEN_READONLY = 3 };

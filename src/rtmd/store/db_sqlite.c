@@ -23,6 +23,7 @@ struct db_conn {
     sqlite3 *db;
     db_stmt_cache cache; /* db_cache.h */
     uint64_t prepares;
+    int wal_frames; /* after the last commit, with db_wal_manual */
 };
 
 _Thread_local db_conn *db_tls_conn;
@@ -333,6 +334,38 @@ bool db_in_transaction(db_conn *conn)
     if (db_is_pg(conn))
         return dbpg_in_transaction(conn);
     return !sqlite3_get_autocommit(conn->db);
+}
+
+/* SQLite's WAL hook: called after each commit of the connection, in
+ * place of the automatic checkpoint (which is itself this hook). */
+static int wal_noted(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((db_conn *)arg)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+int db_wal_manual(db_conn *conn)
+{
+    if (db_is_pg(conn))
+        return DB_MISUSE;
+    sqlite3_wal_hook(conn->db, wal_noted, conn);
+    return DB_OK;
+}
+
+int db_wal_frames(db_conn *conn)
+{
+    return db_is_pg(conn) ? 0 : conn->wal_frames;
+}
+
+int db_wal_checkpoint(db_conn *conn, int mode, int *log, int *done)
+{
+    *log = *done = -1;
+    if (db_is_pg(conn))
+        return DB_MISUSE;
+    int m = mode == DB_CKPT_RESTART ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
+    return map_rc(sqlite3_wal_checkpoint_v2(conn->db, NULL, m, log, done));
 }
 
 db_conn *db_open(const char *path, int mode, char *err, size_t errlen)

@@ -24,6 +24,25 @@
  * reported write is in the OS and survives kill -9 of rtmd, but the last
  * commits may be lost if the machine loses power.
  *
+ * Checkpoints (SQLite): the writer's COMMIT never checkpoints (SQLite's
+ * automatic checkpoint copied 1000 frames inside it, ~10 ms that every
+ * queued write waited for). A checkpointer thread with its own connection
+ * runs a PASSIVE checkpoint whenever the WAL grew by STORE_CKPT_START
+ * frames since it was last woken, copying while the writer goes on. Such
+ * a checkpoint never finds the WAL whole, so the writer restarts it: after
+ * a commit that leaves STORE_CKPT_RESTART frames or more, and while the
+ * checkpointer is idle, the writer runs a PASSIVE checkpoint itself. Only
+ * the frames since the checkpointer's last run are left to copy, and with
+ * no other writer it copies them all, so the next write transaction starts
+ * the WAL again from its beginning (same file: the syncer's descriptor
+ * stays valid). A reader still on old frames may keep it from copying
+ * them or from restarting the WAL for a moment; past STORE_CKPT_HARD frames
+ * the writer waits for the checkpointer and runs a RESTART checkpoint,
+ * which waits (up to the lock wait) for such readers: the WAL is bounded
+ * whatever happens. A checkpoint syncs the WAL before copying and the
+ * database after it (synchronous=NORMAL), so it changes nothing to what
+ * the syncer reports.
+ *
  * SQL goes through db.h (db_sqlite.c, db_pg.c), never an engine's API
  * directly; what is SQLite's here is the file, its WAL and the PRAGMAs.
  *
@@ -54,6 +73,14 @@
 #define STORE_DEFAULT_BATCH 256
 
 #define STORE_MAX_IDLE_READERS 8
+
+/* WAL checkpoints, in frames (a frame is a page, 4 KiB): the checkpointer
+ * is woken every STORE_CKPT_START frames, the writer checkpoints from
+ * STORE_CKPT_RESTART on (~32 MiB), and waits for a complete one past
+ * STORE_CKPT_HARD (see the file comment). */
+#define STORE_CKPT_START 1000
+#define STORE_CKPT_RESTART 8000
+#define STORE_CKPT_HARD (4 * STORE_CKPT_RESTART)
 
 /* PostgreSQL: how long a batch waits for a lost connection to come back
  * before its writes fail, and the longest pause between two attempts. */
@@ -126,6 +153,22 @@ struct store {
     reader *idle_readers[STORE_MAX_IDLE_READERS];
     int nidle;
     size_t reads_inflight; /* loop thread only */
+
+    /* SQLite's WAL checkpoints (see the file comment). cdb is used by the
+     * checkpointer thread only; the rest is guarded by mu. */
+    db_conn *cdb;
+    uv_thread_t ckpointer;
+    int ckpt_started;
+    uv_cond_t ckpt_cv;   /* the checkpointer waits to be woken, the writer
+                          * past the hard bound for a checkpoint to end */
+    int ckpt_wanted;     /* the checkpointer is woken */
+    int ckpt_busy;       /* a checkpoint runs (checkpointer or writer) */
+    int ckpt_stop;
+    int ckpt_mark;       /* WAL frames when the checkpointer was last woken */
+    int wal_frames;      /* in the WAL after the writer's last commit */
+    int ckpt_log;        /* WAL frames and frames copied at the end of */
+    int ckpt_done;       /* the last checkpoint */
+    store_wal_stats wal; /* counters for /metrics */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -424,6 +467,87 @@ static void report_locked(store *s, op_list *ops)
     uv_mutex_lock(&s->mu);
 }
 
+/* ---- WAL checkpoints (SQLite) ---- */
+
+/* Counts a checkpoint that answered rc with the WAL at log frames, done
+ * of them copied; with s->mu held. */
+static void ckpt_account_locked(store *s, int rc, int log, int done, uint64_t *runs)
+{
+    if (log < 0 || done < 0) {
+        LOG_WARN("store: WAL checkpoint failed: %s", db_errstr(rc));
+        return;
+    }
+    (*runs)++;
+    /* A smaller WAL than at the last checkpoint was started again since. */
+    int before = log < s->ckpt_log ? 0 : s->ckpt_done;
+    if (done > before)
+        s->wal.frames_checkpointed += (uint64_t)(done - before);
+    s->ckpt_log = log;
+    s->ckpt_done = done;
+}
+
+/* The writer's own checkpoint; with s->mu held, released while it runs. */
+static void writer_checkpoint_locked(store *s, int mode)
+{
+    s->ckpt_busy = 1;
+    uv_mutex_unlock(&s->mu);
+    int log, done;
+    int rc = db_wal_checkpoint(s->wdb, mode, &log, &done);
+    uv_mutex_lock(&s->mu);
+    ckpt_account_locked(s, rc, log, done, &s->wal.checkpoints_writer);
+    s->ckpt_busy = 0;
+    uv_cond_broadcast(&s->ckpt_cv);
+}
+
+/* After a commit of the writer: wakes the checkpointer, or checkpoints to
+ * restart the WAL (see the file comment). With s->mu held. */
+static void wal_after_commit_locked(store *s)
+{
+    int frames = db_wal_frames(s->wdb);
+    if (frames < s->wal_frames) {
+        s->wal.restarts++;
+        s->ckpt_mark = 0;
+    }
+    s->wal_frames = frames;
+    s->wal.wal_frames = (uint64_t)frames;
+    if (frames >= STORE_CKPT_HARD) {
+        while (s->ckpt_busy)
+            uv_cond_wait(&s->ckpt_cv, &s->mu);
+        writer_checkpoint_locked(s, DB_CKPT_RESTART);
+    } else if (frames >= STORE_CKPT_RESTART) {
+        if (!s->ckpt_busy)
+            writer_checkpoint_locked(s, DB_CKPT_PASSIVE);
+    } else if (frames - s->ckpt_mark >= STORE_CKPT_START && !s->ckpt_busy) {
+        s->ckpt_mark = frames;
+        s->ckpt_wanted = 1;
+        uv_cond_broadcast(&s->ckpt_cv);
+    }
+}
+
+static void checkpointer_main(void *arg)
+{
+    store *s = arg;
+    uv_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->ckpt_stop && (!s->ckpt_wanted || s->ckpt_busy))
+            uv_cond_wait(&s->ckpt_cv, &s->mu);
+        if (s->ckpt_stop)
+            break;
+        s->ckpt_wanted = 0;
+        s->ckpt_busy = 1;
+        uv_mutex_unlock(&s->mu);
+        int log, done;
+        int rc = db_wal_checkpoint(s->cdb, DB_CKPT_PASSIVE, &log, &done);
+        uv_mutex_lock(&s->mu);
+        ckpt_account_locked(s, rc, log, done, &s->wal.checkpoints_thread);
+        s->ckpt_busy = 0;
+        uv_cond_broadcast(&s->ckpt_cv);
+    }
+    uv_mutex_unlock(&s->mu);
+}
+
+/* ---- writer thread (main) ---- */
+
 static void writer_main(void *arg)
 {
     store *s = arg;
@@ -458,6 +582,8 @@ static void writer_main(void *arg)
         } else {
             report_locked(s, &batch);
         }
+        if (commits > 0 && s->cdb)
+            wal_after_commit_locked(s);
     }
     s->writer_done = 1;
     uv_cond_signal(&s->sync_cv);
@@ -523,7 +649,7 @@ static void syncer_main(void *arg)
 }
 
 /* Lets the writer finish the queue and the syncer the commits, and joins
- * both. */
+ * them and the checkpointer. */
 static void store_stop_threads(store *s)
 {
     uv_mutex_lock(&s->mu);
@@ -536,6 +662,14 @@ static void store_stop_threads(store *s)
     if (s->syncer_started)
         uv_thread_join(&s->syncer);
     s->syncer_started = 0;
+    if (s->ckpt_started) {
+        uv_mutex_lock(&s->mu);
+        s->ckpt_stop = 1;
+        uv_cond_broadcast(&s->ckpt_cv);
+        uv_mutex_unlock(&s->mu);
+        uv_thread_join(&s->ckpointer);
+    }
+    s->ckpt_started = 0;
 }
 
 /* ---- completions on the loop ---- */
@@ -613,6 +747,7 @@ static void store_free(store *s)
     if (s->sync_ready) {
         for (int i = 0; i < s->nidle; i++)
             reader_close(s->idle_readers[i]);
+        uv_cond_destroy(&s->ckpt_cv);
         uv_cond_destroy(&s->sync_cv);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
@@ -722,10 +857,13 @@ static int open_sqlite(store *s, char *err, size_t errlen)
         set_err(err, errlen, "%s: %s", s->path, merr);
         return -1;
     }
-    if (enable_wal(s->wdb, s->path, err, errlen) != 0)
+    if (enable_wal(s->wdb, s->path, err, errlen) != 0 || db_wal_manual(s->wdb) != DB_OK)
         return -1;
     s->rdb = db_open(s->path, DB_OPEN_READWRITE, err, errlen);
-    return s->rdb ? 0 : -1;
+    if (!s->rdb)
+        return -1;
+    s->cdb = db_open(s->path, DB_OPEN_READWRITE, err, errlen);
+    return s->cdb ? 0 : -1;
 }
 
 /* Connects the writer and the reader to PostgreSQL and brings the schema
@@ -763,7 +901,15 @@ static int store_start(store *s, const char *where, char *err, size_t errlen)
         set_err(err, errlen, "cannot create the store condition variable");
         return -1;
     }
+    if (uv_cond_init(&s->ckpt_cv) != 0) {
+        uv_cond_destroy(&s->sync_cv);
+        uv_cond_destroy(&s->cv);
+        uv_mutex_destroy(&s->mu);
+        set_err(err, errlen, "cannot create the store condition variable");
+        return -1;
+    }
     if (uv_mutex_init(&s->rmu) != 0) {
+        uv_cond_destroy(&s->ckpt_cv);
         uv_cond_destroy(&s->sync_cv);
         uv_cond_destroy(&s->cv);
         uv_mutex_destroy(&s->mu);
@@ -807,6 +953,17 @@ static int store_start(store *s, const char *where, char *err, size_t errlen)
         }
         s->syncer_started = 1;
     }
+    if (s->cdb) {
+        rc = uv_thread_create(&s->ckpointer, checkpointer_main, s);
+        if (rc != 0) {
+            set_err(err, errlen, "cannot start the checkpointer thread: %s", uv_strerror(rc));
+            store_stop_threads(s);
+            uv_close((uv_handle_t *)s->async, on_async_closed);
+            s->async = NULL;
+            return -1;
+        }
+        s->ckpt_started = 1;
+    }
 
     if (s->migrations_applied > 0)
         LOG_INFO("store: %s at schema version %d (%d migration%s applied)", where, s->schema_version,
@@ -819,6 +976,7 @@ static int store_start(store *s, const char *where, char *err, size_t errlen)
 /* Frees a store that failed to open. */
 static void store_discard(store *s)
 {
+    db_close(s->cdb);
     db_close(s->rdb);
     db_close(s->wdb);
     store_free(s);
@@ -1121,6 +1279,13 @@ uint64_t store_sync_count(store *s)
     return n;
 }
 
+void store_wal_stats_get(store *s, store_wal_stats *out)
+{
+    uv_mutex_lock(&s->mu);
+    *out = s->wal;
+    uv_mutex_unlock(&s->mu);
+}
+
 /* ---- close ---- */
 
 void store_close(store *s)
@@ -1140,6 +1305,8 @@ void store_close(store *s)
 
     db_close(s->rdb);
     s->rdb = NULL;
+    db_close(s->cdb);
+    s->cdb = NULL;
     if (!s->pg_url && db_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)") != DB_OK)
         LOG_WARN("store: WAL checkpoint failed: %s", db_errmsg(s->wdb));
     int rc = db_close(s->wdb);

@@ -111,6 +111,16 @@ uint64_t store_commit_count(store *s);
 /* fdatasyncs of the WAL done so far (fsync on): every write reported with
  * DB_OK was committed before one of them began. */
 uint64_t store_sync_count(store *s);
+/* SQLite's WAL checkpoints since store_open (all 0 on PostgreSQL): see
+ * the file comment of store.c. */
+typedef struct store_wal_stats {
+    uint64_t checkpoints_thread;  /* run by the checkpointer thread */
+    uint64_t checkpoints_writer;  /* run by the writer to restart the WAL */
+    uint64_t frames_checkpointed; /* frames copied into the database */
+    uint64_t restarts;            /* times the WAL started again from its beginning */
+    uint64_t wal_frames;          /* frames in the WAL after the last commit */
+} store_wal_stats;
+void store_wal_stats_get(store *s, store_wal_stats *out);
 /* Finishes every queued write (their done callbacks run synchronously on
  * this, the loop's, thread before it returns), stops the thread, checkpoints
  * the WAL and closes the database. Loop thread only; may be called from a
