@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const fpnn = require('./lib/fpnn');
 const { get, metric } = require('./lib/http');
-const { sanitizerReports, startRtmd, withLogs, waitFor } = require('./lib/rtmd');
+const { sanitizerReports, startRtmd, withLogs, waitFor, TEST_STORE } = require('./lib/rtmd');
 
 describe('HTTP listener', () => {
   let srv;
@@ -49,6 +49,19 @@ describe('HTTP listener', () => {
       const v = metric(r.body, name);
       assert.notEqual(v, undefined, `${name} present`);
       assert.ok(Number.isFinite(v) && v >= 0, `${name} is a number`);
+    }
+    // SQLite's WAL checkpoints (store.c); PostgreSQL has no WAL of ours.
+    const wal = [
+      ['rtmd_store_checkpoints_total', { by: 'checkpointer' }],
+      ['rtmd_store_checkpoints_total', { by: 'writer' }],
+      ['rtmd_store_checkpoint_frames_total'],
+      ['rtmd_store_wal_restarts_total'],
+      ['rtmd_store_wal_frames'],
+    ];
+    for (const [name, labels] of wal) {
+      const v = metric(r.body, name, labels);
+      if (TEST_STORE === 'sqlite') assert.ok(Number.isFinite(v) && v >= 0, `${name} present`);
+      else assert.equal(v, undefined, `${name} absent on PostgreSQL`);
     }
   });
 
