@@ -2,7 +2,8 @@
  * creation and migrations, start-up project helpers, the writer thread's
  * group commit, per-write failure isolation, runs of writes applied
  * together (store_submit_many), durability across reopen, the draining
- * close and the WAL's checkpoints off the writer's COMMIT. Each test uses a fresh directory under /tmp and a real
+ * close, the WAL's checkpoints off the writer's COMMIT and kill -9 while
+ * the WAL is started again. Each test uses a fresh directory under /tmp and a real
  * libuv loop. With RTMD_TEST_PG set (a PostgreSQL connection string; run
  * so by tests/integration/store-pg.test.js) the tests of the writer and
  * the project helpers run on PostgreSQL instead, each in a fresh database
@@ -18,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -931,6 +934,144 @@ static void test_wal_checkpoints_off_commit(void **state)
     close_store(f, l.s);
 }
 
+/* kill -9 while the WAL is checkpointed and started again: every write
+ * reported with DB_OK (the syncer's fdatasync, then the checkpoints'
+ * syncs of the WAL and the database) is in the database afterwards. A
+ * child process writes; each acknowledged id goes to the parent through a
+ * pipe with the WAL restarts so far, and the parent kills the child once
+ * the WAL was started again twice. */
+typedef struct ack_rec {
+    int64_t id;
+    uint64_t restarts;
+} ack_rec;
+
+typedef struct kill_load {
+    store *s;
+    int fd;
+    int64_t next_id;
+} kill_load;
+
+typedef struct kill_write {
+    kill_load *l;
+    int64_t id;
+} kill_write;
+
+static int apply_fill_acked(db_conn *db, void *arg)
+{
+    int rc = apply_fill(db, arg);
+    return rc == DB_OK ? db_exec(db, "CREATE TABLE acked(id INTEGER PRIMARY KEY)") : rc;
+}
+
+static int apply_acked(db_conn *db, void *arg)
+{
+    kill_write *w = arg;
+    db_stmt_t *st;
+    int rc = db_stmt(db, "INSERT INTO acked(id) VALUES(?1)", &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, w->id);
+    rc = db_step_release(st);
+    return rc == DB_OK ? apply_update(db, NULL) : rc;
+}
+
+static void submit_acked(kill_load *l);
+
+static void done_acked(void *arg, int status)
+{
+    kill_write *w = arg;
+    kill_load *l = w->l;
+    if (status == DB_OK) {
+        store_wal_stats ws;
+        store_wal_stats_get(l->s, &ws);
+        ack_rec r = {w->id, ws.restarts};
+        if (write(l->fd, &r, sizeof r) != (ssize_t)sizeof r)
+            _exit(3);
+    }
+    free(w);
+    submit_acked(l);
+}
+
+static void submit_acked(kill_load *l)
+{
+    kill_write *w = malloc(sizeof *w);
+    if (!w)
+        _exit(4);
+    *w = (kill_write){l, ++l->next_id};
+    if (store_submit(l->s, apply_acked, done_acked, w) != 0)
+        _exit(5);
+}
+
+static void kill9_child(const char *data, int fd)
+{
+    uv_loop_t loop;
+    char err[256];
+    if (uv_loop_init(&loop) != 0)
+        _exit(1);
+    kill_load l = {.fd = fd};
+    l.s = store_open(&loop, data, 0, true, err, sizeof err);
+    if (!l.s)
+        _exit(2);
+    twrite fill = {0};
+    store_submit(l.s, apply_fill_acked, done_record, &fill);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (fill.status != DB_OK)
+        _exit(6);
+    for (int i = 0; i < WAL_INFLIGHT; i++)
+        submit_acked(&l);
+    uv_run(&loop, UV_RUN_DEFAULT); /* until killed */
+    _exit(7);
+}
+
+static void test_wal_restart_survives_kill9(void **state)
+{
+    fixture *f = *state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        kill9_child(f->data, p[1]);
+    }
+    close(p[1]);
+    size_t cap = 1 << 20, n = 0;
+    int64_t *acked = malloc(cap * sizeof *acked);
+    assert_non_null(acked);
+    uint64_t deadline = uv_hrtime() + 20000000000ull;
+    int killed = 0;
+    ack_rec r;
+    ssize_t got;
+    while ((got = read(p[0], &r, sizeof r)) == (ssize_t)sizeof r) {
+        if (n < cap)
+            acked[n++] = r.id;
+        if (!killed && (r.restarts >= 2 || uv_hrtime() > deadline)) {
+            assert_int_equal(kill(pid, SIGKILL), 0);
+            killed = 1;
+            assert_true(r.restarts >= 2);
+        }
+    }
+    close(p[0]);
+    int wst;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+    assert_true(n > 0 && n < cap);
+
+    db_conn *db = open_raw(f);
+    db_stmt_t *st = NULL;
+    assert_int_equal(db_prepare(db, "SELECT count(*) FROM acked WHERE id = ?1", &st), DB_OK);
+    for (size_t i = 0; i < n; i++) {
+        db_bind_int64(st, 1, acked[i]);
+        assert_int_equal(db_step(st), DB_ROW);
+        if (db_column_int64(st, 0) != 1)
+            fail_msg("acknowledged write %lld lost", (long long)acked[i]);
+        db_reset(st);
+    }
+    db_finalize(st);
+    print_message("kill -9: %zu acknowledged writes all kept\n", n);
+    db_close(db);
+    free(acked);
+}
+
 int main(void)
 {
     pg_base = getenv("RTMD_TEST_PG");
@@ -957,6 +1098,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoints_off_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_restart_survives_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_write_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_many_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
