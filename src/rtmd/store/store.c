@@ -30,10 +30,11 @@
  * runs a PASSIVE checkpoint whenever the WAL grew by STORE_CKPT_START
  * frames since it was last woken, copying while the writer goes on. Such
  * a checkpoint never finds the WAL whole, so the writer restarts it: after
- * a commit that leaves STORE_CKPT_RESTART frames or more, and while the
- * checkpointer is idle, the writer runs a PASSIVE checkpoint itself. Only
- * the frames since the checkpointer's last run are left to copy, and with
- * no other writer it copies them all, so the next write transaction starts
+ * a commit that leaves STORE_CKPT_RESTART frames or more, the checkpointer
+ * is woken again until at most STORE_CKPT_TAIL frames are left to copy
+ * (or it chased the writer for STORE_CKPT_START more frames), and then,
+ * while it is idle, the writer runs a PASSIVE checkpoint itself: with so
+ * little to copy it is short, and with no other writer it copies it all, so the next write transaction starts
  * the WAL again from its beginning (same file: the syncer's descriptor
  * stays valid). A reader still on old frames may keep it from copying
  * them or from restarting the WAL for a moment; past STORE_CKPT_HARD frames
@@ -76,11 +77,13 @@
 
 /* WAL checkpoints, in frames (a frame is a page, 4 KiB): the checkpointer
  * is woken every STORE_CKPT_START frames, the writer checkpoints from
- * STORE_CKPT_RESTART on (~32 MiB), and waits for a complete one past
- * STORE_CKPT_HARD (see the file comment). */
+ * STORE_CKPT_RESTART on (~32 MiB) once at most STORE_CKPT_TAIL frames are
+ * left to copy, and waits for a complete one past STORE_CKPT_HARD (see
+ * the file comment). */
 #define STORE_CKPT_START 1000
 #define STORE_CKPT_RESTART 8000
 #define STORE_CKPT_HARD (4 * STORE_CKPT_RESTART)
+#define STORE_CKPT_TAIL 256
 
 /* PostgreSQL: how long a batch waits for a lost connection to come back
  * before its writes fail, and the longest pause between two attempts. */
@@ -507,6 +510,7 @@ static void wal_after_commit_locked(store *s)
     if (frames < s->wal_frames) {
         s->wal.restarts++;
         s->ckpt_mark = 0;
+        s->ckpt_log = s->ckpt_done = 0;
     }
     s->wal_frames = frames;
     s->wal.wal_frames = (uint64_t)frames;
@@ -515,8 +519,16 @@ static void wal_after_commit_locked(store *s)
             uv_cond_wait(&s->ckpt_cv, &s->mu);
         writer_checkpoint_locked(s, DB_CKPT_RESTART);
     } else if (frames >= STORE_CKPT_RESTART) {
-        if (!s->ckpt_busy)
+        if (s->ckpt_busy)
+            return;
+        /* The checkpointer copies what is left until little is, or until
+         * it has chased the writer for STORE_CKPT_START frames. */
+        if (frames - s->ckpt_done <= STORE_CKPT_TAIL || frames >= STORE_CKPT_RESTART + STORE_CKPT_START)
             writer_checkpoint_locked(s, DB_CKPT_PASSIVE);
+        else if (!s->ckpt_wanted) {
+            s->ckpt_wanted = 1;
+            uv_cond_broadcast(&s->ckpt_cv);
+        }
     } else if (frames - s->ckpt_mark >= STORE_CKPT_START && !s->ckpt_busy) {
         s->ckpt_mark = frames;
         s->ckpt_wanted = 1;
