@@ -41,6 +41,8 @@ static const struct {
     [LAT_B_APPLY] = {"batch_apply", "writer: batch statements", 0},
     [LAT_B_COMMIT] = {"batch_commit", "writer: COMMIT", 0},
     [LAT_B_IDLE] = {"writer_idle", "writer: idle between batches", 0},
+    [LAT_B_CKPT] = {"writer_checkpoint", "writer: its own WAL checkpoint", 0},
+    [LAT_C_RUN] = {"checkpoint", "checkpointer: one WAL checkpoint", 0},
     [LAT_S_FDATASYNC] = {"fdatasync", "syncer: fdatasync", 0},
     [LAT_S_COMMITS] = {"ops_per_sync", "syncer: writes per fdatasync", 1},
 };

@@ -39,6 +39,9 @@ typedef enum lat_stage {
     LAT_B_APPLY,  /* the batch's statements before COMMIT */
     LAT_B_COMMIT, /* COMMIT */
     LAT_B_IDLE,   /* the writer waiting for work between batches */
+    LAT_B_CKPT,   /* the writer's own WAL checkpoint after a commit (SQLite) */
+    /* per checkpoint, recorded on the store's checkpointer (SQLite) */
+    LAT_C_RUN,    /* one PASSIVE checkpoint of the WAL */
     /* per fdatasync, recorded on the syncer */
     LAT_S_FDATASYNC, /* one fdatasync of the WAL */
     LAT_S_COMMITS,   /* writes covered by one fdatasync (count) */

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lathist.h"
 #include "store.h"
 #include "tmpdir.h"
 
@@ -932,6 +933,13 @@ static void test_wal_checkpoints_off_commit(void **state)
     assert_true(after.st_ino == before.st_ino && after.st_dev == before.st_dev);
     assert_true(store_sync_count(l.s) > syncs);
     close_store(f, l.s);
+    /* Both kinds are timed in the stage histograms (/metrics). */
+    static char text[256 * 1024];
+    prom_out o = {text, sizeof text, 0};
+    lat_prom(&o);
+    text[o.len < sizeof text ? o.len : sizeof text - 1] = '\0';
+    assert_non_null(strstr(text, "rtmd_stage_seconds_sum{stage=\"checkpoint\"}"));
+    assert_non_null(strstr(text, "rtmd_stage_seconds_sum{stage=\"writer_checkpoint\"}"));
 }
 
 /* kill -9 while the WAL is checkpointed and started again: every write

@@ -34,9 +34,9 @@
  * is woken again until at most STORE_CKPT_TAIL frames are left to copy
  * (or it chased the writer for STORE_CKPT_START more frames), and then,
  * while it is idle, the writer runs a PASSIVE checkpoint itself: with so
- * little to copy it is short, and with no other writer it copies it all, so the next write transaction starts
- * the WAL again from its beginning (same file: the syncer's descriptor
- * stays valid). A reader still on old frames may keep it from copying
+ * little to copy it is short, and with no other writer it copies it all,
+ * so the next write transaction starts the WAL again from its beginning
+ * (same file: the syncer's descriptor stays valid). A reader still on old frames may keep it from copying
  * them or from restarting the WAL for a moment; past STORE_CKPT_HARD frames
  * the writer waits for the checkpointer and runs a RESTART checkpoint,
  * which waits (up to the lock wait) for such readers: the WAL is bounded
@@ -495,7 +495,9 @@ static void writer_checkpoint_locked(store *s, int mode)
     s->ckpt_busy = 1;
     uv_mutex_unlock(&s->mu);
     int log, done;
+    uint64_t t0 = lat_now();
     int rc = db_wal_checkpoint(s->wdb, mode, &log, &done);
+    lat_since(LAT_B_CKPT, t0, lat_now());
     uv_mutex_lock(&s->mu);
     ckpt_account_locked(s, rc, log, done, &s->wal.checkpoints_writer);
     s->ckpt_busy = 0;
@@ -503,8 +505,9 @@ static void writer_checkpoint_locked(store *s, int mode)
 }
 
 /* After a commit of the writer: wakes the checkpointer, or checkpoints to
- * restart the WAL (see the file comment). With s->mu held. */
-static void wal_after_commit_locked(store *s)
+ * restart the WAL (see the file comment). With s->mu held; true when the
+ * writer checkpointed. */
+static bool wal_after_commit_locked(store *s)
 {
     int frames = db_wal_frames(s->wdb);
     if (frames < s->wal_frames) {
@@ -518,22 +521,27 @@ static void wal_after_commit_locked(store *s)
         while (s->ckpt_busy)
             uv_cond_wait(&s->ckpt_cv, &s->mu);
         writer_checkpoint_locked(s, DB_CKPT_RESTART);
-    } else if (frames >= STORE_CKPT_RESTART) {
-        if (s->ckpt_busy)
-            return;
+        return true;
+    }
+    if (s->ckpt_busy)
+        return false;
+    if (frames >= STORE_CKPT_RESTART) {
         /* The checkpointer copies what is left until little is, or until
          * it has chased the writer for STORE_CKPT_START frames. */
-        if (frames - s->ckpt_done <= STORE_CKPT_TAIL || frames >= STORE_CKPT_RESTART + STORE_CKPT_START)
+        if (frames - s->ckpt_done <= STORE_CKPT_TAIL || frames >= STORE_CKPT_RESTART + STORE_CKPT_START) {
             writer_checkpoint_locked(s, DB_CKPT_PASSIVE);
-        else if (!s->ckpt_wanted) {
+            return true;
+        }
+        if (!s->ckpt_wanted) {
             s->ckpt_wanted = 1;
             uv_cond_broadcast(&s->ckpt_cv);
         }
-    } else if (frames - s->ckpt_mark >= STORE_CKPT_START && !s->ckpt_busy) {
+    } else if (frames - s->ckpt_mark >= STORE_CKPT_START) {
         s->ckpt_mark = frames;
         s->ckpt_wanted = 1;
         uv_cond_broadcast(&s->ckpt_cv);
     }
+    return false;
 }
 
 static void checkpointer_main(void *arg)
@@ -549,7 +557,9 @@ static void checkpointer_main(void *arg)
         s->ckpt_busy = 1;
         uv_mutex_unlock(&s->mu);
         int log, done;
+        uint64_t t0 = lat_now();
         int rc = db_wal_checkpoint(s->cdb, DB_CKPT_PASSIVE, &log, &done);
+        lat_since(LAT_C_RUN, t0, lat_now());
         uv_mutex_lock(&s->mu);
         ckpt_account_locked(s, rc, log, done, &s->wal.checkpoints_thread);
         s->ckpt_busy = 0;
@@ -594,8 +604,8 @@ static void writer_main(void *arg)
         } else {
             report_locked(s, &batch);
         }
-        if (commits > 0 && s->cdb)
-            wal_after_commit_locked(s);
+        if (commits > 0 && s->cdb && wal_after_commit_locked(s))
+            idle0 = lat_now(); /* the checkpoint is not idle time */
     }
     s->writer_done = 1;
     uv_cond_signal(&s->sync_cv);
