@@ -267,6 +267,13 @@ static void on_check(uv_check_t *h)
     write_queued(srv);
 }
 
+/* After the store ran done callbacks: their answers and pushes are
+ * written now, not after the rest of the turn's input. */
+static void on_store_dispatched(void *arg)
+{
+    write_queued(arg);
+}
+
 /* ---- graceful stop ---- */
 
 /* Output bytes not yet taken by the kernel, over all connections; *undrained
@@ -401,6 +408,7 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
         srv->store = store_open(loop, cfg->data_dir, cfg->store_batch_max, cfg->store_fsync != 0, err, errlen);
     if (!srv->store)
         return -1;
+    store_on_dispatched(srv->store, on_store_dispatched, srv);
     if (setup_projects(srv, err, errlen) != 0)
         return -1;
     srv->methods = methods_new();

@@ -115,6 +115,8 @@ typedef struct op_list {
 struct store {
     uv_loop_t *loop;
     uv_async_t *async;   /* own allocation: freed by its close callback */
+    void (*after_dispatch)(void *); /* store_on_dispatched */
+    void *after_dispatch_arg;
     db_conn *wdb;        /* writer connection */
     db_conn *rdb;        /* reader connection (loop thread, start-up) */
     unsigned batch_max;
@@ -781,13 +783,21 @@ static void store_free(store *s)
 static void on_async(uv_async_t *h)
 {
     store *s = h->data;
-    dispatch(s);
+    unsigned ran = dispatch(s);
     if (s->free_deferred) {
         if (s->dispatching == 0)
             store_free(s);
         return;
     }
+    if (ran && s->after_dispatch)
+        s->after_dispatch(s->after_dispatch_arg);
     update_ref(s);
+}
+
+void store_on_dispatched(store *s, void (*fn)(void *arg), void *arg)
+{
+    s->after_dispatch = fn;
+    s->after_dispatch_arg = arg;
 }
 
 static void on_async_closed(uv_handle_t *h)

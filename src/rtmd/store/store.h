@@ -59,6 +59,10 @@ store *store_open(uv_loop_t *loop, const char *data_dir, unsigned batch_max, boo
  * message in err that never holds the connection string. */
 store *store_open_postgres(uv_loop_t *loop, const char *conninfo, unsigned batch_max, char *err, size_t errlen);
 int store_schema_version(store *s);
+/* fn(arg) runs on the loop after each wake-up that ran done callbacks:
+ * the server writes the answers they queued right away instead of at the
+ * end of the loop turn. */
+void store_on_dispatched(store *s, void (*fn)(void *arg), void *arg);
 /* True when the store is on PostgreSQL (store_open_postgres): for the loop
  * side of a module whose strategy differs there; inside an apply use
  * db_is_postgres. */
