@@ -5,11 +5,12 @@
 // the sqlite3 shell; the writer's own BEGIN IMMEDIATE waits for it, up to
 // its 5 s busy timeout). While it is held, room members get the push and
 // the sender's answer waits; p2p messages wait for the commit as before;
-// room_push = after_commit waits too. A commit that fails after the push
-// (the busy timeout) answers an error, and the sender's retry with the same
-// mid is stored once; a kill -9 between push and commit leaves nothing in
-// history, and the resent message (same mid) is stored once and pushed
-// again with the same (from, mid), which clients drop.
+// room_push = after_commit and rooms of more than 100 members wait too. A
+// commit that fails after the push (the busy timeout) answers an error,
+// and the sender's retry with the same mid is stored once; a kill -9
+// between push and commit leaves nothing in history, and the resent
+// message (same mid) is stored once and pushed again with the same
+// (from, mid), which clients drop.
 //
 // SQLite only (kept out of the pg.* and cl.* suites): on PostgreSQL the ids
 // come from the store and rooms push after the commit.
@@ -204,6 +205,33 @@ describe('room messages pushed before the commit', () => {
       for (const u of [a, b]) await u.close();
     } finally {
       await stopChecked(node, [nodeApp]);
+    }
+  });
+
+  it('a room of more than 100 members on the node pushes after the commit', async () => {
+    // Early pushes cost each member a write per message; past 100 members
+    // (ROOM_PUSH_EARLY_MAX) the batch's pushes go out together after it.
+    const rid = 506;
+    const users = await room(rid, Array.from({ length: 101 }, (_, i) => 5100 + i));
+    try {
+      const hold = await holdWriter(srv.dataDir);
+      const sent = pending(users[0].call('sendroommsg', { rid: I(rid), mid: I(7), mtype: 30, msg: 'big room', attrs: '' }));
+      await sleep(500);
+      assert.equal(pushesOf(users[1], rid, 7).length, 0, 'no push before the commit in a room of 101');
+      await hold.release();
+      const ans = await sent.done;
+      const pb = await users[100].waitPush(isRoomPush(rid, 7));
+      assert.equal(N(pb.payload.mtime), N(ans.mtime));
+      // One member fewer: 100 members push early again.
+      await users[100].call('leaveroom', { rid: I(rid) });
+      const hold2 = await holdWriter(srv.dataDir);
+      const sent2 = pending(users[0].call('sendroommsg', { rid: I(rid), mid: I(8), mtype: 30, msg: 'small room', attrs: '' }));
+      await users[1].waitPush(isRoomPush(rid, 8));
+      assert.equal(sent2.answered, false);
+      await hold2.release();
+      await sent2.done;
+    } finally {
+      for (const u of users) await u.close();
     }
   });
 

@@ -17,7 +17,8 @@
  * that nobody ever sees a message the store then lost.
  *
  * Rooms push before the commit (room_push = before_commit, the default,
- * where the loop hands out ids: SQLite): a room message is pushed as soon
+ * where the loop hands out ids: SQLite; rooms of at most
+ * ROOM_PUSH_EARLY_MAX members on this node): a room message is pushed as soon
  * as it is accepted (checked, admitted, its id and mtime given), before it
  * is submitted, and only the sender's answer waits for the commit (the
  * answer is the durability promise). Receivers may so see a message the
@@ -1280,6 +1281,21 @@ static void job_done(void *arg, int status)
     free(j);
 }
 
+
+/* Whether a room message is pushed before its commit: only in rooms of at
+ * most ROOM_PUSH_EARLY_MAX members on this node. After the commit the
+ * pushes of a whole batch go out together, one write per member for many
+ * messages; pushed early, each message costs every member a write of its
+ * own, which in a large room costs more than it saves (fanout to 1,000
+ * members: 20 % fewer deliveries a second, docs/performance.md). */
+#define ROOM_PUSH_EARLY_MAX 100
+static bool room_pushes_early(rtmd_server *srv, int64_t pid, int64_t rid)
+{
+    size_t members = 0;
+    rooms_members(srv, pid, rid, &members);
+    return members <= ROOM_PUSH_EARLY_MAX;
+}
+
 /* Admits the job by the write rates and the storage quota (quota.h), gives
  * every target an id and the job's mtime, pushes a room message at once
  * when rooms push before the commit, and submits the job; the writer tells
@@ -1303,7 +1319,8 @@ static void job_submit(msg_job *j)
         }
     }
     /* Before the submit: from then on the writer may write the targets. */
-    if (s->room_push_early && j->ntargets == 1 && j->targets[0].conv.conv_type == CONV_ROOM) {
+    if (s->room_push_early && j->ntargets == 1 && j->targets[0].conv.conv_type == CONV_ROOM &&
+        room_pushes_early(req->srv, j->pid, j->targets[0].to)) {
         deliver(req->srv, j, &j->targets[0]);
         j->pushed = true;
     }
