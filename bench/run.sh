@@ -179,7 +179,8 @@ project_byte_rate = 0
 history_days = 7
 history_max_per_conversation = 0
 EOF
-      "$RTMD" --config "$dir/rtmd.conf" > "$dir/server.log" 2>&1 &
+      # RTMD_LATHIST: the per-stage table (docs/performance.md) at exit
+      RTMD_LATHIST=1 "$RTMD" --config "$dir/rtmd.conf" > "$dir/server.log" 2>&1 &
       SERVER_PID=$!
       for _ in $(seq 1 100); do grep -q " ready" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
       grep -q " ready" "$dir/server.log" || { cat "$dir/server.log" >&2; return 1; }
@@ -281,6 +282,10 @@ run_one() {
     "$(awk "BEGIN { print $t1 - $t0 }")" \
     "$(echo "$args" | sed -e "s/--secret [^ ]*/--secret .../" -e "s|$WORK|\$TMP|g")" >> "$WORK/runs.jsonl"
   stop_server
+  if [ "$t" = rtmd ]; then
+    mkdir -p "$WORK/stages"
+    grep '^lathist:' "$dir/server.log" > "$WORK/stages/$s-$label.txt" || true
+  fi
 }
 
 # ---- cluster mode (--nodes N) ----------------------------------------------
@@ -462,6 +467,6 @@ done
 END=$(date +%s)
 
 /usr/bin/python3 "$ROOT/bench/report.py" --results "$RESULTS" --runs "$WORK/runs.jsonl" \
-  --settings "$WORK/settings" --command "$ORIG_CMD" --elapsed $((END - START)) \
+  --settings "$WORK/settings" --stages "$WORK/stages" --command "$ORIG_CMD" --elapsed $((END - START)) \
   --quick "$QUICK" --out "$OUT"
 echo "run.sh: wrote $OUT ($((END - START)) s of runs)"

@@ -32,8 +32,8 @@ typedef enum lat_stage {
     /* per loop event, recorded on the loop */
     LAT_DISPATCH_RUN,  /* one store wake-up: all its done callbacks */
     LAT_DISPATCH_SIZE, /* store writes per wake-up (count) */
-    LAT_CHECK_RUN,     /* one end of loop turn: closes and writes of every dirty connection */
-    LAT_CHECK_CONNS,   /* connections written per end of loop turn (count) */
+    LAT_CHECK_RUN,     /* one round of writes: after a store wake-up, or at a turn's end */
+    LAT_CHECK_CONNS,   /* connections written per round (count) */
     /* per batch, recorded on the writer */
     LAT_B_SIZE,   /* writes per batch (count) */
     LAT_B_APPLY,  /* the batch's statements before COMMIT */
