@@ -9,7 +9,8 @@
 
 typedef struct hist {
     uint64_t b[NB];
-    uint64_t n, sum, max;
+    uint64_t sum, max;
+    uint64_t n; /* in a snapshot only: the sum of b */
 } hist;
 
 static hist H[LAT_STAGES];
@@ -80,7 +81,6 @@ void lat_record(lat_stage s, uint64_t value)
     STORE(h->sum, h->sum + value);
     if (value > h->max)
         STORE(h->max, value);
-    STORE(h->n, h->n + 1);
 }
 
 void lat_since(lat_stage s, uint64_t since, uint64_t now)

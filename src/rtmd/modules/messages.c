@@ -18,23 +18,25 @@
  *
  * Rooms push before the commit (room_push = before_commit, the default,
  * where the loop hands out ids: SQLite; rooms of at most
- * ROOM_PUSH_EARLY_MAX members on this node): a room message is pushed as soon
- * as it is accepted (checked, admitted, its id and mtime given), before it
- * is submitted, and only the sender's answer waits for the commit (the
- * answer is the durability promise). Receivers may so see a message the
- * store then fails to keep (a failed commit, a kill between push and
- * commit), and a retry of a message pushed before is pushed again (the
- * writer tells it is a duplicate only later): clients drop a repeated push
- * by (from, mid) (docs/performance.md "Push before commit"). On PostgreSQL
- * the ids come from the writer, so rooms push after the commit there too.
- * On PostgreSQL,
- * where several nodes may share the database, the writer takes the ids and
- * the mtime instead, inside the batch transaction (take_ids): ids unique
- * cluster-wide, id order = commit order = mtime order. Jobs go with
- * store_submit_many: on PostgreSQL a run of them is stored by a few
- * statements for all its rows (apply_jobs), not three round trips per
- * target; on both engines the run adds the bytes it inserted to
- * storage_usage (the storage quota) with one upsert per project.
+ * ROOM_PUSH_EARLY_MAX members on this node): a room message is pushed as
+ * soon as it is accepted (checked, admitted, its id and mtime given),
+ * before it is submitted, and only the sender's answer waits for the
+ * commit (the answer is the durability promise). Receivers may so see a
+ * message the store then fails to keep (a failed commit, a kill between
+ * push and commit), and a retry of a message pushed before is pushed again
+ * (the writer tells it is a duplicate only later): clients drop a repeated
+ * push by (from, mid) (docs/performance.md "Push before commit"). On
+ * PostgreSQL the ids come from the writer, so rooms push after the commit
+ * there too.
+ *
+ * On PostgreSQL, where several nodes may share the database, the writer
+ * takes the ids and the mtime instead, inside the batch transaction
+ * (take_ids): ids unique cluster-wide, id order = commit order = mtime
+ * order. Jobs go with store_submit_many: on PostgreSQL a run of them is
+ * stored by a few statements for all its rows (apply_jobs), not three
+ * round trips per target; on both engines the run adds the bytes it
+ * inserted to storage_usage (the storage quota) with one upsert per
+ * project.
  *
  * Duplicates. A retry (same project, sender, conversation and mid) must be
  * answered with the first mtime and neither stored nor pushed again. The
@@ -1280,7 +1282,6 @@ static void job_done(void *arg, int status)
     lat_note_queued(t_recv, t_queued);
     free(j);
 }
-
 
 /* Whether a room message is pushed before its commit: only in rooms of at
  * most ROOM_PUSH_EARLY_MAX members on this node. After the commit the

@@ -36,8 +36,9 @@
  * while it is idle, the writer runs a PASSIVE checkpoint itself: with so
  * little to copy it is short, and with no other writer it copies it all,
  * so the next write transaction starts the WAL again from its beginning
- * (same file: the syncer's descriptor stays valid). A reader still on old frames may keep it from copying
- * them or from restarting the WAL for a moment; past STORE_CKPT_HARD frames
+ * (same file: the syncer's descriptor stays valid). A reader still on old
+ * frames may keep it from copying them or from restarting the WAL for a
+ * moment; past STORE_CKPT_HARD frames
  * the writer waits for the checkpointer and runs a RESTART checkpoint,
  * which waits (up to the lock wait) for such readers: the WAL is bounded
  * whatever happens. A checkpoint syncs the WAL before copying and the
@@ -491,19 +492,27 @@ static void ckpt_account_locked(store *s, int rc, int log, int done, uint64_t *r
     s->ckpt_done = done;
 }
 
-/* The writer's own checkpoint; with s->mu held, released while it runs. */
-static void writer_checkpoint_locked(store *s, int mode)
+/* One checkpoint on db (the writer's or the checkpointer's connection),
+ * timed in stage and counted in runs; with s->mu held, released while it
+ * runs. */
+static void checkpoint_locked(store *s, db_conn *db, int mode, lat_stage stage, uint64_t *runs)
 {
     s->ckpt_busy = 1;
     uv_mutex_unlock(&s->mu);
     int log, done;
     uint64_t t0 = lat_now();
-    int rc = db_wal_checkpoint(s->wdb, mode, &log, &done);
-    lat_since(LAT_B_CKPT, t0, lat_now());
+    int rc = db_wal_checkpoint(db, mode, &log, &done);
+    lat_since(stage, t0, lat_now());
     uv_mutex_lock(&s->mu);
-    ckpt_account_locked(s, rc, log, done, &s->wal.checkpoints_writer);
+    ckpt_account_locked(s, rc, log, done, runs);
     s->ckpt_busy = 0;
     uv_cond_broadcast(&s->ckpt_cv);
+}
+
+/* The writer's own checkpoint; with s->mu held. */
+static void writer_checkpoint_locked(store *s, int mode)
+{
+    checkpoint_locked(s, s->wdb, mode, LAT_B_CKPT, &s->wal.checkpoints_writer);
 }
 
 /* After a commit of the writer: wakes the checkpointer, or checkpoints to
@@ -556,16 +565,7 @@ static void checkpointer_main(void *arg)
         if (s->ckpt_stop)
             break;
         s->ckpt_wanted = 0;
-        s->ckpt_busy = 1;
-        uv_mutex_unlock(&s->mu);
-        int log, done;
-        uint64_t t0 = lat_now();
-        int rc = db_wal_checkpoint(s->cdb, DB_CKPT_PASSIVE, &log, &done);
-        lat_since(LAT_C_RUN, t0, lat_now());
-        uv_mutex_lock(&s->mu);
-        ckpt_account_locked(s, rc, log, done, &s->wal.checkpoints_thread);
-        s->ckpt_busy = 0;
-        uv_cond_broadcast(&s->ckpt_cv);
+        checkpoint_locked(s, s->cdb, DB_CKPT_PASSIVE, LAT_C_RUN, &s->wal.checkpoints_thread);
     }
     uv_mutex_unlock(&s->mu);
 }
