@@ -28,7 +28,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 16
+#define SCHEMA_VERSION 17
 
 typedef struct fixture {
     char dir[64];
@@ -440,7 +440,7 @@ static void test_migration_16_counts_rows_above_the_mark(void **state)
 
     store *s = open_store(f, 0);
     assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), 1);
+    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 15);
     close_store(f, s);
     db = open_raw(f);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 2 + 4 + 7);
@@ -451,6 +451,39 @@ static void test_migration_16_counts_rows_above_the_mark(void **state)
     assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (2, 3)"), DB_OK);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 3);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 2"), 0);
+    db_close(db);
+}
+
+/* Migration 17 on a database of version 16: messages_dedup leads with mid
+ * and still refuses a second (conversation, from, mid). */
+static void test_migration_17_dedup_leads_with_mid(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db,
+                             "DROP INDEX messages_dedup;"
+                             "CREATE UNIQUE INDEX messages_dedup ON messages(pid, conv_type, conv_a, conv_b,"
+                             " from_uid, mid);"
+                             "INSERT INTO projects VALUES (1, 's', 0);"
+                             "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                             " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 777, 30, x'00', 0);"
+                             "PRAGMA user_version = 16;"),
+                     DB_OK);
+    db_close(db);
+
+    store *s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 16);
+    close_store(f, s);
+    db = open_raw(f);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_index_info('messages_dedup')"
+                                   " WHERE seqno = 0 AND name = 'mid'"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_index_info('messages_dedup')"), 6);
+    assert_int_equal(db_exec(db, "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                 " msg, mtime) VALUES (1, 1, 10, 11, 2, 10, 777, 30, x'00', 0)"),
+                     DB_CONSTRAINT);
     db_close(db);
 }
 
@@ -1101,6 +1134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations_after_5_on_version_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_16_counts_rows_above_the_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),

@@ -305,6 +305,10 @@ static const char *pg_migration(int to)
                "  RETURN NULL;"
                " END $$;"
                "DELETE FROM counters WHERE name = 'storage_usage_upto';";
+    case 17:
+        /* As SQLite's: B-tree inserts at the right edge of the index. */
+        return "DROP INDEX messages_dedup;"
+               "CREATE UNIQUE INDEX messages_dedup ON messages(mid, from_uid, pid, conv_type, conv_a, conv_b);";
     default:
         return NULL;
     }
