@@ -29,11 +29,13 @@
  * In a cluster (docs/cluster.md, "Rooms across nodes") a membership is
  * per user and node: each node keeps the rooms of its own sessions, as
  * alone, and writes them to Redis (cluster_room_changed). The app
- * server's add/del methods apply to this node's sessions and send a
- * record to every other node holding the user, which applies it there
- * with the same pushes (record_apply). A method that put users in rooms on
- * this node is answered once Redis has published them (hold_until_published):
- * the other nodes then route the room's messages here. getroommembers and getroomcount
+ * server's add/del methods apply to this node's sessions and send an
+ * acknowledged record to the other nodes, which apply it to the user's
+ * sessions there with the same pushes (record_apply) and acknowledge once
+ * Redis has published their rooms. A method that changes rooms is answered
+ * once Redis has published this node's changes (hold_until_published) and
+ * the other nodes have acknowledged (forward_change): the other nodes then
+ * route the room's messages to the members, wherever they are. getroommembers and getroomcount
  * answer this node's members merged with the other nodes' read from
  * Redis. Membership pushes reach the other nodes' string-id members
  * through a record to every node (announce_remote, event_apply). */
@@ -566,14 +568,24 @@ static void method_getroomcount(rtmd_request *req)
 
 enum { ROOM_OP_ADD, ROOM_OP_DEL };
 
-/* Sends [pid, op, uid, [rids]] to every other node holding the user's
- * sessions, which applies it to them (record_apply). No cluster, or the
- * user on no other node: nothing. */
-static void forward_change(rtmd_server *srv, int64_t pid, int64_t uid, int op, const int64_t *rids, uint32_t n)
+static void release_acked(void *req)
 {
+    request_release(req);
+}
+
+/* Sends [pid, op, uid, [rids]] for the user's sessions on other nodes,
+ * which apply it to them (record_apply). No cluster, or the user on no
+ * other node: nothing. The record goes acknowledged to every other node
+ * (those without the user apply nothing), and req's answer waits until
+ * each has applied it and Redis has published its rooms (or the
+ * acknowledgement bound passed): once answered, getroommembers through
+ * any node and room messages see the change. */
+static void forward_change(rtmd_request *req, int64_t uid, int op, const int64_t *rids, uint32_t n)
+{
+    rtmd_server *srv = req->srv;
+    int64_t pid = req->project->pid;
     size_t nodes[CLUSTER_NODES_MAX];
-    size_t nn = cluster_nodes_of(srv, pid, uid, nodes, CLUSTER_NODES_MAX);
-    if (nn == 0)
+    if (cluster_nodes_of(srv, pid, uid, nodes, CLUSTER_NODES_MAX) == 0)
         return;
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
@@ -586,8 +598,9 @@ static void forward_change(rtmd_server *srv, int64_t pid, int64_t uid, int op, c
     msgpack_pack_array(&pk, n);
     for (uint32_t i = 0; i < n; i++)
         msgpack_pack_int64(&pk, rids[i]);
-    for (size_t i = 0; i < nn; i++)
-        cluster_send(srv, cluster_node_at(srv, nodes[i]), CLUSTER_REC_ROOM, buf.data, buf.size);
+    request_hold(req);
+    if (!cluster_send_all_acked(srv, CLUSTER_REC_ROOM, buf.data, buf.size, release_acked, req))
+        request_release(req);
     msgpack_sbuffer_destroy(&buf);
 }
 
@@ -615,7 +628,7 @@ static void method_addroommember(rtmd_request *req)
         request_error(req, RTM_EC_NOT_ONLINE, "user is not online");
         return;
     }
-    forward_change(req->srv, pid, uid, ROOM_OP_ADD, &rid, 1);
+    forward_change(req, uid, ROOM_OP_ADD, &rid, 1);
     if (users_online(req->srv, pid, uid)) {
         int rc = room_join(req->srv, pid, uid, rid, req->project->limits.max_rooms_per_user);
         hold_until_published(req);
@@ -658,8 +671,9 @@ static void method_delroommember(rtmd_request *req)
     int64_t rid, uid;
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_int64(req, "uid", &uid))
         return;
-    forward_change(req->srv, req->project->pid, uid, ROOM_OP_DEL, &rid, 1);
+    forward_change(req, uid, ROOM_OP_DEL, &rid, 1);
     kick_from_room(req->srv, req->project->pid, uid, rid);
+    hold_until_published(req);
     request_answer_empty(req);
 }
 
@@ -676,7 +690,7 @@ static void method_addroommembers(rtmd_request *req)
     for (uint32_t i = 0; i < n; i++) {
         if (!cluster_online(req->srv, pid, uids[i]))
             continue;
-        forward_change(req->srv, pid, uids[i], ROOM_OP_ADD, &rid, 1);
+        forward_change(req, uids[i], ROOM_OP_ADD, &rid, 1);
         if (!users_online(req->srv, pid, uids[i])) {
             uids[ok++] = uids[i]; /* on other nodes only: they add it */
             continue;
@@ -704,9 +718,10 @@ static void method_delroommembers(rtmd_request *req)
     if (!req_arg_int64(req, "rid", &rid) || !req_arg_ids(req, "uids", ROOM_BULK_MAX, false, &uids, &n))
         return;
     for (uint32_t i = 0; i < n; i++) {
-        forward_change(req->srv, req->project->pid, uids[i], ROOM_OP_DEL, &rid, 1);
+        forward_change(req, uids[i], ROOM_OP_DEL, &rid, 1);
         kick_from_room(req->srv, req->project->pid, uids[i], rid);
     }
+    hold_until_published(req);
     request_answer_ids(req, "successedUids", uids, n);
     free(uids);
 }
@@ -727,7 +742,7 @@ static void method_adduserrooms(rtmd_request *req)
         request_error(req, RTM_EC_INVALID_PID_OR_UID, "user is not online");
         return;
     }
-    forward_change(srv, pid, uid, ROOM_OP_ADD, rids, n);
+    forward_change(req, uid, ROOM_OP_ADD, rids, n);
     if (!users_online(srv, pid, uid)) {
         free(rids);
         request_answer_empty(req); /* on other nodes only: they add it */
@@ -756,11 +771,41 @@ static void method_deleteuserrooms(rtmd_request *req)
     uint32_t n;
     if (!req_arg_int64(req, "uid", &uid) || !req_arg_ids(req, "rids", ROOM_BULK_MAX, false, &rids, &n))
         return;
-    forward_change(req->srv, req->project->pid, uid, ROOM_OP_DEL, rids, n);
+    forward_change(req, uid, ROOM_OP_DEL, rids, n);
     for (uint32_t i = 0; i < n; i++)
         kick_from_room(req->srv, req->project->pid, uid, rids[i]);
     free(rids);
+    hold_until_published(req);
     request_answer_empty(req);
+}
+
+/* Applies a change from another node to this node's sessions of uid. */
+static void apply_change(rtmd_server *srv, const rtmd_project *p, int op, int64_t uid, const int64_t *rids,
+                         uint32_t n)
+{
+    int64_t pid = p->pid;
+    if (op == ROOM_OP_DEL) {
+        for (uint32_t i = 0; i < n; i++)
+            kick_from_room(srv, pid, uid, rids[i]);
+        return;
+    }
+    if (!users_online(srv, pid, uid))
+        return; /* gone from this node meanwhile */
+    const user_rooms *u = rooms_of(state(srv), pid, uid);
+    uint32_t max = p->limits.max_rooms_per_user;
+    if ((uint64_t)(u ? u->n : 0) + rooms_to_add(state(srv), pid, uid, rids, n) > max) {
+        LOG_INFO("rooms: user %lld of project %lld would be in more than %u rooms on this node; not added",
+                 (long long)uid, (long long)pid, max);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (room_join(srv, pid, uid, rids[i], max) < 0)
+            LOG_ERROR("rooms: out of memory adding user %lld to room %lld", (long long)uid, (long long)rids[i]);
+}
+
+static void release_ack(rtmd_server *srv, void *token)
+{
+    cluster_ack_release(srv, token);
 }
 
 /* A membership change from another node (forward_change) for this node's
@@ -786,23 +831,11 @@ static void record_apply(rtmd_server *srv, const uint8_t *data, size_t len)
         LOG_WARN("rooms: a malformed membership record from another node was dropped");
         return;
     }
-    if (op == ROOM_OP_DEL) {
-        for (uint32_t i = 0; i < n; i++)
-            kick_from_room(srv, pid, uid, rids[i]);
-        return;
-    }
-    if (!users_online(srv, pid, uid))
-        return; /* gone from this node meanwhile */
-    const user_rooms *u = rooms_of(state(srv), pid, uid);
-    uint32_t max = p->limits.max_rooms_per_user;
-    if ((uint64_t)(u ? u->n : 0) + rooms_to_add(state(srv), pid, uid, rids, n) > max) {
-        LOG_INFO("rooms: user %lld of project %lld would be in more than %u rooms on this node; not added",
-                 (long long)uid, (long long)pid, max);
-        return;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (room_join(srv, pid, uid, rids[i], max) < 0)
-            LOG_ERROR("rooms: out of memory adding user %lld to room %lld", (long long)uid, (long long)rids[i]);
+    apply_change(srv, p, (int)op, uid, rids, n);
+    /* Acknowledged once Redis has published this node's rooms. */
+    cluster_ack_token *t = cluster_ack_hold(srv);
+    if (t)
+        cluster_room_fence(srv, release_ack, t);
 }
 
 /* The node (re)joined the cluster with its room keys cleared: every
