@@ -165,8 +165,11 @@ describe('identity and sessions', () => {
     const a = await login(single, app2, 4001, { attrs: { device: 'phone' } });
     const b = await login(single, app2, 4001, { transport: 'ws' });
     await b.call('addattrs', { attrs: { device: 'browser', v: '2' } });
-    const got = await a.call('getattrs', {});
-    assert.equal(got.attrs.length, 2);
+    // On a cluster (lib/rtmd.js) b may be on the other node, which a's node
+    // learns through Redis a moment after the login.
+    let got;
+    assert.ok(await waitFor(async () => (got = await a.call('getattrs', {})).attrs.length === 2, 3000),
+      'both connections listed');
     const mine = got.attrs.find((m) => m.my === '1');
     const other = got.attrs.find((m) => m.my === '0');
     assert.equal(mine.device, 'phone');

@@ -433,8 +433,7 @@ static const char *const migrations[] = {
     "DELETE FROM counters WHERE name = 'storage_usage_upto';",
 
     /* 17 */
-    "DROP INDEX messages_dedup;"
-    "CREATE UNIQUE INDEX messages_dedup ON messages(mid, from_uid, pid, conv_type, conv_a, conv_b);",
+    "DROP INDEX messages_dedup; CREATE UNIQUE INDEX messages_dedup ON messages(mid, from_uid, pid, conv_type, conv_a, conv_b);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
