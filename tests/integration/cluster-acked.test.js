@@ -11,7 +11,7 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
 const { sdk } = require('./lib/rtcat');
-const { sanitizerReports, waitFor, withLogs } = require('./lib/rtmd');
+const { sanitizerReports, waitFor, withLogs, sleep } = require('./lib/rtmd');
 const { startCluster, RECORD_KINDS, frameRecord } = require('./lib/cluster');
 
 const PID = 7601;
@@ -150,13 +150,19 @@ describe('cluster acknowledged mirror changes', () => {
     const timedOut = await counter(0, 'rtmd_cluster_acks_timed_out_total');
     n1.proc.kill('SIGSTOP');
     let times;
+    const timed = async (gid) => {
+      const t0 = Date.now();
+      await apps[0].call('addgroupmembers', { gid: I(gid), uids: [I(9401)] });
+      return Date.now() - t0;
+    };
     try {
-      times = [];
-      for (const gid of [940, 941]) {
-        const t0 = Date.now();
-        await apps[0].call('addgroupmembers', { gid: I(gid), uids: [I(9401)] });
-        times.push(Date.now() - t0);
-      }
+      // The second change a little more than a tick after the first: it
+      // times out in a later sweep (no second log line), and the node stays
+      // stopped well inside its liveness TTL (one after the other, a loaded
+      // machine could see it reaped: a node gone ends the wait uncounted).
+      const first = timed(940);
+      await sleep(700);
+      times = await Promise.all([first, timed(941)]);
     } finally {
       n1.proc.kill('SIGCONT');
     }
