@@ -125,6 +125,18 @@ static int64_t query_int(db_conn *db, const char *sql)
     return v;
 }
 
+/* Opens the store on a database left at version `from`: every later
+ * migration runs, and only those. Returns a raw connection to check the
+ * result. */
+static db_conn *migrate_from(fixture *f, int from)
+{
+    store *s = open_store(f, 0);
+    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
+    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - from);
+    close_store(f, s);
+    return open_raw(f);
+}
+
 static size_t count_projects(fixture *f)
 {
     db_conn *db = open_raw(f);
@@ -359,11 +371,7 @@ static void test_migrations_after_5_on_version_5(void **state)
                      DB_OK);
     db_close(db);
 
-    store *s = open_store(f, 0);
-    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 5);
-    close_store(f, s);
-    db = open_raw(f);
+    db = migrate_from(f, 5);
     /* Migration 12: the per-user tables of userdata.c and devices.c. */
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                                    " ('user_data', 'user_devices', 'push_options')"),
@@ -438,11 +446,7 @@ static void test_migration_16_counts_rows_above_the_mark(void **state)
                      DB_OK);
     db_close(db);
 
-    store *s = open_store(f, 0);
-    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 15);
-    close_store(f, s);
-    db = open_raw(f);
+    db = migrate_from(f, 15);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 1"), 2 + 4 + 7);
     assert_int_equal(query_int(db, "SELECT bytes FROM storage_usage WHERE pid = 2"), 3);
     assert_int_equal(query_int(db, "SELECT count(*) FROM counters WHERE name = 'storage_usage_upto'"), 0);
@@ -472,11 +476,7 @@ static void test_migration_17_dedup_leads_with_mid(void **state)
                      DB_OK);
     db_close(db);
 
-    store *s = open_store(f, 0);
-    assert_int_equal(store_schema_version(s), SCHEMA_VERSION);
-    assert_int_equal(store_migrations_applied(s), SCHEMA_VERSION - 16);
-    close_store(f, s);
-    db = open_raw(f);
+    db = migrate_from(f, 16);
     assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_index_info('messages_dedup')"
                                    " WHERE seqno = 0 AND name = 'mid'"),
                      1);

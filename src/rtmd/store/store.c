@@ -916,6 +916,24 @@ static int open_postgres(store *s, char *err, size_t errlen)
 
 /* Sets up the locks, the completion handle and the threads of a store
  * whose connections are open; `where` names the database in the log. */
+/* Starts a thread that runs beside the writer (the syncer, the
+ * checkpointer); when it cannot start, stops the threads already running
+ * and closes the completion handle. */
+static int start_beside_writer(store *s, uv_thread_t *thread, void (*main_fn)(void *), const char *name,
+                               int *started, char *err, size_t errlen)
+{
+    int rc = uv_thread_create(thread, main_fn, s);
+    if (rc != 0) {
+        set_err(err, errlen, "cannot start the %s thread: %s", name, uv_strerror(rc));
+        store_stop_threads(s);
+        uv_close((uv_handle_t *)s->async, on_async_closed);
+        s->async = NULL;
+        return -1;
+    }
+    *started = 1;
+    return 0;
+}
+
 static int store_start(store *s, const char *where, char *err, size_t errlen)
 {
     if (uv_mutex_init(&s->mu) != 0) {
@@ -974,28 +992,11 @@ static int store_start(store *s, const char *where, char *err, size_t errlen)
         return -1;
     }
     s->thread_started = 1;
-    if (s->fsync) {
-        rc = uv_thread_create(&s->syncer, syncer_main, s);
-        if (rc != 0) {
-            set_err(err, errlen, "cannot start the syncer thread: %s", uv_strerror(rc));
-            store_stop_threads(s);
-            uv_close((uv_handle_t *)s->async, on_async_closed);
-            s->async = NULL;
-            return -1;
-        }
-        s->syncer_started = 1;
-    }
-    if (s->cdb) {
-        rc = uv_thread_create(&s->ckpointer, checkpointer_main, s);
-        if (rc != 0) {
-            set_err(err, errlen, "cannot start the checkpointer thread: %s", uv_strerror(rc));
-            store_stop_threads(s);
-            uv_close((uv_handle_t *)s->async, on_async_closed);
-            s->async = NULL;
-            return -1;
-        }
-        s->ckpt_started = 1;
-    }
+    if (s->fsync && start_beside_writer(s, &s->syncer, syncer_main, "syncer", &s->syncer_started, err, errlen) != 0)
+        return -1;
+    if (s->cdb &&
+        start_beside_writer(s, &s->ckpointer, checkpointer_main, "checkpointer", &s->ckpt_started, err, errlen) != 0)
+        return -1;
 
     if (s->migrations_applied > 0)
         LOG_INFO("store: %s at schema version %d (%d migration%s applied)", where, s->schema_version,
