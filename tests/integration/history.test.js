@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, storeRows, withLogs, waitFor, makeTempDir } = require('./lib/rtmd');
+const { sanitizerReports, startRtmd, storeRows, withLogs, waitFor, makeTempDir, TEST_STORE } = require('./lib/rtmd');
 
 const P = { pid: '82001', secret: 'history-secret-82001' };
 const TRANSPORTS = ['tcp', 'ws'];
@@ -319,6 +319,78 @@ describe('history', () => {
       await u.close();
     }
   });
+});
+
+// The conversation index is written in bulk on SQLite (migration 18): the
+// rows above its mark are read by scanning them. Pages across the mark,
+// before and after a restart, give every message once and in order, and
+// the writer moved the mark (the SQLite store) once enough rows went in;
+// rows at or below the mark are indexed at once.
+describe('history across the conversation index mark', () => {
+  let srv;
+  after(async () => {
+    if (srv) await srv.cleanup();
+  });
+
+  test('1,300 messages of two conversations walked in both directions, before and after a restart', { timeout: 120000 },
+    withLogs(() => [srv], async () => {
+      const dir = await makeTempDir();
+      const dataDir = path.join(dir, 'data');
+      const conf = writeConfig(dir, 'history_max_per_conversation = 0\n');
+      srv = await startRtmd({ config: conf, dataDir });
+      let app = await appServer(srv, { project: P });
+      const a = freshUid(), b = freshUid(), c = freshUid();
+      const sent = { [b]: [], [c]: [] };
+      const send = async (n) => {
+        for (let i = 0; i < n; i += 100) {
+          const round = [];
+          for (let k = i; k < Math.min(n, i + 100); k++) {
+            const to = k % 5 === 0 ? c : b;
+            round.push(sendP2P(app, a, to, { msg: `m${sent[b].length + sent[c].length + k}` }).then((m) => ({ to, m })));
+          }
+          // each round in the order of its ids
+          for (const { to, m } of (await Promise.all(round))) sent[to].push(m);
+        }
+      };
+      const check = async () => {
+        for (const peer of [b, c]) {
+          for (const desc of [true, false]) {
+            const { msgs } = await walk((q) => app.call('getp2pmsg', q), { uid: I(a), ouid: I(peer) },
+              { desc, max: 200 });
+            const mids = msgs.map((m) => big(m[3]));
+            const want = sent[peer].map((m) => m.mid).sort((x, y) => (x < y ? -1 : 1));
+            const ids = msgs.map((m) => big(m[0]));
+            assert.equal(new Set(ids.map(String)).size, ids.length, 'no message twice');
+            assert.deepEqual([...mids].sort((x, y) => (x < y ? -1 : 1)), want, `every message to ${peer} once (${desc}: ${mids.length} of ${want.length})`);
+            const sorted = [...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+            assert.deepEqual(ids, desc ? sorted.reverse() : sorted);
+          }
+        }
+      };
+      await send(1300);
+      await check();
+      await app.close();
+      assert.equal(await srv.stop('SIGTERM'), 0);
+      if (TEST_STORE === 'sqlite') {
+        const [[mark, indexed, above]] = await storeRows(dataDir,
+          "SELECT value, (SELECT count(*) FROM conv_index), (SELECT count(*) FROM messages WHERE id > value)" +
+          " FROM counters WHERE name = 'conv_indexed_upto'");
+        assert.ok(Number(mark) > 0 && Number(indexed) >= 1024, `the writer indexed in bulk: ${mark} ${indexed}`);
+        assert.equal(Number(indexed) + Number(above), 1300);
+        assert.ok(Number(above) < 1024, `at most one bulk's worth above the mark: ${above}`);
+        // A mark above the next ids (as after a replayed batch whose bulk
+        // insert was rolled back): the new rows are indexed one by one.
+        await storeRows(dataDir, 'INSERT INTO conv_index SELECT pid, conv_type, conv_a, conv_b, id FROM messages' +
+          " WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto');" +
+          "UPDATE counters SET value = value + 1000 WHERE name = 'conv_indexed_upto'");
+      }
+      srv = await startRtmd({ config: conf, dataDir });
+      app = await appServer(srv, { project: P });
+      await send(30);
+      await check();
+      await app.close();
+      assert.equal(await srv.stop('SIGTERM'), 0);
+    }));
 });
 
 describe('history retention', () => {

@@ -28,7 +28,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 17
+#define SCHEMA_VERSION 18
 
 typedef struct fixture {
     char dir[64];
@@ -125,9 +125,28 @@ static int64_t query_int(db_conn *db, const char *sql)
     return v;
 }
 
+/* The text of the first column of the only row of sql, into out. */
+static void query_text(db_conn *db, const char *sql, char *out, size_t cap)
+{
+    db_stmt_t *st = NULL;
+    assert_int_equal(db_prepare(db, sql, &st), DB_OK);
+    assert_int_equal(db_step(st), DB_ROW);
+    const char *v = db_column_text(st, 0);
+    snprintf(out, cap, "%s", v ? v : "");
+    db_finalize(st);
+}
+
+/* Takes a database of the latest version back to what migration 18
+ * found: the conversation index messages_conv. */
+#define BEFORE_MIGRATION_18                                                                    \
+    "DROP VIEW conv_messages; DROP TRIGGER conv_index_delete; DROP TABLE conv_index;"          \
+    "DELETE FROM counters WHERE name = 'conv_indexed_upto';"                                   \
+    "CREATE INDEX messages_conv ON messages(pid, conv_type, conv_a, conv_b);"
+
 /* Opens the store on a database left at version `from`: every later
  * migration runs, and only those. Returns a raw connection to check the
  * result. */
+
 static db_conn *migrate_from(fixture *f, int from)
 {
     store *s = open_store(f, 0);
@@ -260,13 +279,15 @@ static void test_open_creates_schema(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                                    "('friends', 'blacklists')"),
                      2);
-    /* Migration 5: messages keyed by id; migration 6: two indexes left,
-     * the p2p peers in their own table. */
+    /* Migration 5: messages keyed by id; migration 6: the p2p peers in
+     * their own table; migration 18: one index left, the conversation
+     * index a table written in bulk. */
     assert_int_equal(query_int(db, "SELECT pk FROM pragma_table_info('messages') WHERE name = 'id'"), 1);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'messages'"),
-                     2);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
-                                   "('messages_conv', 'messages_dedup')"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'messages_dedup'"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name IN ('conv_index', 'conv_messages')"),
                      2);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'p2p_peers'"),
                      1);
@@ -347,7 +368,7 @@ static void test_migrations_after_5_on_version_5(void **state)
     close_store(f, open_store(f, 0));
     db_conn *db = open_raw(f);
     assert_int_equal(db_exec(db,
-                                  "DROP TABLE p2p_peers;"
+                                  BEFORE_MIGRATION_18 "DROP TABLE p2p_peers;"
                                   "DROP TABLE counters;"
                                   "DROP TRIGGER storage_usage_delete;"
                                   "DROP TRIGGER storage_usage_update;"
@@ -422,7 +443,7 @@ static void test_migration_16_counts_rows_above_the_mark(void **state)
     close_store(f, open_store(f, 0));
     db_conn *db = open_raw(f);
     assert_int_equal(db_exec(db,
-                             "DROP TRIGGER storage_usage_delete;"
+                             BEFORE_MIGRATION_18 "DROP TRIGGER storage_usage_delete;"
                              "DROP TRIGGER storage_usage_update;"
                              "CREATE TRIGGER storage_usage_delete AFTER DELETE ON messages"
                              "  WHEN old.id <= (SELECT value FROM counters WHERE name = 'storage_usage_upto') BEGIN"
@@ -466,7 +487,7 @@ static void test_migration_17_dedup_leads_with_mid(void **state)
     close_store(f, open_store(f, 0));
     db_conn *db = open_raw(f);
     assert_int_equal(db_exec(db,
-                             "DROP INDEX messages_dedup;"
+                             BEFORE_MIGRATION_18 "DROP INDEX messages_dedup;"
                              "CREATE UNIQUE INDEX messages_dedup ON messages(pid, conv_type, conv_a, conv_b,"
                              " from_uid, mid);"
                              "INSERT INTO projects VALUES (1, 's', 0);"
@@ -484,6 +505,49 @@ static void test_migration_17_dedup_leads_with_mid(void **state)
     assert_int_equal(db_exec(db, "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
                                  " msg, mtime) VALUES (1, 1, 10, 11, 2, 10, 777, 30, x'00', 0)"),
                      DB_CONSTRAINT);
+    db_close(db);
+}
+
+/* Migration 18 on a database of version 17: every stored message is in
+ * conv_index and the mark is the newest id; the view conv_messages gives a
+ * conversation's rows from the index and from above the mark, merged in id
+ * order; a deleted message leaves the index. */
+static void test_migration_18_conv_index_in_bulk(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db, BEFORE_MIGRATION_18
+                             "INSERT INTO projects VALUES (1, 's', 0);"
+                             "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                             " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 1, 30, x'00', 0),"
+                             " (1, 2, 500, 0, 2, 10, 2, 30, x'00', 0), (1, 1, 10, 11, 3, 11, 3, 30, x'00', 0);"
+                             "PRAGMA user_version = 17;"),
+                     DB_OK);
+    db_close(db);
+
+    db = migrate_from(f, 17);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_conv'"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 3);
+    assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'conv_indexed_upto'"), 3);
+    /* Rows above the mark, as the writer inserts them before it indexes them. */
+    assert_int_equal(db_exec(db, "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                                 " msg, mtime) VALUES (1, 1, 10, 11, 4, 10, 4, 30, x'00', 0),"
+                                 " (1, 1, 10, 12, 5, 10, 5, 30, x'00', 0), (1, 1, 10, 11, 6, 10, 6, 30, x'00', 0)"),
+                     DB_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 3);
+    char got[64];
+    query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
+                   " AND conv_a = 10 AND conv_b = 11 ORDER BY id DESC)", got, sizeof got);
+    assert_string_equal(got, "6,4,3,1");
+    query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
+                   " AND conv_a = 10 AND conv_b = 11 AND id > 1 ORDER BY id LIMIT 2)", got, sizeof got);
+    assert_string_equal(got, "3,4");
+    assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (1, 6)"), DB_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 2);
+    query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
+                   " AND conv_a = 10 AND conv_b = 11 ORDER BY id)", got, sizeof got);
+    assert_string_equal(got, "3,4");
     db_close(db);
 }
 
@@ -1135,6 +1199,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_after_5_on_version_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_16_counts_rows_above_the_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),

@@ -145,6 +145,14 @@ conv_key conv_of(int conv_type, int64_t uid, int64_t xid)
 
 /* ---- module state ---- */
 
+/* What the writer knows of the conversation index (SQLite, migration 18):
+ * conv_index holds the messages up to counters' conv_indexed_upto; the
+ * rows above it are read by scanning them (the view conv_messages). */
+typedef struct conv_index_writer {
+    int64_t upto;  /* the mark as the writer last set or read it */
+    unsigned tail; /* rows inserted above it since */
+} conv_index_writer;
+
 struct messages_state {
     int64_t next_id;          /* next message id (server-wide) */
     int64_t last_mtime;       /* mtimes never go backwards, across restarts too:
@@ -158,6 +166,7 @@ struct messages_state {
     int64_t *uids;            /* receivers of the fan-out being sent */
     size_t uids_cap;
     msgpack_sbuffer record;   /* a message for other nodes (route) */
+    conv_index_writer conv;   /* the writer thread's, nobody else's (SQLite) */
 };
 
 static struct messages_state *state(rtmd_server *srv)
@@ -197,6 +206,7 @@ typedef struct msg_job {
     size_t attrs_len;
     uint64_t reserved;        /* bytes admitted by quota_admit */
     bool pushed;              /* pushed before the commit (a room message) */
+    conv_index_writer *conv;  /* SQLite: the writer's state of the conversation index */
     char business[RTMD_BUSINESS_ID_MAX + 1]; /* the sender session's business id, or "" */
     /* A record from another node: the string ids of from and of the
      * target (user or room) as that node knew them, or NULL. */
@@ -342,7 +352,68 @@ static int find_stored(db_stmt_t *find, const msg_job *j, msg_target *t)
 /* The writer's statements for one job. */
 typedef struct msg_stmts {
     db_stmt_t *ins, *find, *peers;
+    conv_index_writer *conv; /* NULL on PostgreSQL */
 } msg_stmts;
+
+/* ---- the conversation index in bulk (SQLite, writer thread) ----
+ *
+ * A message's entry in conv_index would dirty its conversation's leaf page
+ * in every commit; instead the rows above the mark are indexed together
+ * once CONV_INDEX_TAIL of them went in, so that a conversation's entries
+ * share their pages in one commit (sorting them first measured no faster),
+ * and readers scan at most about that many
+ * rows above the mark (docs/performance.md). Ids are handed out increasing
+ * and inserted in that order, so a new row lands above the mark; one that
+ * does not (ids reused after deleting the newest messages, the replay of a
+ * batch whose index write was rolled back) is indexed at once. */
+#define CONV_INDEX_TAIL 1024
+
+static const char *const CONV_INDEX_ONE_SQL =
+    "INSERT OR IGNORE INTO conv_index(pid, conv_type, conv_a, conv_b, id) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char *const CONV_INDEX_TAIL_SQL =
+    "INSERT OR IGNORE INTO conv_index(pid, conv_type, conv_a, conv_b, id)"
+    " SELECT pid, conv_type, conv_a, conv_b, id FROM messages"
+    " WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto')";
+static const char *const CONV_INDEX_MARK_SQL =
+    "UPDATE counters SET value = max(value, (SELECT COALESCE(MAX(id), 0) FROM messages))"
+    " WHERE name = 'conv_indexed_upto' RETURNING value";
+
+/* Notes the row of t just inserted. */
+static int conv_index_row(db_conn *db, conv_index_writer *w, const msg_job *j, const msg_target *t)
+{
+    if (t->id > w->upto) {
+        w->tail++;
+        return DB_OK;
+    }
+    db_stmt_t *st;
+    int rc = db_stmt(db, CONV_INDEX_ONE_SQL, &st);
+    if (rc != DB_OK)
+        return rc;
+    bind_conv(st, j, t);
+    db_bind_int64(st, 5, t->id);
+    return db_step_release(st);
+}
+
+/* Indexes the rows above the mark and moves it, once enough went in. */
+static int conv_index_catch_up(db_conn *db, conv_index_writer *w)
+{
+    if (w->tail < CONV_INDEX_TAIL)
+        return DB_OK;
+    db_stmt_t *st;
+    int rc = db_stmt(db, CONV_INDEX_TAIL_SQL, &st);
+    if (rc != DB_OK || (rc = db_step_release(st)) != DB_OK)
+        return rc;
+    if ((rc = db_stmt(db, CONV_INDEX_MARK_SQL, &st)) != DB_OK)
+        return rc;
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        w->upto = db_column_int64(st, 0);
+        w->tail = 0;
+        rc = DB_OK;
+    }
+    db_release(st);
+    return rc == DB_DONE ? DB_CORRUPT : rc;
+}
 
 /* Records both users of a new p2p conversation in p2p_peers; for a known
  * conversation the INSERT only reads. */
@@ -374,6 +445,8 @@ static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_
         return rc;
     if (db_changes(db) == 0)
         return find_stored(q->find, j, t);
+    if (q->conv && (rc = conv_index_row(db, q->conv, j, t)) != DB_OK)
+        return rc;
     return t->conv.conv_type == CONV_P2P ? note_peers(q->peers, j, t) : DB_OK;
 }
 
@@ -512,13 +585,15 @@ static int add_run_usage(db_conn *db, void *const *args, size_t n)
 /* Inserts the rows of j; its bytes are counted by the caller. */
 static int store_job(db_conn *db, msg_job *j)
 {
-    msg_stmts q = {NULL, NULL, NULL};
+    msg_stmts q = {NULL, NULL, NULL, NULL};
     int rc = DB_OK;
     if (db_is_postgres(db)) {
         /* A re-run starts over: what a rolled-back run found is gone. */
         for (size_t i = 0; i < j->ntargets; i++)
             j->targets[i].dup = false;
         rc = take_ids(db, j);
+    } else {
+        q.conv = j->conv;
     }
     if (rc == DB_OK)
         rc = db_stmt(db, INSERT_SQL, &q.ins);
@@ -533,7 +608,9 @@ static int store_job(db_conn *db, msg_job *j)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i])
             db_release(all[i]);
-    return rc == DB_DONE ? DB_OK : rc;
+    if (rc == DB_DONE)
+        rc = DB_OK;
+    return rc == DB_OK && q.conv ? conv_index_catch_up(db, q.conv) : rc;
 }
 
 /* A job applied alone (no neighbour to share a run with, or the replay of
@@ -1318,6 +1395,7 @@ static void job_submit(msg_job *j)
             j->targets[i].id = s->next_id++;
             j->targets[i].mtime = j->mtime;
         }
+        j->conv = &s->conv;
     }
     /* Before the submit: from then on the writer may write the targets. */
     if (s->room_push_early && j->ntargets == 1 && j->targets[0].conv.conv_type == CONV_ROOM &&
@@ -1481,6 +1559,7 @@ static void method_broadcastmsg(rtmd_request *req)
  * from its mtime even if the clock went back while rtmd was down. */
 typedef struct newest_msg {
     int64_t id, mtime;
+    int64_t conv_indexed_upto; /* SQLite */
     bool postgres;
 } newest_msg;
 
@@ -1509,13 +1588,15 @@ static int load_newest(db_conn *db, void *arg)
     db_stmt_t *st;
     int rc = db_prepare(db, "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0),"
                                 " COALESCE((SELECT value FROM counters WHERE name = " ID_FLOOR_COUNTER "), 0)),"
-                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0)", &st);
+                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0),"
+                                " (SELECT value FROM counters WHERE name = 'conv_indexed_upto')", &st);
     if (rc != DB_OK)
         return rc;
     rc = db_step(st);
     if (rc == DB_ROW) {
         max->id = db_column_int64(st, 0);
         max->mtime = db_column_int64(st, 1);
+        max->conv_indexed_upto = db_column_int64(st, 2);
         rc = DB_OK;
     }
     db_finalize(st);
@@ -1533,13 +1614,14 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     msgpack_sbuffer_init(&s->record);
     srv->svc->messages = s;
     cluster_on_record(srv, CLUSTER_REC_MESSAGE, deliver_remote);
-    newest_msg max = {0, 0, false};
+    newest_msg max = {0, 0, 0, false};
     if (module_load(srv, load_newest, &max) != DB_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
         return -1;
     }
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
+    s->conv.upto = max.conv_indexed_upto;
     s->ids_in_store = max.postgres;
     s->room_push_early = !s->ids_in_store && strcmp(srv->cfg.room_push, "before_commit") == 0;
     if (s->ids_in_store)

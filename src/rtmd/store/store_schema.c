@@ -167,6 +167,21 @@
  *   of one leaf page per conversation: one page fewer for the WAL per
  *   message (docs/performance.md). Every lookup by it names all six
  *   columns, so it stays one seek whatever the order.
+ *
+ * Migration 18: the conversation index written in bulk. messages_conv
+ *   took one entry per message in its conversation's leaf page, so at a
+ *   steady rate every message dirtied a page of its own that the commit
+ *   wrote to the WAL (the writer's largest cost, docs/performance.md). It
+ *   becomes the table conv_index (pid, conv_type, conv_a, conv_b, id),
+ *   WITHOUT ROWID, holding the messages up to counters' conv_indexed_upto;
+ *   the writer (messages.c) adds the rows above it in one INSERT once
+ *   CONV_INDEX_TAIL rows have gone in, so that a conversation's new
+ *   entries share their leaf pages in one commit. The view conv_messages is what readers
+ *   query per conversation: conv_index joined to messages, UNION ALL the
+ *   rows above the mark (a rowid range of at most about CONV_INDEX_TAIL
+ *   rows, scanned); SQLite merges the two in id order for ORDER BY id
+ *   LIMIT n. A trigger takes a deleted message's entry away. PostgreSQL
+ *   keeps its B-tree index; its conv_messages is messages itself.
  */
 static const char *const migrations[] = {
     /* 1 */
@@ -434,6 +449,33 @@ static const char *const migrations[] = {
 
     /* 17 */
     "DROP INDEX messages_dedup; CREATE UNIQUE INDEX messages_dedup ON messages(mid, from_uid, pid, conv_type, conv_a, conv_b);",
+
+    /* 18 */
+    "CREATE TABLE conv_index ("
+    "  pid INTEGER NOT NULL,"
+    "  conv_type INTEGER NOT NULL,"
+    "  conv_a INTEGER NOT NULL,"
+    "  conv_b INTEGER NOT NULL,"
+    "  id INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, conv_type, conv_a, conv_b, id)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO conv_index(pid, conv_type, conv_a, conv_b, id)"
+    "  SELECT pid, conv_type, conv_a, conv_b, id FROM messages ORDER BY pid, conv_type, conv_a, conv_b, id;"
+    "INSERT INTO counters(name, value) SELECT 'conv_indexed_upto', COALESCE(MAX(id), 0) FROM messages WHERE true"
+    "  ON CONFLICT(name) DO UPDATE SET value = excluded.value;"
+    "DROP INDEX messages_conv;"
+    "CREATE TRIGGER conv_index_delete AFTER DELETE ON messages BEGIN"
+    "  DELETE FROM conv_index WHERE pid = old.pid AND conv_type = old.conv_type AND conv_a = old.conv_a"
+    "    AND conv_b = old.conv_b AND id = old.id;"
+    "END;"
+    "CREATE VIEW conv_messages AS"
+    "  SELECT c.id AS id, c.pid AS pid, c.conv_type AS conv_type, c.conv_a AS conv_a, c.conv_b AS conv_b,"
+    "    m.from_uid AS from_uid, m.mid AS mid, m.mtype AS mtype, m.msg AS msg, m.is_binary AS is_binary,"
+    "    m.attrs AS attrs, m.mtime AS mtime, m.deleted AS deleted"
+    "  FROM conv_index c JOIN messages m ON m.id = c.id"
+    "  UNION ALL"
+    "  SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, is_binary, attrs, mtime, deleted"
+    "  FROM messages WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto');",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -309,6 +309,12 @@ static const char *pg_migration(int to)
         /* As SQLite's: B-tree inserts at the right edge of the index. */
         return "DROP INDEX messages_dedup;"
                "CREATE UNIQUE INDEX messages_dedup ON messages(mid, from_uid, pid, conv_type, conv_a, conv_b);";
+    case 18:
+        /* SQLite's conv_index is written in bulk by one writer in id
+         * order; nodes here commit ids out of order, so the B-tree index
+         * messages_conv stays and the view readers query is the table. */
+        return "CREATE OR REPLACE VIEW conv_messages AS SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg,"
+               " is_binary, attrs, mtime, deleted FROM messages;";
     default:
         return NULL;
     }

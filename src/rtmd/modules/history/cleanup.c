@@ -82,7 +82,7 @@ static int apply_purge(db_conn *db, void *arg)
     if (p->conv) {
         /* The window: the next HISTORY_SWEEP_BATCH rows of the conversation. */
         rc = db_stmt(db,
-                       "SELECT COALESCE((SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3"
+                       "SELECT COALESCE((SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3"
                        " AND conv_b = ?4 AND id > ?5 AND id <= ?6 ORDER BY id LIMIT 1 OFFSET " PURGE_BATCH_SQL "), ?6 + 1)",
                        &st);
         if (rc != DB_OK)
@@ -99,8 +99,9 @@ static int apply_purge(db_conn *db, void *arg)
         if (rc != DB_ROW)
             return rc;
         rc = db_stmt(db,
-                       "DELETE FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
-                       " AND id > ?5 AND id < ?6 AND (?7 = 0 OR from_uid = ?7) AND mtime >= ?8 AND mtime <= ?9",
+                       "DELETE FROM messages WHERE id IN (SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = ?2"
+                       " AND conv_a = ?3 AND conv_b = ?4 AND id > ?5 AND id < ?6 AND (?7 = 0 OR from_uid = ?7)"
+                       " AND mtime >= ?8 AND mtime <= ?9)",
                        &st);
         if (rc != DB_OK)
             return rc;
@@ -463,8 +464,8 @@ static int apply_sessions(db_conn *db, void *arg)
     } else {
         /* As removesession: read and hidden until a newer message. */
         if ((rc = db_stmt(db,
-                            "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1"
-                            " AND conv_a = min(?2, ?3) AND conv_b = max(?2, ?3)",
+                            "SELECT COALESCE((SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = 1"
+                            " AND conv_a = min(?2, ?3) AND conv_b = max(?2, ?3) ORDER BY id DESC LIMIT 1), 0)",
                             &last)) != DB_OK)
             return rc;
         rc = db_stmt(db,

@@ -73,19 +73,20 @@ static int conv_q_init(db_conn *db, hjob *j, conv_q *q)
                    &q->mark)) != DB_OK)
         return rc;
     snprintf(sql, sizeof sql,
-             "SELECT COUNT(*) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
+             "SELECT COUNT(*) FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND id > ?5 AND from_uid <> ?6 AND deleted = 0 AND mtime > ?7%s",
              j->mtypes);
     if ((rc = db_stmt(db, sql, &q->count)) != DB_OK)
         return rc;
     snprintf(sql, sizeof sql,
-             "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
+             "SELECT " MSG_COLS " FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND deleted = 0%s ORDER BY id DESC LIMIT 1",
              j->mtypes);
     if ((rc = db_stmt(db, sql, &q->last)) != DB_OK)
         return rc;
     return db_stmt(db,
-                "SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4",
+                "SELECT (SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
+                " ORDER BY id DESC LIMIT 1)",
                 &q->any);
 }
 
@@ -161,8 +162,9 @@ static int list_convs(db_conn *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
         db_stmt_t *st;
         rc = db_stmt(db,
                   "SELECT peer, last FROM ("
-                  " SELECT peer, (SELECT MAX(id) FROM messages WHERE pid = ?1 AND conv_type = 1"
-                  " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)) AS last"
+                  " SELECT peer, (SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = 1"
+                  " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)"
+                  " ORDER BY id DESC LIMIT 1) AS last"
                   " FROM p2p_peers WHERE pid = ?1 AND uid = ?2) AS convs WHERE last IS NOT NULL ORDER BY last DESC",
                   &st);
         if (rc != DB_OK)
@@ -542,8 +544,8 @@ static int apply_removesession(db_conn *db, void *arg)
     conv_key k = conv_p2p(j->uid, j->mark_xid);
     int64_t a = k.a, b = k.b;
     db_stmt_t *st;
-    rc = db_stmt(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
-                  " AND conv_b = ?3",
+    rc = db_stmt(db, "SELECT COALESCE((SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
+                  " AND conv_b = ?3 ORDER BY id DESC LIMIT 1), 0)",
               &st);
     if (rc != DB_OK)
         return rc;

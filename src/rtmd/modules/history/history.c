@@ -39,7 +39,7 @@ static int read_history_txn(db_conn *db, hjob *j)
 {
     char sql[512 + MTYPES_SQL_MAX];
     snprintf(sql, sizeof sql,
-             "SELECT " MSG_COLS " FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
+             "SELECT " MSG_COLS " FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
              " AND mtime >= ?5 AND mtime <= ?6 AND id %s ?7%s ORDER BY id %s LIMIT ?8",
              j->desc ? "<" : ">", j->mtypes, j->desc ? "DESC" : "ASC");
     db_stmt_t *st;
@@ -336,7 +336,7 @@ static int read_msgnum(db_conn *db, void *arg)
     hjob *j = arg;
     char sql[512 + MTYPES_SQL_MAX];
     snprintf(sql, sizeof sql,
-             "SELECT COUNT(DISTINCT from_uid), COUNT(*) FROM messages WHERE pid = ?1 AND conv_type = ?2"
+             "SELECT COUNT(DISTINCT from_uid), COUNT(*) FROM conv_messages WHERE pid = ?1 AND conv_type = ?2"
              " AND conv_a = ?3 AND conv_b = ?4 AND deleted = 0 AND mtime >= ?5 AND mtime <= ?6%s",
              j->mtypes);
     db_stmt_t *st;

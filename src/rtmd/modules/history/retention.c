@@ -197,7 +197,7 @@ static int sweep_scan_convs(db_conn *db, sweep *sw)
                    &convs)) != DB_OK)
         return rc;
     if ((rc = db_stmt(db,
-                   "SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
+                   "SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
                    " ORDER BY id DESC LIMIT 1 OFFSET ?5",
                    &nth)) != DB_OK) {
         db_release(convs);
@@ -284,7 +284,7 @@ static int sweep_apply(db_conn *db, void *arg)
         db_bind_int64(st, 4, t->cutoff);
     } else {
         rc = db_stmt(db,
-                  "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE pid = ?1 AND conv_type = ?2"
+                  "DELETE FROM messages WHERE id IN (SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = ?2"
                   " AND conv_a = ?3 AND conv_b = ?4 AND id <= ?5 ORDER BY id LIMIT ?6)",
                   &st);
         if (rc != DB_OK)
