@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 
@@ -211,18 +212,68 @@ def existing_cluster(path):
     return existing_section(path, CLUSTER_BEGIN, CLUSTER_END)
 
 
-def stage_rows(path):
-    """The rows of rtmd's RTMD_LATHIST table in path: (stage, count, mean,
-    p50, p90, p99, p99.9, max), or []."""
-    rows = []
+def stage_series(path):
+    """rtm-bench's --metrics-out file: {stage: {"kind", "count", "sum",
+    "buckets": [(le, cumulative count)]}} for rtmd_stage_seconds (kind
+    "s") and rtmd_stage_count (kind "n"), or {}."""
+    stages = {}
     try:
         lines = open(path).read().splitlines()
     except OSError:
-        return rows
-    for line in lines[1:]:
-        parts = line[len("lathist: "):].split()
-        if len(parts) >= 8:
-            rows.append((" ".join(parts[:-7]),) + tuple(parts[-7:]))
+        return stages
+    for line in lines:
+        m = re.match(r'rtmd_stage_(seconds|count)_(bucket|sum|count)\{stage="([^"]+)"(?:,le="([^"]+)")?\} (\S+)$', line)
+        if not m:
+            continue
+        kind, part, stage, le, v = m.groups()
+        st = stages.setdefault(stage, {"kind": "s" if kind == "seconds" else "n", "count": 0, "sum": 0.0,
+                                       "buckets": []})
+        if part == "bucket":
+            st["buckets"].append((float("inf") if le == "+Inf" else float(le), float(v)))
+        else:
+            st[part] = float(v)
+    return stages
+
+
+def bucket_quantile(q, buckets):
+    """The q-quantile of cumulative buckets, interpolated linearly inside its
+    bucket as Prometheus' histogram_quantile does; None when empty."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lo_bound, lo_count = 0.0, 0.0
+    for le, cum in buckets:
+        if cum >= rank:
+            if le == float("inf"):
+                return lo_bound
+            if cum == lo_count:
+                return le
+            return lo_bound + (le - lo_bound) * (rank - lo_count) / (cum - lo_count)
+        lo_bound, lo_count = le, cum
+    return lo_bound
+
+
+def stage_value(v, kind):
+    if v is None:
+        return "–"
+    if kind == "n":
+        return "%.0f" % v if v >= 10 else "%.1f" % v
+    if v >= 1e-3:
+        return "%.1f ms" % (v * 1e3)
+    return "%.0f µs" % (v * 1e6) if v >= 1e-5 else "%.1f µs" % (v * 1e6)
+
+
+def stage_rows(path):
+    """Rows (stage, count, mean, p50, p90, p99) of the stages with samples in
+    the window, in the order of the file."""
+    rows = []
+    for stage, st in stage_series(path).items():
+        if st["count"] <= 0:
+            continue
+        mean = st["sum"] / st["count"]
+        qs = [bucket_quantile(q, st["buckets"]) for q in (0.5, 0.9, 0.99)]
+        rows.append((stage, "%d" % st["count"], stage_value(mean, st["kind"]))
+                    + tuple(stage_value(v, st["kind"]) for v in qs))
     return rows
 
 
@@ -230,17 +281,20 @@ def stages_section(stages_dir):
     """Where rtmd's time went in the rooms run and the p2p half-rate run."""
     L = []
     for name, title in (("rooms-main", "rooms"), ("p2p-half-rate", "p2p at half rate")):
-        rows = stage_rows(os.path.join(stages_dir, name + ".txt")) if stages_dir else []
+        rows = stage_rows(os.path.join(stages_dir, name + ".prom")) if stages_dir else []
         if not rows:
             continue
         if not L:
             L += ["## Where rtmd's time goes (stage histograms)", "",
-                  "rtmd's per-stage histograms (`rtmd_stage_seconds` and `rtmd_stage_count` in `/metrics`, "
-                  "docs/performance.md) over the whole server run of the scenario above (log-in and warm-up "
-                  "included), printed at exit with `RTMD_LATHIST=1`. A write is any store write, a message "
-                  "one sent message; \"reported\" is after the fdatasync that covers the write.", ""]
-        L += ["### " + title, "", "| stage | count | mean | p50 | p90 | p99 | p99.9 | max |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "rtmd's per-stage histograms (`rtmd_stage_seconds` and `rtmd_stage_count`; what each stage "
+                  "spans is in docs/performance.md, \"Where a message's time goes\") over the measured window "
+                  "of the scenario above: rtm-bench reads `/metrics` at the window's start and end (`--metrics`) "
+                  "and the table is the difference. Quantiles are interpolated inside the exported buckets "
+                  "(5 µs to 10 s in 1-2.5-5 steps; counts in powers of two), as Prometheus' "
+                  "`histogram_quantile` does. A write is any store write, a message one sent message; "
+                  "\"reported\" is after the fdatasync that covers the write.", ""]
+        L += ["### " + title, "", "| stage | count | mean | p50 | p90 | p99 |",
+              "|---|---:|---:|---:|---:|---:|"]
         L += ["| %s |" % " | ".join(r) for r in rows]
         L.append("")
     return L
@@ -398,7 +452,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--runs")
     ap.add_argument("--settings")
-    ap.add_argument("--stages", help="directory of rtmd's RTMD_LATHIST tables, SCENARIO-LABEL.txt")
+    ap.add_argument("--stages", help="directory of rtm-bench's --metrics-out files, SCENARIO-LABEL.prom")
     ap.add_argument("--command", default="bench/run.sh")
     ap.add_argument("--elapsed", type=int, default=0)
     ap.add_argument("--quick", default="0")

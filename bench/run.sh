@@ -156,6 +156,7 @@ start_server() {
   case "$t" in
     rtmd)
       GATE_PORT=$(free_port)
+      HTTP_PORT=$(free_port)
       local ws_port; ws_port=$(free_port)
       WS_PORT=$ws_port
       cat > "$dir/rtmd.conf" <<EOF
@@ -164,7 +165,7 @@ listen_host = 127.0.0.1
 client_tcp_port = $PORT
 client_ws_port = $ws_port
 server_tcp_port = $GATE_PORT
-http_port = -1
+http_port = $HTTP_PORT
 log_level = warn
 retention_interval = 86400
 max_connections_per_address = 0
@@ -179,8 +180,7 @@ project_byte_rate = 0
 history_days = 7
 history_max_per_conversation = 0
 EOF
-      # RTMD_LATHIST: the per-stage table (docs/performance.md) at exit
-      RTMD_LATHIST=1 "$RTMD" --config "$dir/rtmd.conf" > "$dir/server.log" 2>&1 &
+      "$RTMD" --config "$dir/rtmd.conf" > "$dir/server.log" 2>&1 &
       SERVER_PID=$!
       for _ in $(seq 1 100); do grep -q " ready" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
       grep -q " ready" "$dir/server.log" || { cat "$dir/server.log" >&2; return 1; }
@@ -265,6 +265,9 @@ run_one() {
     UID_BASE=$((UID_BASE + 1000000))
     args="$args --port $port --gate-port $GATE_PORT --pid $RTM_PID --secret $RTM_SECRET"
     args="$args --uid-base $UID_BASE --rid-base $UID_BASE"
+    # the stage histograms (docs/performance.md) over the window only
+    mkdir -p "$WORK/stages"
+    args="$args --metrics 127.0.0.1:$HTTP_PORT --metrics-out $WORK/stages/$s-$label.prom"
   else
     args="$args --port $PORT"
   fi
@@ -282,10 +285,11 @@ run_one() {
     "$(awk "BEGIN { print $t1 - $t0 }")" \
     "$(echo "$args" | sed -e "s/--secret [^ ]*/--secret .../" -e "s|$WORK|\$TMP|g")" >> "$WORK/runs.jsonl"
   stop_server
-  if [ "$t" = rtmd ]; then
-    mkdir -p "$WORK/stages"
-    grep '^lathist:' "$dir/server.log" > "$WORK/stages/$s-$label.txt" || true
-  fi
+  # The next run starts on a quiet disk: without this, the kernel was still
+  # writing the store of the run before (an open-loop p2p run leaves ~100 MB)
+  # while the next rtmd waited for its fdatasyncs.
+  [ "$KEEP" = 1 ] || rm -rf "$dir/data"
+  sync
 }
 
 # ---- cluster mode (--nodes N) ----------------------------------------------

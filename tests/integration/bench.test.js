@@ -109,6 +109,34 @@ describe('rtm-bench', () => {
     assert.ok(Math.abs(j.delivered_per_s - j.window.delivered / j.measured_s) <= 1 + j.delivered_per_s * 0.01, ctx);
   }
 
+  it('--metrics: rtmd\'s stage histograms over the measured window only, from /metrics at its edges', async () => {
+    const out = path.join(dir, 'stages.prom');
+    const r = await bench('p2p', ['--connections', '3', '--window', '8', '--metrics', `127.0.0.1:${srv.ports.http}`,
+      '--metrics-out', out]);
+    checkMessages(r, 6, 1);
+    const series = new Map(fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => {
+      const at = l.lastIndexOf(' ');
+      return [l.slice(0, at), Number(l.slice(at + 1))];
+    }));
+    const answered = series.get('rtmd_stage_seconds_count{stage="server"}');
+    assert.ok(answered > 0, r.ctx);
+    // the answers written in the window, give or take what was in flight at
+    // its two edges (3 senders x window 8); the warm-up's are not counted
+    assert.ok(Math.abs(answered - r.j.window.acked) <= 2 * 3 * 8, `${answered} vs ${r.j.window.acked}\n${r.ctx}`);
+    assert.ok(answered < r.j.acked, `${answered} of ${r.j.acked}: warm-up excluded\n${r.ctx}`);
+    assert.equal(series.get('rtmd_stage_seconds_bucket{stage="server",le="+Inf"}'), answered);
+    assert.ok(series.get('rtmd_stage_count_count{stage="batch_size"}') > 0, r.ctx);
+
+    // only a loopback address, and both options together
+    for (const extra of [['--metrics', '10.0.0.1:80', '--metrics-out', out], ['--metrics', `127.0.0.1:${srv.ports.http}`]]) {
+      const bad = await run(BIN, ['--scenario', 'p2p', '--port', String(srv.ports.client_tcp), '--gate-port',
+        String(srv.ports.server_tcp), '--pid', String(PID), '--secret', SECRET, '--connections', '1',
+        '--warmup', '0', '--duration', '0.2', ...extra], { timeoutMs: 30000 });
+      assert.notEqual(bad.code, 0, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, /--metrics/);
+    }
+  });
+
   for (const ws of [false, true]) {
     const t = ws ? 'ws' : 'tcp';
 

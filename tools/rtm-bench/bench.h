@@ -68,6 +68,8 @@ typedef struct bench_opts {
     int verbose;
     const char *json_path;     /* --json FILE (append one line) */
     const char *label;         /* --label, free text copied into the JSON */
+    const char *metrics_addr;  /* --metrics HOST:PORT: rtmd's HTTP listener (stages.h) */
+    const char *metrics_out;   /* --metrics-out FILE: its stage series over the window */
     /* --nodes (rtmd only): a cluster instead of one server. Client i talks
      * to node bench_node_of(i) (round robin); host/port/gate_port above are
      * then unused. */

@@ -13,6 +13,7 @@
  * after warmup + duration (+ drain, + close), and only 127.0.0.0/8
  * addresses are accepted. */
 #include "bench.h"
+#include "stages.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -133,6 +134,8 @@ static int setup_timed_out, drain_complete, prepare_failed;
 static uv_timer_t tick_timer, phase_timer;
 static uint8_t *payload;
 static struct sockaddr_in *src_addrs;
+static stages_snap stages0, stages1; /* --metrics at the window's start and end */
+static int stages_failed;
 static const char **src_strs;
 static int exit_code;
 
@@ -781,6 +784,19 @@ static void on_tick(uv_timer_t *t)
 
 static void on_drain_check(uv_timer_t *t);
 
+/* --metrics: rtmd's stage series now (a blocking read, at the window's
+ * edges only). */
+static void scrape_stages(stages_snap *snap)
+{
+    char err[256];
+    if (!O.metrics_addr || stages_failed)
+        return;
+    if (stages_scrape(O.metrics_addr, snap, err, sizeof err) != 0) {
+        fprintf(stderr, "rtm-bench: --metrics: %s\n", err);
+        stages_failed = 1;
+    }
+}
+
 static void on_window_end(uv_timer_t *t)
 {
     t_win1 = uv_hrtime();
@@ -794,6 +810,7 @@ static void on_window_end(uv_timer_t *t)
     }
     if (O.server_pid > 0)
         rss_after_kb = read_rss_kb(O.server_pid);
+    scrape_stages(&stages1);
     phase = PH_DRAIN;
     uv_timer_stop(&tick_timer);
     t_end = t_win1 + (uint64_t)(O.drain * 1e9);
@@ -810,6 +827,7 @@ static void on_warmup_end(uv_timer_t *t)
         node_k[k].delivered0 = node_k[k].delivered;
     }
     sample_cpu(0);
+    scrape_stages(&stages0);
     uv_timer_start(&phase_timer, on_window_end, (uint64_t)(O.duration * 1000), 0);
 }
 
@@ -1102,6 +1120,9 @@ static void usage(FILE *f)
             "                         --gate-port and --server-pid\n"
             "  --cpu-pid NAME:PID     CPU seconds of PID and its child processes during the\n"
             "                         window, reported as cpu_s.NAME (repeatable, at most %d)\n"
+            "  --metrics H:P          rtmd's HTTP listener (127.0.0.0/8): its stage histograms\n"
+            "                         (rtmd_stage_*) are read at the window's start and end ...\n"
+            "  --metrics-out FILE     ... and their difference written to FILE (Prometheus text)\n"
             "  -v, --verbose          progress and errors on stderr\n",
             BENCH_HDR_BYTES, BENCH_MAX_NODES, MAX_CPU_PIDS);
 }
@@ -1228,7 +1249,8 @@ static void parse_cpu_pid(const char *arg)
 static void parse_args(int argc, char **argv)
 {
     enum { O_TARGET = 256, O_SCEN, O_HOST, O_PORT, O_GATE, O_WS, O_PID, O_SECRET, O_UIDB, O_RIDB, O_CONNS, O_SENDERS,
-           O_ROOM, O_SIZE, O_WINDOW, O_RATE, O_WARM, O_DUR, O_DRAIN, O_CC, O_SRC, O_SPID, O_JSON, O_LABEL, O_NODES, O_CPUPID, O_HELP };
+           O_ROOM, O_SIZE, O_WINDOW, O_RATE, O_WARM, O_DUR, O_DRAIN, O_CC, O_SRC, O_SPID, O_JSON, O_LABEL, O_NODES, O_CPUPID,
+           O_METRICS, O_METRICS_OUT, O_HELP };
     static const struct option opts[] = {
         {"target", 1, 0, O_TARGET}, {"scenario", 1, 0, O_SCEN}, {"host", 1, 0, O_HOST},
         {"port", 1, 0, O_PORT}, {"gate-port", 1, 0, O_GATE}, {"ws", 0, 0, O_WS},
@@ -1238,7 +1260,8 @@ static void parse_args(int argc, char **argv)
         {"rate", 1, 0, O_RATE}, {"warmup", 1, 0, O_WARM}, {"duration", 1, 0, O_DUR},
         {"drain", 1, 0, O_DRAIN}, {"connect-concurrency", 1, 0, O_CC}, {"source-addrs", 1, 0, O_SRC},
         {"server-pid", 1, 0, O_SPID}, {"json", 1, 0, O_JSON}, {"label", 1, 0, O_LABEL},
-        {"nodes", 1, 0, O_NODES}, {"cpu-pid", 1, 0, O_CPUPID},
+        {"nodes", 1, 0, O_NODES}, {"cpu-pid", 1, 0, O_CPUPID}, {"metrics", 1, 0, O_METRICS},
+        {"metrics-out", 1, 0, O_METRICS_OUT},
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     O.target = "rtmd";
     O.host = "127.0.0.1";
@@ -1283,6 +1306,8 @@ static void parse_args(int argc, char **argv)
         case O_LABEL: O.label = optarg; break;
         case O_NODES: parse_nodes(optarg); break;
         case O_CPUPID: parse_cpu_pid(optarg); break;
+        case O_METRICS: O.metrics_addr = optarg; break;
+        case O_METRICS_OUT: O.metrics_out = optarg; break;
         case 'v': O.verbose++; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
@@ -1308,6 +1333,10 @@ static void parse_args(int argc, char **argv)
                      strcmp(O.host, "127.0.0.1") != 0)) {
         fprintf(stderr, "rtm-bench: --nodes is for --target rtmd and replaces --host, --port, --gate-port and "
                         "--server-pid\n");
+        exit(2);
+    }
+    if (!O.metrics_addr != !O.metrics_out || (O.metrics_addr && (strcmp(O.target, "rtmd") != 0 || O.nnodes))) {
+        fprintf(stderr, "rtm-bench: --metrics and --metrics-out go together, with one rtmd (no --nodes)\n");
         exit(2);
     }
     for (int k = 0; k < O.nnodes; k++)
@@ -1407,7 +1436,15 @@ int main(int argc, char **argv)
             }
         }
         report();
+        if (O.metrics_addr && !stages_failed && stages_write_delta(&stages0, &stages1, O.metrics_out) != 0) {
+            fprintf(stderr, "rtm-bench: cannot write %s: %s\n", O.metrics_out, strerror(errno));
+            stages_failed = 1;
+        }
     }
+    if (O.metrics_addr && (stages_failed || !t_win0) && exit_code == 0)
+        exit_code = 1;
+    stages_free(&stages0);
+    stages_free(&stages1);
     T->shutdown();
     uv_timer_stop(&tick_timer);
     uv_timer_stop(&phase_timer);
