@@ -551,6 +551,28 @@ static void test_migration_18_conv_index_in_bulk(void **state)
     db_close(db);
 }
 
+/* db_rollbacks counts the transactions rolled back, by ROLLBACK or by an
+ * error that ended one, and not a rollback to a savepoint. */
+static void test_rollbacks_counted(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_rollbacks(db), 0);
+    assert_int_equal(db_exec(db, "BEGIN; INSERT INTO projects VALUES (1, 's', 0); ROLLBACK"), DB_OK);
+    assert_int_equal(db_rollbacks(db), 1);
+    assert_int_equal(db_exec(db, "BEGIN; SAVEPOINT op; INSERT INTO projects VALUES (1, 's', 0); ROLLBACK TO op;"
+                                 " RELEASE op; COMMIT"),
+                     DB_OK);
+    assert_int_equal(db_rollbacks(db), 1);
+    assert_int_equal(db_exec(db, "BEGIN; INSERT INTO projects VALUES (2, 's', 0)"), DB_OK);
+    assert_int_equal(db_exec(db, "INSERT OR ROLLBACK INTO projects VALUES (2, 't', 0)"), DB_CONSTRAINT);
+    assert_false(db_in_transaction(db));
+    assert_int_equal(db_rollbacks(db), 2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM projects"), 0);
+    db_close(db);
+}
+
 static void test_newer_version_refused(void **state)
 {
     fixture *f = *state;
@@ -1200,6 +1222,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_16_counts_rows_above_the_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollbacks_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),

@@ -145,13 +145,29 @@ conv_key conv_of(int conv_type, int64_t uid, int64_t xid)
 
 /* ---- module state ---- */
 
-/* What the writer knows of the conversation index (SQLite, migration 18):
- * conv_index holds the messages up to counters' conv_indexed_upto; the
- * rows above it are read by scanning them (the view conv_messages). */
-typedef struct conv_index_writer {
-    int64_t upto;  /* the mark as the writer last set or read it */
-    unsigned tail; /* rows inserted above it since */
-} conv_index_writer;
+/* A p2p conversation known to be in p2p_peers. */
+typedef struct peer_pair {
+    int64_t pid, a, b; /* pid 0: a free slot (project ids are positive) */
+} peer_pair;
+
+#define PEER_CACHE_SLOTS 32768 /* a power of two; emptied when half full */
+
+/* What the message writer knows of the store (SQLite; the writer thread's
+ * own, nobody else's):
+ * - the conversation index (migration 18): conv_index holds the messages
+ *   up to counters' conv_indexed_upto; the rows above it are read by
+ *   scanning them (the view conv_messages);
+ * - the p2p conversations that a committed or open transaction of the
+ *   writer found in p2p_peers, so that their next messages skip the
+ *   INSERT; forgotten when a transaction of the writer was rolled back
+ *   (one found in it may be gone). */
+typedef struct msg_writer {
+    int64_t upto;       /* the mark as the writer last set or read it */
+    unsigned tail;      /* rows inserted above it since */
+    peer_pair *peers;   /* PEER_CACHE_SLOTS, open addressing; NULL until used */
+    unsigned npeers;
+    uint64_t rollbacks; /* db_rollbacks when the cache was last checked */
+} msg_writer;
 
 struct messages_state {
     int64_t next_id;          /* next message id (server-wide) */
@@ -166,7 +182,7 @@ struct messages_state {
     int64_t *uids;            /* receivers of the fan-out being sent */
     size_t uids_cap;
     msgpack_sbuffer record;   /* a message for other nodes (route) */
-    conv_index_writer conv;   /* the writer thread's, nobody else's (SQLite) */
+    msg_writer writer;        /* the writer thread's, nobody else's (SQLite) */
 };
 
 static struct messages_state *state(rtmd_server *srv)
@@ -206,7 +222,7 @@ typedef struct msg_job {
     size_t attrs_len;
     uint64_t reserved;        /* bytes admitted by quota_admit */
     bool pushed;              /* pushed before the commit (a room message) */
-    conv_index_writer *conv;  /* SQLite: the writer's state of the conversation index */
+    msg_writer *writer;       /* SQLite: what the writer knows of the store */
     char business[RTMD_BUSINESS_ID_MAX + 1]; /* the sender session's business id, or "" */
     /* A record from another node: the string ids of from and of the
      * target (user or room) as that node knew them, or NULL. */
@@ -352,7 +368,7 @@ static int find_stored(db_stmt_t *find, const msg_job *j, msg_target *t)
 /* The writer's statements for one job. */
 typedef struct msg_stmts {
     db_stmt_t *ins, *find, *peers;
-    conv_index_writer *conv; /* NULL on PostgreSQL */
+    msg_writer *w; /* NULL on PostgreSQL */
 } msg_stmts;
 
 /* ---- the conversation index in bulk (SQLite, writer thread) ----
@@ -379,7 +395,7 @@ static const char *const CONV_INDEX_MARK_SQL =
     " WHERE name = 'conv_indexed_upto' RETURNING value";
 
 /* Notes the row of t just inserted. */
-static int conv_index_row(db_conn *db, conv_index_writer *w, const msg_job *j, const msg_target *t)
+static int conv_index_row(db_conn *db, msg_writer *w, const msg_job *j, const msg_target *t)
 {
     if (t->id > w->upto) {
         w->tail++;
@@ -395,7 +411,7 @@ static int conv_index_row(db_conn *db, conv_index_writer *w, const msg_job *j, c
 }
 
 /* Indexes the rows above the mark and moves it, once enough went in. */
-static int conv_index_catch_up(db_conn *db, conv_index_writer *w)
+static int conv_index_catch_up(db_conn *db, msg_writer *w)
 {
     if (w->tail < CONV_INDEX_TAIL)
         return DB_OK;
@@ -415,16 +431,75 @@ static int conv_index_catch_up(db_conn *db, conv_index_writer *w)
     return rc == DB_DONE ? DB_CORRUPT : rc;
 }
 
-/* Records both users of a new p2p conversation in p2p_peers; for a known
- * conversation the INSERT only reads. */
-static int note_peers(db_stmt_t *peers, const msg_job *j, const msg_target *t)
+/* ---- p2p conversations known to be in p2p_peers (SQLite, writer) ---- */
+
+static size_t peer_slot(int64_t pid, int64_t a, int64_t b)
 {
-    db_reset(peers);
-    db_bind_int64(peers, 1, j->pid);
-    db_bind_int64(peers, 2, t->conv.a);
-    db_bind_int64(peers, 3, t->conv.b);
-    int rc = db_step(peers);
-    return rc == DB_DONE ? DB_OK : rc;
+    uint64_t h = (uint64_t)pid * 0x9e3779b97f4a7c15ull ^ (uint64_t)a * 0xc2b2ae3d27d4eb4full ^
+                 (uint64_t)b * 0x165667b19e3779f9ull;
+    return (size_t)(h ^ h >> 29) & (PEER_CACHE_SLOTS - 1);
+}
+
+static bool peer_known(const msg_writer *w, int64_t pid, int64_t a, int64_t b)
+{
+    if (!w->peers)
+        return false;
+    for (size_t i = peer_slot(pid, a, b);; i = (i + 1) & (PEER_CACHE_SLOTS - 1)) {
+        const peer_pair *p = &w->peers[i];
+        if (p->pid == 0)
+            return false;
+        if (p->pid == pid && p->a == a && p->b == b)
+            return true;
+    }
+}
+
+static void peer_remember(msg_writer *w, int64_t pid, int64_t a, int64_t b)
+{
+    if (!w->peers && !(w->peers = calloc(PEER_CACHE_SLOTS, sizeof *w->peers)))
+        return; /* no memory: the INSERT stays */
+    if (w->npeers >= PEER_CACHE_SLOTS / 2) {
+        memset(w->peers, 0, PEER_CACHE_SLOTS * sizeof *w->peers);
+        w->npeers = 0;
+    }
+    size_t i = peer_slot(pid, a, b);
+    while (w->peers[i].pid != 0)
+        i = (i + 1) & (PEER_CACHE_SLOTS - 1);
+    w->peers[i] = (peer_pair){pid, a, b};
+    w->npeers++;
+}
+
+/* Forgets every pair when a transaction was rolled back since the last
+ * look: a pair found in it may be gone with it. */
+static void peers_check_rollbacks(db_conn *db, msg_writer *w)
+{
+    uint64_t n = db_rollbacks(db);
+    if (n == w->rollbacks)
+        return;
+    w->rollbacks = n;
+    if (w->peers)
+        memset(w->peers, 0, PEER_CACHE_SLOTS * sizeof *w->peers);
+    w->npeers = 0;
+}
+
+/* Records both users of a new p2p conversation in p2p_peers; a known
+ * conversation skips the INSERT (SQLite) or the INSERT only reads. */
+static int note_peers(db_conn *db, const msg_stmts *q, const msg_job *j, const msg_target *t)
+{
+    if (q->w && peer_known(q->w, j->pid, t->conv.a, t->conv.b))
+        return DB_OK;
+    db_reset(q->peers);
+    db_bind_int64(q->peers, 1, j->pid);
+    db_bind_int64(q->peers, 2, t->conv.a);
+    db_bind_int64(q->peers, 3, t->conv.b);
+    int rc = db_step(q->peers);
+    if (rc != DB_DONE)
+        return rc;
+    /* Both rows were there before: remember the pair. A pair this
+     * transaction inserts is remembered by its next message, once the
+     * rows are found there. */
+    if (q->w && db_changes(db) == 0)
+        peer_remember(q->w, j->pid, t->conv.a, t->conv.b);
+    return DB_OK;
 }
 
 static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_target *t)
@@ -445,9 +520,9 @@ static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_
         return rc;
     if (db_changes(db) == 0)
         return find_stored(q->find, j, t);
-    if (q->conv && (rc = conv_index_row(db, q->conv, j, t)) != DB_OK)
+    if (q->w && (rc = conv_index_row(db, q->w, j, t)) != DB_OK)
         return rc;
-    return t->conv.conv_type == CONV_P2P ? note_peers(q->peers, j, t) : DB_OK;
+    return t->conv.conv_type == CONV_P2P ? note_peers(db, q, j, t) : DB_OK;
 }
 
 /* PostgreSQL (nodes sharing the database): ids and the mtime are taken in
@@ -593,7 +668,8 @@ static int store_job(db_conn *db, msg_job *j)
             j->targets[i].dup = false;
         rc = take_ids(db, j);
     } else {
-        q.conv = j->conv;
+        q.w = j->writer;
+        peers_check_rollbacks(db, q.w);
     }
     if (rc == DB_OK)
         rc = db_stmt(db, INSERT_SQL, &q.ins);
@@ -610,7 +686,7 @@ static int store_job(db_conn *db, msg_job *j)
             db_release(all[i]);
     if (rc == DB_DONE)
         rc = DB_OK;
-    return rc == DB_OK && q.conv ? conv_index_catch_up(db, q.conv) : rc;
+    return rc == DB_OK && q.w ? conv_index_catch_up(db, q.w) : rc;
 }
 
 /* A job applied alone (no neighbour to share a run with, or the replay of
@@ -1395,7 +1471,7 @@ static void job_submit(msg_job *j)
             j->targets[i].id = s->next_id++;
             j->targets[i].mtime = j->mtime;
         }
-        j->conv = &s->conv;
+        j->writer = &s->writer;
     }
     /* Before the submit: from then on the writer may write the targets. */
     if (s->room_push_early && j->ntargets == 1 && j->targets[0].conv.conv_type == CONV_ROOM &&
@@ -1621,7 +1697,7 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     }
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
-    s->conv.upto = max.conv_indexed_upto;
+    s->writer.upto = max.conv_indexed_upto;
     s->ids_in_store = max.postgres;
     s->room_push_early = !s->ids_in_store && strcmp(srv->cfg.room_push, "before_commit") == 0;
     if (s->ids_in_store)
@@ -1651,6 +1727,7 @@ static void messages_free(rtmd_server *srv)
     rtm_buf_free(&s->named);
     rtm_buf_free(&s->listened);
     free(s->uids);
+    free(s->writer.peers);
     free(s);
     srv->svc->messages = NULL;
 }

@@ -116,6 +116,12 @@ bool db_connection_lost(db_conn *conn);
  * or DB_IOERR with the reason in db_errmsg. Nothing to do on SQLite. */
 int db_reconnect(db_conn *conn);
 
+/* Transactions of conn rolled back since it was opened, by ROLLBACK or by
+ * an error that ended one (ROLLBACK TO a savepoint does not count): a
+ * writer that remembers what its transactions found in the store forgets
+ * it when this moved. SQLite; 0 on PostgreSQL, where nothing uses it. */
+uint64_t db_rollbacks(db_conn *conn);
+
 /* ---- SQLite's WAL, for the store (DB_MISUSE on PostgreSQL) ---- */
 
 /* Turns SQLite's automatic checkpoint off on conn (its COMMITs no longer

@@ -24,6 +24,7 @@ struct db_conn {
     db_stmt_cache cache; /* db_cache.h */
     uint64_t prepares;
     int wal_frames; /* after the last commit, with db_wal_manual */
+    uint64_t rollbacks; /* db_rollbacks */
 };
 
 _Thread_local db_conn *db_tls_conn;
@@ -329,6 +330,16 @@ int db_reconnect(db_conn *conn)
     return db_is_pg(conn) ? dbpg_reconnect(conn) : DB_OK;
 }
 
+static void rollback_noted(void *arg)
+{
+    ((db_conn *)arg)->rollbacks++;
+}
+
+uint64_t db_rollbacks(db_conn *conn)
+{
+    return db_is_pg(conn) ? 0 : conn->rollbacks;
+}
+
 bool db_in_transaction(db_conn *conn)
 {
     if (db_is_pg(conn))
@@ -396,6 +407,7 @@ db_conn *db_open(const char *path, int mode, char *err, size_t errlen)
         return NULL;
     }
     conn->db = db;
+    sqlite3_rollback_hook(db, rollback_noted, conn);
     return conn;
 }
 
