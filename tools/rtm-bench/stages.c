@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SCRAPE_MAX (8u << 20) /* a /metrics page is far smaller */
@@ -103,6 +104,13 @@ static int connect_loopback(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int stages_scrape(const char *addr, stages_snap *out, char *err, size_t errlen)
 {
     stages_free(out);
@@ -118,9 +126,11 @@ int stages_scrape(const char *addr, stages_snap *out, char *err, size_t errlen)
     size_t cap = 1u << 16, len = 0;
     char *buf = malloc(cap);
     int rc = buf ? 0 : -1;
+    long long deadline = now_ms() + SCRAPE_TIMEOUT_MS; /* for the whole answer */
     while (rc == 0) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, SCRAPE_TIMEOUT_MS) != 1) {
+        long long left = deadline - now_ms();
+        if (left <= 0 || poll(&p, 1, (int)left) != 1) {
             snprintf(err, errlen, "no answer from %s within %d ms", addr, SCRAPE_TIMEOUT_MS);
             rc = -1;
             break;

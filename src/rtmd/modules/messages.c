@@ -377,8 +377,8 @@ typedef struct msg_stmts {
  * in every commit; instead the rows above the mark are indexed together
  * once CONV_INDEX_TAIL of them went in, so that a conversation's entries
  * share their pages in one commit (sorting them first measured no faster),
- * and readers scan at most about that many
- * rows above the mark (docs/performance.md). Ids are handed out increasing
+ * and readers scan at most about that many rows above the mark
+ * (docs/performance.md). Ids are handed out increasing
  * and inserted in that order, so a new row lands above the mark; one that
  * does not (ids reused after deleting the newest messages, the replay of a
  * batch whose index write was rolled back) is indexed at once. */
@@ -453,14 +453,19 @@ static bool peer_known(const msg_writer *w, int64_t pid, int64_t a, int64_t b)
     }
 }
 
+static void peers_forget(msg_writer *w)
+{
+    if (w->peers)
+        memset(w->peers, 0, PEER_CACHE_SLOTS * sizeof *w->peers);
+    w->npeers = 0;
+}
+
 static void peer_remember(msg_writer *w, int64_t pid, int64_t a, int64_t b)
 {
     if (!w->peers && !(w->peers = calloc(PEER_CACHE_SLOTS, sizeof *w->peers)))
         return; /* no memory: the INSERT stays */
-    if (w->npeers >= PEER_CACHE_SLOTS / 2) {
-        memset(w->peers, 0, PEER_CACHE_SLOTS * sizeof *w->peers);
-        w->npeers = 0;
-    }
+    if (w->npeers >= PEER_CACHE_SLOTS / 2)
+        peers_forget(w);
     size_t i = peer_slot(pid, a, b);
     while (w->peers[i].pid != 0)
         i = (i + 1) & (PEER_CACHE_SLOTS - 1);
@@ -476,9 +481,7 @@ static void peers_check_rollbacks(db_conn *db, msg_writer *w)
     if (n == w->rollbacks)
         return;
     w->rollbacks = n;
-    if (w->peers)
-        memset(w->peers, 0, PEER_CACHE_SLOTS * sizeof *w->peers);
-    w->npeers = 0;
+    peers_forget(w);
 }
 
 /* Records both users of a new p2p conversation in p2p_peers; a known

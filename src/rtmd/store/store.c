@@ -914,8 +914,6 @@ static int open_postgres(store *s, char *err, size_t errlen)
     return s->rdb ? 0 : -1;
 }
 
-/* Sets up the locks, the completion handle and the threads of a store
- * whose connections are open; `where` names the database in the log. */
 /* Starts a thread that runs beside the writer (the syncer, the
  * checkpointer); when it cannot start, stops the threads already running
  * and closes the completion handle. */
@@ -934,6 +932,8 @@ static int start_beside_writer(store *s, uv_thread_t *thread, void (*main_fn)(vo
     return 0;
 }
 
+/* Sets up the locks, the completion handle and the threads of a store
+ * whose connections are open; `where` names the database in the log. */
 static int store_start(store *s, const char *where, char *err, size_t errlen)
 {
     if (uv_mutex_init(&s->mu) != 0) {

@@ -464,8 +464,7 @@ static int apply_sessions(db_conn *db, void *arg)
     } else {
         /* As removesession: read and hidden until a newer message. */
         if ((rc = db_stmt(db,
-                            "SELECT COALESCE((SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = 1"
-                            " AND conv_a = min(?2, ?3) AND conv_b = max(?2, ?3) ORDER BY id DESC LIMIT 1), 0)",
+                            "SELECT COALESCE(" CONV_NEWEST_ID_SQL("?1", "1", "min(?2, ?3)", "max(?2, ?3)") ", 0)",
                             &last)) != DB_OK)
             return rc;
         rc = db_stmt(db,

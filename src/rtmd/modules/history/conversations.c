@@ -85,8 +85,7 @@ static int conv_q_init(db_conn *db, hjob *j, conv_q *q)
     if ((rc = db_stmt(db, sql, &q->last)) != DB_OK)
         return rc;
     return db_stmt(db,
-                "SELECT (SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = ?2 AND conv_a = ?3 AND conv_b = ?4"
-                " ORDER BY id DESC LIMIT 1)",
+                "SELECT " CONV_NEWEST_ID_SQL("?1", "?2", "?3", "?4"),
                 &q->any);
 }
 
@@ -162,9 +161,8 @@ static int list_convs(db_conn *db, hjob *j, conv_q *q, conv_list *p2p, conv_list
         db_stmt_t *st;
         rc = db_stmt(db,
                   "SELECT peer, last FROM ("
-                  " SELECT peer, (SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = 1"
-                  " AND conv_a = min(?2, p2p_peers.peer) AND conv_b = max(?2, p2p_peers.peer)"
-                  " ORDER BY id DESC LIMIT 1) AS last"
+                  " SELECT peer, " CONV_NEWEST_ID_SQL("?1", "1", "min(?2, p2p_peers.peer)", "max(?2, p2p_peers.peer)")
+                  " AS last"
                   " FROM p2p_peers WHERE pid = ?1 AND uid = ?2) AS convs WHERE last IS NOT NULL ORDER BY last DESC",
                   &st);
         if (rc != DB_OK)
@@ -544,8 +542,7 @@ static int apply_removesession(db_conn *db, void *arg)
     conv_key k = conv_p2p(j->uid, j->mark_xid);
     int64_t a = k.a, b = k.b;
     db_stmt_t *st;
-    rc = db_stmt(db, "SELECT COALESCE((SELECT id FROM conv_messages WHERE pid = ?1 AND conv_type = 1 AND conv_a = ?2"
-                  " AND conv_b = ?3 ORDER BY id DESC LIMIT 1), 0)",
+    rc = db_stmt(db, "SELECT COALESCE(" CONV_NEWEST_ID_SQL("?1", "1", "?2", "?3") ", 0)",
               &st);
     if (rc != DB_OK)
         return rc;

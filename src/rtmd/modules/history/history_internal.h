@@ -25,6 +25,13 @@
  * server-wide and increasing, so it bounds every project's ids: "read up to
  * it" marks every message of a project that the snapshot holds. */
 #define NEWEST_ID_SQL "SELECT MAX(id) FROM messages"
+/* The newest message id of one conversation (SQL text of each key), NULL
+ * when it has none: ORDER BY id DESC LIMIT 1 over conv_messages, which
+ * SQLite merges from the conversation index and the rows above its mark
+ * (a MAX(id) over the view would read the whole conversation). */
+#define CONV_NEWEST_ID_SQL(pid, type, a, b)                                                          \
+    "(SELECT id FROM conv_messages WHERE pid = " pid " AND conv_type = " type " AND conv_a = " a     \
+    " AND conv_b = " b " ORDER BY id DESC LIMIT 1)"
 
 struct history_retention;
 
