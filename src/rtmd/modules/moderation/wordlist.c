@@ -552,6 +552,13 @@ long wordlist_scan(const wordlist *wl, const uint8_t *text, size_t len, wordlist
     long matches = 0;
     s->nspans = 0;
     s->nfound = 0;
+    if (nwords)
+        *nwords = 0;
+    if (len == 0) {
+        if (out_len)
+            *out_len = 0;
+        return 0;
+    }
     if (len > UINT32_MAX)
         return -1;
     for (size_t pos = 0; pos < len; k++) {
