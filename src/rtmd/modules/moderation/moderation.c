@@ -132,8 +132,10 @@ static const wordlist *list_or_refuse(rtmd_request *req)
 {
     const wordlist *wl = list_of(req->srv, req->project->pid, NULL);
     if (!wl) {
-        char ex[FPNN_MAX_METHOD + 96];
-        snprintf(ex, sizeof ex, "%s: no sensitive_words list for this project (need enable config in console)",
+        char ex[FPNN_MAX_METHOD + 112];
+        snprintf(ex, sizeof ex,
+                 "%s is not enabled on this server: the project has no sensitive_words list (need enable config in "
+                 "console)",
                  req->method);
         request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, ex);
     }
