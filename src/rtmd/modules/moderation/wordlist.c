@@ -15,8 +15,11 @@
  * Layout. The folded code points of the words are numbered (the
  * alphabet, symbols 1..n; 0 is any code point in no word, which sends the
  * scan back to the root). The trie's edges are in one array sorted by
- * (node, symbol), each node's a slice of it (CSR), searched linearly when
- * short and by bisection otherwise; the root has a dense table. Failure
+ * (node, symbol), each node's a slice of it, searched linearly when short;
+ * longer ones are looked up in a hash table of (node, symbol); a 64-bit mask per node of its children's
+ * symbols (modulo 64) ends most lookups that fail (the usual case on the
+ * failure chain) before any search; the root has a dense table. What a
+ * step reads of a node is in one 32-byte record. Failure
  * links make it an Aho-Corasick automaton; per node, mask_len is the
  * length of the longest word ending there (masking needs only that: the
  * shorter ones ending at the same place are inside it) and dict the next
@@ -33,7 +36,33 @@
 
 #define NONE UINT32_MAX
 #define RING 64 /* >= WORDLIST_MAX_WORD_CHARS, a power of two */
-#define LINEAR_MAX 8
+#define LINEAR_MAX 4
+
+/* A node, in one cache line's half: what a step reads. */
+typedef struct ac_node {
+    uint64_t bits;     /* bit (sym & 63) set for the symbol of each child:
+                        * most failing lookups end on it, unsearched */
+    uint32_t edges;    /* its first edge; the edges are sorted by symbol */
+    uint32_t nedges;
+    uint32_t fail;
+    uint32_t word;     /* the word ending here, or NONE */
+    uint32_t dict;     /* the next node along fail where a word ends, 0 = none */
+    uint32_t mask_len; /* code points of the longest word ending here */
+} ac_node;
+
+typedef struct ac_edge {
+    uint32_t sym, to;
+} ac_edge;
+
+typedef struct ac_slot {
+    uint32_t node, sym, to; /* sym 0: empty */
+} ac_slot;
+
+static inline uint32_t slot_hash(uint32_t node, uint32_t sym)
+{
+    uint64_t x = ((uint64_t)node << 32 | sym) * 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(x >> 32);
+}
 
 struct wordlist {
     /* The words as written: text[word_off[i] .. word_off[i] + word_len[i]). */
@@ -49,13 +78,12 @@ struct wordlist {
     uint32_t nsyms;
     /* The automaton. */
     uint32_t nnodes;
-    uint32_t *edge_start; /* nnodes + 1 */
-    uint32_t *edge_sym, *edge_to;
+    ac_node *nodes;
+    ac_edge *edges;
+    ac_slot *slots;       /* every edge again, hashed by (node, symbol) */
+    uint32_t slot_mask;
     uint32_t *root_next;  /* nsyms + 1: the root's child by symbol, 0 = none */
-    uint32_t *fail;
-    uint32_t *word_at;    /* the word ending at the node, or NONE */
-    uint32_t *dict;       /* the next node along fail with a word, 0 = none */
-    uint8_t *mask_len;    /* code points of the longest word ending here */
+    uint32_t *word_at;    /* while building: the word ending at each node, or NONE */
 };
 
 uint32_t wordlist_fold(uint32_t cp)
@@ -109,21 +137,23 @@ static inline uint32_t child(const wordlist *wl, uint32_t node, uint32_t sym)
 {
     if (node == 0)
         return wl->root_next[sym] ? wl->root_next[sym] : NONE;
-    uint32_t lo = wl->edge_start[node], hi = wl->edge_start[node + 1];
-    if (hi - lo <= LINEAR_MAX) {
-        for (uint32_t i = lo; i < hi; i++)
-            if (wl->edge_sym[i] == sym)
-                return wl->edge_to[i];
+    const ac_node *n = &wl->nodes[node];
+    if (!(n->bits >> (sym & 63) & 1))
+        return NONE;
+    if (n->nedges <= LINEAR_MAX) {
+        const ac_edge *e = wl->edges + n->edges;
+        for (uint32_t i = 0; i < n->nedges; i++)
+            if (e[i].sym == sym)
+                return e[i].to;
         return NONE;
     }
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (wl->edge_sym[mid] < sym)
-            lo = mid + 1;
-        else
-            hi = mid;
+    for (uint32_t i = slot_hash(node, sym) & wl->slot_mask;; i = (i + 1) & wl->slot_mask) {
+        const ac_slot *sl = &wl->slots[i];
+        if (sl->node == node && sl->sym == sym)
+            return sl->to;
+        if (sl->sym == 0)
+            return NONE;
     }
-    return lo < wl->edge_start[node + 1] && wl->edge_sym[lo] == sym ? wl->edge_to[lo] : NONE;
 }
 
 static inline uint32_t step(const wordlist *wl, uint32_t state, uint32_t sym)
@@ -136,7 +166,7 @@ static inline uint32_t step(const wordlist *wl, uint32_t state, uint32_t sym)
             return next;
         if (state == 0)
             return 0;
-        state = wl->fail[state];
+        state = wl->nodes[state].fail;
     }
 }
 
@@ -226,17 +256,14 @@ static int compile(builder *b)
     wordlist *wl = b->wl;
     uint32_t n = wl->nnodes;
     edge *edges = malloc((b->nedges ? b->nedges : 1) * sizeof *edges);
-    wl->edge_start = calloc((size_t)n + 1, sizeof *wl->edge_start);
-    wl->edge_sym = malloc((b->nedges ? b->nedges : 1) * sizeof *wl->edge_sym);
-    wl->edge_to = malloc((b->nedges ? b->nedges : 1) * sizeof *wl->edge_to);
+    wl->nodes = calloc(n, sizeof *wl->nodes);
+    wl->edges = malloc((b->nedges ? b->nedges : 1) * sizeof *wl->edges);
     wl->root_next = calloc((size_t)wl->nsyms + 1, sizeof *wl->root_next);
-    wl->fail = calloc(n, sizeof *wl->fail);
-    wl->dict = calloc(n, sizeof *wl->dict);
-    wl->mask_len = calloc(n, 1);
+    wl->slot_mask = (uint32_t)pow2_at_least(2 * (size_t)b->nedges + 2) - 1;
+    wl->slots = calloc((size_t)wl->slot_mask + 1, sizeof *wl->slots);
     uint32_t *queue = malloc((size_t)n * sizeof *queue);
     int rc = -1;
-    if (!edges || !wl->edge_start || !wl->edge_sym || !wl->edge_to || !wl->root_next || !wl->fail || !wl->dict ||
-        !wl->mask_len || !queue)
+    if (!edges || !wl->nodes || !wl->edges || !wl->root_next || !wl->slots || !queue)
         goto out;
     /* The alphabet's table, sized for what it holds now. */
     uint32_t mask = (uint32_t)pow2_at_least(2 * (size_t)wl->nsyms + 2) - 1;
@@ -260,38 +287,43 @@ static int compile(builder *b)
     wl->sym_key = key;
     wl->sym_val = val;
     wl->sym_mask = mask;
-    uint32_t *word_at = realloc(wl->word_at, (size_t)n * sizeof *word_at);
-    if (word_at)
-        wl->word_at = word_at;
     uint32_t k = 0;
     for (size_t i = 0; i <= b->emask; i++)
         if (b->ekey[i])
             edges[k++] = (edge){(uint32_t)(b->ekey[i] >> 32), (uint32_t)b->ekey[i], b->eval[i]};
     qsort(edges, k, sizeof *edges, edge_cmp);
+    for (uint32_t i = 0; i < n; i++)
+        wl->nodes[i].word = wl->word_at[i];
     for (uint32_t i = 0; i < k; i++) {
-        wl->edge_start[edges[i].parent + 1]++;
-        wl->edge_sym[i] = edges[i].sym;
-        wl->edge_to[i] = edges[i].to;
+        ac_node *p = &wl->nodes[edges[i].parent];
+        if (p->nedges++ == 0)
+            p->edges = i;
+        p->bits |= 1ULL << (edges[i].sym & 63);
+        wl->edges[i] = (ac_edge){edges[i].sym, edges[i].to};
+        uint32_t j = slot_hash(edges[i].parent, edges[i].sym) & wl->slot_mask;
+        while (wl->slots[j].sym)
+            j = (j + 1) & wl->slot_mask;
+        wl->slots[j] = (ac_slot){edges[i].parent, edges[i].sym, edges[i].to};
         if (edges[i].parent == 0)
             wl->root_next[edges[i].sym] = edges[i].to;
     }
-    for (uint32_t i = 0; i < n; i++)
-        wl->edge_start[i + 1] += wl->edge_start[i];
     /* Breadth first: a node's failure is shallower, so done before it. */
     uint32_t head = 0, tail = 0;
-    for (uint32_t e = wl->edge_start[0]; e < wl->edge_start[1]; e++)
-        queue[tail++] = wl->edge_to[e];
+    for (uint32_t e = 0; e < wl->nodes[0].nedges; e++)
+        queue[tail++] = wl->edges[wl->nodes[0].edges + e].to;
     while (head < tail) {
-        uint32_t u = queue[head++];
-        uint32_t f = wl->fail[u];
-        wl->mask_len[u] = wl->word_at[u] != NONE ? b->depth[u] : wl->mask_len[f];
-        wl->dict[u] = wl->word_at[f] != NONE ? f : wl->dict[f];
-        for (uint32_t e = wl->edge_start[u]; e < wl->edge_start[u + 1]; e++) {
-            uint32_t v = wl->edge_to[e], sym = wl->edge_sym[e];
-            wl->fail[v] = step(wl, f, sym);
+        ac_node *u = &wl->nodes[queue[head++]];
+        const ac_node *f = &wl->nodes[u->fail];
+        u->mask_len = u->word != NONE ? b->depth[u - wl->nodes] : f->mask_len;
+        u->dict = f->word != NONE ? u->fail : f->dict;
+        for (uint32_t e = u->edges; e < u->edges + u->nedges; e++) {
+            uint32_t v = wl->edges[e].to;
+            wl->nodes[v].fail = step(wl, u->fail, wl->edges[e].sym);
             queue[tail++] = v;
         }
     }
+    free(wl->word_at);
+    wl->word_at = NULL;
     rc = 0;
 out:
     free(edges);
@@ -448,14 +480,11 @@ void wordlist_free(wordlist *wl)
     free(wl->word_len);
     free(wl->sym_key);
     free(wl->sym_val);
-    free(wl->edge_start);
-    free(wl->edge_sym);
-    free(wl->edge_to);
+    free(wl->nodes);
+    free(wl->edges);
+    free(wl->slots);
     free(wl->root_next);
-    free(wl->fail);
     free(wl->word_at);
-    free(wl->dict);
-    free(wl->mask_len);
     free(wl);
 }
 
@@ -481,10 +510,10 @@ static bool has_word(const wordlist *b, const char *w, size_t n)
             return false;
         i += len;
     }
-    if (b->word_at[state] == NONE)
+    if (b->nodes[state].word == NONE)
         return false;
     size_t blen;
-    const char *bw = wordlist_word(b, b->word_at[state], &blen);
+    const char *bw = wordlist_word(b, b->nodes[state].word, &blen);
     return blen == n && memcmp(bw, w, n) == 0;
 }
 
@@ -579,14 +608,15 @@ long wordlist_scan(const wordlist *wl, const uint8_t *text, size_t len, wordlist
         ring[k & (RING - 1)] = (uint32_t)pos;
         pos += n;
         state = step(wl, state, sym);
-        if (!state || !wl->mask_len[state])
+        const ac_node *node = &wl->nodes[state];
+        if (!node->mask_len)
             continue;
-        if (out && add_span(s, ring[(k - wl->mask_len[state] + 1) & (RING - 1)], (uint32_t)pos) != 0)
+        if (out && add_span(s, ring[(k - node->mask_len + 1) & (RING - 1)], (uint32_t)pos) != 0)
             return -1;
         matches++;
         if (words)
-            for (uint32_t o = wl->word_at[state] != NONE ? state : wl->dict[state]; o; o = wl->dict[o])
-                if (add_found(s, wl->word_at[o]) != 0)
+            for (uint32_t o = node->word != NONE ? state : node->dict; o; o = wl->nodes[o].dict)
+                if (add_found(s, wl->nodes[o].word) != 0)
                     return -1;
     }
     long masked = 0;
