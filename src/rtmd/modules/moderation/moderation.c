@@ -127,19 +127,29 @@ static bool get_text(rtmd_request *req, bool classify, const char **text, size_t
     return true;
 }
 
-/* The project's list, or answers 200060 and returns NULL. */
-static const wordlist *list_or_refuse(rtmd_request *req)
+/* The payload checks, the project's list (none: 200060) and the scan of
+ * text into s->out (and the words into s->words when nwords is not NULL).
+ * Returns the scan's count (0: nothing matched), or -1 having answered. */
+static long check_text(rtmd_request *req, bool classify, const wordlist **wl, size_t *out_len, size_t *nwords)
 {
-    const wordlist *wl = list_of(req->srv, req->project->pid, NULL);
-    if (!wl) {
+    const char *text;
+    size_t len;
+    if (!get_text(req, classify, &text, &len))
+        return -1;
+    *wl = list_of(req->srv, req->project->pid, NULL);
+    if (!*wl) {
         char ex[FPNN_MAX_METHOD + 112];
         snprintf(ex, sizeof ex,
                  "%s is not enabled on this server: the project has no sensitive_words list (need enable config in "
                  "console)",
                  req->method);
         request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, ex);
+        return -1;
     }
-    return wl;
+    long n = scan(state(req->srv), *wl, text, len, out_len, nwords);
+    if (n < 0)
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    return n;
 }
 
 static void pack_bytes(msgpack_packer *pk, const char *key, const void *p, size_t n)
@@ -154,22 +164,16 @@ static void pack_bytes(msgpack_packer *pk, const char *key, const void *p, size_
  * empty (the lists have no categories). */
 static void method_profanity(rtmd_request *req)
 {
-    const char *text;
-    size_t len, out_len = 0;
     const wordlist *wl;
-    if (!get_text(req, true, &text, &len) || !(wl = list_or_refuse(req)))
+    size_t out_len = 0;
+    if (check_text(req, true, &wl, &out_len, NULL) < 0)
         return;
-    struct moderation_state *s = state(req->srv);
-    if (scan(s, wl, text, len, &out_len, NULL) < 0) {
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-        return;
-    }
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 2);
-    pack_bytes(&pk, "text", s->out, out_len);
+    pack_bytes(&pk, "text", state(req->srv)->out, out_len);
     mp_pack_cstr(&pk, "classification");
     msgpack_pack_array(&pk, 0);
     request_answer(req, &body);
@@ -181,17 +185,12 @@ static void method_profanity(rtmd_request *req)
  * list, at most TCHECK_WLIST_MAX)}. */
 static void method_tcheck(rtmd_request *req)
 {
-    const char *text;
-    size_t len, out_len = 0, nwords = 0;
     const wordlist *wl;
-    if (!get_text(req, false, &text, &len) || !(wl = list_or_refuse(req)))
+    size_t out_len = 0, nwords = 0;
+    long n = check_text(req, false, &wl, &out_len, &nwords);
+    if (n < 0)
         return;
     struct moderation_state *s = state(req->srv);
-    long n = scan(s, wl, text, len, &out_len, &nwords);
-    if (n < 0) {
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-        return;
-    }
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
