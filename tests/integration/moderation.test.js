@@ -154,6 +154,11 @@ describe('sensitive words', () => {
       const bin = await pushed(b, 'pushmsg', mid);
       assert.ok(Buffer.isBuffer(bin.payload.msg));
       assert.equal(bin.payload.msg.toString(), '**!');
+      // bytes that are not UTF-8 are kept; the words around them are masked
+      mid = freshMid();
+      await a.call('sendmsg', { to: I(512), mid, mtype: 30, msg: Buffer.concat([Buffer.from([0xff]), Buffer.from('badword'), Buffer.from([0xe5, 0x82])]), attrs: '' });
+      const odd = await pushed(b, 'pushmsg', mid);
+      assert.deepEqual(odd.payload.msg, Buffer.concat([Buffer.from([0xff]), Buffer.from('*******'), Buffer.from([0xe5, 0x82])]));
       // a custom mtype and a cmd (32) are not chat text: untouched
       for (const mtype of [32, 51]) {
         mid = freshMid();
@@ -163,8 +168,9 @@ describe('sensitive words', () => {
 
       // History holds what was pushed.
       const p2p = await app(MASK).call('getp2pmsg', { uid: I(511), ouid: I(512), desc: false, num: 20, mtypes: [30] });
-      // 511 -> 512: sendmsg, both sendmsgs, the binary one
-      assert.deepEqual(p2p.msgs.map((m) => m[5].toString()), ['x ******* ******', 'x ******* ******', 'x ******* ******', '**!']);
+      // 511 -> 512: sendmsg, both sendmsgs, the two binary ones
+      assert.deepEqual(p2p.msgs.slice(0, 4).map((m) => m[5].toString()), ['x ******* ******', 'x ******* ******', 'x ******* ******', '**!']);
+      assert.deepEqual(p2p.msgs[4][5], Buffer.from([0xff, ...Buffer.from('*******'), 0xe5, 0x82]));
       const grp = await app(MASK).call('getgroupmsg', { gid, desc: false, num: 20 });
       assert.deepEqual(grp.msgs.map((m) => m[5]), ['x ******* ******', 'x ******* ******']);
       const room = await app(MASK).call('getroommsg', { rid, desc: false, num: 20 });

@@ -230,6 +230,39 @@ static void list_format(void **state)
     assert_non_null(strstr(err, "/nonexistent/words.txt: cannot open"));
 }
 
+/* Words that are all suffixes of each other over a long run of one
+ * letter: every position ends 64 words; each is named once, every code
+ * point masked (and it takes linear time: the walk of the suffix chain
+ * stops at a word already named). */
+static void nested_words_long_text(void **state)
+{
+    (void)state;
+    char list[64 * 66];
+    size_t n = 0;
+    for (int l = 1; l <= 64; l++) {
+        memset(list + n, 'a', (size_t)l);
+        n += (size_t)l;
+        list[n++] = '\n';
+    }
+    char err[256];
+    wordlist *wl = wordlist_parse(list, n, "list", err, sizeof err);
+    assert_non_null(wl);
+    size_t len = 1 << 20, out_len = 0, nw = 0;
+    uint8_t *text = malloc(len), *out = malloc(len);
+    assert_true(text && out);
+    memset(text, 'A', len);
+    wordlist_scratch sc = {0};
+    uint32_t words[100];
+    assert_int_equal(wordlist_scan(wl, text, len, &sc, out, &out_len, words, 100, &nw), (long)len);
+    assert_int_equal(out_len, len);
+    assert_int_equal(nw, 64);
+    assert_true(out[0] == '*' && out[len - 1] == '*');
+    free(text);
+    free(out);
+    wordlist_scratch_free(&sc);
+    wordlist_free(wl);
+}
+
 /* Masking compared with a naive search over a three-letter alphabet with
  * case: every code point inside any occurrence of any word is a star. */
 static void randomized_against_naive(void **state)
@@ -283,6 +316,24 @@ static void randomized_against_naive(void **state)
         }
         expect[e] = 0;
         assert_string_equal(MASK(wl, &sc, t), expect);
+        /* the words named: as many as distinct (folded) words occur */
+        int distinct = 0;
+        for (int w = 0; w < nw; w++) {
+            int occurs = 0, dup = 0;
+            for (int at = 0; at + wlen[w] <= tlen && !occurs; at++) {
+                occurs = 1;
+                for (int i = 0; i < wlen[w] && occurs; i++)
+                    occurs = text[at + i] == word[w][i];
+            }
+            for (int v = 0; v < w && !dup; v++)
+                dup = wlen[v] == wlen[w] && memcmp(word[v], word[w], sizeof(int) * (size_t)wlen[w]) == 0;
+            distinct += occurs && !dup;
+        }
+        uint32_t found[8];
+        size_t nfound = 99;
+        long m = wordlist_scan(wl, (const uint8_t *)t, strlen(t), &sc, NULL, NULL, found, 8, &nfound);
+        assert_int_equal(nfound, distinct);
+        assert_true((m > 0) == (distinct > 0));
         wordlist_free(wl);
     }
     wordlist_scratch_free(&sc);
@@ -294,7 +345,7 @@ int main(void)
         cmocka_unit_test(empty_list),       cmocka_unit_test(overlapping_and_prefixes),
         cmocka_unit_test(case_beyond_ascii), cmocka_unit_test(cjk_substrings),
         cmocka_unit_test(invalid_utf8_in_text), cmocka_unit_test(list_format),
-        cmocka_unit_test(randomized_against_naive),
+        cmocka_unit_test(nested_words_long_text), cmocka_unit_test(randomized_against_naive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

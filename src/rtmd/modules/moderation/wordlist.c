@@ -564,11 +564,19 @@ static int add_span(wordlist_scratch *s, uint32_t start, uint32_t end)
     return 0;
 }
 
-static int add_found(wordlist_scratch *s, uint32_t word)
+/* A new stamp for the words this scan finds, s->seen covering every word
+ * of wl. */
+static int start_words(wordlist_scratch *s, const wordlist *wl)
 {
-    if (grow(&s->found, &s->found_cap, s->nfound + 1) != 0)
+    size_t cap = s->seen_cap;
+    if (grow(&s->seen, &s->seen_cap, wl->nwords) != 0)
         return -1;
-    s->found[s->nfound++] = word;
+    if (s->seen_cap > cap)
+        memset(s->seen + cap, 0, (s->seen_cap - cap) * sizeof *s->seen);
+    if (++s->gen == 0) {
+        memset(s->seen, 0, s->seen_cap * sizeof *s->seen);
+        s->gen = 1;
+    }
     return 0;
 }
 
@@ -579,10 +587,12 @@ long wordlist_scan(const wordlist *wl, const uint8_t *text, size_t len, wordlist
     uint32_t state = 0;
     size_t k = 0;
     long matches = 0;
+    size_t found = 0;
     s->nspans = 0;
-    s->nfound = 0;
     if (nwords)
         *nwords = 0;
+    if (words && start_words(s, wl) != 0)
+        return -1;
     if (len == 0) {
         if (out_len)
             *out_len = 0;
@@ -614,10 +624,17 @@ long wordlist_scan(const wordlist *wl, const uint8_t *text, size_t len, wordlist
         if (out && add_span(s, ring[(k - node->mask_len + 1) & (RING - 1)], (uint32_t)pos) != 0)
             return -1;
         matches++;
-        if (words)
-            for (uint32_t o = node->word != NONE ? state : node->dict; o; o = wl->nodes[o].dict)
-                if (add_found(s, wl->nodes[o].word) != 0)
-                    return -1;
+        /* Every word ending here, each once, until max_words are found. A
+         * word seen before had the rest of its chain (its suffixes) seen
+         * with it, so the walk stops there: each word costs one step. */
+        for (uint32_t o = node->word != NONE ? state : node->dict; words && found < max_words && o;
+             o = wl->nodes[o].dict) {
+            uint32_t w = wl->nodes[o].word;
+            if (s->seen[w] == s->gen)
+                break;
+            s->seen[w] = s->gen;
+            words[found++] = w;
+        }
     }
     long masked = 0;
     if (out) {
@@ -636,23 +653,14 @@ long wordlist_scan(const wordlist *wl, const uint8_t *text, size_t len, wordlist
         memcpy(out + w, text + from, len - from);
         *out_len = w + len - from;
     }
-    if (words) {
-        size_t n = 0;
-        for (size_t i = 0; i < s->nfound && n < max_words; i++) {
-            bool seen = false;
-            for (size_t j = 0; j < n && !seen; j++)
-                seen = words[j] == s->found[i];
-            if (!seen)
-                words[n++] = s->found[i];
-        }
-        *nwords = n;
-    }
+    if (words)
+        *nwords = found;
     return out ? masked : matches;
 }
 
 void wordlist_scratch_free(wordlist_scratch *s)
 {
     free(s->spans);
-    free(s->found);
+    free(s->seen);
     memset(s, 0, sizeof *s);
 }

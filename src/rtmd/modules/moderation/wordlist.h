@@ -28,8 +28,9 @@ typedef struct wordlist wordlist;
 typedef struct wordlist_scratch {
     uint32_t *spans; /* [start, end) byte pairs of the masked runs */
     size_t nspans, spans_cap;
-    uint32_t *found; /* word indexes found, in order */
-    size_t nfound, found_cap;
+    uint32_t *seen;  /* per word of the largest list scanned: the scan that last found it */
+    size_t seen_cap;
+    uint32_t gen;    /* this scan's stamp */
 } wordlist_scratch;
 
 /* Parses list text. Lines end in LF or CRLF; spaces and tabs around a
@@ -63,7 +64,9 @@ uint32_t wordlist_fold(uint32_t cp);
  * occurrence of a word replaced by one '*' into out, its length in
  * *out_len (never more than len). With words (room for max_words), writes
  * the indexes of the distinct words that occur, in the order of their
- * first occurrence's end, at most max_words, their count in *nwords.
+ * first occurrence's end (at one end, longest first), at most max_words,
+ * their count in *nwords. Linear in len, whatever the list: at most one
+ * step of the failure chain per character, one per word named.
  * Returns 0 when no word occurs, else a positive count (with out: the
  * code points masked; without: the places where words end), or -1 when
  * the scratch cannot grow (out of memory). */
