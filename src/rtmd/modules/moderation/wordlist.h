@@ -65,8 +65,9 @@ uint32_t wordlist_fold(uint32_t cp);
  * *out_len (never more than len). With words (room for max_words), writes
  * the indexes of the distinct words that occur, in the order of their
  * first occurrence's end (at one end, longest first), at most max_words,
- * their count in *nwords. Linear in len, whatever the list: at most one
- * step of the failure chain per character, one per word named.
+ * their count in *nwords. Linear in len whatever the list: the failure
+ * steps are amortized over the characters, and each word named costs one
+ * step.
  * Returns 0 when no word occurs, else a positive count (with out: the
  * code points masked; without: the places where words end), or -1 when
  * the scratch cannot grow (out of memory). */
