@@ -22,6 +22,7 @@ packages=(
   libjansson-dev                     # JSON payloads
   libcurl4-openssl-dev               # outgoing HTTP (P2Server POSTs to app servers)
   libcmocka-dev                      # unit tests
+  libunistring-dev                   # Unicode case folding of the sensitive-word filter
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries);
                                      # hiredis is also the cluster's Redis client
   libpq-dev                          # the PostgreSQL store backend (cluster mode)

@@ -228,7 +228,7 @@ enum kind {
     K_APP_KEY, /* char array, 1..size-1 printable ASCII without spaces, never echoed */
 };
 
-enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH, S_REDIS, S_NODE };
+enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH, S_REDIS, S_NODE, S_WORDS_POLICY };
 
 typedef struct setting {
     const char *name;
@@ -336,6 +336,8 @@ static const setting project_settings[] = {
     {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY},
     {"rtcat_max_live_days", K_U32, PRJ(rtcat_max_live_days), 1, 36500, S_ANY},
     {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY},
+    {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY}, /* the file is read by moderation/ at start */
+    {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -441,6 +443,7 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->p2server_timeout_ms = 5000;
     p->p2server_max_inflight = 100;
     p->p2server_max_inflight_per_user = 4;
+    snprintf(p->sensitive_words_policy, sizeof p->sensitive_words_policy, "%s", "mask");
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing
@@ -531,6 +534,12 @@ static int check_str(const setting *st, const char *value, char *msg)
         if (len && !node_id_ok(value, len)) {
             set_msg(msg, "%s: '%s' must be 1..65535 or a name of at most %d letters, digits, '_' or '-'",
                     st->name, echo(value, eb), RTMD_NODE_ID_MAX - 1);
+            return -1;
+        }
+        return 0;
+    case S_WORDS_POLICY:
+        if (strcmp(value, "mask") != 0 && strcmp(value, "refuse") != 0) {
+            set_msg(msg, "%s: '%s' must be mask or refuse", st->name, echo(value, eb));
             return -1;
         }
         return 0;

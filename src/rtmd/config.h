@@ -87,6 +87,12 @@ typedef struct rtmd_project_config {
     uint32_t rtcat_max_tokens;
     uint32_t rtcat_max_live_days;
     uint32_t rtcat_day_seconds;
+    /* Sensitive words (modules/moderation/): the list file (one word or
+     * phrase a line; empty: no list, profanity and tcheck answer 200060),
+     * and what a chat (mtype 30) message that has one becomes: "mask"
+     * (the default) or "refuse" (200054). */
+    char sensitive_words[512];
+    char sensitive_words_policy[8];
 } rtmd_project_config;
 
 typedef struct rtmd_config {

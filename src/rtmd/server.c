@@ -356,12 +356,11 @@ void rtmd_server_stop(rtmd_server *srv)
     uv_timer_start(&srv->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
 }
 
-/* SIGHUP: loads the TLS certificate and key again. New connections get
- * the new context; open ones keep the one they started with. */
-static void on_reload(uv_signal_t *h, int signum)
+/* SIGHUP: loads the TLS certificate and key again (new connections get
+ * the new context; open ones keep the one they started with), then runs
+ * every module's reload (services_reload: the sensitive-word lists). */
+static void reload_tls(rtmd_server *srv)
 {
-    (void)signum;
-    rtmd_server *srv = h->data;
     if (!srv->net.tls) {
         LOG_INFO("SIGHUP: no TLS certificate configured, nothing to reload");
         return;
@@ -375,6 +374,14 @@ static void on_reload(uv_signal_t *h, int signum)
     tls_context_free(srv->net.tls);
     srv->net.tls = fresh;
     LOG_INFO("SIGHUP: TLS certificate reloaded from %s", srv->cfg.tls_cert);
+}
+
+static void on_reload(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    rtmd_server *srv = h->data;
+    reload_tls(srv);
+    services_reload(srv);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

@@ -19,6 +19,7 @@ extern const rtmd_module friends_module;
 extern const rtmd_module rooms_module;
 extern const rtmd_module listen_module;
 extern const rtmd_module quota_module;
+extern const rtmd_module moderation_module;
 extern const rtmd_module messages_module;
 extern const rtmd_module history_module;
 extern const rtmd_module info_module;
@@ -47,6 +48,7 @@ static const rtmd_module *const modules[] = {
     &rooms_module,
     &listen_module,
     &quota_module,
+    &moderation_module, /* sensitive words: profanity, tcheck; messages.c filters chat through it */
     &messages_module,
     &history_module,
     &history_admin_module, /* admin clean-up of stored messages, editmsg, sessions */
@@ -112,6 +114,21 @@ void services_free(rtmd_server *srv)
             modules[i]->free(srv);
     free(srv->svc);
     srv->svc = NULL;
+}
+
+int services_reload(rtmd_server *srv)
+{
+    int failed = 0;
+    if (!srv->svc)
+        return 0;
+    for (size_t i = 0; i < NMODULES; i++) {
+        char err[512] = "";
+        if (modules[i]->reload && modules[i]->reload(srv, err, sizeof err) != 0) {
+            LOG_ERROR("SIGHUP: module %s kept what it had: %s", modules[i]->name, err);
+            failed++;
+        }
+    }
+    return failed;
 }
 
 void services_metrics(const rtmd_server *srv, prom_out *out)

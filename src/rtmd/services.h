@@ -11,6 +11,10 @@ int services_init(rtmd_server *srv, char *err, size_t errlen);
 /* Frees every module's state; the store may already be closed. */
 void services_free(rtmd_server *srv);
 
+/* SIGHUP: every module's reload, in start order; a module that fails is
+ * logged and the others still reload. Returns how many failed. */
+int services_reload(rtmd_server *srv);
+
 /* Every module's lines of /metrics. */
 void services_metrics(const rtmd_server *srv, prom_out *out);
 

@@ -34,6 +34,7 @@ typedef struct rtmd_services {
     struct demo_state *demo;         /* demo.c: the demo web pages' files, the demo project */
     struct rtcat_state *rtcat;       /* rtcat/: RealTimeCat sessions, tokens, token logins */
     struct cluster_state *cluster;   /* cluster/: Redis, node liveness, the presence mirror (NULL: one node) */
+    struct moderation_state *moderation; /* moderation/: the projects' sensitive-word lists */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it
@@ -46,6 +47,11 @@ typedef struct rtmd_module {
     const char *name;
     int (*init)(rtmd_server *srv, char *err, size_t errlen); /* NULL: nothing to set up */
     void (*free)(rtmd_server *srv);                          /* NULL: nothing to free */
+    /* SIGHUP (server.c, services_reload): reads again what the module
+     * loaded from files at start (NULL: nothing to reload). It logs what
+     * changed; when something cannot be loaded it keeps what it had, says
+     * why in err and returns -1. Runs on the loop between quests. */
+    int (*reload)(rtmd_server *srv, char *err, size_t errlen);
     /* Its lines of /metrics (NULL: none). */
     void (*metrics)(const rtmd_server *srv, prom_out *out);
     unsigned authorizes;           /* GATE_BIT mask of gates whose callers it checks */

@@ -35,6 +35,7 @@ enum rtm_error {
     RTM_EC_BLOCKED_USER = 200049,
     RTM_EC_SEND_TO_SELF = 200052,
     RTM_EC_DUPLICATED_MID = 200053,
+    RTM_EC_SENSITIVE_WORDS = 200054,       /* "sensitiveWords matched": refused by the sensitive-word list */
     RTM_EC_NOT_ONLINE = 200055,
     RTM_EC_NO_CONFIG_IN_CONSOLE = 200060,  /* the feature is not enabled ("need enable config in console") */
     RTM_EC_MESSAGE_NOT_FOUND = 200070,

@@ -66,6 +66,10 @@
  * business id (users.h) reaches listeners with `businessid` added
  * (listened_packet); receivers never see it.
  *
+ * Sensitive words: a chat message (mtype 30) is masked or refused
+ * (200054) by its project's list in get_fields, before anything else sees
+ * its text (moderation.h), so history and pushes carry what was stored.
+ *
  * Other rules: p2p messages to oneself are refused (200052); sendmsgs
  * ignores the sender among its receivers (and repeated receivers), and is
  * refused with 200052 only when nobody else is left. The sender's own other
@@ -105,6 +109,7 @@
 #include "quota.h"
 #include "rooms.h"
 #include "rtm_errors.h"
+#include "moderation.h"
 #include "module.h"
 #include "strid.h"
 #include "users.h"
@@ -291,6 +296,23 @@ static bool get_fields(rtmd_request *req, msg_fields *f)
     if (f->msg_len > lim->max_msg_bytes || f->attrs_len > lim->max_attrs_bytes) {
         request_error(req, RTM_EC_LARGE_MESSAGE_OR_ATTRS, "too large msg or attrs");
         return false;
+    }
+    /* Chat text goes through the project's sensitive words (moderation.h)
+     * on every send method and gate, before it is admitted, stored and
+     * pushed; a masked msg lives in moderation/ until job_new copies it,
+     * with no other moderation in between. */
+    if (f->mtype == MTYPE_CHAT_TEXT) {
+        switch (moderation_chat(req->srv, req->project, &f->msg, &f->msg_len)) {
+        case MODERATION_PASS:
+        case MODERATION_MASKED:
+            break;
+        case MODERATION_REFUSE:
+            request_error(req, RTM_EC_SENSITIVE_WORDS, "sensitive words matched");
+            return false;
+        case MODERATION_ERROR:
+            request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+            return false;
+        }
     }
     return true;
 }

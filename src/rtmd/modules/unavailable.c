@@ -1,6 +1,6 @@
 /* Methods the RTM SDKs send for features rtmd does not offer yet: file
- * tokens (filetoken), translation (translate, setlang), moderation
- * (profanity, tcheck, icheck, acheck, vcheck) and speech to text
+ * tokens (filetoken), translation (translate, setlang), moderation of
+ * media (icheck, acheck, vcheck; text is moderation/'s) and speech to text
  * (speech2text). Each checks its payload as the SDKs send it (a missing
  * required field 10009, a field of the wrong type 10010, first), then
  * answers 200060, RTM_EC_NO_CONFIG_IN_CONSOLE: the cloud's answer when a
@@ -45,12 +45,6 @@ static const field translate_fields[] = {
     {"postProfanity", F_BOOL, false, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
 };
 static const field setlang_fields[] = {{"lang", F_TEXT, true, ALL}, {NULL, 0, false, 0}};
-static const field profanity_fields[] = {
-    {"text", F_TEXT, true, ALL}, {"classify", F_BOOL, false, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
-};
-static const field tcheck_fields[] = {
-    {"text", F_TEXT, true, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
-};
 static const field icheck_fields[] = {
     {"image", F_DATA, true, ALL}, {"type", F_INT, true, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
 };
@@ -154,8 +148,6 @@ static void method_filetoken(rtmd_request *req)
     }
 CHECKED(translate, translate_fields)
 CHECKED(setlang, setlang_fields)
-CHECKED(profanity, profanity_fields)
-CHECKED(tcheck, tcheck_fields)
 CHECKED(icheck, icheck_fields)
 CHECKED(acheck, audio_fields)
 CHECKED(vcheck, vcheck_fields)
@@ -164,8 +156,8 @@ CHECKED(speech2text, audio_fields)
 /* Gates: where the SDKs send them (setlang is the client's own setting). */
 static const rtmd_method unavailable_methods[] = {
     {"filetoken", ALL, method_filetoken, 0},     {"translate", ALL, method_translate, 0},
-    {"setlang", GATES_CLIENT, method_setlang, 0}, {"profanity", ALL, method_profanity, 0},
-    {"tcheck", ALL, method_tcheck, 0},           {"icheck", ALL, method_icheck, 0},
+    {"setlang", GATES_CLIENT, method_setlang, 0},
+    {"icheck", ALL, method_icheck, 0},
     {"acheck", ALL, method_acheck, 0},           {"vcheck", ALL, method_vcheck, 0},
     {"speech2text", ALL, method_speech2text, 0},
 };

@@ -1,0 +1,298 @@
+/* The moderation module: each project's sensitive-word list (the file its
+ * sensitive_words setting names, wordlist.h), read at start (a bad file
+ * stops rtmd, naming its path and line) and again on SIGHUP (the module's
+ * reload: a bad file keeps the list loaded before); the methods profanity
+ * and tcheck on both gates; and moderation_chat, which messages.c runs on
+ * every chat message (mtype 30) before it is stored or pushed: masked
+ * (sensitive_words_policy = mask, the default, as the cloud does) or
+ * refused with 200054 (refuse).
+ *
+ * A project without a list answers profanity and tcheck with 200060
+ * (RTM_EC_NO_CONFIG_IN_CONSOLE), as the cloud does for a feature the
+ * project has not enabled, rather than passing every text: an app that
+ * relies on tcheck learns that nothing checks its text. Its messages pass
+ * unchanged.
+ *
+ * All on the loop: the lists are read and swapped there, and scans use the
+ * module's one scratch. */
+#include "moderation.h"
+
+#include "log.h"
+#include "methods.h"
+#include "module.h"
+#include "payload.h"
+#include "rtm_errors.h"
+#include "wordlist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Words a tcheck answer names at most (wlist). */
+#define TCHECK_WLIST_MAX 100
+
+typedef struct project_words {
+    int64_t pid;
+    const char *path; /* the project's sensitive_words setting */
+    bool refuse;
+    wordlist *wl;
+} project_words;
+
+struct moderation_state {
+    project_words *lists;
+    size_t nlists;
+    wordlist_scratch scratch;
+    uint8_t *out; /* the masked text of the last scan */
+    size_t out_cap;
+    uint32_t words[TCHECK_WLIST_MAX];
+};
+
+static struct moderation_state *state(rtmd_server *srv)
+{
+    return srv->svc->moderation;
+}
+
+static const wordlist *list_of(rtmd_server *srv, int64_t pid, bool *refuse)
+{
+    struct moderation_state *s = state(srv);
+    for (size_t i = 0; s && i < s->nlists; i++)
+        if (s->lists[i].pid == pid) {
+            if (refuse)
+                *refuse = s->lists[i].refuse;
+            return s->lists[i].wl;
+        }
+    return NULL;
+}
+
+/* Scans text into s->out (and the words into s->words when nwords is not
+ * NULL). Returns the scan's count (0: nothing matched) or -1. */
+static long scan(struct moderation_state *s, const wordlist *wl, const char *text, size_t len, size_t *out_len,
+                 size_t *nwords)
+{
+    if (len > s->out_cap || !s->out) {
+        uint8_t *p = realloc(s->out, len ? len : 1);
+        if (!p)
+            return -1;
+        s->out = p;
+        s->out_cap = len ? len : 1;
+    }
+    return wordlist_scan(wl, (const uint8_t *)text, len, &s->scratch, s->out, out_len, nwords ? s->words : NULL,
+                         TCHECK_WLIST_MAX, nwords);
+}
+
+enum moderation_verdict moderation_chat(rtmd_server *srv, const rtmd_project *project, const char **text,
+                                        size_t *len)
+{
+    bool refuse = false;
+    const wordlist *wl = list_of(srv, project->pid, &refuse);
+    if (!wl)
+        return MODERATION_PASS;
+    struct moderation_state *s = state(srv);
+    size_t out_len = 0;
+    long n = scan(s, wl, *text, *len, &out_len, NULL);
+    if (n < 0)
+        return MODERATION_ERROR;
+    if (n == 0)
+        return MODERATION_PASS;
+    if (refuse)
+        return MODERATION_REFUSE;
+    *text = (const char *)s->out;
+    *len = out_len;
+    return MODERATION_MASKED;
+}
+
+/* ---- methods ---- */
+
+/* The payload checks of the SDKs' quests: text (str or bin) required;
+ * classify (profanity) a bool when present; uid (server gate: whom the
+ * text is about) an integer when present. Answers 10009/10010. */
+static bool get_text(rtmd_request *req, bool classify, const char **text, size_t *len)
+{
+    const msgpack_object *o;
+    if (!mp_get_str(req->args, "text", text, len)) {
+        req_arg_error(req, "text");
+        return false;
+    }
+    o = mp_map_get(req->args, "classify");
+    if (classify && o && o->type != MSGPACK_OBJECT_NIL && o->type != MSGPACK_OBJECT_BOOLEAN) {
+        req_arg_error(req, "classify");
+        return false;
+    }
+    int64_t uid;
+    o = mp_map_get(req->args, "uid");
+    if (req->gate == GATE_SERVER_TCP && o && o->type != MSGPACK_OBJECT_NIL && !mp_obj_int64(o, &uid)) {
+        req_arg_error(req, "uid");
+        return false;
+    }
+    return true;
+}
+
+/* The payload checks, the project's list (none: 200060) and the scan of
+ * text into s->out (and the words into s->words when nwords is not NULL).
+ * Returns the scan's count (0: nothing matched), or -1 having answered. */
+static long check_text(rtmd_request *req, bool classify, const wordlist **wl, size_t *out_len, size_t *nwords)
+{
+    const char *text;
+    size_t len;
+    if (!get_text(req, classify, &text, &len))
+        return -1;
+    *wl = list_of(req->srv, req->project->pid, NULL);
+    if (!*wl) {
+        char ex[FPNN_MAX_METHOD + 112];
+        snprintf(ex, sizeof ex,
+                 "%s is not enabled on this server: the project has no sensitive_words list (need enable config in "
+                 "console)",
+                 req->method);
+        request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, ex);
+        return -1;
+    }
+    long n = scan(state(req->srv), *wl, text, len, out_len, nwords);
+    if (n < 0)
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+    return n;
+}
+
+static void pack_bytes(msgpack_packer *pk, const char *key, const void *p, size_t n)
+{
+    mp_pack_cstr(pk, key);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, p, n);
+}
+
+/* profanity {text, classify?, uid? (server gate)} -> {text, classification}:
+ * text masked (whole when nothing matched); classification is always
+ * empty (the lists have no categories). */
+static void method_profanity(rtmd_request *req)
+{
+    const wordlist *wl;
+    size_t out_len = 0;
+    if (check_text(req, true, &wl, &out_len, NULL) < 0)
+        return;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_bytes(&pk, "text", state(req->srv)->out, out_len);
+    mp_pack_cstr(&pk, "classification");
+    msgpack_pack_array(&pk, 0);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* tcheck {text, uid? (server gate)} -> {result: 0} when no word occurs, else
+ * {result: 2, text (masked), wlist (the words found, as written in the
+ * list, at most TCHECK_WLIST_MAX)}. */
+static void method_tcheck(rtmd_request *req)
+{
+    const wordlist *wl;
+    size_t out_len = 0, nwords = 0;
+    long n = check_text(req, false, &wl, &out_len, &nwords);
+    if (n < 0)
+        return;
+    struct moderation_state *s = state(req->srv);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n ? 3 : 1);
+    mp_pack_kv_int(&pk, "result", n ? 2 : 0);
+    if (n) {
+        pack_bytes(&pk, "text", s->out, out_len);
+        mp_pack_cstr(&pk, "wlist");
+        msgpack_pack_array(&pk, nwords);
+        for (size_t i = 0; i < nwords; i++) {
+            size_t wlen;
+            const char *w = wordlist_word(wl, s->words[i], &wlen);
+            msgpack_pack_str(&pk, wlen);
+            msgpack_pack_str_body(&pk, w, wlen);
+        }
+    }
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* ---- life cycle ---- */
+
+static int moderation_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct moderation_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->lists = calloc(srv->nprojects ? srv->nprojects : 1, sizeof *s->lists))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->moderation = s;
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        const rtmd_project *p = &srv->projects[i];
+        if (!p->limits.sensitive_words[0])
+            continue;
+        char why[512];
+        wordlist *wl = wordlist_load(p->limits.sensitive_words, why, sizeof why);
+        if (!wl) {
+            snprintf(err, errlen, "project %lld: sensitive_words: %s", (long long)p->pid, why);
+            return -1;
+        }
+        project_words *pw = &s->lists[s->nlists++];
+        pw->pid = p->pid;
+        pw->path = p->limits.sensitive_words;
+        pw->refuse = strcmp(p->limits.sensitive_words_policy, "refuse") == 0;
+        pw->wl = wl;
+        LOG_INFO("moderation: project %lld: %zu sensitive words from %s, chat messages %s", (long long)p->pid,
+                 wordlist_count(wl), pw->path, pw->refuse ? "refused" : "masked");
+    }
+    return 0;
+}
+
+/* Reads every list again; one that does not load keeps the old list. */
+static int moderation_reload(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct moderation_state *s = state(srv);
+    int rc = 0;
+    for (size_t i = 0; s && i < s->nlists; i++) {
+        project_words *pw = &s->lists[i];
+        char why[512];
+        wordlist *wl = wordlist_load(pw->path, why, sizeof why);
+        if (!wl) {
+            LOG_ERROR("moderation: project %lld: keeping its %zu sensitive words: %s", (long long)pw->pid,
+                      wordlist_count(pw->wl), why);
+            if (rc == 0)
+                snprintf(err, errlen, "project %lld: %s", (long long)pw->pid, why);
+            rc = -1;
+            continue;
+        }
+        size_t added = wordlist_missing(wl, pw->wl), removed = wordlist_missing(pw->wl, wl);
+        LOG_INFO("moderation: project %lld: %zu sensitive words from %s (%zu added, %zu removed)",
+                 (long long)pw->pid, wordlist_count(wl), pw->path, added, removed);
+        wordlist_free(pw->wl);
+        pw->wl = wl;
+    }
+    return rc;
+}
+
+static void moderation_free(rtmd_server *srv)
+{
+    struct moderation_state *s = state(srv);
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nlists; i++)
+        wordlist_free(s->lists[i].wl);
+    free(s->lists);
+    wordlist_scratch_free(&s->scratch);
+    free(s->out);
+    free(s);
+    srv->svc->moderation = NULL;
+}
+
+static const rtmd_method moderation_methods[] = {
+    {"profanity", GATES_CLIENT | GATES_SERVER, method_profanity, 0},
+    {"tcheck", GATES_CLIENT | GATES_SERVER, method_tcheck, 0},
+};
+
+const rtmd_module moderation_module = {
+    .name = "moderation",
+    .init = moderation_init,
+    .free = moderation_free,
+    .reload = moderation_reload,
+    RTMD_MODULE_METHODS(moderation_methods),
+};
