@@ -29,7 +29,8 @@ packages=(
   postgresql redis-server            # real servers started by the tests (not as services)
   curl ca-certificates               # used by scripts and tests
   sqlite3                            # tests read the store's file directly
-  python3                            # scripts/check-layers.py
+  python3                            # scripts/check-layers.py, scripts/man-settings.py
+  scdoc                              # man pages (docs/man/*.scd to roff)
   chromium libnss3-tools             # browser tests (driven by playwright-core from npm;
                                      # certutil makes its store trust a test CA)
   "$@"                               # asked for by the caller
