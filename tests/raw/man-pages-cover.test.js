@@ -68,11 +68,11 @@ test('rtmd.conf(5) has every setting of config.c, in its section', () => {
 
 test('rtmctl(1) has every command and option of rtmctl --help', () => {
   const usage = help(RTMCTL);
-  const commands = [...usage.matchAll(/^ {2}([a-z][a-z-]*) (?:HOST:PORT|ADDR)\b/gm)].map((m) => m[1]);
-  assert.ok(commands.length >= 12, `rtmctl --help lists its commands (${commands})`);
+  const commands = [...usage.matchAll(/^ {2}([a-z][a-z-]*) (?:HOST:PORT|ADDR|DATA_DIR)\b/gm)].map((m) => m[1]);
+  assert.ok(commands.length >= 13, `rtmctl --help lists its commands (${commands})`);
   const page = roff('rtmctl.1');
   for (const c of new Set(commands)) {
-    assert.match(page, new RegExp(`^\\\\fB${c}\\\\fR \\\\fI(HOST:PORT|ADDR)\\\\fR`, 'm'), `rtmctl(1) has an entry for ${c}`);
+    assert.match(page, new RegExp(`^\\\\fB${c}\\\\fR \\\\fI(HOST:PORT|ADDR|DATA_DIR)\\\\fR`, 'm'), `rtmctl(1) has an entry for ${c}`);
   }
   const documented = optionsIn(plain(page));
   for (const o of optionsIn(usage)) assert.ok(documented.has(o), `rtmctl(1) documents ${o}`);
