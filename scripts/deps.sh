@@ -23,6 +23,9 @@ packages=(
   libcurl4-openssl-dev               # outgoing HTTP (P2Server POSTs to app servers)
   libcmocka-dev                      # unit tests
   libunistring-dev                   # Unicode case folding of the sensitive-word filter
+  libsystemd-dev                     # sd_notify for systemd's Type=notify units
+  debhelper dpkg-dev fakeroot systemd  # the Debian package (dpkg-buildpackage) and its test
+                                     # (package.debian: systemd-analyze verify of the unit)
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries);
                                      # hiredis is also the cluster's Redis client
   libpq-dev                          # the PostgreSQL store backend (cluster mode)

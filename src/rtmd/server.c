@@ -1,8 +1,9 @@
 /* The rtmd server object: start-up (store, encryption key, projects,
  * method table, listeners), the housekeeping that visits every connection
  * about once a second in slices (handshake, login and idle timeouts,
- * keepalive pings), the ready banner, and the graceful stop driven by
- * SIGTERM/SIGINT. One event loop owns all of this state, so running several
+ * keepalive pings), the ready banner, the graceful stop driven by
+ * SIGTERM/SIGINT, the SIGHUP reload, and what systemd is told of them
+ * (sd_notify READY, RELOADING, STOPPING; nothing without NOTIFY_SOCKET). One event loop owns all of this state, so running several
  * loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
 
@@ -17,6 +18,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +352,7 @@ void rtmd_server_stop(rtmd_server *srv)
     srv->stop_started_ms = srv->stop_progress_ms = uv_now(srv->loop);
     srv->stop_undelivered = 0;
     LOG_INFO("stopping: no new connections or quests, finishing writes in flight");
+    sd_notify(0, "STOPPING=1");
     close_listeners(srv);
     for (rtmd_conn *c = srv->net.conns; c; c = c->next)
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -380,8 +383,10 @@ static void on_reload(uv_signal_t *h, int signum)
 {
     (void)signum;
     rtmd_server *srv = h->data;
+    sd_notify(0, "RELOADING=1");
     reload_tls(srv);
     services_reload(srv);
+    sd_notify(0, "READY=1");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -491,6 +496,8 @@ void rtmd_server_print_ready(rtmd_server *srv)
                    srv->projects[i].limits.rtcat_apikey, srv->projects[i].limits.rtcat_secret);
     printf("rtmd %s ready\n", RTMD_VERSION);
     fflush(stdout);
+    /* Under systemd (Type=notify) the unit is started from here on. */
+    sd_notify(0, "READY=1");
 }
 
 int rtmd_server_run(rtmd_server *srv)
