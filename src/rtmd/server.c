@@ -2,7 +2,8 @@
  * method table, listeners), the housekeeping that visits every connection
  * about once a second in slices (handshake, login and idle timeouts,
  * keepalive pings), the ready banner, the graceful stop driven by
- * SIGTERM/SIGINT, the SIGHUP reload, and what systemd is told of them
+ * SIGTERM/SIGINT, the SIGHUP reload, the log file's reopening on SIGUSR1,
+ * and what systemd is told of them
  * (sd_notify READY, RELOADING, STOPPING; nothing without NOTIFY_SOCKET). One event loop owns all of this state, so running several
  * loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
@@ -14,6 +15,7 @@
 #include "methods.h"
 #include "services.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -309,6 +311,7 @@ static void finish_stop(rtmd_server *srv)
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
+    uv_close((uv_handle_t *)&srv->sigusr1, NULL);
     uv_close((uv_handle_t *)&srv->stop_timer, NULL);
     LOG_INFO("stopped");
 }
@@ -387,6 +390,22 @@ static void on_reload(uv_signal_t *h, int signum)
     reload_tls(srv);
     services_reload(srv);
     sd_notify(0, "READY=1");
+}
+
+/* SIGUSR1: the log file again under its name (after logrotate moved it). */
+static void on_reopen_log(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    rtmd_server *srv = h->data;
+    if (!srv->cfg.log_file[0]) {
+        LOG_INFO("SIGUSR1: logging to standard error, nothing to reopen");
+        return;
+    }
+    if (rtm_log_reopen() != 0) {
+        LOG_ERROR("SIGUSR1: keeping the open log file: reopening %s failed: %s", srv->cfg.log_file, strerror(errno));
+        return;
+    }
+    LOG_INFO("SIGUSR1: log file %s reopened", srv->cfg.log_file);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -469,6 +488,9 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     uv_signal_init(loop, &srv->sighup);
     srv->sighup.data = srv;
     uv_signal_start(&srv->sighup, on_reload, SIGHUP);
+    uv_signal_init(loop, &srv->sigusr1);
+    srv->sigusr1.data = srv;
+    uv_signal_start(&srv->sigusr1, on_reopen_log, SIGUSR1);
     return 0;
 }
 
