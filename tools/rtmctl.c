@@ -13,6 +13,8 @@
 #define _GNU_SOURCE /* asprintf */
 #include "rtm/client.h"
 #include "rtmctl_backup.h"
+#include "rtmctl_http.h"
+#include "rtmctl_stats.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -52,6 +54,7 @@ typedef struct cmd_opts {
     bool room_not_int;          /* --room is not an integer (an error but for rtstoken) */
     int64_t expire;             /* rtstoken: lifetime in seconds */
     bool desc;
+    bool json;                  /* stats: JSON lines instead of a table */
     bool black;                 /* friends: the blacklist instead of the friend list */
     /* session, rtcat-token (RealTimeCat REST) */
     const char *apikey;
@@ -123,6 +126,14 @@ static void usage(FILE *f)
             "                               to the new FILE while rtmd runs: a consistent snapshot,\n"
             "                               checked and fsynced; print {\"file\",\"bytes\",...}\n"
             "\n"
+            "  operator command (HTTP listener, default port 8080; ADDR as above):\n"
+            "  stats ADDR [--seconds S] [--count N] [--json]\n"
+            "                               every S seconds (default 1), N times (default: until\n"
+            "                               SIGINT), what rtmd does, from its /metrics: connections,\n"
+            "                               sessions, logins and failures/s, messages/s, answer p99,\n"
+            "                               store commit time, queue and size, slow consumers and\n"
+            "                               protocol errors/s; a table, or JSON lines with --json\n"
+            "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
             "                               log in and print every push as one line of JSON,\n"
@@ -142,6 +153,7 @@ static void usage(FILE *f)
             "                      is recognised as a duplicate\n"
             "  --num N             messages to fetch (default 10)\n"
             "  --desc              newest first\n"
+            "  --json              stats: one JSON object per report instead of a table\n"
             "  --black             friends: work on the blacklist\n"
             "  --oinfo TEXT        open (public) info, --pinfo TEXT private info (info set)\n"
             "  --user ID           rtstoken: string user id; --room ID there is a string too\n"
@@ -380,6 +392,7 @@ enum {
     OPT_PAGE,
     OPT_PAGE_SIZE,
     OPT_NUMBER,
+    OPT_JSON,
     OPT_LAST
 };
 
@@ -392,7 +405,7 @@ static const char *const cmd_opt_names[] = {"--pid",  "--secret", "--uid",  "--f
                                             "--oinfo", "--pinfo", "--user", "--expire",
                                             "--apikey", "--label", "--data", "--live-days", "--type",
                                             "--permanent", "--nonpermanent", "--page", "--page-size",
-                                            "--number"};
+                                            "--number", "--json"};
 _Static_assert(sizeof cmd_opt_names / sizeof cmd_opt_names[0] == OPT_LAST - OPT_FIRST_CMD, "a name per option");
 
 /* Refuses options that the command does not take. */
@@ -959,31 +972,6 @@ static int cmd_listen(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
 
 #define REST_MAX_ANSWER ((size_t)4 << 20) /* bytes of an answer body */
 
-/* The answer body, bounded by REST_MAX_ANSWER. */
-typedef struct rest_body {
-    char *data;
-    size_t len;
-    bool too_big;
-} rest_body;
-
-static size_t rest_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    rest_body *b = arg;
-    size_t add = size * n;
-    if (add > REST_MAX_ANSWER - b->len) {
-        b->too_big = true;
-        return 0;
-    }
-    char *p = realloc(b->data, b->len + add + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, add);
-    b->len += add;
-    p[b->len] = '\0';
-    b->data = p;
-    return add;
-}
-
 /* Where and as whom: the API's base URL (ending in /v0.4) and the project's
  * key and secret. */
 typedef struct rest_target {
@@ -1053,11 +1041,6 @@ static int rest_call(const ctl_opts *o, const rest_target *t, const char *method
         fprintf(stderr, "rtmctl: out of memory\n");
         exit(EXIT_USAGE);
     }
-    CURL *h = curl_easy_init();
-    if (!h) {
-        fprintf(stderr, "rtmctl: cannot start libcurl\n");
-        exit(EXIT_USAGE);
-    }
     struct curl_slist *headers = NULL;
     headers = curl_slist_append(headers, key_h);
     headers = curl_slist_append(headers, secret_h);
@@ -1065,28 +1048,10 @@ static int rest_call(const ctl_opts *o, const rest_target *t, const char *method
     headers = curl_slist_append(headers, "Expect:");
     if (form)
         headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
-    rest_body body = {0};
-    char err[CURL_ERROR_SIZE] = "";
-    long ms = (long)timeout_ms(o);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)REST_MAX_ANSWER);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rest_collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "rtmctl");
-    if (form)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
-    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
+    ctl_http_body body = {.max = REST_MAX_ANSWER};
+    char err[CURL_ERROR_SIZE];
+    long status;
+    CURLcode rc = ctl_http(method, url, headers, form, (long)timeout_ms(o), &body, &status, err);
     curl_slist_free_all(headers);
     free(key_h);
     free(secret_h);
@@ -1098,7 +1063,7 @@ static int rest_call(const ctl_opts *o, const rest_target *t, const char *method
         else if (rc == CURLE_OPERATION_TIMEDOUT)
             fprintf(stderr, "rtmctl: %s %s: no answer in time\n", method, url);
         else
-            fprintf(stderr, "rtmctl: %s %s: %s\n", method, url, err[0] ? err : curl_easy_strerror(rc));
+            fprintf(stderr, "rtmctl: %s %s: %s\n", method, url, err);
         exit_code = EXIT_USAGE;
         goto out;
     }
@@ -1125,6 +1090,41 @@ out:
     free(body.data);
     free(url);
     return exit_code;
+}
+
+/* ---- stats ---- */
+
+static int cmd_stats(const ctl_opts *o, cmd_opts *c, int nargs, char **args)
+{
+    int rc = check_allowed(c, "stats", GIVEN(OPT_COUNT) | GIVEN(OPT_SECONDS) | GIVEN(OPT_JSON));
+    if (rc)
+        return rc;
+    if (nargs != 1)
+        return usage_error("%s", "usage: rtmctl stats ADDR [--seconds S] [--count N] [--json]");
+    if ((c->given & GIVEN(OPT_COUNT)) && c->count < 1)
+        return usage_error("--count must be positive, not %lld", (long long)c->count);
+    const char *addr = args[0];
+    bool url = strncmp(addr, "http://", 7) == 0 || strncmp(addr, "https://", 8) == 0;
+    char *host = NULL;
+    uint16_t port;
+    if (!url && parse_endpoint(addr, &host, &port) != 0)
+        return usage_error("bad address '%s' (expected HOST:PORT or an http:// or https:// URL)", addr);
+    free(host);
+    if (url && (!header_safe(addr) || strpbrk(addr, " ?#")))
+        return usage_error("bad URL '%s'", addr);
+    size_t len = strlen(addr);
+    while (len > 0 && addr[len - 1] == '/')
+        len--;
+    char *metrics = NULL;
+    if (asprintf(&metrics, "%s%.*s/metrics", url ? "" : "http://", (int)len, addr) < 0) {
+        fprintf(stderr, "rtmctl: out of memory\n");
+        return EXIT_USAGE;
+    }
+    double interval = (c->given & GIVEN(OPT_SECONDS)) ? c->seconds : 1.0;
+    rc = rtmctl_stats(metrics, interval, (c->given & GIVEN(OPT_COUNT)) ? (long)c->count : 0, c->json,
+                      (long)timeout_ms(o));
+    free(metrics);
+    return rc;
 }
 
 /* The form body, field by field (percent-encoded as curl_easy_escape does,
@@ -1330,6 +1330,7 @@ int main(int argc, char **argv)
         {"mid", required_argument, NULL, OPT_MID},
         {"num", required_argument, NULL, OPT_NUM},
         {"desc", no_argument, NULL, OPT_DESC},
+        {"json", no_argument, NULL, OPT_JSON},
         {"token", required_argument, NULL, OPT_TOKEN},
         {"count", required_argument, NULL, OPT_COUNT},
         {"seconds", required_argument, NULL, OPT_SECONDS},
@@ -1429,6 +1430,9 @@ int main(int argc, char **argv)
             break;
         case OPT_DESC:
             c.desc = true;
+            break;
+        case OPT_JSON:
+            c.json = true;
             break;
         case OPT_BLACK:
             c.black = true;
@@ -1533,6 +1537,8 @@ int main(int argc, char **argv)
         return cmd_rtcat(&o, &c, false, nargs, args);
     if (strcmp(cmd, "rtcat-token") == 0)
         return cmd_rtcat(&o, &c, true, nargs, args);
+    if (strcmp(cmd, "stats") == 0)
+        return cmd_stats(&o, &c, nargs, args);
     if (c.given)
         return usage_error("'%s' takes none of the session options (--pid, --uid, ...)", cmd);
     if (strcmp(cmd, "ping") == 0) {

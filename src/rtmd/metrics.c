@@ -9,6 +9,7 @@
 #include "lathist.h"
 #include "prom.h"
 #include "services.h"
+#include "users.h"
 
 #include <stdlib.h>
 
@@ -64,6 +65,15 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
     prom_metric(&o, "rtmd_prelogin_buffer_bytes", "gauge",
              "Input buffer bytes of links not logged in or signed yet (bounded by prelogin_buffer_budget).",
              srv->net.prelogin_bytes);
+    static const char *const results[LOGIN_RESULTS] = {"ok", "denied", "error"};
+    prom_labelled(&o, "rtmd_logins_total", "counter",
+                  "Client logins (auth) answered: granted, refused (bad token) or an error.", "result", results,
+                  m->logins, LOGIN_RESULTS);
+    prom_metric(&o, "rtmd_sessions", "gauge", "Logged-in client sessions on this node.", users_count((rtmd_server *)srv));
+    prom_metric(&o, "rtmd_projects", "gauge", "Projects served.", srv->nprojects);
+    if (srv->store && !store_is_postgres(srv->store))
+        prom_metric(&o, "rtmd_store_bytes", "gauge", "Bytes of the SQLite store on disk (database and WAL).",
+                    (uint64_t)store_disk_bytes(srv->store));
     services_metrics(srv, &o);
     lat_prom(&o);
     return o.len < cap ? o.len : cap;

@@ -44,7 +44,7 @@ function events(lines, name) {
 test('json: one object a line; conn_open, auth (ok, denied, error) and conn_close events', async () => {
   const srv = await startRtmd({ args: ['--log_format=json'] });
   try {
-    await withLogs(srv, async () => {
+    await withLogs(() => srv, async () => {
       await loginsOfEachKind(srv);
       await waitFor(() => srv.stderr.split('\n').filter((l) => l.includes('"conn_close"')).length >= 4, 5000);
       const lines = srv.stderr.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l));
@@ -71,7 +71,7 @@ test('json: one object a line; conn_open, auth (ok, denied, error) and conn_clos
       const closed = events(lines, 'conn_close').filter((l) => l.gate === 'client_tcp');
       assert.equal(closed.length, 3);
       for (const c of closed) assert.ok(c.reason.length > 0);
-    });
+    })();
   } finally {
     await srv.cleanup();
   }
@@ -95,7 +95,7 @@ function parseLogfmt(line) {
 test('logfmt: key=value pairs with ts and level on every line', async () => {
   const srv = await startRtmd({ args: ['--log_format=logfmt'] });
   try {
-    await withLogs(srv, async () => {
+    await withLogs(() => srv, async () => {
       await loginsOfEachKind(srv);
       await waitFor(() => (srv.stderr.match(/event=conn_close/g) || []).length >= 4, 5000);
       const lines = srv.stderr.split('\n').filter((l) => l.length > 0).map(parseLogfmt);
@@ -107,7 +107,7 @@ test('logfmt: key=value pairs with ts and level on every line', async () => {
       const failed = lines.find((l) => l.event === 'auth' && l.result === 'error');
       assert.equal(failed.uid, HOSTILE_ESCAPED);
       assert.ok(lines.some((l) => l.event === 'auth' && l.result === 'ok' && l.uid === '101'));
-    });
+    })();
   } finally {
     await srv.cleanup();
   }
@@ -118,7 +118,7 @@ test('log_file: lines go to the file; SIGUSR1 reopens it after a rotation, conne
   const file = path.join(dir, 'rtmd.log');
   const srv = await startRtmd({ args: [`--log_file=${file}`] });
   try {
-    await withLogs(srv, async () => {
+    await withLogs(() => srv, async () => {
       const app = await appServer(srv);
       const before = await login(srv, app, 201);
       assert.match(fs.readFileSync(file, 'utf8'), /info  event=auth .*uid=201 result=ok/);
@@ -135,7 +135,7 @@ test('log_file: lines go to the file; SIGUSR1 reopens it after a rotation, conne
       await before.client.quest('ping', {}).catch(() => assert.fail('a connection opened before SIGUSR1 was dropped'));
       for (const u of [before, after]) u.client.destroy();
       await app.close();
-    });
+    })();
   } finally {
     await srv.cleanup();
     await removeTempDir(dir);

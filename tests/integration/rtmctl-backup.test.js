@@ -33,7 +33,7 @@ describe('rtmctl backup', () => {
   });
 
   test('a copy taken under writes holds every message answered before it began; rtmd serves it', async () => {
-    await withLogs(srv, async () => {
+    await withLogs(() => srv, async () => {
       const app = await appServer(srv);
       const sent = new Set();
       const acked = [];
@@ -83,7 +83,7 @@ describe('rtmctl backup', () => {
         await removeTempDir(restoredDir);
       }
       await app.close();
-    });
+    })();
   });
 
   test('never overwrites a file, refuses what is not an rtmd store, leaves nothing partial', async () => {

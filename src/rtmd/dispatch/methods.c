@@ -191,14 +191,14 @@ static const char *arg_text(const rtmd_request *req, const char *key, char *buf,
     return buf;
 }
 
-/* The outcome of an RTMD_M_LOG method as one event named after it, with
- * the connection's fields, the pid and uid it asked for and the result: ok,
+/* The outcome of a login (RTMD_M_LOGIN), counted in rtmd_logins_total and
+ * logged at info as one event named after the method, with the
+ * connection's fields, the pid and uid it asked for and the result: ok,
  * denied (an answer {ok: false}) or error (with its code and ex). */
-static void log_outcome(rtmd_request *req, uint8_t status, const char *body, size_t len)
+static void login_outcome(rtmd_request *req, uint8_t status, const char *body, size_t len)
 {
-    if (!rtm_log_enabled(RTM_LOG_INFO))
-        return;
-    const char *result = status ? "error" : "ok";
+    static const char *const results[LOGIN_RESULTS] = {"ok", "denied", "error"};
+    rtmd_login_result result = status ? LOGIN_ERROR : LOGIN_OK;
     char code[24] = "", ex[160] = "", pid[24], uid[160];
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -209,22 +209,25 @@ static void log_outcome(rtmd_request *req, uint8_t status, const char *body, siz
         size_t text_len;
         int64_t v;
         if (!status && ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean)
-            result = "denied";
+            result = LOGIN_DENIED;
         if (status && c && mp_obj_int64(c, &v))
             snprintf(code, sizeof code, "%lld", (long long)v);
         if (status && mp_get_str(&u.data, "ex", &text, &text_len))
             snprintf(ex, sizeof ex, "%.*s", (int)(text_len < sizeof ex ? text_len : sizeof ex - 1), text);
     }
-    const char *fields[] = {"pid", arg_text(req, "pid", pid, sizeof pid), "uid", arg_text(req, "uid", uid, sizeof uid),
-                            "result", result, "code", code, "ex", ex};
-    conn_log_event(req->conn, req->method, fields, status ? 10 : 6);
+    req->srv->net.metrics.logins[result]++;
+    if (rtm_log_enabled(RTM_LOG_INFO)) {
+        const char *fields[] = {"pid",    arg_text(req, "pid", pid, sizeof pid), "uid", arg_text(req, "uid", uid, sizeof uid),
+                                "result", results[result], "code", code, "ex", ex};
+        conn_log_event(req->conn, req->method, fields, status ? 10 : 6);
+    }
     msgpack_unpacked_destroy(&u);
 }
 
 static void finish(rtmd_request *req, uint8_t status, const char *body, size_t len)
 {
-    if (req->mflags & RTMD_M_LOG)
-        log_outcome(req, status, body, len);
+    if (req->mflags & RTMD_M_LOGIN)
+        login_outcome(req, status, body, len);
     if (req->holds > 0) {
         req->answered = true;
         if (!req->twoway)

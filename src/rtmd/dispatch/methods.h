@@ -44,7 +44,7 @@ typedef struct rtmd_request {
 /* Method flags. By default a method needs an identity: a logged-in
  * session on the client gates, a valid signature on the server gate. */
 #define RTMD_M_OPEN 1u        /* callable before login / without signature */
-#define RTMD_M_LOG 2u         /* its outcome is logged at info (logins: auth) */
+#define RTMD_M_LOGIN 2u       /* a login (auth): its outcome is logged at info and counted */
 
 typedef struct rtmd_method {
     const char *name;

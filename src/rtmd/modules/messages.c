@@ -188,6 +188,7 @@ struct messages_state {
     size_t uids_cap;
     msgpack_sbuffer record;   /* a message for other nodes (route) */
     msg_writer writer;        /* the writer thread's, nobody else's (SQLite) */
+    uint64_t stored[5];       /* messages stored, by conv_type (rtmd_messages_total) */
 };
 
 static struct messages_state *state(rtmd_server *srv)
@@ -1449,6 +1450,7 @@ static void job_done(void *arg, int status)
         const msg_target *t = &j->targets[i];
         if (!t->dup) {
             stored += row_bytes(j);
+            state(srv)->stored[t->conv.conv_type]++;
             if (!j->pushed)
                 deliver(srv, j, t);
         }
@@ -1757,9 +1759,22 @@ static void messages_free(rtmd_server *srv)
     srv->svc->messages = NULL;
 }
 
+static void messages_metrics(const rtmd_server *srv, prom_out *out)
+{
+    static const char *const kinds[] = {"p2p", "group", "room", "broadcast"};
+    const struct messages_state *s = srv->svc->messages;
+    uint64_t stored[4] = {0};
+    if (s)
+        memcpy(stored, s->stored + CONV_P2P, sizeof stored);
+    prom_labelled(out, "rtmd_messages_total", "counter",
+                  "Messages stored (and so delivered) from this node, by kind; a sendmsgs counts each receiver.",
+                  "kind", kinds, stored, 4);
+}
+
 const rtmd_module messages_module = {
     .name = "messages",
     .init = messages_init,
     .free = messages_free,
+    .metrics = messages_metrics,
     RTMD_MODULE_METHODS(messages_methods),
 };

@@ -1291,6 +1291,19 @@ int store_read(store *s, store_apply_fn fn, store_done_fn done, void *arg)
     return 0;
 }
 
+int64_t store_disk_bytes(const store *s)
+{
+    if (store_is_postgres(s))
+        return -1;
+    char wal[sizeof s->path + 8];
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    struct stat db, log;
+    int64_t total = stat(s->path, &db) == 0 ? (int64_t)db.st_size : 0;
+    if (stat(wal, &log) == 0)
+        total += (int64_t)log.st_size;
+    return total;
+}
+
 bool store_is_postgres(const store *s)
 {
     return s && s->pg_url;

@@ -109,6 +109,9 @@ int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_
 int store_read(store *s, store_apply_fn fn, store_done_fn done, void *arg);
 /* Number of writes and reads queued and not yet reported. */
 size_t store_pending(store *s);
+/* SQLite: the bytes of the database file and its WAL on disk; -1 on
+ * PostgreSQL (its size is the server's to report). */
+int64_t store_disk_bytes(const store *s);
 /* Transactions committed by the writer thread since store_open: with group
  * commit this stays below the number of writes (tests and statistics). */
 uint64_t store_commit_count(store *s);

@@ -168,7 +168,12 @@ typedef struct rtmd_metrics {
     uint64_t protocol_errors;
     uint64_t slow_consumers;        /* dropped for an output queue over the limit */
     uint64_t timeouts;              /* closed by handshake, login or idle timeout */
+    uint64_t logins[3];             /* answered logins by result (rtmd_login_result, methods.c) */
 } rtmd_metrics;
+
+/* How a login ended (a client's auth): granted, refused ({ok: false}), or
+ * answered with an error. */
+typedef enum rtmd_login_result { LOGIN_OK, LOGIN_DENIED, LOGIN_ERROR, LOGIN_RESULTS } rtmd_login_result;
 
 /* The transport's state, one per event loop; the server embeds it first
  * (struct rtmd_server's first member), so that conn.c reaches it from a
