@@ -28,13 +28,18 @@ typedef enum rtmd_gate {
     GATE_CLIENT_WS,
     GATE_SERVER_TCP,
     GATE_HTTP,
+    GATE_FILE_TCP, /* the file gate (modules/files/): uploads with a file token, no login */
+    GATE_FILE_WS,
     GATE_COUNT
 } rtmd_gate;
 
 #define GATE_BIT(g) (1u << (g))
 #define GATES_CLIENT (GATE_BIT(GATE_CLIENT_TCP) | GATE_BIT(GATE_CLIENT_WS))
 #define GATES_SERVER GATE_BIT(GATE_SERVER_TCP)
-#define GATES_FPNN (GATES_CLIENT | GATES_SERVER)
+#define GATES_FILE (GATE_BIT(GATE_FILE_TCP) | GATE_BIT(GATE_FILE_WS))
+#define GATES_FPNN (GATES_CLIENT | GATES_SERVER | GATES_FILE)
+/* Whether a gate frames FPNN in WebSocket messages. */
+#define GATE_IS_WS(g) ((g) == GATE_CLIENT_WS || (g) == GATE_FILE_WS)
 
 const char *rtmd_gate_name(rtmd_gate gate);
 
@@ -47,6 +52,9 @@ typedef enum rtmd_endpoint {
     ENDPOINT_SERVER_TCP,
     ENDPOINT_HTTP,
     ENDPOINT_HTTPS,
+    ENDPOINT_FILE_TCP,
+    ENDPOINT_FILE_WS,
+    ENDPOINT_FILE_WSS,
     ENDPOINT_COUNT
 } rtmd_endpoint;
 
@@ -192,6 +200,7 @@ typedef struct rtmd_net {
     uint32_t gate_conns[GATE_COUNT]; /* open connections per gate, for the budgets */
     pairmap address_counts[GATE_COUNT]; /* source address -> rtmd_address_count */
     uint64_t prelogin_bytes;        /* input buffers of links not authenticated yet */
+    uint32_t file_max_packet;       /* largest packet of the file gate (an upload), set by the server */
     uint64_t next_conn_id;
     rtmd_metrics metrics;
 

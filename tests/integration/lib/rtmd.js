@@ -7,6 +7,8 @@
 //   listen client_ws 127.0.0.1:PORT path=/service/websocket
 //   listen server_tcp 127.0.0.1:PORT
 //   listen http 127.0.0.1:PORT
+//   listen file_tcp 127.0.0.1:PORT
+//   listen file_ws 127.0.0.1:PORT path=/service/websocket
 //   project pid=PID secret=SECRET
 //   rtmd VERSION ready
 //
@@ -242,7 +244,7 @@ async function startRtmd(opts = {}) {
   // too, not their defaults.
   const prev = twinPorts.get(first.dataDir) || {};
   const args = (opts.args || []).map((a) => a.replace(/^--([a-z_]+)_port=[1-9]\d*$/, (m, gate) => `--${gate}_port=${prev[gate] || 0}`));
-  for (const gate of ['client_wss_port', 'https_port']) {
+  for (const gate of ['client_wss_port', 'https_port', 'file_wss_port']) {
     if (!args.some((a) => a.startsWith(`--${gate}=`))) args.push(`--${gate}=0`);
   }
   let twin;
@@ -329,6 +331,8 @@ async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIM
     '--client_ws_port=0',
     '--server_tcp_port=0',
     '--http_port=0',
+    '--file_tcp_port=0',
+    '--file_ws_port=0',
     ...(config ? ['--config', config] : []),
     ...(await storeArgs(twinOf || s.dataDir)),
     ...args,

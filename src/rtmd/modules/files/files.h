@@ -1,0 +1,24 @@
+/* Files (issue 15): the module's state shared by its parts: tokens.c (the
+ * one-time upload tokens), files.c (filetoken, the module), upload.c (the
+ * file gate's methods), blob.c (content-addressed files on disk). */
+#ifndef RTMD_FILES_H
+#define RTMD_FILES_H
+
+#include "module.h"
+#include "tokens.h"
+
+struct files_state {
+    rtmd_server *srv;
+    file_tokens tokens;
+    uv_timer_t timer;   /* expires tokens, sweeps orphaned files */
+    bool timer_closed;
+    char blob_dir[600]; /* <data_dir>/files */
+    uint64_t uploads, upload_bytes, upload_errors;
+};
+
+static inline struct files_state *files_state(rtmd_server *srv)
+{
+    return srv->svc->files;
+}
+
+#endif
