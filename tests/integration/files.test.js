@@ -1,15 +1,21 @@
 'use strict';
 // Files (issue 15): `filetoken` on the client and server gates with the
 // SDKs' payloads (a one-time token bound to project, sender, command and
-// target, and the file gate's endpoint).
+// target, and the file gate's endpoint); the file gate's uploads
+// (sendfile, sendfiles, sendgroupfile, sendroomfile, broadcastfile) over
+// FPNN TCP and WebSocket with the server SDKs' payloads: the token's rules
+// (200003), the signature (200004), the mtype (200007), the size (200031),
+// truncated uploads and write failures; the files stored on disk once per
+// content, and the messages they become, pushed and in history.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode, stopChecked } = require('./lib/rtm');
-const { startRtmd, withLogs, makeTempDir } = require('./lib/rtmd');
+const { startRtmd, withLogs, makeTempDir, storeRows, sleep } = require('./lib/rtmd');
 
 const P1 = { pid: '85001', secret: 'files-secret-85001' };
 const I = (v) => fpnn.int64(v);
@@ -18,10 +24,57 @@ const TRANSPORTS = ['tcp', 'ws'];
 let nextUid = 850000;
 const freshUid = () => nextUid++;
 
+const MAX_FILE = 100000;
+
 function writeConfig(dir, extra = '') {
   const conf = path.join(dir, 'rtmd.conf');
-  fs.writeFileSync(conf, `${extra}[project]\npid = ${P1.pid}\nsecret = "${P1.secret}"\nuser_msg_burst = 1000\n`);
+  fs.writeFileSync(conf, `${extra}[project]\npid = ${P1.pid}\nsecret = "${P1.secret}"\nuser_msg_burst = 1000\n` +
+    `max_file_bytes = ${MAX_FILE}\n`);
   return conf;
+}
+
+const md5 = (b) => crypto.createHash('md5').update(b).digest('hex');
+const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
+// The file signature of the SDKs: md5(lower(md5(file)) + ":" + token).
+const fileSign = (token, file) => md5(`${md5(file)}:${token}`);
+// attrs as the Go server SDK builds them ({rtm: {sign, filename, ext}, custom}),
+// or with the signature at the top level as the Node server SDK puts it.
+function fileAttrs(token, file, { filename = 'photo', ext = 'png', topLevel = false, sign = fileSign(token, file) } = {}) {
+  if (topLevel) return JSON.stringify({ sign, ext, filename });
+  return JSON.stringify({ rtm: { sign, filename, ext }, custom: {} });
+}
+const randomFile = (n) => crypto.randomBytes(n);
+
+let nextMid = 8500000000n;
+const freshMid = () => I((nextMid++).toString());
+
+// One quest on a fresh link to a node's file gate, as the server SDKs do
+// (TCP to the endpoint) or the WebSocket SDK (ws to its derived address).
+async function upload(node, method, payload, transport = 'tcp') {
+  const port = node.ports[transport === 'ws' ? 'file_ws' : 'file_tcp'];
+  const c = await fpnn.connect({ port, transport, timeoutMs: 10000 });
+  try {
+    return await c.quest(method, payload);
+  } finally {
+    await c.close();
+  }
+}
+
+// The payload of an upload for a token, as the Go server SDK sends it.
+function uploadPayload(token, from, target, file, { mtype = 50, attrs, mid = freshMid() } = {}) {
+  return { pid: I(P1.pid), token, mtype, from: I(from), ...target, mid, file, attrs: attrs ?? fileAttrs(token, file) };
+}
+
+const blobPath = (dir, file) => path.join(dir, 'files', sha256(file).slice(0, 2), sha256(file));
+// Every file under <data_dir>/files, relative names.
+function blobsIn(dir) {
+  const root = path.join(dir, 'files');
+  if (!fs.existsSync(root)) return [];
+  const out = [];
+  for (const sub of fs.readdirSync(root)) {
+    for (const f of fs.readdirSync(path.join(root, sub))) out.push(`${sub}/${f}`);
+  }
+  return out.sort();
 }
 
 // The file gate's TCP endpoint of the node a token came from.
@@ -102,6 +155,267 @@ describe('files', () => {
     try {
       const a = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
       assert.equal(a.endpoint, 'files.example.com:13460');
+    } finally {
+      await a2.close();
+    }
+  });
+  // The file message a push or history row carries: msg JSON with url and size.
+  function checkFileMsg(msgText, file, { ext = 'png', name = 'photo' } = {}) {
+    const info = JSON.parse(msgText);
+    assert.equal(info.size, file.length);
+    assert.match(info.url, /\/files\/[0-9a-f]{32}$/);
+    assert.equal(info.ext, ext);
+    assert.equal(info.name, name);
+    return info;
+  }
+
+  it('sendfile over TCP and WebSocket: stored once on disk, pushed and in history as a file message', async () => {
+    for (const transport of TRANSPORTS) {
+      const from = freshUid();
+      const to = freshUid();
+      const u = await login(srv, app, to);
+      try {
+        const file = randomFile(3000);
+        const { token, endpoint } = await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(to) });
+        assert.equal(endpoint, endpointOf(srv.node(0)));
+        const mid = freshMid();
+        const attrs = fileAttrs(token, file);
+        const a = await upload(srv.node(0), 'sendfile', uploadPayload(token, from, { to: I(to) }, file, { mtype: 40, attrs, mid }), transport);
+        assert.ok(fpnn.toBigInt(a.mtime) > 0n);
+        const push = await u.waitPush((p) => p.method === 'pushmsg' && fpnn.toBigInt(p.payload.mid) === fpnn.toBigInt(mid));
+        assert.equal(Number(push.payload.mtype), 40);
+        assert.equal(Number(push.payload.from), from);
+        assert.equal(push.payload.attrs, attrs, 'attrs stored and pushed as given');
+        checkFileMsg(push.payload.msg, file);
+        // in history, the same
+        const h = await app.call('getp2pmsg', { uid: I(to), ouid: I(from), desc: true, num: 10 });
+        assert.equal(h.msgs.length, 1);
+        assert.equal(Number(h.msgs[0][2]), 40);
+        checkFileMsg(h.msgs[0][5], file);
+        // on disk, whole, under its sha256, nothing else left there
+        assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, file)), file);
+        assert.ok(blobsIn(srv.dataDir).every((f) => !f.includes('.tmp')));
+      } finally {
+        await u.close();
+      }
+    }
+  });
+
+  it('sendfiles, sendgroupfile, sendroomfile and broadcastfile go through their send paths', async () => {
+    const from = freshUid();
+    const [a, b] = [freshUid(), freshUid()];
+    const ua = await login(srv, app, a);
+    const ub = await login(srv, app, b);
+    try {
+      const node = srv.node(0);
+      // sendfiles: one message per receiver
+      let file = randomFile(500);
+      let t = await app.call('filetoken', { from: I(from), cmd: 'sendfiles', tos: [I(a), I(b)] });
+      let mid = freshMid();
+      await upload(node, 'sendfiles', uploadPayload(t.token, from, { tos: [I(b), I(a)] }, file, { mid }), 'ws');
+      for (const u of [ua, ub]) {
+        const p = await u.waitPush((x) => x.method === 'pushmsg' && fpnn.toBigInt(x.payload.mid) === fpnn.toBigInt(mid));
+        checkFileMsg(p.payload.msg, file);
+      }
+      // sendgroupfile
+      const gid = 850000 + Math.floor(Math.random() * 1000);
+      await app.call('addgroupmembers', { gid: I(gid), uids: [I(a), I(b)] });
+      file = randomFile(600);
+      t = await app.call('filetoken', { from: I(from), cmd: 'sendgroupfile', gid: I(gid) });
+      mid = freshMid();
+      await upload(node, 'sendgroupfile', uploadPayload(t.token, from, { gid: I(gid) }, file, { mid, mtype: 41 }));
+      let p = await ua.waitPush((x) => x.method === 'pushgroupmsg' && fpnn.toBigInt(x.payload.mid) === fpnn.toBigInt(mid));
+      assert.equal(Number(p.payload.mtype), 41);
+      checkFileMsg(p.payload.msg, file);
+      const gh = await app.call('getgroupmsg', { gid: I(gid), desc: true, num: 5, uid: I(a) });
+      checkFileMsg(gh.msgs[0][5], file);
+      // sendroomfile
+      const rid = 851000 + Math.floor(Math.random() * 1000);
+      await ub.call('enterroom', { rid: I(rid) });
+      file = randomFile(700);
+      t = await app.call('filetoken', { from: I(from), cmd: 'sendroomfile', rid: I(rid) });
+      mid = freshMid();
+      await upload(node, 'sendroomfile', uploadPayload(t.token, from, { rid: I(rid) }, file, { mid, mtype: 42 }), 'ws');
+      p = await ub.waitPush((x) => x.method === 'pushroommsg' && fpnn.toBigInt(x.payload.mid) === fpnn.toBigInt(mid));
+      checkFileMsg(p.payload.msg, file);
+      // broadcastfile: the app server's only
+      file = randomFile(800);
+      t = await app.call('filetoken', { from: I(from), cmd: 'broadcastfile' });
+      mid = freshMid();
+      await upload(node, 'broadcastfile', uploadPayload(t.token, from, {}, file, { mid }));
+      p = await ua.waitPush((x) => x.method === 'pushbroadcastmsg' && fpnn.toBigInt(x.payload.mid) === fpnn.toBigInt(mid));
+      checkFileMsg(p.payload.msg, file);
+    } finally {
+      await ua.close();
+      await ub.close();
+    }
+  });
+
+  it('a client-gate token sends as that user, with the client rules (a group the user is not in: 200041)', async () => {
+    for (const transport of TRANSPORTS) {
+      const [a, b] = [freshUid(), freshUid()];
+      const ua = await login(srv, app, a, { transport });
+      const ub = await login(srv, app, b);
+      try {
+        const node = ua.twin ? srv.node(1) : srv.node(0);
+        const file = randomFile(1000);
+        const t = await ua.call('filetoken', { cmd: 'sendfile', to: I(b) });
+        const mid = freshMid();
+        await upload(node, 'sendfile', uploadPayload(t.token, a, { to: I(b) }, file, { mid }), transport);
+        const p = await ub.waitPush((x) => x.method === 'pushmsg' && fpnn.toBigInt(x.payload.mid) === fpnn.toBigInt(mid));
+        assert.equal(Number(p.payload.from), a);
+        checkFileMsg(p.payload.msg, file);
+        const g = await ua.call('filetoken', { cmd: 'sendgroupfile', gid: I(999999) });
+        await expectCode(upload(node, 'sendgroupfile', uploadPayload(g.token, a, { gid: I(999999) }, file), transport), 200041);
+      } finally {
+        await ua.close();
+        await ub.close();
+      }
+    }
+  });
+
+  it('a token is used once and bound to project, sender, command and target (200003)', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const file = randomFile(100);
+    const fresh = async (cmd = 'sendfile', target = { to: I(7) }) =>
+      (await app.call('filetoken', { from: I(from), cmd, ...target })).token;
+    let token = await fresh();
+    await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file));
+    await expectCode(upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file)), 200003); // used
+    token = await fresh();
+    await expectCode(upload(node, 'sendfile', uploadPayload(token, from + 1, { to: I(7) }, file)), 200003); // sender
+    await expectCode(upload(node, 'sendfile', uploadPayload(token, from, { to: I(8) }, file)), 200003); // target
+    await expectCode(upload(node, 'sendgroupfile', uploadPayload(token, from, { gid: I(7) }, file)), 200003); // command
+    await expectCode(upload(node, 'sendfile', { ...uploadPayload(token, from, { to: I(7) }, file), pid: I(1) }), 200003);
+    await expectCode(upload(node, 'sendfile', uploadPayload('0'.repeat(32), from, { to: I(7) }, file)), 200003);
+    // none of those used it
+    await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file));
+    token = await fresh('sendfiles', { tos: [I(7), I(8)] });
+    await expectCode(upload(node, 'sendfiles', uploadPayload(token, from, { tos: [I(7)] }, file)), 200003);
+    await upload(node, 'sendfiles', uploadPayload(token, from, { tos: [I(8), I(7), I(8)] }, file));
+    // missing fields: 10009
+    await expectCode(upload(node, 'sendfile', { pid: I(P1.pid), from: I(from), to: I(7) }), 10009);
+  });
+
+  it('a token expires after file_token_ttl (200003)', async () => {
+    const other = await startRtmd({ config: writeConfig(await makeTempDir(), 'file_token_ttl = 1\n') });
+    extra.push(other);
+    const a2 = await appServer(other, { project: P1 });
+    try {
+      const file = randomFile(100);
+      const t1 = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      await sleep(2300);
+      await expectCode(upload(other.node(0), 'sendfile', uploadPayload(t1.token, 1, { to: I(2) }, file)), 200003);
+      const t2 = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      await upload(other.node(0), 'sendfile', uploadPayload(t2.token, 1, { to: I(2) }, file));
+    } finally {
+      await a2.close();
+    }
+  });
+
+  it('the signature: missing or wrong 200004, at the top level of attrs (Node SDK) accepted, any case', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const file = randomFile(2000);
+    const token = async () => (await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) })).token;
+    let t = await token();
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { attrs: fileAttrs(t, file, { sign: md5('x') }) })), 200004);
+    t = await token();
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { attrs: JSON.stringify({ rtm: { ext: 'png' } }) })), 200004);
+    t = await token();
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { attrs: 'not json' })), 200004);
+    t = await token();
+    // signed over other bytes than those sent
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { attrs: fileAttrs(t, randomFile(10)) })), 200004);
+    assert.ok(!fs.existsSync(blobPath(srv.dataDir, file)), 'nothing stored for a bad signature');
+    t = await token();
+    await upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { attrs: fileAttrs(t, file, { topLevel: true }) }));
+    t = await token();
+    t = await token();
+    const f2 = randomFile(7);
+    await upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, f2, { attrs: fileAttrs(t, f2, { sign: fileSign(t, f2).toUpperCase() }) }));
+  });
+
+  it('mtype outside 40-50 is 200007; a file over max_file_bytes is 200031, not stored', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const token = async () => (await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) })).token;
+    let file = randomFile(10);
+    let t = await token();
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { mtype: 30 })), 200007);
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { mtype: 51 })), 200007);
+    await upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file, { mtype: 50 }));
+    file = randomFile(MAX_FILE + 1);
+    t = await token();
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file)), 200031);
+    assert.ok(!fs.existsSync(blobPath(srv.dataDir, file)));
+    file = randomFile(MAX_FILE);
+    await upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file));
+    assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, file)), file);
+  });
+
+  it('the same content uploaded twice is stored once, with two rows of its own', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const file = randomFile(4000);
+    const before = blobsIn(srv.dataDir).length;
+    const ids = [];
+    for (const transport of TRANSPORTS) {
+      const { token } = await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) });
+      await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file), transport);
+    }
+    assert.equal(blobsIn(srv.dataDir).length, before + 1);
+    const rows = await storeRows(srv.dataDir, `SELECT id, size, content_type, name, ext FROM files WHERE sha256 = '${sha256(file)}'`,
+      `SELECT convert_from(id, 'UTF8'), size, convert_from(content_type, 'UTF8'), convert_from(name, 'UTF8'), convert_from(ext, 'UTF8') FROM files WHERE sha256 = '${sha256(file)}'::bytea`);
+    assert.equal(rows.length, 2);
+    for (const r of rows) {
+      assert.match(r[0], /^[0-9a-f]{32}$/);
+      ids.push(r[0]);
+      assert.deepEqual(r.slice(1), ['4000', 'image/png', 'photo', 'png']);
+    }
+    assert.notEqual(ids[0], ids[1]);
+  });
+
+  it('a truncated upload leaves nothing behind and the gate goes on', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const file = randomFile(50000);
+    const { token } = await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) });
+    const packet = fpnn.encodePacket({ mtype: 1, method: 'sendfile', seq: 1, payload: uploadPayload(token, from, { to: I(7) }, file) });
+    const c = await fpnn.connect({ port: node.ports.file_tcp });
+    c.rawWrite(packet.subarray(0, packet.length - 1000));
+    await sleep(200);
+    c.destroy();
+    await sleep(200);
+    assert.ok(!fs.existsSync(blobPath(srv.dataDir, file)));
+    assert.ok(blobsIn(srv.dataDir).every((f) => !f.includes('.tmp')));
+    // the token was not used by it
+    await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file));
+    assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, file)), file);
+  });
+
+  it('a write that fails is answered, leaves no file and the server goes on', async () => {
+    const dir = await makeTempDir();
+    const other = await startRtmd({ config: writeConfig(dir), dataDir: path.join(dir, 'data') });
+    extra.push(other);
+    // <data_dir>/files is a plain file: no directory can be made under it
+    fs.mkdirSync(other.dataDir, { recursive: true });
+    fs.writeFileSync(path.join(other.dataDir, 'files'), 'in the way');
+    const a2 = await appServer(other, { project: P1 });
+    try {
+      const file = randomFile(1000);
+      const t = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      const e = await expectCode(upload(other.node(0), 'sendfile', uploadPayload(t.token, 1, { to: I(2) }, file)), 200999);
+      assert.match(e.ex, /cannot store the file/);
+      assert.equal(fs.readFileSync(path.join(other.dataDir, 'files'), 'utf8'), 'in the way');
+      const h = await a2.call('getp2pmsg', { uid: I(1), ouid: I(2), desc: true, num: 10 });
+      assert.equal(h.msgs.length, 0, 'no message for a file not stored');
+      // the way cleared, the next upload is stored
+      fs.rmSync(path.join(other.dataDir, 'files'));
+      const t2 = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      await upload(other.node(0), 'sendfile', uploadPayload(t2.token, 1, { to: I(2) }, file));
+      assert.deepEqual(fs.readFileSync(blobPath(other.dataDir, file)), file);
     } finally {
       await a2.close();
     }

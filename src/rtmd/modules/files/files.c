@@ -8,9 +8,11 @@
 #include "payload.h"
 #include "rtm_errors.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* "host:port" of the file gate for a caller on conn: file_endpoint, or
  * the address the caller reached this node on with the file TCP port.
@@ -112,9 +114,17 @@ static int files_init(rtmd_server *srv, char *err, size_t errlen)
     fs->srv = srv;
     srv->svc->files = fs;
     snprintf(fs->blob_dir, sizeof fs->blob_dir, "%s/files", srv->cfg.data_dir);
+    /* On PostgreSQL nothing else makes data_dir; an upload that finds no
+     * place for its file is answered an error then (upload.c). */
+    if (mkdir(srv->cfg.data_dir, 0750) != 0 && errno != EEXIST)
+        LOG_WARN("files: cannot make data_dir %s: %s", srv->cfg.data_dir, strerror(errno));
     uv_timer_init(srv->loop, &fs->timer);
     fs->timer.data = fs;
     uv_timer_start(&fs->timer, on_tick, 1000, 1000);
+    if (methods_register(srv->methods, files_upload_methods, FILE_CMD_COUNT) != 0) {
+        snprintf(err, errlen, "files: cannot register the file gate's methods");
+        return -1;
+    }
     return 0;
 }
 

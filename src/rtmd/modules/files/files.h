@@ -14,11 +14,15 @@ struct files_state {
     bool timer_closed;
     char blob_dir[600]; /* <data_dir>/files */
     uint64_t uploads, upload_bytes, upload_errors;
+    uint32_t inflight;  /* uploads being digested, written or recorded */
 };
 
 static inline struct files_state *files_state(rtmd_server *srv)
 {
     return srv->svc->files;
 }
+
+/* upload.c: the file gate's methods. */
+extern const rtmd_method files_upload_methods[FILE_CMD_COUNT];
 
 #endif
