@@ -24,7 +24,7 @@ const TRANSPORTS = ['tcp', 'ws'];
 let nextUid = 850000;
 const freshUid = () => nextUid++;
 
-const MAX_FILE = 100000;
+const MAX_FILE = 400000;
 
 function writeConfig(dir, extra = '') {
   const conf = path.join(dir, 'rtmd.conf');
@@ -63,6 +63,21 @@ async function upload(node, method, payload, transport = 'tcp') {
 // The payload of an upload for a token, as the Go server SDK sends it.
 function uploadPayload(token, from, target, file, { mtype = 50, attrs, mid = freshMid() } = {}) {
   return { pid: I(P1.pid), token, mtype, from: I(from), ...target, mid, file, attrs: attrs ?? fileAttrs(token, file) };
+}
+
+// A request to a URL of rtmd's HTTP listener: status, headers and the
+// body as bytes. agent: a keep-alive agent to reuse one link.
+function httpRequest(url, { method = 'GET', headers = {}, agent = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = require('node:http').request(url, { method, headers, agent, timeout: 10000 }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 const blobPath = (dir, file) => path.join(dir, 'files', sha256(file).slice(0, 2), sha256(file));
@@ -393,6 +408,84 @@ describe('files', () => {
     // the token was not used by it
     await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file));
     assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, file)), file);
+  });
+
+  it('GET /files/<id> gives the bytes back in parts, with type, length, ranges, ETag and caching', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const file = randomFile(300000); // several parts of the transport's 64 KiB
+    const { token } = await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) });
+    await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file));
+    const h = await app.call('getp2pmsg', { uid: I(from), ouid: I(7), desc: true, num: 1 });
+    const { url } = JSON.parse(h.msgs[0][5]);
+    assert.equal(url.replace(/[0-9a-f]{32}$/, ''), `http://127.0.0.1:${node.ports.http}/files/`);
+    const etag = `"${sha256(file)}"`;
+    let r = await httpRequest(url);
+    assert.equal(r.status, 200);
+    assert.ok(r.body.equals(file), 'byte for byte');
+    assert.equal(r.headers['content-type'], 'image/png');
+    assert.equal(r.headers['content-length'], String(file.length));
+    assert.equal(r.headers.etag, etag);
+    assert.match(r.headers['cache-control'], /^private, max-age=\d+/);
+    assert.equal(r.headers['accept-ranges'], 'bytes');
+    r = await httpRequest(url, { method: 'HEAD' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-length'], String(file.length));
+    assert.equal(r.body.length, 0);
+    // single ranges
+    r = await httpRequest(url, { headers: { range: 'bytes=10-19' } });
+    assert.equal(r.status, 206);
+    assert.ok(r.body.equals(file.subarray(10, 20)));
+    assert.equal(r.headers['content-range'], `bytes 10-19/${file.length}`);
+    r = await httpRequest(url, { headers: { range: 'bytes=-5' } });
+    assert.equal(r.status, 206);
+    assert.ok(r.body.equals(file.subarray(file.length - 5)));
+    r = await httpRequest(url, { headers: { range: 'bytes=200000-' } });
+    assert.equal(r.status, 206);
+    assert.ok(r.body.equals(file.subarray(200000)));
+    r = await httpRequest(url, { headers: { range: `bytes=0-${file.length + 100}` } });
+    assert.equal(r.status, 206);
+    assert.ok(r.body.equals(file));
+    r = await httpRequest(url, { headers: { range: `bytes=${file.length}-` } });
+    assert.equal(r.status, 416);
+    assert.equal(r.headers['content-range'], `bytes */${file.length}`);
+    // several ranges are not honoured: the whole file
+    r = await httpRequest(url, { headers: { range: 'bytes=0-1,5-6' } });
+    assert.equal(r.status, 200);
+    assert.ok(r.body.equals(file));
+    // the ETag
+    r = await httpRequest(url, { headers: { 'if-none-match': etag } });
+    assert.equal(r.status, 304);
+    assert.equal(r.body.length, 0);
+    r = await httpRequest(url, { headers: { 'if-none-match': '"other"' } });
+    assert.equal(r.status, 200);
+    // unknown and malformed ids
+    r = await httpRequest(url.replace(/[0-9a-f]{32}$/, '0'.repeat(32)));
+    assert.equal(r.status, 404);
+    r = await httpRequest(url.replace(/[0-9a-f]{32}$/, 'nope'));
+    assert.equal(r.status, 404);
+    // one kept-alive link: answers in order after a streamed one
+    const agent = new (require('node:http').Agent)({ keepAlive: true, maxSockets: 1 });
+    try {
+      const both = await Promise.all([httpRequest(url, { agent }), httpRequest(url, { agent, headers: { range: 'bytes=1-2' } })]);
+      assert.ok(both[0].body.equals(file));
+      assert.ok(both[1].body.equals(file.subarray(1, 3)));
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('a file without a known extension is application/octet-stream', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const file = randomFile(10);
+    const { token } = await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) });
+    await upload(node, 'sendfile', uploadPayload(token, from, { to: I(7) }, file, { attrs: fileAttrs(token, file, { ext: 'xyz' }) }));
+    const h = await app.call('getp2pmsg', { uid: I(from), ouid: I(7), desc: true, num: 1 });
+    const r = await httpRequest(JSON.parse(h.msgs[0][5]).url);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'application/octet-stream');
+    assert.ok(r.body.equals(file));
   });
 
   it('a write that fails is answered, leaves no file and the server goes on', async () => {

@@ -283,6 +283,11 @@ static void teardown(rtmd_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     events_fire(&net->events, c->srv, &(rtmd_event){.kind = RTMD_EV_CONN_CLOSED, .conn = c});
+    if (c->source) {
+        conn_source *src = c->source;
+        c->source = NULL;
+        src->done(src, c, false);
+    }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -484,6 +489,35 @@ static void drop_small_output_buffers(rtmd_conn *c)
     release_output_buffers(c, RTM_BUF_MIN_CAP);
 }
 
+/* Queues the next part of the connection's source once its output has
+ * drained; returns true when it queued some. The last part ends the
+ * source (done, finished). */
+static bool pull_source(rtmd_conn *c)
+{
+    conn_source *src = c->source;
+    if (!src || c->closing || rtm_buf_pending(&c->out) > 0)
+        return false;
+    long n = src->fill(src, src->buf, sizeof src->buf);
+    if (n < 0) {
+        conn_close(c, "body source failed");
+        return false;
+    }
+    if (n > 0)
+        return conn_send_raw(c, src->buf, (size_t)n) == 0;
+    c->source = NULL;
+    src->done(src, c, true);
+    return rtm_buf_pending(&c->out) > 0;
+}
+
+int conn_send_source(rtmd_conn *c, conn_source *src)
+{
+    if (c->closing || c->source)
+        return -1;
+    c->source = src;
+    pull_source(c);
+    return 0;
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     rtmd_conn *c = req->data;
@@ -494,7 +528,7 @@ static void on_written(uv_write_t *req, int status)
         if (!c->closing)
             conn_close(c, uv_strerror(status));
     } else if (!c->closing) {
-        if (rtm_buf_pending(&c->out) > 0)
+        if (rtm_buf_pending(&c->out) > 0 || pull_source(c))
             start_write(c);
         else if (c->close_after_flush)
             conn_close(c, "finished");
@@ -521,6 +555,8 @@ static void start_write(rtmd_conn *c)
         conn_net(c)->metrics.bytes_out += (uint64_t)n;
         rtm_buf_consume(&c->inflight, (size_t)n);
         if (rtm_buf_pending(&c->inflight) == 0) {
+            if (pull_source(c))
+                return; /* queued and marked dirty: written at the end of this turn */
             if (c->close_after_flush)
                 conn_close(c, "finished");
             else

@@ -117,6 +117,7 @@ typedef struct rtmd_conn {
                                     * authorizes its gate (users.c's session on the
                                     * client gates); the transport never reads it */
     struct rtmd_address_count *address; /* its source address's count, when that is limited */
+    struct conn_source *source;    /* a body sent in parts (conn_send_source), or NULL */
     uint32_t prelogin_held;        /* input buffer bytes counted in srv->prelogin_bytes */
 
     uint64_t created_ms;
@@ -255,6 +256,24 @@ int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, si
 /* Sends a quest packet encoded once for many connections (push.h): a
  * twoway one gets this connection's next seq. */
 int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len);
+
+/* A body sent in parts, so that a large one is never held in memory
+ * whole (a stored file, modules/files/): each time the connection's
+ * output has drained the transport asks fill for the next part, at most
+ * cap bytes into buf; fill returns how many it wrote, 0 at the end, or -1
+ * on an error (the connection is closed then, the body being cut short).
+ * done runs once: finished true after the last part was queued, false
+ * when the connection closed first; the caller frees its source there. */
+#define CONN_SOURCE_CHUNK 65536
+typedef struct conn_source {
+    long (*fill)(struct conn_source *src, uint8_t *buf, size_t cap);
+    void (*done)(struct conn_source *src, rtmd_conn *c, bool finished);
+    uint8_t buf[CONN_SOURCE_CHUNK];
+} conn_source;
+/* Starts sending src after what is queued (one source at a time per
+ * connection; returns -1 without calling done when c is closing or has
+ * one already). */
+int conn_send_source(rtmd_conn *c, conn_source *src);
 
 /* Frees the per-address connection counts (conn.c), at server free. */
 void conn_free_address_counts(rtmd_net *net);

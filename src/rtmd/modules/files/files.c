@@ -1,7 +1,7 @@
 /* The files module: `filetoken` on the client and server gates (a
  * one-time token, tokens.h, and the file gate's endpoint), the module's
  * life cycle and its periodic tick (token expiry). The uploads are
- * upload.c's, the files on disk blob.c's. */
+ * upload.c's, the files on disk blob.c's, the downloads download.c's. */
 #include "files.h"
 
 #include "log.h"
@@ -162,4 +162,5 @@ const rtmd_module files_module = {
     .free = files_free,
     .metrics = files_metrics,
     RTMD_MODULE_METHODS(files_methods),
+    RTMD_MODULE_ROUTES(files_routes),
 };

@@ -25,4 +25,7 @@ static inline struct files_state *files_state(rtmd_server *srv)
 /* upload.c: the file gate's methods. */
 extern const rtmd_method files_upload_methods[FILE_CMD_COUNT];
 
+/* download.c: GET and HEAD /files/<id> on the HTTP listener. */
+extern const rtmd_http_route files_routes[1];
+
 #endif
