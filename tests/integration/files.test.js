@@ -488,6 +488,51 @@ describe('files', () => {
     assert.ok(r.body.equals(file));
   });
 
+  it('the sweep drops a file with the last message that refers to it, and uploads whose message never came', async () => {
+    const other = await startRtmd({ config: writeConfig(await makeTempDir(), 'file_orphan_grace = 1\n'), args: ['--retention_interval=1'] });
+    extra.push(other);
+    const a2 = await appServer(other, { project: P1 });
+    const u = await login(other, a2, 42);
+    try {
+      const node = other.node(0);
+      const send = async (from, to, file) => {
+        const { token } = await a2.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(to) });
+        const mid = freshMid();
+        await upload(node, 'sendfile', uploadPayload(token, from, { to: I(to) }, file, { mid }));
+        const h = await a2.call('getp2pmsg', { uid: I(from), ouid: I(to), desc: true, num: 1 });
+        return { mid, url: JSON.parse(h.msgs[0][5]).url };
+      };
+      const shared = randomFile(1000);
+      const alone = randomFile(1200);
+      const kept = await send(1, 2, shared);
+      const dropped = await send(3, 4, shared); // the same bytes, another row
+      const lone = await send(5, 6, alone);
+      // an upload whose message is refused (a client's, to a group it is not in)
+      const orphan = randomFile(1300);
+      const g = await u.call('filetoken', { cmd: 'sendgroupfile', gid: I(77) });
+      const uNode = u.twin ? other.node(1) : other.node(0);
+      await expectCode(upload(uNode, 'sendgroupfile', uploadPayload(g.token, 42, { gid: I(77) }, orphan)), 200041);
+      const orphanDir = u.twin ? other.node(1).dataDir : other.dataDir;
+      assert.ok(fs.existsSync(blobPath(orphanDir, orphan)), 'stored before the message was refused');
+      await a2.call('delmsg', { mid: dropped.mid, from: I(3), xid: I(4), type: 1 });
+      await a2.call('delmsg', { mid: lone.mid, from: I(5), xid: I(6), type: 1 });
+      const gone = async (url) => (await httpRequest(url)).status === 404;
+      assert.ok(await require('./lib/rtmd').waitFor(async () => (await gone(lone.url)) && (await gone(dropped.url)) &&
+        !fs.existsSync(blobPath(other.dataDir, alone)) && !fs.existsSync(blobPath(orphanDir, orphan)), 10000),
+      'files of deleted messages and orphaned uploads swept');
+      // the shared bytes stay for the message still there
+      const r = await httpRequest(kept.url);
+      assert.equal(r.status, 200);
+      assert.ok(r.body.equals(shared));
+      assert.ok(fs.existsSync(blobPath(other.dataDir, shared)));
+      const rows = await storeRows(other.dataDir, 'SELECT count(*) FROM files');
+      assert.equal(rows[0][0], '1');
+    } finally {
+      await u.close();
+      await a2.close();
+    }
+  });
+
   it('a write that fails is answered, leaves no file and the server goes on', async () => {
     const dir = await makeTempDir();
     const other = await startRtmd({ config: writeConfig(dir), dataDir: path.join(dir, 'data') });

@@ -84,7 +84,7 @@ int module_load(rtmd_server *srv, int (*fn)(db_conn *db, void *arg), void *arg);
 
 /* Periodic jobs that one node at a time runs when nodes share a
  * PostgreSQL store (retention). Keys name the jobs. */
-enum { MODULE_JOB_RETENTION = 1 };
+enum { MODULE_JOB_RETENTION = 1, MODULE_JOB_FILES };
 typedef void (*module_leader_fn)(void *arg, bool leader);
 /* Calls fn(arg, leader) on the loop: whether this node runs job `key` now.
  * SQLite (one node): true, at once. PostgreSQL: a write takes the session

@@ -22,7 +22,7 @@ void blob_digests(const uint8_t *data, size_t len, char sha256[BLOB_SHA256_HEX +
 int blob_path(const char *dir, const char *sha256, char *out, size_t cap);
 
 /* Stores data as the blob of sha256 under dir, unless a blob of that size
- * is there already (*existed then). Returns 0, or an errno value with
+ * is there already (*existed then; its modification time is renewed). Returns 0, or an errno value with
  * nothing of the write left behind. */
 int blob_store(const char *dir, const char *sha256, const uint8_t *data, size_t len, bool *existed);
 

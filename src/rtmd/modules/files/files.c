@@ -101,7 +101,12 @@ static void on_tick(uv_timer_t *t)
     struct files_state *fs = t->data;
     if (rtmd_timer_end_on_stop(fs->srv, t, &fs->timer_closed))
         return;
-    file_tokens_expire(&fs->tokens, uv_now(fs->srv->loop));
+    uint64_t now = uv_now(fs->srv->loop);
+    file_tokens_expire(&fs->tokens, now);
+    if (fs->sweep_again || now - fs->last_sweep_ms >= (uint64_t)fs->srv->cfg.retention_interval * 1000u) {
+        fs->last_sweep_ms = now;
+        files_sweep(fs);
+    }
 }
 
 static int files_init(rtmd_server *srv, char *err, size_t errlen)
@@ -150,6 +155,10 @@ static void files_metrics(const rtmd_server *srv, prom_out *out)
                 fs->uploads);
     prom_metric(out, "rtmd_file_upload_bytes_total", "counter", "Bytes of the files received and stored.",
                 fs->upload_bytes);
+    prom_metric(out, "rtmd_file_upload_errors_total", "counter", "Uploads whose file could not be written.",
+                fs->upload_errors);
+    prom_metric(out, "rtmd_files_swept_total", "counter", "Rows of stored files the sweep deleted.", fs->swept_rows);
+    prom_metric(out, "rtmd_file_blobs_swept_total", "counter", "Files on disk the sweep removed.", fs->swept_blobs);
 }
 
 static const rtmd_method files_methods[] = {

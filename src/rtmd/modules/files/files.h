@@ -15,6 +15,11 @@ struct files_state {
     char blob_dir[600]; /* <data_dir>/files */
     uint64_t uploads, upload_bytes, upload_errors;
     uint32_t inflight;  /* uploads being digested, written or recorded */
+    /* sweep.c */
+    bool sweeping, sweep_again;
+    unsigned blob_cursor;       /* the blob subdirectory the next scan starts at */
+    uint64_t last_sweep_ms;
+    uint64_t swept_rows, swept_blobs;
 };
 
 static inline struct files_state *files_state(rtmd_server *srv)
@@ -24,6 +29,9 @@ static inline struct files_state *files_state(rtmd_server *srv)
 
 /* upload.c: the file gate's methods. */
 extern const rtmd_method files_upload_methods[FILE_CMD_COUNT];
+
+/* sweep.c: one run of the sweep of stored files (nothing when one runs). */
+void files_sweep(struct files_state *fs);
 
 /* download.c: GET and HEAD /files/<id> on the HTTP listener. */
 extern const rtmd_http_route files_routes[1];
