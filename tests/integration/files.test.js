@@ -533,6 +533,32 @@ describe('files', () => {
     }
   });
 
+  it('with TLS the file gate also listens for wss (file_wss_port)', async () => {
+    const { makeCa, makeServerCert } = require('./lib/tls');
+    const dir = await makeTempDir();
+    const ca = makeCa(dir);
+    const cert = makeServerCert(dir, ca);
+    const other = await startRtmd({ config: writeConfig(dir), args: [`--tls_cert=${cert.cert}`, `--tls_key=${cert.key}`,
+      '--client_wss_port=0', '--https_port=0'] });
+    extra.push(other);
+    assert.ok(other.ports.file_wss > 0, 'the file_wss listener is announced');
+    const a2 = await appServer(other, { project: P1 });
+    try {
+      const file = randomFile(150000); // several TLS records
+      const { token } = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      const c = await fpnn.connect({ host: 'localhost', port: other.node(0).ports.file_wss, transport: 'wss', ca: ca.pem, timeoutMs: 10000 });
+      try {
+        const a = await c.quest('sendfile', uploadPayload(token, 1, { to: I(2) }, file));
+        assert.ok(fpnn.toBigInt(a.mtime) > 0n);
+      } finally {
+        await c.close();
+      }
+      assert.deepEqual(fs.readFileSync(blobPath(other.dataDir, file)), file);
+    } finally {
+      await a2.close();
+    }
+  });
+
   it('a write that fails is answered, leaves no file and the server goes on', async () => {
     const dir = await makeTempDir();
     const other = await startRtmd({ config: writeConfig(dir), dataDir: path.join(dir, 'data') });

@@ -244,7 +244,7 @@ async function startRtmd(opts = {}) {
   // too, not their defaults.
   const prev = twinPorts.get(first.dataDir) || {};
   const args = (opts.args || []).map((a) => a.replace(/^--([a-z_]+)_port=[1-9]\d*$/, (m, gate) => `--${gate}_port=${prev[gate] || 0}`));
-  for (const gate of ['client_wss_port', 'https_port', 'file_wss_port']) {
+  for (const gate of ['client_wss_port', 'https_port']) {
     if (!args.some((a) => a.startsWith(`--${gate}=`))) args.push(`--${gate}=0`);
   }
   let twin;
@@ -333,6 +333,7 @@ async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIM
     '--http_port=0',
     '--file_tcp_port=0',
     '--file_ws_port=0',
+    '--file_wss_port=0', // on only with a certificate
     ...(config ? ['--config', config] : []),
     ...(await storeArgs(twinOf || s.dataDir)),
     ...args,

@@ -14,6 +14,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+void files_local_host(rtmd_conn *conn, char *out, size_t cap)
+{
+    struct sockaddr_storage local;
+    int len = sizeof local;
+    char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+    if (uv_tcp_getsockname(&conn->tcp, (struct sockaddr *)&local, &len) == 0) {
+        if (local.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&local, host, sizeof host);
+        else
+            uv_ip4_name((struct sockaddr_in *)&local, host, sizeof host);
+    }
+    snprintf(out, cap, strchr(host, ':') ? "[%s]" : "%s", host);
+}
+
 /* "host:port" of the file gate for a caller on conn: file_endpoint, or
  * the address the caller reached this node on with the file TCP port.
  * Returns false when the file gate does not listen on TCP. */
@@ -26,16 +40,9 @@ static bool file_endpoint(rtmd_server *srv, rtmd_conn *conn, char *out, size_t c
     const rtmd_listener *l = &srv->listeners[ENDPOINT_FILE_TCP];
     if (!l->active)
         return false;
-    struct sockaddr_storage local;
-    int len = sizeof local;
-    char host[INET6_ADDRSTRLEN] = "127.0.0.1";
-    if (uv_tcp_getsockname(&conn->tcp, (struct sockaddr *)&local, &len) == 0) {
-        if (local.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&local, host, sizeof host);
-        else
-            uv_ip4_name((struct sockaddr_in *)&local, host, sizeof host);
-    }
-    snprintf(out, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, l->port);
+    char host[INET6_ADDRSTRLEN + 2];
+    files_local_host(conn, host, sizeof host);
+    snprintf(out, cap, "%s:%d", host, l->port);
     return true;
 }
 

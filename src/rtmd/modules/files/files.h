@@ -27,6 +27,11 @@ static inline struct files_state *files_state(rtmd_server *srv)
     return srv->svc->files;
 }
 
+/* The address conn reached this node on, as a URL or endpoint writes it
+ * ("1.2.3.4", "[::1]"): the host of what filetoken and file messages name
+ * when the configuration does not. */
+void files_local_host(rtmd_conn *conn, char *out, size_t cap);
+
 /* upload.c: the file gate's methods. */
 extern const rtmd_method files_upload_methods[FILE_CMD_COUNT];
 

@@ -41,36 +41,37 @@ typedef struct sweep_run {
     char dir[sizeof ((struct files_state *)0)->blob_dir];
 } sweep_run;
 
+/* One DELETE whose ?1 is the cutoff; *deleted = the rows it took. */
+static int delete_older(db_conn *db, const char *sql, int64_t cutoff, int64_t *deleted)
+{
+    db_stmt_t *st;
+    int rc = db_stmt(db, sql, &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, cutoff);
+    if ((rc = db_step_release(st)) == DB_OK)
+        *deleted = db_changes(db);
+    return rc;
+}
+
 static int delete_rows(db_conn *db, void *arg)
 {
     sweep_run *r = arg;
-    db_stmt_t *st;
-    int rc = db_stmt(db,
-                     "DELETE FROM file_messages WHERE (file_id, conv_type, conv_a, conv_b) IN ("
-                     " SELECT fm.file_id, fm.conv_type, fm.conv_a, fm.conv_b FROM file_messages fm"
-                     " JOIN files f ON f.id = fm.file_id WHERE f.created <= ?1 AND NOT EXISTS ("
-                     "  SELECT 1 FROM messages m WHERE m.mid = fm.mid AND m.from_uid = fm.from_uid AND m.pid = fm.pid"
-                     "  AND m.conv_type = fm.conv_type AND m.conv_a = fm.conv_a AND m.conv_b = fm.conv_b"
-                     "  AND m.deleted = 0)"
-                     " LIMIT 500)",
-                     &st);
+    int rc = delete_older(db,
+                          "DELETE FROM file_messages WHERE (file_id, conv_type, conv_a, conv_b) IN ("
+                          " SELECT fm.file_id, fm.conv_type, fm.conv_a, fm.conv_b FROM file_messages fm"
+                          " JOIN files f ON f.id = fm.file_id WHERE f.created <= ?1 AND NOT EXISTS ("
+                          "  SELECT 1 FROM messages m WHERE m.mid = fm.mid AND m.from_uid = fm.from_uid"
+                          "  AND m.pid = fm.pid AND m.conv_type = fm.conv_type AND m.conv_a = fm.conv_a"
+                          "  AND m.conv_b = fm.conv_b AND m.deleted = 0)"
+                          " LIMIT 500)",
+                          r->cutoff, &r->links);
     if (rc != DB_OK)
         return rc;
-    db_bind_int64(st, 1, r->cutoff);
-    if ((rc = db_step_release(st)) != DB_OK)
-        return rc;
-    r->links = db_changes(db);
-    rc = db_stmt(db,
-                 "DELETE FROM files WHERE id IN (SELECT f.id FROM files f WHERE f.created <= ?1 AND NOT EXISTS ("
-                 " SELECT 1 FROM file_messages fm WHERE fm.file_id = f.id) LIMIT 500)",
-                 &st);
-    if (rc != DB_OK)
-        return rc;
-    db_bind_int64(st, 1, r->cutoff);
-    if ((rc = db_step_release(st)) != DB_OK)
-        return rc;
-    r->rows = db_changes(db);
-    return DB_OK;
+    return delete_older(db,
+                        "DELETE FROM files WHERE id IN (SELECT f.id FROM files f WHERE f.created <= ?1 AND NOT EXISTS ("
+                        " SELECT 1 FROM file_messages fm WHERE fm.file_id = f.id) LIMIT 500)",
+                        r->cutoff, &r->rows);
 }
 
 static bool is_sha256(const char *s)

@@ -2,6 +2,7 @@
  * list in issue order, which is expiry order (one TTL for all). */
 #include "tokens.h"
 
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,42 +80,26 @@ file_token *file_tokens_issue(file_tokens *ts, const file_token *t, uint64_t now
     return n;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* The token text is the two halves of the key as 16 hex digits each. */
 file_token *file_tokens_find(file_tokens *ts, const char *hex, size_t len, uint64_t now_ms)
 {
+    char text[FILE_TOKEN_HEX + 1], *lo_text = text + FILE_TOKEN_HEX / 2;
     if (len != FILE_TOKEN_HEX)
         return NULL;
-    uint8_t r[16];
-    for (size_t i = 0; i < 16; i++) {
-        int h = hex_value(hex[2 * i]), l = hex_value(hex[2 * i + 1]);
-        if (h < 0 || l < 0)
-            return NULL;
-        r[i] = (uint8_t)(h << 4 | l);
-    }
-    uint64_t hi, lo;
-    memcpy(&hi, r, 8);
-    memcpy(&lo, r + 8, 8);
+    memcpy(text, hex, FILE_TOKEN_HEX); /* hex is a peer's string: not terminated */
+    text[FILE_TOKEN_HEX] = '\0';
+    if (strspn(text, "0123456789abcdefABCDEF") != FILE_TOKEN_HEX)
+        return NULL;
+    uint64_t lo = strtoull(lo_text, NULL, 16);
+    *lo_text = '\0';
+    uint64_t hi = strtoull(text, NULL, 16);
     file_token *t = pairmap_get(&ts->by_key, hi, lo);
     return t && t->expires_ms > now_ms ? t : NULL;
 }
 
 void file_tokens_hex(const file_token *t, char out[FILE_TOKEN_HEX + 1])
 {
-    uint8_t r[16];
-    memcpy(r, &t->hi, 8);
-    memcpy(r + 8, &t->lo, 8);
-    for (size_t i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    snprintf(out, FILE_TOKEN_HEX + 1, "%016" PRIx64 "%016" PRIx64, t->hi, t->lo);
 }
 
 static void unlink_token(file_tokens *ts, file_token *t)

@@ -169,17 +169,9 @@ static void file_url(rtmd_server *srv, rtmd_conn *conn, const char *id, char *ou
         snprintf(out, cap, "%s%sfiles/%s", srv->cfg.file_base_url, slash ? "" : "/", id);
         return;
     }
-    struct sockaddr_storage local;
-    int len = sizeof local;
-    char host[INET6_ADDRSTRLEN] = "127.0.0.1";
-    if (uv_tcp_getsockname(&conn->tcp, (struct sockaddr *)&local, &len) == 0) {
-        if (local.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&local, host, sizeof host);
-        else
-            uv_ip4_name((struct sockaddr_in *)&local, host, sizeof host);
-    }
-    snprintf(out, cap, strchr(host, ':') ? "http://[%s]:%d/files/%s" : "http://%s:%d/files/%s", host,
-             srv->listeners[ENDPOINT_HTTP].port, id);
+    char host[INET6_ADDRSTRLEN + 2];
+    files_local_host(conn, host, sizeof host);
+    snprintf(out, cap, "http://%s:%d/files/%s", host, srv->listeners[ENDPOINT_HTTP].port, id);
 }
 
 /* msg of the file message: the JSON the SDKs' file-info builders read. */
