@@ -8,6 +8,7 @@
  * If-None-Match (304), and caching for ever (a file's bytes never change). */
 #include "blob.h"
 #include "files.h"
+#include "parse.h"
 
 #include "log.h"
 
@@ -67,53 +68,6 @@ static int read_row(db_conn *db, void *arg)
     }
     db_finalize(st);
     return rc;
-}
-
-/* Parses "bytes=a-b", "bytes=a-" or "bytes=-n" against size: 1 a range
- * (*first, *last), 0 none to honour (absent, several, or not understood:
- * the whole file), -1 unsatisfiable. */
-static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
-{
-    if (!h[0] || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-        return 0;
-    const char *p = h + 6;
-    char *end;
-    if (*p == '-') {
-        if (p[1] < '0' || p[1] > '9')
-            return 0;
-        errno = 0;
-        uint64_t n = strtoull(p + 1, &end, 10);
-        if (errno || *end)
-            return 0;
-        if (n == 0 || size == 0)
-            return -1;
-        *first = n >= size ? 0 : size - n;
-        *last = size - 1;
-        return 1;
-    }
-    if (*p < '0' || *p > '9')
-        return 0;
-    errno = 0;
-    uint64_t a = strtoull(p, &end, 10);
-    if (errno || *end != '-')
-        return 0;
-    uint64_t b = size ? size - 1 : 0;
-    if (end[1]) {
-        const char *q = end + 1;
-        if (*q < '0' || *q > '9')
-            return 0;
-        errno = 0;
-        b = strtoull(q, &end, 10);
-        if (errno || *end || b < a)
-            return 0;
-        if (b >= size)
-            b = size - 1;
-    }
-    if (a >= size)
-        return -1;
-    *first = a;
-    *last = b;
-    return 1;
 }
 
 /* Whether If-None-Match names the ETag (or is "*"). */
@@ -197,7 +151,7 @@ static void row_read(void *arg, int status)
         return;
     }
     uint64_t size = (uint64_t)d->size, first = 0, last = size ? size - 1 : 0;
-    int r = parse_range(d->range, size, &first, &last);
+    int r = file_range_parse(d->range, size, &first, &last);
     if (r < 0) {
         snprintf(headers, sizeof headers, "Content-Range: bytes */%" PRIu64 "\r\nAccept-Ranges: bytes\r\n", size);
         http_deferred_respond(&d->answer, 416, "text/plain", headers, "", 0);

@@ -10,6 +10,7 @@
  * method's ({mtime}). */
 #include "blob.h"
 #include "files.h"
+#include "parse.h"
 
 #include "clock.h"
 #include "log.h"
@@ -28,8 +29,6 @@
 #define FILE_MTYPE_MIN 40
 #define FILE_MTYPE_MAX 50
 #define FILE_ID_HEX 32
-#define FILE_NAME_MAX 255
-#define FILE_EXT_MAX 16
 
 typedef struct upload {
     uv_work_t work;
@@ -41,69 +40,19 @@ typedef struct upload {
     const uint8_t *file;        /* in req's payload */
     size_t size;
     char token[FILE_TOKEN_HEX + 1];
-    char sign[BLOB_MD5_HEX + 1]; /* the uploader's */
+    file_attrs attrs;           /* what attrs says: the uploader's sign, name, ext */
     /* Thread pool results. */
     bool sign_ok, existed;
     int write_error;            /* errno */
     char sha256[BLOB_SHA256_HEX + 1];
     /* The stored row. */
     char id[FILE_ID_HEX + 1];
-    char name[FILE_NAME_MAX + 1];
-    char ext[FILE_EXT_MAX + 1];
     const char *content_type;
     size_t nconvs;
     conv_key convs[];           /* the conversations of the messages it becomes */
 } upload;
 
 /* ---- what the upload carries ---- */
-
-/* The content type of an extension (case-insensitive), or NULL. */
-static const char *type_of_ext(const char *ext)
-{
-    static const struct {
-        const char *ext, *type;
-    } types[] = {
-        {"png", "image/png"},   {"jpg", "image/jpeg"},       {"jpeg", "image/jpeg"}, {"gif", "image/gif"},
-        {"webp", "image/webp"}, {"bmp", "image/bmp"},        {"mp3", "audio/mpeg"},  {"amr", "audio/amr"},
-        {"aac", "audio/aac"},   {"m4a", "audio/mp4"},        {"wav", "audio/wav"},   {"ogg", "audio/ogg"},
-        {"mp4", "video/mp4"},   {"mov", "video/quicktime"},  {"webm", "video/webm"}, {"txt", "text/plain; charset=utf-8"},
-        {"pdf", "application/pdf"}, {"json", "application/json"}, {"zip", "application/zip"},
-    };
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (strcasecmp(types[i].ext, ext) == 0)
-            return types[i].type;
-    return NULL;
-}
-
-/* A JSON string member of obj, or NULL. */
-static const char *json_str(json_t *obj, const char *key)
-{
-    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* Reads attrs (JSON): the signature at rtm.sign (the Node server SDK's at
- * the top level), the file name and extension at rtm.filename and rtm.ext.
- * Returns false when there is no signature of the right form. */
-static bool read_attrs(upload *u, const char *attrs, size_t len)
-{
-    json_t *root = json_loadb(attrs, len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *rtm = json_is_object(root) ? json_object_get(root, "rtm") : NULL;
-    const char *sign = json_str(rtm, "sign");
-    if (!sign)
-        sign = json_str(root, "sign");
-    bool ok = sign && strlen(sign) == BLOB_MD5_HEX;
-    if (ok)
-        memcpy(u->sign, sign, BLOB_MD5_HEX + 1);
-    const char *name = json_str(rtm, "filename");
-    if (name && strlen(name) <= FILE_NAME_MAX)
-        snprintf(u->name, sizeof u->name, "%s", name);
-    const char *ext = json_str(rtm, "ext");
-    if (ext && strlen(ext) <= FILE_EXT_MAX && ext[0] && strspn(ext, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == strlen(ext))
-        snprintf(u->ext, sizeof u->ext, "%s", ext);
-    json_decref(root);
-    return ok;
-}
 
 /* Whether the upload's target is the token's; answers a bad field. *ok
  * false: answered. */
@@ -180,10 +129,10 @@ static char *file_msg(const upload *u, const char *url)
     json_t *o = json_object();
     json_object_set_new(o, "url", json_string(url));
     json_object_set_new(o, "size", json_integer((json_int_t)u->size));
-    if (u->ext[0])
-        json_object_set_new(o, "ext", json_string(u->ext));
-    if (u->name[0])
-        json_object_set_new(o, "name", json_string(u->name));
+    if (u->attrs.ext[0])
+        json_object_set_new(o, "ext", json_string(u->attrs.ext));
+    if (u->attrs.name[0])
+        json_object_set_new(o, "name", json_string(u->attrs.name));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -261,12 +210,12 @@ static int insert_rows(db_conn *db, void *arg)
     db_bind_text(st, 3, u->sha256, BLOB_SHA256_HEX);
     db_bind_int64(st, 4, (int64_t)u->size);
     db_bind_text(st, 5, u->content_type, (int)strlen(u->content_type));
-    if (u->name[0])
-        db_bind_text(st, 6, u->name, (int)strlen(u->name));
+    if (u->attrs.name[0])
+        db_bind_text(st, 6, u->attrs.name, (int)strlen(u->attrs.name));
     else
         db_bind_null(st, 6);
-    if (u->ext[0])
-        db_bind_text(st, 7, u->ext, (int)strlen(u->ext));
+    if (u->attrs.ext[0])
+        db_bind_text(st, 7, u->attrs.ext, (int)strlen(u->attrs.ext));
     else
         db_bind_null(st, 7);
     db_bind_int64(st, 8, clock_unix_seconds());
@@ -328,7 +277,7 @@ static void digest_and_store(uv_work_t *w)
     EVP_Digest(text, (size_t)n, d, &len, EVP_md5(), NULL);
     for (unsigned i = 0; i < 16; i++)
         snprintf(expected + 2 * i, 3, "%02x", d[i]);
-    u->sign_ok = strncasecmp(expected, u->sign, BLOB_MD5_HEX) == 0;
+    u->sign_ok = strncasecmp(expected, u->attrs.sign, BLOB_MD5_HEX) == 0;
     if (u->sign_ok)
         u->write_error = blob_store(u->fs->blob_dir, u->sha256, u->file, u->size, &u->existed);
 }
@@ -354,7 +303,7 @@ static void digested(uv_work_t *w, int status)
         } else {
             for (size_t i = 0; i < sizeof r; i++)
                 snprintf(u->id + 2 * i, 3, "%02x", r[i]);
-            const char *type = u->ext[0] ? type_of_ext(u->ext) : NULL;
+            const char *type = u->attrs.ext[0] ? file_type_of_ext(u->attrs.ext) : NULL;
             u->content_type = type ? type : "application/octet-stream";
             if (store_submit(req->srv->store, insert_rows, rows_inserted, u) == 0)
                 return;
@@ -434,7 +383,7 @@ static void method_upload(rtmd_request *req)
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
-    if (!read_attrs(u, attrs->via.str.ptr, attrs->via.str.size)) {
+    if (!file_attrs_parse(attrs->via.str.ptr, attrs->via.str.size, &u->attrs)) {
         free(u);
         request_error(req, RTM_EC_ATTRS_WITHOUT_SIGN_OR_EXT, "attrs without the file's sign");
         return;
