@@ -289,6 +289,57 @@ describe('files', () => {
     }
   });
 
+  it("the WebSocket client SDK's upload: its payload (endpoint forwarded, ext null) over ws as the logged-in user", async () => {
+    const [a, b] = [freshUid(), freshUid()];
+    const ua = await login(srv, app, a, { transport: 'ws' });
+    const ub = await login(srv, app, b);
+    try {
+      const node = ua.twin ? srv.node(1) : srv.node(0);
+      const file = randomFile(2500);
+      // filetoken with what RTMClient.js puts in it: the ops of sendFile but mtype
+      const { token, endpoint } = await ua.call('filetoken', { cmd: 'sendfile', to: I(b) });
+      const mid = freshMid();
+      // sendFileCommon: pid, from, mid, endpoint, then the ops but sign, ext and cmd
+      const payload = { pid: Number(P1.pid), from: I(a), mid, endpoint, token, to: I(b), mtype: 50, file,
+        attrs: JSON.stringify({ rtm: { sign: fileSign(token, file), ext: null } }) };
+      const answer = await upload(node, 'sendfile', payload, 'ws');
+      assert.ok(fpnn.toBigInt(answer.mtime) > 0n);
+      const p = await ub.waitPush((x) => x.method === 'pushmsg' && fpnn.toBigInt(x.payload.mid) === fpnn.toBigInt(mid));
+      const info = JSON.parse(p.payload.msg);
+      assert.equal(info.size, file.length);
+      assert.equal(info.ext, undefined);
+      const r = await httpRequest(info.url);
+      assert.equal(r.headers['content-type'], 'application/octet-stream');
+      assert.ok(r.body.equals(file));
+    } finally {
+      await ua.close();
+      await ub.close();
+    }
+  });
+
+  it('the file gate holds at most max_file_connections links', async () => {
+    const other = await startRtmd({ config: writeConfig(await makeTempDir(), 'max_file_connections = 2\n') });
+    extra.push(other);
+    const node = other.node(0);
+    const links = [];
+    try {
+      for (let i = 0; i < 2; i++) links.push(await fpnn.connect({ port: node.ports.file_tcp }));
+      // the third is closed as it is accepted, on TCP as on WebSocket
+      const third = await fpnn.connect({ port: node.ports.file_tcp });
+      assert.ok(await third.waitClose(3000), 'the third link is closed');
+      await assert.rejects(fpnn.connect({ port: node.ports.file_ws, transport: 'ws', timeoutMs: 3000 }));
+      await links.pop().close();
+      const again = await require('./lib/rtmd').waitFor(async () => {
+        const c = await fpnn.connect({ port: node.ports.file_ws, transport: 'ws', timeoutMs: 3000 }).catch(() => null);
+        if (c) links.push(c);
+        return c !== null;
+      }, 5000);
+      assert.ok(again, 'a place freed is taken again');
+    } finally {
+      for (const c of links) await c.close();
+    }
+  });
+
   it('a token is used once and bound to project, sender, command and target (200003)', async () => {
     const node = srv.node(0);
     const from = freshUid();
