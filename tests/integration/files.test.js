@@ -403,7 +403,7 @@ describe('files', () => {
     await upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, f2, { attrs: fileAttrs(t, f2, { sign: fileSign(t, f2).toUpperCase() }) }));
   });
 
-  it('mtype outside 40-50 is 200007; a file over max_file_bytes is 200031, not stored', async () => {
+  it('mtype outside 40-50 is 200007; a file over max_file_bytes (or attrs over max_attrs_bytes) is 200031, not stored', async () => {
     const node = srv.node(0);
     const from = freshUid();
     const token = async () => (await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) })).token;
@@ -416,6 +416,10 @@ describe('files', () => {
     t = await token();
     await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file)), 200031);
     assert.ok(!fs.existsSync(blobPath(srv.dataDir, file)));
+    // attrs over max_attrs_bytes (2048): 200031 as well
+    const small = randomFile(10);
+    const padded = JSON.stringify({ rtm: { sign: fileSign(t, small), ext: 'png' }, custom: { pad: 'x'.repeat(2100) } });
+    await expectCode(upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, small, { attrs: padded })), 200031);
     file = randomFile(MAX_FILE);
     await upload(node, 'sendfile', uploadPayload(t, from, { to: I(7) }, file));
     assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, file)), file);

@@ -366,11 +366,11 @@ static void method_upload(rtmd_request *req)
         return;
     }
     if (size > project->limits.max_file_bytes) {
-        request_error(req, RTM_EC_LARGE_FILE, "file too large");
+        request_error(req, RTM_EC_LARGE_FILE_OR_ATTRS, "file too large");
         return;
     }
     if (attrs->via.str.size > project->limits.max_attrs_bytes) {
-        request_error(req, RTM_EC_LARGE_MESSAGE_OR_ATTRS, "too large attrs");
+        request_error(req, RTM_EC_LARGE_FILE_OR_ATTRS, "too large attrs");
         return;
     }
     if (fs->inflight >= req->srv->cfg.max_file_connections) {
