@@ -157,10 +157,16 @@ describe('files', () => {
 
   it('a sender holds at most 16 outstanding tokens (200010)', async () => {
     const from = freshUid();
-    for (let i = 0; i < 16; i++) await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) });
+    const tokens = [];
+    for (let i = 0; i < 16; i++) tokens.push((await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) })).token);
     await expectCode(app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) }), 200010);
     // another sender is not limited by it
     await app.call('filetoken', { from: I(freshUid()), cmd: 'sendfile', to: I(7) });
+    // a token used frees its place
+    const file = randomFile(10);
+    await upload(srv.node(0), 'sendfile', uploadPayload(tokens[3], from, { to: I(7) }, file));
+    await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) });
+    await expectCode(app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) }), 200010);
   });
 
   it('filetoken answers file_endpoint when it is configured', async () => {
@@ -371,7 +377,9 @@ describe('files', () => {
     try {
       const file = randomFile(100);
       const t1 = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
-      await sleep(2300);
+      for (let i = 0; i < 15; i++) await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      await expectCode(a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) }), 200010);
+      await sleep(2300); // expired tokens free their places too
       await expectCode(upload(other.node(0), 'sendfile', uploadPayload(t1.token, 1, { to: I(2) }, file)), 200003);
       const t2 = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
       await upload(other.node(0), 'sendfile', uploadPayload(t2.token, 1, { to: I(2) }, file));
