@@ -23,13 +23,17 @@ packages=(
   libcurl4-openssl-dev               # outgoing HTTP (P2Server POSTs to app servers)
   libcmocka-dev                      # unit tests
   libunistring-dev                   # Unicode case folding of the sensitive-word filter
+  libsystemd-dev                     # sd_notify for systemd's Type=notify units
+  debhelper dpkg-dev fakeroot systemd  # the Debian package (dpkg-buildpackage) and its test
+                                     # (package.debian: systemd-analyze verify of the unit)
   libmosquitto-dev libnats-dev libhiredis-dev  # rtm-bench's peer targets (client libraries);
                                      # hiredis is also the cluster's Redis client
   libpq-dev                          # the PostgreSQL store backend (cluster mode)
   postgresql redis-server            # real servers started by the tests (not as services)
   curl ca-certificates               # used by scripts and tests
   sqlite3                            # tests read the store's file directly
-  python3                            # scripts/check-layers.py
+  python3                            # scripts/check-layers.py, scripts/man-settings.py
+  scdoc                              # man pages (docs/man/*.scd to roff)
   chromium libnss3-tools             # browser tests (driven by playwright-core from npm;
                                      # certutil makes its store trust a test CA)
   "$@"                               # asked for by the caller

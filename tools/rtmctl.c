@@ -3,7 +3,8 @@
  * of a first session (token, send, listen, history, friends, info, data),
  * which sign their
  * server-gate requests themselves; and, over HTTP with libcurl, the
- * RealTimeCat REST API (session, rtcat-token). It owns argument parsing,
+ * RealTimeCat REST API (session, rtcat-token); and the store's backup
+ * (rtmctl_backup.c). It owns argument parsing,
  * output formats and exit codes:
  *   0  success
  *   1  usage error, bad input, connection failure or timeout
@@ -11,6 +12,7 @@
  *      the REST API's {"error","description"}), or refused a login token */
 #define _GNU_SOURCE /* asprintf */
 #include "rtm/client.h"
+#include "rtmctl_backup.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -115,6 +117,11 @@ static void usage(FILE *f)
             "  rtcat-token ADDR update ID [--label L] [--data D] [--live-days N] [--permanent true|false]\n"
             "                               the same for a session's tokens; create prints an array\n"
             "                               when --number is over 1\n"
+            "\n"
+            "  operator command (on the machine of an rtmd on SQLite):\n"
+            "  backup DATA_DIR FILE         copy the store in DATA_DIR (or the store file given)\n"
+            "                               to the new FILE while rtmd runs: a consistent snapshot,\n"
+            "                               checked and fsynced; print {\"file\",\"bytes\",...}\n"
             "\n"
             "  client command (client gate, default port 13325):\n"
             "  listen HOST:PORT --pid PID --uid UID --token TOKEN [--count N] [--seconds S]\n"
@@ -1532,6 +1539,11 @@ int main(int argc, char **argv)
         if (nargs != 1)
             return usage_error("%s", "usage: rtmctl ping HOST:PORT");
         return cmd_ping(&o, args[0]);
+    }
+    if (strcmp(cmd, "backup") == 0) {
+        if (nargs != 2)
+            return usage_error("%s", "usage: rtmctl backup DATA_DIR FILE");
+        return rtmctl_backup(args[0], args[1]);
     }
     if (strcmp(cmd, "call") == 0) {
         if (nargs != 3)

@@ -1,21 +1,37 @@
-/* Levelled logging to stderr (see log.h): one line per event, with a UTC
- * timestamp and the level, written with a single fputs so that lines from
- * the writer thread and the event loop do not interleave. Peer strings are
- * escaped by rtm_log_str; every line is checked once more before it is
- * written, so that nothing can split it or put invalid UTF-8 in it. */
+/* Levelled logging (see log.h): one line per message or event, with a UTC
+ * timestamp and the level, in the chosen format, written with a single
+ * write(2) so that lines from the writer thread and the event loop do not
+ * interleave. Peer strings are escaped by rtm_log_str; every message is
+ * checked once more before it is written, so that nothing can split a line
+ * or put invalid UTF-8 in it. The output is stderr or a file; reopening
+ * the file swaps it in with dup2 under the same descriptor, so a thread
+ * writing meanwhile writes whole lines to one file or the other. */
 #include "log.h"
 
 #include "utf8.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum rtm_log_level current_level = RTM_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+static enum rtm_log_format current_format = RTM_LOG_TEXT;
+static const char *const format_names[] = {"text", "logfmt", "json"};
+static int log_fd = STDERR_FILENO;
+static char log_path[4096]; /* "" while lines go to stderr */
+
+/* Room for one line: a message of up to MESSAGE_MAX bytes, or an event of
+ * up to EVENT_PAIRS_MAX fields of escaped values, quoted. */
+#define MESSAGE_MAX 1024
+#define EVENT_PAIRS_MAX 12
+#define LINE_MAX_BYTES 8192
 
 void rtm_log_set_level(enum rtm_log_level level)
 {
@@ -28,6 +44,66 @@ int rtm_log_parse_level(const char *name)
         if (strcmp(name, level_names[i]) == 0)
             return i;
     return -1;
+}
+
+int rtm_log_enabled(enum rtm_log_level level)
+{
+    return level >= current_level && level < RTM_LOG_OFF;
+}
+
+void rtm_log_set_format(enum rtm_log_format format)
+{
+    current_format = format;
+}
+
+int rtm_log_parse_format(const char *name)
+{
+    for (int i = 0; i <= RTM_LOG_JSON; i++)
+        if (strcmp(name, format_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int open_log_file(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int rtm_log_open(const char *path)
+{
+    if (!path || !path[0]) {
+        if (log_fd != STDERR_FILENO)
+            close(log_fd);
+        log_fd = STDERR_FILENO;
+        log_path[0] = '\0';
+        return 0;
+    }
+    if (strlen(path) >= sizeof log_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open_log_file(path);
+    if (fd < 0)
+        return -1;
+    if (log_fd != STDERR_FILENO)
+        close(log_fd);
+    log_fd = fd;
+    snprintf(log_path, sizeof log_path, "%s", path);
+    return 0;
+}
+
+int rtm_log_reopen(void)
+{
+    if (!log_path[0])
+        return 0;
+    int fd = open_log_file(log_path);
+    if (fd < 0)
+        return -1;
+    int rc = dup2(fd, log_fd) < 0 ? -1 : 0;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 /* Length of the character at p that may appear in a log line as it is:
@@ -107,25 +183,156 @@ static void neutralize(char *text, size_t len)
     }
 }
 
-void rtm_log(enum rtm_log_level level, const char *fmt, ...)
+/* ---- lines ---- */
+
+typedef struct line {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+} line;
+
+/* Appends n bytes; what does not fit (beside the closing bytes a line
+ * needs: '"', '}' and '\n') is dropped. */
+static void put(line *l, const char *s, size_t n)
 {
-    if (level < current_level)
-        return;
-    char line[1024];
+    size_t room = sizeof l->buf - 4 - l->len;
+    if (n > room)
+        n = room;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_str(line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+/* A value in the line's format (see log.h): JSON strings, logfmt (and
+ * text events) quoted only when they must be. */
+static void put_value(line *l, const char *v)
+{
+    bool quote = current_format == RTM_LOG_JSON || !v[0] || strpbrk(v, " =\"") != NULL;
+    if (quote)
+        put(l, "\"", 1);
+    for (const char *c = v; *c; c++) {
+        if (quote && (*c == '"' || *c == '\\'))
+            put(l, "\\", 1);
+        put(l, c, 1);
+    }
+    if (quote)
+        put(l, "\"", 1);
+}
+
+/* The key of a field: ' key=' (first: no space), or ',"key":' in JSON. */
+static void put_key(line *l, const char *key)
+{
+    if (current_format == RTM_LOG_JSON) {
+        put_str(l, ",\"");
+        put_str(l, key);
+        put_str(l, "\":");
+    } else {
+        put_str(l, " ");
+        put_str(l, key);
+        put_str(l, "=");
+    }
+}
+
+/* Time and level; in text the message or event follows after two spaces
+ * of padding, as the lines have always looked. */
+static void put_head(line *l, enum rtm_log_level level)
+{
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                     level_names[level]);
+    char when[64];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    l->len = 0;
+    char head[128];
+    if (current_format == RTM_LOG_TEXT)
+        snprintf(head, sizeof head, "%s %-5s", when, level_names[level]);
+    else if (current_format == RTM_LOG_LOGFMT)
+        snprintf(head, sizeof head, "ts=%s level=%s", when, level_names[level]);
+    else
+        snprintf(head, sizeof head, "{\"ts\":\"%s\",\"level\":\"%s\"", when, level_names[level]);
+    put_str(l, head);
+}
+
+static void write_line(line *l)
+{
+    if (current_format == RTM_LOG_JSON)
+        l->buf[l->len++] = '}';
+    l->buf[l->len++] = '\n';
+    const char *p = l->buf;
+    size_t left = l->len;
+    while (left > 0) {
+        ssize_t n = write(log_fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* nowhere left to say so */
+        p += n;
+        left -= (size_t)n;
+    }
+}
+
+void rtm_log(enum rtm_log_level level, const char *fmt, ...)
+{
+    if (!rtm_log_enabled(level))
+        return;
+    char msg[MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = strlen(line);
-    neutralize(line + n, len - (size_t)n);
-    line[len] = '\n';
-    line[len + 1] = '\0';
-    fputs(line, stderr);
+    neutralize(msg, strlen(msg));
+    line l;
+    put_head(&l, level);
+    if (current_format == RTM_LOG_TEXT) {
+        put_str(&l, " ");
+        put_str(&l, msg);
+    } else {
+        put_key(&l, "msg");
+        put_value(&l, msg);
+    }
+    write_line(&l);
+}
+
+void rtm_log_event_kv(enum rtm_log_level level, const char *event, const char *const *kv, size_t n)
+{
+    if (!rtm_log_enabled(level))
+        return;
+    line l;
+    put_head(&l, level);
+    if (current_format == RTM_LOG_TEXT)
+        put_str(&l, " event=");
+    else
+        put_key(&l, "event");
+    put_value(&l, event);
+    for (size_t i = 0; i + 1 < n && i < 2 * EVENT_PAIRS_MAX; i += 2) {
+        const char *value = kv[i + 1] ? kv[i + 1] : "";
+        char escaped[RTM_LOG_STR_SIZE];
+        put_key(&l, kv[i]);
+        put_value(&l, rtm_log_str(escaped, value, strlen(value)));
+    }
+    write_line(&l);
+}
+
+void rtm_log_event(enum rtm_log_level level, const char *event, ...)
+{
+    if (!rtm_log_enabled(level))
+        return;
+    const char *kv[2 * EVENT_PAIRS_MAX];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, event);
+    while (n < 2 * EVENT_PAIRS_MAX) {
+        const char *key = va_arg(ap, const char *);
+        if (!key)
+            break;
+        kv[n++] = key;
+        kv[n++] = va_arg(ap, const char *);
+    }
+    va_end(ap);
+    rtm_log_event_kv(level, event, kv, n);
 }

@@ -1,6 +1,7 @@
-/* Levelled logging to stderr, shared by rtmd, librtm and the tools, and the
- * one escaping of strings that come from peers before they reach a log
- * line. */
+/* Levelled logging, shared by rtmd, librtm and the tools: one line per
+ * message or event, as text (the default), logfmt or JSON, to stderr or a
+ * file that can be reopened for log rotation; and the one escaping of
+ * strings that come from peers before they reach a log line. */
 #ifndef RTM_LOG_H
 #define RTM_LOG_H
 
@@ -11,6 +12,33 @@ enum rtm_log_level { RTM_LOG_DEBUG = 0, RTM_LOG_INFO, RTM_LOG_WARN, RTM_LOG_ERRO
 void rtm_log_set_level(enum rtm_log_level level);
 /* Parses "debug", "info", "warn", "error" or "off"; returns -1 if unknown. */
 int rtm_log_parse_level(const char *name);
+
+/* Line formats. Every line has the time (UTC, milliseconds), the level and
+ * either a message (LOG_INFO(...)) or an event with its fields
+ * (rtm_log_event):
+ *   text    2026-12-04T15:38:09.123Z info  store: ...
+ *           2026-12-04T15:38:09.123Z info  event=conn_open conn=7 gate=client_tcp peer=127.0.0.1:50112
+ *   logfmt  ts=2026-12-04T15:38:09.123Z level=info msg="store: ..."
+ *           ts=... level=info event=conn_open conn=7 gate=client_tcp peer=127.0.0.1:50112
+ *   json    {"ts":"2026-12-04T15:38:09.123Z","level":"info","msg":"store: ..."}
+ *           {"ts":"...","level":"info","event":"conn_open","conn":"7",...}
+ * Keys are fixed names; values are text. A logfmt value is quoted when it
+ * is empty or holds a space, '=' or '"', with '"' and '\' escaped by a
+ * backslash; a JSON value is a JSON string. Decoding either gives the text
+ * as the text format shows it (peer strings as rtm_log_str wrote them). */
+enum rtm_log_format { RTM_LOG_TEXT = 0, RTM_LOG_LOGFMT, RTM_LOG_JSON };
+void rtm_log_set_format(enum rtm_log_format format);
+/* Parses "text", "logfmt" or "json"; returns -1 if unknown. */
+int rtm_log_parse_format(const char *name);
+
+/* Lines go to the file at path from now on (appended to, created with mode
+ * 0640), or to stderr when path is NULL or empty. 0, or -1 with errno set
+ * and the output unchanged. */
+int rtm_log_open(const char *path);
+/* Opens the file again under its name (after a log rotation moved it) and
+ * swaps it in for the open one without a moment with no log: 0, or -1 with
+ * errno set and the old file kept. Nothing to do (0) on stderr. */
+int rtm_log_reopen(void);
 /* Writes one line. As a last guard, a byte of the formatted message that is
  * a control character or not part of valid UTF-8 is written as '?', so no
  * argument can split a line or put invalid text into the log; peer strings
@@ -26,6 +54,17 @@ void rtm_log(enum rtm_log_level level, const char *fmt, ...) __attribute__((form
  * (C0, DEL, C1, U+2028, U+2029) and bytes that are not valid UTF-8 as \xHH
  * per byte. Output longer than the buffer ends with "...". */
 const char *rtm_log_str(char buf[RTM_LOG_STR_SIZE], const void *s, size_t len);
+
+/* Writes one event: its name, then pairs of key and value (C strings),
+ * ending with NULL: rtm_log_event(RTM_LOG_INFO, "conn_open", "conn", id,
+ * "gate", gate, NULL). Keys are the caller's fixed names ([a-z0-9_]);
+ * values go through rtm_log_str, so a peer's bytes are escaped there. */
+void rtm_log_event(enum rtm_log_level level, const char *event, ...) __attribute__((sentinel));
+/* The same with the fields in an array: kv[0] key, kv[1] value, ... (n
+ * entries, n even); a NULL value is written empty. */
+void rtm_log_event_kv(enum rtm_log_level level, const char *event, const char *const *kv, size_t n);
+/* Whether a line of level would be written (to skip preparing its fields). */
+int rtm_log_enabled(enum rtm_log_level level);
 
 #define LOG_DEBUG(...) rtm_log(RTM_LOG_DEBUG, __VA_ARGS__)
 #define LOG_INFO(...) rtm_log(RTM_LOG_INFO, __VA_ARGS__)

@@ -221,6 +221,7 @@ enum kind {
     K_U32,    /* uint32_t, min..max */
     K_STR,    /* char array of size bytes, checked by check_str */
     K_LEVEL,  /* int, a log level name */
+    K_LOG_FORMAT, /* int, a log line format name */
     K_PID,    /* int64_t, 1..2147483647: the Go server SDK sends the pid as
                * an int32 (and the RTM docs call it a 32-bit integer) */
     K_SECRET, /* char array, 8..127 printable ASCII without spaces */
@@ -289,6 +290,8 @@ static const setting top_settings[] = {
     {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY},
     {"retention_interval", K_U32, TOP(retention_interval), 1, 86400, S_ANY},
     {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
+    {"log_format", K_LOG_FORMAT, TOP(log_format), 0, 0, S_ANY},
+    {"log_file", K_STR, TOP(log_file), 0, 0, S_ANY}, /* opened by main.c at start */
     {"demo_dir", K_STR, TOP(demo_dir), 0, 0, S_ANY}, /* its files are checked by demo.c at start */
 };
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
@@ -411,6 +414,7 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->sign_fail_max = 5;
     cfg->retention_interval = 60;
     cfg->log_level = RTM_LOG_INFO;
+    cfg->log_format = RTM_LOG_TEXT;
     cfg->nprojects = 0;
 }
 
@@ -636,6 +640,15 @@ static int apply(const setting *st, void *base, const char *value, char *msg)
             return -1;
         }
         *(int *)(void *)field = level;
+        return 0;
+    }
+    case K_LOG_FORMAT: {
+        int format = rtm_log_parse_format(value);
+        if (format < 0) {
+            set_msg(msg, "%s: '%s' is not a log format (text, logfmt or json)", st->name, echo(value, eb));
+            return -1;
+        }
+        *(int *)(void *)field = format;
         return 0;
     }
     case K_SECRET: {

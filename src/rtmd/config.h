@@ -161,6 +161,10 @@ typedef struct rtmd_config {
     uint32_t sign_fail_max;       /* failed signatures in a row before a server-gate link is closed, 0 = never */
     uint32_t retention_interval;  /* seconds between history retention runs and token expiry passes */
     int log_level;                /* enum rtm_log_level */
+    int log_format;               /* enum rtm_log_format */
+    /* Where log lines go: a file appended to and reopened on SIGUSR1 (log
+     * rotation), or stderr when empty. */
+    char log_file[512];
     /* The demo web pages (modules/demo.c): a directory whose files rtmd
      * serves at /demo/ with unauthenticated token minting for the project
      * with demo = 1; empty = off. */

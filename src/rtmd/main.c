@@ -5,6 +5,7 @@
 #include "log.h"
 #include "server.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ static void usage(FILE *out)
             "one 'project pid=.. secret=..' line per project, one 'rts pid=.. app_id=..\n"
             "app_key=..' line per project with RTS tokens, then 'rtmd VERSION ready'.\n"
             "SIGTERM or SIGINT stop it gracefully; a second signal exits at once.\n"
-            "SIGHUP loads the TLS certificate and key again.\n");
+            "SIGHUP loads the TLS certificate and key again; SIGUSR1 reopens log_file.\n");
 }
 
 /* Splits "--key=value" or "--key value"; returns the number of argv entries used. */
@@ -124,6 +125,11 @@ int main(int argc, char **argv)
         return 2;
     }
     rtm_log_set_level((enum rtm_log_level)cfg.log_level);
+    rtm_log_set_format((enum rtm_log_format)cfg.log_format);
+    if (rtm_log_open(cfg.log_file) != 0) {
+        fprintf(stderr, "rtmd: log_file %s: %s\n", cfg.log_file, strerror(errno));
+        return 1;
+    }
 
     static rtmd_server srv;
     uv_loop_t *loop = uv_default_loop();

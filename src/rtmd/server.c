@@ -1,8 +1,10 @@
 /* The rtmd server object: start-up (store, encryption key, projects,
  * method table, listeners), the housekeeping that visits every connection
  * about once a second in slices (handshake, login and idle timeouts,
- * keepalive pings), the ready banner, and the graceful stop driven by
- * SIGTERM/SIGINT. One event loop owns all of this state, so running several
+ * keepalive pings), the ready banner, the graceful stop driven by
+ * SIGTERM/SIGINT, the SIGHUP reload, the log file's reopening on SIGUSR1,
+ * and what systemd is told of them
+ * (sd_notify READY, RELOADING, STOPPING; nothing without NOTIFY_SOCKET). One event loop owns all of this state, so running several
  * loops later means one rtmd_server-like shard per loop. */
 #include "server.h"
 
@@ -13,10 +15,12 @@
 #include "methods.h"
 #include "services.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +316,7 @@ static void finish_stop(rtmd_server *srv)
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
+    uv_close((uv_handle_t *)&srv->sigusr1, NULL);
     uv_close((uv_handle_t *)&srv->stop_timer, NULL);
     LOG_INFO("stopped");
 }
@@ -355,6 +360,7 @@ void rtmd_server_stop(rtmd_server *srv)
     srv->stop_started_ms = srv->stop_progress_ms = uv_now(srv->loop);
     srv->stop_undelivered = 0;
     LOG_INFO("stopping: no new connections or quests, finishing writes in flight");
+    sd_notify(0, "STOPPING=1");
     close_listeners(srv);
     for (rtmd_conn *c = srv->net.conns; c; c = c->next)
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -385,8 +391,26 @@ static void on_reload(uv_signal_t *h, int signum)
 {
     (void)signum;
     rtmd_server *srv = h->data;
+    sd_notify(0, "RELOADING=1");
     reload_tls(srv);
     services_reload(srv);
+    sd_notify(0, "READY=1");
+}
+
+/* SIGUSR1: the log file again under its name (after logrotate moved it). */
+static void on_reopen_log(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    rtmd_server *srv = h->data;
+    if (!srv->cfg.log_file[0]) {
+        LOG_INFO("SIGUSR1: logging to standard error, nothing to reopen");
+        return;
+    }
+    if (rtm_log_reopen() != 0) {
+        LOG_ERROR("SIGUSR1: keeping the open log file: reopening %s failed: %s", srv->cfg.log_file, strerror(errno));
+        return;
+    }
+    LOG_INFO("SIGUSR1: log file %s reopened", srv->cfg.log_file);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -472,6 +496,9 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
     uv_signal_init(loop, &srv->sighup);
     srv->sighup.data = srv;
     uv_signal_start(&srv->sighup, on_reload, SIGHUP);
+    uv_signal_init(loop, &srv->sigusr1);
+    srv->sigusr1.data = srv;
+    uv_signal_start(&srv->sigusr1, on_reopen_log, SIGUSR1);
     return 0;
 }
 
@@ -499,6 +526,8 @@ void rtmd_server_print_ready(rtmd_server *srv)
                    srv->projects[i].limits.rtcat_apikey, srv->projects[i].limits.rtcat_secret);
     printf("rtmd %s ready\n", RTMD_VERSION);
     fflush(stdout);
+    /* Under systemd (Type=notify) the unit is started from here on. */
+    sd_notify(0, "READY=1");
 }
 
 int rtmd_server_run(rtmd_server *srv)

@@ -1,8 +1,9 @@
-/* Unit tests of the log's handling of peer strings (src/core/log.h): the
- * escaping helper keeps text readable and makes control characters,
- * separators and invalid UTF-8 visible escapes, and rtm_log itself never
- * writes a raw control character or an invalid byte, whatever it is
- * given. */
+/* Unit tests of the log (src/core/log.h): the escaping helper keeps peer
+ * strings readable and makes control characters, separators and invalid
+ * UTF-8 visible escapes; rtm_log never writes a raw control character or
+ * an invalid byte, whatever it is given; the logfmt and JSON formats give
+ * back, once decoded, what the text format shows; and a log file reopened
+ * after a rotation takes the next lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "log.h"
 #include "utf8.h"
@@ -100,6 +102,118 @@ static void a_log_line_is_one_line_of_valid_text(void **state)
     free(line);
 }
 
+/* The lines written to a fresh log file while fn runs, in format. */
+static char *logged(enum rtm_log_format format, void (*fn)(void))
+{
+    char path[] = "/tmp/rtm-test-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(rtm_log_open(path), 0);
+    rtm_log_set_format(format);
+    fn();
+    rtm_log_set_format(RTM_LOG_TEXT);
+    assert_int_equal(rtm_log_open(NULL), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    return text;
+}
+
+static void log_a_message_and_an_event(void)
+{
+    rtm_log(RTM_LOG_INFO, "store: %d rows", 3);
+    rtm_log_event(RTM_LOG_INFO, "auth", "conn", "7", "uid", "a \"b\"\\c\n\xff", "empty", "", NULL);
+    rtm_log(RTM_LOG_DEBUG, "below the level: not written");
+}
+
+static void logfmt_lines(void **state)
+{
+    char *text = logged(RTM_LOG_LOGFMT, log_a_message_and_an_event);
+    char *second = strchr(text, '\n');
+    assert_non_null(second);
+    *second++ = '\0';
+    assert_true(strncmp(text, "ts=", 3) == 0);
+    assert_non_null(strstr(text, "Z level=info msg=\"store: 3 rows\""));
+    /* The peer's value as rtm_log_str writes it (a \"b\"\\c\n\xff), quoted. */
+    assert_non_null(strstr(second, " level=info event=auth conn=7 uid=\"a \\\"b\\\"\\\\\\\\c\\\\n\\\\xff\" empty=\"\"\n"));
+    char *end = strchr(second, '\n');
+    assert_non_null(end);
+    assert_string_equal(end + 1, ""); /* the debug line was not written */
+}
+
+static void json_lines(void **state)
+{
+    char *text = logged(RTM_LOG_JSON, log_a_message_and_an_event);
+    json_error_t err;
+    json_t *lines[2];
+    char *p = text;
+    for (int i = 0; i < 2; i++) {
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        lines[i] = json_loads(p, 0, &err);
+        assert_non_null(lines[i]);
+        p = nl + 1;
+    }
+    assert_string_equal(p, ""); /* the debug line was not written */
+    assert_string_equal(json_string_value(json_object_get(lines[0], "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(lines[0], "msg")), "store: 3 rows");
+    assert_non_null(json_object_get(lines[0], "ts"));
+    assert_string_equal(json_string_value(json_object_get(lines[1], "event")), "auth");
+    assert_string_equal(json_string_value(json_object_get(lines[1], "conn")), "7");
+    assert_string_equal(json_string_value(json_object_get(lines[1], "uid")), "a \"b\"\\\\c\\n\\xff");
+    assert_string_equal(json_string_value(json_object_get(lines[1], "empty")), "");
+    json_decref(lines[0]);
+    json_decref(lines[1]);
+}
+
+static void text_events(void **state)
+{
+    char *text = logged(RTM_LOG_TEXT, log_a_message_and_an_event);
+    assert_non_null(strstr(text, " info  store: 3 rows\n"));
+    assert_non_null(strstr(text, " info  event=auth conn=7 uid=\"a "));
+}
+
+static void reopen_after_rotation(void **state)
+{
+    char path[] = "/tmp/rtm-test-rotate-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char rotated[64];
+    snprintf(rotated, sizeof rotated, "%s.1", path);
+    assert_int_equal(rtm_log_open(path), 0);
+    rtm_log(RTM_LOG_WARN, "before the rotation");
+    assert_int_equal(rename(path, rotated), 0);
+    rtm_log(RTM_LOG_WARN, "still to the moved file");
+    assert_int_equal(rtm_log_reopen(), 0);
+    rtm_log(RTM_LOG_WARN, "after the reopen");
+    assert_int_equal(rtm_log_open(NULL), 0);
+    char buf[1024];
+    FILE *f = fopen(rotated, "r");
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(buf, "before the rotation"));
+    assert_non_null(strstr(buf, "still to the moved file"));
+    assert_null(strstr(buf, "after the reopen"));
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(buf, "after the reopen"));
+    assert_null(strstr(buf, "before"));
+    assert_int_equal(rtm_log_open("/nonexistent-dir/x.log"), -1);
+    unlink(path);
+    unlink(rotated);
+}
+
 static void utf8_validation(void **state)
 {
     assert_true(rtm_utf8_valid("", 0));
@@ -120,6 +234,10 @@ int main(void)
         cmocka_unit_test(long_strings_are_cut_with_an_ellipsis),
         cmocka_unit_test(a_log_line_is_one_line_of_valid_text),
         cmocka_unit_test(utf8_validation),
+        cmocka_unit_test(logfmt_lines),
+        cmocka_unit_test(json_lines),
+        cmocka_unit_test(text_events),
+        cmocka_unit_test(reopen_after_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,8 +177,54 @@ static void send_answer(rtmd_request *req, uint8_t status, const char *body, siz
 
 /* Sends the answer and frees the request, or keeps the answer while the
  * request is held. */
+/* The text of the quest's argument key (an integer or a string) for a log
+ * line; "" when it is absent or something else. */
+static const char *arg_text(const rtmd_request *req, const char *key, char *buf, size_t cap)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    int64_t v;
+    buf[0] = '\0';
+    if (o && mp_obj_int64(o, &v))
+        snprintf(buf, cap, "%lld", (long long)v);
+    else if (o && o->type == MSGPACK_OBJECT_STR)
+        snprintf(buf, cap, "%.*s", (int)(o->via.str.size < cap ? o->via.str.size : cap - 1), o->via.str.ptr);
+    return buf;
+}
+
+/* The outcome of an RTMD_M_LOG method as one event named after it, with
+ * the connection's fields, the pid and uid it asked for and the result: ok,
+ * denied (an answer {ok: false}) or error (with its code and ex). */
+static void log_outcome(rtmd_request *req, uint8_t status, const char *body, size_t len)
+{
+    if (!rtm_log_enabled(RTM_LOG_INFO))
+        return;
+    const char *result = status ? "error" : "ok";
+    char code[24] = "", ex[160] = "", pid[24], uid[160];
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, body, len, NULL) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *ok = mp_map_get(&u.data, "ok");
+        const msgpack_object *c = mp_map_get(&u.data, "code");
+        const char *text;
+        size_t text_len;
+        int64_t v;
+        if (!status && ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean)
+            result = "denied";
+        if (status && c && mp_obj_int64(c, &v))
+            snprintf(code, sizeof code, "%lld", (long long)v);
+        if (status && mp_get_str(&u.data, "ex", &text, &text_len))
+            snprintf(ex, sizeof ex, "%.*s", (int)(text_len < sizeof ex ? text_len : sizeof ex - 1), text);
+    }
+    const char *fields[] = {"pid", arg_text(req, "pid", pid, sizeof pid), "uid", arg_text(req, "uid", uid, sizeof uid),
+                            "result", result, "code", code, "ex", ex};
+    conn_log_event(req->conn, req->method, fields, status ? 10 : 6);
+    msgpack_unpacked_destroy(&u);
+}
+
 static void finish(rtmd_request *req, uint8_t status, const char *body, size_t len)
 {
+    if (req->mflags & RTMD_M_LOG)
+        log_outcome(req, status, body, len);
     if (req->holds > 0) {
         req->answered = true;
         if (!req->twoway)
@@ -366,6 +412,7 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
         request_error(req, FPNN_EC_CORE_UNKNOWN_METHOD, "unknown method");
         return 0;
     }
+    req->mflags = m->flags;
     if (m->flags & RTMD_M_OPEN) {
         m->handler(req);
         return 0;

@@ -31,6 +31,7 @@ typedef struct rtmd_request {
     msgpack_unpacked payload;
     const msgpack_object *args; /* the payload map */
     rtmd_handler handler;       /* the method's, kept for request_authorized */
+    unsigned mflags;            /* the method's RTMD_M_* flags */
     /* An answer given while the request is held waits here (request_hold). */
     uint8_t holds;
     bool answered;
@@ -43,6 +44,7 @@ typedef struct rtmd_request {
 /* Method flags. By default a method needs an identity: a logged-in
  * session on the client gates, a valid signature on the server gate. */
 #define RTMD_M_OPEN 1u        /* callable before login / without signature */
+#define RTMD_M_LOG 2u         /* its outcome is logged at info (logins: auth) */
 
 typedef struct rtmd_method {
     const char *name;

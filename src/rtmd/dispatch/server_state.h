@@ -37,6 +37,7 @@ typedef struct rtmd_server {
 
     rtmd_listener listeners[ENDPOINT_COUNT];
     uv_signal_t sighup;             /* reloads the certificate */
+    uv_signal_t sigusr1;            /* reopens the log file (log rotation) */
     uv_timer_t tick;
     uv_check_t flusher;
     uv_signal_t sigterm, sigint;

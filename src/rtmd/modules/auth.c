@@ -1342,7 +1342,7 @@ static int auth_init(rtmd_server *srv, char *err, size_t errlen)
 }
 
 static const rtmd_method auth_methods[] = {
-    {"auth", GATES_CLIENT, method_auth, RTMD_M_OPEN},
+    {"auth", GATES_CLIENT, method_auth, RTMD_M_OPEN | RTMD_M_LOG},
     {"gettoken", GATES_SERVER, method_gettoken, 0},
     {"removetoken", GATES_SERVER, method_removetoken, 0},
     {"kickout", GATES_SERVER | GATES_CLIENT, method_kickout, 0},

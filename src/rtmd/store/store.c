@@ -69,9 +69,9 @@
 
 #include "lathist.h"
 #include "log.h"
+#include "store_file.h"
 #include "store_schema.h"
 
-#define STORE_FILE "rtmd.sqlite3"
 #define STORE_DEFAULT_BATCH 256
 
 #define STORE_MAX_IDLE_READERS 8

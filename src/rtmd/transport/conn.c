@@ -291,6 +291,19 @@ static void teardown(rtmd_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
+void conn_log_event(rtmd_conn *c, const char *event, const char *const *kv, size_t n)
+{
+    if (!rtm_log_enabled(RTM_LOG_INFO))
+        return;
+    char id[24], peer[RTMD_PEER_LEN];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)c->id);
+    const char *fields[2 * 12] = {"conn", id, "gate", rtmd_gate_name(c->gate), "peer", conn_peer(c, peer)};
+    size_t count = 6;
+    for (size_t i = 0; i < n && count < sizeof fields / sizeof fields[0]; i++)
+        fields[count++] = kv[i];
+    rtm_log_event_kv(RTM_LOG_INFO, event, fields, count);
+}
+
 /* Closing is deferred, as Redis (freeClientAsync) and Mosquitto
  * (context__add_to_disused) do it: the connection only stops reading and
  * writing here, and conn_finish_closes tears it down at the next check of
@@ -302,9 +315,7 @@ void conn_close(rtmd_conn *c, const char *reason)
         return;
     c->closing = true;
     rtmd_net *net = conn_net(c);
-    char peer[RTMD_PEER_LEN];
-    LOG_DEBUG("conn %llu %s %s closed: %s", (unsigned long long)c->id, rtmd_gate_name(c->gate), conn_peer(c, peer),
-              reason);
+    conn_log_event(c, "conn_close", (const char *[]){"reason", reason}, 2);
     uv_read_stop((uv_stream_t *)&c->tcp);
     /* Its places in the connection budgets are free at once, so that a
      * link accepted in the same loop turn can have them. */
@@ -1078,4 +1089,5 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status)
     net->conns = c;
     net->nconns++;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    conn_log_event(c, "conn_open", NULL, 0);
 }

@@ -229,6 +229,9 @@ int conn_send_raw(rtmd_conn *c, const void *data, size_t len);
 /* "ip:port" of the peer, for logs and events, written into buf. */
 #define RTMD_PEER_LEN 64
 const char *conn_peer(rtmd_conn *c, char buf[RTMD_PEER_LEN]);
+/* Logs event at info with the connection's fields (conn, gate, peer), then
+ * the n entries of kv: key, value, key, value... (log.h, rtm_log_event). */
+void conn_log_event(rtmd_conn *c, const char *event, const char *const *kv, size_t n);
 /* Frees the output buffers of a connection with nothing to write (the
  * housekeeping tick calls it for idle connections). */
 void conn_release_idle_buffers(rtmd_conn *c);
