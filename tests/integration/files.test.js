@@ -601,8 +601,9 @@ describe('files', () => {
     const dir = await makeTempDir();
     const ca = makeCa(dir);
     const cert = makeServerCert(dir, ca);
+    // HTTP off: file URLs name the HTTPS listener
     const other = await startRtmd({ config: writeConfig(dir), args: [`--tls_cert=${cert.cert}`, `--tls_key=${cert.key}`,
-      '--client_wss_port=0', '--https_port=0'] });
+      '--client_wss_port=0', '--https_port=0', '--http_port=-1'] });
     extra.push(other);
     assert.ok(other.ports.file_wss > 0, 'the file_wss listener is announced');
     const a2 = await appServer(other, { project: P1 });
@@ -617,6 +618,33 @@ describe('files', () => {
         await c.close();
       }
       assert.deepEqual(fs.readFileSync(blobPath(other.dataDir, file)), file);
+      const h = await a2.call('getp2pmsg', { uid: I(1), ouid: I(2), desc: true, num: 1 });
+      const { url } = JSON.parse(h.msgs[0][5]);
+      assert.equal(url.replace(/[0-9a-f]{32}$/, ''), `https://127.0.0.1:${other.node(0).ports.https}/files/`);
+      const body = await new Promise((resolve, reject) => {
+        const req = require('node:https').get(url.replace('127.0.0.1', 'localhost'), { ca: ca.pem, agent: false }, (res) => {
+          const parts = [];
+          res.on('data', (d) => parts.push(d));
+          res.on('end', () => resolve(Buffer.concat(parts)));
+        });
+        req.on('error', reject);
+      });
+      assert.ok(body.equals(file), 'downloaded over https byte for byte');
+    } finally {
+      await a2.close();
+    }
+  });
+
+  it('file_base_url is the prefix of the URLs in file messages', async () => {
+    const other = await startRtmd({ config: writeConfig(await makeTempDir(), 'file_base_url = "https://cdn.example.com/chat/"\n') });
+    extra.push(other);
+    const a2 = await appServer(other, { project: P1 });
+    try {
+      const file = randomFile(20);
+      const { token } = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+      await upload(other.node(0), 'sendfile', uploadPayload(token, 1, { to: I(2) }, file));
+      const h = await a2.call('getp2pmsg', { uid: I(1), ouid: I(2), desc: true, num: 1 });
+      assert.match(JSON.parse(h.msgs[0][5]).url, /^https:\/\/cdn\.example\.com\/chat\/files\/[0-9a-f]{32}$/);
     } finally {
       await a2.close();
     }

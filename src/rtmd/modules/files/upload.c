@@ -109,7 +109,8 @@ static size_t conversations(const file_token *t, conv_key *out)
 /* ---- sending the message ---- */
 
 /* The URL of a stored file: file_base_url, or the HTTP listener at the
- * address the uploader reached this node on. */
+ * address the uploader reached this node on (the HTTPS one when only it
+ * listens). */
 static void file_url(rtmd_server *srv, rtmd_conn *conn, const char *id, char *out, size_t cap)
 {
     if (srv->cfg.file_base_url[0]) {
@@ -120,7 +121,9 @@ static void file_url(rtmd_server *srv, rtmd_conn *conn, const char *id, char *ou
     }
     char host[INET6_ADDRSTRLEN + 2];
     files_local_host(conn, host, sizeof host);
-    snprintf(out, cap, "http://%s:%d/files/%s", host, srv->listeners[ENDPOINT_HTTP].port, id);
+    bool tls = !srv->listeners[ENDPOINT_HTTP].active && srv->listeners[ENDPOINT_HTTPS].active;
+    snprintf(out, cap, "%s://%s:%d/files/%s", tls ? "https" : "http", host,
+             srv->listeners[tls ? ENDPOINT_HTTPS : ENDPOINT_HTTP].port, id);
 }
 
 /* msg of the file message: the JSON the SDKs' file-info builders read. */
