@@ -229,7 +229,7 @@ enum kind {
     K_APP_KEY, /* char array, 1..size-1 printable ASCII without spaces, never echoed */
 };
 
-enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH, S_REDIS, S_NODE, S_WORDS_POLICY };
+enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH, S_REDIS, S_NODE, S_WORDS_POLICY, S_ENDPOINT, S_BASE_URL };
 
 typedef struct setting {
     const char *name;
@@ -256,6 +256,14 @@ static const setting top_settings[] = {
     {"tls_key", K_STR, TOP(tls_key), 0, 0, S_ANY},
     {"client_wss_port", K_PORT, TOP(client_wss_port), -1, 65535, S_ANY},
     {"https_port", K_PORT, TOP(https_port), -1, 65535, S_ANY},
+    {"file_tcp_port", K_PORT, TOP(file_tcp_port), -1, 65535, S_ANY},
+    {"file_ws_port", K_PORT, TOP(file_ws_port), -1, 65535, S_ANY},
+    {"file_wss_port", K_PORT, TOP(file_wss_port), -1, 65535, S_ANY},
+    {"max_file_connections", K_U32, TOP(max_file_connections), 1, 16777216, S_ANY},
+    {"file_token_ttl", K_U32, TOP(file_token_ttl), 1, 86400, S_ANY},
+    {"file_endpoint", K_STR, TOP(file_endpoint), 0, 0, S_ENDPOINT},
+    {"file_base_url", K_STR, TOP(file_base_url), 0, 0, S_BASE_URL},
+    {"file_orphan_grace", K_U32, TOP(file_orphan_grace), 1, 31536000, S_ANY},
     {"max_packet", K_U32, TOP(max_packet), 1024, 64 * 1024 * 1024, S_ANY},
     {"max_connections", K_U32, TOP(max_connections), 1, 16777216, S_ANY},
     {"max_client_tcp_connections", K_U32, TOP(max_client_tcp_connections), 0, 16777216, S_ANY},
@@ -341,6 +349,7 @@ static const setting project_settings[] = {
     {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY},
     {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY}, /* the file is read by moderation/ at start */
     {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY},
+    {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -376,6 +385,12 @@ void rtmd_config_defaults(rtmd_config *cfg)
     cfg->key_pem[0] = '\0';
     cfg->client_wss_port = 13322;
     cfg->https_port = 8443;
+    cfg->file_tcp_port = 13460;
+    cfg->file_ws_port = 13461;
+    cfg->file_wss_port = 13462;
+    cfg->max_file_connections = 64;
+    cfg->file_token_ttl = 300;
+    cfg->file_orphan_grace = 3600;
     cfg->max_packet = 2 * 1024 * 1024;
     cfg->max_connections = 100000;
     cfg->max_client_tcp_connections = 0;
@@ -448,6 +463,7 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->p2server_max_inflight = 100;
     p->p2server_max_inflight_per_user = 4;
     snprintf(p->sensitive_words_policy, sizeof p->sensitive_words_policy, "%s", "mask");
+    p->max_file_bytes = 5 * 1024 * 1024;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing
@@ -502,6 +518,28 @@ static int check_str(const setting *st, const char *value, char *msg)
     switch (st->rule) {
     case S_ANY:
         return 0;
+    case S_ENDPOINT:
+    case S_BASE_URL: {
+        /* Sent to peers as is: printable ASCII without spaces or quotes. */
+        for (const char *c = value; *c; c++)
+            if (*c <= ' ' || *c > '~' || *c == '"' || *c == '\\') {
+                set_msg(msg, "%s: only printable ASCII without spaces or quotes", st->name);
+                return -1;
+            }
+        if (len == 0)
+            return 0; /* derived from the listeners */
+        const char *colon = strrchr(value, ':');
+        if (st->rule == S_ENDPOINT && (!colon || colon == value || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535 ||
+                                       strspn(colon + 1, "0123456789") != strlen(colon + 1))) {
+            set_msg(msg, "%s: '%s' is not host:port", st->name, echo(value, eb));
+            return -1;
+        }
+        if (st->rule == S_BASE_URL && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+            set_msg(msg, "%s: '%s' must start with http:// or https://", st->name, echo(value, eb));
+            return -1;
+        }
+        return 0;
+    }
     case S_NONEMPTY:
         if (len == 0) {
             set_msg(msg, "%s: must not be empty", st->name);
@@ -730,8 +768,9 @@ static int check_cross(const rtmd_config *cfg, const size_t *lines, size_t *line
     /* Listeners that are enabled on a fixed port must not share it; the
      * TLS ones are enabled only with a certificate. */
     static const char *const ports[] = {"client_tcp_port", "client_ws_port", "server_tcp_port", "http_port",
-                                        "client_wss_port", "https_port"};
-    size_t nports = cfg->tls_cert[0] ? 6 : 4;
+                                        "file_tcp_port",   "file_ws_port",   "client_wss_port", "https_port",
+                                        "file_wss_port"};
+    size_t nports = cfg->tls_cert[0] ? 9 : 6;
     for (size_t i = 0; i < nports; i++) {
         const setting *a = &top_settings[top_index(ports[i])];
         int pa = *(const int *)(const void *)((const char *)cfg + a->offset);
@@ -1122,4 +1161,15 @@ const rtmd_project_config *rtmd_config_project(const rtmd_config *cfg, int64_t p
         if (cfg->projects[i].pid == pid)
             return &cfg->projects[i];
     return NULL;
+}
+
+uint32_t rtmd_config_file_max_packet(const rtmd_config *cfg)
+{
+    rtmd_project_config defaults;
+    rtmd_project_config_defaults(&defaults);
+    uint32_t largest = cfg->nprojects ? 0 : defaults.max_file_bytes;
+    for (size_t i = 0; i < cfg->nprojects; i++)
+        if (cfg->projects[i].max_file_bytes > largest)
+            largest = cfg->projects[i].max_file_bytes;
+    return largest + RTMD_FILE_PACKET_OVERHEAD;
 }

@@ -93,6 +93,8 @@ typedef struct rtmd_project_config {
      * (the default) or "refuse" (200054). */
     char sensitive_words[512];
     char sensitive_words_policy[8];
+    /* Files (modules/files/): the largest file one upload may carry. */
+    uint32_t max_file_bytes;
 } rtmd_project_config;
 
 typedef struct rtmd_config {
@@ -108,6 +110,16 @@ typedef struct rtmd_config {
     char tls_key[512];            /* PEM private key of tls_cert */
     int client_wss_port;          /* 13322: WebSocket over TLS, when TLS is on */
     int https_port;               /* 8443: HTTP over TLS, when TLS is on */
+    /* The file gate (modules/files/): FPNN over TCP and WebSocket (ws_path),
+     * uploads that carry a token from `filetoken`; no login. */
+    int file_tcp_port;            /* 13460 */
+    int file_ws_port;             /* 13461 */
+    int file_wss_port;            /* 13462: WebSocket over TLS, when TLS is on */
+    uint32_t max_file_connections; /* links to the file gate, TCP and WebSocket together */
+    uint32_t file_token_ttl;      /* seconds a file token lives */
+    char file_endpoint[300];      /* host:port filetoken answers; empty: this node's address and file_tcp_port */
+    char file_base_url[300];      /* prefix of file URLs (".../files/<id>"); empty: the HTTP listener's */
+    uint32_t file_orphan_grace;   /* seconds a stored file may wait for its message before the sweep drops it */
 
     uint32_t max_packet;          /* bytes, header included */
     /* Connection budgets: a connection over one is closed on accept and
@@ -194,6 +206,11 @@ int rtmd_config_check(const rtmd_config *cfg, const char *source, char *err, siz
  * address or [IPv6]; PORT 6379 and DB 0 when not given. Returns 0 and fills
  * what is not NULL (host of hostlen bytes), or -1. */
 int rtmd_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, int *db);
+/* The largest packet of the file gate: the largest max_file_bytes of the
+ * projects (the default's when none is configured) and room for the rest
+ * of an upload's fields. */
+#define RTMD_FILE_PACKET_OVERHEAD (64 * 1024)
+uint32_t rtmd_config_file_max_packet(const rtmd_config *cfg);
 /* The project with this pid, or NULL. */
 const rtmd_project_config *rtmd_config_project(const rtmd_config *cfg, int64_t pid);
 

@@ -150,6 +150,9 @@ static const struct endpoint_kind {
     [ENDPOINT_SERVER_TCP] = {"server_tcp", GATE_SERVER_TCP, false},
     [ENDPOINT_HTTP] = {"http", GATE_HTTP, false},
     [ENDPOINT_HTTPS] = {"https", GATE_HTTP, true},
+    [ENDPOINT_FILE_TCP] = {"file_tcp", GATE_FILE_TCP, false},
+    [ENDPOINT_FILE_WS] = {"file_ws", GATE_FILE_WS, false},
+    [ENDPOINT_FILE_WSS] = {"file_wss", GATE_FILE_WS, true},
 };
 
 static int start_listener(rtmd_server *srv, rtmd_endpoint e, int port, char *err, size_t errlen)
@@ -209,8 +212,10 @@ static void housekeep(rtmd_conn *c, void *arg)
     const rtmd_config *cfg = &srv->cfg;
     if (c->closing)
         return;
-    /* Client links must log in, app-server links sign a request, in time. */
-    if (!c->authenticated && c->gate != GATE_HTTP && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
+    bool file_gate = c->gate == GATE_FILE_TCP || c->gate == GATE_FILE_WS;
+    /* Client links must log in, app-server links sign a request, in time;
+     * file-gate links never log in (each upload carries a file token). */
+    if (!c->authenticated && c->gate != GATE_HTTP && !file_gate && now - c->created_ms > (uint64_t)cfg->login_timeout * 1000) {
         srv->net.metrics.timeouts++;
         conn_close(c, c->gate == GATE_SERVER_TCP ? "no signed request within login_timeout"
                                                  : "no login within login_timeout");
@@ -230,7 +235,7 @@ static void housekeep(rtmd_conn *c, void *arg)
         conn_close(c, "idle timeout");
         return;
     }
-    if (c->gate != GATE_HTTP && now - c->last_ping_ms >= (uint64_t)cfg->ping_interval * 1000) {
+    if (c->gate != GATE_HTTP && !file_gate && now - c->last_ping_ms >= (uint64_t)cfg->ping_interval * 1000) {
         c->last_ping_ms = now;
         conn_send_quest(c, "ping", (const uint8_t *)"\x80", 1);
     } else if (now - c->last_recv_ms >= 1000) {
@@ -466,7 +471,10 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
         [ENDPOINT_CLIENT_TCP] = cfg->client_tcp_port, [ENDPOINT_CLIENT_WS] = cfg->client_ws_port,
         [ENDPOINT_CLIENT_WSS] = cfg->client_wss_port, [ENDPOINT_SERVER_TCP] = cfg->server_tcp_port,
         [ENDPOINT_HTTP] = cfg->http_port,             [ENDPOINT_HTTPS] = cfg->https_port,
+        [ENDPOINT_FILE_TCP] = cfg->file_tcp_port,     [ENDPOINT_FILE_WS] = cfg->file_ws_port,
+        [ENDPOINT_FILE_WSS] = cfg->file_wss_port,
     };
+    srv->net.file_max_packet = rtmd_config_file_max_packet(cfg);
     for (int e = 0; e < ENDPOINT_COUNT; e++)
         if (start_listener(srv, (rtmd_endpoint)e, ports[e], err, errlen) != 0)
             return -1;
@@ -502,7 +510,7 @@ void rtmd_server_print_ready(rtmd_server *srv)
         if (!l->active)
             continue;
         printf("listen %s %s:%d", l->name, host, l->port);
-        if (l->gate == GATE_CLIENT_WS)
+        if (GATE_IS_WS(l->gate))
             printf(" path=%s", srv->cfg.ws_path);
         printf("\n");
     }

@@ -24,6 +24,7 @@ extern const rtmd_module messages_module;
 extern const rtmd_module history_module;
 extern const rtmd_module info_module;
 extern const rtmd_module compat_module;
+extern const rtmd_module files_module;
 extern const rtmd_module unavailable_module;
 extern const rtmd_module unsupported_module;
 extern const rtmd_module userdata_module;
@@ -62,7 +63,8 @@ static const rtmd_module *const modules[] = {
     &demo_module,     /* the demo web pages at /demo/ (demo_dir, demo = 1) */
     &rtcat_module,    /* RealTimeCat REST (/v0.4/), its demo backend, token logins' rights */
     &compat_module,      /* which, adddebuglog: what older clients send */
-    &unavailable_module, /* files, translation, moderation: 200060 until their issue */
+    &files_module,       /* filetoken, the file gate's uploads, stored files and their downloads */
+    &unavailable_module, /* translation, media moderation: 200060 until their issue */
     &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */
     &users_module, /* last: freed first, before the state its users point into */
 };

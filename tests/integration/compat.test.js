@@ -101,8 +101,6 @@ describe('compat', () => {
 
   // Each method with the payload the SDKs send, on the gates they send it.
   const client = {
-    filetoken: [{ cmd: 'sendfile', to: I(7) }, { cmd: 'sendfiles', tos: [I(7), I(8)] }, { cmd: 'sendgroupfile', gid: I(9) },
-      { cmd: 'sendroomfile', rid: I(10) }],
     translate: [{ text: 'hello', dst: 'zh-CN' }, { text: 'hello', dst: 'en', src: 'zh-CN', type: 'chat', profanity: 'censor' }],
     setlang: [{ lang: 'en' }],
     profanity: [{ text: 'words' }, { text: 'words', classify: true }],
@@ -115,7 +113,6 @@ describe('compat', () => {
       { audio: Buffer.from([1]), type: 2, lang: 'zh-CN', codec: 'amr-wb', srate: 16000 }],
   };
   const server = {
-    filetoken: [{ from: I(6), cmd: 'sendfile', to: I(7) }, { from: I(6), cmd: 'broadcastfile' }],
     translate: [{ text: 'hello', dst: 'en', src: 'zh-CN', type: 'chat', profanity: 'off', postProfanity: true, uid: I(6) }],
     profanity: [{ text: 'words', classify: false, uid: I(6) }],
     tcheck: [{ text: 'words', uid: I(6) }],
@@ -125,7 +122,7 @@ describe('compat', () => {
     speech2text: [{ audio: 'https://example.invalid/a.amr', type: 1, lang: 'zh-CN', uid: I(6) }],
   };
 
-  it('files, translation and moderation answer 200060 on both client gates, after their payload checks', async () => {
+  it('translation and moderation answer 200060 on both client gates, after their payload checks', async () => {
     for (const transport of ['tcp', 'ws']) {
       const u = await login(srv, app, 5004, { transport });
       try {
@@ -147,13 +144,6 @@ describe('compat', () => {
         await expectCode(u.call('acheck', { audio: 'u', type: 1 }), 10009);
         await expectCode(u.call('speech2text', { audio: 'u', type: 1, lang: 'en', srate: 'fast' }), 10010);
         await expectCode(u.call('vcheck', { video: 'u', type: 1 }), 10009);
-        await expectCode(u.call('filetoken', {}), 10009);
-        await expectCode(u.call('filetoken', { cmd: 'sendfile' }), 10009);
-        await expectCode(u.call('filetoken', { cmd: 'sendfiles', tos: I(1) }), 10010);
-        await expectCode(u.call('filetoken', { cmd: 'sendgroupfile' }), 10009);
-        await expectCode(u.call('filetoken', { cmd: 'sendroomfile', rid: 'r' }), 10010);
-        await expectCode(u.call('filetoken', { cmd: 'nosuchcmd' }), 10010);
-        await expectCode(u.call('filetoken', { cmd: 'broadcastfile' }), 10010); // the app server's only
         // the JSON form
         await expectCode(u.client.quest('translate', { text: 'hello', dst: 'en' }, { json: true }), 200060);
         await expectCode(u.client.quest('icheck', { image: 'u' }, { json: true }), 10009);
@@ -167,7 +157,6 @@ describe('compat', () => {
     for (const [method, payloads] of Object.entries(server)) {
       for (const p of payloads) await expectCode(app.call(method, p), 200060);
     }
-    await expectCode(app.call('filetoken', { cmd: 'sendfile', to: I(7) }), 10009); // from
     await expectCode(app.call('translate', { text: 'x', dst: 'en', uid: 'me' }), 10010);
     await expectCode(app.call('tcheck', { text: 'x', uid: 1.5 }), 10010);
     await expectCode(app.call('setlang', { lang: 'en' }), 20004);

@@ -347,7 +347,7 @@ describe('demo configurations refused at start', () => {
   const refused = async (projects, demoDir, pattern) => {
     const base = await makeTempDir();
     const args = [`--data_dir=${path.join(base, 'data')}`, '--listen_host=127.0.0.1', '--client_tcp_port=0',
-      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0'];
+      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0', '--file_tcp_port=0', '--file_ws_port=0'];
     if (projects) args.push('--config', writeProjectsConfig(base, projects));
     if (demoDir !== undefined) args.push(`--demo_dir=${demoDir(base)}`);
     const r = await run(rtmdBin(), args, { timeoutMs: 8000 });

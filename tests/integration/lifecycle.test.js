@@ -17,6 +17,8 @@ const baseArgs = (dir) => [
   '--client_ws_port=0',
   '--server_tcp_port=0',
   '--http_port=0',
+  '--file_tcp_port=0',
+  '--file_ws_port=0',
 ];
 
 describe('rtmd lifecycle', () => {

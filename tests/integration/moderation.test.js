@@ -277,7 +277,7 @@ describe('a bad sensitive-word file at start', () => {
     const dir = await makeTempDir();
     const list = path.join(dir, 'words.txt');
     const args = [`--data_dir=${path.join(dir, 'data')}`, '--listen_host=127.0.0.1', '--client_tcp_port=0',
-      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0'];
+      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0', '--file_tcp_port=0', '--file_ws_port=0'];
     fs.writeFileSync(list, 'ok\n\n# fine\n' + 'x'.repeat(65) + '\n');
     const conf = writeProjectsConfig(dir, [{ ...MASK, sensitive_words: list }]);
     let r = await run(rtmdBin(), [...args, '--config', conf], { timeoutMs: 8000 });

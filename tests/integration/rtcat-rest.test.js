@@ -390,7 +390,7 @@ describe('RealTimeCat off and refused configurations', () => {
   const refused = async (projects, pattern) => {
     const base = await makeTempDir();
     const args = [`--data_dir=${path.join(base, 'data')}`, '--listen_host=127.0.0.1', '--client_tcp_port=0',
-      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0', '--config', writeProjectsConfig(base, projects)];
+      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0', '--file_tcp_port=0', '--file_ws_port=0', '--config', writeProjectsConfig(base, projects)];
     const r = await run(rtmdBin(), args, { timeoutMs: 8000 });
     assert.notEqual(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /ready/);

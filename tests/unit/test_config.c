@@ -521,6 +521,50 @@ static void test_project_limits(void **state)
                  "rtmd.conf:4: max_session_attrs_bytes: '1048577' is out of range (1..1048576)");
 }
 
+/* The file gate's settings: defaults, values, their rules, the ports
+ * among the listeners' and the file gate's largest packet. */
+static void test_files(void **state)
+{
+    (void)state;
+    rtmd_config cfg;
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n");
+    assert_int_equal(cfg.file_tcp_port, 13460);
+    assert_int_equal(cfg.file_ws_port, 13461);
+    assert_int_equal(cfg.file_wss_port, 13462);
+    assert_int_equal(cfg.max_file_connections, 64);
+    assert_int_equal(cfg.file_token_ttl, 300);
+    assert_int_equal(cfg.file_orphan_grace, 3600);
+    assert_string_equal(cfg.file_endpoint, "");
+    assert_string_equal(cfg.file_base_url, "");
+    assert_int_equal(cfg.projects[0].max_file_bytes, 5242880);
+    assert_int_equal(rtmd_config_file_max_packet(&cfg), 5242880 + RTMD_FILE_PACKET_OVERHEAD);
+    expect_ok(&cfg, "file_tcp_port = 1\nfile_ws_port = -1\nmax_file_connections = 2\nfile_token_ttl = 5\n"
+                    "file_endpoint = files.example.com:7\nfile_base_url = \"https://cdn.example.com/x\"\n"
+                    "file_orphan_grace = 9\n[project]\npid = 1\nsecret = abcdefgh\nmax_file_bytes = 10\n"
+                    "[project]\npid = 2\nsecret = abcdefgh\nmax_file_bytes = 1000\n");
+    assert_int_equal(cfg.file_tcp_port, 1);
+    assert_int_equal(cfg.file_ws_port, -1);
+    assert_int_equal(cfg.max_file_connections, 2);
+    assert_int_equal(cfg.file_token_ttl, 5);
+    assert_int_equal(cfg.file_orphan_grace, 9);
+    assert_string_equal(cfg.file_endpoint, "files.example.com:7");
+    assert_string_equal(cfg.file_base_url, "https://cdn.example.com/x");
+    assert_int_equal(cfg.projects[0].max_file_bytes, 10);
+    assert_int_equal(rtmd_config_file_max_packet(&cfg), 1000 + RTMD_FILE_PACKET_OVERHEAD);
+    expect_error("file_endpoint = files.example.com\n", "rtmd.conf:1: file_endpoint: 'files.example.com' is not host:port");
+    expect_error("file_endpoint = h:70000\n", "rtmd.conf:1: file_endpoint: 'h:70000' is not host:port");
+    expect_error("file_endpoint = \"h :1\"\n",
+                 "rtmd.conf:1: file_endpoint: only printable ASCII without spaces or quotes");
+    expect_error("file_base_url = ftp://x\n", "rtmd.conf:1: file_base_url: 'ftp://x' must start with http:// or https://");
+    expect_error("max_file_connections = 0\n", "rtmd.conf:1: max_file_connections: '0' is out of range (1..16777216)");
+    expect_error("file_token_ttl = 86401\n", "rtmd.conf:1: file_token_ttl: '86401' is out of range (1..86400)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nmax_file_bytes = 0\n",
+                 "rtmd.conf:4: max_file_bytes: '0' is out of range (1..536870912)");
+    expect_error("file_ws_port = 13321\n", "rtmd.conf:1: client_ws_port and file_ws_port both use port 13321");
+    expect_error("tls_cert = /c.pem\ntls_key = /k.pem\nfile_wss_port = 8443\n",
+                 "rtmd.conf:3: https_port and file_wss_port both use port 8443");
+}
+
 /* RTS token settings: a valid pair, each rule, and the pair rule, with the
  * line it names; the key is never echoed. */
 static void test_project_rts(void **state)
@@ -783,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
         cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_set),
+        cmocka_unit_test(test_files),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

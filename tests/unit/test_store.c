@@ -28,7 +28,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 18
+#define SCHEMA_VERSION 19
 
 typedef struct fixture {
     char dir[64];
@@ -136,9 +136,14 @@ static void query_text(db_conn *db, const char *sql, char *out, size_t cap)
     db_finalize(st);
 }
 
+/* Takes a database of the latest version back to what migration 19
+ * found: no stored files. */
+#define BEFORE_MIGRATION_19 "DROP TABLE file_messages; DROP TABLE files;"
+
 /* Takes a database of the latest version back to what migration 18
  * found: the conversation index messages_conv. */
 #define BEFORE_MIGRATION_18                                                                    \
+    BEFORE_MIGRATION_19                                                                        \
     "DROP VIEW conv_messages; DROP TRIGGER conv_index_delete; DROP TABLE conv_index;"          \
     "DELETE FROM counters WHERE name = 'conv_indexed_upto';"                                   \
     "CREATE INDEX messages_conv ON messages(pid, conv_type, conv_a, conv_b);"
@@ -548,6 +553,40 @@ static void test_migration_18_conv_index_in_bulk(void **state)
     query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
                    " AND conv_a = 10 AND conv_b = 11 ORDER BY id)", got, sizeof got);
     assert_string_equal(got, "3,4");
+    db_close(db);
+}
+
+/* Migration 19 on a database of version 18: the tables of stored files,
+ * an upload's id unique, a file linked once per conversation, and the
+ * messages left as they were. */
+static void test_migration_19_files(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db, BEFORE_MIGRATION_19
+                             "INSERT INTO projects VALUES (1, 's', 0);"
+                             "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                             " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 1, 30, x'00', 0);"
+                             "PRAGMA user_version = 18;"),
+                     DB_OK);
+    db_close(db);
+
+    db = migrate_from(f, 18);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM messages"), 1);
+    assert_int_equal(db_exec(db, "INSERT INTO files(id, pid, sha256, size, content_type, name, ext, created)"
+                                 " VALUES ('f1', 1, 'abc', 3, 'image/png', 'a.png', 'png', 100),"
+                                 " ('f2', 1, 'abc', 3, 'application/octet-stream', NULL, NULL, 101);"
+                                 "INSERT INTO file_messages VALUES ('f1', 1, 1, 10, 11, 10, 7), ('f1', 1, 1, 10, 12, 10, 7)"),
+                     DB_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM files WHERE sha256 = 'abc'"), 2);
+    assert_int_equal(db_exec(db, "INSERT INTO files(id, pid, sha256, size, content_type, created)"
+                                 " VALUES ('f1', 2, 'def', 1, 'x', 0)"),
+                     DB_CONSTRAINT);
+    assert_int_equal(db_exec(db, "INSERT INTO file_messages VALUES ('f1', 1, 1, 10, 11, 10, 8)"), DB_CONSTRAINT);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN"
+                                   " ('files_sha256', 'files_created')"),
+                     2);
     db_close(db);
 }
 
@@ -1222,6 +1261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_16_counts_rows_above_the_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_19_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollbacks_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),

@@ -35,18 +35,26 @@ static const char *reason_phrase(int status)
     }
 }
 
-static void respond(rtmd_conn *c, bool keep_alive, bool head_only, int status, const char *type, const char *headers,
-                    const void *body, size_t len)
+/* Queues the status line and headers of a response of len body bytes;
+ * returns 0, or -1 when the connection refused them. */
+static int respond_head(rtmd_conn *c, bool keep_alive, int status, const char *type, const char *headers, uint64_t len)
 {
     char head[256 + HTTP_EXTRA_HEADERS_MAX];
     if (headers == NULL || strlen(headers) > HTTP_EXTRA_HEADERS_MAX)
         headers = "";
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n",
-                     status, reason_phrase(status), type, len, headers, keep_alive ? "keep-alive" : "close");
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %llu\r\n%sConnection: %s\r\n\r\n",
+                     status, reason_phrase(status), type, (unsigned long long)len, headers,
+                     keep_alive ? "keep-alive" : "close");
     if (n < 0 || (size_t)n >= sizeof head)
-        return; /* cannot happen: type is one of ours, headers bounded */
-    if (conn_send_raw(c, head, (size_t)n) == 0 && !head_only)
+        return -1; /* cannot happen: type is one of ours, headers bounded */
+    return conn_send_raw(c, head, (size_t)n);
+}
+
+static void respond(rtmd_conn *c, bool keep_alive, bool head_only, int status, const char *type, const char *headers,
+                    const void *body, size_t len)
+{
+    if (respond_head(c, keep_alive, status, type, headers, len) == 0 && !head_only)
         conn_send_raw(c, body, len);
 }
 
@@ -75,6 +83,37 @@ void http_deferred_respond(http_deferred *d, int status, const char *type, const
     d->c = NULL;
     if (!c->closing) {
         respond(c, d->keep_alive, d->head, status, type, headers, body, len);
+        if (!d->keep_alive)
+            conn_close_after_flush(c);
+        conn_http_answered(c);
+    }
+    conn_unref(c);
+}
+
+bool http_deferred_respond_source(http_deferred *d, int status, const char *type, const char *headers, uint64_t len,
+                                  conn_source *src)
+{
+    rtmd_conn *c = d->c;
+    if (!c)
+        return false;
+    if (c->closing || d->head || len == 0) {
+        http_deferred_respond(d, status, type, headers, NULL, len);
+        return false;
+    }
+    if (respond_head(c, d->keep_alive, status, type, headers, len) != 0 || conn_send_source(c, src) != 0) {
+        d->c = NULL;
+        conn_unref(c);
+        return false;
+    }
+    return true;
+}
+
+void http_deferred_source_done(http_deferred *d, rtmd_conn *c, bool finished)
+{
+    if (!d->c)
+        return;
+    d->c = NULL;
+    if (finished && !c->closing) {
         if (!d->keep_alive)
             conn_close_after_flush(c);
         conn_http_answered(c);

@@ -60,6 +60,17 @@ void http_defer(rtmd_conn *c, const http_request *req, http_deferred *d);
 void http_deferred_respond(http_deferred *d, int status, const char *type, const char *headers, const void *body,
                            size_t len);
 
+/* A deferred answer whose body of len bytes src produces in parts
+ * (conn_send_source), so that a large body is never in memory whole.
+ * Returns true when src is sending: its done must then call
+ * http_deferred_source_done. Returns false when src is not used (an
+ * answer to HEAD or an empty body: the head alone went out; or the
+ * connection closed): the caller frees src, and the answer is over. */
+bool http_deferred_respond_source(http_deferred *d, int status, const char *type, const char *headers, uint64_t len,
+                                  conn_source *src);
+/* From src's done: the body was sent (finished) or the link closed. */
+void http_deferred_source_done(http_deferred *d, rtmd_conn *c, bool finished);
+
 /* Answers {"error": code, "description": text} (both plain ASCII) with the status. */
 void http_respond_error(rtmd_conn *c, const http_request *req, int status, const char *code, const char *description);
 

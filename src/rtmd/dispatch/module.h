@@ -35,6 +35,7 @@ typedef struct rtmd_services {
     struct rtcat_state *rtcat;       /* rtcat/: RealTimeCat sessions, tokens, token logins */
     struct cluster_state *cluster;   /* cluster/: Redis, node liveness, the presence mirror (NULL: one node) */
     struct moderation_state *moderation; /* moderation/: the projects' sensitive-word lists */
+    struct files_state *files;       /* files/: file tokens, uploads, stored files */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it
@@ -83,7 +84,7 @@ int module_load(rtmd_server *srv, int (*fn)(db_conn *db, void *arg), void *arg);
 
 /* Periodic jobs that one node at a time runs when nodes share a
  * PostgreSQL store (retention). Keys name the jobs. */
-enum { MODULE_JOB_RETENTION = 1 };
+enum { MODULE_JOB_RETENTION = 1, MODULE_JOB_FILES };
 typedef void (*module_leader_fn)(void *arg, bool leader);
 /* Calls fn(arg, leader) on the loop: whether this node runs job `key` now.
  * SQLite (one node): true, at once. PostgreSQL: a write takes the session

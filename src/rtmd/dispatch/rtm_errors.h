@@ -7,8 +7,16 @@
 enum rtm_error {
     RTM_EC_INVALID_PID_OR_UID = 200001,
     RTM_EC_INVALID_PID_OR_SIGN = 200002,
+    /* The file gate (modules/files/), named as the SDKs' tables name them:
+     * a file token that is unknown, used, expired or issued for another
+     * sender, command or target; attrs without the file's signature, or
+     * (rtmd's choice, not the name's) a signature that does not match;
+     * an mtype outside 40-50. */
+    RTM_EC_INVALID_FILE_OR_SIGN_OR_TOKEN = 200003,
+    RTM_EC_ATTRS_WITHOUT_SIGN_OR_EXT = 200004,
     RTM_EC_INVALID_MTYPE = 200005,
     RTM_EC_SAME_SIGN = 200006,             /* salt already used: sign again with a new one */
+    RTM_EC_INVALID_FILE_MTYPE = 200007,
     RTM_EC_INVALID_SERVER_TIME = 200008,   /* ts (or salt time) outside sign_window */
     RTM_EC_API_FREQUENCY_LIMITED = 200010,
     RTM_EC_MESSAGE_FREQUENCY_LIMITED = 200011,
@@ -19,6 +27,7 @@ enum rtm_error {
     RTM_EC_AUTH_DENIED = 200024,
     RTM_EC_INVALID_AUTH_TOKEN = 200027,
     RTM_EC_LARGE_MESSAGE_OR_ATTRS = 200030,
+    RTM_EC_LARGE_FILE_OR_ATTRS = 200031,   /* file gate: a file over max_file_bytes, attrs over max_attrs_bytes */
     RTM_EC_TOO_MANY_ITEMS_IN_PARAMETERS = 200032,
     RTM_EC_EMPTY_PARAMETER = 200033,
     RTM_EC_NOT_IN_ROOM = 200040,

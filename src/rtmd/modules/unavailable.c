@@ -1,5 +1,5 @@
-/* Methods the RTM SDKs send for features rtmd does not offer yet: file
- * tokens (filetoken), translation (translate, setlang), moderation of
+/* Methods the RTM SDKs send for features rtmd does not offer yet:
+ * translation (translate, setlang), moderation of
  * media (icheck, acheck, vcheck; text is moderation/'s) and speech to text
  * (speech2text). Each checks its payload as the SDKs send it (a missing
  * required field 10009, a field of the wrong type 10010, first), then
@@ -38,7 +38,7 @@ typedef struct field {
 
 /* Fields as the WebSocket client SDK (RTMClient.js) and the Go and Node.js
  * server SDKs send them; the server forms add `uid` (whom the text is
- * about) and, for filetoken, `from`. */
+ * about). */
 static const field translate_fields[] = {
     {"text", F_TEXT, true, ALL},      {"dst", F_TEXT, true, ALL},  {"src", F_TEXT, false, ALL},
     {"type", F_TEXT, false, ALL},     {"profanity", F_TEXT, false, ALL},
@@ -57,9 +57,6 @@ static const field audio_fields[] = {
 static const field vcheck_fields[] = {
     {"video", F_DATA, true, ALL}, {"type", F_INT, true, ALL}, {"videoName", F_TEXT, true, ALL},
     {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
-};
-static const field filetoken_fields[] = {
-    {"from", F_INT, true, SERVER}, {"cmd", F_TEXT, true, ALL}, {NULL, 0, false, 0},
 };
 
 static bool kind_ok(const msgpack_object *o, enum field_kind kind)
@@ -111,35 +108,6 @@ static void not_enabled(rtmd_request *req)
     request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, ex);
 }
 
-/* filetoken {from (server gate), cmd, to | tos | gid | rid}: the target
- * field that the command names is required. */
-static void method_filetoken(rtmd_request *req)
-{
-    if (!check_fields(req, filetoken_fields))
-        return;
-    const msgpack_object *cmd = mp_map_get(req->args, "cmd");
-    static const struct {
-        const char *cmd, *key;
-        enum field_kind kind;
-    } targets[] = {
-        {"sendfile", "to", F_INT},       {"sendfiles", "tos", F_IDS},    {"sendgroupfile", "gid", F_INT},
-        {"sendroomfile", "rid", F_INT}, {"broadcastfile", NULL, F_INT},
-    };
-    const char *text = cmd->type == MSGPACK_OBJECT_STR ? cmd->via.str.ptr : cmd->via.bin.ptr;
-    uint32_t len = cmd->type == MSGPACK_OBJECT_STR ? cmd->via.str.size : cmd->via.bin.size;
-    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-        if (strlen(targets[i].cmd) != len || memcmp(targets[i].cmd, text, len) != 0)
-            continue;
-        if (targets[i].key && !check_field(req, targets[i].key, targets[i].kind, true))
-            return;
-        if (!targets[i].key && req->gate != GATE_SERVER_TCP)
-            break; /* broadcast files come from the app server only */
-        not_enabled(req);
-        return;
-    }
-    request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, "invalid 'cmd'");
-}
-
 #define CHECKED(name, fields)                                                                                         \
     static void method_##name(rtmd_request *req)                                                                      \
     {                                                                                                                 \
@@ -155,7 +123,7 @@ CHECKED(speech2text, audio_fields)
 
 /* Gates: where the SDKs send them (setlang is the client's own setting). */
 static const rtmd_method unavailable_methods[] = {
-    {"filetoken", ALL, method_filetoken, 0},     {"translate", ALL, method_translate, 0},
+    {"translate", ALL, method_translate, 0},
     {"setlang", GATES_CLIENT, method_setlang, 0},
     {"icheck", ALL, method_icheck, 0},
     {"acheck", ALL, method_acheck, 0},           {"vcheck", ALL, method_vcheck, 0},

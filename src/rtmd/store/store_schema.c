@@ -476,6 +476,34 @@ static const char *const migrations[] = {
     "  UNION ALL"
     "  SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, is_binary, attrs, mtime, deleted"
     "  FROM messages WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto');",
+
+    /* 19: stored files (modules/files/): one row per upload, its id (128
+     * random bits in hex) the name in the URL, its content on disk by
+     * sha256 (shared by uploads of the same bytes); file_messages links it
+     * to the message rows that refer to it, by their unique key, so that
+     * the sweep drops a file with the last of them. */
+    "CREATE TABLE files ("
+    "  id TEXT PRIMARY KEY,"
+    "  pid INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  name TEXT,"
+    "  ext TEXT,"
+    "  created INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX files_sha256 ON files(sha256);"
+    "CREATE INDEX files_created ON files(created);"
+    "CREATE TABLE file_messages ("
+    "  file_id TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  conv_type INTEGER NOT NULL,"
+    "  conv_a INTEGER NOT NULL,"
+    "  conv_b INTEGER NOT NULL,"
+    "  from_uid INTEGER NOT NULL,"
+    "  mid INTEGER NOT NULL,"
+    "  PRIMARY KEY (file_id, conv_type, conv_a, conv_b)"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -17,7 +17,8 @@
 
 static void on_closed(uv_handle_t *h);
 static int process_input(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed);
-static const char *const gate_names[GATE_COUNT] = {"client_tcp", "client_ws", "server_tcp", "http"};
+static const char *const gate_names[GATE_COUNT] = {"client_tcp", "client_ws", "server_tcp", "http",
+                                                          "file_tcp",   "file_ws"};
 
 const char *rtmd_gate_name(rtmd_gate gate)
 {
@@ -72,6 +73,8 @@ static void mark_dirty(rtmd_conn *c)
 static uint32_t conn_max_packet(const rtmd_conn *c)
 {
     const rtmd_config *cfg = conn_net(c)->cfg;
+    if (c->gate == GATE_FILE_TCP || c->gate == GATE_FILE_WS)
+        return conn_net(c)->file_max_packet; /* an upload; max_file_connections bounds them */
     if (c->authenticated || c->gate == GATE_HTTP || cfg->prelogin_max_packet > cfg->max_packet)
         return cfg->max_packet;
     return cfg->prelogin_max_packet;
@@ -96,7 +99,8 @@ static void account_prelogin(rtmd_conn *c)
 {
     rtmd_net *net = conn_net(c);
     size_t held = 0;
-    if (!c->authenticated && !c->closing && c->gate != GATE_HTTP)
+    if (!c->authenticated && !c->closing && c->gate != GATE_HTTP && c->gate != GATE_FILE_TCP &&
+        c->gate != GATE_FILE_WS)
         held = c->in.cap + (c->ws ? ws_conn_buffered(c->ws) : 0);
     bool grew = held > c->prelogin_held;
     net->prelogin_bytes = net->prelogin_bytes - c->prelogin_held + held;
@@ -135,6 +139,9 @@ static const char *over_gate_budget(const rtmd_net *net, rtmd_gate gate)
         return NULL;
     case GATE_SERVER_TCP:
         return open[gate] >= cfg->max_server_connections ? "max_server_connections" : NULL;
+    case GATE_FILE_TCP:
+    case GATE_FILE_WS:
+        return open[GATE_FILE_TCP] + open[GATE_FILE_WS] >= cfg->max_file_connections ? "max_file_connections" : NULL;
     default:
         return open[gate] >= cfg->max_http_connections ? "max_http_connections" : NULL;
     }
@@ -276,6 +283,11 @@ static void teardown(rtmd_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     events_fire(&net->events, c->srv, &(rtmd_event){.kind = RTMD_EV_CONN_CLOSED, .conn = c});
+    if (c->source) {
+        conn_source *src = c->source;
+        c->source = NULL;
+        src->done(src, c, false);
+    }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -488,6 +500,35 @@ static void drop_small_output_buffers(rtmd_conn *c)
     release_output_buffers(c, RTM_BUF_MIN_CAP);
 }
 
+/* Queues the next part of the connection's source once its output has
+ * drained; returns true when it queued some. The last part ends the
+ * source (done, finished). */
+static bool pull_source(rtmd_conn *c)
+{
+    conn_source *src = c->source;
+    if (!src || c->closing || rtm_buf_pending(&c->out) > 0)
+        return false;
+    long n = src->fill(src, src->buf, sizeof src->buf);
+    if (n < 0) {
+        conn_close(c, "body source failed");
+        return false;
+    }
+    if (n > 0)
+        return conn_send_raw(c, src->buf, (size_t)n) == 0;
+    c->source = NULL;
+    src->done(src, c, true);
+    return rtm_buf_pending(&c->out) > 0;
+}
+
+int conn_send_source(rtmd_conn *c, conn_source *src)
+{
+    if (c->closing || c->source)
+        return -1;
+    c->source = src;
+    pull_source(c);
+    return 0;
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     rtmd_conn *c = req->data;
@@ -498,7 +539,7 @@ static void on_written(uv_write_t *req, int status)
         if (!c->closing)
             conn_close(c, uv_strerror(status));
     } else if (!c->closing) {
-        if (rtm_buf_pending(&c->out) > 0)
+        if (rtm_buf_pending(&c->out) > 0 || pull_source(c))
             start_write(c);
         else if (c->close_after_flush)
             conn_close(c, "finished");
@@ -525,6 +566,8 @@ static void start_write(rtmd_conn *c)
         conn_net(c)->metrics.bytes_out += (uint64_t)n;
         rtm_buf_consume(&c->inflight, (size_t)n);
         if (rtm_buf_pending(&c->inflight) == 0) {
+            if (pull_source(c))
+                return; /* queued and marked dirty: written at the end of this turn */
             if (c->close_after_flush)
                 conn_close(c, "finished");
             else
@@ -637,7 +680,7 @@ static int handle_key_exchange(rtmd_conn *c, const fpnn_packet *pkt)
 {
     rtmd_net *net = conn_net(c);
     if (!net->key || c->framing != FRAMING_FPNN || c->handshaken ||
-        (c->gate != GATE_CLIENT_TCP && c->gate != GATE_SERVER_TCP)) {
+        (c->gate != GATE_CLIENT_TCP && c->gate != GATE_SERVER_TCP && c->gate != GATE_FILE_TCP)) {
         protocol_error(c, net->key ? "*key not allowed here" : "*key but encryption is not configured");
         return -1;
     }
@@ -1007,7 +1050,7 @@ void rtmd_on_connection(uv_stream_t *server_stream, int status)
     c->refs = 1;
     c->id = ++net->next_conn_id;
     c->created_ms = c->last_recv_ms = c->last_ping_ms = uv_now(net->loop);
-    c->framing = l->gate == GATE_CLIENT_WS ? FRAMING_WS_HANDSHAKE : l->gate == GATE_HTTP ? FRAMING_HTTP : FRAMING_FPNN;
+    c->framing = GATE_IS_WS(l->gate) ? FRAMING_WS_HANDSHAKE : l->gate == GATE_HTTP ? FRAMING_HTTP : FRAMING_FPNN;
     if (l->tls) {
         c->tls = true;
         c->tls_state = tls_conn_new(net->tls);

@@ -28,13 +28,18 @@ typedef enum rtmd_gate {
     GATE_CLIENT_WS,
     GATE_SERVER_TCP,
     GATE_HTTP,
+    GATE_FILE_TCP, /* the file gate (modules/files/): uploads with a file token, no login */
+    GATE_FILE_WS,
     GATE_COUNT
 } rtmd_gate;
 
 #define GATE_BIT(g) (1u << (g))
 #define GATES_CLIENT (GATE_BIT(GATE_CLIENT_TCP) | GATE_BIT(GATE_CLIENT_WS))
 #define GATES_SERVER GATE_BIT(GATE_SERVER_TCP)
-#define GATES_FPNN (GATES_CLIENT | GATES_SERVER)
+#define GATES_FILE (GATE_BIT(GATE_FILE_TCP) | GATE_BIT(GATE_FILE_WS))
+#define GATES_FPNN (GATES_CLIENT | GATES_SERVER | GATES_FILE)
+/* Whether a gate frames FPNN in WebSocket messages. */
+#define GATE_IS_WS(g) ((g) == GATE_CLIENT_WS || (g) == GATE_FILE_WS)
 
 const char *rtmd_gate_name(rtmd_gate gate);
 
@@ -47,6 +52,9 @@ typedef enum rtmd_endpoint {
     ENDPOINT_SERVER_TCP,
     ENDPOINT_HTTP,
     ENDPOINT_HTTPS,
+    ENDPOINT_FILE_TCP,
+    ENDPOINT_FILE_WS,
+    ENDPOINT_FILE_WSS,
     ENDPOINT_COUNT
 } rtmd_endpoint;
 
@@ -109,6 +117,7 @@ typedef struct rtmd_conn {
                                     * authorizes its gate (users.c's session on the
                                     * client gates); the transport never reads it */
     struct rtmd_address_count *address; /* its source address's count, when that is limited */
+    struct conn_source *source;    /* a body sent in parts (conn_send_source), or NULL */
     uint32_t prelogin_held;        /* input buffer bytes counted in srv->prelogin_bytes */
 
     uint64_t created_ms;
@@ -197,6 +206,7 @@ typedef struct rtmd_net {
     uint32_t gate_conns[GATE_COUNT]; /* open connections per gate, for the budgets */
     pairmap address_counts[GATE_COUNT]; /* source address -> rtmd_address_count */
     uint64_t prelogin_bytes;        /* input buffers of links not authenticated yet */
+    uint32_t file_max_packet;       /* largest packet of the file gate (an upload), set by the server */
     uint64_t next_conn_id;
     rtmd_metrics metrics;
 
@@ -254,6 +264,24 @@ int conn_send_quest(rtmd_conn *c, const char *method, const uint8_t *payload, si
 /* Sends a quest packet encoded once for many connections (push.h): a
  * twoway one gets this connection's next seq. */
 int conn_send_push(rtmd_conn *c, const uint8_t *packet, size_t len);
+
+/* A body sent in parts, so that a large one is never held in memory
+ * whole (a stored file, modules/files/): each time the connection's
+ * output has drained the transport asks fill for the next part, at most
+ * cap bytes into buf; fill returns how many it wrote, 0 at the end, or -1
+ * on an error (the connection is closed then, the body being cut short).
+ * done runs once: finished true after the last part was queued, false
+ * when the connection closed first; the caller frees its source there. */
+#define CONN_SOURCE_CHUNK 65536
+typedef struct conn_source {
+    long (*fill)(struct conn_source *src, uint8_t *buf, size_t cap);
+    void (*done)(struct conn_source *src, rtmd_conn *c, bool finished);
+    uint8_t buf[CONN_SOURCE_CHUNK];
+} conn_source;
+/* Starts sending src after what is queued (one source at a time per
+ * connection; returns -1 without calling done when c is closing or has
+ * one already). */
+int conn_send_source(rtmd_conn *c, conn_source *src);
 
 /* Frees the per-address connection counts (conn.c), at server free. */
 void conn_free_address_counts(rtmd_net *net);

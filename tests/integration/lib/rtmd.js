@@ -7,6 +7,8 @@
 //   listen client_ws 127.0.0.1:PORT path=/service/websocket
 //   listen server_tcp 127.0.0.1:PORT
 //   listen http 127.0.0.1:PORT
+//   listen file_tcp 127.0.0.1:PORT
+//   listen file_ws 127.0.0.1:PORT path=/service/websocket
 //   project pid=PID secret=SECRET
 //   rtmd VERSION ready
 //
@@ -329,6 +331,9 @@ async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIM
     '--client_ws_port=0',
     '--server_tcp_port=0',
     '--http_port=0',
+    '--file_tcp_port=0',
+    '--file_ws_port=0',
+    '--file_wss_port=0', // on only with a certificate
     ...(config ? ['--config', config] : []),
     ...(await storeArgs(twinOf || s.dataDir)),
     ...args,
