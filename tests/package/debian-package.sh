@@ -76,7 +76,7 @@ ldd "$root/usr/bin/rtmctl" | grep -q "librtm.so.0 => $root/" || fail "rtmctl doe
 # The packaged configuration, as the unit passes it; only the store and the
 # ports are moved so that the test runs anywhere.
 "$root/usr/bin/rtmd" --config "$root/etc/rtmd/rtmd.conf" --data_dir="$work/data" --client_tcp_port=0 \
-  --client_ws_port=0 --server_tcp_port=0 --http_port=0 >"$work/rtmd.out" 2>"$work/rtmd.err" &
+  --client_ws_port=0 --server_tcp_port=0 --http_port=0 --file_tcp_port=0 --file_ws_port=0 >"$work/rtmd.out" 2>"$work/rtmd.err" &
 rtmd_pid=$!
 for _ in $(seq 100); do
   grep -q ' ready$' "$work/rtmd.out" && break
