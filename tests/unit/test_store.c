@@ -28,7 +28,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 18
+#define SCHEMA_VERSION 19
 
 typedef struct fixture {
     char dir[64];
@@ -136,9 +136,14 @@ static void query_text(db_conn *db, const char *sql, char *out, size_t cap)
     db_finalize(st);
 }
 
+/* Takes a database of the latest version back to what migration 19
+ * found: no user_langs. */
+#define BEFORE_MIGRATION_19 "DROP TABLE user_langs;"
+
 /* Takes a database of the latest version back to what migration 18
  * found: the conversation index messages_conv. */
 #define BEFORE_MIGRATION_18                                                                    \
+    BEFORE_MIGRATION_19                                                                        \
     "DROP VIEW conv_messages; DROP TRIGGER conv_index_delete; DROP TABLE conv_index;"          \
     "DELETE FROM counters WHERE name = 'conv_indexed_upto';"                                   \
     "CREATE INDEX messages_conv ON messages(pid, conv_type, conv_a, conv_b);"
@@ -548,6 +553,25 @@ static void test_migration_18_conv_index_in_bulk(void **state)
     query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
                    " AND conv_a = 10 AND conv_b = 11 ORDER BY id)", got, sizeof got);
     assert_string_equal(got, "3,4");
+    db_close(db);
+}
+
+/* Migration 19 on a database of version 18: user_langs, one language per
+ * user of a project. */
+static void test_migration_19_user_langs(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db, BEFORE_MIGRATION_19 "PRAGMA user_version = 18;"), DB_OK);
+    db_close(db);
+
+    db = migrate_from(f, 18);
+    assert_int_equal(db_exec(db, "INSERT INTO user_langs(pid, uid, lang) VALUES (1, 10, 'en'), (1, 11, 'zh-CHS'),"
+                                 " (2, 10, 'pt-BR')"),
+                     DB_OK);
+    assert_int_equal(db_exec(db, "INSERT INTO user_langs(pid, uid, lang) VALUES (1, 10, 'fr')"), DB_CONSTRAINT);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM user_langs"), 3);
     db_close(db);
 }
 
@@ -1222,6 +1246,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_16_counts_rows_above_the_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_19_user_langs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollbacks_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),

@@ -476,6 +476,15 @@ static const char *const migrations[] = {
     "  UNION ALL"
     "  SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg, is_binary, attrs, mtime, deleted"
     "  FROM messages WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto');",
+
+    /* 19: a user's language (setlang, or auth's lang): what chat pushed to
+     * the user is translated into (modules/translate/) */
+    "CREATE TABLE user_langs ("
+    "  pid INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  lang TEXT NOT NULL,"
+    "  PRIMARY KEY (pid, uid)"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -315,6 +315,11 @@ static const char *pg_migration(int to)
          * messages_conv stays and the view readers query is the table. */
         return "CREATE OR REPLACE VIEW conv_messages AS SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg,"
                " is_binary, attrs, mtime, deleted FROM messages;";
+    case 19:
+        /* IF NOT EXISTS: like 17 and 18 it may run again on a database
+         * whose version was set back (test_db_pg.c). */
+        return "CREATE TABLE IF NOT EXISTS user_langs (pid BIGINT NOT NULL, uid BIGINT NOT NULL, lang TEXT NOT NULL,"
+               " PRIMARY KEY (pid, uid));";
     default:
         return NULL;
     }
