@@ -338,6 +338,10 @@ static const setting project_settings[] = {
     {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY},
     {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY}, /* the file is read by moderation/ at start */
     {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY},
+    {"translate_url", K_STR, PRJ(translate_url), 0, 0, S_ANY}, /* the URL is checked by translate/ at start */
+    {"translate_api_key", K_APP_KEY, PRJ(translate_api_key), 0, 0, S_ANY},
+    {"translate_timeout_ms", K_U32, PRJ(translate_timeout_ms), 100, 60000, S_ANY},
+    {"translate_max_inflight", K_U32, PRJ(translate_max_inflight), 1, 100000, S_ANY},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -444,6 +448,8 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->p2server_max_inflight = 100;
     p->p2server_max_inflight_per_user = 4;
     snprintf(p->sensitive_words_policy, sizeof p->sensitive_words_policy, "%s", "mask");
+    p->translate_timeout_ms = 5000;
+    p->translate_max_inflight = 100;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing
