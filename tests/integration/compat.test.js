@@ -104,7 +104,6 @@ describe('compat', () => {
     filetoken: [{ cmd: 'sendfile', to: I(7) }, { cmd: 'sendfiles', tos: [I(7), I(8)] }, { cmd: 'sendgroupfile', gid: I(9) },
       { cmd: 'sendroomfile', rid: I(10) }],
     translate: [{ text: 'hello', dst: 'zh-CN' }, { text: 'hello', dst: 'en', src: 'zh-CN', type: 'chat', profanity: 'censor' }],
-    setlang: [{ lang: 'en' }],
     profanity: [{ text: 'words' }, { text: 'words', classify: true }],
     tcheck: [{ text: 'words' }],
     icheck: [{ image: 'https://example.invalid/a.png', type: 1 }, { image: Buffer.from([0x89, 0x50]), type: 2 }],

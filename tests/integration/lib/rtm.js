@@ -135,7 +135,8 @@ function answerPushes(client) {
 // 'wss' (then ca is the CA to trust, and the link goes to localhost).
 // ports: the client ports to use (srv.node(i).ports of lib/rtmd.js: one
 // node of a cluster), srv.ports by default.
-async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca, ports = srv.ports } = {}) {
+// lang: auth's lang (the user's language).
+async function login(srv, app, uid, { transport = 'tcp', attrs, lang, project = app.project, ca, ports = srv.ports } = {}) {
   const token = await app.token(uid);
   const port = ports[{ tcp: 'client_tcp', ws: 'client_ws', wss: 'client_wss' }[transport]];
   const host = transport === 'wss' ? 'localhost' : '127.0.0.1';
@@ -143,6 +144,7 @@ async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.pr
   answerPushes(client);
   const payload = { pid: fpnn.int64(project.pid), uid: fpnn.int64(uid), token, version: 'rtmd-tests' };
   if (attrs) payload.attrs = attrs;
+  if (lang !== undefined) payload.lang = lang;
   const answer = await client.quest('auth', payload);
   if (!answer.ok) {
     client.destroy();

@@ -1,0 +1,742 @@
+/* Users' languages and translation (see translate.h).
+ *
+ *   setlang   client {lang} -> {}: the caller's language, "" clears it.
+ *             Stored in user_langs (through the writer) and set on the
+ *             user's sessions on this node once committed.
+ *   translate both gates {text, dst, src?, type?, profanity?,
+ *             postProfanity?, uid (server)} -> {source, target,
+ *             sourceText, targetText}: POSTs {q, source, target, format,
+ *             api_key?} to <translate_url>/translate of the project (a
+ *             server speaking the LibreTranslate HTTP API) through
+ *             outbound.c and answers from its {translatedText,
+ *             detectedLanguage}. type, profanity and postProfanity are
+ *             checked and not applied (docs/rtm-methods.md). Without a
+ *             translate_url: 200060.
+ *
+ * The backend's answer is hostile like any peer's: bounded by outbound.c
+ * (64 KiB), parsed as JSON, translatedText required to be a UTF-8 string,
+ * the detected language checked like a client's. Its failures have codes
+ * of their own (rtm_errors.h, 200095-200097).
+ *
+ * State: per project the one-entry allowlist of its translate URL (built
+ * at start; a bad URL stops rtmd) and the requests in flight (cancelled
+ * and answered at exit); one LRU cache of answers for every project, keyed
+ * by (project, src, dst, text), bounded by entries and bytes. */
+#include "translate.h"
+
+#include "clock.h"
+#include "hash.h"
+#include "log.h"
+#include "methods.h"
+#include "module.h"
+#include "outbound.h"
+#include "payload.h"
+#include "rtm_errors.h"
+#include "store.h"
+#include "utf8.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRANSLATE_MAX_TEXT (16 * 1024)          /* bytes of text to translate */
+#define TRANSLATE_CACHE_ENTRIES 4096
+#define TRANSLATE_CACHE_BYTES (16u * 1024 * 1024)
+#define TRANSLATE_CACHE_BUCKETS 8192            /* a power of two */
+
+/* ---- languages ---- */
+
+bool translate_lang_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > TRANSLATE_MAX_LANG)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool digit = c >= '0' && c <= '9';
+        if (!letter && (i == 0 || (!digit && c != '-')))
+            return false;
+    }
+    return true;
+}
+
+/* ---- the cache ---- */
+
+typedef struct cache_entry {
+    uint64_t hash;
+    int64_t pid;
+    char *key;          /* src NUL dst NUL text */
+    size_t key_len;
+    char source[TRANSLATE_MAX_LANG + 1]; /* src, or the language the backend detected */
+    char *target_text;
+    size_t target_len;
+    size_t bytes;       /* what the entry holds, counted against the byte bound */
+    struct cache_entry *older, *newer; /* the LRU list */
+    struct cache_entry *chain;         /* the bucket's */
+} cache_entry;
+
+typedef struct translate_cache {
+    cache_entry *buckets[TRANSLATE_CACHE_BUCKETS];
+    cache_entry *oldest, *newest;
+    size_t entries, bytes;
+    uint64_t seed; /* so that bucket collisions are not known in advance */
+    uint64_t hits, misses;
+} translate_cache;
+
+typedef struct pending pending;
+
+typedef struct project_backend {
+    outbound_allowlist *allow; /* the one URL, NULL when off */
+    char *url;                 /* <translate_url>/translate */
+} project_backend;
+
+struct translate_state {
+    project_backend *projects; /* parallel to srv->projects */
+    size_t nprojects;
+    translate_cache cache;
+    pending *pending;          /* translate requests waiting for a backend */
+    uint64_t requests, failures;
+};
+
+static struct translate_state *state(rtmd_server *srv)
+{
+    return srv->svc->translate;
+}
+
+static uint64_t cache_hash(const translate_cache *c, int64_t pid, const char *key, size_t len)
+{
+    uint64_t h = rtm_hash64(key, len) ^ c->seed;
+    h ^= (uint64_t)pid * 0x9e3779b97f4a7c15ull;
+    return h * RTM_FNV64_PRIME;
+}
+
+/* The key of (src, dst, text) in out (malloc'd), or NULL. */
+static char *cache_key(const char *src, size_t src_len, const char *dst, size_t dst_len, const char *text,
+                       size_t text_len, size_t *len)
+{
+    *len = src_len + 1 + dst_len + 1 + text_len;
+    char *k = malloc(*len);
+    if (!k)
+        return NULL;
+    memcpy(k, src, src_len);
+    k[src_len] = '\0';
+    memcpy(k + src_len + 1, dst, dst_len);
+    k[src_len + 1 + dst_len] = '\0';
+    memcpy(k + src_len + dst_len + 2, text, text_len);
+    return k;
+}
+
+static void lru_unlink(translate_cache *c, cache_entry *e)
+{
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+static void lru_push_newest(translate_cache *c, cache_entry *e)
+{
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest)
+        c->newest->newer = e;
+    else
+        c->oldest = e;
+    c->newest = e;
+}
+
+static cache_entry *cache_find(translate_cache *c, int64_t pid, const char *key, size_t len, uint64_t h)
+{
+    for (cache_entry *e = c->buckets[h & (TRANSLATE_CACHE_BUCKETS - 1)]; e; e = e->chain)
+        if (e->hash == h && e->pid == pid && e->key_len == len && memcmp(e->key, key, len) == 0)
+            return e;
+    return NULL;
+}
+
+static void cache_remove(translate_cache *c, cache_entry *e)
+{
+    cache_entry **p = &c->buckets[e->hash & (TRANSLATE_CACHE_BUCKETS - 1)];
+    while (*p != e)
+        p = &(*p)->chain;
+    *p = e->chain;
+    lru_unlink(c, e);
+    c->entries--;
+    c->bytes -= e->bytes;
+    free(e->key);
+    free(e->target_text);
+    free(e);
+}
+
+/* Keeps a copy of an answer; the oldest entries go to stay within the
+ * bounds. An answer larger than the byte bound on its own is not kept. */
+static void cache_put(translate_cache *c, int64_t pid, char *key, size_t key_len, uint64_t h, const char *source,
+                      const char *target_text, size_t target_len)
+{
+    size_t bytes = sizeof(cache_entry) + key_len + target_len;
+    cache_entry *old = cache_find(c, pid, key, key_len, h);
+    if (old)
+        cache_remove(c, old);
+    cache_entry *e = calloc(1, sizeof *e);
+    char *t = malloc(target_len ? target_len : 1);
+    if (bytes > TRANSLATE_CACHE_BYTES || !e || !t) {
+        free(e);
+        free(t);
+        free(key);
+        return;
+    }
+    while (c->oldest && (c->entries >= TRANSLATE_CACHE_ENTRIES || c->bytes + bytes > TRANSLATE_CACHE_BYTES))
+        cache_remove(c, c->oldest);
+    memcpy(t, target_text, target_len);
+    e->hash = h;
+    e->pid = pid;
+    e->key = key;
+    e->key_len = key_len;
+    snprintf(e->source, sizeof e->source, "%s", source);
+    e->target_text = t;
+    e->target_len = target_len;
+    e->bytes = bytes;
+    cache_entry **b = &c->buckets[h & (TRANSLATE_CACHE_BUCKETS - 1)];
+    e->chain = *b;
+    *b = e;
+    lru_push_newest(c, e);
+    c->entries++;
+    c->bytes += bytes;
+}
+
+static void cache_free(translate_cache *c)
+{
+    while (c->oldest)
+        cache_remove(c, c->oldest);
+}
+
+/* ---- setlang ---- */
+
+typedef struct lang_job {
+    rtmd_server *srv;
+    rtmd_request *req; /* setlang's; NULL for a login's lang or a login's read */
+    int64_t pid, uid;
+    uint64_t conn_id;  /* a login's read: the session that waits for it */
+    char lang[TRANSLATE_MAX_LANG + 1];
+    bool found;
+} lang_job;
+
+/* Sets lang on the user's sessions on this node. */
+static void set_sessions_lang(rtmd_server *srv, int64_t pid, int64_t uid, const char *lang)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    for (rtmd_session *s = u ? u->sessions : NULL; s; s = s->next)
+        snprintf(s->lang, sizeof s->lang, "%s", lang);
+}
+
+static int apply_lang(db_conn *db, void *arg)
+{
+    lang_job *j = arg;
+    db_stmt_t *st;
+    int rc = j->lang[0]
+                 ? db_stmt(db,
+                           "INSERT INTO user_langs(pid, uid, lang) VALUES (?1, ?2, ?3)"
+                           " ON CONFLICT(pid, uid) DO UPDATE SET lang = excluded.lang",
+                           &st)
+                 : db_stmt(db, "DELETE FROM user_langs WHERE pid = ?1 AND uid = ?2", &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    if (j->lang[0])
+        db_bind_text(st, 3, j->lang, (int)strlen(j->lang));
+    return db_step_release(st);
+}
+
+static void lang_written(void *arg, int status)
+{
+    lang_job *j = arg;
+    if (status != DB_OK) {
+        if (status != DB_ABORT)
+            LOG_ERROR("translate: storing the language of user %lld failed: %s", (long long)j->uid,
+                      db_errstr(status));
+        if (j->req)
+            module_answer_store_failure(j->req, status);
+        free(j);
+        return;
+    }
+    set_sessions_lang(j->srv, j->pid, j->uid, j->lang);
+    if (j->req)
+        request_answer_empty(j->req);
+    free(j);
+}
+
+static lang_job *lang_job_new(rtmd_server *srv, int64_t pid, int64_t uid, const char *lang, size_t len)
+{
+    lang_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->srv = srv;
+    j->pid = pid;
+    j->uid = uid;
+    memcpy(j->lang, lang, len);
+    j->lang[len] = '\0';
+    return j;
+}
+
+/* client: setlang {lang} -> {} */
+static void method_setlang(rtmd_request *req)
+{
+    const msgpack_object *o = mp_map_get(req->args, "lang");
+    const char *lang;
+    size_t len;
+    if (!o || !mp_obj_str(o, &lang, &len)) {
+        req_arg_error(req, "lang");
+        return;
+    }
+    if (len && !translate_lang_valid(lang, len)) {
+        request_error(req, FPNN_EC_PROTO_TYPE_CONVERT,
+                      "invalid 'lang': up to 15 letters, digits and '-', starting with a letter (e.g. en, zh-CHS)");
+        return;
+    }
+    lang_job *j = lang_job_new(req->srv, req->project->pid, req->uid, lang, len);
+    if (!j) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    j->req = req;
+    if (store_submit(req->srv->store, apply_lang, lang_written, j) != 0) {
+        request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+        free(j);
+    }
+}
+
+/* ---- a login's language ---- */
+
+static int read_lang(db_conn *db, void *arg)
+{
+    lang_job *j = arg;
+    db_stmt_t *st;
+    int rc = db_stmt(db, "SELECT lang FROM user_langs WHERE pid = ?1 AND uid = ?2", &st);
+    if (rc != DB_OK)
+        return rc;
+    db_bind_int64(st, 1, j->pid);
+    db_bind_int64(st, 2, j->uid);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        const char *v = db_column_text(st, 0);
+        /* what another build or an operator wrote is checked again */
+        if (v && translate_lang_valid(v, strlen(v))) {
+            snprintf(j->lang, sizeof j->lang, "%s", v);
+            j->found = true;
+        }
+        rc = DB_OK;
+    } else if (rc == DB_DONE) {
+        rc = DB_OK;
+    }
+    db_release(st);
+    return rc;
+}
+
+static void lang_read(void *arg, int status)
+{
+    lang_job *j = arg;
+    if (status != DB_OK && status != DB_ABORT)
+        LOG_WARN("translate: reading the language of user %lld failed: %s", (long long)j->uid, db_errstr(status));
+    rtmd_user *u = status == DB_OK && j->found ? users_get(j->srv, j->pid, j->uid) : NULL;
+    for (rtmd_session *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->conn->id == j->conn_id && !s->lang[0]) /* a setlang since wins */
+            snprintf(s->lang, sizeof s->lang, "%s", j->lang);
+    free(j);
+}
+
+void translate_session_login(rtmd_server *srv, rtmd_session *s, const char *lang, size_t len)
+{
+    int64_t pid = s->user->pid, uid = s->user->uid;
+    if (lang && len && translate_lang_valid(lang, len)) {
+        memcpy(s->lang, lang, len);
+        s->lang[len] = '\0';
+        lang_job *j = lang_job_new(srv, pid, uid, lang, len);
+        if (j && store_submit(srv->store, apply_lang, lang_written, j) != 0)
+            free(j);
+        return;
+    }
+    s->lang[0] = '\0';
+    for (rtmd_session *o = s->user->sessions; o; o = o->next)
+        if (o != s && o->lang[0]) {
+            snprintf(s->lang, sizeof s->lang, "%s", o->lang);
+            return;
+        }
+    lang_job *j = lang_job_new(srv, pid, uid, "", 0);
+    if (!j)
+        return;
+    j->conn_id = s->conn->id;
+    if (store_read(srv->store, read_lang, lang_read, j) != 0)
+        free(j);
+}
+
+/* ---- translate ---- */
+
+struct pending {
+    rtmd_server *srv;
+    rtmd_request *req;
+    int64_t id;        /* outbound's */
+    int64_t pid;
+    char *key;         /* the cache key, handed to the cache */
+    size_t key_len;
+    uint64_t hash;
+    char src[TRANSLATE_MAX_LANG + 1], dst[TRANSLATE_MAX_LANG + 1];
+    size_t text_off;   /* where the text starts in key */
+    pending *prev, *next;
+};
+
+static void pending_unlink(struct translate_state *s, pending *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+static void pending_free(pending *p)
+{
+    free(p->key);
+    free(p);
+}
+
+static void answer_translation(rtmd_request *req, const char *source, const char *target, const char *text,
+                               size_t text_len, const char *translated, size_t translated_len)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    mp_pack_kv_str(&pk, "source", source);
+    mp_pack_kv_str(&pk, "target", target);
+    mp_pack_cstr(&pk, "sourceText");
+    msgpack_pack_str(&pk, text_len);
+    msgpack_pack_str_body(&pk, text, text_len);
+    mp_pack_cstr(&pk, "targetText");
+    msgpack_pack_str(&pk, translated_len);
+    msgpack_pack_str_body(&pk, translated, translated_len);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* Reads the backend's {translatedText, detectedLanguage: {language}}:
+ * *text points into root; *detected is "" unless a valid code came. */
+static bool parse_reply(json_t *root, const char **text, size_t *len, const char **detected)
+{
+    json_t *t = json_object_get(root, "translatedText");
+    if (!json_is_string(t))
+        return false;
+    *text = json_string_value(t);
+    *len = json_string_length(t);
+    if (!rtm_utf8_valid(*text, *len) || memchr(*text, '\0', *len))
+        return false;
+    *detected = "";
+    json_t *d = json_object_get(root, "detectedLanguage");
+    json_t *l = json_is_object(d) ? json_object_get(d, "language") : NULL;
+    if (json_is_string(l) && translate_lang_valid(json_string_value(l), json_string_length(l)))
+        *detected = json_string_value(l);
+    return true;
+}
+
+static void on_backend_reply(void *arg, const outbound_reply *r)
+{
+    pending *p = arg;
+    struct translate_state *s = state(p->srv);
+    rtmd_request *req = p->req;
+    pending_unlink(s, p);
+    char ex[200];
+    if (r->result == OUTBOUND_OK && r->status == 200) {
+        json_error_t jerr;
+        json_t *root = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+        const char *text, *detected;
+        size_t len;
+        if (json_is_object(root) && parse_reply(root, &text, &len, &detected)) {
+            const char *source = p->src[0] ? p->src : detected;
+            answer_translation(req, source, p->dst, p->key + p->text_off, p->key_len - p->text_off, text, len);
+            cache_put(&s->cache, p->pid, p->key, p->key_len, p->hash, source, text, len);
+            p->key = NULL;
+            json_decref(root);
+            free(p);
+            return;
+        }
+        json_decref(root);
+        snprintf(ex, sizeof ex, "the translation server's answer is not {translatedText: string, ...}");
+        request_error(req, RTM_EC_TRANSLATE_FAILED, ex);
+    } else if (r->result == OUTBOUND_OK) {
+        snprintf(ex, sizeof ex, "the translation server answered HTTP %ld", r->status);
+        request_error(req, RTM_EC_TRANSLATE_FAILED, ex);
+    } else if (r->result == OUTBOUND_TIMEOUT) {
+        request_error(req, RTM_EC_TRANSLATE_TIMEOUT, "the translation server did not answer in time");
+    } else if (r->result == OUTBOUND_REFUSED || r->result == OUTBOUND_CONNECT_FAILED) {
+        snprintf(ex, sizeof ex, "the translation server is unreachable: %s", r->error ? r->error : "");
+        request_error(req, RTM_EC_TRANSLATE_UNREACHABLE, ex);
+    } else {
+        snprintf(ex, sizeof ex, "the request to the translation server failed: %s", r->error ? r->error : "");
+        request_error(req, RTM_EC_TRANSLATE_FAILED, ex);
+    }
+    s->failures++;
+    pending_free(p);
+}
+
+/* An optional language field: absent, nil or "" gives "". */
+static bool arg_lang(rtmd_request *req, const char *key, bool required, char *out)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    const char *v;
+    size_t len;
+    out[0] = '\0';
+    if ((!o || o->type == MSGPACK_OBJECT_NIL) && !required)
+        return true;
+    if (!o || !mp_obj_str(o, &v, &len)) {
+        req_arg_error(req, key);
+        return false;
+    }
+    if ((len || required) && !translate_lang_valid(v, len)) {
+        char ex[96];
+        snprintf(ex, sizeof ex, "invalid '%s': a language code such as en or zh-CHS", key);
+        request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, ex);
+        return false;
+    }
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* The fields the SDKs send that rtmd checks and does not apply. */
+static bool check_unapplied(rtmd_request *req)
+{
+    static const char *const texts[] = {"type", "profanity"};
+    for (size_t i = 0; i < 2; i++) {
+        const msgpack_object *o = mp_map_get(req->args, texts[i]);
+        const char *v;
+        size_t n;
+        if (o && o->type != MSGPACK_OBJECT_NIL && !mp_obj_str(o, &v, &n)) {
+            req_arg_error(req, texts[i]);
+            return false;
+        }
+    }
+    const msgpack_object *o = mp_map_get(req->args, "postProfanity");
+    if (o && o->type != MSGPACK_OBJECT_NIL && o->type != MSGPACK_OBJECT_BOOLEAN) {
+        req_arg_error(req, "postProfanity");
+        return false;
+    }
+    int64_t uid;
+    o = mp_map_get(req->args, "uid");
+    if (req->gate == GATE_SERVER_TCP && o && o->type != MSGPACK_OBJECT_NIL && !mp_obj_int64(o, &uid)) {
+        req_arg_error(req, "uid");
+        return false;
+    }
+    return true;
+}
+
+/* The LibreTranslate request body (JSON), or NULL. */
+static char *backend_body(const rtmd_project_config *lim, const char *src, const char *dst, const char *text,
+                          size_t len)
+{
+    json_t *o = json_object();
+    char *out = NULL;
+    if (o && json_object_set_new(o, "q", json_stringn(text, len)) == 0 &&
+        json_object_set_new(o, "source", json_string(src[0] ? src : "auto")) == 0 &&
+        json_object_set_new(o, "target", json_string(dst)) == 0 &&
+        json_object_set_new(o, "format", json_string("text")) == 0 &&
+        (!lim->translate_api_key[0] ||
+         json_object_set_new(o, "api_key", json_string(lim->translate_api_key)) == 0))
+        out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return out;
+}
+
+/* both gates: translate {text, dst, src?, type?, profanity?, postProfanity?,
+ * uid (server)} -> {source, target, sourceText, targetText} */
+static void method_translate(rtmd_request *req)
+{
+    struct translate_state *s = state(req->srv);
+    const msgpack_object *t = mp_map_get(req->args, "text");
+    const char *text;
+    size_t text_len;
+    char src[TRANSLATE_MAX_LANG + 1], dst[TRANSLATE_MAX_LANG + 1];
+    if (!t || !mp_obj_str(t, &text, &text_len)) {
+        req_arg_error(req, "text");
+        return;
+    }
+    if (!arg_lang(req, "dst", true, dst) || !arg_lang(req, "src", false, src) || !check_unapplied(req))
+        return;
+    if (!rtm_utf8_valid(text, text_len) || memchr(text, '\0', text_len)) {
+        request_error(req, FPNN_EC_PROTO_TYPE_CONVERT, "'text' is not UTF-8 text");
+        return;
+    }
+    if (text_len > TRANSLATE_MAX_TEXT) {
+        request_error(req, RTM_EC_LARGE_MESSAGE_OR_ATTRS, "'text' is over 16384 bytes");
+        return;
+    }
+    size_t i = (size_t)(req->project - req->srv->projects);
+    const project_backend *b = i < s->nprojects ? &s->projects[i] : NULL;
+    if (!b || !b->allow) {
+        request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, "translate is not enabled on this server (no translate_url for the project)");
+        return;
+    }
+    s->requests++;
+    size_t key_len;
+    char *key = cache_key(src, strlen(src), dst, strlen(dst), text, text_len, &key_len);
+    if (!key) {
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    int64_t pid = req->project->pid;
+    uint64_t h = cache_hash(&s->cache, pid, key, key_len);
+    cache_entry *e = cache_find(&s->cache, pid, key, key_len, h);
+    if (e) {
+        s->cache.hits++;
+        lru_unlink(&s->cache, e);
+        lru_push_newest(&s->cache, e);
+        answer_translation(req, e->source, dst, text, text_len, e->target_text, e->target_len);
+        free(key);
+        return;
+    }
+    s->cache.misses++;
+    const rtmd_project_config *lim = &req->project->limits;
+    char *body = backend_body(lim, src, dst, text, text_len);
+    pending *p = calloc(1, sizeof *p);
+    if (!body || !p) {
+        free(body);
+        free(p);
+        free(key);
+        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
+        return;
+    }
+    p->srv = req->srv;
+    p->req = req;
+    p->pid = pid;
+    p->key = key;
+    p->key_len = key_len;
+    p->hash = h;
+    p->text_off = key_len - text_len;
+    snprintf(p->src, sizeof p->src, "%s", src);
+    snprintf(p->dst, sizeof p->dst, "%s", dst);
+    outbound_post_args a = {
+        .pid = pid,
+        .uid = 0, /* the project's bound is the one that counts */
+        .allow = b->allow,
+        .url = b->url,
+        .url_len = strlen(b->url),
+        .content_type = "application/json",
+        .body = body,
+        .len = strlen(body),
+        .timeout_ms = lim->translate_timeout_ms,
+        .max_project = lim->translate_max_inflight,
+        .max_user = lim->translate_max_inflight,
+    };
+    int64_t id = outbound_post(req->srv, &a, on_backend_reply, p);
+    free(body);
+    if (id <= 0) {
+        pending_free(p);
+        if (id == OUTBOUND_E_PROJECT_BUSY || id == OUTBOUND_E_USER_BUSY)
+            request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "too many translations of the project in flight");
+        else
+            request_error(req, RTM_EC_TRANSLATE_FAILED, "cannot start the request to the translation server");
+        s->failures++;
+        return;
+    }
+    p->id = id;
+    p->next = s->pending;
+    if (s->pending)
+        s->pending->prev = p;
+    s->pending = p;
+}
+
+/* ---- module life cycle ---- */
+
+static int translate_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct translate_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->projects = calloc(srv->nprojects ? srv->nprojects : 1, sizeof *s->projects))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->translate = s;
+    s->nprojects = srv->nprojects;
+    if (RAND_bytes((unsigned char *)&s->cache.seed, sizeof s->cache.seed) != 1)
+        s->cache.seed = (uint64_t)clock_unix_ms();
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        const char *base = srv->projects[i].limits.translate_url;
+        size_t n = strlen(base);
+        if (!n)
+            continue;
+        while (n && base[n - 1] == '/')
+            n--;
+        char *url = malloc(n + sizeof "/translate");
+        if (!url) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        snprintf(url, n + sizeof "/translate", "%.*s/translate", (int)n, base);
+        s->projects[i].url = url;
+        char why[300];
+        if (outbound_allowlist_parse(url, &s->projects[i].allow, why, sizeof why) != 0 || !s->projects[i].allow) {
+            snprintf(err, errlen, "project %lld: translate_url: %s", (long long)srv->projects[i].pid,
+                     s->projects[i].allow ? why : "not a URL");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void translate_free(rtmd_server *srv)
+{
+    struct translate_state *s = srv->svc->translate;
+    if (!s)
+        return;
+    while (s->pending) {
+        pending *p = s->pending;
+        s->pending = p->next;
+        outbound_cancel(srv, p->id);
+        request_error(p->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
+        pending_free(p);
+    }
+    cache_free(&s->cache);
+    for (size_t i = 0; i < s->nprojects; i++) {
+        outbound_allowlist_free(s->projects[i].allow);
+        free(s->projects[i].url);
+    }
+    free(s->projects);
+    free(s);
+    srv->svc->translate = NULL;
+}
+
+static void translate_metrics(const rtmd_server *srv, prom_out *out)
+{
+    const struct translate_state *s = srv->svc->translate;
+    if (!s)
+        return;
+    prom_metric(out, "rtmd_translate_requests_total", "counter", "translate requests answered or sent on.",
+                s->requests);
+    prom_metric(out, "rtmd_translate_failures_total", "counter",
+                "translate requests the translation server did not answer usefully.", s->failures);
+    prom_metric(out, "rtmd_translate_cache_hits_total", "counter", "translate requests answered from the cache.",
+                s->cache.hits);
+    prom_metric(out, "rtmd_translate_cache_entries", "gauge", "Answers in the translation cache.",
+                s->cache.entries);
+    prom_metric(out, "rtmd_translate_cache_bytes", "gauge", "Bytes of the translation cache.", s->cache.bytes);
+}
+
+static const rtmd_method translate_methods[] = {
+    {"setlang", GATES_CLIENT, method_setlang, 0},
+    {"translate", GATES_CLIENT | GATES_SERVER, method_translate, 0},
+};
+
+const rtmd_module translate_module = {
+    .name = "translate",
+    .init = translate_init,
+    .free = translate_free,
+    .metrics = translate_metrics,
+    RTMD_MODULE_METHODS(translate_methods),
+};

@@ -1,0 +1,282 @@
+'use strict';
+// Translation (modules/translate.c): setlang and auth's lang store a
+// user's language; translate on both gates, with the SDKs' payloads, goes
+// to the project's LibreTranslate-API server (a small one in this test,
+// speaking POST /translate) and answers {source, target, sourceText,
+// targetText}; answers are cached; the backend's failures (down, slow,
+// HTTP 500, not JSON, not its JSON) are errors of their own; requests in
+// flight are bounded; without translate_url: 200060.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const net = require('node:net');
+const fpnn = require('./lib/fpnn');
+const { login, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
+const { withLogs, waitFor, storeRows } = require('./lib/rtmd');
+
+const I = fpnn.int64;
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+function closeServer(server) {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+// A port nothing listens on.
+async function deadPort() {
+  const s = net.createServer();
+  const port = await listen(s);
+  await closeServer(s);
+  return port;
+}
+
+describe('translate', () => {
+  let srv, apps, backend, held;
+  const requests = []; // the JSON bodies the backend got
+  const it = (name, fn) => test(name, { timeout: 60000 }, withLogs(() => [srv], fn));
+  const ON = { pid: 85001, secret: 'translate-on-85001', translate_api_key: 'lt-key-1', translate_timeout_ms: 1000,
+    translate_max_inflight: 2 };
+  const OFF = { pid: 85002, secret: 'translate-off-85002' };
+  const DOWN = { pid: 85003, secret: 'translate-down-85003' };
+
+  before(async () => {
+    held = [];
+    // The LibreTranslate HTTP API, as far as rtmd speaks it: POST
+    // /translate {q, source, target, format, api_key} -> {translatedText,
+    // detectedLanguage: {language, confidence}}. Some texts ask for a
+    // failure.
+    backend = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (d) => chunks.push(d));
+      req.on('end', () => {
+        let body = null;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          body = null;
+        }
+        requests.push({ url: req.url, type: req.headers['content-type'], body });
+        if (req.method !== 'POST' || req.url !== '/translate' || !body) {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'bad request' }));
+          return;
+        }
+        const q = body.q;
+        if (q === 'http 500') {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'broken' }));
+        } else if (q === 'not json') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('<html>surprise</html>');
+        } else if (q === 'wrong json') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ translatedText: 42 }));
+        } else if (q === 'slow') {
+          // never answered: rtmd's timeout ends it
+        } else if (q.startsWith('hold')) {
+          held.push(() => {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ translatedText: `held ${q}` }));
+          });
+        } else {
+          const detected = body.source === 'auto' ? { language: 'en', confidence: 90 } : undefined;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ translatedText: `[${body.target}] ${q}`, ...(detected ? { detectedLanguage: detected } : {}) }));
+        }
+      });
+    });
+    const port = await listen(backend);
+    ON.translate_url = `http://127.0.0.1:${port}/`;
+    DOWN.translate_url = `http://127.0.0.1:${await deadPort()}`;
+    const started = await startWithProjects([ON, OFF, DOWN]);
+    srv = started.srv;
+    apps = {};
+    started.projects.forEach((p, i) => {
+      apps[p.pid] = started.apps[i];
+    });
+  });
+
+  after(async () => {
+    for (const h of held) h();
+    await stopChecked(srv, Object.values(apps));
+    await closeServer(backend);
+  });
+
+  const app = (p) => apps[String(p.pid)];
+  const storedLang = async (p, uid) => {
+    const rows = await storeRows(srv.dataDir, `SELECT lang FROM user_langs WHERE pid = ${p.pid} AND uid = ${uid}`);
+    return rows.length ? rows[0][0] : null;
+  };
+
+  it('setlang stores the language ("" clears it); a bad code is 10010, a missing one 10009', async () => {
+    for (const transport of ['tcp', 'ws']) {
+      const uid = transport === 'tcp' ? 101 : 102;
+      const u = await login(srv, app(ON), uid, { transport });
+      try {
+        assert.deepEqual(await u.call('setlang', { lang: 'zh-CHS' }), {});
+        assert.equal(await storedLang(ON, uid), 'zh-CHS');
+        assert.deepEqual(await u.call('setlang', { lang: 'pt-BR' }), {});
+        assert.equal(await storedLang(ON, uid), 'pt-BR');
+        for (const bad of ['en us', 'e/n', '-en', 'x'.repeat(16), 'ünï', 'en\u0000']) {
+          await expectCode(u.call('setlang', { lang: bad }), 10010);
+        }
+        await expectCode(u.call('setlang', { lang: 5 }), 10010);
+        await expectCode(u.call('setlang', {}), 10009);
+        assert.equal(await storedLang(ON, uid), 'pt-BR');
+        assert.deepEqual(await u.call('setlang', { lang: '' }), {});
+        assert.equal(await storedLang(ON, uid), null);
+        // the JSON form
+        assert.deepEqual(await u.client.quest('setlang', { lang: 'en' }, { json: true }), {});
+        assert.equal(await storedLang(ON, uid), 'en');
+      } finally {
+        await u.close();
+      }
+    }
+    // setlang is the client's own: the server gate does not have it
+    await expectCode(app(ON).call('setlang', { lang: 'en' }), 20004);
+  });
+
+  it('auth with a valid lang stores it; an invalid one is ignored and the login goes on', async () => {
+    const u = await login(srv, app(ON), 111, { lang: 'fr' });
+    await u.close();
+    assert.ok(await waitFor(async () => (await storedLang(ON, 111)) === 'fr', 5000), 'auth lang stored');
+    const v = await login(srv, app(ON), 111, { lang: 'not a language' });
+    await v.close();
+    const w = await login(srv, app(ON), 111, { lang: '' });
+    await w.close();
+    const x = await login(srv, app(ON), 112, { lang: 'de' });
+    await x.close();
+    assert.ok(await waitFor(async () => (await storedLang(ON, 112)) === 'de', 5000));
+    assert.equal(await storedLang(ON, 111), 'fr');
+  });
+
+  it('translate on the client gates (WebSocket SDK payloads) answers {source, target, sourceText, targetText}', async () => {
+    for (const transport of ['tcp', 'ws']) {
+      const u = await login(srv, app(ON), 121, { transport });
+      try {
+        let before = requests.length;
+        const a = await u.call('translate', { text: `hello ${transport}`, dst: 'zh-CN' });
+        assert.deepEqual(a, { source: 'en', target: 'zh-CN', sourceText: `hello ${transport}`, targetText: `[zh-CN] hello ${transport}` });
+        assert.equal(requests.length, before + 1);
+        const r = requests[before];
+        assert.equal(r.url, '/translate');
+        assert.equal(r.type, 'application/json');
+        assert.deepEqual(r.body, { q: `hello ${transport}`, source: 'auto', target: 'zh-CN', format: 'text', api_key: 'lt-key-1' });
+
+        before = requests.length;
+        const b = await u.call('translate', { text: `你好 ${transport}`, dst: 'en', src: 'zh-CN', type: 'chat', profanity: 'censor' });
+        assert.deepEqual(b, { source: 'zh-CN', target: 'en', sourceText: `你好 ${transport}`, targetText: `[en] 你好 ${transport}` });
+        assert.equal(requests[before].body.source, 'zh-CN');
+
+        // the JSON form
+        const j = await u.client.quest('translate', { text: `json ${transport}`, dst: 'fr' }, { json: true });
+        assert.deepEqual(j, { source: 'en', target: 'fr', sourceText: `json ${transport}`, targetText: `[fr] json ${transport}` });
+      } finally {
+        await u.close();
+      }
+    }
+  });
+
+  it('translate on the server gate (Go/Node SDK payloads) with uid', async () => {
+    const a = await app(ON).call('translate', { text: 'from the app', dst: 'ja', src: 'en', type: 'mail', profanity: 'off',
+      postProfanity: true, uid: I(6) });
+    assert.deepEqual(a, { source: 'en', target: 'ja', sourceText: 'from the app', targetText: '[ja] from the app' });
+    const b = await app(ON).call('translate', { text: 'no uid', dst: 'ko' }); // the Node SDK without uid
+    assert.equal(b.targetText, '[ko] no uid');
+    await expectCode(app(ON).call('translate', { text: 'x', dst: 'en', uid: 'me' }), 10010);
+  });
+
+  it('bad payloads: 10009 / 10010 before anything is sent', async () => {
+    const u = await login(srv, app(ON), 131);
+    const before = requests.length;
+    try {
+      await expectCode(u.call('translate', { dst: 'en' }), 10009);
+      await expectCode(u.call('translate', { text: 'x' }), 10009);
+      await expectCode(u.call('translate', { text: 1, dst: 'en' }), 10010);
+      await expectCode(u.call('translate', { text: 'x', dst: 'en', src: 5 }), 10010);
+      await expectCode(u.call('translate', { text: 'x', dst: 'e n' }), 10010);
+      await expectCode(u.call('translate', { text: 'x', dst: '' }), 10010);
+      await expectCode(u.call('translate', { text: 'x', dst: 'en', postProfanity: 'yes' }), 10010);
+      await expectCode(u.call('translate', { text: Buffer.from([0xff, 0xfe]), dst: 'en' }), 10010);
+      await expectCode(u.call('translate', { text: 'x'.repeat(16385), dst: 'en' }), 200030);
+      assert.equal(requests.length, before);
+    } finally {
+      await u.close();
+    }
+  });
+
+  it('answers are cached: the same (src, dst, text) again does not reach the backend', async () => {
+    const u = await login(srv, app(ON), 141);
+    try {
+      const before = requests.length;
+      const a = await u.call('translate', { text: 'cache me', dst: 'it' });
+      const b = await u.call('translate', { text: 'cache me', dst: 'it' });
+      assert.deepEqual(b, a);
+      assert.equal(requests.length, before + 1);
+      // another target, another source: other entries
+      await u.call('translate', { text: 'cache me', dst: 'es' });
+      await u.call('translate', { text: 'cache me', dst: 'it', src: 'en' });
+      assert.equal(requests.length, before + 3);
+    } finally {
+      await u.close();
+    }
+  });
+
+  it('backend failures: HTTP 500, not JSON, wrong JSON (200097), too slow (200095), down (200096)', async () => {
+    const u = await login(srv, app(ON), 151);
+    try {
+      let e = await expectCode(u.call('translate', { text: 'http 500', dst: 'en' }), 200097);
+      assert.match(e.ex, /HTTP 500/);
+      e = await expectCode(u.call('translate', { text: 'not json', dst: 'en' }), 200097);
+      await expectCode(u.call('translate', { text: 'wrong json', dst: 'en' }), 200097);
+      await expectCode(u.call('translate', { text: 'slow', dst: 'en' }), 200095);
+      // failures are not cached
+      const before = requests.length;
+      await expectCode(u.call('translate', { text: 'http 500', dst: 'en' }), 200097);
+      assert.equal(requests.length, before + 1);
+      // and the server goes on
+      assert.equal((await u.call('translate', { text: 'after', dst: 'en' })).targetText, '[en] after');
+    } finally {
+      await u.close();
+    }
+    const d = await login(srv, app(DOWN), 152);
+    try {
+      await expectCode(d.call('translate', { text: 'x', dst: 'en' }), 200096);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('at most translate_max_inflight requests of a project in flight: 200010 past it', async () => {
+    const u = await login(srv, app(ON), 161);
+    try {
+      const first = u.call('translate', { text: 'hold 1', dst: 'en' });
+      const second = u.call('translate', { text: 'hold 2', dst: 'en' });
+      assert.ok(await waitFor(() => held.length >= 2, 5000), 'both reached the backend');
+      await expectCode(u.call('translate', { text: 'third', dst: 'en' }), 200010);
+      for (const h of held.splice(0)) h();
+      assert.equal((await first).targetText, 'held hold 1');
+      assert.equal((await second).targetText, 'held hold 2');
+      assert.equal((await u.call('translate', { text: 'third', dst: 'en' })).targetText, '[en] third');
+    } finally {
+      await u.close();
+    }
+  });
+
+  it('without translate_url: 200060 on both gates, after the payload checks', async () => {
+    const u = await login(srv, app(OFF), 171);
+    try {
+      const e = await expectCode(u.call('translate', { text: 'hello', dst: 'zh-CN' }), 200060);
+      assert.match(e.ex, /translate is not enabled/);
+      await expectCode(u.call('translate', { text: 'hello' }), 10009);
+      // setlang works without a backend: the language is the user's
+      assert.deepEqual(await u.call('setlang', { lang: 'en' }), {});
+    } finally {
+      await u.close();
+    }
+    await expectCode(app(OFF).call('translate', { text: 'hello', dst: 'en', uid: I(1) }), 200060);
+  });
+});
