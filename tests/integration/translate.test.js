@@ -5,17 +5,24 @@
 // speaking POST /translate) and answers {source, target, sourceText,
 // targetText}; answers are cached; the backend's failures (down, slow,
 // HTTP 500, not JSON, not its JSON) are errors of their own; requests in
-// flight are bounded; without translate_url: 200060.
+// flight are bounded; without translate_url: 200060. Text chat pushed to
+// number-id sessions carries msg as the map {source, target, sourceText,
+// targetText} the Unity and Android SDKs read, translated into the
+// receiver's language when it has one (and the project a backend);
+// string-id (RTS) sessions, listeners and history keep the string.
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const net = require('node:net');
 const fpnn = require('./lib/fpnn');
-const { login, expectCode, startWithProjects, stopChecked } = require('./lib/rtm');
-const { withLogs, waitFor, storeRows } = require('./lib/rtmd');
+const { login, expectCode, startWithProjects, stopChecked, chatMap, pushText, recordPushes, answerPushes, appServer } = require('./lib/rtm');
+const { withLogs, waitFor, storeRows, sleep } = require('./lib/rtmd');
 
 const I = fpnn.int64;
+let midSeq = 0;
+const freshMid = () => I(Date.now() * 1000 + (midSeq++ % 1000));
+const RTS_APP_ID = 'TrnRtsApp0123456789abcde';
 
 function listen(server) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
@@ -39,7 +46,7 @@ describe('translate', () => {
   const it = (name, fn) => test(name, { timeout: 60000 }, withLogs(() => [srv], fn));
   const ON = { pid: 85001, secret: 'translate-on-85001', translate_api_key: 'lt-key-1', translate_timeout_ms: 1000,
     translate_max_inflight: 2 };
-  const OFF = { pid: 85002, secret: 'translate-off-85002' };
+  const OFF = { pid: 85002, secret: 'translate-off-85002', app_id: RTS_APP_ID, app_key: 'translate-rts-key' };
   const DOWN = { pid: 85003, secret: 'translate-down-85003' };
 
   before(async () => {
@@ -278,5 +285,155 @@ describe('translate', () => {
       await u.close();
     }
     await expectCode(app(OFF).call('translate', { text: 'hello', dst: 'en', uid: I(1) }), 200060);
+  });
+
+  // ---- chat pushes ----
+
+  const byMid = (method, mid) => (q) => q.method === method && fpnn.toBigInt(q.payload.mid) === fpnn.toBigInt(mid);
+  const translated = (text, target, source = 'en') => ({ source, target, sourceText: text, targetText: `[${target}] ${text}` });
+  const asked = (q) => requests.filter((r) => r.body && r.body.q === q).map((r) => r.body.target).sort();
+  const nodes = () => (srv.nodes ? srv.nodes.length : 1);
+
+  async function rtsLogin(app, uid) {
+    const { token } = await app.call('getrtstoken', { uid });
+    const c = await fpnn.connect({ port: srv.ports.client_tcp, transport: 'tcp', timeoutMs: 5000 });
+    answerPushes(c);
+    recordPushes(c);
+    assert.deepEqual(await c.quest('auth', { appid: RTS_APP_ID, uid, token }), { ok: true });
+    return c;
+  }
+
+  it('text chat: number-id sessions get the map, RTS sessions, listeners and history the string', async () => {
+    const a = await login(srv, app(OFF), 201);
+    const b = await login(srv, app(OFF), 202, { transport: 'ws' });
+    const l = await appServer(srv, { project: srv.projects.find((p) => p.pid === String(OFF.pid)) });
+    answerPushes(l.client);
+    recordPushes(l.client);
+    try {
+      await l.call('addlisten', { uids: [I(202)] });
+      await sleep(200); // the listen set reaches every node
+      let mid = freshMid();
+      await a.call('sendmsg', { to: I(202), mid, mtype: 30, msg: 'hello map', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, chatMap('hello map'));
+      assert.equal((await l.client.waitPush(byMid('pushmsg', mid))).payload.msg, 'hello map', 'listeners keep the string');
+      // other mtypes, and binary chat, as sent
+      mid = freshMid();
+      await a.call('sendmsg', { to: I(202), mid, mtype: 32, msg: 'a command', attrs: '' });
+      assert.equal((await b.waitPush(byMid('pushmsg', mid))).payload.msg, 'a command');
+      mid = freshMid();
+      await a.call('sendmsg', { to: I(202), mid, mtype: 30, msg: Buffer.from([1, 2]), attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, Buffer.from([1, 2]));
+      // group and broadcast: the map too
+      await app(OFF).call('addgroupmembers', { gid: I(2001), uids: [I(201), I(202)] });
+      mid = freshMid();
+      await a.call('sendgroupmsg', { gid: I(2001), mid, mtype: 30, msg: 'to the group', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushgroupmsg', mid))).payload.msg, chatMap('to the group'));
+      mid = freshMid();
+      await app(OFF).call('broadcastmsg', { from: I(9), mid, mtype: 30, msg: 'to all', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushbroadcastmsg', mid))).payload.msg, chatMap('to all'));
+      // history keeps the text
+      const h = await app(OFF).call('getp2pmsg', { uid: I(201), ouid: I(202), desc: true, num: 10 });
+      assert.ok(h.msgs.some((m) => m[5] === 'hello map'), 'history has the string');
+    } finally {
+      await a.close();
+      await b.close();
+      await l.close();
+    }
+    // RTS (string-id) sessions, as the RTS SDK sends chat (mtype 30): the string
+    const x = await rtsLogin(app(OFF), 'trn.x');
+    const y = await rtsLogin(app(OFF), 'trn.y');
+    try {
+      const mid = freshMid();
+      await x.quest('sendmsg', { to: 'trn.y', mid, mtype: 30, msg: 'hi y' });
+      const p = await y.waitPush(byMid('pushmsg', mid));
+      assert.equal(p.payload.msg, 'hi y');
+      assert.equal(p.payload.from, 'trn.x');
+    } finally {
+      await x.destroy();
+      await y.destroy();
+    }
+  });
+
+  it('chat pushed to receivers with a language is translated, once per message and language; the others at once', async () => {
+    const a = await login(srv, app(ON), 301);
+    const b = await login(srv, app(ON), 302); // setlang de
+    const c = await login(srv, app(ON), 303); // no language
+    const d = await login(srv, app(ON), 304, { lang: 'fr', transport: 'ws' }); // auth's lang
+    const e = await login(srv, app(ON), 305); // setlang de too
+    try {
+      assert.deepEqual(await b.call('setlang', { lang: 'de' }), {});
+      assert.deepEqual(await e.call('setlang', { lang: 'de' }), {});
+      await app(ON).call('addgroupmembers', { gid: I(3001), uids: [301, 302, 303, 304, 305].map(I) });
+      await sleep(200); // memberships reach every node
+      let mid = freshMid();
+      await a.call('sendgroupmsg', { gid: I(3001), mid, mtype: 30, msg: 'good morning', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushgroupmsg', mid))).payload.msg, translated('good morning', 'de'));
+      assert.deepEqual((await e.waitPush(byMid('pushgroupmsg', mid))).payload.msg, translated('good morning', 'de'));
+      assert.deepEqual((await d.waitPush(byMid('pushgroupmsg', mid))).payload.msg, translated('good morning', 'fr'));
+      assert.deepEqual((await c.waitPush(byMid('pushgroupmsg', mid))).payload.msg, chatMap('good morning'));
+      // one request per language on each node that has such receivers
+      const got = asked('good morning');
+      assert.ok(got.filter((t) => t === 'de').length >= 1 && got.filter((t) => t === 'de').length <= nodes(), `de asked ${got}`);
+      assert.ok(got.filter((t) => t === 'fr').length === 1, `fr asked ${got}`);
+      assert.equal(got.length <= nodes() + 1, true, `asked ${got}`);
+      // p2p: translated for the receiver; the same text again from the cache
+      mid = freshMid();
+      await a.call('sendmsg', { to: I(302), mid, mtype: 30, msg: 'good morning', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, translated('good morning', 'de'));
+
+      // a translation on its way does not hold back receivers without a language
+      mid = freshMid();
+      const heldBefore = held.length;
+      await a.call('sendgroupmsg', { gid: I(3001), mid, mtype: 30, msg: 'hold chat', attrs: '' });
+      assert.deepEqual((await c.waitPush(byMid('pushgroupmsg', mid))).payload.msg, chatMap('hold chat'));
+      assert.ok(await waitFor(() => held.length > heldBefore, 5000), 'the translation reached the backend');
+      await sleep(100);
+      assert.equal(b.pushes.filter(byMid('pushgroupmsg', mid)).length, 0, 'b waits for its translation');
+      for (const h of held.splice(heldBefore)) h();
+      const hb = await b.waitPush(byMid('pushgroupmsg', mid));
+      assert.deepEqual(hb.payload.msg, { source: '', target: 'de', sourceText: 'hold chat', targetText: 'held hold chat' });
+
+      // a failed translation is pushed untranslated
+      mid = freshMid();
+      await a.call('sendmsg', { to: I(302), mid, mtype: 30, msg: 'http 500', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, chatMap('http 500'));
+
+      // setlang "" clears: untranslated again
+      assert.deepEqual(await e.call('setlang', { lang: '' }), {});
+      mid = freshMid();
+      await a.call('sendmsg', { to: I(305), mid, mtype: 30, msg: 'cleared', attrs: '' });
+      assert.deepEqual((await e.waitPush(byMid('pushmsg', mid))).payload.msg, chatMap('cleared'));
+      assert.deepEqual(asked('cleared'), []);
+    } finally {
+      for (const u of [a, b, c, d, e]) await u.close();
+    }
+  });
+
+  it('a login without lang takes the stored language; projects without a backend push untranslated', async () => {
+    const first = await login(srv, app(ON), 401);
+    assert.deepEqual(await first.call('setlang', { lang: 'ja' }), {});
+    await first.close();
+    const a = await login(srv, app(ON), 402);
+    const b = await login(srv, app(ON), 401); // no lang: read from the store
+    try {
+      await sleep(300);
+      const mid = freshMid();
+      await a.call('sendmsg', { to: I(401), mid, mtype: 30, msg: 'welcome back', attrs: '' });
+      assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, translated('welcome back', 'ja'));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const x = await login(srv, app(OFF), 403, { lang: 'de' });
+    const y = await login(srv, app(OFF), 404);
+    try {
+      const mid = freshMid();
+      await y.call('sendmsg', { to: I(403), mid, mtype: 30, msg: 'no backend', attrs: '' });
+      assert.deepEqual((await x.waitPush(byMid('pushmsg', mid))).payload.msg, chatMap('no backend'));
+      assert.equal(pushText({ msg: chatMap('no backend') }), 'no backend');
+    } finally {
+      await x.close();
+      await y.close();
+    }
   });
 });

@@ -41,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRANSLATE_MAX_TEXT (16 * 1024)          /* bytes of text to translate */
 #define TRANSLATE_CACHE_ENTRIES 4096
 #define TRANSLATE_CACHE_BYTES (16u * 1024 * 1024)
 #define TRANSLATE_CACHE_BUCKETS 8192            /* a power of two */
@@ -97,7 +96,7 @@ struct translate_state {
     size_t nprojects;
     translate_cache cache;
     pending *pending;          /* translate requests waiting for a backend */
-    uint64_t requests, failures;
+    uint64_t requests, failures, joined;
 };
 
 static struct translate_state *state(rtmd_server *srv)
@@ -376,18 +375,46 @@ void translate_session_login(rtmd_server *srv, rtmd_session *s, const char *lang
         free(j);
 }
 
-/* ---- translate ---- */
+/* ---- translating ---- */
 
+const char *translate_user_lang(rtmd_server *srv, int64_t pid, int64_t uid)
+{
+    rtmd_user *u = users_get(srv, pid, uid);
+    for (rtmd_session *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->lang[0])
+            return s->lang;
+    return NULL;
+}
+
+static const project_backend *backend_of(rtmd_server *srv, int64_t pid)
+{
+    struct translate_state *s = state(srv);
+    rtmd_project *project = rtmd_server_project(srv, pid);
+    size_t i = project ? (size_t)(project - srv->projects) : SIZE_MAX;
+    return s && i < s->nprojects && s->projects[i].allow ? &s->projects[i] : NULL;
+}
+
+bool translate_on(rtmd_server *srv, int64_t pid)
+{
+    return backend_of(srv, pid) != NULL;
+}
+
+typedef struct waiter {
+    translate_done_fn done;
+    void *arg;
+    struct waiter *next;
+} waiter;
+
+/* One request to a backend, and who waits for its answer. */
 struct pending {
     rtmd_server *srv;
-    rtmd_request *req;
     int64_t id;        /* outbound's */
     int64_t pid;
-    char *key;         /* the cache key, handed to the cache */
+    char *key;         /* the cache key (src NUL dst NUL text), handed to the cache */
     size_t key_len;
     uint64_t hash;
-    char src[TRANSLATE_MAX_LANG + 1], dst[TRANSLATE_MAX_LANG + 1];
-    size_t text_off;   /* where the text starts in key */
+    char src[TRANSLATE_MAX_LANG + 1];
+    waiter *waiters;
     pending *prev, *next;
 };
 
@@ -401,30 +428,17 @@ static void pending_unlink(struct translate_state *s, pending *p)
         p->next->prev = p->prev;
 }
 
-static void pending_free(pending *p)
+/* Tells every waiter of p how it ended and frees p. */
+static void pending_finish(pending *p, const translate_result *r)
 {
+    while (p->waiters) {
+        waiter *w = p->waiters;
+        p->waiters = w->next;
+        w->done(w->arg, r);
+        free(w);
+    }
     free(p->key);
     free(p);
-}
-
-static void answer_translation(rtmd_request *req, const char *source, const char *target, const char *text,
-                               size_t text_len, const char *translated, size_t translated_len)
-{
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    mp_pack_kv_str(&pk, "source", source);
-    mp_pack_kv_str(&pk, "target", target);
-    mp_pack_cstr(&pk, "sourceText");
-    msgpack_pack_str(&pk, text_len);
-    msgpack_pack_str_body(&pk, text, text_len);
-    mp_pack_cstr(&pk, "targetText");
-    msgpack_pack_str(&pk, translated_len);
-    msgpack_pack_str_body(&pk, translated, translated_len);
-    request_answer(req, &body);
-    msgpack_sbuffer_destroy(&body);
 }
 
 /* Reads the backend's {translatedText, detectedLanguage: {language}}:
@@ -450,41 +464,156 @@ static void on_backend_reply(void *arg, const outbound_reply *r)
 {
     pending *p = arg;
     struct translate_state *s = state(p->srv);
-    rtmd_request *req = p->req;
     pending_unlink(s, p);
     char ex[200];
+    translate_result res = {.code = RTM_EC_TRANSLATE_FAILED, .ex = ex};
+    json_t *root = NULL;
     if (r->result == OUTBOUND_OK && r->status == 200) {
         json_error_t jerr;
-        json_t *root = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
-        const char *text, *detected;
-        size_t len;
-        if (json_is_object(root) && parse_reply(root, &text, &len, &detected)) {
-            const char *source = p->src[0] ? p->src : detected;
-            answer_translation(req, source, p->dst, p->key + p->text_off, p->key_len - p->text_off, text, len);
-            cache_put(&s->cache, p->pid, p->key, p->key_len, p->hash, source, text, len);
-            p->key = NULL;
-            json_decref(root);
-            free(p);
-            return;
+        root = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+        const char *detected;
+        if (json_is_object(root) && parse_reply(root, &res.text, &res.len, &detected)) {
+            res.code = 0;
+            res.ex = NULL;
+            res.source = p->src[0] ? p->src : detected;
+            cache_put(&s->cache, p->pid, p->key, p->key_len, p->hash, res.source, res.text, res.len);
+            p->key = NULL; /* the cache's now, or freed by it */
+        } else {
+            snprintf(ex, sizeof ex, "the translation server's answer is not {translatedText: string, ...}");
         }
-        json_decref(root);
-        snprintf(ex, sizeof ex, "the translation server's answer is not {translatedText: string, ...}");
-        request_error(req, RTM_EC_TRANSLATE_FAILED, ex);
     } else if (r->result == OUTBOUND_OK) {
         snprintf(ex, sizeof ex, "the translation server answered HTTP %ld", r->status);
-        request_error(req, RTM_EC_TRANSLATE_FAILED, ex);
     } else if (r->result == OUTBOUND_TIMEOUT) {
-        request_error(req, RTM_EC_TRANSLATE_TIMEOUT, "the translation server did not answer in time");
+        res.code = RTM_EC_TRANSLATE_TIMEOUT;
+        snprintf(ex, sizeof ex, "the translation server did not answer in time");
     } else if (r->result == OUTBOUND_REFUSED || r->result == OUTBOUND_CONNECT_FAILED) {
+        res.code = RTM_EC_TRANSLATE_UNREACHABLE;
         snprintf(ex, sizeof ex, "the translation server is unreachable: %s", r->error ? r->error : "");
-        request_error(req, RTM_EC_TRANSLATE_UNREACHABLE, ex);
     } else {
         snprintf(ex, sizeof ex, "the request to the translation server failed: %s", r->error ? r->error : "");
-        request_error(req, RTM_EC_TRANSLATE_FAILED, ex);
     }
-    s->failures++;
-    pending_free(p);
+    if (res.code)
+        s->failures++;
+    pending_finish(p, &res);
+    json_decref(root);
 }
+
+/* The LibreTranslate request body (JSON), or NULL. */
+static char *backend_body(const rtmd_project_config *lim, const char *src, const char *dst, const char *text,
+                          size_t len)
+{
+    json_t *o = json_object();
+    char *out = NULL;
+    if (o && json_object_set_new(o, "q", json_stringn(text, len)) == 0 &&
+        json_object_set_new(o, "source", json_string(src[0] ? src : "auto")) == 0 &&
+        json_object_set_new(o, "target", json_string(dst)) == 0 &&
+        json_object_set_new(o, "format", json_string("text")) == 0 &&
+        (!lim->translate_api_key[0] ||
+         json_object_set_new(o, "api_key", json_string(lim->translate_api_key)) == 0))
+        out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return out;
+}
+
+static pending *pending_find(struct translate_state *s, int64_t pid, const char *key, size_t len, uint64_t h)
+{
+    for (pending *p = s->pending; p; p = p->next)
+        if (p->hash == h && p->pid == pid && p->key_len == len && memcmp(p->key, key, len) == 0)
+            return p;
+    return NULL;
+}
+
+int64_t translate_text(rtmd_server *srv, int64_t pid, const char *src, const char *dst, const char *text, size_t len,
+                       translate_done_fn done, void *arg)
+{
+    struct translate_state *s = state(srv);
+    const project_backend *b = backend_of(srv, pid);
+    if (!b)
+        return RTM_EC_NO_CONFIG_IN_CONSOLE;
+    if (len > TRANSLATE_MAX_TEXT)
+        return RTM_EC_LARGE_MESSAGE_OR_ATTRS;
+    s->requests++;
+    size_t key_len;
+    char *key = cache_key(src, strlen(src), dst, strlen(dst), text, len, &key_len);
+    waiter *w = malloc(sizeof *w);
+    if (!key || !w) {
+        free(key);
+        free(w);
+        return RTM_EC_UNKNOWN_ERROR;
+    }
+    w->done = done;
+    w->arg = arg;
+    w->next = NULL;
+    uint64_t h = cache_hash(&s->cache, pid, key, key_len);
+    cache_entry *e = cache_find(&s->cache, pid, key, key_len, h);
+    if (e) {
+        s->cache.hits++;
+        lru_unlink(&s->cache, e);
+        lru_push_newest(&s->cache, e);
+        free(key);
+        free(w);
+        done(arg, &(translate_result){.source = e->source, .text = e->target_text, .len = e->target_len});
+        return 1;
+    }
+    pending *p = pending_find(s, pid, key, key_len, h);
+    if (p) { /* the same translation is on its way: wait for it */
+        s->joined++;
+        free(key);
+        w->next = p->waiters;
+        p->waiters = w;
+        return 0;
+    }
+    s->cache.misses++;
+    const rtmd_project_config *lim = &rtmd_server_project(srv, pid)->limits;
+    char *body = backend_body(lim, src, dst, text, len);
+    p = calloc(1, sizeof *p);
+    if (!body || !p) {
+        free(body);
+        free(p);
+        free(key);
+        free(w);
+        return RTM_EC_UNKNOWN_ERROR;
+    }
+    p->srv = srv;
+    p->pid = pid;
+    p->key = key;
+    p->key_len = key_len;
+    p->hash = h;
+    p->waiters = w;
+    snprintf(p->src, sizeof p->src, "%s", src);
+    outbound_post_args a = {
+        .pid = pid,
+        .uid = 0, /* the project's bound is the one that counts */
+        .allow = b->allow,
+        .url = b->url,
+        .url_len = strlen(b->url),
+        .content_type = "application/json",
+        .body = body,
+        .len = strlen(body),
+        .timeout_ms = lim->translate_timeout_ms,
+        .max_project = lim->translate_max_inflight,
+        .max_user = lim->translate_max_inflight,
+    };
+    int64_t id = outbound_post(srv, &a, on_backend_reply, p);
+    free(body);
+    if (id <= 0) {
+        p->waiters = NULL;
+        free(w);
+        free(p->key);
+        free(p);
+        s->failures++;
+        return id == OUTBOUND_E_PROJECT_BUSY || id == OUTBOUND_E_USER_BUSY ? RTM_EC_API_FREQUENCY_LIMITED
+                                                                            : RTM_EC_TRANSLATE_FAILED;
+    }
+    p->id = id;
+    p->next = s->pending;
+    if (s->pending)
+        s->pending->prev = p;
+    s->pending = p;
+    return 0;
+}
+
+/* ---- the translate method ---- */
 
 /* An optional language field: absent, nil or "" gives "". */
 static bool arg_lang(rtmd_request *req, const char *key, bool required, char *out)
@@ -537,28 +666,47 @@ static bool check_unapplied(rtmd_request *req)
     return true;
 }
 
-/* The LibreTranslate request body (JSON), or NULL. */
-static char *backend_body(const rtmd_project_config *lim, const char *src, const char *dst, const char *text,
-                          size_t len)
+/* A translate request waiting for its answer. */
+typedef struct method_wait {
+    rtmd_request *req;
+    char dst[TRANSLATE_MAX_LANG + 1];
+} method_wait;
+
+static void answer_translation(void *arg, const translate_result *r)
 {
-    json_t *o = json_object();
-    char *out = NULL;
-    if (o && json_object_set_new(o, "q", json_stringn(text, len)) == 0 &&
-        json_object_set_new(o, "source", json_string(src[0] ? src : "auto")) == 0 &&
-        json_object_set_new(o, "target", json_string(dst)) == 0 &&
-        json_object_set_new(o, "format", json_string("text")) == 0 &&
-        (!lim->translate_api_key[0] ||
-         json_object_set_new(o, "api_key", json_string(lim->translate_api_key)) == 0))
-        out = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return out;
+    method_wait *m = arg;
+    rtmd_request *req = m->req;
+    if (r->code) {
+        request_error(req, r->code, r->ex);
+        free(m);
+        return;
+    }
+    const msgpack_object *t = mp_map_get(req->args, "text");
+    const char *text;
+    size_t text_len;
+    mp_obj_str(t, &text, &text_len); /* checked by method_translate */
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    mp_pack_kv_str(&pk, "source", r->source);
+    mp_pack_kv_str(&pk, "target", m->dst);
+    mp_pack_cstr(&pk, "sourceText");
+    msgpack_pack_str(&pk, text_len);
+    msgpack_pack_str_body(&pk, text, text_len);
+    mp_pack_cstr(&pk, "targetText");
+    msgpack_pack_str(&pk, r->len);
+    msgpack_pack_str_body(&pk, r->text, r->len);
+    request_answer(req, &body);
+    msgpack_sbuffer_destroy(&body);
+    free(m);
 }
 
 /* both gates: translate {text, dst, src?, type?, profanity?, postProfanity?,
  * uid (server)} -> {source, target, sourceText, targetText} */
 static void method_translate(rtmd_request *req)
 {
-    struct translate_state *s = state(req->srv);
     const msgpack_object *t = mp_map_get(req->args, "text");
     const char *text;
     size_t text_len;
@@ -577,79 +725,25 @@ static void method_translate(rtmd_request *req)
         request_error(req, RTM_EC_LARGE_MESSAGE_OR_ATTRS, "'text' is over 16384 bytes");
         return;
     }
-    size_t i = (size_t)(req->project - req->srv->projects);
-    const project_backend *b = i < s->nprojects ? &s->projects[i] : NULL;
-    if (!b || !b->allow) {
-        request_error(req, RTM_EC_NO_CONFIG_IN_CONSOLE, "translate is not enabled on this server (no translate_url for the project)");
-        return;
-    }
-    s->requests++;
-    size_t key_len;
-    char *key = cache_key(src, strlen(src), dst, strlen(dst), text, text_len, &key_len);
-    if (!key) {
+    method_wait *m = calloc(1, sizeof *m);
+    if (!m) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;
     }
-    int64_t pid = req->project->pid;
-    uint64_t h = cache_hash(&s->cache, pid, key, key_len);
-    cache_entry *e = cache_find(&s->cache, pid, key, key_len, h);
-    if (e) {
-        s->cache.hits++;
-        lru_unlink(&s->cache, e);
-        lru_push_newest(&s->cache, e);
-        answer_translation(req, e->source, dst, text, text_len, e->target_text, e->target_len);
-        free(key);
-        return;
-    }
-    s->cache.misses++;
-    const rtmd_project_config *lim = &req->project->limits;
-    char *body = backend_body(lim, src, dst, text, text_len);
-    pending *p = calloc(1, sizeof *p);
-    if (!body || !p) {
-        free(body);
-        free(p);
-        free(key);
-        request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
-        return;
-    }
-    p->srv = req->srv;
-    p->req = req;
-    p->pid = pid;
-    p->key = key;
-    p->key_len = key_len;
-    p->hash = h;
-    p->text_off = key_len - text_len;
-    snprintf(p->src, sizeof p->src, "%s", src);
-    snprintf(p->dst, sizeof p->dst, "%s", dst);
-    outbound_post_args a = {
-        .pid = pid,
-        .uid = 0, /* the project's bound is the one that counts */
-        .allow = b->allow,
-        .url = b->url,
-        .url_len = strlen(b->url),
-        .content_type = "application/json",
-        .body = body,
-        .len = strlen(body),
-        .timeout_ms = lim->translate_timeout_ms,
-        .max_project = lim->translate_max_inflight,
-        .max_user = lim->translate_max_inflight,
-    };
-    int64_t id = outbound_post(req->srv, &a, on_backend_reply, p);
-    free(body);
-    if (id <= 0) {
-        pending_free(p);
-        if (id == OUTBOUND_E_PROJECT_BUSY || id == OUTBOUND_E_USER_BUSY)
-            request_error(req, RTM_EC_API_FREQUENCY_LIMITED, "too many translations of the project in flight");
-        else
-            request_error(req, RTM_EC_TRANSLATE_FAILED, "cannot start the request to the translation server");
-        s->failures++;
-        return;
-    }
-    p->id = id;
-    p->next = s->pending;
-    if (s->pending)
-        s->pending->prev = p;
-    s->pending = p;
+    m->req = req;
+    snprintf(m->dst, sizeof m->dst, "%s", dst);
+    int64_t rc = translate_text(req->srv, req->project->pid, src, dst, text, text_len, answer_translation, m);
+    if (rc <= 1)
+        return; /* answered, or will be */
+    free(m);
+    if (rc == RTM_EC_NO_CONFIG_IN_CONSOLE)
+        request_error(req, rc, "translate is not enabled on this server (no translate_url for the project)");
+    else if (rc == RTM_EC_API_FREQUENCY_LIMITED)
+        request_error(req, rc, "too many translations of the project in flight");
+    else if (rc == RTM_EC_TRANSLATE_FAILED)
+        request_error(req, rc, "cannot start the request to the translation server");
+    else
+        request_error(req, rc, "out of memory");
 }
 
 /* ---- module life cycle ---- */
@@ -699,8 +793,7 @@ static void translate_free(rtmd_server *srv)
         pending *p = s->pending;
         s->pending = p->next;
         outbound_cancel(srv, p->id);
-        request_error(p->req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");
-        pending_free(p);
+        pending_finish(p, &(translate_result){.code = FPNN_EC_CORE_SERVER_STOPPING, .ex = "server stopping"});
     }
     cache_free(&s->cache);
     for (size_t i = 0; i < s->nprojects; i++) {
@@ -717,12 +810,14 @@ static void translate_metrics(const rtmd_server *srv, prom_out *out)
     const struct translate_state *s = srv->svc->translate;
     if (!s)
         return;
-    prom_metric(out, "rtmd_translate_requests_total", "counter", "translate requests answered or sent on.",
+    prom_metric(out, "rtmd_translate_requests_total", "counter", "Translations asked for (translate, and chat pushed to users with a language).",
                 s->requests);
     prom_metric(out, "rtmd_translate_failures_total", "counter",
                 "translate requests the translation server did not answer usefully.", s->failures);
     prom_metric(out, "rtmd_translate_cache_hits_total", "counter", "translate requests answered from the cache.",
                 s->cache.hits);
+    prom_metric(out, "rtmd_translate_joined_total", "counter",
+                "translate requests that waited for the same translation already in flight.", s->joined);
     prom_metric(out, "rtmd_translate_cache_entries", "gauge", "Answers in the translation cache.",
                 s->cache.entries);
     prom_metric(out, "rtmd_translate_cache_bytes", "gauge", "Bytes of the translation cache.", s->cache.bytes);

@@ -25,4 +25,31 @@ bool translate_lang_valid(const char *s, size_t len);
  * background). */
 void translate_session_login(rtmd_server *srv, rtmd_session *s, const char *lang, size_t len);
 
+/* Project pid has a translation backend (translate_url). */
+bool translate_on(rtmd_server *srv, int64_t pid);
+
+/* The language of a user online here (its sessions'), or NULL. */
+const char *translate_user_lang(rtmd_server *srv, int64_t pid, int64_t uid);
+
+/* How a translation ended: code 0 with source (src, or the language the
+ * server detected, or "") and the text; else an error code and ex. */
+typedef struct translate_result {
+    int64_t code;
+    const char *ex;
+    const char *source;
+    const char *text;
+    size_t len;
+} translate_result;
+typedef void (*translate_done_fn)(void *arg, const translate_result *r);
+
+/* Translates text (len bytes of UTF-8, at most TRANSLATE_MAX_TEXT) from
+ * src ("" = detect) into dst through project pid's backend. The same
+ * (src, dst, text) asked while one is in flight waits for that one.
+ * Returns 1 when answered at once from the cache (done was called), 0
+ * when done will be called later on the loop, or an RTM error code (> 1:
+ * 200060 no backend, 200010 too many in flight, ...) with done not called. */
+#define TRANSLATE_MAX_TEXT (16 * 1024)
+int64_t translate_text(rtmd_server *srv, int64_t pid, const char *src, const char *dst, const char *text, size_t len,
+                       translate_done_fn done, void *arg);
+
 #endif

@@ -165,6 +165,21 @@ async function waitOnline(app, uid) {
   if (!(await require('./rtmd').waitFor(seen, 5000))) throw new Error(`${uid} logged in on one node is not online on the other`);
 }
 
+// The text of a message push's msg: msg itself, or for a text chat push
+// (mtype 30) to a number-id session, which carries msg as the map
+// {source, target, sourceText, targetText}, what the Unity SDK shows:
+// targetText when there is one, else sourceText.
+function pushText(payload) {
+  const m = payload.msg;
+  if (m && typeof m === 'object' && !Buffer.isBuffer(m) && 'sourceText' in m) return m.targetText || m.sourceText;
+  return m;
+}
+
+// The map form of an untranslated text chat push's msg.
+function chatMap(text) {
+  return { source: '', target: '', sourceText: text, targetText: '' };
+}
+
 // Asserts that promise rejects with an FPNN/RTM error of the given code.
 async function expectCode(promise, code) {
   try {
@@ -219,6 +234,6 @@ async function stopChecked(srv, apps = []) {
 }
 
 module.exports = {
-  AppServer, User, appServer, login, recordPushes, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
+  AppServer, User, appServer, login, recordPushes, pushText, chatMap, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
   writeProjectsConfig, startWithProjects, stopChecked,
 };
