@@ -436,4 +436,19 @@ describe('translate', () => {
       await y.close();
     }
   });
+
+  it("setlang reaches every session of the user (on a cluster, the user's sessions on the other node)", async () => {
+    const a = await login(srv, app(ON), 501);
+    const b1 = await login(srv, app(ON), 502);
+    const b2 = await login(srv, app(ON), 502); // on a cluster: the other node
+    try {
+      assert.deepEqual(await b1.call('setlang', { lang: 'ko' }), {});
+      await sleep(300); // the record reaches the other node
+      const mid = freshMid();
+      await a.call('sendmsg', { to: I(502), mid, mtype: 30, msg: 'to both', attrs: '' });
+      for (const b of [b1, b2]) assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, translated('to both', 'ko'));
+    } finally {
+      for (const u of [a, b1, b2]) await u.close();
+    }
+  });
 });

@@ -18,6 +18,12 @@
  * the detected language checked like a client's. Its failures have codes
  * of their own (rtm_errors.h, 200095-200097).
  *
+ * A user's language is stored (user_langs) and, while the user is online,
+ * kept on its sessions, where messages.c reads it at push time: a change
+ * is set on the sessions here and sent to the nodes that hold other
+ * sessions of the user (CLUSTER_REC_LANG); a login without a language
+ * reads it from the store.
+ *
  * State: per project the one-entry allowlist of its translate URL (built
  * at start; a bad URL stops rtmd) and the requests in flight (cancelled
  * and answered at exit); one LRU cache of answers for every project, keyed
@@ -25,6 +31,7 @@
 #include "translate.h"
 
 #include "clock.h"
+#include "cluster.h"
 #include "hash.h"
 #include "log.h"
 #include "methods.h"
@@ -253,6 +260,58 @@ static int apply_lang(db_conn *db, void *arg)
     return db_step_release(st);
 }
 
+/* Tells the other nodes holding the user's sessions its new language:
+ * [pid, uid, lang]. */
+static void send_lang_record(rtmd_server *srv, int64_t pid, int64_t uid, const char *lang)
+{
+    if (!cluster_enabled(srv))
+        return;
+    size_t idx[64];
+    size_t n = cluster_nodes_of(srv, pid, uid, idx, sizeof idx / sizeof idx[0]);
+    if (n == 0)
+        return;
+    msgpack_sbuffer rec;
+    msgpack_sbuffer_init(&rec);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &rec, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_int64(&pk, pid);
+    msgpack_pack_int64(&pk, uid);
+    mp_pack_cstr(&pk, lang);
+    for (size_t i = 0; i < n; i++) {
+        const char *node = cluster_node_at(srv, idx[i]);
+        if (node)
+            cluster_send(srv, node, CLUSTER_REC_LANG, rec.data, rec.size);
+    }
+    msgpack_sbuffer_destroy(&rec);
+}
+
+/* A language record from another node (hostile bytes: checked). */
+static void on_lang_record(rtmd_server *srv, const uint8_t *data, size_t len)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return;
+    int64_t pid, uid;
+    const char *lang = NULL;
+    size_t lang_len = 0;
+    char copy[TRANSLATE_MAX_LANG + 1];
+    const msgpack_object *f = cluster_record_fields(&zone, data, len, 256, 3);
+    bool ok = f && cluster_record_int(&f[0], 1, INT64_MAX, &pid) && rtmd_server_project(srv, pid) &&
+              cluster_record_int(&f[1], INT64_MIN, INT64_MAX, &uid) && f[2].type == MSGPACK_OBJECT_STR &&
+              mp_obj_str(&f[2], &lang, &lang_len) && (lang_len == 0 || translate_lang_valid(lang, lang_len));
+    if (ok) {
+        memcpy(copy, lang, lang_len);
+        copy[lang_len] = '\0';
+    }
+    msgpack_zone_destroy(&zone);
+    if (!ok) {
+        LOG_WARN("translate: a malformed language record from another node was dropped");
+        return;
+    }
+    set_sessions_lang(srv, pid, uid, copy);
+}
+
 static void lang_written(void *arg, int status)
 {
     lang_job *j = arg;
@@ -266,6 +325,7 @@ static void lang_written(void *arg, int status)
         return;
     }
     set_sessions_lang(j->srv, j->pid, j->uid, j->lang);
+    send_lang_record(j->srv, j->pid, j->uid, j->lang);
     if (j->req)
         request_answer_empty(j->req);
     free(j);
@@ -758,6 +818,7 @@ static int translate_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->translate = s;
     s->nprojects = srv->nprojects;
+    cluster_on_record(srv, CLUSTER_REC_LANG, on_lang_record);
     if (RAND_bytes((unsigned char *)&s->cache.seed, sizeof s->cache.seed) != 1)
         s->cache.seed = (uint64_t)clock_unix_ms();
     for (size_t i = 0; i < srv->nprojects; i++) {
