@@ -702,28 +702,9 @@ static bool arg_lang(rtmd_request *req, const char *key, bool required, char *ou
 /* The fields the SDKs send that rtmd checks and does not apply. */
 static bool check_unapplied(rtmd_request *req)
 {
-    static const char *const texts[] = {"type", "profanity"};
-    for (size_t i = 0; i < 2; i++) {
-        const msgpack_object *o = mp_map_get(req->args, texts[i]);
-        const char *v;
-        size_t n;
-        if (o && o->type != MSGPACK_OBJECT_NIL && !mp_obj_str(o, &v, &n)) {
-            req_arg_error(req, texts[i]);
-            return false;
-        }
-    }
-    const msgpack_object *o = mp_map_get(req->args, "postProfanity");
-    if (o && o->type != MSGPACK_OBJECT_NIL && o->type != MSGPACK_OBJECT_BOOLEAN) {
-        req_arg_error(req, "postProfanity");
-        return false;
-    }
-    int64_t uid;
-    o = mp_map_get(req->args, "uid");
-    if (req->gate == GATE_SERVER_TCP && o && o->type != MSGPACK_OBJECT_NIL && !mp_obj_int64(o, &uid)) {
-        req_arg_error(req, "uid");
-        return false;
-    }
-    return true;
+    return req_arg_optional(req, "type", REQ_TEXT) && req_arg_optional(req, "profanity", REQ_TEXT) &&
+           req_arg_optional(req, "postProfanity", REQ_BOOL) &&
+           (req->gate != GATE_SERVER_TCP || req_arg_optional(req, "uid", REQ_INT64));
 }
 
 /* A translate request waiting for its answer. */
