@@ -18,6 +18,7 @@ const net = require('node:net');
 const fpnn = require('./lib/fpnn');
 const { login, expectCode, startWithProjects, stopChecked, chatMap, pushText, recordPushes, answerPushes, appServer } = require('./lib/rtm');
 const { withLogs, waitFor, storeRows, sleep } = require('./lib/rtmd');
+const { scrapeNodes } = require('./lib/http');
 
 const I = fpnn.int64;
 let midSeq = 0;
@@ -219,10 +220,13 @@ describe('translate', () => {
     const u = await login(srv, app(ON), 141);
     try {
       const before = requests.length;
+      const hits = await scrapeNodes(srv, 'rtmd_translate_cache_hits_total');
       const a = await u.call('translate', { text: 'cache me', dst: 'it' });
       const b = await u.call('translate', { text: 'cache me', dst: 'it' });
       assert.deepEqual(b, a);
       assert.equal(requests.length, before + 1);
+      assert.equal(await scrapeNodes(srv, 'rtmd_translate_cache_hits_total'), hits + 1);
+      assert.ok(await scrapeNodes(srv, 'rtmd_translate_cache_entries') >= 1);
       // another target, another source: other entries
       await u.call('translate', { text: 'cache me', dst: 'es' });
       await u.call('translate', { text: 'cache me', dst: 'it', src: 'en' });

@@ -855,11 +855,11 @@ static void translate_metrics(const rtmd_server *srv, prom_out *out)
     prom_metric(out, "rtmd_translate_requests_total", "counter", "Translations asked for (translate, and chat pushed to users with a language).",
                 s->requests);
     prom_metric(out, "rtmd_translate_failures_total", "counter",
-                "translate requests the translation server did not answer usefully.", s->failures);
-    prom_metric(out, "rtmd_translate_cache_hits_total", "counter", "translate requests answered from the cache.",
+                "Translations the translation server did not give (errors, timeouts, refusals).", s->failures);
+    prom_metric(out, "rtmd_translate_cache_hits_total", "counter", "Translations answered from the cache.",
                 s->cache.hits);
     prom_metric(out, "rtmd_translate_joined_total", "counter",
-                "translate requests that waited for the same translation already in flight.", s->joined);
+                "Translations that waited for the same translation already in flight.", s->joined);
     prom_metric(out, "rtmd_translate_cache_entries", "gauge", "Answers in the translation cache.",
                 s->cache.entries);
     prom_metric(out, "rtmd_translate_cache_bytes", "gauge", "Bytes of the translation cache.", s->cache.bytes);
