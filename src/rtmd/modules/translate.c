@@ -852,7 +852,8 @@ static void translate_metrics(const rtmd_server *srv, prom_out *out)
     const struct translate_state *s = srv->svc->translate;
     if (!s)
         return;
-    prom_metric(out, "rtmd_translate_requests_total", "counter", "Translations asked for (translate, and chat pushed to users with a language).",
+    prom_metric(out, "rtmd_translate_requests_total", "counter",
+                "Translations asked for (translate, and chat pushed to users with a language).",
                 s->requests);
     prom_metric(out, "rtmd_translate_failures_total", "counter",
                 "Translations the translation server did not give (errors, timeouts, refusals).", s->failures);
