@@ -456,3 +456,25 @@ describe('translate', () => {
     }
   });
 });
+
+describe('a bad translate_url at start', () => {
+  test('stops rtmd naming the project and why', { timeout: 20000 }, async () => {
+    const { makeTempDir, run, rtmdBin } = require('./lib/rtmd');
+    const { writeProjectsConfig } = require('./lib/rtm');
+    const path = require('node:path');
+    const dir = await makeTempDir();
+    const args = [`--data_dir=${path.join(dir, 'data')}`, '--listen_host=127.0.0.1', '--client_tcp_port=0',
+      '--client_ws_port=0', '--server_tcp_port=0', '--http_port=0'];
+    for (const [url, why] of [['ftp://127.0.0.1/x', /only http and https/], ['http://user:pw@127.0.0.1:5000', /a user/],
+      ['not a url', /one URL, without spaces or commas/], ['http://127.0.0.1:1, http://127.0.0.1:2', /one URL/],
+      ['http://127.0.0.1:5000/?q=1', /a query/]]) {
+      const conf = writeProjectsConfig(dir, [{ pid: 85101, secret: 'translate-bad-85101', translate_url: url }]);
+      const r = await run(rtmdBin(), [...args, '--config', conf], { timeoutMs: 8000 });
+      assert.equal(r.timedOut, false, 'rtmd must refuse to start');
+      assert.notEqual(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /ready/);
+      assert.match(r.stderr, /project 85101: translate_url: /);
+      assert.match(r.stderr, why);
+    }
+  });
+});

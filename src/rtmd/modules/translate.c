@@ -816,10 +816,11 @@ static int translate_init(rtmd_server *srv, char *err, size_t errlen)
         }
         snprintf(url, n + sizeof "/translate", "%.*s/translate", (int)n, base);
         s->projects[i].url = url;
-        char why[300];
-        if (outbound_allowlist_parse(url, &s->projects[i].allow, why, sizeof why) != 0 || !s->projects[i].allow) {
-            snprintf(err, errlen, "project %lld: translate_url: %s", (long long)srv->projects[i].pid,
-                     s->projects[i].allow ? why : "not a URL");
+        char why[300] = "not a URL";
+        if (strpbrk(url, " \t,")) /* the allowlist's separators: one URL only */
+            snprintf(why, sizeof why, "one URL, without spaces or commas");
+        if (strpbrk(url, " \t,") || outbound_allowlist_parse(url, &s->projects[i].allow, why, sizeof why) != 0 || !s->projects[i].allow) {
+            snprintf(err, errlen, "project %lld: translate_url: %s", (long long)srv->projects[i].pid, why);
             return -1;
         }
     }
