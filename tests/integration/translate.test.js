@@ -297,10 +297,19 @@ describe('translate', () => {
   const translated = (text, target, source = 'en') => ({ source, target, sourceText: text, targetText: `[${target}] ${text}` });
   const asked = (q) => requests.filter((r) => r.body && r.body.q === q).map((r) => r.body.target).sort();
   const nodes = () => (srv.nodes ? srv.nodes.length : 1);
+  const deepEqualish = (x, y) => {
+    try {
+      assert.deepEqual(x, y);
+      return true;
+    } catch {
+      return false;
+    }
+  };
 
   async function rtsLogin(app, uid) {
     const { token } = await app.call('getrtstoken', { uid });
-    const c = await fpnn.connect({ port: srv.ports.client_tcp, transport: 'tcp', timeoutMs: 5000 });
+    // one node for both: string ids across nodes are the cl.* runs of rts-*.test.js' subject
+    const c = await fpnn.connect({ port: srv.nodes[0].ports.client_tcp, transport: 'tcp', timeoutMs: 5000 });
     answerPushes(c);
     recordPushes(c);
     assert.deepEqual(await c.quest('auth', { appid: RTS_APP_ID, uid, token }), { ok: true });
@@ -308,6 +317,7 @@ describe('translate', () => {
   }
 
   it('text chat: number-id sessions get the map, RTS sessions, listeners and history the string', async () => {
+    await app(OFF).call('addgroupmembers', { gid: I(2001), uids: [I(201), I(202)] });
     const a = await login(srv, app(OFF), 201);
     const b = await login(srv, app(OFF), 202, { transport: 'ws' });
     const l = await appServer(srv, { project: srv.projects.find((p) => p.pid === String(OFF.pid)) });
@@ -315,7 +325,14 @@ describe('translate', () => {
     recordPushes(l.client);
     try {
       await l.call('addlisten', { uids: [I(202)] });
-      await sleep(200); // the listen set reaches every node
+      // the listen set reaches every node: a probe is heard
+      const heard = async () => {
+        const probe = freshMid();
+        await a.call('sendmsg', { to: I(202), mid: probe, mtype: 7, msg: 'probe', attrs: '' });
+        await sleep(50);
+        return l.client.pushes.some(byMid('pushmsg', probe));
+      };
+      assert.ok(await waitFor(heard, 5000), 'the listener hears b');
       let mid = freshMid();
       await a.call('sendmsg', { to: I(202), mid, mtype: 30, msg: 'hello map', attrs: '' });
       assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, chatMap('hello map'));
@@ -328,7 +345,6 @@ describe('translate', () => {
       await a.call('sendmsg', { to: I(202), mid, mtype: 30, msg: Buffer.from([1, 2]), attrs: '' });
       assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, Buffer.from([1, 2]));
       // group and broadcast: the map too
-      await app(OFF).call('addgroupmembers', { gid: I(2001), uids: [I(201), I(202)] });
       mid = freshMid();
       await a.call('sendgroupmsg', { gid: I(2001), mid, mtype: 30, msg: 'to the group', attrs: '' });
       assert.deepEqual((await b.waitPush(byMid('pushgroupmsg', mid))).payload.msg, chatMap('to the group'));
@@ -359,6 +375,7 @@ describe('translate', () => {
   });
 
   it('chat pushed to receivers with a language is translated, once per message and language; the others at once', async () => {
+    await app(ON).call('addgroupmembers', { gid: I(3001), uids: [301, 302, 303, 304, 305].map(I) });
     const a = await login(srv, app(ON), 301);
     const b = await login(srv, app(ON), 302); // setlang de
     const c = await login(srv, app(ON), 303); // no language
@@ -367,8 +384,6 @@ describe('translate', () => {
     try {
       assert.deepEqual(await b.call('setlang', { lang: 'de' }), {});
       assert.deepEqual(await e.call('setlang', { lang: 'de' }), {});
-      await app(ON).call('addgroupmembers', { gid: I(3001), uids: [301, 302, 303, 304, 305].map(I) });
-      await sleep(200); // memberships reach every node
       let mid = freshMid();
       await a.call('sendgroupmsg', { gid: I(3001), mid, mtype: 30, msg: 'good morning', attrs: '' });
       assert.deepEqual((await b.waitPush(byMid('pushgroupmsg', mid))).payload.msg, translated('good morning', 'de'));
@@ -418,12 +433,14 @@ describe('translate', () => {
     assert.deepEqual(await first.call('setlang', { lang: 'ja' }), {});
     await first.close();
     const a = await login(srv, app(ON), 402);
-    const b = await login(srv, app(ON), 401); // no lang: read from the store
+    const b = await login(srv, app(ON), 401); // no lang: read from the store, in the background
     try {
-      await sleep(300);
-      const mid = freshMid();
-      await a.call('sendmsg', { to: I(401), mid, mtype: 30, msg: 'welcome back', attrs: '' });
-      assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, translated('welcome back', 'ja'));
+      const welcomed = async () => {
+        const mid = freshMid();
+        await a.call('sendmsg', { to: I(401), mid, mtype: 30, msg: 'welcome back', attrs: '' });
+        return deepEqualish((await b.waitPush(byMid('pushmsg', mid))).payload.msg, translated('welcome back', 'ja'));
+      };
+      assert.ok(await waitFor(welcomed, 5000), 'pushed in the stored language');
     } finally {
       await a.close();
       await b.close();
@@ -447,10 +464,15 @@ describe('translate', () => {
     const b2 = await login(srv, app(ON), 502); // on a cluster: the other node
     try {
       assert.deepEqual(await b1.call('setlang', { lang: 'ko' }), {});
-      await sleep(300); // the record reaches the other node
-      const mid = freshMid();
-      await a.call('sendmsg', { to: I(502), mid, mtype: 30, msg: 'to both', attrs: '' });
-      for (const b of [b1, b2]) assert.deepEqual((await b.waitPush(byMid('pushmsg', mid))).payload.msg, translated('to both', 'ko'));
+      // the record reaches the other node (at most a moment later)
+      const both = async () => {
+        const mid = freshMid();
+        await a.call('sendmsg', { to: I(502), mid, mtype: 30, msg: 'to both', attrs: '' });
+        const got = await Promise.all([b1, b2].map((b) => b.waitPush(byMid('pushmsg', mid))));
+        assert.deepEqual(got[0].payload.msg, translated('to both', 'ko'));
+        return deepEqualish(got[1].payload.msg, translated('to both', 'ko'));
+      };
+      assert.ok(await waitFor(both, 5000), "b's other session pushed in ko");
     } finally {
       for (const u of [a, b1, b2]) await u.close();
     }

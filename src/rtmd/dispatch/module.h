@@ -35,7 +35,7 @@ typedef struct rtmd_services {
     struct rtcat_state *rtcat;       /* rtcat/: RealTimeCat sessions, tokens, token logins */
     struct cluster_state *cluster;   /* cluster/: Redis, node liveness, the presence mirror (NULL: one node) */
     struct moderation_state *moderation; /* moderation/: the projects' sensitive-word lists */
-    struct translate_state *translate;   /* translate.c: translation backends, their cache, setlang */
+    struct translate_state *translate;   /* translate/: translation backends, their cache, setlang */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

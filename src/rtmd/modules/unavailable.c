@@ -10,7 +10,7 @@
  * Temporary: the issue that brings files and moderation to rtmd replaces
  * this module with the real methods, keeping these payload checks. Nothing
  * here has state. A backend for the media checks or speech to text plugs
- * in as translate.c does: a per-project URL in config.h, checked into an
+ * in as translate/ does: a per-project URL in config.h, checked into an
  * outbound allowlist at start, and the method's POST through outbound.c
  * with its answer parsed and bounded (docs/architecture.md). */
 #include "methods.h"

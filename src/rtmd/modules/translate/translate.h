@@ -1,7 +1,7 @@
 /* Users' languages and translation (translate.c): setlang and auth's
  * `lang` store a user's language in user_langs and on the user's sessions
  * on this node; translate asks the project's LibreTranslate-API server
- * through outbound.c, with a cache. */
+ * through outbound.c, with a cache (translate_cache.h). */
 #ifndef RTMD_TRANSLATE_H
 #define RTMD_TRANSLATE_H
 

@@ -26,13 +26,14 @@
  *
  * State: per project the one-entry allowlist of its translate URL (built
  * at start; a bad URL stops rtmd) and the requests in flight (cancelled
- * and answered at exit); one LRU cache of answers for every project, keyed
- * by (project, src, dst, text), bounded by entries and bytes. */
+ * and answered at exit); one LRU cache of answers for every project
+ * (translate_cache.h), keyed by (project, src, dst, text), bounded by
+ * entries and bytes. */
 #include "translate.h"
 
+#include "translate_cache.h"
 #include "clock.h"
 #include "cluster.h"
-#include "hash.h"
 #include "log.h"
 #include "methods.h"
 #include "module.h"
@@ -48,9 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRANSLATE_CACHE_ENTRIES 4096
-#define TRANSLATE_CACHE_BYTES (16u * 1024 * 1024)
-#define TRANSLATE_CACHE_BUCKETS 8192            /* a power of two */
 
 /* ---- languages ---- */
 
@@ -68,28 +66,7 @@ bool translate_lang_valid(const char *s, size_t len)
     return true;
 }
 
-/* ---- the cache ---- */
-
-typedef struct cache_entry {
-    uint64_t hash;
-    int64_t pid;
-    char *key;          /* src NUL dst NUL text */
-    size_t key_len;
-    char source[TRANSLATE_MAX_LANG + 1]; /* src, or the language the backend detected */
-    char *target_text;
-    size_t target_len;
-    size_t bytes;       /* what the entry holds, counted against the byte bound */
-    struct cache_entry *older, *newer; /* the LRU list */
-    struct cache_entry *chain;         /* the bucket's */
-} cache_entry;
-
-typedef struct translate_cache {
-    cache_entry *buckets[TRANSLATE_CACHE_BUCKETS];
-    cache_entry *oldest, *newest;
-    size_t entries, bytes;
-    uint64_t seed; /* so that bucket collisions are not known in advance */
-    uint64_t hits, misses;
-} translate_cache;
+/* ---- state ---- */
 
 typedef struct pending pending;
 
@@ -101,9 +78,9 @@ typedef struct project_backend {
 struct translate_state {
     project_backend *projects; /* parallel to srv->projects */
     size_t nprojects;
-    translate_cache cache;
-    pending *pending;          /* translate requests waiting for a backend */
-    uint64_t requests, failures, joined;
+    translate_cache *cache;
+    pending *pending;          /* requests waiting for a backend */
+    uint64_t requests, failures, joined, hits;
 };
 
 static struct translate_state *state(rtmd_server *srv)
@@ -111,14 +88,8 @@ static struct translate_state *state(rtmd_server *srv)
     return srv->svc->translate;
 }
 
-static uint64_t cache_hash(const translate_cache *c, int64_t pid, const char *key, size_t len)
-{
-    uint64_t h = rtm_hash64(key, len) ^ c->seed;
-    h ^= (uint64_t)pid * 0x9e3779b97f4a7c15ull;
-    return h * RTM_FNV64_PRIME;
-}
-
-/* The key of (src, dst, text) in out (malloc'd), or NULL. */
+/* The key of (src, dst, text) for the cache and the requests in flight:
+ * src NUL dst NUL text (malloc'd), or NULL. */
 static char *cache_key(const char *src, size_t src_len, const char *dst, size_t dst_len, const char *text,
                        size_t text_len, size_t *len)
 {
@@ -132,94 +103,6 @@ static char *cache_key(const char *src, size_t src_len, const char *dst, size_t 
     k[src_len + 1 + dst_len] = '\0';
     memcpy(k + src_len + dst_len + 2, text, text_len);
     return k;
-}
-
-static void lru_unlink(translate_cache *c, cache_entry *e)
-{
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        c->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        c->newest = e->older;
-    e->older = e->newer = NULL;
-}
-
-static void lru_push_newest(translate_cache *c, cache_entry *e)
-{
-    e->older = c->newest;
-    e->newer = NULL;
-    if (c->newest)
-        c->newest->newer = e;
-    else
-        c->oldest = e;
-    c->newest = e;
-}
-
-static cache_entry *cache_find(translate_cache *c, int64_t pid, const char *key, size_t len, uint64_t h)
-{
-    for (cache_entry *e = c->buckets[h & (TRANSLATE_CACHE_BUCKETS - 1)]; e; e = e->chain)
-        if (e->hash == h && e->pid == pid && e->key_len == len && memcmp(e->key, key, len) == 0)
-            return e;
-    return NULL;
-}
-
-static void cache_remove(translate_cache *c, cache_entry *e)
-{
-    cache_entry **p = &c->buckets[e->hash & (TRANSLATE_CACHE_BUCKETS - 1)];
-    while (*p != e)
-        p = &(*p)->chain;
-    *p = e->chain;
-    lru_unlink(c, e);
-    c->entries--;
-    c->bytes -= e->bytes;
-    free(e->key);
-    free(e->target_text);
-    free(e);
-}
-
-/* Keeps a copy of an answer; the oldest entries go to stay within the
- * bounds. An answer larger than the byte bound on its own is not kept. */
-static void cache_put(translate_cache *c, int64_t pid, char *key, size_t key_len, uint64_t h, const char *source,
-                      const char *target_text, size_t target_len)
-{
-    size_t bytes = sizeof(cache_entry) + key_len + target_len;
-    cache_entry *old = cache_find(c, pid, key, key_len, h);
-    if (old)
-        cache_remove(c, old);
-    cache_entry *e = calloc(1, sizeof *e);
-    char *t = malloc(target_len ? target_len : 1);
-    if (bytes > TRANSLATE_CACHE_BYTES || !e || !t) {
-        free(e);
-        free(t);
-        free(key);
-        return;
-    }
-    while (c->oldest && (c->entries >= TRANSLATE_CACHE_ENTRIES || c->bytes + bytes > TRANSLATE_CACHE_BYTES))
-        cache_remove(c, c->oldest);
-    memcpy(t, target_text, target_len);
-    e->hash = h;
-    e->pid = pid;
-    e->key = key;
-    e->key_len = key_len;
-    snprintf(e->source, sizeof e->source, "%s", source);
-    e->target_text = t;
-    e->target_len = target_len;
-    e->bytes = bytes;
-    cache_entry **b = &c->buckets[h & (TRANSLATE_CACHE_BUCKETS - 1)];
-    e->chain = *b;
-    *b = e;
-    lru_push_newest(c, e);
-    c->entries++;
-    c->bytes += bytes;
-}
-
-static void cache_free(translate_cache *c)
-{
-    while (c->oldest)
-        cache_remove(c, c->oldest);
 }
 
 /* ---- setlang ---- */
@@ -470,9 +353,8 @@ struct pending {
     rtmd_server *srv;
     int64_t id;        /* outbound's */
     int64_t pid;
-    char *key;         /* the cache key (src NUL dst NUL text), handed to the cache */
+    char *key;         /* cache_key's */
     size_t key_len;
-    uint64_t hash;
     char src[TRANSLATE_MAX_LANG + 1];
     waiter *waiters;
     pending *prev, *next;
@@ -536,8 +418,7 @@ static void on_backend_reply(void *arg, const outbound_reply *r)
             res.code = 0;
             res.ex = NULL;
             res.source = p->src[0] ? p->src : detected;
-            cache_put(&s->cache, p->pid, p->key, p->key_len, p->hash, res.source, res.text, res.len);
-            p->key = NULL; /* the cache's now, or freed by it */
+            translate_cache_put(s->cache, p->pid, p->key, p->key_len, res.source, res.text, res.len);
         } else {
             snprintf(ex, sizeof ex, "the translation server's answer is not {translatedText: string, ...}");
         }
@@ -575,10 +456,10 @@ static char *backend_body(const rtmd_project_config *lim, const char *src, const
     return out;
 }
 
-static pending *pending_find(struct translate_state *s, int64_t pid, const char *key, size_t len, uint64_t h)
+static pending *pending_find(struct translate_state *s, int64_t pid, const char *key, size_t len)
 {
     for (pending *p = s->pending; p; p = p->next)
-        if (p->hash == h && p->pid == pid && p->key_len == len && memcmp(p->key, key, len) == 0)
+        if (p->pid == pid && p->key_len == len && memcmp(p->key, key, len) == 0)
             return p;
     return NULL;
 }
@@ -604,18 +485,16 @@ int64_t translate_text(rtmd_server *srv, int64_t pid, const char *src, const cha
     w->done = done;
     w->arg = arg;
     w->next = NULL;
-    uint64_t h = cache_hash(&s->cache, pid, key, key_len);
-    cache_entry *e = cache_find(&s->cache, pid, key, key_len, h);
-    if (e) {
-        s->cache.hits++;
-        lru_unlink(&s->cache, e);
-        lru_push_newest(&s->cache, e);
+    const char *cached_source, *cached;
+    size_t cached_len;
+    if (translate_cache_get(s->cache, pid, key, key_len, &cached_source, &cached, &cached_len)) {
+        s->hits++;
         free(key);
         free(w);
-        done(arg, &(translate_result){.source = e->source, .text = e->target_text, .len = e->target_len});
+        done(arg, &(translate_result){.source = cached_source, .text = cached, .len = cached_len});
         return 1;
     }
-    pending *p = pending_find(s, pid, key, key_len, h);
+    pending *p = pending_find(s, pid, key, key_len);
     if (p) { /* the same translation is on its way: wait for it */
         s->joined++;
         free(key);
@@ -623,7 +502,6 @@ int64_t translate_text(rtmd_server *srv, int64_t pid, const char *src, const cha
         p->waiters = w;
         return 0;
     }
-    s->cache.misses++;
     const rtmd_project_config *lim = &rtmd_server_project(srv, pid)->limits;
     char *body = backend_body(lim, src, dst, text, len);
     p = calloc(1, sizeof *p);
@@ -638,7 +516,6 @@ int64_t translate_text(rtmd_server *srv, int64_t pid, const char *src, const cha
     p->pid = pid;
     p->key = key;
     p->key_len = key_len;
-    p->hash = h;
     p->waiters = w;
     snprintf(p->src, sizeof p->src, "%s", src);
     outbound_post_args a = {
@@ -800,8 +677,13 @@ static int translate_init(rtmd_server *srv, char *err, size_t errlen)
     srv->svc->translate = s;
     s->nprojects = srv->nprojects;
     cluster_on_record(srv, CLUSTER_REC_LANG, on_lang_record);
-    if (RAND_bytes((unsigned char *)&s->cache.seed, sizeof s->cache.seed) != 1)
-        s->cache.seed = (uint64_t)clock_unix_ms();
+    uint64_t seed;
+    if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
+        seed = (uint64_t)clock_unix_ms();
+    if (!(s->cache = translate_cache_new(TRANSLATE_CACHE_ENTRIES, TRANSLATE_CACHE_BYTES, seed))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     for (size_t i = 0; i < srv->nprojects; i++) {
         const char *base = srv->projects[i].limits.translate_url;
         size_t n = strlen(base);
@@ -838,7 +720,7 @@ static void translate_free(rtmd_server *srv)
         outbound_cancel(srv, p->id);
         pending_finish(p, &(translate_result){.code = FPNN_EC_CORE_SERVER_STOPPING, .ex = "server stopping"});
     }
-    cache_free(&s->cache);
+    translate_cache_free(s->cache);
     for (size_t i = 0; i < s->nprojects; i++) {
         outbound_allowlist_free(s->projects[i].allow);
         free(s->projects[i].url);
@@ -859,12 +741,13 @@ static void translate_metrics(const rtmd_server *srv, prom_out *out)
     prom_metric(out, "rtmd_translate_failures_total", "counter",
                 "Translations the translation server did not give (errors, timeouts, refusals).", s->failures);
     prom_metric(out, "rtmd_translate_cache_hits_total", "counter", "Translations answered from the cache.",
-                s->cache.hits);
+                s->hits);
     prom_metric(out, "rtmd_translate_joined_total", "counter",
                 "Translations that waited for the same translation already in flight.", s->joined);
     prom_metric(out, "rtmd_translate_cache_entries", "gauge", "Answers in the translation cache.",
-                s->cache.entries);
-    prom_metric(out, "rtmd_translate_cache_bytes", "gauge", "Bytes of the translation cache.", s->cache.bytes);
+                s->cache ? translate_cache_entries(s->cache) : 0);
+    prom_metric(out, "rtmd_translate_cache_bytes", "gauge", "Bytes of the translation cache.",
+                s->cache ? translate_cache_bytes(s->cache) : 0);
 }
 
 static const rtmd_method translate_methods[] = {
