@@ -356,6 +356,10 @@ static const setting project_settings[] = {
     {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY, RESTART}, /* the file is read by moderation/ at start */
     {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY, RESTART},
     {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY, RESTART},
+    {"translate_url", K_STR, PRJ(translate_url), 0, 0, S_ANY, RESTART}, /* the URL is checked by translate/ at start */
+    {"translate_api_key", K_APP_KEY, PRJ(translate_api_key), 0, 0, S_ANY, RESTART},
+    {"translate_timeout_ms", K_U32, PRJ(translate_timeout_ms), 100, 60000, S_ANY, RESTART},
+    {"translate_max_inflight", K_U32, PRJ(translate_max_inflight), 1, 100000, S_ANY, RESTART},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -470,6 +474,8 @@ void rtmd_project_config_defaults(rtmd_project_config *p)
     p->p2server_max_inflight_per_user = 4;
     snprintf(p->sensitive_words_policy, sizeof p->sensitive_words_policy, "%s", "mask");
     p->max_file_bytes = 5 * 1024 * 1024;
+    p->translate_timeout_ms = 5000;
+    p->translate_max_inflight = 100;
 }
 
 /* Parses a decimal integer: an optional '-' and one or more digits, nothing

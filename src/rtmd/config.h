@@ -95,6 +95,15 @@ typedef struct rtmd_project_config {
     char sensitive_words_policy[8];
     /* Files (modules/files/): the largest file one upload may carry. */
     uint32_t max_file_bytes;
+    /* Translation (modules/translate/): the base URL of a server speaking
+     * the LibreTranslate HTTP API (rtmd POSTs to <translate_url>/translate;
+     * empty: translate answers 200060 and chat is pushed untranslated),
+     * its API key (empty: none sent), the timeout of one request and the
+     * requests of the project in flight at once (200010 past it). */
+    char translate_url[1024];
+    char translate_api_key[256];
+    uint32_t translate_timeout_ms;
+    uint32_t translate_max_inflight;
 } rtmd_project_config;
 
 typedef struct rtmd_config {

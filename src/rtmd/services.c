@@ -33,6 +33,7 @@ extern const rtmd_module history_admin_module;
 extern const rtmd_module rtstoken_module;
 extern const rtmd_module outbound_module;
 extern const rtmd_module p2server_module;
+extern const rtmd_module translate_module;
 extern const rtmd_module strid_module;
 extern const rtmd_module demo_module;
 extern const rtmd_module rtcat_module;
@@ -59,12 +60,13 @@ static const rtmd_module *const modules[] = {
     &rtstoken_module, /* RTS access tokens: getrtstoken */
     &outbound_module, /* outgoing HTTP (libcurl on the loop), for p2server and later webhooks */
     &p2server_module, /* setserverparams, sendservermsg: POSTs to the app server */
+    &translate_module, /* setlang, translate: a LibreTranslate-API server through outbound */
     &strid_module,    /* string-id clients: ids translated at the edge, getonlinestatus */
     &demo_module,     /* the demo web pages at /demo/ (demo_dir, demo = 1) */
     &rtcat_module,    /* RealTimeCat REST (/v0.4/), its demo backend, token logins' rights */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &files_module,       /* filetoken, the file gate's uploads, stored files and their downloads */
-    &unavailable_module, /* translation, media moderation: 200060 until their issue */
+    &unavailable_module, /* media checks, speech to text: 200060 until their issue */
     &unsupported_module, /* RTC rooms, IM library (imserver_*): 200060, not offered */
     &users_module, /* last: freed first, before the state its users point into */
 };

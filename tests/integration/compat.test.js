@@ -102,7 +102,6 @@ describe('compat', () => {
   // Each method with the payload the SDKs send, on the gates they send it.
   const client = {
     translate: [{ text: 'hello', dst: 'zh-CN' }, { text: 'hello', dst: 'en', src: 'zh-CN', type: 'chat', profanity: 'censor' }],
-    setlang: [{ lang: 'en' }],
     profanity: [{ text: 'words' }, { text: 'words', classify: true }],
     tcheck: [{ text: 'words' }],
     icheck: [{ image: 'https://example.invalid/a.png', type: 1 }, { image: Buffer.from([0x89, 0x50]), type: 2 }],

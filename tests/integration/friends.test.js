@@ -14,7 +14,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fpnn = require('./lib/fpnn');
-const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecked, sign } = require('./lib/rtm');
+const { appServer, login, expectCode, int64s, ids, startWithProjects, stopChecked, sign, pushText } = require('./lib/rtm');
 const { startRtmd, withLogs, sleep } = require('./lib/rtmd');
 
 const I = fpnn.int64;
@@ -180,16 +180,16 @@ describe('friends', () => {
       await expectCode(ua.call('sendmsgs', text({ tos: int64s([c, b]) })), 200049);
       // The blocked user may still write to others, and the receiver to it.
       await ua.call('sendmsg', text({ to: I(c), msg: 'to c' }));
-      await uc.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'to c');
+      await uc.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'to c');
       await ub.call('sendmsg', text({ to: I(a), msg: 'from b' }));
-      await ua.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'from b');
+      await ua.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'from b');
       // The app server is not subject to users' blacklists (it asks isblack).
       await app.call('sendmsg', text({ from: I(a), to: I(b), msg: 'via app' }));
-      await ub.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'via app');
+      await ub.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'via app');
       await app.call('sendmsgs', text({ from: I(a), tos: int64s([b, c]), msg: 'via app many' }));
-      await ub.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'via app many');
+      await ub.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'via app many');
       assert.equal(ub.pushes.filter((p) => p.method === 'pushmsg' && fpnn.toNumber(p.payload.from) === a).length, 2);
-      assert.equal(uc.pushes.filter((p) => p.payload.msg === 'hi').length, 0);
+      assert.equal(uc.pushes.filter((p) => pushText(p.payload) === 'hi').length, 0);
       // Friendship does not lift a blacklist, and without p2p_require_friend
       // strangers may write.
       await app.call('addfriends', { uid: I(b), friends: int64s([a]) });
@@ -198,7 +198,7 @@ describe('friends', () => {
       // Once removed from the blacklist, a may send again.
       await ub.call('delblacks', { blacks: int64s([a]) });
       await ua.call('sendmsg', text({ to: I(b), msg: 'unblocked' }));
-      await ub.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'unblocked');
+      await ub.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'unblocked');
     } finally {
       await ua.close();
       await ub.close();
@@ -217,10 +217,10 @@ describe('friends', () => {
       await ua.call('addfriends', { friends: int64s([b]) });
       await expectCode(ua.call('sendmsg', text({ to: I(b) })), 200043);
       await ub.call('sendmsg', text({ to: I(a), msg: 'b to a' }));
-      await ua.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'b to a');
+      await ua.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'b to a');
       await app2.call('addfriends', { uid: I(b), friends: int64s([a]) });
       await ua.call('sendmsg', text({ to: I(b), msg: 'a to b' }));
-      await ub.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'a to b');
+      await ub.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'a to b');
       // sendmsgs needs every receiver's friendship.
       await expectCode(ua.call('sendmsgs', text({ tos: int64s([b, c]) })), 200043);
       // A blacklist wins over friendship.
@@ -229,7 +229,7 @@ describe('friends', () => {
       await app2.call('delblacks', { uid: I(b), blacks: int64s([a]) });
       // The app server is exempt.
       await app2.call('sendmsg', text({ from: I(c), to: I(b), msg: 'app c to b' }));
-      await ub.waitPush((p) => p.method === 'pushmsg' && p.payload.msg === 'app c to b');
+      await ub.waitPush((p) => p.method === 'pushmsg' && pushText(p.payload) === 'app c to b');
       // Other projects keep the default (off).
       const x = await login(srv, app, a);
       await x.call('sendmsg', text({ to: I(b) }));

@@ -11,7 +11,7 @@ const http = require('node:http');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const fpnn = require('./lib/fpnn');
-const { appServer } = require('./lib/rtm');
+const { appServer, pushText } = require('./lib/rtm');
 const { sanitizerReports, startRtmd, withLogs, run, rtmctlBin, makeTempDir, removeTempDir } = require('./lib/rtmd');
 
 const rtmctl = (args, opts = {}) => run(rtmctlBin(), args, { timeoutMs: 10000, ...opts });
@@ -283,14 +283,14 @@ describe('rtmctl', () => {
     assert.match(r.stdout, /"mid":9007199254740993(?!\d)/, show(r));
     const answer = JSON.parse(r.stdout);
     assert.ok(answer.mtime > 1.6e12, show(r));
-    const line = await b.waitLine((l) => l.payload && l.payload.msg === 'hi from 2101');
+    const line = await b.waitLine((l) => l.payload && pushText(l.payload) === 'hi from 2101');
     assert.equal(typeof line.method, 'string');
     assert.equal(line.payload.from, 2101);
     assert.equal(line.payload.mtype, 30);
     assert.match(b.stdout, /"mid":9007199254740993(?!\d)/, 'exact 64-bit mid in the push line');
     // Every line is complete JSON on its own, and the sender saw nothing.
     assert.ok(b.stdout.endsWith('\n'));
-    assert.equal(a.lines.filter((l) => l.payload && l.payload.msg === 'hi from 2101').length, 0);
+    assert.equal(a.lines.filter((l) => l.payload && pushText(l.payload) === 'hi from 2101').length, 0);
     // SIGTERM stops a listener cleanly.
     a.proc.kill('SIGTERM');
     b.proc.kill('SIGINT');
@@ -306,7 +306,7 @@ describe('rtmctl', () => {
     }
     const done = await counted.exited();
     assert.equal(done.code, 0, counted.stderr);
-    assert.deepEqual(counted.lines.map((l) => l.payload.msg), ['m1', 'm2']);
+    assert.deepEqual(counted.lines.map((l) => pushText(l.payload)), ['m1', 'm2']);
     assert.deepEqual(counted.lines.map((l) => l.payload.mtype), [51, 51]);
     const t0 = Date.now();
     const timed = await startListen(2202, ['--seconds', '1']);
@@ -356,7 +356,7 @@ describe('rtmctl', () => {
     const b = await startListen(2502);
     const r = await rtmctl(['send', addr(srv, 'server_tcp'), ...signed(), '--from', '2501', '--group', '77', 'to the group']);
     assert.equal(r.code, 0, show(r));
-    const line = await b.waitLine((l) => l.payload && l.payload.msg === 'to the group');
+    const line = await b.waitLine((l) => l.payload && pushText(l.payload) === 'to the group');
     assert.equal(line.payload.gid, 77);
     b.proc.kill('SIGTERM');
     assert.equal((await b.exited()).code, 0);

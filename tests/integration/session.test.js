@@ -10,6 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { sanitizerReports, startRtmd, withLogs, run, rtmctlBin, makeTempDir, removeTempDir } = require('./lib/rtmd');
+const { pushText } = require('./lib/rtm');
 
 const README = path.join(__dirname, '..', '..', 'README.md');
 const START_SH = path.join(__dirname, '..', '..', 'scripts', 'start.sh');
@@ -90,7 +91,7 @@ describe('README first session', () => {
     assert.ok(answer, `send printed {mid, mtime}\n${show}`);
     assert.ok(Number(answer.mtime) > 1.6e12, show);
     // 1002's listener printed the push.
-    const push = lines.find((l) => l.method && l.payload && l.payload.msg === 'hello 1002');
+    const push = lines.find((l) => l.method && l.payload && pushText(l.payload) === 'hello 1002');
     assert.ok(push, `a push line with the message\n${show}`);
     assert.equal(push.payload.from, 1001, show);
     assert.equal(push.payload.mtime, answer.mtime, show);

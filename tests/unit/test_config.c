@@ -608,6 +608,32 @@ static void test_project_rts(void **state)
     expect_error("app_id = 0123456789abcdefABCDEF01\n", "rtmd.conf:1: 'app_id' belongs in a [project] section");
 }
 
+/* Translation: off by default (no URL), a 5 s timeout and 100 requests in
+ * flight; the key never echoed; bounds on the numbers. */
+static void test_project_translate(void **state)
+{
+    (void)state;
+    rtmd_config cfg;
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\n");
+    assert_string_equal(cfg.projects[0].translate_url, "");
+    assert_string_equal(cfg.projects[0].translate_api_key, "");
+    assert_int_equal(cfg.projects[0].translate_timeout_ms, 5000);
+    assert_int_equal(cfg.projects[0].translate_max_inflight, 100);
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\ntranslate_url = http://127.0.0.1:5000\n"
+                    "translate_api_key = \"k#2\"\ntranslate_timeout_ms = 250\ntranslate_max_inflight = 3\n");
+    assert_string_equal(cfg.projects[0].translate_url, "http://127.0.0.1:5000");
+    assert_string_equal(cfg.projects[0].translate_api_key, "k#2");
+    assert_int_equal(cfg.projects[0].translate_timeout_ms, 250);
+    assert_int_equal(cfg.projects[0].translate_max_inflight, 3);
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\ntranslate_api_key = \"a b\"\n",
+                 "rtmd.conf:4: translate_api_key: must be 1..255 printable ASCII characters without spaces");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\ntranslate_timeout_ms = 99\n",
+                 "rtmd.conf:4: translate_timeout_ms: '99' is out of range (100..60000)");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\ntranslate_max_inflight = 0\n",
+                 "rtmd.conf:4: translate_max_inflight: '0' is out of range (1..100000)");
+    expect_error("translate_url = http://x\n", "rtmd.conf:1: 'translate_url' belongs in a [project] section");
+}
+
 static void test_projects(void **state)
 {
     rtmd_config cfg;
@@ -826,7 +852,7 @@ int main(void)
         cmocka_unit_test(test_full_file),      cmocka_unit_test(test_quoted_values),
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
-        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_set),
+        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_project_translate), cmocka_unit_test(test_set),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_load_file),
     };

@@ -28,7 +28,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 19
+#define SCHEMA_VERSION 20
 
 typedef struct fixture {
     char dir[64];
@@ -136,9 +136,13 @@ static void query_text(db_conn *db, const char *sql, char *out, size_t cap)
     db_finalize(st);
 }
 
+/* Takes a database of the latest version back to what migration 20
+ * found: no user_langs. */
+#define BEFORE_MIGRATION_20 "DROP TABLE user_langs;"
+
 /* Takes a database of the latest version back to what migration 19
  * found: no stored files. */
-#define BEFORE_MIGRATION_19 "DROP TABLE file_messages; DROP TABLE files;"
+#define BEFORE_MIGRATION_19 BEFORE_MIGRATION_20 "DROP TABLE file_messages; DROP TABLE files;"
 
 /* Takes a database of the latest version back to what migration 18
  * found: the conversation index messages_conv. */
@@ -587,6 +591,25 @@ static void test_migration_19_files(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN"
                                    " ('files_sha256', 'files_created')"),
                      2);
+    db_close(db);
+}
+
+/* Migration 20 on a database of version 19: user_langs, one language per
+ * user of a project. */
+static void test_migration_20_user_langs(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db, BEFORE_MIGRATION_20 "PRAGMA user_version = 19;"), DB_OK);
+    db_close(db);
+
+    db = migrate_from(f, 19);
+    assert_int_equal(db_exec(db, "INSERT INTO user_langs(pid, uid, lang) VALUES (1, 10, 'en'), (1, 11, 'zh-CHS'),"
+                                 " (2, 10, 'pt-BR')"),
+                     DB_OK);
+    assert_int_equal(db_exec(db, "INSERT INTO user_langs(pid, uid, lang) VALUES (1, 10, 'fr')"), DB_CONSTRAINT);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM user_langs"), 3);
     db_close(db);
 }
 
@@ -1262,6 +1285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_19_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_20_user_langs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollbacks_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),

@@ -337,6 +337,19 @@ bool req_arg_int64(rtmd_request *req, const char *key, int64_t *out)
     return false;
 }
 
+bool req_arg_optional(rtmd_request *req, const char *key, enum req_kind kind)
+{
+    const msgpack_object *o = mp_map_get(req->args, key);
+    int64_t i;
+    const char *s;
+    size_t n;
+    if (!o || o->type == MSGPACK_OBJECT_NIL || (kind == REQ_BOOL && o->type == MSGPACK_OBJECT_BOOLEAN) ||
+        (kind == REQ_INT64 && mp_obj_int64(o, &i)) || (kind == REQ_TEXT && mp_obj_str(o, &s, &n)))
+        return true;
+    req_arg_error(req, key);
+    return false;
+}
+
 static int cmp_int64(const void *x, const void *y)
 {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;

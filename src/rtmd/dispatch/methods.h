@@ -116,6 +116,10 @@ void request_answer_ids(rtmd_request *req, const char *key, const int64_t *ids, 
 void req_arg_error(rtmd_request *req, const char *key);
 /* A required integer field (any msgpack integer form within int64). */
 bool req_arg_int64(rtmd_request *req, const char *key, int64_t *out);
+/* An optional field, checked and not read: true when it is absent, nil or
+ * of its kind; else answers 10010 and returns false. */
+enum req_kind { REQ_BOOL, REQ_INT64, REQ_TEXT /* str or bin */ };
+bool req_arg_optional(rtmd_request *req, const char *key, enum req_kind kind);
 /* A required array of integer ids: missing or nil is 10009; not an array,
  * or an element that is not an integer, 10010; an empty array 200033
  * (RTM_EC_EMPTY_PARAMETER) unless allow_empty; more than max elements

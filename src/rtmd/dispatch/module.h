@@ -36,6 +36,7 @@ typedef struct rtmd_services {
     struct cluster_state *cluster;   /* cluster/: Redis, node liveness, the presence mirror (NULL: one node) */
     struct moderation_state *moderation; /* moderation/: the projects' sensitive-word lists */
     struct files_state *files;       /* files/: file tokens, uploads, stored files */
+    struct translate_state *translate;   /* translate/: translation backends, their cache, setlang */
 } rtmd_services;
 
 /* A service module: what it needs at start and exit, the methods it

@@ -57,6 +57,11 @@ enum rtm_error {
     RTM_EC_APP_SERVER_UNREACHABLE = 200092,     /* refused, name unknown, no route, TLS failed */
     RTM_EC_APP_SERVER_REPLY_TOO_LARGE = 200093, /* reply body over 64 KiB */
     RTM_EC_APP_SERVER_FAILED = 200094,          /* a broken reply, or anything else */
+    /* translate (translate/): the project's translation server failed;
+     * rtmd's own codes beside P2Server's (rtm-doc names none for it) */
+    RTM_EC_TRANSLATE_TIMEOUT = 200095,      /* no answer within translate_timeout_ms */
+    RTM_EC_TRANSLATE_UNREACHABLE = 200096,  /* refused, name unknown, no route, TLS failed */
+    RTM_EC_TRANSLATE_FAILED = 200097,       /* an HTTP error, an answer that is not LibreTranslate's, ... */
     RTM_EC_UNKNOWN_ERROR = 200999,
 };
 

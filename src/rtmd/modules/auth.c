@@ -37,6 +37,7 @@
 #include "rtm_errors.h"
 #include "rtcat.h"
 #include "rtstoken.h"
+#include "translate.h"
 #include "module.h"
 #include "users.h"
 #include "utf8.h"
@@ -422,12 +423,11 @@ static void login_finish(rtmd_request *req, rtmd_project *p, int64_t uid, const 
         cluster_claim_login(srv, c, pid, uid);
     p->nsessions++;
     conn_authenticated(c);
-    const char *lang;
-    size_t lang_len;
-    if (mp_get_str(req->args, "lang", &lang, &lang_len) && lang_len < sizeof s->lang) {
-        memcpy(s->lang, lang, lang_len);
-        s->lang[lang_len] = '\0';
-    }
+    const char *lang = NULL;
+    size_t lang_len = 0;
+    if (!mp_get_str(req->args, "lang", &lang, &lang_len))
+        lang = NULL;
+    translate_session_login(srv, s, lang, lang_len); /* an invalid lang is ignored: the login goes on */
     if (attrs && session_attrs_set(s, attrs) != 0) {
         request_error(req, RTM_EC_UNKNOWN_ERROR, "out of memory");
         return;

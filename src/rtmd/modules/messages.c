@@ -110,6 +110,8 @@
 #include "rooms.h"
 #include "rtm_errors.h"
 #include "moderation.h"
+#include "translate.h"
+#include "utf8.h"
 #include "module.h"
 #include "strid.h"
 #include "users.h"
@@ -184,6 +186,9 @@ struct messages_state {
     rtm_buf packet;           /* push packet being sent */
     rtm_buf named;            /* the same for a string-id receiver (push_p2p) */
     rtm_buf listened;         /* the same with businessid, for listeners (listened_packet) */
+    rtm_buf chat;             /* a text chat push in its map form, untranslated (push_chat) */
+    bool chat_ready;          /* chat holds the push of the target being delivered */
+    rtm_buf translated;       /* a text chat push translated for its waiting receivers (chat_translated) */
     int64_t *uids;            /* receivers of the fan-out being sent */
     size_t uids_cap;
     msgpack_sbuffer record;   /* a message for other nodes (route) */
@@ -1038,8 +1043,19 @@ static const char *push_target_key(int conv_type)
 /* Encodes the push of target t into out. from_s and to_s, when not NULL,
  * replace the uids of from and to by string ids (a push to a string-id
  * user). */
+/* A text chat push's msg in the map form the Unity and Android client
+ * SDKs read (see push_chat): the text as sent, and its translation when
+ * there is one (target and targetText, else ""). */
+typedef struct chat_form {
+    const char *source, *target; /* "" when unknown / not translated */
+    const char *translated;
+    size_t translated_len;
+} chat_form;
+
+/* Encodes the push of target t into out: msg as sent, or in the map form
+ * when chat is given (a text chat message). */
 static int encode_push(struct messages_state *s, const msg_job *j, const msg_target *t, rtm_buf *out,
-                       const char *from_s, const char *to_s)
+                       const char *from_s, const char *to_s, const chat_form *chat)
 {
     const char *key = push_target_key(t->conv.conv_type);
     msgpack_sbuffer_clear(&s->body);
@@ -1057,7 +1073,17 @@ static int encode_push(struct messages_state *s, const msg_job *j, const msg_tar
     mp_pack_kv_int(&pk, "mtype", j->mtype);
     mp_pack_kv_int(&pk, "mid", j->mid);
     mp_pack_cstr(&pk, "msg");
-    if (j->is_binary) {
+    if (chat) {
+        msgpack_pack_map(&pk, 4);
+        mp_pack_kv_str(&pk, "source", chat->source);
+        mp_pack_kv_str(&pk, "target", chat->target);
+        mp_pack_cstr(&pk, "sourceText");
+        msgpack_pack_str(&pk, j->msg_len);
+        msgpack_pack_str_body(&pk, j->msg, j->msg_len);
+        mp_pack_cstr(&pk, "targetText");
+        msgpack_pack_str(&pk, chat->translated_len);
+        msgpack_pack_str_body(&pk, chat->translated, chat->translated_len);
+    } else if (j->is_binary) {
         msgpack_pack_bin(&pk, j->msg_len);
         msgpack_pack_bin_body(&pk, j->msg, j->msg_len);
     } else {
@@ -1110,21 +1136,171 @@ static const char *name_of(rtmd_server *srv, const msg_job *j, int64_t uid, cons
     return n ? n : carried;
 }
 
+/* ---- text chat to number-id receivers ----
+ *
+ * The Unity and Android client SDKs read the msg of a text chat push
+ * (mtype 30) as a map {source, target, sourceText, targetText}: Unity
+ * drops the push when msg is a string, Android fails on it. The WebSocket
+ * SDK hands msg over as it is. So number-id receivers get that map:
+ * untranslated (source, target and targetText "": the SDKs then show
+ * sourceText) unless the receiver has a language (setlang, auth's lang)
+ * and the project a translation backend (translate.h); then the push
+ * waits for the translation into that language, asked once per message
+ * and language on this node, and goes untranslated when it fails.
+ * Receivers without a language are pushed at once. String-id (RTS)
+ * receivers, listeners and history keep msg a string. */
+
+/* Receivers of one message waiting for its translation into lang. */
+typedef struct chat_wait {
+    rtmd_server *srv;
+    msg_job j;        /* the fields a push needs; msg and attrs point into data */
+    msg_target t;
+    char lang[TRANSLATE_MAX_LANG + 1];
+    int64_t *uids;
+    size_t n, cap;
+    struct chat_wait *next; /* the other languages of the same delivery */
+    char data[];
+} chat_wait;
+
+static bool is_text_chat(const msg_job *j)
+{
+    return j->mtype == MTYPE_CHAT_TEXT && !j->is_binary;
+}
+
+/* A text chat message that could be translated for receivers here. */
+static bool translatable(rtmd_server *srv, const msg_job *j)
+{
+    return is_text_chat(j) && j->msg_len > 0 && j->msg_len <= TRANSLATE_MAX_TEXT && translate_on(srv, j->pid) &&
+           rtm_utf8_valid(j->msg, j->msg_len) && !memchr(j->msg, 0, j->msg_len);
+}
+
+/* Adds uid to the wait of lang in *waits (made when absent). Returns 0,
+ * or -1 (out of memory: the caller pushes untranslated). */
+static int chat_wait_add(rtmd_server *srv, const msg_job *j, const msg_target *t, const char *lang, int64_t uid,
+                         chat_wait **waits)
+{
+    chat_wait *w = *waits;
+    while (w && strcmp(w->lang, lang) != 0)
+        w = w->next;
+    if (!w) {
+        w = calloc(1, sizeof *w + j->msg_len + j->attrs_len);
+        if (!w)
+            return -1;
+        w->srv = srv;
+        w->j.pid = j->pid;
+        w->j.from = j->from;
+        w->j.mid = j->mid;
+        w->j.mtime = j->mtime;
+        w->j.mtype = j->mtype;
+        w->j.msg = (uint8_t *)w->data;
+        w->j.msg_len = j->msg_len;
+        w->j.attrs = w->data + j->msg_len;
+        w->j.attrs_len = j->attrs_len;
+        memcpy(w->data, j->msg, j->msg_len);
+        memcpy(w->data + j->msg_len, j->attrs, j->attrs_len);
+        w->t = *t;
+        snprintf(w->lang, sizeof w->lang, "%s", lang);
+        w->next = *waits;
+        *waits = w;
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 4;
+        int64_t *u = realloc(w->uids, cap * sizeof *u);
+        if (!u)
+            return -1;
+        w->uids = u;
+        w->cap = cap;
+    }
+    w->uids[w->n++] = uid;
+    return 0;
+}
+
+static void chat_wait_free(chat_wait *w)
+{
+    free(w->uids);
+    free(w);
+}
+
+/* The translation of a wait came (or failed): its receivers get the push. */
+static void chat_translated(void *arg, const translate_result *r)
+{
+    chat_wait *w = arg;
+    struct messages_state *s = state(w->srv);
+    if (r->code == FPNN_EC_CORE_SERVER_STOPPING || !s) {
+        chat_wait_free(w);
+        return;
+    }
+    if (r->code)
+        LOG_DEBUG("messages: message %lld pushed untranslated into %s: %s", (long long)w->t.id, w->lang, r->ex);
+    chat_form form = {.source = "", .target = "", .translated = ""};
+    if (r->code == 0)
+        form = (chat_form){.source = r->source, .target = w->lang, .translated = r->text, .translated_len = r->len};
+    if (encode_push(s, &w->j, &w->t, &s->translated, NULL, NULL, &form) != 0)
+        LOG_ERROR("cannot encode the push of message %lld", (long long)w->t.id);
+    else
+        for (size_t i = 0; i < w->n; i++)
+            users_push(w->srv, w->j.pid, w->uids[i], s->translated.data, s->translated.len);
+    chat_wait_free(w);
+}
+
+/* Asks the translations of a delivery's waits: each is pushed when its
+ * translation comes, at once from the cache, or untranslated when it
+ * cannot be asked. */
+static void chat_waits_start(rtmd_server *srv, chat_wait *waits)
+{
+    while (waits) {
+        chat_wait *w = waits;
+        waits = w->next;
+        w->next = NULL;
+        int64_t rc = translate_text(srv, w->j.pid, "", w->lang, (const char *)w->j.msg, w->j.msg_len,
+                                    chat_translated, w);
+        if (rc > 1)
+            chat_translated(w, &(translate_result){.code = rc, .ex = "not asked"});
+    }
+}
+
+/* Pushes target t to the number-id receiver uid: msg as sent, or for a
+ * text chat message the map form, translated later when the receiver has
+ * a language (added to *waits). */
+static void push_number(rtmd_server *srv, const msg_job *j, const msg_target *t, int64_t uid, bool translate,
+                        chat_wait **waits)
+{
+    struct messages_state *s = state(srv);
+    if (!is_text_chat(j)) {
+        users_push(srv, j->pid, uid, s->packet.data, s->packet.len);
+        return;
+    }
+    const char *lang = translate ? translate_user_lang(srv, j->pid, uid) : NULL;
+    if (lang && chat_wait_add(srv, j, t, lang, uid, waits) == 0)
+        return;
+    if (!s->chat_ready) {
+        if (encode_push(s, j, t, &s->chat, NULL, NULL, &(chat_form){.source = "", .target = "", .translated = ""}) != 0) {
+            LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
+            return;
+        }
+        s->chat_ready = true;
+    }
+    users_push(srv, j->pid, uid, s->chat.data, s->chat.len);
+}
+
 /* A p2p push goes to a string-id receiver named by strings (strid.h): its
  * own string id as `to` and the sender's as `from` when the sender has one
  * (a number-id sender stays an integer). Everything else gets s->packet. */
-static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t)
+static void push_p2p(rtmd_server *srv, const msg_job *j, const msg_target *t, bool translate, chat_wait **waits)
 {
     struct messages_state *s = state(srv);
     const char *name = identity_is_string_uid(t->to) ? name_of(srv, j, t->to, j->to_name) : NULL;
     if (!name) {
-        users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
+        if (identity_is_string_uid(t->to)) /* a string-id user whose name is not known: as before */
+            users_push(srv, j->pid, t->to, s->packet.data, s->packet.len);
+        else
+            push_number(srv, j, t, t->to, translate, waits);
         return;
     }
     /* Copied: a name is valid only until the next strid/identity call. */
     char to_s[IDENTITY_STRING_MAX + 1];
     snprintf(to_s, sizeof to_s, "%s", name);
-    if (encode_push(s, j, t, &s->named, name_of(srv, j, j->from, j->from_name), to_s) != 0) {
+    if (encode_push(s, j, t, &s->named, name_of(srv, j, j->from, j->from_name), to_s, NULL) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
         return;
     }
@@ -1145,7 +1321,7 @@ static int encode_room_named(rtmd_server *srv, const msg_job *j, const msg_targe
     if (!r && identity_is_string_uid(t->to))
         r = j->to_name;
     snprintf(rid_s, sizeof rid_s, "%s", r ? r : "");
-    if (encode_push(s, j, t, &s->named, f ? from_s : NULL, r ? rid_s : NULL) != 0) {
+    if (encode_push(s, j, t, &s->named, f ? from_s : NULL, r ? rid_s : NULL, NULL) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
         return -1;
     }
@@ -1176,12 +1352,15 @@ static const rtm_buf *listened_packet(struct messages_state *s, const msg_job *j
 static void deliver_local(rtmd_server *srv, const msg_job *j, const msg_target *t)
 {
     struct messages_state *s = state(srv);
-    if (encode_push(s, j, t, &s->packet, NULL, NULL) != 0) {
+    if (encode_push(s, j, t, &s->packet, NULL, NULL, NULL) != 0) {
         LOG_ERROR("cannot encode the push of message %lld", (long long)t->id);
         return;
     }
+    s->chat_ready = false;
+    bool translate = translatable(srv, j);
+    chat_wait *waits = NULL;
     if (t->conv.conv_type == CONV_P2P) {
-        push_p2p(srv, j, t);
+        push_p2p(srv, j, t, translate, &waits);
     } else {
         size_t n;
         const int64_t *uids = receivers(srv, j, t, &n);
@@ -1194,18 +1373,21 @@ static void deliver_local(rtmd_server *srv, const msg_job *j, const msg_target *
                     continue;
                 named = true;
                 users_push(srv, j->pid, uids[i], s->named.data, s->named.len);
-            } else {
+            } else if (identity_is_string_uid(uids[i])) {
                 users_push(srv, j->pid, uids[i], s->packet.data, s->packet.len);
+            } else {
+                push_number(srv, j, t, uids[i], translate, &waits);
             }
         }
     }
     const rtm_buf *listened = &s->packet;
     /* s->body back to s->packet's (push_p2p or encode_room_named may have encoded another). */
-    if (j->business[0] && encode_push(s, j, t, &s->packet, NULL, NULL) == 0)
+    if (j->business[0] && encode_push(s, j, t, &s->packet, NULL, NULL, NULL) == 0)
         listened = listened_packet(s, j, t);
     events_fire(&srv->net.events, srv,
                 &(rtmd_event){.kind = RTMD_EV_MESSAGE, .pid = j->pid, .uid = j->from, .conv_type = t->conv.conv_type,
                               .to = t->to, .packet = listened->data, .len = listened->len});
+    chat_waits_start(srv, waits);
 }
 
 /* ---- across nodes ---- */
@@ -1753,6 +1935,8 @@ static void messages_free(rtmd_server *srv)
     rtm_buf_free(&s->packet);
     rtm_buf_free(&s->named);
     rtm_buf_free(&s->listened);
+    rtm_buf_free(&s->chat);
+    rtm_buf_free(&s->translated);
     free(s->uids);
     free(s->writer.peers);
     free(s);

@@ -1,7 +1,6 @@
 /* Methods the RTM SDKs send for features rtmd does not offer yet:
- * translation (translate, setlang), moderation of
- * media (icheck, acheck, vcheck; text is moderation/'s) and speech to text
- * (speech2text). Each checks its payload as the SDKs send it (a missing
+ * moderation of media (icheck, acheck, vcheck; text is moderation/'s) and
+ * speech to text (speech2text). Each checks its payload as the SDKs send it (a missing
  * required field 10009, a field of the wrong type 10010, first), then
  * answers 200060, RTM_EC_NO_CONFIG_IN_CONSOLE: the cloud's answer when a
  * feature is not enabled for the project, which the SDKs report as such
@@ -9,7 +8,10 @@
  *
  * Temporary: the issue that brings files and moderation to rtmd replaces
  * this module with the real methods, keeping these payload checks. Nothing
- * here has state. */
+ * here has state. A backend for the media checks or speech to text plugs
+ * in as translate/ does: a per-project URL in config.h, checked into an
+ * outbound allowlist at start, and the method's POST through outbound.c
+ * with its answer parsed and bounded (docs/architecture.md). */
 #include "methods.h"
 #include "payload.h"
 #include "rtm_errors.h"
@@ -22,7 +24,6 @@ enum field_kind {
     F_TEXT, /* str (or bin) */
     F_DATA, /* str or bin: a URL or the content itself */
     F_INT,  /* any msgpack integer within int64 */
-    F_BOOL,
     F_IDS,  /* array of integers */
 };
 
@@ -39,12 +40,6 @@ typedef struct field {
 /* Fields as the WebSocket client SDK (RTMClient.js) and the Go and Node.js
  * server SDKs send them; the server forms add `uid` (whom the text is
  * about). */
-static const field translate_fields[] = {
-    {"text", F_TEXT, true, ALL},      {"dst", F_TEXT, true, ALL},  {"src", F_TEXT, false, ALL},
-    {"type", F_TEXT, false, ALL},     {"profanity", F_TEXT, false, ALL},
-    {"postProfanity", F_BOOL, false, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
-};
-static const field setlang_fields[] = {{"lang", F_TEXT, true, ALL}, {NULL, 0, false, 0}};
 static const field icheck_fields[] = {
     {"image", F_DATA, true, ALL}, {"type", F_INT, true, ALL}, {"uid", F_INT, false, SERVER}, {NULL, 0, false, 0},
 };
@@ -68,8 +63,6 @@ static bool kind_ok(const msgpack_object *o, enum field_kind kind)
         return o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN;
     case F_INT:
         return mp_obj_int64(o, &v);
-    case F_BOOL:
-        return o->type == MSGPACK_OBJECT_BOOLEAN;
     case F_IDS:
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return false;
@@ -114,17 +107,13 @@ static void not_enabled(rtmd_request *req)
         if (check_fields(req, fields))                                                                                \
             not_enabled(req);                                                                                         \
     }
-CHECKED(translate, translate_fields)
-CHECKED(setlang, setlang_fields)
 CHECKED(icheck, icheck_fields)
 CHECKED(acheck, audio_fields)
 CHECKED(vcheck, vcheck_fields)
 CHECKED(speech2text, audio_fields)
 
-/* Gates: where the SDKs send them (setlang is the client's own setting). */
+/* Gates: where the SDKs send them. */
 static const rtmd_method unavailable_methods[] = {
-    {"translate", ALL, method_translate, 0},
-    {"setlang", GATES_CLIENT, method_setlang, 0},
     {"icheck", ALL, method_icheck, 0},
     {"acheck", ALL, method_acheck, 0},           {"vcheck", ALL, method_vcheck, 0},
     {"speech2text", ALL, method_speech2text, 0},

@@ -504,6 +504,15 @@ static const char *const migrations[] = {
     "  mid INTEGER NOT NULL,"
     "  PRIMARY KEY (file_id, conv_type, conv_a, conv_b)"
     ");",
+
+    /* 20: a user's language (setlang, or auth's lang): what chat pushed to
+     * the user is translated into (modules/translate/) */
+    "CREATE TABLE user_langs ("
+    "  pid INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  lang TEXT NOT NULL,"
+    "  PRIMARY KEY (pid, uid)"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

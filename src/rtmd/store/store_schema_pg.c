@@ -340,6 +340,11 @@ static const char *pg_migration(int to)
                "  mid BIGINT NOT NULL,"
                "  PRIMARY KEY (file_id, conv_type, conv_a, conv_b)"
                ");";
+    case 20:
+        /* IF NOT EXISTS: like 17 and 18 it may run again on a database
+         * whose version was set back (test_db_pg.c). */
+        return "CREATE TABLE IF NOT EXISTS user_langs (pid BIGINT NOT NULL, uid BIGINT NOT NULL, lang TEXT NOT NULL,"
+               " PRIMARY KEY (pid, uid));";
     default:
         return NULL;
     }

@@ -135,7 +135,8 @@ function answerPushes(client) {
 // 'wss' (then ca is the CA to trust, and the link goes to localhost).
 // ports: the client ports to use (srv.node(i).ports of lib/rtmd.js: one
 // node of a cluster), srv.ports by default.
-async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.project, ca, ports = srv.ports } = {}) {
+// lang: auth's lang (the user's language).
+async function login(srv, app, uid, { transport = 'tcp', attrs, lang, project = app.project, ca, ports = srv.ports } = {}) {
   const token = await app.token(uid);
   const port = ports[{ tcp: 'client_tcp', ws: 'client_ws', wss: 'client_wss' }[transport]];
   const host = transport === 'wss' ? 'localhost' : '127.0.0.1';
@@ -143,6 +144,7 @@ async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.pr
   answerPushes(client);
   const payload = { pid: fpnn.int64(project.pid), uid: fpnn.int64(uid), token, version: 'rtmd-tests' };
   if (attrs) payload.attrs = attrs;
+  if (lang !== undefined) payload.lang = lang;
   const answer = await client.quest('auth', payload);
   if (!answer.ok) {
     client.destroy();
@@ -161,6 +163,21 @@ async function login(srv, app, uid, { transport = 'tcp', attrs, project = app.pr
 async function waitOnline(app, uid) {
   const seen = async () => ids((await app.call('getonlineusers', { uids: [fpnn.int64(uid)] })).uids).includes(Number(uid));
   if (!(await require('./rtmd').waitFor(seen, 5000))) throw new Error(`${uid} logged in on one node is not online on the other`);
+}
+
+// The text of a message push's msg: msg itself, or for a text chat push
+// (mtype 30) to a number-id session, which carries msg as the map
+// {source, target, sourceText, targetText}, what the Unity SDK shows:
+// targetText when there is one, else sourceText.
+function pushText(payload) {
+  const m = payload.msg;
+  if (m && typeof m === 'object' && !Buffer.isBuffer(m) && 'sourceText' in m) return m.targetText || m.sourceText;
+  return m;
+}
+
+// The map form of an untranslated text chat push's msg.
+function chatMap(text) {
+  return { source: '', target: '', sourceText: text, targetText: '' };
 }
 
 // Asserts that promise rejects with an FPNN/RTM error of the given code.
@@ -217,6 +234,6 @@ async function stopChecked(srv, apps = []) {
 }
 
 module.exports = {
-  AppServer, User, appServer, login, recordPushes, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
+  AppServer, User, appServer, login, recordPushes, pushText, chatMap, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
   writeProjectsConfig, startWithProjects, stopChecked,
 };

@@ -54,6 +54,7 @@ enum {
     CLUSTER_REC_ROOM_EVENT, /* rooms.c: pushroomjoined/pushroomleft for the other nodes' members */
     /* cluster.c "acknowledged records": a record to acknowledge, its acknowledgement */
     CLUSTER_REC_SYNC, CLUSTER_REC_ACK,
+    CLUSTER_REC_LANG, /* translate/: a user's new language, for its sessions on the other nodes */
     CLUSTER_KINDS
 };
 

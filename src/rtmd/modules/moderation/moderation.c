@@ -108,23 +108,12 @@ enum moderation_verdict moderation_chat(rtmd_server *srv, const rtmd_project *pr
  * text is about) an integer when present. Answers 10009/10010. */
 static bool get_text(rtmd_request *req, bool classify, const char **text, size_t *len)
 {
-    const msgpack_object *o;
     if (!mp_get_str(req->args, "text", text, len)) {
         req_arg_error(req, "text");
         return false;
     }
-    o = mp_map_get(req->args, "classify");
-    if (classify && o && o->type != MSGPACK_OBJECT_NIL && o->type != MSGPACK_OBJECT_BOOLEAN) {
-        req_arg_error(req, "classify");
-        return false;
-    }
-    int64_t uid;
-    o = mp_map_get(req->args, "uid");
-    if (req->gate == GATE_SERVER_TCP && o && o->type != MSGPACK_OBJECT_NIL && !mp_obj_int64(o, &uid)) {
-        req_arg_error(req, "uid");
-        return false;
-    }
-    return true;
+    return (!classify || req_arg_optional(req, "classify", REQ_BOOL)) &&
+           (req->gate != GATE_SERVER_TCP || req_arg_optional(req, "uid", REQ_INT64));
 }
 
 /* The payload checks, the project's list (none: 200060) and the scan of
