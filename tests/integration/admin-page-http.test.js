@@ -95,9 +95,12 @@ test('the figures follow known traffic', { timeout: 60000 }, withLogs(() => serv
   const before = await figures(srv);
   const pA = srv.projects.find((p) => p.pid === '732'), pB = srv.projects.find((p) => p.pid === '733');
   const appA = await appServer(srv, { project: pA }), appB = await appServer(srv, { project: pB });
-  const users = [await login(srv, appA, 1), await login(srv, appA, 2), await login(srv, appA, 3), await login(srv, appB, 9)];
+  // The figures are one node's: on a cluster, every client on the first.
+  const { ports } = srv.node(0);
+  const users = [];
+  for (const [app, uid] of [[appA, 1], [appA, 2], [appA, 3], [appB, 9]]) users.push(await login(srv, app, uid, { ports }));
   // A refused login: a token that is not one.
-  const c = await fpnn.connect({ port: srv.ports.client_tcp });
+  const c = await fpnn.connect({ port: ports.client_tcp });
   const bad = await c.quest('auth', { pid: I(732), uid: I(4), token: 'not-a-token', version: 't' });
   assert.equal(bad.ok, false);
   c.destroy();
