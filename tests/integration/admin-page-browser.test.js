@@ -16,8 +16,8 @@ const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { get } = require('./lib/http');
 const { AppServer, appServer, login, writeProjectsConfig } = require('./lib/rtm');
-const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
-const { launch, openWatchedPage } = require('./lib/browser');
+const { makeTempDir, startRtmd, withLogs } = require('./lib/rtmd');
+const { launch, openWatchedPage, closeBrowserTest } = require('./lib/browser');
 
 const ADMIN_DIR = path.resolve(__dirname, '../../admin/dist');
 const TOKEN = 'admin-browser-token-0123456789';
@@ -27,15 +27,7 @@ let nextMid = 7400000000n;
 
 let srv, browser;
 
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) {
-    const alive = srv.alive;
-    await srv.cleanup();
-    assert.ok(alive, `rtmd died during the test\n${srv.diagnostics()}`);
-  }
-  assert.deepEqual(sanitizerReports(), []);
-});
+after(() => closeBrowserTest(browser, srv));
 
 const text = (page, id) => page.textContent(`#${id}`);
 
