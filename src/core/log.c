@@ -49,6 +49,16 @@ int rtm_log_parse_level(const char *name)
     return -1;
 }
 
+const char *rtm_log_level_name(int level)
+{
+    return level >= 0 && level <= RTM_LOG_OFF ? level_names[level] : "?";
+}
+
+const char *rtm_log_format_name(int format)
+{
+    return format >= 0 && format <= RTM_LOG_JSON ? format_names[format] : "?";
+}
+
 int rtm_log_enabled(enum rtm_log_level level)
 {
     return level >= current_level && level < RTM_LOG_OFF;

@@ -12,6 +12,9 @@ enum rtm_log_level { RTM_LOG_DEBUG = 0, RTM_LOG_INFO, RTM_LOG_WARN, RTM_LOG_ERRO
 void rtm_log_set_level(enum rtm_log_level level);
 /* Parses "debug", "info", "warn", "error" or "off"; returns -1 if unknown. */
 int rtm_log_parse_level(const char *name);
+/* The name of a level or a format ("?" when out of range). */
+const char *rtm_log_level_name(int level);
+const char *rtm_log_format_name(int format);
 
 /* Line formats. Every line has the time (UTC, milliseconds), the level and
  * either a message (LOG_INFO(...)) or an event with its fields

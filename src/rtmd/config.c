@@ -239,120 +239,126 @@ typedef struct setting {
     size_t size;
     int64_t min, max;
     enum str_rule rule;
+    /* LIVE: read where it is used, so a reload (rtmd_config_reload) can
+     * change it in place; otherwise a change takes a restart (listeners,
+     * the store, and what modules parse or size at start). */
+    bool live;
 } setting;
+#define LIVE true
+#define RESTART false
 
 #define TOP(field) offsetof(rtmd_config, field), sizeof(((rtmd_config *)0)->field)
 #define PRJ(field) offsetof(rtmd_project_config, field), sizeof(((rtmd_project_config *)0)->field)
 
 static const setting top_settings[] = {
-    {"data_dir", K_STR, TOP(data_dir), 0, 0, S_NONEMPTY},
-    {"listen_host", K_STR, TOP(listen_host), 0, 0, S_HOST},
-    {"client_tcp_port", K_PORT, TOP(client_tcp_port), -1, 65535, S_ANY},
-    {"client_ws_port", K_PORT, TOP(client_ws_port), -1, 65535, S_ANY},
-    {"ws_path", K_STR, TOP(ws_path), 0, 0, S_PATH},
-    {"server_tcp_port", K_PORT, TOP(server_tcp_port), -1, 65535, S_ANY},
-    {"http_port", K_PORT, TOP(http_port), -1, 65535, S_ANY},
-    {"key_pem", K_STR, TOP(key_pem), 0, 0, S_ANY},
-    {"tls_cert", K_STR, TOP(tls_cert), 0, 0, S_ANY},
-    {"tls_key", K_STR, TOP(tls_key), 0, 0, S_ANY},
-    {"client_wss_port", K_PORT, TOP(client_wss_port), -1, 65535, S_ANY},
-    {"https_port", K_PORT, TOP(https_port), -1, 65535, S_ANY},
-    {"file_tcp_port", K_PORT, TOP(file_tcp_port), -1, 65535, S_ANY},
-    {"file_ws_port", K_PORT, TOP(file_ws_port), -1, 65535, S_ANY},
-    {"file_wss_port", K_PORT, TOP(file_wss_port), -1, 65535, S_ANY},
-    {"max_file_connections", K_U32, TOP(max_file_connections), 1, 16777216, S_ANY},
-    {"file_token_ttl", K_U32, TOP(file_token_ttl), 1, 86400, S_ANY},
-    {"file_endpoint", K_STR, TOP(file_endpoint), 0, 0, S_ENDPOINT},
-    {"file_base_url", K_STR, TOP(file_base_url), 0, 0, S_BASE_URL},
-    {"file_orphan_grace", K_U32, TOP(file_orphan_grace), 1, 31536000, S_ANY},
-    {"max_packet", K_U32, TOP(max_packet), 1024, 64 * 1024 * 1024, S_ANY},
-    {"max_connections", K_U32, TOP(max_connections), 1, 16777216, S_ANY},
-    {"max_client_tcp_connections", K_U32, TOP(max_client_tcp_connections), 0, 16777216, S_ANY},
-    {"max_client_ws_connections", K_U32, TOP(max_client_ws_connections), 0, 16777216, S_ANY},
-    {"max_server_connections", K_U32, TOP(max_server_connections), 1, 16777216, S_ANY},
-    {"max_http_connections", K_U32, TOP(max_http_connections), 1, 16777216, S_ANY},
-    {"max_connections_per_address", K_U32, TOP(max_connections_per_address), 0, 16777216, S_ANY},
-    {"login_timeout", K_U32, TOP(login_timeout), 1, 3600, S_ANY},
-    {"prelogin_max_packet", K_U32, TOP(prelogin_max_packet), 4096, 64 * 1024 * 1024, S_ANY},
-    {"prelogin_buffer_budget", K_U32, TOP(prelogin_buffer_budget), 65536, 1024 * 1024 * 1024, S_ANY},
-    {"max_output_queue", K_U32, TOP(max_output_queue), 1024, 1024 * 1024 * 1024, S_ANY},
-    {"idle_timeout", K_U32, TOP(idle_timeout), 2, 86400, S_ANY},
-    {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY},
-    {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY},
-    {"store", K_STR, TOP(store), 0, 0, S_NONEMPTY}, /* sqlite or postgres: check_cross */
-    {"store_url", K_STR, TOP(store_url), 0, 0, S_ANY},
-    {"redis_url", K_STR, TOP(redis_url), 0, 0, S_REDIS},
-    {"node_id", K_STR, TOP(node_id), 0, 0, S_NODE},
-    {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY},
-    {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY},
-    {"room_push", K_STR, TOP(room_push), 0, 0, S_NONEMPTY}, /* before_commit or after_commit: check_cross */
-    {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY},
-    {"sign_salts_max", K_U32, TOP(sign_salts_max), 16, 16777216, S_ANY},
-    {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY},
-    {"retention_interval", K_U32, TOP(retention_interval), 1, 86400, S_ANY},
-    {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY},
-    {"log_format", K_LOG_FORMAT, TOP(log_format), 0, 0, S_ANY},
-    {"log_file", K_STR, TOP(log_file), 0, 0, S_ANY}, /* opened by main.c at start */
-    {"demo_dir", K_STR, TOP(demo_dir), 0, 0, S_ANY}, /* its files are checked by demo.c at start */
-    {"admin_token", K_TOKEN, TOP(admin_token), 0, 0, S_ANY},
-    {"admin_dir", K_STR, TOP(admin_dir), 0, 0, S_ANY}, /* its files are checked by admin.c at start */
+    {"data_dir", K_STR, TOP(data_dir), 0, 0, S_NONEMPTY, RESTART},
+    {"listen_host", K_STR, TOP(listen_host), 0, 0, S_HOST, RESTART},
+    {"client_tcp_port", K_PORT, TOP(client_tcp_port), -1, 65535, S_ANY, RESTART},
+    {"client_ws_port", K_PORT, TOP(client_ws_port), -1, 65535, S_ANY, RESTART},
+    {"ws_path", K_STR, TOP(ws_path), 0, 0, S_PATH, RESTART},
+    {"server_tcp_port", K_PORT, TOP(server_tcp_port), -1, 65535, S_ANY, RESTART},
+    {"http_port", K_PORT, TOP(http_port), -1, 65535, S_ANY, RESTART},
+    {"key_pem", K_STR, TOP(key_pem), 0, 0, S_ANY, RESTART},
+    {"tls_cert", K_STR, TOP(tls_cert), 0, 0, S_ANY, LIVE},
+    {"tls_key", K_STR, TOP(tls_key), 0, 0, S_ANY, LIVE},
+    {"client_wss_port", K_PORT, TOP(client_wss_port), -1, 65535, S_ANY, RESTART},
+    {"https_port", K_PORT, TOP(https_port), -1, 65535, S_ANY, RESTART},
+    {"file_tcp_port", K_PORT, TOP(file_tcp_port), -1, 65535, S_ANY, RESTART},
+    {"file_ws_port", K_PORT, TOP(file_ws_port), -1, 65535, S_ANY, RESTART},
+    {"file_wss_port", K_PORT, TOP(file_wss_port), -1, 65535, S_ANY, RESTART},
+    {"max_file_connections", K_U32, TOP(max_file_connections), 1, 16777216, S_ANY, RESTART},
+    {"file_token_ttl", K_U32, TOP(file_token_ttl), 1, 86400, S_ANY, RESTART},
+    {"file_endpoint", K_STR, TOP(file_endpoint), 0, 0, S_ENDPOINT, RESTART},
+    {"file_base_url", K_STR, TOP(file_base_url), 0, 0, S_BASE_URL, RESTART},
+    {"file_orphan_grace", K_U32, TOP(file_orphan_grace), 1, 31536000, S_ANY, RESTART},
+    {"max_packet", K_U32, TOP(max_packet), 1024, 64 * 1024 * 1024, S_ANY, RESTART},
+    {"max_connections", K_U32, TOP(max_connections), 1, 16777216, S_ANY, LIVE},
+    {"max_client_tcp_connections", K_U32, TOP(max_client_tcp_connections), 0, 16777216, S_ANY, LIVE},
+    {"max_client_ws_connections", K_U32, TOP(max_client_ws_connections), 0, 16777216, S_ANY, LIVE},
+    {"max_server_connections", K_U32, TOP(max_server_connections), 1, 16777216, S_ANY, LIVE},
+    {"max_http_connections", K_U32, TOP(max_http_connections), 1, 16777216, S_ANY, LIVE},
+    {"max_connections_per_address", K_U32, TOP(max_connections_per_address), 0, 16777216, S_ANY, LIVE},
+    {"login_timeout", K_U32, TOP(login_timeout), 1, 3600, S_ANY, LIVE},
+    {"prelogin_max_packet", K_U32, TOP(prelogin_max_packet), 4096, 64 * 1024 * 1024, S_ANY, LIVE},
+    {"prelogin_buffer_budget", K_U32, TOP(prelogin_buffer_budget), 65536, 1024 * 1024 * 1024, S_ANY, LIVE},
+    {"max_output_queue", K_U32, TOP(max_output_queue), 1024, 1024 * 1024 * 1024, S_ANY, LIVE},
+    {"idle_timeout", K_U32, TOP(idle_timeout), 2, 86400, S_ANY, LIVE},
+    {"handshake_timeout", K_U32, TOP(handshake_timeout), 1, 3600, S_ANY, LIVE},
+    {"ping_interval", K_U32, TOP(ping_interval), 1, 59, S_ANY, LIVE},
+    {"store", K_STR, TOP(store), 0, 0, S_NONEMPTY, RESTART}, /* sqlite or postgres: check_cross */
+    {"store_url", K_STR, TOP(store_url), 0, 0, S_ANY, RESTART},
+    {"redis_url", K_STR, TOP(redis_url), 0, 0, S_REDIS, RESTART},
+    {"node_id", K_STR, TOP(node_id), 0, 0, S_NODE, RESTART},
+    {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY, RESTART},
+    {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY, RESTART},
+    {"room_push", K_STR, TOP(room_push), 0, 0, S_NONEMPTY, RESTART}, /* before_commit or after_commit: check_cross */
+    {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY, RESTART},
+    {"sign_salts_max", K_U32, TOP(sign_salts_max), 16, 16777216, S_ANY, RESTART},
+    {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY, LIVE},
+    {"retention_interval", K_U32, TOP(retention_interval), 1, 86400, S_ANY, RESTART},
+    {"log_level", K_LEVEL, TOP(log_level), 0, 0, S_ANY, LIVE},
+    {"log_format", K_LOG_FORMAT, TOP(log_format), 0, 0, S_ANY, LIVE},
+    {"log_file", K_STR, TOP(log_file), 0, 0, S_ANY, LIVE}, /* opened by main.c at start */
+    {"demo_dir", K_STR, TOP(demo_dir), 0, 0, S_ANY, RESTART}, /* its files are checked by demo.c at start */
+    {"admin_token", K_TOKEN, TOP(admin_token), 0, 0, S_ANY, RESTART}, /* admin.c keeps its digest from start */
+    {"admin_dir", K_STR, TOP(admin_dir), 0, 0, S_ANY, RESTART}, /* its files are checked by admin.c at start */
 };
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
 
 static const setting project_settings[] = {
-    {"pid", K_PID, PRJ(pid), 1, INT32_MAX, S_ANY},
-    {"secret", K_SECRET, PRJ(secret), 0, 0, S_ANY},
-    {"max_connections", K_U32, PRJ(max_connections), 0, 16777216, S_ANY},
-    {"token_ttl", K_U32, PRJ(token_ttl_seconds), 1, 31536000, S_ANY},
-    {"multi_login", K_U32, PRJ(multi_login), 0, 1, S_ANY},
-    {"legacy_sign", K_U32, PRJ(legacy_sign), 0, 1, S_ANY},
-    {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY},
-    {"room_events_max", K_U32, PRJ(room_events_max), 0, 100000, S_ANY},
-    {"max_groups", K_U32, PRJ(max_groups), 1, 10000000, S_ANY},
-    {"max_group_members", K_U32, PRJ(max_group_members), 1, 1000000, S_ANY},
-    {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY},
-    {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY},
-    {"max_session_attrs", K_U32, PRJ(max_session_attrs), 1, 1024, S_ANY},
-    {"max_session_attrs_bytes", K_U32, PRJ(max_session_attrs_bytes), 1, 1024 * 1024, S_ANY},
-    {"max_receivers", K_U32, PRJ(max_receivers), 1, 100000, S_ANY},
-    {"max_friends", K_U32, PRJ(max_friends), 1, 10000, S_ANY},
-    {"max_blacks", K_U32, PRJ(max_blacks), 1, 10000, S_ANY},
-    {"p2p_require_friend", K_U32, PRJ(p2p_require_friend), 0, 1, S_ANY},
-    {"user_msg_rate", K_U32, PRJ(user_msg_rate), 0, 1000000, S_ANY},
-    {"user_msg_burst", K_U32, PRJ(user_msg_burst), 1, 1000000, S_ANY},
-    {"user_byte_rate", K_U32, PRJ(user_byte_rate), 0, 1024 * 1024 * 1024, S_ANY},
-    {"user_byte_burst", K_U32, PRJ(user_byte_burst), 1, 1024 * 1024 * 1024, S_ANY},
-    {"project_msg_rate", K_U32, PRJ(project_msg_rate), 0, 100000000, S_ANY},
-    {"project_msg_burst", K_U32, PRJ(project_msg_burst), 1, 100000000, S_ANY},
-    {"project_byte_rate", K_U32, PRJ(project_byte_rate), 0, 4000000000u, S_ANY},
-    {"project_byte_burst", K_U32, PRJ(project_byte_burst), 1, 4000000000u, S_ANY},
-    {"storage_quota_mb", K_U32, PRJ(storage_quota_mb), 0, 1073741824, S_ANY},
-    {"history_days", K_U32, PRJ(history_days), 0, 36500, S_ANY},
-    {"history_max_per_conversation", K_U32, PRJ(history_max_per_conversation), 0, 100000000, S_ANY},
-    {"max_oinfo_bytes", K_U32, PRJ(max_oinfo_bytes), 0, 16 * 1024 * 1024, S_ANY},
-    {"max_pinfo_bytes", K_U32, PRJ(max_pinfo_bytes), 0, 16 * 1024 * 1024, S_ANY},
-    {"max_data_key_bytes", K_U32, PRJ(max_data_key_bytes), 1, 65535, S_ANY},
-    {"max_data_value_bytes", K_U32, PRJ(max_data_value_bytes), 1, 16 * 1024 * 1024, S_ANY},
-    {"max_data_keys_per_user", K_U32, PRJ(max_data_keys_per_user), 1, 1000000, S_ANY},
-    {"max_devices_per_user", K_U32, PRJ(max_devices_per_user), 1, 1000, S_ANY},
-    {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY},
-    {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY},
-    {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY},
-    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY}, /* URLs checked by p2server.c at start */
-    {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY},
-    {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY},
-    {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY},
-    {"demo", K_U32, PRJ(demo), 0, 1, S_ANY}, /* one project at most, with an app_id: checked by demo.c */
-    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY}, /* unique across projects: checked by rtcat/rtcat.c */
-    {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY},
-    {"rtcat_demo", K_U32, PRJ(rtcat_demo), 0, 1, S_ANY}, /* one project at most, with the key: rtcat/rtcat.c */
-    {"rtcat_max_sessions", K_U32, PRJ(rtcat_max_sessions), 1, 10000000, S_ANY},
-    {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY},
-    {"rtcat_max_live_days", K_U32, PRJ(rtcat_max_live_days), 1, 36500, S_ANY},
-    {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY},
-    {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY}, /* the file is read by moderation/ at start */
-    {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY},
-    {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY},
+    {"pid", K_PID, PRJ(pid), 1, INT32_MAX, S_ANY, RESTART},
+    {"secret", K_SECRET, PRJ(secret), 0, 0, S_ANY, LIVE},
+    {"max_connections", K_U32, PRJ(max_connections), 0, 16777216, S_ANY, LIVE},
+    {"token_ttl", K_U32, PRJ(token_ttl_seconds), 1, 31536000, S_ANY, LIVE},
+    {"multi_login", K_U32, PRJ(multi_login), 0, 1, S_ANY, LIVE},
+    {"legacy_sign", K_U32, PRJ(legacy_sign), 0, 1, S_ANY, LIVE},
+    {"max_rooms_per_user", K_U32, PRJ(max_rooms_per_user), 1, 1000, S_ANY, LIVE},
+    {"room_events_max", K_U32, PRJ(room_events_max), 0, 100000, S_ANY, LIVE},
+    {"max_groups", K_U32, PRJ(max_groups), 1, 10000000, S_ANY, LIVE},
+    {"max_group_members", K_U32, PRJ(max_group_members), 1, 1000000, S_ANY, LIVE},
+    {"max_msg_bytes", K_U32, PRJ(max_msg_bytes), 1, 16 * 1024 * 1024, S_ANY, LIVE},
+    {"max_attrs_bytes", K_U32, PRJ(max_attrs_bytes), 1, 1024 * 1024, S_ANY, LIVE},
+    {"max_session_attrs", K_U32, PRJ(max_session_attrs), 1, 1024, S_ANY, LIVE},
+    {"max_session_attrs_bytes", K_U32, PRJ(max_session_attrs_bytes), 1, 1024 * 1024, S_ANY, LIVE},
+    {"max_receivers", K_U32, PRJ(max_receivers), 1, 100000, S_ANY, LIVE},
+    {"max_friends", K_U32, PRJ(max_friends), 1, 10000, S_ANY, LIVE},
+    {"max_blacks", K_U32, PRJ(max_blacks), 1, 10000, S_ANY, LIVE},
+    {"p2p_require_friend", K_U32, PRJ(p2p_require_friend), 0, 1, S_ANY, LIVE},
+    {"user_msg_rate", K_U32, PRJ(user_msg_rate), 0, 1000000, S_ANY, LIVE},
+    {"user_msg_burst", K_U32, PRJ(user_msg_burst), 1, 1000000, S_ANY, LIVE},
+    {"user_byte_rate", K_U32, PRJ(user_byte_rate), 0, 1024 * 1024 * 1024, S_ANY, LIVE},
+    {"user_byte_burst", K_U32, PRJ(user_byte_burst), 1, 1024 * 1024 * 1024, S_ANY, LIVE},
+    {"project_msg_rate", K_U32, PRJ(project_msg_rate), 0, 100000000, S_ANY, LIVE},
+    {"project_msg_burst", K_U32, PRJ(project_msg_burst), 1, 100000000, S_ANY, LIVE},
+    {"project_byte_rate", K_U32, PRJ(project_byte_rate), 0, 4000000000u, S_ANY, LIVE},
+    {"project_byte_burst", K_U32, PRJ(project_byte_burst), 1, 4000000000u, S_ANY, LIVE},
+    {"storage_quota_mb", K_U32, PRJ(storage_quota_mb), 0, 1073741824, S_ANY, LIVE},
+    {"history_days", K_U32, PRJ(history_days), 0, 36500, S_ANY, LIVE},
+    {"history_max_per_conversation", K_U32, PRJ(history_max_per_conversation), 0, 100000000, S_ANY, LIVE},
+    {"max_oinfo_bytes", K_U32, PRJ(max_oinfo_bytes), 0, 16 * 1024 * 1024, S_ANY, LIVE},
+    {"max_pinfo_bytes", K_U32, PRJ(max_pinfo_bytes), 0, 16 * 1024 * 1024, S_ANY, LIVE},
+    {"max_data_key_bytes", K_U32, PRJ(max_data_key_bytes), 1, 65535, S_ANY, LIVE},
+    {"max_data_value_bytes", K_U32, PRJ(max_data_value_bytes), 1, 16 * 1024 * 1024, S_ANY, LIVE},
+    {"max_data_keys_per_user", K_U32, PRJ(max_data_keys_per_user), 1, 1000000, S_ANY, LIVE},
+    {"max_devices_per_user", K_U32, PRJ(max_devices_per_user), 1, 1000, S_ANY, LIVE},
+    {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY, LIVE},
+    {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY, RESTART},
+    {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY, RESTART},
+    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY, RESTART}, /* URLs checked by p2server.c at start */
+    {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY, RESTART},
+    {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY, RESTART},
+    {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY, RESTART},
+    {"demo", K_U32, PRJ(demo), 0, 1, S_ANY, RESTART}, /* one project at most, with an app_id: checked by demo.c */
+    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY, RESTART}, /* unique across projects: checked by rtcat/rtcat.c */
+    {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY, RESTART},
+    {"rtcat_demo", K_U32, PRJ(rtcat_demo), 0, 1, S_ANY, RESTART}, /* one project at most, with the key: rtcat/rtcat.c */
+    {"rtcat_max_sessions", K_U32, PRJ(rtcat_max_sessions), 1, 10000000, S_ANY, LIVE},
+    {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY, LIVE},
+    {"rtcat_max_live_days", K_U32, PRJ(rtcat_max_live_days), 1, 36500, S_ANY, LIVE},
+    {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY, LIVE},
+    {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY, RESTART}, /* the file is read by moderation/ at start */
+    {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY, RESTART},
+    {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY, RESTART},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -1177,4 +1183,78 @@ uint32_t rtmd_config_file_max_packet(const rtmd_config *cfg)
         if (cfg->projects[i].max_file_bytes > largest)
             largest = cfg->projects[i].max_file_bytes;
     return largest + RTMD_FILE_PACKET_OVERHEAD;
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+/* The value of st in base as text for a log line; secrets and keys never. */
+static const char *value_text(const setting *st, const void *base, char *buf, size_t cap)
+{
+    const char *field = (const char *)base + st->offset;
+    switch (st->kind) {
+    case K_PORT:
+    case K_LEVEL:
+    case K_LOG_FORMAT:
+        if (st->kind == K_LEVEL)
+            return rtm_log_level_name(*(const int *)(const void *)field);
+        if (st->kind == K_LOG_FORMAT)
+            return rtm_log_format_name(*(const int *)(const void *)field);
+        snprintf(buf, cap, "%d", *(const int *)(const void *)field);
+        return buf;
+    case K_U32:
+        snprintf(buf, cap, "%u", *(const uint32_t *)(const void *)field);
+        return buf;
+    case K_PID:
+        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(const void *)field);
+        return buf;
+    case K_SECRET:
+    case K_APP_KEY:
+    case K_TOKEN:
+        return "(secret)";
+    case K_STR:
+    case K_APP_ID:
+        snprintf(buf, cap, "\"%s\"", field);
+        return buf;
+    }
+    return "?";
+}
+
+static bool same_value(const setting *st, const void *a, const void *b)
+{
+    const char *fa = (const char *)a + st->offset, *fb = (const char *)b + st->offset;
+    if (st->kind == K_STR || st->kind == K_SECRET || st->kind == K_APP_ID || st->kind == K_APP_KEY ||
+        st->kind == K_TOKEN)
+        return strcmp(fa, fb) == 0;
+    return memcmp(fa, fb, st->size) == 0;
+}
+
+/* Reports and applies the differences of one table between cur and next. */
+static void reload_table(const setting *table, int n, void *cur, const void *next, int64_t pid,
+                         rtmd_config_change_fn fn, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        const setting *st = &table[i];
+        if (same_value(st, cur, next))
+            continue;
+        char from[600], to[600];
+        fn(arg, pid, st->name, value_text(st, cur, from, sizeof from), value_text(st, next, to, sizeof to), st->live);
+        if (st->live)
+            memcpy((char *)cur + st->offset, (const char *)next + st->offset, st->size);
+    }
+}
+
+void rtmd_config_reload(rtmd_config *cur, const rtmd_config *next, rtmd_config_change_fn fn, void *arg)
+{
+    reload_table(top_settings, NTOP, cur, next, 0, fn, arg);
+    for (size_t i = 0; i < cur->nprojects; i++) {
+        rtmd_project_config *p = &cur->projects[i];
+        const rtmd_project_config *q = rtmd_config_project(next, p->pid);
+        if (q)
+            reload_table(project_settings, NPROJECT, p, q, p->pid, fn, arg);
+        else
+            fn(arg, p->pid, "[project]", "present", "removed", false);
+    }
+    for (size_t i = 0; i < next->nprojects; i++)
+        if (!rtmd_config_project(cur, next->projects[i].pid))
+            fn(arg, next->projects[i].pid, "[project]", "absent", "added", false);
 }

@@ -222,4 +222,18 @@ uint32_t rtmd_config_file_max_packet(const rtmd_config *cfg);
 /* The project with this pid, or NULL. */
 const rtmd_project_config *rtmd_config_project(const rtmd_config *cfg, int64_t pid);
 
+/* A setting that differs between the running configuration and the one
+ * read again: pid 0 for a top-level setting, else its project's; name
+ * "[project]" for a project added or removed; the values as text (secrets
+ * as "(secret)"); applied when it took effect at once, else it takes a
+ * restart and the running value stays. */
+typedef void (*rtmd_config_change_fn)(void *arg, int64_t pid, const char *name, const char *from, const char *to,
+                                      bool applied);
+/* SIGHUP (server.c): reports every difference between cur and next (a
+ * checked configuration) to fn and copies into cur the settings that can
+ * change while running (those read where they are used: limits, timeouts,
+ * budgets, secrets, logging, the TLS files). Projects are matched by pid;
+ * one added or removed takes a restart. */
+void rtmd_config_reload(rtmd_config *cur, const rtmd_config *next, rtmd_config_change_fn fn, void *arg);
+
 #endif

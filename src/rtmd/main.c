@@ -41,7 +41,9 @@ static void usage(FILE *out)
             "one 'project pid=.. secret=..' line per project, one 'rts pid=.. app_id=..\n"
             "app_key=..' line per project with RTS tokens, then 'rtmd VERSION ready'.\n"
             "SIGTERM or SIGINT stop it gracefully; a second signal exits at once.\n"
-            "SIGHUP loads the TLS certificate and key again; SIGUSR1 reopens log_file.\n");
+            "SIGHUP reads the configuration again and applies what can change while\n"
+            "running (logged; the rest waits for a restart), then the TLS certificate and\n"
+            "the sensitive-word lists; SIGUSR1 reopens log_file.\n");
 }
 
 /* Splits "--key=value" or "--key value"; returns the number of argv entries used. */
@@ -61,11 +63,72 @@ static int split_option(int argc, char **argv, int i, char *key, size_t keycap, 
     return 2;
 }
 
+/* The command line, kept for SIGHUP: the configuration is read again the
+ * same way (defaults, the file, then the command-line settings). */
+typedef struct command_line {
+    int argc;
+    char **argv;
+} command_line;
+
+/* Builds the configuration from the command line into cfg. Returns 0, or
+ * the exit status (2) with the message in err. */
+static int load_configuration(const command_line *cl, rtmd_config *cfg, char *err, size_t errlen)
+{
+    int argc = cl->argc;
+    char **argv = cl->argv;
+    rtmd_config_defaults(cfg);
+    /* The configuration file first, so that command-line settings win. */
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
+            path = i + 1 < argc ? argv[i + 1] : NULL;
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+        else
+            continue;
+        if (!path) {
+            snprintf(err, errlen, "--config needs a file");
+            return 2;
+        }
+        if (rtmd_config_load_file(cfg, path, err, errlen) != 0)
+            return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            continue;
+        if (strncmp(argv[i], "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[i]);
+            return 2;
+        }
+        char key[128];
+        const char *value = NULL;
+        int used = split_option(argc, argv, i, key, sizeof key, &value);
+        if (used < 0) {
+            snprintf(err, errlen, "%s needs a value (see --help)", argv[i]);
+            return 2;
+        }
+        if (rtmd_config_set(cfg, key, value, err, errlen) != 0)
+            return 2;
+        i += used - 1;
+    }
+    if (rtmd_config_check(cfg, "command line", err, errlen) != 0)
+        return 2;
+    return 0;
+}
+
+static int reload_configuration(void *arg, rtmd_config *cfg, char *err, size_t errlen)
+{
+    return load_configuration(arg, cfg, err, errlen) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     static rtmd_config cfg;
-    rtmd_config_defaults(&cfg);
     char err[512];
 
     for (int i = 1; i < argc; i++) {
@@ -78,51 +141,13 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    /* The configuration file first, so that command-line settings win. */
-    for (int i = 1; i < argc; i++) {
-        const char *path = NULL;
-        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
-            path = i + 1 < argc ? argv[i + 1] : NULL;
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9;
-        else
-            continue;
-        if (!path) {
-            fprintf(stderr, "rtmd: --config needs a file\n");
-            return 2;
-        }
-        if (rtmd_config_load_file(&cfg, path, err, sizeof err) != 0) {
-            fprintf(stderr, "rtmd: %s\n", err);
-            return 2;
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
-            i++;
-            continue;
-        }
-        if (strncmp(argv[i], "--config=", 9) == 0)
-            continue;
-        if (strncmp(argv[i], "--", 2) != 0) {
-            fprintf(stderr, "rtmd: unexpected argument '%s' (see --help)\n", argv[i]);
-            return 2;
-        }
-        char key[128];
-        const char *value = NULL;
-        int used = split_option(argc, argv, i, key, sizeof key, &value);
-        if (used < 0) {
-            fprintf(stderr, "rtmd: %s needs a value (see --help)\n", argv[i]);
-            return 2;
-        }
-        if (rtmd_config_set(&cfg, key, value, err, sizeof err) != 0) {
-            fprintf(stderr, "rtmd: %s\n", err);
-            return 2;
-        }
-        i += used - 1;
-    }
-    if (rtmd_config_check(&cfg, "command line", err, sizeof err) != 0) {
+    static command_line cl;
+    cl.argc = argc;
+    cl.argv = argv;
+    int status = load_configuration(&cl, &cfg, err, sizeof err);
+    if (status != 0) {
         fprintf(stderr, "rtmd: %s\n", err);
-        return 2;
+        return status;
     }
     rtm_log_set_level((enum rtm_log_level)cfg.log_level);
     rtm_log_set_format((enum rtm_log_format)cfg.log_format);
@@ -137,6 +162,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rtmd: %s\n", err);
         return 1;
     }
+    rtmd_server_reload_from(&srv, reload_configuration, &cl);
     rtmd_server_print_ready(&srv);
     LOG_INFO("rtmd %s serving", RTMD_VERSION);
     int code = rtmd_server_run(&srv);

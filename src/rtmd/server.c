@@ -367,9 +367,10 @@ void rtmd_server_stop(rtmd_server *srv)
     uv_timer_start(&srv->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
 }
 
-/* SIGHUP: loads the TLS certificate and key again (new connections get
- * the new context; open ones keep the one they started with), then runs
- * every module's reload (services_reload: the sensitive-word lists). */
+/* SIGHUP, after the configuration (reload_config): loads the TLS
+ * certificate and key again (new connections get the new context; open
+ * ones keep the one they started with), then runs every module's reload
+ * (services_reload: the sensitive-word lists). */
 static void reload_tls(rtmd_server *srv)
 {
     if (!srv->net.tls) {
@@ -387,13 +388,92 @@ static void reload_tls(rtmd_server *srv)
     LOG_INFO("SIGHUP: TLS certificate reloaded from %s", srv->cfg.tls_cert);
 }
 
+void rtmd_server_reload_from(rtmd_server *srv, rtmd_config_source_fn fn, void *arg)
+{
+    srv->config_source = fn;
+    srv->config_source_arg = arg;
+}
+
+/* One difference found by a reload, logged: applied, or kept until a
+ * restart. */
+static void log_change(void *arg, int64_t pid, const char *name, const char *from, const char *to, bool applied)
+{
+    (void)arg;
+    char project[40] = "";
+    if (pid)
+        snprintf(project, sizeof project, "project %lld: ", (long long)pid);
+    if (applied)
+        LOG_INFO("SIGHUP: %s%s: %s -> %s, applied", project, name, from, to);
+    else
+        LOG_WARN("SIGHUP: %s%s: %s -> %s needs a restart; running with %s until then", project, name, from, to,
+                 from);
+}
+
+/* SIGHUP: the configuration read again as at start (config_source). A
+ * configuration that does not load or check changes nothing (false: the
+ * TLS files and the modules' files are not read again either); otherwise
+ * every difference is logged and those that can change while running
+ * take effect at once (rtmd_config_reload): the transport and the modules
+ * read them where they use them, the projects' limits are copied into the
+ * running projects, and the log's level, format and file follow. Every
+ * connection stays. */
+static bool reload_config(rtmd_server *srv)
+{
+    if (!srv->config_source)
+        return true;
+    rtmd_config *next = malloc(sizeof *next);
+    char err[512];
+    if (!next) {
+        LOG_ERROR("SIGHUP: keeping the configuration: out of memory");
+        return false;
+    }
+    if (srv->config_source(srv->config_source_arg, next, err, sizeof err) != 0) {
+        LOG_ERROR("SIGHUP: configuration refused, nothing changed: %s", err);
+        free(next);
+        return false;
+    }
+    char old_log_file[sizeof srv->cfg.log_file];
+    snprintf(old_log_file, sizeof old_log_file, "%s", srv->cfg.log_file);
+    char old_cert[sizeof srv->cfg.tls_cert], old_key[sizeof srv->cfg.tls_key];
+    snprintf(old_cert, sizeof old_cert, "%s", srv->cfg.tls_cert);
+    snprintf(old_key, sizeof old_key, "%s", srv->cfg.tls_key);
+    rtmd_config_reload(&srv->cfg, next, log_change, srv);
+    free(next);
+    /* The TLS files may move; TLS itself on or off takes its listeners. */
+    if (!srv->cfg.tls_cert[0] != !old_cert[0]) {
+        LOG_WARN("SIGHUP: TLS %s needs a restart (its listeners); keeping %s", old_cert[0] ? "off" : "on",
+                 old_cert[0] ? old_cert : "TLS off");
+        snprintf(srv->cfg.tls_cert, sizeof srv->cfg.tls_cert, "%s", old_cert);
+        snprintf(srv->cfg.tls_key, sizeof srv->cfg.tls_key, "%s", old_key);
+    }
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        rtmd_project *p = &srv->projects[i];
+        const rtmd_project_config *c = rtmd_config_project(&srv->cfg, p->pid);
+        if (!c)
+            continue; /* a project of the store (no [project] configured) */
+        p->limits = *c;
+        snprintf(p->secret, sizeof p->secret, "%s", c->secret);
+    }
+    rtm_log_set_level((enum rtm_log_level)srv->cfg.log_level);
+    rtm_log_set_format((enum rtm_log_format)srv->cfg.log_format);
+    if (strcmp(old_log_file, srv->cfg.log_file) != 0 && rtm_log_open(srv->cfg.log_file) != 0) {
+        LOG_ERROR("SIGHUP: keeping the log file %s: cannot open %s: %s", old_log_file[0] ? old_log_file : "(stderr)",
+                  srv->cfg.log_file, strerror(errno));
+        snprintf(srv->cfg.log_file, sizeof srv->cfg.log_file, "%s", old_log_file);
+    }
+    LOG_INFO("SIGHUP: configuration read again");
+    return true;
+}
+
 static void on_reload(uv_signal_t *h, int signum)
 {
     (void)signum;
     rtmd_server *srv = h->data;
     sd_notify(0, "RELOADING=1");
-    reload_tls(srv);
-    services_reload(srv);
+    if (reload_config(srv)) { /* a refused configuration changes nothing */
+        reload_tls(srv);
+        services_reload(srv);
+    }
     sd_notify(0, "READY=1");
 }
 

@@ -762,6 +762,24 @@ static void test_set(void **state)
 
 /* admin_token: empty (the default: the admin page is off) or 16..127
  * printable ASCII without spaces; an error never shows the value. */
+/* rtmd_config_reload's report of one change, kept by note_change. */
+typedef struct change_seen {
+    char name[64], from[160], to[160];
+    bool applied;
+    int count;
+} change_seen;
+
+static void note_change(void *arg, int64_t pid, const char *name, const char *from, const char *to, bool applied)
+{
+    change_seen *seen = arg;
+    (void)pid;
+    snprintf(seen->name, sizeof seen->name, "%s", name);
+    snprintf(seen->from, sizeof seen->from, "%s", from);
+    snprintf(seen->to, sizeof seen->to, "%s", to);
+    seen->applied = applied;
+    seen->count++;
+}
+
 static void test_admin_settings(void **state)
 {
     rtmd_config cfg;
@@ -794,6 +812,20 @@ static void test_admin_settings(void **state)
     assert_null(strstr(err, "aaaaaaaaaaaaaaaa"));
     expect_error("admin_token = \"secret with space\"\n",
                  "rtmd.conf:1: admin_token: must be 16..127 printable ASCII characters without spaces");
+
+    /* A reload reports a new token as a secret and keeps the old one
+     * (admin.c takes it at start). */
+    rtmd_config cur, next;
+    expect_ok(&cur, "admin_token = old-admin-token-0123\n");
+    expect_ok(&next, "admin_token = new-admin-token-4567\n");
+    change_seen seen = {0};
+    rtmd_config_reload(&cur, &next, note_change, &seen);
+    assert_int_equal(seen.count, 1);
+    assert_string_equal(seen.name, "admin_token");
+    assert_string_equal(seen.from, "(secret)");
+    assert_string_equal(seen.to, "(secret)");
+    assert_false(seen.applied);
+    assert_string_equal(cur.admin_token, "old-admin-token-0123");
 }
 
 static void write_file(const char *path, const char *data, size_t len)

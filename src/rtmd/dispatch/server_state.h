@@ -45,6 +45,9 @@ typedef struct rtmd_server {
 
     rtmd_project *projects;
     size_t nprojects;
+    /* Where SIGHUP reads the configuration again (server.h). */
+    int (*config_source)(void *arg, rtmd_config *cfg, char *err, size_t errlen);
+    void *config_source_arg;
 
     /* The service modules' state (module.h), all owned by this loop. */
     struct rtmd_services *svc;
