@@ -46,6 +46,7 @@ async function figures(srv) {
   const r = await stats(srv, bearer(TOKEN));
   assert.equal(r.status, 200, r.body);
   assert.equal(r.headers['cache-control'], 'no-store');
+  assert.equal(r.headers['x-content-type-options'], 'nosniff');
   assert.match(r.headers['content-type'], /^application\/json/);
   return JSON.parse(r.body);
 }
@@ -72,6 +73,8 @@ test('on: refused without the right bearer token, answered with it; no-store on 
       assert.equal(r.status, 401, JSON.stringify(headers));
       assert.match(r.headers['www-authenticate'], /^Bearer/);
       assert.equal(r.headers['cache-control'], 'no-store');
+      assert.equal(r.headers['x-content-type-options'], 'nosniff');
+      assert.match(r.headers['content-type'], /^application\/json/);
       assert.equal(JSON.parse(r.body).error, 'unauthorized');
       assert.ok(!r.body.includes(TOKEN.slice(0, 8)), 'the answer never shows the token');
     }
