@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Command 1 of the README: installs what is missing, builds rtmd and the
-# JavaScript SDK with its demo chat page (sdk/js: npm ci, npm run build),
+# Command 1 of the README: installs what is missing, builds rtmd, the
+# JavaScript SDK with its demo chat page (sdk/js: npm ci, npm run build)
+# and the admin page (admin/: served only with --admin_token and
+# --admin_dir=./admin/dist),
 # and starts rtmd on the embedded store (./data) with the default ports and
 # the demo page served at /demo/ for the demo project (the project of the
 # store, since no configuration names projects; see demo_dir in
@@ -18,6 +20,7 @@ scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+(cd admin && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 echo "rtmd built: build/rtmd, build/rtmctl; data in ./data; stop with Ctrl-C"
 
 # The demo's address: the HTTP port given on the command line, or the default.
@@ -33,6 +36,9 @@ echo "  its REST API is http://localhost:${http_port}/v0.4/ with the API key and
 echo "  on its ready banner ('rtcat pid=.. apikey=.. secret=..', derived from the project's secret)"
 echo "1v1 call demo page (once rtmd says ready): http://localhost:${http_port}/demo/call/"
 echo "  open it in two browser windows (camera and microphone allowed) and join the same session name"
+echo "admin page (built in admin/dist; off unless you pass a token of 16+ characters):"
+echo "  scripts/start.sh --admin_token=\$(openssl rand -hex 24) --admin_dir=./admin/dist, then"
+echo "  http://localhost:${http_port}/admin/ and log in with that token"
 # The demo page first: an argument given to this script may override it.
 set -- --demo_dir=./sdk/js/dist/demo "$@"
 exec build/rtmd --data_dir=./data "$@"

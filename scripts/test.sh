@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+(cd admin && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 
 jobs=$(nproc)
 echo "== layers: no upward dependency, no cycle"

@@ -130,6 +130,19 @@ static void snapshot(lat_stage s, hist *out)
         out->n += out->b[i];
 }
 
+void lat_totals(lat_stage s, uint64_t *count, uint64_t *sum)
+{
+    hist h;
+    snapshot(s, &h);
+    *count = h.n;
+    *sum = h.sum;
+}
+
+const char *lat_stage_label(lat_stage s)
+{
+    return INFO[s].label;
+}
+
 static uint64_t percentile(const hist *h, double p)
 {
     if (h->n == 0)

@@ -60,6 +60,12 @@ void lat_since(lat_stage s, uint64_t since, uint64_t now);
 void lat_note_queued(uint64_t received, uint64_t queued);
 void lat_flushed(uint64_t now);
 
+/* The samples of stage s so far and their sum (ns for the time stages):
+ * cumulative, so a reader takes the mean over an interval from two reads. */
+void lat_totals(lat_stage s, uint64_t *count, uint64_t *sum);
+/* The stage's name as /metrics labels it ("apply", "server"). */
+const char *lat_stage_label(lat_stage s);
+
 /* A table of every stage with samples (count, mean, p50, p90, p99,
  * p99.9, max). */
 void lat_dump(FILE *f);

@@ -5,13 +5,16 @@
  * checked once more before it is written, so that nothing can split a line
  * or put invalid UTF-8 in it. The output is stderr or a file; reopening
  * the file swaps it in with dup2 under the same descriptor, so a thread
- * writing meanwhile writes whole lines to one file or the other. */
+ * writing meanwhile writes whole lines to one file or the other. The last
+ * lines at warn or error are also kept in a small ring under a mutex (the
+ * store's writer thread logs too) for the admin page (rtm_log_recent). */
 #include "log.h"
 
 #include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -268,10 +271,51 @@ static void put_head(line *l, enum rtm_log_level level)
     put_str(l, head);
 }
 
-static void write_line(line *l)
+/* ---- the ring of recent warnings and errors (rtm_log_recent) ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    char lines[RTM_LOG_RECENT_MAX][RTM_LOG_RECENT_LINE];
+    size_t next;  /* slot the next line goes to */
+    size_t count; /* lines held, at most RTM_LOG_RECENT_MAX */
+} recent = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Keeps the line (already valid UTF-8 without control characters: see
+ * neutralize and rtm_log_str), cut at a character boundary to fit. */
+static void remember(const char *text, size_t len)
+{
+    if (len >= RTM_LOG_RECENT_LINE) {
+        len = RTM_LOG_RECENT_LINE - 1;
+        while (len > 0 && ((uint8_t)text[len] & 0xC0) == 0x80)
+            len--; /* text[len] would be a continuation byte: cut before its lead byte */
+    }
+    pthread_mutex_lock(&recent.lock);
+    memcpy(recent.lines[recent.next], text, len);
+    recent.lines[recent.next][len] = '\0';
+    recent.next = (recent.next + 1) % RTM_LOG_RECENT_MAX;
+    if (recent.count < RTM_LOG_RECENT_MAX)
+        recent.count++;
+    pthread_mutex_unlock(&recent.lock);
+}
+
+size_t rtm_log_recent(char out[][RTM_LOG_RECENT_LINE], size_t max)
+{
+    pthread_mutex_lock(&recent.lock);
+    size_t n = recent.count < max ? recent.count : max;
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = (recent.next + RTM_LOG_RECENT_MAX - n + i) % RTM_LOG_RECENT_MAX;
+        memcpy(out[i], recent.lines[slot], RTM_LOG_RECENT_LINE);
+    }
+    pthread_mutex_unlock(&recent.lock);
+    return n;
+}
+
+static void write_line(line *l, enum rtm_log_level level)
 {
     if (current_format == RTM_LOG_JSON)
         l->buf[l->len++] = '}';
+    if (level >= RTM_LOG_WARN)
+        remember(l->buf, l->len);
     l->buf[l->len++] = '\n';
     const char *p = l->buf;
     size_t left = l->len;
@@ -305,7 +349,7 @@ void rtm_log(enum rtm_log_level level, const char *fmt, ...)
         put_key(&l, "msg");
         put_value(&l, msg);
     }
-    write_line(&l);
+    write_line(&l, level);
 }
 
 void rtm_log_event_kv(enum rtm_log_level level, const char *event, const char *const *kv, size_t n)
@@ -325,7 +369,7 @@ void rtm_log_event_kv(enum rtm_log_level level, const char *event, const char *c
         put_key(&l, kv[i]);
         put_value(&l, rtm_log_str(escaped, value, strlen(value)));
     }
-    write_line(&l);
+    write_line(&l, level);
 }
 
 void rtm_log_event(enum rtm_log_level level, const char *event, ...)

@@ -66,6 +66,12 @@ void rtm_log_event(enum rtm_log_level level, const char *event, ...) __attribute
 /* The same with the fields in an array: kv[0] key, kv[1] value, ... (n
  * entries, n even); a NULL value is written empty. */
 void rtm_log_event_kv(enum rtm_log_level level, const char *event, const char *const *kv, size_t n);
+/* The last lines written at warn or error (as written, without the
+ * newline, cut to fit), oldest first: copies up to max of them into out
+ * and returns how many. Any thread. */
+#define RTM_LOG_RECENT_MAX 20
+#define RTM_LOG_RECENT_LINE 512
+size_t rtm_log_recent(char out[][RTM_LOG_RECENT_LINE], size_t max);
 /* Whether a line of level would be written (to skip preparing its fields). */
 int rtm_log_enabled(enum rtm_log_level level);
 

@@ -227,6 +227,7 @@ enum kind {
     K_SECRET, /* char array, 8..127 printable ASCII without spaces */
     K_APP_ID, /* char array, exactly RTMD_APP_ID_LEN characters of [0-9a-zA-Z] */
     K_APP_KEY, /* char array, 1..size-1 printable ASCII without spaces, never echoed */
+    K_TOKEN,   /* char array, empty or 16..size-1 printable ASCII without spaces, never echoed */
 };
 
 enum str_rule { S_ANY, S_NONEMPTY, S_HOST, S_PATH, S_REDIS, S_NODE, S_WORDS_POLICY, S_ENDPOINT, S_BASE_URL };
@@ -299,6 +300,8 @@ static const setting top_settings[] = {
     {"log_format", K_LOG_FORMAT, TOP(log_format), 0, 0, S_ANY, LIVE},
     {"log_file", K_STR, TOP(log_file), 0, 0, S_ANY, LIVE}, /* opened by main.c at start */
     {"demo_dir", K_STR, TOP(demo_dir), 0, 0, S_ANY, RESTART}, /* its files are checked by demo.c at start */
+    {"admin_token", K_TOKEN, TOP(admin_token), 0, 0, S_ANY, RESTART}, /* admin.c keeps its digest from start */
+    {"admin_dir", K_STR, TOP(admin_dir), 0, 0, S_ANY, RESTART}, /* its files are checked by admin.c at start */
 };
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
 
@@ -601,6 +604,23 @@ static int check_str(const setting *st, const char *value, char *msg)
     return 0;
 }
 
+/* A secret of min..size-1 printable ASCII characters without spaces into
+ * field; the message names the rule, never the value. */
+static int set_printable(const setting *st, const char *value, size_t min, char *field, char *msg)
+{
+    size_t len = strlen(value);
+    int ok = len >= min && len < st->size;
+    for (size_t i = 0; ok && i < len; i++)
+        if (value[i] <= ' ' || value[i] >= 0x7F)
+            ok = 0;
+    if (!ok) {
+        set_msg(msg, "%s: must be %zu..%zu printable ASCII characters without spaces", st->name, min, st->size - 1);
+        return -1;
+    }
+    memcpy(field, value, len + 1);
+    return 0;
+}
+
 /* Validates value for st and stores it into base (an rtmd_config or an
  * rtmd_project_config). On error returns -1 with a message that starts with
  * the setting's name. value is valid UTF-8 without control characters. */
@@ -663,20 +683,9 @@ static int apply(const setting *st, void *base, const char *value, char *msg)
         *(int *)(void *)field = format;
         return 0;
     }
-    case K_SECRET: {
+    case K_SECRET:
         /* The secret itself never appears in a message. */
-        size_t len = strlen(value);
-        int ok = len >= 8 && len < st->size;
-        for (size_t i = 0; ok && i < len; i++)
-            if (value[i] <= ' ' || value[i] >= 0x7F)
-                ok = 0;
-        if (!ok) {
-            set_msg(msg, "%s: must be 8..%zu printable ASCII characters without spaces", st->name, st->size - 1);
-            return -1;
-        }
-        memcpy(field, value, len + 1);
-        return 0;
-    }
+        return set_printable(st, value, 8, field, msg);
     case K_APP_ID: {
         size_t len = strlen(value);
         int ok = len == RTMD_APP_ID_LEN;
@@ -692,20 +701,16 @@ static int apply(const setting *st, void *base, const char *value, char *msg)
         memcpy(field, value, len + 1);
         return 0;
     }
-    case K_APP_KEY: {
+    case K_APP_KEY:
         /* Like the secret, the key never appears in a message. */
-        size_t len = strlen(value);
-        int ok = len >= 1 && len < st->size;
-        for (size_t i = 0; ok && i < len; i++)
-            if (value[i] <= ' ' || value[i] >= 0x7F)
-                ok = 0;
-        if (!ok) {
-            set_msg(msg, "%s: must be 1..%zu printable ASCII characters without spaces", st->name, st->size - 1);
-            return -1;
+        return set_printable(st, value, 1, field, msg);
+    case K_TOKEN:
+        /* Empty turns what it guards off; like a secret, never echoed. */
+        if (value[0] == '\0') {
+            *(char *)field = '\0';
+            return 0;
         }
-        memcpy(field, value, len + 1);
-        return 0;
-    }
+        return set_printable(st, value, 16, field, msg);
     }
     return -1;
 }
@@ -1210,6 +1215,7 @@ static const char *value_text(const setting *st, const void *base, char *buf, si
         return buf;
     case K_SECRET:
     case K_APP_KEY:
+    case K_TOKEN:
         return "(secret)";
     case K_STR:
     case K_APP_ID:
@@ -1222,7 +1228,8 @@ static const char *value_text(const setting *st, const void *base, char *buf, si
 static bool same_value(const setting *st, const void *a, const void *b)
 {
     const char *fa = (const char *)a + st->offset, *fb = (const char *)b + st->offset;
-    if (st->kind == K_STR || st->kind == K_SECRET || st->kind == K_APP_ID || st->kind == K_APP_KEY)
+    if (st->kind == K_STR || st->kind == K_SECRET || st->kind == K_APP_ID || st->kind == K_APP_KEY ||
+        st->kind == K_TOKEN)
         return strcmp(fa, fb) == 0;
     return memcmp(fa, fb, st->size) == 0;
 }

@@ -15,6 +15,8 @@
  * 1..127 printable ASCII characters without spaces. */
 #define RTMD_APP_ID_LEN 24
 #define RTMD_APP_KEY_MAX 128
+/* The admin page's token: up to 127 characters and the terminator. */
+#define RTMD_ADMIN_TOKEN_MAX 128
 /* RealTimeCat API key and secret: 1..127 printable ASCII without spaces. */
 #define RTMD_RTCAT_KEY_MAX 128
 /* node_id: at most 32 characters. */
@@ -178,6 +180,12 @@ typedef struct rtmd_config {
      * serves at /demo/ with unauthenticated token minting for the project
      * with demo = 1; empty = off. */
     char demo_dir[512];
+    /* The admin page (modules/admin.c): the bearer token of its API
+     * (empty, or 16..127 printable ASCII without spaces; a secret) and the
+     * directory of the built page (admin/dist); the page needs both, the
+     * API the token. Empty token = off (/admin answers 404). */
+    char admin_token[RTMD_ADMIN_TOKEN_MAX];
+    char admin_dir[512];
 
     size_t nprojects;
     rtmd_project_config projects[RTMD_MAX_PROJECTS];

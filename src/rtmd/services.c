@@ -36,6 +36,7 @@ extern const rtmd_module p2server_module;
 extern const rtmd_module translate_module;
 extern const rtmd_module strid_module;
 extern const rtmd_module demo_module;
+extern const rtmd_module admin_module;
 extern const rtmd_module rtcat_module;
 extern const rtmd_module cluster_module;
 static const rtmd_module *const modules[] = {
@@ -63,6 +64,7 @@ static const rtmd_module *const modules[] = {
     &translate_module, /* setlang, translate: a LibreTranslate-API server through outbound */
     &strid_module,    /* string-id clients: ids translated at the edge, getonlinestatus */
     &demo_module,     /* the demo web pages at /demo/ (demo_dir, demo = 1) */
+    &admin_module,    /* the admin page at /admin/ and its API (admin_token, admin_dir) */
     &rtcat_module,    /* RealTimeCat REST (/v0.4/), its demo backend, token logins' rights */
     &compat_module,      /* which, adddebuglog: what older clients send */
     &files_module,       /* filetoken, the file gate's uploads, stored files and their downloads */

@@ -15,8 +15,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { writeProjectsConfig } = require('./lib/rtm');
-const { makeTempDir, sanitizerReports, startRtmd } = require('./lib/rtmd');
-const { launch, openWatchedPage } = require('./lib/browser');
+const { makeTempDir, startRtmd } = require('./lib/rtmd');
+const { launch, openWatchedPage, closeBrowserTest } = require('./lib/browser');
 
 const DEMO_DIR = path.resolve(__dirname, '../../sdk/js/dist/demo');
 const APP_ID = 'DemoCall0123456789abcdef';
@@ -24,15 +24,7 @@ const STEP_MS = 15000;
 
 let srv, browser;
 
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) {
-    const alive = srv.alive;
-    await srv.cleanup();
-    assert.ok(alive, `rtmd died during the test\n${srv.diagnostics()}`);
-  }
-  assert.deepEqual(sanitizerReports(), []);
-});
+after(() => closeBrowserTest(browser, srv));
 
 const openPage = (url, label) => openWatchedPage(browser, url, { label, timeoutMs: STEP_MS });
 

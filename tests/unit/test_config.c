@@ -786,6 +786,74 @@ static void test_set(void **state)
     assert_int_equal(rtmd_config_parse(&cfg, "foo = 1", 7, NULL, NULL, 0), -1);
 }
 
+/* admin_token: empty (the default: the admin page is off) or 16..127
+ * printable ASCII without spaces; an error never shows the value. */
+/* rtmd_config_reload's report of one change, kept by note_change. */
+typedef struct change_seen {
+    char name[64], from[160], to[160];
+    bool applied;
+    int count;
+} change_seen;
+
+static void note_change(void *arg, int64_t pid, const char *name, const char *from, const char *to, bool applied)
+{
+    change_seen *seen = arg;
+    (void)pid;
+    snprintf(seen->name, sizeof seen->name, "%s", name);
+    snprintf(seen->from, sizeof seen->from, "%s", from);
+    snprintf(seen->to, sizeof seen->to, "%s", to);
+    seen->applied = applied;
+    seen->count++;
+}
+
+static void test_admin_settings(void **state)
+{
+    rtmd_config cfg;
+    char err[256] = "";
+    rtmd_config_defaults(&cfg);
+    assert_string_equal(cfg.admin_token, "");
+    assert_string_equal(cfg.admin_dir, "");
+    expect_ok(&cfg, "admin_token = 0123456789abcdef\nadmin_dir = /srv/admin\n");
+    assert_string_equal(cfg.admin_token, "0123456789abcdef");
+    assert_string_equal(cfg.admin_dir, "/srv/admin");
+    assert_int_equal(rtmd_config_set(&cfg, "admin_token", "", err, sizeof err), 0);
+    assert_string_equal(cfg.admin_token, "");
+    char longest[RTMD_ADMIN_TOKEN_MAX];
+    memset(longest, '~', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    assert_int_equal(rtmd_config_set(&cfg, "admin_token", longest, err, sizeof err), 0);
+    assert_string_equal(cfg.admin_token, longest);
+
+    static const char *const bad[] = {"has a space in it!", "tab\tin-the-middle-x", "caf\xc3\xa9-caf\xc3\xa9-caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(rtmd_config_set(&cfg, "admin_token", bad[i], err, sizeof err), -1);
+        assert_null(strstr(err, bad[i]));
+    }
+    assert_int_equal(rtmd_config_set(&cfg, "admin_token", "fifteen-chars-x", err, sizeof err), -1);
+    assert_string_equal(err, "--admin_token: must be 16..127 printable ASCII characters without spaces");
+    char too_long[RTMD_ADMIN_TOKEN_MAX + 1];
+    memset(too_long, 'a', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    assert_int_equal(rtmd_config_set(&cfg, "admin_token", too_long, err, sizeof err), -1);
+    assert_null(strstr(err, "aaaaaaaaaaaaaaaa"));
+    expect_error("admin_token = \"secret with space\"\n",
+                 "rtmd.conf:1: admin_token: must be 16..127 printable ASCII characters without spaces");
+
+    /* A reload reports a new token as a secret and keeps the old one
+     * (admin.c takes it at start). */
+    rtmd_config cur, next;
+    expect_ok(&cur, "admin_token = old-admin-token-0123\n");
+    expect_ok(&next, "admin_token = new-admin-token-4567\n");
+    change_seen seen = {0};
+    rtmd_config_reload(&cur, &next, note_change, &seen);
+    assert_int_equal(seen.count, 1);
+    assert_string_equal(seen.name, "admin_token");
+    assert_string_equal(seen.from, "(secret)");
+    assert_string_equal(seen.to, "(secret)");
+    assert_false(seen.applied);
+    assert_string_equal(cur.admin_token, "old-admin-token-0123");
+}
+
 static void write_file(const char *path, const char *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -852,7 +920,7 @@ int main(void)
         cmocka_unit_test(test_full_file),      cmocka_unit_test(test_quoted_values),
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
-        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_project_translate), cmocka_unit_test(test_set),
+        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_project_translate), cmocka_unit_test(test_set), cmocka_unit_test(test_admin_settings),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_load_file),
     };

@@ -3,7 +3,9 @@
  * UTF-8 visible escapes; rtm_log never writes a raw control character or
  * an invalid byte, whatever it is given; the logfmt and JSON formats give
  * back, once decoded, what the text format shows; and a log file reopened
- * after a rotation takes the next lines. */
+ * after a rotation takes the next lines; the ring of recent warnings and
+ * errors keeps the last lines at warn or error only, oldest first, cut at
+ * a character boundary. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +227,46 @@ static void utf8_validation(void **state)
     assert_false(rtm_utf8_valid("\xe4\xbd", 2));
 }
 
+static void log_warnings_for_the_ring(void)
+{
+    rtm_log(RTM_LOG_INFO, "an info line: not kept");
+    for (int i = 0; i < RTM_LOG_RECENT_MAX + 3; i++)
+        rtm_log(RTM_LOG_WARN, "warning %d", i);
+    rtm_log_event(RTM_LOG_ERROR, "store_failed", "why", "disk full", NULL);
+    /* A long line of 2-byte characters: cut inside one would be invalid. */
+    char wide[2 * RTM_LOG_RECENT_LINE + 2];
+    size_t n = 0;
+    wide[n++] = 'x';
+    while (n + 2 < sizeof wide) {
+        wide[n++] = '\xc3';
+        wide[n++] = '\xa9';
+    }
+    wide[n] = '\0';
+    rtm_log(RTM_LOG_ERROR, "%s", wide);
+}
+
+static void recent_warnings_and_errors(void **state)
+{
+    logged(RTM_LOG_TEXT, log_warnings_for_the_ring);
+    static char lines[RTM_LOG_RECENT_MAX + 5][RTM_LOG_RECENT_LINE];
+    size_t n = rtm_log_recent(lines, RTM_LOG_RECENT_MAX + 5);
+    assert_int_equal(n, RTM_LOG_RECENT_MAX);
+    /* Oldest first: warnings 5 .. 22, then the event, then the long line. */
+    assert_non_null(strstr(lines[0], " warn  warning 5"));
+    assert_non_null(strstr(lines[RTM_LOG_RECENT_MAX - 3], " warn  warning 22"));
+    assert_non_null(strstr(lines[RTM_LOG_RECENT_MAX - 2], " error event=store_failed why=\"disk full\""));
+    const char *last = lines[RTM_LOG_RECENT_MAX - 1];
+    assert_non_null(strstr(last, " error x\xc3\xa9"));
+    assert_true(strlen(last) < RTM_LOG_RECENT_LINE);
+    assert_true(strlen(last) >= RTM_LOG_RECENT_LINE - 2);
+    assert_true(rtm_utf8_valid(last, strlen(last)));
+    for (size_t i = 0; i < n; i++)
+        assert_null(strstr(lines[i], "an info line"));
+    /* Fewer asked, the newest. */
+    assert_int_equal(rtm_log_recent(lines, 2), 2);
+    assert_non_null(strstr(lines[0], "store_failed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +280,7 @@ int main(void)
         cmocka_unit_test(json_lines),
         cmocka_unit_test(text_events),
         cmocka_unit_test(reopen_after_rotation),
+        cmocka_unit_test(recent_warnings_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

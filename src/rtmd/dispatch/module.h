@@ -32,6 +32,7 @@ typedef struct rtmd_services {
     struct p2server_state *p2server; /* p2server.c: app-server URL and signature per connection */
     struct strid_state *strid;       /* strid.c: online string-id users, edge translation */
     struct demo_state *demo;         /* demo.c: the demo web pages' files, the demo project */
+    struct admin_state *admin;       /* admin.c: the admin page's files, the token's digest, start time */
     struct rtcat_state *rtcat;       /* rtcat/: RealTimeCat sessions, tokens, token logins */
     struct cluster_state *cluster;   /* cluster/: Redis, node liveness, the presence mirror (NULL: one node) */
     struct moderation_state *moderation; /* moderation/: the projects' sensitive-word lists */

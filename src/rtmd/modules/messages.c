@@ -1943,13 +1943,19 @@ static void messages_free(rtmd_server *srv)
     srv->svc->messages = NULL;
 }
 
+void messages_stored_counts(const rtmd_server *srv, uint64_t out[4])
+{
+    const struct messages_state *s = srv->svc->messages;
+    memset(out, 0, 4 * sizeof *out);
+    if (s)
+        memcpy(out, s->stored + CONV_P2P, 4 * sizeof *out);
+}
+
 static void messages_metrics(const rtmd_server *srv, prom_out *out)
 {
     static const char *const kinds[] = {"p2p", "group", "room", "broadcast"};
-    const struct messages_state *s = srv->svc->messages;
-    uint64_t stored[4] = {0};
-    if (s)
-        memcpy(stored, s->stored + CONV_P2P, sizeof stored);
+    uint64_t stored[4];
+    messages_stored_counts(srv, stored);
     prom_labelled(out, "rtmd_messages_total", "counter",
                   "Messages stored (and so delivered) from this node, by kind; a sendmsgs counts each receiver.",
                   "kind", kinds, stored, 4);

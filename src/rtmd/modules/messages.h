@@ -16,6 +16,11 @@
 #define CONV_ROOM 3
 #define CONV_BROADCAST 4
 
+/* Messages stored from this node since start, by conv_type: out[0] p2p,
+ * [1] group, [2] room, [3] broadcast (rtmd_messages_total of /metrics). */
+struct rtmd_server;
+void messages_stored_counts(const struct rtmd_server *srv, uint64_t out[4]);
+
 /* Reserved mtypes (protocol.md 6). */
 #define MTYPE_MIN 1
 #define MTYPE_MAX 127

@@ -305,6 +305,38 @@ const char *rooms_name(rtmd_server *srv, int64_t pid, int64_t rid)
     return identity_is_string_uid(rid) ? strid_name_of(srv, pid, rid) : NULL;
 }
 
+/* Whether a ranks before b in rooms_top. */
+static bool ranks_before(const rooms_count *a, const rooms_count *b)
+{
+    if (a->members != b->members)
+        return a->members > b->members;
+    return a->pid != b->pid ? a->pid < b->pid : a->rid < b->rid;
+}
+
+size_t rooms_top(rtmd_server *srv, rooms_count *out, size_t max)
+{
+    struct rooms_state *st = state(srv);
+    size_t n = 0;
+    if (!st || max == 0)
+        return 0;
+    for (size_t i = 0; i < st->rooms.cap; i++) {
+        const pairmap_slot *slot = &st->rooms.slots[i];
+        if (!slot->value)
+            continue;
+        rooms_count c = {(int64_t)slot->a, (int64_t)slot->b, ((const room *)slot->value)->members.n};
+        if (n == max && !ranks_before(&c, &out[n - 1]))
+            continue;
+        /* Insert in order; the last falls off when full. */
+        size_t at = n < max ? n++ : max - 1;
+        while (at > 0 && ranks_before(&c, &out[at - 1])) {
+            out[at] = out[at - 1];
+            at--;
+        }
+        out[at] = c;
+    }
+    return n;
+}
+
 /* ---- methods ---- */
 
 static void answer_join(rtmd_request *req, int rc)

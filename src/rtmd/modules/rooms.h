@@ -19,4 +19,14 @@ const int64_t *rooms_members(rtmd_server *srv, int64_t pid, int64_t rid, size_t 
  * the next change of that room, or call into strid or identity. */
 const char *rooms_name(rtmd_server *srv, int64_t pid, int64_t rid);
 
+/* A room and how many members it has now. */
+typedef struct rooms_count {
+    int64_t pid, rid;
+    size_t members;
+} rooms_count;
+/* The rooms with the most members, most first (ties: lower pid, then rid
+ * first), at most max of them into out; returns how many. Walks every
+ * room: for the admin page's poll, not the message path. */
+size_t rooms_top(rtmd_server *srv, rooms_count *out, size_t max);
+
 #endif

@@ -24,7 +24,6 @@ enum field_kind {
     F_TEXT, /* str (or bin) */
     F_DATA, /* str or bin: a URL or the content itself */
     F_INT,  /* any msgpack integer within int64 */
-    F_IDS,  /* array of integers */
 };
 
 typedef struct field {
@@ -63,13 +62,6 @@ static bool kind_ok(const msgpack_object *o, enum field_kind kind)
         return o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN;
     case F_INT:
         return mp_obj_int64(o, &v);
-    case F_IDS:
-        if (o->type != MSGPACK_OBJECT_ARRAY)
-            return false;
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            if (!mp_obj_int64(&o->via.array.ptr[i], &v))
-                return false;
-        return true;
     }
     return false;
 }

@@ -52,4 +52,19 @@ async function openWatchedPage(browser, url, { label, timeoutMs, contextOptions 
   return page;
 }
 
-module.exports = { launch, homeTrusting, openWatchedPage, EXECUTABLE };
+// The end of a browser test file: closes the browser and the rtmd it
+// started (either may be undefined), then asserts that rtmd stayed up and
+// that no sanitizer reported. Use as after(() => closeBrowserTest(browser, srv)).
+async function closeBrowserTest(browser, srv) {
+  const assert = require('node:assert/strict');
+  const { sanitizerReports } = require('./rtmd');
+  if (browser) await browser.close();
+  if (srv) {
+    const alive = srv.alive;
+    await srv.cleanup();
+    assert.ok(alive, `rtmd died during the test\n${srv.diagnostics()}`);
+  }
+  assert.deepEqual(sanitizerReports(), []);
+}
+
+module.exports = { launch, homeTrusting, openWatchedPage, closeBrowserTest, EXECUTABLE };

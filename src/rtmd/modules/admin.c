@@ -1,0 +1,230 @@
+/* The admin page: with admin_token set, rtmd answers GET /admin/api/stats
+ * on the HTTP gate with a JSON summary of this node (projects and their
+ * sessions, connections per gate, cumulative logins and messages, store
+ * size, queue and write latency, the fullest rooms, the last warnings and
+ * errors) to a request that carries "Authorization: Bearer <admin_token>";
+ * with admin_dir set too, it serves the page built from admin/ (admin/dist)
+ * at /admin/, loaded into memory at start (dispatch/static_files.c). The
+ * figures come from the same counters as /metrics; the page turns the
+ * cumulative ones into rates. Off (no admin_token), /admin answers 404 like
+ * any unknown path. Owns the page's files, the token's digest (the token is
+ * compared through SHA-256 digests in constant time, so neither its bytes
+ * nor its length leak through timing) and the node's start time. */
+#include "clock.h"
+#include "http.h"
+#include "lathist.h"
+#include "log.h"
+#include "messages.h"
+#include "module.h"
+#include "rooms.h"
+#include "static_files.h"
+#include "users.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Rooms and log lines the answer lists, and a bound on its size (the
+ * lines alone take up to 20 x 512 bytes, escaped). */
+#define ADMIN_TOP_ROOMS 10
+#define ADMIN_RECENT_LINES RTM_LOG_RECENT_MAX
+#define ADMIN_STATS_MAX (96 * 1024)
+
+/* The page loads its script and styles from here and polls the API of
+ * the same origin; nothing inline, nothing from elsewhere. */
+#define ADMIN_CSP                                                                                                    \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "          \
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#define ADMIN_HEADERS                                                                                                \
+    "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"               \
+    "Content-Security-Policy: " ADMIN_CSP "\r\n"
+#define ADMIN_API_HEADERS "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+
+typedef struct admin_state {
+    bool on;                                   /* admin_token is set */
+    unsigned char token_digest[SHA256_DIGEST_LENGTH];
+    bool page;                                 /* admin_dir is loaded */
+    static_files files;
+    uint64_t started_ms;                       /* clock_monotonic_ms at start */
+} admin_state;
+
+static int admin_init(rtmd_server *srv, char *err, size_t errlen)
+{
+    admin_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->svc->admin = st;
+    st->started_ms = clock_monotonic_ms();
+    const char *token = srv->cfg.admin_token;
+    if (token[0] == '\0') {
+        if (srv->cfg.admin_dir[0])
+            LOG_WARN("admin_dir is set but admin_token is empty: the admin page is off");
+        return 0;
+    }
+    SHA256((const unsigned char *)token, strlen(token), st->token_digest);
+    st->on = true;
+    if (srv->cfg.admin_dir[0] == '\0') {
+        LOG_INFO("admin API at /admin/api/stats (no admin_dir: no page)");
+        return 0;
+    }
+    if (static_files_load(&st->files, "admin_dir", srv->cfg.admin_dir, err, errlen) != 0)
+        return -1;
+    if (!static_files_find(&st->files, "index.html")) {
+        snprintf(err, errlen, "admin_dir %s: no index.html (build it: cd admin && npm ci && npm run build)",
+                 srv->cfg.admin_dir);
+        return -1;
+    }
+    st->page = true;
+    LOG_INFO("admin page at /admin/ (%zu files from %s)", st->files.n, srv->cfg.admin_dir);
+    return 0;
+}
+
+static void admin_free(rtmd_server *srv)
+{
+    admin_state *st = srv->svc->admin;
+    if (!st)
+        return;
+    static_files_free(&st->files);
+    OPENSSL_cleanse(st->token_digest, sizeof st->token_digest);
+    free(st);
+    srv->svc->admin = NULL;
+}
+
+/* ---- the token ---- */
+
+/* Whether the request carries "Authorization: Bearer <admin_token>". The
+ * digests of the given and the configured token are compared with
+ * CRYPTO_memcmp: the time taken depends on neither token. */
+static bool authorized(const admin_state *st, const http_request *req)
+{
+    const char *auth = http_request_header(req, "authorization");
+    static const char scheme[] = "Bearer ";
+    if (!auth || strncasecmp(auth, scheme, sizeof scheme - 1) != 0)
+        return false;
+    const char *given = auth + sizeof scheme - 1;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)given, strlen(given), digest);
+    return CRYPTO_memcmp(digest, st->token_digest, sizeof digest) == 0;
+}
+
+/* ---- the figures ---- */
+
+static json_t *json_u64(uint64_t v)
+{
+    return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static json_t *latency_of(lat_stage s)
+{
+    uint64_t count, sum;
+    lat_totals(s, &count, &sum);
+    return json_pack("{s:o, s:o}", "count", json_u64(count), "sum_ns", json_u64(sum));
+}
+
+static json_t *store_figures(rtmd_server *srv)
+{
+    bool sqlite = srv->store && !store_is_postgres(srv->store);
+    json_t *latency = json_object();
+    json_object_set_new(latency, lat_stage_label(LAT_APPLY), latency_of(LAT_APPLY));
+    json_object_set_new(latency, lat_stage_label(LAT_SERVER), latency_of(LAT_SERVER));
+    return json_pack("{s:o, s:o, s:o}", "bytes",
+                     sqlite ? json_integer((json_int_t)store_disk_bytes(srv->store)) : json_null(), "pending",
+                     json_u64(srv->store ? store_pending(srv->store) : 0), "latency", latency);
+}
+
+static json_t *stats_json(rtmd_server *srv, const admin_state *st)
+{
+    const rtmd_metrics *m = &srv->net.metrics;
+    json_t *projects = json_array();
+    for (size_t i = 0; i < srv->nprojects; i++)
+        json_array_append_new(projects, json_pack("{s:I, s:I}", "pid", (json_int_t)srv->projects[i].pid,
+                                                  "sessions", (json_int_t)srv->projects[i].nsessions));
+    json_t *connections = json_object();
+    for (int g = 0; g < GATE_COUNT; g++)
+        json_object_set_new(connections, rtmd_gate_name((rtmd_gate)g), json_u64(m->current[g]));
+    uint64_t stored[4];
+    messages_stored_counts(srv, stored);
+    rooms_count top[ADMIN_TOP_ROOMS];
+    size_t ntop = rooms_top(srv, top, ADMIN_TOP_ROOMS);
+    json_t *rooms = json_array();
+    for (size_t i = 0; i < ntop; i++)
+        json_array_append_new(rooms, json_pack("{s:I, s:I, s:I}", "pid", (json_int_t)top[i].pid, "rid",
+                                               (json_int_t)top[i].rid, "members", (json_int_t)top[i].members));
+    static char lines[ADMIN_RECENT_LINES][RTM_LOG_RECENT_LINE];
+    size_t nlines = rtm_log_recent(lines, ADMIN_RECENT_LINES);
+    json_t *recent = json_array();
+    for (size_t i = 0; i < nlines; i++)
+        json_array_append_new(recent, json_string(lines[i])); /* valid UTF-8: log.c's ring keeps it so */
+    return json_pack("{s:s, s:I, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o}",
+                     "version", RTMD_VERSION, "uptime_seconds",
+                     (json_int_t)((clock_monotonic_ms() - st->started_ms) / 1000), "projects", projects,
+                     "connections", connections, "sessions", json_u64(users_count(srv)), "logins", "ok",
+                     json_u64(m->logins[LOGIN_OK]), "denied", json_u64(m->logins[LOGIN_DENIED]), "error",
+                     json_u64(m->logins[LOGIN_ERROR]), "messages", "p2p", json_u64(stored[0]), "group",
+                     json_u64(stored[1]), "room", json_u64(stored[2]), "broadcast", json_u64(stored[3]), "store",
+                     store_figures(srv), "top_rooms", rooms, "recent_errors", recent);
+}
+
+static void serve_stats(rtmd_conn *c, const http_request *req, const admin_state *st)
+{
+    if (!authorized(st, req)) {
+        static const char body[] = "{\"error\":\"unauthorized\",\"description\":\"an admin token is needed\"}";
+        http_respond_with(c, req, 401, "application/json",
+                          "WWW-Authenticate: Bearer realm=\"rtmd admin\"\r\n" ADMIN_API_HEADERS, body, sizeof body - 1);
+        return;
+    }
+    json_t *stats = stats_json(c->srv, st);
+    char *body = stats ? json_dumps(stats, JSON_COMPACT) : NULL;
+    json_decref(stats);
+    size_t len = body ? strlen(body) : 0;
+    if (!body || len > ADMIN_STATS_MAX) {
+        free(body);
+        static const char fail[] = "{\"error\":\"internal\",\"description\":\"cannot build the figures\"}";
+        http_respond_with(c, req, 500, "application/json", ADMIN_API_HEADERS, fail, sizeof fail - 1);
+        return;
+    }
+    http_respond_with(c, req, 200, "application/json", ADMIN_API_HEADERS, body, len);
+    free(body);
+}
+
+/* ---- routes ---- */
+
+/* Every path under /admin: 404 when off; GET and HEAD when on. */
+static void route_admin(rtmd_conn *c, const http_request *req)
+{
+    const admin_state *st = c->srv->svc->admin;
+    bool api = strcmp(req->path, "/admin/api/stats") == 0;
+    if (!st || !st->on || (!api && !st->page)) {
+        http_respond_error(c, req, 404, "not_found", "no such resource");
+        return;
+    }
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        static const char body[] =
+            "{\"error\":\"method_not_allowed\",\"description\":\"this resource does not answer that method\"}";
+        http_respond_with(c, req, 405, "application/json", api ? ADMIN_API_HEADERS : ADMIN_HEADERS, body,
+                          sizeof body - 1);
+        return;
+    }
+    if (api) {
+        serve_stats(c, req, st);
+        return;
+    }
+    if (strcmp(req->path, "/admin") == 0) {
+        static const char body[] = "/admin/\n";
+        http_respond_with(c, req, 301, "text/plain; charset=utf-8", "Location: /admin/\r\n" ADMIN_HEADERS, body,
+                          sizeof body - 1);
+        return;
+    }
+    static_files_respond(c, req, &st->files, "/admin/", req->path + strlen("/admin/"), ADMIN_HEADERS);
+}
+
+static const rtmd_http_route admin_routes[] = {{NULL, "/admin", route_admin}, {NULL, "/admin/*", route_admin}};
+
+const rtmd_module admin_module = {
+    .name = "admin", .init = admin_init, .free = admin_free, RTMD_MODULE_ROUTES(admin_routes)};
