@@ -534,6 +534,7 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
         return -1;
     }
     srv->net.on_packet = rtmd_dispatch_packet;
+    srv->net.on_oversized = rtmd_dispatch_oversized;
     srv->net.on_http = rtmd_http_handle;
     if (services_init(srv, err, errlen) != 0)
         return -1;

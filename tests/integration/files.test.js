@@ -433,6 +433,27 @@ describe('files', () => {
     assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, file)), file);
   });
 
+  it('a file over the gate\'s packet limit is answered 200031 over TCP, its bytes skipped, the link still usable', async () => {
+    const node = srv.node(0);
+    const from = freshUid();
+    const token = async () => (await app.call('filetoken', { from: I(from), cmd: 'sendfile', to: I(7) })).token;
+    // Past max_file_bytes and the 64 KiB the gate allows beside it: the
+    // payload is never read into memory; the upload method still answers.
+    const huge = randomFile(MAX_FILE + 64 * 1024 + 300000);
+    const c = await fpnn.connect({ port: node.ports.file_tcp, timeoutMs: 10000 });
+    try {
+      let t = await token();
+      await expectCode(c.quest('sendfile', uploadPayload(t, from, { to: I(7) }, huge)), 200031);
+      assert.ok(!fs.existsSync(blobPath(srv.dataDir, huge)));
+      const small = randomFile(100);
+      t = await token();
+      await c.quest('sendfile', uploadPayload(t, from, { to: I(7) }, small));
+      assert.deepEqual(fs.readFileSync(blobPath(srv.dataDir, small)), small);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('the same content uploaded twice is stored once, with two rows of its own', async () => {
     const node = srv.node(0);
     const from = freshUid();

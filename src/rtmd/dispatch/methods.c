@@ -398,13 +398,14 @@ bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_em
     return true;
 }
 
-int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
+static int dispatch(rtmd_conn *c, const fpnn_packet *pkt, uint64_t oversized)
 {
     if (pkt->mtype == FPNN_MT_ANSWER)
         return 0; /* answers to server quests (pings): arrival is what counts */
     rtmd_request *req = calloc(1, sizeof *req);
     if (!req)
         return -1;
+    req->oversized = oversized;
     req->t_recv = lat_now();
     req->srv = c->srv;
     req->conn = c;
@@ -442,6 +443,16 @@ int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
     if (authorize(req))
         request_authorized(req);
     return 0; /* refused and answered, or taken over by the authorizer */
+}
+
+int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt)
+{
+    return dispatch(c, pkt, 0);
+}
+
+int rtmd_dispatch_oversized(rtmd_conn *c, const fpnn_packet *pkt, uint64_t size)
+{
+    return dispatch(c, pkt, size);
 }
 
 void request_authorized(rtmd_request *req)

@@ -32,6 +32,8 @@ typedef struct rtmd_request {
     const msgpack_object *args; /* the payload map */
     rtmd_handler handler;       /* the method's, kept for request_authorized */
     unsigned mflags;            /* the method's RTMD_M_* flags */
+    uint64_t oversized;         /* a quest of this many bytes, over the limit: no payload
+                                 * (rtmd_dispatch_oversized); 0 for every other */
     /* An answer given while the request is held waits here (request_hold). */
     uint8_t holds;
     bool answered;
@@ -133,5 +135,10 @@ bool req_arg_ids(rtmd_request *req, const char *key, uint32_t max, bool allow_em
  * rtmd_packet_handler): decodes a quest, finds its method, checks the
  * caller (login or signature) and runs the handler. */
 int rtmd_dispatch_packet(rtmd_conn *c, const fpnn_packet *pkt);
+/* A quest over the gate's packet limit whose payload the transport skips
+ * (the file gate: conn.c): dispatched with an empty payload and
+ * req->oversized set to its size, so that its method answers it (files:
+ * 200031) instead of the link closing unanswered. */
+int rtmd_dispatch_oversized(rtmd_conn *c, const fpnn_packet *pkt, uint64_t size);
 
 #endif

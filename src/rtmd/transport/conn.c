@@ -727,11 +727,55 @@ static int handle_packet(rtmd_conn *c, const fpnn_packet *pkt)
     return conn_net(c)->on_packet(c, pkt);
 }
 
+/* An upload over the file gate's packet limit on plain FPNN over TCP
+ * (server SDKs): once its header and method are in, it is dispatched
+ * without its payload (on_oversized: the upload method answers 200031)
+ * and the rest of it is skipped as it arrives (c->discard), so the SDK
+ * reads an answer instead of a link closed under a half-sent file.
+ * Returns the bytes taken (the whole buffer), FPNN_PARSE_MORE to wait for
+ * the method, or FPNN_PARSE_TOO_LARGE when it cannot be answered so. */
+static long skip_oversized_upload(rtmd_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->gate != GATE_FILE_TCP || c->framing != FRAMING_FPNN || len < FPNN_TWOWAY_HEADER ||
+        data[6] != FPNN_MT_TWOWAY)
+        return FPNN_PARSE_TOO_LARGE;
+    size_t method_len = data[7];
+    uint64_t total = FPNN_TWOWAY_HEADER + method_len + ((uint64_t)data[8] | (uint64_t)data[9] << 8 |
+                                                         (uint64_t)data[10] << 16 | (uint64_t)data[11] << 24);
+    if (total > UINT32_MAX)
+        return FPNN_PARSE_TOO_LARGE;
+    if (len < FPNN_TWOWAY_HEADER + method_len)
+        return FPNN_PARSE_MORE;
+    static const uint8_t empty_map[] = {0x80}, empty_object[] = "{}";
+    fpnn_packet pkt = {
+        .version = data[4],
+        .flag = data[5],
+        .mtype = FPNN_MT_TWOWAY,
+        .seq = (uint32_t)data[12] | (uint32_t)data[13] << 8 | (uint32_t)data[14] << 16 | (uint32_t)data[15] << 24,
+        .method = (const char *)data + FPNN_TWOWAY_HEADER,
+        .method_len = method_len,
+        .payload = data[5] == FPNN_FLAG_JSON ? empty_object : empty_map,
+        .payload_len = data[5] == FPNN_FLAG_JSON ? 2 : 1,
+    };
+    c->handshaken = true;
+    if (conn_net(c)->on_oversized(c, &pkt, total) != 0)
+        return FPNN_PARSE_TOO_LARGE;
+    size_t taken = len < total ? len : (size_t)total;
+    c->discard = (uint32_t)(total - taken);
+    return (long)taken;
+}
+
 /* Parses plain or stream-decrypted FPNN packets in data[0..len). */
 static int process_fpnn(rtmd_conn *c, uint8_t *data, size_t len, size_t *consumed)
 {
     size_t pos = 0;
     while (pos < len && !c->closing) {
+        if (c->discard > 0) { /* the rest of an oversized upload (skip_oversized_upload) */
+            size_t n = len - pos < c->discard ? len - pos : c->discard;
+            pos += n;
+            c->discard -= (uint32_t)n;
+            continue;
+        }
         uint32_t max_packet = conn_max_packet(c); /* grows once the link authenticated */
         if (c->framing == FRAMING_FPNN_PACKAGE) {
             if (len - pos < 4)
@@ -769,6 +813,13 @@ static int process_fpnn(rtmd_conn *c, uint8_t *data, size_t len, size_t *consume
         }
         fpnn_packet pkt;
         long r = fpnn_parse(data + pos, len - pos, max_packet, &pkt);
+        if (r == FPNN_PARSE_TOO_LARGE) {
+            r = skip_oversized_upload(c, data + pos, len - pos);
+            if (r > 0) {
+                pos += (size_t)r;
+                continue;
+            }
+        }
         if (r == FPNN_PARSE_MORE)
             break;
         if (r < 0) {

@@ -119,6 +119,7 @@ typedef struct rtmd_conn {
     struct rtmd_address_count *address; /* its source address's count, when that is limited */
     struct conn_source *source;    /* a body sent in parts (conn_send_source), or NULL */
     uint32_t prelogin_held;        /* input buffer bytes counted in srv->prelogin_bytes */
+    uint32_t discard;              /* bytes of an oversized upload still to skip (file gate) */
 
     uint64_t created_ms;
     uint64_t last_recv_ms;
@@ -130,6 +131,9 @@ typedef struct rtmd_conn {
  * client or server gate (returns 0, or -1 when the connection must be
  * closed), and an HTTP request of the HTTP gate. */
 typedef int (*rtmd_packet_handler)(rtmd_conn *c, const fpnn_packet *pkt);
+/* A quest over the file gate's packet limit, its payload skipped: the
+ * header and method only, and its whole size. */
+typedef int (*rtmd_oversized_handler)(rtmd_conn *c, const fpnn_packet *pkt, uint64_t size);
 typedef void (*rtmd_http_handler)(rtmd_conn *c, const struct http_request *req);
 
 /* Housekeeping (login, handshake and idle deadlines, keepalive pings,
@@ -193,6 +197,7 @@ typedef struct rtmd_net {
     EVP_PKEY *key;                  /* private key of encrypted links, or NULL */
     tls_context *tls;               /* certificate of the TLS listeners, or NULL */
     rtmd_packet_handler on_packet;  /* set by the server: the dispatcher */
+    rtmd_oversized_handler on_oversized; /* the same for an oversized upload */
     rtmd_http_handler on_http;      /* set by the server: the HTTP router */
     rtmd_events events;             /* lifecycle event subscriptions (events.h) */
     bool refusing;                  /* stopping: new connections are refused */

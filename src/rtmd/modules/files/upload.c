@@ -326,6 +326,10 @@ static void method_upload(rtmd_request *req)
     int64_t pid, from, mtype, mid;
     const char *token;
     size_t token_len;
+    if (req->oversized) { /* over every project's limit: its payload was skipped (conn.c) */
+        request_error(req, RTM_EC_LARGE_FILE_OR_ATTRS, "file too large");
+        return;
+    }
     if (!req_arg_int64(req, "pid", &pid) || !req_arg_int64(req, "from", &from))
         return;
     const msgpack_object *tok = mp_map_get(req->args, "token");
