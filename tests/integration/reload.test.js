@@ -37,6 +37,21 @@ function config({ secret, maxMsg = 20480, logLevel = 'info', perAddress = 1000, 
   ].join('\n');
 }
 
+// Runs fn(srv, rewrite) against an rtmd started on a configuration file
+// of text; rewrite(text) replaces the file's content (then SIGHUP it).
+async function withConfigFile(text, fn) {
+  const dir = await makeTempDir('rtmd-reload-');
+  const file = path.join(dir, 'rtmd.conf');
+  fs.writeFileSync(file, text);
+  const srv = await startRtmd({ config: file });
+  try {
+    await fn(srv, (next) => fs.writeFileSync(file, next), file);
+  } finally {
+    await srv.cleanup();
+    await removeTempDir(dir);
+  }
+}
+
 // Sends SIGHUP and waits for the reload's last line (applied or refused).
 async function reload(srv) {
   const before = srv.stderr.length;
@@ -63,17 +78,13 @@ function connectionKept(port) {
 }
 
 test('live settings take effect at once, are logged, and every connection stays', async () => {
-  const dir = await makeTempDir('rtmd-reload-');
-  const file = path.join(dir, 'rtmd.conf');
-  fs.writeFileSync(file, config({ secret: 'first-secret-1' }));
-  const srv = await startRtmd({ config: file });
-  try {
+  await withConfigFile(config({ secret: 'first-secret-1' }), async (srv, rewrite, file) => {
     const project = { pid: PID, secret: 'first-secret-1' };
     const app = await appServer(srv, { project });
     const user = await login(srv, app, 501);
     const debugLine = /debug .*unknown method/;
 
-    fs.writeFileSync(file, config({ secret: 'second-secret-2', maxMsg: 10, logLevel: 'debug', perAddress: 2 }));
+    rewrite(config({ secret: 'second-secret-2', maxMsg: 10, logLevel: 'debug', perAddress: 2 }));
     const log = await reload(srv);
     assert.match(log, /SIGHUP: project 1000001: secret: \(secret\) -> \(secret\), applied/);
     assert.match(log, /SIGHUP: project 1000001: max_msg_bytes: 20480 -> 10, applied/);
@@ -104,21 +115,14 @@ test('live settings take effect at once, are logged, and every connection stays'
     user.client.destroy();
     await app.close();
     await app2.close();
-  } finally {
-    await srv.cleanup();
-    await removeTempDir(dir);
-  }
+  });
 });
 
 test('settings that take a restart, and projects added or removed, are logged and keep their running value', async () => {
-  const dir = await makeTempDir('rtmd-reload-');
-  const file = path.join(dir, 'rtmd.conf');
-  fs.writeFileSync(file, config({ secret: 'first-secret-1', second: false }));
-  const srv = await startRtmd({ config: file });
-  try {
+  await withConfigFile(config({ secret: 'first-secret-1', second: false }), async (srv, rewrite, file) => {
     const app = await appServer(srv, { project: { pid: PID, secret: 'first-secret-1' } });
     const user = await login(srv, app, 601);
-    fs.writeFileSync(file, config({ secret: 'first-secret-1', retention: 30, extra: 'room_push = after_commit', second: true }));
+    rewrite(config({ secret: 'first-secret-1', retention: 30, extra: 'room_push = after_commit', second: true }));
     const log = await reload(srv);
     assert.match(log, /warn  SIGHUP: retention_interval: 60 -> 30 needs a restart; running with 60 until then/);
     assert.match(log, /warn  SIGHUP: room_push: "before_commit" -> "after_commit" needs a restart/);
@@ -128,28 +132,21 @@ test('settings that take a restart, and projects added or removed, are logged an
     await assert.rejects(other.call('gettoken', { uid: I(1) }));
     await other.close().catch(() => {});
     // Removing the running project is also a restart: it keeps serving.
-    fs.writeFileSync(file, config({ secret: 'first-secret-1', second: false }).replace(`pid = ${PID}`, `pid = ${OTHER_PID}`));
+    rewrite(config({ secret: 'first-secret-1', second: false }).replace(`pid = ${PID}`, `pid = ${OTHER_PID}`));
     const removed = await reload(srv);
     assert.match(removed, /SIGHUP: project 1000001: \[project\]: present -> removed needs a restart/);
     assert.ok((await app.call('gettoken', { uid: I(602) })).token, 'the running project still answers');
     await user.client.quest('ping', {}).catch(() => assert.fail('a connection was dropped by the reload'));
     user.client.destroy();
     await app.close();
-  } finally {
-    await srv.cleanup();
-    await removeTempDir(dir);
-  }
+  });
 });
 
 test('a file that does not load changes nothing and names its line', async () => {
-  const dir = await makeTempDir('rtmd-reload-');
-  const file = path.join(dir, 'rtmd.conf');
-  fs.writeFileSync(file, config({ secret: 'first-secret-1' }));
-  const srv = await startRtmd({ config: file });
-  try {
+  await withConfigFile(config({ secret: 'first-secret-1' }), async (srv, rewrite, file) => {
     const project = { pid: PID, secret: 'first-secret-1' };
     const app = await appServer(srv, { project });
-    fs.writeFileSync(file, `${config({ secret: 'second-secret-2', logLevel: 'debug' })}max_connections = many\n`);
+    rewrite(`${config({ secret: 'second-secret-2', logLevel: 'debug' })}max_connections = many\n`);
     const log = await reload(srv);
     assert.match(log, new RegExp(`error SIGHUP: configuration refused, nothing changed: ${file.replace(/[.]/g, '\\.')}:\\d+: max_connections`));
     assert.doesNotMatch(log, /applied/);
@@ -160,11 +157,8 @@ test('a file that does not load changes nothing and names its line', async () =>
     await new Promise((r) => setTimeout(r, 200));
     assert.doesNotMatch(srv.stderr.slice(lines), / debug /, 'still at info');
     // The same file fixed is taken.
-    fs.writeFileSync(file, config({ secret: 'first-secret-1', logLevel: 'debug' }));
+    rewrite(config({ secret: 'first-secret-1', logLevel: 'debug' }));
     assert.match(await reload(srv), /SIGHUP: log_level: info -> debug, applied/);
     await app.close();
-  } finally {
-    await srv.cleanup();
-    await removeTempDir(dir);
-  }
+  });
 });
