@@ -92,6 +92,21 @@ test('on: refused without the right bearer token, answered with it; no-store on 
     assert.ok(!srv.stderr.includes(TOKEN), 'the token is never logged');
   }));
 
+test('ten wrong tokens a minute from one address, then 429 for that address only, even with the right token',
+  withLogs(() => servers, async () => {
+    const srv = await start([`--admin_token=${TOKEN}`]);
+    const from = (localAddress, token) => get(srv.ports.http, '/admin/api/stats', { headers: bearer(token), localAddress });
+    for (let i = 0; i < 10; i++) assert.equal((await from('127.0.0.1', `wrong-token-${i}-0123456789`)).status, 401);
+    const locked = await from('127.0.0.1', TOKEN);
+    assert.equal(locked.status, 429);
+    assert.equal(JSON.parse(locked.body).error, 'too_many_failures');
+    assert.ok(Number(locked.headers['retry-after']) > 0 && Number(locked.headers['retry-after']) <= 60);
+    assert.equal(locked.headers['cache-control'], 'no-store');
+    // Another address keeps its own count.
+    assert.equal((await from('127.0.0.2', TOKEN)).status, 200);
+    assert.equal((await from('127.0.0.2', 'wrong-token-x-0123456789')).status, 401);
+  }));
+
 test('the figures follow known traffic', { timeout: 60000 }, withLogs(() => servers, async () => {
   const projects = [{ pid: 732, secret: 'admin-http-secret-b' }, { pid: 733, secret: 'admin-http-secret-c' }];
   const srv = await start([`--admin_token=${TOKEN}`, '--sign_fail_max=2'], projects);

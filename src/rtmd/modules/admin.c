@@ -9,7 +9,8 @@
  * cumulative ones into rates. Off (no admin_token), /admin answers 404 like
  * any unknown path. Owns the page's files, the token's digest (the token is
  * compared through SHA-256 digests in constant time, so neither its bytes
- * nor its length leak through timing) and the node's start time. */
+ * nor its length leak through timing), the wrong tokens counted per source
+ * address (ten a minute, then 429) and the node's start time. */
 #include "clock.h"
 #include "http.h"
 #include "lathist.h"
@@ -44,7 +45,23 @@
     "Content-Security-Policy: " ADMIN_CSP "\r\n"
 #define ADMIN_API_HEADERS "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 
+/* Wrong tokens: at most ADMIN_FAILS_MAX a minute from one source address;
+ * past that the address is answered 429 until its minute is over, even
+ * with the right token, so guessing costs a minute per ten tries. The
+ * addresses are kept in a small table; one not in it takes the slot whose
+ * minute began first. */
+#define ADMIN_FAILS_MAX 10
+#define ADMIN_FAIL_WINDOW_MS 60000
+#define ADMIN_FAIL_SLOTS 64
+
+typedef struct fail_slot {
+    char addr[RTMD_PEER_LEN]; /* the peer without its port; "" = free */
+    uint64_t since_ms;        /* start of its minute */
+    uint32_t fails;
+} fail_slot;
+
 typedef struct admin_state {
+    fail_slot fails[ADMIN_FAIL_SLOTS];
     bool on;                                   /* admin_token is set */
     unsigned char token_digest[SHA256_DIGEST_LENGTH];
     bool page;                                 /* admin_dir is loaded */
@@ -113,6 +130,36 @@ static bool authorized(const admin_state *st, const http_request *req)
     return CRYPTO_memcmp(digest, st->token_digest, sizeof digest) == 0;
 }
 
+/* The failure count of the request's source address, its minute begun
+ * again when it is over. */
+static fail_slot *fail_slot_of(admin_state *st, rtmd_conn *c, uint64_t now)
+{
+    char addr[RTMD_PEER_LEN];
+    conn_peer(c, addr);
+    char *port = strrchr(addr, ':');
+    if (port && (addr[0] != '[' || port[-1] == ']'))
+        *port = '\0';
+    fail_slot *oldest = &st->fails[0];
+    for (size_t i = 0; i < ADMIN_FAIL_SLOTS; i++) {
+        fail_slot *f = &st->fails[i];
+        if (strcmp(f->addr, addr) == 0) {
+            if (now - f->since_ms >= ADMIN_FAIL_WINDOW_MS) {
+                f->since_ms = now;
+                f->fails = 0;
+            }
+            return f;
+        }
+        if (!f->addr[0] || f->since_ms < oldest->since_ms)
+            oldest = f;
+        if (!f->addr[0])
+            break;
+    }
+    snprintf(oldest->addr, sizeof oldest->addr, "%s", addr);
+    oldest->since_ms = now;
+    oldest->fails = 0;
+    return oldest;
+}
+
 /* ---- the figures ---- */
 
 static json_t *json_u64(uint64_t v)
@@ -171,9 +218,21 @@ static json_t *stats_json(rtmd_server *srv, const admin_state *st)
                      store_figures(srv), "top_rooms", rooms, "recent_errors", recent);
 }
 
-static void serve_stats(rtmd_conn *c, const http_request *req, const admin_state *st)
+static void serve_stats(rtmd_conn *c, const http_request *req, admin_state *st)
 {
+    uint64_t now = clock_monotonic_ms();
+    fail_slot *fails = fail_slot_of(st, c, now);
+    if (fails->fails >= ADMIN_FAILS_MAX) {
+        char headers[160];
+        snprintf(headers, sizeof headers, "Retry-After: %llu\r\n" ADMIN_API_HEADERS,
+                 (unsigned long long)((fails->since_ms + ADMIN_FAIL_WINDOW_MS - now + 999) / 1000));
+        static const char body[] =
+            "{\"error\":\"too_many_failures\",\"description\":\"too many wrong admin tokens from this address\"}";
+        http_respond_with(c, req, 429, "application/json", headers, body, sizeof body - 1);
+        return;
+    }
     if (!authorized(st, req)) {
+        fails->fails++;
         static const char body[] = "{\"error\":\"unauthorized\",\"description\":\"an admin token is needed\"}";
         http_respond_with(c, req, 401, "application/json",
                           "WWW-Authenticate: Bearer realm=\"rtmd admin\"\r\n" ADMIN_API_HEADERS, body, sizeof body - 1);
@@ -198,7 +257,7 @@ static void serve_stats(rtmd_conn *c, const http_request *req, const admin_state
 /* Every path under /admin: 404 when off; GET and HEAD when on. */
 static void route_admin(rtmd_conn *c, const http_request *req)
 {
-    const admin_state *st = c->srv->svc->admin;
+    admin_state *st = c->srv->svc->admin;
     bool api = strcmp(req->path, "/admin/api/stats") == 0;
     if (!st || !st->on || (!api && !st->page)) {
         http_respond_error(c, req, 404, "not_found", "no such resource");

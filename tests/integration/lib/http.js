@@ -4,9 +4,9 @@
 
 const http = require('node:http');
 
-function get(port, path, { method = 'GET', timeoutMs = 5000, headers = {} } = {}) {
+function get(port, path, { method = 'GET', timeoutMs = 5000, headers = {}, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, headers, timeout: timeoutMs, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, timeout: timeoutMs, agent: false, localAddress }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (body += d));
