@@ -55,7 +55,10 @@ describe('cluster: kill -9 of one node of three under load', () => {
     c = await startCluster({
       nodes: 1,
       redis: true,
-      projects: [{ pid: PID, secret: 'cluster-kill-secret', user_msg_rate: 0, user_byte_rate: 0 }],
+      // No write rates (users' nor the project's, whose cluster-wide share
+      // a fast run's senders can pass): this test is about durability.
+      projects: [{ pid: PID, secret: 'cluster-kill-secret', user_msg_rate: 0, user_byte_rate: 0, project_msg_rate: 0,
+        project_byte_rate: 0 }],
     });
     apps.push(await appServer(c.nodes[0]));
     await apps[0].call('addgroupmembers', { gid: I(GID), uids: ALL.map(I) });
