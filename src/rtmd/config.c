@@ -344,10 +344,10 @@ static const setting project_settings[] = {
     {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY, LIVE},
     {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY, RESTART},
     {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY, RESTART},
-    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY, RESTART}, /* URLs checked by p2server.c at start */
-    {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY, RESTART},
-    {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY, RESTART},
-    {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY, RESTART},
+    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY, RESTART}, /* URLs checked by p2server.c at start or when a reload adds the project */
+    {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY, LIVE},
+    {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY, LIVE},
+    {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY, LIVE},
     {"demo", K_U32, PRJ(demo), 0, 1, S_ANY, RESTART}, /* one project at most, with an app_id: checked by demo.c */
     {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY, RESTART}, /* unique across projects: checked by rtcat/rtcat.c */
     {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY, RESTART},
@@ -356,13 +356,13 @@ static const setting project_settings[] = {
     {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY, LIVE},
     {"rtcat_max_live_days", K_U32, PRJ(rtcat_max_live_days), 1, 36500, S_ANY, LIVE},
     {"rtcat_day_seconds", K_U32, PRJ(rtcat_day_seconds), 1, 86400, S_ANY, LIVE},
-    {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY, RESTART}, /* the file is read by moderation/ at start */
-    {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY, RESTART},
-    {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY, RESTART},
-    {"translate_url", K_STR, PRJ(translate_url), 0, 0, S_ANY, RESTART}, /* the URL is checked by translate/ at start */
-    {"translate_api_key", K_APP_KEY, PRJ(translate_api_key), 0, 0, S_ANY, RESTART},
-    {"translate_timeout_ms", K_U32, PRJ(translate_timeout_ms), 100, 60000, S_ANY, RESTART},
-    {"translate_max_inflight", K_U32, PRJ(translate_max_inflight), 1, 100000, S_ANY, RESTART},
+    {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY, LIVE}, /* moderation/ reads the file on each reload */
+    {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY, LIVE},
+    {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY, LIVE},
+    {"translate_url", K_STR, PRJ(translate_url), 0, 0, S_ANY, RESTART}, /* checked by translate/ at start or when a reload adds the project */
+    {"translate_api_key", K_APP_KEY, PRJ(translate_api_key), 0, 0, S_ANY, LIVE},
+    {"translate_timeout_ms", K_U32, PRJ(translate_timeout_ms), 100, 60000, S_ANY, LIVE},
+    {"translate_max_inflight", K_U32, PRJ(translate_max_inflight), 1, 100000, S_ANY, LIVE},
 };
 enum { NPROJECT = sizeof project_settings / sizeof project_settings[0] };
 
@@ -1198,13 +1198,11 @@ static const char *value_text(const setting *st, const void *base, char *buf, si
 {
     const char *field = (const char *)base + st->offset;
     switch (st->kind) {
-    case K_PORT:
     case K_LEVEL:
+        return rtm_log_level_name(*(const int *)(const void *)field);
     case K_LOG_FORMAT:
-        if (st->kind == K_LEVEL)
-            return rtm_log_level_name(*(const int *)(const void *)field);
-        if (st->kind == K_LOG_FORMAT)
-            return rtm_log_format_name(*(const int *)(const void *)field);
+        return rtm_log_format_name(*(const int *)(const void *)field);
+    case K_PORT:
         snprintf(buf, cap, "%d", *(const int *)(const void *)field);
         return buf;
     case K_U32:
@@ -1252,15 +1250,41 @@ static void reload_table(const setting *table, int n, void *cur, const void *nex
 void rtmd_config_reload(rtmd_config *cur, const rtmd_config *next, rtmd_config_change_fn fn, void *arg)
 {
     reload_table(top_settings, NTOP, cur, next, 0, fn, arg);
+    if (!cur->nprojects != !next->nprojects) {
+        /* Projects come from the store or from the configuration (server.c):
+         * switching between the two takes a restart. */
+        fn(arg, 0, "[project]", cur->nprojects ? "configured" : "none (the store's)",
+           next->nprojects ? "configured" : "none (the store's)", false);
+        return;
+    }
+    size_t kept = 0;
     for (size_t i = 0; i < cur->nprojects; i++) {
         rtmd_project_config *p = &cur->projects[i];
         const rtmd_project_config *q = rtmd_config_project(next, p->pid);
-        if (q)
-            reload_table(project_settings, NPROJECT, p, q, p->pid, fn, arg);
-        else
-            fn(arg, p->pid, "[project]", "present", "removed", false);
+        if (!q) {
+            fn(arg, p->pid, "[project]", "present", "removed", true);
+            continue;
+        }
+        reload_table(project_settings, NPROJECT, p, q, p->pid, fn, arg);
+        if (kept != i)
+            cur->projects[kept] = *p;
+        kept++;
     }
+    cur->nprojects = kept;
+    /* What is kept and what is added are both next's projects: they fit. */
     for (size_t i = 0; i < next->nprojects; i++)
-        if (!rtmd_config_project(cur, next->projects[i].pid))
-            fn(arg, next->projects[i].pid, "[project]", "absent", "added", false);
+        if (!rtmd_config_project(cur, next->projects[i].pid)) {
+            fn(arg, next->projects[i].pid, "[project]", "absent", "added", true);
+            cur->projects[cur->nprojects++] = next->projects[i];
+        }
+}
+
+void rtmd_config_drop_project(rtmd_config *cfg, int64_t pid)
+{
+    for (size_t i = 0; i < cfg->nprojects; i++)
+        if (cfg->projects[i].pid == pid) {
+            memmove(&cfg->projects[i], &cfg->projects[i + 1], (cfg->nprojects - i - 1) * sizeof cfg->projects[0]);
+            cfg->nprojects--;
+            return;
+        }
 }

@@ -241,8 +241,13 @@ typedef void (*rtmd_config_change_fn)(void *arg, int64_t pid, const char *name, 
 /* SIGHUP (server.c): reports every difference between cur and next (a
  * checked configuration) to fn and copies into cur the settings that can
  * change while running (those read where they are used: limits, timeouts,
- * budgets, secrets, logging, the TLS files). Projects are matched by pid;
- * one added or removed takes a restart. */
+ * budgets, secrets, logging, the TLS files). Projects are matched by pid:
+ * cur's list becomes next's (removed ones dropped, added ones appended
+ * whole; server.c starts and stops them), unless one of the two names no
+ * project (projects from the store), which takes a restart. */
 void rtmd_config_reload(rtmd_config *cur, const rtmd_config *next, rtmd_config_change_fn fn, void *arg);
+/* Takes the project with this pid out of cfg's list (one a reload added
+ * that could not start). */
+void rtmd_config_drop_project(rtmd_config *cfg, int64_t pid);
 
 #endif

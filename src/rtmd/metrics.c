@@ -70,7 +70,7 @@ static size_t format_metrics(const rtmd_server *srv, char *buf, size_t cap)
                   "Client logins (auth) answered: granted, refused (bad token) or an error.", "result", results,
                   m->logins, LOGIN_RESULTS);
     prom_metric(&o, "rtmd_sessions", "gauge", "Logged-in client sessions on this node.", users_count((rtmd_server *)srv));
-    prom_metric(&o, "rtmd_projects", "gauge", "Projects served.", srv->nprojects);
+    prom_metric(&o, "rtmd_projects", "gauge", "Projects served.", rtmd_server_running_projects(srv));
     if (srv->store && !store_is_postgres(srv->store))
         prom_metric(&o, "rtmd_store_bytes", "gauge", "Bytes of the SQLite store on disk (database and WAL).",
                     (uint64_t)store_disk_bytes(srv->store));

@@ -84,10 +84,10 @@ static int derive_rts_keys(rtmd_project *p)
 static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
 {
     const rtmd_config *cfg = &srv->cfg;
+    srv->projects = calloc(RTMD_MAX_PROJECTS, sizeof *srv->projects); /* a reload may add some */
+    if (!srv->projects)
+        return -1;
     if (cfg->nprojects > 0) {
-        srv->projects = calloc(cfg->nprojects, sizeof *srv->projects);
-        if (!srv->projects)
-            return -1;
         for (size_t i = 0; i < cfg->nprojects; i++) {
             rtmd_project *p = &srv->projects[i];
             p->pid = cfg->projects[i].pid;
@@ -117,9 +117,6 @@ static int setup_projects(rtmd_server *srv, char *err, size_t errlen)
         }
         LOG_INFO("created demo project %d", DEMO_PROJECT_PID);
     }
-    srv->projects = calloc(count, sizeof *srv->projects);
-    if (!srv->projects)
-        return -1;
     for (size_t i = 0; i < count; i++) {
         rtmd_project *p = &srv->projects[i];
         p->pid = stored[i].pid;
@@ -409,6 +406,80 @@ static void log_change(void *arg, int64_t pid, const char *name, const char *fro
                  from);
 }
 
+/* A project a reload adds: recorded in the store (its rows refer to it),
+ * then every module sets it up; any of them may refuse it. It takes the
+ * slot the same pid had before a removal, or a new one: slots are never
+ * freed while running (requests may point at them), so a run adds at
+ * most RTMD_MAX_PROJECTS distinct projects. */
+static int add_project(rtmd_server *srv, const rtmd_project_config *c, char *err, size_t errlen)
+{
+    rtmd_project *p = NULL;
+    for (size_t i = 0; i < srv->nprojects && !p; i++)
+        if (srv->projects[i].removed && srv->projects[i].pid == c->pid)
+            p = &srv->projects[i];
+    bool fresh = !p;
+    if (fresh) {
+        if (srv->nprojects == RTMD_MAX_PROJECTS) {
+            snprintf(err, errlen, "the %d project slots of this run are taken (removed projects keep theirs until "
+                     "a restart)", RTMD_MAX_PROJECTS);
+            return -1;
+        }
+        p = &srv->projects[srv->nprojects++];
+        memset(p, 0, sizeof *p);
+    }
+    p->pid = c->pid;
+    snprintf(p->secret, sizeof p->secret, "%s", c->secret);
+    p->limits = *c;
+    p->removed = false;
+    if (store_ensure_project(srv->store, p->pid, p->secret) != 0)
+        snprintf(err, errlen, "cannot record it in the store");
+    else if (services_project_added(srv, p, err, errlen) == 0)
+        return 0;
+    p->removed = true;
+    if (fresh)
+        srv->nprojects--; /* nothing refers to it yet */
+    return -1;
+}
+
+/* After a reload: the running projects follow the configuration's list
+ * (when it names projects; rtmd_config_reload made it the file's). One
+ * no longer named is removed (every module drops it; users.c closes its
+ * sessions); one newly named is added, or taken out of the list again
+ * with the reason logged when it cannot start; the others take their
+ * new limits and secret. */
+static void sync_projects(rtmd_server *srv)
+{
+    if (srv->cfg.nprojects == 0)
+        return; /* the store's projects: no [project] configured */
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        rtmd_project *p = &srv->projects[i];
+        if (p->removed)
+            continue;
+        const rtmd_project_config *c = rtmd_config_project(&srv->cfg, p->pid);
+        if (c) {
+            p->limits = *c;
+            snprintf(p->secret, sizeof p->secret, "%s", c->secret);
+            continue;
+        }
+        p->removed = true;
+        services_project_removed(srv, p);
+        LOG_INFO("SIGHUP: project %lld removed; its data stays in the store", (long long)p->pid);
+    }
+    for (size_t i = 0; i < srv->cfg.nprojects;) {
+        const rtmd_project_config *c = &srv->cfg.projects[i];
+        char err[512] = "";
+        if (rtmd_server_project(srv, c->pid)) {
+            i++;
+        } else if (add_project(srv, c, err, sizeof err) == 0) {
+            LOG_INFO("SIGHUP: project %lld started", (long long)c->pid);
+            i++;
+        } else {
+            LOG_ERROR("SIGHUP: project %lld not added: %s", (long long)c->pid, err);
+            rtmd_config_drop_project(&srv->cfg, c->pid);
+        }
+    }
+}
+
 /* SIGHUP: the configuration read again as at start (config_source). A
  * configuration that does not load or check changes nothing (false: the
  * TLS files and the modules' files are not read again either); otherwise
@@ -446,14 +517,8 @@ static bool reload_config(rtmd_server *srv)
         snprintf(srv->cfg.tls_cert, sizeof srv->cfg.tls_cert, "%s", old_cert);
         snprintf(srv->cfg.tls_key, sizeof srv->cfg.tls_key, "%s", old_key);
     }
-    for (size_t i = 0; i < srv->nprojects; i++) {
-        rtmd_project *p = &srv->projects[i];
-        const rtmd_project_config *c = rtmd_config_project(&srv->cfg, p->pid);
-        if (!c)
-            continue; /* a project of the store (no [project] configured) */
-        p->limits = *c;
-        snprintf(p->secret, sizeof p->secret, "%s", c->secret);
-    }
+    sync_projects(srv);
+    srv->net.file_max_packet = rtmd_config_file_max_packet(&srv->cfg);
     rtm_log_set_level((enum rtm_log_level)srv->cfg.log_level);
     rtm_log_set_format((enum rtm_log_format)srv->cfg.log_format);
     if (strcmp(old_log_file, srv->cfg.log_file) != 0 && rtm_log_open(srv->cfg.log_file) != 0) {

@@ -137,6 +137,27 @@ int services_reload(rtmd_server *srv)
     return failed;
 }
 
+void services_project_removed(rtmd_server *srv, rtmd_project *p)
+{
+    for (size_t i = NMODULES; srv->svc && i-- > 0;)
+        if (modules[i]->project_removed)
+            modules[i]->project_removed(srv, p);
+}
+
+int services_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    for (size_t i = 0; srv->svc && i < NMODULES; i++) {
+        if (!modules[i]->project_added || modules[i]->project_added(srv, p, err, errlen) == 0)
+            continue;
+        p->removed = true;
+        while (i-- > 0)
+            if (modules[i]->project_removed)
+                modules[i]->project_removed(srv, p);
+        return -1;
+    }
+    return 0;
+}
+
 void services_metrics(const rtmd_server *srv, prom_out *out)
 {
     if (!srv->svc)

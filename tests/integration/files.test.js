@@ -15,7 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode, stopChecked } = require('./lib/rtm');
-const { startRtmd, withLogs, makeTempDir, storeRows, sleep } = require('./lib/rtmd');
+const { startRtmd, withLogs, makeTempDir, storeRows, sleep, waitFor } = require('./lib/rtmd');
 
 const P1 = { pid: '85001', secret: 'files-secret-85001' };
 const I = (v) => fpnn.int64(v);
@@ -335,7 +335,7 @@ describe('files', () => {
       assert.ok(await third.waitClose(3000), 'the third link is closed');
       await assert.rejects(fpnn.connect({ port: node.ports.file_ws, transport: 'ws', timeoutMs: 3000 }));
       await links.pop().close();
-      const again = await require('./lib/rtmd').waitFor(async () => {
+      const again = await waitFor(async () => {
         const c = await fpnn.connect({ port: node.ports.file_ws, transport: 'ws', timeoutMs: 3000 }).catch(() => null);
         if (c) links.push(c);
         return c !== null;
@@ -601,7 +601,7 @@ describe('files', () => {
       await a2.call('delmsg', { mid: dropped.mid, from: I(3), xid: I(4), type: 1 });
       await a2.call('delmsg', { mid: lone.mid, from: I(5), xid: I(6), type: 1 });
       const gone = async (url) => (await httpRequest(url)).status === 404;
-      assert.ok(await require('./lib/rtmd').waitFor(async () => (await gone(lone.url)) && (await gone(dropped.url)) &&
+      assert.ok(await waitFor(async () => (await gone(lone.url)) && (await gone(dropped.url)) &&
         !fs.existsSync(blobPath(other.dataDir, alone)) && !fs.existsSync(blobPath(orphanDir, orphan)), 10000),
       'files of deleted messages and orphaned uploads swept');
       // the shared bytes stay for the message still there
@@ -666,6 +666,33 @@ describe('files', () => {
       await upload(other.node(0), 'sendfile', uploadPayload(token, 1, { to: I(2) }, file));
       const h = await a2.call('getp2pmsg', { uid: I(1), ouid: I(2), desc: true, num: 1 });
       assert.match(JSON.parse(h.msgs[0][5]).url, /^https:\/\/cdn\.example\.com\/chat\/files\/[0-9a-f]{32}$/);
+    } finally {
+      await a2.close();
+    }
+  });
+
+  it('max_file_bytes follows a reload, and the file gate takes the larger packets at once', async () => {
+    const dir = await makeTempDir();
+    const conf = writeConfig(dir);
+    const other = await startRtmd({ config: conf, dataDir: path.join(dir, 'data') });
+    extra.push(other);
+    const a2 = await appServer(other, { project: P1 });
+    try {
+      const file = randomFile(MAX_FILE * 2); // past the gate's packet bound too (MAX_FILE + 64 KiB)
+      const send = async () => {
+        const t = await a2.call('filetoken', { from: I(1), cmd: 'sendfile', to: I(2) });
+        return upload(other.node(0), 'sendfile', uploadPayload(t.token, 1, { to: I(2) }, file));
+      };
+      await expectCode(send(), 200031);
+      fs.writeFileSync(conf, fs.readFileSync(conf, 'utf8').replace(`max_file_bytes = ${MAX_FILE}`, `max_file_bytes = ${MAX_FILE * 3}`));
+      for (const n of other.nodes) {
+        const mark = n.stderr.length;
+        n.proc.kill('SIGHUP');
+        assert.ok(await waitFor(() => /SIGHUP: configuration read again/.test(n.stderr.slice(mark)), 5000));
+        assert.match(n.stderr.slice(mark), /max_file_bytes: 400000 -> 1200000, applied/);
+      }
+      await send();
+      assert.deepEqual(fs.readFileSync(blobPath(other.dataDir, file)), file);
     } finally {
       await a2.close();
     }

@@ -270,6 +270,26 @@ describe('sensitive words reloaded on SIGHUP', () => {
     // and rtmd still serves
     assert.deepEqual(await app.call('tcheck', { text: 'fine' }), { result: 0 });
   });
+
+  it('the policy and the file follow the configuration; without a file the list goes', async () => {
+    fs.writeFileSync(list, 'gamma\n');
+    writeProjectsConfig(dir, [{ ...MASK, sensitive_words: list, sensitive_words_policy: 'refuse' }]);
+    await hup(/moderation: project 84001: 1 sensitive words from .*words\.txt \(.*\), chat messages refused/);
+    const u = await login(srv, app, 541);
+    try {
+      await expectCode(u.call('sendmsg', { to: I(542), mid: freshMid(), mtype: 30, msg: 'say gamma', attrs: '' }), 200054);
+    } finally {
+      await u.close();
+    }
+    const other = path.join(dir, 'words2.txt');
+    fs.writeFileSync(other, 'delta\n');
+    writeProjectsConfig(dir, [{ ...MASK, sensitive_words: other }]);
+    await hup(/moderation: project 84001: 1 sensitive words from .*words2\.txt \(1 added, 1 removed\), chat messages masked/);
+    assert.deepEqual(await app.call('tcheck', { text: 'gamma delta' }), { result: 2, text: 'gamma *****', wlist: ['delta'] });
+    writeProjectsConfig(dir, [MASK]);
+    await hup(/moderation: project 84001: no sensitive-word list any more/);
+    await expectCode(app.call('tcheck', { text: 'gamma delta' }), 200060);
+  });
 });
 
 describe('a bad sensitive-word file at start', () => {

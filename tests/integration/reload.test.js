@@ -1,10 +1,10 @@
 'use strict';
 // SIGHUP reads the configuration file again, as an operator edits it: a
 // setting that can change while running takes effect at once (top-level
-// budgets and timeouts, the log level, a project's secret and limits) and
-// is logged as applied; one that takes a restart (the store, the
-// retention timer, a project added or removed) is logged with the value
-// rtmd keeps running with; a file that does not load changes nothing and
+// budgets and timeouts, the log level, a project's secret and limits, a
+// project added or removed) and is logged as applied; one that takes a
+// restart (the store, the retention timer) is logged with the value rtmd
+// keeps running with; a file that does not load changes nothing and
 // names its line. Every connection stays through all of it. Reloading
 // does not depend on the store, so this file is not in the pg.* and cl.*
 // suites.
@@ -14,9 +14,11 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const net = require('node:net');
+const http = require('node:http');
 const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode } = require('./lib/rtm');
 const { startRtmd, makeTempDir, removeTempDir, waitFor } = require('./lib/rtmd');
+const { sdk } = require('./lib/rtcat');
 
 const I = fpnn.int64;
 const PID = 1000001;
@@ -118,26 +120,104 @@ test('live settings take effect at once, are logged, and every connection stays'
   });
 });
 
-test('settings that take a restart, and projects added or removed, are logged and keep their running value', async () => {
-  await withConfigFile(config({ secret: 'first-secret-1', second: false }), async (srv, rewrite, file) => {
+test('settings that take a restart are logged and keep their running value', async () => {
+  await withConfigFile(config({ secret: 'first-secret-1' }), async (srv, rewrite) => {
     const app = await appServer(srv, { project: { pid: PID, secret: 'first-secret-1' } });
     const user = await login(srv, app, 601);
-    rewrite(config({ secret: 'first-secret-1', retention: 30, extra: 'room_push = after_commit', second: true }));
+    rewrite(config({ secret: 'first-secret-1', retention: 30, extra: 'room_push = after_commit' }));
     const log = await reload(srv);
     assert.match(log, /warn  SIGHUP: retention_interval: 60 -> 30 needs a restart; running with 60 until then/);
     assert.match(log, /warn  SIGHUP: room_push: "before_commit" -> "after_commit" needs a restart/);
-    assert.match(log, /warn  SIGHUP: project 1000002: \[project\]: absent -> added needs a restart/);
-    // The project that is not running yet is not served.
-    const other = await appServer(srv, { project: { pid: OTHER_PID, secret: 'other-project-secret' } });
-    await assert.rejects(other.call('gettoken', { uid: I(1) }));
-    await other.close().catch(() => {});
-    // Removing the running project is also a restart: it keeps serving.
-    rewrite(config({ secret: 'first-secret-1', second: false }).replace(`pid = ${PID}`, `pid = ${OTHER_PID}`));
-    const removed = await reload(srv);
-    assert.match(removed, /SIGHUP: project 1000001: \[project\]: present -> removed needs a restart/);
-    assert.ok((await app.call('gettoken', { uid: I(602) })).token, 'the running project still answers');
+    assert.ok((await app.call('gettoken', { uid: I(602) })).token, 'the project still answers');
     await user.client.quest('ping', {}).catch(() => assert.fail('a connection was dropped by the reload'));
     user.client.destroy();
+    await app.close();
+  });
+});
+
+// The auth of a client with a token of a project (rejects when refused).
+async function tryLogin(srv, pid, uid, token) {
+  const client = await fpnn.connect({ host: '127.0.0.1', port: srv.ports.client_tcp });
+  try {
+    return await client.quest('auth', { pid: I(pid), uid: I(uid), token, version: 'rtmd-tests' });
+  } finally {
+    client.destroy();
+  }
+}
+
+test('a project added by a reload is served at once; one removed is closed and refused; back, it has its data', async () => {
+  await withConfigFile(config({ secret: 'first-secret-1', second: false }), async (srv, rewrite) => {
+    const first = { pid: PID, secret: 'first-secret-1' };
+    const other = { pid: OTHER_PID, secret: 'other-project-secret' };
+    const app = await appServer(srv, { project: first });
+    const user = await login(srv, app, 801);
+    const early = await appServer(srv, { project: other });
+    await expectCode(early.call('gettoken', { uid: I(1) }), 200002);
+    await early.close().catch(() => {});
+
+    // Added: its app server and users at once, its messages stored.
+    rewrite(config({ secret: 'first-secret-1' }));
+    let log = await reload(srv);
+    assert.match(log, /info  SIGHUP: project 1000002: \[project\]: absent -> added, applied/);
+    assert.match(log, /info  SIGHUP: project 1000002 started/);
+    const otherApp = await appServer(srv, { project: other });
+    const a = await login(srv, otherApp, 901);
+    const b = await login(srv, otherApp, 902);
+    await a.call('sendmsg', { to: I(902), mid: I(11), mtype: 30, msg: 'in the new project', attrs: '' });
+    await b.waitPush((p) => p.method === 'pushmsg' && p.payload.mid.toString() === '11');
+    const metrics = await (await fetch(`http://127.0.0.1:${srv.ports.http}/metrics`)).text();
+    assert.match(metrics, /^rtmd_projects 2$/m);
+
+    // Removed: its users are told and closed, its app server and its
+    // tokens refused; the other project and its users go on.
+    await app.call('sendmsg', { from: I(802), to: I(801), mid: I(12), mtype: 30, msg: 'kept', attrs: '' });
+    const oldToken = await app.token(803);
+    const kicked = user.client.waitQuest('kickout', 3000);
+    rewrite(config({ secret: 'first-secret-1' }).replace(`pid = ${PID}`, 'pid = 1000003'));
+    log = await reload(srv);
+    assert.match(log, /info  SIGHUP: project 1000001: \[project\]: present -> removed, applied/);
+    assert.match(log, /users: project 1000001 removed: 1 sessions closed/);
+    assert.match(log, /SIGHUP: project 1000001 removed; its data stays in the store/);
+    await kicked;
+    assert.equal(await user.client.waitClose(3000), true);
+    await expectCode(app.call('gettoken', { uid: I(804) }), 200002);
+    await expectCode(tryLogin(srv, PID, 803, oldToken), 200001); // a token of the removed project
+    await a.call('sendmsg', { to: I(902), mid: I(13), mtype: 30, msg: 'still served', attrs: '' });
+    await b.waitPush((p) => p.method === 'pushmsg' && p.payload.mid.toString() === '13');
+
+    // Back again: its stored messages are there.
+    rewrite(config({ secret: 'first-secret-1' }));
+    log = await reload(srv);
+    assert.match(log, /SIGHUP: project 1000001 started/);
+    const back = await appServer(srv, { project: first });
+    const history = await back.call('getp2pmsg', { uid: I(801), ouid: I(802), desc: true, num: 10 });
+    assert.ok(history.msgs.some((m) => m.includes('kept')), 'the message stored before the removal');
+    const again = await login(srv, back, 801);
+    for (const c of [again, a, b]) await c.close();
+    for (const c of [app, otherApp, back]) await c.close().catch(() => {});
+  });
+});
+
+test('a project a reload cannot start is not added; the rest of the reload applies', async () => {
+  await withConfigFile(config({ secret: 'first-secret-1', second: false }), async (srv, rewrite, file) => {
+    const app = await appServer(srv, { project: { pid: PID, secret: 'first-secret-1' } });
+    rewrite([config({ secret: 'first-secret-1', maxMsg: 10, second: false }),
+      '[project]', 'pid = 1000004', 'secret = "fourth-secret"', 'sensitive_words = /nonexistent/words.txt', ''].join('\n'));
+    const log = await reload(srv);
+    assert.match(log, /error SIGHUP: project 1000004 not added: project 1000004: sensitive_words: .*\/nonexistent\/words\.txt/);
+    assert.match(log, /SIGHUP: project 1000001: max_msg_bytes: 20480 -> 10, applied/);
+    const fourth = await appServer(srv, { project: { pid: 1000004, secret: 'fourth-secret' } });
+    await expectCode(fourth.call('gettoken', { uid: I(1) }), 200002);
+    await fourth.close().catch(() => {});
+    // The file fixed, the next reload adds it.
+    const dir = path.dirname(file);
+    fs.writeFileSync(path.join(dir, 'words.txt'), 'alpha\n');
+    rewrite([config({ secret: 'first-secret-1', maxMsg: 10, second: false }),
+      '[project]', 'pid = 1000004', 'secret = "fourth-secret"', `sensitive_words = ${path.join(dir, 'words.txt')}`, ''].join('\n'));
+    assert.match(await reload(srv), /SIGHUP: project 1000004 started/);
+    const fourth2 = await appServer(srv, { project: { pid: 1000004, secret: 'fourth-secret' } });
+    assert.deepEqual(await fourth2.call('tcheck', { text: 'alpha beta' }), { result: 2, text: '***** beta', wlist: ['alpha'] });
+    await fourth2.close();
     await app.close();
   });
 });
@@ -161,4 +241,57 @@ test('a file that does not load changes nothing and names its line', async () =>
     assert.match(await reload(srv), /SIGHUP: log_level: info -> debug, applied/);
     await app.close();
   });
+});
+
+test('an added project gets what modules keep per project: RealTimeCat keys, its translation server, checked settings', async () => {
+  // The project's translation server: a LibreTranslate-API stand-in that
+  // answers every text with [target] text.
+  const backend = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (d) => chunks.push(d));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ translatedText: `[${body.target}] ${body.q}` }));
+    });
+  });
+  const backendPort = await new Promise((r) => backend.listen(0, '127.0.0.1', () => r(backend.address().port)));
+  const FIFTH = ['[project]', 'pid = 1000005', 'secret = "fifth-secret"', 'rtcat_apikey = "fifth-rtcat-key"',
+    'rtcat_secret = "fifth-rtcat-secret"'];
+  const TRANSLATE = `translate_url = "http://127.0.0.1:${backendPort}"`;
+  const base = config({ secret: 'first-secret-1', second: false });
+  try {
+    await withConfigFile(base, async (srv, rewrite) => {
+      const cat = sdk(srv.ports.http, 'fifth-rtcat-key', 'fifth-rtcat-secret');
+      assert.equal((await cat.createSession({ label: 'before' })).status, 401, 'no project has that key yet');
+
+      // Each refusal names what a reload cannot start.
+      for (const [line, why] of [['demo = 1\napp_id = "aaaaaaaaaaaaaaaaaaaaaaaa"\napp_key = "fifth-app-key"', /demo = 1 takes a restart/],
+        ['rtcat_demo = 1', /rtcat_demo = 1 takes a restart/],
+        ['p2server_allow = "ftp://example.com/"', /p2server_allow: /],
+        ['translate_url = "not a url"', /translate_url: /]]) {
+        rewrite([base, ...FIFTH, line, ''].join('\n'));
+        const log = await reload(srv);
+        assert.match(log, /error SIGHUP: project 1000005 not added: /);
+        assert.match(log, why);
+      }
+      assert.equal((await cat.createSession({ label: 'refused' })).status, 401);
+
+      rewrite([base, ...FIFTH, TRANSLATE, ''].join('\n'));
+      assert.match(await reload(srv), /SIGHUP: project 1000005 started/);
+      const created = await cat.createSession({ label: 'after' });
+      assert.equal(created.status, 201, created.body);
+      const fifth = await appServer(srv, { project: { pid: 1000005, secret: 'fifth-secret' } });
+      const t = await fifth.call('translate', { text: 'hello', dst: 'fr', src: 'en' });
+      assert.equal(t.targetText, '[fr] hello');
+      await fifth.close();
+
+      // Removed, its key names no project any more.
+      rewrite(base);
+      await reload(srv);
+      assert.equal((await cat.createSession({ label: 'removed' })).status, 401);
+    });
+  } finally {
+    await new Promise((r) => backend.close(r));
+  }
 });

@@ -55,6 +55,16 @@ typedef struct rtmd_module {
      * changed; when something cannot be loaded it keeps what it had, says
      * why in err and returns -1. Runs on the loop between quests. */
     int (*reload)(rtmd_server *srv, char *err, size_t errlen);
+    /* A project a reload adds (server.c), before anything can use it: sets
+     * up what the module keeps of p from p->limits (its slot may be one the
+     * same pid had before a removal); -1 with the reason in err refuses the
+     * project, and the modules before this one get project_removed. NULL:
+     * nothing kept per project, or read where it is used. */
+    int (*project_added)(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen);
+    /* A project a reload removes (p->removed is set: it is no longer found
+     * by pid). Modules close and drop what belongs to it; p's slot stays
+     * (requests in flight may point at it). NULL: nothing to do. */
+    void (*project_removed)(rtmd_server *srv, rtmd_project *p);
     /* Its lines of /metrics (NULL: none). */
     void (*metrics)(const rtmd_server *srv, prom_out *out);
     unsigned authorizes;           /* GATE_BIT mask of gates whose callers it checks */

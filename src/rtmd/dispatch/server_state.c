@@ -4,9 +4,25 @@
 rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
 {
     for (size_t i = 0; i < srv->nprojects; i++)
+        if (srv->projects[i].pid == pid && !srv->projects[i].removed)
+            return &srv->projects[i];
+    return NULL;
+}
+
+rtmd_project *rtmd_server_project_slot(const rtmd_server *srv, int64_t pid)
+{
+    for (size_t i = 0; i < srv->nprojects; i++)
         if (srv->projects[i].pid == pid)
             return &srv->projects[i];
     return NULL;
+}
+
+size_t rtmd_server_running_projects(const rtmd_server *srv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < srv->nprojects; i++)
+        n += !srv->projects[i].removed;
+    return n;
 }
 
 bool rtmd_timer_end_on_stop(rtmd_server *srv, uv_timer_t *t, bool *closed)

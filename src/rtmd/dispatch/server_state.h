@@ -24,6 +24,10 @@ typedef struct rtmd_project {
     char secret[RTMD_SECRET_MAX];
     rtmd_project_config limits;
     uint32_t nsessions;             /* authenticated connections now */
+    /* Removed by a reload (server.c): no longer found by pid, its sessions
+     * closed; the slot stays (requests in flight may point at it) and is
+     * taken again if the same pid comes back. */
+    bool removed;
 } rtmd_project;
 
 typedef struct rtmd_server {
@@ -43,6 +47,9 @@ typedef struct rtmd_server {
     uv_signal_t sigterm, sigint;
     uv_timer_t stop_timer;
 
+    /* RTMD_MAX_PROJECTS slots, never moved (requests and modules keep
+     * pointers and indexes); the first nprojects are used, removed ones
+     * included. */
     rtmd_project *projects;
     size_t nprojects;
     /* Where SIGHUP reads the configuration again (server.h). */
@@ -59,7 +66,13 @@ typedef struct rtmd_server {
     int exit_code;
 } rtmd_server;
 
+/* The running project with this pid (not a removed one), or NULL. */
 rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid);
+/* The project's slot with this pid, removed or not (its counters: the
+ * sessions of a removed project end after its removal), or NULL. */
+rtmd_project *rtmd_server_project_slot(const rtmd_server *srv, int64_t pid);
+/* How many projects run (removed ones not counted). */
+size_t rtmd_server_running_projects(const rtmd_server *srv);
 
 /* Periodic timers of service modules (history retention, token expiry).
  * Each tick first calls rtmd_timer_end_on_stop: once the server stops, it

@@ -190,8 +190,9 @@ static json_t *stats_json(rtmd_server *srv, const admin_state *st)
     const rtmd_metrics *m = &srv->net.metrics;
     json_t *projects = json_array();
     for (size_t i = 0; i < srv->nprojects; i++)
-        json_array_append_new(projects, json_pack("{s:I, s:I}", "pid", (json_int_t)srv->projects[i].pid,
-                                                  "sessions", (json_int_t)srv->projects[i].nsessions));
+        if (!srv->projects[i].removed)
+            json_array_append_new(projects, json_pack("{s:I, s:I}", "pid", (json_int_t)srv->projects[i].pid,
+                                                      "sessions", (json_int_t)srv->projects[i].nsessions));
     json_t *connections = json_object();
     for (int g = 0; g < GATE_COUNT; g++)
         json_object_set_new(connections, rtmd_gate_name((rtmd_gate)g), json_u64(m->current[g]));

@@ -454,7 +454,8 @@ static rtmd_project *project_by_app_id(rtmd_server *srv, const char *id, size_t 
     if (len != RTMD_APP_ID_LEN)
         return NULL;
     for (size_t i = 0; i < srv->nprojects; i++)
-        if (memcmp(srv->projects[i].limits.app_id, id, len) == 0 && srv->projects[i].limits.app_id[len] == '\0')
+        if (!srv->projects[i].removed && memcmp(srv->projects[i].limits.app_id, id, len) == 0 &&
+            srv->projects[i].limits.app_id[len] == '\0')
             return &srv->projects[i];
     return NULL;
 }
@@ -855,10 +856,11 @@ static void method_auth(rtmd_request *req)
     login_finish(req, p, uid, NULL, 0, NULL, 0, NULL);
 }
 
-/* A session ended: the project has one authenticated connection less. */
+/* A session ended: the project has one authenticated connection less
+ * (also a removed project, whose slot keeps the count if it comes back). */
 static void on_session_end(rtmd_server *srv, const rtmd_event *ev)
 {
-    rtmd_project *p = rtmd_server_project(srv, ev->pid);
+    rtmd_project *p = rtmd_server_project_slot(srv, ev->pid);
     if (p && p->nsessions > 0)
         p->nsessions--;
 }

@@ -216,5 +216,18 @@ static void route_demo(rtmd_conn *c, const http_request *req)
 /* Any method: the handler tells 404 (off) from 405 (on, not GET/HEAD). */
 static const rtmd_http_route demo_routes[] = {{NULL, "/demo", route_demo}, {NULL, "/demo/*", route_demo}};
 
-const rtmd_module demo_module = {
-    .name = "demo", .init = demo_init, .free = demo_free, RTMD_MODULE_ROUTES(demo_routes)};
+/* The demo's project is chosen at start. */
+static int demo_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    (void)srv;
+    if (!p->limits.demo)
+        return 0;
+    snprintf(err, errlen, "demo = 1 takes a restart (the demo's project is chosen at start)");
+    return -1;
+}
+
+const rtmd_module demo_module = {.name = "demo",
+                                 .init = demo_init,
+                                 .free = demo_free,
+                                 .project_added = demo_project_added,
+                                 RTMD_MODULE_ROUTES(demo_routes)};

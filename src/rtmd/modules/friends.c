@@ -289,7 +289,8 @@ static void on_invalidate(rtmd_server *srv, const uint8_t *data, size_t len)
 static void on_rejoin(rtmd_server *srv)
 {
     for (size_t p = 0; p < srv->nprojects; p++)
-        reload(srv, 0, srv->projects[p].pid, 0, true);
+        if (!srv->projects[p].removed)
+            reload(srv, 0, srv->projects[p].pid, 0, true);
 }
 
 /* ---- writes ---- */

@@ -57,7 +57,7 @@ struct pending {
 
 struct p2server_state {
     pairmap params;                /* (0, connection id) -> conn_params */
-    outbound_allowlist **allow;    /* per project, parallel to srv->projects; NULL = off */
+    outbound_allowlist **allow;    /* per project, parallel to srv->projects' slots; NULL = off */
     size_t nprojects;
 };
 
@@ -351,23 +351,34 @@ static void on_conn_closed(rtmd_server *srv, const rtmd_event *ev)
 
 /* ---- module life cycle ---- */
 
+/* The allowlist of p's slot from its p2server_allow (a slot the same pid
+ * had before a removal gets the list configured now). */
+static int p2server_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    outbound_allowlist **allow = &state(srv)->allow[p - srv->projects];
+    outbound_allowlist_free(*allow);
+    *allow = NULL;
+    char why[300];
+    if (outbound_allowlist_parse(p->limits.p2server_allow, allow, why, sizeof why) != 0) {
+        snprintf(err, errlen, "project %lld: p2server_allow: %s", (long long)p->pid, why);
+        return -1;
+    }
+    return 0;
+}
+
 static int p2server_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct p2server_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->allow = calloc(srv->nprojects ? srv->nprojects : 1, sizeof *s->allow))) {
+    if (!s || !(s->allow = calloc(RTMD_MAX_PROJECTS, sizeof *s->allow))) {
         free(s);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     srv->svc->p2server = s;
-    s->nprojects = srv->nprojects;
-    for (size_t i = 0; i < srv->nprojects; i++) {
-        char why[300];
-        if (outbound_allowlist_parse(srv->projects[i].limits.p2server_allow, &s->allow[i], why, sizeof why) != 0) {
-            snprintf(err, errlen, "project %lld: p2server_allow: %s", (long long)srv->projects[i].pid, why);
+    s->nprojects = RTMD_MAX_PROJECTS;
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (p2server_project_added(srv, &srv->projects[i], err, errlen) != 0)
             return -1;
-        }
-    }
     return 0;
 }
 
@@ -409,6 +420,7 @@ static const rtmd_observer p2server_observers[] = {{RTMD_EV_CONN_CLOSED, on_conn
 const rtmd_module p2server_module = {
     .name = "p2server",
     .init = p2server_init,
+    .project_added = p2server_project_added,
     .free = p2server_free,
     .metrics = p2server_metrics,
     RTMD_MODULE_METHODS(p2server_methods),

@@ -38,7 +38,7 @@ typedef struct user_rates {
 
 struct quota_state {
     rtmd_server *srv;
-    project_quota *projects; /* parallel to srv->projects */
+    project_quota *projects; /* parallel to srv->projects' slots */
     pairmap users;           /* (pid, uid) -> user_rates */
     uv_timer_t timer;
     bool timer_closed;
@@ -270,7 +270,8 @@ static void on_refresh_tick(uv_timer_t *t)
 static int quota_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct quota_state *q = calloc(1, sizeof *q);
-    if (!q || !(q->projects = calloc(srv->nprojects + 1, sizeof *q->projects))) {
+    /* A slot for each project a reload may add: the refresh reads it. */
+    if (!q || !(q->projects = calloc(RTMD_MAX_PROJECTS + 1, sizeof *q->projects))) {
         free(q);
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -433,8 +433,31 @@ static bool users_authorize(rtmd_request *req)
         return false;
     }
     req->project = rtmd_server_project(req->srv, s->user->pid);
+    if (!req->project) { /* removed by a reload; its sessions are closing */
+        request_error(req, RTM_EC_UNAUTHORIZED, "unauthorized");
+        return false;
+    }
     req->uid = s->user->uid;
     return true;
+}
+
+/* A project removed by a reload: each of its users here gets a kickout
+ * and its connections close (no other node is told: each node reloads its
+ * own configuration). */
+static void users_project_removed(rtmd_server *srv, rtmd_project *p)
+{
+    size_t cap = users_count(srv);
+    int64_t *uids = malloc((cap + 1) * sizeof *uids);
+    if (!uids) {
+        LOG_ERROR("users: out of memory closing the sessions of removed project %lld", (long long)p->pid);
+        return;
+    }
+    size_t n = users_of_project(srv, p->pid, uids, cap);
+    unsigned closed = 0;
+    for (size_t i = 0; i < n; i++)
+        closed += users_kick_local(srv, p->pid, uids[i], NULL, USERS_KICKED, 0);
+    free(uids);
+    LOG_INFO("users: project %lld removed: %u sessions closed", (long long)p->pid, closed);
 }
 
 /* Online users are a module too: a closing connection ends its session
@@ -446,5 +469,6 @@ const rtmd_module users_module = {
     .free = users_free_all,
     .authorizes = GATES_CLIENT,
     .authorize = users_authorize,
+    .project_removed = users_project_removed,
     RTMD_MODULE_OBSERVERS(users_observers),
 };

@@ -377,7 +377,7 @@ static void sweep_start(struct history_retention *h)
     sw->now_ms = clock_unix_ms();
     for (size_t i = 0; i < srv->nprojects && sw->nproj < RTMD_MAX_PROJECTS; i++) {
         const rtmd_project *p = &srv->projects[i];
-        if (!p->limits.history_days && !p->limits.history_max_per_conversation)
+        if (p->removed || (!p->limits.history_days && !p->limits.history_max_per_conversation))
             continue;
         sw->proj[sw->nproj].pid = p->pid;
         sw->proj[sw->nproj].days = p->limits.history_days;

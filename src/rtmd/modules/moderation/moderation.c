@@ -1,7 +1,9 @@
 /* The moderation module: each project's sensitive-word list (the file its
  * sensitive_words setting names, wordlist.h), read at start (a bad file
  * stops rtmd, naming its path and line) and again on SIGHUP (the module's
- * reload: a bad file keeps the list loaded before); the methods profanity
+ * reload, with the settings' new path and policy: a bad file keeps the
+ * list loaded before; a project a reload adds with a bad file is not
+ * added); the methods profanity
  * and tcheck on both gates; and moderation_chat, which messages.c runs on
  * every chat message (mtype 30) before it is stored or pushed: masked
  * (sensitive_words_policy = mask, the default, as the cloud does) or
@@ -33,13 +35,13 @@
 
 typedef struct project_words {
     int64_t pid;
-    const char *path; /* the project's sensitive_words setting */
+    char *path; /* the project's sensitive_words setting it was read from */
     bool refuse;
     wordlist *wl;
 } project_words;
 
 struct moderation_state {
-    project_words *lists;
+    project_words *lists; /* RTMD_MAX_PROJECTS; the projects with a list */
     size_t nlists;
     wordlist_scratch scratch;
     uint8_t *out; /* the masked text of the last scan */
@@ -203,58 +205,116 @@ static void method_tcheck(rtmd_request *req)
 
 /* ---- life cycle ---- */
 
+static project_words *words_of(struct moderation_state *s, int64_t pid)
+{
+    for (size_t i = 0; i < s->nlists; i++)
+        if (s->lists[i].pid == pid)
+            return &s->lists[i];
+    return NULL;
+}
+
+static void words_drop(struct moderation_state *s, project_words *pw)
+{
+    wordlist_free(pw->wl);
+    free(pw->path);
+    *pw = s->lists[--s->nlists];
+}
+
+/* Reads p's list as its settings say into pw (a new entry, or one whose
+ * list it replaces); on failure pw is unchanged and err says why (the
+ * file's path and line). */
+static int words_load(project_words *pw, const rtmd_project *p, char *err, size_t errlen)
+{
+    const char *path = p->limits.sensitive_words;
+    char why[512];
+    wordlist *wl = wordlist_load(path, why, sizeof why);
+    char *copy = wl ? strdup(path) : NULL;
+    if (!copy) {
+        snprintf(err, errlen, "%s", wl ? "out of memory" : why);
+        wordlist_free(wl);
+        return -1;
+    }
+    size_t added = pw->wl ? wordlist_missing(wl, pw->wl) : wordlist_count(wl);
+    size_t removed = pw->wl ? wordlist_missing(pw->wl, wl) : 0;
+    wordlist_free(pw->wl);
+    free(pw->path);
+    pw->pid = p->pid;
+    pw->path = copy;
+    pw->refuse = strcmp(p->limits.sensitive_words_policy, "refuse") == 0;
+    pw->wl = wl;
+    LOG_INFO("moderation: project %lld: %zu sensitive words from %s (%zu added, %zu removed), chat messages %s",
+             (long long)p->pid, wordlist_count(wl), path, added, removed, pw->refuse ? "refused" : "masked");
+    return 0;
+}
+
+static int moderation_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    struct moderation_state *s = state(srv);
+    if (!p->limits.sensitive_words[0])
+        return 0;
+    project_words pw = {0};
+    char why[512];
+    if (words_load(&pw, p, why, sizeof why) != 0) {
+        snprintf(err, errlen, "project %lld: sensitive_words: %s", (long long)p->pid, why);
+        return -1;
+    }
+    s->lists[s->nlists++] = pw;
+    return 0;
+}
+
+static void moderation_project_removed(rtmd_server *srv, rtmd_project *p)
+{
+    struct moderation_state *s = state(srv);
+    project_words *pw = words_of(s, p->pid);
+    if (pw)
+        words_drop(s, pw);
+}
+
 static int moderation_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct moderation_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->lists = calloc(srv->nprojects ? srv->nprojects : 1, sizeof *s->lists))) {
+    if (!s || !(s->lists = calloc(RTMD_MAX_PROJECTS, sizeof *s->lists))) {
         free(s);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     srv->svc->moderation = s;
-    for (size_t i = 0; i < srv->nprojects; i++) {
-        const rtmd_project *p = &srv->projects[i];
-        if (!p->limits.sensitive_words[0])
-            continue;
-        char why[512];
-        wordlist *wl = wordlist_load(p->limits.sensitive_words, why, sizeof why);
-        if (!wl) {
-            snprintf(err, errlen, "project %lld: sensitive_words: %s", (long long)p->pid, why);
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (moderation_project_added(srv, &srv->projects[i], err, errlen) != 0)
             return -1;
-        }
-        project_words *pw = &s->lists[s->nlists++];
-        pw->pid = p->pid;
-        pw->path = p->limits.sensitive_words;
-        pw->refuse = strcmp(p->limits.sensitive_words_policy, "refuse") == 0;
-        pw->wl = wl;
-        LOG_INFO("moderation: project %lld: %zu sensitive words from %s, chat messages %s", (long long)p->pid,
-                 wordlist_count(wl), pw->path, pw->refuse ? "refused" : "masked");
-    }
     return 0;
 }
 
-/* Reads every list again; one that does not load keeps the old list. */
+/* Reads every running project's list again, from the path its settings
+ * name now (none: the list goes); one that does not load keeps the old
+ * list. */
 static int moderation_reload(rtmd_server *srv, char *err, size_t errlen)
 {
     struct moderation_state *s = state(srv);
     int rc = 0;
-    for (size_t i = 0; s && i < s->nlists; i++) {
-        project_words *pw = &s->lists[i];
-        char why[512];
-        wordlist *wl = wordlist_load(pw->path, why, sizeof why);
-        if (!wl) {
-            LOG_ERROR("moderation: project %lld: keeping its %zu sensitive words: %s", (long long)pw->pid,
-                      wordlist_count(pw->wl), why);
-            if (rc == 0)
-                snprintf(err, errlen, "project %lld: %s", (long long)pw->pid, why);
-            rc = -1;
+    for (size_t i = 0; s && i < srv->nprojects; i++) {
+        const rtmd_project *p = &srv->projects[i];
+        project_words *pw = words_of(s, p->pid);
+        if (p->removed)
+            continue;
+        if (!p->limits.sensitive_words[0]) {
+            if (pw) {
+                LOG_INFO("moderation: project %lld: no sensitive-word list any more", (long long)p->pid);
+                words_drop(s, pw);
+            }
             continue;
         }
-        size_t added = wordlist_missing(wl, pw->wl), removed = wordlist_missing(pw->wl, wl);
-        LOG_INFO("moderation: project %lld: %zu sensitive words from %s (%zu added, %zu removed)",
-                 (long long)pw->pid, wordlist_count(wl), pw->path, added, removed);
-        wordlist_free(pw->wl);
-        pw->wl = wl;
+        project_words fresh = {0};
+        char why[512];
+        if (words_load(pw ? pw : &fresh, p, why, sizeof why) != 0) {
+            LOG_ERROR("moderation: project %lld: keeping its %zu sensitive words: %s", (long long)p->pid,
+                      pw ? wordlist_count(pw->wl) : 0, why);
+            if (rc == 0)
+                snprintf(err, errlen, "project %lld: %s", (long long)p->pid, why);
+            rc = -1;
+        } else if (!pw) {
+            s->lists[s->nlists++] = fresh;
+        }
     }
     return rc;
 }
@@ -264,8 +324,8 @@ static void moderation_free(rtmd_server *srv)
     struct moderation_state *s = state(srv);
     if (!s)
         return;
-    for (size_t i = 0; i < s->nlists; i++)
-        wordlist_free(s->lists[i].wl);
+    while (s->nlists)
+        words_drop(s, &s->lists[0]);
     free(s->lists);
     wordlist_scratch_free(&s->scratch);
     free(s->out);
@@ -283,5 +343,7 @@ const rtmd_module moderation_module = {
     .init = moderation_init,
     .free = moderation_free,
     .reload = moderation_reload,
+    .project_added = moderation_project_added,
+    .project_removed = moderation_project_removed,
     RTMD_MODULE_METHODS(moderation_methods),
 };

@@ -28,7 +28,7 @@ struct rtcat_state *rc_state(rtmd_server *srv)
 rc_project *rc_project_of(struct rtcat_state *st, int64_t pid)
 {
     for (size_t i = 0; st && i < st->nprojects; i++)
-        if (st->projects[i].p->pid == pid)
+        if (st->projects[i].p->pid == pid && !st->projects[i].p->removed)
             return &st->projects[i];
     return NULL;
 }
@@ -605,11 +605,21 @@ static void on_rejoin(rtmd_server *srv)
 {
     struct rtcat_state *st = rc_state(srv);
     for (size_t i = 0; st && i < st->nprojects; i++)
-        reload(srv, st->projects[i].p->pid, NULL);
+        if (!st->projects[i].p->removed)
+            reload(srv, st->projects[i].p->pid, NULL);
+}
+
+void rc_project_reload(rtmd_server *srv, int64_t pid)
+{
+    reload(srv, pid, NULL);
 }
 
 void rc_cluster_init(rtmd_server *srv)
 {
+    struct rtcat_state *st = rc_state(srv);
+    if (st->cluster_hooked)
+        return;
+    st->cluster_hooked = true;
     cluster_on_record(srv, CLUSTER_REC_INV_RTCAT, on_invalidate);
     cluster_on_rejoin(srv, on_rejoin);
 }

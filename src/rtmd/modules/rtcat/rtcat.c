@@ -54,6 +54,47 @@ static int pick_demo(struct rtcat_state *st, rtmd_server *srv, char *err, size_t
     return 0;
 }
 
+/* Serves the API for p when it has a key, named by it alone among the
+ * running projects; a removed project's entry is taken again by its pid. */
+static int take_project(struct rtcat_state *st, const rtmd_project *p, char *err, size_t errlen)
+{
+    if (!rtcat_enabled(p))
+        return 0;
+    rc_project *slot = NULL;
+    for (size_t k = 0; k < st->nprojects; k++) {
+        const rtmd_project *q = st->projects[k].p;
+        if (q == p)
+            slot = &st->projects[k];
+        else if (!q->removed && strcmp(q->limits.rtcat_apikey, p->limits.rtcat_apikey) == 0) {
+            snprintf(err, errlen, "projects %lld and %lld have the same rtcat_apikey: it names the project",
+                     (long long)q->pid, (long long)p->pid);
+            return -1;
+        }
+    }
+    if (!slot)
+        st->projects[st->nprojects++].p = p;
+    return 0;
+}
+
+/* A project a reload adds: its API from then on, its sessions and tokens
+ * read from the store (a pid served before keeps its data). The demo
+ * backend is chosen at start. */
+static int rtcat_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    struct rtcat_state *st = rc_state(srv);
+    if (p->limits.rtcat_demo) {
+        snprintf(err, errlen, "rtcat_demo = 1 takes a restart (the demo backend is chosen at start)");
+        return -1;
+    }
+    if (!rtcat_enabled(p))
+        return 0;
+    if (take_project(st, p, err, errlen) != 0)
+        return -1;
+    rc_cluster_init(srv);
+    rc_project_reload(srv, p->pid);
+    return 0;
+}
+
 static int rtcat_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct rtcat_state *st = calloc(1, sizeof *st);
@@ -67,23 +108,14 @@ static int rtcat_init(rtmd_server *srv, char *err, size_t errlen)
     st->timer.data = st;
     uv_timer_start(&st->timer, rc_on_tick, 1000, 1000);
     st->last_purge_ms = uv_now(srv->loop);
-    st->projects = calloc(srv->nprojects ? srv->nprojects : 1, sizeof *st->projects);
+    st->projects = calloc(RTMD_MAX_PROJECTS, sizeof *st->projects);
     if (!st->projects) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < srv->nprojects; i++) {
-        const rtmd_project *p = &srv->projects[i];
-        if (!rtcat_enabled(p))
-            continue;
-        for (size_t k = 0; k < st->nprojects; k++)
-            if (strcmp(st->projects[k].p->limits.rtcat_apikey, p->limits.rtcat_apikey) == 0) {
-                snprintf(err, errlen, "projects %lld and %lld have the same rtcat_apikey: it names the project",
-                         (long long)st->projects[k].p->pid, (long long)p->pid);
-                return -1;
-            }
-        st->projects[st->nprojects++].p = p;
-    }
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (take_project(st, &srv->projects[i], err, errlen) != 0)
+            return -1;
     if (pick_demo(st, srv, err, errlen) != 0)
         return -1;
     if (st->demo && http_register(srv->http, demo_routes, sizeof demo_routes / sizeof demo_routes[0]) != 0) {
@@ -142,6 +174,7 @@ const rtmd_module rtcat_module = {
     .name = "rtcat",
     .init = rtcat_init,
     .free = rtcat_free,
+    .project_added = rtcat_project_added,
     .metrics = rtcat_metrics,
     RTMD_MODULE_ROUTES(rtcat_routes),
     RTMD_MODULE_OBSERVERS(rtcat_observers),

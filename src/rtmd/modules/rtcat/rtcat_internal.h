@@ -74,8 +74,10 @@ typedef struct rc_login {
 /* The module's state (srv->svc->rtcat). */
 struct rtcat_state {
     rtmd_server *srv;
-    rc_project *projects; /* one per project with the API */
+    rc_project *projects; /* one per project with the API (RTMD_MAX_PROJECTS);
+                           * a removed project's stays, unused */
     size_t nprojects;
+    bool cluster_hooked;  /* rc_cluster_init ran */
     rc_project *demo;     /* the demo backend's project, or NULL */
     pairmap sessions;     /* uuid (two halves) -> rc_session */
     pairmap tokens;       /* uuid -> rc_token */
@@ -131,8 +133,12 @@ int rc_load_all(db_conn *db, void *arg);
  * done(arg) runs once they have (cluster_send_all_acked), false when there
  * is nothing to wait for. */
 bool rc_tell_nodes(rtmd_server *srv, int64_t pid, const char *session_uuid, cluster_acked_fn done, void *arg);
-/* Registers the receiver of those records and the reload after a rejoin. */
+/* Registers the receiver of those records and the reload after a rejoin
+ * (once). */
 void rc_cluster_init(rtmd_server *srv);
+/* Replaces the project's sessions and tokens in memory with the store's
+ * (a project a reload adds). */
+void rc_project_reload(rtmd_server *srv, int64_t pid);
 
 /* ---- writes (writes.c): each answers the request, at once or deferred ---- */
 

@@ -76,7 +76,7 @@ typedef struct project_backend {
 } project_backend;
 
 struct translate_state {
-    project_backend *projects; /* parallel to srv->projects */
+    project_backend *projects; /* parallel to srv->projects' slots */
     size_t nprojects;
     translate_cache *cache;
     pending *pending;          /* requests waiting for a backend */
@@ -666,16 +666,49 @@ static void method_translate(rtmd_request *req)
 
 /* ---- module life cycle ---- */
 
+/* The backend of p's slot from its translate_url (none when empty; a slot
+ * the same pid had before a removal gets the URL configured now). */
+static int translate_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    struct translate_state *s = state(srv);
+    project_backend *b = &s->projects[p - srv->projects];
+    outbound_allowlist_free(b->allow);
+    free(b->url);
+    *b = (project_backend){0};
+    const char *base = p->limits.translate_url;
+    size_t n = strlen(base);
+    if (!n)
+        return 0;
+    while (n && base[n - 1] == '/')
+        n--;
+    char *url = malloc(n + sizeof "/translate");
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(url, n + sizeof "/translate", "%.*s/translate", (int)n, base);
+    char why[300] = "not a URL";
+    if (strpbrk(url, " \t,")) /* the allowlist's separators: one URL only */
+        snprintf(why, sizeof why, "one URL, without spaces or commas");
+    else if (outbound_allowlist_parse(url, &b->allow, why, sizeof why) == 0 && b->allow) {
+        b->url = url;
+        return 0;
+    }
+    free(url);
+    snprintf(err, errlen, "project %lld: translate_url: %s", (long long)p->pid, why);
+    return -1;
+}
+
 static int translate_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct translate_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->projects = calloc(srv->nprojects ? srv->nprojects : 1, sizeof *s->projects))) {
+    if (!s || !(s->projects = calloc(RTMD_MAX_PROJECTS, sizeof *s->projects))) {
         free(s);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     srv->svc->translate = s;
-    s->nprojects = srv->nprojects;
+    s->nprojects = RTMD_MAX_PROJECTS;
     cluster_on_record(srv, CLUSTER_REC_LANG, on_lang_record);
     uint64_t seed;
     if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
@@ -684,28 +717,9 @@ static int translate_init(rtmd_server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < srv->nprojects; i++) {
-        const char *base = srv->projects[i].limits.translate_url;
-        size_t n = strlen(base);
-        if (!n)
-            continue;
-        while (n && base[n - 1] == '/')
-            n--;
-        char *url = malloc(n + sizeof "/translate");
-        if (!url) {
-            snprintf(err, errlen, "out of memory");
+    for (size_t i = 0; i < srv->nprojects; i++)
+        if (translate_project_added(srv, &srv->projects[i], err, errlen) != 0)
             return -1;
-        }
-        snprintf(url, n + sizeof "/translate", "%.*s/translate", (int)n, base);
-        s->projects[i].url = url;
-        char why[300] = "not a URL";
-        if (strpbrk(url, " \t,")) /* the allowlist's separators: one URL only */
-            snprintf(why, sizeof why, "one URL, without spaces or commas");
-        if (strpbrk(url, " \t,") || outbound_allowlist_parse(url, &s->projects[i].allow, why, sizeof why) != 0 || !s->projects[i].allow) {
-            snprintf(err, errlen, "project %lld: translate_url: %s", (long long)srv->projects[i].pid, why);
-            return -1;
-        }
-    }
     return 0;
 }
 
@@ -759,6 +773,7 @@ const rtmd_module translate_module = {
     .name = "translate",
     .init = translate_init,
     .free = translate_free,
+    .project_added = translate_project_added,
     .metrics = translate_metrics,
     RTMD_MODULE_METHODS(translate_methods),
 };
