@@ -81,7 +81,7 @@ static int admin_init(rtmd_server *srv, char *err, size_t errlen)
     const char *token = srv->cfg.admin_token;
     if (token[0] == '\0') {
         if (srv->cfg.admin_dir[0])
-            LOG_WARN("admin_dir is set but admin_token is empty: the admin page is off");
+            LOG_INFO("admin_dir is set but admin_token is empty: the admin page is off"); /* the package's default */
         return 0;
     }
     SHA256((const unsigned char *)token, strlen(token), st->token_digest);
