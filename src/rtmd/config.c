@@ -300,8 +300,8 @@ static const setting top_settings[] = {
     {"log_format", K_LOG_FORMAT, TOP(log_format), 0, 0, S_ANY, LIVE},
     {"log_file", K_STR, TOP(log_file), 0, 0, S_ANY, LIVE}, /* opened by main.c at start */
     {"demo_dir", K_STR, TOP(demo_dir), 0, 0, S_ANY, RESTART}, /* its files are checked by demo.c at start */
-    {"admin_token", K_TOKEN, TOP(admin_token), 0, 0, S_ANY, RESTART}, /* admin.c keeps its digest from start */
-    {"admin_dir", K_STR, TOP(admin_dir), 0, 0, S_ANY, RESTART}, /* its files are checked by admin.c at start */
+    {"admin_token", K_TOKEN, TOP(admin_token), 0, 0, S_ANY, LIVE}, /* admin.c takes its digest again on reload */
+    {"admin_dir", K_STR, TOP(admin_dir), 0, 0, S_ANY, LIVE}, /* admin.c reads its files again on reload */
 };
 enum { NTOP = sizeof top_settings / sizeof top_settings[0] };
 
@@ -342,15 +342,15 @@ static const setting project_settings[] = {
     {"max_data_keys_per_user", K_U32, PRJ(max_data_keys_per_user), 1, 1000000, S_ANY, LIVE},
     {"max_devices_per_user", K_U32, PRJ(max_devices_per_user), 1, 1000, S_ANY, LIVE},
     {"max_push_options_per_user", K_U32, PRJ(max_push_options_per_user), 1, 100000, S_ANY, LIVE},
-    {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY, RESTART},
-    {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY, RESTART},
-    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY, RESTART}, /* URLs checked by p2server.c at start or when a reload adds the project */
+    {"app_id", K_APP_ID, PRJ(app_id), 0, 0, S_ANY, LIVE}, /* one project each: end_section */
+    {"app_key", K_APP_KEY, PRJ(app_key), 0, 0, S_ANY, LIVE},
+    {"p2server_allow", K_STR, PRJ(p2server_allow), 0, 0, S_ANY, LIVE}, /* parsed by p2server.c at start and on reload */
     {"p2server_timeout_ms", K_U32, PRJ(p2server_timeout_ms), 100, 60000, S_ANY, LIVE},
     {"p2server_max_inflight", K_U32, PRJ(p2server_max_inflight), 1, 100000, S_ANY, LIVE},
     {"p2server_max_inflight_per_user", K_U32, PRJ(p2server_max_inflight_per_user), 1, 1000, S_ANY, LIVE},
     {"demo", K_U32, PRJ(demo), 0, 1, S_ANY, RESTART}, /* one project at most, with an app_id: checked by demo.c */
-    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY, RESTART}, /* unique across projects: checked by rtcat/rtcat.c */
-    {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY, RESTART},
+    {"rtcat_apikey", K_APP_KEY, PRJ(rtcat_apikey), 0, 0, S_ANY, LIVE}, /* one project each: end_section */
+    {"rtcat_secret", K_APP_KEY, PRJ(rtcat_secret), 0, 0, S_ANY, LIVE},
     {"rtcat_demo", K_U32, PRJ(rtcat_demo), 0, 1, S_ANY, RESTART}, /* one project at most, with the key: rtcat/rtcat.c */
     {"rtcat_max_sessions", K_U32, PRJ(rtcat_max_sessions), 1, 10000000, S_ANY, LIVE},
     {"rtcat_max_tokens", K_U32, PRJ(rtcat_max_tokens), 1, 100000000, S_ANY, LIVE},
@@ -359,7 +359,7 @@ static const setting project_settings[] = {
     {"sensitive_words", K_STR, PRJ(sensitive_words), 0, 0, S_ANY, LIVE}, /* moderation/ reads the file on each reload */
     {"sensitive_words_policy", K_STR, PRJ(sensitive_words_policy), 0, 0, S_WORDS_POLICY, LIVE},
     {"max_file_bytes", K_U32, PRJ(max_file_bytes), 1, 512 * 1024 * 1024, S_ANY, LIVE},
-    {"translate_url", K_STR, PRJ(translate_url), 0, 0, S_ANY, RESTART}, /* checked by translate/ at start or when a reload adds the project */
+    {"translate_url", K_STR, PRJ(translate_url), 0, 0, S_ANY, LIVE}, /* checked by translate/ at start and on reload */
     {"translate_api_key", K_APP_KEY, PRJ(translate_api_key), 0, 0, S_ANY, LIVE},
     {"translate_timeout_ms", K_U32, PRJ(translate_timeout_ms), 100, 60000, S_ANY, LIVE},
     {"translate_max_inflight", K_U32, PRJ(translate_max_inflight), 1, 100000, S_ANY, LIVE},
@@ -867,6 +867,19 @@ static int end_section(parser *ps, size_t *line_out)
         set_msg(ps->msg, "%s is set but %s is not: the RealTimeCat API needs both",
                 ak_line ? "rtcat_apikey" : "rtcat_secret", ak_line ? "rtcat_secret" : "rtcat_apikey");
         return -1;
+    }
+    /* An app_id names its project to RTS logins, an rtcat_apikey to the
+     * RealTimeCat API: two projects cannot share one. */
+    const rtmd_project_config *cur = &ps->cfg.projects[ps->cfg.nprojects - 1];
+    for (size_t i = 0; i + 1 < ps->cfg.nprojects; i++) {
+        const rtmd_project_config *o = &ps->cfg.projects[i];
+        bool app_id = id_line && strcmp(o->app_id, cur->app_id) == 0;
+        if (app_id || (ak_line && strcmp(o->rtcat_apikey, cur->rtcat_apikey) == 0)) {
+            *line_out = app_id ? id_line : ak_line;
+            set_msg(ps->msg, "%s is also project %lld's: it names the project", app_id ? "app_id" : "rtcat_apikey",
+                    (long long)o->pid);
+            return -1;
+        }
     }
     /* A project with an app_id (RTS) has its own defaults. */
     if (id_line) {

@@ -363,7 +363,8 @@ describe('demo configurations refused at start', () => {
     await refused([demoProject(81, { demo: 1 }), demoProject(82, { demo: 1, app_id: 'Other0123456789abcdefGHI' })],
       (b) => makeDemoDir(path.join(b, 'demo')), /demo = 1 .*81 and 82.*at most one/);
     // Even without demo_dir: the configuration is wrong either way.
-    await refused([demoProject(81, { demo: 1 }), demoProject(82, { demo: 1 })], undefined, /at most one/);
+    await refused([demoProject(81, { demo: 1 }), demoProject(82, { demo: 1, app_id: 'Other0123456789abcdefGHI' })],
+      undefined, /at most one/);
   });
 
   test('demo = 1 on a project without app_id', { timeout: 20000 }, async () => {

@@ -19,6 +19,7 @@ const fpnn = require('./lib/fpnn');
 const { appServer, login, expectCode } = require('./lib/rtm');
 const { startRtmd, makeTempDir, removeTempDir, waitFor } = require('./lib/rtmd');
 const { sdk } = require('./lib/rtcat');
+const { buildRtsToken } = require('./lib/rtstoken');
 
 const I = fpnn.int64;
 const PID = 1000001;
@@ -243,9 +244,9 @@ test('a file that does not load changes nothing and names its line', async () =>
   });
 });
 
-test('an added project gets what modules keep per project: RealTimeCat keys, its translation server, checked settings', async () => {
-  // The project's translation server: a LibreTranslate-API stand-in that
-  // answers every text with [target] text.
+// A project's translation server: a LibreTranslate-API stand-in that
+// answers every text with "[target] text".
+async function translationServer() {
   const backend = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
@@ -256,6 +257,11 @@ test('an added project gets what modules keep per project: RealTimeCat keys, its
     });
   });
   const backendPort = await new Promise((r) => backend.listen(0, '127.0.0.1', () => r(backend.address().port)));
+  return { backend, backendPort };
+}
+
+test('an added project gets what modules keep per project: RealTimeCat keys, its translation server, checked settings', async () => {
+  const { backend, backendPort } = await translationServer();
   const FIFTH = ['[project]', 'pid = 1000005', 'secret = "fifth-secret"', 'rtcat_apikey = "fifth-rtcat-key"',
     'rtcat_secret = "fifth-rtcat-secret"'];
   const TRANSLATE = `translate_url = "http://127.0.0.1:${backendPort}"`;
@@ -290,6 +296,69 @@ test('an added project gets what modules keep per project: RealTimeCat keys, its
       rewrite(base);
       await reload(srv);
       assert.equal((await cat.createSession({ label: 'removed' })).status, 401);
+    });
+  } finally {
+    await new Promise((r) => backend.close(r));
+  }
+});
+
+test('a running project\'s keys and URLs, and the admin token, change on a reload', async () => {
+  const { backend, backendPort } = await translationServer();
+  const APP_ID = 'ReloadRtsApp0123456789ab';
+  const project = ({ rtcat, appKey, translate = '' }) => [
+    'admin_token = "first-admin-token-0123"', '[project]', `pid = ${PID}`, 'secret = "first-secret-1"',
+    `rtcat_apikey = "${rtcat}-key"`, `rtcat_secret = "${rtcat}-secret"`, `app_id = "${APP_ID}"`, `app_key = "${appKey}"`,
+    translate, ''].join('\n');
+  const rts = (key, user) => {
+    const now = Math.floor(Date.now() / 1000);
+    return buildRtsToken({ appId: APP_ID, key, user, issued: now, expire: now + 600 });
+  };
+  const rtsAuth = async (srv, key, user) => {
+    const c = await fpnn.connect({ host: '127.0.0.1', port: srv.ports.client_tcp });
+    try {
+      return await c.quest('auth', { appid: APP_ID, uid: user, token: rts(key, user), version: 'rtmd-tests' });
+    } finally {
+      c.destroy();
+    }
+  };
+  const stats = (srv, token) => fetch(`http://127.0.0.1:${srv.ports.http}/admin/api/stats`,
+    { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+  try {
+    await withConfigFile(project({ rtcat: 'old', appKey: 'old-app-key' }), async (srv, rewrite) => {
+      const app = await appServer(srv, { project: { pid: PID, secret: 'first-secret-1' } });
+      assert.equal((await sdk(srv.ports.http, 'old-key', 'old-secret').createSession({ label: 'kept' })).status, 201);
+      assert.deepEqual(await rtsAuth(srv, 'old-app-key', 'rts.a'), { ok: true });
+      await expectCode(app.call('translate', { text: 'hello', dst: 'fr', src: 'en' }), 200060);
+      assert.equal(await stats(srv, 'first-admin-token-0123'), 200);
+
+      rewrite(project({ rtcat: 'new', appKey: 'new-app-key', translate: `translate_url = "http://127.0.0.1:${backendPort}"` })
+        .replace('first-admin-token-0123', 'second-admin-token-456'));
+      const log = await reload(srv);
+      for (const name of ['rtcat_apikey', 'rtcat_secret', 'app_key', 'admin_token']) {
+        assert.match(log, new RegExp(`SIGHUP: (project 1000001: )?${name}: \\(secret\\) -> \\(secret\\), applied`));
+      }
+      assert.match(log, /SIGHUP: project 1000001: translate_url: "" -> "http:\/\/127\.0\.0\.1:\d+", applied/);
+      assert.match(log, /translate: project 1000001: backend http:\/\/127\.0\.0\.1:\d+\/translate/);
+      assert.ok(!/old-secret|new-secret|old-app-key|new-app-key|admin-token/.test(srv.stderr), 'no key logged');
+
+      assert.equal((await sdk(srv.ports.http, 'old-key', 'old-secret').createSession()).status, 401);
+      const sessions = await sdk(srv.ports.http, 'new-key', 'new-secret').sessions();
+      assert.equal(sessions.status, 200, sessions.body);
+      assert.ok(sessions.json.some((x) => x.label === 'kept'), 'the project\'s sessions, under its new key');
+      assert.deepEqual(await rtsAuth(srv, 'old-app-key', 'rts.b'), { ok: false, reason: 'invalid' });
+      assert.deepEqual(await rtsAuth(srv, 'new-app-key', 'rts.c'), { ok: true });
+      assert.equal((await app.call('translate', { text: 'hello', dst: 'fr', src: 'en' })).targetText, '[fr] hello');
+      assert.equal(await stats(srv, 'first-admin-token-0123'), 401);
+      assert.equal(await stats(srv, 'second-admin-token-456'), 200);
+
+      // Keys taken away: the API and the admin page are off.
+      rewrite(['[project]', `pid = ${PID}`, 'secret = "first-secret-1"', ''].join('\n'));
+      const off = await reload(srv);
+      assert.match(off, /rtcat: project 1000001 no longer serves the RealTimeCat API/);
+      assert.equal((await sdk(srv.ports.http, 'new-key', 'new-secret').sessions()).status, 401);
+      assert.equal(await stats(srv, 'second-admin-token-456'), 404);
+      await expectCode(app.call('translate', { text: 'hello', dst: 'fr', src: 'en' }), 200060);
+      await app.close();
     });
   } finally {
     await new Promise((r) => backend.close(r));

@@ -399,7 +399,8 @@ describe('RealTimeCat off and refused configurations', () => {
 
   test('duplicate keys, a key without its secret, two demo projects, a demo without a key', { timeout: 30000 }, async () => {
     await refused([{ pid: 1, secret: 'secret-one-1', rtcat_apikey: 'same', rtcat_secret: 'a1' },
-      { pid: 2, secret: 'secret-two-2', rtcat_apikey: 'same', rtcat_secret: 'b2' }], /same rtcat_apikey/);
+      { pid: 2, secret: 'secret-two-2', rtcat_apikey: 'same', rtcat_secret: 'b2' }],
+    /rtmd\.conf:\d+: rtcat_apikey is also project 1's: it names the project/);
     await refused([{ pid: 1, secret: 'secret-one-1', rtcat_apikey: 'k' }], /rtcat_secret is not/);
     await refused([{ pid: 1, secret: 'secret-one-1', rtcat_apikey: 'k1', rtcat_secret: 's', rtcat_demo: 1 },
       { pid: 2, secret: 'secret-two-2', rtcat_apikey: 'k2', rtcat_secret: 's', rtcat_demo: 1 }], /at most one/);

@@ -596,6 +596,18 @@ static void test_project_rts(void **state)
                                 "app_key = %0127d\n", 0);
     expect_ok(&cfg, text);
     assert_int_equal(strlen(cfg.projects[0].app_key), 127);
+    /* One project per app_id, and per rtcat_apikey. */
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\napp_key = k\n"
+                 "[project]\npid = 2\nsecret = abcdefgh\napp_id = 0123456789abcdefABCDEF01\napp_key = j\n",
+                 "rtmd.conf:9: app_id is also project 1's: it names the project");
+    expect_error("[project]\npid = 1\nsecret = abcdefgh\nrtcat_apikey = k1\nrtcat_secret = s1\n"
+                 "[project]\npid = 2\nsecret = abcdefgh\n"
+                 "[project]\npid = 3\nsecret = abcdefgh\nrtcat_secret = s3\nrtcat_apikey = k1\n",
+                 "rtmd.conf:13: rtcat_apikey is also project 1's: it names the project");
+    expect_ok(&cfg, "[project]\npid = 1\nsecret = abcdefgh\nrtcat_apikey = k1\nrtcat_secret = s1\n"
+                    "app_id = 0123456789abcdefABCDEF01\napp_key = k\n"
+                    "[project]\npid = 2\nsecret = abcdefgh\nrtcat_apikey = k2\nrtcat_secret = s1\n"
+                    "app_id = 0123456789abcdefABCDEF02\napp_key = k\n");
     /* Both or neither; the message names the line of the one given. */
     expect_error("[project]\npid = 1\nsecret = abcdefgh\n\napp_id = 0123456789abcdefABCDEF01\n"
                  "[project]\npid = 2\nsecret = abcdefgh\n",
@@ -839,8 +851,8 @@ static void test_admin_settings(void **state)
     expect_error("admin_token = \"secret with space\"\n",
                  "rtmd.conf:1: admin_token: must be 16..127 printable ASCII characters without spaces");
 
-    /* A reload reports a new token as a secret and keeps the old one
-     * (admin.c takes it at start). */
+    /* A reload reports a new token as a secret and applies it (admin.c
+     * takes its digest again). */
     rtmd_config cur, next;
     expect_ok(&cur, "admin_token = old-admin-token-0123\n");
     expect_ok(&next, "admin_token = new-admin-token-4567\n");
@@ -850,8 +862,46 @@ static void test_admin_settings(void **state)
     assert_string_equal(seen.name, "admin_token");
     assert_string_equal(seen.from, "(secret)");
     assert_string_equal(seen.to, "(secret)");
+    assert_true(seen.applied);
+    assert_string_equal(cur.admin_token, "new-admin-token-4567");
+}
+
+/* A reload's projects: the running list becomes the file's (kept ones in
+ * their order, added ones after them, each reported); between configured
+ * projects and none (the store's) nothing changes. */
+static void test_reload_projects(void **state)
+{
+    (void)state;
+    rtmd_config cur, next;
+    expect_ok(&cur, "[project]\npid = 1\nsecret = abcdefgh\n[project]\npid = 2\nsecret = abcdefgh\n");
+    expect_ok(&next, "[project]\npid = 3\nsecret = abcdefgh\n[project]\npid = 2\nsecret = abcdefgh\nmax_friends = 7\n");
+    change_seen seen = {0};
+    rtmd_config_reload(&cur, &next, note_change, &seen);
+    assert_int_equal(seen.count, 3); /* 1 removed, 2's max_friends, 3 added (last) */
+    assert_string_equal(seen.name, "[project]");
+    assert_string_equal(seen.to, "added");
+    assert_true(seen.applied);
+    assert_int_equal(cur.nprojects, 2);
+    assert_int_equal(cur.projects[0].pid, 2);
+    assert_int_equal(cur.projects[0].max_friends, 7);
+    assert_int_equal(cur.projects[1].pid, 3);
+    assert_null(rtmd_config_project(&cur, 1));
+    rtmd_config_drop_project(&cur, 2);
+    assert_int_equal(cur.nprojects, 1);
+    assert_int_equal(cur.projects[0].pid, 3);
+
+    rtmd_config none;
+    expect_ok(&none, "");
+    seen = (change_seen){0};
+    rtmd_config_reload(&cur, &none, note_change, &seen);
+    assert_int_equal(seen.count, 1);
     assert_false(seen.applied);
-    assert_string_equal(cur.admin_token, "old-admin-token-0123");
+    assert_int_equal(cur.nprojects, 1);
+    seen = (change_seen){0};
+    rtmd_config_reload(&none, &cur, note_change, &seen);
+    assert_int_equal(seen.count, 1);
+    assert_false(seen.applied);
+    assert_int_equal(none.nprojects, 0);
 }
 
 static void write_file(const char *path, const char *data, size_t len)
@@ -920,7 +970,7 @@ int main(void)
         cmocka_unit_test(test_full_file),      cmocka_unit_test(test_quoted_values),
         cmocka_unit_test(test_crlf),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_number_errors),  cmocka_unit_test(test_cross_field),
-        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_project_translate), cmocka_unit_test(test_set), cmocka_unit_test(test_admin_settings),
+        cmocka_unit_test(test_projects), cmocka_unit_test(test_project_limits), cmocka_unit_test(test_project_rts), cmocka_unit_test(test_project_translate), cmocka_unit_test(test_set), cmocka_unit_test(test_admin_settings), cmocka_unit_test(test_reload_projects),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_load_file),
     };

@@ -69,6 +69,57 @@ typedef struct admin_state {
     uint64_t started_ms;                       /* clock_monotonic_ms at start */
 } admin_state;
 
+/* The page's files from admin_dir (none when empty), replacing those
+ * loaded before only when the directory loads and has an index.html. */
+static int load_page(rtmd_server *srv, admin_state *st, char *err, size_t errlen)
+{
+    const char *dir = srv->cfg.admin_dir;
+    if (dir[0] == '\0') {
+        static_files_free(&st->files);
+        st->page = false;
+        LOG_INFO("admin API at /admin/api/stats (no admin_dir: no page)");
+        return 0;
+    }
+    static_files *next = calloc(1, sizeof *next);
+    if (!next) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (static_files_load(next, "admin_dir", dir, err, errlen) != 0) {
+        free(next);
+        return -1;
+    }
+    if (!static_files_find(next, "index.html")) {
+        static_files_free(next);
+        free(next);
+        snprintf(err, errlen, "admin_dir %s: no index.html (build it: cd admin && npm ci && npm run build)", dir);
+        return -1;
+    }
+    static_files_free(&st->files);
+    st->files = *next;
+    free(next);
+    st->page = true;
+    LOG_INFO("admin page at /admin/ (%zu files from %s)", st->files.n, dir);
+    return 0;
+}
+
+/* The token (and with it the page) as the configuration says now: an
+ * empty one turns both off; a new one replaces the old at once. */
+static int apply_config(rtmd_server *srv, admin_state *st, char *err, size_t errlen)
+{
+    const char *token = srv->cfg.admin_token;
+    if (token[0] == '\0') {
+        if (srv->cfg.admin_dir[0])
+            LOG_INFO("admin_dir is set but admin_token is empty: the admin page is off"); /* the package's default */
+        st->on = false;
+        OPENSSL_cleanse(st->token_digest, sizeof st->token_digest);
+        return 0;
+    }
+    SHA256((const unsigned char *)token, strlen(token), st->token_digest);
+    st->on = true;
+    return load_page(srv, st, err, errlen);
+}
+
 static int admin_init(rtmd_server *srv, char *err, size_t errlen)
 {
     admin_state *st = calloc(1, sizeof *st);
@@ -78,28 +129,15 @@ static int admin_init(rtmd_server *srv, char *err, size_t errlen)
     }
     srv->svc->admin = st;
     st->started_ms = clock_monotonic_ms();
-    const char *token = srv->cfg.admin_token;
-    if (token[0] == '\0') {
-        if (srv->cfg.admin_dir[0])
-            LOG_INFO("admin_dir is set but admin_token is empty: the admin page is off"); /* the package's default */
-        return 0;
-    }
-    SHA256((const unsigned char *)token, strlen(token), st->token_digest);
-    st->on = true;
-    if (srv->cfg.admin_dir[0] == '\0') {
-        LOG_INFO("admin API at /admin/api/stats (no admin_dir: no page)");
-        return 0;
-    }
-    if (static_files_load(&st->files, "admin_dir", srv->cfg.admin_dir, err, errlen) != 0)
-        return -1;
-    if (!static_files_find(&st->files, "index.html")) {
-        snprintf(err, errlen, "admin_dir %s: no index.html (build it: cd admin && npm ci && npm run build)",
-                 srv->cfg.admin_dir);
-        return -1;
-    }
-    st->page = true;
-    LOG_INFO("admin page at /admin/ (%zu files from %s)", st->files.n, srv->cfg.admin_dir);
-    return 0;
+    return apply_config(srv, st, err, errlen);
+}
+
+/* SIGHUP: the token and admin_dir again; a directory that does not load
+ * keeps the page loaded before (the token is the new one either way). */
+static int admin_reload(rtmd_server *srv, char *err, size_t errlen)
+{
+    admin_state *st = srv->svc->admin;
+    return st ? apply_config(srv, st, err, errlen) : 0;
 }
 
 static void admin_free(rtmd_server *srv)
@@ -286,5 +324,8 @@ static void route_admin(rtmd_conn *c, const http_request *req)
 
 static const rtmd_http_route admin_routes[] = {{NULL, "/admin", route_admin}, {NULL, "/admin/*", route_admin}};
 
-const rtmd_module admin_module = {
-    .name = "admin", .init = admin_init, .free = admin_free, RTMD_MODULE_ROUTES(admin_routes)};
+const rtmd_module admin_module = {.name = "admin",
+                                  .init = admin_init,
+                                  .free = admin_free,
+                                  .reload = admin_reload,
+                                  RTMD_MODULE_ROUTES(admin_routes)};

@@ -366,6 +366,31 @@ static int p2server_project_added(rtmd_server *srv, rtmd_project *p, char *err, 
     return 0;
 }
 
+/* SIGHUP: each running project's p2server_allow again (requests check it
+ * when they start); one that does not parse keeps the list it had. */
+static int p2server_reload(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct p2server_state *s = state(srv);
+    int rc = 0;
+    for (size_t i = 0; s && i < srv->nprojects; i++) {
+        const rtmd_project *p = &srv->projects[i];
+        outbound_allowlist *next = NULL;
+        char why[300];
+        if (p->removed)
+            continue;
+        if (outbound_allowlist_parse(p->limits.p2server_allow, &next, why, sizeof why) != 0) {
+            LOG_ERROR("p2server: project %lld: keeping its URLs: p2server_allow: %s", (long long)p->pid, why);
+            if (rc == 0)
+                snprintf(err, errlen, "project %lld: p2server_allow: %s", (long long)p->pid, why);
+            rc = -1;
+            continue;
+        }
+        outbound_allowlist_free(s->allow[i]);
+        s->allow[i] = next;
+    }
+    return rc;
+}
+
 static int p2server_init(rtmd_server *srv, char *err, size_t errlen)
 {
     struct p2server_state *s = calloc(1, sizeof *s);
@@ -420,6 +445,7 @@ static const rtmd_observer p2server_observers[] = {{RTMD_EV_CONN_CLOSED, on_conn
 const rtmd_module p2server_module = {
     .name = "p2server",
     .init = p2server_init,
+    .reload = p2server_reload,
     .project_added = p2server_project_added,
     .free = p2server_free,
     .metrics = p2server_metrics,

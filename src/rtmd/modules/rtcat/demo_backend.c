@@ -9,10 +9,12 @@
 
 #include <string.h>
 
+/* The demo backend's project, while it serves the API (a reload may take
+ * its key away or remove it). */
 static rc_project *demo_project(rtmd_conn *c)
 {
     struct rtcat_state *st = rc_state(c->srv);
-    return st ? st->demo : NULL;
+    return st && st->demo && st->demo->on ? st->demo : NULL;
 }
 
 /* GET /sessions: a new session labelled "demo". */

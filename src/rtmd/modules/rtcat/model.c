@@ -28,7 +28,7 @@ struct rtcat_state *rc_state(rtmd_server *srv)
 rc_project *rc_project_of(struct rtcat_state *st, int64_t pid)
 {
     for (size_t i = 0; st && i < st->nprojects; i++)
-        if (st->projects[i].p->pid == pid && !st->projects[i].p->removed)
+        if (st->projects[i].p->pid == pid && st->projects[i].on)
             return &st->projects[i];
     return NULL;
 }
@@ -605,7 +605,7 @@ static void on_rejoin(rtmd_server *srv)
 {
     struct rtcat_state *st = rc_state(srv);
     for (size_t i = 0; st && i < st->nprojects; i++)
-        if (!st->projects[i].p->removed)
+        if (st->projects[i].on)
             reload(srv, st->projects[i].p->pid, NULL);
 }
 

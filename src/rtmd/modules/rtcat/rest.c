@@ -338,7 +338,7 @@ static rc_project *authenticate(struct rtcat_state *st, const http_request *req)
         return NULL;
     for (size_t i = 0; i < st->nprojects; i++) {
         const rtmd_project_config *l = &st->projects[i].p->limits;
-        if (st->projects[i].p->removed || strcmp(l->rtcat_apikey, key) != 0)
+        if (!st->projects[i].on || strcmp(l->rtcat_apikey, key) != 0)
             continue;
         size_t n = strlen(l->rtcat_secret);
         if (strlen(secret) == n && CRYPTO_memcmp(l->rtcat_secret, secret, n) == 0)

@@ -54,26 +54,30 @@ static int pick_demo(struct rtcat_state *st, rtmd_server *srv, char *err, size_t
     return 0;
 }
 
-/* Serves the API for p when it has a key, named by it alone among the
- * running projects; a removed project's entry is taken again by its pid. */
-static int take_project(struct rtcat_state *st, const rtmd_project *p, char *err, size_t errlen)
+static rc_project *entry_of(struct rtcat_state *st, const rtmd_project *p)
+{
+    for (size_t k = 0; k < st->nprojects; k++)
+        if (st->projects[k].p == p)
+            return &st->projects[k];
+    return NULL;
+}
+
+/* Serves the API for p when it has a key (the configuration lets no two
+ * projects share one), in the entry p had before if any (a removal, a key
+ * taken away). Returns true when p was not served: its sessions and
+ * tokens are then to be read from the store (rc_project_reload). */
+static bool take_project(struct rtcat_state *st, const rtmd_project *p)
 {
     if (!rtcat_enabled(p))
-        return 0;
-    rc_project *slot = NULL;
-    for (size_t k = 0; k < st->nprojects; k++) {
-        const rtmd_project *q = st->projects[k].p;
-        if (q == p)
-            slot = &st->projects[k];
-        else if (!q->removed && strcmp(q->limits.rtcat_apikey, p->limits.rtcat_apikey) == 0) {
-            snprintf(err, errlen, "projects %lld and %lld have the same rtcat_apikey: it names the project",
-                     (long long)q->pid, (long long)p->pid);
-            return -1;
-        }
-    }
-    if (!slot)
-        st->projects[st->nprojects++].p = p;
-    return 0;
+        return false;
+    rc_project *rp = entry_of(st, p);
+    if (!rp)
+        rp = &st->projects[st->nprojects++];
+    if (rp->on)
+        return false;
+    rp->p = p;
+    rp->on = true;
+    return true;
 }
 
 /* A project a reload adds: its API from then on, its sessions and tokens
@@ -86,12 +90,43 @@ static int rtcat_project_added(rtmd_server *srv, rtmd_project *p, char *err, siz
         snprintf(err, errlen, "rtcat_demo = 1 takes a restart (the demo backend is chosen at start)");
         return -1;
     }
-    if (!rtcat_enabled(p))
+    if (!take_project(st, p))
         return 0;
-    if (take_project(st, p, err, errlen) != 0)
-        return -1;
     rc_cluster_init(srv);
     rc_project_reload(srv, p->pid);
+    return 0;
+}
+
+static void rtcat_project_removed(rtmd_server *srv, rtmd_project *p)
+{
+    rc_project *rp = entry_of(rc_state(srv), p);
+    if (rp)
+        rp->on = false;
+}
+
+/* SIGHUP: a running project given a key serves the API from then on, with
+ * the sessions and tokens the store has of it; one whose key went no
+ * longer does (nor do its token logins). A new key or secret is read
+ * where it is checked. */
+static int rtcat_reload(rtmd_server *srv, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct rtcat_state *st = rc_state(srv);
+    for (size_t i = 0; st && i < srv->nprojects; i++) {
+        const rtmd_project *p = &srv->projects[i];
+        rc_project *rp = entry_of(st, p);
+        if (p->removed)
+            continue;
+        if (!rtcat_enabled(p) && rp && rp->on) {
+            rp->on = false;
+            LOG_INFO("rtcat: project %lld no longer serves the RealTimeCat API", (long long)p->pid);
+        } else if (take_project(st, p)) {
+            LOG_INFO("rtcat: project %lld serves the RealTimeCat API", (long long)p->pid);
+            rc_cluster_init(srv);
+            rc_project_reload(srv, p->pid);
+        }
+    }
     return 0;
 }
 
@@ -114,8 +149,7 @@ static int rtcat_init(rtmd_server *srv, char *err, size_t errlen)
         return -1;
     }
     for (size_t i = 0; i < srv->nprojects; i++)
-        if (take_project(st, &srv->projects[i], err, errlen) != 0)
-            return -1;
+        take_project(st, &srv->projects[i]);
     if (pick_demo(st, srv, err, errlen) != 0)
         return -1;
     if (st->demo && http_register(srv->http, demo_routes, sizeof demo_routes / sizeof demo_routes[0]) != 0) {
@@ -174,7 +208,9 @@ const rtmd_module rtcat_module = {
     .name = "rtcat",
     .init = rtcat_init,
     .free = rtcat_free,
+    .reload = rtcat_reload,
     .project_added = rtcat_project_added,
+    .project_removed = rtcat_project_removed,
     .metrics = rtcat_metrics,
     RTMD_MODULE_ROUTES(rtcat_routes),
     RTMD_MODULE_OBSERVERS(rtcat_observers),

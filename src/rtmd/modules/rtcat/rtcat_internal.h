@@ -58,6 +58,7 @@ typedef struct rc_session {
 
 typedef struct rc_project {
     const rtmd_project *p;
+    bool on;                             /* serves the API now: a key, not removed */
     rc_session *first, *last;
     size_t nsessions, ntokens;           /* in memory */
     uint32_t reserved_sessions, reserved_tokens; /* creations in flight */
@@ -74,8 +75,8 @@ typedef struct rc_login {
 /* The module's state (srv->svc->rtcat). */
 struct rtcat_state {
     rtmd_server *srv;
-    rc_project *projects; /* one per project with the API (RTMD_MAX_PROJECTS);
-                           * a removed project's stays, unused */
+    rc_project *projects; /* one per project that had the API (RTMD_MAX_PROJECTS);
+                           * one removed or without its key stays, off */
     size_t nprojects;
     bool cluster_hooked;  /* rc_cluster_init ran */
     rc_project *demo;     /* the demo backend's project, or NULL */

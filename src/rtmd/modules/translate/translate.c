@@ -666,14 +666,10 @@ static void method_translate(rtmd_request *req)
 
 /* ---- module life cycle ---- */
 
-/* The backend of p's slot from its translate_url (none when empty; a slot
- * the same pid had before a removal gets the URL configured now). */
-static int translate_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+/* The backend that p's translate_url names into *b (zeroed: none when
+ * empty); on failure err says why and *b is none. */
+static int backend_build(const rtmd_project *p, project_backend *b, char *err, size_t errlen)
 {
-    struct translate_state *s = state(srv);
-    project_backend *b = &s->projects[p - srv->projects];
-    outbound_allowlist_free(b->allow);
-    free(b->url);
     *b = (project_backend){0};
     const char *base = p->limits.translate_url;
     size_t n = strlen(base);
@@ -697,6 +693,53 @@ static int translate_project_added(rtmd_server *srv, rtmd_project *p, char *err,
     free(url);
     snprintf(err, errlen, "project %lld: translate_url: %s", (long long)p->pid, why);
     return -1;
+}
+
+static void backend_clear(project_backend *b)
+{
+    outbound_allowlist_free(b->allow);
+    free(b->url);
+    *b = (project_backend){0};
+}
+
+/* The backend of p's slot (a slot the same pid had before a removal gets
+ * the URL configured now). Requests in flight copied the URL they use. */
+static int translate_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
+{
+    project_backend *b = &state(srv)->projects[p - srv->projects];
+    backend_clear(b);
+    return backend_build(p, b, err, errlen);
+}
+
+/* SIGHUP: each running project's translate_url again; one that does not
+ * check keeps the backend it had. */
+static int translate_reload(rtmd_server *srv, char *err, size_t errlen)
+{
+    struct translate_state *s = state(srv);
+    int rc = 0;
+    for (size_t i = 0; s && i < srv->nprojects; i++) {
+        const rtmd_project *p = &srv->projects[i];
+        project_backend next;
+        char why[400];
+        if (p->removed)
+            continue;
+        if (backend_build(p, &next, why, sizeof why) != 0) {
+            LOG_ERROR("translate: %s; keeping %s", why, s->projects[i].url ? s->projects[i].url : "no backend");
+            if (rc == 0)
+                snprintf(err, errlen, "%s", why);
+            rc = -1;
+            continue;
+        }
+        const char *was = s->projects[i].url;
+        if ((!was && !next.url) || (was && next.url && strcmp(was, next.url) == 0)) {
+            backend_clear(&next);
+            continue;
+        }
+        LOG_INFO("translate: project %lld: backend %s", (long long)p->pid, next.url ? next.url : "none");
+        backend_clear(&s->projects[i]);
+        s->projects[i] = next;
+    }
+    return rc;
 }
 
 static int translate_init(rtmd_server *srv, char *err, size_t errlen)
@@ -735,10 +778,8 @@ static void translate_free(rtmd_server *srv)
         pending_finish(p, &(translate_result){.code = FPNN_EC_CORE_SERVER_STOPPING, .ex = "server stopping"});
     }
     translate_cache_free(s->cache);
-    for (size_t i = 0; i < s->nprojects; i++) {
-        outbound_allowlist_free(s->projects[i].allow);
-        free(s->projects[i].url);
-    }
+    for (size_t i = 0; i < s->nprojects; i++)
+        backend_clear(&s->projects[i]);
     free(s->projects);
     free(s);
     srv->svc->translate = NULL;
@@ -773,6 +814,7 @@ const rtmd_module translate_module = {
     .name = "translate",
     .init = translate_init,
     .free = translate_free,
+    .reload = translate_reload,
     .project_added = translate_project_added,
     .metrics = translate_metrics,
     RTMD_MODULE_METHODS(translate_methods),
