@@ -660,16 +660,27 @@ void rtmd_server_print_ready(rtmd_server *srv)
             printf(" path=%s", srv->cfg.ws_path);
         printf("\n");
     }
-    for (size_t i = 0; i < srv->nprojects; i++)
-        printf("project pid=%lld secret=%s\n", (long long)srv->projects[i].pid, srv->projects[i].secret);
-    for (size_t i = 0; i < srv->nprojects; i++)
-        if (srv->projects[i].limits.app_id[0])
-            printf("rts pid=%lld app_id=%s app_key=%s\n", (long long)srv->projects[i].pid,
-                   srv->projects[i].limits.app_id, srv->projects[i].limits.app_key);
-    for (size_t i = 0; i < srv->nprojects; i++)
-        if (srv->projects[i].limits.rtcat_apikey[0])
-            printf("rtcat pid=%lld apikey=%s secret=%s\n", (long long)srv->projects[i].pid,
-                   srv->projects[i].limits.rtcat_apikey, srv->projects[i].limits.rtcat_secret);
+    /* The secrets of configured projects are in the operator's file: the
+     * banner (the journal, under systemd) names the projects only. The
+     * store's demo project has its secret and derived keys nowhere the
+     * user can read them but here. */
+    bool secrets = srv->cfg.nprojects == 0;
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        const rtmd_project *p = &srv->projects[i];
+        printf("project pid=%lld%s%s\n", (long long)p->pid, secrets ? " secret=" : "", secrets ? p->secret : "");
+    }
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        const rtmd_project_config *l = &srv->projects[i].limits;
+        if (l->app_id[0])
+            printf("rts pid=%lld app_id=%s%s%s\n", (long long)l->pid, l->app_id, secrets ? " app_key=" : "",
+                   secrets ? l->app_key : "");
+    }
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        const rtmd_project_config *l = &srv->projects[i].limits;
+        if (l->rtcat_apikey[0])
+            printf("rtcat pid=%lld apikey=%s%s%s\n", (long long)l->pid, l->rtcat_apikey, secrets ? " secret=" : "",
+                   secrets ? l->rtcat_secret : "");
+    }
     printf("rtmd %s ready\n", RTMD_VERSION);
     fflush(stdout);
     /* Under systemd (Type=notify) the unit is started from here on. */

@@ -110,9 +110,11 @@ describe('RTS tokens (getrtstoken, rtmctl rtstoken)', () => {
     assert.deepEqual(sanitizerReports(), []);
   });
 
-  it('the ready banner names the RTS project and only it', async () => {
-    assert.match(srv.stdout, new RegExp(`^rts pid=41 app_id=${APP_ID} app_key=\\S+$`, 'm'));
+  it('the ready banner names the RTS project and only it, without a configured secret or key', async () => {
+    assert.match(srv.stdout, new RegExp(`^rts pid=41 app_id=${APP_ID}$`, 'm'));
     assert.doesNotMatch(srv.stdout, /^rts pid=42 /m);
+    assert.match(srv.stdout, /^project pid=41$/m);
+    assert.doesNotMatch(srv.stdout, /secret=|app_key=/, 'configured secrets stay in the file (the banner goes to the journal)');
   });
 
   it('rtmctl rtstoken mints a token the format verifier accepts, for that user and room', async () => {

@@ -9,7 +9,8 @@
 //   listen http 127.0.0.1:PORT
 //   listen file_tcp 127.0.0.1:PORT
 //   listen file_ws 127.0.0.1:PORT path=/service/websocket
-//   project pid=PID secret=SECRET
+//   project pid=PID secret=SECRET   (secret=: the store's demo project only;
+//                                    a configured project's comes from the file)
 //   rtmd VERSION ready
 //
 // Every process started here is killed when the test process exits, and the
@@ -316,6 +317,23 @@ function onTwin(srv, port) {
   return Boolean(twin && Object.values(twin.ports).includes(port));
 }
 
+// pid -> secret of the [project] sections of a configuration file (the
+// banner does not print configured secrets). Values as the tests write
+// them: quoted (JSON string syntax) or bare.
+function configuredSecrets(config) {
+  const out = {};
+  if (!config) return out;
+  const sections = fs.readFileSync(config, 'utf8').split(/^\s*\[project\]\s*$/m).slice(1);
+  for (const text of sections) {
+    const value = (key) => {
+      const m = new RegExp(`^\\s*${key}\\s*=\\s*(.*?)\\s*$`, 'm').exec(text);
+      return m && (m[1].startsWith('"') ? JSON.parse(m[1]) : m[1]);
+    };
+    if (value('pid') !== null) out[value('pid')] = value('secret');
+  }
+  return out;
+}
+
 async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env, twinOf } = {}) {
   const s = new Rtmd();
   if (dataDir) {
@@ -387,8 +405,8 @@ async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIM
           s.listens[gate] = { host, port: Number(port), extra: extra || '' };
           const pm = /path=(\S+)/.exec(extra || '');
           if (pm) s.listens[gate].path = pm[1];
-        } else if ((m = /^project pid=(\d+) secret=(\S+)/.exec(line))) {
-          s.projects.push({ pid: m[1], secret: m[2] });
+        } else if ((m = /^project pid=(\d+)(?: secret=(\S+))?$/.exec(line))) {
+          s.projects.push({ pid: m[1], secret: m[2] ?? configuredSecrets(config)[m[1]] });
         } else if ((m = /^rtmd (\S+) ready\b/.exec(line))) {
           s.version = m[1];
           ready = true;
