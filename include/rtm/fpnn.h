@@ -68,6 +68,13 @@ typedef struct fpnn_packet {
  * FPNN_PARSE_* error. max_packet bounds header + method + payload. */
 long fpnn_parse(const uint8_t *buf, size_t len, size_t max_packet, fpnn_packet *out);
 
+/* Parses only the header and the method of the packet at the start of buf,
+ * whatever its size: out gets everything but the payload (payload NULL,
+ * payload_len its size) and *total the packet's whole length. Returns the
+ * bytes of header and method, FPNN_PARSE_MORE, or FPNN_PARSE_BAD. For a
+ * receiver that answers a packet too large to hold and skips its bytes. */
+long fpnn_parse_head(const uint8_t *buf, size_t len, fpnn_packet *out, uint64_t *total);
+
 /* Size of the encoded packet for the given parts. */
 size_t fpnn_encoded_size(uint8_t mtype, size_t method_len, size_t payload_len);
 

@@ -17,7 +17,10 @@ static void write_le32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-long fpnn_parse(const uint8_t *buf, size_t len, size_t max_packet, fpnn_packet *out)
+/* Checks the fixed header at buf (magic, version, flag, type, method
+ * length) and gives the packet's total length. Returns 1, FPNN_PARSE_MORE
+ * or FPNN_PARSE_BAD. */
+static long check_header(const uint8_t *buf, size_t len, uint64_t *total)
 {
     /* Reject a wrong magic as soon as the bytes that exist disagree with it,
      * so that garbage is refused without waiting for a full header. */
@@ -32,20 +35,20 @@ long fpnn_parse(const uint8_t *buf, size_t len, size_t max_packet, fpnn_packet *
         return FPNN_PARSE_BAD;
     if (len < FPNN_ONEWAY_HEADER)
         return FPNN_PARSE_MORE;
-
-    uint8_t mtype = buf[6];
-    uint8_t ss = buf[7];
-    uint32_t psize = read_le32(buf + 8);
-    size_t header = mtype == FPNN_MT_ONEWAY ? FPNN_ONEWAY_HEADER : FPNN_TWOWAY_HEADER;
-    size_t method_len = mtype == FPNN_MT_ANSWER ? 0 : ss;
+    uint8_t mtype = buf[6], ss = buf[7];
     if (mtype != FPNN_MT_ANSWER && ss == 0)
         return FPNN_PARSE_BAD;
-    uint64_t total = (uint64_t)header + method_len + psize;
-    if (total > max_packet)
-        return FPNN_PARSE_TOO_LARGE;
-    if (len < total)
-        return FPNN_PARSE_MORE;
+    size_t header = mtype == FPNN_MT_ONEWAY ? FPNN_ONEWAY_HEADER : FPNN_TWOWAY_HEADER;
+    *total = (uint64_t)header + (mtype == FPNN_MT_ANSWER ? 0 : ss) + read_le32(buf + 8);
+    return 1;
+}
 
+/* Fills out from a checked header; the payload's bytes may not be there. */
+static size_t fill_packet(const uint8_t *buf, fpnn_packet *out)
+{
+    uint8_t mtype = buf[6], ss = buf[7];
+    size_t header = mtype == FPNN_MT_ONEWAY ? FPNN_ONEWAY_HEADER : FPNN_TWOWAY_HEADER;
+    size_t method_len = mtype == FPNN_MT_ANSWER ? 0 : ss;
     out->version = buf[4];
     out->flag = buf[5];
     out->mtype = mtype;
@@ -54,8 +57,36 @@ long fpnn_parse(const uint8_t *buf, size_t len, size_t max_packet, fpnn_packet *
     out->method = method_len ? (const char *)buf + header : NULL;
     out->method_len = method_len;
     out->payload = buf + header + method_len;
-    out->payload_len = psize;
+    out->payload_len = read_le32(buf + 8);
+    return header + method_len;
+}
+
+long fpnn_parse(const uint8_t *buf, size_t len, size_t max_packet, fpnn_packet *out)
+{
+    uint64_t total = 0;
+    long r = check_header(buf, len, &total);
+    if (r != 1)
+        return r;
+    if (total > max_packet)
+        return FPNN_PARSE_TOO_LARGE;
+    if (len < total)
+        return FPNN_PARSE_MORE;
+    fill_packet(buf, out);
     return (long)total;
+}
+
+long fpnn_parse_head(const uint8_t *buf, size_t len, fpnn_packet *out, uint64_t *total)
+{
+    long r = check_header(buf, len, total);
+    if (r != 1)
+        return r;
+    size_t head = (buf[6] == FPNN_MT_ONEWAY ? FPNN_ONEWAY_HEADER : FPNN_TWOWAY_HEADER) +
+                  (buf[6] == FPNN_MT_ANSWER ? 0 : buf[7]);
+    if (len < head)
+        return FPNN_PARSE_MORE;
+    fill_packet(buf, out);
+    out->payload = NULL; /* not read */
+    return (long)head;
 }
 
 size_t fpnn_encoded_size(uint8_t mtype, size_t method_len, size_t payload_len)

@@ -118,6 +118,28 @@ static void back_to_back_packets(void **state)
     assert_int_equal(p.payload_len, 0);
 }
 
+/* The header alone: an upload far over any limit still gives its method,
+ * seq and size once the method's bytes are in, without its payload. */
+static void head_without_the_payload(void **state)
+{
+    uint8_t buf[64];
+    size_t n = fpnn_encode(buf, FPNN_FLAG_MSGPACK, FPNN_MT_TWOWAY, 0, 42, "sendfile", 8, NULL, 0);
+    buf[8] = 0xff, buf[9] = 0xff, buf[10] = 0xff, buf[11] = 0x7f; /* a payload of 2 GiB - 1 */
+    fpnn_packet p;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(fpnn_parse_head(buf, i, &p, &total), FPNN_PARSE_MORE);
+    assert_int_equal(fpnn_parse_head(buf, n, &p, &total), 16 + 8);
+    assert_int_equal(total, 16 + 8 + 0x7fffffffu);
+    assert_int_equal(p.mtype, FPNN_MT_TWOWAY);
+    assert_int_equal(p.seq, 42);
+    assert_memory_equal(p.method, "sendfile", 8);
+    assert_null(p.payload);
+    assert_int_equal(p.payload_len, 0x7fffffffu);
+    assert_int_equal(fpnn_parse(buf, n, 1 << 20, &p), FPNN_PARSE_TOO_LARGE);
+    assert_int_equal(fpnn_parse_head((const uint8_t *)"GARBAGE!GARBAGE!", 16, &p, &total), FPNN_PARSE_BAD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +150,7 @@ int main(void)
         cmocka_unit_test(garbage_is_refused_early),
         cmocka_unit_test(size_limit_is_checked_from_the_header),
         cmocka_unit_test(back_to_back_packets),
+        cmocka_unit_test(head_without_the_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -736,27 +736,18 @@ static int handle_packet(rtmd_conn *c, const fpnn_packet *pkt)
  * the method, or FPNN_PARSE_TOO_LARGE when it cannot be answered so. */
 static long skip_oversized_upload(rtmd_conn *c, const uint8_t *data, size_t len)
 {
-    if (c->gate != GATE_FILE_TCP || c->framing != FRAMING_FPNN || len < FPNN_TWOWAY_HEADER ||
-        data[6] != FPNN_MT_TWOWAY)
+    if (c->gate != GATE_FILE_TCP || c->framing != FRAMING_FPNN)
         return FPNN_PARSE_TOO_LARGE;
-    size_t method_len = data[7];
-    uint64_t total = FPNN_TWOWAY_HEADER + method_len + ((uint64_t)data[8] | (uint64_t)data[9] << 8 |
-                                                         (uint64_t)data[10] << 16 | (uint64_t)data[11] << 24);
-    if (total > UINT32_MAX)
-        return FPNN_PARSE_TOO_LARGE;
-    if (len < FPNN_TWOWAY_HEADER + method_len)
+    fpnn_packet pkt;
+    uint64_t total = 0;
+    long head = fpnn_parse_head(data, len, &pkt, &total);
+    if (head == FPNN_PARSE_MORE)
         return FPNN_PARSE_MORE;
+    if (head < 0 || pkt.mtype != FPNN_MT_TWOWAY || total > UINT32_MAX)
+        return FPNN_PARSE_TOO_LARGE;
     static const uint8_t empty_map[] = {0x80}, empty_object[] = "{}";
-    fpnn_packet pkt = {
-        .version = data[4],
-        .flag = data[5],
-        .mtype = FPNN_MT_TWOWAY,
-        .seq = (uint32_t)data[12] | (uint32_t)data[13] << 8 | (uint32_t)data[14] << 16 | (uint32_t)data[15] << 24,
-        .method = (const char *)data + FPNN_TWOWAY_HEADER,
-        .method_len = method_len,
-        .payload = data[5] == FPNN_FLAG_JSON ? empty_object : empty_map,
-        .payload_len = data[5] == FPNN_FLAG_JSON ? 2 : 1,
-    };
+    pkt.payload = pkt.flag == FPNN_FLAG_JSON ? empty_object : empty_map; /* the handler sees no fields */
+    pkt.payload_len = pkt.flag == FPNN_FLAG_JSON ? 2 : 1;
     c->handshaken = true;
     if (conn_net(c)->on_oversized(c, &pkt, total) != 0)
         return FPNN_PARSE_TOO_LARGE;
