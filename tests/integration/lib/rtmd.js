@@ -334,6 +334,17 @@ function configuredSecrets(config) {
   return out;
 }
 
+// The configuration file rtmd was given (--config FILE, -c FILE or --config=FILE;
+// the last one counts, as in main.c).
+function configFile(args) {
+  let file = null;
+  args.forEach((a, i) => {
+    if (a === '--config' || a === '-c') file = args[i + 1];
+    else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+  });
+  return file;
+}
+
 async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIMEOUT_MS, env, twinOf } = {}) {
   const s = new Rtmd();
   if (dataDir) {
@@ -406,7 +417,7 @@ async function startOne({ args = [], config, dataDir, readyTimeoutMs = READY_TIM
           const pm = /path=(\S+)/.exec(extra || '');
           if (pm) s.listens[gate].path = pm[1];
         } else if ((m = /^project pid=(\d+)(?: secret=(\S+))?$/.exec(line))) {
-          s.projects.push({ pid: m[1], secret: m[2] ?? configuredSecrets(config)[m[1]] });
+          s.projects.push({ pid: m[1], secret: m[2] ?? configuredSecrets(configFile(s.args))[m[1]] });
         } else if ((m = /^rtmd (\S+) ready\b/.exec(line))) {
           s.version = m[1];
           ready = true;
