@@ -742,12 +742,10 @@ static int read_token(db_conn *db, void *arg)
         return rc;
     db_bind_int64(st, 1, l->pid);
     db_bind_text(st, 2, l->token, TOKEN_HEX);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         l->found = db_column_int64(st, 0) == l->uid && db_column_int64(st, 1) > l->now;
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_release(st);
     return rc;

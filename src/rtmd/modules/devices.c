@@ -200,14 +200,9 @@ static int read_option(db_conn *db, dev_job *j, bool *present, bool *all, bool *
     db_bind_int64(st, 2, j->uid);
     db_bind_int(st, 3, j->kind);
     db_bind_int64(st, 4, j->xid);
-    rc = db_step(st);
-    *present = rc == DB_ROW;
-    if (rc == DB_ROW) {
+    rc = db_step_row(st, present);
+    if (rc == DB_OK && *present)
         set_from_blob(set, db_column_blob(st, 0), (size_t)db_column_bytes(st, 0), all);
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
-    }
     db_release(st);
     return rc;
 }

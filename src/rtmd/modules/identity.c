@@ -256,14 +256,9 @@ static int select_uid(db_conn *db, const id_op *op, int64_t *uid)
         return rc;
     db_bind_int64(st, 1, op->pid);
     db_bind_text(st, 2, op->sid, (int)op->len);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
-        *uid = db_column_int64(st, 0);
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        *uid = 0;
-        rc = DB_OK;
-    }
+    bool row = false;
+    rc = db_step_row(st, &row);
+    *uid = rc == DB_OK && row ? db_column_int64(st, 0) : 0;
     db_release(st);
     return rc;
 }
@@ -416,8 +411,9 @@ static int read_lookup(db_conn *db, void *arg)
         return rc;
     db_bind_int64(st, 1, op->pid);
     db_bind_int64(st, 2, op->uid);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         const char *text = (const char *)db_column_text(st, 0);
         size_t len = text ? (size_t)db_column_bytes(st, 0) : 0;
         if (text && identity_validate(text, len)) {
@@ -426,9 +422,6 @@ static int read_lookup(db_conn *db, void *arg)
             op->len = len;
             op->found = true;
         }
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_release(st);
     return rc;

@@ -240,14 +240,13 @@ static int read_one(db_conn *db, void *arg)
     db_bind_int64(st, 1, r->pid);
     db_bind_int(st, 2, r->kind);
     db_bind_int64(st, 3, r->xid);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         r->o = copy_blob(st, 0, &r->olen);
         if (r->private_too)
             r->p = copy_blob(st, 1, &r->plen);
         rc = !r->o || (r->private_too && !r->p) ? DB_NOMEM : DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_release(st);
     return rc;

@@ -150,8 +150,9 @@ static int read_get(db_conn *db, void *arg)
     if (rc != DB_OK)
         return rc;
     bind_key(st, j);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         const void *p = db_column_blob(st, 0);
         size_t n = (size_t)db_column_bytes(st, 0);
         j->val = malloc(n ? n : 1);
@@ -163,10 +164,7 @@ static int read_get(db_conn *db, void *arg)
             j->val_len = n;
             j->binary = db_column_int(st, 1) != 0;
             j->found = true;
-            rc = DB_OK;
         }
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_release(st);
     return rc;

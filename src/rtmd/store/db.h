@@ -78,6 +78,9 @@ int db_bind_count(db_stmt_t *st);
 
 /* DB_ROW, DB_DONE or an error. */
 int db_step(db_stmt_t *st);
+/* Steps once for a read of at most one row: DB_OK with *row telling
+ * whether there is one (its columns readable then), or the error. */
+int db_step_row(db_stmt_t *st, bool *row);
 /* Rewinds the statement to run it again (bindings are kept). */
 void db_reset(db_stmt_t *st);
 

@@ -141,6 +141,13 @@ void db_release(db_stmt_t *s)
     sqlite3_finalize(st);
 }
 
+int db_step_row(db_stmt_t *st, bool *row)
+{
+    int rc = db_step(st);
+    *row = rc == DB_ROW;
+    return rc == DB_ROW || rc == DB_DONE ? DB_OK : rc;
+}
+
 int db_step_release(db_stmt_t *st)
 {
     if (db_is_pg(st))

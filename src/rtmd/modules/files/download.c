@@ -54,17 +54,15 @@ static int read_row(db_conn *db, void *arg)
     if (rc != DB_OK)
         return rc;
     db_bind_text(st, 1, d->id, FILE_ID_HEX);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         const char *sha = db_column_text(st, 0), *type = db_column_text(st, 2);
         d->found = sha && strlen(sha) == BLOB_SHA256_HEX;
         if (d->found)
             memcpy(d->sha256, sha, BLOB_SHA256_HEX + 1);
         d->size = db_column_int64(st, 1);
         snprintf(d->content_type, sizeof d->content_type, "%s", type ? type : "application/octet-stream");
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_finalize(st);
     return rc;

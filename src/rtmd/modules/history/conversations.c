@@ -99,15 +99,13 @@ static int conv_marks(conv_q *q, hjob *j, int type, int64_t xid, int64_t *read, 
     db_bind_int64(q->mark, 4, xid);
     *read = q->all_mark;
     *removed = 0;
-    int rc = db_step(q->mark);
-    if (rc == DB_ROW) {
+    bool row = false;
+    int rc = db_step_row(q->mark, &row);
+    if (rc == DB_OK && row) {
         int64_t r = db_column_int64(q->mark, 0);
         if (r > *read)
             *read = r;
         *removed = db_column_int64(q->mark, 1);
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_reset(q->mark);
     return rc;
@@ -135,12 +133,11 @@ static int conv_stats(conv_q *q, hjob *j, int type, int64_t xid, conv_item *c, b
     if (!with_last)
         return DB_OK;
     hist_bind_conv(q->last, j, type, a, b);
-    rc = db_step(q->last);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(q->last, &row);
+    if (rc == DB_OK && row) {
         rc = hmsg_from_row(q->last, &c->last);
         c->has_last = rc == DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_reset(q->last);
     return rc;

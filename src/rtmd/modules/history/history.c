@@ -231,12 +231,11 @@ static int read_getmsg(db_conn *db, void *arg)
     hist_bind_conv(st, j, j->conv_type, j->conv_a, j->conv_b);
     db_bind_int64(st, 5, j->from);
     db_bind_int64(st, 6, j->mid);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         rc = hmsg_from_row(st, &j->one);
         j->found = rc == DB_OK && !j->one.deleted;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_release(st);
     return rc;

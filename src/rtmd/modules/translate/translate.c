@@ -265,17 +265,15 @@ static int read_lang(db_conn *db, void *arg)
         return rc;
     db_bind_int64(st, 1, j->pid);
     db_bind_int64(st, 2, j->uid);
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    bool row = false;
+    rc = db_step_row(st, &row);
+    if (rc == DB_OK && row) {
         const char *v = db_column_text(st, 0);
         /* what another build or an operator wrote is checked again */
         if (v && translate_lang_valid(v, strlen(v))) {
             snprintf(j->lang, sizeof j->lang, "%s", v);
             j->found = true;
         }
-        rc = DB_OK;
-    } else if (rc == DB_DONE) {
-        rc = DB_OK;
     }
     db_release(st);
     return rc;
