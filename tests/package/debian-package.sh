@@ -83,7 +83,10 @@ for p in rtmd rtm-bench librtm0 librtm-dev; do dpkg-deb -x "$(deb "$p")" "$root"
 export LD_LIBRARY_PATH="$root/usr/lib/$triplet"
 [ "$("$root/usr/bin/rtmd" --version)" = "rtmd $(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)" ] ||
   fail "rtmd --version does not match the package version"
-ldd "$root/usr/bin/rtmctl" | grep -q "librtm.so.0 => $root/" || fail "rtmctl does not load the packaged librtm"
+# Whole outputs are read before grep: under pipefail a `cmd | grep -q`
+# fails when grep stops reading early and cmd gets SIGPIPE.
+libs=$(ldd "$root/usr/bin/rtmctl")
+grep -q "librtm.so.0 => $root/" <<<"$libs" || fail "rtmctl does not load the packaged librtm"
 
 # The admin page is off in the packaged configuration (no admin_token) and
 # its admin_dir is where the package puts the page.
@@ -120,7 +123,8 @@ http_get() { # path [curl arguments...]: prints the status; the body in $work/bo
 }
 
 start_rtmd
-grep '^listen ' "$work/rtmd.out" | grep -qv ' 127\.0\.0\.1:' && fail "a listener is not on 127.0.0.1: $(cat "$work/rtmd.out")"
+listens=$(grep '^listen ' "$work/rtmd.out")
+grep -qv ' 127\.0\.0\.1:' <<<"$listens" && fail "a listener is not on 127.0.0.1: $(cat "$work/rtmd.out")"
 port=$(sed -n 's/^listen client_tcp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/rtmd.out")
 "$root/usr/bin/rtmctl" ping "127.0.0.1:$port" >/dev/null || fail "the packaged rtmctl cannot ping the packaged rtmd"
 [ "$(http_get /admin/)" = 404 ] || fail "the admin page answers without an admin_token"
