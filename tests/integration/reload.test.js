@@ -351,6 +351,14 @@ test('a running project\'s keys and URLs, and the admin token, change on a reloa
       assert.equal(await stats(srv, 'first-admin-token-0123'), 401);
       assert.equal(await stats(srv, 'second-admin-token-456'), 200);
 
+      // A URL that does not check keeps the one before (and the reload goes on).
+      rewrite(project({ rtcat: 'new', appKey: 'new-app-key', translate: 'translate_url = "not a url"\np2server_allow = "ftp://x/"' })
+        .replace('first-admin-token-0123', 'second-admin-token-456'));
+      const kept = await reload(srv);
+      assert.match(kept, /error SIGHUP: module translate kept what it had: project 1000001: translate_url: /);
+      assert.match(kept, /error SIGHUP: module p2server kept what it had: project 1000001: p2server_allow: /);
+      assert.equal((await app.call('translate', { text: 'again', dst: 'de', src: 'en' })).targetText, '[de] again');
+
       // Keys taken away: the API and the admin page are off.
       rewrite(['[project]', `pid = ${PID}`, 'secret = "first-secret-1"', ''].join('\n'));
       const off = await reload(srv);

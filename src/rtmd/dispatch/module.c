@@ -1,6 +1,7 @@
-/* Store helpers the service modules share (module.h): expiry purges,
- * start-up loads, the election of a node for periodic jobs, and the answer
- * of a request whose store work failed. */
+/* Helpers the service modules share (module.h): the reload walk over the
+ * running projects, and for the store expiry purges, start-up loads, the
+ * election of a node for periodic jobs, and the answer of a request whose
+ * store work failed. */
 #include "module.h"
 
 #include "clock.h"
@@ -9,6 +10,21 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+int module_reload_projects(rtmd_server *srv, module_project_fn fn, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; i < srv->nprojects; i++) {
+        rtmd_project *p = &srv->projects[i];
+        char why[512];
+        if (p->removed || fn(srv, p, why, sizeof why) == 0)
+            continue;
+        if (rc == 0)
+            snprintf(err, errlen, "project %lld: %s", (long long)p->pid, why);
+        rc = -1;
+    }
+    return rc;
+}
 
 typedef struct purge {
     const char *sql, *what; /* static strings */

@@ -85,6 +85,13 @@ typedef struct rtmd_module {
 #define RTMD_MODULE_OBSERVERS(a) .observers = (a), .nobservers = sizeof(a) / sizeof((a)[0])
 #define RTMD_MODULE_ROUTES(a) .routes = (a), .nroutes = sizeof(a) / sizeof((a)[0])
 
+/* A module's reload of what it keeps per project: fn for every running
+ * project (removed ones skipped); fn logs what it did, and when it keeps
+ * what it had returns -1 with the reason in why. err gets the first of
+ * those as "project N: <why>". Returns 0, or -1 when any kept its old. */
+typedef int (*module_project_fn)(rtmd_server *srv, rtmd_project *p, char *why, size_t whylen);
+int module_reload_projects(rtmd_server *srv, module_project_fn fn, char *err, size_t errlen);
+
 /* Deletes expired rows through the writer: delete_sql is one statement
  * whose ?1 is now in unix seconds (e.g. "DELETE FROM t WHERE expires_at <=
  * ?1"); a failure is logged naming what. */

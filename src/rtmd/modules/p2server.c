@@ -366,29 +366,26 @@ static int p2server_project_added(rtmd_server *srv, rtmd_project *p, char *err, 
     return 0;
 }
 
-/* SIGHUP: each running project's p2server_allow again (requests check it
+/* SIGHUP: a running project's p2server_allow again (requests check it
  * when they start); one that does not parse keeps the list it had. */
+static int reload_project(rtmd_server *srv, rtmd_project *p, char *why, size_t whylen)
+{
+    outbound_allowlist *next = NULL;
+    char msg[300];
+    if (outbound_allowlist_parse(p->limits.p2server_allow, &next, msg, sizeof msg) != 0) {
+        snprintf(why, whylen, "p2server_allow: %s", msg);
+        LOG_ERROR("p2server: project %lld: keeping its URLs: %s", (long long)p->pid, why);
+        return -1;
+    }
+    outbound_allowlist **allow = &state(srv)->allow[p - srv->projects];
+    outbound_allowlist_free(*allow);
+    *allow = next;
+    return 0;
+}
+
 static int p2server_reload(rtmd_server *srv, char *err, size_t errlen)
 {
-    struct p2server_state *s = state(srv);
-    int rc = 0;
-    for (size_t i = 0; s && i < srv->nprojects; i++) {
-        const rtmd_project *p = &srv->projects[i];
-        outbound_allowlist *next = NULL;
-        char why[300];
-        if (p->removed)
-            continue;
-        if (outbound_allowlist_parse(p->limits.p2server_allow, &next, why, sizeof why) != 0) {
-            LOG_ERROR("p2server: project %lld: keeping its URLs: p2server_allow: %s", (long long)p->pid, why);
-            if (rc == 0)
-                snprintf(err, errlen, "project %lld: p2server_allow: %s", (long long)p->pid, why);
-            rc = -1;
-            continue;
-        }
-        outbound_allowlist_free(s->allow[i]);
-        s->allow[i] = next;
-    }
-    return rc;
+    return state(srv) ? module_reload_projects(srv, reload_project, err, errlen) : 0;
 }
 
 static int p2server_init(rtmd_server *srv, char *err, size_t errlen)

@@ -285,38 +285,34 @@ static int moderation_init(rtmd_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-/* Reads every running project's list again, from the path its settings
+/* SIGHUP: a running project's list again, from the path its settings
  * name now (none: the list goes); one that does not load keeps the old
  * list. */
-static int moderation_reload(rtmd_server *srv, char *err, size_t errlen)
+static int reload_project(rtmd_server *srv, rtmd_project *p, char *why, size_t whylen)
 {
     struct moderation_state *s = state(srv);
-    int rc = 0;
-    for (size_t i = 0; s && i < srv->nprojects; i++) {
-        const rtmd_project *p = &srv->projects[i];
-        project_words *pw = words_of(s, p->pid);
-        if (p->removed)
-            continue;
-        if (!p->limits.sensitive_words[0]) {
-            if (pw) {
-                LOG_INFO("moderation: project %lld: no sensitive-word list any more", (long long)p->pid);
-                words_drop(s, pw);
-            }
-            continue;
+    project_words *pw = words_of(s, p->pid);
+    if (!p->limits.sensitive_words[0]) {
+        if (pw) {
+            LOG_INFO("moderation: project %lld: no sensitive-word list any more", (long long)p->pid);
+            words_drop(s, pw);
         }
-        project_words fresh = {0};
-        char why[512];
-        if (words_load(pw ? pw : &fresh, p, why, sizeof why) != 0) {
-            LOG_ERROR("moderation: project %lld: keeping its %zu sensitive words: %s", (long long)p->pid,
-                      pw ? wordlist_count(pw->wl) : 0, why);
-            if (rc == 0)
-                snprintf(err, errlen, "project %lld: %s", (long long)p->pid, why);
-            rc = -1;
-        } else if (!pw) {
-            s->lists[s->nlists++] = fresh;
-        }
+        return 0;
     }
-    return rc;
+    project_words fresh = {0};
+    if (words_load(pw ? pw : &fresh, p, why, whylen) != 0) {
+        LOG_ERROR("moderation: project %lld: keeping its %zu sensitive words: %s", (long long)p->pid,
+                  pw ? wordlist_count(pw->wl) : 0, why);
+        return -1;
+    }
+    if (!pw)
+        s->lists[s->nlists++] = fresh;
+    return 0;
+}
+
+static int moderation_reload(rtmd_server *srv, char *err, size_t errlen)
+{
+    return state(srv) ? module_reload_projects(srv, reload_project, err, errlen) : 0;
 }
 
 static void moderation_free(rtmd_server *srv)

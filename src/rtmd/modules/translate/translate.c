@@ -689,7 +689,7 @@ static int backend_build(const rtmd_project *p, project_backend *b, char *err, s
         return 0;
     }
     free(url);
-    snprintf(err, errlen, "project %lld: translate_url: %s", (long long)p->pid, why);
+    snprintf(err, errlen, "translate_url: %s", why);
     return -1;
 }
 
@@ -705,39 +705,37 @@ static void backend_clear(project_backend *b)
 static int translate_project_added(rtmd_server *srv, rtmd_project *p, char *err, size_t errlen)
 {
     project_backend *b = &state(srv)->projects[p - srv->projects];
+    char why[400];
     backend_clear(b);
-    return backend_build(p, b, err, errlen);
+    if (backend_build(p, b, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "project %lld: %s", (long long)p->pid, why);
+    return -1;
 }
 
-/* SIGHUP: each running project's translate_url again; one that does not
+/* SIGHUP: a running project's translate_url again; one that does not
  * check keeps the backend it had. */
+static int reload_project(rtmd_server *srv, rtmd_project *p, char *why, size_t whylen)
+{
+    project_backend *b = &state(srv)->projects[p - srv->projects];
+    project_backend next;
+    if (backend_build(p, &next, why, whylen) != 0) {
+        LOG_ERROR("translate: project %lld: %s; keeping %s", (long long)p->pid, why, b->url ? b->url : "no backend");
+        return -1;
+    }
+    if ((!b->url && !next.url) || (b->url && next.url && strcmp(b->url, next.url) == 0)) {
+        backend_clear(&next);
+        return 0;
+    }
+    LOG_INFO("translate: project %lld: backend %s", (long long)p->pid, next.url ? next.url : "none");
+    backend_clear(b);
+    *b = next;
+    return 0;
+}
+
 static int translate_reload(rtmd_server *srv, char *err, size_t errlen)
 {
-    struct translate_state *s = state(srv);
-    int rc = 0;
-    for (size_t i = 0; s && i < srv->nprojects; i++) {
-        const rtmd_project *p = &srv->projects[i];
-        project_backend next;
-        char why[400];
-        if (p->removed)
-            continue;
-        if (backend_build(p, &next, why, sizeof why) != 0) {
-            LOG_ERROR("translate: %s; keeping %s", why, s->projects[i].url ? s->projects[i].url : "no backend");
-            if (rc == 0)
-                snprintf(err, errlen, "%s", why);
-            rc = -1;
-            continue;
-        }
-        const char *was = s->projects[i].url;
-        if ((!was && !next.url) || (was && next.url && strcmp(was, next.url) == 0)) {
-            backend_clear(&next);
-            continue;
-        }
-        LOG_INFO("translate: project %lld: backend %s", (long long)p->pid, next.url ? next.url : "none");
-        backend_clear(&s->projects[i]);
-        s->projects[i] = next;
-    }
-    return rc;
+    return state(srv) ? module_reload_projects(srv, reload_project, err, errlen) : 0;
 }
 
 static int translate_init(rtmd_server *srv, char *err, size_t errlen)
