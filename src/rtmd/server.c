@@ -413,10 +413,7 @@ static void log_change(void *arg, int64_t pid, const char *name, const char *fro
  * most RTMD_MAX_PROJECTS distinct projects. */
 static int add_project(rtmd_server *srv, const rtmd_project_config *c, char *err, size_t errlen)
 {
-    rtmd_project *p = NULL;
-    for (size_t i = 0; i < srv->nprojects && !p; i++)
-        if (srv->projects[i].removed && srv->projects[i].pid == c->pid)
-            p = &srv->projects[i];
+    rtmd_project *p = rtmd_server_project_slot(srv, c->pid); /* removed: sync_projects found no running one */
     bool fresh = !p;
     if (fresh) {
         if (srv->nprojects == RTMD_MAX_PROJECTS) {

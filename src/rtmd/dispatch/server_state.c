@@ -1,20 +1,19 @@
 /* Helpers over the server state (server_state.h). */
 #include "server_state.h"
 
-rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
-{
-    for (size_t i = 0; i < srv->nprojects; i++)
-        if (srv->projects[i].pid == pid && !srv->projects[i].removed)
-            return &srv->projects[i];
-    return NULL;
-}
-
 rtmd_project *rtmd_server_project_slot(const rtmd_server *srv, int64_t pid)
 {
     for (size_t i = 0; i < srv->nprojects; i++)
         if (srv->projects[i].pid == pid)
             return &srv->projects[i];
     return NULL;
+}
+
+/* A pid has one slot at most (server.c gives a project back its own). */
+rtmd_project *rtmd_server_project(const rtmd_server *srv, int64_t pid)
+{
+    rtmd_project *p = rtmd_server_project_slot(srv, pid);
+    return p && !p->removed ? p : NULL;
 }
 
 size_t rtmd_server_running_projects(const rtmd_server *srv)
