@@ -33,7 +33,7 @@ static const struct {
     [LAT_DELIVER] = {"deliver", "message: done -> answer queued", 0},
     [LAT_FLUSH] = {"flush", "message: answer queued -> written", 0},
     [LAT_SERVER] = {"server", "message: dispatch -> answer written", 0},
-    [LAT_SUBMIT_LOCK] = {"submit_lock", "write: submit lock wait", 0},
+    [LAT_SUBMIT_LOCK] = {"submit_lock", "loop: hand-over lock wait", 0},
     [LAT_DISPATCH_RUN] = {"dispatch_run", "loop: one store wake-up", 0},
     [LAT_DISPATCH_SIZE] = {"dispatch_size", "loop: writes per store wake-up", 1},
     [LAT_CHECK_RUN] = {"check_run", "loop: one round of writes", 0},

@@ -28,7 +28,7 @@ typedef enum lat_stage {
     LAT_DELIVER,     /* message done callback -> pushes and answer queued */
     LAT_FLUSH,       /* message answer queued -> the loop's writes of it started */
     LAT_SERVER,      /* message quest dispatched -> its answer's write started */
-    LAT_SUBMIT_LOCK, /* store_submit waiting for the store mutex */
+    LAT_SUBMIT_LOCK, /* the hand-over of a turn's writes waiting for the store mutex */
     /* per loop event, recorded on the loop */
     LAT_DISPATCH_RUN,  /* one store wake-up: all its done callbacks */
     LAT_DISPATCH_SIZE, /* store writes per wake-up (count) */

@@ -254,6 +254,7 @@ static void gate_destroy(gate *g)
 static void gate_hold(store *s, gate *g)
 {
     assert_int_equal(store_submit(s, apply_gate, done_gate, g), 0);
+    store_hand_over(s);
     uv_sem_wait(&g->started);
 }
 
@@ -751,6 +752,45 @@ static void test_group_commit_in_order(void **state)
     assert_int_equal(count_projects(f), NWRITES);
     gate_destroy(&b->g);
     free(b);
+}
+
+/* The writes of one loop turn reach the writer together, after the turn:
+ * a write submitted early in a long turn does not start a batch of its own. */
+typedef struct turn {
+    store *s;
+    twrite w[2];
+    int next_done;
+    size_t pending_in_turn;
+} turn;
+
+static void on_turn_timer(uv_timer_t *t)
+{
+    turn *tn = t->data;
+    for (int i = 0; i < 2; i++) {
+        tn->w[i] = (twrite){.pid = 500 + i, .index = i, .next_done = &tn->next_done, .status = -1};
+        assert_int_equal(store_submit(tn->s, apply_insert, done_record, &tn->w[i]), 0);
+        if (i == 0)
+            usleep(50 * 1000); /* the rest of a long turn */
+    }
+    tn->pending_in_turn = store_pending(tn->s);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_turn_writes_handed_over_together(void **state)
+{
+    fixture *f = *state;
+    turn tn = {.s = open_store(f, 0)};
+    uv_timer_t t;
+    assert_int_equal(uv_timer_init(&f->loop, &t), 0);
+    t.data = &tn;
+    assert_int_equal(uv_timer_start(&t, on_turn_timer, 0, 0), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(tn.pending_in_turn, 2);
+    assert_int_equal(tn.next_done, 2);
+    assert_int_equal(tn.w[0].status, DB_OK);
+    assert_int_equal(tn.w[1].status, DB_OK);
+    assert_int_equal(store_commit_count(tn.s), 1);
+    close_store(f, tn.s);
 }
 
 /* With fsync on, a write is reported only after the syncer's fdatasync of
@@ -1290,6 +1330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_writes_handed_over_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoints_off_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_restart_survives_kill9, setup, teardown),

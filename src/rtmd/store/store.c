@@ -54,7 +54,9 @@
  * (store_read) is used by one pool thread at a time, handed over through
  * the idle pool under rmu, together with its statement cache. The syncer only syncs the WAL
  * file through a descriptor of its own. The queue, the committed and
- * completed lists and the counters are guarded by s->mu. */
+ * completed lists and the counters are guarded by s->mu; the held and
+ * ready lists (writes not yet handed over, done callbacks not yet run) are
+ * the loop's. */
 #include "store.h"
 
 #include <errno.h>
@@ -116,6 +118,7 @@ typedef struct op_list {
 struct store {
     uv_loop_t *loop;
     uv_async_t *async;   /* own allocation: freed by its close callback */
+    uv_prepare_t *handoff; /* hands the turn's writes over; own allocation too */
     void (*after_dispatch)(void *); /* store_on_dispatched */
     void *after_dispatch_arg;
     db_conn *wdb;        /* writer connection */
@@ -146,6 +149,10 @@ struct store {
     int writer_done;     /* the syncer exits once committed is empty */
 
     /* Loop thread only. */
+    op_list held;        /* submitted in this loop turn, not yet queued */
+    size_t nheld;
+    op_list ready;       /* taken from completed, done not yet run */
+    size_t nready;
     int closing;         /* store_close has begun: no more submits */
     int dispatching;     /* depth of done-callback dispatch */
     int free_deferred;   /* store_close ran inside a dispatch: free after it */
@@ -178,6 +185,7 @@ struct store {
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void on_prepare(uv_prepare_t *h);
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -703,9 +711,7 @@ static void update_ref(store *s)
 {
     if (!s->async || s->closing)
         return;
-    uv_mutex_lock(&s->mu);
-    size_t pending = s->pending;
-    uv_mutex_unlock(&s->mu);
+    size_t pending = store_pending(s) - s->reads_inflight;
     if (pending > 0 && !s->referenced) {
         uv_ref((uv_handle_t *)s->async);
         s->referenced = 1;
@@ -715,22 +721,28 @@ static void update_ref(store *s)
     }
 }
 
-/* Runs the done callbacks of completed ops, one at a time so that a callback
- * may call store_close (which drains the rest itself). Returns how many
- * ran. */
+/* Takes the completed ops under one lock, then runs their done callbacks
+ * one at a time, so that a callback may call store_close (which drains the
+ * rest itself). Returns how many ran. */
 static unsigned dispatch(store *s)
 {
     s->dispatching++;
     uint64_t t_run = lat_now();
     unsigned nops = 0;
+    uv_mutex_lock(&s->mu);
+    size_t taken = 0;
+    for (store_op *p = s->completed.head; p; p = p->next)
+        taken++;
+    list_append(&s->ready, &s->completed);
+    s->completed = (op_list){NULL, NULL};
+    s->pending -= taken;
+    uv_mutex_unlock(&s->mu);
+    s->nready += taken;
     while (!s->free_deferred) {
-        uv_mutex_lock(&s->mu);
-        store_op *op = list_pop(&s->completed);
-        if (op)
-            s->pending--;
-        uv_mutex_unlock(&s->mu);
+        store_op *op = list_pop(&s->ready);
         if (!op)
             break;
+        s->nready--;
         uint64_t now = lat_now();
         nops++;
         lat_since(LAT_QUEUE, op->t_submit, op->t_take);
@@ -800,9 +812,24 @@ void store_on_dispatched(store *s, void (*fn)(void *arg), void *arg)
     s->after_dispatch_arg = arg;
 }
 
-static void on_async_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     free(h);
+}
+
+/* Closes the completion and hand-over handles; their close callbacks free
+ * them. */
+static void close_loop_handles(store *s)
+{
+    if (s->async) {
+        s->async->data = NULL;
+        uv_close((uv_handle_t *)s->async, on_handle_closed);
+        s->async = NULL;
+    }
+    if (s->handoff) {
+        uv_close((uv_handle_t *)s->handoff, on_handle_closed);
+        s->handoff = NULL;
+    }
 }
 
 /* ---- open ---- */
@@ -924,8 +951,7 @@ static int start_beside_writer(store *s, uv_thread_t *thread, void (*main_fn)(vo
     if (rc != 0) {
         set_err(err, errlen, "cannot start the %s thread: %s", name, uv_strerror(rc));
         store_stop_threads(s);
-        uv_close((uv_handle_t *)s->async, on_async_closed);
-        s->async = NULL;
+        close_loop_handles(s);
         return -1;
     }
     *started = 1;
@@ -982,13 +1008,22 @@ static int store_start(store *s, const char *where, char *err, size_t errlen)
     }
     s->async->data = s;
     uv_unref((uv_handle_t *)s->async);
+    s->handoff = malloc(sizeof *s->handoff);
+    if (!s->handoff || uv_prepare_init(s->loop, s->handoff) != 0) {
+        free(s->handoff);
+        s->handoff = NULL;
+        close_loop_handles(s);
+        set_err(err, errlen, "cannot set up the store's hand-over handle");
+        return -1;
+    }
+    s->handoff->data = s;
+    uv_prepare_start(s->handoff, on_prepare);
+    uv_unref((uv_handle_t *)s->handoff);
 
     rc = uv_thread_create(&s->thread, writer_main, s);
     if (rc != 0) {
         set_err(err, errlen, "cannot start the writer thread: %s", uv_strerror(rc));
-        /* The handle is closed asynchronously; its callback frees it. */
-        uv_close((uv_handle_t *)s->async, on_async_closed);
-        s->async = NULL;
+        close_loop_handles(s);
         return -1;
     }
     s->thread_started = 1;
@@ -1187,14 +1222,38 @@ int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_
     op->done = done;
     op->arg = arg;
     op->t_submit = lat_now();
+    list_push(&s->held, op);
+    s->nheld++;
+    if (!s->referenced) {
+        uv_ref((uv_handle_t *)s->async);
+        s->referenced = 1;
+    }
+    return 0;
+}
+
+/* One lock and one wake-up for all the writes submitted since the last
+ * hand-over. It runs before the loop waits for events (a prepare handle),
+ * so after the turn's pushes and answers were written (on_check): a writer
+ * woken per write took the lock from the loop, and the loop's core from it,
+ * in the middle of its turn. */
+void store_hand_over(store *s)
+{
+    if (!s->held.head)
+        return;
+    uint64_t t0 = lat_now();
     uv_mutex_lock(&s->mu);
-    lat_since(LAT_SUBMIT_LOCK, op->t_submit, lat_now());
-    list_push(&s->queue, op);
-    s->pending++;
+    lat_since(LAT_SUBMIT_LOCK, t0, lat_now());
+    list_append(&s->queue, &s->held);
+    s->pending += s->nheld;
     uv_cond_signal(&s->cv);
     uv_mutex_unlock(&s->mu);
-    update_ref(s);
-    return 0;
+    s->held = (op_list){NULL, NULL};
+    s->nheld = 0;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    store_hand_over(h->data);
 }
 
 size_t store_pending(store *s)
@@ -1202,7 +1261,7 @@ size_t store_pending(store *s)
     uv_mutex_lock(&s->mu);
     size_t n = s->pending;
     uv_mutex_unlock(&s->mu);
-    return n + s->reads_inflight;
+    return n + s->nheld + s->nready + s->reads_inflight;
 }
 
 /* ---- reads ---- */
@@ -1338,6 +1397,7 @@ void store_close(store *s)
 {
     if (!s || s->closing)
         return;
+    store_hand_over(s);
     s->closing = 1;
 
     store_stop_threads(s);
@@ -1345,9 +1405,7 @@ void store_close(store *s)
     /* Every op is in the completed list now; report them here. */
     dispatch(s);
 
-    s->async->data = NULL;
-    uv_close((uv_handle_t *)s->async, on_async_closed);
-    s->async = NULL;
+    close_loop_handles(s);
 
     db_close(s->rdb);
     s->rdb = NULL;

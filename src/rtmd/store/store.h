@@ -92,7 +92,8 @@ int store_step_finalize(db_stmt_t *st);
 int store_run_startup(store *s, store_apply_fn fn, void *arg);
 
 /* Queues a write for the writer thread; done (may be NULL) runs on the loop,
- * in submission order. Loop thread only. Returns 0, or -1 if the store is
+ * in submission order. Loop thread only. The writes of a loop turn are
+ * handed to the writer together, before the loop waits for events again. Returns 0, or -1 if the store is
  * closing or memory ran out (then neither callback will run). */
 int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg);
 /* store_submit for a write that may be applied together with the writes
@@ -107,6 +108,10 @@ int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_
  * writer); done runs on the loop with fn's status. Everything fn reads must
  * be copied into arg before it returns. */
 int store_read(store *s, store_apply_fn fn, store_done_fn done, void *arg);
+/* Hands the writes submitted so far to the writer now rather than before
+ * the loop next waits for events: for a caller about to wait for the writer
+ * without returning to the loop. Loop thread only. */
+void store_hand_over(store *s);
 /* Number of writes and reads queued and not yet reported. */
 size_t store_pending(store *s);
 /* SQLite: the bytes of the database file and its WAL on disk; -1 on
