@@ -139,6 +139,13 @@ typedef struct bench_target {
     int (*send_p2p)(int client, int to, const void *data, size_t len,
                     uint64_t cookie);
 
+    /* BENCH_CAP_P2P only, with --nodes: complete bench_subscribed(i, status)
+     * once client i's node sees client `peer` online. Presence across nodes
+     * is eventually consistent: a message to a user whose login has not
+     * reached the sender's node yet is stored but not pushed, so a run that
+     * starts before that would count such messages as lost. */
+    int (*await_online)(int client, int peer);
+
     /* Close client i (rtmd: just close the socket). Completes with
      * bench_closed(i, 0). Unacked publishes are acked with a non-zero
      * status before that. */

@@ -1,7 +1,9 @@
 /* fpnn_client.c — rtm-bench's lean multi-connection FPNN client (API and
  * design in fpnn_client.h): TCP and WebSocket transports, a seq table shared
  * by all connections for pipelined quests, one batched write per connection
- * per loop turn from a uv_check handle, a read buffer shared by the loop. */
+ * per loop turn (after the turn's I/O callbacks, and before the loop waits
+ * again, so that quests sent from a timer do not wait for the next event),
+ * a read buffer shared by the loop. */
 #include "fpnn_client.h"
 
 #include "buf.h"
@@ -30,7 +32,9 @@ struct fc_ctx {
     fc_callbacks cb;
     size_t max_packet;
     uint8_t *rbuf;
-    uv_check_t flusher;
+    uv_check_t flusher;      /* after I/O callbacks */
+    uv_prepare_t preflusher; /* before the loop waits: sends from timers */
+    int open_handles;        /* the two above until closed */
     fc_conn *dirty;
     uint32_t next_seq;
     pend *tab;
@@ -266,9 +270,8 @@ static void flush_conn(fc_conn *c)
         rtm_buf_reset(&c->out);
 }
 
-static void on_check(uv_check_t *h)
+static void flush_dirty(fc_ctx *x)
 {
-    fc_ctx *x = h->data;
     while (x->dirty) {
         fc_conn *list = x->dirty;
         x->dirty = NULL;
@@ -280,6 +283,16 @@ static void on_check(uv_check_t *h)
             flush_conn(c);
         }
     }
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    flush_dirty(h->data);
 }
 
 /* ---- closing ---- */
@@ -694,12 +707,19 @@ fc_ctx *fc_ctx_new(uv_loop_t *loop, const fc_callbacks *cb, size_t max_packet)
     x->flusher.data = x;
     uv_check_start(&x->flusher, on_check);
     uv_unref((uv_handle_t *)&x->flusher);
+    uv_prepare_init(loop, &x->preflusher);
+    x->preflusher.data = x;
+    uv_prepare_start(&x->preflusher, on_prepare);
+    uv_unref((uv_handle_t *)&x->preflusher);
+    x->open_handles = 2;
     return x;
 }
 
 static void free_ctx_cb(uv_handle_t *h)
 {
     fc_ctx *x = h->data;
+    if (--x->open_handles > 0)
+        return;
     free(x->rbuf);
     free(x->tab);
     free(x);
@@ -711,4 +731,6 @@ void fc_ctx_free(fc_ctx *x)
         return;
     uv_check_stop(&x->flusher);
     uv_close((uv_handle_t *)&x->flusher, free_ctx_cb);
+    uv_prepare_stop(&x->preflusher);
+    uv_close((uv_handle_t *)&x->preflusher, free_ctx_cb);
 }

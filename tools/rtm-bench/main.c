@@ -394,6 +394,9 @@ static void plan(void)
         switch (scen) {
         case SC_P2P:
             b->sender = (i % 2) == 0;
+            /* across nodes a sender first waits to see its receiver online */
+            b->subscriber = b->sender && O.nnodes > 1;
+            b->topic = (uint32_t)(i + 1);
             break;
         case SC_FANOUT:
             b->sender = i < O.senders;
@@ -761,7 +764,8 @@ static void pump_subscribes(void)
             continue;
         C[i].state = S_SUBSCRIBING;
         subs_inflight++;
-        if (T->subscribe(i, C[i].topic) != 0) {
+        int rc = scen == SC_P2P ? T->await_online(i, (int)C[i].topic) : T->subscribe(i, C[i].topic);
+        if (rc != 0) {
             subs_inflight--;
             subs_done++;
             subscribe_err_n++;

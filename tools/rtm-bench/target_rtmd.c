@@ -29,6 +29,7 @@ enum { C_IDLE, C_CONNECTING, C_AUTHING, C_READY, C_CLOSING };
 typedef struct rclient {
     fc_conn *conn;
     uint8_t state;
+    int await_peer; /* --nodes p2p: 1 + the peer to ask about again, 0 none */
 } rclient;
 
 static struct {
@@ -49,6 +50,7 @@ static struct {
     int next_mint, minted, mint_failed;
     int64_t salt;
     int preparing;
+    uv_timer_t online_timer; /* asks again about peers not yet online */
 } R;
 
 /* Client index <-> fc user pointer: clients are i + 1, gate links -(k + 1). */
@@ -267,6 +269,7 @@ static int r_init(uv_loop_t *loop, const bench_opts *o, int nclients)
     if (!R.cl || !R.tokens)
         return -1;
     msgpack_sbuffer_init(&R.sb);
+    uv_timer_init(loop, &R.online_timer);
     fc_callbacks cb = {on_open, on_quest, on_close};
     R.fc = fc_ctx_new(loop, &cb, 16u << 20);
     if (!R.fc)
@@ -379,6 +382,65 @@ static int r_send_p2p(int i, int to, const void *data, size_t len, uint64_t cook
     return send_common(i, "sendmsg", "to", R.o->uid_base + to, data, len, cookie);
 }
 
+/* ---- presence across nodes (--nodes p2p) ---- */
+
+#define ONLINE_RETRY_MS 20
+
+static int ask_online(int i, int peer);
+
+static void on_online_timer(uv_timer_t *t)
+{
+    for (int i = 0; i < R.n; i++) {
+        if (!R.cl[i].await_peer)
+            continue;
+        int peer = R.cl[i].await_peer - 1;
+        R.cl[i].await_peer = 0;
+        if (ask_online(i, peer) != 0)
+            bench_subscribed(i, FPNN_EC_CORE_CONNECTION_CLOSED);
+    }
+}
+
+/* The answer of getonlineusers about one uid: {uids: []} until the peer's
+ * login reached this node, then {uids: [uid]}. */
+static void on_online(fc_conn *c, const fpnn_packet *ans, int status, void *arg, uint64_t peer)
+{
+    int i = tag_client(c);
+    if (status || ans->status) {
+        bench_subscribed(i, status ? status : ans->status);
+        return;
+    }
+    const uint8_t *v;
+    size_t vlen;
+    if (rtm_msgpack_map_find(ans->payload, ans->payload_len, "uids", &v, &vlen) != 0 || vlen == 0 ||
+        (v[0] != 0x90 && v[0] != 0x91)) {
+        bench_error(i, FPNN_EC_CORE_DECODING, "getonlineusers answer without uids");
+        bench_subscribed(i, FPNN_EC_CORE_DECODING);
+        return;
+    }
+    if (v[0] == 0x91) {
+        bench_subscribed(i, 0);
+        return;
+    }
+    R.cl[i].await_peer = (int)peer + 1;
+    if (!uv_is_active((uv_handle_t *)&R.online_timer))
+        uv_timer_start(&R.online_timer, on_online_timer, ONLINE_RETRY_MS, 0);
+}
+
+static int ask_online(int i, int peer)
+{
+    if (R.cl[i].state != C_READY)
+        return -1;
+    msgpack_sbuffer_clear(&R.sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &R.sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "uids");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int64(&pk, R.o->uid_base + peer);
+    return fc_quest(R.cl[i].conn, "getonlineusers", (const uint8_t *)R.sb.data, R.sb.size, on_online, NULL,
+                    (uint64_t)peer);
+}
+
 static void r_close(int i)
 {
     if (!R.cl[i].conn || R.cl[i].state == C_CLOSING)
@@ -410,6 +472,7 @@ const bench_target bench_target_rtmd = {
     .subscribe = r_subscribe,
     .publish = r_publish,
     .send_p2p = r_send_p2p,
+    .await_online = ask_online,
     .close = r_close,
     .shutdown = r_shutdown,
 };
