@@ -53,7 +53,9 @@ describe('rtm-bench --nodes', () => {
       '--json', jsonFile, '--label', `cluster ${scenario}`,
       ...extra,
     ];
+    const t0 = Date.now();
     const r = await run(BIN, args, { timeoutMs: 60000 });
+    const elapsedMs = Date.now() - t0;
     const ctx = `rtm-bench ${args.join(' ')}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
     assert.equal(r.timedOut, false, `timed out\n${ctx}`);
     assert.equal(r.code, 0, `exit code\n${ctx}`);
@@ -84,12 +86,17 @@ describe('rtm-bench --nodes', () => {
     for (const k of ['postgres', 'redis']) assert.equal(typeof j.cpu_s[k], 'number', `${k} cpu_s\n${ctx}`);
     // PostgreSQL stored the messages; Redis carried them between the nodes
     assert.ok(j.cpu_s.postgres > 0, ctx);
-    return { j, ctx };
+    return { j, ctx, stdout: r.stdout, elapsedMs };
   }
 
   it('p2p: senders on node 0, receivers on node 1, each message pushed across', async () => {
-    const { j, ctx } = await bench('p2p', ['--connections', '4', '--window', '8']);
+    const { j, ctx, stdout, elapsedMs } = await bench('p2p', ['--connections', '4', '--window', '8']);
     assert.equal(j.clients, 8, ctx);
+    // each sender first saw its receiver online on its own node
+    // (getonlineusers), so no message went out before the push could
+    assert.match(stdout, /subscribed 4\/4 \(errors 0\)/, ctx);
+    // those asks were written at once, not at the server's next ping (20 s)
+    assert.ok(elapsedMs < 15000, `took ${elapsedMs} ms\n${ctx}`);
     assert.equal(j.acked, j.expected, ctx);
     assert.ok(j.window.delivered > 0, ctx);
     assert.deepEqual(j.nodes.map((n) => [n.clients, n.senders]), [[4, 4], [4, 0]], ctx);
