@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,6 +756,57 @@ static void test_group_commit_in_order(void **state)
     free(b);
 }
 
+/* Threads of this process whose scheduling policy (field 41 of
+ * /proc/self/task/TID/stat) is p; *others counts the rest. */
+static int threads_with_policy(int p, int *others)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    *others = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], line[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue; /* a thread that just ended */
+        size_t len = fread(line, 1, sizeof line - 1, fp);
+        fclose(fp);
+        line[len] = '\0';
+        char *rest = strrchr(line, ')'); /* after the name, which may hold spaces */
+        assert_non_null(rest);
+        int field = 2, policy = -1;
+        for (char *tok = strtok(rest + 1, " "); tok; tok = strtok(NULL, " "))
+            if (++field == 41) {
+                policy = atoi(tok);
+                break;
+            }
+        if (policy == p)
+            n++;
+        else
+            (*others)++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The writer, the syncer and the checkpointer do not preempt the loop:
+ * they run as SCHED_BATCH (3), the loop keeps its policy. */
+static void test_threads_beside_the_loop_run_as_batch(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    int others = 0, batch = 0;
+    for (int i = 0; i < 200 && (batch = threads_with_policy(3, &others)) < 3; i++)
+        usleep(10 * 1000); /* each thread sets its policy as it starts */
+    assert_int_equal(batch, 3);
+    assert_true(others >= 1); /* this (the loop's) thread among them */
+    close_store(f, s);
+}
+
 /* The writes of one loop turn reach the writer together, after the turn:
  * a write submitted early in a long turn does not start a batch of its own. */
 typedef struct turn {
@@ -1331,6 +1384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turn_writes_handed_over_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_beside_the_loop_run_as_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoints_off_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_restart_survives_kill9, setup, teardown),
