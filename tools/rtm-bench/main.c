@@ -88,7 +88,7 @@ enum { PH_PREPARE, PH_CONNECT, PH_SUBSCRIBE, PH_RUN, PH_DRAIN, PH_CLOSE, PH_DONE
 
 typedef struct bclient {
     uint64_t t_connect;  /* churn: when the login started */
-    uint32_t topic;
+    uint32_t topic;      /* p2p with --nodes: the receiver it waits for */
     uint32_t seq;
     uint16_t inflight;
     uint8_t state;
@@ -598,7 +598,8 @@ void bench_subscribed(int i, int status)
     if (status == 0) {
         C[i].state = S_READY;
         C[i].subscribed = 1;
-        topic_members[C[i].topic]++;
+        if (scen != SC_P2P) /* a p2p "topic" is a client, not a topic */
+            topic_members[C[i].topic]++;
         subscribed_n++;
     } else {
         C[i].state = S_FAILED;
