@@ -336,13 +336,22 @@ static void on_subscribed(fc_conn *c, const fpnn_packet *ans, int status, void *
     bench_subscribed(tag_client(c), status ? status : ans->status);
 }
 
-static int r_subscribe(int i, uint32_t topic)
+/* Starts the body of a quest of client i in R.sb; -1 when the client is not
+ * logged in. */
+static int quest_body(int i, msgpack_packer *pk)
 {
     if (R.cl[i].state != C_READY)
         return -1;
     msgpack_sbuffer_clear(&R.sb);
+    msgpack_packer_init(pk, &R.sb, msgpack_sbuffer_write);
+    return 0;
+}
+
+static int r_subscribe(int i, uint32_t topic)
+{
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &R.sb, msgpack_sbuffer_write);
+    if (quest_body(i, &pk) != 0)
+        return -1;
     msgpack_pack_map(&pk, 1);
     mp_pack_kv_int(&pk, "rid", R.o->rid_base + topic);
     return fc_quest(R.cl[i].conn, "enterroom", (const uint8_t *)R.sb.data, R.sb.size, on_subscribed, NULL, 0);
@@ -356,11 +365,9 @@ static void on_sent(fc_conn *c, const fpnn_packet *ans, int status, void *arg, u
 static int send_common(int i, const char *method, const char *to_key, int64_t to, const void *data, size_t len,
                        uint64_t cookie)
 {
-    if (R.cl[i].state != C_READY)
-        return -1;
-    msgpack_sbuffer_clear(&R.sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &R.sb, msgpack_sbuffer_write);
+    if (quest_body(i, &pk) != 0)
+        return -1;
     msgpack_pack_map(&pk, 5);
     mp_pack_kv_int(&pk, to_key, to);
     mp_pack_kv_int(&pk, "mid", (int64_t)++R.mid);
@@ -428,11 +435,9 @@ static void on_online(fc_conn *c, const fpnn_packet *ans, int status, void *arg,
 
 static int ask_online(int i, int peer)
 {
-    if (R.cl[i].state != C_READY)
-        return -1;
-    msgpack_sbuffer_clear(&R.sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &R.sb, msgpack_sbuffer_write);
+    if (quest_body(i, &pk) != 0)
+        return -1;
     msgpack_pack_map(&pk, 1);
     mp_pack_cstr(&pk, "uids");
     msgpack_pack_array(&pk, 1);
