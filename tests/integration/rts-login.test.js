@@ -13,8 +13,8 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { buildRtsToken } = require('./lib/rtstoken');
 const fpnn = require('./lib/fpnn');
-const { appServer, expectCode, login, recordPushes, writeProjectsConfig } = require('./lib/rtm');
-const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
+const { appServer, expectCode, login, recordPushes, waitOnline, writeProjectsConfig } = require('./lib/rtm');
+const { makeTempDir, onTwin, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
 const APP_ID = 'Strid0123456789abcdefGHI';
 const APP_KEY = 'strid-app-key';
@@ -35,7 +35,9 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
 
   const connect = async (transport = 'tcp') => {
     const ports = { tcp: srv.ports.client_tcp, ws: srv.ports.client_ws };
-    const c = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
+    const port = ports[transport];
+    const c = await fpnn.connect({ host: '127.0.0.1', port, transport });
+    c.onTwin = onTwin(srv, port);
     recordPushes(c);
     for (const m of ['pushmsg', 'kickout']) c.onQuest(m, () => (m === 'kickout' ? undefined : {}));
     clients.push(c);
@@ -47,6 +49,9 @@ describe('string-id clients (RTS login, p2p, presence, translation)', () => {
     const c = await connect(transport);
     const ans = await c.quest('auth', { appid: APP_ID, uid, token, version: 'rts-tests' }, { json });
     assert.deepEqual(ans, { ok: true });
+    // On a cluster (lib/rtmd.js), presence reaches the app server's node a
+    // moment after the login, as lib/rtm.js login() waits for.
+    if (c.onTwin) await waitOnline(app, (await app.call('getuserids', { ids: [uid] })).uids[uid]);
     return c;
   };
 

@@ -160,8 +160,11 @@ async function login(srv, app, uid, { transport = 'tcp', attrs, lang, project = 
   return user;
 }
 
+// Waits until app's node reports uid (a number, a decimal string or an
+// Int64: string-id users have uids above 2^53) online.
 async function waitOnline(app, uid) {
-  const seen = async () => ids((await app.call('getonlineusers', { uids: [fpnn.int64(uid)] })).uids).includes(Number(uid));
+  const want = BigInt(String(uid));
+  const seen = async () => ((await app.call('getonlineusers', { uids: [fpnn.int64(uid)] })).uids || []).some((v) => fpnn.toBigInt(v) === want);
   if (!(await require('./rtmd').waitFor(seen, 5000))) throw new Error(`${uid} logged in on one node is not online on the other`);
 }
 
@@ -234,6 +237,6 @@ async function stopChecked(srv, apps = []) {
 }
 
 module.exports = {
-  AppServer, User, appServer, login, recordPushes, pushText, chatMap, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids,
+  AppServer, User, appServer, login, recordPushes, pushText, chatMap, sign, newSalt, md5Upper, answerPushes, expectCode, int64s, ids, waitOnline,
   writeProjectsConfig, startWithProjects, stopChecked,
 };
