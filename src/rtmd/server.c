@@ -265,12 +265,17 @@ static void write_queued(rtmd_server *srv)
 }
 
 /* At the end of each loop turn: connections closed in it are finished and
- * what the turn queued is written. */
+ * what the turn queued is written. A write that empties the output of a
+ * connection to be closed after it (an HTTP answer without keep-alive, a
+ * kicked session) closes it: it is finished in this turn too, or its peer
+ * would wait for the close until the next event or housekeeping tick. */
 static void on_check(uv_check_t *h)
 {
     rtmd_server *srv = h->data;
-    conn_finish_closes(&srv->net);
-    write_queued(srv);
+    do {
+        conn_finish_closes(&srv->net);
+        write_queued(srv);
+    } while (conn_closes_pending(&srv->net));
 }
 
 /* After the store ran done callbacks: their answers and pushes are

@@ -261,6 +261,11 @@ void conn_close(rtmd_conn *c, const char *reason);
 /* Tears down every connection closed since the last call; the loop's check
  * handler calls it before flushing output. */
 void conn_finish_closes(rtmd_net *net);
+/* Connections closed and not torn down yet. */
+static inline bool conn_closes_pending(const rtmd_net *net)
+{
+    return net->nclosing > 0;
+}
 /* Closes once queued output is written. */
 void conn_close_after_flush(rtmd_conn *c);
 /* Sends a twoway quest from the server (e.g. ping); the answer is ignored
