@@ -128,6 +128,11 @@ def cpu(r, run):
     return run.get("server_cpu_s") if run else None
 
 
+def window_cpu(r, run):
+    """The server's CPU over the measured window alone (rtm-bench --cpu-pid)."""
+    return (r.get("cpu_s") or {}).get("server")
+
+
 def completeness(r, run):
     e = r.get("expected") or 0
     return 100.0 * r.get("delivered", 0) / e if e else None
@@ -142,6 +147,7 @@ DELIVERY_ROWS = [
     ("delivery latency p99.9 (us)", lat("latency_us", "p999"), True),
     ("delivered of expected (%)", completeness, False),
     ("server RSS after (MiB)", rss_mb, True),
+    ("server CPU in the measured window (s)", window_cpu, True),
     ("server CPU during the run (s)", cpu, True),
 ]
 
@@ -158,6 +164,7 @@ METRICS = {
         ("login latency p50 (us)", lat("login_latency_us", "p50"), True),
         ("login latency p99 (us)", lat("login_latency_us", "p99"), True),
         ("login errors", g("login_errors"), True),
+        ("server CPU in the measured window (s)", window_cpu, True),
         ("server CPU during the run (s)", cpu, True),
     ],
 }
@@ -170,6 +177,7 @@ P2P_METRICS = [
     ("answer latency p99.9 (us)", lat("ack_latency_us", "p999")),
     ("delivery latency p50 (us)", lat("latency_us", "p50")),
     ("delivery latency p99 (us)", lat("latency_us", "p99")),
+    ("server CPU in the measured window (s)", window_cpu),
     ("server CPU during the run (s)", cpu),
 ]
 
@@ -278,9 +286,10 @@ def stage_rows(path):
 
 
 def stages_section(stages_dir):
-    """Where rtmd's time went in the rooms run and the p2p half-rate run."""
+    """Where rtmd's time went in the rooms run and the p2p runs at a set rate."""
     L = []
-    for name, title in (("rooms-main", "rooms"), ("p2p-half-rate", "p2p at half rate")):
+    for name, title in (("rooms-main", "rooms"), ("p2p-half-rate", "p2p at half rate"),
+                        ("p2p-fixed-rate", "p2p at the fixed rate")):
         rows = stage_rows(os.path.join(stages_dir, name + ".prom")) if stages_dir else []
         if not rows:
             continue
@@ -598,23 +607,26 @@ def main():
 
     po, pr = find("rtmd", "p2p", "open")
     ho, hr = find("rtmd", "p2p", "half-rate")
+    fo, fr = find("rtmd", "p2p", "fixed-rate")
     if po or ho:
         L.append("## p2p (rtmd only)")
         L.append("")
         L.append("`sendmsg` quest/answer between pairs of users, history on: an answer means the message "
-                 "is durable. Open loop (%s in flight per sender), then at half the open-loop answer rate "
-                 "for latency. The peers have no counterpart." % ((po or ho).get("params", {}).get("window")))
+                 "is durable. Open loop (%s in flight per sender), then for latency at half the open-loop "
+                 "answer rate and at a fixed rate that does not move with the open loop's figure. "
+                 "The peers have no counterpart." % ((po or ho).get("params", {}).get("window")))
         L.append("")
-        L.append("| | open loop | half rate |")
-        L.append("|---|---:|---:|")
+        fixed = "%s/s" % fmt_num(fo.get("params", {}).get("rate")) if fo else "fixed rate"
+        L.append("| | open loop | half rate | %s |" % fixed)
+        L.append("|---|---:|---:|---:|")
         for name, fn in P2P_METRICS:
-            L.append("| %s | %s | %s |" % (name, fmt_num(fn(po, pr)) if po else "–",
-                                           fmt_num(fn(ho, hr)) if ho else "–"))
+            L.append("| %s | %s |" % (name, " | ".join(fmt_num(fn(r, run)) if r else "–"
+                                                      for r, run in ((po, pr), (ho, hr), (fo, fr)))))
         L.append("")
         L.append("<details><summary>commands</summary>")
         L.append("")
         L.append("```")
-        for run in (pr, hr):
+        for run in (pr, hr, fr):
             if run:
                 L.append(run.get("command", ""))
         L.append("```")

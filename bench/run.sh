@@ -63,14 +63,14 @@ if [ "$QUICK" = 1 ]; then
   ROOMS_USERS=1000; ROOMS_RATE=2
   IDLE_CONNS=2000
   CHURN_SLOTS=64
-  P2P_PAIRS=50
+  P2P_PAIRS=50; P2P_FIXED_RATE=10000
 else
   WARMUP=1; DURATION=5; DRAIN=5
   FANOUT_RECEIVERS=1000; FANOUT_SENDERS=4
   ROOMS_USERS=2000; ROOMS_RATE=2
   IDLE_CONNS=6000      # libmosquitto holds 3 descriptors per client: 6000 fit in 20000
   CHURN_SLOTS=64
-  P2P_PAIRS=100
+  P2P_PAIRS=100; P2P_FIXED_RATE=50000
 fi
 # idle and churn spread client sockets over 8 source addresses; every run
 # gets its own 127.B.K.2-9 (B random per invocation, K the run's number) so
@@ -258,7 +258,9 @@ run_one() {
   fi
   local args
   args="--target $t --scenario $s --size $SIZE --warmup $WARMUP --duration $DURATION --drain $DRAIN"
-  args="$args --server-pid $SERVER_PID --json $RESULTS --label $label $(scenario_args "$t" "$s") $*"
+  # --cpu-pid: the server's CPU over the measured window alone, beside the
+  # whole run's (set-up and drain included) that run.sh reads itself
+  args="$args --server-pid $SERVER_PID --cpu-pid server:$SERVER_PID --json $RESULTS --label $label $(scenario_args "$t" "$s") $*"
   if [ "$t" = rtmd ]; then
     local port=$PORT
     case " $args " in *" --ws "*) port=$WS_PORT ;; esac
@@ -463,6 +465,10 @@ print(int(best / 2))
 EOF
 )
       if [ "${rate:-0}" -gt 0 ]; then run_one rtmd p2p half-rate --rate "$rate"; fi
+      # and at a fixed rate (the same load on every machine and in every run,
+      # where the half rate moves with the open loop), when the open loop
+      # reached it
+      if [ "$((${rate:-0} * 2))" -ge "$P2P_FIXED_RATE" ]; then run_one rtmd p2p fixed-rate --rate "$P2P_FIXED_RATE"; fi
       continue
     fi
     run_one "$t" "$s" main
