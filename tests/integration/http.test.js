@@ -175,7 +175,7 @@ describe('HTTP listener', () => {
     }
     gaps.sort((a, b) => a - b);
     // The median, so that one request slowed by a busy machine does not
-    // decide; with the close left to the tick, half of them wait 50 ms.
+    // decide; with the close left to the tick the gaps spread over 0-100 ms.
     assert.ok(gaps[10] < 25, `close after the last byte of the answer: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
   });
 
