@@ -88,7 +88,7 @@ enum { PH_PREPARE, PH_CONNECT, PH_SUBSCRIBE, PH_RUN, PH_DRAIN, PH_CLOSE, PH_DONE
 
 typedef struct bclient {
     uint64_t t_connect;  /* churn: when the login started */
-    uint32_t topic;      /* p2p with --nodes: the receiver it waits for */
+    uint32_t topic;      /* p2p: the client it sends to (and, with --nodes, waits to see online) */
     uint32_t seq;
     uint16_t inflight;
     uint8_t state;
@@ -423,7 +423,7 @@ static void plan(void)
 static uint64_t fanout_of(int i)
 {
     if (scen == SC_P2P)
-        return C[i + 1].state == S_READY ? 1 : 0;
+        return C[C[i].topic].state == S_READY ? 1 : 0;
     uint64_t m = topic_members[C[i].topic];
     return C[i].subscribed && m ? m - 1 : m;
 }
@@ -454,7 +454,7 @@ static int send_one(int i)
     in_publish = 1;
     b->inflight++;
     K.sent++;
-    int r = scen == SC_P2P ? T->send_p2p(i, i + 1, payload, (size_t)O.size, now)
+    int r = scen == SC_P2P ? T->send_p2p(i, (int)b->topic, payload, (size_t)O.size, now)
                            : T->publish(i, b->topic, payload, (size_t)O.size, now);
     in_publish = 0;
     if (r != 0) {
