@@ -139,6 +139,7 @@ struct store {
     int sync_ready;      /* mu and both condition variables initialised */
     bool fsync;          /* writes are reported after the syncer's fdatasync */
     int wal_fd;          /* syncer thread only; -1 until opened */
+    struct statx wal_id; /* syncer thread only: the file wal_fd names */
 
     /* Guarded by mu. */
     op_list queue;       /* submitted, not yet taken by the writer */
@@ -647,21 +648,39 @@ static void writer_main(void *arg)
 
 /* ---- syncer thread ---- */
 
+/* True when a and b (statx with at least STATX_INO) are the same file. */
+static bool same_file(const struct statx *a, const struct statx *b)
+{
+    return a->stx_ino == b->stx_ino && a->stx_dev_major == b->stx_dev_major && a->stx_dev_minor == b->stx_dev_minor;
+}
+
 /* fdatasync of the WAL file through the syncer's own descriptor (fsync
  * works on the file, whichever descriptor names it). The descriptor is
- * opened again if the path now names another file. Returns 0 or an errno. */
+ * opened again if the path now names another file. The path is checked for
+ * its inode only: asking for a file's times (stat, fstat) on a kernel with
+ * fine-grained timestamps makes the next write to it store new ones, and
+ * on ext4 without a journal every fdatasync of the WAL then wrote its inode
+ * too, a second disk write per sync (docs/performance.md, "The syncer's
+ * stat"). Returns 0 or an errno. */
 static int sync_wal(store *s, const char *wal_path)
 {
-    struct stat by_path, by_fd;
-    if (stat(wal_path, &by_path) != 0)
+    struct statx by_path;
+    if (statx(AT_FDCWD, wal_path, 0, STATX_INO, &by_path) != 0)
         return errno;
-    if (s->wal_fd >= 0 && (fstat(s->wal_fd, &by_fd) != 0 || by_fd.st_ino != by_path.st_ino ||
-                           by_fd.st_dev != by_path.st_dev)) {
+    if (s->wal_fd >= 0 && !same_file(&s->wal_id, &by_path)) {
         close(s->wal_fd);
         s->wal_fd = -1;
     }
-    if (s->wal_fd < 0 && (s->wal_fd = open(wal_path, O_RDONLY | O_CLOEXEC)) < 0)
-        return errno;
+    if (s->wal_fd < 0) {
+        if ((s->wal_fd = open(wal_path, O_RDONLY | O_CLOEXEC)) < 0)
+            return errno;
+        if (statx(s->wal_fd, "", AT_EMPTY_PATH, STATX_INO, &s->wal_id) != 0) {
+            int err = errno;
+            close(s->wal_fd);
+            s->wal_fd = -1;
+            return err;
+        }
+    }
     return fdatasync(s->wal_fd) == 0 ? 0 : errno;
 }
 
