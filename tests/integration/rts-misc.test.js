@@ -13,9 +13,9 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const fpnn = require('./lib/fpnn');
-const { appServer, expectCode, login, recordPushes, writeProjectsConfig } = require('./lib/rtm');
+const { appServer, expectCode, login, recordPushes, waitOnline, writeProjectsConfig } = require('./lib/rtm');
 const { get, scrapeMetric, scrapeNodes } = require('./lib/http');
-const { makeTempDir, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
+const { makeTempDir, onTwin, sanitizerReports, startRtmd, withLogs } = require('./lib/rtmd');
 
 const I = fpnn.int64;
 const APP_ID = 'RtsMisc0123456789abcdefG';
@@ -34,6 +34,7 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
   const connect = async (s, transport, ports = s.ports) => {
     ports = { tcp: ports.client_tcp, ws: ports.client_ws };
     const c = await fpnn.connect({ host: '127.0.0.1', port: ports[transport], transport });
+    c.onTwin = onTwin(s, ports[transport]);
     recordPushes(c);
     for (const m of ['pushmsg', 'pushroommsg', 'kickout']) c.onQuest(m, () => (m === 'kickout' ? undefined : {}));
     clients.push(c);
@@ -47,6 +48,9 @@ describe('RTS projects: sendmsgs, 64 KiB messages, duplicate login, businessid',
     const args = on === srv ? { appid, uid, token } : { pid: I(via.project.pid), uid, token };
     if (businessid !== undefined) args.businessid = businessid;
     assert.deepEqual(await c.quest('auth', args), { ok: true });
+    // On a cluster (lib/rtmd.js), presence reaches the app server's node a
+    // moment after the login, as lib/rtm.js login() waits for.
+    if (c.onTwin) await waitOnline(via, (await via.call('getuserids', { ids: [uid] })).uids[uid]);
     return c;
   };
   const byMid = (method, mid) => (q) => q.method === method && fpnn.toNumber(q.payload.mid) === mid;
