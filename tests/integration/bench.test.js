@@ -12,8 +12,8 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { writeProjectsConfig } = require('./lib/rtm');
-const { sanitizerReports, startRtmd, withLogs, makeTempDir, run } = require('./lib/rtmd');
+const { stopChecked, writeProjectsConfig } = require('./lib/rtm');
+const { startRtmd, withLogs, makeTempDir, run } = require('./lib/rtmd');
 
 const PID = 84001;
 const SECRET = 'bench-smoke-secret';
@@ -39,10 +39,7 @@ describe('rtm-bench', () => {
 
   after(async () => {
     for (const s of own) await s.cleanup(); // left running by a failed test
-    const code = await srv.stop('SIGTERM');
-    await srv.cleanup();
-    assert.equal(code, 0, `rtmd exit code after SIGTERM\n${srv.diagnostics()}`);
-    assert.deepEqual(sanitizerReports(), []);
+    await stopChecked(srv);
   });
 
   // Runs one scenario and returns the JSON object it appended.
@@ -175,9 +172,7 @@ describe('rtm-bench', () => {
       assert.equal(j.sent, 0, ctx);
       assert.equal(typeof j.server_rss_bytes_per_conn, 'number', ctx);
       assert.match(ctx, /bytes per connection/);
-      const code = await server.stop('SIGTERM');
-      await server.cleanup();
-      assert.equal(code, 0, `rtmd exit code after SIGTERM\n${server.diagnostics()}`);
+      await stopChecked(server);
     });
 
     it(`churn over ${t}: logins counted`, async () => {
