@@ -321,23 +321,62 @@ describe('history', () => {
   });
 });
 
-// The conversation index is written in bulk on SQLite (migration 18): the
-// rows above its mark are read by scanning them. Pages across the mark,
-// before and after a restart, give every message once and in order, and
-// the writer moved the mark (the SQLite store) once enough rows went in;
-// rows at or below the mark are indexed at once.
-describe('history across the conversation index mark', () => {
-  let srv;
+// On SQLite each conversation is a chain (migration 21): a message keeps
+// its conversation's previous id, conv_last the newest, conv_index every
+// 64th message; history walks the chain. Pages give every message once
+// and in order in both directions, before and after a restart (the writer
+// then reads the newest ids back from conv_last), and after messages in
+// the middle of a conversation were deleted (the writer forgets what it
+// knew of the newest ids, which may be gone).
+describe('history along the conversation chain', () => {
+  const servers = [];
   after(async () => {
-    if (srv) await srv.cleanup();
+    for (const s of servers) await s.cleanup();
   });
 
+  // The chain of every stored conversation is whole: each message's prev_id
+  // is its conversation's previous message, conv_last its newest, and
+  // conv_index has its first message and then one in 64 at most 64 apart.
+  const checkChains = async (dataDir) => {
+    if (TEST_STORE !== 'sqlite') return;
+    const [[broken, lasts, gaps]] = await storeRows(dataDir,
+      'SELECT (SELECT count(*) FROM messages m WHERE m.prev_id IS NOT (SELECT max(p.id) FROM messages p' +
+      '   WHERE p.pid = m.pid AND p.conv_type = m.conv_type AND p.conv_a = m.conv_a AND p.conv_b = m.conv_b' +
+      '   AND p.id < m.id)),' +
+      ' (SELECT count(*) FROM (SELECT pid, conv_type, conv_a, conv_b, max(id) AS id FROM messages' +
+      '   GROUP BY 1, 2, 3, 4) c LEFT JOIN conv_last l USING (pid, conv_type, conv_a, conv_b) WHERE l.last_id IS NOT c.id),' +
+      ' (SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM conv_index i' +
+      '   WHERE i.pid = m.pid AND i.conv_type = m.conv_type AND i.conv_a = m.conv_a AND i.conv_b = m.conv_b' +
+      '   AND i.id <= m.id AND (SELECT count(*) FROM messages q WHERE q.pid = m.pid AND q.conv_type = m.conv_type' +
+      '   AND q.conv_a = m.conv_a AND q.conv_b = m.conv_b AND q.id > i.id AND q.id <= m.id) < 64))');
+    assert.equal(Number(broken), 0, 'every prev_id is the previous message of its conversation');
+    assert.equal(Number(lasts), 0, 'conv_last holds every conversation\'s newest id');
+    assert.equal(Number(gaps), 0, 'every message is fewer than 64 past an indexed one');
+  };
+
+  const checkWalks = async (app, a, sent) => {
+    for (const peer of Object.keys(sent)) {
+      for (const desc of [true, false]) {
+        const { msgs } = await walk((q) => app.call('getp2pmsg', q), { uid: I(a), ouid: I(peer) },
+          { desc, max: 200 });
+        const mids = msgs.map((m) => big(m[3]));
+        const want = sent[peer].map((m) => m.mid).sort((x, y) => (x < y ? -1 : 1));
+        const ids = msgs.map((m) => big(m[0]));
+        assert.equal(new Set(ids.map(String)).size, ids.length, 'no message twice');
+        assert.deepEqual([...mids].sort((x, y) => (x < y ? -1 : 1)), want, `every message with ${peer} once (${desc}: ${mids.length} of ${want.length})`);
+        const sorted = [...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+        assert.deepEqual(ids, desc ? sorted.reverse() : sorted);
+      }
+    }
+  };
+
   test('1,300 messages of two conversations walked in both directions, before and after a restart', { timeout: 120000 },
-    withLogs(() => [srv], async () => {
+    withLogs(() => servers, async () => {
       const dir = await makeTempDir();
       const dataDir = path.join(dir, 'data');
       const conf = writeConfig(dir, 'history_max_per_conversation = 0\n');
-      srv = await startRtmd({ config: conf, dataDir });
+      let srv = await startRtmd({ config: conf, dataDir });
+      servers.push(srv);
       let app = await appServer(srv, { project: P });
       const a = freshUid(), b = freshUid(), c = freshUid();
       const sent = { [b]: [], [c]: [] };
@@ -352,44 +391,51 @@ describe('history across the conversation index mark', () => {
           for (const { to, m } of (await Promise.all(round))) sent[to].push(m);
         }
       };
-      const check = async () => {
-        for (const peer of [b, c]) {
-          for (const desc of [true, false]) {
-            const { msgs } = await walk((q) => app.call('getp2pmsg', q), { uid: I(a), ouid: I(peer) },
-              { desc, max: 200 });
-            const mids = msgs.map((m) => big(m[3]));
-            const want = sent[peer].map((m) => m.mid).sort((x, y) => (x < y ? -1 : 1));
-            const ids = msgs.map((m) => big(m[0]));
-            assert.equal(new Set(ids.map(String)).size, ids.length, 'no message twice');
-            assert.deepEqual([...mids].sort((x, y) => (x < y ? -1 : 1)), want, `every message to ${peer} once (${desc}: ${mids.length} of ${want.length})`);
-            const sorted = [...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-            assert.deepEqual(ids, desc ? sorted.reverse() : sorted);
-          }
-        }
-      };
       await send(1300);
-      await check();
+      await checkWalks(app, a, sent);
       await app.close();
       assert.equal(await srv.stop('SIGTERM'), 0);
+      await checkChains(dataDir);
       if (TEST_STORE === 'sqlite') {
-        const [[mark, indexed, above]] = await storeRows(dataDir,
-          "SELECT value, (SELECT count(*) FROM conv_index), (SELECT count(*) FROM messages WHERE id > value)" +
-          " FROM counters WHERE name = 'conv_indexed_upto'");
-        assert.ok(Number(mark) > 0 && Number(indexed) >= 1024, `the writer indexed in bulk: ${mark} ${indexed}`);
-        assert.equal(Number(indexed) + Number(above), 1300);
-        assert.ok(Number(above) < 1024, `at most one bulk's worth above the mark: ${above}`);
-        // A mark above the next ids (as after a replayed batch whose bulk
-        // insert was rolled back): the new rows are indexed one by one.
-        await storeRows(dataDir, 'INSERT INTO conv_index SELECT pid, conv_type, conv_a, conv_b, id FROM messages' +
-          " WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto');" +
-          "UPDATE counters SET value = value + 1000 WHERE name = 'conv_indexed_upto'");
+        const [[indexed]] = await storeRows(dataDir, 'SELECT count(*) FROM conv_index');
+        // 1,040 and 260 messages: the first of each and one in 64 after
+        assert.equal(Number(indexed), 17 + 5, 'conv_index holds one message in 64');
       }
       srv = await startRtmd({ config: conf, dataDir });
+      servers.push(srv);
       app = await appServer(srv, { project: P });
       await send(30);
-      await check();
+      await checkWalks(app, a, sent);
       await app.close();
       assert.equal(await srv.stop('SIGTERM'), 0);
+      await checkChains(dataDir);
+    }));
+
+  test('messages deleted in the middle of a conversation: the rest walked both ways, new ones follow', { timeout: 60000 },
+    withLogs(() => servers, async () => {
+      const dir = await makeTempDir();
+      const dataDir = path.join(dir, 'data');
+      const srv = await startRtmd({ config: writeConfig(dir, 'history_max_per_conversation = 0\n'), dataDir });
+      servers.push(srv);
+      const app = await appServer(srv, { project: P });
+      const a = freshUid(), b = freshUid();
+      const kept = [];
+      // a and b in turn, a last: the newest message is one of those deleted
+      for (let i = 0; i < 150; i++) {
+        if (i % 3 === 0) kept.push(await sendP2P(app, b, a));
+        else await sendP2P(app, a, b);
+      }
+      await app.call('delconversationmsgs', { from: I(a), xid: I(b), type: 1 });
+      await checkWalks(app, a, { [b]: kept });
+      for (let i = 0; i < 10; i++) {
+        await sendP2P(app, a, b);
+        kept.push(await sendP2P(app, b, a));
+      }
+      await app.call('delconversationmsgs', { from: I(a), xid: I(b), type: 1 });
+      await checkWalks(app, a, { [b]: kept });
+      await app.close();
+      assert.equal(await srv.stop('SIGTERM'), 0);
+      await checkChains(dataDir);
     }));
 });
 

@@ -30,7 +30,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
-#define SCHEMA_VERSION 20
+#define SCHEMA_VERSION 21
 
 typedef struct fixture {
     char dir[64];
@@ -140,7 +140,22 @@ static void query_text(db_conn *db, const char *sql, char *out, size_t cap)
 
 /* Takes a database of the latest version back to what migration 20
  * found: no user_langs. */
-#define BEFORE_MIGRATION_20 "DROP TABLE user_langs;"
+/* Takes a database of the latest version back to what migration 21
+ * found: the conversation index written in bulk, no chain. */
+#define BEFORE_MIGRATION_21                                                                    \
+    "DROP VIEW conv_messages; DROP TRIGGER messages_chain_delete; DROP TABLE conv_last;"       \
+    "DROP INDEX messages_prev; ALTER TABLE messages DROP COLUMN prev_id;"                      \
+    "INSERT INTO counters(name, value) SELECT 'conv_indexed_upto', COALESCE(MAX(id), 0)"       \
+    "  FROM messages WHERE true ON CONFLICT(name) DO UPDATE SET value = excluded.value;"       \
+    "CREATE VIEW conv_messages AS SELECT c.id AS id, c.pid AS pid, c.conv_type AS conv_type,"  \
+    "  c.conv_a AS conv_a, c.conv_b AS conv_b, m.from_uid AS from_uid, m.mid AS mid,"          \
+    "  m.mtype AS mtype, m.msg AS msg, m.is_binary AS is_binary, m.attrs AS attrs,"            \
+    "  m.mtime AS mtime, m.deleted AS deleted FROM conv_index c JOIN messages m ON m.id = c.id" \
+    "  UNION ALL SELECT id, pid, conv_type, conv_a, conv_b, from_uid, mid, mtype, msg,"        \
+    "  is_binary, attrs, mtime, deleted FROM messages"                                         \
+    "  WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto');"
+
+#define BEFORE_MIGRATION_20 BEFORE_MIGRATION_21 "DROP TABLE user_langs;"
 
 /* Takes a database of the latest version back to what migration 19
  * found: no stored files. */
@@ -292,10 +307,12 @@ static void test_open_creates_schema(void **state)
                                    "('friends', 'blacklists')"),
                      2);
     /* Migration 5: messages keyed by id; migration 6: the p2p peers in
-     * their own table; migration 18: one index left, the conversation
-     * index a table written in bulk. */
+     * their own table; migration 18: the conversation index a table;
+     * migration 21: the chain's index of prev_id beside the dedup one. */
     assert_int_equal(query_int(db, "SELECT pk FROM pragma_table_info('messages') WHERE name = 'id'"), 1);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'messages'"),
+                     2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'messages_prev'"),
                      1);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'messages_dedup'"),
                      1);
@@ -541,25 +558,110 @@ static void test_migration_18_conv_index_in_bulk(void **state)
     db = migrate_from(f, 17);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_conv'"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 3);
-    assert_int_equal(query_int(db, "SELECT value FROM counters WHERE name = 'conv_indexed_upto'"), 3);
-    /* Rows above the mark, as the writer inserts them before it indexes them. */
-    assert_int_equal(db_exec(db, "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
-                                 " msg, mtime) VALUES (1, 1, 10, 11, 4, 10, 4, 30, x'00', 0),"
-                                 " (1, 1, 10, 12, 5, 10, 5, 30, x'00', 0), (1, 1, 10, 11, 6, 10, 6, 30, x'00', 0)"),
-                     DB_OK);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 3);
     char got[64];
     query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
                    " AND conv_a = 10 AND conv_b = 11 ORDER BY id DESC)", got, sizeof got);
-    assert_string_equal(got, "6,4,3,1");
-    query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
-                   " AND conv_a = 10 AND conv_b = 11 AND id > 1 ORDER BY id LIMIT 2)", got, sizeof got);
-    assert_string_equal(got, "3,4");
-    assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (1, 6)"), DB_OK);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 2);
-    query_text(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM conv_messages WHERE pid = 1 AND conv_type = 1"
-                   " AND conv_a = 10 AND conv_b = 11 ORDER BY id)", got, sizeof got);
-    assert_string_equal(got, "3,4");
+    assert_string_equal(got, "3,1");
+    db_close(db);
+}
+
+/* The ids of one conversation of test_migration_21_chain through
+ * conv_messages, with a condition and an order. */
+static void chain_ids(db_conn *db, const char *cond, char *got, size_t cap)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT COALESCE(group_concat(id, ','), '') FROM (SELECT id FROM conv_messages WHERE pid = 1"
+             " AND conv_type = 1 AND conv_a = 10 AND conv_b = 11 %s)",
+             cond);
+    query_text(db, sql, got, cap);
+}
+
+/* Migration 21 on a database of version 20: every message gets its
+ * conversation's previous id, conv_last the newest, conv_index every
+ * message (the rows above the old mark too); conv_messages walks the
+ * chain in both directions within id bounds, from any starting point;
+ * a deleted message is spliced out, conv_last follows the newest. */
+static void test_migration_21_chain(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    /* Conversation (10, 11): ids 1, 3, 4, 6, 7; (10, 12): 2, 5. The
+     * mark at 3: 4 to 7 were not indexed yet. */
+    assert_int_equal(db_exec(db, BEFORE_MIGRATION_20
+                             "INSERT INTO projects VALUES (1, 's', 0);"
+                             "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype,"
+                             " msg, mtime) VALUES (1, 1, 10, 11, 1, 10, 1, 30, x'00', 0),"
+                             " (1, 1, 10, 12, 2, 10, 2, 30, x'00', 0), (1, 1, 10, 11, 3, 11, 3, 30, x'00', 0),"
+                             " (1, 1, 10, 11, 4, 10, 4, 30, x'00', 0), (1, 1, 10, 12, 5, 10, 5, 30, x'00', 0),"
+                             " (1, 1, 10, 11, 6, 10, 6, 30, x'00', 0), (1, 1, 10, 11, 7, 10, 7, 30, x'00', 0);"
+                             "INSERT INTO conv_index SELECT pid, conv_type, conv_a, conv_b, id FROM messages WHERE id <= 3;"
+                             "UPDATE counters SET value = 3 WHERE name = 'conv_indexed_upto';"
+                             "PRAGMA user_version = 20;"),
+                     DB_OK);
+    db_close(db);
+
+    db = migrate_from(f, 20);
+    char got[64];
+    query_text(db, "SELECT group_concat(id || ':' || COALESCE(prev_id, '-'), ',') FROM (SELECT id, prev_id"
+                   " FROM messages ORDER BY id)", got, sizeof got);
+    assert_string_equal(got, "1:-,2:-,3:1,4:3,5:2,6:4,7:6");
+    query_text(db, "SELECT group_concat(conv_b || ':' || last_id || ':' || unindexed, ',') FROM conv_last",
+               got, sizeof got);
+    assert_string_equal(got, "11:7:0,12:5:0");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 7);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM counters WHERE name = 'conv_indexed_upto'"), 0);
+
+    /* Walks from every starting point: the full index, then a sparse one
+     * (only 3 indexed, as the writer leaves it), then none. */
+    const char *indexes[] = {"", "DELETE FROM conv_index WHERE id <> 3", "DELETE FROM conv_index"};
+    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
+        if (*indexes[i])
+            assert_int_equal(db_exec(db, indexes[i]), DB_OK);
+        chain_ids(db, "ORDER BY id DESC", got, sizeof got);
+        assert_string_equal(got, "7,6,4,3,1");
+        chain_ids(db, "ORDER BY id", got, sizeof got);
+        assert_string_equal(got, "1,3,4,6,7");
+        chain_ids(db, "AND id < 6 ORDER BY id DESC", got, sizeof got);
+        assert_string_equal(got, "4,3,1");
+        chain_ids(db, "AND id <= 6 AND id > 1 ORDER BY id DESC", got, sizeof got);
+        assert_string_equal(got, "6,4,3");
+        chain_ids(db, "AND id > 3 ORDER BY id", got, sizeof got);
+        assert_string_equal(got, "4,6,7");
+        chain_ids(db, "AND id >= 2 AND id < 7 ORDER BY id LIMIT 2", got, sizeof got);
+        assert_string_equal(got, "3,4");
+        chain_ids(db, "AND id > 7 ORDER BY id", got, sizeof got);
+        assert_string_equal(got, "");
+        chain_ids(db, "AND id < 1 ORDER BY id DESC", got, sizeof got);
+        assert_string_equal(got, "");
+        chain_ids(db, "AND id > 4 AND id < 4", got, sizeof got);
+        assert_string_equal(got, "");
+        chain_ids(db, "AND from_uid = 11", got, sizeof got);
+        assert_string_equal(got, "3");
+    }
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_messages WHERE pid = 1 AND conv_type = 1"
+                                   " AND conv_a = 10 AND conv_b = 12"),
+                     2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_messages WHERE pid = 1 AND conv_type = 1"
+                                   " AND conv_a = 10 AND conv_b = 13"),
+                     0);
+
+    /* Deletes: in the middle (4), the newest (7), the oldest (1). */
+    assert_int_equal(db_exec(db, "INSERT INTO conv_index VALUES (1, 1, 10, 11, 3)"), DB_OK);
+    assert_int_equal(db_exec(db, "DELETE FROM messages WHERE id IN (4, 7, 1)"), DB_OK);
+    chain_ids(db, "ORDER BY id DESC", got, sizeof got);
+    assert_string_equal(got, "6,3");
+    chain_ids(db, "ORDER BY id", got, sizeof got);
+    assert_string_equal(got, "3,6");
+    assert_int_equal(query_int(db, "SELECT prev_id FROM messages WHERE id = 6"), 3);
+    assert_int_equal(query_int(db, "SELECT prev_id IS NULL FROM messages WHERE id = 3"), 1);
+    assert_int_equal(query_int(db, "SELECT last_id FROM conv_last WHERE conv_b = 11"), 6);
+    /* The whole conversation: conv_last's row goes with it. */
+    assert_int_equal(db_exec(db, "DELETE FROM messages WHERE conv_b = 11"), DB_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_last"), 1);
+    chain_ids(db, "ORDER BY id", got, sizeof got);
+    assert_string_equal(got, "");
     db_close(db);
 }
 
@@ -1378,6 +1480,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_17_dedup_leads_with_mid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_19_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_21_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_20_user_langs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollbacks_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),

@@ -94,6 +94,7 @@
  * own listeners (deliver_remote), so each listener gets each message once and string
  * ids are named by the node that knows them. */
 #include "messages.h"
+#include "msg_chain.h"
 
 #include "bans.h"
 #include "clock.h"
@@ -161,16 +162,14 @@ typedef struct peer_pair {
 
 /* What the message writer knows of the store (SQLite; the writer thread's
  * own, nobody else's):
- * - the conversation index (migration 18): conv_index holds the messages
- *   up to counters' conv_indexed_upto; the rows above it are read by
- *   scanning them (the view conv_messages);
+ * - each conversation's newest message, for the conversation chain
+ *   (msg_chain.h);
  * - the p2p conversations that a committed or open transaction of the
  *   writer found in p2p_peers, so that their next messages skip the
  *   INSERT; forgotten when a transaction of the writer was rolled back
  *   (one found in it may be gone). */
 typedef struct msg_writer {
-    int64_t upto;       /* the mark as the writer last set or read it */
-    unsigned tail;      /* rows inserted above it since */
+    msg_chain *chain;   /* NULL until the first message */
     peer_pair *peers;   /* PEER_CACHE_SLOTS, open addressing; NULL until used */
     unsigned npeers;
     uint64_t rollbacks; /* db_rollbacks when the cache was last checked */
@@ -364,6 +363,11 @@ static const char *const INSERT_SQL =
     "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
     " attrs, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     " ON CONFLICT (pid, conv_type, conv_a, conv_b, from_uid, mid) DO NOTHING";
+/* SQLite's: with the conversation chain's prev_id (msg_chain.h). */
+static const char *const INSERT_CHAIN_SQL =
+    "INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, from_uid, mid, mtype, msg, is_binary,"
+    " attrs, mtime, prev_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT (pid, conv_type, conv_a, conv_b, from_uid, mid) DO NOTHING";
 static const char *const PEERS_SQL =
     "INSERT INTO p2p_peers(pid, uid, peer) VALUES (?1, ?2, ?3), (?1, ?3, ?2) ON CONFLICT DO NOTHING";
 static const char *const FIND_SQL =
@@ -398,66 +402,6 @@ typedef struct msg_stmts {
     db_stmt_t *ins, *find, *peers;
     msg_writer *w; /* NULL on PostgreSQL */
 } msg_stmts;
-
-/* ---- the conversation index in bulk (SQLite, writer thread) ----
- *
- * A message's entry in conv_index would dirty its conversation's leaf page
- * in every commit; instead the rows above the mark are indexed together
- * once CONV_INDEX_TAIL of them went in, so that a conversation's entries
- * share their pages in one commit (sorting them first measured no faster),
- * and readers scan at most about that many rows above the mark
- * (docs/performance.md). Ids are handed out increasing
- * and inserted in that order, so a new row lands above the mark; one that
- * does not (ids reused after deleting the newest messages, the replay of a
- * batch whose index write was rolled back) is indexed at once. */
-#define CONV_INDEX_TAIL 1024
-
-static const char *const CONV_INDEX_ONE_SQL =
-    "INSERT OR IGNORE INTO conv_index(pid, conv_type, conv_a, conv_b, id) VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char *const CONV_INDEX_TAIL_SQL =
-    "INSERT OR IGNORE INTO conv_index(pid, conv_type, conv_a, conv_b, id)"
-    " SELECT pid, conv_type, conv_a, conv_b, id FROM messages"
-    " WHERE id > (SELECT value FROM counters WHERE name = 'conv_indexed_upto')";
-static const char *const CONV_INDEX_MARK_SQL =
-    "UPDATE counters SET value = max(value, (SELECT COALESCE(MAX(id), 0) FROM messages))"
-    " WHERE name = 'conv_indexed_upto' RETURNING value";
-
-/* Notes the row of t just inserted. */
-static int conv_index_row(db_conn *db, msg_writer *w, const msg_job *j, const msg_target *t)
-{
-    if (t->id > w->upto) {
-        w->tail++;
-        return DB_OK;
-    }
-    db_stmt_t *st;
-    int rc = db_stmt(db, CONV_INDEX_ONE_SQL, &st);
-    if (rc != DB_OK)
-        return rc;
-    bind_conv(st, j, t);
-    db_bind_int64(st, 5, t->id);
-    return db_step_release(st);
-}
-
-/* Indexes the rows above the mark and moves it, once enough went in. */
-static int conv_index_catch_up(db_conn *db, msg_writer *w)
-{
-    if (w->tail < CONV_INDEX_TAIL)
-        return DB_OK;
-    db_stmt_t *st;
-    int rc = db_stmt(db, CONV_INDEX_TAIL_SQL, &st);
-    if (rc != DB_OK || (rc = db_step_release(st)) != DB_OK)
-        return rc;
-    if ((rc = db_stmt(db, CONV_INDEX_MARK_SQL, &st)) != DB_OK)
-        return rc;
-    rc = db_step(st);
-    if (rc == DB_ROW) {
-        w->upto = db_column_int64(st, 0);
-        w->tail = 0;
-        rc = DB_OK;
-    }
-    db_release(st);
-    return rc == DB_DONE ? DB_CORRUPT : rc;
-}
 
 /* ---- p2p conversations known to be in p2p_peers (SQLite, writer) ---- */
 
@@ -537,6 +481,17 @@ static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_
 {
     db_stmt_t *ins = q->ins;
     db_reset(ins);
+    conv_tip *tip = NULL;
+    if (q->w) {
+        int64_t prev;
+        int rc = msg_chain_tip(db, q->w->chain, j->pid, t->conv.conv_type, t->conv.a, t->conv.b, &tip, &prev);
+        if (rc != DB_OK)
+            return rc;
+        if (prev)
+            db_bind_int64(ins, 13, prev);
+        else
+            db_bind_null(ins, 13);
+    }
     bind_conv(ins, j, t);
     db_bind_int64(ins, 5, t->id);
     db_bind_int64(ins, 6, j->from);
@@ -551,7 +506,7 @@ static int insert_target(db_conn *db, const msg_stmts *q, const msg_job *j, msg_
         return rc;
     if (db_changes(db) == 0)
         return find_stored(q->find, j, t);
-    if (q->w && (rc = conv_index_row(db, q->w, j, t)) != DB_OK)
+    if (tip && (rc = msg_chain_append(db, q->w->chain, tip, t->id)) != DB_OK)
         return rc;
     return t->conv.conv_type == CONV_P2P ? note_peers(db, q, j, t) : DB_OK;
 }
@@ -700,10 +655,13 @@ static int store_job(db_conn *db, msg_job *j)
         rc = take_ids(db, j);
     } else {
         q.w = j->writer;
+        if (!q.w->chain && !(q.w->chain = msg_chain_new()))
+            return DB_NOMEM;
         peers_check_rollbacks(db, q.w);
+        msg_chain_check(db, q.w->chain);
     }
     if (rc == DB_OK)
-        rc = db_stmt(db, INSERT_SQL, &q.ins);
+        rc = db_stmt(db, q.w ? INSERT_CHAIN_SQL : INSERT_SQL, &q.ins);
     if (rc == DB_OK)
         rc = db_stmt(db, FIND_SQL, &q.find);
     if (rc == DB_OK)
@@ -717,7 +675,16 @@ static int store_job(db_conn *db, msg_job *j)
             db_release(all[i]);
     if (rc == DB_DONE)
         rc = DB_OK;
-    return rc == DB_OK && q.w ? conv_index_catch_up(db, q.w) : rc;
+    if (rc != DB_OK && q.w)
+        msg_chain_forget(q.w->chain); /* what it appended may be undone */
+    return rc;
+}
+
+/* Ends a run of message writes (SQLite): conv_last of the conversations
+ * the run appended to. */
+static int end_run(db_conn *db, msg_job *j)
+{
+    return db_is_postgres(db) ? DB_OK : msg_chain_flush(db, j->writer->chain);
 }
 
 /* A job applied alone (no neighbour to share a run with, or the replay of
@@ -726,6 +693,8 @@ static int apply_job(db_conn *db, void *arg)
 {
     msg_job *j = arg;
     int rc = store_job(db, j);
+    if (rc == DB_OK)
+        rc = end_run(db, j);
     return rc == DB_OK ? add_usage(db, j->pid, inserted_bytes(j)) : rc;
 }
 
@@ -969,7 +938,8 @@ static int apply_jobs(db_conn *db, void *const *args, size_t n)
             if (rc != DB_OK)
                 return rc;
         }
-        return add_run_usage(db, args, n);
+        int rc = n ? end_run(db, args[0]) : DB_OK;
+        return rc == DB_OK ? add_run_usage(db, args, n) : rc;
     }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -1844,7 +1814,6 @@ static void method_broadcastmsg(rtmd_request *req)
  * from its mtime even if the clock went back while rtmd was down. */
 typedef struct newest_msg {
     int64_t id, mtime;
-    int64_t conv_indexed_upto; /* SQLite */
     bool postgres;
 } newest_msg;
 
@@ -1873,15 +1842,14 @@ static int load_newest(db_conn *db, void *arg)
     db_stmt_t *st;
     int rc = db_prepare(db, "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0),"
                                 " COALESCE((SELECT value FROM counters WHERE name = " ID_FLOOR_COUNTER "), 0)),"
-                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0),"
-                                " (SELECT value FROM counters WHERE name = 'conv_indexed_upto')", &st);
+                                " COALESCE((SELECT mtime FROM messages WHERE id = (SELECT MAX(id) FROM messages)), 0)",
+                    &st);
     if (rc != DB_OK)
         return rc;
     rc = db_step(st);
     if (rc == DB_ROW) {
         max->id = db_column_int64(st, 0);
         max->mtime = db_column_int64(st, 1);
-        max->conv_indexed_upto = db_column_int64(st, 2);
         rc = DB_OK;
     }
     db_finalize(st);
@@ -1899,14 +1867,13 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     msgpack_sbuffer_init(&s->record);
     srv->svc->messages = s;
     cluster_on_record(srv, CLUSTER_REC_MESSAGE, deliver_remote);
-    newest_msg max = {0, 0, 0, false};
+    newest_msg max = {0, 0, false};
     if (module_load(srv, load_newest, &max) != DB_OK) {
         snprintf(err, errlen, "cannot read the last message id from the store");
         return -1;
     }
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
-    s->writer.upto = max.conv_indexed_upto;
     s->ids_in_store = max.postgres;
     s->room_push_early = !s->ids_in_store && strcmp(srv->cfg.room_push, "before_commit") == 0;
     if (s->ids_in_store)
@@ -1939,6 +1906,7 @@ static void messages_free(rtmd_server *srv)
     rtm_buf_free(&s->translated);
     free(s->uids);
     free(s->writer.peers);
+    msg_chain_free(s->writer.chain);
     free(s);
     srv->svc->messages = NULL;
 }

@@ -124,6 +124,10 @@ int db_reconnect(db_conn *conn);
  * writer that remembers what its transactions found in the store forgets
  * it when this moved. SQLite; 0 on PostgreSQL, where nothing uses it. */
 uint64_t db_rollbacks(db_conn *conn);
+/* Rows of rowid tables deleted on conn since it was opened, by a statement,
+ * a trigger or a foreign key's cascade: the same for what a writer
+ * remembers of rows that may be gone. SQLite; 0 on PostgreSQL. */
+uint64_t db_deletes(db_conn *conn);
 
 /* ---- SQLite's WAL, for the store (DB_MISUSE on PostgreSQL) ---- */
 

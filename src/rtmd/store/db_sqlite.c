@@ -8,6 +8,7 @@
 #include "db.h"
 #include "db_backend.h"
 #include "db_cache.h"
+#include "conv_chain.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ struct db_conn {
     uint64_t prepares;
     int wal_frames; /* after the last commit, with db_wal_manual */
     uint64_t rollbacks; /* db_rollbacks */
+    uint64_t deletes;   /* db_deletes */
 };
 
 _Thread_local db_conn *db_tls_conn;
@@ -347,6 +349,20 @@ uint64_t db_rollbacks(db_conn *conn)
     return db_is_pg(conn) ? 0 : conn->rollbacks;
 }
 
+static void change_noted(void *arg, int op, const char *db, const char *table, sqlite3_int64 rowid)
+{
+    (void)db;
+    (void)table;
+    (void)rowid;
+    if (op == SQLITE_DELETE)
+        ((db_conn *)arg)->deletes++;
+}
+
+uint64_t db_deletes(db_conn *conn)
+{
+    return db_is_pg(conn) ? 0 : conn->deletes;
+}
+
 bool db_in_transaction(db_conn *conn)
 {
     if (db_is_pg(conn))
@@ -407,6 +423,8 @@ db_conn *db_open(const char *path, int mode, char *err, size_t errlen)
     sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
     const char *pragmas = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
     rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = conv_chain_register(db);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot configure %s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -415,6 +433,7 @@ db_conn *db_open(const char *path, int mode, char *err, size_t errlen)
     }
     conn->db = db;
     sqlite3_rollback_hook(db, rollback_noted, conn);
+    sqlite3_update_hook(db, change_noted, conn);
     return conn;
 }
 
