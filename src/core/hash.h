@@ -1,7 +1,8 @@
 /* hash: the one string hash of rtm, 64-bit FNV-1a, for the keys of
- * in-memory tables (method names, auth tokens, string user ids). It is not
- * keyed: a table whose keys a peer chooses must not depend on it for its
- * bounds. Callers that need fewer bits take the low ones. */
+ * in-memory tables (method names, auth tokens, string user ids), and the
+ * one hash of a few integer ids (a conversation's key). Neither is keyed: a
+ * table whose keys a peer chooses must not depend on them for its bounds.
+ * Callers that need fewer bits take the low ones. */
 #ifndef RTM_HASH_H
 #define RTM_HASH_H
 
@@ -20,6 +21,14 @@ static inline uint64_t rtm_hash64(const void *data, size_t len)
         h *= RTM_FNV64_PRIME;
     }
     return h;
+}
+
+/* Up to four integer ids mixed into one hash (unused ones 0). */
+static inline uint64_t rtm_hash_ids(int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    uint64_t h = (uint64_t)a * 0x9e3779b97f4a7c15ull ^ (uint64_t)b * 0xc2b2ae3d27d4eb4full ^
+                 (uint64_t)c * 0x165667b19e3779f9ull ^ (uint64_t)d;
+    return h ^ h >> 29;
 }
 
 #endif

@@ -101,6 +101,7 @@
 #include "cluster.h"
 #include "friends.h"
 #include "groups.h"
+#include "hash.h"
 #include "identity.h"
 #include "lathist.h"
 #include "log.h"
@@ -407,9 +408,7 @@ typedef struct msg_stmts {
 
 static size_t peer_slot(int64_t pid, int64_t a, int64_t b)
 {
-    uint64_t h = (uint64_t)pid * 0x9e3779b97f4a7c15ull ^ (uint64_t)a * 0xc2b2ae3d27d4eb4full ^
-                 (uint64_t)b * 0x165667b19e3779f9ull;
-    return (size_t)(h ^ h >> 29) & (PEER_CACHE_SLOTS - 1);
+    return (size_t)rtm_hash_ids(pid, a, b, 0) & (PEER_CACHE_SLOTS - 1);
 }
 
 static bool peer_known(const msg_writer *w, int64_t pid, int64_t a, int64_t b)

@@ -5,6 +5,8 @@
  * conversation chain"). */
 #include "msg_chain.h"
 
+#include "hash.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +63,7 @@ void msg_chain_check(db_conn *db, msg_chain *c)
 
 static size_t tip_slot(int64_t pid, int type, int64_t a, int64_t b)
 {
-    uint64_t h = (uint64_t)pid * 0x9e3779b97f4a7c15ull ^ (uint64_t)a * 0xc2b2ae3d27d4eb4full ^
-                 (uint64_t)b * 0x165667b19e3779f9ull ^ (uint64_t)type;
-    return (size_t)(h ^ h >> 29) & (TIP_SLOTS - 1);
+    return (size_t)rtm_hash_ids(pid, a, b, type) & (TIP_SLOTS - 1);
 }
 
 static const char *const LAST_SQL =
