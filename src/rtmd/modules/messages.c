@@ -170,7 +170,7 @@ typedef struct peer_pair {
  *   INSERT; forgotten when a transaction of the writer was rolled back
  *   (one found in it may be gone). */
 typedef struct msg_writer {
-    msg_chain *chain;   /* NULL until the first message */
+    msg_chain *chain;   /* SQLite only */
     peer_pair *peers;   /* PEER_CACHE_SLOTS, open addressing; NULL until used */
     unsigned npeers;
     uint64_t rollbacks; /* db_rollbacks when the cache was last checked */
@@ -654,8 +654,6 @@ static int store_job(db_conn *db, msg_job *j)
         rc = take_ids(db, j);
     } else {
         q.w = j->writer;
-        if (!q.w->chain && !(q.w->chain = msg_chain_new()))
-            return DB_NOMEM;
         peers_check_rollbacks(db, q.w);
         msg_chain_check(db, q.w->chain);
     }
@@ -1874,6 +1872,10 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
     s->ids_in_store = max.postgres;
+    if (!s->ids_in_store && !(s->writer.chain = msg_chain_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     s->room_push_early = !s->ids_in_store && strcmp(srv->cfg.room_push, "before_commit") == 0;
     if (s->ids_in_store)
         LOG_INFO("messages: message ids from the store's counter");
