@@ -3,19 +3,12 @@
 
 #include <stdlib.h>
 
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
+#include "hash.h"
 
 static size_t find(const pairmap *m, uint64_t a, uint64_t b)
 {
     size_t mask = m->cap - 1;
-    size_t i = (size_t)mix(a, b) & mask;
+    size_t i = (size_t)rtm_hash_pair(m->key, a, b) & mask;
     while (m->slots[i].value && (m->slots[i].a != a || m->slots[i].b != b))
         i = (i + 1) & mask;
     return i;
@@ -35,6 +28,8 @@ static int grow(pairmap *m)
     if (!slots)
         return -1;
     pairmap old = *m;
+    if (!m->key)
+        m->key = rtm_hash_key();
     m->slots = slots;
     m->cap = cap;
     for (size_t i = 0; i < old.cap; i++)
@@ -74,7 +69,7 @@ static void remove_at(pairmap *m, size_t i)
     /* Backward-shift: move later entries of the probe run into the hole. */
     size_t hole = i;
     for (size_t j = (i + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
-        size_t home = (size_t)mix(m->slots[j].a, m->slots[j].b) & mask;
+        size_t home = (size_t)rtm_hash_pair(m->key, m->slots[j].a, m->slots[j].b) & mask;
         /* Entry j may fill the hole if its home is not in (hole, j]. */
         if (((j - home) & mask) >= ((j - hole) & mask)) {
             m->slots[hole] = m->slots[j];

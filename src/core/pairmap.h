@@ -1,7 +1,8 @@
 /* A hash map from a pair of 64-bit integers to a pointer: (pid, uid) to a
  * user, (pid, gid) to a group, (pid, salt) to a replay record. Open
  * addressing with linear probing and backward-shift deletion, so lookups
- * touch one cache line in the common case and deletions leave no tombstones. */
+ * touch one cache line in the common case and deletions leave no tombstones.
+ * Slots are picked by the keyed mix of hash.h: peers choose uids and room ids. */
 #ifndef RTM_PAIRMAP_H
 #define RTM_PAIRMAP_H
 
@@ -17,6 +18,7 @@ typedef struct pairmap {
     pairmap_slot *slots;
     size_t cap;   /* power of two, or 0 */
     size_t count;
+    uint64_t key; /* of the slots' hash: rtm_hash_key(), taken at the first insert */
 } pairmap;
 
 void *pairmap_get(const pairmap *m, uint64_t a, uint64_t b);

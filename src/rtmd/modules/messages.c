@@ -174,6 +174,7 @@ typedef struct msg_writer {
     peer_pair *peers;   /* PEER_CACHE_SLOTS, open addressing; NULL until used */
     unsigned npeers;
     uint64_t rollbacks; /* db_rollbacks when the cache was last checked */
+    uint64_t key;       /* of peer_slot's hash: receivers' uids are peers' choice */
 } msg_writer;
 
 struct messages_state {
@@ -406,16 +407,16 @@ typedef struct msg_stmts {
 
 /* ---- p2p conversations known to be in p2p_peers (SQLite, writer) ---- */
 
-static size_t peer_slot(int64_t pid, int64_t a, int64_t b)
+static size_t peer_slot(const msg_writer *w, int64_t pid, int64_t a, int64_t b)
 {
-    return (size_t)rtm_hash_ids(pid, a, b, 0) & (PEER_CACHE_SLOTS - 1);
+    return (size_t)rtm_hash_ids(w->key, pid, a, b, 0) & (PEER_CACHE_SLOTS - 1);
 }
 
 static bool peer_known(const msg_writer *w, int64_t pid, int64_t a, int64_t b)
 {
     if (!w->peers)
         return false;
-    for (size_t i = peer_slot(pid, a, b);; i = (i + 1) & (PEER_CACHE_SLOTS - 1)) {
+    for (size_t i = peer_slot(w, pid, a, b);; i = (i + 1) & (PEER_CACHE_SLOTS - 1)) {
         const peer_pair *p = &w->peers[i];
         if (p->pid == 0)
             return false;
@@ -437,7 +438,7 @@ static void peer_remember(msg_writer *w, int64_t pid, int64_t a, int64_t b)
         return; /* no memory: the INSERT stays */
     if (w->npeers >= PEER_CACHE_SLOTS / 2)
         peers_forget(w);
-    size_t i = peer_slot(pid, a, b);
+    size_t i = peer_slot(w, pid, a, b);
     while (w->peers[i].pid != 0)
         i = (i + 1) & (PEER_CACHE_SLOTS - 1);
     w->peers[i] = (peer_pair){pid, a, b};
@@ -1872,6 +1873,7 @@ static int messages_init(rtmd_server *srv, char *err, size_t errlen)
     s->next_id = max.id + 1;
     s->last_mtime = max.mtime;
     s->ids_in_store = max.postgres;
+    s->writer.key = rtm_hash_key();
     if (!s->ids_in_store && !(s->writer.chain = msg_chain_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -27,11 +27,15 @@ struct msg_chain {
     conv_tip **dirty; /* TIP_SLOTS / 2 */
     unsigned ndirty;
     uint64_t rollbacks, deletes; /* db_rollbacks, db_deletes at the last look */
+    uint64_t key;                /* of tip_slot's hash: receivers' uids are peers' choice */
 };
 
 msg_chain *msg_chain_new(void)
 {
-    return calloc(1, sizeof(msg_chain));
+    msg_chain *c = calloc(1, sizeof(msg_chain));
+    if (c)
+        c->key = rtm_hash_key();
+    return c;
 }
 
 void msg_chain_free(msg_chain *c)
@@ -61,9 +65,9 @@ void msg_chain_check(db_conn *db, msg_chain *c)
     msg_chain_forget(c);
 }
 
-static size_t tip_slot(int64_t pid, int type, int64_t a, int64_t b)
+static size_t tip_slot(const msg_chain *c, int64_t pid, int type, int64_t a, int64_t b)
 {
-    return (size_t)rtm_hash_ids(pid, a, b, type) & (TIP_SLOTS - 1);
+    return (size_t)rtm_hash_ids(c->key, pid, a, b, type) & (TIP_SLOTS - 1);
 }
 
 static const char *const LAST_SQL =
@@ -133,7 +137,7 @@ int msg_chain_tip(db_conn *db, msg_chain *c, int64_t pid, int conv_type, int64_t
             return DB_NOMEM;
         }
     }
-    size_t i = tip_slot(pid, conv_type, a, b);
+    size_t i = tip_slot(c, pid, conv_type, a, b);
     for (; c->tips[i].pid != 0; i = (i + 1) & (TIP_SLOTS - 1)) {
         conv_tip *t = &c->tips[i];
         if (t->pid == pid && t->conv_type == conv_type && t->a == a && t->b == b) {
@@ -147,7 +151,7 @@ int msg_chain_tip(db_conn *db, msg_chain *c, int64_t pid, int conv_type, int64_t
         int rc = msg_chain_flush(db, c);
         if (rc != DB_OK)
             return rc;
-        i = tip_slot(pid, conv_type, a, b);
+        i = tip_slot(c, pid, conv_type, a, b);
     }
     conv_tip *t = &c->tips[i];
     *t = (conv_tip){pid, a, b, conv_type, false, 0, 0};

@@ -32,8 +32,8 @@
 #include "translate.h"
 
 #include "translate_cache.h"
-#include "clock.h"
 #include "cluster.h"
+#include "hash.h"
 #include "log.h"
 #include "methods.h"
 #include "module.h"
@@ -44,7 +44,6 @@
 #include "utf8.h"
 
 #include <jansson.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -749,10 +748,7 @@ static int translate_init(rtmd_server *srv, char *err, size_t errlen)
     srv->svc->translate = s;
     s->nprojects = RTMD_MAX_PROJECTS;
     cluster_on_record(srv, CLUSTER_REC_LANG, on_lang_record);
-    uint64_t seed;
-    if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
-        seed = (uint64_t)clock_unix_ms();
-    if (!(s->cache = translate_cache_new(TRANSLATE_CACHE_ENTRIES, TRANSLATE_CACHE_BYTES, seed))) {
+    if (!(s->cache = translate_cache_new(TRANSLATE_CACHE_ENTRIES, TRANSLATE_CACHE_BYTES, rtm_hash_key()))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -43,8 +43,7 @@ translate_cache *translate_cache_new(size_t max_entries, size_t max_bytes, uint6
 
 static uint64_t hash_of(const translate_cache *c, int64_t pid, const char *key, size_t len)
 {
-    uint64_t h = (rtm_hash64(key, len) ^ c->seed) + (uint64_t)pid * 0x9e3779b97f4a7c15ull;
-    return (h ^ (h >> 29)) * RTM_FNV64_PRIME;
+    return rtm_hash_pair(c->seed, (uint64_t)pid, rtm_hash64(key, len));
 }
 
 static void unlink_use(translate_cache *c, entry *e)
