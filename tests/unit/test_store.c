@@ -665,6 +665,75 @@ static void test_migration_21_chain(void **state)
     db_close(db);
 }
 
+/* The ids of chain_ids and how many message rows the walk read. */
+static int64_t chain_walk(db_conn *db, const char *cond, char *got, size_t cap)
+{
+    int64_t before = query_int(db, "SELECT conv_chain_walked()");
+    chain_ids(db, cond, got, cap);
+    return query_int(db, "SELECT conv_chain_walked()") - before;
+}
+
+/* Bounds on mtime start and end a walk near them: two conversations of
+ * 1,000 messages each, interleaved (10, 11 on odd ids, 10, 12 on even
+ * ones), mtime 1000 times the id, indexed every 64th message as the writer
+ * leaves them. Each walk reads a few dozen rows at most; walked from an
+ * end of the conversation, each would read hundreds. */
+static void test_chain_time_bounds(void **state)
+{
+    fixture *f = *state;
+    close_store(f, open_store(f, 0));
+    db_conn *db = open_raw(f);
+    assert_int_equal(db_exec(db, "INSERT INTO projects VALUES (1, 's', 0);"
+                                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+                                 " INSERT INTO messages(pid, conv_type, conv_a, conv_b, id, prev_id, from_uid, mid,"
+                                 " mtype, msg, mtime) SELECT 1, 1, 10, 11 + (i + 1) % 2, i, NULLIF(max(i - 2, 0), 0),"
+                                 " 10, i, 30, x'00', 1000 * i FROM n;"
+                                 "INSERT INTO conv_last VALUES (1, 1, 10, 11, 1999, 0), (1, 1, 10, 12, 2000, 0);"
+                                 "INSERT INTO conv_index SELECT pid, conv_type, conv_a, conv_b, id FROM messages"
+                                 " WHERE (id - 1) / 2 % 64 = 0;"),
+                     DB_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_index"), 32);
+    char got[256];
+    /* The window within the conversation, newest first and oldest first. */
+    assert_true(chain_walk(db, "AND mtime >= 1001000 AND mtime <= 1019000 ORDER BY id DESC", got, sizeof got) < 30);
+    assert_string_equal(got, "1019,1017,1015,1013,1011,1009,1007,1005,1003,1001");
+    assert_true(chain_walk(db, "AND mtime >= 1001000 AND mtime <= 1019000 ORDER BY id", got, sizeof got) < 90);
+    assert_string_equal(got, "1001,1003,1005,1007,1009,1011,1013,1015,1017,1019");
+    assert_true(chain_walk(db, "AND mtime >= 1501000 ORDER BY id LIMIT 5", got, sizeof got) < 90);
+    assert_string_equal(got, "1501,1503,1505,1507,1509");
+    /* Fewer rows than the limit: the walk ends at the far time bound. */
+    assert_true(chain_walk(db, "AND mtime >= 1995000 ORDER BY id DESC LIMIT 20", got, sizeof got) < 10);
+    assert_string_equal(got, "1999,1997,1995");
+    assert_true(chain_walk(db, "AND mtime <= 5000 ORDER BY id", got, sizeof got) < 10);
+    assert_string_equal(got, "1,3,5");
+    /* With id bounds (a page after lastid), exclusive and fractional
+     * bounds (SQLite checks mtime as well), and windows with nothing. */
+    assert_true(chain_walk(db, "AND id < 1011 AND mtime >= 1001000 ORDER BY id DESC", got, sizeof got) < 30);
+    assert_string_equal(got, "1009,1007,1005,1003,1001");
+    assert_true(chain_walk(db, "AND id > 1003 AND mtime <= 1011000 ORDER BY id", got, sizeof got) < 90);
+    assert_string_equal(got, "1005,1007,1009,1011");
+    chain_walk(db, "AND mtime > 1001000 AND mtime < 1007000 ORDER BY id DESC", got, sizeof got);
+    assert_string_equal(got, "1005,1003");
+    chain_walk(db, "AND mtime >= 1001000.5 AND mtime <= 1005000 ORDER BY id", got, sizeof got);
+    assert_string_equal(got, "1003,1005");
+    assert_true(chain_walk(db, "AND mtime >= 3000000 ORDER BY id", got, sizeof got) < 10);
+    assert_string_equal(got, "");
+    assert_true(chain_walk(db, "AND mtime >= 3000000 ORDER BY id DESC", got, sizeof got) < 10);
+    assert_string_equal(got, "");
+    assert_true(chain_walk(db, "AND mtime <= 0 ORDER BY id DESC", got, sizeof got) < 10);
+    assert_string_equal(got, "");
+    chain_walk(db, "AND mtime >= 1019000 AND mtime <= 1001000", got, sizeof got);
+    assert_string_equal(got, "");
+    chain_walk(db, "AND id < 0 ORDER BY id DESC", got, sizeof got); /* the walk ends below every id */
+    assert_string_equal(got, "");
+    /* Unbounded walks still read the whole conversation. */
+    assert_true(chain_walk(db, "ORDER BY id DESC", got, sizeof got) >= 1000);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM conv_messages WHERE pid = 1 AND conv_type = 1 AND conv_a = 10"
+                                   " AND conv_b = 12 AND mtime >= 1000000 AND mtime < 1100000"),
+                     50);
+    db_close(db);
+}
+
 /* Migration 19 on a database of version 18: the tables of stored files,
  * an upload's id unique, a file linked once per conversation, and the
  * messages left as they were. */
@@ -1481,6 +1550,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_18_conv_index_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_19_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_21_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_time_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_20_user_langs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollbacks_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
