@@ -292,6 +292,7 @@ static const setting top_settings[] = {
     {"store_batch_max", K_U32, TOP(store_batch_max), 1, 65536, S_ANY, RESTART},
     {"store_fsync", K_U32, TOP(store_fsync), 0, 1, S_ANY, RESTART},
     {"room_push", K_STR, TOP(room_push), 0, 0, S_NONEMPTY, RESTART}, /* before_commit or after_commit: check_cross */
+    {"store_patient_interval_us", K_U32, TOP(store_patient_interval_us), 0, 100000, S_ANY, RESTART},
     {"sign_window", K_U32, TOP(sign_window), 1, 86400, S_ANY, RESTART},
     {"sign_salts_max", K_U32, TOP(sign_salts_max), 16, 16777216, S_ANY, RESTART},
     {"sign_fail_max", K_U32, TOP(sign_fail_max), 0, 255, S_ANY, LIVE},
@@ -421,6 +422,7 @@ void rtmd_config_defaults(rtmd_config *cfg)
     snprintf(cfg->store, sizeof cfg->store, "%s", "sqlite");
     cfg->store_batch_max = 512;
     cfg->store_fsync = 1;
+    cfg->store_patient_interval_us = 3000;
     snprintf(cfg->room_push, sizeof cfg->room_push, "%s", "before_commit");
     cfg->sign_window = 300;
     cfg->sign_salts_max = 1048576;

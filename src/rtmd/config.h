@@ -163,6 +163,7 @@ typedef struct rtmd_config {
     char node_id[RTMD_NODE_ID_MAX];
     uint32_t store_batch_max;     /* writes per group commit */
     uint32_t store_fsync;         /* 1: commits wait for the disk; 0: for the OS (see store.c) */
+    uint32_t store_patient_interval_us; /* store_set_patient_interval: room messages pushed early */
     /* When a room message is pushed (messages.c, docs/performance.md "Push
      * before commit"): "before_commit" (the default: once accepted, while
      * the sender's answer waits for the commit) or "after_commit". */

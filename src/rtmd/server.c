@@ -591,6 +591,7 @@ int rtmd_server_init(rtmd_server *srv, uv_loop_t *loop, const rtmd_config *cfg, 
         srv->store = store_open(loop, cfg->data_dir, cfg->store_batch_max, cfg->store_fsync != 0, err, errlen);
     if (!srv->store)
         return -1;
+    store_set_patient_interval(srv->store, cfg->store_patient_interval_us);
     store_on_dispatched(srv->store, on_store_dispatched, srv);
     if (setup_projects(srv, err, errlen) != 0)
         return -1;

@@ -1017,6 +1017,61 @@ static void test_turn_writes_handed_over_together(void **state)
     close_store(f, tn.s);
 }
 
+/* Runs the loop until every write of w[0..n) is done. */
+static void run_until_done(fixture *f, twrite *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        while (!w[i].done)
+            uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+/* Patient writes (store_submit_patient): while only they are queued, the
+ * writer starts a batch at most once per patient interval, so that the
+ * writes of several loop turns share one commit; an urgent write ends the
+ * wait at once. */
+static void test_patient_writes_share_a_commit(void **state)
+{
+    fixture *f = *state;
+    store *s = open_store(f, 0);
+    const uint64_t interval_ms = 1000;
+    store_set_patient_interval(s, interval_ms * 1000);
+    twrite w[5];
+    for (int i = 0; i < 5; i++)
+        w[i] = (twrite){.pid = 701 + i};
+
+    /* Nothing taken before: the first is committed at once. */
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(store_submit_patient(s, apply_insert, NULL, done_record, &w[0]), 0);
+    store_hand_over(s);
+    run_until_done(f, w, 1);
+    uint64_t commits = store_commit_count(s);
+
+    /* Two turns 100 ms apart: one commit, a full interval after the first. */
+    assert_int_equal(store_submit_patient(s, apply_insert, NULL, done_record, &w[1]), 0);
+    store_hand_over(s);
+    uv_sleep(100);
+    assert_int_equal(store_submit_patient(s, apply_insert, NULL, done_record, &w[2]), 0);
+    store_hand_over(s);
+    run_until_done(f, w + 1, 2);
+    assert_true(uv_hrtime() - t0 >= (interval_ms - 50) * 1000000);
+    assert_int_equal(store_commit_count(s), commits + 1);
+
+    /* An urgent write 50 ms after a patient one: both committed together,
+     * long before the interval is out. */
+    uint64_t t1 = uv_hrtime();
+    assert_int_equal(store_submit_patient(s, apply_insert, NULL, done_record, &w[3]), 0);
+    store_hand_over(s);
+    uv_sleep(50);
+    assert_int_equal(store_submit(s, apply_insert, done_record, &w[4]), 0);
+    store_hand_over(s);
+    run_until_done(f, w + 3, 2);
+    assert_true(uv_hrtime() - t1 < (interval_ms - 100) * 1000000);
+    assert_int_equal(store_commit_count(s), commits + 2);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(w[i].status, DB_OK);
+    close_store(f, s);
+}
+
 /* With fsync on, a write is reported only after the syncer's fdatasync of
  * the WAL; with fsync off nothing waits for one. */
 typedef struct synced_write {
@@ -1557,6 +1612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ensure_and_load_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turn_writes_handed_over_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_writes_share_a_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_beside_the_loop_run_as_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reported_after_wal_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpoints_off_commit, setup, teardown),

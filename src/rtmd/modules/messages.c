@@ -1657,8 +1657,9 @@ static void job_submit(msg_job *j)
         j->pushed = true;
     }
     /* A run of jobs shares its storage_usage upserts (and on PostgreSQL
-     * its statements). */
-    if (store_submit_many(req->srv->store, apply_job, apply_jobs, job_done, j) != 0) {
+     * its statements). A job already pushed waits for its commit only for
+     * the sender's answer: patient. */
+    if ((j->pushed ? store_submit_patient : store_submit_many)(req->srv->store, apply_job, apply_jobs, job_done, j) != 0) {
         quota_release(req->srv, j->pid, j->reserved, 0);
         free(j);
         request_error(req, FPNN_EC_CORE_SERVER_STOPPING, "server stopping");

@@ -106,6 +106,7 @@ typedef struct store_op {
     store_done_fn done;
     void *arg;
     int status;
+    bool patient;        /* store_submit_patient */
     struct store_op *next;
     /* lathist.h: submitted, taken by the writer, committed, sync begun and
      * done (0: not reached) */
@@ -143,6 +144,9 @@ struct store {
 
     /* Guarded by mu. */
     op_list queue;       /* submitted, not yet taken by the writer */
+    size_t queued;       /* ops in queue */
+    size_t queued_urgent; /* of them, not patient */
+    bool writer_waits_out; /* in the patient interval: no wake-up for patient ops */
     op_list committed;   /* applied (or failed), waiting for the syncer */
     op_list completed;   /* applied (or failed), done not yet run */
     size_t pending;      /* submitted and not yet reported */
@@ -154,6 +158,8 @@ struct store {
     /* Loop thread only. */
     op_list held;        /* submitted in this loop turn, not yet queued */
     size_t nheld;
+    size_t nheld_urgent; /* of them, not patient */
+    uint64_t patient_ns; /* store_set_patient_interval; constant once threads run */
     op_list ready;       /* taken from completed, done not yet run */
     size_t nready;
     int closing;         /* store_close has begun: no more submits */
@@ -602,19 +608,54 @@ static void checkpointer_main(void *arg)
 
 /* ---- writer thread (main) ---- */
 
+/* The queue's first batch_max ops, with the counts kept. s->mu held. */
+static op_list take_batch(store *s)
+{
+    op_list batch = list_take(&s->queue, s->batch_max);
+    for (store_op *p = batch.head; p; p = p->next) {
+        s->queued--;
+        s->queued_urgent -= !p->patient;
+    }
+    return batch;
+}
+
+/* While every queued op is patient (its effects already seen; only its
+ * done callback waits for the commit), a batch starts at most once per
+ * patient interval after the previous one was taken, so that the writes of
+ * several loop turns share one commit and one sync (docs/performance.md,
+ * "Patient writes"). An urgent op, a full batch or a stop ends the wait;
+ * the loop's hand-overs of patient ops do not wake the writer meanwhile.
+ * s->mu held. */
+static void wait_out_patient_interval(store *s, uint64_t last_take)
+{
+    if (!s->patient_ns || !last_take)
+        return;
+    uint64_t until = last_take + s->patient_ns;
+    s->writer_waits_out = true;
+    for (;;) {
+        uint64_t now = uv_hrtime();
+        if (s->queued_urgent || s->queued >= s->batch_max || s->stopping || now >= until)
+            break;
+        uv_cond_timedwait(&s->cv, &s->mu, until - now);
+    }
+    s->writer_waits_out = false;
+}
+
 static void writer_main(void *arg)
 {
     store *s = arg;
     run_as_batch();
     db_cache_use(s->wdb);
     uv_mutex_lock(&s->mu);
-    uint64_t idle0 = lat_now();
+    uint64_t idle0 = lat_now(), last_take = 0;
     for (;;) {
         while (!s->queue.head && !s->stopping)
             uv_cond_wait(&s->cv, &s->mu);
         if (!s->queue.head)
             break;
-        op_list batch = list_take(&s->queue, s->batch_max);
+        wait_out_patient_interval(s, last_take);
+        last_take = uv_hrtime();
+        op_list batch = take_batch(s);
         uv_mutex_unlock(&s->mu);
 
         uint64_t t_take = lat_now();
@@ -1251,8 +1292,8 @@ int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg)
     return store_submit_many(s, apply, NULL, done, arg);
 }
 
-int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
-                      void *arg)
+static int submit(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done, void *arg,
+                  bool patient)
 {
     if (!s || s->closing || !apply)
         return -1;
@@ -1263,14 +1304,33 @@ int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_
     op->apply_many = apply_many;
     op->done = done;
     op->arg = arg;
+    op->patient = patient;
     op->t_submit = lat_now();
     list_push(&s->held, op);
     s->nheld++;
+    s->nheld_urgent += !patient;
     if (!s->referenced) {
         uv_ref((uv_handle_t *)s->async);
         s->referenced = 1;
     }
     return 0;
+}
+
+int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
+                      void *arg)
+{
+    return submit(s, apply, apply_many, done, arg, false);
+}
+
+int store_submit_patient(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
+                         void *arg)
+{
+    return submit(s, apply, apply_many, done, arg, true);
+}
+
+void store_set_patient_interval(store *s, uint64_t us)
+{
+    s->patient_ns = us * 1000;
 }
 
 /* One lock and one wake-up for all the writes submitted since the last
@@ -1287,10 +1347,14 @@ void store_hand_over(store *s)
     lat_since(LAT_SUBMIT_LOCK, t0, lat_now());
     list_append(&s->queue, &s->held);
     s->pending += s->nheld;
-    uv_cond_signal(&s->cv);
+    s->queued += s->nheld;
+    s->queued_urgent += s->nheld_urgent;
+    if (!s->writer_waits_out || s->nheld_urgent || s->queued >= s->batch_max)
+        uv_cond_signal(&s->cv);
     uv_mutex_unlock(&s->mu);
     s->held = (op_list){NULL, NULL};
     s->nheld = 0;
+    s->nheld_urgent = 0;
 }
 
 static void on_prepare(uv_prepare_t *h)

@@ -103,6 +103,16 @@ int store_submit(store *s, store_apply_fn apply, store_done_fn done, void *arg);
  * when the run failed. */
 int store_submit_many(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
                       void *arg);
+/* store_submit_many for a patient write: one whose effects were already
+ * seen (a room message pushed before its commit), so that only its done
+ * callback waits for the commit. While every write queued is patient, the
+ * writer starts a batch at most once per patient interval, and more writes
+ * share a commit and a sync. */
+int store_submit_patient(store *s, store_apply_fn apply, store_apply_many_fn apply_many, store_done_fn done,
+                         void *arg);
+/* The patient interval in microseconds (0, the default: none). Before the
+ * store's first write. */
+void store_set_patient_interval(store *s, uint64_t us);
 /* Runs fn on a thread of libuv's pool with a read-only connection of its
  * own (WAL: reads see every committed write and never wait for the
  * writer); done runs on the loop with fn's status. Everything fn reads must
