@@ -2,7 +2,8 @@
 // Nothing acknowledged is lost, and nothing is stored twice, when rtmd is
 // killed with SIGKILL under load, again and again. Senders on the client
 // gate (TCP and WebSocket) and on the server gate keep many sendmsg in
-// flight; rtmd is killed at a random moment and restarted on the same data
+// flight, and one more sendroommsg (pushed before its commit, so a patient
+// write: docs/performance.md, "Patient writes"); rtmd is killed at a random moment and restarted on the same data
 // directory, RTM_KILL9_CYCLES times (4 by default; scripts/kill9.sh runs a
 // long campaign). Sends whose answer was lost are retried after the last
 // restart with the same mid, as the SDKs retry: each then answers with the
@@ -34,10 +35,11 @@ after(async () => {
 });
 
 // One sender: a user on a client gate, or the app server on the server gate
-// speaking for `from`. Mids are its own counter, so (from, mid) is unique.
+// speaking for `from`, or a user sending to room `to`. Mids are its own
+// counter, so (from, mid) is unique.
 class Sender {
   constructor(kind, from, to) {
-    this.kind = kind; // 'tcp' | 'ws' | 'server'
+    this.kind = kind; // 'tcp' | 'ws' | 'server' | 'room' (over TCP)
     this.from = from;
     this.to = to;
     this.nextMid = 1;
@@ -46,21 +48,23 @@ class Sender {
   }
 
   payload(mid) {
-    const p = { to: fpnn.int64(this.to), mid: fpnn.int64(mid), mtype: 60, msg: `m${this.from}-${mid}`, attrs: '' };
+    const p = { mid: fpnn.int64(mid), mtype: 60, msg: `m${this.from}-${mid}`, attrs: '' };
+    p[this.kind === 'room' ? 'rid' : 'to'] = fpnn.int64(this.to);
     if (this.kind === 'server') p.from = fpnn.int64(this.from);
     return p;
   }
 
   async connect(srv, app) {
     this.app = app;
-    this.link = this.kind === 'server' ? app : await login(srv, app, this.from, { transport: this.kind });
+    this.link = this.kind === 'server' ? app : await login(srv, app, this.from, { transport: this.kind === 'ws' ? 'ws' : 'tcp' });
+    if (this.kind === 'room') await this.link.call('enterroom', { rid: fpnn.int64(this.to) });
   }
 
   // Sends one message (a fresh mid, or a retry of mid); resolves once its
   // outcome is known or the link is gone.
   async sendOnce(mid, quest = this.kind === 'server' ? sign(this.app.project, 'sendmsg', this.payload(mid)) : this.payload(mid)) {
     try {
-      const answer = await this.link.client.quest('sendmsg', quest, { timeoutMs: 20000 });
+      const answer = await this.link.client.quest(this.kind === 'room' ? 'sendroommsg' : 'sendmsg', quest, { timeoutMs: 20000 });
       this.acked.set(mid, BigInt(fpnn.toBigInt(answer.mtime)));
       this.unknown.delete(mid);
     } catch (e) {
@@ -97,7 +101,7 @@ test(`every acknowledged message survives ${CYCLES} kill -9 cycles exactly once`
   const conf = writeProjectsConfig(dir, [P]);
   const dataDir = path.join(dir, 'data');
   const senders = [new Sender('tcp', 5001, 6001), new Sender('tcp', 5002, 6002), new Sender('ws', 5003, 6003),
-    new Sender('server', 5004, 6004)];
+    new Sender('server', 5004, 6004), new Sender('room', 5005, 7005)];
 
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     const { srv, app } = await startServer(conf, dataDir);
@@ -151,6 +155,7 @@ test(`every acknowledged message survives ${CYCLES} kill -9 cycles exactly once`
   }
   let total = 0;
   for (const s of senders) {
+    assert.ok(s.acked.size > 0, `sender ${s.from} (${s.kind}) had messages acknowledged`);
     total += s.acked.size;
     for (const [mid, mtime] of s.acked) assert.equal(stored.get(`${s.from}/${mid}`), mtime, `${s.from}/${mid} kept`);
   }
