@@ -20,7 +20,11 @@
  * survives kill -9 and power loss. The syncer runs beside the writer: while
  * the disk flushes one commit the writer already applies the next batch,
  * instead of waiting for the disk inside COMMIT (synchronous=FULL); one
- * fdatasync covers every commit made before it started. With fsync off a
+ * fdatasync covers every commit made before it started. Patient writes
+ * (store_submit_patient: their effects already seen, only their done
+ * callbacks wait) start a batch at most once per patient interval while
+ * nothing else is queued, so that several loop turns share a commit and a
+ * sync (wait_out_patient_interval). With fsync off a
  * reported write is in the OS and survives kill -9 of rtmd, but the last
  * commits may be lost if the machine loses power.
  *
@@ -127,6 +131,7 @@ struct store {
     db_conn *wdb;        /* writer connection */
     db_conn *rdb;        /* reader connection (loop thread, start-up) */
     unsigned batch_max;
+    uint64_t patient_ns; /* store_set_patient_interval, set before the first write */
     int schema_version;
     int migrations_applied;
 
@@ -159,7 +164,6 @@ struct store {
     op_list held;        /* submitted in this loop turn, not yet queued */
     size_t nheld;
     size_t nheld_urgent; /* of them, not patient */
-    uint64_t patient_ns; /* store_set_patient_interval; constant once threads run */
     op_list ready;       /* taken from completed, done not yet run */
     size_t nready;
     int closing;         /* store_close has begun: no more submits */
