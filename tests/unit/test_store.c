@@ -706,6 +706,9 @@ static void test_chain_time_bounds(void **state)
     assert_string_equal(got, "1999,1997,1995");
     assert_true(chain_walk(db, "AND mtime <= 5000 ORDER BY id", got, sizeof got) < 10);
     assert_string_equal(got, "1,3,5");
+    /* An end past the newest message: the walk starts at the newest. */
+    assert_true(chain_walk(db, "AND mtime <= 5000000 ORDER BY id DESC LIMIT 3", got, sizeof got) < 10);
+    assert_string_equal(got, "1999,1997,1995");
     /* With id bounds (a page after lastid), exclusive and fractional
      * bounds (SQLite checks mtime as well), and windows with nothing. */
     assert_true(chain_walk(db, "AND id < 1011 AND mtime >= 1001000 ORDER BY id DESC", got, sizeof got) < 30);

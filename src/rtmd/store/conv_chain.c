@@ -11,14 +11,15 @@
  * here, every other condition by SQLite on the rows given. Bounds on mtime
  * are checked by SQLite too, and used here to start and end the walk near
  * them: messages.c never lets mtime decrease as id grows, so the messages
- * at or after a time are those from one id on (found by a bisection over
- * the rowid of messages) and a walk past a time bound finds no more. The
+ * at or after a time are those from one id on (found by the bisection of
+ * mtime_order.h) and a walk past a time bound finds no more. The
  * view conv_messages is this table, so every reader's SQL is the same on
  * SQLite and PostgreSQL (where conv_messages is messages itself).
  *
  * conv_chain_walked() (an SQL function on the same connection) counts the
  * message rows the walks read, for tests of how far a query walks. */
 #include "conv_chain.h"
+#include "mtime_order.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -307,35 +308,25 @@ static void check_far_bound(chain_cursor *c)
         c->cur = 0;
 }
 
-/* The first id in [lo, hi] from which on no message is older than t (hi:
- * none is, below hi), by a bisection over the rowid of messages: mtime
- * does not decrease as id grows (file comment). */
-static int first_id_from(chain_cursor *c, int64_t lo, int64_t hi, int64_t t, int64_t *out)
+/* mtime_probe_fn over the cursor's ST_PROBE. */
+static int probe_row(void *ctx, int64_t at, bool *found, int64_t *id, int64_t *mtime)
 {
-    sqlite3_stmt *st = c->st[ST_PROBE];
-    int rc = SQLITE_OK;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, mid);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW && sqlite3_column_int64(st, 1) < t)
-            lo = sqlite3_column_int64(st, 0) + 1; /* older rows up to this one */
-        else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-            hi = mid;
-        else
-            break;
-        rc = SQLITE_OK;
+    sqlite3_stmt *st = ((chain_cursor *)ctx)->st[ST_PROBE];
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, at);
+    int rc = sqlite3_step(st);
+    if ((*found = rc == SQLITE_ROW)) {
+        *id = sqlite3_column_int64(st, 0);
+        *mtime = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
-    *out = lo;
-    return rc;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* Narrows the id bounds to where the mtime bound that starts the walk
- * lets it start: the upper one going down (unless the newest message is
- * within it), the lower one going up. The far one ends the walk instead
- * (check_far_bound). */
+ * lets it start (mtime_order.h): the upper one going down, unless the
+ * newest message is within it (the walk starts there anyway), the lower
+ * one going up. The far one ends the walk instead (check_far_bound). */
 static int narrow_by_time(chain_cursor *c)
 {
     if (c->desc ? c->mupper == INT64_MAX : c->mlower == INT64_MIN)
@@ -344,21 +335,23 @@ static int narrow_by_time(chain_cursor *c)
     int rc = query_id(c, ST_LAST, 0, &newest);
     if (rc != SQLITE_OK || !newest)
         return rc;
-    if (newest < c->upper)
-        c->upper = newest; /* nothing of the conversation is newer */
-    int64_t lo = c->lower > 0 ? c->lower : 0, hi = c->upper;
-    if (lo > hi)
+    int64_t lo = c->lower > 0 ? c->lower : 0, hi = newest < c->upper ? newest : c->upper;
+    if (lo > hi) {
+        c->upper = hi; /* nothing of the conversation within the id bounds */
         return SQLITE_OK;
+    }
     if (c->desc) {
         if ((rc = load(c, newest)) != SQLITE_OK)
             return rc;
         bool newest_within = c->cur && sqlite3_column_int64(c->st[ST_ROW], 1 + COL_MTIME) <= c->mupper;
         c->cur = 0;
-        if (!newest_within && (rc = first_id_from(c, lo, hi + 1, c->mupper + 1, &from)) == SQLITE_OK &&
+        if (!newest_within && (rc = first_id_from_time(probe_row, c, lo, hi + 1, c->mupper + 1, &from)) == SQLITE_OK &&
             from - 1 < c->upper)
             c->upper = from - 1;
-    } else if ((rc = first_id_from(c, lo, hi + 1, c->mlower, &from)) == SQLITE_OK && from > c->lower) {
-        c->lower = from;
+    } else if ((rc = first_id_from_time(probe_row, c, lo, hi + 1, c->mlower, &from)) == SQLITE_OK) {
+        if (from > c->lower)
+            c->lower = from;
+        c->upper = hi; /* nothing of the conversation is newer */
     }
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "messages.h"
 #include "module.h"
+#include "mtime_order.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -131,31 +132,30 @@ static int sweep_add(sweep *sw, sweep_task t)
     return DB_OK;
 }
 
+/* mtime_probe_fn over the statement ctx. */
+static int probe_row(void *ctx, int64_t at, bool *found, int64_t *id, int64_t *mtime)
+{
+    db_stmt_t *probe = ctx;
+    db_reset(probe);
+    db_bind_int64(probe, 1, at);
+    int rc = db_step(probe);
+    if ((*found = rc == DB_ROW)) {
+        *id = db_column_int64(probe, 0);
+        *mtime = db_column_int64(probe, 1);
+    }
+    return rc == DB_ROW || rc == DB_DONE ? DB_OK : rc;
+}
+
 /* The first id (in [lo, hi], hi meaning none) from which on no row is
- * older than cutoff, assuming mtime does not decrease as id grows: a
- * bisection with one rowid probe per step. */
+ * older than cutoff (mtime_order.h). */
 static int first_id_not_older(db_conn *db, int64_t lo, int64_t hi, int64_t cutoff, int64_t *out)
 {
     db_stmt_t *probe;
     int rc = db_stmt(db, "SELECT id, mtime FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1", &probe);
     if (rc != DB_OK)
         return rc;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        db_reset(probe);
-        db_bind_int64(probe, 1, mid);
-        rc = db_step(probe);
-        if (rc == DB_ROW && db_column_int64(probe, 1) < cutoff) {
-            lo = db_column_int64(probe, 0) + 1;  /* old rows up to this one */
-        } else if (rc == DB_ROW || rc == DB_DONE) {
-            hi = mid;
-        } else {
-            break;
-        }
-        rc = DB_OK;
-    }
+    rc = first_id_from_time(probe_row, probe, lo, hi, cutoff, out);
     db_release(probe);
-    *out = lo;
     return rc;
 }
 
